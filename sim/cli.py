@@ -1,0 +1,89 @@
+"""``sparsemac`` command line: one command, one subcommand per job (docs/cli.md).
+
+Subcommands live in their own modules (``sim/cmd_<name>.py``), each with
+``add_arguments(parser)`` and ``main(args) -> int``.  User mistakes raise :class:`UsageError`
+(or a config error) and print one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+__all__ = ["main", "UsageError", "COMMANDS"]
+
+
+class UsageError(Exception):
+    """A user mistake (bad flag value, missing file ...): printed as one line, exit code 2."""
+
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("sim.cmd_generate", "Verilog, register map and manifest for a config"),
+    "bench": ("sim.cmd_bench", "run one layer or the ring on the RTL or the cycle model"),
+    "run": ("sim.cmd_run", "run a network of layers from YAML end to end"),
+    "synth": ("sim.cmd_synth", "area and Fmax of a config for an FPGA target"),
+    "build": ("sim.cmd_build", "bitstream and reports for a board"),
+    "sweep": ("sim.cmd_sweep", "parameter sweep: area, Fmax, throughput, Pareto plot"),
+    "lut": ("sim.cmd_lut", "activation tables and their accuracy"),
+    "config": ("sim.cmd_config", "show, validate or resolve a configuration"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {name: v for name, v in COMMANDS.items() if importlib.util.find_spec(v[0])}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsemac",
+        description="Generate, verify and measure the sparsemac sparse neural-network "
+                    "accelerator.")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("sparsemac")
+    except metadata.PackageNotFoundError:  # running from a checkout without install
+        version = "unknown"
+    parser.add_argument("--version", action="version", version=f"sparsemac {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (modname, help_) in _available().items():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip())
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hw.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except (UsageError, ConfigError) as exc:
+        print(f"sparsemac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as exc:
+        # Parameter validation errors (AcceleratorConfig, golden) are user mistakes here.
+        if _is_validation_error(exc):
+            print(f"sparsemac {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print(f"sparsemac {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _is_validation_error(exc: Exception) -> bool:
+    return " must be " in str(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
