@@ -85,7 +85,8 @@ def requantize(acc, bias, mult, shift, *, acc_width: int = 32, channel_axis: int
 
 
 def apply_lut(y, table) -> np.ndarray:
-    """Apply a 256-entry int8 table: entry ``i`` holds ``f(i - 128)``, so ``out = table[y + 128]``."""
+    """Apply a 256-entry int8 table: entry ``i`` holds ``f(i - 128)``, so
+    ``out = table[y + 128]``."""
     table = np.asarray(table)
     if table.shape != (256,):
         raise ValueError(f"table must have 256 entries, not shape {table.shape!r}")

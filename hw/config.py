@@ -149,12 +149,9 @@ class AcceleratorConfig:
             value = getattr(self, fname)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{fname} must be an integer, not {value!r}")
-            if not lo <= value <= hi:
-                raise ValueError(f"{fname} must be between {lo} and {hi}, not {value!r}")
-            if pow2 and not _pow2(value):
-                raise ValueError(
-                    f"{fname} must be a power of two between {lo} and {hi}, not {value!r}"
-                )
+            if not lo <= value <= hi or (pow2 and not _pow2(value)):
+                kind = "a power of two between" if pow2 else "between"
+                raise ValueError(f"{fname} must be {kind} {lo} and {hi}, not {value!r}")
         if not isinstance(self.lut_enabled, bool):
             raise TypeError(f"lut_enabled must be a bool, not {self.lut_enabled!r}")
         if not isinstance(self.name, str):
@@ -173,11 +170,6 @@ class AcceleratorConfig:
         # Canonical order, so equal configs compare and hash equal.
         object.__setattr__(self, "formats", tuple(f for f in FORMATS if f in fmts))
         # -- cross-parameter relations ------------------------------------------------------
-        if self.group_size > self.axi_data_width:
-            raise ValueError(
-                f"group_size must be at most axi_data_width ({self.axi_data_width}), "
-                f"not {self.group_size!r}"
-            )
         if self.out_lanes > self.cols:
             raise ValueError(
                 f"out_lanes must be between 1 and cols ({self.cols}), not {self.out_lanes!r}"
@@ -297,7 +289,8 @@ class AcceleratorConfig:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if data is None:
             data = {}
-        data.setdefault("name", path.stem)
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem)
         return cls.from_dict(data, source=str(path))
 
     @classmethod
