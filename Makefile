@@ -26,10 +26,11 @@ bootstrap: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m sim.demo --config $(CONFIG)
 
-## The whole regression (fast checks first, then simulations), on $(JOBS) workers.
+## The whole regression: lint and unit tests first (fail fast), then the simulations.
 test: $(STAMP)
 	$(PY) -m ruff check hw sim golden tests bench
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow" --durations=15
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow" tests/golden tests/hw
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow" --durations=15 tests --ignore=tests/golden --ignore=tests/hw
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) tests/golden tests/hw

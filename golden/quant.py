@@ -93,4 +93,7 @@ def apply_lut(y, table) -> np.ndarray:
     if table.min() < INT8_MIN or table.max() > INT8_MAX:
         raise ValueError("table entries must be between -128 and 127")
     y = np.asarray(y).astype(np.int64)
+    if y.size and (y.min() < INT8_MIN or y.max() > INT8_MAX):  # else y + 128 would wrap around
+        raise ValueError(f"y must be int8 (-128..127), not range [{int(y.min())}, "
+                         f"{int(y.max())}]")
     return table.astype(np.int8)[y + 128]

@@ -1,0 +1,104 @@
+"""``sparsemac generate``: Verilog, resolved config, register map (when one exists), manifest.
+
+The Verilog of a top is a pure function of (top name, config, generator versions): the same
+inputs give the same bytes (:func:`hw.verilog.generate_verilog`), and the manifest records the
+versions and the SHA-256 of every file written, so an artefact can be traced back to its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from hw.config import AcceleratorConfig
+from hw.tops import default_top, make_top, top_module_name
+from hw.verilog import generate_verilog
+
+from .versions import generator_versions
+
+__all__ = ["GeneratedTop", "elaborate_verilog", "generate", "register_map_source", "sha256"]
+
+# Modules that may provide the register map (added with the accelerator top): the first one
+# found that defines ``register_map(cfg)`` is used.  Nothing is written when none exists.
+REGMAP_MODULES = ("hw.regmap", "hw.registers", "hw.csr_map")
+
+
+def sha256(data: str | bytes) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class GeneratedTop:
+    """Verilog text of one top for one config."""
+
+    top: str
+    module: str
+    verilog: str
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.verilog)
+
+
+def elaborate_verilog(cfg: AcceleratorConfig, top: str | None = None) -> GeneratedTop:
+    """Elaborate top ``top`` (default: :func:`hw.tops.default_top`) and convert it to Verilog."""
+    top = top or default_top(cfg)
+    module = top_module_name(top)
+    text = generate_verilog(make_top(top, cfg), name=module)
+    return GeneratedTop(top=top, module=module, verilog=text)
+
+
+def register_map_source():
+    """The module providing ``register_map(cfg)``, or ``None`` while no register map exists."""
+    for name in REGMAP_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+            mod = importlib.import_module(name)
+        except Exception:
+            continue
+        if callable(getattr(mod, "register_map", None)):
+            return mod
+    return None
+
+
+def generate(cfg: AcceleratorConfig, out_dir: str | Path, top: str | None = None) -> dict:
+    """Write ``<module>.v``, ``config.yaml``, ``regmap.json`` (if a source exists) and
+    ``manifest.json`` into ``out_dir``; return the manifest.
+
+    Every file is deterministic (no time stamps), so regenerating an unchanged config rewrites
+    the same bytes.
+    """
+    gen = elaborate_verilog(cfg, top)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+
+    def write(name: str, text: str) -> None:
+        (out / name).write_text(text)
+        files[name] = sha256(text)
+
+    write(f"{gen.module}.v", gen.verilog)
+    write("config.yaml", cfg.to_yaml())
+    src = register_map_source()
+    if src is not None:
+        regmap = src.register_map(cfg)
+        write("regmap.json", json.dumps(regmap, indent=2, sort_keys=True, default=str) + "\n")
+    manifest = {
+        "top": gen.top,
+        "module": gen.module,
+        "config": cfg.name,
+        "verilog": f"{gen.module}.v",
+        "verilog_sha256": gen.sha256,
+        "register_map": (src.__name__ if src is not None else None),
+        "files": files,
+        "versions": generator_versions(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

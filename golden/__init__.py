@@ -1,0 +1,31 @@
+"""Bit-exact NumPy golden model of sparsemac (docs/spec.md).
+
+Arithmetic rules (section 1): `golden.quant`; activation tables (section 1.1):
+`golden.lut`; operations (section 2): `golden.ops`; weight formats (section 3):
+`golden.formats`; pruning (section 4): `golden.prune`; performance limits (section 6):
+`golden.perf`.  Pure NumPy: never imports ``hw`` or Amaranth.
+"""
+
+from .formats import (
+    FormatError,
+    FormatErrorCode,
+    PackedWeights,
+    pack_weights,
+    packed_size,
+    parse_weights,
+    unpack_weights,
+)
+from .lut import build_lut
+from .ops import conv2d, conv_output_shape, im2col, matmul
+from .perf import LayerStats, conv_layer_stats, layer_stats, roofline_cycles
+from .prune import prune
+from .quant import apply_lut, requantize, wrap
+
+__all__ = [
+    "matmul", "conv2d", "im2col", "conv_output_shape",
+    "requantize", "wrap", "apply_lut", "build_lut",
+    "pack_weights", "unpack_weights", "parse_weights", "packed_size", "PackedWeights",
+    "FormatError", "FormatErrorCode",
+    "prune",
+    "layer_stats", "conv_layer_stats", "roofline_cycles", "LayerStats",
+]

@@ -1,0 +1,545 @@
+"""Sparse weight memory images: pack, validate, unpack (docs/spec.md section 3).
+
+A packed ``W[M, K]`` is one little-endian byte image: a 32-byte header, then up to three
+sections, each starting at a multiple of 32 bytes.  ``pack_weights`` builds the canonical image,
+``parse_weights`` checks every consistency rule of section 3 (raising `FormatError` with a
+stable `FormatErrorCode` that the hardware mirrors) and ``unpack_weights`` returns the int8
+matrix.  Pure NumPy; no hardware imports.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["pack_weights", "unpack_weights", "parse_weights", "packed_size", "PackedWeights",
+           "FormatError", "FormatErrorCode", "FORMAT_CODES", "MAGIC", "HEADER_BYTES", "ALIGN",
+           "GROUP_SIZES", "BLOCK_SIZES", "NM_MS"]
+
+MAGIC = 0x574D5053  # "SPMW" little-endian
+HEADER_BYTES = 32
+ALIGN = 32
+FORMAT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
+_FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
+GROUP_SIZES = (8, 16, 32)
+BLOCK_SIZES = (2, 4, 8, 16)
+NM_MS = (2, 4, 8, 16, 32)
+_U32_MAX = 2**32 - 1
+
+
+class FormatErrorCode(enum.IntEnum):
+    """Stable error codes of image validation (the hardware status register mirrors them)."""
+
+    OK = 0
+    BAD_MAGIC = 1       #: header magic is not ``0x574D5053``
+    BAD_FORMAT = 2      #: unknown format code
+    BAD_PARAM = 3       #: G / B / N:M / reserved byte not allowed for the format
+    BAD_SHAPE = 4       #: rows or cols is zero (or too many block columns for u16)
+    BAD_SIZE = 5        #: image shorter than the header, ``total`` not a multiple of 32 or
+    #: different from the image length
+    BAD_SECTION = 6     #: section offset misaligned, out of order, outside ``total`` or too small
+    BAD_PTR = 7         #: row_ptr / blk_ptr not starting at 0, decreasing, or past the stored data
+    BAD_MASK_COUNT = 8  #: popcount of a row's masks differs from its row_ptr difference
+    BAD_INDEX = 9       #: blk_col out of range / not increasing; nm index >= M / not increasing
+    BAD_PAD = 10        #: non-zero padding (mask bits, block values or nm values past M or K)
+
+
+class FormatError(ValueError):
+    """A weight image breaks a rule of docs/spec.md section 3.
+
+    Members
+    -------
+    code : FormatErrorCode
+        Stable code, mirrored by the hardware.
+    """
+
+    def __init__(self, code: FormatErrorCode, msg: str):
+        self.code = FormatErrorCode(code)
+        self.msg = msg
+        super().__init__(f"{self.code.name}: {msg}")
+
+    def __reduce__(self):  # picklable (pytest-xdist)
+        return (type(self), (self.code, self.msg))
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check_params(fmt, group_size, block_size, nm) -> tuple[int, int]:
+    """Return the header (param_a, param_b) of a format, validating its parameters."""
+    if fmt not in FORMAT_CODES:
+        raise ValueError(f"fmt must be one of {tuple(FORMAT_CODES)}, not {fmt!r}")
+    if fmt == "bitmap":
+        if group_size not in GROUP_SIZES:
+            raise ValueError(f"group_size must be one of {GROUP_SIZES}, not {group_size!r}")
+        return group_size, 0
+    if fmt == "block":
+        if block_size not in BLOCK_SIZES:
+            raise ValueError(f"block_size must be one of {BLOCK_SIZES}, not {block_size!r}")
+        return block_size, 0
+    if fmt == "nm":
+        try:
+            n, m = (int(v) for v in nm)
+        except (TypeError, ValueError):
+            raise ValueError(f"nm must be a pair (N, M), not {nm!r}") from None
+        if m not in NM_MS:
+            raise ValueError(f"nm M must be a power of two in 2..32, not {m!r}")
+        if not 1 <= n <= m:
+            raise ValueError(f"nm N must be between 1 and M={m}, not {n!r}")
+        return n, m
+    return 0, 0
+
+
+def _section_sizes(fmt, shape, a, b, stored) -> tuple[int, int, int]:
+    """Byte sizes of sections A, B, C; ``stored`` = nnz (bitmap) or stored blocks (block)."""
+    rows, cols = shape
+    if fmt == "dense":
+        return rows * cols, 0, 0
+    if fmt == "bitmap":
+        return 4 * (rows + 1), rows * _cdiv(cols, a) * (a // 8), stored
+    if fmt == "block":
+        return 4 * (_cdiv(rows, a) + 1), 2 * stored, stored * a * a
+    slots = rows * _cdiv(cols, b) * a
+    return slots, slots, 0
+
+
+def _layout(fmt, sizes) -> tuple[int, int, int, int]:
+    """Canonical section offsets and total for section byte sizes (unused sections = total)."""
+    used = {"dense": 1, "bitmap": 3, "block": 3, "nm": 2}[fmt]
+    offs, pos = [], HEADER_BYTES
+    for i in range(used):
+        offs.append(pos)
+        pos = _align(pos + sizes[i])
+    offs += [pos] * (3 - used)
+    return offs[0], offs[1], offs[2], pos
+
+
+def packed_size(fmt: str, shape, *, nnz: int = 0, nnz_blocks: int = 0, group_size: int = 16,
+                block_size: int = 8, nm=(2, 4)) -> int:
+    """Bytes of the canonical image of ``fmt`` without building it (for fast sweeps).
+
+    ``nnz`` (bitmap: non-zero weights) and ``nnz_blocks`` (block: stored blocks) are the only
+    data-dependent quantities; dense and nm sizes depend on the shape alone.
+    """
+    a, b = _check_params(fmt, group_size, block_size, nm)
+    stored = nnz if fmt == "bitmap" else nnz_blocks
+    return _layout(fmt, _section_sizes(fmt, tuple(shape), a, b, stored))[3]
+
+
+@dataclass(frozen=True, eq=False)
+class PackedWeights:
+    """A validated weight image and typed views of its sections (docs/spec.md section 3).
+
+    Members
+    -------
+    image : numpy.ndarray
+        The whole image, read-only ``uint8`` (``image.tobytes()`` is what goes to memory).
+    fmt : str
+        ``"dense"``, ``"bitmap"``, ``"block"`` or ``"nm"``.
+    shape : tuple of int
+        ``(M, K)`` of the unpacked matrix.
+    param_a, param_b : int
+        Header parameters: G (bitmap), B (block), N and M (nm).
+    sec_a, sec_b, sec_c : int
+        Section byte offsets (unused sections point at ``nbytes``).
+    nnz : int
+        Non-zero weights of the matrix.
+    stored : int
+        Stored entries: nnz (bitmap), stored blocks (block), value slots (nm), M*K (dense).
+    """
+
+    image: np.ndarray
+    fmt: str
+    shape: tuple[int, int]
+    param_a: int
+    param_b: int
+    sec_a: int
+    sec_b: int
+    sec_c: int
+    nnz: int
+    stored: int
+
+    @property
+    def nbytes(self) -> int:
+        """Image size in bytes (header ``total``)."""
+        return int(self.image.size)
+
+    @property
+    def group_size(self) -> int | None:
+        return self.param_a if self.fmt == "bitmap" else None
+
+    @property
+    def block_size(self) -> int | None:
+        return self.param_a if self.fmt == "block" else None
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        return (self.param_a, self.param_b) if self.fmt == "nm" else None
+
+    @property
+    def ngroups(self) -> int:
+        """Groups per row (bitmap: ceil(K/G), nm: ceil(K/M)), or block columns (block)."""
+        div = {"bitmap": self.param_a, "block": self.param_a, "nm": self.param_b}.get(self.fmt, 1)
+        return _cdiv(self.shape[1], div)
+
+    def _sec(self, start: int, nbytes: int, dtype) -> np.ndarray:
+        return self.image[start:start + nbytes].view(dtype)
+
+    def _need(self, *fmts):
+        if self.fmt not in fmts:
+            raise AttributeError(f"format {self.fmt!r} has no such section (only {fmts})")
+
+    @property
+    def header(self) -> bytes:
+        return self.image[:HEADER_BYTES].tobytes()
+
+    @property
+    def row_ptr(self) -> np.ndarray:
+        """bitmap: ``M + 1`` uint32 offsets of each row's first value."""
+        self._need("bitmap")
+        return self._sec(self.sec_a, 4 * (self.shape[0] + 1), "<u4")
+
+    @property
+    def mask_bytes(self) -> np.ndarray:
+        """bitmap: ``(M, ngroups, G/8)`` uint8 mask bytes as stored."""
+        self._need("bitmap")
+        nb = self.param_a // 8
+        m = self._sec(self.sec_b, self.shape[0] * self.ngroups * nb, np.uint8)
+        return m.reshape(self.shape[0], self.ngroups, nb)
+
+    @property
+    def masks(self) -> np.ndarray:
+        """bitmap: ``(M, ngroups)`` integer masks (bit i = element g*G + i is non-zero)."""
+        mb = self.mask_bytes.astype(np.uint64)
+        weights = np.uint64(1) << (np.uint64(8) * np.arange(mb.shape[-1], dtype=np.uint64))
+        return (mb * weights).sum(axis=-1).astype(np.uint32)
+
+    @property
+    def blk_ptr(self) -> np.ndarray:
+        """block: ``ceil(M/B) + 1`` uint32 offsets of each block row's first stored block."""
+        self._need("block")
+        return self._sec(self.sec_a, 4 * (_cdiv(self.shape[0], self.param_a) + 1), "<u4")
+
+    @property
+    def blk_col(self) -> np.ndarray:
+        """block: uint16 block column of each stored block."""
+        self._need("block")
+        return self._sec(self.sec_b, 2 * self.stored, "<u2")
+
+    @property
+    def indices(self) -> np.ndarray:
+        """nm: ``(M, ngroups, N)`` uint8 in-group indices."""
+        self._need("nm")
+        shp = (self.shape[0], self.ngroups, self.param_a)
+        return self._sec(self.sec_b, int(np.prod(shp)), np.uint8).reshape(shp)
+
+    @property
+    def values(self) -> np.ndarray:
+        """int8 values: dense ``(M, K)``, bitmap ``(nnz,)``, block ``(nnzb, B, B)``,
+        nm ``(M, ngroups, N)``."""
+        if self.fmt == "dense":
+            return self._sec(self.sec_a, self.shape[0] * self.shape[1], np.int8).reshape(
+                self.shape)
+        if self.fmt == "bitmap":
+            return self._sec(self.sec_c, self.stored, np.int8)
+        if self.fmt == "block":
+            b = self.param_a
+            return self._sec(self.sec_c, self.stored * b * b, np.int8).reshape(-1, b, b)
+        shp = (self.shape[0], self.ngroups, self.param_a)
+        return self._sec(self.sec_a, int(np.prod(shp)), np.int8).reshape(shp)
+
+    def unpack(self) -> np.ndarray:
+        """The int8 matrix ``W[M, K]``."""
+        return _decode(self)
+
+
+def _as_int8_matrix(W) -> np.ndarray:
+    W = np.asarray(W)
+    if W.dtype == bool or not np.issubdtype(W.dtype, np.integer):
+        raise TypeError(f"W must be an integer array, not dtype {W.dtype}")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (M, K), not shape {W.shape!r}")
+    if W.shape[0] < 1 or W.shape[1] < 1 or max(W.shape) > _U32_MAX:
+        raise ValueError(f"W must have 1..2**32-1 rows and columns, not shape {W.shape!r}")
+    if W.size and (W.min() < -128 or W.max() > 127):
+        raise ValueError(f"W values must be int8 (-128..127), not range "
+                         f"[{int(W.min())}, {int(W.max())}]")
+    return W.astype(np.int8)
+
+
+def _pad_to(W: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return np.pad(W, ((0, rows - W.shape[0]), (0, cols - W.shape[1])))
+
+
+def pack_weights(W, fmt: str, *, group_size: int = 16, block_size: int = 8,
+                 nm=(2, 4)) -> PackedWeights:
+    """Pack an int8 matrix into the canonical image of ``fmt`` (docs/spec.md section 3).
+
+    Parameters
+    ----------
+    W : array_like of int, shape (M, K)
+        Values in -128..127.
+    fmt : {"dense", "bitmap", "block", "nm"}
+    group_size : int
+        ``G`` of ``bitmap`` (8, 16, 32).
+    block_size : int
+        ``B`` of ``block`` (2, 4, 8, 16).
+    nm : (int, int)
+        ``(N, M)`` of ``nm``; ``M`` a power of two in 2..32, ``1 <= N <= M``.
+
+    Raises
+    ------
+    TypeError
+        ``W`` is not an integer array.
+    ValueError
+        Bad parameter, bad shape, values outside int8, or a matrix that does not fit the format
+        (an nm group with more than N non-zeros; more than 65536 block columns).
+    """
+    W = _as_int8_matrix(W)
+    a, b = _check_params(fmt, group_size, block_size, nm)
+    rows, cols = W.shape
+    nnz = int(np.count_nonzero(W))
+    if fmt == "dense":
+        secs = [W.view(np.uint8).ravel()]
+        stored = rows * cols
+    elif fmt == "bitmap":
+        ng = _cdiv(cols, a)
+        nz = _pad_to(W, rows, ng * a).reshape(rows, ng, a) != 0
+        masks = np.packbits(nz, axis=-1, bitorder="little")
+        row_ptr = np.concatenate([[0], np.cumsum(nz.sum(axis=(1, 2)))]).astype("<u4")
+        secs = [row_ptr.view(np.uint8), masks.ravel(), W[W != 0].view(np.uint8)]
+        stored = nnz
+    elif fmt == "block":
+        nbr, nbc = _cdiv(rows, a), _cdiv(cols, a)
+        if nbc > 1 << 16:
+            raise ValueError(f"block format holds at most 65536 block columns (u16 blk_col), "
+                             f"not {nbc} (K={cols}, B={a})")
+        blocks = _pad_to(W, nbr * a, nbc * a).reshape(nbr, a, nbc, a).transpose(0, 2, 1, 3)
+        nzb = blocks.any(axis=(2, 3))
+        blk_ptr = np.concatenate([[0], np.cumsum(nzb.sum(axis=1))]).astype("<u4")
+        blk_col = np.nonzero(nzb)[1].astype("<u2")
+        secs = [blk_ptr.view(np.uint8), blk_col.view(np.uint8),
+                np.ascontiguousarray(blocks[nzb]).view(np.uint8).ravel()]
+        stored = int(nzb.sum())
+    else:
+        n, m = a, b
+        ng = _cdiv(cols, m)
+        groups = _pad_to(W, rows, ng * m).reshape(rows, ng, m)
+        counts = np.count_nonzero(groups, axis=-1)
+        if np.any(counts > n):
+            r, g = (int(v) for v in np.argwhere(counts > n)[0])
+            raise ValueError(f"W does not fit nm {n}:{m}: row {r} group {g} (columns {g * m}.."
+                             f"{min(g * m + m, cols) - 1}) has {int(counts[r, g])} non-zeros, "
+                             f"more than N={n}")
+        pos = np.arange(m, dtype=np.int64)
+        key = np.where(groups != 0, pos, m + pos)  # non-zeros first, then smallest free indices
+        idx = np.sort(np.argsort(key, axis=-1, kind="stable")[..., :n], axis=-1)
+        vals = np.take_along_axis(groups, idx, axis=-1)
+        secs = [vals.view(np.uint8).ravel(), idx.astype(np.uint8).ravel()]
+        stored = rows * ng * n
+    sizes = [s.size for s in secs] + [0] * (3 - len(secs))
+    sec_a, sec_b, sec_c, total = _layout(fmt, sizes)
+    image = np.zeros(total, dtype=np.uint8)
+    hdr = np.array([MAGIC, 0, rows, cols, sec_a, sec_b, sec_c, total], dtype="<u4")
+    image[:HEADER_BYTES] = hdr.view(np.uint8)
+    image[4:8] = (FORMAT_CODES[fmt], a, b, 0)
+    for off, s in zip((sec_a, sec_b, sec_c), secs):
+        image[off:off + s.size] = s
+    image.flags.writeable = False
+    return PackedWeights(image, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, nnz, stored)
+
+
+def _fail(code, msg):
+    raise FormatError(code, msg)
+
+
+def _check_ptr(name: str, ptr: np.ndarray, capacity: int, what: str) -> int:
+    ptr = ptr.astype(np.int64)
+    if ptr[0] != 0:
+        _fail(FormatErrorCode.BAD_PTR, f"{name}[0] must be 0, not {int(ptr[0])}")
+    dec = np.nonzero(np.diff(ptr) < 0)[0]
+    if dec.size:
+        i = int(dec[0]) + 1
+        _fail(FormatErrorCode.BAD_PTR, f"{name}[{i}] = {int(ptr[i])} is less than {name}[{i - 1}]"
+              f" = {int(ptr[i - 1])} (must be non-decreasing)")
+    if ptr[-1] > capacity:
+        _fail(FormatErrorCode.BAD_PTR, f"{name}[{ptr.size - 1}] = {int(ptr[-1])} {what}, "
+              f"but the sections hold at most {capacity}")
+    return int(ptr[-1])
+
+
+def parse_weights(image) -> PackedWeights:
+    """Validate an image against every rule of docs/spec.md section 3.
+
+    Parameters
+    ----------
+    image : bytes, bytearray, numpy.ndarray of uint8 or PackedWeights
+
+    Raises
+    ------
+    FormatError
+        With ``.code`` the first broken rule, checked in the order of `FormatErrorCode`
+        (header, sizes, sections, pointers, masks, indices, padding).
+    """
+    if isinstance(image, PackedWeights):
+        image = image.image
+    img = np.frombuffer(bytes(image), dtype=np.uint8) if not isinstance(image, np.ndarray) \
+        else np.asarray(image, dtype=np.uint8).ravel()
+    img = img.copy()
+    img.flags.writeable = False
+    if img.size < HEADER_BYTES:
+        _fail(FormatErrorCode.BAD_SIZE, f"image is {img.size} bytes, shorter than the "
+              f"{HEADER_BYTES}-byte header")
+    magic, _, rows, cols, sec_a, sec_b, sec_c, total = (int(v) for v in
+                                                        img[:HEADER_BYTES].view("<u4"))
+    code, a, b, reserved = (int(v) for v in img[4:8])
+    if magic != MAGIC:
+        _fail(FormatErrorCode.BAD_MAGIC, f"magic at offset 0 must be 0x{MAGIC:08X}, "
+              f"not 0x{magic:08X}")
+    if code not in _FORMAT_NAMES:
+        _fail(FormatErrorCode.BAD_FORMAT, f"format at offset 4 must be one of 0..3, not {code}")
+    fmt = _FORMAT_NAMES[code]
+    if reserved != 0:
+        _fail(FormatErrorCode.BAD_PARAM, f"reserved byte at offset 7 must be 0, not {reserved}")
+    try:
+        ea, eb = _check_params(fmt, a, a, (a, b))
+    except ValueError as e:
+        _fail(FormatErrorCode.BAD_PARAM, f"{fmt} header params (param_a={a}, param_b={b}): {e}")
+    if (ea, eb) != (a, b):
+        _fail(FormatErrorCode.BAD_PARAM, f"{fmt} header params must be ({ea}, {eb}), "
+              f"not ({a}, {b})")
+    if rows == 0 or cols == 0:
+        _fail(FormatErrorCode.BAD_SHAPE, f"rows and cols must be non-zero, not ({rows}, {cols})")
+    if fmt == "block" and _cdiv(cols, a) > 1 << 16:
+        _fail(FormatErrorCode.BAD_SHAPE, f"block columns ceil(K/B) = {_cdiv(cols, a)} must be "
+              f"at most 65536")
+    if total % ALIGN or total != img.size:
+        _fail(FormatErrorCode.BAD_SIZE, f"total at offset 28 = {total} must be a multiple of "
+              f"{ALIGN} and equal the image length {img.size}")
+    offs = {"sec_a": sec_a, "sec_b": sec_b, "sec_c": sec_c}
+    for name, off in offs.items():
+        if off % ALIGN or not HEADER_BYTES <= off <= total:
+            _fail(FormatErrorCode.BAD_SECTION, f"{name} = {off} must be a multiple of {ALIGN} "
+                  f"in [{HEADER_BYTES}, total={total}]")
+    if not sec_a <= sec_b <= sec_c:
+        _fail(FormatErrorCode.BAD_SECTION, f"sections must be in order, not sec_a={sec_a}, "
+              f"sec_b={sec_b}, sec_c={sec_c}")
+    used = {"dense": 1, "bitmap": 3, "block": 3, "nm": 2}[fmt]
+    for name in list(offs)[used:]:
+        if offs[name] != total:
+            _fail(FormatErrorCode.BAD_SECTION, f"unused {name} of {fmt} must equal total="
+                  f"{total}, not {offs[name]}")
+    ends = [sec_b, sec_c, total]
+    fixed = _section_sizes(fmt, (rows, cols), a, b, 0)
+    for i, name in enumerate(["A", "B", "C"][:used]):
+        if fixed[i] > ends[i] - (sec_a, sec_b, sec_c)[i]:
+            _fail(FormatErrorCode.BAD_SECTION, f"section {name} of {fmt} needs at least "
+                  f"{fixed[i]} bytes, but has {ends[i] - (sec_a, sec_b, sec_c)[i]}")
+    pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, 0)
+    if fmt == "bitmap":
+        nnz = _check_ptr("row_ptr", pw.row_ptr, total - sec_c, "non-zero values")
+        pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, nnz)
+        bits = np.unpackbits(pw.mask_bytes, axis=-1, bitorder="little").reshape(rows, -1)
+        if bits[:, cols:].any():
+            r, c = (int(v) for v in np.argwhere(bits[:, cols:])[0])
+            _fail(FormatErrorCode.BAD_PAD, f"mask bit of row {r} column {cols + c} (group "
+                  f"{(cols + c) // a}, bit {(cols + c) % a}) is past K={cols} and must be 0")
+        counts = bits.sum(axis=1, dtype=np.int64)
+        diffs = np.diff(pw.row_ptr.astype(np.int64))
+        bad = np.nonzero(counts != diffs)[0]
+        if bad.size:
+            r = int(bad[0])
+            _fail(FormatErrorCode.BAD_MASK_COUNT, f"popcount of row {r} masks is "
+                  f"{int(counts[r])}, expected row_ptr[{r + 1}] - row_ptr[{r}] = {int(diffs[r])}")
+    elif fmt == "block":
+        nbc = _cdiv(cols, a)
+        ptr = pw.blk_ptr.astype(np.int64)
+        cap = min((sec_c - sec_b) // 2, (total - sec_c) // (a * a))
+        nnzb = _check_ptr("blk_ptr", ptr, cap, "stored blocks")
+        pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, nnzb)
+        col = pw.blk_col.astype(np.int64)
+        if col.size and col.max() >= nbc:
+            i = int(np.argmax(col >= nbc))
+            _fail(FormatErrorCode.BAD_INDEX, f"blk_col[{i}] = {int(col[i])} must be less than "
+                  f"ceil(K/B) = {nbc}")
+        brow = np.repeat(np.arange(ptr.size - 1), np.diff(ptr))
+        bad = np.nonzero((np.diff(col) <= 0) & (np.diff(brow) == 0))[0]
+        if bad.size:
+            i = int(bad[0]) + 1
+            _fail(FormatErrorCode.BAD_INDEX, f"blk_col[{i}] = {int(col[i])} must be greater than "
+                  f"blk_col[{i - 1}] = {int(col[i - 1])} (same block row {int(brow[i])})")
+        vals = pw.values
+        rr = brow[:, None] * a + np.arange(a)[None, :]  # (nnzb, B) matrix rows
+        cc = col[:, None] * a + np.arange(a)[None, :]
+        pad = (rr[:, :, None] >= rows) | (cc[:, None, :] >= cols)
+        if np.any(pad & (vals != 0)):
+            i, r, c = (int(v) for v in np.argwhere(pad & (vals != 0))[0])
+            _fail(FormatErrorCode.BAD_PAD, f"block {i} (block row {int(brow[i])}, blk_col "
+                  f"{int(col[i])}) element ({r}, {c}) is past M={rows} or K={cols} and must be "
+                  f"0, not {int(vals[i, r, c])}")
+    elif fmt == "nm":
+        n, m = a, b
+        pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0,
+                           rows * _cdiv(cols, m) * n)
+        idx = pw.indices.astype(np.int64)
+        if idx.max() >= m:
+            r, g, s = (int(v) for v in np.argwhere(idx >= m)[0])
+            _fail(FormatErrorCode.BAD_INDEX, f"nm index of row {r} group {g} slot {s} is "
+                  f"{int(idx[r, g, s])}, must be less than M={m}")
+        if n > 1 and np.any(np.diff(idx, axis=-1) <= 0):
+            r, g, s = (int(v) for v in np.argwhere(np.diff(idx, axis=-1) <= 0)[0])
+            _fail(FormatErrorCode.BAD_INDEX, f"nm indices of row {r} group {g} must be strictly "
+                  f"increasing, not {idx[r, g].tolist()} (slot {s + 1})")
+        col = np.arange(idx.shape[1])[None, :, None] * m + idx
+        bad = (col >= cols) & (pw.values != 0)
+        if bad.any():
+            r, g, s = (int(v) for v in np.argwhere(bad)[0])
+            _fail(FormatErrorCode.BAD_PAD, f"nm slot {s} of row {r} group {g} points past "
+                  f"K={cols} (column {int(col[r, g, s])}) and must hold 0, "
+                  f"not {int(pw.values[r, g, s])}")
+    else:
+        pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, rows * cols)
+    W = _decode(pw)
+    return PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c,
+                         int(np.count_nonzero(W)), pw.stored)
+
+
+def _decode(pw: PackedWeights) -> np.ndarray:
+    rows, cols = pw.shape
+    if pw.fmt == "dense":
+        return pw.values.copy()
+    if pw.fmt == "bitmap":
+        bits = np.unpackbits(pw.mask_bytes, axis=-1, bitorder="little").reshape(rows, -1)
+        W = np.zeros(bits.shape, dtype=np.int8)
+        W[bits.astype(bool)] = pw.values  # row-major order, as packed
+        return W[:, :cols]
+    if pw.fmt == "block":
+        b = pw.param_a
+        nbr, nbc = _cdiv(rows, b), _cdiv(cols, b)
+        blocks = np.zeros((nbr, nbc, b, b), dtype=np.int8)
+        brow = np.repeat(np.arange(nbr), np.diff(pw.blk_ptr.astype(np.int64)))
+        blocks[brow, pw.blk_col.astype(np.int64)] = pw.values
+        return blocks.transpose(0, 2, 1, 3).reshape(nbr * b, nbc * b)[:rows, :cols].copy()
+    m = pw.param_b
+    ng = pw.ngroups
+    W = np.zeros((rows, ng, m), dtype=np.int8)
+    np.put_along_axis(W, pw.indices.astype(np.int64), pw.values, axis=-1)
+    return W.reshape(rows, ng * m)[:, :cols].copy()
+
+
+def unpack_weights(image) -> np.ndarray:
+    """Validate an image (see `parse_weights`) and return the int8 matrix ``W[M, K]``.
+
+    Raises
+    ------
+    FormatError
+        The image breaks a rule of docs/spec.md section 3; ``.code`` says which.
+    """
+    return parse_weights(image).unpack()

@@ -1,0 +1,91 @@
+"""A whole unidirectional ring of routers (docs/ring.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import MAX_NODES, flit_layout
+from .ring_router import RingRouter
+
+__all__ = ["Ring"]
+
+
+class Ring(wiring.Component):
+    """``nodes`` :class:`RingRouter` s joined in a unidirectional ring, node ``i`` -> ``i + 1``.
+
+    Guarantees (docs/ring.md, section 3): no flit is lost or duplicated; flits of one
+    (source, destination) pair are delivered in injection order, unicast and multicast alike;
+    no deadlock under any traffic and any ``eject`` stall pattern, as long as every ``eject``
+    port eventually accepts; no node's injection is starved (round-robin, at most two other
+    flits leave a router before its waiting injection, then it takes the next credit).
+
+    Latency: an unblocked flit from node ``s`` to ``d`` is on ``eject[d]`` ``1 + 2 * hops``
+    cycles after ``inject[s]`` accepted it, ``hops = (d - s) mod nodes`` (``nodes`` when
+    ``d == s``).  Throughput: one flit per cycle per link with ``fifo_depth >= 4``.
+
+    Parameters
+    ----------
+    nodes : int
+        Routers on the ring (1..16).  The accelerator top uses one memory hub plus ``tiles``
+        compute tiles.
+    payload_width : int
+        Payload bits of a flit (1..512; the config's ``ring_payload_width``).
+    fifo_depth : int
+        Entries per input FIFO and virtual channel (1..64; the config's ``ring_fifo_depth``).
+
+    Members
+    -------
+    inject : In(stream.Signature(flit_layout)).array(nodes)
+        Local injection port of each node.
+    eject : Out(stream.Signature(flit_layout)).array(nodes)
+        Local delivery port of each node.
+    discard : Out(nodes)
+        Bit ``i`` pulses when node ``i`` dropped an injected flit that addressed no node.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong type or out of range (messages name the parameter).
+    """
+
+    def __init__(self, *, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
+        if isinstance(nodes, bool) or not isinstance(nodes, int):
+            raise TypeError(f"nodes must be an integer, not {nodes!r}")
+        if not 1 <= nodes <= MAX_NODES:
+            raise ValueError(f"nodes must be between 1 and {MAX_NODES}, not {nodes!r}")
+        self.routers = [RingRouter(node=i, nodes=nodes, payload_width=payload_width,
+                                   fifo_depth=fifo_depth) for i in range(nodes)]
+        self.nodes = nodes
+        self.payload_width = payload_width
+        self.fifo_depth = fifo_depth
+        self.layout = flit_layout(nodes, payload_width)
+        super().__init__({
+            "inject": In(stream.Signature(self.layout)).array(nodes),
+            "eject": Out(stream.Signature(self.layout)).array(nodes),
+            "discard": Out(nodes),
+        })
+
+    @classmethod
+    def from_config(cls, config, *, nodes: int | None = None) -> Ring:
+        """The ring of an :class:`~hw.config.AcceleratorConfig` (``nodes`` defaults to
+        ``config.tiles``)."""
+        return cls(nodes=config.tiles if nodes is None else nodes,
+                   payload_width=config.ring_payload_width, fifo_depth=config.ring_fifo_depth)
+
+    def min_latency(self, src: int, dst: int) -> int:
+        """Cycles from ``inject[src]`` accepting a flit to it on ``eject[dst]``, unblocked."""
+        hops = (dst - src) % self.nodes or self.nodes
+        return 1 + self.routers[0].hop_latency * hops
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, r in enumerate(self.routers):
+            m.submodules[f"router{i}"] = r
+            wiring.connect(m, wiring.flipped(self.inject[i]), r.inject)
+            wiring.connect(m, r.eject, wiring.flipped(self.eject[i]))
+            m.d.comb += self.discard[i].eq(r.discard)
+        for i, r in enumerate(self.routers):
+            wiring.connect(m, r.ring_out, self.routers[(i + 1) % self.nodes].ring_in)
+        return m

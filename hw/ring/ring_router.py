@@ -1,0 +1,255 @@
+"""One router of the unidirectional ring (docs/ring.md)."""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .layouts import MAX_NODES, VIRTUAL_CHANNELS, flit_layout, link_signature
+
+__all__ = ["RingRouter"]
+
+# requesters of the ring output link, in round-robin order
+_FWD0, _FWD1, _INJ = 0, 1, 2
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
+
+
+class RingRouter(wiring.Component):
+    """Router of node ``node`` on a unidirectional ring of ``nodes`` nodes.
+
+    Deadlock freedom: dateline with two virtual channels.  A flit travels on virtual channel 0
+    until it leaves node ``nodes - 1`` (the dateline), and on channel 1 after that; a flit visits
+    each node at most once, so channel 1 never crosses the dateline again and the channel
+    dependency graph is acyclic (docs/ring.md, section 2).  Each channel has its own input FIFO
+    of ``fifo_depth`` entries and its own credit counter.
+
+    Routing: every flit carries a destination set (``mask``; a unicast flit's set is its
+    ``dest``).  The head of an input FIFO is delivered on ``eject`` if its own node is in the
+    set, and forwarded (with its own bit cleared) if other nodes remain; the two can happen in
+    the same or in different cycles, and the entry is freed when both are done, so a multicast
+    flit is never held in two buffers at once.  Injected flits get ``src = node`` and a
+    destination set limited to existing nodes; a flit addressing no existing node is accepted and
+    dropped with a ``discard`` pulse.  A flit addressed to its own source goes once round the
+    ring.
+
+    Latency and throughput: the output link is registered, so a flit that is not blocked spends
+    2 cycles per hop (1 in the link register, 1 in the next FIFO); an injected flit first appears
+    on ``ring_out`` the cycle after ``inject`` accepts it.  The credit loop is 4 cycles, so
+    ``fifo_depth >= 4`` sustains one flit per cycle per channel.
+
+    Arbitration (no starvation): the output link is shared round-robin by the forward traffic
+    of channel 0, of channel 1 and by ``inject``; ``inject`` always uses the same output channel
+    as forwarded channel-0 traffic, so once ``inject`` is valid at most two other flits leave
+    this router before it, after which it takes the next credit of its channel.  ``eject`` is
+    shared round-robin by the two channel heads and its choice is held until taken (stream
+    rules).
+
+    Parameters
+    ----------
+    node : int
+        This router's node number, ``0 <= node < nodes``.
+    nodes : int
+        Nodes on the ring (1..16).
+    payload_width : int
+        Payload bits of a flit (1..512).
+    fifo_depth : int
+        Entries of each input FIFO per virtual channel (1..64).
+
+    Members
+    -------
+    inject : In(stream.Signature(flit_layout))
+        Local injection.
+    eject : Out(stream.Signature(flit_layout))
+        Local delivery; the flit's ``mask`` still contains this node.
+    ring_in : In(link_signature)
+        Link from the previous node.
+    ring_out : Out(link_signature)
+        Link to the next node.
+    discard : Out(1)
+        Pulses when an injected flit addressed no existing node and was dropped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong type or out of range.
+    """
+
+    def __init__(self, *, node: int, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
+        _check_int("nodes", nodes, 1, MAX_NODES)
+        _check_int("node", node, 0, nodes - 1)
+        _check_int("payload_width", payload_width, 1, 512)
+        _check_int("fifo_depth", fifo_depth, 1, 64)
+        self.node = node
+        self.nodes = nodes
+        self.payload_width = payload_width
+        self.fifo_depth = fifo_depth
+        self.layout = flit_layout(nodes, payload_width)
+        link = link_signature(nodes, payload_width)
+        super().__init__({
+            "inject": In(stream.Signature(self.layout)),
+            "eject": Out(stream.Signature(self.layout)),
+            "ring_in": In(link),
+            "ring_out": Out(link),
+            "discard": Out(1),
+        })
+        # observation points for formal proofs and testbenches (not ports)
+        self.fifos = [SyncFIFO(width=self.layout.size, depth=fifo_depth)
+                      for _ in range(VIRTUAL_CHANNELS)]
+        self.credits = [Signal(range(fifo_depth + 1), init=fifo_depth, name=f"credits{v}")
+                        for v in range(VIRTUAL_CHANNELS)]
+        self.sent = [Signal(name=f"sent{v}") for v in range(VIRTUAL_CHANNELS)]
+        self.popped = [Signal(name=f"popped{v}") for v in range(VIRTUAL_CHANNELS)]
+        self.consumed = [Signal(name=f"consumed{v}") for v in range(VIRTUAL_CHANNELS)]
+
+    @property
+    def is_dateline(self) -> bool:
+        """Traffic leaving this node crosses the dateline (it is the last node)."""
+        return self.node == self.nodes - 1
+
+    @property
+    def hop_latency(self) -> int:
+        """Cycles per hop of an unblocked flit."""
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        nodes, node = self.nodes, self.node
+        all_nodes = (1 << nodes) - 1
+        self_bit = 1 << node
+        # output channel of channel-0 traffic and injections; channel-1 traffic stays on 1
+        vc_low = 1 if self.is_dateline else 0
+
+        # -- input FIFOs, one per virtual channel ---------------------------------------------
+        heads, want_eject, want_fwd, rest = [], [], [], []
+        done_local = [Signal(name=f"done_local{v}") for v in range(VIRTUAL_CHANNELS)]
+        done_fwd = [Signal(name=f"done_fwd{v}") for v in range(VIRTUAL_CHANNELS)]
+        for v, fifo in enumerate(self.fifos):
+            m.submodules[f"fifo{v}"] = fifo
+            m.d.comb += [
+                fifo.w_en.eq(self.ring_in.valid & (self.ring_in.vc == v)),
+                fifo.w_data.eq(self.ring_in.flit.as_value()),
+            ]
+            head = self.layout(fifo.r_data)
+            r = Signal(nodes, name=f"rest{v}")
+            m.d.comb += r.eq(head.mask & ~Const(self_bit, nodes))
+            we, wf = Signal(name=f"want_eject{v}"), Signal(name=f"want_fwd{v}")
+            m.d.comb += [
+                we.eq(fifo.r_rdy & head.mask[node] & ~done_local[v]),
+                wf.eq(fifo.r_rdy & (r != 0) & ~done_fwd[v]),
+            ]
+            heads.append(head)
+            rest.append(r)
+            want_eject.append(we)
+            want_fwd.append(wf)
+
+        # -- injection: stamp source, limit the destination set to existing nodes --------------
+        inj = self.inject.payload
+        inj_mask = Signal(nodes)
+        onehot = (Const(1, 1) << inj.dest)
+        m.d.comb += inj_mask.eq(Mux(inj.mcast, inj.mask & all_nodes, onehot[:nodes]))
+        want_inj = Signal()
+        m.d.comb += want_inj.eq(self.inject.valid & (inj_mask != 0))
+
+        # -- output link arbitration: round-robin over fwd0, fwd1, inject -------------------------
+        out_vc = [vc_low, 1, vc_low]
+        wants = [want_fwd[0], want_fwd[1], want_inj]
+        eligible = [Signal(name=f"eligible{i}") for i in range(3)]
+        for i in range(3):
+            m.d.comb += eligible[i].eq(wants[i] & (self.credits[out_vc[i]] != 0))
+        prio = Signal(range(3))
+        grant = [Signal(name=f"grant{i}") for i in range(3)]
+        for p in range(3):
+            order = [(p + k) % 3 for k in range(3)]
+            with m.If(prio == p):
+                with m.If(eligible[order[0]]):
+                    m.d.comb += grant[order[0]].eq(1)
+                with m.Elif(eligible[order[1]]):
+                    m.d.comb += grant[order[1]].eq(1)
+                with m.Elif(eligible[order[2]]):
+                    m.d.comb += grant[order[2]].eq(1)
+        for i in range(3):
+            with m.If(grant[i]):
+                m.d.sync += prio.eq((i + 1) % 3)
+
+        # registered link output
+        m.d.sync += self.ring_out.valid.eq(grant[_FWD0] | grant[_FWD1] | grant[_INJ])
+        with m.If(grant[_INJ]):
+            m.d.sync += [
+                self.ring_out.vc.eq(vc_low),
+                self.ring_out.flit.eq(inj),
+                self.ring_out.flit.src.eq(node),
+                self.ring_out.flit.mask.eq(inj_mask),
+            ]
+        for v, g in ((0, grant[_FWD0]), (1, grant[_FWD1])):
+            with m.If(g):
+                m.d.sync += [
+                    self.ring_out.vc.eq(out_vc[v]),
+                    self.ring_out.flit.eq(heads[v]),
+                    self.ring_out.flit.mask.eq(rest[v]),
+                ]
+        m.d.comb += [
+            self.inject.ready.eq(grant[_INJ] | (self.inject.valid & (inj_mask == 0))),
+            self.discard.eq(self.inject.valid & (inj_mask == 0)),
+        ]
+
+        # credits for the next node's FIFOs
+        for v in range(VIRTUAL_CHANNELS):
+            users = [grant[i] for i in range(3) if out_vc[i] == v]
+            if users:
+                m.d.comb += self.sent[v].eq(reduce(operator.or_, users))
+            m.d.sync += self.credits[v].eq(self.credits[v] + self.ring_out.credit[v]
+                                           - self.sent[v])
+
+        # -- ejection: round-robin over the channel heads, choice held until taken --------------
+        ej_prio = Signal()
+        locked = Signal()
+        locked_sel = Signal()
+        sel = Signal()
+        with m.If(locked):
+            m.d.comb += sel.eq(locked_sel)
+        with m.Elif(ej_prio):
+            m.d.comb += sel.eq(Mux(want_eject[1], 1, 0))
+        with m.Else():
+            m.d.comb += sel.eq(Mux(want_eject[0], 0, 1))
+        m.d.comb += [
+            self.eject.valid.eq(Mux(sel, want_eject[1], want_eject[0])),
+            self.eject.payload.eq(Mux(sel, heads[1].as_value(), heads[0].as_value())),
+        ]
+        with m.If(self.eject.valid & ~self.eject.ready):
+            m.d.sync += [locked.eq(1), locked_sel.eq(sel)]
+        with m.If(self.eject.valid & self.eject.ready):
+            m.d.sync += [locked.eq(0), ej_prio.eq(~sel)]
+
+        # -- retire channel heads -------------------------------------------------------------
+        fwd_grant = [grant[_FWD0], grant[_FWD1]]
+        for v, fifo in enumerate(self.fifos):
+            eject_now = self.eject.valid & self.eject.ready & (sel == v)
+            local_ok = ~heads[v].mask[node] | done_local[v] | eject_now
+            fwd_ok = (rest[v] == 0) | done_fwd[v] | fwd_grant[v]
+            m.d.comb += [
+                fifo.r_en.eq(fifo.r_rdy & local_ok & fwd_ok),
+                self.popped[v].eq(fifo.r_en),
+                # the flit leaves the ring here (it was not forwarded in any cycle)
+                self.consumed[v].eq(fifo.r_en & (rest[v] == 0)),
+            ]
+            with m.If(fifo.r_en):
+                m.d.sync += [done_local[v].eq(0), done_fwd[v].eq(0)]
+            with m.Else():
+                with m.If(eject_now):
+                    m.d.sync += done_local[v].eq(1)
+                with m.If(fwd_grant[v]):
+                    m.d.sync += done_fwd[v].eq(1)
+            # a freed entry returns a credit to the previous node one cycle later
+            m.d.sync += self.ring_in.credit[v].eq(fifo.r_en)
+        return m

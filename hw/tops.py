@@ -1,0 +1,125 @@
+"""Registry of the generatable tops: a name -> ``factory(cfg) -> wiring.Component``.
+
+The flow (``sparsemac generate / synth / build / sweep``) elaborates one of these.  The block
+modules are imported lazily, inside each factory, so a block that does not exist yet (or fails
+to import) only makes its top unavailable: :func:`available_tops` lists what can be built now and
+:func:`default_top` picks the most complete one (accelerator > tile > mac_array > pe).
+
+Every factory takes an :class:`~hw.config.AcceleratorConfig` and passes the parameters the block
+needs, keyword-only, so a top is fully determined by its config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable
+
+from .config import AcceleratorConfig
+
+__all__ = ["TOPS", "TOP_MODULES", "DEFAULT_ORDER", "available_tops", "default_top", "make_top",
+           "top_module_name"]
+
+
+def _kwargs_for(cls, cfg: AcceleratorConfig, extra: dict | None = None) -> dict:
+    """Keyword arguments of ``cls.__init__`` that the config can fill (by parameter name).
+
+    ``cfg`` passes itself to a ``cfg``/``config`` parameter; every other keyword-only or
+    positional-or-keyword parameter named like a config field gets that field's value.
+    """
+    sig = inspect.signature(cls.__init__)
+    kw = {}
+    for name, p in sig.parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if extra and name in extra:
+            kw[name] = extra[name]
+        elif name in ("cfg", "config"):
+            kw[name] = cfg
+        elif hasattr(cfg, name) and not isinstance(getattr(type(cfg), name, None), property):
+            kw[name] = getattr(cfg, name)
+    return kw
+
+
+def _build(module: str, cls_name: str, extra: Callable[[AcceleratorConfig], dict] | None = None
+           ) -> Callable[[AcceleratorConfig], object]:
+    def factory(cfg: AcceleratorConfig):
+        cls = getattr(importlib.import_module(module), cls_name)
+        return cls(**_kwargs_for(cls, cfg, extra(cfg) if extra else None))
+
+    factory.__name__ = f"make_{cls_name}"
+    factory.__doc__ = f"``{module}.{cls_name}`` built from an AcceleratorConfig."
+    return factory
+
+
+# name -> (module, class)
+TOP_MODULES: dict[str, tuple[str, str]] = {
+    "pe": ("hw.pe", "ProcessingElement"),
+    "mac_array": ("hw.mac_array", "MacArray"),
+    "output_pipeline": ("hw.output_pipeline", "OutputPipeline"),
+    "ring": ("hw.ring", "Ring"),
+    "tile": ("hw.tile", "Tile"),
+    "accelerator": ("hw.accelerator", "Accelerator"),
+}
+
+#: name -> factory(cfg) -> wiring.Component
+TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
+    name: _build(mod, cls) for name, (mod, cls) in TOP_MODULES.items()
+}
+# Blocks whose parameters are not named like config fields get explicit mappings.
+TOPS["pe"] = _build("hw.pe", "ProcessingElement")  # data_width, acc_width, mul_pipeline
+TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
+    "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
+    "payload_width": cfg.ring_payload_width,
+    "fifo_depth": cfg.ring_fifo_depth,
+})
+
+#: Most complete first: what :func:`default_top` prefers.
+DEFAULT_ORDER = ("accelerator", "tile", "mac_array", "pe")
+
+
+def _importable(name: str) -> bool:
+    module, cls = TOP_MODULES[name]
+    try:
+        if importlib.util.find_spec(module) is None:
+            return False
+        return hasattr(importlib.import_module(module), cls)
+    except Exception:  # a half-written block: not available yet
+        return False
+
+
+def available_tops() -> list[str]:
+    """Names of the tops whose block module exists and imports, in registry order."""
+    return [name for name in TOPS if _importable(name)]
+
+
+def default_top(cfg: AcceleratorConfig | None = None) -> str:
+    """The most complete available top (accelerator > tile > mac_array > pe)."""
+    avail = set(available_tops())
+    for name in DEFAULT_ORDER:
+        if name in avail:
+            return name
+    raise RuntimeError("no generatable top is available (hw/pe.py is missing?)")
+
+
+def top_module_name(name: str) -> str:
+    """Verilog module name of a top: ``sparsemac_<name>``."""
+    return f"sparsemac_{name}"
+
+
+def make_top(name: str, cfg: AcceleratorConfig):
+    """Elaboratable of top ``name`` for ``cfg``.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a registered top, or its block does not exist yet.
+    """
+    if name not in TOPS:
+        raise ValueError(f"top must be one of {', '.join(TOPS)}, not {name!r}")
+    if not _importable(name):
+        raise ValueError(f"top must be one of the available tops "
+                         f"({', '.join(available_tops())}), not {name!r} (its block "
+                         f"{TOP_MODULES[name][0]} does not exist yet)")
+    return TOPS[name](cfg)
