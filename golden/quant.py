@@ -28,9 +28,8 @@ def wrap(x, width: int) -> np.ndarray:
         f = np.frompyfunc(lambda v: ((int(v) + h) % m) - h, 1, 1)
         return f(a)
     a = a.astype(np.int64)
-    m = np.int64(1) << np.int64(width)
-    h = np.int64(1) << np.int64(width - 1)
-    return ((a + h) & (m - 1)) - h
+    k = np.int64(64 - width)  # sign-extend the low ``width`` bits (shifts never overflow-warn)
+    return (a << k) >> k
 
 
 def saturate(x, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:

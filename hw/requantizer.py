@@ -141,7 +141,7 @@ class Requantizer(wiring.Component):
         """Cycles from an accepted input beat to its output beat (without back-pressure).
 
         1 (parameter read) + 1 (bias add) + 1 (partial products) + adder levels
-        + 2 (barrel shift) + 1 (clamp) + 1 (round and saturate): 9 for ``acc_width <= 34``.
+        + 2 (barrel shift) + 1 (clamp) + 1 (round and saturate): 9 for ``acc_width <= 35``.
         """
         return 6 + self._adder_levels + 1
 

@@ -22,7 +22,7 @@ __all__ = ["TOPS", "TOP_MODULES", "DEFAULT_ORDER", "available_tops", "default_to
            "top_module_name"]
 
 
-def _kwargs_for(cls, cfg: AcceleratorConfig, extra: dict | None = None) -> dict:
+def _kwargs_for(cls, cfg: AcceleratorConfig) -> dict:
     """Keyword arguments of ``cls.__init__`` that the config can fill (by parameter name).
 
     ``cfg`` passes itself to a ``cfg``/``config`` parameter; every other keyword-only or
@@ -33,9 +33,7 @@ def _kwargs_for(cls, cfg: AcceleratorConfig, extra: dict | None = None) -> dict:
     for name, p in sig.parameters.items():
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        if extra and name in extra:
-            kw[name] = extra[name]
-        elif name in ("cfg", "config"):
+        if name in ("cfg", "config"):
             kw[name] = cfg
         elif hasattr(cfg, name) and not isinstance(getattr(type(cfg), name, None), property):
             kw[name] = getattr(cfg, name)
@@ -46,7 +44,7 @@ def _build(module: str, cls_name: str, extra: Callable[[AcceleratorConfig], dict
            ) -> Callable[[AcceleratorConfig], object]:
     def factory(cfg: AcceleratorConfig):
         cls = getattr(importlib.import_module(module), cls_name)
-        return cls(**_kwargs_for(cls, cfg, extra(cfg) if extra else None))
+        return cls(**(extra(cfg) if extra else _kwargs_for(cls, cfg)))
 
     factory.__name__ = f"make_{cls_name}"
     factory.__doc__ = f"``{module}.{cls_name}`` built from an AcceleratorConfig."
@@ -68,7 +66,14 @@ TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
     name: _build(mod, cls) for name, (mod, cls) in TOP_MODULES.items()
 }
 # Blocks whose parameters are not named like config fields get explicit mappings.
-TOPS["pe"] = _build("hw.pe", "ProcessingElement")  # data_width, acc_width, mul_pipeline
+TOPS["pe"] = _build("hw.pe", "ProcessingElement", lambda cfg: {
+    "data_width": cfg.data_width, "acc_width": cfg.acc_width, "mul_pipeline": cfg.mul_pipeline})
+TOPS["mac_array"] = _build("hw.mac_array", "MacArray", lambda cfg: {
+    "rows": cfg.rows, "cols": cfg.cols, "acc_width": cfg.acc_width,
+    "mul_pipeline": cfg.mul_pipeline})
+TOPS["output_pipeline"] = _build("hw.output_pipeline", "OutputPipeline", lambda cfg: {
+    "cfg": cfg})  # lanes = out_lanes, acc_width, max_channels = rows
+TOPS["tile"] = _build("hw.tile", "Tile", lambda cfg: {"config": cfg})
 TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,

@@ -86,4 +86,8 @@ def _is_validation_error(exc: Exception) -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m sim.cli` runs this file as __main__: call the package module's main so that
+    # `except UsageError` catches the class the subcommands import from sim.cli.
+    from sim.cli import main as _package_main
+
+    sys.exit(_package_main())

@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import MAX_NODES, flit_layout
+from .layouts import flit_layout
 from .ring_router import RingRouter
 
 __all__ = ["Ring"]
@@ -21,8 +21,8 @@ class Ring(wiring.Component):
     port eventually accepts; no node's injection is starved (round-robin, at most two other
     flits leave a router before its waiting injection, then it takes the next credit).
 
-    Latency: an unblocked flit from node ``s`` to ``d`` is on ``eject[d]`` ``1 + 2 * hops``
-    cycles after ``inject[s]`` accepted it, ``hops = (d - s) mod nodes`` (``nodes`` when
+    Latency: an unblocked flit from node ``s`` to ``d`` is on ``eject[d]`` ``2 * hops`` cycles
+    after the cycle in which ``inject[s]`` accepted it, ``hops = (d - s) mod nodes`` (``nodes`` when
     ``d == s``).  Throughput: one flit per cycle per link with ``fifo_depth >= 4``.
 
     Parameters
@@ -51,12 +51,14 @@ class Ring(wiring.Component):
     """
 
     def __init__(self, *, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
-        if isinstance(nodes, bool) or not isinstance(nodes, int):
-            raise TypeError(f"nodes must be an integer, not {nodes!r}")
-        if not 1 <= nodes <= MAX_NODES:
-            raise ValueError(f"nodes must be between 1 and {MAX_NODES}, not {nodes!r}")
-        self.routers = [RingRouter(node=i, nodes=nodes, payload_width=payload_width,
-                                   fifo_depth=fifo_depth) for i in range(nodes)]
+        try:
+            # validate the router parameters now; the routers themselves are built on demand
+            RingRouter._validate(nodes=nodes, payload_width=payload_width,
+                                 fifo_depth=fifo_depth)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
+        self._routers = None
         self.nodes = nodes
         self.payload_width = payload_width
         self.fifo_depth = fifo_depth
@@ -66,6 +68,15 @@ class Ring(wiring.Component):
             "eject": Out(stream.Signature(self.layout)).array(nodes),
             "discard": Out(nodes),
         })
+
+    @property
+    def routers(self) -> list[RingRouter]:
+        """The routers, node 0 first (built on first use)."""
+        if self._routers is None:
+            self._routers = [RingRouter(node=i, nodes=self.nodes,
+                                        payload_width=self.payload_width,
+                                        fifo_depth=self.fifo_depth) for i in range(self.nodes)]
+        return self._routers
 
     @classmethod
     def from_config(cls, config, *, nodes: int | None = None) -> Ring:
@@ -77,7 +88,7 @@ class Ring(wiring.Component):
     def min_latency(self, src: int, dst: int) -> int:
         """Cycles from ``inject[src]`` accepting a flit to it on ``eject[dst]``, unblocked."""
         hops = (dst - src) % self.nodes or self.nodes
-        return 1 + self.routers[0].hop_latency * hops
+        return RingRouter.hop_latency * hops
 
     def elaborate(self, platform):
         m = Module()

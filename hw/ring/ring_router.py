@@ -36,9 +36,10 @@ class RingRouter(wiring.Component):
 
     Routing: every flit carries a destination set (``mask``; a unicast flit's set is its
     ``dest``).  The head of an input FIFO is delivered on ``eject`` if its own node is in the
-    set, and forwarded (with its own bit cleared) if other nodes remain; the two can happen in
-    the same or in different cycles, and the entry is freed when both are done, so a multicast
-    flit is never held in two buffers at once.  Injected flits get ``src = node`` and a
+    set, and forwarded (with its own bit cleared) if other nodes remain.  A multicast flit is
+    forwarded in the cycle its local copy is taken or later, never before, and its entry is
+    freed when it is forwarded, so every flit is in exactly one buffer at any time (no copy
+    needs a second buffer).  Injected flits get ``src = node`` and a
     destination set limited to existing nodes; a flit addressing no existing node is accepted and
     dropped with a ``discard`` pulse.  A flit addressed to its own source goes once round the
     ring.
@@ -79,6 +80,11 @@ class RingRouter(wiring.Component):
     discard : Out(1)
         Pulses when an injected flit addressed no existing node and was dropped.
 
+    Observation signals (not ports; for proofs and testbenches): ``levels[v]`` (FIFO
+    occupancy), ``fifos[v]`` (the input FIFOs), ``rest[v]`` (destinations of head ``v`` beyond
+    this node), ``credits[v]`` (credits held for the next node's FIFO ``v``), ``sent[v]``,
+    ``popped[v]``, ``consumed[v]`` (a popped flit that left the ring here).
+
     Raises
     ------
     TypeError, ValueError
@@ -86,10 +92,13 @@ class RingRouter(wiring.Component):
     """
 
     def __init__(self, *, node: int, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
-        _check_int("nodes", nodes, 1, MAX_NODES)
-        _check_int("node", node, 0, nodes - 1)
-        _check_int("payload_width", payload_width, 1, 512)
-        _check_int("fifo_depth", fifo_depth, 1, 64)
+        try:
+            _check_int("nodes", nodes, 1, MAX_NODES)
+            _check_int("node", node, 0, nodes - 1)
+            self._validate(nodes=nodes, payload_width=payload_width, fifo_depth=fifo_depth)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
         self.node = node
         self.nodes = nodes
         self.payload_width = payload_width
@@ -104,23 +113,30 @@ class RingRouter(wiring.Component):
             "discard": Out(1),
         })
         # observation points for formal proofs and testbenches (not ports)
+        self.levels = [Signal(range(fifo_depth + 1), name=f"level{v}")
+                       for v in range(VIRTUAL_CHANNELS)]
         self.fifos = [SyncFIFO(width=self.layout.size, depth=fifo_depth)
                       for _ in range(VIRTUAL_CHANNELS)]
+        self.rest = [Signal(nodes, name=f"rest{v}") for v in range(VIRTUAL_CHANNELS)]
         self.credits = [Signal(range(fifo_depth + 1), init=fifo_depth, name=f"credits{v}")
                         for v in range(VIRTUAL_CHANNELS)]
         self.sent = [Signal(name=f"sent{v}") for v in range(VIRTUAL_CHANNELS)]
         self.popped = [Signal(name=f"popped{v}") for v in range(VIRTUAL_CHANNELS)]
         self.consumed = [Signal(name=f"consumed{v}") for v in range(VIRTUAL_CHANNELS)]
 
+    @staticmethod
+    def _validate(*, nodes, payload_width, fifo_depth):
+        _check_int("nodes", nodes, 1, MAX_NODES)
+        _check_int("payload_width", payload_width, 1, 512)
+        _check_int("fifo_depth", fifo_depth, 1, 64)
+
     @property
     def is_dateline(self) -> bool:
         """Traffic leaving this node crosses the dateline (it is the last node)."""
         return self.node == self.nodes - 1
 
-    @property
-    def hop_latency(self) -> int:
-        """Cycles per hop of an unblocked flit."""
-        return 2
+    #: Cycles per hop of an unblocked flit.
+    hop_latency = 2
 
     def elaborate(self, platform):
         m = Module()
@@ -132,21 +148,25 @@ class RingRouter(wiring.Component):
 
         # -- input FIFOs, one per virtual channel ---------------------------------------------
         heads, want_eject, want_fwd, rest = [], [], [], []
+        sel = Signal()  # channel offered on eject
         done_local = [Signal(name=f"done_local{v}") for v in range(VIRTUAL_CHANNELS)]
-        done_fwd = [Signal(name=f"done_fwd{v}") for v in range(VIRTUAL_CHANNELS)]
         for v, fifo in enumerate(self.fifos):
             m.submodules[f"fifo{v}"] = fifo
+            m.d.comb += self.levels[v].eq(fifo.level)
             m.d.comb += [
                 fifo.w_en.eq(self.ring_in.valid & (self.ring_in.vc == v)),
                 fifo.w_data.eq(self.ring_in.flit.as_value()),
             ]
             head = self.layout(fifo.r_data)
-            r = Signal(nodes, name=f"rest{v}")
+            r = self.rest[v]
             m.d.comb += r.eq(head.mask & ~Const(self_bit, nodes))
             we, wf = Signal(name=f"want_eject{v}"), Signal(name=f"want_fwd{v}")
             m.d.comb += [
                 we.eq(fifo.r_rdy & head.mask[node] & ~done_local[v]),
-                wf.eq(fifo.r_rdy & (r != 0) & ~done_fwd[v]),
+                # forward only once this node's copy is delivered (now or before): the flit
+                # is in exactly one buffer at any time
+                wf.eq(fifo.r_rdy & (r != 0) & (~head.mask[node] | done_local[v]
+                                                | (self.eject.ready & (sel == v)))),
             ]
             heads.append(head)
             rest.append(r)
@@ -215,7 +235,6 @@ class RingRouter(wiring.Component):
         ej_prio = Signal()
         locked = Signal()
         locked_sel = Signal()
-        sel = Signal()
         with m.If(locked):
             m.d.comb += sel.eq(locked_sel)
         with m.Elif(ej_prio):
@@ -236,7 +255,7 @@ class RingRouter(wiring.Component):
         for v, fifo in enumerate(self.fifos):
             eject_now = self.eject.valid & self.eject.ready & (sel == v)
             local_ok = ~heads[v].mask[node] | done_local[v] | eject_now
-            fwd_ok = (rest[v] == 0) | done_fwd[v] | fwd_grant[v]
+            fwd_ok = (rest[v] == 0) | fwd_grant[v]
             m.d.comb += [
                 fifo.r_en.eq(fifo.r_rdy & local_ok & fwd_ok),
                 self.popped[v].eq(fifo.r_en),
@@ -244,12 +263,9 @@ class RingRouter(wiring.Component):
                 self.consumed[v].eq(fifo.r_en & (rest[v] == 0)),
             ]
             with m.If(fifo.r_en):
-                m.d.sync += [done_local[v].eq(0), done_fwd[v].eq(0)]
-            with m.Else():
-                with m.If(eject_now):
-                    m.d.sync += done_local[v].eq(1)
-                with m.If(fwd_grant[v]):
-                    m.d.sync += done_fwd[v].eq(1)
+                m.d.sync += done_local[v].eq(0)
+            with m.Elif(eject_now):
+                m.d.sync += done_local[v].eq(1)
             # a freed entry returns a credit to the previous node one cycle later
             m.d.sync += self.ring_in.credit[v].eq(fifo.r_en)
         return m

@@ -18,6 +18,10 @@ from sim.lint import lint_config, lint_verilog
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = AcceleratorConfig.preset("tiny")
+# per top, a parameter change that must change its Verilog
+CHANGE = {"pe": {"acc_width": 24}, "mac_array": {"rows": 3}, "tile": {"rows": 3},
+          "output_pipeline": {"out_lanes": 1}, "ring": {"ring_payload_width": 128},
+          "accelerator": {"tiles": 2}}
 
 
 def _cli(*argv, env=None):
@@ -43,9 +47,8 @@ def test_generate_is_deterministic_and_config_dependent(top, tmp_path):
     a = elaborate_verilog(TINY, top)
     b = elaborate_verilog(TINY, top)
     assert a.verilog == b.verilog, f"{top}: two elaborations of the same config differ"
-    other = TINY.replace(acc_width=TINY.acc_width - 8)
-    c = elaborate_verilog(other, top)
-    assert c.verilog != a.verilog, f"{top}: acc_width {other.acc_width} gave the same Verilog"
+    c = elaborate_verilog(TINY.replace(**CHANGE[top]), top)
+    assert c.verilog != a.verilog, f"{top}: {CHANGE[top]} gave the same Verilog"
     assert f"module {a.module}(" in a.verilog
 
 

@@ -4,6 +4,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Signal
 from amaranth.sim import Simulator
 
 from golden.lut import requantize_to
@@ -14,10 +15,11 @@ from hw.requantizer import Requantizer
 
 
 def run_stream_sim(dut, beats, *, seed, load=None, stall=0.3, backpressure=0.3, timeout=None,
-                   latency=None):
+                   latency=None, after=None):
     """Drive ``beats`` (payload dicts) into ``dut.i`` and collect ``dut.o`` payloads.
 
-    ``load(ctx)`` (async) runs before streaming (table writes).  The producer inserts idle
+    ``load(ctx)`` (async) runs before streaming (table writes), ``after(ctx)`` (async) once
+    every output beat was taken (status reads).  The producer inserts idle
     cycles with probability ``stall`` and the consumer drops ``ready`` with probability
     ``backpressure`` (seeded).  When ``latency`` is given and both are 0, the test also checks
     that the first output appears exactly ``latency`` cycles after the first input.
@@ -26,30 +28,14 @@ def run_stream_sim(dut, beats, *, seed, load=None, stall=0.3, backpressure=0.3, 
     prng = random.Random(seed)
     out = []
     timing = {}
+    cycle = Signal(32, name="cycle")
 
-    async def producer(ctx):
-        if load is not None:
-            await load(ctx)
-        timing["ready"] = True
-        cycle = 0
-        for b in beats:
-            while prng.random() < stall:
-                await ctx.tick()
-                cycle += 1
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, b)
-            while True:
-                await ctx.tick()
-                cycle += 1
-                if ctx.get(dut.i.ready):  # ready sampled before the edge: see below
-                    pass
-                break
-            ctx.set(dut.i.valid, 0)
+    async def count(ctx):
+        n = 0
+        async for _ in ctx.tick():
+            n += 1
+            ctx.set(cycle, n)
 
-    async def consumer(ctx):
-        pass
-
-    # Simple, exact stream protocol via ctx.tick().sample(...)
     async def put_all(ctx):
         if load is not None:
             await load(ctx)
@@ -58,54 +44,39 @@ def run_stream_sim(dut, beats, *, seed, load=None, stall=0.3, backpressure=0.3, 
                 await ctx.tick()
             ctx.set(dut.i.payload, b)
             ctx.set(dut.i.valid, 1)
-            _, _, t = await ctx.tick().sample(dut.i.ready, _cycle_counter).until(dut.i.ready)
+            _, t = await ctx.tick().sample(dut.i.ready, cycle).until(dut.i.ready)
             if n == 0:
                 timing["first_in"] = t
             ctx.set(dut.i.valid, 0)
 
     async def get_all(ctx):
         crng = random.Random(seed + 1)
-        while len(out) < len(beats):
+        deadline = timeout or (len(beats) * 20 + 2000)
+        while len(out) < len(beats) and ctx.get(cycle) < deadline:
             rdy = not (backpressure and crng.random() < backpressure)
             ctx.set(dut.o.ready, int(rdy))
             _, _, valid, payload, t = await ctx.tick().sample(dut.o.valid, dut.o.payload,
-                                                               _cycle_counter)
+                                                               cycle)
             if valid and rdy:
                 out.append(payload)
                 if len(out) == 1:
                     timing["first_out"] = t
+        ctx.set(dut.o.ready, 0)
+        if after is not None and len(out) == len(beats):
+            await after(ctx)
 
-    _cycle_counter = _Counter()
-    del producer, consumer
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_process(_cycle_counter.process)
-    sim.add_testbench(put_all)
-    sim.add_testbench(get_all, background=False)
-    deadline = timeout or (len(beats) * 20 + 2000)
-    sim.run_until(deadline * 1e-8)
+    sim.add_process(count)
+    sim.add_testbench(put_all, background=True)
+    sim.add_testbench(get_all)
+    sim.run()
     assert len(out) == len(beats), (
         f"seed={seed}: got {len(out)} of {len(beats)} beats before the time-out")
     if latency is not None and not stall and not backpressure:
         got = timing["first_out"] - timing["first_in"]
         assert got == latency, f"seed={seed}: latency expected {latency}, got {got}"
     return out
-
-
-class _Counter:
-    """A free-running cycle count visible to testbenches (a Python-side signal)."""
-
-    def __init__(self):
-        from amaranth.hdl import Signal
-        self.sig = Signal(32, name="cycle")
-
-    async def process(self, ctx):
-        async for _ in ctx.tick():
-            ctx.set(self.sig, ctx.get(self.sig) + 1)
-
-    # allow passing the counter where a signal is expected
-    def __getattr__(self, name):
-        return getattr(self.sig, name)
 
 
 # -- tests ------------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Pluggable cycle sources for sweeps: a workload + a config -> cycles.
+
+A source is a function ``source(workload, cfg, seed) -> dict`` returning at least ``cycles``
+(and whatever else it knows: ``bound``, ``effectual_macs``, ``dense_macs`` ...).  Registered:
+
+``roofline``
+    ``golden.perf`` limits on a synthetic layer: random int8 weights pruned to the workload's
+    format and sparsity (``golden.prune``), random activations with ``act_sparsity`` zeros.
+    Sparse formats skip ineffectual pairs (``roofline_cycles``); ``dense`` is the no-skip
+    baseline (``dense_roofline_cycles``).
+``tile_model``
+    ``golden.tile_model`` (the micro-architectural predictor) when that module exists: it must
+    provide ``layer_cycles(W, X, fmt, cfg, nm=...) -> int | dict`` (a ``cycles`` key).
+
+``auto`` uses ``tile_model`` when it is importable, else ``roofline``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+
+import numpy as np
+
+__all__ = ["CYCLE_SOURCES", "resolve_source", "synthetic_layer", "roofline_source",
+           "tile_model_source"]
+
+
+def _rng(workload, seed: int) -> np.random.Generator:
+    h = hashlib.sha256(json.dumps([workload.as_dict(), seed], sort_keys=True).encode())
+    return np.random.default_rng(int.from_bytes(h.digest()[:8], "little"))
+
+
+def synthetic_layer(workload, cfg, seed: int = 0):
+    """``(W, X, act_bytes)``: a deterministic random layer pruned as the workload says.
+
+    For ``conv2d`` ``X`` is the im2col matrix of an NCHW input (batch 1) and ``act_bytes`` the
+    input tensor size.
+    """
+    from golden.ops import im2col
+    from golden.prune import prune
+
+    rng = _rng(workload, seed)
+    d = dict(workload.dims)
+    if workload.op == "matmul":
+        m, k = d["M"], d["K"]
+    else:
+        m, k = d["O"], d["C"] * d["R"] * d["S"]
+    W = rng.integers(-128, 128, size=(m, k), dtype=np.int64)
+    W[W == 0] = 1  # zeros only where pruning puts them
+    density = 1.0 - workload.sparsity
+    if workload.format == "nm":
+        W, _ = prune(W, "nm", nm=workload.nm)
+    elif workload.format == "block":
+        W, _ = prune(W, "block", density=density, block_size=cfg.block_size)
+    else:  # dense stores the zeros, bitmap skips them: both unstructured
+        W, _ = prune(W, "unstructured", density=density)
+
+    def acts(shape):
+        a = rng.integers(-128, 128, size=shape, dtype=np.int64)
+        a[a == 0] = 1
+        a[rng.random(shape) < workload.act_sparsity] = 0
+        return a.astype(np.int8)
+
+    if workload.op == "matmul":
+        X = acts((k, d["N"]))
+        return W.astype(np.int8), X, X.size
+    x = acts((1, d["C"], d["H"], d["W"]))
+    cols, _ = im2col(x, d["R"], d["S"], d["stride"], d["padding"], d["dilation"])
+    return W.astype(np.int8), np.asarray(cols).reshape(k, -1), x.size
+
+
+def roofline_source(workload, cfg, seed: int = 0) -> dict:
+    from golden.perf import layer_stats
+
+    W, X, act_bytes = synthetic_layer(workload, cfg, seed)
+    st = layer_stats(W, X, workload.format, cfg, nm=workload.nm or (2, 4), act_bytes=act_bytes)
+    cycles = st.dense_roofline_cycles if workload.format == "dense" else st.roofline_cycles
+    return {"cycles": int(cycles), "bound": st.bound, "dense_macs": st.dense_macs,
+            "effectual_macs": st.effectual_macs, "weight_bytes": st.weight_bytes,
+            "dense_roofline_cycles": st.dense_roofline_cycles, "source": "roofline"}
+
+
+def tile_model_source(workload, cfg, seed: int = 0) -> dict:
+    if importlib.util.find_spec("golden.tile_model") is None:
+        raise RuntimeError("golden.tile_model does not exist yet: use cycles: roofline")
+    mod = importlib.import_module("golden.tile_model")
+    fn = getattr(mod, "layer_cycles", None)
+    if fn is None:
+        raise RuntimeError("golden.tile_model has no layer_cycles(W, X, fmt, cfg, nm=...)")
+    W, X, _ = synthetic_layer(workload, cfg, seed)
+    out = fn(W, X, workload.format, cfg, nm=workload.nm or (2, 4))
+    res = dict(out) if isinstance(out, dict) else {"cycles": int(out)}
+    base = roofline_source(workload, cfg, seed)
+    res.setdefault("dense_macs", base["dense_macs"])
+    res.setdefault("effectual_macs", base["effectual_macs"])
+    res["roofline_cycles"] = base["cycles"]
+    res["source"] = "tile_model"
+    return res
+
+
+CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source}
+
+
+def resolve_source(name: str) -> str:
+    """``auto`` -> ``tile_model`` if it is usable, else ``roofline``; others unchanged."""
+    if name != "auto":
+        return name
+    try:
+        if importlib.util.find_spec("golden.tile_model") is not None and hasattr(
+                importlib.import_module("golden.tile_model"), "layer_cycles"):
+            return "tile_model"
+    except Exception:
+        pass
+    return "roofline"

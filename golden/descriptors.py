@@ -1,0 +1,320 @@
+"""Layer descriptors: pack, unpack and validate (docs/spec.md section 7).
+
+One 64-byte little-endian descriptor per layer tells the accelerator what to run: the opcode,
+the weight format and its parameters, the shapes, five buffer offsets and the fusion flags.
+:func:`validate_descriptor` returns the :class:`ErrorCode` the hardware must report for a
+descriptor (``ErrorCode.OK`` when it is runnable), checking the rules in a fixed order so golden
+and hardware agree on *which* error is reported.  Pure Python (``struct``); no hardware imports.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import astuple, dataclass, fields
+
+from .formats import FORMAT_CODES, HEADER_BYTES, FormatErrorCode
+
+__all__ = ["ErrorCode", "Descriptor", "Opcode", "Flags", "DESC_BYTES", "DESC_MAGIC",
+           "QUANT_RECORD_BYTES", "LUT_BYTES", "pack_descriptor", "unpack_descriptor",
+           "matmul_descriptor", "conv2d_descriptor", "validate_descriptor",
+           "validate_table", "buffer_sizes"]
+
+DESC_BYTES = 64
+DESC_MAGIC = 0x444D5053  # "SPMD" little-endian
+#: Bytes per output channel in the bias/requant table: bias i32, mult i32, shift u8, 7 zero bytes.
+QUANT_RECORD_BYTES = 16
+#: Bytes of an activation table (256 int8 entries).
+LUT_BYTES = 256
+_SHAPE_MAX = 2**31 - 1
+
+_STRUCT = struct.Struct("<IBBBBHHIIIIIIIIHHHBBBBBBBBHI")
+assert _STRUCT.size == DESC_BYTES
+
+
+class ErrorCode(enum.IntEnum):
+    """Error codes the accelerator reports in ``STATUS.error_code`` (docs/spec.md section 7).
+
+    Codes 1..10 mirror :class:`golden.formats.FormatErrorCode` (weight-image checks), 16..31 are
+    descriptor and DMA-command checks, 32..47 bus faults.  Where several rules break, the
+    lowest-numbered check in the order of :func:`validate_descriptor` is reported.
+    """
+
+    OK = 0
+    # -- weight image (mirror golden.formats.FormatErrorCode) ---------------------------------
+    BAD_MAGIC = 1        #: weight image magic is not ``"SPMW"``
+    BAD_FORMAT = 2       #: unknown format code (image header or descriptor)
+    BAD_PARAM = 3        #: G / B / N:M not allowed for the format (image header or descriptor)
+    BAD_SHAPE = 4        #: a zero, negative or inconsistent shape (image header or descriptor)
+    BAD_SIZE = 5         #: image ``total`` broken
+    BAD_SECTION = 6      #: image section offsets broken
+    BAD_PTR = 7          #: row_ptr / blk_ptr broken
+    BAD_MASK_COUNT = 8   #: bitmap popcount differs from row_ptr
+    BAD_INDEX = 9        #: block column / nm index out of range or not increasing
+    BAD_PAD = 10         #: non-zero padding
+    # -- descriptors and DMA commands ---------------------------------------------------------
+    BAD_DESC_MAGIC = 16  #: descriptor magic is not ``"SPMD"``
+    BAD_OPCODE = 17      #: unknown opcode
+    FORMAT_UNSUPPORTED = 18  #: format code known but not built into this accelerator
+    BAD_FLAGS = 19       #: reserved flag bits / fields non-zero, or LUT without REQUANT / LUT
+    MISALIGNED = 20      #: an address or a length is not a multiple of the AXI beat bytes
+    OUT_OF_WINDOW = 21   #: a buffer is not inside the memory window
+    DESC_COUNT = 22      #: descriptor count zero or the table runs past the memory window
+    BAD_LENGTH = 23      #: a DMA command of zero bytes
+    # -- bus faults ---------------------------------------------------------------------------
+    AXI_SLVERR = 32      #: a read or write answered SLVERR
+    AXI_DECERR = 33      #: a read or write answered DECERR
+    WATCHDOG = 34        #: no bus progress for ``watchdog_cycles`` cycles
+
+
+for _c in FormatErrorCode:  # the mirror is checked at import, so it can never drift
+    assert ErrorCode[_c.name] == _c.value, _c
+
+
+class Opcode(enum.IntEnum):
+    """Layer operation (docs/spec.md section 2)."""
+
+    MATMUL = 0
+    CONV2D = 1
+
+
+class Flags(enum.IntFlag):
+    """Fusion flags of a descriptor."""
+
+    REQUANT = 1     #: add bias and requantize to int8 (else write int32 accumulators)
+    LUT = 2         #: apply the activation table after requantization (needs REQUANT)
+    ACCUMULATE = 4  #: start from the previous descriptor's accumulators (split K)
+    IRQ = 8         #: raise IRQ_STATUS.desc_done when this descriptor completes
+
+
+_FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """Field-by-field view of one descriptor (offsets in docs/spec.md section 7).
+
+    Buffer fields (``weights``, ``acts``, ``out``, ``quant``, ``lut``) are byte offsets from the
+    memory window base (``MEM_BASE`` register).  For ``matmul`` the conv fields are 0; for
+    ``conv2d`` ``m``/``k``/``n`` are the lowered matmul shapes ``Kout``, ``C*KH*KW``, ``OH*OW``.
+    """
+
+    magic: int = DESC_MAGIC
+    opcode: int = Opcode.MATMUL
+    format: int = 0
+    param_a: int = 0
+    param_b: int = 0
+    flags: int = 0
+    reserved0: int = 0
+    weights: int = 0
+    acts: int = 0
+    out: int = 0
+    quant: int = 0
+    lut: int = 0
+    m: int = 0
+    k: int = 0
+    n: int = 0
+    c: int = 0
+    h: int = 0
+    w: int = 0
+    kh: int = 0
+    kw: int = 0
+    stride_h: int = 0
+    stride_w: int = 0
+    pad_h: int = 0
+    pad_w: int = 0
+    dil_h: int = 0
+    dil_w: int = 0
+    reserved1: int = 0
+    reserved2: int = 0
+
+    def pack(self) -> bytes:
+        """The 64-byte image.
+
+        Raises
+        ------
+        ValueError
+            A field does not fit its width (for example a negative shape).
+        """
+        return pack_descriptor(self)
+
+    def replace(self, **changes) -> Descriptor:
+        vals = {f.name: getattr(self, f.name) for f in fields(self)}
+        vals.update(changes)
+        return Descriptor(**vals)
+
+    @property
+    def oh(self) -> int:
+        """Output height of a conv2d (may be <= 0 for a broken descriptor)."""
+        return (self.h + 2 * self.pad_h - self.dil_h * (self.kh - 1) - 1) // max(
+            self.stride_h, 1) + 1
+
+    @property
+    def ow(self) -> int:
+        return (self.w + 2 * self.pad_w - self.dil_w * (self.kw - 1) - 1) // max(
+            self.stride_w, 1) + 1
+
+
+_WIDTHS = dict(zip((f.name for f in fields(Descriptor)), (
+    32, 8, 8, 8, 8, 16, 16, 32, 32, 32, 32, 32, 32, 32, 32, 16, 16, 16,
+    8, 8, 8, 8, 8, 8, 8, 8, 16, 32)))
+
+
+def pack_descriptor(desc: Descriptor) -> bytes:
+    """Pack ``desc`` into 64 little-endian bytes (see :meth:`Descriptor.pack`)."""
+    for name, width in _WIDTHS.items():
+        v = getattr(desc, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name} must be an integer, not {v!r}")
+        if not 0 <= v < (1 << width):
+            raise ValueError(f"{name} must be between 0 and {(1 << width) - 1}, not {v!r}")
+    return _STRUCT.pack(*(int(v) for v in astuple(desc)))
+
+
+def unpack_descriptor(raw) -> Descriptor:
+    """Decode 64 bytes (never fails on content: use :func:`validate_descriptor`).
+
+    Raises
+    ------
+    ValueError
+        ``raw`` is not exactly 64 bytes.
+    """
+    raw = bytes(raw)
+    if len(raw) != DESC_BYTES:
+        raise ValueError(f"descriptor must be {DESC_BYTES} bytes, not {len(raw)!r}")
+    return Descriptor(*_STRUCT.unpack(raw))
+
+
+def _format_fields(fmt: str, group_size: int, block_size: int, nm: tuple[int, int]):
+    if fmt not in FORMAT_CODES:
+        raise ValueError(f"fmt must be one of {', '.join(FORMAT_CODES)}, not {fmt!r}")
+    a, b = {"dense": (0, 0), "bitmap": (group_size, 0), "block": (block_size, 0),
+            "nm": tuple(nm)}[fmt]
+    return FORMAT_CODES[fmt], a, b
+
+
+def matmul_descriptor(*, m: int, k: int, n: int, fmt: str = "dense", weights: int = 0,
+                      acts: int = 0, out: int = 0, quant: int = 0, lut: int = 0,
+                      flags: int = Flags.REQUANT, group_size: int = 16, block_size: int = 8,
+                      nm: tuple[int, int] = (2, 4)) -> Descriptor:
+    """Descriptor of ``Y[m, n] = W[m, k] @ X[k, n]`` (docs/spec.md section 2.1)."""
+    code, a, b = _format_fields(fmt, group_size, block_size, nm)
+    return Descriptor(opcode=Opcode.MATMUL, format=code, param_a=a, param_b=b, flags=int(flags),
+                      weights=weights, acts=acts, out=out, quant=quant, lut=lut, m=m, k=k, n=n)
+
+
+def conv2d_descriptor(*, c: int, h: int, w: int, kout: int, kh: int, kw: int,
+                      stride=(1, 1), pad=(0, 0), dilation=(1, 1), fmt: str = "dense",
+                      weights: int = 0, acts: int = 0, out: int = 0, quant: int = 0,
+                      lut: int = 0, flags: int = Flags.REQUANT, group_size: int = 16,
+                      block_size: int = 8, nm: tuple[int, int] = (2, 4)) -> Descriptor:
+    """Descriptor of an NCHW conv2d (docs/spec.md section 2.2), lowered shapes filled in."""
+    code, a, b = _format_fields(fmt, group_size, block_size, nm)
+    d = Descriptor(opcode=Opcode.CONV2D, format=code, param_a=a, param_b=b, flags=int(flags),
+                   weights=weights, acts=acts, out=out, quant=quant, lut=lut,
+                   c=c, h=h, w=w, kh=kh, kw=kw, stride_h=stride[0], stride_w=stride[1],
+                   pad_h=pad[0], pad_w=pad[1], dil_h=dilation[0], dil_w=dilation[1])
+    return d.replace(m=kout, k=c * kh * kw, n=max(d.oh, 0) * max(d.ow, 0))
+
+
+def buffer_sizes(desc: Descriptor) -> dict[str, int]:
+    """Bytes each buffer of ``desc`` occupies (0 for an unused one).
+
+    ``weights`` counts only the 32-byte image header: the image's ``total`` is checked against the
+    window once the header has been read.  ``out`` holds int8 results with ``REQUANT``, else
+    int32 accumulators.
+    """
+    acts = desc.k * desc.n if desc.opcode == Opcode.MATMUL else desc.c * desc.h * desc.w
+    return {
+        "weights": HEADER_BYTES,
+        "acts": acts,
+        "out": desc.m * desc.n * (1 if desc.flags & Flags.REQUANT else 4),
+        "quant": desc.m * QUANT_RECORD_BYTES if desc.flags & Flags.REQUANT else 0,
+        "lut": LUT_BYTES if desc.flags & Flags.LUT else 0,
+    }
+
+
+def _format_params_ok(code: int, a: int, b: int, cfg) -> bool:
+    if code == 0:
+        return a == 0 and b == 0
+    if code == 1:
+        return a == cfg.group_size and b == 0
+    if code == 2:
+        return a == cfg.block_size and b == 0
+    return b in (2, 4, 8, 16, 32) and b <= cfg.nm_max_m and 1 <= a <= b
+
+
+def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
+    """The error code the hardware reports for ``desc`` (``ErrorCode.OK`` if runnable).
+
+    Checks, in this order (the first failing one is reported): magic (BAD_DESC_MAGIC), opcode
+    (BAD_OPCODE), format code 0..3 (BAD_FORMAT), format built in (FORMAT_UNSUPPORTED), format
+    parameters match the build (BAD_PARAM), flags and reserved fields (BAD_FLAGS), shapes
+    (BAD_SHAPE), buffer alignment to the AXI beat (MISALIGNED), buffers inside the window
+    (OUT_OF_WINDOW).
+
+    Parameters
+    ----------
+    desc : Descriptor or bytes
+        The descriptor (64 raw bytes are unpacked first).
+    cfg
+        Any object with the ``hw.config.AcceleratorConfig`` attributes ``formats``,
+        ``group_size``, ``block_size``, ``nm_max_m``, ``axi_data_width`` and ``lut_enabled``.
+    window_bytes : int
+        Size of the memory window (``MEM_LIMIT - MEM_BASE``); offsets are relative to its base.
+    """
+    if not isinstance(desc, Descriptor):
+        desc = unpack_descriptor(desc)
+    E = ErrorCode
+    if desc.magic != DESC_MAGIC:
+        return E.BAD_DESC_MAGIC
+    if desc.opcode not in tuple(Opcode):
+        return E.BAD_OPCODE
+    names = {v: k for k, v in FORMAT_CODES.items()}
+    if desc.format not in names:
+        return E.BAD_FORMAT
+    if names[desc.format] not in tuple(cfg.formats):
+        return E.FORMAT_UNSUPPORTED
+    if not _format_params_ok(desc.format, desc.param_a, desc.param_b, cfg):
+        return E.BAD_PARAM
+    conv = (desc.c, desc.h, desc.w, desc.kh, desc.kw, desc.stride_h, desc.stride_w,
+            desc.pad_h, desc.pad_w, desc.dil_h, desc.dil_w)
+    if (desc.flags & ~_FLAGS_ALL or desc.reserved0 or desc.reserved1 or desc.reserved2
+            or (desc.flags & Flags.LUT and not desc.flags & Flags.REQUANT)
+            or (desc.flags & Flags.LUT and not cfg.lut_enabled)
+            or (desc.opcode == Opcode.MATMUL and any(conv))):
+        return E.BAD_FLAGS
+    if not all(1 <= v <= _SHAPE_MAX for v in (desc.m, desc.k, desc.n)):
+        return E.BAD_SHAPE
+    if desc.opcode == Opcode.CONV2D:
+        if (min(desc.c, desc.h, desc.w, desc.kh, desc.kw, desc.stride_h, desc.stride_w,
+                desc.dil_h, desc.dil_w) < 1 or desc.oh < 1 or desc.ow < 1
+                or desc.k != desc.c * desc.kh * desc.kw or desc.n != desc.oh * desc.ow):
+            return E.BAD_SHAPE
+    beat = cfg.axi_data_width // 8
+    sizes = buffer_sizes(desc)
+    used = {name: size for name, size in sizes.items() if size}
+    if any(getattr(desc, name) % beat for name in used):
+        return E.MISALIGNED
+    if any(getattr(desc, name) + size > window_bytes for name, size in used.items()):
+        return E.OUT_OF_WINDOW
+    return E.OK
+
+
+def validate_table(desc_base: int, count: int, *, mem_base: int, mem_limit: int,
+                   axi_bytes: int) -> ErrorCode:
+    """Error code of the descriptor table registers (checked when ``CONTROL.start`` is written).
+
+    ``count == 0`` or a table running past ``mem_limit`` -> DESC_COUNT; ``desc_base`` not a
+    multiple of ``axi_bytes`` -> MISALIGNED; ``desc_base`` outside ``[mem_base, mem_limit)``
+    -> OUT_OF_WINDOW.  Checked in that order.
+    """
+    if count == 0:
+        return ErrorCode.DESC_COUNT
+    if desc_base % axi_bytes:
+        return ErrorCode.MISALIGNED
+    if not mem_base <= desc_base < mem_limit:
+        return ErrorCode.OUT_OF_WINDOW
+    if desc_base + count * DESC_BYTES > mem_limit:
+        return ErrorCode.DESC_COUNT
+    return ErrorCode.OK

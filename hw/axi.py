@@ -1,0 +1,229 @@
+"""AXI4 / AXI4-Lite signatures and the DMA command/status layouts (docs/dma.md).
+
+Port names follow the AXI specification in lower case (``arvalid``, ``rdata`` ...), so a member
+``m_axi`` of a component flattens to Verilog ports ``m_axi__arvalid``, ``m_axi__rdata`` ...
+cocotbext-axi finds them with ``AxiBus.from_prefix(dut, "m_axi_")`` (its bus separator ``_``
+follows the prefix), likewise ``AxiLiteBus.from_prefix(dut, "s_axil_")`` for a member
+``s_axil``.
+
+All signatures are written from the **master** side (``Out`` = driven by the master); a slave
+uses ``signature.flip()``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "AxiResp", "AxiBurst", "BOUNDARY_BYTES",
+    "axi4_read_signature", "axi4_write_signature", "axi4_signature", "axi4_lite_signature",
+    "dma_cmd_layout", "dma_read_data_layout", "dma_write_data_layout", "dma_status_layout",
+    "check_axi_params", "check_dma_params", "burst_beats", "ERROR_CODE_WIDTH",
+]
+
+#: An INCR burst never crosses a multiple of this many bytes (AXI4 rule A3.4.1).
+BOUNDARY_BYTES = 4096
+#: Width of an error code field (values are ``hw.regmap.ErrorCode``).
+ERROR_CODE_WIDTH = 8
+
+
+class AxiResp(enum.IntEnum):
+    """RRESP / BRESP encodings."""
+
+    OKAY = 0
+    EXOKAY = 1
+    SLVERR = 2
+    DECERR = 3
+
+
+class AxiBurst(enum.IntEnum):
+    """ARBURST / AWBURST encodings."""
+
+    FIXED = 0
+    INCR = 1
+    WRAP = 2
+
+
+def _check_int(name, value, lo, hi, pow2=False):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi or (pow2 and value & (value - 1)):
+        kind = "a power of two between" if pow2 else "between"
+        raise ValueError(f"{name} must be {kind} {lo} and {hi}, not {value!r}")
+
+
+def check_axi_params(*, data_width: int, addr_width: int, id_width: int | None = None) -> None:
+    """Validate AXI widths (ranges of ``hw.config``: data 8..1024 power of two, addr 12..64).
+
+    Raises
+    ------
+    TypeError
+        A width is not an integer.
+    ValueError
+        A width is out of range.
+    """
+    _check_int("data_width", data_width, 8, 1024, pow2=True)
+    _check_int("addr_width", addr_width, 12, 64)
+    if id_width is not None:
+        _check_int("id_width", id_width, 1, 16)
+
+
+def axi4_read_signature(*, data_width: int, addr_width: int, id_width: int) -> wiring.Signature:
+    """AR and R channels of an AXI4 master (``arcache``/``arprot`` included, no user bits)."""
+    check_axi_params(data_width=data_width, addr_width=addr_width, id_width=id_width)
+    return wiring.Signature({
+        "arid": Out(id_width),
+        "araddr": Out(addr_width),
+        "arlen": Out(8),
+        "arsize": Out(3),
+        "arburst": Out(2),
+        "arcache": Out(4),
+        "arprot": Out(3),
+        "arvalid": Out(1),
+        "arready": In(1),
+        "rid": In(id_width),
+        "rdata": In(data_width),
+        "rresp": In(2),
+        "rlast": In(1),
+        "rvalid": In(1),
+        "rready": Out(1),
+    })
+
+
+def axi4_write_signature(*, data_width: int, addr_width: int, id_width: int) -> wiring.Signature:
+    """AW, W and B channels of an AXI4 master (``awcache``/``awprot`` included, no user bits)."""
+    check_axi_params(data_width=data_width, addr_width=addr_width, id_width=id_width)
+    return wiring.Signature({
+        "awid": Out(id_width),
+        "awaddr": Out(addr_width),
+        "awlen": Out(8),
+        "awsize": Out(3),
+        "awburst": Out(2),
+        "awcache": Out(4),
+        "awprot": Out(3),
+        "awvalid": Out(1),
+        "awready": In(1),
+        "wdata": Out(data_width),
+        "wstrb": Out(data_width // 8),
+        "wlast": Out(1),
+        "wvalid": Out(1),
+        "wready": In(1),
+        "bid": In(id_width),
+        "bresp": In(2),
+        "bvalid": In(1),
+        "bready": Out(1),
+    })
+
+
+def axi4_signature(*, data_width: int, addr_width: int, id_width: int) -> wiring.Signature:
+    """Full AXI4 master: the members of :func:`axi4_write_signature` and
+    :func:`axi4_read_signature` side by side."""
+    members = dict(axi4_write_signature(data_width=data_width, addr_width=addr_width,
+                                        id_width=id_width).members)
+    members.update(axi4_read_signature(data_width=data_width, addr_width=addr_width,
+                                       id_width=id_width).members)
+    return wiring.Signature(members)
+
+
+def axi4_lite_signature(*, data_width: int = 32, addr_width: int) -> wiring.Signature:
+    """AXI4-Lite master (data 32 or 64 bits)."""
+    if data_width not in (32, 64):
+        raise ValueError(f"data_width must be 32 or 64, not {data_width!r}")
+    check_axi_params(data_width=data_width, addr_width=addr_width)
+    return wiring.Signature({
+        "awaddr": Out(addr_width),
+        "awprot": Out(3),
+        "awvalid": Out(1),
+        "awready": In(1),
+        "wdata": Out(data_width),
+        "wstrb": Out(data_width // 8),
+        "wvalid": Out(1),
+        "wready": In(1),
+        "bresp": In(2),
+        "bvalid": In(1),
+        "bready": Out(1),
+        "araddr": Out(addr_width),
+        "arprot": Out(3),
+        "arvalid": Out(1),
+        "arready": In(1),
+        "rdata": In(data_width),
+        "rresp": In(2),
+        "rvalid": In(1),
+        "rready": Out(1),
+    })
+
+
+def dma_cmd_layout(addr_width: int, tag_width: int) -> data.StructLayout:
+    """DMA command: start byte address, length in bytes, an opaque tag returned in the status."""
+    return data.StructLayout({
+        "addr": unsigned(addr_width),
+        "length": unsigned(addr_width),
+        "tag": unsigned(tag_width),
+    })
+
+
+def dma_read_data_layout(data_width: int, tag_width: int) -> data.StructLayout:
+    """One delivered bus word, the tag of its command and ``last`` on its final word."""
+    return data.StructLayout({
+        "data": unsigned(data_width),
+        "last": unsigned(1),
+        "tag": unsigned(tag_width),
+    })
+
+
+def dma_write_data_layout(data_width: int) -> data.StructLayout:
+    """One word to write and its byte strobes (bit ``i`` enables byte lane ``i``)."""
+    return data.StructLayout({
+        "data": unsigned(data_width),
+        "strb": unsigned(data_width // 8),
+    })
+
+
+def dma_status_layout(addr_width: int, tag_width: int) -> data.StructLayout:
+    """Completion of one command: its tag, an error code (0 = OK) and the faulting address."""
+    return data.StructLayout({
+        "tag": unsigned(tag_width),
+        "code": unsigned(ERROR_CODE_WIDTH),
+        "addr": unsigned(addr_width),
+    })
+
+
+def check_dma_params(*, data_width: int, addr_width: int, id_width: int, max_burst: int,
+                     max_outstanding: int, watchdog_cycles: int, tag_width: int) -> None:
+    """Validate the parameters shared by ``DmaReader`` and ``DmaWriter``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``"<name> must be <range>, not <value!r>"``.
+    """
+    check_axi_params(data_width=data_width, addr_width=addr_width, id_width=id_width)
+    _check_int("max_burst", max_burst, 1, 256, pow2=True)
+    _check_int("max_outstanding", max_outstanding, 1, 16)
+    _check_int("watchdog_cycles", watchdog_cycles, 4, 1 << 30)
+    _check_int("tag_width", tag_width, 1, 32)
+    if max_burst * data_width // 8 > BOUNDARY_BYTES:
+        raise ValueError(f"max_burst must be at most {BOUNDARY_BYTES * 8 // data_width} "
+                         f"(a burst of {data_width}-bit beats fits in 4 KiB), not {max_burst!r}")
+
+
+def burst_beats(m, addr, left, max_burst: int, beat_bytes: int):
+    """Beats of the next INCR burst at byte ``addr`` with ``left`` beats still to move.
+
+    ``min(max_burst, left, beats to the next 4 KiB boundary)``; combinational, drives a new
+    signal in ``m.d.comb`` and returns it.  ``addr`` must be beat aligned.
+    """
+    sh = (beat_bytes - 1).bit_length()
+    to_4k = Signal(range(BOUNDARY_BYTES // beat_bytes + 1))
+    lim = Signal(range(max_burst + 1))
+    beats = Signal(range(max_burst + 1))
+    m.d.comb += [
+        to_4k.eq((BOUNDARY_BYTES - addr[:12]) >> sh),
+        lim.eq(Mux(to_4k < max_burst, to_4k, max_burst)),
+        beats.eq(Mux(left < lim, left, lim)),
+    ]
+    return beats

@@ -1,0 +1,267 @@
+"""Compute tile: weight/activation buffers, zero-skipping lanes, MAC array (docs/tile.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import AcceleratorConfig
+from .lane_decoder import LaneDecoder
+from .mac_array import MacArray
+
+__all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
+
+DIM_WIDTH = 16
+
+
+class TileOp(enum.Enum, shape=1):
+    MATMUL = 0
+    CONV2D = 1  # reserved: conv2d is lowered to matmul by the host for now (docs/tile.md)
+
+
+def tile_command_layout():
+    """The tile's command: ``op``, ``fmt`` (must match the image header), ``act_skip``
+    (dual-side zero skipping), ``m``, ``k``, ``n`` (matmul ``W[M,K] @ X[K,N]``)."""
+    return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
+                              "k": DIM_WIDTH, "n": DIM_WIDTH})
+
+
+def tile_result_layout(cols: int, acc_width: int):
+    """One result entry: ``Y[m, cg*cols : cg*cols + cols]`` as ``acc_width`` accumulators."""
+    return data.StructLayout({"m": DIM_WIDTH, "cg": DIM_WIDTH,
+                              "acc": data.ArrayLayout(signed(acc_width), cols)})
+
+
+def _log2(m, value, name):
+    lg = Signal(3, name=name)
+    for i in range(8):
+        with m.If(value == (1 << i)):
+            m.d.comb += lg.eq(i)
+    return lg
+
+
+class Tile(wiring.Component):
+    """One compute tile: loads a packed weight image and activations, streams out int32 rows.
+
+    Sequencing: accept a command; load the weight image (``weights``: one ``axi_data_width``
+    word per cycle, the exact bytes of docs/spec.md section 3, header first; its ``total``
+    field ends the load) and the activations (``acts``: entry ``(cg, k)`` =
+    ``X[k, cg*cols : cg*cols+cols]``, column groups outer, ``k`` inner, ``ceil(N/cols)*K``
+    entries) in parallel; then every lane decodes its rows and the array computes; each lane
+    pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) and the
+    results leave on ``results`` (fixed-priority over lanes).  Load and compute do not overlap
+    (measured separately: ``loading`` / ``computing``).  A lane stalls when two of its results
+    wait for ``results.ready``.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        ``rows``, ``cols``, ``acc_width``, ``mul_pipeline``, ``axi_data_width`` (weight word),
+        ``weight_buf_depth`` (words), ``act_buf_depth`` (entries).
+
+    Members
+    -------
+    cmd : In(stream.Signature(tile_command_layout()))
+    weights : In(stream.Signature(axi_data_width))
+    acts : In(stream.Signature(ArrayLayout(signed(8), cols)))
+    results : Out(stream.Signature(tile_result_layout(cols, acc_width)))
+    busy, loading, computing : Out(1)
+        Status; ``error`` is set when the image's format differs from ``cmd.fmt``.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self.cfg = config
+        self.rows, self.cols = config.rows, config.cols
+        self.wb = config.axi_bytes
+        self.W = config.axi_data_width
+        self.lg_wb = self.wb.bit_length() - 1
+        self.baw = config.weight_addr_width + self.lg_wb
+        self.aaw = config.act_addr_width
+        self.nz_depth = max(2, config.act_buf_depth // 8)
+        self.naw = (self.nz_depth - 1).bit_length()
+        self.mac = MacArray(rows=config.rows, cols=config.cols, acc_width=config.acc_width,
+                            mul_pipeline=config.mul_pipeline)
+        super().__init__({
+            "cmd": In(stream.Signature(tile_command_layout())),
+            "weights": In(stream.Signature(self.W)),
+            "acts": In(stream.Signature(data.ArrayLayout(signed(8), config.cols))),
+            "results": Out(stream.Signature(tile_result_layout(config.cols, config.acc_width))),
+            "busy": Out(1), "loading": Out(1), "computing": Out(1), "error": Out(1),
+        })
+
+    @property
+    def result_latency(self) -> int:
+        """Cycles from an end-of-row token leaving a decoder to its result entering the FIFO."""
+        return 1 + self.mac.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, rows, cols, W, lg_wb = self.cfg, self.rows, self.cols, self.W, self.lg_wb
+        lg_w = lg_wb + 3
+        m.submodules.mac = mac = self.mac
+
+        wmem = Memory(shape=W, depth=cfg.weight_buf_depth, init=[])
+        amem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
+        nzmem = Memory(shape=W, depth=self.nz_depth, init=[])
+        m.submodules.wmem, m.submodules.amem, m.submodules.nzmem = wmem, amem, nzmem
+        w_wr = wmem.write_port()
+        a_wr = amem.write_port()
+        nz_wr = nzmem.write_port(granularity=1)
+
+        cmd = Signal(tile_command_layout())
+        hdr = Signal(256)
+        h_fmt, h_a, h_b = hdr[32:34], hdr[40:48], hdr[48:56]
+        sec_a, sec_b, sec_c, total = hdr[128:160], hdr[160:192], hdr[192:224], hdr[224:256]
+        ncg = Signal(DIM_WIDTH)
+        kw = Signal(self.naw)
+        wcount = Signal(self.baw + 1)
+        hdr_words = 32 // self.wb
+        w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
+        a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
+        a_addr, a_nzbase = Signal(self.aaw), Signal(self.naw)
+        a_loaded = a_cg == ncg
+        start = Signal()
+        all_done = Signal()
+
+        lg_pa = _log2(m, h_a, "lg_pa")
+        lg_pb = _log2(m, h_b, "lg_pb")
+        row_len = Signal(self.baw + 3)
+        with m.Switch(h_fmt):
+            with m.Case(0):
+                m.d.comb += row_len.eq(cmd.k)
+            with m.Case(1):
+                m.d.comb += row_len.eq(((cmd.k + h_a - 1) >> lg_pa) << lg_pa)
+            with m.Case(3):
+                m.d.comb += row_len.eq(((cmd.k + h_b - 1) >> lg_pb) << lg_pa)
+
+        decs = []
+        for r in range(rows):
+            dec = LaneDecoder(lane=r, rows=rows, word_bytes=self.wb, byte_addr_width=self.baw,
+                              act_addr_width=self.aaw, nz_addr_width=self.naw,
+                              dim_width=DIM_WIDTH)
+            m.submodules[f"lane{r}"] = dec
+            decs.append(dec)
+            m.d.comb += [dec.start.eq(start), dec.fmt.eq(h_fmt), dec.act_skip.eq(cmd.act_skip),
+                         dec.lg_n.eq(lg_pa), dec.lg_m.eq(lg_pb), dec.lg_b.eq(lg_pa),
+                         dec.dim_m.eq(cmd.m), dec.dim_k.eq(cmd.k), dec.ncg.eq(ncg),
+                         dec.row_len.eq(row_len), dec.kw.eq(kw),
+                         dec.sec_a.eq(sec_a), dec.sec_b.eq(sec_b), dec.sec_c.eq(sec_c)]
+            for port, en, addr, dat in ((wmem, "scan_en", "scan_addr", "scan_data"),
+                                        (wmem, "aux_en", "aux_addr", "aux_data"),
+                                        (nzmem, "nz_en", "nz0_addr", "nz0_data"),
+                                        (nzmem, "nz_en", "nz1_addr", "nz1_data")):
+                rp = port.read_port()
+                m.d.comb += [rp.en.eq(getattr(dec, en)), rp.addr.eq(getattr(dec, addr)),
+                             getattr(dec, dat).eq(rp.data)]
+
+        # ---------------- sequencer ----------------
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
+                                 a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
+                                 self.error.eq(0)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [ncg.eq((cmd.n + cols - 1) // cols),
+                             kw.eq((cmd.k + W - 1) >> lg_w)]
+                m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
+                m.d.comb += [self.weights.ready.eq(~w_loaded), self.acts.ready.eq(~a_loaded)]
+                with m.If(w_loaded & a_loaded):
+                    m.d.sync += self.error.eq(h_fmt != cmd.fmt)
+                    m.d.comb += start.eq(1)
+                    m.next = "COMPUTE"
+            with m.State("COMPUTE"):
+                m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
+                with m.If(all_done):
+                    m.next = "IDLE"
+
+        # weight loader: words verbatim into wmem, header captured
+        m.d.comb += [w_wr.addr.eq(wcount), w_wr.data.eq(self.weights.payload),
+                     w_wr.en.eq(self.weights.valid & self.weights.ready)]
+        with m.If(self.weights.valid & self.weights.ready):
+            m.d.sync += wcount.eq(wcount + 1)
+            for i in range(hdr_words):
+                with m.If(wcount == i):
+                    m.d.sync += hdr[i * W:(i + 1) * W].eq(self.weights.payload)
+
+        # activation loader: entries in (cg, k) order + non-zero flag bits
+        a_take = self.acts.valid & self.acts.ready
+        nzbit = Signal(W)
+        m.d.comb += nzbit.eq(Const(1, W) << a_k[:lg_w])
+        m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(self.acts.payload), a_wr.en.eq(a_take),
+                     nz_wr.addr.eq(a_nzbase + (a_k >> lg_w)),
+                     nz_wr.data.eq(Mux(self.acts.payload.as_value().any(), nzbit, 0)),
+                     nz_wr.en.eq(Mux(a_take, nzbit, 0))]
+        with m.If(a_take):
+            m.d.sync += a_addr.eq(a_addr + 1)
+            with m.If(a_k + 1 == cmd.k):
+                m.d.sync += [a_k.eq(0), a_cg.eq(a_cg + 1), a_nzbase.eq(a_nzbase + kw)]
+            with m.Else():
+                m.d.sync += a_k.eq(a_k + 1)
+
+        # ---------------- per-lane value/activation fetch, MAC, result capture ----------------
+        lat = mac.latency
+        res_fifos = []
+        pend_busy = []
+        for r, dec in enumerate(decs):
+            p = dec.pairs.payload
+            vrp, arp = wmem.read_port(), amem.read_port()
+            fifo = SyncFIFO(width=tile_result_layout(cols, cfg.acc_width).size, depth=2)
+            m.submodules[f"res{r}"] = fifo
+            res_fifos.append(fifo)
+            pending = Signal(2, name=f"pending{r}")
+            pend_busy.append(pending != 0)
+            m.d.comb += dec.pairs.ready.eq(~p.end | (pending < 2))
+            fire = dec.pairs.valid & dec.pairs.ready
+            m.d.comb += [vrp.addr.eq(p.vaddr >> lg_wb), arp.addr.eq(p.abase + p.k)]
+            c_valid, c_clear, c_sel = Signal(name=f"c_valid{r}"), Signal(), Signal(lg_wb)
+            m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear),
+                         c_sel.eq(p.vaddr[:lg_wb])]
+            m.d.comb += [mac.w[r].eq(vrp.data.word_select(c_sel, 8)),
+                         mac.x[r].eq(arp.data), mac.valid[r].eq(c_valid),
+                         mac.clear[r].eq(c_clear)]
+            # end token delay line: 1 (fetch) + MAC latency
+            tok = data.StructLayout({"end": 1, "empty": 1, "m": DIM_WIDTH, "cg": DIM_WIDTH})
+            line = [Signal(tok, name=f"end{r}_{i}") for i in range(1 + lat)]
+            m.d.sync += [line[0].end.eq(fire & p.end), line[0].empty.eq(p.empty),
+                         line[0].m.eq(p.m), line[0].cg.eq(p.cg)]
+            for a, b in zip(line, line[1:]):
+                m.d.sync += b.eq(a)
+            last = line[-1]
+            res = Signal(tile_result_layout(cols, cfg.acc_width), name=f"res{r}")
+            m.d.comb += [res.m.eq(last.m), res.cg.eq(last.cg)]
+            for c in range(cols):
+                m.d.comb += res.acc[c].eq(Mux(last.empty, 0, mac.acc[r][c]))
+            m.d.comb += [fifo.w_data.eq(res), fifo.w_en.eq(last.end)]
+            popped = Signal(name=f"popped{r}")
+            res_fifos[-1].popped = popped
+            with m.If((fire & p.end) & ~popped):
+                m.d.sync += pending.eq(pending + 1)
+            with m.Elif(~(fire & p.end) & popped):
+                m.d.sync += pending.eq(pending - 1)
+
+        # output: fixed priority over lanes
+        for r in reversed(range(rows)):
+            f = res_fifos[r]
+            with m.If(f.r_rdy):
+                m.d.comb += [self.results.valid.eq(1), self.results.payload.eq(f.r_data)]
+        chosen = Signal(range(max(2, rows)))
+        for r in reversed(range(rows)):
+            with m.If(res_fifos[r].r_rdy):
+                m.d.comb += chosen.eq(r)
+        for r, f in enumerate(res_fifos):
+            sel = self.results.valid & self.results.ready & (chosen == r)
+            m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel)]
+
+        m.d.comb += all_done.eq(Cat(*[d.done for d in decs]).all() & ~Cat(*pend_busy).any())
+        return m

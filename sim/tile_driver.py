@@ -1,0 +1,188 @@
+"""cocotb driver of the compute tile (hw/tile.py): command, weight and activation streams in,
+result stream out, with seeded idle/backpressure, and cycle measurement.
+
+Used by tests/sim/cocotb_tile.py (bit-exact regression) and sim/bench_layer.py (benchmarks).
+Host-side helpers (`tile_job`, `weight_words`, `act_entries`) are pure NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["TileDriver", "tile_job", "weight_words", "act_entries", "pack_struct",
+           "FMT_CODES"]
+
+FMT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
+CLK_NS = 10
+
+
+def weight_words(image, word_bytes: int) -> list[int]:
+    """The image as little-endian ``word_bytes`` words (the ``weights`` stream)."""
+    img = np.asarray(image, dtype=np.uint8)
+    return [int.from_bytes(img[i:i + word_bytes].tobytes(), "little")
+            for i in range(0, img.size, word_bytes)]
+
+
+def act_entries(X, cols: int) -> list[list[int]]:
+    """The ``acts`` stream of a matmul: entry ``(cg, k)`` = ``X[k, cg*cols:(cg+1)*cols]``
+    (zero-padded past ``N``), column groups outer, ``k`` inner."""
+    X = np.asarray(X, dtype=np.int64)
+    K, N = X.shape
+    ncg = -(-N // cols)
+    Xp = np.zeros((K, ncg * cols), dtype=np.int64)
+    Xp[:, :N] = X
+    return [[int(v) for v in Xp[k, cg * cols:(cg + 1) * cols]]
+            for cg in range(ncg) for k in range(K)]
+
+
+def tile_job(pw, X, cols: int, word_bytes: int, act_skip: bool) -> dict:
+    """Everything the tile needs for ``Y = W @ X`` with packed weights ``pw``."""
+    M, K = pw.shape
+    return {"cmd": {"op": 0, "fmt": FMT_CODES[pw.fmt], "act_skip": int(act_skip), "m": M,
+                    "k": K, "n": int(X.shape[1])},
+            "words": weight_words(pw.image, word_bytes), "acts": act_entries(X, cols),
+            "M": M, "N": int(X.shape[1])}
+
+
+def pack_struct(layout, values: dict) -> int:
+    """Integer of an Amaranth StructLayout with plain integer / array field values."""
+    out = 0
+    for name, field in layout:
+        v = values[name]
+        if isinstance(v, (list, tuple)):
+            ew = field.width // len(v)
+            v = sum((int(e) & ((1 << ew) - 1)) << (i * ew) for i, e in enumerate(v))
+        out |= (int(v) & ((1 << field.width) - 1)) << field.offset
+    return out
+
+
+def _signed(v: int, width: int) -> int:
+    return v - (1 << width) if v >> (width - 1) else v
+
+
+class TileDriver:
+    """Drives one Tile instance under cocotb.
+
+    Parameters
+    ----------
+    dut : cocotb handle of the ``tile`` top level.
+    cols, acc_width : int
+        From the tile's config.
+    rng : random.Random
+        Source of idle/backpressure decisions.
+    stall : float
+        Probability of an idle cycle on each input stream and of ``ready = 0`` on the output.
+    """
+
+    def __init__(self, dut, *, cols: int, acc_width: int, rng, stall: float = 0.0):
+        from hw.tile import tile_command_layout
+
+        self.dut, self.cols, self.acc_width, self.rng, self.stall = dut, cols, acc_width, rng, \
+            stall
+        self.cmd_layout = tile_command_layout()
+
+    async def start(self):
+        import cocotb
+        from cocotb.clock import Clock
+        from cocotb.triggers import RisingEdge
+
+        d = self.dut
+        cocotb.start_soon(Clock(d.clk, CLK_NS, unit="ns").start())
+        for s in (d.cmd__valid, d.weights__valid, d.acts__valid, d.results__ready):
+            s.value = 0
+        d.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(d.clk)
+        d.rst.value = 0
+        await RisingEdge(d.clk)
+
+    def _idle(self) -> bool:
+        return self.stall > 0 and self.rng.random() < self.stall
+
+    async def _feed(self, valid, ready, payload, items):
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        i = 0
+        while i < len(items):
+            if self._idle():
+                valid.value = 0
+            else:
+                payload.value = items[i]
+                valid.value = 1
+            await ReadOnly()
+            fired = int(valid.value) and int(ready.value)
+            await RisingEdge(self.dut.clk)
+            i += fired
+        valid.value = 0
+
+    async def run(self, job: dict) -> dict:
+        """Run one job; returns ``Y`` (int64 ``M x N``) and cycle counts."""
+        import cocotb
+        from cocotb.triggers import ReadOnly, RisingEdge
+        from cocotb.utils import get_sim_time
+
+        d, cols, aw = self.dut, self.cols, self.acc_width
+        d.cmd__payload.value = pack_struct(self.cmd_layout, job["cmd"])
+        d.cmd__valid.value = 1
+        while True:
+            await ReadOnly()
+            ok = int(d.cmd__ready.value)
+            await RisingEdge(d.clk)
+            if ok:
+                break
+        d.cmd__valid.value = 0
+        t0 = get_sim_time(unit="ns")
+        acts = [sum((v & 0xFF) << (8 * i) for i, v in enumerate(e)) for e in job["acts"]]
+        fw = cocotb.start_soon(self._feed(d.weights__valid, d.weights__ready,
+                                          d.weights__payload, job["words"]))
+        fa = cocotb.start_soon(self._feed(d.acts__valid, d.acts__ready, d.acts__payload, acts))
+        M, N = job["M"], job["N"]
+        ncg = -(-N // cols)
+        Y = np.full((M, ncg * cols), np.iinfo(np.int64).min, dtype=np.int64)
+        seen = np.zeros((M, ncg), dtype=bool)
+        t_compute = None
+        got = 0
+        while got < M * ncg or int(d.busy.value):
+            d.results__ready.value = 0 if self._idle() else 1
+            await ReadOnly()
+            if t_compute is None and int(d.computing.value):
+                t_compute = get_sim_time(unit="ns")
+            if int(d.results__valid.value) and int(d.results__ready.value):
+                v = int(d.results__payload.value)
+                m, cg = v & 0xFFFF, (v >> 16) & 0xFFFF
+                assert m < M and cg < ncg and not seen[m, cg], \
+                    f"unexpected or duplicate result (m={m}, cg={cg}) for M={M}, groups={ncg}"
+                seen[m, cg] = True
+                for c in range(cols):
+                    Y[m, cg * cols + c] = _signed((v >> (32 + c * aw)) & ((1 << aw) - 1), aw)
+                got += 1
+            await RisingEdge(d.clk)
+        d.results__ready.value = 0
+        t1 = get_sim_time(unit="ns")
+        await fw
+        await fa
+        total = int((t1 - t0) // CLK_NS)
+        load = int((t_compute - t0) // CLK_NS) if t_compute is not None else total
+        return {"Y": Y[:, :N], "cycles": total - load, "load_cycles": load,
+                "total_cycles": total, "error": int(d.error.value)}
+
+
+if os.environ.get("SPARSEMAC_BENCH_JOB"):  # imported by cocotb for `sparsemac bench`
+    import cocotb
+
+    @cocotb.test()
+    async def bench_layer(dut):
+        """Run the job of SPARSEMAC_BENCH_JOB once and write cycles + result as JSON."""
+        import json
+        import random
+
+        job = json.loads(open(os.environ["SPARSEMAC_BENCH_JOB"]).read())
+        drv = TileDriver(dut, cols=int(os.environ["SPARSEMAC_BENCH_COLS"]),
+                         acc_width=int(os.environ["SPARSEMAC_BENCH_ACC"]), rng=random.Random(0))
+        await drv.start()
+        res = await drv.run(job)
+        res["Y"] = res["Y"].tolist()
+        with open(os.environ["SPARSEMAC_BENCH_OUT"], "w") as fh:
+            json.dump(res, fh)

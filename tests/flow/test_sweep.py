@@ -1,0 +1,177 @@
+"""``sparsemac sweep``: spec checking with line numbers, cycle source, resume after a kill,
+the Dask executor on a LocalCluster, reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from flow.spec import SpecError, Workload, load_spec
+from flow.sweep import run_sweep
+from hw.config import AcceleratorConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+name: t
+base: {preset: tiny}
+grid:
+  rows: [1, 2]
+top: pe
+synth: {target: generic}
+cycles: roofline
+workloads:
+  - {name: fc, op: matmul, M: 16, K: 32, N: 4, format: [dense, bitmap], sparsity: 0.5}
+  - {name: cv, op: conv2d, C: 2, H: 5, W: 5, O: 4, R: 3, S: 3, padding: 1, format: nm, nm: "2:4"}
+"""
+
+
+def _spec(tmp_path, text, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_good_spec_expands(tmp_path):
+    spec = load_spec(_spec(tmp_path, GOOD))
+    assert [c.rows for c in spec.configs] == [1, 2]
+    assert [(w.name, w.format) for w in spec.workloads] == [("fc", "dense"), ("fc", "bitmap"),
+                                                            ("cv", "nm")]
+    assert spec.workloads[2].nm == (2, 4) and spec.workloads[2].sparsity == 0.5
+    assert spec.n_points == 6
+
+
+@pytest.mark.parametrize("edit, line, message", [
+    (("cycles: roofline", "cycles: roofline\nbogus: 1"), 8, "unknown key 'bogus'"),
+    (("rows: [1, 2]", "rows: [1, 200]"), 4,
+     "config point {'rows': 200}: rows must be between 1 and 64, not 200"),
+    (("format: [dense, bitmap]", "format: [dense, bitmapp]"), 9,
+     "format must be one of dense, bitmap, block, nm, not 'bitmapp'"),
+    (('nm: "2:4"', 'nm: "3:5"'), 10, "nm must have M a power of two in 2..32"),
+    (("K: 32", "K: -1"), 9, "K must be an integer >= 1, not -1"),
+    (("top: pe", "top: nope"), 5, "top must be one of pe, mac_array"),
+    (("synth: {target: generic}", "synth: {target: generic, fmax: true}"), 6,
+     "fmax needs place and route: target ecp5 or ice40, not 'generic'"),
+    (("cycles: roofline", "cycles: roofline\ncycles: auto"), 8, "duplicate key 'cycles'"),
+    (("sparsity: 0.5", "sparsity: [0.5, 1.5]"), 9, "sparsity must be a number in [0, 1)"),
+    (("  rows: [1, 2]", "  rows: [1, 2\n"), 6, "not valid YAML: expected ',' or ']', but got "
+     "':' (while parsing a flow sequence on line 4)"),
+])
+def test_spec_errors_name_file_and_line(tmp_path, edit, line, message):
+    p = _spec(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(SpecError) as exc:
+        load_spec(p)
+    assert str(exc.value).startswith(f"{p}:{line}: "), str(exc.value)
+    assert message in str(exc.value), str(exc.value)
+
+
+def test_cli_bad_spec_fails_before_any_work(tmp_path):
+    p = _spec(tmp_path, GOOD.replace("M: 16", "M: 0"))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "sim.cli", "sweep", str(p), "-o", str(out)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2, r
+    assert r.stderr.strip() == f"sparsemac sweep: error: {p}:9: M must be an integer >= 1, not 0"
+    assert not out.exists(), "a bad spec must fail before anything is written"
+
+
+def test_roofline_cycles_match_independent_count():
+    """bitmap at 75 % sparsity: nnz = round(0.25 * M * K) exactly (unstructured pruning)."""
+    from flow.cycles import roofline_source
+
+    cfg = AcceleratorConfig.preset("tiny")
+    m, k, n = 16, 64, 8
+    for fmt, sp in (("bitmap", 0.75), ("dense", 0.75)):
+        wl = Workload("fc", "matmul", (("M", m), ("K", k), ("N", n)), fmt, sp)
+        c = roofline_source(wl, cfg, seed=3)
+        nnz = round((1 - sp) * m * k)
+        assert c["dense_macs"] == m * k * n
+        assert c["effectual_macs"] == nnz * n, (fmt, c)
+        work = (nnz if fmt == "bitmap" else m * k) * n
+        assert c["cycles"] >= math.ceil(work / cfg.macs), (fmt, c)
+        assert c["cycles"] >= math.ceil(c["weight_bytes"] / cfg.axi_bytes), (fmt, c)
+        if fmt == "dense":
+            assert c["cycles"] == c["dense_roofline_cycles"]
+
+
+def _db_rows(db: Path) -> dict[str, tuple]:
+    try:
+        con = sqlite3.connect(db)
+        try:
+            return {r[0]: r[1:] for r in con.execute("SELECT key, run_id, computed_at FROM points")}
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return {}
+
+
+def test_sweep_resumes_after_kill(tmp_path):
+    """Kill a sweep mid-run; the rerun keeps every finished point and computes only the rest."""
+    widths = [20, 22, 24, 26, 28, 30, 34, 36]
+    p = _spec(tmp_path, f"""\
+        name: kill
+        base: {{preset: tiny}}
+        grid:
+          acc_width: {widths}
+        top: pe
+        synth: {{target: generic}}
+        cycles: roofline
+        workloads:
+          - {{name: fc, op: matmul, M: 8, K: 16, N: 2, format: bitmap, sparsity: 0.5}}
+        """)
+    out = tmp_path / "out"
+    env = {**os.environ, "SPARSEMAC_CACHE": str(tmp_path / "cache")}  # real synthesis each
+    cmd = [sys.executable, "-m", "sim.cli", "sweep", str(p), "-o", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    db = out / "results.sqlite"
+    deadline = time.monotonic() + 300
+    while len(_db_rows(db)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    before = _db_rows(db)
+    assert 2 <= len(before) < len(widths), (
+        f"the kill should land mid-sweep: {len(before)} of {len(widths)} points were done")
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    after = _db_rows(db)
+    assert len(after) == len(widths)
+    for key, val in before.items():
+        assert after[key] == val, f"finished point {key[:12]} was recomputed: {val} -> {after[key]}"
+    assert f"{len(widths)} points: {len(widths) - len(before)} computed, {len(before)} reused" \
+        in r.stdout, r.stdout
+    rows = list(__import__("csv").DictReader(open(out / "results.csv")))
+    assert sorted(int(json.loads(x["params"])["acc_width"]) for x in rows) == widths
+
+
+def test_dask_local_cluster_matches_local(tmp_path, monkeypatch):
+    """The same sweep on a Dask LocalCluster (threads) gives the same rows as the local run."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("SPARSEMAC_CACHE", str(tmp_path / "cache"))
+    spec = load_spec(_spec(tmp_path, GOOD))
+    local = run_sweep(spec, tmp_path / "local", jobs=1, progress=False, log=lambda *_: None)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        res = run_sweep(spec, tmp_path / "dask", jobs=2, executor="dask",
+                        scheduler=cluster.scheduler_address, progress=False,
+                        log=lambda *_: None)
+    assert res["computed"] == 6 and res["reused"] == 0
+    skip = {"run_id", "computed_at", "synth_cached"}
+    a = [{k: v for k, v in r.items() if k not in skip} for r in local["rows"]]
+    b = [{k: v for k, v in r.items() if k not in skip} for r in res["rows"]]
+    assert a == b
+    assert {"results.csv", "results.md", "pareto.png"} <= {f.name for f in
+                                                           (tmp_path / "dask").iterdir()}
+    md = (tmp_path / "dask" / "results.md").read_text()
+    assert md.count("| t-") == 6 and "speedup vs dense" in md
