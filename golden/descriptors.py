@@ -1,4 +1,4 @@
-"""Layer descriptors: pack, unpack and validate (docs/spec.md section 7).
+"""Layer descriptors: pack, unpack and validate (docs/spec.md section 8).
 
 One 64-byte little-endian descriptor per layer tells the accelerator what to run: the opcode,
 the weight format and its parameters, the shapes, five buffer offsets and the fusion flags.
@@ -33,7 +33,7 @@ assert _STRUCT.size == DESC_BYTES
 
 
 class ErrorCode(enum.IntEnum):
-    """Error codes the accelerator reports in ``STATUS.error_code`` (docs/spec.md section 7).
+    """Error codes the accelerator reports in ``STATUS.error_code`` (docs/spec.md section 8).
 
     Codes 1..10 mirror :class:`golden.formats.FormatErrorCode` (weight-image checks), 16..31 are
     descriptor and DMA-command checks, 32..47 bus faults.  Where several rules break, the
@@ -92,7 +92,7 @@ _FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ)
 
 @dataclass(frozen=True)
 class Descriptor:
-    """Field-by-field view of one descriptor (offsets in docs/spec.md section 7).
+    """Field-by-field view of one descriptor (offsets in docs/spec.md section 8).
 
     Buffer fields (``weights``, ``acts``, ``out``, ``quant``, ``lut``) are byte offsets from the
     memory window base (``MEM_BASE`` register).  For ``matmul`` the conv fields are 0; for

@@ -119,8 +119,13 @@ def _lane_finish(items, start: int) -> int:
     return f_prev
 
 
-def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False) -> dict:
+def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
+                image_bytes: int | None = None) -> dict:
     """Predicted cycles of ``Y = W @ X`` on one tile.
+
+    For conv2d, ``X`` is the im2col matrix and ``image_bytes`` the input tensor size: the
+    image is loaded raw (``cols`` bytes per beat), then the im2col generator writes one
+    activation entry per cycle before the lanes start.
 
     Returns
     -------
@@ -133,7 +138,11 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False) -> dict:
     K, N = X.shape
     wb = int(cfg.axi_data_width) // 8
     ncg = _cdiv(N, int(cfg.cols))
-    load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
+    if image_bytes is None:
+        load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
+    else:
+        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, int(cfg.cols))) + ncg * K \
+            + _LOAD_EXTRA + 3
     lanes = lane_records(pw, X, cfg, act_skip)
     fin = [(_lane_finish(items, _START) if items else 0) for items in lanes]
     lat = int(getattr(cfg, "mul_pipeline", 2)) + 1

@@ -1,4 +1,4 @@
-"""Array of ``rows x cols`` int8 processing elements, one independent lane per row (docs/tile.md)."""
+"""Array of ``rows x cols`` int8 processing elements, one lane per row (docs/tile.md)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .requantizer import _check_int, requant_out_layout
+from .requantizer import _check_int, requant_out_layout, sat_signed
 
 __all__ = ["PwlActivation", "pwl_write_signature"]
 
@@ -33,7 +33,8 @@ class PwlActivation(wiring.Component):
     ``acc = base[s] + slope[s] * off``, ``r = (acc + (1 << (shift[s] - 1))) >> shift[s]``,
     ``y = clamp(r)`` to ``out_width`` bits.  ``underflows`` / ``overflows`` count the values
     with ``r`` below / above the output range (32 bits, wrapping; ``clear_counters`` zeroes
-    them, and wins over a count in the same cycle).
+    them, and wins over a count in the same cycle).  A beat's counts appear one cycle after
+    the beat enters the output register.
 
     Micro-architecture: every lane reads its own copy of the table (``segments`` x 55 bits) in
     the accept cycle; then the 18 x ``ow`` product (one MULT18), the base add, a barrel shift
@@ -147,11 +148,10 @@ class PwlActivation(wiring.Component):
         # stage 4: u = acc >> (shift - 1)
         valid, last = reg(valid, 1, "v_sh"), reg(last, 1, "last_sh")
         us = [reg(a >> s, a.shape(), f"u_{j}") for j, (a, s) in enumerate(zip(accs, shs))]
-        # stage 5: clamp u to [-2**w - 2, 2**w + 2]: keeps result and saturation flags exact
+        # stage 5: clamp u to w + 2 bits, [-2**(w+1), 2**(w+1) - 1]: keeps the result and
+        # the saturation flags exact (r of the bounds is already outside the output range)
         valid, last = reg(valid, 1, "v_cl"), reg(last, 1, "last_cl")
-        hi, lo = (1 << w) + 2, -(1 << w) - 2
-        ucs = [reg(Mux(u > hi, hi, Mux(u < lo, lo, u)), signed(w + 3), f"uc_{j}")
-               for j, u in enumerate(us)]
+        ucs = [reg(sat_signed(u, w + 2), signed(w + 3), f"uc_{j}") for j, u in enumerate(us)]
         # stage 6: r = (u + 1) >> 1, saturate, count
         ymax, ymin = (1 << (w - 1)) - 1, -(1 << (w - 1))
         under, over = [], []
@@ -161,16 +161,19 @@ class PwlActivation(wiring.Component):
             for j, uc in enumerate(ucs):
                 r = Signal(signed(w + 3), name=f"r_{j}")
                 uf, of = Signal(name=f"under_{j}"), Signal(name=f"over_{j}")
-                m.d.comb += [r.eq((uc + 1) >> 1), uf.eq(valid & (r < ymin)),
-                             of.eq(valid & (r > ymax))]
+                m.d.comb += r.eq((uc + 1) >> 1)
+                # registered flags, counted in the next cycle (one beat counted once: the flags
+                # are 0 in cycles where the pipeline does not advance)
+                m.d.sync += [uf.eq(valid & (r < ymin)), of.eq(valid & (r > ymax))]
                 under.append(uf)
                 over.append(of)
                 m.d.sync += self.o.payload.data[j].eq(Mux(r > ymax, ymax,
                                                           Mux(r < ymin, ymin, r)))
+        with m.Else():
+            m.d.sync += [f.eq(0) for f in under + over]
         n_under, n_over = _popcount(under), _popcount(over)
-        with m.If(en):
-            m.d.sync += [self.underflows.eq(self.underflows + n_under),
-                         self.overflows.eq(self.overflows + n_over)]
+        m.d.sync += [self.underflows.eq(self.underflows + n_under),
+                     self.overflows.eq(self.overflows + n_over)]
         with m.If(self.clear_counters):
             m.d.sync += [self.underflows.eq(0), self.overflows.eq(0)]
         return m

@@ -6,7 +6,8 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Requantizer", "requant_in_layout", "requant_out_layout", "requant_param_signature"]
+__all__ = ["Requantizer", "sat_signed", "requant_in_layout", "requant_out_layout",
+           "requant_param_signature"]
 
 #: Width of the pieces the wide multiply is split into: an unsigned 17-bit piece (or a signed
 #: top piece of up to 18 bits) fits the signed 18x18 DSP multiplier of ECP5 (MULT18X18D).
@@ -63,7 +64,7 @@ class Requantizer(wiring.Component):
     ``acc_width x 31``-bit product is split into 17-bit pieces (one MULT18X18 each, registered),
     summed by a registered adder tree (one pairwise level per cycle), then
     ``u = t >> (shift - 1)`` is taken by a two-stage barrel shifter, clamped to
-    ``[-2**out_width, 2**out_width]``, and ``y = sat((u + 1) >> 1)`` (equal to the spec rule).
+    ``[-2**out_width, 2**out_width - 1]``, and ``y = sat((u + 1) >> 1)`` (equal to the spec rule).
 
     Throughput is one beat (``lanes`` values) per cycle.  Stall behaviour: the whole pipeline
     advances when the output register is empty or taken (``i.ready = ~o.valid | o.ready``), so
@@ -225,12 +226,9 @@ class Requantizer(wiring.Component):
         us = [reg(t >> (sh1[3:6] << 3), t.shape(), f"u0_{j}") for j, t in enumerate(ts)]
         valid, last = reg(valid, 1, "v_sh1"), reg(last, 1, "last_sh1")
         us = [reg(u >> fine, u.shape(), f"u_{j}") for j, u in enumerate(us)]
-        # clamp u to [-2**ow, 2**ow] (keeps the rounded, saturated result unchanged)
+        # clamp u to ow + 1 bits, [-2**ow, 2**ow - 1]: keeps the rounded, saturated result
         valid, last = reg(valid, 1, "v_cl"), reg(last, 1, "last_cl")
-        hi, lo = 1 << ow, -(1 << ow)
-        ucs = []
-        for j, u in enumerate(us):
-            ucs.append(reg(_clamp(u, lo, hi), signed(ow + 2), f"uc_{j}"))
+        ucs = [reg(sat_signed(u, ow + 1), signed(ow + 2), f"uc_{j}") for j, u in enumerate(us)]
         # round half up and saturate: y = sat((u + 1) >> 1)
         ymax, ymin = (1 << (ow - 1)) - 1, -(1 << (ow - 1))
         with m.If(en):
@@ -246,3 +244,15 @@ class Requantizer(wiring.Component):
 def _clamp(v, lo: int, hi: int):
     """``min(max(v, lo), hi)`` of a signed value (as a mux)."""
     return Mux(v > hi, hi, Mux(v < lo, lo, v))
+
+
+def sat_signed(v, width: int):
+    """Saturate the signed value ``v`` to ``width`` bits without a wide comparator: it fits iff
+    its bits from ``width - 1`` up are all equal (an AND / OR reduction)."""
+    n = v.shape().width
+    if n <= width:
+        return v
+    top = v[width - 1:]
+    fits = top.all() | ~top.any()
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(fits, v[:width].as_signed(), Mux(v[n - 1], lo, hi))

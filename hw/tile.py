@@ -9,6 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig
+from .im2col_address import Im2colAddress, conv_geometry_layout
 from .lane_decoder import LaneDecoder
 from .mac_array import MacArray
 
@@ -19,14 +20,16 @@ DIM_WIDTH = 16
 
 class TileOp(enum.Enum, shape=1):
     MATMUL = 0
-    CONV2D = 1  # reserved: conv2d is lowered to matmul by the host for now (docs/tile.md)
+    CONV2D = 1
 
 
 def tile_command_layout():
     """The tile's command: ``op``, ``fmt`` (must match the image header), ``act_skip``
-    (dual-side zero skipping), ``m``, ``k``, ``n`` (matmul ``W[M,K] @ X[K,N]``)."""
+    (dual-side zero skipping), ``m``, ``k``, ``n`` (matmul ``W[M,K] @ X[K,N]``; conv2d:
+    ``Kout``, ``C*KH*KW``, ``OH*OW``) and ``geo`` (conv2d geometry, ignored by matmul)."""
     return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
-                              "k": DIM_WIDTH, "n": DIM_WIDTH})
+                              "k": DIM_WIDTH, "n": DIM_WIDTH,
+                              "geo": conv_geometry_layout(DIM_WIDTH)})
 
 
 def tile_result_layout(cols: int, acc_width: int):
@@ -69,7 +72,12 @@ class Tile(wiring.Component):
     acts : In(stream.Signature(ArrayLayout(signed(8), cols)))
     results : Out(stream.Signature(tile_result_layout(cols, acc_width)))
     busy, loading, computing : Out(1)
-        Status; ``error`` is set when the image's format differs from ``cmd.fmt``.
+        Status.
+    error : Out(1)
+        Set at compute start (until the next command) when the image's format differs from
+        ``cmd.fmt``, the image, the activation entries or the conv2d input overflowed their
+        buffer, or an nm image has an N that is not a power of two (results are then
+        garbage).
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -108,7 +116,12 @@ class Tile(wiring.Component):
         wmem = Memory(shape=W, depth=cfg.weight_buf_depth, init=[])
         amem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
         nzmem = Memory(shape=W, depth=self.nz_depth, init=[])
+        imem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
         m.submodules.wmem, m.submodules.amem, m.submodules.nzmem = wmem, amem, nzmem
+        m.submodules.imem = imem
+        i_wr = imem.write_port()
+        iaw = self.aaw + max(1, (cols - 1).bit_length()) + 1
+        m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw, dim_width=DIM_WIDTH)
         w_wr = wmem.write_port()
         a_wr = amem.write_port()
         nz_wr = nzmem.write_port(granularity=1)
@@ -123,10 +136,15 @@ class Tile(wiring.Component):
         hdr_words = 32 // self.wb
         w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
-        a_addr, a_nzbase = Signal(self.aaw), Signal(self.naw)
-        a_loaded = a_cg == ncg
+        a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
+        is_conv = cmd.op == TileOp.CONV2D
+        i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
+        a_loaded = Mux(is_conv, i_count >= i_beats, a_cg == ncg)
         start = Signal()
         all_done = Signal()
+        overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
+                    | (a_nzbase > self.nz_depth) | (i_count > cfg.act_buf_depth)
+                    | ((h_fmt == 3) & ((h_a & (h_a - 1)) != 0)))  # nm needs N = 2**i
 
         lg_pa = _log2(m, h_a, "lg_pa")
         lg_pb = _log2(m, h_b, "lg_pb")
@@ -171,13 +189,24 @@ class Tile(wiring.Component):
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ncg.eq((cmd.n + cols - 1) // cols),
-                             kw.eq((cmd.k + W - 1) >> lg_w)]
+                             kw.eq((cmd.k + W - 1) >> lg_w), i_count.eq(0),
+                             i_beats.eq((cmd.geo.c * cmd.geo.h * cmd.geo.w + cols - 1) // cols)]
                 m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
                 m.d.comb += [self.weights.ready.eq(~w_loaded), self.acts.ready.eq(~a_loaded)]
                 with m.If(w_loaded & a_loaded):
-                    m.d.sync += self.error.eq(h_fmt != cmd.fmt)
+                    m.d.sync += self.error.eq((h_fmt != cmd.fmt) | overflow)
+                    with m.If(is_conv):
+                        m.d.comb += i2c.start.eq(1)
+                        m.next = "IM2COL"
+                    with m.Else():
+                        m.d.comb += start.eq(1)
+                        m.next = "COMPUTE"
+            with m.State("IM2COL"):
+                m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
+                with m.If(a_cg == ncg):
+                    m.d.sync += self.error.eq(self.error | overflow)
                     m.d.comb += start.eq(1)
                     m.next = "COMPUTE"
             with m.State("COMPUTE"):
@@ -194,15 +223,34 @@ class Tile(wiring.Component):
                 with m.If(wcount == i):
                     m.d.sync += hdr[i * W:(i + 1) * W].eq(self.weights.payload)
 
-        # activation loader: entries in (cg, k) order + non-zero flag bits
+        # activation entries in (cg, k) order + non-zero flag bits: from the acts stream
+        # (matmul) or from the im2col gather (conv2d); conv2d images go to imem first
+        e_valid, e_data = Signal(), Signal(cols * 8)
         a_take = self.acts.valid & self.acts.ready
+        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.acts.payload),
+                     i_wr.en.eq(a_take & is_conv)]
+        with m.If(a_take & is_conv):
+            m.d.sync += i_count.eq(i_count + 1)
+        m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(ncg)]
+        g_valid = Signal()
+        g_sel = [Signal(range(cols), name=f"g_sel{j}") for j in range(cols)]
+        g_inb = Signal(cols)
+        g_bytes = []
+        m.d.sync += [g_valid.eq(i2c.valid), g_inb.eq(i2c.inb)]
+        for j in range(cols):
+            rp = imem.read_port()
+            m.d.comb += rp.addr.eq(i2c.addr[j] // cols)
+            m.d.sync += g_sel[j].eq(i2c.addr[j] % cols)
+            g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
+        m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take)),
+                     e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
         nzbit = Signal(W)
         m.d.comb += nzbit.eq(Const(1, W) << a_k[:lg_w])
-        m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(self.acts.payload), a_wr.en.eq(a_take),
+        m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(e_data), a_wr.en.eq(e_valid),
                      nz_wr.addr.eq(a_nzbase + (a_k >> lg_w)),
-                     nz_wr.data.eq(Mux(self.acts.payload.as_value().any(), nzbit, 0)),
-                     nz_wr.en.eq(Mux(a_take, nzbit, 0))]
-        with m.If(a_take):
+                     nz_wr.data.eq(Mux(e_data.any(), nzbit, 0)),
+                     nz_wr.en.eq(Mux(e_valid, nzbit, 0))]
+        with m.If(e_valid):
             m.d.sync += a_addr.eq(a_addr + 1)
             with m.If(a_k + 1 == cmd.k):
                 m.d.sync += [a_k.eq(0), a_cg.eq(a_cg + 1), a_nzbase.eq(a_nzbase + kw)]

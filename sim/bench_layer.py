@@ -5,8 +5,8 @@ The layer is random int8 data (``--seed``), pruned to the requested sparsity, pa
 same pruned weights without any skipping, so ``speedup = dense cycles / sparse cycles`` on the
 same hardware.  ``cycles`` is the tile's compute phase (lanes start -> last result); the load
 phase (weight image + activations, not overlapped with compute) is ``load_cycles``.
-conv2d is lowered to matmul by host-side im2col (the padding columns are zeros the dual-side
-skipping drops; see docs/tile.md).
+conv2d sends the raw NCHW image; the tile builds the im2col entries itself (implicit im2col,
+padding never fetched; docs/tile.md).
 """
 
 from __future__ import annotations
@@ -97,9 +97,10 @@ def build_layer(a, op: str, cfg):
         x = x * (rng.random(x.shape) < a.act_density)
         W = rng.integers(-128, 128, (a.kout, a.c * a.kh * a.kw))
         X, _ = im2col(x, a.kh, a.kw, a.stride, a.pad, a.dilation)
+        meta_x = x
         meta = {"m": a.kout, "k": W.shape[1], "n": X.shape[1], "c": a.c, "h": a.h, "w": a.w,
                 "kh": a.kh, "kw": a.kw, "stride": a.stride, "pad": a.pad,
-                "dilation": a.dilation}
+                "dilation": a.dilation, "x": meta_x}
     method = _prune_method(a)
     block = a.block or cfg.block_size
     if method == "unstructured":
@@ -139,21 +140,14 @@ def _check_capacity(cfg, pw, K, N):
         raise UsageError("M, K and N must be below 65536 on one tile")
 
 
-def run_layer(cfg, pw, X, *, engine: str, act_skip: bool, seed: int = 1) -> dict:
-    """Cycles (and the RTL result) of one packed layer on one tile."""
-    from golden.tile_model import tile_cycles
-
-    pred = tile_cycles(pw, X, cfg, act_skip=act_skip)
-    if engine == "model":
-        return dict(pred, Y=None, model_cycles=pred["cycles"])
+def run_rtl(cfg, jobs: list[dict], *, seed: int = 1) -> list[dict]:
+    """Run tile jobs (see `sim.tile_driver.tile_job`) back to back on one RTL build."""
     from hw.tile import Tile
     from sim.runner import run_cocotb
-    from sim.tile_driver import tile_job
 
-    job = tile_job(pw, X, cfg.cols, cfg.axi_bytes, act_skip)
     with tempfile.TemporaryDirectory(prefix="sparsemac-bench-") as tmp:
         jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
-        jpath.write_text(json.dumps(job))
+        jpath.write_text(json.dumps(jobs))
         stdout = sys.stdout
         sys.stdout = sys.stderr  # keep --json output clean
         try:
@@ -165,8 +159,32 @@ def run_layer(cfg, pw, X, *, engine: str, act_skip: bool, seed: int = 1) -> dict
         finally:
             sys.stdout = stdout
         res = json.loads(opath.read_text())
-    res["Y"] = np.array(res["Y"], dtype=np.int64)
+    for r in res:
+        r["Y"] = np.array(r["Y"], dtype=np.int64)
+    return res
+
+
+def run_layer(cfg, pw, X, *, engine: str, act_skip: bool, seed: int = 1,
+              conv: dict | None = None) -> dict:
+    """Cycles (and the RTL result) of one packed layer on one tile (``conv``: the conv2d
+    geometry and input ``x`` for the tile's implicit im2col)."""
+    from golden.tile_model import tile_cycles
+    from sim.tile_driver import conv_job, tile_job
+
+    img = None if conv is None else int(conv["x"].size)
+    pred = tile_cycles(pw, X, cfg, act_skip=act_skip, image_bytes=img)
+    if engine == "model":
+        return dict(pred, Y=None, model_cycles=pred["cycles"],
+                    model_total_cycles=pred["total_cycles"])
+    if conv is None:
+        job = tile_job(pw, X, cfg.cols, cfg.axi_bytes, act_skip)
+    else:
+        job = conv_job(pw, conv["x"], (conv["kh"], conv["kw"]), stride=conv["stride"],
+                       padding=conv["pad"], dilation=conv["dilation"], cols=cfg.cols,
+                       word_bytes=cfg.axi_bytes, act_skip=act_skip)
+    res = run_rtl(cfg, [job], seed=seed)[0]
     res["model_cycles"] = pred["cycles"]
+    res["model_total_cycles"] = pred["total_cycles"]
     res["pairs"] = pred["pairs"]
     return res
 
@@ -184,8 +202,17 @@ def _main(a, op: str) -> int:
     pw = _pack(a, W, cfg)
     K, N = X.shape
     _check_capacity(cfg, pw, K, N)
+    conv = None
+    if op == "conv2d":
+        conv = meta
+        if meta["x"].size > cfg.act_buf_depth * cfg.cols:
+            raise UsageError(f"the input image ({meta['x'].size} bytes) does not fit "
+                             f"act_buf_depth={cfg.act_buf_depth} entries of {cfg.cols} bytes")
+        if max(a.kh, a.kw, a.stride, a.pad, a.dilation) > 15:
+            raise UsageError("--kh, --kw, --stride, --pad and --dilation must be at most 15")
     act_skip = a.format != "dense" and not a.no_act_skip
-    res = run_layer(cfg, pw, X, engine=a.engine, act_skip=act_skip, seed=a.seed)
+    res = run_layer(cfg, pw, X, engine=a.engine, act_skip=act_skip, seed=a.seed, conv=conv)
+    meta = {k: v for k, v in meta.items() if k != "x"}
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width, acc_width=cfg.acc_width)
     st = layer_stats(pw, X, a.format, tile_cfg, requant=False, bias=False)
@@ -209,6 +236,7 @@ def _main(a, op: str) -> int:
         if a.format != "dense" else st.dense_macs / (cfg.rows * cfg.cols * max(cyc, 1)),
         "model_cycles": res["model_cycles"],
         "model_error": (res["model_cycles"] - cyc) / max(cyc, 1),
+        "model_total_cycles": res["model_total_cycles"],
         "weight_bytes": pw.nbytes, "mismatches": mism,
     }
     if a.json:

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-__all__ = ["TileDriver", "tile_job", "weight_words", "act_entries", "pack_struct",
+__all__ = ["TileDriver", "tile_job", "conv_job", "weight_words", "act_entries", "pack_struct",
            "FMT_CODES"]
 
 FMT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
@@ -46,12 +46,38 @@ def tile_job(pw, X, cols: int, word_bytes: int, act_skip: bool) -> dict:
             "M": M, "N": int(X.shape[1])}
 
 
+def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
+             word_bytes: int, act_skip: bool) -> dict:
+    """The tile job of an NCHW (N=1) x OIHW conv2d: the image goes in raw (``cols`` bytes per
+    beat, NCHW order) and the tile's im2col address generator builds the entries."""
+    from golden.ops import conv_output_shape
+
+    x = np.asarray(x, dtype=np.int64)
+    _, C, H, Wd = x.shape
+    kh, kw = kernel
+    st = (stride, stride) if np.isscalar(stride) else tuple(stride)
+    pd = (padding, padding) if np.isscalar(padding) else tuple(padding)
+    dl = (dilation, dilation) if np.isscalar(dilation) else tuple(dilation)
+    oh, ow = conv_output_shape((H, Wd), (kh, kw), st, pd, dl)
+    flat = x.ravel()
+    flat = np.concatenate([flat, np.zeros(-flat.size % cols, dtype=np.int64)])
+    acts = [[int(v) for v in flat[i:i + cols]] for i in range(0, flat.size, cols)]
+    M, K = pw.shape
+    geo = {"c": C, "h": H, "w": Wd, "oh": oh, "ow": ow, "kh": kh, "kw": kw, "sh": st[0],
+           "sw": st[1], "ph": pd[0], "pw": pd[1], "dh": dl[0], "dw": dl[1]}
+    return {"cmd": {"op": 1, "fmt": FMT_CODES[pw.fmt], "act_skip": int(act_skip), "m": M,
+                    "k": K, "n": oh * ow, "geo": geo},
+            "words": weight_words(pw.image, word_bytes), "acts": acts, "M": M, "N": oh * ow}
+
+
 def pack_struct(layout, values: dict) -> int:
     """Integer of an Amaranth StructLayout with plain integer / array field values."""
     out = 0
     for name, field in layout:
-        v = values[name]
-        if isinstance(v, (list, tuple)):
+        v = values.get(name, 0)
+        if isinstance(v, dict):
+            v = pack_struct(field.shape, v)
+        elif isinstance(v, (list, tuple)):
             ew = field.width // len(v)
             v = sum((int(e) & ((1 << ew) - 1)) << (i * ew) for i, e in enumerate(v))
         out |= (int(v) & ((1 << field.width) - 1)) << field.offset
@@ -120,7 +146,7 @@ class TileDriver:
     async def run(self, job: dict) -> dict:
         """Run one job; returns ``Y`` (int64 ``M x N``) and cycle counts."""
         import cocotb
-        from cocotb.triggers import ReadOnly, RisingEdge
+        from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
         from cocotb.utils import get_sim_time
 
         d, cols, aw = self.dut, self.cols, self.acc_width
@@ -142,13 +168,23 @@ class TileDriver:
         ncg = -(-N // cols)
         Y = np.full((M, ncg * cols), np.iinfo(np.int64).min, dtype=np.int64)
         seen = np.zeros((M, ncg), dtype=bool)
-        t_compute = None
-        got = 0
-        while got < M * ncg or int(d.busy.value):
-            d.results__ready.value = 0 if self._idle() else 1
+        t_compute = []
+
+        async def watch_compute():
             await ReadOnly()
-            if t_compute is None and int(d.computing.value):
-                t_compute = get_sim_time(unit="ns")
+            if not int(d.computing.value):
+                await RisingEdge(d.computing)
+            t_compute.append(get_sim_time(unit="ns"))
+
+        wc = cocotb.start_soon(watch_compute())
+        got = 0
+        while got < M * ncg:
+            idle = self._idle()
+            d.results__ready.value = 0 if idle else 1
+            await ReadOnly()
+            if not idle and not int(d.results__valid.value) and self.stall == 0:
+                await RisingEdge(d.results__valid)  # fast path: skip cycles without results
+                await ReadOnly()
             if int(d.results__valid.value) and int(d.results__ready.value):
                 v = int(d.results__payload.value)
                 m, cg = v & 0xFFFF, (v >> 16) & 0xFFFF
@@ -160,11 +196,16 @@ class TileDriver:
                 got += 1
             await RisingEdge(d.clk)
         d.results__ready.value = 0
+        await ReadOnly()
+        if int(d.busy.value):
+            await FallingEdge(d.busy)
         t1 = get_sim_time(unit="ns")
+        await RisingEdge(d.clk)
+        await wc
         await fw
         await fa
         total = int((t1 - t0) // CLK_NS)
-        load = int((t_compute - t0) // CLK_NS) if t_compute is not None else total
+        load = int((t_compute[0] - t0) // CLK_NS)
         return {"Y": Y[:, :N], "cycles": total - load, "load_cycles": load,
                 "total_cycles": total, "error": int(d.error.value)}
 
@@ -174,15 +215,18 @@ if os.environ.get("SPARSEMAC_BENCH_JOB"):  # imported by cocotb for `sparsemac b
 
     @cocotb.test()
     async def bench_layer(dut):
-        """Run the job of SPARSEMAC_BENCH_JOB once and write cycles + result as JSON."""
+        """Run the jobs of SPARSEMAC_BENCH_JOB (a JSON list) and write their results."""
         import json
         import random
 
-        job = json.loads(open(os.environ["SPARSEMAC_BENCH_JOB"]).read())
+        jobs = json.loads(open(os.environ["SPARSEMAC_BENCH_JOB"]).read())
         drv = TileDriver(dut, cols=int(os.environ["SPARSEMAC_BENCH_COLS"]),
                          acc_width=int(os.environ["SPARSEMAC_BENCH_ACC"]), rng=random.Random(0))
         await drv.start()
-        res = await drv.run(job)
-        res["Y"] = res["Y"].tolist()
+        out = []
+        for job in jobs:
+            res = await drv.run(job)
+            res["Y"] = res["Y"].tolist()
+            out.append(res)
         with open(os.environ["SPARSEMAC_BENCH_OUT"], "w") as fh:
-            json.dump(res, fh)
+            json.dump(out, fh)

@@ -18,8 +18,8 @@ class Ring(wiring.Component):
     Guarantees (docs/ring.md, section 3): no flit is lost or duplicated; flits of one
     (source, destination) pair are delivered in injection order, unicast and multicast alike;
     no deadlock under any traffic and any ``eject`` stall pattern, as long as every ``eject``
-    port eventually accepts; no node's injection is starved (round-robin, at most two other
-    flits leave a router before its waiting injection, then it takes the next credit).
+    port eventually accepts; no node's injection is starved (round-robin: at most one flit of
+    the same output channel leaves a router before its waiting injection).
 
     Latency: an unblocked flit from node ``s`` to ``d`` is on ``eject[d]`` ``2 * hops`` cycles
     after the cycle in which ``inject[s]`` accepted it, ``hops = (d - s) mod nodes`` (``nodes`` when

@@ -51,8 +51,9 @@ class RingRouter(wiring.Component):
 
     Arbitration (no starvation): the output link is shared round-robin by the forward traffic
     of channel 0, of channel 1 and by ``inject``; ``inject`` always uses the same output channel
-    as forwarded channel-0 traffic, so once ``inject`` is valid at most two other flits leave
-    this router before it, after which it takes the next credit of its channel.  ``eject`` is
+    as forwarded channel-0 traffic, so once ``inject`` is valid at most one other flit of its
+    output channel leaves this router before it (channel-1 traffic, which uses other credits,
+    may pass meanwhile) and it takes the next credit of its channel after that.  ``eject`` is
     shared round-robin by the two channel heads and its choice is held until taken (stream
     rules).
 

@@ -14,7 +14,7 @@ def test_mac_array_independent_lanes(rows, cols, acc_width, mul_pipeline, rng, s
     dut = MacArray(rows=rows, cols=cols, acc_width=acc_width, mul_pipeline=mul_pipeline)
     # per lane: a list of sums; each sum is a list of (w, x[cols]) pairs
     plans = []
-    for r in range(rows):
+    for _r in range(rows):
         sums = [[(-128, np.full(cols, -128))] * 30]
         for _ in range(6):
             n = int(rng.integers(1, 12))

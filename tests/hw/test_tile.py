@@ -5,44 +5,27 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.formats import pack_weights
-from golden.ops import matmul
+from golden.ops import conv2d, matmul
+from golden.prune import prune
 from golden.quant import wrap
 from hw.config import AcceleratorConfig
-from hw.tile import Tile
-
-FMT_CODE = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
-
-
-def act_entries(X, cols):
-    """Activation stream of the tile: entry (cg, k) = X[k, cg*cols:(cg+1)*cols], cg outer."""
-    K, N = X.shape
-    ncg = -(-N // cols)
-    Xp = np.zeros((K, ncg * cols), dtype=np.int64)
-    Xp[:, :N] = X
-    return [Xp[k, cg * cols:(cg + 1) * cols] for cg in range(ncg) for k in range(K)]
-
-
-def weight_words(image, wb):
-    img = np.asarray(image, dtype=np.uint8)
-    return [int.from_bytes(img[i:i + wb].tobytes(), "little") for i in range(0, img.size, wb)]
+from hw.tile import Tile, tile_command_layout
+from sim.tile_driver import conv_job, pack_struct, tile_job
 
 
 def run_tile(cfg, jobs, rng, stall=0.0):
-    """Run (W, X, fmt, params, act_skip) jobs back to back; return the result matrices."""
+    """Run tile jobs (sim.tile_driver.tile_job / conv_job) back to back; return the results."""
     dut = Tile(cfg)
+    layout = tile_command_layout()
     outs = []
 
     async def driver(ctx):
-        for W, X, fmt, kw, skip in jobs:
-            pw = pack_weights(W, fmt, **kw)
-            M, K = W.shape
-            ctx.set(dut.cmd.payload, {"op": 0, "fmt": FMT_CODE[fmt], "act_skip": skip,
-                                      "m": M, "k": K, "n": X.shape[1]})
+        for job in jobs:
+            ctx.set(dut.cmd.payload.as_value(), pack_struct(layout, job["cmd"]))
             ctx.set(dut.cmd.valid, 1)
             await ctx.tick().until(dut.cmd.ready)
             ctx.set(dut.cmd.valid, 0)
-            words = weight_words(pw.image, cfg.axi_bytes)
-            acts = act_entries(X, cfg.cols)
+            words, acts = job["words"], job["acts"]
             wi = ai = 0
             while wi < len(words) or ai < len(acts):
                 if wi < len(words) and rng.random() >= stall:
@@ -51,7 +34,7 @@ def run_tile(cfg, jobs, rng, stall=0.0):
                 else:
                     ctx.set(dut.weights.valid, 0)
                 if ai < len(acts) and rng.random() >= stall:
-                    ctx.set(dut.acts.payload, [int(v) for v in acts[ai]])
+                    ctx.set(dut.acts.payload, acts[ai])
                     ctx.set(dut.acts.valid, 1)
                 else:
                     ctx.set(dut.acts.valid, 0)
@@ -64,8 +47,8 @@ def run_tile(cfg, jobs, rng, stall=0.0):
             await ctx.tick().until(~dut.busy)
 
     async def sink(ctx):
-        for W, X, *_ in jobs:
-            M, N = W.shape[0], X.shape[1]
+        for job in jobs:
+            M, N = job["M"], job["N"]
             ncg = -(-N // cfg.cols)
             Y = np.full((M, ncg * cfg.cols), 0x7FFFFFFF, dtype=np.int64)
             for _ in range(M * ncg):
@@ -82,7 +65,7 @@ def run_tile(cfg, jobs, rng, stall=0.0):
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
-    sim.add_testbench(sink, background=False)
+    sim.add_testbench(sink)
     sim.run()
     return outs
 
@@ -118,10 +101,35 @@ def test_tile_matmul_formats(rows, cols, stall, rng, seed):
     jobs.append((np.full((3, 9), -128), np.full((9, 3), -128), "bitmap", {"group_size": 8}, 1))
     jobs.append((np.zeros((2, 5), dtype=int), rng.integers(-128, 128, (5, 2)), "nm",
                  {"nm": (1, 4)}, 0))
-    outs = run_tile(cfg, jobs, rng, stall)
+    outs = run_tile(cfg, [tile_job(pack_weights(W, fmt, **kw), X, cfg.cols, cfg.axi_bytes, skip)
+                          for W, X, fmt, kw, skip in jobs], rng, stall)
     for (W, X, fmt, kw, skip), Y in zip(jobs, outs):
         exp = matmul(W, X, acc_width=cfg.acc_width)
         assert np.array_equal(Y, exp), (
             f"seed={seed} fmt={fmt} {kw} skip={skip} W{W.shape} X{X.shape}:\n"
             f"expected\n{exp}\ngot\n{Y}")
         assert np.array_equal(exp, wrap(W.astype(np.int64) @ X, 32))
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 3), (1, 2)])
+def test_tile_conv2d_im2col(rows, cols, rng, seed):
+    cfg = AcceleratorConfig(rows=rows, cols=cols, out_lanes=1, weight_buf_depth=256,
+                            act_buf_depth=512, mul_pipeline=2)
+    cases = [((1, 2, 5, 6), (3, 2, 3, 3), 1, 1, 1, "bitmap", {"group_size": 8}),
+             ((1, 1, 7, 5), (2, 1, 2, 3), (2, 1), (0, 2), (1, 2), "nm", {"nm": (1, 4)}),
+             ((1, 3, 4, 4), (2, 3, 1, 1), 2, 0, 1, "dense", {}),
+             ((1, 2, 6, 6), (3, 2, 3, 2), 1, 2, 2, "block", {"block_size": 2})]
+    jobs, exps = [], []
+    for xs, ws, st, pd, dl, fmt, kw in cases:
+        x = rng.integers(-128, 128, xs) * (rng.random(xs) < 0.7)
+        w = rng.integers(-128, 128, ws) * (rng.random(ws) < 0.6)
+        if fmt == "nm":
+            w = prune(w, "nm", nm=kw["nm"])[0]
+        W2 = w.reshape(ws[0], -1)
+        jobs.append(conv_job(pack_weights(W2, fmt, **kw), x, ws[2:], stride=st, padding=pd,
+                             dilation=dl, cols=cfg.cols, word_bytes=cfg.axi_bytes,
+                             act_skip=True))
+        exps.append(conv2d(x, w, stride=st, padding=pd, dilation=dl)[0].reshape(ws[0], -1))
+    outs = run_tile(cfg, jobs, rng, 0.2)
+    for case, exp, Y in zip(cases, exps, outs):
+        assert np.array_equal(Y, exp), f"seed={seed} conv {case}:\nexpected\n{exp}\ngot\n{Y}"

@@ -1,5 +1,6 @@
-"""cocotb testbench of the compute tile: random matmuls of every format and edge cases,
-with and without idle/backpressure, bit-exact against golden.matmul (int32 accumulators).
+"""cocotb testbench of the compute tile: random matmuls of every format and edge cases, and
+random conv2d geometries through the tile's implicit im2col, with and without idle /
+backpressure, bit-exact against golden.matmul / golden.conv2d (int32 accumulators).
 
 Environment: SPARSEMAC_SEED, SPARSEMAC_TILE_CFG (config as YAML text), SPARSEMAC_TILE_CASES
 (number of random cases per format).
@@ -11,12 +12,13 @@ import random
 import cocotb
 import numpy as np
 import yaml
+from cocotb.triggers import with_timeout
 
 from golden.formats import pack_weights
-from golden.ops import matmul
+from golden.ops import conv2d, conv_output_shape, matmul
 from golden.prune import prune
 from hw.config import AcceleratorConfig
-from sim.tile_driver import TileDriver, tile_job
+from sim.tile_driver import TileDriver, conv_job, tile_job
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 CFG = AcceleratorConfig.from_dict(yaml.safe_load(os.environ.get("SPARSEMAC_TILE_CFG", "{}")))
@@ -59,6 +61,32 @@ def _cases(rng):
     return out
 
 
+def _conv_cases(rng):
+    """(name, x, w, stride, pad, dil, fmt, kw): random geometries of every format."""
+    out = []
+    for fmt, kw in FORMATS:
+        for i in range(max(1, CASES // 2)):
+            while True:
+                C, H, Wd = (int(v) for v in rng.integers(1, [4, 8, 8]))
+                kh, kwd = (int(v) for v in rng.integers(1, 4, 2))
+                st = tuple(int(v) for v in rng.integers(1, 3, 2))
+                pd = tuple(int(v) for v in rng.integers(0, 3, 2))
+                dl = tuple(int(v) for v in rng.integers(1, 3, 2))
+                try:
+                    oh, ow = conv_output_shape((H, Wd), (kh, kwd), st, pd, dl)
+                except ValueError:
+                    continue
+                ncg = -(-oh * ow // CFG.cols)
+                if ncg * C * kh * kwd <= CFG.act_buf_depth and C * H * Wd <= CFG.act_buf_depth:
+                    break
+            kout = int(rng.integers(1, CFG.rows + 3))
+            x = rng.integers(-128, 128, (1, C, H, Wd)) * (rng.random((1, C, H, Wd)) < 0.6)
+            w = _weights(rng, fmt, kw, kout, C * kh * kwd, float(rng.choice([0.2, 0.7, 1.0])))
+            out.append((f"conv {fmt}{kw} {i} x{x.shape} k{(kh, kwd)} s{st} p{pd} d{dl}", x,
+                        w.reshape(kout, C, kh, kwd), st, pd, dl, fmt, kw))
+    return out
+
+
 async def _run_cases(dut, stall):
     rng = np.random.default_rng(SEED)
     drv = TileDriver(dut, cols=CFG.cols, acc_width=CFG.acc_width, rng=random.Random(SEED),
@@ -67,7 +95,10 @@ async def _run_cases(dut, stall):
     for name, W, X, fmt, kw in _cases(rng):
         pw = pack_weights(W, fmt, **kw)
         for skip in (False, True):
-            res = await drv.run(tile_job(pw, X, CFG.cols, CFG.axi_bytes, skip))
+            job = tile_job(pw, X, CFG.cols, CFG.axi_bytes, skip)
+            bound = 20 * (W.size * len(job["acts"]) // max(1, W.shape[1]) + len(job["words"])
+                          + len(job["acts"])) + 2000
+            res = await with_timeout(drv.run(job), bound * 10, "ns")
             exp = matmul(W, X, acc_width=CFG.acc_width)
             bad = np.argwhere(res["Y"] != exp)
             assert bad.size == 0, (
@@ -75,15 +106,27 @@ async def _run_cases(dut, stall):
                 f"{len(bad)} mismatches, first at {tuple(bad[0])}: "
                 f"expected {exp[tuple(bad[0])]}, got {res['Y'][tuple(bad[0])]}")
             assert res["error"] == 0, f"seed={SEED} {name}: tile flagged an error"
+    for name, x, w, st, pd, dl, fmt, kw in _conv_cases(rng):
+        pw = pack_weights(w.reshape(w.shape[0], -1), fmt, **kw)
+        job = conv_job(pw, x, w.shape[2:], stride=st, padding=pd, dilation=dl, cols=CFG.cols,
+                       word_bytes=CFG.axi_bytes, act_skip=bool(rng.integers(0, 2)))
+        res = await with_timeout(drv.run(job), 200000 * 10, "ns")
+        exp = conv2d(x, w, stride=st, padding=pd, dilation=dl,
+                     acc_width=CFG.acc_width)[0].reshape(w.shape[0], -1)
+        bad = np.argwhere(res["Y"] != exp)
+        assert bad.size == 0, (
+            f"seed={SEED} {name}: {len(bad)} mismatches, first at {tuple(bad[0])}: "
+            f"expected {exp[tuple(bad[0])]}, got {res['Y'][tuple(bad[0])]}")
+        assert res["error"] == 0, f"seed={SEED} {name}: tile flagged an error"
 
 
 @cocotb.test()
-async def matmul_all_formats(dut):
-    """Every format, random shapes and edges, no stalls."""
+async def matmul_conv_all_formats(dut):
+    """Every format: random matmul shapes and edges, then random conv2d geometries."""
     await _run_cases(dut, 0.0)
 
 
 @cocotb.test()
-async def matmul_all_formats_stalls(dut):
+async def matmul_conv_all_formats_stalls(dut):
     """Same with random idle input cycles and output backpressure (30%)."""
     await _run_cases(dut, 0.3)

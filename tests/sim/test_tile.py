@@ -1,4 +1,5 @@
-"""Compute tile on Verilator (cocotb): every format, edges, stalls, two array shapes in CI."""
+"""Compute tile on Verilator (cocotb): matmul + conv2d, every format, edges, stalls; two array
+shapes in CI (2x2, 4x8), more in the slow set."""
 
 import pytest
 import yaml
@@ -9,7 +10,7 @@ from sim.runner import run_cocotb
 
 SHAPES = {
     "2x2": dict(rows=2, cols=2, out_lanes=1, mul_pipeline=2, weight_buf_depth=1024,
-                act_buf_depth=256),
+                act_buf_depth=1024),
     "4x8": dict(rows=4, cols=8, out_lanes=1, mul_pipeline=1, weight_buf_depth=1024,
                 act_buf_depth=512, axi_data_width=128, ring_payload_width=128,
                 group_size=32, block_size=4, acc_width=24),

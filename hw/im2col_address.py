@@ -1,0 +1,115 @@
+"""Implicit-im2col address generator of the tile (docs/spec.md section 2.2, docs/tile.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Im2colAddress", "conv_geometry_layout"]
+
+
+def conv_geometry_layout(dim_width: int = 16):
+    """Convolution geometry of a tile command: input ``C x H x W`` (one image, NCHW), kernel
+    ``KH x KW``, output ``OH x OW``, stride / padding / dilation per axis."""
+    return data.StructLayout({
+        "c": dim_width, "h": dim_width, "w": dim_width, "oh": dim_width, "ow": dim_width,
+        "kh": 4, "kw": 4, "sh": 4, "sw": 4, "ph": 4, "pw": 4, "dh": 4, "dw": 4})
+
+
+class Im2colAddress(wiring.Component):
+    """Byte addresses of one im2col entry ``X[k, cg*cols : cg*cols + cols]`` per cycle.
+
+    Entries come in the activation buffer's order (column groups outer, ``k`` inner, ``k =
+    (c*KH + r)*KW + s``); column ``p = oh*OW + ow``.  For each of the ``cols`` columns the
+    generator gives the input byte address ``c*H*W + ih*W + iw`` with
+    ``ih = oh*sh - ph + r*dh``, ``iw = ow*sw - pw + s*dw``, and ``inb`` = the position is inside
+    the image (and ``p < OH*OW``): padding positions are never fetched.  Latency: the address
+    of step ``i`` is valid in the cycle ``valid`` is high for the ``i``-th time; one step per
+    cycle after 2 set-up cycles, no stalls.
+
+    Parameters
+    ----------
+    cols : int
+        Columns per entry (the array's ``cols``).
+    addr_width : int
+        Byte address width of the image buffer.
+
+    Members
+    -------
+    start : In(1)
+        Pulse: begin (``geo``, ``k``, ``ncg`` held stable until ``done``).
+    geo : In(conv_geometry_layout())
+    k, ncg : In(16)
+        ``C*KH*KW`` and ``ceil(OH*OW / cols)``.
+    valid, done : Out(1)
+        An entry's addresses are on ``addr``/``inb``; all entries were produced.
+    addr : Out(ArrayLayout(addr_width, cols)); inb : Out(cols)
+    """
+
+    def __init__(self, *, cols: int, addr_width: int, dim_width: int = 16):
+        self.cols, self.aw, self.dw = cols, addr_width, dim_width
+        super().__init__({
+            "start": In(1), "geo": In(conv_geometry_layout(dim_width)),
+            "k": In(dim_width), "ncg": In(dim_width),
+            "valid": Out(1), "done": Out(1),
+            "addr": Out(data.ArrayLayout(addr_width, cols)), "inb": Out(cols),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g, cols, dw = self.geo, self.cols, self.dw
+        sw_ = signed(dw + 2)
+        q, rmd = Signal(dw), Signal(dw)  # cols = q*OW + rmd
+        oh = [Signal(dw, name=f"oh{j}") for j in range(cols)]
+        ow = [Signal(dw, name=f"ow{j}") for j in range(cols)]
+        pcg = Signal(dw + 8)  # cg * cols
+        cg, kk = Signal(dw), Signal(dw)
+        c, r, s = Signal(dw), Signal(4), Signal(4)
+        rd, sd = Signal(dw), Signal(dw)  # r*dh, s*dw
+        cb = Signal(self.aw + 2)  # c*H*W
+        npix = Signal(2 * dw)
+        m.d.comb += npix.eq(g.oh * g.ow)
+        for j in range(cols):
+            ih = Signal(sw_, name=f"ih{j}")
+            iw = Signal(sw_, name=f"iw{j}")
+            m.d.comb += [ih.eq(oh[j] * g.sh - g.ph + rd), iw.eq(ow[j] * g.sw - g.pw + sd)]
+            m.d.comb += [
+                self.addr[j].eq(cb + ih.as_unsigned() * g.w + iw.as_unsigned()),
+                self.inb[j].eq((ih >= 0) & (ih < g.h) & (iw >= 0) & (iw < g.w)
+                               & (pcg + j < npix)),
+            ]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [q.eq(Const(cols, dw) // g.ow), rmd.eq(Const(cols, dw) % g.ow)]
+                    for j in range(cols):
+                        m.d.sync += [oh[j].eq(Const(j, dw) // g.ow), ow[j].eq(Const(j, dw) % g.ow)]
+                    m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), c.eq(0), r.eq(0), s.eq(0),
+                                 rd.eq(0), sd.eq(0), cb.eq(0)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(cg == self.ncg):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += self.valid.eq(1)
+                    with m.If(kk + 1 == self.k):  # next column group
+                        m.d.sync += [kk.eq(0), c.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
+                                     cb.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
+                        for j in range(cols):
+                            wrap = ow[j] + rmd >= g.ow
+                            m.d.sync += [ow[j].eq(ow[j] + rmd - (wrap * g.ow)),
+                                         oh[j].eq(oh[j] + q + wrap)]
+                    with m.Else():
+                        m.d.sync += kk.eq(kk + 1)
+                        with m.If(s + 1 == g.kw):
+                            m.d.sync += [s.eq(0), sd.eq(0)]
+                            with m.If(r + 1 == g.kh):
+                                m.d.sync += [r.eq(0), rd.eq(0), c.eq(c + 1),
+                                             cb.eq(cb + g.h * g.w)]
+                            with m.Else():
+                                m.d.sync += [r.eq(r + 1), rd.eq(rd + g.dh)]
+                        with m.Else():
+                            m.d.sync += [s.eq(s + 1), sd.eq(sd + g.dw)]
+        return m

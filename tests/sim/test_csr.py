@@ -1,0 +1,16 @@
+"""CsrBank (AXI4-Lite registers) on Verilator, driven by cocotbext-axi's AxiLiteMaster."""
+
+import json
+
+import pytest
+
+from hw.config import AcceleratorConfig
+from hw.csr_bank import CsrBank
+from sim.runner import run_cocotb
+
+
+@pytest.mark.parametrize("preset", ["default", "tiny"])
+def test_csr_bank_with_axil_master(preset):
+    cfg = AcceleratorConfig.preset(preset)
+    run_cocotb(CsrBank(cfg), toplevel="csr_bank", test_module="tests.sim.cocotb_csr",
+               env={"SPARSEMAC_CFG": json.dumps(cfg.to_dict())}, tag=preset)
