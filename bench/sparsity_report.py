@@ -3,7 +3,9 @@
 For each format (nm, block 8x8, bitmap) and sparsity 0, 50, 75, 87.5, 93.75, 96.9 % the same
 pruned weights run twice on one Verilator build of the tile: packed in the format (zero
 skipping) and packed ``dense`` (no skipping).  Speedup = dense cycles / sparse cycles (compute
-phase); achieved/roofline = cycles / ceil(MACs issued by the format / (rows*cols)).  The cycle
+phase); achieved/roofline = cycles / ceil(MACs issued by the format / (rows*cols)).  The
+``bitmap+relu`` rows run a matrix-vector product (N = 1) with 50 % zero activations, with and
+without dual-side skipping.  The cycle
 model (golden/tile_model.py) predicts every point; its error vs the RTL is in the table.
 
 Run: ``.venv/bin/python bench/sparsity_report.py [--quick]`` (about 5-10 minutes on 2 cores).
@@ -37,7 +39,9 @@ NM = [(2, 2), (2, 4), (1, 4), (1, 8), (1, 16), (1, 32)]
 def _points(M, K, N, rng):
     W0 = rng.integers(-128, 128, (M, K))
     X = rng.integers(-128, 128, (K, N))
-    Xr = X * (rng.random(X.shape) < 0.5)  # ReLU-like: half zeros
+    # dual-side skipping drops all-zero activation entries (cols values of one k): ReLU-like
+    # activations (half zeros) of a matrix-vector product (N = 1 <= cols)
+    Xr = rng.integers(-128, 128, (K, 1)) * (rng.random((K, 1)) < 0.5)
     pts = []
     for s, nm in zip(SPARSITY, NM):
         pts.append(("nm", s, f"{nm[0]}:{nm[1]}", prune(W0, "nm", nm=nm)[0], X, {"nm": nm},
@@ -151,7 +155,9 @@ def _write(out, rows, cfg, shape, mismatches, util, util_total, a):
         f"{a.seed}). Layer `W[{M},{K}] @ X[{K},{N}]` (random int8, magnitude-pruned), one "
         f"{cfg.rows}x{cfg.cols} tile, {cfg.axi_data_width}-bit weight words, "
         f"mul_pipeline={cfg.mul_pipeline}. Compute bound by construction: every weight is "
-        f"used N/cols = {N // cfg.cols} times.",
+        f"used N/cols = {N // cfg.cols} times. `bitmap+relu` rows: the same weights times a "
+        f"vector `x[{K},1]` with 50% zeros (ReLU-like), weight-only vs dual-side skipping "
+        f"(MAC utilization of a matrix-vector product is at most 1/cols).",
         "",
         "`cycles`: compute phase (lanes start -> last result). `load`: weight image + "
         "activation load before it (not overlapped, see docs/tile.md), so `total` = load + "

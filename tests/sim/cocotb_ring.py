@@ -122,6 +122,7 @@ async def run_traffic(dut, *, nodes, payload_width, cycles, injection, stall, pa
         cycle += 1
         for s in took:
             u, _, dests, typ = pending[s]
+            created[u].append(cycle - 1)  # accepted in this cycle
             for d in dests:
                 expect[s, d].append((u, typ))
             st["injected"] += 1
@@ -143,7 +144,10 @@ async def run_traffic(dut, *, nodes, payload_width, cycles, injection, stall, pa
                 done[s, d].add(u)
                 lat = cycle - 1 - created[u][0]
                 st["lat_sum"] += lat
-                st["lat_max"] = max(st["lat_max"], lat)
+                if lat > st["lat_max"]:
+                    st["lat_max"] = lat
+                    st["worst"] = dict(src=s, dst=d, created=created[u][0],
+                                       accepted=created[u][2], delivered=cycle - 1)
                 created[u][1] -= 1
                 if created[u][1] == 0:
                     del created[u]

@@ -1,0 +1,71 @@
+"""The ``sparsemac`` command: help for every subcommand, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from golden.lut import build_lut, lut_error
+from sim.cli import COMMANDS, _available
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_every_subcommand_has_help():
+    names = list(_available())
+    assert {"config", "bench", "lut", "generate"} <= set(names), names
+    for name in names:
+        r = run(name, "--help")
+        assert r.returncode == 0, (name, r.stderr)
+        assert "usage: sparsemac " + name in r.stdout
+    assert set(names) <= set(COMMANDS)
+
+
+def test_no_subcommand_prints_help_and_fails():
+    r = run()
+    assert r.returncode == 2 and "COMMAND" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["config", "--preset", "tiny", "--set", "rows=0"],
+     "sparsemac config: error: rows must be between 1 and 64, not 0"),
+    (["config", "--preset", "nope"],
+     "sparsemac config: error: preset must be one of default, large, tiny, not 'nope'"),
+    (["config", "--config", "/nonexistent.yaml"],
+     "sparsemac config: error: cannot read config file '/nonexistent.yaml'"),
+    (["config", "--set", "rows"], "sparsemac config: error: --set must be key=value, not 'rows'"),
+    (["lut", "foo", "--in-scale", "0.1", "--out-scale", "0.1"],
+     "sparsemac lut: error: func must be one of"),
+    (["lut", "gelu", "--in-scale", "-1", "--out-scale", "0.1"],
+     "sparsemac lut: error: in_scale must be a positive finite number, not -1.0"),
+])
+def test_user_errors_are_one_line(args, message):
+    r = run(*args)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith(message), r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_config_resolves_overrides(tmp_path):
+    r = run("config", "--preset", "tiny", "--set", "rows=3", "--set", "formats=[dense, nm]")
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    data = yaml.safe_load(r.stdout)
+    assert data["rows"] == 3 and data["formats"] == ["dense", "nm"] and data["cols"] == 2
+
+
+def test_lut_json_matches_golden():
+    r = run("lut", "silu", "--in-scale", "0.0625", "--out-scale", "0.0625", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    table = build_lut("silu", 0.0625, 0.0625)
+    assert np.array_equal(np.array(out["table"], dtype=np.int8), table)
+    err = lut_error("silu", table, 0.0625, 0.0625)
+    assert out["error"]["max"] == pytest.approx(err["max"])
+    assert out["error"]["max"] <= 0.5  # round-to-nearest table: at most half an LSB
