@@ -53,7 +53,9 @@ class Tile(wiring.Component):
     word per cycle, the exact bytes of docs/spec.md section 3, header first; its ``total``
     field ends the load) and the activations (``acts``: entry ``(cg, k)`` =
     ``X[k, cg*cols : cg*cols+cols]``, column groups outer, ``k`` inner, ``ceil(N/cols)*K``
-    entries) in parallel; then every lane decodes its rows and the array computes; each lane
+    entries; conv2d: the raw NCHW image, ``cols`` bytes per beat, then ``ceil(OH*OW/cols)*K``
+    cycles of implicit im2col gather by `Im2colAddress`, padding never read) in parallel;
+    then every lane decodes its rows and the array computes; each lane
     pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) and the
     results leave on ``results`` (fixed-priority over lanes).  Load and compute do not overlap
     (measured separately: ``loading`` / ``computing``).  A lane stalls when two of its results

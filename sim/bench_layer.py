@@ -61,7 +61,7 @@ def register(sub) -> None:
     p.set_defaults(func=lambda a: _main(a, "matmul"))
     p = sub.add_parser("conv2d", help="NCHW x OIHW convolution on one tile (im2col lowered)")
     _common(p)
-    for f, d in (("--c", 8), ("--h", 8), ("--w", 8), ("--kout", 16), ("--kh", 3), ("--kw", 3),
+    for f, d in (("--c", 4), ("--h", 8), ("--w", 8), ("--kout", 16), ("--kh", 3), ("--kw", 3),
                  ("--stride", 1), ("--pad", 1), ("--dilation", 1)):
         p.add_argument(f, type=int, default=d)
     p.set_defaults(func=lambda a: _main(a, "conv2d"))
@@ -198,6 +198,9 @@ def _main(a, op: str) -> int:
         raise UsageError(f"--act-density must be between 0 and 1, not {a.act_density!r}")
     if a.density is not None and not 0 <= a.density <= 1:
         raise UsageError(f"--density must be between 0 and 1, not {a.density!r}")
+    if a.nm and (a.nm[0] & (a.nm[0] - 1)):
+        raise UsageError(f"--nm N must be a power of two on the tile (N:M = {a.nm[0]}:"
+                         f"{a.nm[1]}); see docs/tile.md")
     W, X, meta = build_layer(a, op, cfg)
     pw = _pack(a, W, cfg)
     K, N = X.shape

@@ -49,13 +49,13 @@ class RingRouter(wiring.Component):
     on ``ring_out`` the cycle after ``inject`` accepts it.  The credit loop is 4 cycles, so
     ``fifo_depth >= 4`` sustains one flit per cycle per channel.
 
-    Arbitration (no starvation): the output link is shared round-robin by the forward traffic
-    of channel 0, of channel 1 and by ``inject``; ``inject`` always uses the same output channel
-    as forwarded channel-0 traffic, so once ``inject`` is valid at most one other flit of its
-    output channel leaves this router before it (channel-1 traffic, which uses other credits,
-    may pass meanwhile) and it takes the next credit of its channel after that.  ``eject`` is
-    shared round-robin by the two channel heads and its choice is held until taken (stream
-    rules).
+    Arbitration (no starvation): requesters of the output link (forward traffic of channel 0,
+    of channel 1, and ``inject``) are first arbitrated round-robin per output channel among
+    those sharing its credits (``inject`` shares with channel-0 forwarding, and at the dateline
+    node all three share channel 1), then the link alternates between channels that hold a
+    credit.  So a valid ``inject`` waits for at most one other flit of its output channel (two
+    at the dateline node) and then takes the next credit of that channel.  ``eject`` is shared
+    round-robin by the two channel heads and its choice is held until taken (stream rules).
 
     Parameters
     ----------
@@ -182,26 +182,46 @@ class RingRouter(wiring.Component):
         want_inj = Signal()
         m.d.comb += want_inj.eq(self.inject.valid & (inj_mask != 0))
 
-        # -- output link arbitration: round-robin over fwd0, fwd1, inject -------------------------
+        # -- output link arbitration ------------------------------------------------------------
+        # Two levels, so that requesters sharing a credit pool are arbitrated among themselves:
+        # per output channel a round-robin over the requesters that use it (fwd0 and inject
+        # share a channel), then a round-robin over the channels that hold a credit.
         out_vc = [vc_low, 1, vc_low]
         wants = [want_fwd[0], want_fwd[1], want_inj]
-        eligible = [Signal(name=f"eligible{i}") for i in range(3)]
-        for i in range(3):
-            m.d.comb += eligible[i].eq(wants[i] & (self.credits[out_vc[i]] != 0))
-        prio = Signal(range(3))
         grant = [Signal(name=f"grant{i}") for i in range(3)]
-        for p in range(3):
-            order = [(p + k) % 3 for k in range(3)]
-            with m.If(prio == p):
-                with m.If(eligible[order[0]]):
-                    m.d.comb += grant[order[0]].eq(1)
-                with m.Elif(eligible[order[1]]):
-                    m.d.comb += grant[order[1]].eq(1)
-                with m.Elif(eligible[order[2]]):
-                    m.d.comb += grant[order[2]].eq(1)
+        cand = [Signal(name=f"cand{i}") for i in range(3)]
+        chan_req = [Signal(name=f"chan_req{v}") for v in range(VIRTUAL_CHANNELS)]
+        for v in range(VIRTUAL_CHANNELS):
+            members = [i for i in range(3) if out_vc[i] == v]
+            if not members:
+                continue
+            k = len(members)
+            ptr = Signal(range(k), name=f"rr{v}")
+            for p in range(k):
+                order = [members[(p + j) % k] for j in range(k)]
+                with m.If(ptr == p):
+                    with m.If(wants[order[0]]):
+                        m.d.comb += cand[order[0]].eq(1)
+                    for j in range(1, k):
+                        with m.Elif(wants[order[j]]):
+                            m.d.comb += cand[order[j]].eq(1)
+            m.d.comb += chan_req[v].eq(reduce(operator.or_, [wants[i] for i in members])
+                                       & (self.credits[v] != 0))
+            for j, i in enumerate(members):
+                with m.If(grant[i]):
+                    m.d.sync += ptr.eq((j + 1) % k)
+        link_prio = Signal()  # channel that wins when both hold a credit
+        chan_grant = [Signal(name=f"chan_grant{v}") for v in range(VIRTUAL_CHANNELS)]
+        with m.If(chan_req[0] & chan_req[1]):
+            m.d.comb += chan_grant[0].eq(link_prio == 0)
+            m.d.comb += chan_grant[1].eq(link_prio == 1)
+        with m.Else():
+            m.d.comb += [chan_grant[0].eq(chan_req[0]), chan_grant[1].eq(chan_req[1])]
+        for v in range(VIRTUAL_CHANNELS):
+            with m.If(chan_grant[v]):
+                m.d.sync += link_prio.eq(1 - v)
         for i in range(3):
-            with m.If(grant[i]):
-                m.d.sync += prio.eq((i + 1) % 3)
+            m.d.comb += grant[i].eq(cand[i] & chan_grant[out_vc[i]])
 
         # registered link output
         m.d.sync += self.ring_out.valid.eq(grant[_FWD0] | grant[_FWD1] | grant[_INJ])

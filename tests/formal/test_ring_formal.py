@@ -144,16 +144,14 @@ def prove(formal_env, ring: Ring, name: str, depth: int = 6, mode: str = "prove"
     return res.returncode == 0 and "DONE (PASS" in out, out
 
 
-@pytest.mark.parametrize("nodes,fifo_depth", [
-    pytest.param(1, 2, marks=pytest.mark.slow), (2, 2), pytest.param(3, 1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("nodes,fifo_depth", [(1, 2), (2, 2), (3, 1)])
 def test_ring_flow_control_proof(formal_env, nodes, fifo_depth):
     ok, out = prove(formal_env, Ring(nodes=nodes, payload_width=1, fifo_depth=fifo_depth),
                     f"ring_n{nodes}_d{fifo_depth}")
     assert ok, "expected the proof to PASS, got:\n" + "\n".join(out.splitlines()[-30:])
 
 
-@pytest.mark.parametrize("nodes,fifo_depth,depth", [
-    (2, 2, 14), pytest.param(3, 1, 14, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("nodes,fifo_depth,depth", [(2, 2, 14), (3, 1, 14)])
 def test_dateline_invariant_bounded(formal_env, nodes, fifo_depth, depth):
     """BMC: within ``depth`` cycles from reset no channel-1 flit at the last node still needs
     forwarding (the invariant the deadlock argument rests on; also checked by simulation)."""

@@ -136,10 +136,6 @@ class AxiReadSlave(_Base):
                 self.queue.popleft()
         self.cycle += 1
 
-    def late_beats(self, ctx):
-        """Unstick a dead slave: it answers again (used after a watchdog test)."""
-        self.dead = False
-
 
 class AxiWriteSlave(_Base):
     """AW/W/B slave writing into ``mem`` (honours WSTRB) with stalls, latency, error regions."""

@@ -133,3 +133,40 @@ def test_tile_conv2d_im2col(rows, cols, rng, seed):
     outs = run_tile(cfg, jobs, rng, 0.2)
     for case, exp, Y in zip(cases, exps, outs):
         assert np.array_equal(Y, exp), f"seed={seed} conv {case}:\nexpected\n{exp}\ngot\n{Y}"
+
+
+def test_tile_parameter_errors():
+    with pytest.raises(TypeError, match=r"config must be an AcceleratorConfig, not None"):
+        Tile(None)
+
+
+def test_tile_flags_buffer_overflow(rng):
+    """Activations beyond act_buf_depth set ``error`` (results are not trusted)."""
+    cfg = AcceleratorConfig(rows=1, cols=1, out_lanes=1, weight_buf_depth=64, act_buf_depth=16)
+    W = rng.integers(-128, 128, (1, 20))
+    job = tile_job(pack_weights(W, "dense"), rng.integers(-128, 128, (20, 1)), 1, 8, False)
+    dut = Tile(cfg)
+    flags = []
+
+    async def bench(ctx):
+        ctx.set(dut.cmd.payload.as_value(), pack_struct(tile_command_layout(), job["cmd"]))
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        ctx.set(dut.results.ready, 1)
+        for word, act in zip(job["words"] + [0] * 20, job["acts"]):
+            ctx.set(dut.weights.payload, word)
+            ctx.set(dut.weights.valid, 1)
+            ctx.set(dut.acts.payload, act)
+            ctx.set(dut.acts.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.weights.valid, 0)
+        ctx.set(dut.acts.valid, 0)
+        await ctx.tick().until(dut.computing)
+        flags.append(ctx.get(dut.error))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert flags == [1], f"expected error=1 after 20 entries into 16, got {flags}"

@@ -1,0 +1,487 @@
+"""The layer-list schema of ``sparsemac run``: parse, validate and resolve shapes (docs/host.md).
+
+A network is a mapping (YAML file or Python dict) with an ``input`` and a list of ``layers``
+(``matmul`` or ``conv2d``).  :func:`load_network` / :func:`network_from_dict` check every field
+and the shapes between layers, and return a resolved :class:`Network` whose layers know their
+input and output shapes.  Every error is a :class:`NetworkError` whose one-line message names the
+file and line (YAML input), the field path and the allowed values, e.g.
+``net.yaml:7: layers[1].format must be one of dense, bitmap, block, nm, not 'csr'``.
+Configuration-dependent checks (formats built in, LUT engine) are done by the compiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+__all__ = ["Network", "LayerSpec", "NetworkError", "load_network", "network_from_dict",
+           "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT"]
+
+OPS = ("matmul", "conv2d")
+WEIGHT_FORMATS = ("dense", "bitmap", "block", "nm")
+#: pruning method used for each weight format (dense prunes only when ``density`` is given)
+PRUNE_FOR_FORMAT = {"dense": "unstructured", "bitmap": "unstructured", "block": "block",
+                    "nm": "nm"}
+_NM_MS = (2, 4, 8, 16, 32)
+_TOP_KEYS = ("name", "seed", "input", "layers")
+_INPUT_KEYS = ("shape", "values", "scale", "density")
+_COMMON_KEYS = ("name", "op", "format", "density", "nm", "activation", "requant", "bias",
+                "weights", "weight_scale")
+_OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
+            "conv2d": ("out_channels", "in_channels", "kernel", "stride", "padding", "dilation",
+                       "reshape")}
+
+
+def _activations() -> tuple[str, ...]:
+    from golden.lut import FUNCTIONS
+
+    return ("none", *FUNCTIONS)
+
+
+ACTIVATIONS = _activations()
+
+
+class NetworkError(ValueError):
+    """A layer list breaks the schema: one line naming the place, the field and allowed values."""
+
+
+class _Map(dict):
+    """A YAML mapping that remembers the line of itself and of each key."""
+
+    line: int | None = None
+    lines: dict = {}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose mappings are `_Map` (line numbers for error messages)."""
+
+
+def _construct_mapping(loader, node):
+    m = _Map(loader.construct_mapping(node, deep=True))
+    m.line = node.start_mark.line + 1
+    m.lines = {getattr(k, "value", None): k.start_mark.line + 1 for k, _ in node.value}
+    return m
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One validated layer with resolved shapes.
+
+    Members
+    -------
+    index, name, op : int, str, str
+        Position, unique name, ``"matmul"`` or ``"conv2d"``.
+    out : int
+        Output features ``M`` (matmul) or output channels ``Kout`` (conv2d).
+    in_shape, out_shape : tuple of int
+        matmul ``(K, N)`` -> ``(M, N)``; conv2d ``(C, H, W)`` -> ``(Kout, OH, OW)``.
+    kernel, stride, padding, dilation : (int, int)
+        conv2d geometry (``(0, 0)`` for matmul).
+    fmt, prune, density, nm : str, str, float or None, (int, int) or None
+        Weight format, pruning method (``"none"``, ``"unstructured"``, ``"block"``, ``"nm"``)
+        and its parameters.
+    activation : str or None
+        Name of a `golden.lut.FUNCTIONS` table, None for no table.
+    requant : bool
+        Requantize to int8 (else the int32 accumulators are the layer's output; last layer only).
+    bias : bool or numpy.ndarray
+        Random bias (True), none (False) or given values (float: real, int: int32).
+    weights : numpy.ndarray or None
+        Given weights (float: quantized per output channel; int: int8 as is), else random.
+    weight_scale : float or None
+        Real value of one weight LSB for given int8 weights (default: He-like, docs/host.md).
+    line : int or None
+        Line of the layer in its YAML file.
+    """
+
+    index: int
+    name: str
+    op: str
+    out: int
+    in_shape: tuple
+    out_shape: tuple
+    kernel: tuple = (0, 0)
+    stride: tuple = (0, 0)
+    padding: tuple = (0, 0)
+    dilation: tuple = (0, 0)
+    fmt: str = "dense"
+    prune: str = "none"
+    density: float | None = None
+    nm: tuple | None = None
+    activation: str | None = None
+    requant: bool = True
+    bias: object = True
+    weights: np.ndarray | None = None
+    weight_scale: float | None = None
+    line: int | None = None
+
+    @property
+    def weight_shape(self) -> tuple:
+        """matmul ``(M, K)``; conv2d ``(Kout, C, KH, KW)`` (OIHW)."""
+        if self.op == "matmul":
+            return (self.out, self.in_shape[0])
+        return (self.out, self.in_shape[0], *self.kernel)
+
+    @property
+    def mkn(self) -> tuple[int, int, int]:
+        """The lowered matmul shape ``(M, K, N)`` (conv2d: ``Kout, C*KH*KW, OH*OW``)."""
+        if self.op == "matmul":
+            return self.out, self.in_shape[0], self.in_shape[1]
+        c = self.in_shape[0]
+        return self.out, c * self.kernel[0] * self.kernel[1], self.out_shape[1] * self.out_shape[2]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated network: input description and resolved layers.
+
+    Members
+    -------
+    name : str
+    seed : int
+        Seed of the random weights, biases and input (``--seed`` overrides it).
+    input_shape : tuple of int
+        ``(K, N)`` for a matrix input, ``(C, H, W)`` for an image (NCHW, batch 1).
+    input_values : numpy.ndarray or None
+        Given input (float: quantized with ``max|x| / 127``; int: int8 as is), else random.
+    input_scale : float or None
+        Real value of one input LSB (default 1/64 for int8 inputs).
+    input_density : float
+        Fraction of non-zero values of a random input.
+    layers : tuple of LayerSpec
+    source : str
+        File name or ``"network"``.
+    """
+
+    name: str
+    seed: int
+    input_shape: tuple
+    input_values: np.ndarray | None
+    input_scale: float | None
+    input_density: float
+    layers: tuple
+    source: str = "network"
+
+    def with_seed(self, seed: int) -> Network:
+        from dataclasses import replace
+
+        return replace(self, seed=int(seed))
+
+
+class _Checker:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, m, key, path: str, msg: str):
+        line = None
+        if isinstance(m, _Map):
+            line = m.lines.get(key, m.line) if key is not None else m.line
+        where = f"{self.source}:{line}" if line else self.source
+        raise NetworkError(f"{where}: {path} {msg}")
+
+    def keys(self, m, allowed, path):
+        for k in m:
+            if k not in allowed:
+                self.fail(m, k, f"{path}.{k}" if path else str(k),
+                          f"is not a known field; allowed: {', '.join(allowed)}")
+
+    def integer(self, m, key, path, lo, default=None, hi=None):
+        if key not in m:
+            if default is None:
+                self.fail(m, None, path, f"must be given (an integer >= {lo})")
+            return default
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo \
+                or (hi is not None and v > hi):
+            req = f"an integer >= {lo}" if hi is None else f"an integer between {lo} and {hi}"
+            self.fail(m, key, path, f"must be {req}, not {v!r}")
+        return int(v)
+
+    def pair(self, m, key, path, lo, default):
+        if key not in m:
+            return default
+        v = m[key]
+        t = [v, v] if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+        if not isinstance(t, list | tuple) or len(t) != 2 or any(
+                isinstance(x, bool) or not isinstance(x, int | np.integer) or x < lo or x > 255
+                for x in t):
+            self.fail(m, key, path, f"must be an integer between {lo} and 255 or a pair "
+                      f"[h, w] of them, not {v!r}")
+        return int(t[0]), int(t[1])
+
+    def number(self, m, key, path, lo, hi, default):
+        if key not in m:
+            return default
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            self.fail(m, key, path, f"must be a number between {lo} and {hi}, not {v!r}")
+        return float(v)
+
+    def choice(self, m, key, path, allowed, default=None):
+        if key not in m:
+            if default is None:
+                self.fail(m, None, path, f"must be given (one of {', '.join(allowed)})")
+            return default
+        v = m[key]
+        if v not in allowed or isinstance(v, bool):
+            self.fail(m, key, path, f"must be one of {', '.join(allowed)}, not {v!r}")
+        return v
+
+    def array(self, m, key, path, base: Path | None):
+        v = m[key]
+        if isinstance(v, str):
+            p = Path(v) if base is None or Path(v).is_absolute() else base / v
+            try:
+                return np.load(p)
+            except (OSError, ValueError) as exc:
+                self.fail(m, key, path, f"must be a readable .npy file, not {v!r} ({exc})")
+        try:
+            a = np.asarray(v)
+        except ValueError:
+            a = None
+        if a is None or a.dtype == object or a.dtype == bool or not (
+                np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+            self.fail(m, key, path, "must be a nested list of numbers, an array or a .npy "
+                      "file name, not a ragged or non-numeric value")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            self.fail(m, key, path, "must hold finite numbers only")
+        if np.issubdtype(a.dtype, np.integer) and a.size and (a.min() < -128 or a.max() > 127):
+            self.fail(m, key, path, f"must hold int8 values (-128..127) when given as integers, "
+                      f"not range [{int(a.min())}, {int(a.max())}]")
+        return a
+
+
+def _nm_value(ck: _Checker, m, path):
+    v = m["nm"]
+    try:
+        if isinstance(v, str):
+            n, mm = (int(s) for s in v.split(":"))
+        else:
+            n, mm = (int(s) for s in v)
+            if any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in v):
+                raise ValueError
+    except (TypeError, ValueError):
+        ck.fail(m, "nm", path, f"must be 'N:M' or [N, M], not {v!r}")
+    if mm not in _NM_MS:
+        ck.fail(m, "nm", path, f"must have M in 2, 4, 8, 16, 32 (a power of two), not {v!r}")
+    if not 1 <= n <= mm:
+        ck.fail(m, "nm", path, f"must have 1 <= N <= M, not {v!r}")
+    return n, mm
+
+
+def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerSpec:
+    p = f"layers[{i}]"
+    if not isinstance(m, dict):
+        ck.fail(None, None, p, f"must be a mapping of layer fields, not {m!r}")
+    op = ck.choice(m, "op", f"{p}.op", OPS)
+    ck.keys(m, _COMMON_KEYS + _OP_KEYS[op], p)
+    name = m.get("name", f"layer{i}")
+    if not isinstance(name, str) or not name:
+        ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
+    fmt = ck.choice(m, "format", f"{p}.format", WEIGHT_FORMATS, "dense")
+    density = ck.number(m, "density", f"{p}.density", 0.0, 1.0, None)
+    nm = None
+    if fmt == "nm":
+        if density is not None:
+            ck.fail(m, "density", f"{p}.density", f"must not be given for format nm "
+                    f"(N:M fixes the density), not {density!r}")
+        nm = _nm_value(ck, m, f"{p}.nm") if "nm" in m else (2, 4)
+        prune = "nm"
+    else:
+        if "nm" in m:
+            ck.fail(m, "nm", f"{p}.nm", f"must only be given with format nm, not with {fmt!r}")
+        if fmt == "dense":
+            prune = "none" if density is None or density >= 1.0 else "unstructured"
+        else:
+            density = 0.5 if density is None else density
+            prune = PRUNE_FOR_FORMAT[fmt]
+    act = ck.choice(m, "activation", f"{p}.activation", ACTIVATIONS, "none")
+    requant = m.get("requant", True)
+    if not isinstance(requant, bool):
+        ck.fail(m, "requant", f"{p}.requant", f"must be true or false, not {requant!r}")
+    if act != "none" and not requant:
+        ck.fail(m, "activation", f"{p}.activation", f"must be none when requant is false, "
+                f"not {act!r}")
+    bias = m.get("bias", True)
+    if not isinstance(bias, bool):
+        bias = ck.array(m, "bias", f"{p}.bias", base).ravel()
+    wscale = ck.number(m, "weight_scale", f"{p}.weight_scale", 1e-30, 1e30, None)
+    weights = ck.array(m, "weights", f"{p}.weights", base) if "weights" in m else None
+
+    kind, shp = prev
+    geo = {}
+    if op == "matmul":
+        if kind == "img":
+            flatten = m.get("flatten", True)
+            if not isinstance(flatten, bool):
+                ck.fail(m, "flatten", f"{p}.flatten", f"must be true or false, not {flatten!r}")
+            c, h, w = shp
+            k, n = (c * h * w, 1) if flatten else (c, h * w)
+        else:
+            if "flatten" in m:
+                ck.fail(m, "flatten", f"{p}.flatten", f"must only be given when the input is "
+                        f"an image (after a conv2d), not after {prev_name}")
+            k, n = shp
+        if "in_features" in m:
+            ck.integer(m, "in_features", f"{p}.in_features", 1)
+            if m["in_features"] != k:
+                ck.fail(m, "in_features", f"{p}.in_features", f"must be {k} (the rows K of the "
+                        f"input from {prev_name}), not {m['in_features']!r}")
+        out = _out(ck, m, "out_features", p, weights, 0)
+        in_shape, out_shape = (k, n), (out, n)
+        if weights is not None and weights.shape != (out, k):
+            ck.fail(m, "weights", f"{p}.weights", f"must have shape {(out, k)} (M, K), not "
+                    f"{weights.shape}")
+    else:
+        if kind == "mat":
+            if "reshape" not in m:
+                ck.fail(m, None, f"{p}.reshape", f"must be given ([C, H, W] with C*H*W = "
+                        f"{shp[0] * shp[1]}) for a conv2d whose input is a matrix "
+                        f"({prev_name}: {shp[0]} x {shp[1]})")
+            r = m["reshape"]
+            if not isinstance(r, list | tuple) or len(r) != 3 or any(
+                    isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in r) \
+                    or r[0] * r[1] * r[2] != shp[0] * shp[1]:
+                ck.fail(m, "reshape", f"{p}.reshape", f"must be [C, H, W] with C*H*W = "
+                        f"{shp[0] * shp[1]} (the {shp[0]} x {shp[1]} output of {prev_name}), "
+                        f"not {r!r}")
+            shp = tuple(int(x) for x in r)
+        elif "reshape" in m:
+            ck.fail(m, "reshape", f"{p}.reshape", f"must only be given when the input is a "
+                    f"matrix, not after {prev_name}")
+        c, h, w = shp
+        if "in_channels" in m:
+            ck.integer(m, "in_channels", f"{p}.in_channels", 1)
+            if m["in_channels"] != c:
+                ck.fail(m, "in_channels", f"{p}.in_channels", f"must be {c} (the channels of "
+                        f"the input from {prev_name}), not {m['in_channels']!r}")
+        kern = ck.pair(m, "kernel", f"{p}.kernel", 1,
+                       None if weights is None or weights.ndim != 4 else weights.shape[2:])
+        if kern is None:
+            ck.fail(m, None, f"{p}.kernel", "must be given (an integer or [kh, kw])")
+        geo = dict(kernel=tuple(kern), stride=ck.pair(m, "stride", f"{p}.stride", 1, (1, 1)),
+                   padding=ck.pair(m, "padding", f"{p}.padding", 0, (0, 0)),
+                   dilation=ck.pair(m, "dilation", f"{p}.dilation", 1, (1, 1)))
+        (kh, kw), (sh, sw) = geo["kernel"], geo["stride"]
+        (ph, pw), (dh, dw) = geo["padding"], geo["dilation"]
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh < 1 or ow < 1:
+            ck.fail(m, "kernel", f"{p}.kernel", f"must fit the padded input {h + 2 * ph} x "
+                    f"{w + 2 * pw} (dilated kernel {dh * (kh - 1) + 1} x {dw * (kw - 1) + 1}), "
+                    f"not {list(kern)!r}")
+        if max(c, h, w) > 65535:
+            ck.fail(m, None, p, f"input must be at most 65535 per dimension (u16 descriptor "
+                    f"fields), not {shp!r}")
+        out = _out(ck, m, "out_channels", p, weights, 0)
+        in_shape, out_shape = (c, h, w), (out, oh, ow)
+        if weights is not None and weights.shape != (out, c, kh, kw):
+            ck.fail(m, "weights", f"{p}.weights", f"must have shape {(out, c, kh, kw)} "
+                    f"(O, C, KH, KW), not {weights.shape}")
+    if not isinstance(bias, bool) and bias.size != out:
+        ck.fail(m, "bias", f"{p}.bias", f"must have {out} values (one per output channel), "
+                f"not {bias.size}")
+    return LayerSpec(index=i, name=name, op=op, out=out, in_shape=in_shape,
+                     out_shape=out_shape, fmt=fmt, prune=prune, density=density, nm=nm,
+                     activation=None if act == "none" else act, requant=requant, bias=bias,
+                     weights=weights, weight_scale=wscale, line=getattr(m, "line", None),
+                     **geo)
+
+
+def _out(ck, m, key, p, weights, axis):
+    if key not in m and weights is not None:
+        return int(weights.shape[axis])
+    return ck.integer(m, key, f"{p}.{key}", 1)
+
+
+def network_from_dict(data, *, source: str = "network", base: Path | None = None) -> Network:
+    """Validate a layer list given as a Python mapping (same schema as the YAML file).
+
+    Raises
+    ------
+    NetworkError
+        A field is missing, unknown or out of range, or shapes do not chain between layers.
+    """
+    ck = _Checker(source)
+    if not isinstance(data, dict):
+        ck.fail(None, None, "network", f"must be a mapping with input and layers, not "
+                f"{type(data).__name__}")
+    ck.keys(data, _TOP_KEYS, "")
+    name = data.get("name", Path(source).stem if source != "network" else "network")
+    if not isinstance(name, str):
+        ck.fail(data, "name", "name", f"must be a string, not {name!r}")
+    seed = ck.integer(data, "seed", "seed", 0, default=0)
+    inp = data.get("input")
+    if not isinstance(inp, dict):
+        ck.fail(data, "input" if "input" in data else None, "input",
+                "must be given (a mapping with shape and optional values, scale, density)")
+    ck.keys(inp, _INPUT_KEYS, "input")
+    values = ck.array(inp, "values", "input.values", base) if "values" in inp else None
+    if "shape" in inp:
+        shape = inp["shape"]
+        if not isinstance(shape, list | tuple) or len(shape) not in (2, 3) or any(
+                isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in shape):
+            ck.fail(inp, "shape", "input.shape", f"must be [K, N] (matrix) or [C, H, W] "
+                    f"(image) of positive integers, not {shape!r}")
+        shape = tuple(int(x) for x in shape)
+        if values is not None and values.shape != shape:
+            ck.fail(inp, "values", "input.values", f"must have the shape {shape} of "
+                    f"input.shape, not {values.shape}")
+    elif values is not None:
+        if values.ndim not in (2, 3):
+            ck.fail(inp, "values", "input.values", f"must be 2-D [K, N] or 3-D [C, H, W], not "
+                    f"shape {values.shape}")
+        shape = values.shape
+    else:
+        ck.fail(inp, None, "input.shape", "must be given ([K, N] or [C, H, W])")
+    scale = ck.number(inp, "scale", "input.scale", 1e-30, 1e30, None)
+    density = ck.number(inp, "density", "input.density", 0.0, 1.0, 1.0)
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        ck.fail(data, "layers" if "layers" in data else None, "layers",
+                "must be given (a non-empty list of layers)")
+    prev = ("mat" if len(shape) == 2 else "img", tuple(shape))
+    prev_name, specs, names = "the network input", [], set()
+    for i, m in enumerate(layers):
+        spec = _layer(ck, m, i, prev, prev_name, base)
+        if spec.name in names:
+            ck.fail(m, "name", f"layers[{i}].name", f"must be unique, not {spec.name!r} again")
+        if not specs[-1].requant if specs else False:
+            ck.fail(m, None, f"layers[{i}]", f"must not follow layer {specs[-1].name!r} whose "
+                    "requant is false (int32 accumulators are not an int8 input)")
+        names.add(spec.name)
+        specs.append(spec)
+        prev = ("mat" if spec.op == "matmul" else "img", spec.out_shape)
+        prev_name = f"layers[{i}] {spec.name!r}"
+    return Network(name=name, seed=seed, input_shape=tuple(shape), input_values=values,
+                   input_scale=scale, input_density=density, layers=tuple(specs),
+                   source=source)
+
+
+def load_network(path) -> Network:
+    """Read and validate a YAML layer list (``.npy`` file names resolve next to it).
+
+    Raises
+    ------
+    NetworkError
+        The file cannot be read, is not YAML, or breaks the schema (one-line message).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise NetworkError(f"cannot read network file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NetworkError(f"{where}: not valid YAML: {problem}") from None
+    return network_from_dict(data, source=str(path), base=path.parent)
