@@ -65,7 +65,8 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
 TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
     name: _build(mod, cls) for name, (mod, cls) in TOP_MODULES.items()
 }
-# Blocks whose parameters are not named like config fields get explicit mappings.
+# Explicit mappings from the config to each existing block's constructor; a block added later
+# (the accelerator) starts with the name-matching default of _kwargs_for.
 TOPS["pe"] = _build("hw.pe", "ProcessingElement", lambda cfg: {
     "data_width": cfg.data_width, "acc_width": cfg.acc_width, "mul_pipeline": cfg.mul_pipeline})
 TOPS["mac_array"] = _build("hw.mac_array", "MacArray", lambda cfg: {

@@ -11,7 +11,8 @@ Configuration-dependent checks (formats built in, LUT engine) are done by the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,15 @@ def _construct_mapping(loader, node):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+# YAML 1.1 reads ``2:4`` as the base-60 integer 124; drop that rule (as YAML 1.2 did), so an
+# unquoted N:M stays a string.
+_INT = "tag:yaml.org,2002:int"
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != _INT]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_INT, re.compile(
+    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class LayerSpec:
         Real value of one weight LSB for given int8 weights (default: He-like, docs/host.md).
     line : int or None
         Line of the layer in its YAML file.
+    lines : dict of str to int
+        Line of each field given in the YAML file.
     """
 
     index: int
@@ -120,6 +132,7 @@ class LayerSpec:
     weights: np.ndarray | None = None
     weight_scale: float | None = None
     line: int | None = None
+    lines: dict = field(default_factory=dict, compare=False)
 
     @property
     def weight_shape(self) -> tuple:
@@ -167,11 +180,6 @@ class Network:
     input_density: float
     layers: tuple
     source: str = "network"
-
-    def with_seed(self, seed: int) -> Network:
-        from dataclasses import replace
-
-        return replace(self, seed=int(seed))
 
 
 class _Checker:
@@ -285,7 +293,7 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
     if not isinstance(name, str) or not name:
         ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
     fmt = ck.choice(m, "format", f"{p}.format", WEIGHT_FORMATS, "dense")
-    density = ck.number(m, "density", f"{p}.density", 0.0, 1.0, None)
+    density = ck.number(m, "density", f"{p}.density", 0, 1, None)
     nm = None
     if fmt == "nm":
         if density is not None:
@@ -391,6 +399,7 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
                      out_shape=out_shape, fmt=fmt, prune=prune, density=density, nm=nm,
                      activation=None if act == "none" else act, requant=requant, bias=bias,
                      weights=weights, weight_scale=wscale, line=getattr(m, "line", None),
+                     lines=dict(getattr(m, "lines", {})),
                      **geo)
 
 
@@ -441,7 +450,7 @@ def network_from_dict(data, *, source: str = "network", base: Path | None = None
     else:
         ck.fail(inp, None, "input.shape", "must be given ([K, N] or [C, H, W])")
     scale = ck.number(inp, "scale", "input.scale", 1e-30, 1e30, None)
-    density = ck.number(inp, "density", "input.density", 0.0, 1.0, 1.0)
+    density = ck.number(inp, "density", "input.density", 0, 1, 1.0)
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         ck.fail(data, "layers" if "layers" in data else None, "layers",

@@ -90,7 +90,7 @@ def test_lint_clean_tiny(top, tmp_path):
 
 
 def test_lint_still_reports_design_problems(tmp_path):
-    """The waivers keep real problems visible: an undriven output and a multi-driven net."""
+    """The waivers keep real problems visible: an undriven net, an ascending range."""
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input clk, input [3:0] a, output [3:0] y, output reg [3:0] z);\n"
                    "  wire [3:0] nobody;\n"
@@ -101,6 +101,10 @@ def test_lint_still_reports_design_problems(tmp_path):
     ok, msgs = lint_verilog(bad, "bad")
     assert not ok, "lint passed a module with an undriven net"
     assert "UNDRIVEN" in msgs, msgs
+    asc = tmp_path / "asc.v"
+    asc.write_text("module asc(input [3:0] a, output [0:3] y);\n  assign y = a;\nendmodule\n")
+    ok, msgs = lint_verilog(asc, "asc")
+    assert not ok and "ASCRANGE" in msgs, "only the zero-width [-1:0] range is waived\n" + msgs
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -229,9 +229,13 @@ async def ring_saturation_full_links(dut):
                            stall=0.0, pattern="uniform", rng=rng)
     check(st, seed, "saturation")
     if nodes > 1:
-        # uniform traffic at saturation: every link must carry well over a third of a flit/cycle
-        assert st["link_throughput"] > 0.35, (
-            f"seed={seed}: expected link throughput > 0.35, got {st['link_throughput']:.3f}")
+        # uniform traffic at saturation: with fifo_depth >= 4 (a full credit loop) every link
+        # carries well over a third of a flit per cycle; shallower FIFOs scale that down
+        depth = int(os.environ.get("SPARSEMAC_RING_DEPTH", "4"))
+        floor = 0.35 * min(1.0, depth / 4)
+        assert st["link_throughput"] > floor, (
+            f"seed={seed}: expected link throughput > {floor:.3f}, "
+            f"got {st['link_throughput']:.3f}")
 
 
 @cocotb.test()

@@ -14,7 +14,7 @@ def _run(nodes, *, fifo_depth=4, testcase=("ring_traffic", "ring_saturation_full
     run_cocotb(ring, toplevel="ring", test_module="tests.sim.cocotb_ring",
                testcase=list(testcase), seed=seed,
                env={"SPARSEMAC_RING_NODES": str(nodes), "SPARSEMAC_RING_PAYLOAD": str(PAYLOAD),
-                    "SPARSEMAC_RING_CYCLES": str(cycles)},
+                    "SPARSEMAC_RING_CYCLES": str(cycles), "SPARSEMAC_RING_DEPTH": str(fifo_depth)},
                tag=f"n{nodes}-d{fifo_depth}")
 
 

@@ -1,0 +1,162 @@
+"""The accelerator top: memory hub + tiles on the ring, AXI4 master, AXI4-Lite registers."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import axi4_lite_signature, axi4_signature
+from .config import AcceleratorConfig
+from .csr_bank import CsrBank
+from .dma_reader import DmaReader
+from .dma_writer import DmaWriter
+from .result_writer import ResultWriter
+from .ring import Ring
+from .sequencer import Sequencer
+from .tile_node import TileNode
+
+__all__ = ["Accelerator"]
+
+TAG_WIDTH = 4
+
+
+class Accelerator(wiring.Component):
+    """``tiles`` compute tiles and one memory hub on a ring (docs/accelerator.md).
+
+    Node 0 of the ring is the memory hub: `CsrBank` (AXI4-Lite registers, docs/registers.md),
+    `Sequencer` (descriptor queue), `DmaReader` + `DmaWriter` (one AXI4 master port) and
+    `ResultWriter`.  Nodes ``1..tiles`` are `TileNode` s (Tile + OutputPipeline).  A layer's
+    output rows are split across the tiles (one weight image per tile, docs/spec.md section
+    8.1); weights are unicast, activations, requant records and the activation table are read
+    once and multicast; results come back as RESULT flits and are written byte-exact.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Needs ``ring_payload_width >= 64`` (a result flit carries a 32-bit tag).
+
+    Members
+    -------
+    m_axi : Out(axi4_signature)
+        Data master (Verilog ``m_axi__*``; cocotbext-axi prefix ``m_axi_``).
+    s_axil : In(axi4_lite_signature(addr_width=12))
+        Control registers (prefix ``s_axil_``).
+    irq : Out(1)
+        ``OR(IRQ_STATUS & IRQ_ENABLE)``, registered.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``config`` is not an AcceleratorConfig, or its ring payload is narrower than 64 bits.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        if config.ring_payload_width < 64:
+            raise ValueError(f"ring_payload_width must be at least 64 for the accelerator, "
+                             f"not {config.ring_payload_width!r}")
+        self.cfg = cfg = config
+        super().__init__({
+            "m_axi": Out(axi4_signature(data_width=cfg.axi_data_width,
+                                        addr_width=cfg.axi_addr_width, id_width=cfg.axi_id_width)),
+            "s_axil": In(axi4_lite_signature(addr_width=12)),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        beat = cfg.axi_bytes
+        dma_kw = dict(data_width=cfg.axi_data_width, addr_width=cfg.axi_addr_width,
+                      id_width=cfg.axi_id_width, max_burst=cfg.axi_max_burst,
+                      max_outstanding=cfg.max_outstanding, watchdog_cycles=cfg.watchdog_cycles,
+                      tag_width=TAG_WIDTH)
+        m.submodules.csr = csr = CsrBank(cfg)
+        m.submodules.rd = rd = DmaReader(**dma_kw)
+        m.submodules.wr = wr = DmaWriter(**dma_kw)
+        m.submodules.seq = seq = Sequencer(cfg, tag_width=TAG_WIDTH)
+        rw = ResultWriter(cfg, tag_width=TAG_WIDTH)
+        ring = Ring.from_config(cfg, nodes=cfg.tiles + 1)
+        nodes = [TileNode(cfg, node=t + 1) for t in range(cfg.tiles)]
+        plane = Signal()
+        m.d.comb += plane.eq(seq.plane_reset)
+        m.submodules.results = ResetInserter({"sync": plane})(rw)
+        m.submodules.ring = ResetInserter({"sync": plane})(ring)
+        for t, node in enumerate(nodes):
+            m.submodules[f"tile{t}"] = ResetInserter({"sync": plane})(node)
+
+        # -- AXI4: reader on AR/R, writer on AW/W/B --------------------------------------------
+        wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
+        for blk in (rd, wr):
+            for name, member in blk.m_axi.signature.members.items():
+                if member.flow == Out:
+                    m.d.comb += getattr(self.m_axi, name).eq(getattr(blk.m_axi, name))
+                else:
+                    m.d.comb += getattr(blk.m_axi, name).eq(getattr(self.m_axi, name))
+        aw = cfg.axi_addr_width
+        mem_base = Cat(csr.mem_base_lo.addr, csr.mem_base_hi.addr)[:aw]
+        mem_limit = Cat(csr.mem_limit_lo.addr, csr.mem_limit_hi.addr)[:aw]
+        for blk in (rd, wr):
+            m.d.comb += [blk.window_base.eq(mem_base), blk.window_limit.eq(mem_limit)]
+        m.d.comb += [rd.abort.eq(seq.rd_abort), wr.abort.eq(seq.wr_abort),
+                     seq.rd_busy.eq(rd.busy), seq.wr_busy.eq(wr.busy)]
+        wiring.connect(m, seq.rcmd, rd.cmd)
+        wiring.connect(m, rd.data, seq.rdata)
+        wiring.connect(m, rd.status, seq.rstatus)
+        wiring.connect(m, rw.wcmd, wr.cmd)
+        wiring.connect(m, rw.wdata, wr.data)
+        wiring.connect(m, wr.status, rw.wstatus)
+
+        # -- ring ------------------------------------------------------------------------------
+        wiring.connect(m, seq.inject, ring.inject[0])
+        wiring.connect(m, ring.eject[0], rw.flits)
+        moving = [seq.inject.valid & seq.inject.ready, rw.flits.valid & rw.flits.ready]
+        for t, node in enumerate(nodes):
+            wiring.connect(m, node.flits_out, ring.inject[t + 1])
+            wiring.connect(m, ring.eject[t + 1], node.flits_in)
+            m.d.comb += [node.layer.eq(seq.layer), node.start.eq(seq.node_start[t]),
+                         node.rows.eq(seq.node_rows), node.row_base.eq(seq.node_row_base),
+                         seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error)]
+            moving += [node.flits_in.valid & node.flits_in.ready,
+                       node.flits_out.valid & node.flits_out.ready]
+        mac_active = Cat(*[n.mac_active for n in nodes]).any()
+        m.d.comb += [rw.out_base.eq(seq.out_base), rw.row_bytes.eq(seq.row_bytes),
+                     rw.m_total.eq(seq.m_total), rw.clear.eq(seq.rw_clear),
+                     seq.rw_markers.eq(rw.markers), seq.rw_error_code.eq(rw.error_code),
+                     seq.rw_error_addr.eq(rw.error_addr), seq.rw_busy.eq(rw.busy),
+                     seq.progress.eq(Cat(*moving).any() | mac_active | rw.busy)]
+
+        # -- registers -------------------------------------------------------------------------
+        m.d.comb += [
+            seq.start.eq(csr.control.start), seq.soft_reset.eq(csr.control.soft_reset),
+            seq.desc_base.eq(Cat(csr.desc_base_lo.addr, csr.desc_base_hi.addr)[:aw]),
+            seq.desc_count.eq(csr.desc_count.count),
+            seq.mem_base.eq(mem_base), seq.mem_limit.eq(mem_limit),
+            csr.status.busy.eq(seq.busy), csr.status.done.eq(seq.done),
+            csr.status.error.eq(seq.error), csr.status.error_code.eq(seq.error_code),
+            csr.status.desc_index.eq(seq.desc_index),
+            csr.error_addr_lo.addr.eq(seq.error_addr[:32]),
+            csr.error_desc.index.eq(seq.desc_index),
+            csr.irq_status_set.done.eq(seq.irq_done), csr.irq_status_set.error.eq(seq.irq_error),
+            csr.irq_status_set.desc_done.eq(seq.irq_desc),
+            self.irq.eq(csr.irq),
+        ]
+        if aw > 32:
+            m.d.comb += csr.error_addr_hi.addr.eq(seq.error_addr[32:])
+        axi = self.m_axi
+        strb_bits = [axi.wstrb[i] for i in range(beat)]
+        popcount = sum(strb_bits[1:], strb_bits[0])
+        ring_stall = (seq.inject.valid & ~seq.inject.ready) | Cat(*[n.stall for n in nodes]).any()
+        m.d.comb += [
+            csr.busy_cycles_inc.eq(seq.busy),
+            csr.mac_active_cycles_inc.eq(mac_active),
+            csr.stall_read_cycles_inc.eq(seq.stall_read),
+            csr.stall_write_cycles_inc.eq(rw.stall),
+            csr.stall_ring_cycles_inc.eq(ring_stall),
+            csr.stall_desc_cycles_inc.eq(seq.stall_desc),
+            csr.bytes_read_inc.eq((axi.rvalid & axi.rready) * beat),
+            csr.bytes_written_inc.eq(popcount * (axi.wvalid & axi.wready)),
+        ]
+        return m

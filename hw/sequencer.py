@@ -1,0 +1,402 @@
+"""Descriptor sequencer of the memory hub: table -> layers -> tiles (docs/accelerator.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.descriptors import DESC_BYTES, ErrorCode
+from golden.formats import MAGIC as IMAGE_MAGIC
+
+from .axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
+from .config import AcceleratorConfig
+from .desc_checker import DescChecker, descriptor_layout
+from .ring.layouts import FlitType, flit_layout
+from .tile import DIM_WIDTH
+from .tile_node import QUANT_BYTES, layer_layout
+
+__all__ = ["Sequencer"]
+
+_P_DESC, _P_WHDR, _P_WBODY, _P_LUT, _P_QUANT, _P_ACTS = range(6)
+
+
+def _hdr_layout():
+    return data.StructLayout({"magic": 32, "format": 8, "param_a": 8, "param_b": 8,
+                              "reserved": 8, "rows": 32, "cols": 32, "sec_a": 32,
+                              "sec_b": 32, "sec_c": 32, "total": 32})
+
+
+class Sequencer(wiring.Component):
+    """Runs ``DESC_COUNT`` descriptors: fetch, check, stream every buffer to the tiles, wait.
+
+    Per layer (docs/accelerator.md): fetch the 64-byte descriptor (DMA), check it
+    (`DescChecker`), then for each tile ``t`` read its weight image header (unicast to node
+    ``t + 1``), check it, start the node (``node_start``), stream the image body; then the
+    activation table (``CTRL``, multicast; an identity table is generated when ``REQUANT`` is
+    set without ``LUT``), the requant records (``CTRL``, multicast) and the activations (``ACTS``,
+    multicast, read once).  Then wait until the `ResultWriter` has seen one end marker per
+    started node.  Any error (checks, DMA status, result writes, a tile's error flag, the
+    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset`` (ring, nodes, result
+    writer) until the DMAs are drained, and go idle; errors latch ``error_code``,
+    ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+
+    Members
+    -------
+    start, soft_reset : In(1)   (CONTROL pulses)
+    desc_base, mem_base, mem_limit : In(addr_width); desc_count : In(32)
+    busy, done, error : Out(1); error_code : Out(8); error_addr : Out(addr_width)
+    desc_index : Out(32)
+    irq_done, irq_error, irq_desc : Out(1)  (one-cycle pulses)
+    rcmd : Out(stream); rdata, rstatus : In(stream)  -- the DmaReader
+    rd_abort, wr_abort : Out(1); rd_busy, wr_busy : In(1)
+    inject : Out(stream(flit))  -- the hub's ring port
+    layer : Out(layer_layout()); node_start : Out(tiles); node_rows, node_row_base : Out(16)
+    node_done, node_error : In(tiles)
+    out_base : Out(addr_width); row_bytes, m_total : Out(32); rw_clear : Out(1)
+    rw_markers : In(8); rw_error_code : In(8); rw_error_addr : In(addr_width); rw_busy : In(1)
+    plane_reset : Out(1); progress : In(1)
+    stall_read, stall_desc : Out(1)
+    """
+
+    def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        self.cfg = cfg
+        aw, T = cfg.axi_addr_width, cfg.tiles
+        self.checker = DescChecker(cfg)
+        super().__init__({
+            "start": In(1), "soft_reset": In(1),
+            "desc_base": In(aw), "desc_count": In(32), "mem_base": In(aw), "mem_limit": In(aw),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8),
+            "error_addr": Out(aw), "desc_index": Out(32),
+            "irq_done": Out(1), "irq_error": Out(1), "irq_desc": Out(1),
+            "rcmd": Out(stream.Signature(dma_cmd_layout(aw, tag_width))),
+            "rdata": In(stream.Signature(dma_read_data_layout(cfg.axi_data_width, tag_width))),
+            "rstatus": In(stream.Signature(dma_status_layout(aw, tag_width))),
+            "rd_abort": Out(1), "wr_abort": Out(1), "rd_busy": In(1), "wr_busy": In(1),
+            "inject": Out(stream.Signature(flit_layout(T + 1, cfg.ring_payload_width))),
+            "layer": Out(layer_layout()), "node_start": Out(T),
+            "node_rows": Out(DIM_WIDTH), "node_row_base": Out(DIM_WIDTH),
+            "node_done": In(T), "node_error": In(T),
+            "out_base": Out(aw), "row_bytes": Out(32), "m_total": Out(32), "rw_clear": Out(1),
+            "rw_markers": In(8), "rw_error_code": In(8), "rw_error_addr": In(aw),
+            "rw_busy": In(1), "plane_reset": Out(1), "progress": In(1),
+            "stall_read": Out(1), "stall_desc": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        aw, T, W = cfg.axi_addr_width, cfg.tiles, cfg.axi_data_width
+        beat = cfg.axi_bytes
+        lg_beat = (beat - 1).bit_length()
+        m.submodules.checker = chk = self.checker
+        E = ErrorCode
+
+        desc = Signal(descriptor_layout())
+        hdr = Signal(_hdr_layout())
+        idx = Signal(32)
+        phase = Signal(3)
+        wi = Signal(8)
+        rd_addr, rd_len = Signal(aw + 1), Signal(aw + 1)
+        f_type, f_dest, f_mcast = Signal(FlitType), Signal(len(self.inject.payload.dest)), Signal()
+        t = Signal(range(T + 1))
+        tmask = Signal(T)
+        img = Signal(aw + 2)
+        rows_sum = Signal(33)
+        soft = Signal()
+        wd = Signal(range(cfg.watchdog_cycles + 1))
+        gen = Signal(range(256 // beat + 1))
+        desc_addr = Signal(aw + 1)
+        in_wait = Signal()
+        m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
+                     desc_addr.eq(self.desc_base + (idx << 6)), self.desc_index.eq(idx)]
+
+        def fail(code, addr):
+            m.d.sync += [self.error_code.eq(code), self.error_addr.eq(addr), soft.eq(0)]
+            m.next = "ABORT"
+
+        def read(ph, addr, length, nxt_type=None, unicast=None):
+            m.d.sync += [phase.eq(ph), rd_addr.eq(addr), rd_len.eq(length), wi.eq(0)]
+            if nxt_type is not None:
+                m.d.sync += f_type.eq(nxt_type)
+            if unicast is not None:
+                m.d.sync += [f_dest.eq(unicast), f_mcast.eq(0)]
+            else:
+                m.d.sync += f_mcast.eq(1)
+            m.next = "RD_ISSUE"
+
+        # hub ring port: DMA words or the generated identity table
+        inj = self.inject.payload
+        m.d.comb += [inj.type.eq(f_type), inj.dest.eq(f_dest), inj.mcast.eq(f_mcast),
+                     inj.mask.eq(tmask << 1)]
+        lay = self.layer
+        lg_es_raw = 2 if cfg.acc_width <= 32 else 3
+        hb = hdr
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.done.eq(0), self.error.eq(0), self.error_code.eq(0),
+                                 self.error_addr.eq(0), idx.eq(0)]
+                    m.next = "TABLE"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("TABLE"):
+                m.d.comb += self.busy.eq(1)
+                end = Signal(aw + 40)
+                m.d.comb += end.eq(self.desc_base + self.desc_count * DESC_BYTES)
+                with m.If(self.desc_count == 0):
+                    fail(E.DESC_COUNT, self.desc_base)
+                with m.Elif(self.desc_base[:lg_beat] != 0):
+                    fail(E.MISALIGNED, self.desc_base)
+                with m.Elif((self.desc_base < self.mem_base)
+                            | (self.desc_base >= self.mem_limit)):
+                    fail(E.OUT_OF_WINDOW, self.desc_base)
+                with m.Elif(end > self.mem_limit):
+                    fail(E.DESC_COUNT, self.desc_base)
+                with m.Else():
+                    m.next = "FETCH"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("FETCH"):
+                m.d.comb += self.busy.eq(1)
+                read(_P_DESC, desc_addr, DESC_BYTES)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("RD_ISSUE"):
+                m.d.comb += [self.busy.eq(1), self.rcmd.valid.eq(1),
+                             self.rcmd.payload.addr.eq(rd_addr),
+                             self.rcmd.payload.length.eq(rd_len)]
+                with m.If(self.rcmd.ready):
+                    m.next = "RD_STREAM"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("RD_STREAM"):
+                m.d.comb += self.busy.eq(1)
+                rd = self.rdata
+                with m.If(phase == _P_DESC):
+                    m.d.comb += rd.ready.eq(1)
+                    for i in range(DESC_BYTES // beat):
+                        with m.If(rd.valid & (wi == i)):
+                            m.d.sync += desc.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                with m.Else():
+                    m.d.comb += [self.inject.valid.eq(rd.valid), rd.ready.eq(self.inject.ready),
+                                 inj.payload.eq(rd.payload.data),
+                                 self.stall_read.eq(~rd.valid)]
+                    with m.If(phase == _P_WHDR):
+                        for i in range(32 // beat):
+                            with m.If(rd.valid & rd.ready & (wi == i)):
+                                m.d.sync += hdr.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                with m.If(rd.valid & rd.ready):
+                    m.d.sync += wi.eq(wi + 1)
+                m.d.comb += [self.rstatus.ready.eq(1), self.stall_desc.eq(phase == _P_DESC)]
+                with m.If(self.rstatus.valid):
+                    with m.If(self.rstatus.payload.code != 0):
+                        fail(self.rstatus.payload.code, self.rstatus.payload.addr)
+                    with m.Elif(phase == _P_DESC):
+                        m.next = "CHECK"
+                    with m.Elif(phase == _P_WHDR):
+                        m.next = "HCHECK"
+                    with m.Elif(phase == _P_WBODY):
+                        m.next = "W_NEXT"
+                    with m.Elif(phase == _P_LUT):
+                        m.next = "QUANT"
+                    with m.Elif(phase == _P_QUANT):
+                        m.next = "ACTS"
+                    with m.Else():
+                        m.next = "WAIT"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("CHECK"):
+                m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
+                conv = desc.opcode == 1
+                requant = desc.flags[0]
+                lg_es = Mux(requant, 0, lg_es_raw)
+                m.d.sync += [
+                    lay.fmt.eq(desc.format), lay.k.eq(desc.k), lay.n.eq(desc.n),
+                    lay.geo.c.eq(Mux(conv, desc.c, desc.k)), lay.geo.h.eq(Mux(conv, desc.h, 1)),
+                    lay.geo.w.eq(Mux(conv, desc.w, desc.n)),
+                    lay.geo.oh.eq(chk.oh), lay.geo.ow.eq(chk.ow),
+                    lay.geo.kh.eq(Mux(conv, desc.kh, 1)), lay.geo.kw.eq(Mux(conv, desc.kw, 1)),
+                    lay.geo.sh.eq(Mux(conv, desc.stride_h, 1)),
+                    lay.geo.sw.eq(Mux(conv, desc.stride_w, 1)),
+                    lay.geo.ph.eq(Mux(conv, desc.pad_h, 0)), lay.geo.pw.eq(Mux(conv, desc.pad_w, 0)),
+                    lay.geo.dh.eq(Mux(conv, desc.dil_h, 1)), lay.geo.dw.eq(Mux(conv, desc.dil_w, 1)),
+                    lay.requant.eq(requant), lay.lg_esize.eq(lg_es_raw),
+                    lay.act_beats.eq((chk.act_bytes + beat - 1) >> lg_beat),
+                    lay.quant_beats.eq(Mux(requant, (desc.m * QUANT_BYTES + beat - 1) >> lg_beat,
+                                           0)),
+                    lay.lut_beats.eq(Mux(requant, 256 // beat, 0)),
+                    self.out_base.eq(self.mem_base + desc.out),
+                    self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
+                    t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
+                ]
+                with m.If(chk.code != 0):
+                    fail(chk.code, desc_addr)
+                with m.Else():
+                    m.next = "W_START"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("W_START"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(img + 32 > self.mem_limit):
+                    fail(E.OUT_OF_WINDOW, img)
+                with m.Else():
+                    read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("HCHECK"):
+                m.d.comb += self.busy.eq(1)
+                secs = hb.sec_a | hb.sec_b | hb.sec_c
+                with m.If(hb.magic != IMAGE_MAGIC):
+                    fail(E.BAD_MAGIC, img)
+                with m.Elif(hb.format != desc.format):
+                    fail(E.BAD_FORMAT, img)
+                with m.Elif((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)
+                            | (hb.reserved != 0)):
+                    fail(E.BAD_PARAM, img)
+                with m.Elif((hb.rows == 0) | (hb.cols != desc.k)
+                            | (rows_sum + hb.rows > desc.m) | (hb.rows > cfg.out_buf_depth)):
+                    fail(E.BAD_SHAPE, img)
+                with m.Elif((hb.total[:5] != 0) | (hb.total < 32)
+                            | (hb.total > cfg.weight_buf_depth * beat)):
+                    fail(E.BAD_SIZE, img)
+                with m.Elif((secs[:5] != 0) | (hb.sec_a < 32) | (hb.sec_a > hb.sec_b)
+                            | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total)):
+                    fail(E.BAD_SECTION, img)
+                with m.Elif(img + hb.total > self.mem_limit):
+                    fail(E.OUT_OF_WINDOW, img)
+                with m.Else():
+                    for i in range(T):
+                        with m.If(t == i):
+                            m.d.comb += self.node_start[i].eq(1)
+                    m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
+                    with m.If(hb.total > 32):
+                        read(_P_WBODY, img + 32, hb.total - 32)
+                        m.d.sync += f_mcast.eq(0)
+                    with m.Else():
+                        m.next = "W_NEXT"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("W_NEXT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total),
+                             t.eq(t + 1), tmask.eq(tmask | (1 << t))]
+                with m.If(rows_sum + hb.rows == desc.m):
+                    m.next = "LUT"
+                with m.Elif(t + 1 == T):
+                    fail(E.BAD_SHAPE, img + hb.total)
+                with m.Else():
+                    m.next = "W_START"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("LUT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += gen.eq(0)
+                with m.If(~desc.flags[0]):
+                    m.next = "ACTS"
+                with m.Elif(desc.flags[1]):
+                    read(_P_LUT, self.mem_base + desc.lut, 256, FlitType.CTRL)
+                with m.Else():
+                    m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
+                    m.next = "IDENT"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("IDENT"):
+                m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
+                word = Signal(W)
+                for j in range(beat):
+                    m.d.comb += word[8 * j:8 * j + 8].eq(((gen << lg_beat) + j) ^ 0x80)
+                m.d.comb += inj.payload.eq(word)
+                with m.If(self.inject.ready):
+                    m.d.sync += gen.eq(gen + 1)
+                    with m.If(gen == 256 // beat - 1):
+                        m.next = "QUANT"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("QUANT"):
+                m.d.comb += self.busy.eq(1)
+                qlen = Signal(aw + 1)
+                m.d.comb += qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)
+                read(_P_QUANT, self.mem_base + desc.quant, qlen, FlitType.CTRL)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("ACTS"):
+                m.d.comb += self.busy.eq(1)
+                read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("WAIT"):
+                m.d.comb += [self.busy.eq(1), in_wait.eq(1)]
+                nodes_err = (self.node_error & tmask).any()
+                with m.If(self.rw_error_code != 0):
+                    fail(self.rw_error_code, self.rw_error_addr)
+                with m.Elif((self.rw_markers == t) & ~self.rw_busy):
+                    with m.If(nodes_err):
+                        fail(E.BAD_SHAPE, desc_addr)
+                    with m.Else():
+                        m.next = "LAYER_DONE"
+                with m.Elif(wd == cfg.watchdog_cycles - 1):
+                    fail(E.WATCHDOG, desc_addr)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("LAYER_DONE"):
+                m.d.comb += [self.busy.eq(1), self.irq_desc.eq(desc.flags[3])]
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx + 1 == self.desc_count):
+                    m.d.sync += self.done.eq(1)
+                    m.d.comb += self.irq_done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "FETCH"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("ABORT"):
+                m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
+                             self.plane_reset.eq(1)]
+                m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
+                with m.If(~self.rd_busy & ~self.wr_busy):
+                    with m.If(~soft):
+                        m.d.sync += self.error.eq(1)
+                        m.d.comb += self.irq_error.eq(1)
+                    m.next = "IDLE"
+
+        # watchdog: cycles of a running layer without any data movement
+        with m.If(in_wait & ~self.progress):
+            m.d.sync += wd.eq(Mux(wd == cfg.watchdog_cycles - 1, wd, wd + 1))
+        with m.Else():
+            m.d.sync += wd.eq(0)
+        return m

@@ -1,0 +1,259 @@
+"""A compute tile on the ring: Tile + OutputPipeline + ring port (docs/accelerator.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .byte_gearbox import ByteGearbox
+from .config import AcceleratorConfig
+from .im2col_address import conv_geometry_layout
+from .output_pipeline import OutputPipeline
+from .ring.layouts import FlitType, flit_layout
+from .tile import DIM_WIDTH, Tile, TileOp
+
+__all__ = ["TileNode", "layer_layout", "DONE_MARKER", "result_data_bytes", "QUANT_BYTES"]
+
+#: ``m`` field of the end-of-layer marker flit a node sends after its last result.
+DONE_MARKER = 0xFFFF
+#: Bytes of one bias/requant record in memory (docs/spec.md section 8).
+QUANT_BYTES = 16
+
+
+def result_data_bytes(cfg: AcceleratorConfig) -> int:
+    """Result bytes carried by one RESULT flit (payload = ``m`` 16 | ``eoff`` 16 | data)."""
+    return (cfg.ring_payload_width - 32) // 8
+
+
+def layer_layout() -> data.StructLayout:
+    """What the sequencer broadcasts to every node for the running layer (stable while it runs).
+
+    ``fmt``, ``k``, ``n``, ``geo``: the tile command (every layer runs as a conv2d; a matmul is
+    the 1x1 conv of a ``K x 1 x N`` image).  ``requant``: outputs go through the OutputPipeline
+    (int8), else raw accumulators of ``2**lg_esize`` bytes.  ``act_beats``, ``quant_beats``,
+    ``lut_beats``: bus words of each multicast stream.
+    """
+    return data.StructLayout({
+        "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH, "geo": conv_geometry_layout(DIM_WIDTH),
+        "requant": 1, "lg_esize": 2, "act_beats": 32, "quant_beats": 32, "lut_beats": 16,
+    })
+
+
+class TileNode(wiring.Component):
+    """One ring node holding a `Tile`, its `OutputPipeline` and the stream adapters.
+
+    From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``),
+    ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits
+    first ``lut_beats`` words of activation table (into the pipeline's shadow table, then a
+    swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the
+    layer (the node keeps rows ``[row_base, row_base + rows)``).  Every flit is consumed as soon
+    as its destination takes it, so a node never blocks the ring for long.
+
+    To the ring (``flits_out``, unicast to node 0): one ``RESULT`` flit per
+    ``result_data_bytes`` of an output row segment ``Y[m, cg*cols : ...]`` (payload ``m`` |
+    byte offset in the row | bytes; segments past ``n`` are not sent), then after the tile
+    finished and every result left, one marker flit with ``m = DONE_MARKER``.  The hub writes
+    the bytes; the marker tells it the node's results are all written (per-pair ring order).
+
+    ``start`` (one cycle) latches ``rows``/``row_base`` and issues the tile command; ``done``
+    is high while the node is idle.  ``error`` is the tile's error flag of the last layer.
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+    node : int
+        Ring node index (``1..tiles``; node 0 is the memory hub).
+    """
+
+    def __init__(self, cfg: AcceleratorConfig, *, node: int):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        if cfg.ring_payload_width < 64:
+            raise ValueError(f"ring_payload_width must be at least 64 for the accelerator, "
+                             f"not {cfg.ring_payload_width!r}")
+        self.cfg = cfg
+        self.node = node
+        self.nodes = cfg.tiles + 1
+        self.tile = Tile(cfg)
+        self.pipe = OutputPipeline(cfg, max_channels=cfg.out_buf_depth, pwl=False)
+        self.esize_max = 4 if cfg.acc_width <= 32 else 8
+        fl = flit_layout(self.nodes, cfg.ring_payload_width)
+        super().__init__({
+            "flits_in": In(stream.Signature(fl)),
+            "flits_out": Out(stream.Signature(fl)),
+            "layer": In(layer_layout()),
+            "start": In(1), "rows": In(DIM_WIDTH), "row_base": In(DIM_WIDTH),
+            "done": Out(1), "error": Out(1),
+            "computing": Out(1), "mac_active": Out(1), "stall": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, tile, pipe = self.cfg, self.tile, self.pipe
+        cols, lanes, beat = cfg.cols, cfg.out_lanes, cfg.axi_bytes
+        bpr = cols // lanes
+        m.submodules.tile, m.submodules.pipe = tile, pipe
+        m.submodules.act_gb = act_gb = ByteGearbox(in_bytes=beat, out_bytes=cols)
+        m.submodules.lut_gb = lut_gb = ByteGearbox(in_bytes=beat, out_bytes=1)
+        m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
+        lay = self.layer
+        rows, row_base = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
+        act_cnt, q_cnt, lut_cnt = Signal(32), Signal(32), Signal(16)
+        q_idx, lut_addr = Signal(DIM_WIDTH + 1), Signal(9)
+        m.d.comb += [self.computing.eq(tile.computing), self.mac_active.eq(tile.mac.valid.any())]
+
+        # ---------------- node control ----------------
+        done_flit = Signal()
+        row_valid = Signal()
+        inflight = Signal(range(64))
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.start):
+                    m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base), act_cnt.eq(0),
+                                 q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0), lut_addr.eq(0),
+                                 self.error.eq(0)]
+                    m.d.comb += [act_gb.clear.eq(1), lut_gb.clear.eq(1), q_gb.clear.eq(1)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                c = tile.cmd.payload
+                m.d.comb += [tile.cmd.valid.eq(1), c.op.eq(TileOp.CONV2D), c.fmt.eq(lay.fmt),
+                             c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
+                             c.geo.eq(lay.geo)]
+                with m.If(tile.cmd.ready):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(tile.error):
+                    m.d.sync += self.error.eq(1)
+                with m.If(~tile.busy & (inflight == 0) & ~row_valid):
+                    m.next = "MARK"
+            with m.State("MARK"):
+                m.d.comb += done_flit.eq(1)
+                with m.If(self.flits_out.ready):
+                    m.next = "IDLE"
+
+        # ---------------- flits from the ring ----------------
+        fi = self.flits_in
+        ftype = fi.payload.type
+        word = fi.payload.payload[:8 * beat]
+        is_lut = lut_cnt < lay.lut_beats
+        m.d.comb += [
+            tile.weights.payload.eq(word),
+            act_gb.i.payload.data.eq(word), act_gb.i.payload.last.eq(act_cnt + 1 >= lay.act_beats),
+            lut_gb.i.payload.data.eq(word), lut_gb.i.payload.last.eq(lut_cnt + 1 >= lay.lut_beats),
+            q_gb.i.payload.data.eq(word), q_gb.i.payload.last.eq(q_cnt + 1 >= lay.quant_beats),
+        ]
+        with m.Switch(ftype):
+            with m.Case(FlitType.DATA):
+                m.d.comb += [tile.weights.valid.eq(fi.valid), fi.ready.eq(tile.weights.ready)]
+            with m.Case(FlitType.ACTS):
+                m.d.comb += [act_gb.i.valid.eq(fi.valid), fi.ready.eq(act_gb.i.ready)]
+                with m.If(fi.valid & act_gb.i.ready):
+                    m.d.sync += act_cnt.eq(act_cnt + 1)
+            with m.Case(FlitType.CTRL):
+                with m.If(is_lut):
+                    m.d.comb += [lut_gb.i.valid.eq(fi.valid), fi.ready.eq(lut_gb.i.ready)]
+                    with m.If(fi.valid & lut_gb.i.ready):
+                        m.d.sync += lut_cnt.eq(lut_cnt + 1)
+                with m.Else():
+                    m.d.comb += [q_gb.i.valid.eq(fi.valid), fi.ready.eq(q_gb.i.ready)]
+                    with m.If(fi.valid & q_gb.i.ready):
+                        m.d.sync += q_cnt.eq(q_cnt + 1)
+            with m.Default():
+                m.d.comb += fi.ready.eq(1)      # nothing else is addressed to a tile: drop
+
+        # activations: bytes -> cols-byte entries
+        m.d.comb += [tile.acts.valid.eq(act_gb.o.valid), act_gb.o.ready.eq(tile.acts.ready),
+                     tile.acts.payload.as_value().eq(act_gb.o.payload)]
+        # activation table: one entry per cycle, then swap to it
+        m.d.comb += [lut_gb.o.ready.eq(1), pipe.lut_wr.en.eq(lut_gb.o.valid & ~lut_addr[8]),
+                     pipe.lut_wr.addr.eq(lut_addr[:8]), pipe.lut_wr.data.eq(lut_gb.o.payload)]
+        with m.If(lut_gb.o.valid & ~lut_addr[8]):
+            m.d.sync += lut_addr.eq(lut_addr + 1)
+            with m.If(lut_addr == 255):
+                m.d.comb += pipe.lut_swap.eq(1)
+        # requant records: keep this node's rows
+        rec = q_gb.o.payload
+        local = Signal(DIM_WIDTH + 1)
+        m.d.comb += [q_gb.o.ready.eq(1), local.eq(q_idx - row_base),
+                     pipe.params.en.eq(q_gb.o.valid & (q_idx >= row_base) & (local < rows)),
+                     pipe.params.addr.eq(local), pipe.params.bias.eq(rec[0:32]),
+                     pipe.params.mult.eq(rec[32:64]), pipe.params.shift.eq(rec[64:70])]
+        with m.If(q_gb.o.valid):
+            m.d.sync += q_idx.eq(q_idx + 1)
+
+        # ---------------- results: tile -> (OutputPipeline) -> row register ----------------
+        res = tile.results.payload
+        es = self.esize_max
+        row = Signal(8 * cols * es)
+        row_m, row_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
+        tags = SyncFIFO(width=2 * DIM_WIDTH, depth=16)
+        m.submodules.tags = tags
+        sb = Signal(range(max(2, bpr)))
+        ob = Signal(range(max(2, bpr)))
+        with m.If(lay.requant):
+            pi = pipe.i.payload
+            m.d.comb += [pipe.i.valid.eq(tile.results.valid & tags.w_rdy),
+                         pi.channel.eq(res.m), pi.last.eq(1)]
+            for b in range(bpr):
+                with m.If(sb == b):
+                    for j in range(lanes):
+                        m.d.comb += pi.data[j].eq(res.acc[b * lanes + j])
+            with m.If(pipe.i.valid & pipe.i.ready):
+                m.d.sync += sb.eq(Mux(sb == bpr - 1, 0, sb + 1))
+                with m.If(sb == bpr - 1):
+                    m.d.comb += [tile.results.ready.eq(1), tags.w_en.eq(1)]
+        with m.Else():
+            m.d.comb += tile.results.ready.eq(~row_valid)
+            with m.If(tile.results.valid & ~row_valid):
+                m.d.sync += [row_valid.eq(1), row_m.eq(row_base + res.m), row_cg.eq(res.cg)]
+                ext = [Signal(signed(8 * es), name=f"ext{c}") for c in range(cols)]
+                m.d.comb += [e.eq(res.acc[c]) for c, e in enumerate(ext)]
+                m.d.sync += row.eq(Cat(*ext))
+        m.d.comb += tags.w_data.eq(Cat(res.m, res.cg))
+        with m.If(tags.w_en & ~(pipe.o.valid & pipe.o.ready & (ob == bpr - 1))):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(~tags.w_en & pipe.o.valid & pipe.o.ready & (ob == bpr - 1)):
+            m.d.sync += inflight.eq(inflight - 1)
+        m.d.comb += pipe.o.ready.eq(~row_valid)
+        with m.If(pipe.o.valid & pipe.o.ready):
+            for b in range(bpr):
+                with m.If(ob == b):
+                    for j in range(lanes):
+                        k = b * lanes + j
+                        m.d.sync += row[8 * k:8 * k + 8].eq(pipe.o.payload.data[j])
+            m.d.sync += ob.eq(Mux(ob == bpr - 1, 0, ob + 1))
+            with m.If(ob == bpr - 1):
+                m.d.comb += tags.r_en.eq(1)
+                m.d.sync += [row_valid.eq(1), row_m.eq(row_base + tags.r_data[:DIM_WIDTH]),
+                             row_cg.eq(tags.r_data[DIM_WIDTH:])]
+
+        # ---------------- packer: row register -> RESULT flits ----------------
+        dbytes = result_data_bytes(cfg)
+        lg_es = Mux(lay.requant, 0, lay.lg_esize)
+        j = Signal(DIM_WIDTH)
+        col0 = Signal(DIM_WIDTH + 8)
+        left = Signal(DIM_WIDTH + 8)
+        nb = Signal(DIM_WIDTH + 8)
+        m.d.comb += [col0.eq(row_cg * cols), left.eq(lay.n - col0),
+                     nb.eq(Mux(left < cols, left, cols) << lg_es)]
+        boff = Signal(DIM_WIDTH + 8)
+        m.d.comb += boff.eq(j * dbytes)
+        fo = self.flits_out
+        fp = fo.payload
+        m.d.comb += [fp.type.eq(FlitType.RESULT), fp.dest.eq(0), fp.mcast.eq(0),
+                     self.stall.eq(fo.valid & ~fo.ready)]
+        with m.If(done_flit):
+            m.d.comb += [fo.valid.eq(1), fp.payload.eq(Cat(Const(DONE_MARKER, 16), Const(0, 16)))]
+        with m.Elif(row_valid):
+            m.d.comb += [fo.valid.eq(1),
+                         fp.payload.eq(Cat(row_m, ((col0 << lg_es) + boff)[:16],
+                                           (row >> (boff * 8))[:8 * dbytes]))]
+            with m.If(fo.ready):
+                with m.If(boff + dbytes >= nb):
+                    m.d.sync += [row_valid.eq(0), j.eq(0)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+        return m

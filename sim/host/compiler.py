@@ -1,0 +1,384 @@
+"""Compile a layer list into descriptors and one memory image (docs/host.md).
+
+Per layer: weights (given float -> int8 per output channel, given int8, or random int8 from the
+seed), magnitude pruning (`golden.prune`) and packing (`golden.pack_weights`) in the layer's
+format, bias, requantization parameters calibrated on the network input so the layer's outputs
+use the int8 range, an activation table (`golden.build_lut`) and the expected output of the
+golden model (`golden.matmul` / `golden.conv2d`, chained: layer ``i + 1`` reads layer ``i``'s
+output buffer in place).  Buffers are placed in one window by `sim.host.placement`; the
+descriptor table (docs/spec.md section 8) sits at the window base.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.descriptors import (
+    DESC_BYTES,
+    LUT_BYTES,
+    QUANT_RECORD_BYTES,
+    Descriptor,
+    ErrorCode,
+    Flags,
+    conv2d_descriptor,
+    matmul_descriptor,
+    validate_descriptor,
+    validate_table,
+)
+from golden.formats import PackedWeights, pack_weights
+from golden.lut import FUNCTIONS, build_lut
+from golden.ops import conv2d, im2col, matmul
+from golden.perf import LayerStats, layer_stats
+from golden.prune import prune
+from golden.quant import wrap
+
+from .network import LayerSpec, Network, NetworkError
+from .placement import MemoryPlan, Region
+
+__all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
+           "quant_records", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE"]
+
+#: Default window base address (non-zero, so offset arithmetic is exercised).
+DEFAULT_BASE = 0x0001_0000
+#: Real value of one LSB of an int8 input when none is given.
+DEFAULT_INPUT_SCALE = 1 / 64
+
+
+@dataclass
+class CompiledLayer:
+    """One compiled layer.
+
+    Members
+    -------
+    spec : LayerSpec
+    descriptor : golden.descriptors.Descriptor
+    weights : numpy.ndarray
+        Pruned int8 weights, ``spec.weight_shape`` (OIHW for conv2d).
+    packed : golden.formats.PackedWeights
+    bias, mult, shift : numpy.ndarray or None
+        Per output channel (None without requantization).
+    lut : numpy.ndarray or None
+        The 256-entry activation table.
+    x : numpy.ndarray
+        The layer's int8 input as the op sees it: matmul ``(K, N)``, conv2d ``(1, C, H, W)``.
+    expected : numpy.ndarray
+        Golden output ``(M, N)``: int8, or the int32 accumulators without requantization.
+    in_scale, out_scale : float
+        Real value of one LSB of the input and of the output.
+    weight_scale : numpy.ndarray
+        Real value of one weight LSB per output channel.
+    stats : golden.perf.LayerStats
+    regions : dict of str to Region
+        ``weights``, ``acts``, ``out`` and, when used, ``quant`` and ``lut``.
+    """
+
+    spec: LayerSpec
+    descriptor: Descriptor
+    weights: np.ndarray
+    packed: PackedWeights
+    bias: np.ndarray | None
+    mult: np.ndarray | None
+    shift: np.ndarray | None
+    lut: np.ndarray | None
+    x: np.ndarray
+    expected: np.ndarray
+    in_scale: float
+    out_scale: float
+    weight_scale: np.ndarray
+    stats: LayerStats
+    regions: dict = field(default_factory=dict)
+
+
+@dataclass
+class CompiledNetwork:
+    """Descriptors, memory image and golden expectations of a network.
+
+    Members
+    -------
+    network : Network
+    config : hw.config.AcceleratorConfig (or any object with its attributes)
+    base : int
+        Absolute address of the window (``MEM_BASE``); every descriptor offset is relative to it.
+    image : bytes
+        The whole window ``[base, base + len(image))``: table, input, weights, parameters,
+        zeroed output buffers.
+    desc_offset : int
+        Offset of the descriptor table (``DESC_BASE = base + desc_offset``).
+    layers : list of CompiledLayer
+    regions : list of Region
+    input : numpy.ndarray
+        The int8 network input, flat, as stored.
+    """
+
+    network: Network
+    config: object
+    base: int
+    image: bytes
+    desc_offset: int
+    layers: list
+    regions: list
+    input: np.ndarray
+
+    @property
+    def desc_count(self) -> int:
+        return len(self.layers)
+
+    @property
+    def desc_base(self) -> int:
+        """Absolute address of the descriptor table (the ``DESC_BASE`` register)."""
+        return self.base + self.desc_offset
+
+    @property
+    def window_bytes(self) -> int:
+        return len(self.image)
+
+    @property
+    def mem_limit(self) -> int:
+        """Exclusive end of the window (the ``MEM_LIMIT`` register)."""
+        return self.base + len(self.image)
+
+    def expected_outputs(self) -> list[np.ndarray]:
+        return [layer.expected for layer in self.layers]
+
+
+def requant_params(real) -> tuple[np.ndarray, np.ndarray]:
+    """``(mult, shift)`` per channel with ``mult / 2**shift ~= real`` (docs/host.md).
+
+    ``mult`` has 31 significant bits (``2**30 <= mult < 2**31``) where the shift range allows;
+    ``1 <= shift <= 63``.  Non-positive or non-finite ``real`` gives ``(1, 1)``.
+    """
+    real = np.atleast_1d(np.asarray(real, dtype=np.float64))
+    mult = np.ones(real.shape, dtype=np.int64)
+    shift = np.ones(real.shape, dtype=np.int64)
+    for i, r in enumerate(real.tolist()):
+        if not (r > 0 and math.isfinite(r)):
+            continue
+        f, e = math.frexp(r)  # r = f * 2**e, 0.5 <= f < 1
+        m, s = round(f * 2**31), 31 - e
+        if m == 2**31:
+            m, s = 2**30, s - 1
+        if s > 63:
+            m, s = max(1, round(m / 2 ** (s - 63))), 63
+        if s < 1:
+            m, s = 2**31 - 1, 1  # |real| >= 2**30: every non-zero input saturates anyway
+        mult[i], shift[i] = m, s
+    return mult, shift
+
+
+def quant_records(bias, mult, shift) -> bytes:
+    """The ``quant`` buffer: per channel bias i32, mult i32, shift u8, 7 zero bytes."""
+    rec = struct.Struct("<iiB7x")
+    assert rec.size == QUANT_RECORD_BYTES
+    return b"".join(rec.pack(int(b), int(m), int(s)) for b, m, s in zip(bias, mult, shift,
+                                                                         strict=True))
+
+
+def _fail(spec: LayerSpec, net: Network, field_: str, msg: str):
+    line = spec.lines.get(field_, spec.line)
+    where = f"{net.source}:{line}" if line else net.source
+    raise NetworkError(f"{where}: layers[{spec.index}].{field_} {msg}")
+
+
+def _check_config(net: Network, cfg) -> None:
+    for spec in net.layers:
+        if spec.fmt not in tuple(cfg.formats):
+            _fail(spec, net, "format", f"must be one of the formats built into this "
+                  f"configuration ({', '.join(cfg.formats)}), not {spec.fmt!r}")
+        if spec.activation and not cfg.lut_enabled:
+            _fail(spec, net, "activation", f"must be none: this configuration has no LUT engine "
+                  f"(lut_enabled: false), not {spec.activation!r}")
+        if spec.nm and spec.nm[1] > cfg.nm_max_m:
+            _fail(spec, net, "nm", f"must have M <= nm_max_m ({cfg.nm_max_m}) of this "
+                  f"configuration, not {spec.nm[0]}:{spec.nm[1]}")
+
+
+def _input(net: Network, rng) -> tuple[np.ndarray, float]:
+    v = net.input_values
+    if v is None:
+        x = rng.integers(-127, 128, size=net.input_shape)
+        x = np.where(rng.random(net.input_shape) < net.input_density, x, 0)
+        return x.astype(np.int8), net.input_scale or DEFAULT_INPUT_SCALE
+    if np.issubdtype(v.dtype, np.floating):
+        s = float(np.abs(v).max()) / 127 or 1.0
+        return np.clip(np.rint(v / s), -127, 127).astype(np.int8), s
+    return v.astype(np.int8), net.input_scale or DEFAULT_INPUT_SCALE
+
+
+def _weights(spec: LayerSpec, cfg, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Pruned int8 weights and their per-channel scale."""
+    w, given_scale = spec.weights, None
+    if w is None:
+        w = rng.integers(-127, 128, size=spec.weight_shape).astype(np.int8)
+    elif np.issubdtype(w.dtype, np.floating):
+        amax = np.abs(w.reshape(spec.out, -1)).max(axis=1)
+        given_scale = np.where(amax > 0, amax / 127, 1.0)
+        w = np.clip(np.rint(w / given_scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
+        w = w.astype(np.int8)
+    else:
+        w = w.astype(np.int8)
+    if spec.prune != "none":
+        w, _ = prune(w, spec.prune, density=spec.density, block_size=cfg.block_size,
+                     nm=spec.nm or (2, 4))
+    if given_scale is None:
+        if spec.weight_scale is not None:
+            given_scale = np.full(spec.out, spec.weight_scale)
+        else:  # He-like: unit-variance inputs give unit-variance outputs
+            sq = float((w.reshape(spec.out, -1).astype(np.float64) ** 2).sum(axis=1).mean())
+            given_scale = np.full(spec.out, 1 / math.sqrt(sq) if sq > 0 else 1.0)
+    return w, given_scale.astype(np.float64)
+
+
+def _out_scale(func: str, in_scale: float) -> float:
+    """Output LSB of a table so that ``max |f|`` over the int8 input domain maps to 127."""
+    with np.errstate(all="ignore"):
+        v = FUNCTIONS[func](np.arange(-128, 128, dtype=np.float64) * in_scale)
+    v = np.abs(v[np.isfinite(v)])
+    top = float(v.max()) if v.size else 0.0
+    return top / 127 if top > 0 else in_scale
+
+
+def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLayer:
+    w, s_w = _weights(spec, cfg, rng)
+    w2 = w.reshape(spec.out, -1)
+    m, k, n = spec.mkn
+    aw = cfg.acc_width
+    nm = spec.nm or (2, 4)
+    packed = pack_weights(w2, spec.fmt, group_size=cfg.group_size, block_size=cfg.block_size,
+                          nm=nm)
+    if spec.op == "matmul":
+        x = cur.reshape(k, n)
+        cols, geo = x, {}
+    else:
+        x = cur.reshape(1, *spec.in_shape)
+        geo = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
+        cols, _ = im2col(x, spec.kernel[0], spec.kernel[1], **geo)
+    acc = matmul(w2, cols, acc_width=aw)  # (M, N) wrapped accumulators
+    bias = mult = shift = lut = None
+    s_out = s_x
+    if spec.requant:
+        if spec.bias is True:
+            spread = max(1, int(np.std(acc)) // 2)
+            bias = rng.integers(-spread, spread + 1, size=m).astype(np.int64)
+        elif spec.bias is False:
+            bias = np.zeros(m, dtype=np.int64)
+        elif np.issubdtype(spec.bias.dtype, np.floating):
+            bias = np.rint(spec.bias / (s_x * s_w)).astype(np.int64)
+        else:
+            bias = spec.bias.astype(np.int64)
+        if bias.size and (bias.min() < -2**31 or bias.max() > 2**31 - 1):
+            raise NetworkError(f"layers[{spec.index}].bias must fit int32 once quantized, "
+                               f"not range [{int(bias.min())}, {int(bias.max())}]")
+        real = wrap(acc + bias[:, None], aw).astype(np.float64) * (s_x * s_w)[:, None]
+        top = float(np.abs(real).max()) if real.size else 0.0
+        s_y = top / 127 if top > 0 else s_x * float(s_w.mean())
+        mult, shift = requant_params(s_x * s_w / s_y)
+        s_out = s_y
+        if spec.activation:
+            s_out = _out_scale(spec.activation, s_y)
+            lut = build_lut(spec.activation, s_y, s_out)
+    kw = dict(bias=bias, mult=mult, shift=shift, lut=lut, acc_width=aw)
+    if spec.op == "matmul":
+        y = matmul(w2, x, **kw)
+    else:
+        y = conv2d(x, w, **geo, **kw).reshape(m, n)
+    if not spec.requant:
+        y = wrap(y, 32)  # the out buffer holds int32 accumulators (their low 32 bits)
+    st = layer_stats(packed, cols, spec.fmt, cfg, bias=spec.requant, requant=spec.requant,
+                     lut=lut is not None, act_bytes=int(x.size))
+    return CompiledLayer(spec=spec, descriptor=Descriptor(), weights=w, packed=packed,
+                         bias=bias, mult=mult, shift=shift, lut=lut, x=x, expected=y,
+                         in_scale=s_x, out_scale=s_out, weight_scale=s_w, stats=st)
+
+
+def compile_network(net: Network, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
+                    irq_last: bool = True) -> CompiledNetwork:
+    """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
+
+    Parameters
+    ----------
+    net : Network
+        A validated layer list (`sim.host.load_network` / `network_from_dict`).
+    cfg : hw.config.AcceleratorConfig
+        The build: formats, G, B, ``nm_max_m``, LUT engine, ``acc_width``, AXI beat.
+    base : int
+        Absolute address of the memory window (a multiple of 4096).
+    seed : int, optional
+        Overrides ``net.seed`` (random weights, biases, input).
+    irq_last : bool
+        Set the IRQ flag on the last descriptor.
+
+    Raises
+    ------
+    NetworkError
+        A layer needs something this configuration does not build (format, LUT, N:M).
+    ValueError
+        ``base`` is not a non-negative multiple of 4096.
+    """
+    if isinstance(base, bool) or not isinstance(base, int) or base < 0 or base % 4096:
+        raise ValueError(f"base must be a non-negative multiple of 4096, not {base!r}")
+    _check_config(net, cfg)
+    seed = net.seed if seed is None else int(seed)
+    x0, s_x = _input(net, np.random.default_rng([seed, 0]))
+    cur, layers = x0.ravel(), []
+    for spec in net.layers:
+        cl = _layer(spec, cfg, cur, s_x, np.random.default_rng([seed, spec.index + 1]))
+        layers.append(cl)
+        cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
+    plan = MemoryPlan()
+    desc_off = plan.alloc("descriptors", DESC_BYTES * len(layers))
+    acts = plan.alloc("input", x0.size)
+    blobs: list[tuple[int, bytes]] = [(acts, x0.astype(np.int8).tobytes())]
+    for cl in layers:
+        s = cl.spec
+        regs = {"acts": Region(f"{s.name}.acts", acts, int(cl.x.size))}
+        wo = plan.alloc(f"{s.name}.weights", cl.packed.nbytes)
+        blobs.append((wo, cl.packed.image.tobytes()))
+        flags = Flags(0)
+        qo = lo = 0
+        if s.requant:
+            flags |= Flags.REQUANT
+            qo = plan.alloc(f"{s.name}.quant", QUANT_RECORD_BYTES * s.out)
+            blobs.append((qo, quant_records(cl.bias, cl.mult, cl.shift)))
+        if cl.lut is not None:
+            flags |= Flags.LUT
+            lo = plan.alloc(f"{s.name}.lut", LUT_BYTES)
+            blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
+        if irq_last and s.index == len(layers) - 1:
+            flags |= Flags.IRQ
+        oo = plan.alloc(f"{s.name}.out", cl.expected.size * (1 if s.requant else 4))
+        common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo, flags=flags,
+                      group_size=cfg.group_size, block_size=cfg.block_size, nm=s.nm or (2, 4))
+        if s.op == "matmul":
+            m, k, n = s.mkn
+            d = matmul_descriptor(m=m, k=k, n=n, **common)
+        else:
+            d = conv2d_descriptor(c=s.in_shape[0], h=s.in_shape[1], w=s.in_shape[2],
+                                  kout=s.out, kh=s.kernel[0], kw=s.kernel[1], stride=s.stride,
+                                  pad=s.padding, dilation=s.dilation, **common)
+        cl.descriptor = d
+        for name in ("weights", "quant", "lut", "out"):
+            try:
+                regs[name] = plan.region(f"{s.name}.{name}")
+            except KeyError:
+                pass
+        cl.regions = regs
+        acts = oo
+    window = plan.window_bytes
+    plan.check(window)
+    image = bytearray(window)
+    for i, cl in enumerate(layers):
+        code = validate_descriptor(cl.descriptor, cfg, window_bytes=window)
+        assert code == ErrorCode.OK, f"compiler bug: descriptor {i} is invalid: {code.name}"
+        image[desc_off + DESC_BYTES * i: desc_off + DESC_BYTES * (i + 1)] = cl.descriptor.pack()
+    for off, raw in blobs:
+        image[off:off + len(raw)] = raw
+    code = validate_table(base + desc_off, len(layers), mem_base=base, mem_limit=base + window,
+                          axi_bytes=cfg.axi_data_width // 8)
+    assert code == ErrorCode.OK, f"compiler bug: descriptor table is invalid: {code.name}"
+    return CompiledNetwork(network=net, config=cfg, base=base, image=bytes(image),
+                           desc_offset=desc_off, layers=layers, regions=list(plan.regions),
+                           input=x0.ravel())

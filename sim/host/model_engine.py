@@ -1,0 +1,221 @@
+"""Functional model of the accelerator's descriptor engine (``sparsemac run --engine model``).
+
+:func:`run_model` reads **only** a memory image and the table registers (``DESC_BASE``,
+``DESC_COUNT``, ``MEM_BASE``/``MEM_LIMIT``), like the hardware: it checks the table
+(`golden.descriptors.validate_table`), then for each descriptor in order decodes and validates it
+(`validate_descriptor`), reads and validates the weight image (`golden.parse_weights`), the
+activations, the requantization records and the table, runs the golden op and writes the result
+back into the image.  The first failing check stops the run with the error code and descriptor
+index the hardware reports in ``STATUS.error_code`` / ``ERROR_DESC`` (docs/spec.md section 8).
+It never sees the compiler's arrays, so it is an independent check of the image.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.descriptors import (
+    DESC_BYTES,
+    LUT_BYTES,
+    QUANT_RECORD_BYTES,
+    Descriptor,
+    ErrorCode,
+    Flags,
+    Opcode,
+    unpack_descriptor,
+    validate_descriptor,
+    validate_table,
+)
+from golden.formats import HEADER_BYTES, FormatError, PackedWeights, parse_weights
+from golden.ops import im2col, matmul
+from golden.quant import apply_lut, requantize, wrap
+
+__all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant"]
+
+_QREC = struct.Struct("<iiB7s")
+
+
+@dataclass
+class LayerRun:
+    """What the model read and wrote for one descriptor.
+
+    Members
+    -------
+    index : int
+    descriptor : Descriptor
+    packed : PackedWeights
+        The validated weight image.
+    x : numpy.ndarray
+        Input as read: matmul ``(K, N)``; conv2d ``(1, C, H, W)``.
+    cols : numpy.ndarray
+        The matmul right-hand side ``(K, N)`` (the im2col matrix for conv2d).
+    output : numpy.ndarray
+        ``(M, N)`` written: int8, or int32 accumulators without REQUANT.
+    """
+
+    index: int
+    descriptor: Descriptor
+    packed: PackedWeights
+    x: np.ndarray
+    cols: np.ndarray
+    output: np.ndarray
+
+
+@dataclass
+class ModelRun:
+    """Result of a model run.
+
+    Members
+    -------
+    image : bytearray
+        The window after the run (outputs written).
+    error_code : golden.descriptors.ErrorCode
+        ``OK`` or the first error (the hardware's ``STATUS.error_code``).
+    error_desc : int or None
+        Index of the failing descriptor (``ERROR_DESC``); None for a table error or success.
+    message : str
+        Human-readable reason of the error ("" when OK).
+    layers : list of LayerRun
+        The descriptors that completed.
+    """
+
+    image: bytearray
+    error_code: ErrorCode = ErrorCode.OK
+    error_desc: int | None = None
+    message: str = ""
+    layers: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code == ErrorCode.OK
+
+
+class _Stop(Exception):
+    def __init__(self, code: ErrorCode, msg: str):
+        super().__init__(msg)
+        self.code, self.msg = ErrorCode(code), msg
+
+
+def read_output(image, desc: Descriptor) -> np.ndarray:
+    """The ``(m, n)`` output buffer of ``desc``: int8 with REQUANT, else int32 accumulators."""
+    count = desc.m * desc.n
+    dt = np.dtype(np.int8) if desc.flags & Flags.REQUANT else np.dtype("<i4")
+    raw = bytes(image[desc.out:desc.out + count * dt.itemsize])
+    return np.frombuffer(raw, dtype=dt).astype(np.int64).reshape(desc.m, desc.n)
+
+
+def read_quant(image, desc: Descriptor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(bias, mult, shift)`` of the ``quant`` records of ``desc``.
+
+    Raises an internal stop with ``BAD_PARAM`` for a record breaking section 1's ranges
+    (``1 <= mult``, ``1 <= shift <= 63``) or with non-zero padding: the spec gives such records
+    no code of their own, so the model reports the parameter error (docs/host.md).
+    """
+    recs = [_QREC.unpack_from(image, desc.quant + QUANT_RECORD_BYTES * c) for c in range(desc.m)]
+    for c, (_, mult, shift, pad) in enumerate(recs):
+        if mult < 1 or not 1 <= shift <= 63 or any(pad):
+            raise _Stop(ErrorCode.BAD_PARAM, f"quant record {c}: mult must be >= 1, shift "
+                        f"1..63 and padding 0, not mult={mult}, shift={shift}")
+    bias, mult, shift = (np.array([r[i] for r in recs], dtype=np.int64) for i in range(3))
+    return bias, mult, shift
+
+
+def _weights(image, d: Descriptor) -> PackedWeights:
+    window = len(image)
+    total = int.from_bytes(image[d.weights + 28:d.weights + 32], "little")
+    if d.weights + max(total, HEADER_BYTES) > window:
+        raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image [{d.weights:#x}, "
+                    f"{d.weights + total:#x}) runs past the window ({window:#x} bytes)")
+    try:
+        pw = parse_weights(np.frombuffer(bytes(image[d.weights:d.weights + total]),
+                                         dtype=np.uint8))
+    except FormatError as exc:
+        raise _Stop(ErrorCode(exc.code), f"weight image: {exc.msg}") from None
+    hdr = pw.header
+    if hdr[4] != d.format:
+        raise _Stop(ErrorCode.BAD_FORMAT, f"weight image format {hdr[4]} differs from the "
+                    f"descriptor's {d.format}")
+    if (pw.param_a, pw.param_b) != (d.param_a, d.param_b):
+        raise _Stop(ErrorCode.BAD_PARAM, f"weight image parameters ({pw.param_a}, "
+                    f"{pw.param_b}) differ from the descriptor's ({d.param_a}, {d.param_b})")
+    if pw.shape != (d.m, d.k):
+        raise _Stop(ErrorCode.BAD_SHAPE, f"weight image shape {pw.shape} differs from the "
+                    f"descriptor's (m, k) = ({d.m}, {d.k})")
+    return pw
+
+
+def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.ndarray]:
+    pw = _weights(image, d)
+    aw = cfg.acc_width
+    if d.opcode == Opcode.MATMUL:
+        x = np.frombuffer(bytes(image[d.acts:d.acts + d.k * d.n]), dtype=np.int8)
+        x = x.reshape(d.k, d.n)
+        cols = x
+    else:
+        x = np.frombuffer(bytes(image[d.acts:d.acts + d.c * d.h * d.w]), dtype=np.int8)
+        x = x.reshape(1, d.c, d.h, d.w)
+        cols, _ = im2col(x, d.kh, d.kw, (d.stride_h, d.stride_w), (d.pad_h, d.pad_w),
+                         (d.dil_h, d.dil_w))
+    acc = matmul(pw, cols, acc_width=aw)
+    if d.flags & Flags.ACCUMULATE and prev_acc is not None:
+        if prev_acc.shape != acc.shape:
+            raise _Stop(ErrorCode.BAD_SHAPE, f"ACCUMULATE needs the previous descriptor's shape "
+                        f"{prev_acc.shape}, not {acc.shape}")
+        acc = wrap(acc + prev_acc, aw)
+    if d.flags & Flags.REQUANT:
+        bias, mult, shift = read_quant(image, d)
+        y = requantize(acc, bias, mult, shift, acc_width=aw, channel_axis=0)
+        if d.flags & Flags.LUT:
+            table = np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
+            y = apply_lut(y, table)
+        raw = y.astype(np.int8).tobytes()
+    else:
+        y = wrap(acc, 32)
+        raw = y.astype("<i4").tobytes()
+    image[d.out:d.out + len(raw)] = raw
+    return LayerRun(i, d, pw, x, cols, y.astype(np.int64)), acc
+
+
+def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> ModelRun:
+    """Run the descriptor table of a memory window on the functional model.
+
+    Parameters
+    ----------
+    image : bytes-like
+        The window ``[base, base + len(image))`` (``MEM_BASE``..``MEM_LIMIT``); a copy is made.
+    base, desc_base, desc_count : int
+        The ``MEM_BASE``, ``DESC_BASE`` and ``DESC_COUNT`` registers.
+    cfg : hw.config.AcceleratorConfig
+        The build (formats, parameters, ``acc_width``, AXI beat, LUT engine).
+
+    Returns
+    -------
+    ModelRun
+        The image after the run and the status.  Errors the hardware reports are returned as
+        ``error_code``/``error_desc``, never raised.
+    """
+    img = bytearray(image)
+    run = ModelRun(image=img)
+    window = len(img)
+    code = validate_table(desc_base, desc_count, mem_base=base, mem_limit=base + window,
+                          axi_bytes=cfg.axi_data_width // 8)
+    if code != ErrorCode.OK:
+        run.error_code, run.message = code, f"descriptor table at {desc_base:#x} x {desc_count}"
+        return run
+    prev_acc = None
+    for i in range(desc_count):
+        off = desc_base - base + DESC_BYTES * i
+        d = unpack_descriptor(img[off:off + DESC_BYTES])
+        code = validate_descriptor(d, cfg, window_bytes=window)
+        try:
+            if code != ErrorCode.OK:
+                raise _Stop(code, f"descriptor {i} fails validate_descriptor")
+            lr, prev_acc = _run_one(img, i, d, cfg, prev_acc)
+        except _Stop as stop:
+            run.error_code, run.error_desc, run.message = stop.code, i, stop.msg
+            return run
+        run.layers.append(lr)
+    return run

@@ -1,0 +1,105 @@
+"""``sparsemac run``: JSON report, exit codes, one-line errors."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw.config import AcceleratorConfig
+from sim.cmd_run import RTL_MISSING, run_network
+from sim.host import compile_network, load_network
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "sim.cli", "run", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def _one_line_error(r, message):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("sparsemac run: error: " + message), r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("name", ["demo_net.yaml", "mlp.yaml"])
+def test_examples_json(name):
+    r = run(str(EXAMPLES / name), "--engine", "model", "--json", "--set", "tiles=2")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    net = load_network(EXAMPLES / name)
+    assert rep["mismatches"] == 0 and rep["status"] == "OK" and rep["engine"] == "model"
+    assert [e["name"] for e in rep["layers"]] == [s.name for s in net.layers]
+    assert rep["cycles"] == sum(e["cycles"] for e in rep["layers"]) > 0
+    assert rep["roofline_cycles"] == sum(e["roofline_cycles"] for e in rep["layers"])
+    for e in rep["layers"]:
+        assert e["cycles"] >= e["roofline_cycles"] >= 1, e
+        assert e["achieved_over_roofline"] == pytest.approx(e["cycles"] / e["roofline_cycles"])
+        assert e["mismatches"] == 0
+    assert "golden.tile_model" in rep["cycle_model"]
+    if name == "demo_net.yaml":
+        assert {e["format"] for e in rep["layers"]} == {"dense", "bitmap", "block", "nm"}
+        assert {e["op"] for e in rep["layers"]} == {"matmul", "conv2d"}
+
+
+def test_text_report_seed_and_config(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rows: 2\ncols: 2\ntiles: 1\nout_lanes: 2\n")
+    r = run(str(EXAMPLES / "mlp.yaml"), "--config", str(cfg), "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    assert "seed 5" in r.stdout and "status OK; 0 mismatches" in r.stdout, r.stdout
+    assert all(name in r.stdout for name in ("fc1", "fc2", "fc3", "total"))
+
+
+def test_report_matches_compiler(seed):
+    cfg = AcceleratorConfig(tiles=3)
+    rep = run_network(EXAMPLES / "demo_net.yaml", cfg, seed=seed)
+    cn = compile_network(load_network(EXAMPLES / "demo_net.yaml"), cfg, seed=seed)
+    assert rep["mismatches"] == 0, f"seed={seed}"
+    for e, cl in zip(rep["layers"], cn.layers, strict=True):
+        assert (e["m"], e["k"], e["n"]) == cl.spec.mkn
+        assert e["density"] == pytest.approx(np.count_nonzero(cl.weights) / cl.weights.size)
+
+
+def test_missing_file():
+    _one_line_error(run("/nonexistent/net.yaml"),
+                    "cannot read network file '/nonexistent/net.yaml': No such file or directory")
+
+
+def test_bad_yaml(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("input:\n  shape: [3, 4\nlayers: []\n")
+    _one_line_error(run(str(p)), f"{p}:3: not valid YAML: ")
+
+
+def test_schema_error_is_one_line(tmp_path):
+    p = tmp_path / "net.yaml"
+    p.write_text("input: {shape: [4, 2]}\nlayers:\n  - op: matmul\n    out_features: 2\n"
+                 "    format: sparse\n")
+    _one_line_error(run(str(p)), f"{p}:5: layers[0].format must be one of dense, bitmap, block, "
+                    "nm, not 'sparse'")
+
+
+def test_config_error_is_one_line():
+    _one_line_error(run(str(EXAMPLES / "mlp.yaml"), "--set", "formats=[dense, nm]"),
+                    f"{EXAMPLES / 'mlp.yaml'}:17: layers[1].format must be one of the formats "
+                    "built into this configuration (dense, nm), not 'bitmap'")
+
+
+def test_rtl_engine_one_line_error():
+    r = run(str(EXAMPLES / "mlp.yaml"), "--engine", "rtl")
+    if importlib.util.find_spec("hw.accelerator") is None:
+        _one_line_error(r, RTL_MISSING)
+        assert RTL_MISSING == ("the rtl engine needs the accelerator top (hw/accelerator.py), "
+                               "not built yet")
+    elif importlib.util.find_spec("sim.host.rtl_driver") is None:
+        _one_line_error(r, "the rtl engine needs its driver (sim/host/rtl_driver.py), "
+                        "not written yet")
+    else:  # the driver exists: the run must pass like the model engine
+        assert r.returncode == 0, r.stderr

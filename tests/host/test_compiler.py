@@ -1,0 +1,204 @@
+"""Compiler (sim/host/compiler.py): placement, descriptors, requant choice, golden chaining."""
+
+import math
+
+import numpy as np
+import pytest
+
+from golden.descriptors import (
+    DESC_BYTES,
+    ErrorCode,
+    Flags,
+    Opcode,
+    buffer_sizes,
+    unpack_descriptor,
+    validate_descriptor,
+)
+from golden.formats import parse_weights
+from golden.ops import matmul
+from hw.config import AcceleratorConfig
+from sim.host import compile_network, network_from_dict
+from sim.host.compiler import requant_params
+from sim.host.placement import MemoryPlan, Region, check_regions
+
+from .nets import valid_network
+
+CFG = AcceleratorConfig()
+
+
+def _compiled(rng, **kw):
+    d, net = valid_network(rng, **kw)
+    return d, compile_network(net, CFG)
+
+
+def _buffers(cn):
+    """Every (name, offset, size) the descriptors use, from the image alone."""
+    out = [("descriptors", cn.desc_offset, DESC_BYTES * cn.desc_count)]
+    for i in range(cn.desc_count):
+        raw = cn.image[cn.desc_offset + DESC_BYTES * i:cn.desc_offset + DESC_BYTES * (i + 1)]
+        d = unpack_descriptor(raw)
+        sizes = buffer_sizes(d)
+        sizes["weights"] = int.from_bytes(cn.image[d.weights + 28:d.weights + 32], "little")
+        out += [(f"{i}.{k}", getattr(d, k), v) for k, v in sizes.items() if v]
+    return out
+
+
+@pytest.mark.parametrize("rep", range(6))
+def test_placement_invariants(rng, seed, rep):
+    _, cn = _compiled(rng, conv=(None, True, False)[rep % 3])
+    bufs = _buffers(cn)
+    for name, off, size in bufs:
+        assert off % 32 == 0, f"seed={seed}: {name} at {off:#x} not 32-byte aligned"
+        assert 0 <= off and off + size <= cn.window_bytes, f"seed={seed}: {name} outside"
+    # only a layer's acts may coincide with the previous layer's output (chaining)
+    outs = {off: (name, size) for name, off, size in bufs if name.endswith(".out")}
+    for name, off, size in bufs:
+        for name2, off2, size2 in bufs:
+            if name >= name2 or off + size <= off2 or off2 + size2 <= off:
+                continue
+            pair = sorted([name, name2], key=lambda n: n.endswith(".out"))
+            i = int(pair[0].split(".")[0]) if pair[0][0].isdigit() else -1
+            ok = (pair[0].endswith(".acts") and pair[1] == f"{i - 1}.out" and off == off2
+                  and size == size2)
+            assert ok, f"seed={seed}: {name} [{off:#x}+{size}] overlaps {name2} [{off2:#x}+{size2}]"
+    first = unpack_descriptor(cn.image[cn.desc_offset:cn.desc_offset + DESC_BYTES])
+    assert first.acts not in outs, f"seed={seed}: the network input is some layer's output"
+    for a, b in zip(cn.layers, cn.layers[1:], strict=False):
+        assert b.descriptor.acts == a.descriptor.out, f"seed={seed}: layers not chained"
+    assert cn.window_bytes % 4096 == 0 and cn.base % 4096 == 0
+    check_regions(cn.regions, cn.window_bytes)
+
+
+def test_placement_checker_catches_errors():
+    plan = MemoryPlan()
+    assert [plan.alloc(n, s) for n, s in (("a", 1), ("b", 33), ("c", 64))] == [0, 32, 96]
+    assert plan.window_bytes == 4096
+    plan.check()
+    with pytest.raises(AssertionError, match="b \\[0x20, 0x41\\) overlaps c at 0x40"):
+        check_regions([Region("b", 32, 33), Region("c", 64, 1)], 4096)
+    with pytest.raises(AssertionError, match="x at 0x8 is not 32-byte aligned"):
+        check_regions([Region("x", 8, 1)], 4096)
+    with pytest.raises(AssertionError, match="outside the window"):
+        check_regions([Region("x", 4064, 64)], 4096)
+    with pytest.raises(ValueError, match="align must be a power of two >= 32, not 16"):
+        MemoryPlan(16)
+
+
+@pytest.mark.parametrize("rep", range(4))
+def test_descriptor_round_trip(rng, seed, rep):
+    d, cn = _compiled(rng, conv=(None, True, False, None)[rep])
+    for i, cl in enumerate(cn.layers):
+        raw = cn.image[cn.desc_offset + DESC_BYTES * i:cn.desc_offset + DESC_BYTES * (i + 1)]
+        desc = unpack_descriptor(raw)
+        assert desc == cl.descriptor and desc.pack() == raw, f"seed={seed} layer {i}"
+        assert validate_descriptor(desc, CFG, window_bytes=cn.window_bytes) == ErrorCode.OK
+        s = cl.spec
+        assert (desc.m, desc.k, desc.n) == s.mkn, f"seed={seed} layer {i}"
+        assert desc.opcode == (Opcode.MATMUL if s.op == "matmul" else Opcode.CONV2D)
+        assert bool(desc.flags & Flags.REQUANT) == s.requant
+        assert bool(desc.flags & Flags.LUT) == (s.activation is not None)
+        assert bool(desc.flags & Flags.IRQ) == (i == len(cn.layers) - 1)
+        # the weight image in memory decodes to the pruned weights
+        total = cl.packed.nbytes
+        pw = parse_weights(np.frombuffer(cn.image[desc.weights:desc.weights + total], np.uint8))
+        assert pw.fmt == s.fmt
+        np.testing.assert_array_equal(pw.unpack(), cl.weights.reshape(s.out, -1),
+                                      err_msg=f"seed={seed} layer {i}")
+        if s.op == "conv2d":
+            assert (desc.c, desc.h, desc.w) == s.in_shape and (desc.kh, desc.kw) == s.kernel
+            assert (desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w) == (*s.stride,
+                                                                             *s.padding)
+
+
+def test_requant_params_exact_and_ranges():
+    for r in (1.0, 0.5, 3.0e-7, 127 / 5, 2.0**-40, 0.999999999, 1e-20, 2.0**29):
+        m, s = (int(v[0]) for v in requant_params(r))
+        assert 1 <= m <= 2**31 - 1 and 1 <= s <= 63, (r, m, s)
+        if 2.0**-32 <= r < 2.0**29:
+            assert 2**30 <= m < 2**31 and abs(m / 2**s - r) <= r * 2.0**-30, (r, m, s)
+    assert [int(v[0]) for v in requant_params(1e-20)] == [1, 63]
+    assert [int(v[0]) for v in requant_params(2.0**31)] == [2**31 - 1, 1]
+    assert [int(v[0]) for v in requant_params(0.0)] == [1, 1]
+
+
+def _conv_ref(x, w, stride, pad):
+    """Direct-loop NCHW conv in int64 (an independent oracle)."""
+    c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.zeros((c, h + 2 * pad[0], wd + 2 * pad[1]), dtype=np.int64)
+    xp[:, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    oh = (h + 2 * pad[0] - kh) // stride[0] + 1
+    ow = (wd + 2 * pad[1] - kw) // stride[1] + 1
+    y = np.zeros((o, oh, ow), dtype=np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+            y[:, i, j] = np.tensordot(w.astype(np.int64), patch, axes=([1, 2, 3], [0, 1, 2]))
+    return y.reshape(o, -1)
+
+
+def _requant_ref(acc, bias, mult, shift):
+    out = np.empty(acc.shape, dtype=np.int64)
+    for c in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            s = (int(acc[c, j]) + int(bias[c]) + 2**31) % 2**32 - 2**31
+            r = (s * int(mult[c]) + (1 << (int(shift[c]) - 1))) >> int(shift[c])
+            out[c, j] = min(127, max(-128, r))
+    return out
+
+
+@pytest.mark.parametrize("rep", range(6))
+def test_expected_equals_independent_chain(rng, seed, rep):
+    _, cn = _compiled(rng, conv=(True, False, None)[rep % 3], n_layers=2 + rep % 2)
+    x = cn.input.astype(np.int64)
+    for i, cl in enumerate(cn.layers):
+        s = cl.spec
+        w = cl.weights.astype(np.int64)
+        if s.op == "matmul":
+            acc = w @ x.reshape(s.in_shape)
+        else:
+            acc = _conv_ref(x.reshape(s.in_shape), w, s.stride, s.padding)
+        acc = (acc + 2**31) % 2**32 - 2**31
+        if s.requant:
+            y = _requant_ref(acc, cl.bias, cl.mult, cl.shift)
+            # calibrated on this input: the layer uses the int8 range
+            assert np.abs(y).max() >= 126 or not np.any(acc), f"seed={seed} layer {i}"
+            if cl.lut is not None:
+                y = cl.lut.astype(np.int64)[y + 128]
+        else:
+            y = acc
+        np.testing.assert_array_equal(cl.expected, y, err_msg=f"seed={seed} layer {i}")
+        x = y.ravel()
+
+
+def test_float_weights_and_input_are_quantized():
+    rng = np.random.default_rng(3)
+    wf = rng.normal(size=(4, 6))
+    xf = rng.normal(size=(6, 2))
+    net = network_from_dict({"input": {"values": xf},
+                             "layers": [{"op": "matmul", "weights": wf, "bias": False}]})
+    cn = compile_network(net, CFG)
+    cl = cn.layers[0]
+    sx = np.abs(xf).max() / 127
+    np.testing.assert_array_equal(cn.input, np.rint(xf / sx).astype(np.int8).ravel())
+    sw = np.abs(wf).max(axis=1) / 127
+    np.testing.assert_array_equal(cl.weights, np.rint(wf / sw[:, None]).astype(np.int8))
+    # output scale: max |real| of the layer maps to 127; the int8 result tracks float math
+    yf = wf @ xf
+    assert math.isclose(cl.out_scale, np.abs(cl.x.astype(float).T @ (cl.weights * sw[:, None]).T
+                                              * sx).max() / 127, rel_tol=1e-9)
+    err = np.abs(cl.expected * cl.out_scale - yf).max()
+    assert err < 0.05 * np.abs(yf).max(), (err, np.abs(yf).max())
+    assert cl.expected.dtype.kind == "i" and np.array_equal(
+        cl.expected, matmul(cl.weights, cl.x, bias=cl.bias, mult=cl.mult, shift=cl.shift))
+
+
+def test_seed_changes_weights_and_base_moves_window():
+    d = {"input": {"shape": [8, 3]}, "layers": [{"op": "matmul", "out_features": 4}]}
+    net = network_from_dict(d)
+    a, b = compile_network(net, CFG, seed=1), compile_network(net, CFG, seed=2)
+    assert not np.array_equal(a.layers[0].weights, b.layers[0].weights)
+    c = compile_network(net, CFG, seed=1, base=0x8000_0000)
+    assert c.image == a.image and c.desc_base == 0x8000_0000 + c.desc_offset
+    with pytest.raises(ValueError, match="base must be a non-negative multiple of 4096, not 100"):
+        compile_network(net, CFG, base=100)
