@@ -9,8 +9,8 @@ A source is a function ``source(workload, cfg, seed) -> dict`` returning at leas
     Sparse formats skip ineffectual pairs (``roofline_cycles``); ``dense`` is the no-skip
     baseline (``dense_roofline_cycles``).
 ``tile_model``
-    ``golden.tile_model`` (the micro-architectural predictor) when that module exists: it must
-    provide ``layer_cycles(W, X, fmt, cfg, nm=...) -> int | dict`` (a ``cycles`` key).
+    ``golden.tile_model.tile_cycles`` (the micro-architectural tile predictor) on the same
+    synthetic layer, rows split over the tiles: load + compute cycles of the slowest tile.
 
 ``auto`` uses ``tile_model`` when it is importable, else ``roofline``.
 """
@@ -77,28 +77,38 @@ def roofline_source(workload, cfg, seed: int = 0) -> dict:
 
     W, X, act_bytes = synthetic_layer(workload, cfg, seed)
     st = layer_stats(W, X, workload.format, cfg, nm=workload.nm or (2, 4), act_bytes=act_bytes)
-    cycles = st.dense_roofline_cycles if workload.format == "dense" else st.roofline_cycles
-    return {"cycles": int(cycles), "bound": st.bound, "dense_macs": st.dense_macs,
+    if workload.format == "dense":  # no skipping: the dense limits
+        cycles = st.dense_roofline_cycles
+        bound = "compute" if st.dense_compute_cycles >= cycles else "memory"
+    else:
+        cycles, bound = st.roofline_cycles, st.bound
+    return {"cycles": int(cycles), "bound": bound, "dense_macs": st.dense_macs,
             "effectual_macs": st.effectual_macs, "weight_bytes": st.weight_bytes,
             "dense_roofline_cycles": st.dense_roofline_cycles, "source": "roofline"}
 
 
 def tile_model_source(workload, cfg, seed: int = 0) -> dict:
-    if importlib.util.find_spec("golden.tile_model") is None:
-        raise RuntimeError("golden.tile_model does not exist yet: use cycles: roofline")
-    mod = importlib.import_module("golden.tile_model")
-    fn = getattr(mod, "layer_cycles", None)
-    if fn is None:
-        raise RuntimeError("golden.tile_model has no layer_cycles(W, X, fmt, cfg, nm=...)")
-    W, X, _ = synthetic_layer(workload, cfg, seed)
-    out = fn(W, X, workload.format, cfg, nm=workload.nm or (2, 4))
-    res = dict(out) if isinstance(out, dict) else {"cycles": int(out)}
+    """``golden.tile_model.tile_cycles`` per tile, the rows of W split evenly over the tiles
+    (tiles run in parallel; shared-memory contention is not modelled): load + compute cycles
+    of the slowest tile."""
+    from golden.formats import pack_weights
+    from golden.tile_model import tile_cycles
+
+    W, X, act_bytes = synthetic_layer(workload, cfg, seed)
+    conv = workload.op == "conv2d"
+    worst = None
+    for part in np.array_split(W, min(cfg.tiles, W.shape[0]), axis=0):
+        pw = pack_weights(part, workload.format, group_size=cfg.group_size,
+                          block_size=cfg.block_size, nm=workload.nm or (2, 4))
+        r = tile_cycles(pw, X, cfg, act_skip=workload.act_sparsity > 0 and
+                        workload.format != "dense", image_bytes=act_bytes if conv else None)
+        if worst is None or r["total_cycles"] > worst["total_cycles"]:
+            worst = r
     base = roofline_source(workload, cfg, seed)
-    res.setdefault("dense_macs", base["dense_macs"])
-    res.setdefault("effectual_macs", base["effectual_macs"])
-    res["roofline_cycles"] = base["cycles"]
-    res["source"] = "tile_model"
-    return res
+    return {"cycles": int(worst["total_cycles"]), "compute_cycles": int(worst["cycles"]),
+            "load_cycles": int(worst["load_cycles"]), "bound": base["bound"],
+            "dense_macs": base["dense_macs"], "effectual_macs": base["effectual_macs"],
+            "roofline_cycles": base["cycles"], "source": "tile_model"}
 
 
 CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source}
@@ -110,7 +120,7 @@ def resolve_source(name: str) -> str:
         return name
     try:
         if importlib.util.find_spec("golden.tile_model") is not None and hasattr(
-                importlib.import_module("golden.tile_model"), "layer_cycles"):
+                importlib.import_module("golden.tile_model"), "tile_cycles"):
             return "tile_model"
     except Exception:
         pass

@@ -6,12 +6,11 @@ all ``rows * cols`` accumulators into one XOR checksum and compares it with a co
 here in Python at elaboration (:func:`expected_checksum`: the same LFSR sequence, the products
 summed and wrapped at ``acc_width`` by ``golden.quant.wrap``).  ``ok`` lights the pass LED.
 
-Stimulus: lane ``r`` has its own 32-bit Galois LFSR (polynomial x^32 + x^22 + x^2 + x + 1,
-seed :func:`lane_seed`, state ``s``) stepping once per cycle; the lane gets
-``w = byte(s, r mod 4) ^ (31 r mod 256)`` and its column ``c`` gets
-``x = byte(s, (r + c + 1) mod 4) ^ ((59 (r * cols + c) + 85) mod 256)``, read as int8.  The
-stimulus is registered next to each PE (one lane's LFSR drives only its own lane), so the
-board's critical path is the array's, not the test's fan-out.
+Stimulus: a 32-bit Galois LFSR (polynomial x^32 + x^22 + x^2 + x + 1, state ``s``) steps once
+per cycle; lane ``r`` gets ``w = byte(s, r mod 4) ^ (31 r mod 256)`` and column ``c`` of lane ``r``
+gets ``x = byte(s, (r + c + 1) mod 4) ^ ((59 (r * cols + c) + 85) mod 256)``, read as int8.
+The stimulus reaches the array's (unregistered) multiplier inputs through shared logic, so on a
+large array the board's critical path is this fan-out, not the array (docs/flow.md).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-__all__ = ["SelfTestCore", "lfsr_sequence", "lane_seed", "stimulus", "expected_checksum"]
+__all__ = ["SelfTestCore", "lfsr_sequence", "stimulus", "expected_checksum"]
 
 LFSR_TAPS = 0x80200003
 LFSR_SEED = 0xACE1_2468
@@ -36,11 +35,6 @@ def lfsr_sequence(n: int, seed: int = LFSR_SEED) -> list[int]:
     return out
 
 
-def lane_seed(r: int) -> int:
-    """Seed of lane ``r``'s LFSR (never 0)."""
-    return (LFSR_SEED ^ (0x9E3779B9 * (r + 1))) & 0xFFFFFFFF or 1
-
-
 def _s8(b: int) -> int:
     return b - 256 if b & 0x80 else b
 
@@ -53,13 +47,12 @@ def _x_const(r: int, c: int, cols: int) -> int:
     return (59 * (r * cols + c) + 85) & 0xFF
 
 
-def stimulus(states: list[int], cols: int) -> tuple[list[int], list[list[int]]]:
-    """``(w[rows], x[rows][cols])`` as int8 for the lanes' LFSR states (module docstring)."""
-    w, x = [], []
-    for r, state in enumerate(states):
-        byte = [(state >> (8 * i)) & 0xFF for i in range(4)]
-        w.append(_s8(byte[r % 4] ^ _w_const(r)))
-        x.append([_s8(byte[(r + c + 1) % 4] ^ _x_const(r, c, cols)) for c in range(cols)])
+def stimulus(state: int, rows: int, cols: int) -> tuple[list[int], list[list[int]]]:
+    """``(w[rows], x[rows][cols])`` as int8 for one LFSR state (see the module docstring)."""
+    byte = [(state >> (8 * i)) & 0xFF for i in range(4)]
+    w = [_s8(byte[r % 4] ^ _w_const(r)) for r in range(rows)]
+    x = [[_s8(byte[(r + c + 1) % 4] ^ _x_const(r, c, cols)) for c in range(cols)]
+         for r in range(rows)]
     return w, x
 
 
@@ -68,9 +61,8 @@ def expected_checksum(rows: int, cols: int, acc_width: int, cycles: int) -> int:
     from golden.quant import wrap
 
     acc = np.zeros((rows, cols), dtype=object)
-    seqs = [lfsr_sequence(cycles, lane_seed(r)) for r in range(rows)]
-    for t in range(cycles):
-        w, x = stimulus([seq[t] for seq in seqs], cols)
+    for s in lfsr_sequence(cycles):
+        w, x = stimulus(s, rows, cols)
         acc += np.array(w, dtype=object)[:, None] * np.array(x, dtype=object)
     acc = wrap(acc, acc_width)
     chk = 0
@@ -82,7 +74,7 @@ def expected_checksum(rows: int, cols: int, acc_width: int, cycles: int) -> int:
 class SelfTestCore(wiring.Component):
     """Drive a MacArray from an LFSR for ``cycles`` cycles and check its checksum.
 
-    Latency: ``done`` rises ``cycles + array.latency + 4`` cycles after reset and stays high.
+    Latency: ``done`` rises ``cycles + array.latency + 3`` cycles after reset and stays high.
 
     Parameters
     ----------
@@ -121,20 +113,20 @@ class SelfTestCore(wiring.Component):
         m.submodules.array = arr = MacArray(rows=self.rows, cols=self.cols,
                                             acc_width=self.acc_width,
                                             mul_pipeline=self.mul_pipeline)
-        count = Signal(range(self.cycles + arr.latency + 5))
+        s = Signal(32, init=LFSR_SEED)
+        count = Signal(range(self.cycles + arr.latency + 4))
         running = Signal()
         m.d.comb += running.eq(count < self.cycles)
+        with m.If(running):
+            m.d.sync += s.eq((s >> 1) ^ (s[0].replicate(32) & LFSR_TAPS))
+        byte = [s[8 * i:8 * i + 8] for i in range(4)]
         for r in range(self.rows):
-            s = Signal(32, init=lane_seed(r), name=f"lfsr{r}")
-            with m.If(running):
-                m.d.sync += s.eq((s >> 1) ^ (s[0].replicate(32) & LFSR_TAPS))
-            byte = [s[8 * i:8 * i + 8] for i in range(4)]
-            # one register stage next to the PEs: the array sees registered operands
-            m.d.sync += [arr.w[r].eq((byte[r % 4] ^ _w_const(r)).as_signed()),
-                         arr.valid[r].eq(running), arr.clear[r].eq(count == 0)]
+            m.d.comb += arr.w[r].eq((byte[r % 4] ^ _w_const(r)).as_signed())
             for c in range(self.cols):
-                m.d.sync += arr.x[r][c].eq(
+                m.d.comb += arr.x[r][c].eq(
                     (byte[(r + c + 1) % 4] ^ _x_const(r, c, self.cols)).as_signed())
+        m.d.comb += [arr.valid.eq(running.replicate(self.rows)),
+                     arr.clear.eq((count == 0).replicate(self.rows))]
         fold = Const(0, self.acc_width)
         for r in range(self.rows):
             for c in range(self.cols):
@@ -142,7 +134,7 @@ class SelfTestCore(wiring.Component):
         chk = Signal(self.acc_width)
         m.d.sync += chk.eq(fold)  # registered: the XOR tree is off the accumulator path
         m.d.comb += self.checksum.eq(chk)
-        last = self.cycles + arr.latency + 4
+        last = self.cycles + arr.latency + 3
         with m.If(count < last):
             m.d.sync += count.eq(count + 1)
         with m.Else():

@@ -243,14 +243,19 @@ class TileNode(wiring.Component):
         m.d.comb += boff.eq(j * dbytes)
         fo = self.flits_out
         fp = fo.payload
-        m.d.comb += [fp.type.eq(FlitType.RESULT), fp.dest.eq(0), fp.mcast.eq(0),
+        # One assignment of the whole flit: Verilator does not evaluate an `always @*` block
+        # with only constants (what Yosys emits for constant-only partial assignments).
+        pl = Signal(cfg.ring_payload_width)
+        m.d.comb += [fo.payload.as_value().eq(Cat(pl, Const(FlitType.RESULT.value, 2),
+                                                  Const(0, len(fp.src)), Const(0, len(fp.dest)),
+                                                  Const(0, 1), Const(0, len(fp.mask)))),
                      self.stall.eq(fo.valid & ~fo.ready)]
         with m.If(done_flit):
-            m.d.comb += [fo.valid.eq(1), fp.payload.eq(Cat(Const(DONE_MARKER, 16), Const(0, 16)))]
+            m.d.comb += [fo.valid.eq(1), pl.eq(Cat(Const(DONE_MARKER, 16), Const(0, 16)))]
         with m.Elif(row_valid):
             m.d.comb += [fo.valid.eq(1),
-                         fp.payload.eq(Cat(row_m, ((col0 << lg_es) + boff)[:16],
-                                           (row >> (boff * 8))[:8 * dbytes]))]
+                         pl.eq(Cat(row_m, ((col0 << lg_es) + boff)[:16],
+                                   (row >> (boff * 8))[:8 * dbytes]))]
             with m.If(fo.ready):
                 with m.If(boff + dbytes >= nb):
                     m.d.sync += [row_valid.eq(0), j.eq(0)]

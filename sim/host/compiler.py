@@ -6,7 +6,8 @@ format, bias, requantization parameters calibrated on the network input so the l
 use the int8 range, an activation table (`golden.build_lut`) and the expected output of the
 golden model (`golden.matmul` / `golden.conv2d`, chained: layer ``i + 1`` reads layer ``i``'s
 output buffer in place).  Buffers are placed in one window by `sim.host.placement`; the
-descriptor table (docs/spec.md section 8) sits at the window base.
+descriptor table (docs/spec.md section 8) sits at the window base; a layer's weights are one
+image per tile, back to back (section 8.1).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .network import LayerSpec, Network, NetworkError
 from .placement import MemoryPlan, Region
 
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
-           "quant_records", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE"]
+           "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -59,6 +60,9 @@ class CompiledLayer:
     weights : numpy.ndarray
         Pruned int8 weights, ``spec.weight_shape`` (OIHW for conv2d).
     packed : golden.formats.PackedWeights
+        The whole matrix as one image (for `golden.perf` statistics).
+    slices : list of golden.formats.PackedWeights
+        The per-tile images stored back to back at ``descriptor.weights`` (spec section 8.1).
     bias, mult, shift : numpy.ndarray or None
         Per output channel (None without requantization).
     lut : numpy.ndarray or None
@@ -80,6 +84,7 @@ class CompiledLayer:
     descriptor: Descriptor
     weights: np.ndarray
     packed: PackedWeights
+    slices: list
     bias: np.ndarray | None
     mult: np.ndarray | None
     shift: np.ndarray | None
@@ -167,6 +172,18 @@ def requant_params(real) -> tuple[np.ndarray, np.ndarray]:
             m, s = 2**31 - 1, 1  # |real| >= 2**30: every non-zero input saturates anyway
         mult[i], shift[i] = m, s
     return mult, shift
+
+
+def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
+    """Per-tile weight images of ``W[M, K]`` (docs/spec.md section 8.1).
+
+    Tile ``t`` gets rows ``[t * c, min(M, (t + 1) * c))`` with ``c = ceil(M / tiles)``; tiles
+    past the last row get no image.  The images are stored back to back.
+    """
+    m = w2.shape[0]
+    c = -(-m // cfg.tiles)
+    return [pack_weights(w2[r:r + c], fmt, group_size=cfg.group_size, block_size=cfg.block_size,
+                         nm=nm) for r in range(0, m, c)]
 
 
 def quant_records(bias, mult, shift) -> bytes:
@@ -289,7 +306,9 @@ def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLa
         y = wrap(y, 32)  # the out buffer holds int32 accumulators (their low 32 bits)
     st = layer_stats(packed, cols, spec.fmt, cfg, bias=spec.requant, requant=spec.requant,
                      lut=lut is not None, act_bytes=int(x.size))
+    slices = split_weights(w2, spec.fmt, cfg, nm=nm)
     return CompiledLayer(spec=spec, descriptor=Descriptor(), weights=w, packed=packed,
+                         slices=slices,
                          bias=bias, mult=mult, shift=shift, lut=lut, x=x, expected=y,
                          in_scale=s_x, out_scale=s_out, weight_scale=s_w, stats=st)
 
@@ -335,8 +354,9 @@ def compile_network(net: Network, cfg, *, base: int = DEFAULT_BASE, seed: int | 
     for cl in layers:
         s = cl.spec
         regs = {"acts": Region(f"{s.name}.acts", acts, int(cl.x.size))}
-        wo = plan.alloc(f"{s.name}.weights", cl.packed.nbytes)
-        blobs.append((wo, cl.packed.image.tobytes()))
+        wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
+        wo = plan.alloc(f"{s.name}.weights", len(wimg))
+        blobs.append((wo, wimg))
         flags = Flags(0)
         qo = lo = 0
         if s.requant:

@@ -2,8 +2,8 @@
 
 Source: `golden.tile_model.tile_cycles` (the compute tile's micro-architectural predictor),
 composed for ``tiles`` tiles under a stated assumption, since the accelerator top does not exist
-yet: the output rows ``M`` are split in ``tiles`` contiguous chunks (a multiple of ``B`` rows for
-``block``), each tile loads its chunk of the weights and the whole input and computes in
+yet: the output rows ``M`` are split in ``tiles`` contiguous slices (one weight image per tile,
+docs/spec.md section 8.1), each tile loads its image and the whole input and computes in
 parallel; the layer takes the slowest tile's ``total_cycles`` (load + compute), but never less
 than the shared AXI port's ``memory_cycles`` (`golden.perf`, spec section 6).  Descriptor fetch
 and hand-over between layers are not modelled.  The roofline is `golden.perf.layer_stats`:
@@ -38,26 +38,19 @@ def layer_cycles(run, cfg) -> dict:
         ``efficiency`` (``roofline / cycles``), ``effectual_macs``, ``dense_macs``,
         ``bytes_read``, ``bytes_written``, ``ideal_speedup``.
     """
-    d, pw = run.descriptor, run.packed
-    W = pw.unpack()
-    m = W.shape[0]
-    tiles = int(cfg.tiles)
-    chunk = -(-m // tiles)
-    if pw.fmt == "block":
-        chunk = -(-chunk // pw.param_a) * pw.param_a
+    d = run.descriptor
+    fmt = run.slices[0].fmt
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width,
                                mul_pipeline=getattr(cfg, "mul_pipeline", 2))
-    conv = d.opcode == Opcode.CONV2D
-    img = int(run.x.size) if conv else None
-    nm = (pw.param_a, pw.param_b) if pw.fmt == "nm" else (2, 4)
+    img = int(run.x.size) if d.opcode == Opcode.CONV2D else None
     best = None
-    for start in range(0, m, chunk):
-        sub = pack_weights(W[start:start + chunk], pw.fmt, group_size=pw.param_a or 16,
-                           block_size=pw.param_a or 8, nm=nm)
-        r = tile_cycles(sub, run.cols, tile_cfg, act_skip=pw.fmt != "dense", image_bytes=img)
+    for sub in run.slices:
+        r = tile_cycles(sub, run.cols, tile_cfg, act_skip=fmt != "dense", image_bytes=img)
         if best is None or r["total_cycles"] > best["total_cycles"]:
             best = r
+    pw = pack_weights(run.weights, fmt, group_size=cfg.group_size, block_size=cfg.block_size,
+                      nm=(d.param_a, d.param_b) if fmt == "nm" else (2, 4))
     requant = bool(d.flags & Flags.REQUANT)
     st = layer_stats(pw, run.cols, pw.fmt, cfg, bias=requant, requant=requant,
                      lut=bool(d.flags & Flags.LUT), act_bytes=int(run.x.size))

@@ -3,11 +3,12 @@
 :func:`run_model` reads **only** a memory image and the table registers (``DESC_BASE``,
 ``DESC_COUNT``, ``MEM_BASE``/``MEM_LIMIT``), like the hardware: it checks the table
 (`golden.descriptors.validate_table`), then for each descriptor in order decodes and validates it
-(`validate_descriptor`), reads and validates the weight image (`golden.parse_weights`), the
-activations, the requantization records and the table, runs the golden op and writes the result
-back into the image.  The first failing check stops the run with the error code and descriptor
-index the hardware reports in ``STATUS.error_code`` / ``ERROR_DESC`` (docs/spec.md section 8).
-It never sees the compiler's arrays, so it is an independent check of the image.
+(`validate_descriptor`), reads and validates the per-tile weight images (section 8.1,
+`golden.parse_weights`), the activations, the requantization records and the table, runs the
+golden op and writes the result back into the image.  The first failing check stops the run
+with the error code and descriptor index the hardware reports in ``STATUS.error_code`` /
+``ERROR_DESC`` (docs/spec.md section 8).  It never sees the compiler's arrays, so it is an
+independent check of the image.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class LayerRun:
     -------
     index : int
     descriptor : Descriptor
-    packed : PackedWeights
-        The validated weight image.
+    slices : list of PackedWeights
+        The validated per-tile weight images (spec section 8.1).
+    weights : numpy.ndarray
+        The int8 matrix ``W[M, K]`` they decode to.
     x : numpy.ndarray
         Input as read: matmul ``(K, N)``; conv2d ``(1, C, H, W)``.
     cols : numpy.ndarray
@@ -58,7 +61,8 @@ class LayerRun:
 
     index: int
     descriptor: Descriptor
-    packed: PackedWeights
+    slices: list
+    weights: np.ndarray
     x: np.ndarray
     cols: np.ndarray
     output: np.ndarray
@@ -123,32 +127,43 @@ def read_quant(image, desc: Descriptor) -> tuple[np.ndarray, np.ndarray, np.ndar
     return bias, mult, shift
 
 
-def _weights(image, d: Descriptor) -> PackedWeights:
-    window = len(image)
-    total = int.from_bytes(image[d.weights + 28:d.weights + 32], "little")
-    if d.weights + max(total, HEADER_BYTES) > window:
-        raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image [{d.weights:#x}, "
-                    f"{d.weights + total:#x}) runs past the window ({window:#x} bytes)")
-    try:
-        pw = parse_weights(np.frombuffer(bytes(image[d.weights:d.weights + total]),
-                                         dtype=np.uint8))
-    except FormatError as exc:
-        raise _Stop(ErrorCode(exc.code), f"weight image: {exc.msg}") from None
-    hdr = pw.header
-    if hdr[4] != d.format:
-        raise _Stop(ErrorCode.BAD_FORMAT, f"weight image format {hdr[4]} differs from the "
-                    f"descriptor's {d.format}")
-    if (pw.param_a, pw.param_b) != (d.param_a, d.param_b):
-        raise _Stop(ErrorCode.BAD_PARAM, f"weight image parameters ({pw.param_a}, "
-                    f"{pw.param_b}) differ from the descriptor's ({d.param_a}, {d.param_b})")
-    if pw.shape != (d.m, d.k):
-        raise _Stop(ErrorCode.BAD_SHAPE, f"weight image shape {pw.shape} differs from the "
-                    f"descriptor's (m, k) = ({d.m}, {d.k})")
-    return pw
+def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
+    """The per-tile weight images at ``d.weights``, back to back (spec section 8.1)."""
+    window, off, rows, out = len(image), d.weights, 0, []
+    while rows < d.m:
+        t = len(out)
+        if t >= tiles:
+            raise _Stop(ErrorCode.BAD_SHAPE, f"weight images cover {rows} of m = {d.m} rows "
+                        f"with all {tiles} tiles")
+        if off + HEADER_BYTES > window:
+            raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image {t} header at {off:#x} runs "
+                        f"past the window ({window:#x} bytes)")
+        total = int.from_bytes(image[off + 28:off + 32], "little")
+        if off + total > window:
+            raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image {t} [{off:#x}, "
+                        f"{off + total:#x}) runs past the window ({window:#x} bytes)")
+        try:
+            pw = parse_weights(np.frombuffer(bytes(image[off:off + total]), dtype=np.uint8))
+        except FormatError as exc:
+            raise _Stop(ErrorCode(exc.code), f"weight image {t}: {exc.msg}") from None
+        if pw.header[4] != d.format:
+            raise _Stop(ErrorCode.BAD_FORMAT, f"weight image {t} format {pw.header[4]} differs "
+                        f"from the descriptor's {d.format}")
+        if (pw.param_a, pw.param_b) != (d.param_a, d.param_b):
+            raise _Stop(ErrorCode.BAD_PARAM, f"weight image {t} parameters ({pw.param_a}, "
+                        f"{pw.param_b}) differ from the descriptor's ({d.param_a}, {d.param_b})")
+        if pw.shape[1] != d.k or rows + pw.shape[0] > d.m:
+            raise _Stop(ErrorCode.BAD_SHAPE, f"weight image {t} shape {pw.shape} does not fit "
+                        f"(rows {rows}..{rows + pw.shape[0]} of m = {d.m}, cols = k = {d.k})")
+        out.append(pw)
+        rows += pw.shape[0]
+        off += total
+    return out
 
 
 def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.ndarray]:
-    pw = _weights(image, d)
+    slices = _weights(image, d, int(cfg.tiles))
+    w = np.concatenate([pw.unpack() for pw in slices])
     aw = cfg.acc_width
     if d.opcode == Opcode.MATMUL:
         x = np.frombuffer(bytes(image[d.acts:d.acts + d.k * d.n]), dtype=np.int8)
@@ -159,7 +174,7 @@ def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.
         x = x.reshape(1, d.c, d.h, d.w)
         cols, _ = im2col(x, d.kh, d.kw, (d.stride_h, d.stride_w), (d.pad_h, d.pad_w),
                          (d.dil_h, d.dil_w))
-    acc = matmul(pw, cols, acc_width=aw)
+    acc = matmul(w, cols, acc_width=aw)
     if d.flags & Flags.ACCUMULATE and prev_acc is not None:
         if prev_acc.shape != acc.shape:
             raise _Stop(ErrorCode.BAD_SHAPE, f"ACCUMULATE needs the previous descriptor's shape "
@@ -176,7 +191,7 @@ def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.
         y = wrap(acc, 32)
         raw = y.astype("<i4").tobytes()
     image[d.out:d.out + len(raw)] = raw
-    return LayerRun(i, d, pw, x, cols, y.astype(np.int64)), acc
+    return LayerRun(i, d, slices, w, x, cols, y.astype(np.int64)), acc
 
 
 def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> ModelRun:

@@ -1,5 +1,6 @@
 """Compiler (sim/host/compiler.py): placement, descriptors, requant choice, golden chaining."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -31,6 +32,20 @@ def _compiled(rng, **kw):
     return d, compile_network(net, CFG)
 
 
+def _slices(image, d):
+    """The per-tile weight images at ``d.weights`` (spec section 8.1), decoded from memory."""
+    off, rows, out = d.weights, 0, []
+    while rows < d.m:
+        total = int.from_bytes(image[off + 28:off + 32], "little")
+        out.append(parse_weights(np.frombuffer(image[off:off + total], np.uint8)))
+        rows, off = rows + out[-1].shape[0], off + total
+    return out
+
+
+def _slices_bytes(image, d):
+    return sum(pw.nbytes for pw in _slices(image, d))
+
+
 def _buffers(cn):
     """Every (name, offset, size) the descriptors use, from the image alone."""
     out = [("descriptors", cn.desc_offset, DESC_BYTES * cn.desc_count)]
@@ -38,7 +53,7 @@ def _buffers(cn):
         raw = cn.image[cn.desc_offset + DESC_BYTES * i:cn.desc_offset + DESC_BYTES * (i + 1)]
         d = unpack_descriptor(raw)
         sizes = buffer_sizes(d)
-        sizes["weights"] = int.from_bytes(cn.image[d.weights + 28:d.weights + 32], "little")
+        sizes["weights"] = _slices_bytes(cn.image, d)
         out += [(f"{i}.{k}", getattr(d, k), v) for k, v in sizes.items() if v]
     return out
 
@@ -98,12 +113,21 @@ def test_descriptor_round_trip(rng, seed, rep):
         assert bool(desc.flags & Flags.REQUANT) == s.requant
         assert bool(desc.flags & Flags.LUT) == (s.activation is not None)
         assert bool(desc.flags & Flags.IRQ) == (i == len(cn.layers) - 1)
-        # the weight image in memory decodes to the pruned weights
-        total = cl.packed.nbytes
-        pw = parse_weights(np.frombuffer(cn.image[desc.weights:desc.weights + total], np.uint8))
-        assert pw.fmt == s.fmt
-        np.testing.assert_array_equal(pw.unpack(), cl.weights.reshape(s.out, -1),
+        # the per-tile weight images in memory decode to the pruned weights, rows split in
+        # slices of ceil(M / tiles) (spec section 8.1)
+        slices = _slices(cn.image, desc)
+        c = -(-s.out // CFG.tiles)
+        assert [pw.shape[0] for pw in slices] == [min(c, s.out - r) for r in range(0, s.out, c)]
+        assert all(pw.fmt == s.fmt for pw in slices) and len(slices) <= CFG.tiles
+        np.testing.assert_array_equal(np.concatenate([pw.unpack() for pw in slices]),
+                                      cl.weights.reshape(s.out, -1),
                                       err_msg=f"seed={seed} layer {i}")
+        if importlib.util.find_spec("sim.accel_driver"):  # the RTL driver's own splitter
+            from sim.accel_driver import split_weights
+
+            wb = _slices_bytes(cn.image, desc)
+            assert split_weights(cl.weights.reshape(s.out, -1), s.fmt, CFG,
+                                 nm=s.nm or (2, 4)) == cn.image[desc.weights:desc.weights + wb]
         if s.op == "conv2d":
             assert (desc.c, desc.h, desc.w) == s.in_shape and (desc.kh, desc.kw) == s.kernel
             assert (desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w) == (*s.stride,

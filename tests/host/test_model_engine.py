@@ -142,8 +142,8 @@ def test_format_not_built_and_table_errors(rng):
 
 
 def _weight_image(cn, i):
-    d = cn.layers[i].descriptor
-    return d.weights, cn.layers[i].packed.nbytes
+    """Offset and size of layer ``i``'s first per-tile weight image."""
+    return cn.layers[i].descriptor.weights, cn.layers[i].slices[0].nbytes
 
 
 @pytest.mark.parametrize("i,offset,value,code", [
@@ -160,7 +160,7 @@ def _weight_image(cn, i):
 def test_corrupted_weight_image(rng, seed, i, offset, value, code):
     cn = _demo(rng)
     w, total = _weight_image(cn, i)
-    pw = cn.layers[i].packed
+    pw = cn.layers[i].slices[0]
     img = bytearray(cn.image)
     if offset == -1:
         struct.pack_into("<I", img, w + pw.sec_a, 1)
@@ -192,6 +192,25 @@ def test_image_header_disagrees_with_descriptor(rng):
     struct.pack_into("<i", img, d.quant + 4, 0)  # mult = 0 in the first quant record
     run = _run(cn, img)
     assert (run.error_code, run.error_desc) == (ErrorCode.BAD_PARAM, 0), run.message
+
+
+@pytest.mark.parametrize("tiles", [1, 2, 3, 5])
+def test_per_tile_images(rng, seed, tiles):
+    cfg = AcceleratorConfig(tiles=tiles)
+    _, net = valid_network(rng, n_layers=2)
+    cn = compile_network(net, cfg)
+    run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+                    cfg=cfg)
+    assert run.ok, f"seed={seed}: {run.message}"
+    for lr, cl in zip(run.layers, cn.layers, strict=True):
+        assert len(lr.slices) == len(cl.slices) <= tiles
+        np.testing.assert_array_equal(lr.output, cl.expected, err_msg=f"seed={seed}")
+    # the same image on fewer tiles: the slices no longer cover m -> BAD_SHAPE
+    big = [i for i, cl in enumerate(cn.layers) if len(cl.slices) > 1]
+    if big:
+        run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base,
+                        desc_count=cn.desc_count, cfg=AcceleratorConfig(tiles=1))
+        assert (run.error_code, run.error_desc) == (ErrorCode.BAD_SHAPE, big[0]), run.message
 
 
 def test_layer_cycles_against_roofline(rng, seed):
