@@ -33,6 +33,9 @@ class ResultWriter(wiring.Component):
     wcmd, wdata : Out(stream) to the DmaWriter; wstatus : In(stream)
     out_base : In(addr_width)
     row_bytes, m_total : In(32)
+    lg_esize : In(2)
+        log2 of the output element size (0: int8, 2: int32, 3: int64); a flit's bytes end at
+        its ``cols``-element segment of the row.
     clear : In(1)
     markers : Out(8)
     error_code : Out(8); error_addr : Out(addr_width)
@@ -50,7 +53,7 @@ class ResultWriter(wiring.Component):
             "wcmd": Out(stream.Signature(dma_cmd_layout(aw, tag_width))),
             "wdata": Out(stream.Signature(dma_write_data_layout(cfg.axi_data_width))),
             "wstatus": In(stream.Signature(dma_status_layout(aw, tag_width))),
-            "out_base": In(aw), "row_bytes": In(32), "m_total": In(32),
+            "out_base": In(aw), "row_bytes": In(32), "m_total": In(32), "lg_esize": In(2),
             "clear": In(1), "markers": Out(8),
             "error_code": Out(8), "error_addr": Out(aw),
             "busy": Out(1), "stall": Out(1),
@@ -96,8 +99,16 @@ class ResultWriter(wiring.Component):
                 a = Signal(aw)
                 left = Signal(32)
                 n = Signal(range(dbytes + 1))
+                # a flit never carries bytes of the next tile-row segment (cols values)
+                el = Signal(16)
+                seg_end = Signal(24)
+                left_seg = Signal(24)
+                m.d.comb += [el.eq(r_eoff >> self.lg_esize),
+                             seg_end.eq(((el // cfg.cols + 1) * cfg.cols) << self.lg_esize),
+                             left_seg.eq(seg_end - r_eoff)]
                 m.d.comb += [a.eq(self.out_base + r_m * self.row_bytes + r_eoff),
-                             left.eq(self.row_bytes - r_eoff),
+                             left.eq(Mux(self.row_bytes - r_eoff < left_seg,
+                                         self.row_bytes - r_eoff, left_seg)),
                              n.eq(Mux(left < dbytes, left, dbytes))]
                 m.d.sync += [addr.eq(a), nbytes.eq(n), lo.eq(a[:lg_beat]),
                              nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]

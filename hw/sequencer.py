@@ -53,7 +53,7 @@ class Sequencer(wiring.Component):
     inject : Out(stream(flit))  -- the hub's ring port
     layer : Out(layer_layout()); node_start : Out(tiles); node_rows, node_row_base : Out(16)
     node_done, node_error : In(tiles)
-    out_base : Out(addr_width); row_bytes, m_total : Out(32); rw_clear : Out(1)
+    out_base : Out(addr_width); row_bytes, m_total : Out(32); lg_esize : Out(2); rw_clear : Out(1)
     rw_markers : In(8); rw_error_code : In(8); rw_error_addr : In(addr_width); rw_busy : In(1)
     plane_reset : Out(1); progress : In(1)
     stall_read, stall_desc : Out(1)
@@ -80,6 +80,7 @@ class Sequencer(wiring.Component):
             "node_rows": Out(DIM_WIDTH), "node_row_base": Out(DIM_WIDTH),
             "node_done": In(T), "node_error": In(T),
             "out_base": Out(aw), "row_bytes": Out(32), "m_total": Out(32), "rw_clear": Out(1),
+            "lg_esize": Out(2),
             "rw_markers": In(8), "rw_error_code": In(8), "rw_error_addr": In(aw),
             "rw_busy": In(1), "plane_reset": Out(1), "progress": In(1),
             "stall_read": Out(1), "stall_desc": Out(1),
@@ -240,6 +241,7 @@ class Sequencer(wiring.Component):
                     lay.lut_beats.eq(Mux(requant, 256 // beat, 0)),
                     self.out_base.eq(self.mem_base + desc.out),
                     self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
+                    self.lg_esize.eq(lg_es),
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
                 ]
                 with m.If(chk.code != 0):

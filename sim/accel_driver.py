@@ -304,6 +304,16 @@ class AccelDriver:
                 errs.append(f"layer {i} ({L['op']} {L['fmt']} shape {L['shape']}, seed {seed}): "
                             f"{len(bad)} wrong, first at {bad[:5].tolist()}: expected "
                             f"{e[bad[:5]].tolist()} got {g[bad[:5]].tolist()}")
+        outs = sorted((a - job.base, a - job.base + len(e)) for a, e in job.outputs)
+        got = self.ram.read(job.base, len(job.image))
+        pos = 0
+        for lo, hi in outs + [(len(job.image), len(job.image))]:
+            if got[pos:lo] != bytes(job.image[pos:lo]):
+                bad = next(i for i in range(pos, lo) if got[i] != job.image[i])
+                errs.append(f"byte outside every output buffer changed at window offset "
+                            f"{bad:#x}: expected {job.image[bad]} got {got[bad]} (seed {seed})")
+                break
+            pos = hi
         return errs
 
 

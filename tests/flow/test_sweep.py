@@ -175,3 +175,17 @@ def test_dask_local_cluster_matches_local(tmp_path, monkeypatch):
                                                            (tmp_path / "dask").iterdir()}
     md = (tmp_path / "dask" / "results.md").read_text()
     assert md.count("| t-") == 6 and "speedup vs dense" in md
+
+
+@pytest.mark.parametrize("fmt, sp, nm", [("dense", 0.5, None), ("bitmap", 0.75, None),
+                                         ("block", 0.5, None), ("nm", 0.5, (2, 4))])
+def test_tile_model_source_is_never_below_the_roofline(fmt, sp, nm):
+    """The roofline is a lower bound on any execution: the tile model must not beat it."""
+    from flow.cycles import resolve_source, tile_model_source
+
+    assert resolve_source("auto") == "tile_model"
+    cfg = AcceleratorConfig.preset("tiny").replace(tiles=2)
+    wl = Workload("fc", "matmul", (("M", 16), ("K", 64), ("N", 4)), fmt, sp, nm)
+    c = tile_model_source(wl, cfg, seed=1)
+    assert c["cycles"] >= c["roofline_cycles"] > 0, c
+    assert c["cycles"] == c["compute_cycles"] + c["load_cycles"], c
