@@ -7,6 +7,7 @@ versions and the SHA-256 of every file written, so an artefact can be traced bac
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -22,9 +23,10 @@ from .versions import generator_versions
 
 __all__ = ["GeneratedTop", "elaborate_verilog", "generate", "register_map_source", "sha256"]
 
-# Modules that may provide the register map (added with the accelerator top): the first one
-# found that defines ``register_map(cfg)`` is used.  Nothing is written when none exists.
-REGMAP_MODULES = ("hw.regmap", "hw.registers", "hw.csr_map")
+# The register map source (added with the accelerator top): ``hw.regmap.registers(cfg)``, with
+# ``regmap_markdown(cfg)`` / ``regmap_c_header(cfg)`` when present.  Nothing is written while
+# it does not exist.
+REGMAP_MODULE = "hw.regmap"
 
 
 def sha256(data: str | bytes) -> str:
@@ -55,17 +57,14 @@ def elaborate_verilog(cfg: AcceleratorConfig, top: str | None = None) -> Generat
 
 
 def register_map_source():
-    """The module providing ``register_map(cfg)``, or ``None`` while no register map exists."""
-    for name in REGMAP_MODULES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                continue
-            mod = importlib.import_module(name)
-        except Exception:
-            continue
-        if callable(getattr(mod, "register_map", None)):
-            return mod
-    return None
+    """The module providing ``registers(cfg)``, or ``None`` while no register map exists."""
+    try:
+        if importlib.util.find_spec(REGMAP_MODULE) is None:
+            return None
+        mod = importlib.import_module(REGMAP_MODULE)
+    except Exception:
+        return None
+    return mod if callable(getattr(mod, "registers", None)) else None
 
 
 def generate(cfg: AcceleratorConfig, out_dir: str | Path, top: str | None = None) -> dict:
@@ -88,8 +87,13 @@ def generate(cfg: AcceleratorConfig, out_dir: str | Path, top: str | None = None
     write("config.yaml", cfg.to_yaml())
     src = register_map_source()
     if src is not None:
-        regmap = src.register_map(cfg)
-        write("regmap.json", json.dumps(regmap, indent=2, sort_keys=True, default=str) + "\n")
+        regs = [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r
+                for r in src.registers(cfg)]
+        write("regmap.json", json.dumps(regs, indent=2, sort_keys=True, default=str) + "\n")
+        if callable(getattr(src, "regmap_markdown", None)):
+            write("regmap.md", src.regmap_markdown(cfg))
+        if callable(getattr(src, "regmap_c_header", None)):
+            write("regmap.h", src.regmap_c_header(cfg))
     manifest = {
         "top": gen.top,
         "module": gen.module,

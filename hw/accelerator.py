@@ -123,7 +123,8 @@ class Accelerator(wiring.Component):
                        node.flits_out.valid & node.flits_out.ready]
         mac_active = Cat(*[n.mac_active for n in nodes]).any()
         m.d.comb += [rw.out_base.eq(seq.out_base), rw.row_bytes.eq(seq.row_bytes),
-                     rw.m_total.eq(seq.m_total), rw.lg_esize.eq(seq.lg_esize), rw.clear.eq(seq.rw_clear),
+                     rw.m_total.eq(seq.m_total), rw.lg_esize.eq(seq.lg_esize),
+                     rw.clear.eq(seq.rw_clear),
                      seq.rw_markers.eq(rw.markers), seq.rw_error_code.eq(rw.error_code),
                      seq.rw_error_addr.eq(rw.error_addr), seq.rw_busy.eq(rw.busy),
                      seq.progress.eq(Cat(*moving).any() | mac_active | rw.busy)]

@@ -79,7 +79,7 @@ class ByteGearbox(wiring.Component):
                 m.d.sync += flushing.eq(1)
         with m.Else():
             m.d.sync += [buf.eq(shifted & mask), cnt.eq(after_pop)]
-            with m.If(flushing & ((after_pop == 0))):
+            with m.If(flushing & (after_pop == 0)):
                 m.d.sync += flushing.eq(0)
         with m.If(self.clear):
             m.d.sync += [cnt.eq(0), flushing.eq(0), buf.eq(0)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -189,14 +189,16 @@ class Sequencer(wiring.Component):
                     for i in range(DESC_BYTES // beat):
                         with m.If(rd.valid & (wi == i)):
                             m.d.sync += desc.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                with m.Elif(phase == _P_WHDR):
+                    # captured only: sent to the tile from `hdr` once its node is started
+                    m.d.comb += rd.ready.eq(1)
+                    for i in range(32 // beat):
+                        with m.If(rd.valid & (wi == i)):
+                            m.d.sync += hdr.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
                 with m.Else():
                     m.d.comb += [self.inject.valid.eq(rd.valid), rd.ready.eq(self.inject.ready),
                                  inj.payload.eq(rd.payload.data),
                                  self.stall_read.eq(~rd.valid)]
-                    with m.If(phase == _P_WHDR):
-                        for i in range(32 // beat):
-                            with m.If(rd.valid & rd.ready & (wi == i)):
-                                m.d.sync += hdr.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
                 with m.If(rd.valid & rd.ready):
                     m.d.sync += wi.eq(wi + 1)
                 m.d.comb += [self.rstatus.ready.eq(1), self.stall_desc.eq(phase == _P_DESC)]
@@ -232,8 +234,10 @@ class Sequencer(wiring.Component):
                     lay.geo.kh.eq(Mux(conv, desc.kh, 1)), lay.geo.kw.eq(Mux(conv, desc.kw, 1)),
                     lay.geo.sh.eq(Mux(conv, desc.stride_h, 1)),
                     lay.geo.sw.eq(Mux(conv, desc.stride_w, 1)),
-                    lay.geo.ph.eq(Mux(conv, desc.pad_h, 0)), lay.geo.pw.eq(Mux(conv, desc.pad_w, 0)),
-                    lay.geo.dh.eq(Mux(conv, desc.dil_h, 1)), lay.geo.dw.eq(Mux(conv, desc.dil_w, 1)),
+                    lay.geo.ph.eq(Mux(conv, desc.pad_h, 0)),
+                    lay.geo.pw.eq(Mux(conv, desc.pad_w, 0)),
+                    lay.geo.dh.eq(Mux(conv, desc.dil_h, 1)),
+                    lay.geo.dw.eq(Mux(conv, desc.dil_w, 1)),
                     lay.requant.eq(requant), lay.lg_esize.eq(lg_es_raw),
                     lay.act_beats.eq((chk.act_bytes + beat - 1) >> lg_beat),
                     lay.quant_beats.eq(Mux(requant, (desc.m * QUANT_BYTES + beat - 1) >> lg_beat,
@@ -288,11 +292,25 @@ class Sequencer(wiring.Component):
                         with m.If(t == i):
                             m.d.comb += self.node_start[i].eq(1)
                     m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
-                    with m.If(hb.total > 32):
-                        read(_P_WBODY, img + 32, hb.total - 32)
-                        m.d.sync += f_mcast.eq(0)
-                    with m.Else():
-                        m.next = "W_NEXT"
+                    m.d.sync += [f_mcast.eq(0), wi.eq(0)]
+                    m.next = "HSEND"
+            with m.State("HSEND"):
+                m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
+                for i in range(32 // beat):
+                    with m.If(wi == i):
+                        m.d.comb += inj.payload.eq(hdr.as_value()[i * W:(i + 1) * W])
+                with m.If(self.inject.ready):
+                    m.d.sync += wi.eq(wi + 1)
+                    with m.If(wi == 32 // beat - 1):
+                        with m.If(hb.total > 32):
+                            read(_P_WBODY, img + 32, hb.total - 32)
+                            m.d.sync += f_mcast.eq(0)
+                        with m.Else():
+                            m.next = "W_NEXT"
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
                 with m.If(self.soft_reset):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]

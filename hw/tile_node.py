@@ -170,10 +170,13 @@ class TileNode(wiring.Component):
         # activation table: one entry per cycle, then swap to it
         m.d.comb += [lut_gb.o.ready.eq(1), pipe.lut_wr.en.eq(lut_gb.o.valid & ~lut_addr[8]),
                      pipe.lut_wr.addr.eq(lut_addr[:8]), pipe.lut_wr.data.eq(lut_gb.o.payload)]
+        # swap one cycle after the last write: a write in the swap cycle would land in the
+        # bank that becomes the shadow
+        swap = Signal()
+        m.d.sync += swap.eq(lut_gb.o.valid & (lut_addr == 255))
+        m.d.comb += pipe.lut_swap.eq(swap)
         with m.If(lut_gb.o.valid & ~lut_addr[8]):
             m.d.sync += lut_addr.eq(lut_addr + 1)
-            with m.If(lut_addr == 255):
-                m.d.comb += pipe.lut_swap.eq(1)
         # requant records: keep this node's rows
         rec = q_gb.o.payload
         local = Signal(DIM_WIDTH + 1)

@@ -65,8 +65,8 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
 TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
     name: _build(mod, cls) for name, (mod, cls) in TOP_MODULES.items()
 }
-# Explicit mappings from the config to each existing block's constructor; a block added later
-# (the accelerator) starts with the name-matching default of _kwargs_for.
+# Explicit mappings from the config to each block's constructor (from their signatures); a
+# block added later starts with the name-matching default of _kwargs_for.
 TOPS["pe"] = _build("hw.pe", "ProcessingElement", lambda cfg: {
     "data_width": cfg.data_width, "acc_width": cfg.acc_width, "mul_pipeline": cfg.mul_pipeline})
 TOPS["mac_array"] = _build("hw.mac_array", "MacArray", lambda cfg: {
@@ -75,6 +75,7 @@ TOPS["mac_array"] = _build("hw.mac_array", "MacArray", lambda cfg: {
 TOPS["output_pipeline"] = _build("hw.output_pipeline", "OutputPipeline", lambda cfg: {
     "cfg": cfg})  # lanes = out_lanes, acc_width, max_channels = rows
 TOPS["tile"] = _build("hw.tile", "Tile", lambda cfg: {"config": cfg})
+TOPS["accelerator"] = _build("hw.accelerator", "Accelerator", lambda cfg: {"config": cfg})
 TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,

@@ -21,14 +21,15 @@ import numpy as np
 
 import golden
 from golden.descriptors import (
+    QUANT_RECORD_BYTES,
     Flags,
     Opcode,
-    QUANT_RECORD_BYTES,
     conv2d_descriptor,
     matmul_descriptor,
 )
 
-__all__ = ["split_weights", "random_layer", "build_job", "Job", "AccelDriver", "ALIGN"]
+__all__ = ["split_weights", "random_layer", "layer_fits", "build_job", "Job", "AccelDriver",
+           "ALIGN"]
 
 ALIGN = 64
 LUT_FUNCS = ("relu", "tanh", "sigmoid", "gelu", "silu", "exp")
@@ -55,9 +56,33 @@ def _align(x: int, a: int = ALIGN) -> int:
     return -(-x // a) * a
 
 
+def layer_fits(cfg, L: dict) -> bool:
+    """The layer fits the tile buffers (activation entries, image, flags, weight image)."""
+    if L["op"] == "matmul":
+        k, n, img = L["k"], L["n"], L["k"] * L["n"]
+    else:
+        oh, ow = golden.conv_output_shape((L["h"], L["w"]), (L["kh"], L["kw"]), L["stride"],
+                                          L["pad"], L["dilation"])
+        k, n, img = L["c"] * L["kh"] * L["kw"], oh * ow, L["c"] * L["h"] * L["w"]
+    ncg = -(-n // cfg.cols)
+    words = -(-k // cfg.axi_data_width)
+    mt = -(-L.get("m", L.get("kout", 1)) // cfg.tiles)
+    wbytes = golden.packed_size("dense", (mt, k))
+    return (ncg * k <= cfg.act_buf_depth and -(-img // cfg.cols) <= cfg.act_buf_depth
+            and ncg * words <= max(2, cfg.act_buf_depth // 8)
+            and wbytes <= cfg.weight_buf_depth * cfg.axi_bytes and mt <= cfg.out_buf_depth)
+
+
 def random_layer(rng, cfg, *, op: str, fmt: str, requant: bool = True, lut: str | None = None,
                  max_dim: int = 12) -> dict:
-    """A random layer spec (shapes inside the tile buffers of ``cfg``)."""
+    """A random layer spec whose shapes fit the tile buffers of ``cfg`` (`layer_fits`)."""
+    while True:
+        L = _random_layer(rng, cfg, op=op, fmt=fmt, requant=requant, lut=lut, max_dim=max_dim)
+        if layer_fits(cfg, L):
+            return L
+
+
+def _random_layer(rng, cfg, *, op, fmt, requant, lut, max_dim):
     L = {"op": op, "fmt": fmt, "requant": requant, "lut": lut if requant else None}
     if fmt == "nm":
         mm = int(rng.choice([x for x in (2, 4, 8, 16) if x <= cfg.nm_max_m]))
@@ -214,6 +239,63 @@ class AccelDriver:
                       self.lite.write_if):
             iface.log.setLevel(logging.WARNING)
         self.set_stall(stall)
+        self.faults: list[tuple[int, int, int]] = []
+        self.violations: list[str] = []
+        self._install_faults()
+        cocotb.start_soon(self._monitor())
+
+    def _install_faults(self):
+        """Answer SLVERR (resp 2) or DECERR (3) for accesses touching a ``faults`` range."""
+        pending = {}
+        for kind, iface in (("r", self.ram.read_if), ("w", self.ram.write_if)):
+            orig = iface._read if kind == "r" else iface._write
+            chan = iface.r_channel if kind == "r" else iface.b_channel
+            orig_send = chan.send
+
+            def check(address, length, _k=kind):
+                for lo, hi, resp in self.faults:
+                    if address < hi and address + length > lo:
+                        pending[_k] = resp
+                        raise OSError(f"injected fault at {address:#x}")
+
+            if kind == "r":
+                async def op(address, length, _orig=orig, _check=check):
+                    _check(address, length)
+                    return await _orig(address, length)
+                iface._read = op
+            else:
+                async def op(address, data, _orig=orig, _check=check):
+                    _check(address, len(data))
+                    return await _orig(address, data)
+                iface._write = op
+
+            async def send(t, _send=orig_send, _k=kind):
+                field_ = "rresp" if _k == "r" else "bresp"
+                if int(getattr(t, field_)) == 2 and pending.get(_k) == 3:
+                    setattr(t, field_, 3)
+                await _send(t)
+            chan.send = send
+
+    async def _monitor(self):
+        """Check every AR/AW handshake: INCR, full-width beats, the 4 KiB rule, max burst."""
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        d, beat = self.dut, self.cfg.axi_bytes
+        while True:
+            await RisingEdge(d.clk)
+            await ReadOnly()
+            for ch in ("ar", "aw"):
+                if int(getattr(d, f"m_axi__{ch}valid").value) and \
+                        int(getattr(d, f"m_axi__{ch}ready").value):
+                    addr = int(getattr(d, f"m_axi__{ch}addr").value)
+                    beats = int(getattr(d, f"m_axi__{ch}len").value) + 1
+                    if (addr & 0xFFF) + beats * beat > 0x1000:
+                        self.violations.append(f"{ch} {addr:#x} x{beats} crosses 4 KiB")
+                    if beats > self.cfg.axi_max_burst:
+                        self.violations.append(f"{ch} burst of {beats} beats")
+                    if int(getattr(d, f"m_axi__{ch}burst").value) != 1 or \
+                            1 << int(getattr(d, f"m_axi__{ch}size").value) != beat:
+                        self.violations.append(f"{ch} {addr:#x}: not a full-width INCR burst")
 
     def set_stall(self, p: float):
         ram, lite = self.ram, self.lite
@@ -277,7 +359,7 @@ class AccelDriver:
                 return cyc
         raise AssertionError(f"no interrupt within {max_cycles} cycles")
 
-    async def run(self, job: Job, *, max_cycles: int = 200_000, **prog) -> dict:
+    async def run(self, job: Job, *, max_cycles: int = 60_000, **prog) -> dict:
         """Load, program, start, wait; returns STATUS fields and the cycles."""
         self.load(job)
         await self.program(job, **prog)

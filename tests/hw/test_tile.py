@@ -154,12 +154,15 @@ def test_tile_flags_buffer_overflow(rng):
         await ctx.tick()
         ctx.set(dut.cmd.valid, 0)
         ctx.set(dut.results.ready, 1)
-        for word, act in zip(job["words"] + [0] * 20, job["acts"]):
-            ctx.set(dut.weights.payload, word)
-            ctx.set(dut.weights.valid, 1)
-            ctx.set(dut.acts.payload, act)
+        wi = ai = 0
+        while ai < len(job["acts"]):
+            ctx.set(dut.weights.payload, job["words"][min(wi, len(job["words"]) - 1)])
+            ctx.set(dut.weights.valid, int(wi < len(job["words"])))
+            ctx.set(dut.acts.payload, job["acts"][ai])
             ctx.set(dut.acts.valid, 1)
-            await ctx.tick()
+            _, _, wr, ar = await ctx.tick().sample(dut.weights.ready, dut.acts.ready)
+            wi += int(wr and wi < len(job["words"]))
+            ai += int(ar)
         ctx.set(dut.weights.valid, 0)
         ctx.set(dut.acts.valid, 0)
         await ctx.tick().until(dut.computing)

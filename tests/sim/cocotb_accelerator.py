@@ -34,8 +34,10 @@ def _rng(salt):
 
 
 def _check_ok(tb, job, res, what):
+    bad = job.layers[min(res["index"], len(job.layers) - 1)]
     assert res["done"] == 1 and res["error"] == 0, (
-        f"{what}: expected done without error, got {res} (seed {SEED})")
+        f"{what}: expected done without error, got {res}; layer "
+        f"{ {k: v for k, v in bad.items() if k != 'desc'} } (seed {SEED})")
     errs = tb.mismatches(job, SEED)
     assert not errs, f"{what}: " + "; ".join(errs)
 
@@ -83,7 +85,7 @@ async def stalls_on_all_channels(dut):
               for op, f in (("matmul", "bitmap"), ("conv2d", "nm"), ("matmul", "block"))
               if f in CFG.formats]
     job = build_job(rng, CFG, layers)
-    res = await tb.run(job, max_cycles=400_000)
+    res = await tb.run(job, max_cycles=150_000)
     _check_ok(tb, job, res, "stalled network")
 
 
@@ -106,3 +108,189 @@ async def performance_counters(dut):
     assert 0 < c["mac_active_cycles"] <= c["busy_cycles"] <= res["cycles"] + 10 < c["cycles"], (
         f"counter relations broken: {c}, run {res['cycles']} cycles (seed {SEED})")
     assert c["stall_desc_cycles"] > 0, f"descriptor fetch not counted: {c}"
+
+
+def _desc_at(job, i):
+    from golden.descriptors import unpack_descriptor
+
+    off = job.desc_base - job.base + 64 * i
+    return unpack_descriptor(bytes(job.image[off:off + 64]))
+
+
+def _put_desc(job, i, d):
+    off = job.desc_base - job.base + 64 * i
+    job.image[off:off + 64] = d.pack()
+
+
+def _two_layers(rng):
+    layers = [random_layer(rng, CFG, op="matmul", fmt="dense"),
+              random_layer(rng, CFG, op="conv2d", fmt="nm", requant=True)]
+    return build_job(rng, CFG, layers)
+
+
+def _only_first_written(tb, job, what):
+    """Layer 0 is bit-exact, every other byte of the window is unchanged."""
+    first = [job.outputs[0]]
+    keep = job.outputs
+    job.outputs = first
+    errs = tb.mismatches(job, SEED)
+    job.outputs = keep
+    assert not errs, f"{what}: " + "; ".join(errs)
+
+
+async def _expect_error(tb, job, code, what, *, index=1, **prog):
+    res = await tb.run(job, **prog)
+    assert res["error"] == 1 and res["done"] == 0 and res["code"] == code, (
+        f"{what}: expected error code {int(code)} ({ErrorCode(code).name}), got {res} "
+        f"(seed {SEED})")
+    assert res["irq_status"] & 2, f"{what}: IRQ_STATUS.error not set: {res}"
+    got_index = await tb.read("ERROR_DESC")
+    assert got_index == index, f"{what}: ERROR_DESC {got_index}, expected {index}"
+    return res
+
+
+@cocotb.test()
+async def bad_descriptors(dut):
+    """(d) every descriptor error class: documented code (golden order), interrupt, no write."""
+
+    tb = await _tb(dut, salt=5)
+    rng = _rng(5)
+    window = None
+    cases = {
+        "magic": dict(magic=0x12345678), "opcode": dict(opcode=7), "format": dict(format=9),
+        "param": dict(param_a=3, param_b=3, format=0), "flags": dict(flags=0x80),
+        "accumulate": dict(flags=0x5),
+        "lut_without_requant": dict(flags=2), "zero_m": dict(m=0), "zero_k": dict(k=0),
+        "conv_n": "conv_n", "misaligned": "misaligned", "out_of_window": "oow",
+        "negative_n": dict(n=0x80000000),
+    }
+    for name, change in cases.items():
+        job = _two_layers(rng)
+        window = len(job.image)
+        d = _desc_at(job, 1)
+        if change == "conv_n":
+            change = dict(n=d.n + 1)
+        elif change == "misaligned":
+            change = dict(acts=d.acts + 1)
+        elif change == "oow":
+            change = dict(out=window - 4 * CFG.axi_bytes)
+        bad = d.replace(**change)
+        _put_desc(job, 1, bad)
+        exp = validate_descriptor(bad, CFG, window_bytes=window)
+        if name == "accumulate":      # hardware limit beyond golden (docs/accelerator.md)
+            assert exp == E.OK
+            exp = E.BAD_FLAGS
+        assert exp != E.OK, f"{name}: golden accepts {bad}"
+        res = await _expect_error(tb, job, exp, f"descriptor {name}")
+        assert res["error_addr"] == job.desc_base + 64, f"{name}: ERROR_ADDR {res}"
+        _only_first_written(tb, job, f"descriptor {name}")
+
+
+@cocotb.test()
+async def bad_tables_and_images(dut):
+    """(d) table registers and weight-image headers: documented code, memory untouched."""
+    from golden.formats import FormatError, parse_weights
+
+    tb = await _tb(dut, salt=6)
+    rng = _rng(6)
+    # descriptor table registers
+    for what, prog, code in (("count 0", dict(count=0), E.DESC_COUNT),
+                             ("count past window", dict(count=1 << 20), E.DESC_COUNT),
+                             ("base misaligned", "mis", E.MISALIGNED),
+                             ("base outside", "out", E.OUT_OF_WINDOW)):
+        job = _two_layers(rng)
+        if prog == "mis":
+            prog = dict(desc_base=job.desc_base + 4)
+        elif prog == "out":
+            prog = dict(desc_base=job.limit)
+        await _expect_error(tb, job, code, what, index=0, **prog)
+        job.outputs = []
+        errs = tb.mismatches(job, SEED)
+        assert not errs, f"{what}: memory changed: {errs}"
+    # weight image header of layer 1 (golden parse_weights gives the code)
+    for what, off, value in (("image magic", 0, 0x11), ("image format", 4, 2),
+                             ("image total", 28, 40), ("image section", 16, 16)):
+        job = _two_layers(rng)
+        w0 = _desc_at(job, 1).weights
+        job.image[w0 + off] = value
+        if what == "image format":      # a format other than the descriptor's (spec 8.1)
+            exp = E.BAD_FORMAT
+        else:                           # the image alone is broken: golden's code
+            try:
+                total = int.from_bytes(job.image[w0 + 28:w0 + 32], "little")
+                parse_weights(bytes(job.image[w0:w0 + max(32, total)]))
+                raise AssertionError(f"{what}: golden accepts the image")
+            except FormatError as exc:
+                exp = E(int(exc.code))
+        await _expect_error(tb, job, exp, what)
+        _only_first_written(tb, job, what)
+    # a layer too big for the tile buffers: the tile's error flag -> BAD_SHAPE, and writes
+    # (if any) stay inside its output buffer
+    big = dict(op="matmul", fmt="dense", requant=True, lut=None, density=0.5,
+               m=2, k=CFG.act_buf_depth + 1, n=CFG.cols)
+    job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt="dense"), big])
+    await _expect_error(tb, job, E.BAD_SHAPE, "tile buffer overflow")
+    keep = job.outputs
+    job.outputs = [keep[0]]
+    errs = tb.mismatches(job, SEED)
+    job.outputs = keep
+    errs = [e for e in errs if "outside" not in e] + [
+        e for e in tb.mismatches(job, SEED) if "outside" in e]
+    assert not errs, f"tile overflow: {errs}"
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+@cocotb.test()
+async def bus_errors_watchdog_soft_reset(dut):
+    """(d) SLVERR / DECERR stop the job with the faulting address; a stuck R channel trips
+    the watchdog; soft reset mid-layer returns to idle; every following job is bit-exact."""
+    tb = await _tb(dut, salt=7)
+    rng = _rng(7)
+    for resp, code, kind in ((2, E.AXI_SLVERR, "acts"), (3, E.AXI_DECERR, "acts"),
+                             (2, E.AXI_SLVERR, "out"), (3, E.AXI_DECERR, "out")):
+        job = _two_layers(rng)
+        d = _desc_at(job, 1)
+        lo = job.base + getattr(d, kind)
+        tb.faults = [(lo, lo + 1, resp)]
+        res = await _expect_error(tb, job, code, f"{kind} fault {resp}")
+        beat = CFG.axi_bytes
+        assert lo & ~(beat - 1) <= res["error_addr"] < lo + 64 + beat, (
+            f"{kind} fault: ERROR_ADDR {res['error_addr']:#x}, fault at {lo:#x}")
+        tb.faults = []
+        job.outputs = job.outputs[:1] if kind == "acts" else job.outputs[:1]
+        errs = [e for e in tb.mismatches(job, SEED) if kind == "acts" or "outside" not in e]
+        assert not errs, f"{kind} fault: {errs}"
+        job = _two_layers(rng)
+        _check_ok(tb, job, await tb.run(job), f"job after a {kind} fault")
+    # watchdog: the R channel stops answering in the middle of a run
+    job = _two_layers(rng)
+    tb.load(job)
+    await tb.program(job)
+    await tb.start()
+    for _ in range(int(rng.integers(5, 40))):
+        await RisingEdge(dut.clk)
+    tb.ram.read_if.r_channel.set_pause_generator(iter(lambda: True, False))
+    cycles = await tb.wait_irq(4 * CFG.watchdog_cycles + 20_000)
+    st = await tb.read("STATUS")
+    assert st >> 8 & 0xFF == E.WATCHDOG, f"stuck R: STATUS {st:#x} after {cycles} (seed {SEED})"
+    tb.ram.read_if.r_channel.clear_pause_generator()
+    await tb.write("IRQ_STATUS", 7)
+    # soft reset at random points of a running job
+    for _ in range(3):
+        job = build_job(rng, CFG, [random_layer(rng, CFG, op="conv2d", fmt="bitmap"),
+                                   random_layer(rng, CFG, op="matmul", fmt="block")])
+        tb.load(job)
+        await tb.program(job)
+        await tb.start()
+        for _ in range(int(rng.integers(10, 400))):
+            await RisingEdge(dut.clk)
+        await tb.write("CONTROL", 2)
+        for _ in range(2000):
+            st = await tb.read("STATUS")
+            if not st & 1:
+                break
+        assert st & 7 == 0, f"soft reset: STATUS {st:#x}, expected idle without error"
+        await tb.write("IRQ_STATUS", 7)
+        job = _two_layers(rng)
+        _check_ok(tb, job, await tb.run(job), "job after a soft reset")
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"

@@ -8,7 +8,7 @@ from hw.accelerator import Accelerator
 from hw.config import AcceleratorConfig
 from sim.runner import run_cocotb
 
-TINY = AcceleratorConfig.preset("tiny")
+TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
 CONFIGS = {
     "t1": TINY,
     "t2": TINY.replace(tiles=2, axi_data_width=32, name="tiny2"),

@@ -17,7 +17,7 @@ SHAPES = {
     "3x5": dict(rows=3, cols=5, out_lanes=1, mul_pipeline=0, weight_buf_depth=1024,
                 act_buf_depth=512, axi_data_width=32, group_size=8, block_size=16),
     "1x1": dict(rows=1, cols=1, out_lanes=1, mul_pipeline=3, weight_buf_depth=1024,
-                act_buf_depth=128, axi_data_width=256, ring_payload_width=256),
+                act_buf_depth=512, axi_data_width=256, ring_payload_width=256),
 }
 
 
