@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,12 +31,13 @@ class Sequencer(wiring.Component):
     """Runs ``DESC_COUNT`` descriptors: fetch, check, stream every buffer to the tiles, wait.
 
     Per layer (docs/accelerator.md): fetch the 64-byte descriptor (DMA), check it
-    (`DescChecker`), then for each tile ``t`` read its weight image header (unicast to node
-    ``t + 1``), check it, start the node (``node_start``), stream the image body; then the
-    activation table (``CTRL``, multicast; an identity table is generated when ``REQUANT`` is
-    set without ``LUT``), the requant records (``CTRL``, multicast) and the activations (``ACTS``,
-    multicast, read once).  Then wait until the `ResultWriter` has seen one end marker per
-    started node.  Any error (checks, DMA status, result writes, a tile's error flag, the
+    (`DescChecker`), then for each tile ``t`` read its weight image header into a register,
+    check it, start the node (``node_start``) and send it the header (unicast to node
+    ``t + 1``); then the activation table (``CTRL``, multicast; an identity table is generated
+    when ``REQUANT`` is set without ``LUT``), the requant records (``CTRL``, multicast), the
+    activations (``ACTS``, multicast, read once) and finally the image bodies tile after tile
+    (so tile ``t`` computes while later tiles load).  Then wait until the `ResultWriter` has
+    seen one end marker per started node.  Any error (checks, DMA status, result writes, a tile's error flag, the
     watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset`` (ring, nodes, result
     writer) until the DMAs are drained, and go idle; errors latch ``error_code``,
     ``error_addr``, ``error_desc`` and pulse ``irq_error``.
@@ -109,6 +110,9 @@ class Sequencer(wiring.Component):
         soft = Signal()
         wd = Signal(range(cfg.watchdog_cycles + 1))
         gen = Signal(range(256 // beat + 1))
+        body_addr = Array(Signal(aw + 2, name=f"body_addr{i}") for i in range(T))
+        body_len = Array(Signal(32, name=f"body_len{i}") for i in range(T))
+        bt = Signal(range(T + 1))
         desc_addr = Signal(aw + 1)
         in_wait = Signal()
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
@@ -129,9 +133,13 @@ class Sequencer(wiring.Component):
             m.next = "RD_ISSUE"
 
         # hub ring port: DMA words or the generated identity table
-        inj = self.inject.payload
-        m.d.comb += [inj.type.eq(f_type), inj.dest.eq(f_dest), inj.mcast.eq(f_mcast),
-                     inj.mask.eq(tmask << 1)]
+        # the flit is one assignment (a constant-only partial assignment becomes an
+        # `always @*` block that Verilator treats as undriven)
+        inj_data = Signal(cfg.ring_payload_width)
+        ip = self.inject.payload
+        m.d.comb += ip.as_value().eq(Cat(inj_data, f_type, Const(0, len(ip.src)), f_dest,
+                                         f_mcast, tmask << 1))
+        m.d.comb += self.rcmd.payload.tag.eq(phase)
         lay = self.layer
         lg_es_raw = 2 if cfg.acc_width <= 32 else 3
         hb = hdr
@@ -197,7 +205,7 @@ class Sequencer(wiring.Component):
                             m.d.sync += hdr.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
                 with m.Else():
                     m.d.comb += [self.inject.valid.eq(rd.valid), rd.ready.eq(self.inject.ready),
-                                 inj.payload.eq(rd.payload.data),
+                                 inj_data.eq(rd.payload.data),
                                  self.stall_read.eq(~rd.valid)]
                 with m.If(rd.valid & rd.ready):
                     m.d.sync += wi.eq(wi + 1)
@@ -210,13 +218,15 @@ class Sequencer(wiring.Component):
                     with m.Elif(phase == _P_WHDR):
                         m.next = "HCHECK"
                     with m.Elif(phase == _P_WBODY):
-                        m.next = "W_NEXT"
+                        m.d.sync += bt.eq(bt + 1)
+                        m.next = "BODIES"
                     with m.Elif(phase == _P_LUT):
                         m.next = "QUANT"
                     with m.Elif(phase == _P_QUANT):
                         m.next = "ACTS"
                     with m.Else():
-                        m.next = "WAIT"
+                        m.d.sync += bt.eq(0)
+                        m.next = "BODIES"
                 with m.If(self.soft_reset):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
@@ -298,15 +308,14 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
                 for i in range(32 // beat):
                     with m.If(wi == i):
-                        m.d.comb += inj.payload.eq(hdr.as_value()[i * W:(i + 1) * W])
+                        m.d.comb += inj_data.eq(hdr.as_value()[i * W:(i + 1) * W])
                 with m.If(self.inject.ready):
                     m.d.sync += wi.eq(wi + 1)
                     with m.If(wi == 32 // beat - 1):
-                        with m.If(hb.total > 32):
-                            read(_P_WBODY, img + 32, hb.total - 32)
-                            m.d.sync += f_mcast.eq(0)
-                        with m.Else():
-                            m.next = "W_NEXT"
+                        # bodies go after the activations (step 5), so tile t computes while
+                        # later tiles still load their weights
+                        m.d.sync += [body_addr[t].eq(img + 32), body_len[t].eq(hb.total - 32)]
+                        m.next = "W_NEXT"
                 with m.If(self.soft_reset):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
@@ -348,7 +357,7 @@ class Sequencer(wiring.Component):
                 word = Signal(W)
                 for j in range(beat):
                     m.d.comb += word[8 * j:8 * j + 8].eq(((gen << lg_beat) + j) ^ 0x80)
-                m.d.comb += inj.payload.eq(word)
+                m.d.comb += inj_data.eq(word)
                 with m.If(self.inject.ready):
                     m.d.sync += gen.eq(gen + 1)
                     with m.If(gen == 256 // beat - 1):
@@ -369,6 +378,18 @@ class Sequencer(wiring.Component):
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
+                with m.If(self.soft_reset):
+                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                                 self.done.eq(0), self.error.eq(0)]
+                    m.next = "ABORT"
+            with m.State("BODIES"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(bt == t):
+                    m.next = "WAIT"
+                with m.Elif(body_len[bt] == 0):
+                    m.d.sync += bt.eq(bt + 1)
+                with m.Else():
+                    read(_P_WBODY, body_addr[bt], body_len[bt], FlitType.DATA, unicast=bt + 1)
                 with m.If(self.soft_reset):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]

@@ -114,6 +114,21 @@ def _weights(rng, L, shape, cfg):
     return np.asarray(W, dtype=np.int8)
 
 
+def _chain(cfg, L: dict, prev) -> dict:
+    """``L`` reading the previous layer's int8 output as its input, when the ops match and the
+    shapes fit (``chain`` = False otherwise)."""
+    if prev is None or prev[0] != L["op"]:
+        return dict(L, chain=False)
+    M, N = prev[3]
+    if L["op"] == "matmul":
+        C = dict(L, k=M, n=N, chain=True)
+    else:
+        oh, ow = prev[4]
+        kh, kw = min(L["kh"], oh), min(L["kw"], ow)
+        C = dict(L, c=M, h=oh, w=ow, kh=kh, kw=kw, chain=True)
+    return C if layer_fits(cfg, C) else dict(L, chain=False)
+
+
 @dataclass
 class Job:
     """A memory window image, its registers and the expected outputs."""
@@ -142,21 +157,25 @@ def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000) -> Job:
 
     table = alloc(b"\0" * (64 * len(layers)))
     job = Job(base=base, image=img, desc_base=base + table, count=len(layers))
+    prev = None         # (op, Y int8, out offset) of a requantized previous layer
     for i, L in enumerate(layers):
         conv = L["op"] == "conv2d"
+        L = _chain(cfg, L, prev) if L.get("chain") else dict(L, chain=False)
         if conv:
-            x = rng.integers(-128, 128, size=(L["c"], L["h"], L["w"])).astype(np.int8)
+            x = (prev[1].reshape(L["c"], L["h"], L["w"]) if L["chain"] else
+                 rng.integers(-128, 128, size=(L["c"], L["h"], L["w"])).astype(np.int8))
             w = _weights(rng, L, (L["kout"], L["c"] * L["kh"] * L["kw"]), cfg)
             M, K = w.shape
             acts = x.tobytes()
         else:
             M, K, N = L["m"], L["k"], L["n"]
-            X = rng.integers(-128, 128, size=(K, N)).astype(np.int8)
+            X = (prev[1] if L["chain"] else
+                 rng.integers(-128, 128, size=(K, N)).astype(np.int8))
             w = _weights(rng, L, (M, K), cfg)
             acts = X.tobytes()
         nm = L.get("nm", (2, 4))
         wo = alloc(split_weights(w, L["fmt"], cfg, nm=nm))
-        ao = alloc(acts)
+        ao = prev[2] if L["chain"] else alloc(acts)
         kw = dict(bias=None, mult=None, shift=None, lut=None, acc_width=cfg.acc_width)
         flags, qo, lo = 0, 0, 0
         if L["requant"]:
@@ -206,6 +225,8 @@ def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000) -> Job:
         img[table + 64 * i: table + 64 * i + 64] = d.pack()
         job.layers.append(dict(L, desc=d, shape=Y.shape))
         job.outputs.append((base + oo, exp))
+        geo = tuple(np.asarray(y).shape[2:]) if conv else None
+        prev = (L["op"], Y.astype(np.int8), oo, Y.shape, geo) if L["requant"] else None
     img.extend(b"\0" * (_align(len(img), 4096) - len(img)))
     return job
 
@@ -308,6 +329,7 @@ class AccelDriver:
                 ch.set_pause_generator(itertools.cycle(pat))
             else:
                 ch.clear_pause_generator()
+                ch.pause = False
 
     def reg(self, name: str) -> int:
         from hw.regmap import register

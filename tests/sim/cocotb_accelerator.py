@@ -51,9 +51,13 @@ async def matmul_dense_and_nm(dut):
         for requant in (True, False):
             job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt=fmt,
                                                     requant=requant)])
+            d = _desc_at(job, 0)
+            _put_desc(job, 0, d.replace(flags=d.flags | (8 if requant else 0)))
             res = await tb.run(job)
             _check_ok(tb, job, res, f"matmul {fmt} requant={requant}")
             assert res["irq_status"] & 1, f"IRQ_STATUS.done not set: {res}"
+            assert bool(res["irq_status"] & 4) == requant, (
+                f"IRQ_STATUS.desc_done {res['irq_status']:#x} for IRQ flag {requant}")
 
 
 @cocotb.test()
@@ -71,9 +75,11 @@ async def random_networks(dut):
                 else None
             layers.append(random_layer(rng, CFG, op=op, fmt=str(rng.choice(fmts)),
                                        requant=requant, lut=lut if CFG.lut_enabled else None))
+            layers[-1]["chain"] = bool(rng.random() < 0.6)   # read the previous output
         job = build_job(rng, CFG, layers)
         res = await tb.run(job)
-        _check_ok(tb, job, res, f"network {net} {[(L['op'], L['fmt']) for L in layers]}")
+        _check_ok(tb, job, res, f"network {net} "
+                  f"{[(L['op'], L['fmt'], L['chain']) for L in job.layers]}")
 
 
 @cocotb.test()
@@ -173,7 +179,7 @@ async def bad_descriptors(dut):
         elif change == "misaligned":
             change = dict(acts=d.acts + 1)
         elif change == "oow":
-            change = dict(out=window - 4 * CFG.axi_bytes)
+            change = dict(out=window)
         bad = d.replace(**change)
         _put_desc(job, 1, bad)
         exp = validate_descriptor(bad, CFG, window_bytes=window)
@@ -200,7 +206,7 @@ async def bad_tables_and_images(dut):
                              ("base outside", "out", E.OUT_OF_WINDOW)):
         job = _two_layers(rng)
         if prog == "mis":
-            prog = dict(desc_base=job.desc_base + 4)
+            prog = dict(desc_base=job.desc_base + 1)
         elif prog == "out":
             prog = dict(desc_base=job.limit)
         await _expect_error(tb, job, code, what, index=0, **prog)
@@ -274,6 +280,7 @@ async def bus_errors_watchdog_soft_reset(dut):
     st = await tb.read("STATUS")
     assert st >> 8 & 0xFF == E.WATCHDOG, f"stuck R: STATUS {st:#x} after {cycles} (seed {SEED})"
     tb.ram.read_if.r_channel.clear_pause_generator()
+    tb.ram.read_if.r_channel.pause = False
     await tb.write("IRQ_STATUS", 7)
     # soft reset at random points of a running job
     for _ in range(3):

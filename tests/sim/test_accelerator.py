@@ -35,3 +35,12 @@ def test_rejects_narrow_ring():
         Accelerator(TINY.replace(ring_payload_width=32, axi_data_width=32))
     with pytest.raises(TypeError, match="config must be an AcceleratorConfig, not 3"):
         Accelerator(3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tiles", [2, 8])
+def test_accelerator_default_array(tiles, seed):
+    """The default 4x4 array (and 8 tiles of it), more networks per run."""
+    cfg = AcceleratorConfig.preset("default").replace(tiles=tiles, watchdog_cycles=8192,
+                                                      name=f"default{tiles}")
+    _run(cfg, seed, nets=4)

@@ -1,0 +1,92 @@
+"""DescChecker (hw/desc_checker.py) against golden.validate_descriptor in amaranth.sim."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from golden.descriptors import (
+    ErrorCode,
+    conv2d_descriptor,
+    matmul_descriptor,
+    validate_descriptor,
+)
+from hw.config import AcceleratorConfig
+from hw.desc_checker import DescChecker
+
+CFG = AcceleratorConfig.preset("tiny").replace(formats=("dense", "bitmap", "nm"), nm_max_m=16)
+WINDOW = 1 << 16
+
+
+def _base(rng):
+    fmt = str(rng.choice(["dense", "bitmap", "nm"]))
+    kw = dict(fmt=fmt, group_size=CFG.group_size, nm=(2, 8), weights=0, acts=1024, out=4096,
+              quant=8192, lut=12288, flags=int(rng.choice([0, 1, 3, 9])))
+    if rng.random() < 0.5:
+        return matmul_descriptor(m=int(rng.integers(1, 40)), k=int(rng.integers(1, 40)),
+                                 n=int(rng.integers(1, 40)), **kw)
+    return conv2d_descriptor(c=int(rng.integers(1, 4)), h=int(rng.integers(3, 9)),
+                             w=int(rng.integers(3, 9)), kout=int(rng.integers(1, 9)),
+                             kh=int(rng.integers(1, 4)), kw=int(rng.integers(1, 4)),
+                             stride=(int(rng.integers(1, 3)), 1), pad=(1, int(rng.integers(0, 2))),
+                             dilation=(1, int(rng.integers(1, 3))), **kw)
+
+
+MUTATIONS = [
+    dict(magic=0), dict(opcode=2), dict(format=4), dict(format=2), dict(param_a=5),
+    dict(param_b=64), dict(flags=0x10), dict(flags=2), dict(reserved0=1), dict(reserved2=7),
+    dict(m=0), dict(k=0), dict(n=0), dict(n=0xFFFFFFFF), dict(acts=3), dict(out=WINDOW - 1),
+    dict(quant=WINDOW), dict(lut=WINDOW - 8), dict(c=0), dict(h=1), dict(stride_h=0),
+    dict(dil_w=0), dict(kw=9), dict(weights=WINDOW - 16), dict(k=7), {},
+]
+
+
+def _codes(descs):
+    dut = DescChecker(CFG)
+    got = []
+
+    async def tb(ctx):
+        ctx.set(dut.window_bytes, WINDOW)
+        for d in descs:
+            ctx.set(dut.desc.as_value(), int.from_bytes(d.pack(), "little"))
+            await ctx.delay(1e-9)
+            got.append(ctx.get(dut.code))
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    return got
+
+
+def test_matches_golden(rng, seed):
+    descs = []
+    for _ in range(300):
+        d = _base(rng)
+        for _ in range(int(rng.integers(0, 3))):
+            mut = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
+            if d.opcode == 0 and set(mut) & {"c", "h", "stride_h", "dil_w", "kw"}:
+                continue
+            d = d.replace(**mut)
+        descs.append(d)
+    got = _codes(descs)
+    for d, g in zip(descs, got):
+        exp = validate_descriptor(d, CFG, window_bytes=WINDOW)
+        later = (ErrorCode.OK, ErrorCode.BAD_FLAGS, ErrorCode.BAD_SHAPE, ErrorCode.MISALIGNED,
+                 ErrorCode.OUT_OF_WINDOW)
+        if exp in later and d.format == 3 and d.param_a & (d.param_a - 1):
+            exp = ErrorCode.BAD_PARAM       # hardware limit: nm N must be a power of two
+        assert g == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(g)!r}"
+
+
+@pytest.mark.parametrize("change,code", [
+    (dict(flags=5), ErrorCode.BAD_FLAGS),                      # ACCUMULATE not built
+    (dict(format=3, param_a=3, param_b=8), ErrorCode.BAD_PARAM),  # nm N not a power of two
+    (dict(m=1 << 16), ErrorCode.BAD_SHAPE),                    # tile dimensions are 16-bit
+])
+def test_hardware_limits(change, code):
+    d = matmul_descriptor(m=4, k=4, n=4, out=64, acts=128, quant=256).replace(**change)
+    assert _codes([d]) == [code]
+
+
+def test_conv_geometry_limit():
+    d = conv2d_descriptor(c=1, h=40, w=40, kout=2, kh=16, kw=1, out=0, acts=4096, quant=8192)
+    assert validate_descriptor(d, CFG, window_bytes=WINDOW) == ErrorCode.OK
+    assert _codes([d]) == [ErrorCode.BAD_SHAPE]
