@@ -1,8 +1,14 @@
 """``make demo``: the main job on a configuration, with a one-screen result.
 
-Steps: resolve the config, generate its Verilog (deterministic) and lint-check it with the
-project's Verilator, then run a sparse layer on the RTL against the golden model and print
-cycles, roofline and speedup.  Exit code 0 only if every value matched.
+1. Resolve the config and generate its Verilog (``sparsemac generate``: deterministic, with
+   the register map and a manifest).
+2. Run one sparse layer, pruned once, on the compute tile's RTL (Verilator) in every weight
+   format, check every output value against the golden model and print cycles, roofline and
+   speedup over the same weights run dense on the same hardware.
+3. Run the small sparse network ``examples/demo_net.yaml`` end to end on the whole accelerator
+   RTL (``sparsemac run --engine rtl``) when its driver is present, else on the model engine.
+
+Exit code 0 only if every value matched.
 """
 
 from __future__ import annotations
@@ -13,61 +19,101 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def _step(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
+def _layer_table(cfg, seed: int) -> int:
+    """Dense vs nm / block / bitmap on one RTL build of the tile; returns the mismatch count."""
+    from golden.formats import pack_weights
+    from golden.ops import matmul
+    from golden.perf import layer_stats
+    from golden.prune import prune
+    from golden.tile_model import tile_cycles
+
+    from .bench_layer import run_rtl
+    from .tile_driver import tile_job
+
+    rng = np.random.default_rng(seed)
+    M, K, N = 32, 256, 2 * cfg.cols
+    W = rng.integers(-128, 128, (M, K))
+    X = rng.integers(-128, 128, (K, N))
+    cases = [("dense", "dense", W, {}),
+             ("nm 1:4", "nm", prune(W, "nm", nm=(1, 4))[0], {"nm": (1, 4)}),
+             ("block 8x8 25%", "block", prune(W, "block", density=0.25, block_size=8)[0],
+              {"block_size": 8}),
+             ("bitmap 25%", "bitmap", prune(W, "unstructured", density=0.25)[0],
+              {"group_size": cfg.group_size})]
+    jobs, packs = [], []
+    for _, fmt, Wp, kw in cases:
+        for f in (fmt, "dense"):  # each pruned matrix sparse and dense on the same tile
+            pw = pack_weights(Wp, f, **kw) if f == fmt else pack_weights(Wp, "dense")
+            packs.append((pw, Wp))
+            jobs.append(tile_job(pw, X, cfg.cols, cfg.axi_bytes, act_skip=False))
+    res = run_rtl(cfg, jobs, seed=seed)
+    tile = type("TileCfg", (), {"rows": cfg.rows, "cols": cfg.cols, "tiles": 1,
+                                "axi_data_width": cfg.axi_data_width})()
+    print(f"layer W[{M},{K}] @ X[{K},{N}] on one {cfg.rows}x{cfg.cols} tile (compute phase; "
+          f"load not overlapped), every output compared with golden.matmul")
+    hdr = f"{'format':<15}{'cycles':>8}{'dense':>8}{'speedup':>9}{'roofline':>10}" \
+          f"{'ach/roof':>10}{'model':>8}{'mismatch':>10}"
+    print(hdr + "\n" + "-" * len(hdr))
+    bad = 0
+    for i, (name, fmt, Wp, _) in enumerate(cases):
+        sparse, dense = res[2 * i], res[2 * i + 1]
+        pw = packs[2 * i][0]
+        mism = 0
+        for r in (sparse, dense):
+            mism += int(np.count_nonzero(r["Y"] != matmul(Wp, X)))
+        bad += mism
+        roof = layer_stats(Wp, X, fmt, tile).compute_cycles
+        model = tile_cycles(pw, X, cfg, act_skip=False)["cycles"]
+        print(f"{name:<15}{sparse['cycles']:>8}{dense['cycles']:>8}"
+              f"{dense['cycles'] / sparse['cycles']:>8.2f}x{roof:>10}"
+              f"{sparse['cycles'] / roof:>10.3f}{model:>8}{mism:>10}")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/default.yaml")
     ap.add_argument("--out", default="build/demo")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
     from hw.config import AcceleratorConfig
 
+    from .cli import main as cli
     from .toolchain import apply_tool_env, verilator_version
 
     apply_tool_env()
+    t0 = time.time()
     cfg = AcceleratorConfig.from_yaml(args.config)
     _step(f"config {cfg.name}: {cfg.tiles} tile(s) of {cfg.rows}x{cfg.cols} MACs "
           f"({cfg.macs} MACs), formats {', '.join(cfg.formats)}")
     print(verilator_version())
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
-    t0 = time.time()
-    if importlib.util.find_spec("sim.cmd_generate") and importlib.util.find_spec("hw.tops"):
-        from .cli import main as cli
+    _step("generate Verilog (sparsemac generate)")
+    rc = cli(["generate", "--config", args.config, "-o", str(out / "verilog")])
+    if rc:
+        return rc
 
-        _step("generate Verilog (sparsemac generate)")
-        rc = cli(["generate", "--config", args.config, "-o", str(out / "verilog")])
-        if rc:
-            return rc
-    if importlib.util.find_spec("sim.bench_layer"):
-        from .cli import main as cli
+    _step("one sparse layer on the tile RTL, every format, vs the golden model")
+    bad = _layer_table(cfg, args.seed)
 
-        _step("sparse layer on the RTL vs the golden model (sparsemac bench matmul)")
-        rcs = []
-        for fmt, extra in (("nm", ["--nm", "1:4"]), ("dense", ["--nm", "1:4"])):
-            rcs.append(cli(["bench", "matmul", "--config", args.config, "--engine", "rtl",
-                            "--m", "32", "--k", "128", "--n", "8", "--format", fmt, *extra,
-                            "--seed", "1"]))
-        rc = max(rcs)
-    else:
-        from hw.pe import ProcessingElement
-
-        from .runner import run_cocotb
-
-        _step("toolchain check: one PE on Verilator vs golden")
-        pe = ProcessingElement(acc_width=cfg.acc_width, mul_pipeline=cfg.mul_pipeline)
-        run_cocotb(pe, toplevel="pe", test_module="tests.sim.cocotb_pe",
-                   env={"SPARSEMAC_ACC_WIDTH": str(cfg.acc_width),
-                        "SPARSEMAC_LATENCY": str(pe.latency)}, seed=1, tag="demo")
-        print("PE: all dot products match the golden model")
-        rc = 0
-    _step(f"demo {'PASSED' if rc == 0 else 'FAILED'} in {time.time() - t0:.1f} s")
-    return rc
+    engine = "rtl" if importlib.util.find_spec("sim.host.rtl_driver") else "model"
+    _step(f"network examples/demo_net.yaml end to end (sparsemac run --engine {engine})")
+    rc = cli(["run", "examples/demo_net.yaml", "--config", args.config, "--engine", engine,
+              "--seed", str(args.seed)])
+    ok = bad == 0 and rc == 0
+    _step(f"demo {'PASSED' if ok else 'FAILED'} in {time.time() - t0:.1f} s "
+          f"({bad} mismatching values in the layer table, run exit code {rc})")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
