@@ -37,10 +37,10 @@ class Sequencer(wiring.Component):
     when ``REQUANT`` is set without ``LUT``), the requant records (``CTRL``, multicast), the
     activations (``ACTS``, multicast, read once) and finally the image bodies tile after tile
     (so tile ``t`` computes while later tiles load).  Then wait until the `ResultWriter` has
-    seen one end marker per started node.  Any error (checks, DMA status, result writes, a tile's error flag, the
-    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset`` (ring, nodes, result
-    writer) until the DMAs are drained, and go idle; errors latch ``error_code``,
-    ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+    seen one end marker per started node.  Any error (checks, DMA status, result writes, a
+    tile's error flag, the watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset``
+    (ring, nodes, result writer) until the DMAs are drained, and go idle; errors latch
+    ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
 
     Members
     -------
