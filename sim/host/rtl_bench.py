@@ -1,0 +1,50 @@
+"""cocotb module behind ``sparsemac run --engine rtl`` (see :mod:`sim.host.rtl_driver`).
+
+Reads the job from ``SPARSEMAC_RUN_JOB`` (JSON: window base, image as hex, descriptor table,
+output buffers), runs it through :class:`sim.accel_driver.AccelDriver` and writes the result
+(STATUS fields, BUSY_CYCLES, cycles per descriptor, output bytes) to ``SPARSEMAC_RUN_OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+from cocotb.triggers import RisingEdge
+
+from hw.config import AcceleratorConfig
+from sim.accel_driver import AccelDriver, Job
+
+
+@cocotb.test()
+async def run_job(dut):
+    job_d = json.loads(open(os.environ["SPARSEMAC_RUN_JOB"]).read())
+    cfg = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
+    tb = AccelDriver(dut, cfg, seed=int(os.environ.get("SPARSEMAC_SEED", "1")))
+    await tb.reset()
+    job = Job(base=job_d["base"], image=bytearray(bytes.fromhex(job_d["image"])),
+              desc_base=job_d["desc_base"], count=job_d["count"])
+    first: dict[int, int] = {}  # descriptor index -> first cycle it was seen
+    state = {"running": True, "cycle": 0}
+
+    async def sample():
+        while state["running"]:
+            await RisingEdge(dut.clk)
+            state["cycle"] += 1
+            first.setdefault(int(dut.seq.desc_index.value), state["cycle"])
+
+    cocotb.start_soon(sample())
+    res = await tb.run(job, max_cycles=job_d["max_cycles"])
+    end = state["cycle"]
+    state["running"] = False
+    # a layer lasts from its descriptor index appearing until the next one (or the interrupt)
+    marks = sorted((c, i) for i, c in first.items() if i < job.count)
+    per_layer = [0] * job.count
+    for (c, i), nxt in zip(marks, [m[0] for m in marks[1:]] + [end]):
+        per_layer[i] = nxt - c
+    res["busy_cycles"] = await tb.counter("busy_cycles")
+    res["layer_cycles"] = per_layer
+    res["outputs"] = [tb.ram.read(addr, n).hex() for addr, n in job_d["outputs"]]
+    with open(os.environ["SPARSEMAC_RUN_OUT"], "w") as fh:
+        json.dump(res, fh)
