@@ -11,10 +11,15 @@ from golden.descriptors import DESC_MAGIC, ErrorCode
 from .config import FORMATS, AcceleratorConfig
 from .tile import DIM_WIDTH
 
-__all__ = ["DescChecker", "descriptor_layout", "MAX_GEO"]
+__all__ = ["DescChecker", "descriptor_layout", "MAX_GEO", "nz_depth"]
 
 #: Largest conv kernel / stride / padding / dilation the tile's 4-bit geometry fields hold.
 MAX_GEO = 15
+
+
+def nz_depth(cfg: AcceleratorConfig) -> int:
+    """Words of the tile's activation non-zero flag buffer (``Tile.nz_depth``)."""
+    return max(2, cfg.act_buf_depth // 8)
 
 
 def descriptor_layout() -> data.StructLayout:
@@ -33,9 +38,14 @@ class DescChecker(wiring.Component):
 
     Purely combinational.  Beyond the golden rules it reports the hardware limits: shapes that
     do not fit the tile's 16-bit dimensions or 4-bit conv geometry (``BAD_SHAPE``), the
-    ``ACCUMULATE`` flag (not supported: ``BAD_FLAGS``) and an ``nm`` N that is not a power of
-    two (``BAD_PARAM``).  A matmul is checked as itself and described to the tiles as the 1x1
-    conv of a ``K x 1 x N`` image (``oh = 1``, ``ow = n``).
+    ``ACCUMULATE`` flag (not supported: ``BAD_FLAGS``), an ``nm`` N that is not a power of
+    two (``BAD_PARAM``).  ``act_fits`` tells whether the layer's activations fit the tile's
+    buffers (the sequencer reports ``BAD_SHAPE`` after ``code``'s checks when not):
+    ``ceil(act_bytes / cols)`` image entries and ``ceil(n / cols) * k`` im2col entries at most
+    ``act_buf_depth``, ``ceil(n / cols) * ceil(k / axi_data_width)`` flag words at most
+    `nz_depth` (beyond them the tile would wrap its load counters and hang).  A matmul is checked
+    as itself and described to the tiles as the 1x1 conv of a ``K x 1 x N`` image
+    (``oh = 1``, ``ow = n``).
 
     Members
     -------
@@ -48,6 +58,8 @@ class DescChecker(wiring.Component):
         Output height / width the tiles run (conv), ``1`` / ``n`` for a matmul.
     act_bytes, out_bytes : Out(64)
         Sizes of the activation and output buffers.
+    act_fits : Out(1)
+        The activations fit the tile buffers (meaningful once ``code`` is 0).
     """
 
     def __init__(self, cfg: AcceleratorConfig):
@@ -57,7 +69,7 @@ class DescChecker(wiring.Component):
         super().__init__({
             "desc": In(descriptor_layout()), "window_bytes": In(64), "code": Out(8),
             "oh": Out(DIM_WIDTH), "ow": Out(DIM_WIDTH),
-            "act_bytes": Out(64), "out_bytes": Out(64),
+            "act_bytes": Out(64), "out_bytes": Out(64), "act_fits": Out(1),
         })
 
     def elaborate(self, platform):
@@ -112,13 +124,24 @@ class DescChecker(wiring.Component):
                          ow.eq(num_w.as_unsigned() // d.stride_w + 1)]
         conv_ok = (geo_ok & (oh >= 1) & (ow >= 1) & (d.k == d.c * d.kh * d.kw)
                    & (d.n == oh * ow) & geo_small)
-        shape_ok = mkn_ok & (~conv | conv_ok)
         m.d.comb += [self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n))]
 
         # buffers
         beat = cfg.axi_bytes
         m.d.comb += [self.act_bytes.eq(Mux(conv, d.c * d.h * d.w, d.k * d.n)),
                      self.out_bytes.eq(d.m * d.n * Mux(requant, 1, 4))]
+
+        # tile activation buffers (every layer runs as a conv: image, im2col entries, flags);
+        # only meaningful once mkn_ok holds (16-bit m, k, n), which the check also needs
+        cols, W = cfg.cols, cfg.axi_data_width
+        k16, n16 = d.k[:DIM_WIDTH], d.n[:DIM_WIDTH]
+        ncg, img_beats = Signal(DIM_WIDTH + 1), Signal(49)
+        m.d.comb += [ncg.eq((n16 + cols - 1) // cols),
+                     img_beats.eq((self.act_bytes[:48] + cols - 1) // cols)]
+        m.d.comb += self.act_fits.eq((ncg * k16 <= cfg.act_buf_depth)
+                                     & (img_beats <= cfg.act_buf_depth)
+                                     & (ncg * ((k16 + W - 1) // W) <= nz_depth(cfg)))
+        shape_ok = mkn_ok & (~conv | conv_ok)
         used = [(d.weights, 1, 32), (d.acts, 1, self.act_bytes), (d.out, 1, self.out_bytes),
                 (d.quant, requant, d.m * 16), (d.lut, lut, 256)]
         misaligned = Signal()

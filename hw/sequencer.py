@@ -31,7 +31,8 @@ class Sequencer(wiring.Component):
     """Runs ``DESC_COUNT`` descriptors: fetch, check, stream every buffer to the tiles, wait.
 
     Per layer (docs/accelerator.md): fetch the 64-byte descriptor (DMA), check it
-    (`DescChecker`), then for each tile ``t`` read its weight image header into a register,
+    (`DescChecker`: its code, then ``act_fits`` -> ``BAD_SHAPE``), then for each tile ``t``
+    read its weight image header into a register,
     check it, start the node (``node_start``) and send it the header (unicast to node
     ``t + 1``); then the activation table (``CTRL``, multicast; an identity table is generated
     when ``REQUANT`` is set without ``LUT``), the requant records (``CTRL``, multicast), the
@@ -260,6 +261,8 @@ class Sequencer(wiring.Component):
                 ]
                 with m.If(chk.code != 0):
                     fail(chk.code, desc_addr)
+                with m.Elif(~chk.act_fits):     # hardware limit: before anything is sent
+                    fail(E.BAD_SHAPE, desc_addr)
                 with m.Else():
                     m.next = "W_START"
                 with m.If(self.soft_reset):

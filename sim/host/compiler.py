@@ -41,7 +41,8 @@ from .network import LayerSpec, Network, NetworkError
 from .placement import MemoryPlan, Region
 
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
-           "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE"]
+           "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
+           "tile_buffer_needs", "check_tile_buffers"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -211,6 +212,40 @@ def _check_config(net: Network, cfg) -> None:
         if spec.nm and spec.nm[1] > cfg.nm_max_m:
             _fail(spec, net, "nm", f"must have M <= nm_max_m ({cfg.nm_max_m}) of this "
                   f"configuration, not {spec.nm[0]}:{spec.nm[1]}")
+
+
+def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
+    """What a compiled layer needs of the tile buffers on the RTL (docs/accelerator.md).
+
+    Returns ``{parameter: (needed, entries)}`` for ``act_buf_depth`` (the larger of the
+    ``ceil(C*H*W / cols)`` image entries, the ``ceil(N / cols) * K`` im2col entries and eight
+    times the ``ceil(N / cols) * ceil(K / axi_data_width)`` flag words), ``weight_buf_depth``
+    (bus words of the largest per-tile image) and ``out_buf_depth`` (rows of the largest tile
+    slice); ``needed`` is the smallest power of two that fits ``entries``.
+    """
+    _, k, n = cl.spec.mkn
+    ncg = -(-n // cfg.cols)
+    nz_words = ncg * -(-k // cfg.axi_data_width)
+    act = max(ncg * k, -(-int(cl.x.size) // cfg.cols), 8 * nz_words if nz_words > 2 else 0)
+    wgt = max(-(-int(pw.image.nbytes) // cfg.axi_bytes) for pw in cl.slices)
+    out = max(pw.shape[0] for pw in cl.slices)
+    return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in
+            (("act_buf_depth", act), ("weight_buf_depth", wgt), ("out_buf_depth", out))}
+
+
+def check_tile_buffers(cn: CompiledNetwork) -> None:
+    """Raise `NetworkError` (one line) for the first layer that does not fit the tile buffers
+    of ``cn.config`` (the RTL would refuse it with ``BAD_SHAPE`` / ``BAD_SIZE``)."""
+    cfg, net = cn.config, cn.network
+    for cl in cn.layers:
+        for name, (need, entries) in tile_buffer_needs(cl, cfg).items():
+            have = getattr(cfg, name)
+            if entries > have:
+                spec = cl.spec
+                where = f"{net.source}:{spec.line}" if spec.line else net.source
+                raise NetworkError(
+                    f"{where}: layers[{spec.index}] ({spec.name}) needs {name} >= {need} "
+                    f"({entries} entries) for the rtl engine, this configuration has {have}")
 
 
 def _input(net: Network, rng) -> tuple[np.ndarray, float]:

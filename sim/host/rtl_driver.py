@@ -46,12 +46,20 @@ def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
 
 def run_network_rtl(path, cfg, *, seed=None, base=None, max_cycles: int = 2_000_000) -> dict:
     """Compile ``path`` for ``cfg``, run it on the RTL and return the report (the model
-    engine's report format, ``engine: rtl``, cycles measured on the RTL)."""
+    engine's report format, ``engine: rtl``, cycles measured on the RTL).
+
+    Raises
+    ------
+    sim.cli.UsageError
+        The network does not compile, or a layer does not fit the tile buffers of ``cfg``
+        (`sim.host.compiler.check_tile_buffers`: one line naming the parameter and the value).
+    """
     from golden.descriptors import ErrorCode
 
+    from ..cli import UsageError
     from ..cmd_run import run_network
-    from . import compile_network, load_network
-    from .compiler import DEFAULT_BASE
+    from . import NetworkError, compile_network, load_network
+    from .compiler import DEFAULT_BASE, check_tile_buffers
     from .cycles import layer_cycles
     from .model_engine import run_model
 
@@ -59,6 +67,10 @@ def run_network_rtl(path, cfg, *, seed=None, base=None, max_cycles: int = 2_000_
 
     cn = compile_network(load_network(path), cfg, seed=seed,
                          base=DEFAULT_BASE if base is None else base)
+    try:  # the tiles would refuse it (BAD_SHAPE / BAD_SIZE): say which parameter, up front
+        check_tile_buffers(cn)
+    except NetworkError as exc:
+        raise UsageError(str(exc)) from None
     model = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
                       cfg=cfg)
     res = _run_image(cfg, cn, seed=1 if seed is None else seed, max_cycles=max_cycles)

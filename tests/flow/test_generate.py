@@ -104,15 +104,7 @@ def test_manifest_records_versions_and_hash(tmp_path):
 
 # Known lint findings in blocks owned by others (strict: the test fails once they are fixed, so
 # the entry must then be removed).
-KNOWN_LINT = {
-    "accelerator": "constant payload bits (inject/rcmd payload[67:64]) are emitted as "
-                   "'always @* x[66] = 0;', which Verilator reports as UNDRIVEN",
-}
-
-
-@pytest.mark.parametrize("top", [
-    pytest.param(t, marks=pytest.mark.xfail(reason=KNOWN_LINT[t], strict=True))
-    if t in KNOWN_LINT else t for t in available_tops()])
+@pytest.mark.parametrize("top", available_tops())
 def test_lint_clean_tiny(top, tmp_path):
     gen = _gen(top)
     path = tmp_path / f"{gen.module}.v"

@@ -226,3 +226,39 @@ def test_seed_changes_weights_and_base_moves_window():
     assert c.image == a.image and c.desc_base == 0x8000_0000 + c.desc_offset
     with pytest.raises(ValueError, match="base must be a non-negative multiple of 4096, not 100"):
         compile_network(net, CFG, base=100)
+
+
+def test_tile_buffer_needs_and_check(rng, seed):
+    """`tile_buffer_needs` against counts derived by hand for demo_net on the tiny preset, and
+    `check_tile_buffers` accepting each limit at exactly the need and refusing one below."""
+    import dataclasses
+    import types
+    from pathlib import Path
+
+    from sim.host import NetworkError, load_network
+    from sim.host.compiler import check_tile_buffers, tile_buffer_needs
+
+    cfg = AcceleratorConfig.preset("tiny")
+    path = Path(__file__).resolve().parents[2] / "examples" / "demo_net.yaml"
+    cn = compile_network(load_network(path), cfg)
+    needs = [tile_buffer_needs(cl, cfg) for cl in cn.layers]
+    # conv1: N = 144 -> 72 column groups of 2, K = 27: im2col 1944 > image 216 > flags 8 * 72
+    assert needs[0]["act_buf_depth"] == (2048, 1944), needs[0]
+    # conv2: N = 36 -> 18 groups, K = 72 -> 1296 (image 8*12*12 / 2 = 576, flags 8 * 36)
+    assert needs[1]["act_buf_depth"] == (2048, 1296), needs[1]
+    for cl, nd in zip(cn.layers, needs):
+        total = max(int.from_bytes(pw.image[28:32].tobytes(), "little") for pw in cl.slices)
+        assert nd["weight_buf_depth"][1] == -(-total // cfg.axi_bytes), (cl.spec.name, nd)
+        assert nd["out_buf_depth"][1] == cl.spec.out, (cl.spec.name, nd)  # one tile
+    for name in ("act_buf_depth", "weight_buf_depth", "out_buf_depth"):
+        fit = {p: max(nd[p][1] for nd in needs) for p in needs[0]}
+        ns = types.SimpleNamespace(**{**dataclasses.asdict(cfg), **fit}, axi_bytes=cfg.axi_bytes)
+        check_tile_buffers(dataclasses.replace(cn, config=ns))
+        i = max(range(len(needs)), key=lambda j: needs[j][name][1])
+        fit[name] -= 1
+        ns = types.SimpleNamespace(**{**dataclasses.asdict(cfg), **fit}, axi_bytes=cfg.axi_bytes)
+        with pytest.raises(NetworkError, match=rf"layers\[{i}\] \({cn.layers[i].spec.name}\) "
+                           rf"needs {name} >= {needs[i][name][0]} \({needs[i][name][1]} "
+                           rf"entries\) for the rtl engine, this configuration has "
+                           rf"{fit[name]}$"):
+            check_tile_buffers(dataclasses.replace(cn, config=ns))

@@ -15,7 +15,7 @@ from cocotb.triggers import RisingEdge
 
 from golden.descriptors import ErrorCode, validate_descriptor
 from hw.config import AcceleratorConfig
-from sim.accel_driver import AccelDriver, build_job, random_layer
+from sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 CFG = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
@@ -243,6 +243,74 @@ async def bad_tables_and_images(dut):
     errs = [e for e in errs if "outside" not in e] + [
         e for e in tb.mismatches(job, SEED) if "outside" in e]
     assert not errs, f"tile overflow: {errs}"
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+def _act_needs(L):
+    """(image entries, im2col entries, flag words) of a layer dict: docs/accelerator.md."""
+    if L["op"] == "matmul":
+        k, n, img = L["k"], L["n"], L["k"] * L["n"]
+    else:
+        (sh, sw), (ph, pw) = L["stride"], L["pad"]
+        oh = (L["h"] + 2 * ph - L["kh"]) // sh + 1
+        ow = (L["w"] + 2 * pw - L["kw"]) // sw + 1
+        k, n, img = L["c"] * L["kh"] * L["kw"], oh * ow, L["c"] * L["h"] * L["w"]
+    ncg = -(-n // CFG.cols)
+    return -(-img // CFG.cols), ncg * k, ncg * -(-k // CFG.axi_data_width)
+
+
+def _conv(**kw):
+    L = dict(op="conv2d", fmt="dense", requant=True, lut=None, density=0.5, c=1, kout=2,
+             kh=1, kw=1, stride=(1, 1), pad=(0, 0), dilation=(1, 1))
+    L.update(kw)
+    return L
+
+
+def _over_buffer_layers():
+    """Layers that exceed exactly one tile activation limit each (and the demo's conv1)."""
+    depth, nz = CFG.act_buf_depth, max(2, CFG.act_buf_depth // 8)
+    h = next(h for h in range(1, 200) if -(-h * h // CFG.cols) > depth)
+    s = min(15, h)
+    image = _conv(h=h, w=h, stride=(s, s))
+    gather = next(L for c in range(1, 16) for h in range(2, 64)
+                  for L in [_conv(c=c, h=h, w=h, kh=3, kw=3, pad=(1, 1))]
+                  if [n > lim for n, lim in zip(_act_needs(L), (depth, depth, nz))]
+                  == [False, True, False])
+    flags = dict(op="matmul", fmt="dense", requant=True, lut=None, density=0.5, m=2, k=1,
+                 n=CFG.cols * (nz + 1))
+    demo = _conv(c=3, h=12, w=12, kh=3, kw=3, pad=(1, 1), kout=8, fmt="bitmap")
+    return {"image entries": (image, 0), "im2col entries": (gather, 1),
+            "flag words": (flags, 2), "demo conv1 (counters wrap)": (demo, None)}
+
+
+@cocotb.test()
+async def tile_buffer_limits(dut):
+    """A layer beyond the tile's activation buffers (image, im2col entries, flag words) is
+    refused at its descriptor with BAD_SHAPE and the interrupt, before any output byte is
+    written, and never hangs; the largest layer that fits runs bit-exact."""
+    tb = await _tb(dut, salt=8)
+    rng = _rng(8)
+    depth, nz = CFG.act_buf_depth, max(2, CFG.act_buf_depth // 8)
+    for what, (L, which) in _over_buffer_layers().items():
+        needs = _act_needs(L)
+        limits = (depth, depth, nz)
+        over = [i for i in range(3) if needs[i] > limits[i]]
+        assert over and (which is None or over == [which]), (
+            f"{what}: test layer needs {needs}, limits {limits}")
+        assert not layer_fits(CFG, L), f"{what}: sim.accel_driver.layer_fits accepts {L}"
+        job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt="dense"), L])
+        res = await _expect_error(tb, job, E.BAD_SHAPE, f"{what} {needs} > {limits}",
+                                  max_cycles=4 * CFG.watchdog_cycles + 20_000)
+        assert res["error_addr"] == job.desc_base + 64, f"{what}: ERROR_ADDR {res}"
+        _only_first_written(tb, job, f"{what} (seed {SEED})")
+        job = _two_layers(rng)
+        _check_ok(tb, job, await tb.run(job), f"job after {what}")
+    # exactly full: image and im2col entries == act_buf_depth
+    full = dict(op="matmul", fmt="dense", requant=True, lut=None, density=0.5, m=2,
+                k=depth, n=CFG.cols)
+    assert _act_needs(full)[:2] == (depth, depth) and layer_fits(CFG, full), full
+    job = build_job(rng, CFG, [random_layer(rng, CFG, op="conv2d", fmt="nm"), full])
+    _check_ok(tb, job, await tb.run(job), "layer filling the activation buffer")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
 
 
