@@ -144,13 +144,20 @@ class Sequencer(wiring.Component):
         lay = self.layer
         lg_es_raw = 2 if cfg.acc_width <= 32 else 3
         hb = hdr
+        # CONTROL.soft_reset is a one-cycle pulse: hold it until a state acts on it (ABORT),
+        # so a pulse that lands in a state without its own check (HCHECK) is never lost
+        soft_pending = Signal()
+        soft_rq = Signal()
+        m.d.comb += soft_rq.eq(self.soft_reset | soft_pending)
+        with m.If(self.soft_reset):
+            m.d.sync += soft_pending.eq(1)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.done.eq(0), self.error.eq(0), self.error_code.eq(0),
                                  self.error_addr.eq(0), idx.eq(0)]
                     m.next = "TABLE"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -169,14 +176,14 @@ class Sequencer(wiring.Component):
                     fail(E.DESC_COUNT, self.desc_base)
                 with m.Else():
                     m.next = "FETCH"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
             with m.State("FETCH"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_DESC, desc_addr, DESC_BYTES)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -186,7 +193,7 @@ class Sequencer(wiring.Component):
                              self.rcmd.payload.length.eq(rd_len)]
                 with m.If(self.rcmd.ready):
                     m.next = "RD_STREAM"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -228,7 +235,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += bt.eq(0)
                         m.next = "BODIES"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -265,7 +272,7 @@ class Sequencer(wiring.Component):
                     fail(E.BAD_SHAPE, desc_addr)
                 with m.Else():
                     m.next = "W_START"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -275,7 +282,7 @@ class Sequencer(wiring.Component):
                     fail(E.OUT_OF_WINDOW, img)
                 with m.Else():
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -319,11 +326,11 @@ class Sequencer(wiring.Component):
                         # later tiles still load their weights
                         m.d.sync += [body_addr[t].eq(img + 32), body_len[t].eq(hb.total - 32)]
                         m.next = "W_NEXT"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -337,7 +344,7 @@ class Sequencer(wiring.Component):
                     fail(E.BAD_SHAPE, img + hb.total)
                 with m.Else():
                     m.next = "W_START"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -351,7 +358,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
                     m.next = "IDENT"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -365,7 +372,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += gen.eq(gen + 1)
                     with m.If(gen == 256 // beat - 1):
                         m.next = "QUANT"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -374,14 +381,14 @@ class Sequencer(wiring.Component):
                 qlen = Signal(aw + 1)
                 m.d.comb += qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)
                 read(_P_QUANT, self.mem_base + desc.quant, qlen, FlitType.CTRL)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -393,7 +400,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += bt.eq(bt + 1)
                 with m.Else():
                     read(_P_WBODY, body_addr[bt], body_len[bt], FlitType.DATA, unicast=bt + 1)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -409,7 +416,7 @@ class Sequencer(wiring.Component):
                         m.next = "LAYER_DONE"
                 with m.Elif(wd == cfg.watchdog_cycles - 1):
                     fail(E.WATCHDOG, desc_addr)
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
@@ -422,13 +429,14 @@ class Sequencer(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "FETCH"
-                with m.If(self.soft_reset):
+                with m.If(soft_rq):
                     m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                                  self.done.eq(0), self.error.eq(0)]
                     m.next = "ABORT"
             with m.State("ABORT"):
                 m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
+                m.d.sync += soft_pending.eq(0)
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
