@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -54,8 +53,8 @@ def test_markdown_and_header_list_everything():
         assert f"SPARSEMAC_ERR_{c.name} = {int(c)}," in h
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler on PATH")
 def test_c_header_compiles(tmp_path):
+    # a C compiler is a project requirement (Verilator builds need one)
     hdr = tmp_path / "sparsemac_regs.h"
     hdr.write_text(regmap_c_header(AcceleratorConfig()))
     src = tmp_path / "t.c"
