@@ -151,16 +151,20 @@ class Sequencer(wiring.Component):
         m.d.comb += soft_rq.eq(self.soft_reset | soft_pending)
         with m.If(self.soft_reset):
             m.d.sync += soft_pending.eq(1)
+
+        def abort_on_soft_reset():
+            """In any working state: a soft reset clears the status and aborts (ABORT)."""
+            with m.If(soft_rq):
+                m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                             self.done.eq(0), self.error.eq(0)]
+                m.next = "ABORT"
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.done.eq(0), self.error.eq(0), self.error_code.eq(0),
                                  self.error_addr.eq(0), idx.eq(0)]
                     m.next = "TABLE"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("TABLE"):
                 m.d.comb += self.busy.eq(1)
                 end = Signal(aw + 40)
@@ -176,27 +180,18 @@ class Sequencer(wiring.Component):
                     fail(E.DESC_COUNT, self.desc_base)
                 with m.Else():
                     m.next = "FETCH"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("FETCH"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_DESC, desc_addr, DESC_BYTES)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("RD_ISSUE"):
                 m.d.comb += [self.busy.eq(1), self.rcmd.valid.eq(1),
                              self.rcmd.payload.addr.eq(rd_addr),
                              self.rcmd.payload.length.eq(rd_len)]
                 with m.If(self.rcmd.ready):
                     m.next = "RD_STREAM"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("RD_STREAM"):
                 m.d.comb += self.busy.eq(1)
                 rd = self.rdata
@@ -235,10 +230,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += bt.eq(0)
                         m.next = "BODIES"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
                 conv = desc.opcode == 1
@@ -272,20 +264,14 @@ class Sequencer(wiring.Component):
                     fail(E.BAD_SHAPE, desc_addr)
                 with m.Else():
                     m.next = "W_START"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("W_START"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(img + 32 > self.mem_limit):
                     fail(E.OUT_OF_WINDOW, img)
                 with m.Else():
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("HCHECK"):
                 m.d.comb += self.busy.eq(1)
                 secs = hb.sec_a | hb.sec_b | hb.sec_c
@@ -326,14 +312,7 @@ class Sequencer(wiring.Component):
                         # later tiles still load their weights
                         m.d.sync += [body_addr[t].eq(img + 32), body_len[t].eq(hb.total - 32)]
                         m.next = "W_NEXT"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("W_NEXT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total),
@@ -344,10 +323,7 @@ class Sequencer(wiring.Component):
                     fail(E.BAD_SHAPE, img + hb.total)
                 with m.Else():
                     m.next = "W_START"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("LUT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += gen.eq(0)
@@ -358,10 +334,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
                     m.next = "IDENT"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("IDENT"):
                 m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
                 word = Signal(W)
@@ -372,26 +345,17 @@ class Sequencer(wiring.Component):
                     m.d.sync += gen.eq(gen + 1)
                     with m.If(gen == 256 // beat - 1):
                         m.next = "QUANT"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("QUANT"):
                 m.d.comb += self.busy.eq(1)
                 qlen = Signal(aw + 1)
                 m.d.comb += qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)
                 read(_P_QUANT, self.mem_base + desc.quant, qlen, FlitType.CTRL)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("BODIES"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(bt == t):
@@ -400,10 +364,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += bt.eq(bt + 1)
                 with m.Else():
                     read(_P_WBODY, body_addr[bt], body_len[bt], FlitType.DATA, unicast=bt + 1)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("WAIT"):
                 m.d.comb += [self.busy.eq(1), in_wait.eq(1)]
                 nodes_err = (self.node_error & tmask).any()
@@ -416,10 +377,7 @@ class Sequencer(wiring.Component):
                         m.next = "LAYER_DONE"
                 with m.Elif(wd == cfg.watchdog_cycles - 1):
                     fail(E.WATCHDOG, desc_addr)
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("LAYER_DONE"):
                 m.d.comb += [self.busy.eq(1), self.irq_desc.eq(desc.flags[3])]
                 m.d.sync += idx.eq(idx + 1)
@@ -429,10 +387,7 @@ class Sequencer(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "FETCH"
-                with m.If(soft_rq):
-                    m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
-                                 self.done.eq(0), self.error.eq(0)]
-                    m.next = "ABORT"
+                abort_on_soft_reset()
             with m.State("ABORT"):
                 m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
