@@ -249,74 +249,33 @@ class AccelDriver:
 
         import cocotb
         from cocotb.clock import Clock
-        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
+
+        from .axi_vip import FaultyAxiRam, axi_rule_monitor
 
         self.dut, self.cfg = dut, cfg
         self.rng = random.Random(seed)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mem_size)
+        self.ram = FaultyAxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
+                                size=mem_size)
         self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         for iface in (self.ram.read_if, self.ram.write_if, self.lite.read_if,
                       self.lite.write_if):
             iface.log.setLevel(logging.WARNING)
         self.set_stall(stall)
-        self.faults: list[tuple[int, int, int]] = []
         self.violations: list[str] = []
-        self._install_faults()
-        cocotb.start_soon(self._monitor())
+        cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=cfg.axi_bytes,
+                                           max_burst=cfg.axi_max_burst,
+                                           violations=self.violations))
 
-    def _install_faults(self):
-        """Answer SLVERR (resp 2) or DECERR (3) for accesses touching a ``faults`` range."""
-        pending = {}
-        for kind, iface in (("r", self.ram.read_if), ("w", self.ram.write_if)):
-            orig = iface._read if kind == "r" else iface._write
-            chan = iface.r_channel if kind == "r" else iface.b_channel
-            orig_send = chan.send
+    @property
+    def faults(self) -> list[tuple[int, int, int]]:
+        """``(lo, hi, resp)`` ranges answered SLVERR (2) or DECERR (3) by the memory."""
+        return self.ram.faults
 
-            def check(address, length, _k=kind):
-                for lo, hi, resp in self.faults:
-                    if address < hi and address + length > lo:
-                        pending[_k] = resp
-                        raise OSError(f"injected fault at {address:#x}")
-
-            if kind == "r":
-                async def op(address, length, _orig=orig, _check=check):
-                    _check(address, length)
-                    return await _orig(address, length)
-                iface._read = op
-            else:
-                async def op(address, data, _orig=orig, _check=check):
-                    _check(address, len(data))
-                    return await _orig(address, data)
-                iface._write = op
-
-            async def send(t, _send=orig_send, _k=kind):
-                field_ = "rresp" if _k == "r" else "bresp"
-                if int(getattr(t, field_)) == 2 and pending.get(_k) == 3:
-                    setattr(t, field_, 3)
-                await _send(t)
-            chan.send = send
-
-    async def _monitor(self):
-        """Check every AR/AW handshake: INCR, full-width beats, the 4 KiB rule, max burst."""
-        from cocotb.triggers import ReadOnly, RisingEdge
-
-        d, beat = self.dut, self.cfg.axi_bytes
-        while True:
-            await RisingEdge(d.clk)
-            await ReadOnly()
-            for ch in ("ar", "aw"):
-                if int(getattr(d, f"m_axi__{ch}valid").value) and \
-                        int(getattr(d, f"m_axi__{ch}ready").value):
-                    addr = int(getattr(d, f"m_axi__{ch}addr").value)
-                    beats = int(getattr(d, f"m_axi__{ch}len").value) + 1
-                    if (addr & 0xFFF) + beats * beat > 0x1000:
-                        self.violations.append(f"{ch} {addr:#x} x{beats} crosses 4 KiB")
-                    if beats > self.cfg.axi_max_burst:
-                        self.violations.append(f"{ch} burst of {beats} beats")
-                    if int(getattr(d, f"m_axi__{ch}burst").value) != 1 or \
-                            1 << int(getattr(d, f"m_axi__{ch}size").value) != beat:
-                        self.violations.append(f"{ch} {addr:#x}: not a full-width INCR burst")
+    @faults.setter
+    def faults(self, value):
+        self.ram.faults = value
 
     def set_stall(self, p: float):
         ram, lite = self.ram, self.lite

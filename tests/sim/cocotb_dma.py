@@ -14,8 +14,9 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotbext.axi import AxiBus, AxiRam
-from cocotbext.axi.constants import AxiResp
+from cocotbext.axi import AxiBus
+
+from sim.axi_vip import FaultyAxiRam, axi_rule_monitor
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 P = {k: int(os.environ[f"SPARSEMAC_{k.upper()}"]) for k in (
@@ -28,48 +29,16 @@ MEM = 1 << 16
 OK, MISALIGNED, OUT_OF_WINDOW, SLVERR, DECERR, WATCHDOG = 0, 20, 21, 32, 33, 34
 
 
-class FaultyRam(AxiRam):
-    """AxiRam that answers SLVERR or DECERR for beats inside ``faults`` ranges and records
-    every address handshake (checking INCR, size, max burst and the 4 KiB rule)."""
+class FaultyRam(FaultyAxiRam):
+    """The shared error-injecting AxiRam (sim/axi_vip.py) on this testbench's ``m_axi_`` port,
+    with the AXI handshakes it has seen (``bursts``) and rule ``violations``."""
 
     def __init__(self, dut, **kw):
         super().__init__(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=MEM, **kw)
         self.read_if.log.setLevel(logging.WARNING)
         self.write_if.log.setLevel(logging.WARNING)
-        self.faults: list[tuple[int, int, int]] = []
         self.violations: list[str] = []
         self.bursts: list[tuple[str, int, int]] = []
-        self._fault = {}
-        for kind, iface in (("r", self.read_if), ("w", self.write_if)):
-            orig = iface._read if kind == "r" else iface._write
-            iface_send = iface.r_channel.send if kind == "r" else iface.b_channel.send
-            if kind == "r":
-                async def op(address, length, _orig=orig, _k=kind):
-                    self._check_fault(_k, address, length)
-                    return await _orig(address, length)
-                iface._read = op
-            else:
-                async def op(address, data, _orig=orig, _k=kind):
-                    self._check_fault(_k, address, len(data))
-                    return await _orig(address, data)
-                iface._write = op
-
-            async def send(t, _send=iface_send, _k=kind):
-                field = "rresp" if _k == "r" else "bresp"
-                fault = self._fault.pop(_k, None)
-                if int(getattr(t, field)) == AxiResp.SLVERR and fault == 3:
-                    setattr(t, field, AxiResp.DECERR)
-                await _send(t)
-            if kind == "r":
-                iface.r_channel.send = send
-            else:
-                iface.b_channel.send = send
-
-    def _check_fault(self, kind, address, length):
-        for lo, hi, resp in self.faults:
-            if address < hi and address + length > lo:
-                self._fault[kind] = resp
-                raise OSError(f"injected fault at 0x{address:x}")
 
     def set_backpressure(self, rng, on=True):
         chans = (self.write_if.aw_channel, self.write_if.w_channel, self.write_if.b_channel,
@@ -89,26 +58,10 @@ class TB:
         self.rng = random.Random(SEED)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         self.ram = FaultyRam(dut)
-        cocotb.start_soon(self._monitor())
-
-    async def _monitor(self):
-        """Independent check of every AR/AW handshake against the AXI rules."""
-        d = self.dut
-        while True:
-            await RisingEdge(d.clk)
-            await ReadOnly()
-            for ch in ("ar", "aw"):
-                if int(getattr(d, f"m_axi__{ch}valid").value) and \
-                        int(getattr(d, f"m_axi__{ch}ready").value):
-                    addr = int(getattr(d, f"m_axi__{ch}addr").value)
-                    beats = int(getattr(d, f"m_axi__{ch}len").value) + 1
-                    self.ram.bursts.append((ch, addr, beats))
-                    if (addr & 0xFFF) + beats * BB > 0x1000:
-                        self.ram.violations.append(f"{ch} 0x{addr:x}x{beats} crosses 4 KiB")
-                    if beats > P["max_burst"]:
-                        self.ram.violations.append(f"{ch} {beats} beats > max_burst")
-                    if int(getattr(d, f"m_axi__{ch}burst").value) != 1:
-                        self.ram.violations.append(f"{ch} burst not INCR")
+        cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=BB,
+                                           max_burst=P["max_burst"],
+                                           violations=self.ram.violations,
+                                           bursts=self.ram.bursts))
 
     async def reset(self):
         d = self.dut
