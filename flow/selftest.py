@@ -1,142 +1,308 @@
-"""Built-in self-test for board builds: an LFSR-driven MacArray checked against the golden model.
+"""Board self-test: the whole accelerator runs a small sparse layer from on-chip memory.
 
-After reset the core feeds ``cycles`` pseudo-random (weight, activation) pairs into every lane of
-a :class:`hw.mac_array.MacArray` (the first pair clears the sums), waits for the pipeline, folds
-all ``rows * cols`` accumulators into one XOR checksum and compares it with a constant computed
-here in Python at elaboration (:func:`expected_checksum`: the same LFSR sequence, the products
-summed and wrapped at ``acc_width`` by ``golden.quant.wrap``).  ``ok`` lights the pass LED.
+:class:`AccelSelfTest` = :class:`hw.accelerator.Accelerator` + :class:`hw.axi_sram.AxiSram`
+(its data memory, preloaded with a memory image compiled at elaboration by
+:mod:`sim.host.compiler`) + a small controller FSM.  After reset the controller
 
-Stimulus: a 32-bit Galois LFSR (polynomial x^32 + x^22 + x^2 + x + 1, state ``s``) steps once
-per cycle; lane ``r`` gets ``w = byte(s, r mod 4) ^ (31 r mod 256)`` and column ``c`` of lane ``r``
-gets ``x = byte(s, (r + c + 1) mod 4) ^ ((59 (r * cols + c) + 85) mod 256)``, read as int8.
-The stimulus reaches the array's (unregistered) multiplier inputs through shared logic, so on a
-large array the board's critical path is this fan-out, not the array (docs/flow.md).
+1. writes the registers over AXI4-Lite (``MEM_BASE``, ``MEM_LIMIT``, ``DESC_BASE``,
+   ``DESC_COUNT``, ``IRQ_STATUS`` (clear), ``IRQ_ENABLE`` = done | error, ``CONTROL.start``),
+   checking every ``BRESP``;
+2. waits for ``irq`` (at most ``timeout_cycles``);
+3. reads ``STATUS`` and requires ``done`` and no ``error``;
+4. takes over the SRAM's read channel (the accelerator is idle by then) and reads every bus
+   word of the layer's output buffer, comparing it with a ROM built at elaboration from the
+   compiler's golden output (whole words: the bytes of the word past the buffer must still
+   hold their initial value, so a write beyond the buffer is caught too).
+
+``ok`` (pass LED) or ``fail`` (fail LED) then lights with ``done``.  The layer is one matmul
+with requantization in the most interesting sparse format the build has (bitmap, else nm, else
+block, else dense), an activation table if the build has the LUT engine, sized to fit the tile
+buffers (:func:`selftest_network`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
-__all__ = ["SelfTestCore", "lfsr_sequence", "stimulus", "expected_checksum"]
+__all__ = ["AccelSelfTest", "SelfTestImage", "selftest_network", "compile_selftest",
+           "SELFTEST_BASE"]
 
-LFSR_TAPS = 0x80200003
-LFSR_SEED = 0xACE1_2468
-
-
-def lfsr_sequence(n: int, seed: int = LFSR_SEED) -> list[int]:
-    """The first ``n`` LFSR states (state of cycle 0 first)."""
-    s, out = seed, []
-    for _ in range(n):
-        out.append(s)
-        s = (s >> 1) ^ (LFSR_TAPS if s & 1 else 0)
-    return out
+#: Window base of the self-test image (the SRAM decodes the low address bits only, so the
+#: base must be a multiple of the SRAM size: at most 64 KiB of SRAM).
+SELFTEST_BASE = 0x1_0000
+_FORMAT_PREFERENCE = ("bitmap", "nm", "block", "dense")
 
 
-def _s8(b: int) -> int:
-    return b - 256 if b & 0x80 else b
+def selftest_network(cfg, *, fmt: str | None = None, m: int | None = None, k: int | None = None,
+                     n: int | None = None, seed: int = 1) -> dict:
+    """The self-test layer list (``sim.host.network_from_dict`` form) for build ``cfg``.
+
+    One matmul ``Y[M, N] = W[M, K] @ X[K, N]`` with requantization: ``fmt`` (default: the first
+    of bitmap, nm, block, dense in ``cfg.formats``) at 50 % density (nm: 2:4), ReLU through the
+    activation table when ``cfg.lut_enabled``.  Defaults: ``M = 2 * rows * tiles`` (every tile
+    gets rows, two passes of the array), ``N = 2 * cols`` (two column groups), ``K = 32`` or
+    less so that the ``ceil(N / cols) * K`` im2col entries fit ``act_buf_depth``.
+    """
+    fmt = fmt or next(f for f in _FORMAT_PREFERENCE if f in cfg.formats)
+    m = m or 2 * cfg.rows * cfg.tiles
+    n = n or 2 * cfg.cols
+    k = k or min(32, cfg.act_buf_depth // -(-n // cfg.cols))
+    layer = {"name": "selftest", "op": "matmul", "out_features": m, "format": fmt,
+             "requant": True}
+    if fmt == "nm":
+        layer["nm"] = "2:4"
+    elif fmt != "dense":
+        layer["density"] = 0.5
+    if cfg.lut_enabled:
+        layer["activation"] = "relu"
+    return {"name": "selftest", "seed": seed, "input": {"shape": [k, n]}, "layers": [layer]}
 
 
-def _w_const(r: int) -> int:
-    return (31 * r) & 0xFF
+@dataclass(frozen=True)
+class SelfTestImage:
+    """What the self-test hardware is built from (all computed in Python at elaboration).
+
+    Members
+    -------
+    base, limit : int
+        ``MEM_BASE`` / ``MEM_LIMIT``: the SRAM spans ``[base, limit)``.
+    sram_depth : int
+        SRAM words (a power of two) of ``cfg.axi_data_width`` bits.
+    image : bytes
+        The SRAM contents (the compiled window, truncated to the used bytes).
+    desc_base, desc_count : int
+    out_addr, out_bytes : int
+        Absolute address and size of the output buffer.
+    expected_words : list of int
+        The bus words covering the output buffer after a correct run.
+    fmt, shape : str, tuple
+        The layer's format and ``(M, K, N)``.
+    writes : list of (str, int)
+        The register writes, in order.
+    """
+
+    base: int
+    limit: int
+    sram_depth: int
+    image: bytes
+    desc_base: int
+    desc_count: int
+    out_addr: int
+    out_bytes: int
+    expected_words: list
+    fmt: str
+    shape: tuple
+    writes: list
 
 
-def _x_const(r: int, c: int, cols: int) -> int:
-    return (59 * (r * cols + c) + 85) & 0xFF
+def compile_selftest(cfg, network: dict | None = None, *, corrupt: int | None = None
+                     ) -> SelfTestImage:
+    """Compile ``network`` (default :func:`selftest_network`) for ``cfg`` into a SRAM image.
+
+    ``corrupt`` flips bit 0 of that byte of the expected output (a test of the checker).
+
+    Raises
+    ------
+    sim.host.NetworkError
+        The layer does not compile for ``cfg`` or does not fit its tile buffers.
+    ValueError
+        The image needs more than 64 KiB of SRAM, or ``corrupt`` is outside the output.
+    """
+    from sim.host import compile_network, network_from_dict
+    from sim.host.compiler import check_tile_buffers
+
+    net = network_from_dict(network or selftest_network(cfg), source="selftest")
+    cn = compile_network(net, cfg, base=SELFTEST_BASE)
+    check_tile_buffers(cn)
+    beat = cfg.axi_bytes
+    used = max(r.end for r in cn.regions)
+    words = max(1, -(-used // beat))
+    depth = 1 << (words - 1).bit_length()
+    if depth * beat > SELFTEST_BASE:
+        raise ValueError(f"the self-test image must fit {SELFTEST_BASE} bytes of SRAM, not "
+                         f"{depth * beat} ({used} bytes used)")
+    image = bytes(cn.image[:used])
+    layer = cn.layers[-1]
+    out = layer.descriptor.out
+    golden = bytearray(layer.expected.astype(np.int8 if layer.spec.requant else "<i4").tobytes())
+    if corrupt is not None:
+        if not 0 <= corrupt < len(golden):
+            raise ValueError(f"corrupt must be a byte index between 0 and {len(golden) - 1}, "
+                             f"not {corrupt!r}")
+        golden[corrupt] ^= 1
+    first, last = out // beat, -(-(out + len(golden)) // beat)
+    final = bytearray(image) + bytes(last * beat - len(image))
+    final[out:out + len(golden)] = golden
+    expected = [int.from_bytes(final[i * beat:(i + 1) * beat], "little")
+                for i in range(first, last)]
+    limit = SELFTEST_BASE + depth * beat
+    writes = [("MEM_BASE_LO", SELFTEST_BASE), ("MEM_LIMIT_LO", limit),
+              ("DESC_BASE_LO", cn.desc_base), ("DESC_COUNT", cn.desc_count),
+              ("IRQ_STATUS", 7), ("IRQ_ENABLE", 3), ("CONTROL", 1)]
+    return SelfTestImage(base=SELFTEST_BASE, limit=limit, sram_depth=depth, image=image,
+                         desc_base=cn.desc_base, desc_count=cn.desc_count,
+                         out_addr=SELFTEST_BASE + out, out_bytes=len(golden),
+                         expected_words=expected, fmt=layer.spec.fmt, shape=layer.spec.mkn,
+                         writes=writes)
 
 
-def stimulus(state: int, rows: int, cols: int) -> tuple[list[int], list[list[int]]]:
-    """``(w[rows], x[rows][cols])`` as int8 for one LFSR state (see the module docstring)."""
-    byte = [(state >> (8 * i)) & 0xFF for i in range(4)]
-    w = [_s8(byte[r % 4] ^ _w_const(r)) for r in range(rows)]
-    x = [[_s8(byte[(r + c + 1) % 4] ^ _x_const(r, c, cols)) for c in range(cols)]
-         for r in range(rows)]
-    return w, x
+class AccelSelfTest(wiring.Component):
+    """The accelerator on a preloaded on-chip memory, started and checked by a small FSM.
 
-
-def expected_checksum(rows: int, cols: int, acc_width: int, cycles: int) -> int:
-    """XOR of every accumulator (as an unsigned ``acc_width``-bit word) after the test."""
-    from golden.quant import wrap
-
-    acc = np.zeros((rows, cols), dtype=object)
-    for s in lfsr_sequence(cycles):
-        w, x = stimulus(s, rows, cols)
-        acc += np.array(w, dtype=object)[:, None] * np.array(x, dtype=object)
-    acc = wrap(acc, acc_width)
-    chk = 0
-    for v in np.asarray(acc).ravel():
-        chk ^= int(v) & ((1 << acc_width) - 1)
-    return chk
-
-
-class SelfTestCore(wiring.Component):
-    """Drive a MacArray from an LFSR for ``cycles`` cycles and check its checksum.
-
-    Latency: ``done`` rises ``cycles + array.latency + 3`` cycles after reset and stays high.
+    Latency: ``done`` rises after the register writes (about 5 cycles each), the layer (a few
+    thousand cycles for the default layers) and one read per output word (about 4 cycles
+    each); ``done`` also rises after ``timeout_cycles`` without ``irq`` (then ``fail``).
 
     Parameters
     ----------
-    rows, cols, acc_width, mul_pipeline : int
-        MacArray parameters (``hw.mac_array.MacArray``).
-    cycles : int
-        Pairs per lane (>= 1).
-    expected : int, optional
-        Checksum to compare with (default: :func:`expected_checksum`); tests pass a wrong one
-        to see the check fail.
+    cfg : hw.config.AcceleratorConfig
+    network : dict, optional
+        Layer list (``sim.host.network_from_dict`` form); default :func:`selftest_network`.
+    corrupt : int, optional
+        Flip a bit of this expected output byte (the check must then fail).
+    timeout_cycles : int
+        Cycles to wait for ``irq`` before failing (>= 1).
 
     Members
     -------
     done : Out(1)
-        The check has been made.
+        The test has finished (stays high until reset).
     ok : Out(1)
-        ``done`` and the checksum matched.
-    checksum : Out(acc_width)
-        The folded accumulators.
+        ``done``, every register write answered OKAY, STATUS done without error, every output
+        word as expected.
+    fail : Out(1)
+        ``done`` and not ``ok``.
+    status : Out(32)
+        STATUS as read after the interrupt (0 if it was never read).
+    mismatches : Out(16)
+        Output words that differed from the golden ones.
+    cycles : Out(32)
+        Cycles from ``CONTROL.start`` to ``irq``.
+    timed_out : Out(1)
+        No ``irq`` within ``timeout_cycles``.
     """
 
-    def __init__(self, *, rows: int, cols: int, acc_width: int = 32, mul_pipeline: int = 2,
-                 cycles: int = 1000, expected: int | None = None):
-        if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
-            raise ValueError(f"cycles must be a positive integer, not {cycles!r}")
-        self.rows, self.cols, self.acc_width = rows, cols, acc_width
-        self.mul_pipeline, self.cycles = mul_pipeline, cycles
-        self.expected = (expected_checksum(rows, cols, acc_width, cycles) if expected is None
-                         else expected)
-        super().__init__({"done": Out(1), "ok": Out(1), "checksum": Out(acc_width)})
+    def __init__(self, cfg, *, network: dict | None = None, corrupt: int | None = None,
+                 timeout_cycles: int = 1 << 20):
+        if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) \
+                or timeout_cycles < 1:
+            raise ValueError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
+        self.cfg = cfg
+        self.timeout_cycles = timeout_cycles
+        self.test = compile_selftest(cfg, network, corrupt=corrupt)
+        super().__init__({"done": Out(1), "ok": Out(1), "fail": Out(1), "status": Out(32),
+                          "mismatches": Out(16), "cycles": Out(32), "timed_out": Out(1)})
 
     def elaborate(self, platform):
-        from hw.mac_array import MacArray
+        from hw.accelerator import Accelerator
+        from hw.axi_sram import AxiSram
+        from hw.regmap import register
 
         m = Module()
-        m.submodules.array = arr = MacArray(rows=self.rows, cols=self.cols,
-                                            acc_width=self.acc_width,
-                                            mul_pipeline=self.mul_pipeline)
-        s = Signal(32, init=LFSR_SEED)
-        count = Signal(range(self.cycles + arr.latency + 4))
-        running = Signal()
-        m.d.comb += running.eq(count < self.cycles)
-        with m.If(running):
-            m.d.sync += s.eq((s >> 1) ^ (s[0].replicate(32) & LFSR_TAPS))
-        byte = [s[8 * i:8 * i + 8] for i in range(4)]
-        for r in range(self.rows):
-            m.d.comb += arr.w[r].eq((byte[r % 4] ^ _w_const(r)).as_signed())
-            for c in range(self.cols):
-                m.d.comb += arr.x[r][c].eq(
-                    (byte[(r + c + 1) % 4] ^ _x_const(r, c, self.cols)).as_signed())
-        m.d.comb += [arr.valid.eq(running.replicate(self.rows)),
-                     arr.clear.eq((count == 0).replicate(self.rows))]
-        fold = Const(0, self.acc_width)
-        for r in range(self.rows):
-            for c in range(self.cols):
-                fold = fold ^ arr.acc[r][c].as_unsigned()
-        chk = Signal(self.acc_width)
-        m.d.sync += chk.eq(fold)  # registered: the XOR tree is off the accumulator path
-        m.d.comb += self.checksum.eq(chk)
-        last = self.cycles + arr.latency + 3
-        with m.If(count < last):
-            m.d.sync += count.eq(count + 1)
+        cfg, t = self.cfg, self.test
+        beat = cfg.axi_bytes
+        m.submodules.accel = acc = Accelerator(cfg)
+        m.submodules.sram = sram = AxiSram.for_config(cfg, depth=t.sram_depth, init=t.image)
+        m.submodules.rom = rom = Memory(shape=cfg.axi_data_width,
+                                        depth=len(t.expected_words), init=t.expected_words)
+        rom_rd = rom.read_port(domain="sync")
+        a, s = acc.m_axi, sram.s_axi
+
+        # -- the SRAM: write channel always the accelerator's, read channel switched by `check`
+        check = Signal()
+        ctl_arvalid, ctl_araddr, ctl_rready = Signal(), Signal(cfg.axi_addr_width), Signal()
+        for name in ("awid", "awaddr", "awlen", "awsize", "awburst", "awvalid", "wdata",
+                     "wstrb", "wlast", "wvalid", "bready"):
+            m.d.comb += getattr(s, name).eq(getattr(a, name))
+        for name in ("awready", "wready", "bid", "bresp", "bvalid", "rid", "rdata", "rresp",
+                     "rlast"):
+            m.d.comb += getattr(a, name).eq(getattr(s, name))
+        with m.If(check):
+            m.d.comb += [s.arvalid.eq(ctl_arvalid), s.araddr.eq(ctl_araddr), s.arlen.eq(0),
+                         s.arburst.eq(1), s.rready.eq(ctl_rready)]
         with m.Else():
-            m.d.sync += [self.done.eq(1), self.ok.eq(chk == self.expected)]
+            for name in ("arid", "araddr", "arlen", "arsize", "arburst", "arvalid", "rready"):
+                m.d.comb += getattr(s, name).eq(getattr(a, name))
+            m.d.comb += [a.arready.eq(s.arready), a.rvalid.eq(s.rvalid)]
+
+        # -- register writes: a constant table -------------------------------------------------
+        offsets = Array(Const(register(cfg, name).offset, 12) for name, _ in t.writes)
+        values = Array(Const(v, 32) for _, v in t.writes)
+        lite = acc.s_axil
+        idx = Signal(range(len(t.writes)))
+        aw_done, w_done = Signal(), Signal()
+        m.d.comb += [lite.awaddr.eq(offsets[idx]), lite.wdata.eq(values[idx]),
+                     lite.wstrb.eq(0xF), lite.araddr.eq(register(cfg, "STATUS").offset)]
+
+        n_words = len(t.expected_words)
+        word = Signal(range(n_words + 1))
+        m.d.comb += [rom_rd.addr.eq(word), ctl_araddr.eq(t.out_addr + word * beat)]
+        wait = Signal(range(self.timeout_cycles + 1))
+        errors = Signal(16)
+        m.d.comb += self.mismatches.eq(errors)
+
+        with m.FSM(name="selftest"):
+            with m.State("WRITE"):
+                m.d.comb += [lite.awvalid.eq(~aw_done), lite.wvalid.eq(~w_done)]
+                aw_now = aw_done | lite.awready
+                w_now = w_done | lite.wready
+                m.d.sync += [aw_done.eq(aw_now), w_done.eq(w_now)]
+                with m.If(aw_now & w_now):
+                    m.d.sync += [aw_done.eq(0), w_done.eq(0)]
+                    m.next = "WRITE_RESP"
+            with m.State("WRITE_RESP"):
+                m.d.comb += lite.bready.eq(1)
+                with m.If(lite.bvalid):
+                    with m.If(lite.bresp != 0):
+                        m.next = "FAIL"
+                    with m.Elif(idx == len(t.writes) - 1):
+                        m.next = "WAIT_IRQ"
+                    with m.Else():
+                        m.d.sync += idx.eq(idx + 1)
+                        m.next = "WRITE"
+            with m.State("WAIT_IRQ"):
+                m.d.sync += [wait.eq(wait + 1), self.cycles.eq(self.cycles + 1)]
+                with m.If(acc.irq):
+                    m.next = "READ_STATUS"
+                with m.Elif(wait == self.timeout_cycles):
+                    m.d.sync += self.timed_out.eq(1)
+                    m.next = "FAIL"
+            with m.State("READ_STATUS"):
+                m.d.comb += lite.arvalid.eq(1)
+                with m.If(lite.arready):
+                    m.next = "STATUS_DATA"
+            with m.State("STATUS_DATA"):
+                m.d.comb += lite.rready.eq(1)
+                with m.If(lite.rvalid):
+                    m.d.sync += self.status.eq(lite.rdata)
+                    # STATUS: bit 1 done, bit 2 error
+                    with m.If((lite.rresp == 0) & lite.rdata[1] & ~lite.rdata[2]):
+                        m.next = "CHECK_ADDR"
+                    with m.Else():
+                        m.next = "FAIL"
+            with m.State("CHECK_ADDR"):
+                m.d.comb += [check.eq(1), ctl_arvalid.eq(1)]
+                with m.If(s.arready):
+                    m.next = "CHECK_DATA"
+            with m.State("CHECK_DATA"):
+                m.d.comb += [check.eq(1), ctl_rready.eq(1)]
+                with m.If(s.rvalid):
+                    with m.If(s.rdata != rom_rd.data):
+                        m.d.sync += errors.eq(errors + 1)
+                    m.d.sync += word.eq(word + 1)
+                    with m.If(word == n_words - 1):
+                        m.next = "CHECKED"
+                    with m.Else():
+                        m.next = "CHECK_ADDR"
+            with m.State("CHECKED"):
+                m.d.comb += check.eq(1)
+                m.d.sync += [self.done.eq(1), self.ok.eq(errors == 0), self.fail.eq(errors != 0)]
+            with m.State("FAIL"):
+                m.d.sync += [self.done.eq(1), self.fail.eq(1)]
         return m

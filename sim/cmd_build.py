@@ -1,5 +1,6 @@
-"""Build a board's bitstream (ULX3S-85F, iCEBreaker) with a self-test top, and report area
-against the device and Fmax against the target.  Writes the bitstream, report.json/.md and
+"""Build a board's bitstream (ULX3S-85F, iCEBreaker): the accelerator with on-chip memory and a
+sparse self-test (flow/selftest.py), and report area against the device and Fmax against the
+target.  Writes the bitstream, report.json/.md and
 the pin constraints used (also into constraints/<board>/)."""
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="config YAML (default: the board's self-test size on the tiny preset)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                    help="override one parameter (repeatable)")
-    p.add_argument("--cycles", type=int, default=1000, help="self-test length (default 1000)")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -28,17 +28,18 @@ def main(args) -> int:
     from flow.boards import BOARDS, board_config, build_board, format_board_report
     from flow.synth import SynthError
     from hw.config import AcceleratorConfig
+    from sim.host import NetworkError
 
     if args.board not in BOARDS:
         raise UsageError(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
-    if args.cycles < 1:
-        raise UsageError(f"--cycles must be at least 1, not {args.cycles}")
     cfg = AcceleratorConfig.from_yaml(args.config) if args.config else None
     if args.overrides:
         cfg = board_config(args.board, cfg).with_overrides(args.overrides)
     try:
-        rep = build_board(args.board, args.out, cfg, cycles=args.cycles)
+        rep = build_board(args.board, args.out, cfg)
     except SynthError as exc:
         raise UsageError(str(exc)) from None
+    except NetworkError as exc:  # the self-test layer does not fit this config's buffers
+        raise UsageError(f"self-test layer: {exc}") from None
     print(json.dumps(rep, indent=2, sort_keys=True) if args.json else format_board_report(rep))
     return 0 if rep["result"] == "ok" else 1

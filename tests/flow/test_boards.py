@@ -1,70 +1,67 @@
-"""Board builds: the self-test core against the golden model, the fit check, real builds."""
+"""Board builds: configs, the Yosys script rewrite, the fit check and real builds."""
 
 from __future__ import annotations
 
 import pytest
-from amaranth.sim import Simulator
 
-from flow.boards import BOARDS, board_config, build_board
-from flow.selftest import SelfTestCore, expected_checksum, lfsr_sequence
-
-
-def _run_selftest(dut, cycles):
-    res = {}
-
-    async def tb(ctx):
-        for _ in range(cycles + dut.mul_pipeline + 8):
-            await ctx.tick()
-        res.update(done=ctx.get(dut.done), ok=ctx.get(dut.ok), chk=ctx.get(dut.checksum))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
-    return res
+from flow.boards import BOARDS, _split_script, _use_classic_abc, board_config, build_board
+from flow.selftest import compile_selftest
 
 
-def test_lfsr_is_maximal_galois():
-    s = lfsr_sequence(3, seed=1)
-    assert s == [1, 0x80200003, (0x80200003 >> 1) ^ 0x80200003]
-    assert len(set(lfsr_sequence(5000))) == 5000
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_configs_compile_a_sparse_selftest(board):
+    cfg = board_config(board)
+    t = compile_selftest(cfg)
+    assert t.fmt != "dense" and t.fmt in cfg.formats, t.fmt
+    assert t.sram_depth * cfg.axi_bytes >= len(t.image)
+    assert cfg.macs <= {"ecp5": 156, "ice40": 8}[BOARDS[board].target]   # DSPs of the device
 
 
-def test_selftest_core_passes_with_golden_checksum_and_fails_otherwise(seed, rng):
-    rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    acc_width, pipe = int(rng.choice([20, 24, 32])), int(rng.integers(0, 4))
-    cycles = int(rng.integers(20, 200))
-    exp = expected_checksum(rows, cols, acc_width, cycles)
-    good = _run_selftest(SelfTestCore(rows=rows, cols=cols, acc_width=acc_width,
-                                      mul_pipeline=pipe, cycles=cycles), cycles)
-    where = f"rows={rows} cols={cols} acc_width={acc_width} mul_pipeline={pipe} seed={seed}"
-    assert good == {"done": 1, "ok": 1, "chk": exp}, f"expected chk {exp}, got {good}; {where}"
-    bad = _run_selftest(SelfTestCore(rows=rows, cols=cols, acc_width=acc_width,
-                                     mul_pipeline=pipe, cycles=cycles, expected=exp ^ 1), cycles)
-    assert bad["done"] == 1 and bad["ok"] == 0, f"a wrong constant passed: {bad}; {where}"
+def test_unknown_board_is_an_error():
+    with pytest.raises(ValueError, match="board must be one of ulx3s-85f, icebreaker, not 'x'"):
+        board_config("x")
+    with pytest.raises(ValueError, match="abc must be one of abc9, abc, auto, not 'yes'"):
+        build_board("icebreaker", "/nonexistent", abc="yes")
 
 
+def test_build_script_split_and_classic_abc(tmp_path):
+    sh = ('#!/bin/sh\nset -e\n: ${YOSYS:=yosys}\n"$YOSYS" -q -l t.rpt t.ys\n'
+          '"$NEXTPNR_ICE40" --json t.json --asc t.asc\n"$ICEPACK" t.asc t.bin\n')
+    synth, rest = _split_script(sh)
+    assert synth.splitlines()[-1] == '"$YOSYS" -q -l t.rpt t.ys' and "NEXTPNR" not in synth
+    assert "$YOSYS\"" not in rest and rest.count(": ${YOSYS:=yosys}") == 1
+    assert rest.splitlines()[-2:] == ['"$NEXTPNR_ICE40" --json t.json --asc t.asc',
+                                      '"$ICEPACK" t.asc t.bin']
+    ys = tmp_path / "t.ys"
+    ys.write_text("read_rtlil t.il\n    synth_ecp5  -top t\nwrite_json t.json\n")
+    _use_classic_abc(ys, "ecp5")
+    assert ys.read_text().splitlines() == [
+        "read_rtlil t.il", "synth_ecp5  -top t -run :map_luts",
+        "techmap -map +/lattice/latches_map.v", "abc -lut 4:7 -dress", "clean",
+        "synth_ecp5  -top t -run map_cells:", "write_json t.json"]
+
+
+@pytest.mark.slow
 @pytest.mark.flow
-def test_board_that_does_not_fit_is_not_built(tmp_path, monkeypatch):
-    """A 4x4 array needs 16 SB_MAC16: the iCEBreaker's UP5K has 8."""
-    monkeypatch.setenv("SPARSEMAC_CACHE", str(tmp_path / "cache"))
-    cfg = board_config("icebreaker").replace(rows=4, cols=4, out_lanes=4)
+def test_board_that_does_not_fit_is_not_placed(tmp_path):
+    """Four tiles of 4x4 need 64 multipliers: the iCEBreaker's UP5K has 8 SB_MAC16."""
+    cfg = board_config("icebreaker").replace(rows=4, cols=4, tiles=4, out_lanes=4)
     rep = build_board("icebreaker", tmp_path / "out", cfg, write_constraints=False)
-    assert rep["result"] == "does not fit icebreaker (ice40 up5k): DSP 16 > 8", rep["result"]
-    assert not (tmp_path / "out" / "build").exists()
+    assert rep["result"].startswith("does not fit icebreaker (ice40 up5k): "), rep["result"]
+    assert f"DSP {rep['area']['DSP']} > 8" in rep["result"] and rep["area"]["DSP"] > 8
+    assert not (tmp_path / "out" / "build" / "sparsemac_icebreaker.asc").exists()
     assert (tmp_path / "out" / "report.md").read_text().count("does not fit") == 1
 
 
 @pytest.mark.slow
 @pytest.mark.flow
 @pytest.mark.parametrize("board", list(BOARDS))
-def test_board_build(board, tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARSEMAC_CACHE", str(tmp_path / "cache"))
+def test_board_build(board, tmp_path):
     cfg = board_config(board)
-    rep = build_board(board, tmp_path, cfg, cycles=300, write_constraints=False)
-    assert rep["result"] == "ok"
-    assert rep["area"]["DSP"] == cfg.rows * cfg.cols, rep["area"]
-    assert not rep["device_fit_problems"]
-    assert rep["fmax_mhz"] and rep["fmax_mhz"] > rep["board_clock_mhz"], rep
+    rep = build_board(board, tmp_path, cfg, write_constraints=False)
+    assert rep["result"] == "ok", rep["result"]
+    assert not rep["fit_problems"]
+    assert rep["area"]["BRAM"] > 0, rep["area"]          # the SRAM and the tile buffers
+    assert rep["fmax_mhz"] and rep["timing"]["meets_board_clock"], rep
     bit = tmp_path / rep["bitstream"]
     assert bit.stat().st_size > 10_000, bit
