@@ -83,7 +83,10 @@ class Im2colAddress(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [q.eq(Const(cols, dw) // g.ow), rmd.eq(Const(cols, dw) % g.ow)]
-                    for j in range(cols):
+                    # column 0 starts at (0, 0): no divider (Amaranth's RTLIL writes the constant
+                    # 0 as a 0-bit operand, which Yosys 0.70's $__div_mod_floor techmap rejects)
+                    m.d.sync += [oh[0].eq(0), ow[0].eq(0)]
+                    for j in range(1, cols):
                         m.d.sync += [oh[j].eq(Const(j, dw) // g.ow), ow[j].eq(Const(j, dw) % g.ow)]
                     m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), c.eq(0), r.eq(0), s.eq(0),
                                  rd.eq(0), sd.eq(0), cb.eq(0)]
