@@ -1,0 +1,628 @@
+"""Consistency checks of a weight image's body in hardware (docs/spec.md section 3, codes 7..10).
+
+`ImageChecker` sits on the stream of weight-image words going into a tile and reports, at the
+end of the image, the code ``golden.parse_weights`` would report (`golden.format_check`).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import MAGIC, FormatErrorCode
+
+from .config import AcceleratorConfig
+
+__all__ = ["ImageChecker"]
+
+_DENSE, _BITMAP, _BLOCK, _NM = range(4)
+_HDR, _SETUP1, _SETUP2, _BODY, _DONE = range(5)
+
+
+def _log2(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def _popcount(value, width):
+    return sum((value[i] for i in range(width)), Const(0, range(width + 1)))
+
+
+def _sig(m, value, width, name):
+    """``value`` as a named signal (so the expression is built once, not at every use)."""
+    sig = Signal(width, name=name)
+    m.d.comb += sig.eq(value)
+    return sig
+
+
+def _highest(m, vec, width, name):
+    """Index of the highest set bit of ``vec`` (0 when none)."""
+    j = Signal(range(max(2, width)), name=name)
+    for i in range(width):
+        with m.If(vec[i]):
+            m.d.comb += j.eq(i)
+    return j
+
+
+def _clamp(m, value, lo, hi, name):
+    """``value`` clamped to ``[lo, hi]`` in a narrow signed signal (for per-lane compares)."""
+    out = Signal(signed(max(lo.bit_length(), hi.bit_length()) + 2), name=name)
+    m.d.comb += out.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
+    return out
+
+
+class _RowScan:
+    """Walks rows of ``rb`` bytes through the words of one section, one row end per cycle.
+
+    A word holding at most one row end is handled in one cycle: its lanes split into the part
+    of the row that ends (``in_r``) and the start of the next row (``in_n``).  A word holding a
+    second row end is held (``stall``) and finished the next cycle.  ``end_r`` / ``end_n`` are
+    the lane just past the end of each row (may lie beyond the word).
+    """
+
+    def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init):
+        lg_wb = _log2(wb)
+        self.r = r = Signal(rw + 1, name=f"{name}_r")
+        self.rem = rem = Signal(18, name=f"{name}_rem")
+        self.lp = lp = Signal(max(1, lg_wb), name=f"{name}_lp")
+        live = Signal(name=f"{name}_live")
+        self.end_r = end_r = Signal(signed(21), name=f"{name}_end_r")
+        self.end_n = end_n = Signal(signed(21), name=f"{name}_end_n")
+        self.ends = ends = Signal(name=f"{name}_ends")
+        self.stall = stall = Signal(name=f"{name}_stall")
+        self.next_row = next_row = Signal(name=f"{name}_next_row")
+        m.d.comb += [live.eq(active & (r < rows)),
+                     end_r.eq(lp + rem), end_n.eq(lp + rem + rb),
+                     ends.eq(live & (end_r <= wb)),
+                     next_row.eq(ends & (r + 1 < rows)),
+                     stall.eq(next_row & (end_n <= wb))]
+        self.live = live
+        er = _clamp(m, end_r, 0, wb, f"{name}_er")
+        self.in_r = [Signal(name=f"{name}_in_r{i}") for i in range(wb)]
+        self.in_n = [Signal(name=f"{name}_in_n{i}") for i in range(wb)]
+        for i in range(wb):
+            m.d.comb += [self.in_r[i].eq(live & (lp <= i) & (er > i)),
+                         self.in_n[i].eq(next_row & ~stall & (er <= i))]
+        with m.If(init):
+            m.d.sync += [r.eq(0), rem.eq(rb), lp.eq(0)]
+        with m.Elif(go & live):
+            with m.If(ends):
+                m.d.sync += r.eq(r + 1)
+                with m.If(stall):
+                    m.d.sync += [lp.eq(end_r), rem.eq(rb)]
+                with m.Else():
+                    m.d.sync += [lp.eq(0), rem.eq(end_n - wb)]
+            with m.Else():
+                m.d.sync += [lp.eq(0), rem.eq(end_r - wb)]
+
+
+class ImageChecker(wiring.Component):
+    """Checks the body of one weight image as it streams into a tile (golden rules 7..10).
+
+    A pass-through on the weight stream (``i`` -> ``o``, payload unchanged): it observes every
+    word, header first, of the image started by ``start`` and, once the image's ``total`` bytes
+    have passed, holds ``done`` with ``code`` = the `FormatErrorCode` ``golden.parse_weights``
+    reports for the image (0 when valid).  Exact checks, one pass, in section order:
+
+    * bitmap: ``row_ptr`` (``BAD_PTR``: starts at 0, non-decreasing, ``row_ptr[M] <= total -
+      sec_c``), mask bits at or past ``K`` (``BAD_PAD``), popcount of each row against its
+      ``row_ptr`` difference (``BAD_MASK_COUNT``, the pointers are kept in a small memory);
+    * block: ``blk_ptr`` (``BAD_PTR``, capacity of the ``blk_col`` and value sections),
+      ``blk_col < ceil(K/B)`` and strictly increasing within a block row (``BAD_INDEX``), stored
+      values past ``M`` (last block row) or ``K`` (blocks in the last block column, one bit per
+      stored block kept from section B) are 0 (``BAD_PAD``);
+    * nm: indices ``< M`` and strictly increasing within each group (``BAD_INDEX``); values of
+      slots whose column is past ``K`` are 0 (``BAD_PAD``: the trailing zero values of each
+      row's last group are kept per row and compared with the number of its indices past
+      ``K``);
+    * dense: nothing beyond the header.
+
+    When several rules break, the code is golden's (bitmap: PTR, PAD, MASK_COUNT; block: PTR,
+    INDEX, PAD; nm: INDEX, PAD).  The header is re-checked as golden does (magic, format,
+    parameters, shape, ``total``, section offsets and sizes: codes 1..6; the sequencer has
+    already rejected such headers), plus the hardware limits ``rows <= out_buf_depth`` and
+    ``cols < 2**16`` (``BAD_SHAPE``).  Words past ``total`` are passed without looking at them.
+
+    Throughput: one word per cycle, except
+
+    * for `setup_cycles` cycles after the header (a body word arriving then is held);
+    * a word that holds a second row end of the bitmap masks, or (nm with ``K % M != 0``) of
+      the nm values or indices, is held one more cycle per extra row end;
+    * a word of ``blk_col`` holding a second block-row boundary is held one more cycle per
+      extra boundary (an empty block row counts as a boundary).
+
+    So rows of at least ``axi_data_width / 8`` bytes (and block rows of at least that many
+    ``blk_col`` entries) never stall.  ``o.ready`` is never waited for by ``o.valid``; the
+    hold depends only on the checker's state, never on the payload.  Every wait is bounded
+    (by the rows and block rows of the image), whatever the bytes.
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+        ``axi_data_width`` (word), ``group_size``, ``block_size``, ``nm_max_m``, ``formats``
+        (only built formats are checked), ``out_buf_depth`` (rows per slice, pointer memory),
+        ``weight_buf_depth`` (image words: sizes the block-column bit memory).
+
+    Members
+    -------
+    i : In(stream.Signature(axi_data_width))
+    o : Out(stream.Signature(axi_data_width))
+    start : In(1)
+        Pulse: forget the last image, the next word on ``i`` is a header word.
+    done : Out(1)
+        The image has passed and ``code`` is final (until ``start``).
+    code : Out(8)
+        ``FormatErrorCode`` of the image, 0 when valid (meaningful with ``done``).
+
+    Raises
+    ------
+    TypeError
+        ``cfg`` is not an AcceleratorConfig.
+    """
+
+    def __init__(self, cfg: AcceleratorConfig):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        self.cfg = cfg
+        self.wb = cfg.axi_bytes
+        super().__init__({
+            "i": In(stream.Signature(cfg.axi_data_width)),
+            "o": Out(stream.Signature(cfg.axi_data_width)),
+            "start": In(1), "done": Out(1), "code": Out(8),
+        })
+
+    #: Cycles after the last header word during which a body word is held.
+    setup_cycles = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        W, wb = cfg.axi_data_width, cfg.axi_bytes
+        lg_wb = _log2(wb)
+        G, B = cfg.group_size, cfg.block_size
+        lgG, lgB = _log2(G), _log2(B)
+        BB, lgBB = B * B, 2 * lgB
+        obd = cfg.out_buf_depth
+        rw = obd.bit_length()           # holds 0..out_buf_depth
+        has_bm, has_blk, has_nm = (f in cfg.formats for f in ("bitmap", "block", "nm"))
+        E = wb // 4                     # u32 pointers per word
+        F = wb // 2                     # u16 block columns per word
+        lgE, lgF = _log2(E), _log2(F)
+        C = FormatErrorCode
+
+        # ---------------- stream: pass-through, held while `may` is low ----------------
+        i, o = self.i, self.o
+        word = i.payload
+        may, go, xfer = Signal(), Signal(), Signal()
+        m.d.comb += [o.payload.eq(word), o.valid.eq(i.valid & may), i.ready.eq(o.ready & may),
+                     go.eq(i.valid & o.ready), xfer.eq(go & may)]
+        byte = [word[8 * j:8 * j + 8] for j in range(wb)]
+
+        # ---------------- header and position ----------------
+        state = Signal(3, init=_HDR)
+        hdr = Signal(256)
+        pos = Signal(34)                # byte offset of the presented word in the image
+        hdr_words = 32 // wb
+        h_magic, h_fmt, h_a, h_b, h_rsv = hdr[0:32], hdr[32:40], hdr[40:48], hdr[48:56], hdr[56:64]
+        h_rows, h_cols = hdr[64:96], hdr[96:128]
+        sec_a, sec_b, sec_c, total = hdr[128:160], hdr[160:192], hdr[192:224], hdr[224:256]
+        ended = Signal()
+        m.d.comb += ended.eq((pos >= 32) & (pos >= total))
+        body = Signal()
+        m.d.comb += body.eq((state == _BODY) & ~ended)
+        in_a, in_b, in_c = Signal(), Signal(), Signal()
+        m.d.comb += [in_a.eq(body & (pos >= sec_a) & (pos < sec_b)),
+                     in_b.eq(body & (pos >= sec_b) & (pos < sec_c)),
+                     in_c.eq(body & (pos >= sec_c) & (pos < total))]
+        with m.If(xfer):
+            m.d.sync += pos.eq(pos + wb)
+            with m.If(state == _HDR):
+                for k in range(hdr_words):
+                    with m.If(pos == k * wb):
+                        m.d.sync += hdr[k * W:(k + 1) * W].eq(word)
+                with m.If(pos == 32 - wb):
+                    m.d.sync += state.eq(_SETUP1)
+
+        # ---------------- set-up: derived values, header rules ----------------
+        is_bm, is_blk, is_nm = Signal(), Signal(), Signal()
+        M = Signal(rw)
+        K = Signal(16)
+        hcode = Signal(8)               # header rules (codes 1..6)
+        lg_mn, lg_n = Signal(3), Signal(3)
+        mn, nn = Signal(6), Signal(6)
+        rb_bm = Signal(17)              # bitmap: mask bytes per row
+        pq = Signal(17)                 # bitmap: RB - floor(K/8)
+        hi = Signal(8)                  # bitmap: bits at/after K of byte floor(K/8)
+        nbr, nbc = Signal(rw), Signal(17)
+        ngroups, rb_nm, krem = Signal(16), Signal(18), Signal(6)
+        pad_nm = Signal()
+        np_ = Signal(rw)                # pointer intervals (bitmap M, block nbr)
+        cap = Signal(32)
+        prod = Signal(40)
+        xmul = Signal(18)
+        rvalid, cvalid = Signal(max(1, lgB)), Signal(max(1, lgB))
+        rpad_on, cpad_on = Signal(), Signal()
+        setup2 = Signal()
+        m.d.comb += setup2.eq(state == _SETUP2)
+
+        fmt_ok = Signal()
+        mn_ok, n_ok = Signal(), Signal()
+        for v in (2, 4, 8, 16, 32):
+            with m.If(h_b == v):
+                m.d.comb += [lg_mn.eq(_log2(v)), mn_ok.eq(v <= cfg.nm_max_m)]
+        for v in (1, 2, 4, 8, 16, 32):
+            with m.If(h_a == v):
+                m.d.comb += [lg_n.eq(_log2(v)), n_ok.eq(1)]
+        m.d.comb += fmt_ok.eq(h_fmt < 4)
+        param_ok = Signal()
+        with m.Switch(h_fmt):
+            with m.Case(_DENSE):
+                m.d.comb += param_ok.eq((h_a == 0) & (h_b == 0))
+            with m.Case(_BITMAP):
+                m.d.comb += param_ok.eq((h_a == G) & (h_b == 0))
+            with m.Case(_BLOCK):
+                m.d.comb += param_ok.eq((h_a == B) & (h_b == 0))
+            with m.Case(_NM):
+                m.d.comb += param_ok.eq(mn_ok & n_ok & (h_a <= h_b))
+        secs = sec_a | sec_b | sec_c
+        with m.If(state == _SETUP1):
+            m.d.sync += [is_bm.eq(h_fmt == _BITMAP), is_blk.eq(h_fmt == _BLOCK),
+                         is_nm.eq(h_fmt == _NM),
+                         M.eq(h_rows[:rw]), K.eq(h_cols[:16]),
+                         mn.eq(h_b[:6]), nn.eq(h_a[:6])]
+            with m.If(h_magic != MAGIC):
+                m.d.sync += hcode.eq(C.BAD_MAGIC)
+            with m.Elif(~fmt_ok):
+                m.d.sync += hcode.eq(C.BAD_FORMAT)
+            with m.Elif((h_rsv != 0) | ~param_ok):
+                m.d.sync += hcode.eq(C.BAD_PARAM)
+            with m.Elif((h_rows == 0) | (h_cols == 0) | (h_rows > obd) | (h_cols > 0xFFFF)):
+                m.d.sync += hcode.eq(C.BAD_SHAPE)
+            with m.Elif((total[:5] != 0) | (total < 32)):
+                m.d.sync += hcode.eq(C.BAD_SIZE)
+            with m.Elif((secs[:5] != 0) | (sec_a < 32) | (sec_a > sec_b) | (sec_b > sec_c)
+                        | (sec_c > total)):
+                m.d.sync += hcode.eq(C.BAD_SECTION)
+            with m.Else():
+                m.d.sync += hcode.eq(0)
+            m.d.sync += state.eq(_SETUP2)
+        # derived values (read in SETUP2 and the body, so computed from the registers)
+        m.d.comb += [
+            rb_bm.eq(((K + G - 1) >> lgG) << (lgG - 3)),
+            pq.eq(rb_bm - (K >> 3)),
+            hi.eq(Const(0xFF, 8) << K[:3]),
+            nbr.eq((M + B - 1) >> lgB), nbc.eq((K + B - 1) >> lgB),
+            ngroups.eq((K + mn - 1) >> lg_mn), rb_nm.eq(ngroups << lg_n),
+            krem.eq(((K - 1) & (mn - 1)) + 1), pad_nm.eq((K & (mn - 1)) != 0),
+            np_.eq(Mux(is_blk, nbr, M)),
+            rvalid.eq(M[:max(1, lgB)]), cvalid.eq(K[:max(1, lgB)]),
+            rpad_on.eq((M & (B - 1)) != 0), cpad_on.eq((K & (B - 1)) != 0),
+            xmul.eq(Mux(is_bm, rb_bm, Mux(is_nm, rb_nm, K))),
+        ]
+        cap_bm = Signal(33)
+        cap_b1, cap_b2 = Signal(33), Signal(33)
+        m.d.comb += [cap_bm.eq(total - sec_c), cap_b1.eq((sec_c - sec_b) >> 1),
+                     cap_b2.eq((total - sec_c) >> lgBB)]
+        need_a, need_b = Signal(41), Signal(41)
+        m.d.comb += [need_a.eq(Mux(is_bm, (M + 1) << 2, Mux(is_blk, (nbr + 1) << 2, prod))),
+                     need_b.eq(Mux(is_bm | is_nm, prod, 0))]
+        unused_bad = Signal()
+        m.d.comb += unused_bad.eq(Mux(is_bm | is_blk, 0,
+                                      Mux(is_nm, sec_c != total,
+                                          (sec_b != total) | (sec_c != total))))
+        with m.If(state == _SETUP2):
+            m.d.sync += [cap.eq(Mux(is_blk, Mux(cap_b1 < cap_b2, cap_b1, cap_b2), cap_bm)),
+                         state.eq(_BODY)]
+        # the product M * X (dense K, bitmap RB, nm RB), valid from the first body cycle
+        m.d.sync += prod.eq(M * xmul)
+        size_bad = Signal()
+        m.d.comb += size_bad.eq((need_a > sec_b - sec_a) | (need_b > sec_c - sec_b) | unused_bad)
+        checks = Signal()               # the body rules apply (header fine, format built)
+        m.d.comb += checks.eq(hcode == 0)
+
+        # sticky rule flags
+        bad_ptr, bad_pad, bad_cnt, bad_idx = Signal(), Signal(), Signal(), Signal()
+
+        # ---------------- pointer section (bitmap row_ptr, block blk_ptr) ----------------
+        ptr_fmt = Signal()
+        m.d.comb += ptr_fmt.eq(Const(int(has_bm)) & is_bm | Const(int(has_blk)) & is_blk)
+        pidx = Signal(rw + 2)           # next pointer entry the body checks need
+        consume = Signal()
+        e1, e2 = Signal(32), Signal(32)
+        nnz = Signal(32)                # ptr[np]: stored values / blocks
+        plast_row = Signal(32)          # ptr[np - 1]: first block of the last block row
+        if has_bm or has_blk:
+            p_entries = max(obd + 1, -(-obd // B) + 1) + 2
+            pd = max(2, -(-p_entries // E))
+            pmem = Memory(shape=W, depth=pd, init=[])
+            m.submodules.ptr_mem = pmem
+            pw = pmem.write_port()
+            pr1 = pmem.read_port(transparent_for=(pw,))
+            pr2 = pmem.read_port(transparent_for=(pw,))
+            a_act = Signal()
+            m.d.comb += a_act.eq(in_a & ptr_fmt & checks)
+            aoff = Signal(34)
+            m.d.comb += aoff.eq(pos - sec_a)
+            j0 = Signal(34)
+            m.d.comb += j0.eq(aoff >> 2)
+            plast = Signal(32)
+            vals = [word[32 * e:32 * e + 32] for e in range(E)]
+            dj = _clamp(m, np_ - j0, -2, E + 1, "ptr_dj")    # lane of entry np
+            for e in range(E):
+                v = vals[e]
+                prev = vals[e - 1] if e else plast
+                ok = a_act & (dj >= e)
+                first = (j0 == 0) if e == 0 else Const(0)
+                with m.If(xfer & ok):
+                    with m.If(first & (v != 0)):
+                        m.d.sync += bad_ptr.eq(1)
+                    with m.If(~first & (v < prev)):
+                        m.d.sync += bad_ptr.eq(1)
+                    with m.If(dj == e):
+                        m.d.sync += nnz.eq(v)
+                        with m.If(v > cap):
+                            m.d.sync += bad_ptr.eq(1)
+                    with m.If(dj == e + 1):
+                        m.d.sync += plast_row.eq(v)
+            with m.If(xfer & a_act):
+                m.d.sync += plast.eq(vals[-1])
+            m.d.comb += [pw.addr.eq(aoff >> lg_wb), pw.data.eq(word),
+                         pw.en.eq(xfer & a_act & ((aoff >> lg_wb) < pd))]
+            # sequential read of entries pidx (e1) and pidx + 1 (e2)
+            ent1, ent2 = Signal(rw + 3), Signal(rw + 3)
+            m.d.comb += [ent1.eq(Mux(consume, pidx + 1, pidx)), ent2.eq(ent1 + 1),
+                         pr1.addr.eq(ent1 >> lgE), pr2.addr.eq(ent2 >> lgE)]
+            sel1, sel2 = Signal(max(1, lgE)), Signal(max(1, lgE))
+            if lgE:
+                m.d.sync += [sel1.eq(ent1[:lgE]), sel2.eq(ent2[:lgE])]
+            m.d.comb += [e1.eq(pr1.data.word_select(sel1, 32) if lgE else pr1.data),
+                         e2.eq(pr2.data.word_select(sel2, 32) if lgE else pr2.data)]
+        with m.If(setup2):
+            m.d.sync += pidx.eq(1)
+        with m.Elif(consume):
+            m.d.sync += pidx.eq(pidx + 1)
+
+        stall = Signal()
+        stalls = []
+
+        # ---------------- bitmap masks (section B) ----------------
+        # row scanner of section B (bitmap masks or nm indices) and of section A (nm values)
+        scan_b_on = Signal()
+        m.d.comb += scan_b_on.eq(checks & in_b & (Const(int(has_bm)) & is_bm
+                                                  | Const(int(has_nm)) & is_nm & pad_nm))
+        sb = _RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
+                      rows=M, go=go, init=setup2)
+        stalls.append(sb.stall)
+        if has_bm:
+            bm_go = Signal()
+            m.d.comb += bm_go.eq(go & is_bm & sb.live)
+            s_sum = Signal(40)
+            pops = [_sig(m, _popcount(b, 8), 4, f"bm_pop{j}") for j, b in enumerate(byte)]
+            pc_r = sum((Mux(sb.in_r[j], pops[j], 0) for j in range(wb)), Const(0, 9))
+            pc_n = sum((Mux(sb.in_n[j], pops[j], 0) for j in range(wb)), Const(0, 9))
+            th_r = _clamp(m, sb.end_r - pq, -1, wb, "bm_th_r")
+            th_n = _clamp(m, sb.end_n - pq, -1, wb, "bm_th_n")
+            pad_lane = []
+            for j in range(wb):
+                bad_r = ((j > th_r) & (byte[j] != 0)) | ((j == th_r) & ((byte[j] & hi) != 0))
+                bad_n = ((j > th_n) & (byte[j] != 0)) | ((j == th_n) & ((byte[j] & hi) != 0))
+                pad_lane.append((sb.in_r[j] & bad_r) | (sb.in_n[j] & bad_n))
+            with m.If(setup2):
+                m.d.sync += s_sum.eq(0)
+            with m.Elif(bm_go):
+                m.d.sync += s_sum.eq(s_sum + pc_r + pc_n)
+                with m.If(Cat(*pad_lane).any()):
+                    m.d.sync += bad_pad.eq(1)
+                with m.If(sb.ends & (s_sum + pc_r != e1)):
+                    m.d.sync += bad_cnt.eq(1)
+            with m.If(bm_go & sb.ends):
+                m.d.comb += consume.eq(1)
+
+        # ---------------- block: blk_col (section B), values (section C) ----------------
+        if has_blk:
+            bb_act = Signal()
+            m.d.comb += bb_act.eq(checks & is_blk & in_b)
+            br = Signal(rw + 1)
+            blp = Signal(max(1, lgF))
+            cj0 = Signal(33)
+            boff = Signal(34)
+            m.d.comb += [boff.eq(pos - sec_b), cj0.eq(boff >> 1)]
+            rel1, rel2 = Signal(signed(36)), Signal(signed(36))
+            m.d.comb += [rel1.eq(e1 - cj0), rel2.eq(e2 - cj0)]
+            has1, has2 = Signal(), Signal()
+            bl1, stop = Signal(signed(36)), Signal(signed(36))
+            m.d.comb += [has1.eq(bb_act & (br + 1 < nbr) & (rel1 < F)),
+                         bl1.eq(Mux(rel1 < blp, blp, rel1)),
+                         has2.eq(has1 & (br + 2 < nbr) & (rel2 < F)),
+                         stop.eq(Mux(has2, Mux(rel2 < bl1, bl1, rel2), F))]
+            stalls.append(has2)
+            cols = [word[16 * f:16 * f + 16] for f in range(F)]
+            clast = Signal(16)
+            lastcol = Signal(F)
+            nlim = _clamp(m, nnz - cj0, 0, F, "blk_nlim")    # lanes below nnz
+            bl1c = _clamp(m, bl1, 0, F, "blk_bl1")
+            stopc = _clamp(m, stop, 0, F, "blk_stop")
+            for f in range(F):
+                valid = bb_act & (nlim > f)
+                proc = valid & (blp <= f) & (stopc > f)
+                prev = cols[f - 1] if f else clast
+                brk = has1 & (bl1c == f)
+                nonfirst = (cj0 != 0) if f == 0 else Const(1)
+                with m.If(go & proc & (cols[f] >= nbc)):
+                    m.d.sync += bad_idx.eq(1)
+                with m.If(go & proc & ~brk & nonfirst & (cols[f] <= prev)):
+                    m.d.sync += bad_idx.eq(1)
+                m.d.comb += lastcol[f].eq(valid & (cols[f] == nbc - 1))
+            with m.If(setup2):
+                m.d.sync += [br.eq(0), blp.eq(0)]
+            with m.Elif(go & bb_act):
+                with m.If(has1):
+                    m.d.sync += br.eq(br + 1)
+                    m.d.comb += consume.eq(1)
+                m.d.sync += blp.eq(Mux(has2, stopc, 0))
+            with m.If(xfer & bb_act):
+                m.d.sync += clast.eq(cols[-1])
+            # one bit per stored block: its column is the last one (ceil(K/B) - 1)
+            max_blocks = max(F, cfg.weight_buf_depth * wb // BB)
+            cd = max(2, -(-max_blocks // F))
+            cmem = Memory(shape=F, depth=cd, init=[])
+            m.submodules.lastcol_mem = cmem
+            cw = cmem.write_port()
+            cr = cmem.read_port(transparent_for=(cw,))
+            m.d.comb += [cw.addr.eq(boff >> lg_wb), cw.data.eq(lastcol),
+                         cw.en.eq(xfer & bb_act & ((boff >> lg_wb) < cd))]
+            # values: read the bits of the next word's blocks one cycle ahead
+            coff = Signal(34)
+            m.d.comb += coff.eq(pos - sec_c)
+            coff_n = Signal(34)
+            m.d.comb += coff_n.eq(Mux(xfer, coff + wb, coff))
+            blk_n = Signal(34)
+            m.d.comb += [blk_n.eq(coff_n >> lgBB), cr.addr.eq(blk_n >> lgF)]
+            bsel = Signal(max(1, lgF))
+            if lgF:
+                m.d.sync += bsel.eq(blk_n[:lgF])
+            cbits = Signal(F)
+            m.d.comb += cbits.eq(cr.data >> bsel if lgF else cr.data)
+            bc_act = Signal()
+            m.d.comb += bc_act.eq(checks & is_blk & in_c)
+            bad_lanes = []
+            if BB >= wb:
+                blk = Signal(34)
+                m.d.comb += blk.eq(coff >> lgBB)
+                wo = coff[:lgBB]
+                rowpad = rpad_on & (blk >= plast_row)
+                colpad = cpad_on & cbits[0]
+                for j in range(wb):
+                    e = wo | j
+                    rr, cc = e[lgB:lgBB], e[:lgB]
+                    bad_lanes.append((blk < nnz) & (byte[j] != 0)
+                                     & ((rowpad & (rr >= rvalid)) | (colpad & (cc >= cvalid))))
+            else:
+                i0 = Signal(34)
+                m.d.comb += i0.eq(coff >> lgBB)
+                for bj in range(wb // BB):
+                    blk = i0 + bj
+                    rowpad = rpad_on & (blk >= plast_row)
+                    colpad = cpad_on & cbits[bj]
+                    for e in range(BB):
+                        j = bj * BB + e
+                        rr, cc = e >> lgB, e & (B - 1)
+                        bad_lanes.append((blk < nnz) & (byte[j] != 0)
+                                         & ((rowpad & (rr >= rvalid))
+                                            | (colpad & (cc >= cvalid))))
+            with m.If(xfer & bc_act & Cat(*bad_lanes).any()):
+                m.d.sync += bad_pad.eq(1)
+
+        # ---------------- nm: indices (section B), values (section A) ----------------
+        if has_nm:
+            nb_act = Signal()
+            m.d.comb += nb_act.eq(checks & is_nm & in_b)
+            noff = Signal(34)
+            m.d.comb += noff.eq(pos - sec_b)
+            ilast = Signal(8)
+            vlim = _clamp(m, prod - noff, 0, wb, "nm_vlim")   # lanes below the last slot
+            for j in range(wb):
+                valid = nb_act & (vlim > j)
+                first = ((noff[:6] + j) & (nn - 1)[:6]) == 0
+                prev = byte[j - 1] if j else ilast
+                with m.If(go & valid & (byte[j] >= mn)):
+                    m.d.sync += bad_idx.eq(1)
+                with m.If(go & valid & ~first & (byte[j] <= prev)):
+                    m.d.sync += bad_idx.eq(1)
+            with m.If(xfer & nb_act):
+                m.d.sync += ilast.eq(byte[-1])
+            # padding: per row, trailing zero values of the last group (section A) against the
+            # number of its indices past K (section B); only when K % M != 0
+            sa = _RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
+                          rb=rb_nm, rows=M, go=go, init=setup2)
+            stalls.append(sa.stall)
+            tzmem = Memory(shape=6, depth=max(2, obd), init=[])
+            m.submodules.tz_mem = tzmem
+            tw = tzmem.write_port()
+            tr = tzmem.read_port(transparent_for=(tw,))
+            tz_run = Signal(7)
+            nz = _sig(m, Cat(*[b != 0 for b in byte]), wb, "nm_nz")
+            ta_r = _clamp(m, sa.end_r - nn, 0, wb, "nm_ta_r")
+            ta_n = _clamp(m, sa.end_n - nn, 0, wb, "nm_ta_n")
+            tail_r = _sig(m, Cat(*[sa.in_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
+            tail_n = _sig(m, Cat(*[sa.in_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
+            hi_r = _highest(m, tail_r & nz, wb, "nm_hi_r")
+            hi_n = _highest(m, tail_n & nz, wb, "nm_hi_n")
+            last_r = Signal(signed(21))
+            m.d.comb += last_r.eq(Mux(sa.ends, sa.end_r - 1, wb - 1))
+            tz_r, tz_n = Signal(signed(22)), Signal(signed(22))
+            m.d.comb += [tz_r.eq(Mux((tail_r & nz).any(), last_r - hi_r,
+                                     tz_run + _popcount(tail_r, wb))),
+                         tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, _popcount(tail_n, wb)))]
+            m.d.comb += [tw.addr.eq(sa.r), tw.data.eq(tz_r),
+                         tw.en.eq(go & sa.live & sa.ends)]
+            with m.If(setup2):
+                m.d.sync += tz_run.eq(0)
+            with m.Elif(go & sa.live):
+                with m.If(~sa.ends):
+                    m.d.sync += tz_run.eq(tz_r)
+                with m.Elif(sa.stall):
+                    m.d.sync += tz_run.eq(0)
+                with m.Else():
+                    m.d.sync += tz_run.eq(tz_n)
+            # section B: indices past K of each row's last group
+            past = _sig(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
+            cnt_run = Signal(7)
+            tb_r = _clamp(m, sb.end_r - nn, 0, wb, "nm_tb_r")
+            tb_n = _clamp(m, sb.end_n - nn, 0, wb, "nm_tb_n")
+            btail_r = _sig(m, Cat(*[sb.in_r[j] & (j >= tb_r) for j in range(wb)]), wb,
+                           "nm_btail_r")
+            btail_n = _sig(m, Cat(*[sb.in_n[j] & (j >= tb_n) for j in range(wb)]), wb,
+                           "nm_btail_n")
+            c_r, c_n = Signal(8), Signal(8)
+            m.d.comb += [c_r.eq(cnt_run + _popcount(btail_r & past, wb)),
+                         c_n.eq(_popcount(btail_n & past, wb))]
+            nm_go = Signal()
+            m.d.comb += nm_go.eq(go & is_nm & sb.live)
+            t_idx = Signal(rw + 1)
+            m.d.comb += [t_idx.eq(Mux(nm_go & sb.ends, sb.r + 1, sb.r)), tr.addr.eq(t_idx)]
+            with m.If(setup2):
+                m.d.sync += cnt_run.eq(0)
+            with m.Elif(nm_go):
+                with m.If(~sb.ends):
+                    m.d.sync += cnt_run.eq(c_r)
+                with m.Elif(sb.stall):
+                    m.d.sync += cnt_run.eq(0)
+                with m.Else():
+                    m.d.sync += cnt_run.eq(c_n)
+                with m.If(sb.ends & (c_r > tr.data)):
+                    m.d.sync += bad_pad.eq(1)
+
+        m.d.comb += stall.eq(Cat(*stalls).any())
+
+        # ---------------- ready, end of image, verdict ----------------
+        with m.Switch(state):
+            with m.Case(_SETUP1, _SETUP2):
+                m.d.comb += may.eq(0)
+            with m.Case(_BODY):
+                m.d.comb += may.eq(~stall)
+            with m.Default():
+                m.d.comb += may.eq(1)
+        with m.If((state == _BODY) & ended):
+            m.d.sync += state.eq(_DONE)
+            with m.If(hcode != 0):
+                m.d.sync += self.code.eq(hcode)
+            with m.Elif(size_bad):
+                m.d.sync += self.code.eq(C.BAD_SECTION)
+            with m.Elif(is_bm & Const(int(has_bm))):
+                m.d.sync += self.code.eq(Mux(bad_ptr, C.BAD_PTR, Mux(bad_pad, C.BAD_PAD,
+                                             Mux(bad_cnt, C.BAD_MASK_COUNT, 0))))
+            with m.Elif(is_blk & Const(int(has_blk))):
+                m.d.sync += self.code.eq(Mux(bad_ptr, C.BAD_PTR, Mux(bad_idx, C.BAD_INDEX,
+                                             Mux(bad_pad, C.BAD_PAD, 0))))
+            with m.Elif(is_nm & Const(int(has_nm))):
+                m.d.sync += self.code.eq(Mux(bad_idx, C.BAD_INDEX, Mux(bad_pad, C.BAD_PAD, 0)))
+            with m.Else():
+                m.d.sync += self.code.eq(0)
+        m.d.comb += self.done.eq(state == _DONE)
+
+        with m.If(self.start):
+            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0), hcode.eq(0),
+                         bad_ptr.eq(0), bad_pad.eq(0), bad_cnt.eq(0), bad_idx.eq(0)]
+        return m
