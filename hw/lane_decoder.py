@@ -10,16 +10,28 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .config import FORMATS
+
 __all__ = ["LaneDecoder", "pair_layout"]
 
 DENSE, BITMAP, BLOCK, NM = 0, 1, 2, 3
 
 
-def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 16):
-    """Payload of the decoder's pair stream (one effectual pair or an end-of-row token)."""
-    return data.StructLayout({
+def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 16,
+                bitmap: bool = True):
+    """Payload of the decoder's pair stream (one effectual pair or an end-of-row token).
+
+    ``w`` is the weight byte for dense, nm and block; a bitmap pair's value is not in the
+    scanned word (it sits in section C at ``vaddr``), so ``vaddr`` exists only when bitmap is
+    built and ``w`` is then 0.
+    """
+    fields = {
         "k": dim_width,                 # K index of the pair
-        "vaddr": byte_addr_width,       # byte address of the weight value in the image
+        "w": 8,                         # weight value (dense, nm, block)
+    }
+    if bitmap:
+        fields["vaddr"] = byte_addr_width  # byte address of a bitmap value in the image
+    fields.update({
         "abase": act_addr_width,        # activation buffer base of the column group (cg * K)
         "m": dim_width,                 # output row
         "cg": dim_width,                # column group
@@ -27,6 +39,7 @@ def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 1
         "end": 1,                       # end-of-row token (no MAC)
         "empty": 1,                     # with end: the row had no effectual pair
     })
+    return data.StructLayout(fields)
 
 
 def _lowest(m, vec, width, name):
@@ -35,6 +48,12 @@ def _lowest(m, vec, width, name):
         with m.If(vec[i]):
             m.d.comb += j.eq(i)
     return j
+
+
+def _cmul(c: int, v, width: int):
+    """``c * v`` for a constant ``c`` as shifts and adds (no multiplier)."""
+    terms = [v << i for i in range(c.bit_length()) if c >> i & 1]
+    return sum(terms, Const(0, width))
 
 
 def _popcount(vec, width):
@@ -49,12 +68,24 @@ class LaneDecoder(wiring.Component):
     ``word_bytes`` of them per word; block: the row's ``B`` bytes of every stored block),
     computes the word's candidate vector (all bytes for dense, non-zero bytes for nm/block,
     set mask bits for bitmap, ANDed with the activation non-zero flags when ``act_skip``) and
-    pushes only non-empty words into a 4-entry FIFO, so empty words never reach the scanner.
-    The *scanner* emits the lowest candidate of its word every cycle (a priority encoder), so a
-    lane issues one effectual pair per cycle while the fetcher skips empty words in parallel.
-    Each row of each column group ends with one ``end`` token.  Row set-up costs 2 (dense, nm,
-    bitmap) or 3 (block) fetcher cycles, hidden behind the scanner when the previous row has
-    enough pairs.  Stall: the scanner waits while ``pairs.ready`` is low.
+    pushes only non-empty words (with the word itself) into a 4-entry FIFO, so empty words
+    never reach the scanner.  The *scanner* emits the lowest candidate of its word every cycle
+    (a priority encoder), so a lane issues one effectual pair per cycle while the fetcher skips
+    empty words in parallel.  Each row of each column group ends with one ``end`` token.  Row
+    set-up costs 2 (dense, nm, bitmap) or 3 (block) fetcher cycles, hidden behind the scanner
+    when the previous row has enough pairs.  Stall: the scanner waits while ``pairs.ready`` is
+    low.
+
+    Only the formats in ``formats`` are built.  A ``fmt`` that is not built is decoded as dense
+    (the tile flags it as an error); the ports a format does not need are not created:
+
+    ========  ==========================================================================
+    port      needed by
+    ========  ==========================================================================
+    scan_*    every format (stored data; the row_ptr / blk_ptr reads of the row set-up)
+    aux_*     nm (index word beside the value word), block (``blk_col``)
+    nz0/nz1   bitmap (activation non-zero flags for dual-side skipping)
+    ========  ==========================================================================
 
     Parameters
     ----------
@@ -64,6 +95,8 @@ class LaneDecoder(wiring.Component):
         Bytes per weight memory word (a power of two, 4..32).
     byte_addr_width, act_addr_width, nz_addr_width : int
         Address widths of the weight image (bytes), activation buffer and its non-zero flags.
+    formats : tuple of str
+        Formats to build, a subset of ``hw.config.FORMATS`` that contains ``"dense"``.
 
     Members
     -------
@@ -74,23 +107,37 @@ class LaneDecoder(wiring.Component):
     pairs : Out(stream.Signature(pair_layout(...)))
         Effectual pairs and end tokens.
     scan_*, aux_*, nz0_*, nz1_* :
-        Read ports (address, enable, data) on the weight image (scan, aux) and on the
-        activation non-zero flag words (nz0, nz1).
+        Read ports (address, enable, data; one cycle latency) on the weight image (scan, aux)
+        and on the activation non-zero flag words (nz0, nz1).
+
+    Raises
+    ------
+    ValueError
+        ``word_bytes``, ``lane`` or ``formats`` out of range.
     """
 
     def __init__(self, *, lane: int, rows: int, word_bytes: int, byte_addr_width: int,
-                 act_addr_width: int, nz_addr_width: int, dim_width: int = 16):
+                 act_addr_width: int, nz_addr_width: int, dim_width: int = 16,
+                 formats: tuple = FORMATS):
         if word_bytes not in (4, 8, 16, 32):
             raise ValueError(f"word_bytes must be one of 4, 8, 16, 32, not {word_bytes!r}")
         if not 0 <= lane < rows:
             raise ValueError(f"lane must be between 0 and {rows - 1}, not {lane!r}")
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or "dense" not in formats:
+            raise ValueError(f"formats must be a subset of {', '.join(FORMATS)} that contains "
+                             f"'dense', not {tuple(formats)!r}")
+        self.formats = tuple(f for f in FORMATS if f in formats)
+        self.has_bm, self.has_blk, self.has_nm = (f in self.formats
+                                                  for f in ("bitmap", "block", "nm"))
+        self.has_aux = self.has_blk or self.has_nm
         self.lane, self.rows, self.wb = lane, rows, word_bytes
         self.W = 8 * word_bytes
         self.lg_wb = word_bytes.bit_length() - 1
         self.baw, self.aaw, self.naw, self.dw = (byte_addr_width, act_addr_width, nz_addr_width,
                                                  dim_width)
         waw = byte_addr_width - self.lg_wb
-        super().__init__({
+        sig = {
             "start": In(1), "done": Out(1),
             "fmt": In(2), "act_skip": In(1),
             "lg_n": In(3), "lg_m": In(3), "lg_b": In(3),
@@ -100,111 +147,157 @@ class LaneDecoder(wiring.Component):
             "sec_c": In(byte_addr_width),
             "pairs": Out(stream.Signature(pair_layout(byte_addr_width=byte_addr_width,
                                                       act_addr_width=act_addr_width,
-                                                      dim_width=dim_width))),
+                                                      dim_width=dim_width,
+                                                      bitmap=self.has_bm))),
             "scan_addr": Out(waw), "scan_en": Out(1), "scan_data": In(self.W),
-            "aux_addr": Out(waw), "aux_en": Out(1), "aux_data": In(self.W),
-            "nz0_addr": Out(nz_addr_width), "nz1_addr": Out(nz_addr_width), "nz_en": Out(1),
-            "nz0_data": In(self.W), "nz1_data": In(self.W),
-        })
+        }
+        if self.has_aux:
+            sig.update({"aux_addr": Out(waw), "aux_en": Out(1), "aux_data": In(self.W)})
+        if self.has_bm:
+            sig.update({"nz0_addr": Out(nz_addr_width), "nz1_addr": Out(nz_addr_width),
+                        "nz_en": Out(1), "nz0_data": In(self.W), "nz1_data": In(self.W)})
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
         W, WB, lg_wb, baw, dw = self.W, self.wb, self.lg_wb, self.baw, self.dw
+        has_bm, has_blk, has_nm = self.has_bm, self.has_blk, self.has_nm
         lg_w = lg_wb + 3
         uw = baw + 3  # unit (byte or bit) address width
         fmt = self.fmt
-        is_bm = fmt == BITMAP
-        lg_u = Mux(is_bm, lg_w, lg_wb)
+        # a format that is not built is never selected (decoded as dense)
+        is_bm = (fmt == BITMAP) if has_bm else Const(0)
+        is_blk = (fmt == BLOCK) if has_blk else Const(0)
+        is_nm = (fmt == NM) if has_nm else Const(0)
+        lg_u = Mux(is_bm, lg_w, lg_wb) if has_bm else lg_wb
 
-        rec = data.StructLayout({
-            "end": 1, "cand": W, "aux": W, "kbase": signed(uw + 2), "base": baw,
-            "m": dw, "cg": dw, "abase": self.aaw,
-        })
+        fields = {"end": 1, "cand": W, "data": W, "kbase": signed(uw + 2),
+                  "m": dw, "cg": dw, "abase": self.aaw}
+        if has_nm:
+            fields["aux"] = W      # nm index word
+        if has_bm:
+            fields["base"] = baw   # bitmap: value address of the word's first set bit
+        rec = data.StructLayout(fields)
         m.submodules.fifo = fifo = SyncFIFO(width=rec.size, depth=4)
 
         # ---------------- segment fetcher: issue stage ----------------
         row, cg = Signal(dw), Signal(dw)
-        abase, nzbase = Signal(self.aaw), Signal(self.naw)
+        abase = Signal(self.aaw)
+        roff = Signal(uw)   # row * row_len, kept incrementally (no multiplier)
         rs, re = Signal(uw), Signal(uw)
         wa = Signal(baw)
-        j, jend = Signal(baw), Signal(baw)
-        sel = Signal(lg_wb)  # byte offset of a u32 in the aux word
-        rib = Signal(5)
-        vrun = Signal(baw)
+        sel = Signal(lg_wb)  # byte offset of a u32 in a row set-up word
 
         d_valid = Signal()
-        d = Signal(data.StructLayout({
-            "end": 1, "lo": lg_w + 1, "hi": lg_w + 1, "kpos": signed(uw + 2),
-            "wbyte": baw, "half": lg_wb, "sh": lg_w, "m": dw, "cg": dw, "abase": self.aaw}))
+        dfields = {"end": 1, "lo": lg_w + 1, "hi": lg_w + 1, "kpos": signed(uw + 2),
+                   "m": dw, "cg": dw, "abase": self.aaw}
+        if has_bm:
+            dfields["sh"] = lg_w
+        if has_blk:
+            dfields["half"] = lg_wb
+        d = Signal(data.StructLayout(dfields))
         d_push = Signal()
         d_take = d_valid & (~d_push | fifo.w_rdy)
         a_go = ~d_valid | d_take
-        m.d.comb += [self.scan_en.eq(a_go), self.aux_en.eq(a_go), self.nz_en.eq(a_go)]
+        m.d.comb += self.scan_en.eq(a_go)
+        if self.has_aux:
+            m.d.comb += self.aux_en.eq(a_go)
 
         wlast = wa == ((re - 1) >> lg_u)
         kpos = Signal(signed(uw + 2))
         m.d.comb += kpos.eq((wa << lg_u).as_signed() - rs.as_signed())
-        q = Signal(signed(self.naw + 2))
-        m.d.comb += q.eq(nzbase + (kpos >> lg_w))
-        m.d.comb += [self.scan_addr.eq(wa), self.nz0_addr.eq(q), self.nz1_addr.eq(q + 1)]
-        blk_col_addr = self.sec_b + (j << 1)
-        row_bits = (self.sec_a + (Mux(fmt == BLOCK, row >> self.lg_b, row) << 2))
+        m.d.comb += self.scan_addr.eq(wa)
+        if has_bm:
+            nzbase = Signal(self.naw)
+            vrun = Signal(baw)
+            q = Signal(signed(self.naw + 2))
+            m.d.comb += [q.eq(nzbase + (kpos >> lg_w)), self.nz_en.eq(a_go),
+                         self.nz0_addr.eq(q), self.nz1_addr.eq(q + 1)]
+        if has_blk:
+            j, jend = Signal(baw), Signal(baw)
+            rib = Signal(5)
+            blk_col_addr = self.sec_b + (j << 1)
+        if has_bm or has_blk:
+            row_bits = (self.sec_a + (Mux(is_blk, row >> self.lg_b, row) << 2))
+        one = Const(1, W + 1)
+
+        def restart():
+            s = [row.eq(self.lane), cg.eq(0), abase.eq(0),
+                 roff.eq(_cmul(self.lane, self.row_len, uw))]
+            return s + ([nzbase.eq(0)] if has_bm else [])
 
         with m.If(d_take):  # emptied; an issue below (later statement) refills it
             m.d.sync += d_valid.eq(0)
-        one = Const(1, W + 1)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [row.eq(self.lane), cg.eq(0), abase.eq(0), nzbase.eq(0)]
+                    m.d.sync += restart()
                     with m.If(self.lane < self.dim_m):
                         m.next = "ROW0"
                     with m.Else():
                         m.next = "DONE"
             with m.State("ROW0"):
-                m.d.comb += self.aux_addr.eq(row_bits >> lg_wb)
+                # the scan port is free during the row set-up: it reads the row's pointers
+                if has_bm or has_blk:
+                    m.d.comb += self.scan_addr.eq(row_bits >> lg_wb)
                 with m.If(~d_valid):
-                    base = Mux(is_bm, self.sec_b << 3, self.sec_a)
-                    m.d.sync += [rs.eq(base + row * self.row_len),
-                                 sel.eq(row_bits[:lg_wb]),
-                                 rib.eq(row & ((one << self.lg_b) - 1))]
+                    base = Mux(is_bm, self.sec_b << 3, self.sec_a) if has_bm else self.sec_a
+                    m.d.sync += rs.eq(base + roff)
+                    if has_bm or has_blk:
+                        m.d.sync += sel.eq(row_bits[:lg_wb])
+                    if has_blk:
+                        m.d.sync += rib.eq(row & ((one << self.lg_b) - 1))
                     m.next = "ROW1"
             with m.State("ROW1"):
-                u32 = self.aux_data.word_select(sel >> 2, 32)
-                m.d.comb += self.aux_addr.eq((row_bits + 4) >> lg_wb)
                 m.d.sync += [re.eq(rs + self.row_len), wa.eq(rs >> lg_u)]
-                m.d.sync += sel.eq((row_bits + 4)[:lg_wb])
-                m.d.sync += vrun.eq(self.sec_c + u32)
-                m.d.sync += j.eq(u32)
-                with m.If(fmt == BLOCK):
-                    m.next = "ROW2"
-                with m.Else():
+                if has_bm or has_blk:
+                    u32 = self.scan_data.word_select(sel >> 2, 32)
+                    m.d.comb += self.scan_addr.eq((row_bits + 4) >> lg_wb)
+                    m.d.sync += sel.eq((row_bits + 4)[:lg_wb])
+                if has_bm:
+                    m.d.sync += vrun.eq(self.sec_c + u32)
+                if has_blk:
+                    m.d.sync += j.eq(u32)
+                    with m.If(is_blk):
+                        m.next = "ROW2"
+                    with m.Else():
+                        m.next = "SCAN"
+                else:
                     m.next = "SCAN"
-            with m.State("ROW2"):
-                u32 = self.aux_data.word_select(sel >> 2, 32)
-                m.d.sync += jend.eq(u32)
-                s = self.sec_c + (j << (self.lg_b << 1)) + (rib << self.lg_b)
-                m.d.sync += [rs.eq(s), re.eq(s + (one << self.lg_b)), wa.eq(s >> lg_wb)]
-                with m.If(j == u32):
-                    m.next = "ENDQ"
-                with m.Else():
-                    m.next = "SCAN"
+            if has_blk:
+                with m.State("ROW2"):
+                    u32 = self.scan_data.word_select(sel >> 2, 32)
+                    m.d.sync += jend.eq(u32)
+                    s = self.sec_c + (j << (self.lg_b << 1)) + (rib << self.lg_b)
+                    m.d.sync += [rs.eq(s), re.eq(s + (one << self.lg_b)), wa.eq(s >> lg_wb)]
+                    with m.If(j == u32):
+                        m.next = "ENDQ"
+                    with m.Else():
+                        m.next = "SCAN"
             with m.State("SCAN"):
-                m.d.comb += self.aux_addr.eq(Mux(fmt == BLOCK, blk_col_addr >> lg_wb,
-                                                 wa + ((self.sec_b - self.sec_a) >> lg_wb)))
+                if has_nm and has_blk:
+                    m.d.comb += self.aux_addr.eq(Mux(is_blk, blk_col_addr >> lg_wb,
+                                                     wa + ((self.sec_b - self.sec_a) >> lg_wb)))
+                elif has_blk:
+                    m.d.comb += self.aux_addr.eq(blk_col_addr >> lg_wb)
+                elif has_nm:
+                    m.d.comb += self.aux_addr.eq(wa + ((self.sec_b - self.sec_a) >> lg_wb))
                 with m.If(a_go):
                     lo = Mux(wa == (rs >> lg_u), rs & ((one << lg_u) - 1), 0)
                     hi = Mux(wlast, ((re - 1) & ((one << lg_u) - 1)) + 1, one << lg_u)
                     m.d.sync += [d_valid.eq(1), d.end.eq(0), d.lo.eq(lo), d.hi.eq(hi),
-                                 d.kpos.eq(kpos), d.wbyte.eq(wa << lg_wb),
-                                 d.half.eq(blk_col_addr[:lg_wb]), d.sh.eq(kpos[:lg_w]),
-                                 d.m.eq(row), d.cg.eq(cg), d.abase.eq(abase)]
+                                 d.kpos.eq(kpos), d.m.eq(row), d.cg.eq(cg), d.abase.eq(abase)]
+                    if has_bm:
+                        m.d.sync += d.sh.eq(kpos[:lg_w])
+                    if has_blk:
+                        m.d.sync += d.half.eq(blk_col_addr[:lg_wb])
                     with m.If(~wlast):
                         m.d.sync += wa.eq(wa + 1)
-                    with m.Elif((fmt == BLOCK) & (j + 1 != jend)):
-                        s = rs + (one << (self.lg_b << 1))
-                        m.d.sync += [j.eq(j + 1), rs.eq(s), re.eq(s + (one << self.lg_b)),
-                                     wa.eq(s >> lg_wb)]
+                    if has_blk:
+                        with m.Elif(is_blk & (j + 1 != jend)):
+                            s = rs + (one << (self.lg_b << 1))
+                            m.d.sync += [j.eq(j + 1), rs.eq(s), re.eq(s + (one << self.lg_b)),
+                                         wa.eq(s >> lg_wb)]
                     with m.Else():
                         m.next = "ENDQ"
             with m.State("ENDQ"):
@@ -212,53 +305,61 @@ class LaneDecoder(wiring.Component):
                     m.d.sync += [d_valid.eq(1), d.end.eq(1), d.m.eq(row), d.cg.eq(cg),
                                  d.abase.eq(abase)]
                     with m.If(cg + 1 < self.ncg):
-                        m.d.sync += [cg.eq(cg + 1), abase.eq(abase + self.dim_k),
-                                     nzbase.eq(nzbase + self.kw)]
+                        m.d.sync += [cg.eq(cg + 1), abase.eq(abase + self.dim_k)]
+                        if has_bm:
+                            m.d.sync += nzbase.eq(nzbase + self.kw)
                         m.next = "ROW0"
                     with m.Else():
-                        m.d.sync += [cg.eq(0), abase.eq(0), nzbase.eq(0),
-                                     row.eq(row + self.rows)]
+                        m.d.sync += [cg.eq(0), abase.eq(0), row.eq(row + self.rows),
+                                     roff.eq(roff + _cmul(self.rows, self.row_len, uw))]
+                        if has_bm:
+                            m.d.sync += nzbase.eq(0)
                         with m.If(row + self.rows < self.dim_m):
                             m.next = "ROW0"
                         with m.Else():
                             m.next = "DONE"
             with m.State("DONE"):
                 with m.If(self.start):
-                    m.d.sync += [row.eq(self.lane), cg.eq(0), abase.eq(0), nzbase.eq(0)]
+                    m.d.sync += restart()
                     with m.If(self.lane < self.dim_m):
                         m.next = "ROW0"
                 with m.If(~d_valid & ~fifo.r_rdy & ~self.pairs.valid & ~self.start):
                     m.d.comb += self.done.eq(1)
 
         # ---------------- segment fetcher: data stage ----------------
-        ones = Const((1 << W) - 1, W)
         win = Signal(W)
         m.d.comb += win.eq(((Const(1, W + 1) << d.hi) - 1) & ~((Const(1, W + 1) << d.lo) - 1))
-        nzb = Cat(*[self.scan_data.word_select(i, 8).any() for i in range(WB)])
-        actwin = (Cat(self.nz0_data, self.nz1_data) >> d.sh)[:W]
-        mask = Signal(W)
         cand = Signal(W)
-        m.d.comb += mask.eq(self.scan_data & win)
-        with m.Switch(fmt):
-            with m.Case(DENSE):
-                m.d.comb += cand.eq(win)
-            with m.Case(BITMAP):
-                m.d.comb += cand.eq(mask & Mux(self.act_skip, actwin, ones))
-            with m.Default():
+        m.d.comb += cand.eq(win)  # dense (and a format that is not built)
+        if has_nm or has_blk:
+            nzb = Cat(*[self.scan_data.word_select(i, 8).any() for i in range(WB)])
+            with m.If(is_nm | is_blk):
                 m.d.comb += cand.eq(nzb & win)
-        blk_col = self.aux_data.word_select(d.half >> 1, 16)
         w_rec = Signal(rec)
+        m.d.comb += w_rec.data.eq(self.scan_data)
+        if has_bm:
+            ones = Const((1 << W) - 1, W)
+            actwin = (Cat(self.nz0_data, self.nz1_data) >> d.sh)[:W]
+            mask = Signal(W)
+            m.d.comb += mask.eq(self.scan_data & win)
+            with m.If(is_bm):
+                m.d.comb += [cand.eq(mask & Mux(self.act_skip, actwin, ones)),
+                             w_rec.data.eq(mask)]
+            m.d.comb += w_rec.base.eq(vrun)
+            with m.If(d_take & is_bm & ~d.end):
+                m.d.sync += vrun.eq(vrun + _popcount(mask, W))
+        if has_nm:
+            m.d.comb += w_rec.aux.eq(self.aux_data)
+        kbase = d.kpos
+        if has_blk:
+            blk_col = self.aux_data.word_select(d.half >> 1, 16)
+            kbase = d.kpos + Mux(is_blk, blk_col << self.lg_b, 0)
         m.d.comb += [
-            w_rec.end.eq(d.end), w_rec.cand.eq(cand),
-            w_rec.aux.eq(Mux(is_bm, mask, self.aux_data)),
-            w_rec.kbase.eq(d.kpos + Mux(fmt == BLOCK, blk_col << self.lg_b, 0)),
-            w_rec.base.eq(Mux(is_bm, vrun, d.wbyte)),
+            w_rec.end.eq(d.end), w_rec.cand.eq(cand), w_rec.kbase.eq(kbase),
             w_rec.m.eq(d.m), w_rec.cg.eq(d.cg), w_rec.abase.eq(d.abase),
             d_push.eq(d.end | cand.any()),
             fifo.w_data.eq(w_rec), fifo.w_en.eq(d_valid & d_push),
         ]
-        with m.If(d_take & is_bm & ~d.end):
-            m.d.sync += vrun.eq(vrun + _popcount(mask, W))
 
         # ---------------- scanner ----------------
         cur = Signal(rec)
@@ -266,15 +367,18 @@ class LaneDecoder(wiring.Component):
         first = Signal(init=1)
         jj = _lowest(m, cur.cand, W, "jj")
         rem = cur.cand & (cur.cand - 1)
-        below = cur.aux & ((Const(1, W + 1) << jj) - 1)[:W]
-        idx = cur.aux.word_select(jj[:lg_wb], 8)
-        slot = (cur.kbase + jj).as_unsigned()
-        k_nm = ((slot >> self.lg_n) << self.lg_m) + idx
         p = self.pairs.payload
+        k = cur.kbase + jj
+        if has_nm:
+            idx = cur.aux.word_select(jj[:lg_wb], 8)
+            slot = (cur.kbase + jj).as_unsigned()
+            k = Mux(is_nm, ((slot >> self.lg_n) << self.lg_m) + idx, k)
+        if has_bm:
+            below = cur.data & ((Const(1, W + 1) << jj) - 1)[:W]
+            m.d.comb += p.vaddr.eq(cur.base + _popcount(below, W))
         m.d.comb += [
             self.pairs.valid.eq(cur_valid),
-            p.k.eq(Mux(fmt == NM, k_nm, cur.kbase + jj)),
-            p.vaddr.eq(Mux(is_bm, cur.base + _popcount(below, W), cur.base + jj)),
+            p.k.eq(k), p.w.eq(Mux(is_bm, 0, cur.data.word_select(jj[:lg_wb], 8))),
             p.abase.eq(cur.abase), p.m.eq(cur.m), p.cg.eq(cur.cg),
             p.clear.eq(first), p.end.eq(cur.end), p.empty.eq(first),
         ]

@@ -8,7 +8,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import AcceleratorConfig
+from .config import FORMATS, AcceleratorConfig
 from .im2col_address import Im2colAddress, conv_geometry_layout
 from .lane_decoder import LaneDecoder
 from .mac_array import MacArray
@@ -115,18 +115,26 @@ class Tile(wiring.Component):
         lg_w = lg_wb + 3
         m.submodules.mac = mac = self.mac
 
-        wmem = Memory(shape=W, depth=cfg.weight_buf_depth, init=[])
+        fm = cfg.formats
+        has_bm, has_nm = ("bitmap" in fm), ("nm" in fm)
+        # the weight image: one copy per lane (on an FPGA each read port needs its own BRAM
+        # copy anyway); the loader writes all copies at once
+        wmems = [Memory(shape=W, depth=cfg.weight_buf_depth, init=[]) for _ in range(rows)]
         amem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
-        nzmem = Memory(shape=W, depth=self.nz_depth, init=[])
         imem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
-        m.submodules.wmem, m.submodules.amem, m.submodules.nzmem = wmem, amem, nzmem
-        m.submodules.imem = imem
+        for r, wm in enumerate(wmems):
+            m.submodules[f"wmem{r}"] = wm
+        m.submodules.amem, m.submodules.imem = amem, imem
         i_wr = imem.write_port()
         iaw = self.aaw + max(1, (cols - 1).bit_length()) + 1
         m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw, dim_width=DIM_WIDTH)
-        w_wr = wmem.write_port()
+        w_wrs = [wm.write_port() for wm in wmems]
         a_wr = amem.write_port()
-        nz_wr = nzmem.write_port(granularity=1)
+        if has_bm:  # activation non-zero flags: only bitmap skips on them
+            nzmems = [Memory(shape=W, depth=self.nz_depth, init=[]) for _ in range(rows)]
+            for r, nm_ in enumerate(nzmems):
+                m.submodules[f"nzmem{r}"] = nm_
+            nz_wrs = [nm_.write_port() for nm_ in nzmems]
 
         cmd = Signal(tile_command_layout())
         hdr = Signal(256)
@@ -145,25 +153,34 @@ class Tile(wiring.Component):
         start = Signal()
         all_done = Signal()
         overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
-                    | (a_nzbase > self.nz_depth) | (i_count > cfg.act_buf_depth)
-                    | ((h_fmt == 3) & ((h_a & (h_a - 1)) != 0)))  # nm needs N = 2**i
+                    | (i_count > cfg.act_buf_depth))
+        if has_bm:
+            overflow = overflow | (a_nzbase > self.nz_depth)
+        if has_nm:
+            overflow = overflow | ((h_fmt == 3) & ((h_a & (h_a - 1)) != 0))  # nm: N = 2**i
+        fmt_built = Signal()
+        for code, name in enumerate(FORMATS):
+            if name in fm:
+                with m.If(h_fmt == code):
+                    m.d.comb += fmt_built.eq(1)
 
         lg_pa = _log2(m, h_a, "lg_pa")
-        lg_pb = _log2(m, h_b, "lg_pb")
+        lg_pb = _log2(m, h_b, "lg_pb") if has_nm else Const(0, 3)
         row_len = Signal(self.baw + 3)
-        with m.Switch(h_fmt):
-            with m.Case(0):
-                m.d.comb += row_len.eq(cmd.k)
-            with m.Case(1):
+        m.d.comb += row_len.eq(cmd.k)  # dense, and a format that is not built
+        if has_bm:
+            with m.If(h_fmt == 1):
                 m.d.comb += row_len.eq(((cmd.k + h_a - 1) >> lg_pa) << lg_pa)
-            with m.Case(3):
+        if has_nm:
+            with m.If(h_fmt == 3):
                 m.d.comb += row_len.eq(((cmd.k + h_b - 1) >> lg_pb) << lg_pa)
 
         decs = []
+        vports = []   # per lane: (read port, is the aux port shared with bitmap value reads)
         for r in range(rows):
             dec = LaneDecoder(lane=r, rows=rows, word_bytes=self.wb, byte_addr_width=self.baw,
                               act_addr_width=self.aaw, nz_addr_width=self.naw,
-                              dim_width=DIM_WIDTH)
+                              dim_width=DIM_WIDTH, formats=fm)
             m.submodules[f"lane{r}"] = dec
             decs.append(dec)
             m.d.comb += [dec.start.eq(start), dec.fmt.eq(h_fmt), dec.act_skip.eq(cmd.act_skip),
@@ -171,13 +188,19 @@ class Tile(wiring.Component):
                          dec.dim_m.eq(cmd.m), dec.dim_k.eq(cmd.k), dec.ncg.eq(ncg),
                          dec.row_len.eq(row_len), dec.kw.eq(kw),
                          dec.sec_a.eq(sec_a), dec.sec_b.eq(sec_b), dec.sec_c.eq(sec_c)]
-            for port, en, addr, dat in ((wmem, "scan_en", "scan_addr", "scan_data"),
-                                        (wmem, "aux_en", "aux_addr", "aux_data"),
-                                        (nzmem, "nz_en", "nz0_addr", "nz0_data"),
-                                        (nzmem, "nz_en", "nz1_addr", "nz1_data")):
-                rp = port.read_port()
-                m.d.comb += [rp.en.eq(getattr(dec, en)), rp.addr.eq(getattr(dec, addr)),
-                             getattr(dec, dat).eq(rp.data)]
+            sp = wmems[r].read_port()
+            m.d.comb += [sp.en.eq(dec.scan_en), sp.addr.eq(dec.scan_addr),
+                         dec.scan_data.eq(sp.data)]
+            # second port: the decoder's aux reads (nm, block) or the bitmap value reads
+            xp = wmems[r].read_port() if (has_bm or dec.has_aux) else None
+            if dec.has_aux:
+                m.d.comb += [xp.en.eq(dec.aux_en), xp.addr.eq(dec.aux_addr),
+                             dec.aux_data.eq(xp.data)]
+            vports.append(xp)
+            if has_bm:
+                for addr, dat in ((dec.nz0_addr, dec.nz0_data), (dec.nz1_addr, dec.nz1_data)):
+                    rp = nzmems[r].read_port()
+                    m.d.comb += [rp.en.eq(dec.nz_en), rp.addr.eq(addr), dat.eq(rp.data)]
 
         # ---------------- sequencer ----------------
         with m.FSM():
@@ -198,7 +221,7 @@ class Tile(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
                 m.d.comb += [self.weights.ready.eq(~w_loaded), self.acts.ready.eq(~a_loaded)]
                 with m.If(w_loaded & a_loaded):
-                    m.d.sync += self.error.eq((h_fmt != cmd.fmt) | overflow)
+                    m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
                     with m.If(is_conv):
                         m.d.comb += i2c.start.eq(1)
                         m.next = "IM2COL"
@@ -217,8 +240,9 @@ class Tile(wiring.Component):
                     m.next = "IDLE"
 
         # weight loader: words verbatim into wmem, header captured
-        m.d.comb += [w_wr.addr.eq(wcount), w_wr.data.eq(self.weights.payload),
-                     w_wr.en.eq(self.weights.valid & self.weights.ready)]
+        for w_wr in w_wrs:
+            m.d.comb += [w_wr.addr.eq(wcount), w_wr.data.eq(self.weights.payload),
+                         w_wr.en.eq(self.weights.valid & self.weights.ready)]
         with m.If(self.weights.valid & self.weights.ready):
             m.d.sync += wcount.eq(wcount + 1)
             for i in range(hdr_words):
@@ -246,12 +270,19 @@ class Tile(wiring.Component):
             g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
         m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take)),
                      e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
-        nzbit = Signal(W)
-        m.d.comb += nzbit.eq(Const(1, W) << a_k[:lg_w])
-        m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(e_data), a_wr.en.eq(e_valid),
-                     nz_wr.addr.eq(a_nzbase + (a_k >> lg_w)),
-                     nz_wr.data.eq(Mux(e_data.any(), nzbit, 0)),
-                     nz_wr.en.eq(Mux(e_valid, nzbit, 0))]
+        m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(e_data), a_wr.en.eq(e_valid)]
+        if has_bm:
+            # flag words are assembled in a register and written whole (no bit enables)
+            nzacc = Signal(W)
+            nzword = Signal(W)
+            m.d.comb += nzword.eq(nzacc | Mux(e_data.any(), Const(1, W) << a_k[:lg_w], 0))
+            for nz_wr in nz_wrs:
+                m.d.comb += [nz_wr.addr.eq(a_nzbase + (a_k >> lg_w)), nz_wr.data.eq(nzword),
+                             nz_wr.en.eq(e_valid & ((a_k[:lg_w] == W - 1) | (a_k + 1 == cmd.k)))]
+            with m.If(e_valid):
+                m.d.sync += nzacc.eq(Mux((a_k[:lg_w] == W - 1) | (a_k + 1 == cmd.k), 0, nzword))
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += nzacc.eq(0)
         with m.If(e_valid):
             m.d.sync += a_addr.eq(a_addr + 1)
             with m.If(a_k + 1 == cmd.k):
@@ -265,7 +296,7 @@ class Tile(wiring.Component):
         pend_busy = []
         for r, dec in enumerate(decs):
             p = dec.pairs.payload
-            vrp, arp = wmem.read_port(), amem.read_port()
+            arp = amem.read_port()
             fifo = SyncFIFO(width=tile_result_layout(cols, cfg.acc_width).size, depth=2)
             m.submodules[f"res{r}"] = fifo
             res_fifos.append(fifo)
@@ -273,12 +304,23 @@ class Tile(wiring.Component):
             pend_busy.append(pending != 0)
             m.d.comb += dec.pairs.ready.eq(~p.end | (pending < 2))
             fire = dec.pairs.valid & dec.pairs.ready
-            m.d.comb += [vrp.addr.eq(p.vaddr >> lg_wb), arp.addr.eq(p.abase + p.k)]
-            c_valid, c_clear, c_sel = Signal(name=f"c_valid{r}"), Signal(), Signal(lg_wb)
-            m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear),
-                         c_sel.eq(p.vaddr[:lg_wb])]
-            m.d.comb += [mac.w[r].eq(vrp.data.word_select(c_sel, 8)),
-                         mac.x[r].eq(arp.data), mac.valid[r].eq(c_valid),
+            m.d.comb += arp.addr.eq(p.abase + p.k)
+            c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
+            c_w = Signal(8, name=f"c_w{r}")
+            m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear), c_w.eq(p.w)]
+            w = c_w
+            if has_bm:  # a bitmap value sits in section C: read it on the lane's second port
+                xp = vports[r]
+                c_bm, c_sel = Signal(name=f"c_bm{r}"), Signal(lg_wb, name=f"c_sel{r}")
+                is_bm = h_fmt == 1
+                m.d.sync += [c_bm.eq(is_bm), c_sel.eq(p.vaddr[:lg_wb])]
+                if dec.has_aux:
+                    m.d.comb += [xp.en.eq(Mux(is_bm, 1, dec.aux_en)),
+                                 xp.addr.eq(Mux(is_bm, p.vaddr >> lg_wb, dec.aux_addr))]
+                else:
+                    m.d.comb += xp.addr.eq(p.vaddr >> lg_wb)
+                w = Mux(c_bm, xp.data.word_select(c_sel, 8), c_w)
+            m.d.comb += [mac.w[r].eq(w), mac.x[r].eq(arp.data), mac.valid[r].eq(c_valid),
                          mac.clear[r].eq(c_clear)]
             # end token delay line: 1 (fetch) + MAC latency
             tok = data.StructLayout({"end": 1, "empty": 1, "m": DIM_WIDTH, "cg": DIM_WIDTH})

@@ -39,8 +39,8 @@ MUTATIONS = [
 ]
 
 
-def _codes(descs):
-    dut = DescChecker(CFG)
+def _codes(descs, cfg=CFG):
+    dut = DescChecker(cfg)
     got = []
 
     async def tb(ctx):
@@ -90,3 +90,18 @@ def test_conv_geometry_limit():
     d = conv2d_descriptor(c=1, h=40, w=40, kout=2, kh=16, kw=1, out=0, acts=4096, quant=8192)
     assert validate_descriptor(d, CFG, window_bytes=WINDOW) == ErrorCode.OK
     assert _codes([d]) == [ErrorCode.BAD_SHAPE]
+
+
+@pytest.mark.parametrize("formats", [("dense",), ("dense", "nm"), ("dense", "block"),
+                                     ("dense", "bitmap")])
+def test_format_not_built_is_refused(formats):
+    """A layer whose weight format is not built is refused before it reaches a tile."""
+    cfg = CFG.replace(formats=formats)
+    params = {"dense": (0, 0), "bitmap": (cfg.group_size, 0), "block": (cfg.block_size, 0),
+              "nm": (2, 4)}
+    for code, name in enumerate(("dense", "bitmap", "block", "nm")):
+        d = matmul_descriptor(m=4, k=4, n=4, out=64, acts=128, quant=256).replace(
+            format=code, param_a=params[name][0], param_b=params[name][1])
+        got, exp = _codes([d], cfg)[0], validate_descriptor(d, cfg, window_bytes=WINDOW)
+        want = ErrorCode.OK if name in formats else ErrorCode.FORMAT_UNSUPPORTED
+        assert got == exp == want, f"{formats}: {name} gave {got!r} (golden {exp!r})"

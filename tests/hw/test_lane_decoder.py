@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 
 from golden.formats import pack_weights
 from golden.prune import prune
+from hw.config import FORMATS
 from hw.lane_decoder import LaneDecoder
 
 WB = 8
@@ -31,16 +32,19 @@ class _Harness(wiring.Component):
         m.submodules.wmem = wmem = Memory(shape=64, depth=len(self.words), init=self.words)
         m.submodules.nzmem = nzmem = Memory(shape=64, depth=len(self.nzwords),
                                             init=self.nzwords)
-        for mem, en, addr, dat in ((wmem, d.scan_en, d.scan_addr, d.scan_data),
-                                   (wmem, d.aux_en, d.aux_addr, d.aux_data),
-                                   (nzmem, d.nz_en, d.nz0_addr, d.nz0_data),
-                                   (nzmem, d.nz_en, d.nz1_addr, d.nz1_data)):
+        ports = [(wmem, d.scan_en, d.scan_addr, d.scan_data)]
+        if d.has_aux:
+            ports.append((wmem, d.aux_en, d.aux_addr, d.aux_data))
+        if d.has_bm:
+            ports += [(nzmem, d.nz_en, d.nz0_addr, d.nz0_data),
+                      (nzmem, d.nz_en, d.nz1_addr, d.nz1_data)]
+        for mem, en, addr, dat in ports:
             rp = mem.read_port()
             m.d.comb += [rp.en.eq(en), rp.addr.eq(addr), dat.eq(rp.data)]
         return m
 
 
-def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed):
+def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS):
     M, K = W.shape
     pw = pack_weights(W, fmt, **kw)
     img = np.concatenate([pw.image, np.zeros(64 * WB, dtype=np.uint8)])
@@ -57,7 +61,7 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed):
                     for w in range(kw_words)]
     nzwords += [0, 0]
     dec = LaneDecoder(lane=lane, rows=rows, word_bytes=WB, byte_addr_width=16,
-                      act_addr_width=12, nz_addr_width=10)
+                      act_addr_width=12, nz_addr_width=10, formats=formats)
     h = _Harness(dec, words, nzwords)
     a, b = pw.param_a, pw.param_b
     lg = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5}
@@ -98,7 +102,9 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed):
                         break
                     assert p.abase == cg * K, f"{where}: abase {p.abase}, expected {cg * K}"
                     assert bool(p.clear) == (not got), f"{where}: clear flag {p.clear}"
-                    got.append((int(p.k), int(np.int8(img[int(p.vaddr)]))))
+                    # bitmap values are read by the consumer at vaddr; the others ride along
+                    w = img[int(p.vaddr)] if fmt == "bitmap" else p.w
+                    got.append((int(p.k), int(np.uint8(int(w)).view(np.int8))))
                 assert got == want, f"{where}:\nexpected {want}\ngot      {got}"
         await ctx.tick().until(dec.done)
 
@@ -124,10 +130,32 @@ def test_lane_decoder_pairs(fmt, kw, rng, seed):
         elif fmt == "bitmap":
             W = W * (rng.random(W.shape) < 0.2)
         X = rng.integers(-128, 128, (K, N)) * (rng.random((K, N)) < 0.5)
-        _case(fmt, kw, W, X, lane, rows, 2, bool(rng.integers(0, 2)), rng, seed)
+        # every format once in a build of all formats and once in a build of dense + it
+        formats = FORMATS if lane == 0 else ("dense", fmt)
+        _case(fmt, kw, W, X, lane, rows, 2, bool(rng.integers(0, 2)), rng, seed, formats)
+
+
+def test_lane_decoder_builds_only_its_formats():
+    """Ports of formats that are not built do not exist; the pair carries vaddr only with
+    bitmap."""
+    kw = dict(lane=0, rows=1, word_bytes=8, byte_addr_width=12, act_addr_width=8,
+              nz_addr_width=4)
+    for formats, aux, nz in ((("dense",), False, False), (("dense", "nm"), True, False),
+                             (("dense", "block"), True, False), (("dense", "bitmap"), False, True),
+                             (FORMATS, True, True)):
+        dec = LaneDecoder(formats=formats, **kw)
+        names = set(dec.signature.members.keys())
+        assert ("aux_addr" in names) == aux, f"{formats}: aux port {names}"
+        assert ("nz0_addr" in names) == nz, f"{formats}: nz ports {names}"
+        fields = {n for n, _ in dec.pairs.payload.shape()}
+        assert ("vaddr" in fields) == ("bitmap" in formats), f"{formats}: pair fields {fields}"
 
 
 def test_lane_decoder_parameter_errors():
+    with pytest.raises(ValueError, match=r"formats must be a subset of dense, bitmap, block, nm "
+                                         r"that contains 'dense', not \('nm',\)"):
+        LaneDecoder(lane=0, rows=1, word_bytes=8, byte_addr_width=12, act_addr_width=8,
+                    nz_addr_width=4, formats=("nm",))
     with pytest.raises(ValueError, match=r"word_bytes must be one of 4, 8, 16, 32, not 6"):
         LaneDecoder(lane=0, rows=1, word_bytes=6, byte_addr_width=12, act_addr_width=8,
                     nz_addr_width=4)

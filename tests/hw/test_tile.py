@@ -8,16 +8,25 @@ from golden.formats import pack_weights
 from golden.ops import conv2d, matmul
 from golden.prune import prune
 from golden.quant import wrap
-from hw.config import AcceleratorConfig
+from golden.tile_model import tile_cycles
+from hw.config import FORMATS, AcceleratorConfig
 from hw.tile import Tile, tile_command_layout
 from sim.tile_driver import conv_job, pack_struct, tile_job
 
 
-def run_tile(cfg, jobs, rng, stall=0.0):
-    """Run tile jobs (sim.tile_driver.tile_job / conv_job) back to back; return the results."""
+def run_tile(cfg, jobs, rng, stall=0.0, status=None):
+    """Run tile jobs (sim.tile_driver.tile_job / conv_job) back to back; return the results.
+
+    ``status`` (a list) receives ``(error flag, compute cycles)`` per job."""
     dut = Tile(cfg)
     layout = tile_command_layout()
     outs = []
+    computing = []
+
+    async def count(ctx):
+        async for _, _, c in ctx.tick().sample(dut.computing):
+            if c:
+                computing[-1] += 1
 
     async def driver(ctx):
         for job in jobs:
@@ -25,6 +34,7 @@ def run_tile(cfg, jobs, rng, stall=0.0):
             ctx.set(dut.cmd.valid, 1)
             await ctx.tick().until(dut.cmd.ready)
             ctx.set(dut.cmd.valid, 0)
+            computing.append(0)
             words, acts = job["words"], job["acts"]
             wi = ai = 0
             while wi < len(words) or ai < len(acts):
@@ -45,6 +55,8 @@ def run_tile(cfg, jobs, rng, stall=0.0):
             ctx.set(dut.weights.valid, 0)
             ctx.set(dut.acts.valid, 0)
             await ctx.tick().until(~dut.busy)
+            if status is not None:
+                status.append((ctx.get(dut.error), computing[-1]))
 
     async def sink(ctx):
         for job in jobs:
@@ -66,6 +78,7 @@ def run_tile(cfg, jobs, rng, stall=0.0):
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(sink)
+    sim.add_process(count)
     sim.run()
     return outs
 
@@ -133,6 +146,32 @@ def test_tile_conv2d_im2col(rows, cols, rng, seed):
     outs = run_tile(cfg, jobs, rng, 0.2)
     for case, exp, Y in zip(cases, exps, outs):
         assert np.array_equal(Y, exp), f"seed={seed} conv {case}:\nexpected\n{exp}\ngot\n{Y}"
+
+
+@pytest.mark.parametrize("formats", [("dense",), ("dense", "nm"), ("dense", "block"),
+                                     ("dense", "bitmap"), FORMATS])
+def test_tile_builds_only_configured_formats(formats, rng, seed):
+    """Each build runs its formats bit-exact, in the cycles of golden.tile_model; an image of
+    a format that is not built sets ``error`` and the tile still finishes the layer."""
+    cfg = AcceleratorConfig(rows=3, cols=2, out_lanes=1, weight_buf_depth=256,
+                            act_buf_depth=256, mul_pipeline=1, formats=formats)
+    jobs = _jobs(rng, cfg)
+    jobs = ([j for j in jobs if j[2] in formats]
+            + [j for j in jobs if j[2] not in formats][:1])
+    status = []
+    packed = [pack_weights(W, fmt, **kw) for W, X, fmt, kw, skip in jobs]
+    outs = run_tile(cfg, [tile_job(pw, X, cfg.cols, cfg.axi_bytes, skip)
+                          for pw, (W, X, fmt, kw, skip) in zip(packed, jobs)], rng, 0.0, status)
+    for pw, (W, X, fmt, kw, skip), Y, (err, cyc) in zip(packed, jobs, outs, status):
+        where = f"seed={seed} build {formats}: {fmt} {kw} skip={skip} W{W.shape} X{X.shape}"
+        if fmt not in formats:
+            assert err == 1, f"{where}: error flag not set for a format that is not built"
+            continue
+        assert err == 0, f"{where}: error flag set"
+        exp = matmul(W, X, acc_width=cfg.acc_width)
+        assert np.array_equal(Y, exp), f"{where}:\nexpected\n{exp}\ngot\n{Y}"
+        model = tile_cycles(pw, X, cfg, act_skip=bool(skip))["cycles"]
+        assert abs(cyc - model) <= 2, f"{where}: {cyc} compute cycles, model {model}"
 
 
 def test_tile_parameter_errors():
