@@ -211,7 +211,8 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
               "self_test": {"format": t.fmt, "mkn": list(t.shape), "sram_bytes":
                             t.sram_depth * cfg.axi_bytes, "image_bytes": len(t.image),
                             "output_bytes": t.out_bytes},
-              "versions": generator_versions() | synth_versions(board.target)}
+              "versions": generator_versions() | synth_versions(board.target),
+              "source": _source_state()}
     modname, clsname = board.platform.split(":")
     platform = getattr(importlib.import_module(modname), clsname)()
     report["board_clock_mhz"] = round(platform.default_clk_frequency / 1e6, 3)
@@ -284,6 +285,19 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     report["result"] = "ok"
     _write(out, report)
     return report
+
+
+def _source_state() -> dict:
+    """The commit built and the files under hw/ that differ from it (a shared working tree)."""
+    root = CONSTRAINTS_DIR.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": head, "hw_uncommitted": sorted(line[3:] for line in dirty)}
 
 
 def _write(out: Path, report: dict) -> None:

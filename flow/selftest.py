@@ -28,7 +28,7 @@ import numpy as np
 from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 __all__ = ["AccelSelfTest", "SelfTestImage", "selftest_network", "compile_selftest",
            "SELFTEST_BASE"]
@@ -171,6 +171,9 @@ class AccelSelfTest(wiring.Component):
 
     Members
     -------
+    wrong_byte : In(1)
+        Compare against a wrong expected byte (bit 0 of the first output byte flipped, like
+        ``corrupt=0`` but without rebuilding): the test must then fail.  Tie to 0 normally.
     done : Out(1)
         The test has finished (stays high until reset).
     ok : Out(1)
@@ -196,8 +199,9 @@ class AccelSelfTest(wiring.Component):
         self.cfg = cfg
         self.timeout_cycles = timeout_cycles
         self.test = compile_selftest(cfg, network, corrupt=corrupt)
-        super().__init__({"done": Out(1), "ok": Out(1), "fail": Out(1), "status": Out(32),
-                          "mismatches": Out(16), "cycles": Out(32), "timed_out": Out(1)})
+        super().__init__({"wrong_byte": In(1), "done": Out(1), "ok": Out(1), "fail": Out(1),
+                          "status": Out(32), "mismatches": Out(16), "cycles": Out(32),
+                          "timed_out": Out(1)})
 
     def elaborate(self, platform):
         from hw.accelerator import Accelerator
@@ -293,7 +297,7 @@ class AccelSelfTest(wiring.Component):
             with m.State("CHECK_DATA"):
                 m.d.comb += [check.eq(1), ctl_rready.eq(1)]
                 with m.If(s.rvalid):
-                    with m.If(s.rdata != rom_rd.data):
+                    with m.If(s.rdata != (rom_rd.data ^ (self.wrong_byte & (word == 0)))):
                         m.d.sync += errors.eq(errors + 1)
                     m.d.sync += word.eq(word + 1)
                     with m.If(word == n_words - 1):

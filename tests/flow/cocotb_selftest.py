@@ -14,6 +14,7 @@ from cocotb.triggers import RisingEdge
 async def selftest_runs(dut):
     max_cycles = int(os.environ["SPARSEMAC_MAX_CYCLES"])
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.wrong_byte.value = int(os.environ.get("SPARSEMAC_WRONG_BYTE", "0"))
     dut.rst.value = 1
     for _ in range(3):
         await RisingEdge(dut.clk)

@@ -44,8 +44,8 @@ def test_build_script_split_and_classic_abc(tmp_path):
 @pytest.mark.slow
 @pytest.mark.flow
 def test_board_that_does_not_fit_is_not_placed(tmp_path):
-    """Four tiles of 4x4 need 64 multipliers: the iCEBreaker's UP5K has 8 SB_MAC16."""
-    cfg = board_config("icebreaker").replace(rows=4, cols=4, tiles=4, out_lanes=4)
+    """A 4x4 array needs 16 multipliers: the iCEBreaker's UP5K has 8 SB_MAC16."""
+    cfg = board_config("icebreaker").replace(rows=4, cols=4, out_lanes=4)
     rep = build_board("icebreaker", tmp_path / "out", cfg, write_constraints=False)
     assert rep["result"].startswith("does not fit icebreaker (ice40 up5k): "), rep["result"]
     assert f"DSP {rep['area']['DSP']} > 8" in rep["result"] and rep["area"]["DSP"] > 8

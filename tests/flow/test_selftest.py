@@ -12,11 +12,11 @@ from hw.config import AcceleratorConfig
 from sim.runner import run_cocotb
 
 
-def _run(dut, tmp_path, seed, max_cycles=200_000) -> dict:
-    out = tmp_path / "selftest.json"
+def _run(dut, tmp_path, seed, max_cycles=200_000, wrong_byte=0) -> dict:
+    out = tmp_path / f"selftest{wrong_byte}.json"
     run_cocotb(dut, toplevel="accel_selftest", test_module="tests.flow.cocotb_selftest",
-               env={"SPARSEMAC_MAX_CYCLES": str(max_cycles),
-                    "SPARSEMAC_SELFTEST_OUT": str(out)}, seed=seed, tag=tmp_path.name)
+               env={"SPARSEMAC_MAX_CYCLES": str(max_cycles), "SPARSEMAC_SELFTEST_OUT": str(out),
+                    "SPARSEMAC_WRONG_BYTE": str(wrong_byte)}, seed=seed, tag=tmp_path.name)
     return json.loads(out.read_text())
 
 
@@ -25,9 +25,27 @@ def _tiny():
                                                      lut_enabled=False)
 
 
-@pytest.mark.parametrize("make_cfg", [_tiny, lambda: board_config("icebreaker")],
-                         ids=["tiny-nm-32bit", "icebreaker"])
-def test_selftest_passes_and_a_wrong_byte_fails(make_cfg, tmp_path, seed):
+def test_selftest_passes_and_fails_on_a_wrong_byte(tmp_path, seed):
+    """One build: the run passes; with ``wrong_byte`` (bit 0 of expected byte 0 flipped at
+    run time) the same run fails with one mismatching word."""
+    cfg = _tiny()
+    dut = AccelSelfTest(cfg)
+    good = _run(dut, tmp_path, seed)
+    where = f"config {cfg.name} seed={seed}"
+    assert good["done"] == 1 and good["ok"] == 1 and good["fail"] == 0, f"{good}; {where}"
+    assert good["status"] & 0b111 == 0b010 and good["mismatches"] == 0, good
+    assert 0 < good["cycles"] < good["cycles_to_done"], good
+    bad = _run(dut, tmp_path, seed, wrong_byte=1)
+    assert bad["done"] == 1 and bad["ok"] == 0 and bad["fail"] == 1, f"{bad}; {where}"
+    assert bad["mismatches"] == 1 and bad["status"] & 0b111 == 0b010, bad
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_cfg", [_tiny, lambda: board_config("icebreaker"),
+                                      lambda: board_config("ulx3s-85f")],
+                         ids=["tiny-nm-32bit", "icebreaker", "ulx3s-85f"])
+def test_selftest_passes_and_a_wrong_rom_byte_fails(make_cfg, tmp_path, seed):
+    """Each board's config passes; a ROM built with one wrong byte (a random one) fails."""
     cfg = make_cfg()
     good = _run(AccelSelfTest(cfg), tmp_path, seed)
     where = f"config {cfg.name} seed={seed}"
@@ -40,12 +58,14 @@ def test_selftest_passes_and_a_wrong_byte_fails(make_cfg, tmp_path, seed):
     assert bad["mismatches"] == 1 and bad["status"] & 0b111 == 0b010, bad
 
 
+@pytest.mark.slow
 def test_selftest_reports_an_accelerator_error(tmp_path, seed):
     """A layer the accelerator refuses (descriptor error) must light ``fail``, not ``ok``:
     the image is compiled for a build with more buffer space than the hardware has."""
     cfg = _tiny()
     net = selftest_network(cfg, m=2 * cfg.out_buf_depth)     # more rows than the output buffer
-    big = cfg.replace(out_buf_depth=2 * cfg.out_buf_depth)
+    big = cfg.replace(out_buf_depth=2 * cfg.out_buf_depth,
+                      weight_buf_depth=4 * cfg.weight_buf_depth)
     dut = AccelSelfTest(big, network=net)
     dut.cfg = cfg                                           # ... but build the small hardware
     res = _run(dut, tmp_path, seed)
