@@ -59,7 +59,7 @@ class Board:
 
 
 # Parameters on top of the `tiny` preset (1 tile of 2x2, small buffers).
-_ULX3S = dict(rows=4, cols=4, tiles=2, out_lanes=4, axi_data_width=64,
+_ULX3S = dict(rows=4, cols=4, tiles=1, out_lanes=4, axi_data_width=64,
               weight_buf_depth=512, act_buf_depth=256, out_buf_depth=32)
 _ICEBREAKER = dict(rows=2, cols=2, tiles=1, out_lanes=1, formats=("dense", "nm"),
                    lut_enabled=False, axi_data_width=32, axi_id_width=1, axi_max_burst=4,
@@ -228,6 +228,18 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     plan = platform.prepare(top, name=top_name, **opts)
     plan.extract(str(build_dir))
     synth_sh, pnr_sh = _split_script(plan.files[f"build_{top_name}.sh"])
+    ext = "lpf" if board.target == "ecp5" else "pcf"
+    files = {}
+    shutil.copy(build_dir / f"{top_name}.{ext}", out / f"{top_name}.{ext}")
+    files[ext] = f"{top_name}.{ext}"
+    if write_constraints:  # the pins do not depend on the result of the build
+        cdir = CONSTRAINTS_DIR / name
+        cdir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(build_dir / f"{top_name}.{ext}", cdir / f"{top_name}.{ext}")
+        files["constraints"] = str((cdir / f"{top_name}.{ext}").relative_to(
+            CONSTRAINTS_DIR.parent))
+    report["files"] = files
+    report["constraints"] = files.get("constraints", files[ext])
     ys = build_dir / f"{top_name}.ys"
     if abc == "abc":
         _use_classic_abc(ys, board.target)
@@ -267,21 +279,10 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
         "timing": {"meets_target": bool(f and f >= cfg.target_mhz),
                    "meets_board_clock": bool(f and f >= report["board_clock_mhz"])},
     })
-    ext = "lpf" if board.target == "ecp5" else "pcf"
-    files = {}
-    for suffix in (ext, board.bitstream):
-        src = build_dir / f"{top_name}.{suffix}"
-        shutil.copy(src, out / src.name)
-        files[suffix] = src.name
-    if write_constraints:
-        cdir = CONSTRAINTS_DIR / name
-        cdir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(build_dir / f"{top_name}.{ext}", cdir / f"{top_name}.{ext}")
-        files["constraints"] = str((cdir / f"{top_name}.{ext}").relative_to(
-            CONSTRAINTS_DIR.parent))
-    report["files"] = files
-    report["bitstream"] = files[board.bitstream]
-    report["constraints"] = files.get("constraints", files[ext])
+    src = build_dir / f"{top_name}.{board.bitstream}"
+    shutil.copy(src, out / src.name)
+    files[board.bitstream] = src.name
+    report["bitstream"] = src.name
     report["result"] = "ok"
     _write(out, report)
     return report
