@@ -118,7 +118,9 @@ class Accelerator(wiring.Component):
             wiring.connect(m, ring.eject[t + 1], node.flits_in)
             m.d.comb += [node.layer.eq(seq.layer), node.start.eq(seq.node_start[t]),
                          node.rows.eq(seq.node_rows), node.row_base.eq(seq.node_row_base),
-                         seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error)]
+                         seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error),
+                         seq.node_image_done[t].eq(node.image_done),
+                         seq.node_image_code[t].eq(node.image_code)]
             moving += [node.flits_in.valid & node.flits_in.ready,
                        node.flits_out.valid & node.flits_out.ready]
         mac_active = Cat(*[n.mac_active for n in nodes]).any()

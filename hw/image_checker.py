@@ -82,7 +82,8 @@ class _RowScan:
         self.in_r = [Signal(name=f"{name}_in_r{i}") for i in range(wb)]
         self.in_n = [Signal(name=f"{name}_in_n{i}") for i in range(wb)]
         for i in range(wb):
-            m.d.comb += [self.in_r[i].eq(live & (lp <= i) & (er > i)),
+            from_lp = (lp <= i) if i < wb - 1 else Const(1)   # lp < wb always
+            m.d.comb += [self.in_r[i].eq(live & from_lp & (er > i)),
                          self.in_n[i].eq(next_row & ~stall & (er <= i))]
         with m.If(init):
             m.d.sync += [r.eq(0), rem.eq(rb), lp.eq(0)]
@@ -445,7 +446,8 @@ class ImageChecker(wiring.Component):
             stopc = _clamp(m, stop, 0, F, "blk_stop")
             for f in range(F):
                 valid = bb_act & (nlim > f)
-                proc = valid & (blp <= f) & (stopc > f)
+                from_lp = (blp <= f) if f < F - 1 else Const(1)  # blp < F always
+                proc = valid & from_lp & (stopc > f)
                 prev = cols[f - 1] if f else clast
                 brk = has1 & (bl1c == f)
                 nonfirst = (cj0 != 0) if f == 0 else Const(1)
@@ -486,6 +488,10 @@ class ImageChecker(wiring.Component):
             m.d.comb += cbits.eq(cr.data >> bsel if lgF else cr.data)
             bc_act = Signal()
             m.d.comb += bc_act.eq(checks & is_blk & in_c)
+            # rows / columns of a block at or past rvalid / cvalid (padding when applicable)
+            rmask, cmask = Signal(B), Signal(B)
+            m.d.comb += [rmask.eq(Const((1 << B) - 1, B) << rvalid),
+                         cmask.eq(Const((1 << B) - 1, B) << cvalid)]
             bad_lanes = []
             if BB >= wb:
                 blk = Signal(34)
@@ -494,10 +500,12 @@ class ImageChecker(wiring.Component):
                 rowpad = rpad_on & (blk >= plast_row)
                 colpad = cpad_on & cbits[0]
                 for j in range(wb):
-                    e = wo | j
+                    # element of lane j in its block: wo (a multiple of wb) + j
+                    e = Cat(Const(j, lg_wb), wo[lg_wb:]) if lg_wb < lgBB else Const(j, lgBB)
                     rr, cc = e[lgB:lgBB], e[:lgB]
                     bad_lanes.append((blk < nnz) & (byte[j] != 0)
-                                     & ((rowpad & (rr >= rvalid)) | (colpad & (cc >= cvalid))))
+                                     & ((rowpad & rmask.bit_select(rr, 1))
+                                        | (colpad & cmask.bit_select(cc, 1))))
             else:
                 i0 = Signal(34)
                 m.d.comb += i0.eq(coff >> lgBB)
@@ -509,8 +517,7 @@ class ImageChecker(wiring.Component):
                         j = bj * BB + e
                         rr, cc = e >> lgB, e & (B - 1)
                         bad_lanes.append((blk < nnz) & (byte[j] != 0)
-                                         & ((rowpad & (rr >= rvalid))
-                                            | (colpad & (cc >= cvalid))))
+                                         & ((rowpad & rmask[rr]) | (colpad & cmask[cc])))
             with m.If(xfer & bc_act & Cat(*bad_lanes).any()):
                 m.d.sync += bad_pad.eq(1)
 

@@ -38,8 +38,13 @@ class Sequencer(wiring.Component):
     when ``REQUANT`` is set without ``LUT``), the requant records (``CTRL``, multicast), the
     activations (``ACTS``, multicast, read once) and finally the image bodies tile after tile
     (so tile ``t`` computes while later tiles load).  Then wait until the `ResultWriter` has
-    seen one end marker per started node.  Any error (checks, DMA status, result writes, a
-    tile's error flag, the watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset``
+    seen one end marker per started node and every started node's `ImageChecker` has passed
+    its image.  From the first step after the last header on, a node whose checker reports an
+    inconsistent image body (``node_image_code``, codes 7..10) stops the layer at once with
+    that code and ``error_addr`` = the image's address; when several do, the first image in
+    memory order is reported (a node is only reported once every earlier image passed).  Any
+    error (checks, DMA status, result writes, an image body, a tile's error flag, the
+    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset``
     (ring, nodes, result writer) until the DMAs are drained, and go idle; errors latch
     ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
 
@@ -54,7 +59,7 @@ class Sequencer(wiring.Component):
     rd_abort, wr_abort : Out(1); rd_busy, wr_busy : In(1)
     inject : Out(stream(flit))  -- the hub's ring port
     layer : Out(layer_layout()); node_start : Out(tiles); node_rows, node_row_base : Out(16)
-    node_done, node_error : In(tiles)
+    node_done, node_error, node_image_done : In(tiles); node_image_code : In(8 x tiles)
     out_base : Out(addr_width); row_bytes, m_total : Out(32); lg_esize : Out(2); rw_clear : Out(1)
     rw_markers : In(8); rw_error_code : In(8); rw_error_addr : In(addr_width); rw_busy : In(1)
     plane_reset : Out(1); progress : In(1)
@@ -80,13 +85,54 @@ class Sequencer(wiring.Component):
             "inject": Out(stream.Signature(flit_layout(T + 1, cfg.ring_payload_width))),
             "layer": Out(layer_layout()), "node_start": Out(T),
             "node_rows": Out(DIM_WIDTH), "node_row_base": Out(DIM_WIDTH),
-            "node_done": In(T), "node_error": In(T),
+            "node_done": In(T), "node_error": In(T), "node_image_done": In(T),
+            "node_image_code": In(data.ArrayLayout(8, T)),
             "out_base": Out(aw), "row_bytes": Out(32), "m_total": Out(32), "rw_clear": Out(1),
             "lg_esize": Out(2),
             "rw_markers": In(8), "rw_error_code": In(8), "rw_error_addr": In(aw),
             "rw_busy": In(1), "plane_reset": Out(1), "progress": In(1),
             "stall_read": Out(1), "stall_desc": Out(1),
         })
+
+    def _section_sizes_bad(self, m, hb):
+        """Section rules of the header not covered by offsets and order (golden
+        ``BAD_SECTION``): unused sections equal ``total``, each fixed-size section fits before
+        the next offset (dense ``M*K``, bitmap ``4(M+1)`` and ``M*ceil(K/G)*G/8``, block
+        ``4(ceil(M/B)+1)``, nm ``M*ceil(K/Mn)*N`` twice).  Valid once rows, cols and parameters
+        passed (``rows <= out_buf_depth``, ``cols < 2**16``, powers of two)."""
+        cfg = self.cfg
+        G, B = cfg.group_size, cfg.block_size
+        lgG, lgB = G.bit_length() - 1, B.bit_length() - 1
+        rows = hb.rows[:cfg.out_buf_depth.bit_length()]
+        k = hb.cols[:DIM_WIDTH]
+        lg_mn, lg_n = Signal(3), Signal(3)
+        for v in (2, 4, 8, 16, 32):
+            with m.If(hb.param_b == v):
+                m.d.comb += lg_mn.eq(v.bit_length() - 1)
+        for v in (1, 2, 4, 8, 16, 32):
+            with m.If(hb.param_a == v):
+                m.d.comb += lg_n.eq(v.bit_length() - 1)
+        x = Signal(DIM_WIDTH + 2)
+        need_a, need_b = Signal(48), Signal(48)
+        unused_bad = Signal()
+        prod = rows * x
+        with m.Switch(hb.format):
+            with m.Case(0):
+                m.d.comb += [x.eq(k), need_a.eq(prod),
+                             unused_bad.eq((hb.sec_b != hb.total) | (hb.sec_c != hb.total))]
+            with m.Case(1):
+                m.d.comb += [x.eq(((k + G - 1) >> lgG) << (lgG - 3)),
+                             need_a.eq((rows + 1) << 2), need_b.eq(prod)]
+            with m.Case(2):
+                m.d.comb += need_a.eq((((rows + B - 1) >> lgB) + 1) << 2)
+            with m.Case(3):
+                m.d.comb += [x.eq(((k + (1 << lg_mn) - 1) >> lg_mn) << lg_n),
+                             need_a.eq(prod), need_b.eq(prod),
+                             unused_bad.eq(hb.sec_c != hb.total)]
+        bad = Signal()
+        m.d.comb += bad.eq((need_a > hb.sec_b - hb.sec_a) | (need_b > hb.sec_c - hb.sec_b)
+                           | unused_bad)
+        return bad
 
     def elaborate(self, platform):
         m = Module()
@@ -158,6 +204,23 @@ class Sequencer(wiring.Component):
                 m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
                              self.done.eq(0), self.error.eq(0)]
                 m.next = "ABORT"
+        # weight image bodies (ImageChecker in every node): the first started node, in image
+        # order, whose checker reported a code; or all of them passed (`images_ok`)
+        img_fail, img_code, img_addr = Signal(), Signal(8), Signal(aw + 2)
+        images_ok = Const(1)
+        for i in range(T):
+            d, c = self.node_image_done[i], self.node_image_code[i]
+            with m.If(images_ok & tmask[i] & d & (c != 0)):
+                m.d.comb += [img_fail.eq(1), img_code.eq(c), img_addr.eq(body_addr[i] - 32)]
+            images_ok = images_ok & (~tmask[i] | (d & (c == 0)))
+        all_images_ok = Signal()
+        m.d.comb += all_images_ok.eq(images_ok)
+
+        def abort_on_image_error(when=1):
+            """After the last header: an inconsistent image body stops the layer."""
+            with m.If(img_fail & when):
+                fail(img_code, img_addr)
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -191,6 +254,7 @@ class Sequencer(wiring.Component):
                              self.rcmd.payload.length.eq(rd_len)]
                 with m.If(self.rcmd.ready):
                     m.next = "RD_STREAM"
+                abort_on_image_error(phase >= _P_WBODY)
                 abort_on_soft_reset()
             with m.State("RD_STREAM"):
                 m.d.comb += self.busy.eq(1)
@@ -230,6 +294,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += bt.eq(0)
                         m.next = "BODIES"
+                abort_on_image_error(phase >= _P_WBODY)
                 abort_on_soft_reset()
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
@@ -275,6 +340,7 @@ class Sequencer(wiring.Component):
             with m.State("HCHECK"):
                 m.d.comb += self.busy.eq(1)
                 secs = hb.sec_a | hb.sec_b | hb.sec_c
+                sizes_bad = self._section_sizes_bad(m, hb)
                 with m.If(hb.magic != IMAGE_MAGIC):
                     fail(E.BAD_MAGIC, img)
                 with m.Elif(hb.format != desc.format):
@@ -289,7 +355,7 @@ class Sequencer(wiring.Component):
                             | (hb.total > cfg.weight_buf_depth * beat)):
                     fail(E.BAD_SIZE, img)
                 with m.Elif((secs[:5] != 0) | (hb.sec_a < 32) | (hb.sec_a > hb.sec_b)
-                            | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total)):
+                            | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total) | sizes_bad):
                     fail(E.BAD_SECTION, img)
                 with m.Elif(img + hb.total > self.mem_limit):
                     fail(E.OUT_OF_WINDOW, img)
@@ -334,6 +400,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
                     m.next = "IDENT"
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("IDENT"):
                 m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
@@ -345,16 +412,19 @@ class Sequencer(wiring.Component):
                     m.d.sync += gen.eq(gen + 1)
                     with m.If(gen == 256 // beat - 1):
                         m.next = "QUANT"
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("QUANT"):
                 m.d.comb += self.busy.eq(1)
                 qlen = Signal(aw + 1)
                 m.d.comb += qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)
                 read(_P_QUANT, self.mem_base + desc.quant, qlen, FlitType.CTRL)
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("BODIES"):
                 m.d.comb += self.busy.eq(1)
@@ -364,19 +434,21 @@ class Sequencer(wiring.Component):
                     m.d.sync += bt.eq(bt + 1)
                 with m.Else():
                     read(_P_WBODY, body_addr[bt], body_len[bt], FlitType.DATA, unicast=bt + 1)
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("WAIT"):
                 m.d.comb += [self.busy.eq(1), in_wait.eq(1)]
                 nodes_err = (self.node_error & tmask).any()
                 with m.If(self.rw_error_code != 0):
                     fail(self.rw_error_code, self.rw_error_addr)
-                with m.Elif((self.rw_markers == t) & ~self.rw_busy):
+                with m.Elif((self.rw_markers == t) & ~self.rw_busy & all_images_ok):
                     with m.If(nodes_err):
                         fail(E.BAD_SHAPE, desc_addr)
                     with m.Else():
                         m.next = "LAYER_DONE"
                 with m.Elif(wd == cfg.watchdog_cycles - 1):
                     fail(E.WATCHDOG, desc_addr)
+                abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("LAYER_DONE"):
                 m.d.comb += [self.busy.eq(1), self.irq_desc.eq(desc.flags[3])]

@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from .byte_gearbox import ByteGearbox
 from .config import AcceleratorConfig
 from .im2col_address import conv_geometry_layout
+from .image_checker import ImageChecker
 from .output_pipeline import OutputPipeline
 from .ring.layouts import FlitType, flit_layout
 from .tile import DIM_WIDTH, Tile, TileOp
@@ -44,7 +45,8 @@ def layer_layout() -> data.StructLayout:
 class TileNode(wiring.Component):
     """One ring node holding a `Tile`, its `OutputPipeline` and the stream adapters.
 
-    From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``),
+    From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``
+    through an `ImageChecker`, which checks the image body's sparse metadata on the way),
     ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits
     first ``lut_beats`` words of activation table (into the pipeline's shadow table, then a
     swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the
@@ -57,8 +59,11 @@ class TileNode(wiring.Component):
     finished and every result left, one marker flit with ``m = DONE_MARKER``.  The hub writes
     the bytes; the marker tells it the node's results are all written (per-pair ring order).
 
-    ``start`` (one cycle) latches ``rows``/``row_base`` and issues the tile command; ``done``
-    is high while the node is idle.  ``error`` is the tile's error flag of the last layer.
+    ``start`` (one cycle) latches ``rows``/``row_base``, issues the tile command and restarts the
+    image checker; ``done`` is high while the node is idle.  ``error`` is the tile's error flag
+    of the last layer.  ``image_done`` goes high once the layer's weight image has passed the
+    checker, with ``image_code`` its `FormatErrorCode` (0 = consistent; docs/spec.md section 3),
+    both held until the next ``start``.
 
     Parameters
     ----------
@@ -77,6 +82,7 @@ class TileNode(wiring.Component):
         self.node = node
         self.nodes = cfg.tiles + 1
         self.tile = Tile(cfg)
+        self.checker = ImageChecker(cfg)
         self.pipe = OutputPipeline(cfg, max_channels=cfg.out_buf_depth, pwl=False)
         self.esize_max = 4 if cfg.acc_width <= 32 else 8
         fl = flit_layout(self.nodes, cfg.ring_payload_width)
@@ -85,7 +91,7 @@ class TileNode(wiring.Component):
             "flits_out": Out(stream.Signature(fl)),
             "layer": In(layer_layout()),
             "start": In(1), "rows": In(DIM_WIDTH), "row_base": In(DIM_WIDTH),
-            "done": Out(1), "error": Out(1),
+            "done": Out(1), "error": Out(1), "image_done": Out(1), "image_code": Out(8),
             "computing": Out(1), "mac_active": Out(1), "stall": Out(1),
         })
 
@@ -95,6 +101,8 @@ class TileNode(wiring.Component):
         cols, lanes, beat = cfg.cols, cfg.out_lanes, cfg.axi_bytes
         bpr = cols // lanes
         m.submodules.tile, m.submodules.pipe = tile, pipe
+        m.submodules.checker = chk = self.checker
+        m.d.comb += [self.image_done.eq(chk.done), self.image_code.eq(chk.code)]
         m.submodules.act_gb = act_gb = ByteGearbox(in_bytes=beat, out_bytes=cols)
         m.submodules.lut_gb = lut_gb = ByteGearbox(in_bytes=beat, out_bytes=1)
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
@@ -115,7 +123,8 @@ class TileNode(wiring.Component):
                     m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base), act_cnt.eq(0),
                                  q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0), lut_addr.eq(0),
                                  self.error.eq(0)]
-                    m.d.comb += [act_gb.clear.eq(1), lut_gb.clear.eq(1), q_gb.clear.eq(1)]
+                    m.d.comb += [act_gb.clear.eq(1), lut_gb.clear.eq(1), q_gb.clear.eq(1),
+                                 chk.start.eq(1)]
                     m.next = "CMD"
             with m.State("CMD"):
                 c = tile.cmd.payload
@@ -139,15 +148,17 @@ class TileNode(wiring.Component):
         ftype = fi.payload.type
         word = fi.payload.payload[:8 * beat]
         is_lut = lut_cnt < lay.lut_beats
+        # weight words: ring -> ImageChecker (may hold a word for a cycle) -> Tile.weights
+        wiring.connect(m, chk.o, tile.weights)
         m.d.comb += [
-            tile.weights.payload.eq(word),
+            chk.i.payload.eq(word),
             act_gb.i.payload.data.eq(word), act_gb.i.payload.last.eq(act_cnt + 1 >= lay.act_beats),
             lut_gb.i.payload.data.eq(word), lut_gb.i.payload.last.eq(lut_cnt + 1 >= lay.lut_beats),
             q_gb.i.payload.data.eq(word), q_gb.i.payload.last.eq(q_cnt + 1 >= lay.quant_beats),
         ]
         with m.Switch(ftype):
             with m.Case(FlitType.DATA):
-                m.d.comb += [tile.weights.valid.eq(fi.valid), fi.ready.eq(tile.weights.ready)]
+                m.d.comb += [chk.i.valid.eq(fi.valid), fi.ready.eq(chk.i.ready)]
             with m.Case(FlitType.ACTS):
                 m.d.comb += [act_gb.i.valid.eq(fi.valid), fi.ready.eq(act_gb.i.ready)]
                 with m.If(fi.valid & act_gb.i.ready):

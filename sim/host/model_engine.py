@@ -127,9 +127,20 @@ def read_quant(image, desc: Descriptor) -> tuple[np.ndarray, np.ndarray, np.ndar
     return bias, mult, shift
 
 
+#: Codes of a weight image's body (docs/spec.md section 3): the hardware checks them as the
+#: bodies stream to the tiles, after every header of the layer (docs/accelerator.md).
+_BODY_CODES = (ErrorCode.BAD_PTR, ErrorCode.BAD_MASK_COUNT, ErrorCode.BAD_INDEX,
+               ErrorCode.BAD_PAD)
+
+
 def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
-    """The per-tile weight images at ``d.weights``, back to back (spec section 8.1)."""
+    """The per-tile weight images at ``d.weights``, back to back (spec section 8.1).
+
+    Header rules are checked image by image; a body error (codes 7..10) is reported only once
+    every header of the layer passed, for the first such image: the hardware's order.
+    """
     window, off, rows, out = len(image), d.weights, 0, []
+    body_error = None
     while rows < d.m:
         t = len(out)
         if t >= tiles:
@@ -145,19 +156,28 @@ def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
         try:
             pw = parse_weights(np.frombuffer(bytes(image[off:off + total]), dtype=np.uint8))
         except FormatError as exc:
-            raise _Stop(ErrorCode(exc.code), f"weight image {t}: {exc.msg}") from None
-        if pw.header[4] != d.format:
-            raise _Stop(ErrorCode.BAD_FORMAT, f"weight image {t} format {pw.header[4]} differs "
+            if ErrorCode(exc.code) not in _BODY_CODES:
+                raise _Stop(ErrorCode(exc.code), f"weight image {t}: {exc.msg}") from None
+            if body_error is None:
+                body_error = _Stop(ErrorCode(exc.code), f"weight image {t}: {exc.msg}")
+            pw = None
+        hdr = bytes(image[off:off + HEADER_BYTES])
+        fmt, pa, pb = hdr[4], hdr[5], hdr[6]
+        shape = (int.from_bytes(hdr[8:12], "little"), int.from_bytes(hdr[12:16], "little"))
+        if fmt != d.format:
+            raise _Stop(ErrorCode.BAD_FORMAT, f"weight image {t} format {fmt} differs "
                         f"from the descriptor's {d.format}")
-        if (pw.param_a, pw.param_b) != (d.param_a, d.param_b):
-            raise _Stop(ErrorCode.BAD_PARAM, f"weight image {t} parameters ({pw.param_a}, "
-                        f"{pw.param_b}) differ from the descriptor's ({d.param_a}, {d.param_b})")
-        if pw.shape[1] != d.k or rows + pw.shape[0] > d.m:
-            raise _Stop(ErrorCode.BAD_SHAPE, f"weight image {t} shape {pw.shape} does not fit "
-                        f"(rows {rows}..{rows + pw.shape[0]} of m = {d.m}, cols = k = {d.k})")
+        if (pa, pb) != (d.param_a, d.param_b):
+            raise _Stop(ErrorCode.BAD_PARAM, f"weight image {t} parameters ({pa}, "
+                        f"{pb}) differ from the descriptor's ({d.param_a}, {d.param_b})")
+        if shape[1] != d.k or rows + shape[0] > d.m:
+            raise _Stop(ErrorCode.BAD_SHAPE, f"weight image {t} shape {shape} does not fit "
+                        f"(rows {rows}..{rows + shape[0]} of m = {d.m}, cols = k = {d.k})")
         out.append(pw)
-        rows += pw.shape[0]
+        rows += shape[0]
         off += total
+    if body_error is not None:
+        raise body_error
     return out
 
 

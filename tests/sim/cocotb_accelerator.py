@@ -369,3 +369,131 @@ async def bus_errors_watchdog_soft_reset(dut):
         job = _two_layers(rng)
         _check_ok(tb, job, await tb.run(job), "job after a soft reset")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+def _slices(job, d):
+    """(window offset, rows, total) of each weight image of descriptor ``d`` (spec 8.1)."""
+    out, off, rows = [], d.weights, 0
+    while rows < d.m:
+        r = int.from_bytes(job.image[off + 8:off + 12], "little")
+        total = int.from_bytes(job.image[off + 28:off + 32], "little")
+        out.append((off, r, total))
+        rows, off = rows + r, off + total
+    return out
+
+
+def _break_body(img: bytearray, cls: str, rng) -> bool:
+    """Break one body rule of a (canonical) weight image in place; False if it has no spot."""
+    u32 = lambda o: int.from_bytes(img[o:o + 4], "little")  # noqa: E731
+    fmt, a, b, rows, cols = img[4], img[5], img[6], u32(8), u32(12)
+    sa, sb, sc = u32(16), u32(20), u32(24)
+    if cls == "ptr":                                    # last pointer past the stored data
+        n = rows if fmt == 1 else -(-rows // a)
+        img[sa + 4 * n:sa + 4 * n + 4] = (u32(sa + 4 * n) + 1000).to_bytes(4, "little")
+        return True
+    if fmt == 1:
+        rb = -(-cols // a) * a // 8
+        r = int(rng.integers(0, rows))
+        c = int(rng.integers(0, cols)) if cls == "count" else cols
+        if cls == "pad" and cols == 8 * rb:
+            return False
+        img[sb + r * rb + c // 8] ^= 1 << (c % 8)       # inside K: count; past K: padding
+        return True
+    if fmt == 2:
+        nbr, nbc = -(-rows // a), -(-cols // a)
+        ptr = [u32(sa + 4 * j) for j in range(nbr + 1)]
+        col = [int.from_bytes(img[sb + 2 * i:sb + 2 * i + 2], "little") for i in range(ptr[-1])]
+        if cls == "index":
+            if not col:
+                return False
+            i = int(rng.integers(0, len(col)))
+            img[sb + 2 * i:sb + 2 * i + 2] = nbc.to_bytes(2, "little")
+            return True
+        spots = [sc + i * a * a + rr * a + cc for i in range(len(col))
+                 for br in [int(np.searchsorted(ptr, i, side="right")) - 1]
+                 for rr in range(a) for cc in range(a)
+                 if br * a + rr >= rows or col[i] * a + cc >= cols]
+        if not spots:
+            return False
+        img[int(rng.choice(spots))] = 0x5A
+        return True
+    ng = -(-cols // b)
+    if cls == "index":
+        img[sb + int(rng.integers(0, rows * ng * a))] = b
+        return True
+    spots = [(r * ng + ng - 1) * a + s for r in range(rows) for s in range(a)
+             if (ng - 1) * b + img[sb + (r * ng + ng - 1) * a + s] >= cols]
+    if not spots:
+        return False
+    img[sa + int(rng.choice(spots))] = 0x5A
+    return True
+
+
+def _body_cases():
+    """(format, rule class, layer K that makes the class possible, nm pattern)."""
+    G, B = CFG.group_size, CFG.block_size
+    cases = [("bitmap", "ptr", G + 3, None), ("bitmap", "count", G + 3, None),
+             ("bitmap", "pad", G + 3, None), ("block", "ptr", B + 1, None),
+             ("block", "index", 2 * B + 1, None), ("block", "pad", B + 1, None),
+             ("nm", "index", 9, (2, 4)), ("nm", "pad", 9, (2, 4))]
+    return [c for c in cases if c[0] in CFG.formats]
+
+
+@cocotb.test()
+async def bad_image_bodies(dut):
+    """Inconsistent sparse metadata in a layer's weight image (codes 7..10, per format):
+    golden's code, the interrupt, ERROR_ADDR = that image, nothing written outside the layer's
+    output buffer, the host model agrees, and the next job is bit-exact."""
+    from golden.formats import FormatError, parse_weights
+    from sim.host.model_engine import run_model
+
+    tb = await _tb(dut, salt=9)
+    rng = _rng(9)
+    cases = [(f, c, k, nm, False) for f, c, k, nm in _body_cases()]
+    if CFG.tiles > 1 and "bitmap" in CFG.formats:   # two broken images: the first one counts
+        cases.append(("bitmap", "count", CFG.group_size + 3, None, True))
+    for fmt, cls, k, nm, two in cases:
+        for _ in range(20):
+            layer = dict(op="matmul", fmt=fmt, requant=True, lut=None, density=0.6,
+                         m=int(rng.integers(CFG.tiles + 1, 2 * CFG.tiles + 3)), k=k, n=3)
+            if nm:
+                layer["nm"] = nm
+            job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt="dense"), layer])
+            d = _desc_at(job, 1)
+            sl = _slices(job, d)
+            pick = [0, len(sl) - 1] if two and len(sl) > 1 else [int(rng.integers(0, len(sl)))]
+            if two and len(pick) < 2:
+                continue
+            exp = []
+            for t in pick:
+                off, _, total = sl[t]
+                img = bytearray(job.image[off:off + total])
+                if not _break_body(img, "ptr" if two and t else cls, rng):
+                    break
+                job.image[off:off + total] = img
+                try:
+                    parse_weights(bytes(img))
+                    raise AssertionError(f"{fmt} {cls}: golden accepts the broken image")
+                except FormatError as exc:
+                    exp.append((E(int(exc.code)), job.base + off))
+            else:
+                break
+        else:
+            raise AssertionError(f"{fmt} {cls}: no layer with a spot for the rule (seed {SEED})")
+        code, addr = exp[0]
+        assert code in (E.BAD_PTR, E.BAD_MASK_COUNT, E.BAD_INDEX, E.BAD_PAD), (fmt, cls, code)
+        what = f"{fmt} {cls} image(s) {pick} of {len(sl)}"
+        res = await _expect_error(tb, job, code, what)
+        assert res["error_addr"] == addr, (
+            f"{what}: ERROR_ADDR {res['error_addr']:#x}, expected the image at {addr:#x} "
+            f"(seed {SEED})")
+        errs = [e for e in tb.mismatches(job, SEED) if not e.startswith("layer 1 ")]
+        assert not errs, f"{what}: {errs}"
+        model = run_model(job.image, base=job.base, desc_base=job.desc_base,
+                          desc_count=job.count, cfg=CFG)
+        assert (model.error_code, model.error_desc) == (code, 1), (
+            f"{what}: host model {model.error_code.name} at {model.error_desc}: "
+            f"{model.message}, hardware {code.name} (seed {SEED})")
+        job = _two_layers(rng)
+        _check_ok(tb, job, await tb.run(job), f"job after {what}")
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
