@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,9 +23,17 @@ class ResultWriter(wiring.Component):
     ``eoff >= row_bytes`` are dropped (never written): the output buffer bounds hold whatever a
     tile sends.  A flit with ``m = DONE_MARKER`` counts one finished node in ``markers``.
 
-    One DMA command per flit (``ceil((addr % beat + bytes) / beat)`` beats), the next flit is
-    taken after its write response.  A failing write latches ``error_code``/``error_addr``
-    (sticky until ``clear``); later flits are then dropped.
+    Write combining: the bytes of a flit are merged into ``lines`` one-beat line buffers
+    (tag = beat address, data, byte strobes).  A line is written (one single-beat DMA command,
+    the strobes it collected) as soon as all its bytes are present, when it is evicted
+    (round robin) for a beat no line holds, and at every marker flit: the marker is counted
+    only after every line has been written and its write response came back, so when the hub
+    has seen one marker per node every result of the layer is in memory.  Each lane of each
+    tile writes its output row left to right, so with ``lines >= rows * tiles`` a beat is
+    normally written once, full (``beat / bytes-per-flit`` times fewer write commands than one
+    command per flit).  Writes run in the background (one write buffer) while the next flits
+    merge.  A failing write latches ``error_code``/``error_addr`` (sticky until ``clear``);
+    later flits and the lines still open are then dropped.
 
     Members
     -------
@@ -40,12 +48,25 @@ class ResultWriter(wiring.Component):
     markers : Out(8)
     error_code : Out(8); error_addr : Out(addr_width)
     busy, stall : Out(1)
+
+    Parameters
+    ----------
+    cfg : AcceleratorConfig
+    tag_width : int
+        DMA command tag width.
+    lines : int, optional
+        Line buffers (1..32; default ``rows * tiles`` clamped to 2..16).
     """
 
-    def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4):
+    def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4, lines: int | None = None):
         if not isinstance(cfg, AcceleratorConfig):
             raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        if lines is None:
+            lines = min(16, max(2, cfg.rows * cfg.tiles))
+        if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 32:
+            raise ValueError(f"lines must be between 1 and 32, not {lines!r}")
         self.cfg = cfg
+        self.lines = lines
         aw = cfg.axi_addr_width
         self.tag_width = tag_width
         super().__init__({
@@ -61,37 +82,98 @@ class ResultWriter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
+        cfg, L = self.cfg, self.lines
         aw, beat = cfg.axi_addr_width, cfg.axi_bytes
         lg_beat = (beat - 1).bit_length()
+        tw = aw - lg_beat
         dbytes = result_data_bytes(cfg)
-        span = -(-(dbytes + beat - 1) // beat) * beat      # bytes of the widest command
+        span = -(-(dbytes + beat - 1) // beat) * beat      # bytes a flit can touch, beat-aligned
         fl = self.flits.payload
         f_m, f_eoff = fl.payload[:16], fl.payload[16:32]
         f_data = fl.payload[32:32 + 8 * dbytes]
+        ok = self.error_code == 0
+
+        # -- line buffers and the write buffer -------------------------------------------------
+        lv = Signal(L)
+        ltag = [Signal(tw, name=f"line{i}_tag") for i in range(L)]
+        ldata = [Signal(8 * beat, name=f"line{i}_data") for i in range(L)]
+        lstrb = [Signal(beat, name=f"line{i}_strb") for i in range(L)]
+        wb_valid, wb_tag = Signal(), Signal(tw)
+        wb_data, wb_strb = Signal(8 * beat), Signal(beat)
+        push = Signal()                   # load the write buffer this cycle (from push_*)
+        push_tag, push_data, push_strb = Signal(tw), Signal(8 * beat), Signal(beat)
+        with m.If(push):
+            m.d.sync += [wb_valid.eq(1), wb_tag.eq(push_tag), wb_data.eq(push_data),
+                         wb_strb.eq(push_strb)]
+
+        # -- write FSM: write buffer -> one single-beat DMA command -----------------------------
+        w_idle = Signal()
+        m.d.comb += [self.wcmd.payload.addr.eq(wb_tag << lg_beat),
+                     self.wcmd.payload.length.eq(beat), self.wcmd.payload.tag.eq(0),
+                     self.wdata.payload.data.eq(wb_data), self.wdata.payload.strb.eq(wb_strb)]
+        with m.FSM(name="write"):
+            with m.State("IDLE"):
+                m.d.comb += w_idle.eq(1)
+                with m.If(wb_valid):
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += [self.wcmd.valid.eq(1), self.stall.eq(~self.wcmd.ready)]
+                with m.If(self.wcmd.ready):
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [self.wdata.valid.eq(1), self.stall.eq(~self.wdata.ready)]
+                with m.If(self.wdata.ready):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [self.wstatus.ready.eq(1), self.stall.eq(~self.wstatus.valid)]
+                with m.If(self.wstatus.valid):
+                    with m.If(self.wstatus.payload.code != 0):
+                        m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
+                                     self.error_addr.eq(self.wstatus.payload.addr)]
+                    m.d.sync += wb_valid.eq(0)
+                    m.next = "IDLE"
+        wb_free = ~wb_valid
+
+        # -- intake FSM: flits -> (address, bytes, strobes) -> merge into lines ----------------
         r_m, r_eoff = Signal(16), Signal(16)
         r_data = Signal(8 * dbytes)
         addr, nbytes = Signal(aw), Signal(range(dbytes + 1))
         lo, nbeats, bi = Signal(lg_beat), Signal(range(span // beat + 1)), Signal(range(span))
-        wide = Signal(8 * span)
-        strb = Signal(span)
-        m.d.comb += [
-            wide.eq(r_data << (lo * 8)),
-            strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span]),
-            self.wcmd.payload.addr.eq(addr & ~(beat - 1)),
-            self.wcmd.payload.length.eq(nbeats << lg_beat),
-            self.wcmd.payload.tag.eq(0),
-            self.wdata.payload.data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
-            self.wdata.payload.strb.eq((strb >> (bi * beat))[:beat]),
-        ]
-        with m.FSM():
+        wide, strb = Signal(8 * span), Signal(span)
+        m.d.comb += [wide.eq(r_data << (lo * 8)),
+                     strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
+        p_tag = Signal(tw)
+        p_data, p_strb = Signal(8 * beat), Signal(beat)
+        m.d.comb += [p_tag.eq((addr >> lg_beat) + bi),
+                     p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
+                     p_strb.eq((strb >> (bi * beat))[:beat])]
+        hit = Signal(L)
+        m.d.comb += [hit[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
+        hit_i = Signal(range(max(2, L)))
+        free_i = Signal(range(max(2, L)))
+        for i in reversed(range(L)):
+            with m.If(hit[i]):
+                m.d.comb += hit_i.eq(i)
+            with m.If(~lv[i]):
+                m.d.comb += free_i.eq(i)
+        victim = Signal(range(max(2, L)))
+        valid_i = Signal(range(max(2, L)))
+        for i in reversed(range(L)):
+            with m.If(lv[i]):
+                m.d.comb += valid_i.eq(i)
+
+        def merged(i):
+            return Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8], ldata[i][8 * b:8 * b + 8])
+                         for b in range(beat)])
+
+        with m.FSM(name="intake"):
             with m.State("IDLE"):
                 m.d.comb += self.flits.ready.eq(1)
                 with m.If(self.flits.valid):
                     with m.If((fl.type == FlitType.RESULT) & (f_m == DONE_MARKER)):
-                        m.d.sync += self.markers.eq(self.markers + 1)
+                        m.next = "FLUSH"
                     with m.Elif((fl.type == FlitType.RESULT) & (f_m < self.m_total)
-                                & (f_eoff < self.row_bytes) & (self.error_code == 0)):
+                                & (f_eoff < self.row_bytes) & ok):
                         m.d.sync += [r_m.eq(f_m), r_eoff.eq(f_eoff), r_data.eq(f_data)]
                         m.next = "CALC"
             with m.State("CALC"):
@@ -112,27 +194,63 @@ class ResultWriter(wiring.Component):
                              n.eq(Mux(left < dbytes, left, dbytes))]
                 m.d.sync += [addr.eq(a), nbytes.eq(n), lo.eq(a[:lg_beat]),
                              nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
-                m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [self.busy.eq(1), self.wcmd.valid.eq(1)]
-                m.d.comb += self.stall.eq(~self.wcmd.ready)
-                with m.If(self.wcmd.ready):
-                    m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [self.busy.eq(1), self.wdata.valid.eq(1),
-                             self.stall.eq(~self.wdata.ready)]
-                with m.If(self.wdata.ready):
+                m.next = "MERGE"
+            with m.State("MERGE"):
+                m.d.comb += self.busy.eq(1)
+                done_part = Signal()
+                with m.If(~ok):
+                    m.d.comb += done_part.eq(1)
+                with m.Elif(hit.any()):
+                    for i in range(L):
+                        with m.If(hit_i == i):
+                            full = (lstrb[i] | p_strb).all()
+                            with m.If(full & wb_free):     # complete: write it now
+                                m.d.comb += [push.eq(1), push_tag.eq(p_tag),
+                                             push_data.eq(merged(i))]
+                                m.d.comb += push_strb.eq(lstrb[i] | p_strb)
+                                m.d.sync += lv[i].eq(0)
+                            with m.Else():
+                                m.d.sync += [ldata[i].eq(merged(i)),
+                                             lstrb[i].eq(lstrb[i] | p_strb)]
+                    m.d.comb += done_part.eq(1)
+                with m.Elif(~lv.all()):
+                    for i in range(L):
+                        with m.If(free_i == i):
+                            m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
+                                         lstrb[i].eq(p_strb)]
+                    m.d.comb += done_part.eq(1)
+                with m.Elif(wb_free):                   # evict the victim, take its place
+                    for i in range(L):
+                        with m.If(victim == i):
+                            m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
+                                         push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
+                            m.d.sync += [ltag[i].eq(p_tag), ldata[i].eq(p_data),
+                                         lstrb[i].eq(p_strb)]
+                    m.d.sync += victim.eq(Mux(victim == L - 1, 0, victim + 1))
+                    m.d.comb += done_part.eq(1)
+                with m.Else():
+                    m.d.comb += self.stall.eq(1)
+                with m.If(done_part):
                     m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi + 1 == nbeats):
-                        m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [self.busy.eq(1), self.wstatus.ready.eq(1),
-                             self.stall.eq(~self.wstatus.valid)]
-                with m.If(self.wstatus.valid):
-                    with m.If(self.wstatus.payload.code != 0):
-                        m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
-                                     self.error_addr.eq(self.wstatus.payload.addr)]
+                    with m.If(bi + 1 >= nbeats):
+                        m.next = "IDLE"
+            with m.State("FLUSH"):                  # a marker: write every line, then count it
+                m.d.comb += self.busy.eq(1)
+                with m.If(lv.any() & ok):
+                    with m.If(wb_free):
+                        for i in range(L):
+                            with m.If(valid_i == i):
+                                m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
+                                             push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
+                                m.d.sync += lv[i].eq(0)
+                with m.Elif(wb_free & w_idle):
+                    m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0)]
                     m.next = "IDLE"
+        with m.If(wb_valid | ~w_idle):
+            m.d.comb += self.busy.eq(1)
+        with m.If(~ok):
+            m.d.sync += lv.eq(0)
         with m.If(self.clear):
-            m.d.sync += [self.markers.eq(0), self.error_code.eq(0), self.error_addr.eq(0)]
+            m.d.sync += [self.markers.eq(0), self.error_code.eq(0), self.error_addr.eq(0),
+                         lv.eq(0)]
         return m

@@ -32,6 +32,7 @@ __all__ = ["split_weights", "random_layer", "layer_fits", "build_job", "Job", "A
            "ALIGN"]
 
 ALIGN = 64
+CLK_NS = 10
 LUT_FUNCS = ("relu", "tanh", "sigmoid", "gelu", "silu", "exp")
 
 
@@ -244,7 +245,8 @@ class AccelDriver:
         Probability of a pause cycle on each of the five AXI channels (and the AXI4-Lite ones).
     """
 
-    def __init__(self, dut, cfg, *, mem_size: int = 1 << 20, stall: float = 0.0, seed: int = 1):
+    def __init__(self, dut, cfg, *, mem_size: int = 1 << 20, stall: float = 0.0, seed: int = 1,
+                 ram: bool = True):
         import random
 
         import cocotb
@@ -255,18 +257,21 @@ class AccelDriver:
 
         self.dut, self.cfg = dut, cfg
         self.rng = random.Random(seed)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.ram = FaultyAxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
-                                size=mem_size)
+        cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
         self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-        for iface in (self.ram.read_if, self.ram.write_if, self.lite.read_if,
-                      self.lite.write_if):
+        ifaces = [self.lite.read_if, self.lite.write_if]
+        self.violations: list[str] = []
+        self.ram = None
+        if ram:     # else the memory is inside the toplevel (sim/sram_top.py)
+            self.ram = FaultyAxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
+                                    size=mem_size)
+            ifaces += [self.ram.read_if, self.ram.write_if]
+            cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=cfg.axi_bytes,
+                                               max_burst=cfg.axi_max_burst,
+                                               violations=self.violations))
+        for iface in ifaces:
             iface.log.setLevel(logging.WARNING)
         self.set_stall(stall)
-        self.violations: list[str] = []
-        cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=cfg.axi_bytes,
-                                           max_burst=cfg.axi_max_burst,
-                                           violations=self.violations))
 
     @property
     def faults(self) -> list[tuple[int, int, int]]:
@@ -279,9 +284,10 @@ class AccelDriver:
 
     def set_stall(self, p: float):
         ram, lite = self.ram, self.lite
-        chans = (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                 ram.read_if.ar_channel, ram.read_if.r_channel, lite.write_if.aw_channel,
-                 lite.read_if.ar_channel)
+        chans = (lite.write_if.aw_channel, lite.read_if.ar_channel)
+        if ram is not None:
+            chans += (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
+                      ram.read_if.ar_channel, ram.read_if.r_channel)
         for ch in chans:
             if p > 0:
                 pat = [self.rng.random() < p for _ in range(97)]
@@ -317,7 +323,8 @@ class AccelDriver:
         return lo | hi << 32
 
     def load(self, job: Job):
-        self.ram.write(job.base, bytes(job.image))
+        if self.ram is not None:    # an in-design memory was preloaded at elaboration
+            self.ram.write(job.base, bytes(job.image))
 
     async def program(self, job: Job, *, desc_base=None, count=None, limit=None):
         await self.write("MEM_BASE_LO", job.base)
@@ -332,13 +339,18 @@ class AccelDriver:
 
     async def wait_irq(self, max_cycles: int) -> int:
         """Wait for ``irq``; returns the cycles waited (raises on timeout)."""
-        from cocotb.triggers import RisingEdge
+        from cocotb.triggers import ClockCycles, First, RisingEdge
+        from cocotb.utils import get_sim_time
 
-        for cyc in range(max_cycles):
-            await RisingEdge(self.dut.clk)
-            if self.dut.irq.value == 1:
-                return cyc
-        raise AssertionError(f"no interrupt within {max_cycles} cycles")
+        # Wait on the edge of ``irq`` itself (no Python work per clock cycle: long benchmark
+        # layers run at Verilator speed), then align to the next clock edge.
+        t0 = get_sim_time("ns")
+        if self.dut.irq.value != 1:
+            await First(RisingEdge(self.dut.irq), ClockCycles(self.dut.clk, max_cycles))
+        await RisingEdge(self.dut.clk)
+        if self.dut.irq.value != 1:
+            raise AssertionError(f"no interrupt within {max_cycles} cycles")
+        return round((get_sim_time("ns") - t0) / CLK_NS) - 1
 
     async def run(self, job: Job, *, max_cycles: int = 60_000, **prog) -> dict:
         """Load, program, start, wait; returns STATUS fields and the cycles."""

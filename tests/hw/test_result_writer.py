@@ -13,11 +13,12 @@ def _flit(m, eoff, data, ftype=FlitType.RESULT):
     return {"m": m, "eoff": eoff, "data": data, "type": ftype}
 
 
-def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at=None):
-    dut = ResultWriter(cfg)
+def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at=None,
+         lines=None):
+    dut = ResultWriter(cfg, lines=lines)
     beat = cfg.axi_bytes
     mem = {}
-    seen = {"markers": 0}
+    seen = {"markers": 0, "cmds": 0}
 
     async def producer(ctx):
         ctx.set(dut.out_base, out_base)
@@ -57,6 +58,7 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
             addr, length = await take(ctx, dut.wcmd, dut.wcmd.payload.addr,
                                       dut.wcmd.payload.length)
             assert addr % beat == 0 and length % beat == 0 and length > 0
+            seen["cmds"] += 1
             for i in range(length // beat):
                 while rng.random() < stall:
                     await ctx.tick()
@@ -79,9 +81,11 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
     return mem, seen
 
 
-@pytest.mark.parametrize("axi,payload,cols,lg_es", [(64, 64, 2, 0), (32, 128, 3, 2),
-                                                    (128, 128, 4, 0), (64, 256, 5, 2)])
-def test_writes_exact_bytes(axi, payload, cols, lg_es, rng, seed):
+@pytest.mark.parametrize("axi,payload,cols,lg_es,lines", [
+    (64, 64, 2, 0, None), (32, 128, 3, 2, None), (128, 128, 4, 0, None), (64, 256, 5, 2, None),
+    (64, 64, 2, 0, 1), (32, 64, 3, 0, 2)])
+def test_writes_exact_bytes(axi, payload, cols, lg_es, lines, rng, seed):
+    """Random flit order (lines are evicted, merged, flushed at the markers): exact bytes."""
     import random
 
     cfg = AcceleratorConfig.preset("tiny").replace(axi_data_width=axi, ring_payload_width=payload,
@@ -110,7 +114,7 @@ def test_writes_exact_bytes(axi, payload, cols, lg_es, rng, seed):
     flits = [flits[i] for i in order] + flits[-5:]
     for stall in (0.0, 0.4):
         mem, seen = _run(cfg, flits, out_base=out_base, row_bytes=row, m_total=M, lg_es=lg_es,
-                         rng=random.Random(seed), stall=stall)
+                         rng=random.Random(seed), stall=stall, lines=lines)
         assert mem == expected, (f"seed {seed}: wrong bytes: missing "
                                  f"{sorted(set(expected) - set(mem))[:5]}, extra "
                                  f"{sorted(set(mem) - set(expected))[:5]}, differing "
@@ -123,8 +127,33 @@ def test_write_error_latches_and_stops(rng, seed):
 
     cfg = AcceleratorConfig.preset("tiny")
     D = result_data_bytes(cfg)
+    # one output row per beat: every row is its own line, written at the marker, row 0 first
     flits = [_flit(m, 0, bytes([m + 1]) * D) for m in range(4)]
-    mem, seen = _run(cfg, flits, out_base=0x2000, row_bytes=2, m_total=4, lg_es=0,
+    flits.append(_flit(DONE_MARKER, 0, bytes(D)))
+    mem, seen = _run(cfg, flits, out_base=0x2000, row_bytes=16, m_total=4, lg_es=0,
                      rng=random.Random(seed), stall=0.0, fail_at=0x2000)
     assert seen["code"] == 32, f"error code {seen}"
-    assert all(a < 0x2002 for a in mem), f"writes after the error: {sorted(mem)}"
+    assert all(a < 0x2010 for a in mem), f"writes after the error: {sorted(mem)}"
+
+
+def test_write_combining_in_row_order(rng, seed):
+    """Flits in row order (what a lane sends): each beat is written once, when it is full."""
+    import random
+
+    cfg = AcceleratorConfig.preset("tiny")          # 64-bit AXI, 64-bit flits: 4 bytes each
+    D, beat = result_data_bytes(cfg), cfg.axi_bytes
+    M, N = 3, 32                                    # int8 rows of 32 bytes = 4 beats each
+    flits, expected = [], {}
+    for m_ in range(M):
+        for s0 in range(0, N, cfg.cols):           # one flit per segment of cols bytes
+            data = bytes(rng.integers(0, 256, size=D, dtype="uint8"))
+            flits.append(_flit(m_, s0, data))
+            for b in range(cfg.cols):
+                expected[0x4000 + m_ * N + s0 + b] = data[b]
+    flits.append(_flit(DONE_MARKER, 0, bytes(D)))
+    mem, seen = _run(cfg, flits, out_base=0x4000, row_bytes=N, m_total=M, lg_es=0,
+                     rng=random.Random(seed), stall=0.3)
+    assert mem == expected, f"seed {seed}: wrong bytes"
+    assert seen["markers"] == 1 and seen["code"] == 0, seen
+    assert seen["cmds"] == M * N // beat, (f"{seen['cmds']} write commands for {len(flits) - 1} "
+                                           f"flits, expected one per beat ({M * N // beat})")
