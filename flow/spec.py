@@ -154,7 +154,8 @@ class SweepSpec:
 
     @property
     def n_points(self) -> int:
-        return len(self.configs) * len(self.workloads)
+        """Config x workload pairs whose format the config builds."""
+        return sum(w.format in c.formats for c in self.configs for w in self.workloads)
 
 
 def _listify(v):
@@ -325,10 +326,9 @@ def _workloads(item, line, err, configs) -> list[Workload]:
     for fmt in fmts:
         if fmt not in FORMATS:
             err(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}", at("format", line))
-        for cfg in configs:
-            if fmt not in cfg.formats:
-                err(f"format {fmt!r} is not built into config {cfg.name} (formats: "
-                    f"{', '.join(cfg.formats)})", at("format", line))
+        if configs and not any(fmt in cfg.formats for cfg in configs):
+            err(f"format {fmt!r} is not built into any config of the sweep (formats: "
+                f"{', '.join(configs[0].formats)})", at("format", line))
         if fmt == "nm":
             if "nm" not in item:
                 err("an nm workload needs nm: 'N:M' (e.g. '2:4')", line)

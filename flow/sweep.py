@@ -191,17 +191,20 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
     all_keys, pending = [], []
     done = db.done()
     for cfg in spec.configs:
-        keys = [point_key(cfg, w, spec, source) for w in spec.workloads]
+        # a workload runs on the configs that build its format (a grid may vary `formats`)
+        wls = [w for w in spec.workloads if w.format in cfg.formats]
+        keys = [point_key(cfg, w, spec, source) for w in wls]
         all_keys += keys
-        todo = [(k, w) for k, w in zip(keys, spec.workloads) if k not in done]
+        todo = [(k, w) for k, w in zip(keys, wls) if k not in done]
         if todo:
             pending.append({"config": cfg.to_dict(), "top": spec.top, "target": spec.target,
                             "device": spec.device, "fmax": spec.fmax, "cycles": source,
                             "seed": spec.seed, "params": {k: getattr(cfg, k) for k in varying},
                             "keys": [k for k, _ in todo], "workloads": [w for _, w in todo]})
     reused = len(all_keys) - sum(len(p["keys"]) for p in pending)
-    log(f"sweep {spec.name}: {len(spec.configs)} configs x {len(spec.workloads)} workloads = "
-        f"{len(all_keys)} points; {reused} already done, {len(all_keys) - reused} to compute "
+    log(f"sweep {spec.name}: {len(spec.configs)} configs x {len(spec.workloads)} workloads -> "
+        f"{len(all_keys)} points (formats each config builds); {reused} already done, "
+        f"{len(all_keys) - reused} to compute "
         f"({executor}, {jobs} job(s), cycles: {source})")
     computed = 0
     submit, completed, close = _executor(executor, jobs, scheduler)

@@ -51,6 +51,25 @@ def test_good_spec_expands(tmp_path):
     assert spec.n_points == 6
 
 
+def test_grid_over_formats_skips_unbuilt_formats(tmp_path):
+    """A grid may vary ``formats``: a workload runs only on the configs that build its format,
+    and a format no config builds is a spec error."""
+    text = GOOD.replace("rows: [1, 2]", "formats: [[dense], [dense, bitmap]]").replace(
+        "format: nm, nm: \"2:4\"", "format: dense")
+    spec = load_spec(_spec(tmp_path, text))
+    assert [c.formats for c in spec.configs] == [("dense",), ("dense", "bitmap")]
+    assert spec.n_points == 2 * 2 + 1        # fc dense + cv dense on both, fc bitmap on one
+    res = run_sweep(spec, tmp_path / "out", progress=False, log=lambda *a: None)
+    got = sorted((json.loads(r["params"])["formats"].__len__(), r["workload"], r["format"])
+                 for r in res["rows"])
+    assert got == [(1, "cv", "dense"), (1, "fc", "dense"), (2, "cv", "dense"),
+                   (2, "fc", "bitmap"), (2, "fc", "dense")], got
+    bad = _spec(tmp_path, text.replace("formats: [[dense], [dense, bitmap]]",
+                                       "formats: [[dense], [dense, block]]"), "bad.yaml")
+    with pytest.raises(SpecError, match="format 'bitmap' is not built into any config"):
+        load_spec(bad)
+
+
 @pytest.mark.parametrize("edit, line, message", [
     (("cycles: roofline", "cycles: roofline\nbogus: 1"), 8, "unknown key 'bogus'"),
     (("rows: [1, 2]", "rows: [1, 200]"), 4,
