@@ -43,21 +43,33 @@ def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 1
 
 
 def _lowest(m, vec, width, name):
+    """Index of the lowest set bit of ``vec`` (0 if none): isolate it with a carry chain
+    (``vec & -vec``), then OR-encode the one-hot bit (log depth, no priority chain)."""
     j = Signal(range(max(2, width)), name=name)
-    for i in reversed(range(width)):
-        with m.If(vec[i]):
-            m.d.comb += j.eq(i)
+    low = Signal(width, name=f"{name}_low")
+    m.d.comb += low.eq(vec & (~vec + 1))
+    for b in range(len(j)):
+        bits = [low[i] for i in range(width) if i >> b & 1]
+        if bits:
+            m.d.comb += j[b].eq(Cat(*bits).any())
     return j
+
+
+def _popcount(vec, width):
+    """Number of set bits of ``vec``, as a balanced adder tree."""
+    terms = [vec[i] for i in range(width)]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def _cmul(c: int, v, width: int):
     """``c * v`` for a constant ``c`` as shifts and adds (no multiplier)."""
     terms = [v << i for i in range(c.bit_length()) if c >> i & 1]
     return sum(terms, Const(0, width))
-
-
-def _popcount(vec, width):
-    return sum((vec[i] for i in range(width)), Const(0, range(width + 1)))
 
 
 class LaneDecoder(wiring.Component):
@@ -171,7 +183,11 @@ class LaneDecoder(wiring.Component):
         is_nm = (fmt == NM) if has_nm else Const(0)
         lg_u = Mux(is_bm, lg_w, lg_wb) if has_bm else lg_wb
 
-        fields = {"end": 1, "cand": W, "data": W, "kbase": signed(uw + 2),
+        # dense only: a word's candidates are the byte range [lo, hi), kept as two indices
+        # instead of a W-bit vector (same cycles, no priority encoder)
+        ranged = not (has_bm or has_blk or has_nm)
+        cand_fields = {"lo": lg_wb + 1, "hi": lg_wb + 1} if ranged else {"cand": W}
+        fields = {"end": 1, **cand_fields, "data": W, "kbase": signed(uw + 2),
                   "m": dw, "cg": dw, "abase": self.aaw}
         if has_nm:
             fields["aux"] = W      # nm index word
@@ -192,7 +208,9 @@ class LaneDecoder(wiring.Component):
         dfields = {"end": 1, "lo": lg_w + 1, "hi": lg_w + 1, "kpos": signed(uw + 2),
                    "m": dw, "cg": dw, "abase": self.aaw}
         if has_bm:
-            dfields["sh"] = lg_w
+            # a bitmap row starts at a multiple of 8 bits (sec_b is 32-byte aligned and a row
+            # holds ceil(K/G) groups of G >= 8 bits): the flag words shift by whole bytes
+            dfields["sh"] = lg_wb
         if has_blk:
             dfields["half"] = lg_wb
         d = Signal(data.StructLayout(dfields))
@@ -288,7 +306,7 @@ class LaneDecoder(wiring.Component):
                     m.d.sync += [d_valid.eq(1), d.end.eq(0), d.lo.eq(lo), d.hi.eq(hi),
                                  d.kpos.eq(kpos), d.m.eq(row), d.cg.eq(cg), d.abase.eq(abase)]
                     if has_bm:
-                        m.d.sync += d.sh.eq(kpos[:lg_w])
+                        m.d.sync += d.sh.eq(kpos[3:lg_w])
                     if has_blk:
                         m.d.sync += d.half.eq(blk_col_addr[:lg_wb])
                     with m.If(~wlast):
@@ -327,19 +345,24 @@ class LaneDecoder(wiring.Component):
                     m.d.comb += self.done.eq(1)
 
         # ---------------- segment fetcher: data stage ----------------
-        win = Signal(W)
-        m.d.comb += win.eq(((Const(1, W + 1) << d.hi) - 1) & ~((Const(1, W + 1) << d.lo) - 1))
-        cand = Signal(W)
-        m.d.comb += cand.eq(win)  # dense (and a format that is not built)
+        w_rec = Signal(rec)
+        if ranged:
+            m.d.comb += [w_rec.lo.eq(d.lo), w_rec.hi.eq(d.hi), d_push.eq(d.end | (d.hi > d.lo))]
+        else:
+            win = Signal(W)
+            m.d.comb += win.eq(((Const(1, W + 1) << d.hi) - 1)
+                               & ~((Const(1, W + 1) << d.lo) - 1))
+            cand = Signal(W)
+            m.d.comb += cand.eq(win)  # dense (and a format that is not built)
+            m.d.comb += [w_rec.cand.eq(cand), d_push.eq(d.end | cand.any())]
         if has_nm or has_blk:
             nzb = Cat(*[self.scan_data.word_select(i, 8).any() for i in range(WB)])
             with m.If(is_nm | is_blk):
                 m.d.comb += cand.eq(nzb & win)
-        w_rec = Signal(rec)
         m.d.comb += w_rec.data.eq(self.scan_data)
         if has_bm:
             ones = Const((1 << W) - 1, W)
-            actwin = (Cat(self.nz0_data, self.nz1_data) >> d.sh)[:W]
+            actwin = (Cat(self.nz0_data, self.nz1_data) >> Cat(Const(0, 3), d.sh))[:W]
             mask = Signal(W)
             m.d.comb += mask.eq(self.scan_data & win)
             with m.If(is_bm):
@@ -355,9 +378,8 @@ class LaneDecoder(wiring.Component):
             blk_col = self.aux_data.word_select(d.half >> 1, 16)
             kbase = d.kpos + Mux(is_blk, blk_col << self.lg_b, 0)
         m.d.comb += [
-            w_rec.end.eq(d.end), w_rec.cand.eq(cand), w_rec.kbase.eq(kbase),
+            w_rec.end.eq(d.end), w_rec.kbase.eq(kbase),
             w_rec.m.eq(d.m), w_rec.cg.eq(d.cg), w_rec.abase.eq(d.abase),
-            d_push.eq(d.end | cand.any()),
             fifo.w_data.eq(w_rec), fifo.w_en.eq(d_valid & d_push),
         ]
 
@@ -365,8 +387,13 @@ class LaneDecoder(wiring.Component):
         cur = Signal(rec)
         cur_valid = Signal()
         first = Signal(init=1)
-        jj = _lowest(m, cur.cand, W, "jj")
-        rem = cur.cand & (cur.cand - 1)
+        if ranged:
+            jj = cur.lo
+            last = cur.lo + 1 >= cur.hi
+        else:
+            jj = _lowest(m, cur.cand, W, "jj")
+            rem = cur.cand & (cur.cand - 1)
+            last = rem == 0
         p = self.pairs.payload
         k = cur.kbase + jj
         if has_nm:
@@ -391,10 +418,10 @@ class LaneDecoder(wiring.Component):
                 m.d.comb += take.eq(1)
             with m.Else():
                 m.d.sync += first.eq(0)
-                with m.If(rem == 0):
+                with m.If(last):
                     m.d.comb += take.eq(1)
                 with m.Else():
-                    m.d.sync += cur.cand.eq(rem)
+                    m.d.sync += (cur.lo.eq(cur.lo + 1) if ranged else cur.cand.eq(rem))
         with m.If(take):
             m.d.comb += fifo.r_en.eq(1)
             m.d.sync += cur_valid.eq(fifo.r_rdy)
