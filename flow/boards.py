@@ -69,11 +69,12 @@ _ICEBREAKER = dict(rows=2, cols=2, tiles=1, out_lanes=1, formats=("dense", "nm")
 BOARDS: dict[str, Board] = {
     # ECP5-85F: 84k LUT4, 156 MULT18, 208 DP16KD.
     "ulx3s-85f": Board("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "85k", _ULX3S,
-                       ("led", 0), ("led", 7), ("led", 1), ("button_fire", 0), "bit"),
+                       ("led", 0), ("led", 7), ("led", 1), ("button_fire", 0), "bit",
+                       "abc"),  # abc9 was still mapping after 12 min; abc: whole synth in minutes
     # iCE40 UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR: the smallest sensible build.
     "icebreaker": Board("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "up5k",
                         _ICEBREAKER, ("led_g", 0), ("led_r", 0), None, ("button", 0), "bin",
-                        "abc"),  # abc9 exhausts the WebAssembly stack on this design
+                        "abc"),  # abc9 exhausted the WebAssembly stack on this design
 }
 
 
