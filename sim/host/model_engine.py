@@ -4,7 +4,8 @@
 ``DESC_COUNT``, ``MEM_BASE``/``MEM_LIMIT``), like the hardware: it checks the table
 (`golden.descriptors.validate_table`), then for each descriptor in order decodes and validates it
 (`validate_descriptor`), reads and validates the per-tile weight images (section 8.1,
-`golden.parse_weights`), the activations, the requantization records and the table, runs the
+`golden.parse_weights`; a body error, codes 7..10, only once every header of the layer passed,
+as the hardware reports it), the activations, the requantization records and the table, runs the
 golden op and writes the result back into the image.  The first failing check stops the run
 with the error code and descriptor index the hardware reports in ``STATUS.error_code`` /
 ``ERROR_DESC`` (docs/spec.md section 8).  It never sees the compiler's arrays, so it is an

@@ -230,6 +230,22 @@ async def bad_tables_and_images(dut):
                 exp = E(int(exc.code))
         await _expect_error(tb, job, exp, what)
         _only_first_written(tb, job, what)
+    # section sizes (golden BAD_SECTION beyond offsets and order): layer 1's nm image with
+    # section A emptied, or with its unused section C before total
+    for what in ("image section A too small", "image unused section C"):
+        job = _two_layers(rng)
+        w0 = _desc_at(job, 1).weights
+        hdr = [int.from_bytes(job.image[w0 + o:w0 + o + 4], "little") for o in range(0, 32, 4)]
+        at, value = (20, hdr[4]) if what.endswith("small") else (24, hdr[5])
+        job.image[w0 + at:w0 + at + 4] = value.to_bytes(4, "little")
+        try:
+            parse_weights(bytes(job.image[w0:w0 + hdr[7]]))
+            raise AssertionError(f"{what}: golden accepts the image")
+        except FormatError as exc:
+            assert exc.code == E.BAD_SECTION, f"{what}: golden says {exc}"
+        res = await _expect_error(tb, job, E.BAD_SECTION, what)
+        assert res["error_addr"] == job.base + w0, f"{what}: ERROR_ADDR {res}"
+        _only_first_written(tb, job, what)
     # a layer too big for the tile buffers: the tile's error flag -> BAD_SHAPE, and writes
     # (if any) stay inside its output buffer
     big = dict(op="matmul", fmt="dense", requant=True, lut=None, density=0.5,
@@ -443,32 +459,40 @@ def _body_cases():
 async def bad_image_bodies(dut):
     """Inconsistent sparse metadata in a layer's weight image (codes 7..10, per format):
     golden's code, the interrupt, ERROR_ADDR = that image, nothing written outside the layer's
-    output buffer, the host model agrees, and the next job is bit-exact."""
+    output buffer, the host model agrees, and the next job (same format) is bit-exact.  With
+    several tiles also: two broken images (the first in memory counts) and a broken body
+    followed by a broken header (the header counts)."""
     from golden.formats import FormatError, parse_weights
     from sim.host.model_engine import run_model
 
     tb = await _tb(dut, salt=9)
     rng = _rng(9)
-    cases = [(f, c, k, nm, False) for f, c, k, nm in _body_cases()]
-    if CFG.tiles > 1 and "bitmap" in CFG.formats:   # two broken images: the first one counts
-        cases.append(("bitmap", "count", CFG.group_size + 3, None, True))
-    for fmt, cls, k, nm, two in cases:
+    cases = [(f, c, k, nm, None) for f, c, k, nm in _body_cases()]
+    if CFG.tiles > 1 and "bitmap" in CFG.formats:
+        G = CFG.group_size
+        # two broken bodies: the first image counts; a broken body and a later broken header:
+        # the header counts (every header is checked before any body is sent)
+        cases += [("bitmap", "count", G + 3, None, "two"), ("bitmap", "count", G + 3, None, "hdr")]
+    for fmt, cls, k, nm, mode in cases:
         for _ in range(20):
             layer = dict(op="matmul", fmt=fmt, requant=True, lut=None, density=0.6,
                          m=int(rng.integers(CFG.tiles + 1, 2 * CFG.tiles + 3)), k=k, n=3)
             if nm:
                 layer["nm"] = nm
-            job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt="dense"), layer])
+            job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt="dense",
+                                                    max_dim=6), layer])
             d = _desc_at(job, 1)
             sl = _slices(job, d)
-            pick = [0, len(sl) - 1] if two and len(sl) > 1 else [int(rng.integers(0, len(sl)))]
-            if two and len(pick) < 2:
+            pick = [0, len(sl) - 1] if mode else [int(rng.integers(0, len(sl)))]
+            if mode and len(sl) < 2:
                 continue
             exp = []
             for t in pick:
                 off, _, total = sl[t]
                 img = bytearray(job.image[off:off + total])
-                if not _break_body(img, "ptr" if two and t else cls, rng):
+                if mode == "hdr" and t:
+                    img[0] ^= 0xFF                      # magic
+                elif not _break_body(img, "ptr" if mode and t else cls, rng):
                     break
                 job.image[off:off + total] = img
                 try:
@@ -480,9 +504,13 @@ async def bad_image_bodies(dut):
                 break
         else:
             raise AssertionError(f"{fmt} {cls}: no layer with a spot for the rule (seed {SEED})")
+        if mode == "hdr":
+            exp = exp[1:]
+            assert exp[0][0] == E.BAD_MAGIC, exp
         code, addr = exp[0]
-        assert code in (E.BAD_PTR, E.BAD_MASK_COUNT, E.BAD_INDEX, E.BAD_PAD), (fmt, cls, code)
-        what = f"{fmt} {cls} image(s) {pick} of {len(sl)}"
+        assert mode == "hdr" or code in (E.BAD_PTR, E.BAD_MASK_COUNT, E.BAD_INDEX, E.BAD_PAD), (
+            fmt, cls, code)
+        what = f"{fmt} {cls} {mode or ''} image(s) {pick} of {len(sl)}"
         res = await _expect_error(tb, job, code, what)
         assert res["error_addr"] == addr, (
             f"{what}: ERROR_ADDR {res['error_addr']:#x}, expected the image at {addr:#x} "
@@ -494,6 +522,7 @@ async def bad_image_bodies(dut):
         assert (model.error_code, model.error_desc) == (code, 1), (
             f"{what}: host model {model.error_code.name} at {model.error_desc}: "
             f"{model.message}, hardware {code.name} (seed {SEED})")
-        job = _two_layers(rng)
+        # the next job, a valid image of the same format: bit-exact (the checkers restarted)
+        job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt=fmt, max_dim=8)])
         _check_ok(tb, job, await tb.run(job), f"job after {what}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
