@@ -205,6 +205,7 @@ class AccelSelfTest(wiring.Component):
 
     def elaborate(self, platform):
         from hw.accelerator import Accelerator
+        from hw.axi import connect_axi4_with_read_tap
         from hw.axi_sram import AxiSram
         from hw.regmap import register
 
@@ -221,19 +222,8 @@ class AccelSelfTest(wiring.Component):
         # -- the SRAM: write channel always the accelerator's, read channel switched by `check`
         check = Signal()
         ctl_arvalid, ctl_araddr, ctl_rready = Signal(), Signal(cfg.axi_addr_width), Signal()
-        for name in ("awid", "awaddr", "awlen", "awsize", "awburst", "awvalid", "wdata",
-                     "wstrb", "wlast", "wvalid", "bready"):
-            m.d.comb += getattr(s, name).eq(getattr(a, name))
-        for name in ("awready", "wready", "bid", "bresp", "bvalid", "rid", "rdata", "rresp",
-                     "rlast"):
-            m.d.comb += getattr(a, name).eq(getattr(s, name))
-        with m.If(check):
-            m.d.comb += [s.arvalid.eq(ctl_arvalid), s.araddr.eq(ctl_araddr), s.arlen.eq(0),
-                         s.arburst.eq(1), s.rready.eq(ctl_rready)]
-        with m.Else():
-            for name in ("arid", "araddr", "arlen", "arsize", "arburst", "arvalid", "rready"):
-                m.d.comb += getattr(s, name).eq(getattr(a, name))
-            m.d.comb += [a.arready.eq(s.arready), a.rvalid.eq(s.rvalid)]
+        connect_axi4_with_read_tap(m, a, s, tap=check, araddr=ctl_araddr, arvalid=ctl_arvalid,
+                                   rready=ctl_rready)
 
         # -- register writes: a constant table -------------------------------------------------
         offsets = Array(Const(register(cfg, name).offset, 12) for name, _ in t.writes)

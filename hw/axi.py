@@ -22,7 +22,8 @@ __all__ = [
     "AxiResp", "AxiBurst", "BOUNDARY_BYTES",
     "axi4_read_signature", "axi4_write_signature", "axi4_signature", "axi4_lite_signature",
     "dma_cmd_layout", "dma_read_data_layout", "dma_write_data_layout", "dma_status_layout",
-    "check_axi_params", "check_dma_params", "burst_beats", "ERROR_CODE_WIDTH",
+    "check_axi_params", "check_dma_params", "burst_beats", "connect_axi4_with_read_tap",
+    "ERROR_CODE_WIDTH",
 ]
 
 #: An INCR burst never crosses a multiple of this many bytes (AXI4 rule A3.4.1).
@@ -227,3 +228,24 @@ def burst_beats(m, addr, left, max_burst: int, beat_bytes: int):
         beats.eq(Mux(left < lim, left, lim)),
     ]
     return beats
+
+
+def connect_axi4_with_read_tap(m, master, slave, *, tap, araddr, arvalid, rready):
+    """Wire an AXI4 ``master`` to a ``slave`` (both as seen from outside, e.g. an
+    accelerator's ``m_axi`` and an AxiSram's ``s_axi``); while ``tap`` is high the slave's read
+    channel serves single-beat INCR reads at ``araddr`` (``arvalid``, ``rready``) instead of the
+    master, which then sees ``arready`` and ``rvalid`` low.  Write channels always pass.
+    (Testbench and self-test tops use it to read a memory back after a run.)"""
+    for name in ("awid", "awaddr", "awlen", "awsize", "awburst", "awvalid", "wdata", "wstrb",
+                 "wlast", "wvalid", "bready"):
+        m.d.comb += getattr(slave, name).eq(getattr(master, name))
+    for name in ("awready", "wready", "bid", "bresp", "bvalid", "rid", "rdata", "rresp",
+                 "rlast"):
+        m.d.comb += getattr(master, name).eq(getattr(slave, name))
+    with m.If(tap):
+        m.d.comb += [slave.arvalid.eq(arvalid), slave.araddr.eq(araddr), slave.arlen.eq(0),
+                     slave.arburst.eq(AxiBurst.INCR), slave.rready.eq(rready)]
+    with m.Else():
+        for name in ("arid", "araddr", "arlen", "arsize", "arburst", "arvalid", "rready"):
+            m.d.comb += getattr(slave, name).eq(getattr(master, name))
+        m.d.comb += [master.arready.eq(slave.arready), master.rvalid.eq(slave.rvalid)]

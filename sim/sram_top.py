@@ -18,6 +18,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.accelerator import Accelerator
+from hw.axi import connect_axi4_with_read_tap
 from hw.axi_sram import AxiSram
 from hw.config import AcceleratorConfig
 
@@ -74,20 +75,9 @@ class SramAccelTop(wiring.Component):
         m.submodules.sram = sram = self.sram
         wiring.connect(m, wiring.flipped(self.s_axil), acc.s_axil)
         m.d.comb += self.irq.eq(acc.irq)
-        a, s = acc.m_axi, sram.s_axi
-        for name in ("awid", "awaddr", "awlen", "awsize", "awburst", "awvalid", "wdata",
-                     "wstrb", "wlast", "wvalid", "bready"):
-            m.d.comb += getattr(s, name).eq(getattr(a, name))
-        for name in ("awready", "wready", "bid", "bresp", "bvalid", "rid", "rdata", "rresp",
-                     "rlast"):
-            m.d.comb += getattr(a, name).eq(getattr(s, name))
-        m.d.comb += [self.dbg_rdata.eq(s.rdata), self.dbg_rvalid.eq(s.rvalid & self.dbg_sel)]
-        with m.If(self.dbg_sel):
-            m.d.comb += [s.arvalid.eq(self.dbg_valid), s.araddr.eq(self.dbg_addr),
-                         s.arlen.eq(0), s.arburst.eq(1), s.rready.eq(1),
-                         self.dbg_ready.eq(s.arready)]
-        with m.Else():
-            for name in ("arid", "araddr", "arlen", "arsize", "arburst", "arvalid", "rready"):
-                m.d.comb += getattr(s, name).eq(getattr(a, name))
-            m.d.comb += [a.arready.eq(s.arready), a.rvalid.eq(s.rvalid)]
+        m.d.comb += [self.dbg_rdata.eq(sram.s_axi.rdata),
+                     self.dbg_rvalid.eq(sram.s_axi.rvalid & self.dbg_sel),
+                     self.dbg_ready.eq(sram.s_axi.arready & self.dbg_sel)]
+        connect_axi4_with_read_tap(m, acc.m_axi, sram.s_axi, tap=self.dbg_sel,
+                                   araddr=self.dbg_addr, arvalid=self.dbg_valid, rready=1)
         return m
