@@ -98,6 +98,21 @@ class _RowScan:
                 m.d.sync += [lp.eq(0), rem.eq(end_r - wb)]
 
 
+
+def _carry_run(m, reg, *, reset, go, seg, cont, nxt):
+    """A count carried across words of a row: cleared by ``reset``; on ``go`` it becomes
+    ``cont`` while the row goes on (``~seg.ends``), 0 when the word is held for another row end
+    (``seg.stall``), else ``nxt`` (what the next row has so far)."""
+    with m.If(reset):
+        m.d.sync += reg.eq(0)
+    with m.Elif(go):
+        with m.If(~seg.ends):
+            m.d.sync += reg.eq(cont)
+        with m.Elif(seg.stall):
+            m.d.sync += reg.eq(0)
+        with m.Else():
+            m.d.sync += reg.eq(nxt)
+
 class ImageChecker(wiring.Component):
     """Checks the body of one weight image as it streams into a tile (golden rules 7..10).
 
@@ -564,15 +579,7 @@ class ImageChecker(wiring.Component):
                          tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, _popcount(tail_n, wb)))]
             m.d.comb += [tw.addr.eq(sa.r), tw.data.eq(tz_r),
                          tw.en.eq(go & sa.live & sa.ends)]
-            with m.If(setup2):
-                m.d.sync += tz_run.eq(0)
-            with m.Elif(go & sa.live):
-                with m.If(~sa.ends):
-                    m.d.sync += tz_run.eq(tz_r)
-                with m.Elif(sa.stall):
-                    m.d.sync += tz_run.eq(0)
-                with m.Else():
-                    m.d.sync += tz_run.eq(tz_n)
+            _carry_run(m, tz_run, reset=setup2, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
             # section B: indices past K of each row's last group
             past = _sig(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
             cnt_run = Signal(7)
@@ -589,17 +596,9 @@ class ImageChecker(wiring.Component):
             m.d.comb += nm_go.eq(go & is_nm & sb.live)
             t_idx = Signal(rw + 1)
             m.d.comb += [t_idx.eq(Mux(nm_go & sb.ends, sb.r + 1, sb.r)), tr.addr.eq(t_idx)]
-            with m.If(setup2):
-                m.d.sync += cnt_run.eq(0)
-            with m.Elif(nm_go):
-                with m.If(~sb.ends):
-                    m.d.sync += cnt_run.eq(c_r)
-                with m.Elif(sb.stall):
-                    m.d.sync += cnt_run.eq(0)
-                with m.Else():
-                    m.d.sync += cnt_run.eq(c_n)
-                with m.If(sb.ends & (c_r > tr.data)):
-                    m.d.sync += bad_pad.eq(1)
+            _carry_run(m, cnt_run, reset=setup2, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
+            with m.If(~setup2 & nm_go & sb.ends & (c_r > tr.data)):
+                m.d.sync += bad_pad.eq(1)
 
         m.d.comb += stall.eq(Cat(*stalls).any())
 
