@@ -1,8 +1,8 @@
-"""Combinational descriptor validation (docs/spec.md section 8, golden.validate_descriptor)."""
+"""Descriptor validation (docs/spec.md section 8, golden.validate_descriptor)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,7 +36,16 @@ def descriptor_layout() -> data.StructLayout:
 class DescChecker(wiring.Component):
     """The error code of one descriptor, in the order of ``golden.validate_descriptor``.
 
-    Purely combinational.  Beyond the golden rules it reports the hardware limits: shapes that
+    Sequential: a ``start`` pulse begins a check of ``desc`` (which must then hold still), and
+    ``valid`` rises when ``code`` and the sizes are ready (it stays high until the next
+    ``start``).  The products and quotients (output size, buffer sizes, im2col size, the conv
+    arithmetic) run one after another on a shift-and-add multiplier that stops when its
+    multiplier operand runs out of ones, and a 24-step restoring divider: no DSP, no
+    combinational multiply or divide on any path, one 56-bit adder.  A check takes
+    ``2 * 24 + sum(bits)`` cycles or so (about 60-120 for a real layer, 450 at most); it always
+    ends, whatever the descriptor holds.
+
+    Beyond the golden rules it reports the hardware limits: shapes that
     do not fit the tile's 16-bit dimensions or 4-bit conv geometry (``BAD_SHAPE``), the
     ``ACCUMULATE`` flag (not supported: ``BAD_FLAGS``), an ``nm`` N that is not a power of
     two (``BAD_PARAM``).  ``act_fits`` tells whether the layer's activations fit the tile's
@@ -52,12 +61,16 @@ class DescChecker(wiring.Component):
     desc : In(descriptor_layout())
     window_bytes : In(64)
         ``MEM_LIMIT - MEM_BASE``.
+    start : In(1)
+        Begin a check (``desc`` and ``window_bytes`` are read from the next cycle on).
+    busy, valid : Out(1)
+        A check is running / the outputs below belong to the last check.
     code : Out(8)
         ``ErrorCode`` (0 = runnable).
     oh, ow : Out(DIM_WIDTH)
         Output height / width the tiles run (conv), ``1`` / ``n`` for a matmul.
     act_bytes, out_bytes : Out(64)
-        Sizes of the activation and output buffers.
+        Sizes of the activation and output buffers (meaningful once ``code`` is 0).
     act_fits : Out(1)
         The activations fit the tile buffers (meaningful once ``code`` is 0).
     """
@@ -67,7 +80,8 @@ class DescChecker(wiring.Component):
             raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
         self.cfg = cfg
         super().__init__({
-            "desc": In(descriptor_layout()), "window_bytes": In(64), "code": Out(8),
+            "desc": In(descriptor_layout()), "window_bytes": In(64), "start": In(1),
+            "busy": Out(1), "valid": Out(1), "code": Out(8),
             "oh": Out(DIM_WIDTH), "ow": Out(DIM_WIDTH),
             "act_bytes": Out(64), "out_bytes": Out(64), "act_fits": Out(1),
         })
@@ -79,6 +93,68 @@ class DescChecker(wiring.Component):
         conv = d.opcode == 1
         fl = d.flags
         requant, lut = fl[0], fl[1]
+        dim_max = (1 << DIM_WIDTH) - 1
+        cols, W = cfg.cols, cfg.axi_data_width
+        beat = cfg.axi_bytes
+        k16, n16, m16 = d.k[:DIM_WIDTH], d.n[:DIM_WIDTH], d.m[:DIM_WIDTH]
+
+        # ---- the serial arithmetic: results kept in named registers -------------------------
+        PW = 56                                     # product width (32 x 24 bits)
+        window = Signal(64)
+        p_dh, p_dw = Signal(16), Signal(16)         # dil * (k - 1)
+        num_h, num_w = Signal(signed(24)), Signal(signed(24))
+        q_h, q_w = Signal(24), Signal(24)           # num // stride
+        oh, ow = Signal(24), Signal(24)
+        ckh, ckk = Signal(PW), Signal(PW)           # c * kh, c * kh * kw
+        ohow = Signal(PW)                           # oh * ow
+        act_part, act_bytes = Signal(PW), Signal(PW)
+        mn = Signal(PW)                             # m * n
+        ncg = Signal(DIM_WIDTH + 1)                 # ceil(n / cols)
+        im2col, flagw = Signal(PW), Signal(PW)      # ncg * k, ncg * ceil(k / W)
+        geo_ok, pos = Signal(), Signal()
+
+        # ops run in order: ("mul", a, b, dst[, when]) | ("div", numerator, denominator,
+        # dst[, when]) | ("set", [assignments]); the multiplier loops over b's bits (keep b
+        # small); an op whose `when` is false (conv-only arithmetic of a matmul) is skipped
+        lg_w = W.bit_length() - 1
+        ncg_num = n16 + cols - 1
+        ops = [
+            ("set", [window.eq(self.window_bytes),
+                     geo_ok.eq((d.c >= 1) & (d.h >= 1) & (d.w >= 1) & (d.kh >= 1) & (d.kw >= 1)
+                               & (d.stride_h >= 1) & (d.stride_w >= 1) & (d.dil_h >= 1)
+                               & (d.dil_w >= 1))]),
+            ("mul", d.dil_h, (d.kh - 1)[:8], p_dh, conv),
+            ("mul", d.dil_w, (d.kw - 1)[:8], p_dw, conv),
+            ("set", [num_h.eq(d.h + 2 * d.pad_h - p_dh - 1),
+                     num_w.eq(d.w + 2 * d.pad_w - p_dw - 1)]),
+            ("set", [pos.eq(geo_ok & (num_h >= 0) & (num_w >= 0))]),
+            ("div", num_h.as_unsigned(), d.stride_h, q_h, conv),
+            ("div", num_w.as_unsigned(), d.stride_w, q_w, conv),
+            ("set", [oh.eq(Mux(pos, q_h + 1, 0)), ow.eq(Mux(pos, q_w + 1, 0))]),
+            ("mul", d.c, d.kh, ckh, conv),
+            ("mul", ckh[:32], d.kw, ckk, conv),
+            ("mul", oh, ow, ohow, conv),
+            ("mul", Mux(conv, d.c, k16), Mux(conv, d.h, n16), act_part),
+            ("mul", act_part[:32], Mux(conv, d.w, 1), act_bytes),
+            ("mul", m16, n16, mn),
+        ]
+        if cols & (cols - 1) == 0:
+            ops.append(("set", [ncg.eq(ncg_num >> (cols.bit_length() - 1))]))
+        else:
+            ops.append(("div", ncg_num, cols, ncg))
+        ops += [
+            ("mul", k16, ncg, im2col),
+            ("mul", (k16 + W - 1) >> lg_w, ncg, flagw),
+        ]
+
+        # multiplier: macc += ma while mb has ones (ma shifts left, mb right)
+        ma, mb, macc = Signal(PW), Signal(24), Signal(PW)
+        # divider: restoring, 24 steps, quotient bits shift into dn from the bottom
+        DW = 24
+        dn, dd, rem, dcnt = Signal(DW), Signal(8), Signal(9), Signal(range(DW + 1))
+        pc = Signal(range(len(ops) + 1))
+
+        # ---- the rules (from the registers above and the descriptor) -----------------------
         built = [f in cfg.formats for f in FORMATS]
         fmt_built = Signal()
         for code, ok in enumerate(built):
@@ -105,71 +181,133 @@ class DescChecker(wiring.Component):
                                  | d.pad_h | d.pad_w | d.dil_h | d.dil_w).any())
         flags_bad = ((fl & ~0xB).any() | d.reserved0.any() | d.reserved1.any() | d.reserved2.any()
                      | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (~conv & any_conv))
-
-        # shapes
-        dim_max = (1 << DIM_WIDTH) - 1
         mkn_ok = ((d.m >= 1) & (d.k >= 1) & (d.n >= 1) & (d.m <= dim_max) & (d.k <= dim_max)
                   & (d.n <= dim_max))
-        num_h, num_w = Signal(signed(24)), Signal(signed(24))
-        m.d.comb += [num_h.eq(d.h + 2 * d.pad_h - d.dil_h * (d.kh - 1) - 1),
-                     num_w.eq(d.w + 2 * d.pad_w - d.dil_w * (d.kw - 1) - 1)]
-        geo_ok = ((d.c >= 1) & (d.h >= 1) & (d.w >= 1) & (d.kh >= 1) & (d.kw >= 1)
-                  & (d.stride_h >= 1) & (d.stride_w >= 1) & (d.dil_h >= 1) & (d.dil_w >= 1))
         geo_small = ((d.kh <= MAX_GEO) & (d.kw <= MAX_GEO) & (d.stride_h <= MAX_GEO)
                      & (d.stride_w <= MAX_GEO) & (d.pad_h <= MAX_GEO) & (d.pad_w <= MAX_GEO)
                      & (d.dil_h <= MAX_GEO) & (d.dil_w <= MAX_GEO))
-        oh, ow = Signal(24), Signal(24)
-        with m.If(geo_ok & (num_h >= 0) & (num_w >= 0)):
-            m.d.comb += [oh.eq(num_h.as_unsigned() // d.stride_h + 1),
-                         ow.eq(num_w.as_unsigned() // d.stride_w + 1)]
-        conv_ok = (geo_ok & (oh >= 1) & (ow >= 1) & (d.k == d.c * d.kh * d.kw)
-                   & (d.n == oh * ow) & geo_small)
-        m.d.comb += [self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n))]
-
-        # buffers
-        beat = cfg.axi_bytes
-        m.d.comb += [self.act_bytes.eq(Mux(conv, d.c * d.h * d.w, d.k * d.n)),
-                     self.out_bytes.eq(d.m * d.n * Mux(requant, 1, 4))]
-
-        # tile activation buffers (every layer runs as a conv: image, im2col entries, flags);
-        # only meaningful once mkn_ok holds (16-bit m, k, n), which the check also needs
-        cols, W = cfg.cols, cfg.axi_data_width
-        k16, n16 = d.k[:DIM_WIDTH], d.n[:DIM_WIDTH]
-        ncg, img_beats = Signal(DIM_WIDTH + 1), Signal(49)
-        m.d.comb += [ncg.eq((n16 + cols - 1) // cols),
-                     img_beats.eq((self.act_bytes[:48] + cols - 1) // cols)]
-        m.d.comb += self.act_fits.eq((ncg * k16 <= cfg.act_buf_depth)
-                                     & (img_beats <= cfg.act_buf_depth)
-                                     & (ncg * ((k16 + W - 1) // W) <= nz_depth(cfg)))
-        shape_ok = mkn_ok & (~conv | conv_ok)
-        used = [(d.weights, 1, 32), (d.acts, 1, self.act_bytes), (d.out, 1, self.out_bytes),
-                (d.quant, requant, d.m * 16), (d.lut, lut, 256)]
-        misaligned = Signal()
-        outside = Signal()
-        for off, en, size in used:
-            with m.If(en & (off[:max(1, (beat - 1).bit_length())] != 0 if beat > 1 else 0)):
-                m.d.comb += misaligned.eq(1)
-            end = Signal(66)
-            m.d.comb += end.eq(off + size)
-            with m.If(en & (end > self.window_bytes)):
+        conv_ok = (geo_ok & (oh >= 1) & (ow >= 1) & (d.k == ckk) & (d.n == ohow) & geo_small)
+        out_bytes = Mux(requant, mn, mn << 2)
+        # only meaningful once mkn_ok holds (16-bit m, k, n), which `code` checks first
+        act_fits = ((im2col <= cfg.act_buf_depth)
+                    & (act_bytes <= cfg.act_buf_depth * cols)       # ceil(act / cols) <= depth
+                    & (flagw <= nz_depth(cfg)))
+        lg_beat = max(1, (beat - 1).bit_length())
+        used = [(d.weights, 1, 32), (d.acts, 1, act_bytes), (d.out, 1, out_bytes),
+                (d.quant, requant, m16 << 4), (d.lut, lut, 256)]
+        misaligned, outside = Signal(), Signal()
+        ends = []                               # buffer ends, registered one op before the rules
+        for i, (off, en, size) in enumerate(used):
+            if beat > 1:
+                with m.If(en & (off[:lg_beat] != 0)):
+                    m.d.comb += misaligned.eq(1)
+            end = Signal(66, name=f"end{i}")
+            ends.append(end.eq(off + size))
+            with m.If(en & (end > window)):
                 m.d.comb += outside.eq(1)
+        ops.append(("set", ends))
+        # the priority (golden order), from registered rule bits
+        r_magic, r_opcode, r_format, r_built, r_params, r_flags = (
+            Signal(name=n) for n in ("r_magic", "r_opcode", "r_format", "r_built", "r_params",
+                                     "r_flags"))
+        r_shape, r_misaligned, r_outside = Signal(), Signal(), Signal()
+        ops += [
+            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > 1),
+                     r_format.eq(d.format > 3), r_built.eq(~fmt_built), r_params.eq(~params_ok),
+                     r_flags.eq(flags_bad), r_shape.eq(~(mkn_ok & (~conv | conv_ok))),
+                     r_misaligned.eq(misaligned), r_outside.eq(outside),
+                     self.act_fits.eq(act_fits), self.act_bytes.eq(act_bytes),
+                     self.out_bytes.eq(out_bytes),
+                     self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n))]),
+        ]
+        code = Signal(8)
+        with m.If(r_magic):
+            m.d.comb += code.eq(E.BAD_DESC_MAGIC)
+        with m.Elif(r_opcode):
+            m.d.comb += code.eq(E.BAD_OPCODE)
+        with m.Elif(r_format):
+            m.d.comb += code.eq(E.BAD_FORMAT)
+        with m.Elif(r_built):
+            m.d.comb += code.eq(E.FORMAT_UNSUPPORTED)
+        with m.Elif(r_params):
+            m.d.comb += code.eq(E.BAD_PARAM)
+        with m.Elif(r_flags):
+            m.d.comb += code.eq(E.BAD_FLAGS)
+        with m.Elif(r_shape):
+            m.d.comb += code.eq(E.BAD_SHAPE)
+        with m.Elif(r_misaligned):
+            m.d.comb += code.eq(E.MISALIGNED)
+        with m.Elif(r_outside):
+            m.d.comb += code.eq(E.OUT_OF_WINDOW)
+        ops.append(("set", [self.code.eq(code)]))
 
-        with m.If(d.magic != DESC_MAGIC):
-            m.d.comb += self.code.eq(E.BAD_DESC_MAGIC)
-        with m.Elif(d.opcode > 1):
-            m.d.comb += self.code.eq(E.BAD_OPCODE)
-        with m.Elif(d.format > 3):
-            m.d.comb += self.code.eq(E.BAD_FORMAT)
-        with m.Elif(~fmt_built):
-            m.d.comb += self.code.eq(E.FORMAT_UNSUPPORTED)
-        with m.Elif(~params_ok):
-            m.d.comb += self.code.eq(E.BAD_PARAM)
-        with m.Elif(flags_bad):
-            m.d.comb += self.code.eq(E.BAD_FLAGS)
-        with m.Elif(~shape_ok):
-            m.d.comb += self.code.eq(E.BAD_SHAPE)
-        with m.Elif(misaligned):
-            m.d.comb += self.code.eq(E.MISALIGNED)
-        with m.Elif(outside):
-            m.d.comb += self.code.eq(E.OUT_OF_WINDOW)
+        # ---- the sequencer of the ops -------------------------------------------------------
+        last = len(ops) - 1
+
+        def restart():
+            """``start`` in any state begins a new check (the last assignment wins)."""
+            with m.If(self.start):
+                m.d.sync += [pc.eq(0), self.valid.eq(0)]
+                m.next = "LOAD"
+
+        with m.FSM(name="check"):
+            with m.State("IDLE"):
+                restart()
+            with m.State("LOAD"):
+                m.d.comb += self.busy.eq(1)
+                with m.Switch(pc):
+                    for i, op in enumerate(ops):
+                        with m.Case(i):
+                            if op[0] == "set":
+                                m.d.sync += op[1]
+                                m.d.sync += pc.eq(i + 1)
+                                if i == last:
+                                    m.d.sync += self.valid.eq(1)
+                                    m.next = "IDLE"
+                                continue
+                            if op[0] == "mul":
+                                m.d.sync += [ma.eq(op[1]), mb.eq(op[2]), macc.eq(0)]
+                                m.next = "MUL"
+                            else:
+                                m.d.sync += [dn.eq(op[1]), dd.eq(op[2]), rem.eq(0),
+                                             dcnt.eq(DW)]
+                                m.next = "DIV"
+                            if len(op) > 4:         # skipped: straight to the next op
+                                with m.If(~op[4]):
+                                    m.d.sync += pc.eq(i + 1)
+                                    m.next = "LOAD"
+                restart()
+            with m.State("MUL"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(mb == 0):
+                    with m.Switch(pc):
+                        for i, op in enumerate(ops):
+                            if op[0] == "mul":
+                                with m.Case(i):
+                                    m.d.sync += op[3].eq(macc)
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "LOAD"
+                with m.Else():
+                    with m.If(mb[0]):
+                        m.d.sync += macc.eq(macc + ma)
+                    m.d.sync += [ma.eq(ma << 1), mb.eq(mb >> 1)]
+                restart()
+            with m.State("DIV"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(dcnt == 0):
+                    with m.Switch(pc):
+                        for i, op in enumerate(ops):
+                            if op[0] == "div":
+                                with m.Case(i):
+                                    m.d.sync += op[3].eq(dn)
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "LOAD"
+                with m.Else():
+                    r2 = Cat(dn[DW - 1], rem)
+                    with m.If(r2 >= dd):
+                        m.d.sync += [rem.eq(r2 - dd), dn.eq(Cat(1, dn[:DW - 1]))]
+                    with m.Else():
+                        m.d.sync += [rem.eq(r2), dn.eq(Cat(0, dn[:DW - 1]))]
+                    m.d.sync += dcnt.eq(dcnt - 1)
+                restart()
         return m

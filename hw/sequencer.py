@@ -99,23 +99,29 @@ class Sequencer(wiring.Component):
         ``BAD_SECTION``): unused sections equal ``total``, each fixed-size section fits before
         the next offset (dense ``M*K``, bitmap ``4(M+1)`` and ``M*ceil(K/G)*G/8``, block
         ``4(ceil(M/B)+1)``, nm ``M*ceil(K/Mn)*N`` twice).  Valid once rows, cols and parameters
-        passed (``rows <= out_buf_depth``, ``cols < 2**16``, powers of two)."""
+        passed (``rows <= out_buf_depth``, ``cols < 2**16``, powers of two).
+
+        Returns ``(prep_x, prep, bad)``: ``prep_x`` registers the per-row factor (state
+        ``HPREP``, one cycle after the header's fields are decoded), ``prep`` the section
+        sizes the header needs (``HSIZE``), ``bad`` compares them with the offsets
+        (``HCHECK``)."""
         cfg = self.cfg
         G, B = cfg.group_size, cfg.block_size
         lgG, lgB = G.bit_length() - 1, B.bit_length() - 1
         rows = hb.rows[:cfg.out_buf_depth.bit_length()]
         k = hb.cols[:DIM_WIDTH]
-        lg_mn, lg_n = Signal(3), Signal(3)
+        lg_mn, lg_n = Signal(3), Signal(3)          # registered in HLOG
         for v in (2, 4, 8, 16, 32):
             with m.If(hb.param_b == v):
-                m.d.comb += lg_mn.eq(v.bit_length() - 1)
+                m.d.sync += lg_mn.eq(v.bit_length() - 1)
         for v in (1, 2, 4, 8, 16, 32):
             with m.If(hb.param_a == v):
-                m.d.comb += lg_n.eq(v.bit_length() - 1)
-        x = Signal(DIM_WIDTH + 2)
+                m.d.sync += lg_n.eq(v.bit_length() - 1)
+        x, r_x = Signal(DIM_WIDTH + 2), Signal(DIM_WIDTH + 2)
         need_a, need_b = Signal(48), Signal(48)
+        r_need_a, r_need_b = Signal(48), Signal(48)
         unused_bad = Signal()
-        prod = rows * x
+        prod = rows * r_x
         with m.Switch(hb.format):
             with m.Case(0):
                 m.d.comb += [x.eq(k), need_a.eq(prod),
@@ -129,10 +135,11 @@ class Sequencer(wiring.Component):
                 m.d.comb += [x.eq(((k + (1 << lg_mn) - 1) >> lg_mn) << lg_n),
                              need_a.eq(prod), need_b.eq(prod),
                              unused_bad.eq(hb.sec_c != hb.total)]
-        bad = Signal()
-        m.d.comb += bad.eq((need_a > hb.sec_b - hb.sec_a) | (need_b > hb.sec_c - hb.sec_b)
-                           | unused_bad)
-        return bad
+        prep = [r_need_a.eq(need_a), r_need_b.eq(need_b)]
+        room_a, room_b = Signal(32), Signal(32)     # section sizes the offsets leave
+        bad = (r_need_a > room_a) | (r_need_b > room_b) | unused_bad
+        return [r_x.eq(x), room_a.eq(hb.sec_b - hb.sec_a), room_b.eq(hb.sec_c - hb.sec_b)], \
+            prep, bad
 
     def elaborate(self, platform):
         m = Module()
@@ -165,6 +172,13 @@ class Sequencer(wiring.Component):
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
                      desc_addr.eq(self.desc_base + (idx << 6)), self.desc_index.eq(idx)]
 
+        sizes_prep_x, sizes_prep, sizes_bad = self._section_sizes_bad(m, hdr)
+        h_magic, h_format, h_param, h_shape, h_size, h_section, h_window, h_last = (
+            Signal(name=f"h_{n}") for n in ("magic", "format", "param", "shape", "size",
+                                            "section", "window", "last"))
+        t_count, t_align, t_window, t_end, w_window = (
+            Signal(name=n) for n in ("t_count", "t_align", "t_window", "t_end", "w_window"))
+
         def fail(code, addr):
             m.d.sync += [self.error_code.eq(code), self.error_addr.eq(addr), soft.eq(0)]
             m.next = "ABORT"
@@ -191,7 +205,8 @@ class Sequencer(wiring.Component):
         lg_es_raw = 2 if cfg.acc_width <= 32 else 3
         hb = hdr
         # CONTROL.soft_reset is a one-cycle pulse: hold it until a state acts on it (ABORT),
-        # so a pulse that lands in a state without its own check (HCHECK) is never lost
+        # so a pulse that lands in a state without its own check (HLOG .. HDECIDE) is never
+        # lost
         soft_pending = Signal()
         soft_rq = Signal()
         m.d.comb += soft_rq.eq(self.soft_reset | soft_pending)
@@ -229,17 +244,27 @@ class Sequencer(wiring.Component):
                     m.next = "TABLE"
                 abort_on_soft_reset()
             with m.State("TABLE"):
+                # the table's rules, one registered bit each (TABLE), then golden's order
+                # (T_DECIDE)
                 m.d.comb += self.busy.eq(1)
                 end = Signal(aw + 40)
                 m.d.comb += end.eq(self.desc_base + self.desc_count * DESC_BYTES)
-                with m.If(self.desc_count == 0):
+                m.d.sync += [t_count.eq(self.desc_count == 0),
+                             t_align.eq(self.desc_base[:lg_beat] != 0),
+                             t_window.eq((self.desc_base < self.mem_base)
+                                         | (self.desc_base >= self.mem_limit)),
+                             t_end.eq(end > self.mem_limit)]
+                m.next = "T_DECIDE"
+                abort_on_soft_reset()
+            with m.State("T_DECIDE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(t_count):
                     fail(E.DESC_COUNT, self.desc_base)
-                with m.Elif(self.desc_base[:lg_beat] != 0):
+                with m.Elif(t_align):
                     fail(E.MISALIGNED, self.desc_base)
-                with m.Elif((self.desc_base < self.mem_base)
-                            | (self.desc_base >= self.mem_limit)):
+                with m.Elif(t_window):
                     fail(E.OUT_OF_WINDOW, self.desc_base)
-                with m.Elif(end > self.mem_limit):
+                with m.Elif(t_end):
                     fail(E.DESC_COUNT, self.desc_base)
                 with m.Else():
                     m.next = "FETCH"
@@ -281,9 +306,10 @@ class Sequencer(wiring.Component):
                     with m.If(self.rstatus.payload.code != 0):
                         fail(self.rstatus.payload.code, self.rstatus.payload.addr)
                     with m.Elif(phase == _P_DESC):
-                        m.next = "CHECK"
+                        m.d.comb += chk.start.eq(1)
+                        m.next = "DCHECK"
                     with m.Elif(phase == _P_WHDR):
-                        m.next = "HCHECK"
+                        m.next = "HLOG"
                     with m.Elif(phase == _P_WBODY):
                         m.d.sync += bt.eq(bt + 1)
                         m.next = "BODIES"
@@ -295,6 +321,12 @@ class Sequencer(wiring.Component):
                         m.d.sync += bt.eq(0)
                         m.next = "BODIES"
                 abort_on_image_error(phase >= _P_WBODY)
+                abort_on_soft_reset()
+            with m.State("DCHECK"):
+                # the DescChecker runs its serial arithmetic (about 60-140 cycles)
+                m.d.comb += self.busy.eq(1)
+                with m.If(chk.valid):
+                    m.next = "CHECK"
                 abort_on_soft_reset()
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
@@ -332,32 +364,63 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("W_START"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(img + 32 > self.mem_limit):
+                m.d.sync += w_window.eq(img + 32 > self.mem_limit)
+                m.next = "W_HEADER"
+                abort_on_soft_reset()
+            with m.State("W_HEADER"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(w_window):
                     fail(E.OUT_OF_WINDOW, img)
                 with m.Else():
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
                 abort_on_soft_reset()
+            # header checks in five cycles: log2 of the nm parameters (HLOG, registered
+            # always), per-row factor (HPREP), section sizes (HSIZE), one registered bit per
+            # rule (HCHECK), golden's priority (HDECIDE); a soft reset waits in `soft_pending`
+            with m.State("HLOG"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "HPREP"
+            with m.State("HPREP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += sizes_prep_x
+                m.next = "HSIZE"
+            with m.State("HSIZE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += sizes_prep
+                m.next = "HCHECK"
             with m.State("HCHECK"):
                 m.d.comb += self.busy.eq(1)
                 secs = hb.sec_a | hb.sec_b | hb.sec_c
-                sizes_bad = self._section_sizes_bad(m, hb)
-                with m.If(hb.magic != IMAGE_MAGIC):
+                m.d.sync += [
+                    h_magic.eq(hb.magic != IMAGE_MAGIC),
+                    h_format.eq(hb.format != desc.format),
+                    h_param.eq((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)
+                               | (hb.reserved != 0)),
+                    h_shape.eq((hb.rows == 0) | (hb.cols != desc.k)
+                               | (rows_sum + hb.rows > desc.m) | (hb.rows > cfg.out_buf_depth)),
+                    h_size.eq((hb.total[:5] != 0) | (hb.total < 32)
+                              | (hb.total > cfg.weight_buf_depth * beat)),
+                    h_section.eq((secs[:5] != 0) | (hb.sec_a < 32) | (hb.sec_a > hb.sec_b)
+                                 | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total) | sizes_bad),
+                    h_window.eq(img + hb.total > self.mem_limit),
+                    h_last.eq(rows_sum + hb.rows == desc.m),
+                ]
+                m.next = "HDECIDE"
+            with m.State("HDECIDE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(h_magic):
                     fail(E.BAD_MAGIC, img)
-                with m.Elif(hb.format != desc.format):
+                with m.Elif(h_format):
                     fail(E.BAD_FORMAT, img)
-                with m.Elif((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)
-                            | (hb.reserved != 0)):
+                with m.Elif(h_param):
                     fail(E.BAD_PARAM, img)
-                with m.Elif((hb.rows == 0) | (hb.cols != desc.k)
-                            | (rows_sum + hb.rows > desc.m) | (hb.rows > cfg.out_buf_depth)):
+                with m.Elif(h_shape):
                     fail(E.BAD_SHAPE, img)
-                with m.Elif((hb.total[:5] != 0) | (hb.total < 32)
-                            | (hb.total > cfg.weight_buf_depth * beat)):
+                with m.Elif(h_size):
                     fail(E.BAD_SIZE, img)
-                with m.Elif((secs[:5] != 0) | (hb.sec_a < 32) | (hb.sec_a > hb.sec_b)
-                            | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total) | sizes_bad):
+                with m.Elif(h_section):
                     fail(E.BAD_SECTION, img)
-                with m.Elif(img + hb.total > self.mem_limit):
+                with m.Elif(h_window):
                     fail(E.OUT_OF_WINDOW, img)
                 with m.Else():
                     for i in range(T):
@@ -383,7 +446,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total),
                              t.eq(t + 1), tmask.eq(tmask | (1 << t))]
-                with m.If(rows_sum + hb.rows == desc.m):
+                with m.If(h_last):
                     m.next = "LUT"
                 with m.Elif(t + 1 == T):
                     fail(E.BAD_SHAPE, img + hb.total)

@@ -59,6 +59,8 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
     "ring": ("hw.ring", "Ring"),
     "tile": ("hw.tile", "Tile"),
     "accelerator": ("hw.accelerator", "Accelerator"),
+    "desc_checker": ("hw.desc_checker", "DescChecker"),
+    "sequencer": ("hw.sequencer", "Sequencer"),
 }
 
 #: name -> factory(cfg) -> wiring.Component
@@ -76,6 +78,9 @@ TOPS["output_pipeline"] = _build("hw.output_pipeline", "OutputPipeline", lambda 
     "cfg": cfg})  # lanes = out_lanes, acc_width, max_channels = rows
 TOPS["tile"] = _build("hw.tile", "Tile", lambda cfg: {"config": cfg})
 TOPS["accelerator"] = _build("hw.accelerator", "Accelerator", lambda cfg: {"config": cfg})
+# the hub's control path alone (descriptor checks, header checks, FSM): its timing and area
+TOPS["desc_checker"] = _build("hw.desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
+TOPS["sequencer"] = _build("hw.sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
 TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,

@@ -39,18 +39,33 @@ MUTATIONS = [
 ]
 
 
-def _codes(descs, cfg=CFG):
+#: Cycles a check may take at most (docs: "450 at most"); every check must end by then.
+MAX_CHECK_CYCLES = 450
+
+
+def _codes(descs, cfg=CFG, *, raw=False, cycles=None):
+    """Check each descriptor (a ``Descriptor`` or, with ``raw``, a 512-bit int) on the RTL."""
     dut = DescChecker(cfg)
     got = []
 
     async def tb(ctx):
         ctx.set(dut.window_bytes, WINDOW)
         for d in descs:
-            ctx.set(dut.desc.as_value(), int.from_bytes(d.pack(), "little"))
-            await ctx.delay(1e-9)
+            ctx.set(dut.desc.as_value(), d if raw else int.from_bytes(d.pack(), "little"))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            n = 0
+            while not ctx.get(dut.valid):
+                await ctx.tick()
+                n += 1
+                assert n <= MAX_CHECK_CYCLES, f"check of {d} still running after {n} cycles"
+            if cycles is not None:
+                cycles.append(n)
             got.append(ctx.get(dut.code))
 
     sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return got
@@ -105,3 +120,31 @@ def test_format_not_built_is_refused(formats):
         got, exp = _codes([d], cfg)[0], validate_descriptor(d, cfg, window_bytes=WINDOW)
         want = ErrorCode.OK if name in formats else ErrorCode.FORMAT_UNSUPPORTED
         assert got == exp == want, f"{formats}: {name} gave {got!r} (golden {exp!r})"
+
+
+def test_random_bits_end_and_match_golden(rng, seed):
+    """Fully random 512-bit descriptors (and random ones with a valid magic): every check ends
+    within MAX_CHECK_CYCLES and gives golden's code."""
+    from golden.descriptors import DESC_MAGIC, unpack_descriptor
+    raws = []
+    for i in range(60):
+        v = int.from_bytes(rng.bytes(64), "little")
+        if i % 2:
+            v = (v & ~0xFFFFFFFF) | DESC_MAGIC
+        raws.append(v)
+    cycles = []
+    got = _codes(raws, raw=True, cycles=cycles)
+    for v, g in zip(raws, got):
+        d = unpack_descriptor(v.to_bytes(64, "little"))
+        exp = validate_descriptor(d, CFG, window_bytes=WINDOW)
+        assert g == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(g)!r}"
+    print(f"seed {seed}: check cycles min {min(cycles)} max {max(cycles)}")
+
+
+def test_real_layer_check_is_short():
+    """A real conv layer's check takes about a hundred cycles (what docs/accelerator.md says)."""
+    d = conv2d_descriptor(c=16, h=32, w=32, kout=32, kh=3, kw=3, pad=(1, 1), out=0,
+                          acts=1 << 14, quant=1 << 15)
+    cycles = []
+    _codes([d], CFG.replace(act_buf_depth=1 << 14), cycles=cycles)
+    assert cycles[0] <= 150, cycles
