@@ -25,7 +25,7 @@ import json
 import numpy as np
 
 __all__ = ["CYCLE_SOURCES", "resolve_source", "synthetic_layer", "roofline_source",
-           "tile_model_source"]
+           "tile_model_source", "tile_rtl_cycles"]
 
 
 def _rng(workload, seed: int) -> np.random.Generator:
@@ -87,10 +87,8 @@ def roofline_source(workload, cfg, seed: int = 0) -> dict:
             "dense_roofline_cycles": st.dense_roofline_cycles, "source": "roofline"}
 
 
-def tile_model_source(workload, cfg, seed: int = 0) -> dict:
-    """``golden.tile_model.tile_cycles`` per tile, the rows of W split evenly over the tiles
-    (tiles run in parallel; shared-memory contention is not modelled): load + compute cycles
-    of the slowest tile."""
+def _slowest_tile(workload, cfg, seed: int):
+    """``(model result, packed part, X, conv)`` of the tile that takes longest (model)."""
     from golden.formats import pack_weights
     from golden.tile_model import tile_cycles
 
@@ -100,15 +98,49 @@ def tile_model_source(workload, cfg, seed: int = 0) -> dict:
     for part in np.array_split(W, min(cfg.tiles, W.shape[0]), axis=0):
         pw = pack_weights(part, workload.format, group_size=cfg.group_size,
                           block_size=cfg.block_size, nm=workload.nm or (2, 4))
-        r = tile_cycles(pw, X, cfg, act_skip=workload.act_sparsity > 0 and
-                        workload.format != "dense", image_bytes=act_bytes if conv else None)
-        if worst is None or r["total_cycles"] > worst["total_cycles"]:
-            worst = r
+        r = tile_cycles(pw, X, cfg, act_skip=_act_skip(workload),
+                        image_bytes=act_bytes if conv else None)
+        if worst is None or r["total_cycles"] > worst[0]["total_cycles"]:
+            worst = (r, pw, X, conv)
+    return worst
+
+
+def _act_skip(workload) -> bool:
+    return workload.act_sparsity > 0 and workload.format != "dense"
+
+
+def tile_model_source(workload, cfg, seed: int = 0) -> dict:
+    """``golden.tile_model.tile_cycles`` per tile, the rows of W split evenly over the tiles
+    (tiles run in parallel; shared-memory contention is not modelled): load + compute cycles
+    of the slowest tile."""
+    worst = _slowest_tile(workload, cfg, seed)[0]
     base = roofline_source(workload, cfg, seed)
     return {"cycles": int(worst["total_cycles"]), "compute_cycles": int(worst["cycles"]),
             "load_cycles": int(worst["load_cycles"]), "bound": base["bound"],
             "dense_macs": base["dense_macs"], "effectual_macs": base["effectual_macs"],
             "roofline_cycles": base["cycles"], "source": "tile_model"}
+
+
+def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
+    """The slowest tile's layer (as `tile_model_source` splits it) run on the compute tile's
+    RTL (Verilator, `sim.bench_layer.run_layer`): ``rtl_cycles`` (load + compute) next to the
+    model's, and whether the RTL result equals ``golden.matmul``.  A conv2d runs as its im2col
+    matmul.  ``rtl_note`` says why nothing ran (the layer does not fit the tile's buffers)."""
+    from golden.ops import matmul
+    from sim.bench_layer import UsageError, _check_capacity, run_layer
+
+    model, pw, X, _conv = _slowest_tile(workload, cfg, seed)
+    try:
+        _check_capacity(cfg, pw, X.shape[0], X.shape[1])
+    except UsageError as e:
+        return {"rtl_cycles": None, "rtl_note": f"not run: {e}"}
+    from golden.formats import unpack_weights
+
+    res = run_layer(cfg, pw, X, engine="rtl", act_skip=_act_skip(workload), seed=seed + 1)
+    exact = bool(np.array_equal(res["Y"], matmul(unpack_weights(pw), X, acc_width=cfg.acc_width)))
+    return {"rtl_cycles": int(res["total_cycles"]), "rtl_exact": exact,
+            "rtl_model_cycles": int(model["total_cycles"]),
+            "rtl_note": "" if exact else "RTL result differs from golden.matmul"}
 
 
 CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source}

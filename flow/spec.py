@@ -13,6 +13,7 @@ A spec (examples/sweep_*.yaml)::
     top: mac_array                # top synthesized for area (default: most complete one)
     synth: {target: generic, device: null, fmax: false}   # or: synth: none
     cycles: auto                  # auto | roofline | tile_model (flow/cycles.py)
+    rtl_sample: 4                 # optional: run 4 points (spread evenly) on the tile's RTL
     workloads:
       - {name: fc, op: matmul, M: 64, K: 256, N: 16, format: [dense, bitmap], sparsity: 0.75}
       - {name: c3, op: conv2d, C: 16, H: 16, W: 16, O: 32, R: 3, S: 3, padding: 1,
@@ -109,7 +110,7 @@ _CONV_OPT = {"stride": 1, "padding": 0, "dilation": 1}
 _WL_KEYS = {"name", "op", "format", "sparsity", "nm", "act_sparsity", *_CONV_OPT,
             *OPS["matmul"], *OPS["conv2d"]}
 _TOP_KEYS = {"name", "base", "set", "grid", "points", "top", "synth", "cycles", "workloads",
-             "seed"}
+             "seed", "rtl_sample"}
 _SYNTH_KEYS = {"target", "device", "fmax"}
 
 
@@ -151,6 +152,7 @@ class SweepSpec:
     cycles: str
     seed: int = 0
     overrides: list[dict] = field(default_factory=list)
+    rtl_sample: int = 0
 
     @property
     def n_points(self) -> int:
@@ -285,6 +287,14 @@ def load_spec(path: str | Path) -> SweepSpec:
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         err(f"seed must be an integer, not {seed!r}", ln("seed"))
+    rtl_sample = doc.get("rtl_sample", 0)
+    if isinstance(rtl_sample, bool) or not isinstance(rtl_sample, int) or not \
+            0 <= rtl_sample <= 64:
+        err(f"rtl_sample must be an integer between 0 and 64, not {rtl_sample!r}",
+            ln("rtl_sample"))
+    if rtl_sample and cycles == "roofline":
+        err("rtl_sample compares the RTL with the tile model: it needs cycles auto or "
+            "tile_model, not roofline", ln("rtl_sample"))
     # -- workloads --------------------------------------------------------------------------
     wls = doc.get("workloads")
     if not isinstance(wls, MarkedList) or not wls:
@@ -294,7 +304,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         workloads += _workloads(item, line, err, configs)
     return SweepSpec(name=str(doc.get("name", path.stem)), path=src, configs=configs,
                      workloads=workloads, top=top, target=target, device=device, fmax=fmax,
-                     cycles=cycles, seed=seed)
+                     cycles=cycles, seed=seed, rtl_sample=rtl_sample)
 
 
 def _workloads(item, line, err, configs) -> list[Workload]:

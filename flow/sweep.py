@@ -25,18 +25,19 @@ import time
 import uuid
 from pathlib import Path
 
-from .cycles import CYCLE_SOURCES, resolve_source
+from .cycles import CYCLE_SOURCES, resolve_source, tile_rtl_cycles
 from .generate import sha256
 from .spec import SweepSpec
 from .versions import generator_versions, synth_versions
 
-__all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports"]
+__all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports",
+           "rtl_sample_points", "area_overhead"]
 
 COLUMNS = ["key", "run_id", "computed_at", "config", "params", "top", "target", "device",
            "area_copies", "LUT", "FF", "DSP", "BRAM", "fits", "fmax_mhz", "clock_mhz",
            "workload", "op", "format", "sparsity", "nm", "act_sparsity", "cycles", "bound",
            "dense_macs", "effectual_macs", "time_us", "layers_per_s", "gops", "cycle_source",
-           "synth_cached"]
+           "synth_cached", "rtl_cycles", "rtl_model_error_pct", "rtl_exact", "rtl_note"]
 
 
 def _config_dict(cfg) -> dict:
@@ -45,13 +46,28 @@ def _config_dict(cfg) -> dict:
     return d
 
 
-def point_key(cfg, workload, spec: SweepSpec, source: str) -> str:
-    """Identity of one result: what it was computed from, and with which tools."""
+def point_key(cfg, workload, spec: SweepSpec, source: str, rtl: bool = False) -> str:
+    """Identity of one result: what it was computed from, and with which tools (a point of
+    the RTL sample has its own key: adding the sample later recomputes just those)."""
     tools = generator_versions() | (synth_versions(spec.target) if spec.target else {})
-    return sha256(json.dumps({
-        "config": _config_dict(cfg), "workload": workload.as_dict(), "top": spec.top,
-        "synth": [spec.target, spec.device, spec.fmax], "cycles": source, "seed": spec.seed,
-        "tools": tools}, sort_keys=True))
+    ident = {"config": _config_dict(cfg), "workload": workload.as_dict(), "top": spec.top,
+             "synth": [spec.target, spec.device, spec.fmax], "cycles": source, "seed": spec.seed,
+             "tools": tools}
+    if rtl:
+        ident["rtl"] = True
+    return sha256(json.dumps(ident, sort_keys=True))
+
+
+def rtl_sample_points(n_points: int, sample: int) -> set[int]:
+    """Indices of the ``sample`` points (of ``n_points``, in spec order) run on the RTL: spread
+    evenly from the first to the last."""
+    if sample <= 0 or n_points == 0:
+        return set()
+    if sample >= n_points:
+        return set(range(n_points))
+    if sample == 1:
+        return {0}
+    return {round(i * (n_points - 1) / (sample - 1)) for i in range(sample)}
 
 
 def _copies(top: str, cfg) -> int:
@@ -75,9 +91,18 @@ def run_config_job(job: dict) -> list[dict]:
         fits, fmax, cached = res["fits"], res["fmax_mhz"], res["cached"]
     clock = fmax if fmax else cfg.target_mhz
     rows = []
+    rtl_keys = set(job.get("rtl_keys", ()))
     for key, wl in zip(job["keys"], job["workloads"]):
         c = CYCLE_SOURCES[job["cycles"]](wl, cfg, job["seed"])
         t = c["cycles"] / (clock * 1e6)
+        rtl = {}
+        if key in rtl_keys:
+            r = tile_rtl_cycles(wl, cfg, job["seed"])
+            rtl = {"rtl_cycles": r["rtl_cycles"], "rtl_note": r["rtl_note"],
+                   "rtl_exact": r.get("rtl_exact")}
+            if r["rtl_cycles"]:
+                rtl["rtl_model_error_pct"] = round(
+                    100 * (r["rtl_model_cycles"] - r["rtl_cycles"]) / r["rtl_cycles"], 3)
         rows.append({
             "key": key, "config": cfg.name, "params": json.dumps(job["params"], sort_keys=True),
             "top": job["top"], "target": job["target"], "device": job["device"],
@@ -88,7 +113,7 @@ def run_config_job(job: dict) -> list[dict]:
             "dense_macs": c.get("dense_macs"), "effectual_macs": c.get("effectual_macs"),
             "time_us": t * 1e6, "layers_per_s": 1 / t,
             "gops": 2 * c["dense_macs"] / t / 1e9 if c.get("dense_macs") else None,
-            "cycle_source": c.get("source", job["cycles"]), "synth_cached": cached,
+            "cycle_source": c.get("source", job["cycles"]), "synth_cached": cached, **rtl,
         })
     return rows
 
@@ -101,6 +126,10 @@ class Results:
         self.db = sqlite3.connect(self.path)
         cols = ", ".join(f'"{c}"' + (" PRIMARY KEY" if c == "key" else "") for c in COLUMNS)
         self.db.execute(f"CREATE TABLE IF NOT EXISTS points ({cols})")
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(points)")}
+        for c in COLUMNS:           # a store from an older version: add the new columns
+            if c not in have:
+                self.db.execute(f'ALTER TABLE points ADD COLUMN "{c}"')
         self.db.execute("CREATE TABLE IF NOT EXISTS runs (run_id PRIMARY KEY, spec, started, "
                         "finished, computed, reused)")
         self.db.commit()
@@ -190,17 +219,23 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
     varying = _varying(spec)
     all_keys, pending = [], []
     done = db.done()
+    n_all = spec.n_points
+    sample = rtl_sample_points(n_all, spec.rtl_sample if source == "tile_model" else 0)
+    idx = 0
     for cfg in spec.configs:
         # a workload runs on the configs that build its format (a grid may vary `formats`)
         wls = [w for w in spec.workloads if w.format in cfg.formats]
-        keys = [point_key(cfg, w, spec, source) for w in wls]
+        rtl = [idx + i in sample for i in range(len(wls))]
+        idx += len(wls)
+        keys = [point_key(cfg, w, spec, source, r) for w, r in zip(wls, rtl)]
         all_keys += keys
-        todo = [(k, w) for k, w in zip(keys, wls) if k not in done]
+        todo = [(k, w, r) for k, w, r in zip(keys, wls, rtl) if k not in done]
         if todo:
             pending.append({"config": cfg.to_dict(), "top": spec.top, "target": spec.target,
                             "device": spec.device, "fmax": spec.fmax, "cycles": source,
                             "seed": spec.seed, "params": {k: getattr(cfg, k) for k in varying},
-                            "keys": [k for k, _ in todo], "workloads": [w for _, w in todo]})
+                            "keys": [k for k, _, _ in todo], "workloads": [w for _, w, _ in todo],
+                            "rtl_keys": [k for k, _, r in todo if r]})
     reused = len(all_keys) - sum(len(p["keys"]) for p in pending)
     log(f"sweep {spec.name}: {len(spec.configs)} configs x {len(spec.workloads)} workloads -> "
         f"{len(all_keys)} points (formats each config builds); {reused} already done, "
@@ -255,12 +290,66 @@ def write_reports(rows: list[dict], out: Path, spec: SweepSpec, varying: list[st
                 r["bound"], f"{r['gops']:.2f}" if r["gops"] is not None else "-",
                 f"{base / r['cycles']:.2f}" if base else "-"]
         lines.append("| " + " | ".join("-" if v is None else str(v) for v in vals) + " |")
+    sampled = [r for r in rows if r.get("rtl_cycles") or r.get("rtl_note")]
+    if sampled:
+        lines += ["", "## Cycle model against the RTL (sample)", "",
+                  "The slowest tile's share of the layer run on the compute tile's RTL "
+                  "(Verilator), load + compute cycles, against `golden.tile_model`.", "",
+                  "| config | " + " | ".join(varying) + " | workload | format | sparsity | "
+                  "model cycles | RTL cycles | model error | RTL == golden |",
+                  "|" + "---|" * (len(varying) + 8)]
+        for r in sampled:
+            p = json.loads(r["params"])
+            err = r.get("rtl_model_error_pct")
+            lines.append("| " + " | ".join(str(v) for v in [
+                r["config"], *(p.get(k) for k in varying), r["workload"], r["format"],
+                r["nm"] or f"{r['sparsity']:g}", r["cycles"], r["rtl_cycles"] or "-",
+                f"{err:+.2f} %" if err is not None else (r["rtl_note"] or "-"),
+                {1: "yes", 0: "**no**"}.get(r.get("rtl_exact"), "-")]) + " |")
+    ovh = area_overhead(rows)
+    if ovh:
+        pk = [k for k in ovh[0] if k not in ("formats", "LUT", "FF", "lut_pct", "lutff_pct")]
+        lines += ["", "## Sparse against dense area, same MAC count", "",
+                  "Each config against the same config built for `dense` only (the whole "
+                  f"`{spec.top}` top).", "",
+                  "| " + " | ".join(pk + ["formats", "LUT", "FF", "LUT over dense",
+                                          "LUT+FF over dense"]) + " |",
+                  "|" + "---|" * (len(pk) + 5)]
+        for o in ovh:
+            lines.append("| " + " | ".join([*(str(o[k]) for k in pk), o["formats"],
+                                            str(o["LUT"]), str(o["FF"]),
+                                            f"{o['lut_pct']:+.0f} %",
+                                            f"{o['lutff_pct']:+.0f} %"]) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     files = ["results.sqlite", "results.csv", "results.md"]
     if rows and rows[0]["LUT"] is not None:
         _pareto_plot(rows, out / "pareto.png", spec.name)
         files.append("pareto.png")
     return files
+
+
+def area_overhead(rows: list[dict]) -> list[dict]:
+    """Area of each config over the same config with ``formats: [dense]`` (the other varied
+    parameters equal): ``[{<params>, formats, LUT, FF, lut_pct, lutff_pct}]``; empty when
+    the sweep does not vary ``formats`` or has no area."""
+    configs = {}
+    for r in rows:
+        p = json.loads(r["params"])
+        if "formats" not in p or r["LUT"] is None:
+            return []
+        configs[json.dumps(p, sort_keys=True)] = (p, r["LUT"], r["FF"])
+    dense = {json.dumps({k: v for k, v in p.items() if k != "formats"}, sort_keys=True):
+             (lut, ff) for p, lut, ff in configs.values() if list(p["formats"]) == ["dense"]}
+    out = []
+    for p, lut, ff in configs.values():
+        rest = {k: v for k, v in p.items() if k != "formats"}
+        base = dense.get(json.dumps(rest, sort_keys=True))
+        if base is None or list(p["formats"]) == ["dense"]:
+            continue
+        out.append({**rest, "formats": "+".join(p["formats"]), "LUT": lut, "FF": ff,
+                    "lut_pct": 100 * (lut / base[0] - 1),
+                    "lutff_pct": 100 * ((lut + ff) / (base[0] + base[1]) - 1)})
+    return out
 
 
 def _pareto_plot(rows: list[dict], path: Path, title: str) -> None:

@@ -83,6 +83,10 @@ def test_grid_over_formats_skips_unbuilt_formats(tmp_path):
      "fmax needs place and route: target ecp5 or ice40, not 'generic'"),
     (("cycles: roofline", "cycles: roofline\ncycles: auto"), 8, "duplicate key 'cycles'"),
     (("sparsity: 0.5", "sparsity: [0.5, 1.5]"), 9, "sparsity must be a number in [0, 1)"),
+    (("cycles: roofline", "cycles: roofline\nrtl_sample: 2"), 8,
+     "rtl_sample compares the RTL with the tile model: it needs cycles auto or tile_model"),
+    (("cycles: roofline", "cycles: auto\nrtl_sample: -1"), 8,
+     "rtl_sample must be an integer between 0 and 64, not -1"),
     (("  rows: [1, 2]", "  rows: [1, 2\n"), 6, "not valid YAML: expected ',' or ']', but got "
      "':' (while parsing a flow sequence on line 4)"),
 ])
@@ -208,3 +212,57 @@ def test_tile_model_source_is_never_below_the_roofline(fmt, sp, nm):
     c = tile_model_source(wl, cfg, seed=1)
     assert c["cycles"] >= c["roofline_cycles"] > 0, c
     assert c["cycles"] == c["compute_cycles"] + c["load_cycles"], c
+
+
+def test_rtl_sample_points_spread_evenly():
+    from flow.sweep import rtl_sample_points
+    assert rtl_sample_points(10, 0) == set()
+    assert rtl_sample_points(10, 1) == {0}
+    assert rtl_sample_points(10, 3) == {0, 4, 9} or rtl_sample_points(10, 3) == {0, 5, 9}
+    assert rtl_sample_points(3, 8) == {0, 1, 2}
+
+
+def test_area_overhead_table():
+    """Each config over the same config built dense-only; other varied parameters matched."""
+    from flow.sweep import area_overhead
+
+    def row(rows, formats, lut, ff):
+        return {"params": json.dumps({"rows": rows, "formats": formats}), "LUT": lut, "FF": ff}
+    got = area_overhead([row(2, ["dense"], 100, 50), row(2, ["dense", "nm"], 130, 70),
+                         row(4, ["dense"], 200, 100), row(4, ["dense", "nm"], 300, 100),
+                         row(8, ["dense", "nm"], 999, 9)])     # no dense twin: left out
+    assert [(o["rows"], o["formats"]) for o in got] == [(2, "dense+nm"), (4, "dense+nm")]
+    assert got[0]["lut_pct"] == pytest.approx(30) and got[0]["lutff_pct"] == pytest.approx(
+        100 * (200 / 150 - 1))
+    assert got[1]["lut_pct"] == pytest.approx(50) and got[1]["lutff_pct"] == pytest.approx(
+        100 * (400 / 300 - 1))
+    assert area_overhead([{"params": json.dumps({"rows": 2}), "LUT": 1, "FF": 1}]) == []
+
+
+def test_rtl_sample_runs_the_tile_and_reports_the_model_error(tmp_path):
+    """A point of the RTL sample runs the tile's RTL: its cycles sit next to the model's, the
+    result equals golden, and the report has the comparison table."""
+    text = """\
+    name: r
+    base: {preset: tiny}
+    grid:
+      formats: [[dense], [dense, nm]]
+    top: pe
+    synth: {target: generic}
+    cycles: auto
+    rtl_sample: 3
+    workloads:
+      - {name: fc, op: matmul, M: 8, K: 64, N: 2, format: [dense]}
+      - {name: fc, op: matmul, M: 8, K: 64, N: 2, format: nm, nm: "2:4"}
+    """
+    spec = load_spec(_spec(tmp_path, text))
+    res = run_sweep(spec, tmp_path / "out", progress=False, log=lambda *a: None)
+    rtl = [r for r in res["rows"] if r["rtl_cycles"]]
+    assert len(rtl) == 3, res["rows"]
+    for r in rtl:
+        assert r["rtl_exact"] == 1, r
+        # the model is within 1 % of the RTL on the tile (docs/reports/sparsity.md)
+        assert abs(r["rtl_model_error_pct"]) < 1.0, r
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "## Cycle model against the RTL (sample)" in md
+    assert "## Sparse against dense area, same MAC count" in md
