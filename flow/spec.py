@@ -8,6 +8,8 @@ A spec (examples/sweep_*.yaml)::
     grid:                         # cartesian product of parameter lists ...
       rows: [2, 4]
       cols: [2, 4]
+      shape: [{tiles: 1, out_lanes: 2}, {tiles: 2, out_lanes: 4}]   # a mapping value sets
+                                  # several parameters together (the key is only a label)
     points:                       # ... and/or an explicit list of parameter sets
       - {rows: 8, cols: 8, out_lanes: 8}
     top: mac_array                # top synthesized for area (default: most complete one)
@@ -224,7 +226,13 @@ def load_spec(path: str | Path) -> SweepSpec:
             err("grid must be a mapping of parameter: [values]", ln("grid", 1))
         keys = list(grid)
         for combo in itertools.product(*(_listify(grid[k]) for k in keys)):
-            sets.append((dict(zip(keys, combo)), grid.lines))
+            over = {}
+            for k, v in zip(keys, combo):
+                if isinstance(v, dict):     # a value that sets several parameters together
+                    over.update(v)
+                else:
+                    over[k] = v
+            sets.append((over, grid.lines))
     points = doc.get("points")
     if points is not None:
         if not isinstance(points, MarkedList):

@@ -214,6 +214,13 @@ def test_tile_model_source_is_never_below_the_roofline(fmt, sp, nm):
     assert c["cycles"] == c["compute_cycles"] + c["load_cycles"], c
 
 
+def test_grid_mapping_value_sets_parameters_together(tmp_path):
+    """A grid value that is a mapping sets several parameters at once."""
+    text = GOOD.replace("rows: [1, 2]", "shape: [{rows: 1, cols: 2}, {rows: 2, cols: 4}]")
+    spec = load_spec(_spec(tmp_path, text))
+    assert [(c.rows, c.cols) for c in spec.configs] == [(1, 2), (2, 4)]
+
+
 def test_rtl_sample_points_spread_evenly():
     from flow.sweep import rtl_sample_points
     assert rtl_sample_points(10, 0) == set()
