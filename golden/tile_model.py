@@ -141,8 +141,10 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     if image_bytes is None:
         load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
     else:
+        # + the im2col unit's set-up (one cycle per column) and its two pipeline stages
+        # (hw/im2col_address.py)
         load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, int(cfg.cols))) + ncg * K \
-            + _LOAD_EXTRA + 3
+            + _LOAD_EXTRA + 4 + int(cfg.cols)
     lanes = lane_records(pw, X, cfg, act_skip)
     fin = [(_lane_finish(items, _START) if items else 0) for items in lanes]
     lat = int(getattr(cfg, "mul_pipeline", 2)) + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +26,9 @@ class Im2colAddress(wiring.Component):
     ``ih = oh*sh - ph + r*dh``, ``iw = ow*sw - pw + s*dw``, and ``inb`` = the position is inside
     the image (and ``p < OH*OW``): padding positions are never fetched.  Latency: the address
     of step ``i`` is valid in the cycle ``valid`` is high for the ``i``-th time; one step per
-    cycle after 2 set-up cycles, no stalls.
+    cycle after ``cols + 1`` set-up cycles (the columns' first positions are stepped one per
+    cycle, no divider) and two pipeline stages (``ih``/``iw``, then the address: no
+    multiplier feeds another in one cycle), no stalls.
 
     Parameters
     ----------
@@ -68,35 +70,53 @@ class Im2colAddress(wiring.Component):
         c, r, s = Signal(dw), Signal(4), Signal(4)
         rd, sd = Signal(dw), Signal(dw)  # r*dh, s*dw
         cb = Signal(self.aw + 2)  # c*H*W
-        npix = Signal(2 * dw)
-        m.d.comb += npix.eq(g.oh * g.ow)
+        npix = Signal(2 * dw)                       # OH * OW, registered at start
+        # two pipeline stages after the stepping state: (ih, iw, in-range) -> (address, inb)
+        step_valid = Signal()
+        v1, v2 = Signal(), Signal()
+        cb1 = Signal.like(cb)
+        m.d.sync += [v1.eq(step_valid), v2.eq(v1), cb1.eq(cb)]
+        m.d.comb += self.valid.eq(v2)
         for j in range(cols):
             ih = Signal(sw_, name=f"ih{j}")
             iw = Signal(sw_, name=f"iw{j}")
-            m.d.comb += [ih.eq(oh[j] * g.sh - g.ph + rd), iw.eq(ow[j] * g.sw - g.pw + sd)]
-            m.d.comb += [
-                self.addr[j].eq(cb + ih.as_unsigned() * g.w + iw.as_unsigned()),
-                self.inb[j].eq((ih >= 0) & (ih < g.h) & (iw >= 0) & (iw < g.w)
-                               & (pcg + j < npix)),
+            inpix = Signal(name=f"inpix{j}")
+            m.d.sync += [ih.eq(oh[j] * g.sh - g.ph + rd), iw.eq(ow[j] * g.sw - g.pw + sd),
+                         inpix.eq(pcg + j < npix)]
+            m.d.sync += [
+                self.addr[j].eq(cb1 + ih.as_unsigned() * g.w + iw.as_unsigned()),
+                self.inb[j].eq((ih >= 0) & (ih < g.h) & (iw >= 0) & (iw < g.w) & inpix),
             ]
+        # set-up: the positions (oh, ow) of columns 1 .. cols-1, and (q, rmd) = position of
+        # column `cols`, stepped one column per cycle (ow + 1, wrapping at OW): no divider
+        step = Signal(range(cols + 1))
+        s_oh, s_ow = Signal(dw), Signal(dw)             # position of column `step - 1`
+        n_ow = Signal(dw + 1)
+        n_wrap = Signal()
+        m.d.comb += [n_ow.eq(s_ow + 1), n_wrap.eq(n_ow >= g.ow)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [q.eq(Const(cols, dw) // g.ow), rmd.eq(Const(cols, dw) % g.ow)]
-                    # column 0 starts at (0, 0): no divider (Amaranth's RTLIL writes the constant
-                    # 0 as a 0-bit operand, which Yosys 0.70's $__div_mod_floor techmap rejects)
-                    m.d.sync += [oh[0].eq(0), ow[0].eq(0)]
-                    for j in range(1, cols):
-                        m.d.sync += [oh[j].eq(Const(j, dw) // g.ow), ow[j].eq(Const(j, dw) % g.ow)]
+                    m.d.sync += [oh[0].eq(0), ow[0].eq(0), s_oh.eq(0), s_ow.eq(0), step.eq(1),
+                                 npix.eq(g.oh * g.ow)]
                     m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), c.eq(0), r.eq(0), s.eq(0),
                                  rd.eq(0), sd.eq(0), cb.eq(0)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                noh = Mux(n_wrap, s_oh + 1, s_oh)
+                now = Mux(n_wrap, 0, n_ow)
+                m.d.sync += [s_oh.eq(noh), s_ow.eq(now), step.eq(step + 1)]
+                for j in range(1, cols):
+                    with m.If(step == j):
+                        m.d.sync += [oh[j].eq(noh), ow[j].eq(now)]
+                with m.If(step == cols):
+                    m.d.sync += [q.eq(noh), rmd.eq(now)]
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(cg == self.ncg):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
+                    m.next = "DRAIN"
                 with m.Else():
-                    m.d.comb += self.valid.eq(1)
+                    m.d.comb += step_valid.eq(1)
                     with m.If(kk + 1 == self.k):  # next column group
                         m.d.sync += [kk.eq(0), c.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
                                      cb.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
@@ -115,4 +135,8 @@ class Im2colAddress(wiring.Component):
                                 m.d.sync += [r.eq(r + 1), rd.eq(rd + g.dh)]
                         with m.Else():
                             m.d.sync += [s.eq(s + 1), sd.eq(sd + g.dw)]
+            with m.State("DRAIN"):                  # the last entries leave the pipeline
+                with m.If(~v1 & ~v2):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
         return m
