@@ -147,7 +147,7 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
             + _LOAD_EXTRA + 4 + int(cfg.cols)
     lanes = lane_records(pw, X, cfg, act_skip)
     fin = [(_lane_finish(items, _START) if items else 0) for items in lanes]
-    lat = int(getattr(cfg, "mul_pipeline", 2)) + 1
+    lat = int(getattr(cfg, "mul_pipeline", 2)) + 2   # pair register + fetch + MAC pipeline
     compute = max(fin) + lat + _TAIL
     pairs = int(sum(int(c.sum()) for items in lanes for _, c in items))
     return {"cycles": int(compute), "load_cycles": int(load),

@@ -294,16 +294,26 @@ class Tile(wiring.Component):
         lat = mac.latency
         res_fifos = []
         pend_busy = []
+        pair_busy = []
         for r, dec in enumerate(decs):
-            p = dec.pairs.payload
+            # one register stage between the lane decoder's pick and the activation-buffer
+            # address (full throughput: it takes a pair whenever it is empty or emptying)
+            p = Signal.like(dec.pairs.payload, name=f"pair{r}")
+            p_valid = Signal(name=f"pair{r}_valid")
+            pair_busy.append(p_valid)
             arp = amem.read_port()
             fifo = SyncFIFO(width=tile_result_layout(cols, cfg.acc_width).size, depth=2)
             m.submodules[f"res{r}"] = fifo
             res_fifos.append(fifo)
             pending = Signal(2, name=f"pending{r}")
             pend_busy.append(pending != 0)
-            m.d.comb += dec.pairs.ready.eq(~p.end | (pending < 2))
-            fire = dec.pairs.valid & dec.pairs.ready
+            p_ready = ~p.end | (pending < 2)
+            fire = p_valid & p_ready
+            m.d.comb += dec.pairs.ready.eq(~p_valid | p_ready)
+            with m.If(dec.pairs.valid & dec.pairs.ready):
+                m.d.sync += [p.eq(dec.pairs.payload), p_valid.eq(1)]
+            with m.Elif(fire):
+                m.d.sync += p_valid.eq(0)
             m.d.comb += arp.addr.eq(p.abase + p.k)
             c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
             c_w = Signal(8, name=f"c_w{r}")
@@ -355,5 +365,6 @@ class Tile(wiring.Component):
             sel = self.results.valid & self.results.ready & (chosen == r)
             m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel)]
 
-        m.d.comb += all_done.eq(Cat(*[d.done for d in decs]).all() & ~Cat(*pend_busy).any())
+        m.d.comb += all_done.eq(Cat(*[d.done for d in decs]).all() & ~Cat(*pend_busy).any()
+                                & ~Cat(*pair_busy).any())
         return m
