@@ -221,24 +221,13 @@ class DescChecker(wiring.Component):
                      self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n))]),
         ]
         code = Signal(8)
-        with m.If(r_magic):
-            m.d.comb += code.eq(E.BAD_DESC_MAGIC)
-        with m.Elif(r_opcode):
-            m.d.comb += code.eq(E.BAD_OPCODE)
-        with m.Elif(r_format):
-            m.d.comb += code.eq(E.BAD_FORMAT)
-        with m.Elif(r_built):
-            m.d.comb += code.eq(E.FORMAT_UNSUPPORTED)
-        with m.Elif(r_params):
-            m.d.comb += code.eq(E.BAD_PARAM)
-        with m.Elif(r_flags):
-            m.d.comb += code.eq(E.BAD_FLAGS)
-        with m.Elif(r_shape):
-            m.d.comb += code.eq(E.BAD_SHAPE)
-        with m.Elif(r_misaligned):
-            m.d.comb += code.eq(E.MISALIGNED)
-        with m.Elif(r_outside):
-            m.d.comb += code.eq(E.OUT_OF_WINDOW)
+        rules = [(r_magic, E.BAD_DESC_MAGIC), (r_opcode, E.BAD_OPCODE), (r_format, E.BAD_FORMAT),
+                 (r_built, E.FORMAT_UNSUPPORTED), (r_params, E.BAD_PARAM),
+                 (r_flags, E.BAD_FLAGS), (r_shape, E.BAD_SHAPE), (r_misaligned, E.MISALIGNED),
+                 (r_outside, E.OUT_OF_WINDOW)]
+        for i, (bad, err) in enumerate(rules):          # the first broken rule wins
+            with (m.If if i == 0 else m.Elif)(bad):
+                m.d.comb += code.eq(err)
         ops.append(("set", [self.code.eq(code)]))
 
         # ---- the sequencer of the ops -------------------------------------------------------
