@@ -21,7 +21,8 @@ TINY = AcceleratorConfig.preset("tiny")
 # per top, a parameter change that must change its Verilog
 CHANGE = {"pe": {"acc_width": 24}, "mac_array": {"rows": 3}, "tile": {"rows": 3},
           "output_pipeline": {"out_lanes": 1}, "ring": {"ring_payload_width": 128},
-          "accelerator": {"tiles": 2}}
+          "accelerator": {"tiles": 2}, "desc_checker": {"act_buf_depth": 128},
+          "sequencer": {"tiles": 2}}
 
 
 # Elaborating tile / accelerator takes seconds: each test module worker elaborates a top once
