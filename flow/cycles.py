@@ -129,7 +129,10 @@ def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
     from golden.ops import matmul
     from sim.bench_layer import UsageError, _check_capacity, run_layer
 
-    model, pw, X, _conv = _slowest_tile(workload, cfg, seed)
+    model, pw, X, conv = _slowest_tile(workload, cfg, seed)
+    if conv:    # the RTL runs the im2col matmul: compare with the model of that same run
+        from golden.tile_model import tile_cycles
+        model = tile_cycles(pw, X, cfg, act_skip=_act_skip(workload))
     try:
         _check_capacity(cfg, pw, X.shape[0], X.shape[1])
     except UsageError as e:

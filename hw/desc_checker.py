@@ -239,6 +239,16 @@ class DescChecker(wiring.Component):
                 m.d.sync += [pc.eq(0), self.valid.eq(0)]
                 m.next = "LOAD"
 
+        def write_result(kind, value):
+            """Last step of a ``kind`` op: its result into the op's register, next op."""
+            with m.Switch(pc):
+                for i, op in enumerate(ops):
+                    if op[0] == kind:
+                        with m.Case(i):
+                            m.d.sync += op[3].eq(value)
+            m.d.sync += pc.eq(pc + 1)
+            m.next = "LOAD"
+
         with m.FSM(name="check"):
             with m.State("IDLE"):
                 restart()
@@ -269,13 +279,7 @@ class DescChecker(wiring.Component):
             with m.State("MUL"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(mb == 0):
-                    with m.Switch(pc):
-                        for i, op in enumerate(ops):
-                            if op[0] == "mul":
-                                with m.Case(i):
-                                    m.d.sync += op[3].eq(macc)
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "LOAD"
+                    write_result("mul", macc)
                 with m.Else():
                     with m.If(mb[0]):
                         m.d.sync += macc.eq(macc + ma)
@@ -284,13 +288,7 @@ class DescChecker(wiring.Component):
             with m.State("DIV"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(dcnt == 0):
-                    with m.Switch(pc):
-                        for i, op in enumerate(ops):
-                            if op[0] == "div":
-                                with m.Case(i):
-                                    m.d.sync += op[3].eq(dn)
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "LOAD"
+                    write_result("div", dn)
                 with m.Else():
                     r2 = Cat(dn[DW - 1], rem)
                     with m.If(r2 >= dd):
