@@ -66,6 +66,10 @@ class Tile(wiring.Component):
     config : AcceleratorConfig
         ``rows``, ``cols``, ``acc_width``, ``mul_pipeline``, ``axi_data_width`` (weight word),
         ``weight_buf_depth`` (words), ``act_buf_depth`` (entries).
+    conv : bool
+        Build the conv2d path (the image buffer and `Im2colAddress`).  Without it (the tile
+        board build on an iCE40, flow/tile_selftest.py) a ``CONV2D`` command is refused in its
+        first cycle: ``error`` is set, nothing is loaded and no result is produced.
 
     Members
     -------
@@ -82,10 +86,13 @@ class Tile(wiring.Component):
         garbage).
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, conv: bool = True):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        if not isinstance(conv, bool):
+            raise TypeError(f"conv must be a bool, not {conv!r}")
         self.cfg = config
+        self.conv = conv
         self.rows, self.cols = config.rows, config.cols
         self.wb = config.axi_bytes
         self.W = config.axi_data_width
@@ -109,6 +116,29 @@ class Tile(wiring.Component):
         """Cycles from an end-of-row token leaving a decoder to its result entering the FIFO."""
         return 1 + self.mac.latency
 
+
+    def _im2col_gather(self, m, cmd, ncg, is_conv, a_take, i_wr, i_count, imem, i2c,
+                       e_valid, e_data):
+        """conv2d: the raw image into ``imem``, then the entries gathered by ``i2c``."""
+        cols = self.cols
+        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.acts.payload),
+                     i_wr.en.eq(a_take & is_conv)]
+        with m.If(a_take & is_conv):
+            m.d.sync += i_count.eq(i_count + 1)
+        m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(ncg)]
+        g_valid = Signal()
+        g_sel = [Signal(range(cols), name=f"g_sel{j}") for j in range(cols)]
+        g_inb = Signal(cols)
+        g_bytes = []
+        m.d.sync += [g_valid.eq(i2c.valid), g_inb.eq(i2c.inb)]
+        for j in range(cols):
+            rp = imem.read_port()
+            m.d.comb += rp.addr.eq(i2c.addr[j] // cols)
+            m.d.sync += g_sel[j].eq(i2c.addr[j] % cols)
+            g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
+        m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take)),
+                     e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
+
     def elaborate(self, platform):
         m = Module()
         cfg, rows, cols, W, lg_wb = self.cfg, self.rows, self.cols, self.W, self.lg_wb
@@ -121,13 +151,15 @@ class Tile(wiring.Component):
         # copy anyway); the loader writes all copies at once
         wmems = [Memory(shape=W, depth=cfg.weight_buf_depth, init=[]) for _ in range(rows)]
         amem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
-        imem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
         for r, wm in enumerate(wmems):
             m.submodules[f"wmem{r}"] = wm
-        m.submodules.amem, m.submodules.imem = amem, imem
-        i_wr = imem.write_port()
-        iaw = self.aaw + max(1, (cols - 1).bit_length()) + 1
-        m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw, dim_width=DIM_WIDTH)
+        m.submodules.amem = amem
+        if self.conv:
+            m.submodules.imem = imem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
+            i_wr = imem.write_port()
+            iaw = self.aaw + max(1, (cols - 1).bit_length()) + 1
+            m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw,
+                                                   dim_width=DIM_WIDTH)
         w_wrs = [wm.write_port() for wm in wmems]
         a_wr = amem.write_port()
         if has_bm:  # activation non-zero flags: only bitmap skips on them
@@ -147,13 +179,14 @@ class Tile(wiring.Component):
         w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
-        is_conv = cmd.op == TileOp.CONV2D
+        is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
         i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
         a_loaded = Mux(is_conv, i_count >= i_beats, a_cg == ncg)
         start = Signal()
         all_done = Signal()
-        overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
-                    | (i_count > cfg.act_buf_depth))
+        overflow = (wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
+        if self.conv:
+            overflow = overflow | (i_count > cfg.act_buf_depth)
         if has_bm:
             overflow = overflow | (a_nzbase > self.nz_depth)
         if has_nm:
@@ -214,26 +247,39 @@ class Tile(wiring.Component):
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ncg.eq((cmd.n + cols - 1) // cols),
-                             kw.eq((cmd.k + W - 1) >> lg_w), i_count.eq(0),
-                             i_beats.eq((cmd.geo.c * cmd.geo.h * cmd.geo.w + cols - 1) // cols)]
-                m.next = "LOAD"
+                             kw.eq((cmd.k + W - 1) >> lg_w)]
+                if self.conv:
+                    m.d.sync += [i_count.eq(0), i_beats.eq(
+                        (cmd.geo.c * cmd.geo.h * cmd.geo.w + cols - 1) // cols)]
+                    m.next = "LOAD"
+                else:
+                    with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse
+                        m.d.sync += self.error.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
                 m.d.comb += [self.weights.ready.eq(~w_loaded), self.acts.ready.eq(~a_loaded)]
                 with m.If(w_loaded & a_loaded):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
-                    with m.If(is_conv):
-                        m.d.comb += i2c.start.eq(1)
-                        m.next = "IM2COL"
-                    with m.Else():
+                    if self.conv:
+                        with m.If(is_conv):
+                            m.d.comb += i2c.start.eq(1)
+                            m.next = "IM2COL"
+                        with m.Else():
+                            m.d.comb += start.eq(1)
+                            m.next = "COMPUTE"
+                    else:
                         m.d.comb += start.eq(1)
                         m.next = "COMPUTE"
-            with m.State("IM2COL"):
-                m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
-                with m.If(a_cg == ncg):
-                    m.d.sync += self.error.eq(self.error | overflow)
-                    m.d.comb += start.eq(1)
-                    m.next = "COMPUTE"
+            if self.conv:
+                with m.State("IM2COL"):
+                    m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
+                    with m.If(a_cg == ncg):
+                        m.d.sync += self.error.eq(self.error | overflow)
+                        m.d.comb += start.eq(1)
+                        m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
                 with m.If(all_done):
@@ -253,23 +299,11 @@ class Tile(wiring.Component):
         # (matmul) or from the im2col gather (conv2d); conv2d images go to imem first
         e_valid, e_data = Signal(), Signal(cols * 8)
         a_take = self.acts.valid & self.acts.ready
-        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.acts.payload),
-                     i_wr.en.eq(a_take & is_conv)]
-        with m.If(a_take & is_conv):
-            m.d.sync += i_count.eq(i_count + 1)
-        m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(ncg)]
-        g_valid = Signal()
-        g_sel = [Signal(range(cols), name=f"g_sel{j}") for j in range(cols)]
-        g_inb = Signal(cols)
-        g_bytes = []
-        m.d.sync += [g_valid.eq(i2c.valid), g_inb.eq(i2c.inb)]
-        for j in range(cols):
-            rp = imem.read_port()
-            m.d.comb += rp.addr.eq(i2c.addr[j] // cols)
-            m.d.sync += g_sel[j].eq(i2c.addr[j] % cols)
-            g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
-        m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take)),
-                     e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
+        if self.conv:
+            self._im2col_gather(m, cmd, ncg, is_conv, a_take, i_wr, i_count, imem, i2c,
+                                e_valid, e_data)
+        else:
+            m.d.comb += [e_valid.eq(a_take), e_data.eq(self.acts.payload)]
         m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(e_data), a_wr.en.eq(e_valid)]
         if has_bm:
             # flag words are assembled in a register and written whole (no bit enables)

@@ -14,11 +14,13 @@ from hw.tile import Tile, tile_command_layout
 from sim.tile_driver import conv_job, pack_struct, tile_job
 
 
-def run_tile(cfg, jobs, rng, stall=0.0, status=None):
+def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
     """Run tile jobs (sim.tile_driver.tile_job / conv_job) back to back; return the results.
 
-    ``status`` (a list) receives ``(error flag, compute cycles)`` per job."""
-    dut = Tile(cfg)
+    ``status`` (a list) receives ``(error flag, compute cycles)`` per job.  A job with
+    ``"refused": True`` is only commanded: the tile must go idle with ``error`` set without
+    taking a word or an activation, and it returns no results (``None`` in the list)."""
+    dut = Tile(cfg, conv=conv)
     layout = tile_command_layout()
     outs = []
     computing = []
@@ -35,6 +37,15 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None):
             await ctx.tick().until(dut.cmd.ready)
             ctx.set(dut.cmd.valid, 0)
             computing.append(0)
+            if job.get("refused"):
+                for _ in range(4):   # nothing is taken, the tile is idle again at once
+                    _, _, wr, ar, busy = await ctx.tick().sample(dut.weights.ready,
+                                                                 dut.acts.ready, dut.busy)
+                    assert not wr and not ar, "a refused command took a word"
+                assert not busy and ctx.get(dut.error) == 1, "refused command: not idle/error"
+                if status is not None:
+                    status.append((ctx.get(dut.error), 0))
+                continue
             words, acts = job["words"], job["acts"]
             wi = ai = 0
             while wi < len(words) or ai < len(acts):
@@ -60,6 +71,9 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None):
 
     async def sink(ctx):
         for job in jobs:
+            if job.get("refused"):
+                outs.append(None)
+                continue
             M, N = job["M"], job["N"]
             ncg = -(-N // cfg.cols)
             Y = np.full((M, ncg * cfg.cols), 0x7FFFFFFF, dtype=np.int64)
@@ -146,6 +160,31 @@ def test_tile_conv2d_im2col(rows, cols, rng, seed):
     outs = run_tile(cfg, jobs, rng, 0.2)
     for case, exp, Y in zip(cases, exps, outs):
         assert np.array_equal(Y, exp), f"seed={seed} conv {case}:\nexpected\n{exp}\ngot\n{Y}"
+
+
+def test_tile_without_conv_runs_matmuls_and_refuses_conv2d(rng, seed):
+    """``Tile(conv=False)`` (the iCE40 tile board build): matmuls bit-exact as before; a
+    ``CONV2D`` command sets ``error``, takes nothing and leaves the tile ready for the next."""
+    cfg = AcceleratorConfig(rows=2, cols=2, out_lanes=1, weight_buf_depth=256,
+                            act_buf_depth=256, mul_pipeline=2, formats=("dense", "nm"))
+    jobs = [j for j in _jobs(rng, cfg) if j[2] in cfg.formats]
+    x = rng.integers(-128, 128, (1, 2, 4, 4))
+    w = rng.integers(-128, 128, (2, 2, 3, 3))
+    conv = conv_job(pack_weights(w.reshape(2, -1), "dense"), x, (3, 3), cols=cfg.cols,
+                    word_bytes=cfg.axi_bytes, act_skip=False) | {"refused": True}
+    tjobs = [tile_job(pack_weights(W, fmt, **kw), X, cfg.cols, cfg.axi_bytes, skip)
+             for W, X, fmt, kw, skip in jobs]
+    status = []
+    outs = run_tile(cfg, [tjobs[0], conv] + tjobs[1:], rng, 0.2, status, conv=False)
+    assert outs[1] is None and status[1][0] == 1, f"seed={seed}: conv2d not refused"
+    for (W, X, fmt, kw, skip), Y, (err, _) in zip(jobs, outs[:1] + outs[2:],
+                                                   status[:1] + status[2:]):
+        exp = matmul(W, X, acc_width=cfg.acc_width)
+        assert err == 0 and np.array_equal(Y, exp), (
+            f"seed={seed} conv=False {fmt} {kw} W{W.shape} X{X.shape}: err={err}\n"
+            f"expected\n{exp}\ngot\n{Y}")
+    with pytest.raises(TypeError, match="conv must be a bool, not 1"):
+        Tile(cfg, conv=1)
 
 
 @pytest.mark.parametrize("formats", [("dense",), ("dense", "nm"), ("dense", "block"),
