@@ -1,4 +1,4 @@
-"""Board self-test of the compute tile alone: a sparse matmul from on-chip ROMs, every value checked.
+"""Board self-test of the compute tile alone: a sparse matmul from on-chip ROMs, all checked.
 
 The whole accelerator (DMA, descriptor checks, sequencer, ring, output pipeline) needs about
 15k LUT4 at its smallest, three times an iCE40 UP5K (docs/flow.md section 5).  The sparse

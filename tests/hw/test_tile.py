@@ -177,7 +177,7 @@ def test_tile_without_conv_runs_matmuls_and_refuses_conv2d(rng, seed):
     status = []
     outs = run_tile(cfg, [tjobs[0], conv] + tjobs[1:], rng, 0.2, status, conv=False)
     assert outs[1] is None and status[1][0] == 1, f"seed={seed}: conv2d not refused"
-    for (W, X, fmt, kw, skip), Y, (err, _) in zip(jobs, outs[:1] + outs[2:],
+    for (W, X, fmt, kw, _skip), Y, (err, _) in zip(jobs, outs[:1] + outs[2:],
                                                    status[:1] + status[2:]):
         exp = matmul(W, X, acc_width=cfg.acc_width)
         assert err == 0 and np.array_equal(Y, exp), (
