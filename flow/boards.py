@@ -1,13 +1,16 @@
 """``sparsemac build``: a board's bitstream and its reports (ULX3S-85F, iCEBreaker).
 
 The board top is :class:`BoardTop`: the board oscillator as the clock, a button as a
-synchronous reset (on top of the platform's power-on reset), and
-:class:`flow.selftest.AccelSelfTest` (the whole accelerator, an on-chip AXI memory preloaded
-with a compiled sparse layer, and a controller that runs it and checks the output against the
-golden bytes) with its pass / fail (and done) LEDs.  Platforms come from amaranth-boards;
-synthesis, place-and-route and packing use the yowasp wheels (``YOSYS``, ``NEXTPNR_*``,
-``ECPPACK`` / ``ICEPACK`` point at them; ``OPENFPGALOADER=true`` because the ULX3S platform
-asks for the programmer even without programming).
+synchronous reset (on top of the platform's power-on reset), and a self-test core with its pass
+/ fail (and done) LEDs: :class:`flow.selftest.AccelSelfTest` (the whole accelerator, an on-chip
+AXI memory preloaded with a compiled sparse layer, and a controller that runs it and checks the
+output against the golden bytes) where the accelerator fits, else
+:class:`flow.tile_selftest.TileSelfTest` (the sparse compute tile alone on ROMs, every
+accumulator checked: the iCE40 boards, too small for the accelerator's control path).
+Platforms come from amaranth-boards; synthesis, place-and-route and packing use the yowasp
+wheels (``YOSYS``, ``NEXTPNR_*``, ``ECPPACK`` / ``ICEPACK`` point at them;
+``OPENFPGALOADER=true`` because the ULX3S platform asks for the programmer even without
+programming).
 
 The platform's build script is run in two steps: Yosys first; its ``stat -json`` is checked
 against the device, and a design that does not fit is **not** placed (nextpnr does not stop on
@@ -34,6 +37,7 @@ from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 
 from .selftest import AccelSelfTest
 from .synth import DEVICES, SynthError, check_fit, classify_cells
+from .tile_selftest import TileSelfTest
 from .versions import generator_versions, synth_versions
 
 __all__ = ["BOARDS", "Board", "BoardTop", "build_board", "board_config", "CONSTRAINTS_DIR",
@@ -56,6 +60,11 @@ class Board:
     reset_button: tuple | None = None
     bitstream: str = "bit"
     abc: str = "auto"  # LUT mapping: "abc9" (Yosys' default), "abc", "auto" (see build_board)
+    core: str = "accelerator"  # the self-test: "accelerator" (AccelSelfTest), "tile"
+
+    @property
+    def selftest(self):
+        return TileSelfTest if self.core == "tile" else AccelSelfTest
 
 
 # Parameters on top of the `tiny` preset (1 tile of 2x2, small buffers).
@@ -71,10 +80,11 @@ BOARDS: dict[str, Board] = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "85k", _ULX3S,
                        ("led", 0), ("led", 7), ("led", 1), ("button_fire", 0), "bit",
                        "abc"),  # abc9 was still mapping after 12 min; abc: whole synth in minutes
-    # iCE40 UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR: the smallest sensible build.
+    # iCE40 UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR.  The whole accelerator needs ~15k LUT4 at
+    # its smallest (docs/flow.md): the board runs the compute tile alone (TileSelfTest).
     "icebreaker": Board("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "up5k",
                         _ICEBREAKER, ("led_g", 0), ("led_r", 0), None, ("button", 0), "bin",
-                        "abc"),  # abc9 exhausted the WebAssembly stack on this design
+                        "auto", core="tile"),
 }
 
 
@@ -91,11 +101,11 @@ def board_config(name: str, cfg=None):
 
 
 class BoardTop(Elaboratable):
-    """AccelSelfTest with its LEDs and a reset button on a board."""
+    """The board's self-test core (``board.core``) with its LEDs and a reset button."""
 
     def __init__(self, board: Board, cfg, **selftest_kw):
         self.board = board
-        self.core = AccelSelfTest(cfg, **selftest_kw)
+        self.core = board.selftest(cfg, **selftest_kw)
 
     def elaborate(self, platform):
         m = Module()
@@ -190,12 +200,13 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
                 abc: str | None = None, **selftest_kw) -> dict:
     """Synthesize, place, route and pack board ``name``; return (and write) the report.
 
-    ``selftest_kw`` go to :class:`flow.selftest.AccelSelfTest` (``network``, ``corrupt``,
-    ``timeout_cycles``).  ``abc`` (default: the board's) picks the LUT mapper: ``"abc9"``,
-    ``"abc"`` or ``"auto"`` (abc9, and abc again if Yosys runs out of WebAssembly stack).
-    ``report["result"]`` is ``"ok"`` or a one-line reason
-    (``does not fit ...``); ``report["timing"]`` says whether Fmax meets the target and the
-    board clock.
+    ``selftest_kw`` go to the board's self-test core: :class:`flow.selftest.AccelSelfTest`
+    (``network``, ``corrupt``, ``timeout_cycles``) or :class:`flow.tile_selftest.TileSelfTest`
+    (``fmt``, ``m``, ``k``, ``n``, ``seed``, ``corrupt``, ``timeout_cycles``).  ``abc``
+    (default: the board's) picks the LUT mapper: ``"abc9"``, ``"abc"`` or ``"auto"`` (abc9,
+    and abc again if Yosys runs out of WebAssembly stack).  ``report["result"]`` is ``"ok"``
+    or a one-line reason (``does not fit ...``); ``report["timing"]`` says whether Fmax meets
+    the target and the board clock.
     """
     cfg = board_config(name, cfg)
     board = BOARDS[name]
@@ -206,12 +217,9 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     out.mkdir(parents=True, exist_ok=True)
     cap = {k: v for k, v in DEVICES[board.target][board.device].items() if k != "package"}
     top = BoardTop(board, cfg, **selftest_kw)
-    t = top.core.test
     report = {"board": name, "target": board.target, "device": board.device,
               "config": cfg.to_dict(), "capacity": cap, "target_mhz": cfg.target_mhz,
-              "self_test": {"format": t.fmt, "mkn": list(t.shape), "sram_bytes":
-                            t.sram_depth * cfg.axi_bytes, "image_bytes": len(t.image),
-                            "output_bytes": t.out_bytes},
+              "self_test": top.core.describe(),
               "versions": generator_versions() | synth_versions(board.target),
               "source": _source_state()}
     modname, clsname = board.platform.split(":")
@@ -309,12 +317,16 @@ def _write(out: Path, report: dict) -> None:
 
 def format_board_report(r: dict) -> str:
     c, st = r["config"], r["self_test"]
-    m, k, n = st["mkn"]
+    if st.get("core", "accelerator") == "tile":
+        built = (f"Config: the compute tile alone, {c['rows']}x{c['cols']}, formats "
+                 f"{', '.join(c['formats'])}, {c['axi_data_width']}-bit weight words, no conv2d "
+                 f"path.")
+    else:
+        built = (f"Config: {c['tiles']} tile(s) of {c['rows']}x{c['cols']}, formats "
+                 f"{', '.join(c['formats'])}, {c['axi_data_width']}-bit AXI, LUT engine "
+                 f"{'on' if c['lut_enabled'] else 'off'}.")
     lines = [f"# Board build: {r['board']} ({r['target']} {r['device']})", "",
-             f"Config: {c['tiles']} tile(s) of {c['rows']}x{c['cols']}, formats "
-             f"{', '.join(c['formats'])}, {c['axi_data_width']}-bit AXI, LUT engine "
-             f"{'on' if c['lut_enabled'] else 'off'}.  Self-test: {st['format']} matmul "
-             f"{m}x{k}x{n} with requant from {st['sram_bytes']} bytes of on-chip SRAM.", ""]
+             f"{built}  Self-test: {st['summary']}.", ""]
     if "area" in r:
         lines += ["| resource | used | device | % |", "|---|---|---|---|"]
         for key in ("LUT", "FF", "DSP", "BRAM"):

@@ -203,6 +203,17 @@ class AccelSelfTest(wiring.Component):
                           "status": Out(32), "mismatches": Out(16), "cycles": Out(32),
                           "timed_out": Out(1)})
 
+    def describe(self) -> dict:
+        """The self-test for a board report."""
+        t = self.test
+        mm, kk, nn = t.shape
+        return {"core": "accelerator", "format": t.fmt, "mkn": [mm, kk, nn],
+                "sram_bytes": t.sram_depth * self.cfg.axi_bytes, "image_bytes": len(t.image),
+                "output_bytes": t.out_bytes,
+                "summary": f"whole accelerator: {t.fmt} matmul {mm}x{kk}x{nn} with requant "
+                           f"from {t.sram_depth * self.cfg.axi_bytes} bytes of on-chip SRAM, "
+                           f"output compared word by word"}
+
     def elaborate(self, platform):
         from hw.accelerator import Accelerator
         from hw.axi import connect_axi4_with_read_tap

@@ -1,8 +1,8 @@
 """Cycle model of the compute tile (hw/tile.py, docs/tile.md): pure NumPy, no hardware import.
 
 The model follows the micro-architecture record by record: per lane, the segment fetcher walks
-the row's memory words (set-up 2 cycles, 3 for ``block``; one cycle per word; empty words are
-dropped, non-empty words and end-of-row tokens enter a 4-deep FIFO), and the scanner emits one
+the row's memory words (set-up 2 cycles, 3 for ``block``; one cycle per word while the 4-deep
+FIFO has room; empty words are dropped, non-empty words and end-of-row tokens enter the FIFO), and the scanner emits one
 pair per cycle per candidate of a word plus one cycle per end token.  The recurrence below is
 the exact timing of those two stages (FIFO occupancy included); only the result drain is
 assumed never to back-pressure the lanes.  ``cfg`` is duck-typed: ``rows``, ``cols``,
@@ -97,13 +97,13 @@ def _lane_finish(items, start: int) -> int:
     for setup, counts in items:
         i = t_row + setup
         for c in counts.tolist():
-            if c == 0:
-                i += 1
-                continue
             r = len(take)
             p = i + 1
-            if r >= FIFO_DEPTH:
+            if r >= FIFO_DEPTH:     # every word, even a dropped one, waits for FIFO room
                 p = max(p, take[r - FIFO_DEPTH] + 1)
+            if c == 0:
+                i = p
+                continue
             es = max(f_prev + 1, p + 2)
             take.append(es - 1)
             f_prev = es + c - 1

@@ -186,7 +186,9 @@ class LaneDecoder(wiring.Component):
         # dense only: a word's candidates are the byte range [lo, hi), kept as two indices
         # instead of a W-bit vector (same cycles, no priority encoder)
         ranged = not (has_bm or has_blk or has_nm)
-        cand_fields = {"lo": lg_wb + 1, "hi": lg_wb + 1} if ranged else {"cand": W}
+        # the candidate unit is a bit for bitmap, else a byte: without bitmap a word has WB
+        cw = W if has_bm else WB
+        cand_fields = {"lo": lg_wb + 1, "hi": lg_wb + 1} if ranged else {"cand": cw}
         fields = {"end": 1, **cand_fields, "data": W, "kbase": signed(uw + 2),
                   "m": dw, "cg": dw, "abase": self.aaw}
         if has_nm:
@@ -215,7 +217,10 @@ class LaneDecoder(wiring.Component):
             dfields["half"] = lg_wb
         d = Signal(data.StructLayout(dfields))
         d_push = Signal()
-        d_take = d_valid & (~d_push | fifo.w_rdy)
+        # a fetched word leaves the data stage when the FIFO has room, even a word that will
+        # be dropped: the fetcher's control never waits on the word's bytes (the memory output
+        # -> candidates -> FIFO-full path was the tile's critical path)
+        d_take = d_valid & fifo.w_rdy
         a_go = ~d_valid | d_take
         m.d.comb += self.scan_en.eq(a_go)
         if self.has_aux:
@@ -349,10 +354,10 @@ class LaneDecoder(wiring.Component):
         if ranged:
             m.d.comb += [w_rec.lo.eq(d.lo), w_rec.hi.eq(d.hi), d_push.eq(d.end | (d.hi > d.lo))]
         else:
-            win = Signal(W)
-            m.d.comb += win.eq(((Const(1, W + 1) << d.hi) - 1)
-                               & ~((Const(1, W + 1) << d.lo) - 1))
-            cand = Signal(W)
+            win = Signal(cw)
+            m.d.comb += win.eq(((Const(1, cw + 1) << d.hi) - 1)
+                               & ~((Const(1, cw + 1) << d.lo) - 1))
+            cand = Signal(cw)
             m.d.comb += cand.eq(win)  # dense (and a format that is not built)
             m.d.comb += [w_rec.cand.eq(cand), d_push.eq(d.end | cand.any())]
         if has_nm or has_blk:
@@ -391,7 +396,7 @@ class LaneDecoder(wiring.Component):
             jj = cur.lo
             last = cur.lo + 1 >= cur.hi
         else:
-            jj = _lowest(m, cur.cand, W, "jj")
+            jj = _lowest(m, cur.cand, cw, "jj")
             rem = cur.cand & (cur.cand - 1)
             last = rem == 0
         p = self.pairs.payload

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import pytest
 
-from flow.boards import BOARDS, _split_script, _use_classic_abc, board_config, build_board
-from flow.selftest import compile_selftest
+from flow.boards import (
+    BOARDS,
+    BoardTop,
+    _split_script,
+    _use_classic_abc,
+    board_config,
+    build_board,
+    format_board_report,
+)
+from flow.selftest import AccelSelfTest
+from flow.tile_selftest import TileSelfTest
 
 
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_board_configs_compile_a_sparse_selftest(board):
     cfg = board_config(board)
-    t = compile_selftest(cfg)
+    core = BoardTop(BOARDS[board], cfg).core
+    assert isinstance(core, {"ecp5": AccelSelfTest, "ice40": TileSelfTest}[BOARDS[board].target])
+    t = core.test
     assert t.fmt != "dense" and t.fmt in cfg.formats, t.fmt
-    assert t.sram_depth * cfg.axi_bytes >= len(t.image)
+    if isinstance(core, AccelSelfTest):
+        assert t.sram_depth * cfg.axi_bytes >= len(t.image)
+    else:
+        assert len(t.words) <= cfg.weight_buf_depth and len(t.acts) <= cfg.act_buf_depth
     assert cfg.macs <= {"ecp5": 156, "ice40": 8}[BOARDS[board].target]   # DSPs of the device
+    d = core.describe()
+    assert d["format"] == t.fmt and d["mkn"] == list(t.shape), d
+    report = {"board": board, "target": "t", "device": "d", "config": cfg.to_dict(),
+              "self_test": d, "result": "does not fit (a test)", "seconds": 1}
+    text = format_board_report(report)
+    assert d["summary"] in text and "**does not fit (a test)**" in text, text
 
 
 def test_unknown_board_is_an_error():

@@ -18,6 +18,7 @@ from golden.formats import pack_weights
 from golden.ops import conv2d, conv_output_shape, matmul
 from golden.prune import prune
 from hw.config import AcceleratorConfig
+from hw.desc_checker import nz_depth
 from sim.tile_driver import TileDriver, conv_job, tile_job
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
@@ -78,7 +79,9 @@ def _conv_cases(rng):
                 except ValueError:
                     continue
                 ncg = -(-oh * ow // CFG.cols)
-                if ncg * C * kh * kwd <= CFG.act_buf_depth and C * H * Wd <= CFG.act_buf_depth:
+                flag_words = ncg * -(-C * kh * kwd // CFG.axi_data_width)  # bitmap flags
+                if (ncg * C * kh * kwd <= CFG.act_buf_depth and C * H * Wd <= CFG.act_buf_depth
+                        and flag_words <= nz_depth(CFG)):
                     break
             kout = int(rng.integers(1, CFG.rows + 3))
             x = rng.integers(-128, 128, (1, C, H, Wd)) * (rng.random((1, C, H, Wd)) < 0.6)
