@@ -127,14 +127,14 @@ def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
     model's, and whether the RTL result equals ``golden.matmul``.  A conv2d runs as its im2col
     matmul.  ``rtl_note`` says why nothing ran (the layer does not fit the tile's buffers)."""
     from golden.ops import matmul
-    from sim.bench_layer import UsageError, _check_capacity, run_layer
+    from sim.bench_layer import UsageError, check_capacity, run_layer
 
     model, pw, X, conv = _slowest_tile(workload, cfg, seed)
     if conv:    # the RTL runs the im2col matmul: compare with the model of that same run
         from golden.tile_model import tile_cycles
         model = tile_cycles(pw, X, cfg, act_skip=_act_skip(workload))
     try:
-        _check_capacity(cfg, pw, X.shape[0], X.shape[1])
+        check_capacity(cfg, pw, X.shape[0], X.shape[1])
     except UsageError as e:
         return {"rtl_cycles": None, "rtl_note": f"not run: {e}"}
     from golden.formats import unpack_weights

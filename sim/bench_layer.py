@@ -23,7 +23,7 @@ import numpy as np
 from .cli import UsageError
 from .cmd_config import add_config_arguments, config_from_args
 
-__all__ = ["register", "build_layer", "run_layer"]
+__all__ = ["register", "build_layer", "run_layer", "check_capacity", "UsageError"]
 
 
 def _nm(text: str):
@@ -121,7 +121,10 @@ def _pack(a, W, cfg):
                         block_size=a.block or cfg.block_size, nm=a.nm or (2, 4))
 
 
-def _check_capacity(cfg, pw, K, N):
+def check_capacity(cfg, pw, K, N):
+    """Raise `UsageError` (naming the parameter to raise) when ``W[M, K] @ X[K, N]`` packed as
+    ``pw`` does not fit one tile of ``cfg``: weight words, activation entries, zero-flag words,
+    16-bit dimensions."""
     from hw.tile import Tile
 
     wb = cfg.axi_bytes
@@ -204,7 +207,7 @@ def _main(a, op: str) -> int:
     W, X, meta = build_layer(a, op, cfg)
     pw = _pack(a, W, cfg)
     K, N = X.shape
-    _check_capacity(cfg, pw, K, N)
+    check_capacity(cfg, pw, K, N)
     conv = None
     if op == "conv2d":
         conv = meta
