@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 ## The whole regression: lint and unit tests first (fail fast), then the simulations.
 test: $(STAMP)
-	$(PY) -m ruff check hw sim golden tests bench
+	$(PY) -m ruff check hw sim golden flow tests bench
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow" tests/golden tests/hw
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow" --durations=15 tests --ignore=tests/golden --ignore=tests/hw
 
@@ -42,7 +42,7 @@ verilog: $(STAMP)
 	$(PY) -m sim.cli generate --config $(CONFIG) -o $(OUT)
 
 lint: $(STAMP)
-	$(PY) -m ruff check hw sim golden tests bench
+	$(PY) -m ruff check hw sim golden flow tests bench
 	$(PY) -m sim.lint --config $(CONFIG)
 
 formal: $(STAMP)

@@ -11,8 +11,8 @@ returns:
    `golden.formats.pack_weights`, the same bytes the accelerator would fetch);
 2. streams the weight-image words and the activation entries (``sim.tile_driver``'s
    ``tile_job``) into the tile, both at one word per cycle;
-3. compares every result entry ``(m, cg)`` (``cols`` int32 accumulators) with a ROM of
-   `golden.ops.matmul` (int32 accumulation), in whatever order the lanes deliver them: an
+3. compares every result entry ``(m, cg)`` (``cols`` ``acc_width``-bit accumulators) with a ROM of
+   `golden.ops.matmul` (``acc_width`` wrap-around), in whatever order the lanes deliver them: an
    entry that differs, an index outside ``M x ceil(N / cols)`` or an entry seen twice counts
    as a mismatch; the tile's ``error`` flag fails the test;
 4. lights ``ok`` when all ``M * ceil(N / cols)`` entries arrived, each once and equal, and the
@@ -50,7 +50,7 @@ class TileSelfTestJob:
     acts : list of int
         The activation entries, ``cols`` int8 values packed little-endian per entry.
     expected : numpy.ndarray, shape (M, ceil(N / cols) * cols)
-        ``W @ X`` (int32 wrap), columns past ``N`` zero (the tile computes them on zero
+        ``W @ X`` (``acc_width``-bit wrap), columns past ``N`` zero (the tile computes them on zero
         activations).
     density : float
         Non-zero weights / all weights.
@@ -186,8 +186,9 @@ class TileSelfTest(wiring.Component):
                 "weight_density": round(t.density, 4), "weight_words": len(t.words),
                 "act_entries": len(t.acts), "result_entries": int(t.expected.size
                                                                   // self.cfg.cols),
-                "summary": f"compute tile only: {t.fmt} matmul {mm}x{kk}x{nn} (int32 results) "
-                           f"from on-chip ROMs, every accumulator compared"}
+                "summary": f"compute tile only: {t.fmt} matmul {mm}x{kk}x{nn} "
+                           f"(int{self.cfg.acc_width} accumulators) from on-chip ROMs, every "
+                           f"accumulator compared"}
 
     def elaborate(self, platform):
         from hw.tile import Tile, TileOp

@@ -2,11 +2,11 @@
 
 The model follows the micro-architecture record by record: per lane, the segment fetcher walks
 the row's memory words (set-up 2 cycles, 3 for ``block``; one cycle per word while the 4-deep
-FIFO has room; empty words are dropped, non-empty words and end-of-row tokens enter the FIFO), and the scanner emits one
-pair per cycle per candidate of a word plus one cycle per end token.  The recurrence below is
-the exact timing of those two stages (FIFO occupancy included); only the result drain is
-assumed never to back-pressure the lanes.  ``cfg`` is duck-typed: ``rows``, ``cols``,
-``axi_data_width``, ``mul_pipeline``.
+FIFO has room; empty words are dropped, non-empty words and end-of-row tokens enter the FIFO),
+and the scanner emits one pair per cycle per candidate of a word plus one cycle per end token.
+The recurrence below is the exact timing of those two stages (FIFO occupancy included); only
+the result drain is assumed never to back-pressure the lanes.  ``cfg`` is duck-typed:
+``rows``, ``cols``, ``axi_data_width``, ``mul_pipeline``.
 """
 
 from __future__ import annotations
