@@ -71,10 +71,11 @@ class Board:
 # Parameters on top of the `tiny` preset (1 tile of 2x2, small buffers).
 _ULX3S = dict(rows=4, cols=4, tiles=1, out_lanes=4, axi_data_width=64,
               weight_buf_depth=512, act_buf_depth=256, out_buf_depth=32)
-# iCEBreaker: the tile alone (TileSelfTest), two lanes of one column, no multiplier pipeline,
-# 24-bit accumulators: 76 % of the logic cells, placed in 30 s.  2x2 packs into 83 % (92 % with
-# 32-bit accumulators and mul_pipeline=2) and nextpnr's placer does not reliably place it.
-_ICEBREAKER = dict(rows=2, cols=1, tiles=1, out_lanes=1, formats=("dense", "nm"),
+# iCEBreaker: the tile alone (TileSelfTest), 2x2, no multiplier pipeline, 24-bit accumulators:
+# 72 % of the logic cells, placed in 18 s.  Before the tile stopped carrying (m, cg) through its
+# lanes the same build packed into 83 % (92 % with 32-bit accumulators and mul_pipeline=2) and
+# nextpnr's placer did not reliably place it.
+_ICEBREAKER = dict(rows=2, cols=2, tiles=1, out_lanes=1, formats=("dense", "nm"),
                    lut_enabled=False, axi_data_width=32, axi_id_width=1, axi_max_burst=4,
                    max_outstanding=1, weight_buf_depth=64, act_buf_depth=32, out_buf_depth=16,
                    ring_fifo_depth=2, desc_queue_depth=1, nm_max_m=4, watchdog_cycles=4096,

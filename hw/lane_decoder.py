@@ -23,7 +23,10 @@ def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 1
 
     ``w`` is the weight byte for dense, nm and block; a bitmap pair's value is not in the
     scanned word (it sits in section C at ``vaddr``), so ``vaddr`` exists only when bitmap is
-    built and ``w`` is then 0.
+    built and ``w`` is then 0.  End tokens carry no row or column group: a lane ends its
+    rows in a fixed order (``m = lane, lane + rows, ...``, column groups inner), so the
+    consumer counts them (the tile does; no copy of ``m``/``cg`` rides through the FIFO,
+    the scanner and the MAC pipeline).
     """
     fields = {
         "k": dim_width,                 # K index of the pair
@@ -33,8 +36,6 @@ def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 1
         fields["vaddr"] = byte_addr_width  # byte address of a bitmap value in the image
     fields.update({
         "abase": act_addr_width,        # activation buffer base of the column group (cg * K)
-        "m": dim_width,                 # output row
-        "cg": dim_width,                # column group
         "clear": 1,                     # first pair of a row: starts a new sum
         "end": 1,                       # end-of-row token (no MAC)
         "empty": 1,                     # with end: the row had no effectual pair
@@ -190,7 +191,7 @@ class LaneDecoder(wiring.Component):
         cw = W if has_bm else WB
         cand_fields = {"lo": lg_wb + 1, "hi": lg_wb + 1} if ranged else {"cand": cw}
         fields = {"end": 1, **cand_fields, "data": W, "kbase": signed(uw + 2),
-                  "m": dw, "cg": dw, "abase": self.aaw}
+                  "abase": self.aaw}
         if has_nm:
             fields["aux"] = W      # nm index word
         if has_bm:
@@ -208,7 +209,7 @@ class LaneDecoder(wiring.Component):
 
         d_valid = Signal()
         dfields = {"end": 1, "lo": lg_w + 1, "hi": lg_w + 1, "kpos": signed(uw + 2),
-                   "m": dw, "cg": dw, "abase": self.aaw}
+                   "abase": self.aaw}
         if has_bm:
             # a bitmap row starts at a multiple of 8 bits (sec_b is 32-byte aligned and a row
             # holds ceil(K/G) groups of G >= 8 bits): the flag words shift by whole bytes
@@ -309,7 +310,7 @@ class LaneDecoder(wiring.Component):
                     lo = Mux(wa == (rs >> lg_u), rs & ((one << lg_u) - 1), 0)
                     hi = Mux(wlast, ((re - 1) & ((one << lg_u) - 1)) + 1, one << lg_u)
                     m.d.sync += [d_valid.eq(1), d.end.eq(0), d.lo.eq(lo), d.hi.eq(hi),
-                                 d.kpos.eq(kpos), d.m.eq(row), d.cg.eq(cg), d.abase.eq(abase)]
+                                 d.kpos.eq(kpos), d.abase.eq(abase)]
                     if has_bm:
                         m.d.sync += d.sh.eq(kpos[3:lg_w])
                     if has_blk:
@@ -325,8 +326,7 @@ class LaneDecoder(wiring.Component):
                         m.next = "ENDQ"
             with m.State("ENDQ"):
                 with m.If(a_go):
-                    m.d.sync += [d_valid.eq(1), d.end.eq(1), d.m.eq(row), d.cg.eq(cg),
-                                 d.abase.eq(abase)]
+                    m.d.sync += [d_valid.eq(1), d.end.eq(1), d.abase.eq(abase)]
                     with m.If(cg + 1 < self.ncg):
                         m.d.sync += [cg.eq(cg + 1), abase.eq(abase + self.dim_k)]
                         if has_bm:
@@ -384,7 +384,7 @@ class LaneDecoder(wiring.Component):
             kbase = d.kpos + Mux(is_blk, blk_col << self.lg_b, 0)
         m.d.comb += [
             w_rec.end.eq(d.end), w_rec.kbase.eq(kbase),
-            w_rec.m.eq(d.m), w_rec.cg.eq(d.cg), w_rec.abase.eq(d.abase),
+            w_rec.abase.eq(d.abase),
             fifo.w_data.eq(w_rec), fifo.w_en.eq(d_valid & d_push),
         ]
 
@@ -411,7 +411,7 @@ class LaneDecoder(wiring.Component):
         m.d.comb += [
             self.pairs.valid.eq(cur_valid),
             p.k.eq(k), p.w.eq(Mux(is_bm, 0, cur.data.word_select(jj[:lg_wb], 8))),
-            p.abase.eq(cur.abase), p.m.eq(cur.m), p.cg.eq(cur.cg),
+            p.abase.eq(cur.abase),
             p.clear.eq(first), p.end.eq(cur.end), p.empty.eq(first),
         ]
         take = Signal()

@@ -367,15 +367,25 @@ class Tile(wiring.Component):
             m.d.comb += [mac.w[r].eq(w), mac.x[r].eq(arp.data), mac.valid[r].eq(c_valid),
                          mac.clear[r].eq(c_clear)]
             # end token delay line: 1 (fetch) + MAC latency
-            tok = data.StructLayout({"end": 1, "empty": 1, "m": DIM_WIDTH, "cg": DIM_WIDTH})
+            tok = data.StructLayout({"end": 1, "empty": 1})
             line = [Signal(tok, name=f"end{r}_{i}") for i in range(1 + lat)]
-            m.d.sync += [line[0].end.eq(fire & p.end), line[0].empty.eq(p.empty),
-                         line[0].m.eq(p.m), line[0].cg.eq(p.cg)]
+            m.d.sync += [line[0].end.eq(fire & p.end), line[0].empty.eq(p.empty)]
             for a, b in zip(line, line[1:]):
                 m.d.sync += b.eq(a)
             last = line[-1]
+            # the lane ends its rows in order (m = r, r + rows, ...; column groups inner): count
+            # the tokens instead of carrying (m, cg) through the decoder and the MAC pipeline
+            res_m = Signal(DIM_WIDTH, name=f"res_m{r}")
+            res_cg = Signal(DIM_WIDTH, name=f"res_cg{r}")
+            with m.If(start):
+                m.d.sync += [res_m.eq(r), res_cg.eq(0)]
+            with m.Elif(last.end):
+                with m.If(res_cg + 1 == ncg):
+                    m.d.sync += [res_m.eq(res_m + rows), res_cg.eq(0)]
+                with m.Else():
+                    m.d.sync += res_cg.eq(res_cg + 1)
             res = Signal(tile_result_layout(cols, cfg.acc_width), name=f"res{r}")
-            m.d.comb += [res.m.eq(last.m), res.cg.eq(last.cg)]
+            m.d.comb += [res.m.eq(res_m), res.cg.eq(res_cg)]
             for c in range(cols):
                 m.d.comb += res.acc[c].eq(Mux(last.empty, 0, mac.acc[r][c]))
             m.d.comb += [fifo.w_data.eq(res), fifo.w_en.eq(last.end)]

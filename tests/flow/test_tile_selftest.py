@@ -52,14 +52,14 @@ def test_job_errors():
                                          "not 'bitmap'"):
         compile_tile_selftest(cfg, fmt="bitmap")
     with pytest.raises(ValueError, match=r"ceil\(n / cols\) \* k must be at most act_buf_depth "
-                                         r"= 32, not 34 \(n=2, k=17\)"):
+                                         r"= 32, not 34 \(n=4, k=17\)"):
         compile_tile_selftest(cfg, k=17)
     with pytest.raises(ValueError, match="the weight image must fit weight_buf_depth = 64 "
                                          "words, not"):
         compile_tile_selftest(cfg, fmt="dense", m=40)
-    with pytest.raises(ValueError, match="corrupt must be a value index between 0 and 7, "
-                                         "not 8"):            # M=4 rows of N=2 values
-        compile_tile_selftest(cfg, corrupt=8)
+    with pytest.raises(ValueError, match="corrupt must be a value index between 0 and 15, "
+                                         "not 16"):           # M=4 rows of N=4 values
+        compile_tile_selftest(cfg, corrupt=16)
     with pytest.raises(ValueError, match="m must be between 1 and 32768, not -1"):
         compile_tile_selftest(cfg, m=-1)
     with pytest.raises(ValueError, match="timeout_cycles must be a positive integer, not 0"):
