@@ -18,7 +18,7 @@ from .config import AcceleratorConfig
 __all__ = ["ImageChecker"]
 
 _DENSE, _BITMAP, _BLOCK, _NM = range(4)
-_HDR, _SETUP1, _SETUP2, _BODY, _DONE = range(5)
+_HDR, _SETUP1, _SETUP2, _SETUP3, _BODY, _DONE = range(6)
 
 
 def _log2(n: int) -> int:
@@ -189,7 +189,7 @@ class ImageChecker(wiring.Component):
         })
 
     #: Cycles after the last header word during which a body word is held.
-    setup_cycles = 2
+    setup_cycles = 3
 
     def elaborate(self, platform):
         m = Module()
@@ -259,8 +259,8 @@ class ImageChecker(wiring.Component):
         xmul = Signal(18)
         rvalid, cvalid = Signal(max(1, lgB)), Signal(max(1, lgB))
         rpad_on, cpad_on = Signal(), Signal()
-        setup2 = Signal()
-        m.d.comb += setup2.eq(state == _SETUP2)
+        setup_end = Signal()            # the last set-up cycle: derived values are registered
+        m.d.comb += setup_end.eq(state == _SETUP3)
 
         fmt_ok = Signal()
         mn_ok, n_ok = Signal(), Signal()
@@ -303,19 +303,26 @@ class ImageChecker(wiring.Component):
             with m.Else():
                 m.d.sync += hcode.eq(0)
             m.d.sync += state.eq(_SETUP2)
-        # derived values (read in SETUP2 and the body, so computed from the registers)
-        m.d.comb += [
-            rb_bm.eq(((K + G - 1) >> lgG) << (lgG - 3)),
-            pq.eq(rb_bm - (K >> 3)),
-            hi.eq(Const(0xFF, 8) << K[:3]),
-            nbr.eq((M + B - 1) >> lgB), nbc.eq((K + B - 1) >> lgB),
-            ngroups.eq((K + mn - 1) >> lg_mn), rb_nm.eq(ngroups << lg_n),
-            krem.eq(((K - 1) & (mn - 1)) + 1), pad_nm.eq((K & (mn - 1)) != 0),
-            np_.eq(Mux(is_blk, nbr, M)),
-            rvalid.eq(M[:max(1, lgB)]), cvalid.eq(K[:max(1, lgB)]),
-            rpad_on.eq((M & (B - 1)) != 0), cpad_on.eq((K & (B - 1)) != 0),
-            xmul.eq(Mux(is_bm, rb_bm, Mux(is_nm, rb_nm, K))),
-        ]
+        # derived values: computed in SETUP2 from the registered header fields and registered
+        # (the body's per-word checks then start from flip-flops, not from an add-and-shift
+        # chain on K; that chain was the accelerator's critical path)
+        d_rb_bm, d_ngroups = Signal.like(rb_bm), Signal.like(ngroups)
+        d_nbr = Signal.like(nbr)
+        m.d.comb += [d_rb_bm.eq(((K + G - 1) >> lgG) << (lgG - 3)),
+                     d_ngroups.eq((K + mn - 1) >> lg_mn), d_nbr.eq((M + B - 1) >> lgB)]
+        with m.If(state == _SETUP2):
+            m.d.sync += [
+                rb_bm.eq(d_rb_bm),
+                pq.eq(d_rb_bm - (K >> 3)),
+                hi.eq(Const(0xFF, 8) << K[:3]),
+                nbr.eq(d_nbr), nbc.eq((K + B - 1) >> lgB),
+                ngroups.eq(d_ngroups), rb_nm.eq(d_ngroups << lg_n),
+                krem.eq(((K - 1) & (mn - 1)) + 1), pad_nm.eq((K & (mn - 1)) != 0),
+                np_.eq(Mux(is_blk, d_nbr, M)),
+                rvalid.eq(M[:max(1, lgB)]), cvalid.eq(K[:max(1, lgB)]),
+                rpad_on.eq((M & (B - 1)) != 0), cpad_on.eq((K & (B - 1)) != 0),
+                xmul.eq(Mux(is_bm, d_rb_bm, Mux(is_nm, d_ngroups << lg_n, K))),
+            ]
         cap_bm = Signal(33)
         cap_b1, cap_b2 = Signal(33), Signal(33)
         m.d.comb += [cap_bm.eq(total - sec_c), cap_b1.eq((sec_c - sec_b) >> 1),
@@ -329,7 +336,9 @@ class ImageChecker(wiring.Component):
                                           (sec_b != total) | (sec_c != total))))
         with m.If(state == _SETUP2):
             m.d.sync += [cap.eq(Mux(is_blk, Mux(cap_b1 < cap_b2, cap_b1, cap_b2), cap_bm)),
-                         state.eq(_BODY)]
+                         state.eq(_SETUP3)]
+        with m.If(state == _SETUP3):
+            m.d.sync += state.eq(_BODY)
         # the product M * X (dense K, bitmap RB, nm RB), valid from the first body cycle
         m.d.sync += prod.eq(M * xmul)
         size_bad = Signal()
@@ -394,7 +403,7 @@ class ImageChecker(wiring.Component):
                 m.d.sync += [sel1.eq(ent1[:lgE]), sel2.eq(ent2[:lgE])]
             m.d.comb += [e1.eq(pr1.data.word_select(sel1, 32) if lgE else pr1.data),
                          e2.eq(pr2.data.word_select(sel2, 32) if lgE else pr2.data)]
-        with m.If(setup2):
+        with m.If(setup_end):
             m.d.sync += pidx.eq(1)
         with m.Elif(consume):
             m.d.sync += pidx.eq(pidx + 1)
@@ -408,7 +417,7 @@ class ImageChecker(wiring.Component):
         m.d.comb += scan_b_on.eq(checks & in_b & (Const(int(has_bm)) & is_bm
                                                   | Const(int(has_nm)) & is_nm & pad_nm))
         sb = _RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
-                      rows=M, go=go, init=setup2)
+                      rows=M, go=go, init=setup_end)
         stalls.append(sb.stall)
         if has_bm:
             bm_go = Signal()
@@ -424,7 +433,7 @@ class ImageChecker(wiring.Component):
                 bad_r = ((j > th_r) & (byte[j] != 0)) | ((j == th_r) & ((byte[j] & hi) != 0))
                 bad_n = ((j > th_n) & (byte[j] != 0)) | ((j == th_n) & ((byte[j] & hi) != 0))
                 pad_lane.append((sb.in_r[j] & bad_r) | (sb.in_n[j] & bad_n))
-            with m.If(setup2):
+            with m.If(setup_end):
                 m.d.sync += s_sum.eq(0)
             with m.Elif(bm_go):
                 m.d.sync += s_sum.eq(s_sum + pc_r + pc_n)
@@ -471,7 +480,7 @@ class ImageChecker(wiring.Component):
                 with m.If(go & proc & ~brk & nonfirst & (cols[f] <= prev)):
                     m.d.sync += bad_idx.eq(1)
                 m.d.comb += lastcol[f].eq(valid & (cols[f] == nbc - 1))
-            with m.If(setup2):
+            with m.If(setup_end):
                 m.d.sync += [br.eq(0), blp.eq(0)]
             with m.Elif(go & bb_act):
                 with m.If(has1):
@@ -557,7 +566,7 @@ class ImageChecker(wiring.Component):
             # padding: per row, trailing zero values of the last group (section A) against the
             # number of its indices past K (section B); only when K % M != 0
             sa = _RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
-                          rb=rb_nm, rows=M, go=go, init=setup2)
+                          rb=rb_nm, rows=M, go=go, init=setup_end)
             stalls.append(sa.stall)
             tzmem = Memory(shape=6, depth=max(2, obd), init=[])
             m.submodules.tz_mem = tzmem
@@ -579,7 +588,7 @@ class ImageChecker(wiring.Component):
                          tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, _popcount(tail_n, wb)))]
             m.d.comb += [tw.addr.eq(sa.r), tw.data.eq(tz_r),
                          tw.en.eq(go & sa.live & sa.ends)]
-            _carry_run(m, tz_run, reset=setup2, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
+            _carry_run(m, tz_run, reset=setup_end, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
             # section B: indices past K of each row's last group
             past = _sig(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
             cnt_run = Signal(7)
@@ -596,15 +605,15 @@ class ImageChecker(wiring.Component):
             m.d.comb += nm_go.eq(go & is_nm & sb.live)
             t_idx = Signal(rw + 1)
             m.d.comb += [t_idx.eq(Mux(nm_go & sb.ends, sb.r + 1, sb.r)), tr.addr.eq(t_idx)]
-            _carry_run(m, cnt_run, reset=setup2, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
-            with m.If(~setup2 & nm_go & sb.ends & (c_r > tr.data)):
+            _carry_run(m, cnt_run, reset=setup_end, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
+            with m.If(~setup_end & nm_go & sb.ends & (c_r > tr.data)):
                 m.d.sync += bad_pad.eq(1)
 
         m.d.comb += stall.eq(Cat(*stalls).any())
 
         # ---------------- ready, end of image, verdict ----------------
         with m.Switch(state):
-            with m.Case(_SETUP1, _SETUP2):
+            with m.Case(_SETUP1, _SETUP2, _SETUP3):
                 m.d.comb += may.eq(0)
             with m.Case(_BODY):
                 m.d.comb += may.eq(~stall)
