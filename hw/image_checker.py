@@ -59,44 +59,77 @@ class _RowScan:
     of the row that ends (``in_r``) and the start of the next row (``in_n``).  A word holding a
     second row end is held (``stall``) and finished the next cycle.  ``end_r`` / ``end_n`` are
     the lane just past the end of each row (may lie beyond the word).
+
+    Everything the per-lane logic compares against is a register: ``end_r`` and ``end_n``
+    themselves (each next value is one add away from the current ones), whether they lie in
+    this word, ``er`` (``end_r`` clamped to the word) and, for each ``offsets`` entry
+    ``key: (offset, lo)``, ``cut_r[key]`` / ``cut_n[key]`` = ``end_r|n - offset`` clamped to
+    ``[lo, wb]``.  Next values are computed once, then compared and clamped on their way into
+    the registers (the compares used to follow two adders every cycle: the accelerator's
+    critical path on the ECP5).
     """
 
-    def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init):
+    def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init, offsets=None):
         lg_wb = _log2(wb)
         self.r = r = Signal(rw + 1, name=f"{name}_r")
-        self.rem = rem = Signal(18, name=f"{name}_rem")
         self.lp = lp = Signal(max(1, lg_wb), name=f"{name}_lp")
         live = Signal(name=f"{name}_live")
         self.end_r = end_r = Signal(signed(21), name=f"{name}_end_r")
         self.end_n = end_n = Signal(signed(21), name=f"{name}_end_n")
+        r_in, n_in = Signal(name=f"{name}_r_in"), Signal(name=f"{name}_n_in")  # end <= wb
+        rb_less_wb = Signal(signed(20), name=f"{name}_rb_less_wb")
         self.ends = ends = Signal(name=f"{name}_ends")
         self.stall = stall = Signal(name=f"{name}_stall")
         self.next_row = next_row = Signal(name=f"{name}_next_row")
         m.d.comb += [live.eq(active & (r < rows)),
-                     end_r.eq(lp + rem), end_n.eq(lp + rem + rb),
-                     ends.eq(live & (end_r <= wb)),
+                     ends.eq(live & r_in),
                      next_row.eq(ends & (r + 1 < rows)),
-                     stall.eq(next_row & (end_n <= wb))]
+                     stall.eq(next_row & n_in)]
         self.live = live
-        er = _clamp(m, end_r, 0, wb, f"{name}_er")
+        self.er = er = Signal(range(wb + 1), name=f"{name}_er")
         self.in_r = [Signal(name=f"{name}_in_r{i}") for i in range(wb)]
         self.in_n = [Signal(name=f"{name}_in_n{i}") for i in range(wb)]
         for i in range(wb):
             from_lp = (lp <= i) if i < wb - 1 else Const(1)   # lp < wb always
             m.d.comb += [self.in_r[i].eq(live & from_lp & (er > i)),
                          self.in_n[i].eq(next_row & ~stall & (er <= i))]
+        # a row of rb bytes starts at lane lp of the current word: it ends at end_r and the
+        # next one at end_r + rb = end_n.  Tracks: (end_r, end_n) and one per offset.
+        self.cut_r, self.cut_n = {}, {}
+        tracks = [(end_r, end_n, 0, None)]
+        for key, (off, lo) in (offsets or {}).items():
+            tracks.append((Signal(signed(21), name=f"{name}_{key}_end_r"),
+                           Signal(signed(21), name=f"{name}_{key}_end_n"), off, (key, lo)))
         with m.If(init):
-            m.d.sync += [r.eq(0), rem.eq(rb), lp.eq(0)]
+            m.d.sync += [r.eq(0), lp.eq(0), rb_less_wb.eq(rb - wb)]
+        with m.Elif(go & live & ends):
+            m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0))]
         with m.Elif(go & live):
-            with m.If(ends):
-                m.d.sync += r.eq(r + 1)
-                with m.If(stall):
-                    m.d.sync += [lp.eq(end_r), rem.eq(rb)]
-                with m.Else():
-                    m.d.sync += [lp.eq(0), rem.eq(end_n - wb)]
+            m.d.sync += lp.eq(0)
+        for t, (tr_, tn_, off, cut) in enumerate(tracks):
+            nx_r = Signal(signed(21), name=f"{name}_nx{t}_r")
+            nx_n = Signal(signed(21), name=f"{name}_nx{t}_n")
+            with m.If(init):
+                m.d.comb += [nx_r.eq(rb - off), nx_n.eq((rb << 1) - off)]
+            with m.Elif(go & live & ends & stall):    # second row end in this word
+                m.d.comb += [nx_r.eq(tn_), nx_n.eq(tn_ + rb)]
+            with m.Elif(go & live & ends):             # the next row goes on into the next word
+                m.d.comb += [nx_r.eq(tn_ - wb), nx_n.eq(tn_ + rb_less_wb)]
+            with m.Elif(go & live):                    # the row goes on into the next word
+                m.d.comb += [nx_r.eq(tr_ - wb), nx_n.eq(tn_ - wb)]
             with m.Else():
-                m.d.sync += [lp.eq(0), rem.eq(end_r - wb)]
-
+                m.d.comb += [nx_r.eq(tr_), nx_n.eq(tn_)]
+            m.d.sync += [tr_.eq(nx_r), tn_.eq(nx_n)]
+            if cut is None:
+                m.d.sync += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
+                             er.eq(_clamp(m, nx_r, 0, wb, f"{name}_er_next"))]
+            else:
+                key, lo = cut
+                self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
+                                               name=f"{name}_{key}_cut_r")
+                self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
+                m.d.sync += [c_r.eq(_clamp(m, nx_r, lo, wb, f"{name}_{key}_cut_r_next")),
+                             c_n.eq(_clamp(m, nx_n, lo, wb, f"{name}_{key}_cut_n_next"))]
 
 
 def _carry_run(m, reg, *, reset, go, seg, cont, nxt):
@@ -417,7 +450,9 @@ class ImageChecker(wiring.Component):
         m.d.comb += scan_b_on.eq(checks & in_b & (Const(int(has_bm)) & is_bm
                                                   | Const(int(has_nm)) & is_nm & pad_nm))
         sb = _RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
-                      rows=M, go=go, init=setup_end)
+                      rows=M, go=go, init=setup_end,
+                      offsets=dict(**({"pq": (pq, -1)} if has_bm else {}),
+                                   **({"nn": (nn, 0)} if has_nm else {})))
         stalls.append(sb.stall)
         if has_bm:
             bm_go = Signal()
@@ -426,8 +461,8 @@ class ImageChecker(wiring.Component):
             pops = [_sig(m, _popcount(b, 8), 4, f"bm_pop{j}") for j, b in enumerate(byte)]
             pc_r = sum((Mux(sb.in_r[j], pops[j], 0) for j in range(wb)), Const(0, 9))
             pc_n = sum((Mux(sb.in_n[j], pops[j], 0) for j in range(wb)), Const(0, 9))
-            th_r = _clamp(m, sb.end_r - pq, -1, wb, "bm_th_r")
-            th_n = _clamp(m, sb.end_n - pq, -1, wb, "bm_th_n")
+            th_r = sb.cut_r["pq"]
+            th_n = sb.cut_n["pq"]
             pad_lane = []
             for j in range(wb):
                 bad_r = ((j > th_r) & (byte[j] != 0)) | ((j == th_r) & ((byte[j] & hi) != 0))
@@ -566,7 +601,7 @@ class ImageChecker(wiring.Component):
             # padding: per row, trailing zero values of the last group (section A) against the
             # number of its indices past K (section B); only when K % M != 0
             sa = _RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
-                          rb=rb_nm, rows=M, go=go, init=setup_end)
+                          rb=rb_nm, rows=M, go=go, init=setup_end, offsets={"nn": (nn, 0)})
             stalls.append(sa.stall)
             tzmem = Memory(shape=6, depth=max(2, obd), init=[])
             m.submodules.tz_mem = tzmem
@@ -574,14 +609,14 @@ class ImageChecker(wiring.Component):
             tr = tzmem.read_port(transparent_for=(tw,))
             tz_run = Signal(7)
             nz = _sig(m, Cat(*[b != 0 for b in byte]), wb, "nm_nz")
-            ta_r = _clamp(m, sa.end_r - nn, 0, wb, "nm_ta_r")
-            ta_n = _clamp(m, sa.end_n - nn, 0, wb, "nm_ta_n")
+            ta_r = sa.cut_r["nn"]
+            ta_n = sa.cut_n["nn"]
             tail_r = _sig(m, Cat(*[sa.in_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
             tail_n = _sig(m, Cat(*[sa.in_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
             hi_r = _highest(m, tail_r & nz, wb, "nm_hi_r")
             hi_n = _highest(m, tail_n & nz, wb, "nm_hi_n")
             last_r = Signal(signed(21))
-            m.d.comb += last_r.eq(Mux(sa.ends, sa.end_r - 1, wb - 1))
+            m.d.comb += last_r.eq(Mux(sa.ends, sa.er - 1, wb - 1))
             tz_r, tz_n = Signal(signed(22)), Signal(signed(22))
             m.d.comb += [tz_r.eq(Mux((tail_r & nz).any(), last_r - hi_r,
                                      tz_run + _popcount(tail_r, wb))),
@@ -592,8 +627,8 @@ class ImageChecker(wiring.Component):
             # section B: indices past K of each row's last group
             past = _sig(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
             cnt_run = Signal(7)
-            tb_r = _clamp(m, sb.end_r - nn, 0, wb, "nm_tb_r")
-            tb_n = _clamp(m, sb.end_n - nn, 0, wb, "nm_tb_n")
+            tb_r = sb.cut_r["nn"]
+            tb_n = sb.cut_n["nn"]
             btail_r = _sig(m, Cat(*[sb.in_r[j] & (j >= tb_r) for j in range(wb)]), wb,
                            "nm_btail_r")
             btail_n = _sig(m, Cat(*[sb.in_n[j] & (j >= tb_n) for j in range(wb)]), wb,
