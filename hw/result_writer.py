@@ -166,6 +166,24 @@ class ResultWriter(wiring.Component):
             return Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8], ldata[i][8 * b:8 * b + 8])
                          for b in range(beat)])
 
+        # Bytes the flit may write, computed from the flit as it is taken (registered, clamped
+        # to its data bytes, so the CALC state only takes the smaller of two short numbers):
+        # up to the end of the output row and up to the end of its ``cols``-element segment
+        # (a flit never carries bytes of the next tile-row segment).
+        def _at_most_dbytes(value, name):
+            out = Signal(range(dbytes + 1), name=name)
+            m.d.comb += out.eq(Mux(value < dbytes, value, dbytes))
+            return out
+
+        el = Signal(16)
+        seg_end = Signal(24)
+        m.d.comb += [el.eq(f_eoff >> self.lg_esize),
+                     seg_end.eq(((el // cfg.cols + 1) * cfg.cols) << self.lg_esize)]
+        row_left = _at_most_dbytes(self.row_bytes - f_eoff, "row_left")
+        seg_left = _at_most_dbytes(seg_end - f_eoff, "seg_left")
+        r_row_left = Signal.like(row_left)
+        r_seg_left = Signal.like(seg_left)
+
         with m.FSM(name="intake"):
             with m.State("IDLE"):
                 m.d.comb += self.flits.ready.eq(1)
@@ -174,24 +192,15 @@ class ResultWriter(wiring.Component):
                         m.next = "FLUSH"
                     with m.Elif((fl.type == FlitType.RESULT) & (f_m < self.m_total)
                                 & (f_eoff < self.row_bytes) & ok):
-                        m.d.sync += [r_m.eq(f_m), r_eoff.eq(f_eoff), r_data.eq(f_data)]
+                        m.d.sync += [r_m.eq(f_m), r_eoff.eq(f_eoff), r_data.eq(f_data),
+                                     r_row_left.eq(row_left), r_seg_left.eq(seg_left)]
                         m.next = "CALC"
             with m.State("CALC"):
                 m.d.comb += self.busy.eq(1)
                 a = Signal(aw)
-                left = Signal(32)
                 n = Signal(range(dbytes + 1))
-                # a flit never carries bytes of the next tile-row segment (cols values)
-                el = Signal(16)
-                seg_end = Signal(24)
-                left_seg = Signal(24)
-                m.d.comb += [el.eq(r_eoff >> self.lg_esize),
-                             seg_end.eq(((el // cfg.cols + 1) * cfg.cols) << self.lg_esize),
-                             left_seg.eq(seg_end - r_eoff)]
                 m.d.comb += [a.eq(self.out_base + r_m * self.row_bytes + r_eoff),
-                             left.eq(Mux(self.row_bytes - r_eoff < left_seg,
-                                         self.row_bytes - r_eoff, left_seg)),
-                             n.eq(Mux(left < dbytes, left, dbytes))]
+                             n.eq(Mux(r_row_left < r_seg_left, r_row_left, r_seg_left))]
                 m.d.sync += [addr.eq(a), nbytes.eq(n), lo.eq(a[:lg_beat]),
                              nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
                 m.next = "MERGE"

@@ -62,6 +62,7 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
     "desc_checker": ("hw.desc_checker", "DescChecker"),
     "sequencer": ("hw.sequencer", "Sequencer"),
     "image_checker": ("hw.image_checker", "ImageChecker"),
+    "result_writer": ("hw.result_writer", "ResultWriter"),
 }
 
 #: name -> factory(cfg) -> wiring.Component
@@ -83,6 +84,7 @@ TOPS["accelerator"] = _build("hw.accelerator", "Accelerator", lambda cfg: {"conf
 TOPS["desc_checker"] = _build("hw.desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
 TOPS["sequencer"] = _build("hw.sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
 TOPS["image_checker"] = _build("hw.image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
+TOPS["result_writer"] = _build("hw.result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
 TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,
