@@ -18,7 +18,7 @@ from .config import AcceleratorConfig
 __all__ = ["ImageChecker"]
 
 _DENSE, _BITMAP, _BLOCK, _NM = range(4)
-_HDR, _SETUP1, _SETUP2, _SETUP3, _BODY, _DONE = range(6)
+_HDR, _SETUP1, _SETUP2, _SETUP3, _SETUP4, _SETUP5, _BODY, _DONE = range(8)
 
 
 def _log2(n: int) -> int:
@@ -222,7 +222,7 @@ class ImageChecker(wiring.Component):
         })
 
     #: Cycles after the last header word during which a body word is held.
-    setup_cycles = 3
+    setup_cycles = 5
 
     def elaborate(self, platform):
         m = Module()
@@ -249,21 +249,30 @@ class ImageChecker(wiring.Component):
         byte = [word[8 * j:8 * j + 8] for j in range(wb)]
 
         # ---------------- header and position ----------------
-        state = Signal(3, init=_HDR)
+        state = Signal(range(8), init=_HDR)
         hdr = Signal(256)
         pos = Signal(34)                # byte offset of the presented word in the image
         hdr_words = 32 // wb
         h_magic, h_fmt, h_a, h_b, h_rsv = hdr[0:32], hdr[32:40], hdr[40:48], hdr[48:56], hdr[56:64]
         h_rows, h_cols = hdr[64:96], hdr[96:128]
         sec_a, sec_b, sec_c, total = hdr[128:160], hdr[160:192], hdr[192:224], hdr[224:256]
+        # pos >= 32, sec_a, sec_b, sec_c, total: registers, each the compare of the next pos
+        # (pos + wb after a transfer) so no 34-bit compare sits in front of the body checks;
+        # valid from the first set-up cycle (no transfer before the body)
+        bounds = {"hdr": Const(32, 6), "a": sec_a, "b": sec_b, "c": sec_c, "t": total}
+        ge = {k: Signal(name=f"pos_ge_{k}") for k in bounds}
+        pos_step = Signal.like(pos)
+        m.d.comb += pos_step.eq(pos + wb)
+        for k, bound in bounds.items():
+            m.d.sync += ge[k].eq(Mux(xfer, pos_step >= bound, pos >= bound))
         ended = Signal()
-        m.d.comb += ended.eq((pos >= 32) & (pos >= total))
+        m.d.comb += ended.eq(ge["hdr"] & ge["t"])
         body = Signal()
         m.d.comb += body.eq((state == _BODY) & ~ended)
         in_a, in_b, in_c = Signal(), Signal(), Signal()
-        m.d.comb += [in_a.eq(body & (pos >= sec_a) & (pos < sec_b)),
-                     in_b.eq(body & (pos >= sec_b) & (pos < sec_c)),
-                     in_c.eq(body & (pos >= sec_c) & (pos < total))]
+        m.d.comb += [in_a.eq(body & ge["a"] & ~ge["b"]),
+                     in_b.eq(body & ge["b"] & ~ge["c"]),
+                     in_c.eq(body & ge["c"] & ~ge["t"])]
         with m.If(xfer):
             m.d.sync += pos.eq(pos + wb)
             with m.If(state == _HDR):
@@ -293,7 +302,7 @@ class ImageChecker(wiring.Component):
         rvalid, cvalid = Signal(max(1, lgB)), Signal(max(1, lgB))
         rpad_on, cpad_on = Signal(), Signal()
         setup_end = Signal()            # the last set-up cycle: derived values are registered
-        m.d.comb += setup_end.eq(state == _SETUP3)
+        m.d.comb += setup_end.eq(state == _SETUP5)
 
         fmt_ok = Signal()
         mn_ok, n_ok = Signal(), Signal()
@@ -371,8 +380,12 @@ class ImageChecker(wiring.Component):
             m.d.sync += [cap.eq(Mux(is_blk, Mux(cap_b1 < cap_b2, cap_b1, cap_b2), cap_bm)),
                          state.eq(_SETUP3)]
         with m.If(state == _SETUP3):
+            m.d.sync += state.eq(_SETUP4)
+        with m.If(state == _SETUP4):           # prod is valid from here (see below)
+            m.d.sync += state.eq(_SETUP5)
+        with m.If(state == _SETUP5):
             m.d.sync += state.eq(_BODY)
-        # the product M * X (dense K, bitmap RB, nm RB), valid from the first body cycle
+        # the product M * X (dense K, bitmap RB, nm RB), valid from SETUP4
         m.d.sync += prod.eq(M * xmul)
         size_bad = Signal()
         m.d.comb += size_bad.eq((need_a > sec_b - sec_a) | (need_b > sec_c - sec_b) | unused_bad)
@@ -584,13 +597,24 @@ class ImageChecker(wiring.Component):
         if has_nm:
             nb_act = Signal()
             m.d.comb += nb_act.eq(checks & is_nm & in_b)
-            noff = Signal(34)
-            m.d.comb += noff.eq(pos - sec_b)
+            noff = Signal(6)                # (pos - sec_b) mod 64: slot of lane 0 in its group
+            m.d.comb += noff.eq(pos[:6] - sec_b[:6])
             ilast = Signal(8)
-            vlim = _clamp(m, prod - noff, 0, wb, "nm_vlim")   # lanes below the last slot
+            # index bytes left from the presented word on (prod + sec_b - pos) and the lanes
+            # below the last slot (that, clamped to [0, wb]), both registers: set up in SETUP4
+            # / SETUP5 (prod is valid from SETUP4), then stepped with pos
+            left = Signal(signed(43), name="nm_left")
+            vlim = Signal(range(wb + 1), name="nm_vlim")
+            with m.If(state == _SETUP4):
+                m.d.sync += left.eq(prod + sec_b - pos)
+            with m.Elif(xfer):
+                m.d.sync += left.eq(left - wb)
+            v_stay = _clamp(m, left, 0, wb, "nm_vlim_stay")
+            v_step = _clamp(m, left - wb, 0, wb, "nm_vlim_step")
+            m.d.sync += vlim.eq(Mux(xfer, v_step, v_stay))
             for j in range(wb):
                 valid = nb_act & (vlim > j)
-                first = ((noff[:6] + j) & (nn - 1)[:6]) == 0
+                first = ((noff + j) & (nn - 1)[:6]) == 0
                 prev = byte[j - 1] if j else ilast
                 with m.If(go & valid & (byte[j] >= mn)):
                     m.d.sync += bad_idx.eq(1)
@@ -648,7 +672,7 @@ class ImageChecker(wiring.Component):
 
         # ---------------- ready, end of image, verdict ----------------
         with m.Switch(state):
-            with m.Case(_SETUP1, _SETUP2, _SETUP3):
+            with m.Case(_SETUP1, _SETUP2, _SETUP3, _SETUP4, _SETUP5):
                 m.d.comb += may.eq(0)
             with m.Case(_BODY):
                 m.d.comb += may.eq(~stall)

@@ -174,6 +174,9 @@ def corrupt(img: bytearray, fmt: str, cls: str, rng) -> bytearray | None:
         off = int(rng.integers(32, total))
         img[off] ^= 1 << int(rng.integers(0, 8))
         return img
+    if fmt in ("bitmap", "block") and cls == "ptr0":   # the first pointer is not 0
+        _put32(img, sa, int(rng.integers(1, 1 << 32)))
+        return img
     if fmt in ("bitmap", "block") and cls == "ptr":
         n = rows if fmt == "bitmap" else -(-rows // a)
         ptr = [_u32(img, sa + 4 * j) for j in range(n + 1)]
@@ -298,6 +301,8 @@ def _cases(cfg, rng, per_format):
             W, kw = random_matrix(rng, fmt, cfg, k=int(rng.integers(1, 49)))
             img = pack(W, fmt, kw)
             cls = "valid" if rng.random() < 0.2 else str(rng.choice(CLASSES[fmt]))
+            if made == 0 and fmt in ("bitmap", "block"):
+                cls = "ptr0"      # at least one BAD_PTR per run (test_matches_golden asks)
             bad = img if cls == "valid" else corrupt(img, fmt, cls, rng)
             if bad is not None:
                 cases.append((fmt, cls, dict(shape=W.shape, **kw), bad))
