@@ -106,30 +106,39 @@ class _RowScan:
             m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0))]
         with m.Elif(go & live):
             m.d.sync += lp.eq(0)
+        # Every candidate next value is computed (and compared / clamped) from registers in
+        # parallel; the control (go, live, ends, stall) only selects among finished results,
+        # so the handshake never sits in front of an adder or a compare.
+        updates = {c: [] for c in ("init", "stall", "next", "cont")}
         for t, (tr_, tn_, off, cut) in enumerate(tracks):
-            nx_r = Signal(signed(21), name=f"{name}_nx{t}_r")
-            nx_n = Signal(signed(21), name=f"{name}_nx{t}_n")
-            with m.If(init):
-                m.d.comb += [nx_r.eq(rb - off), nx_n.eq((rb << 1) - off)]
-            with m.Elif(go & live & ends & stall):    # second row end in this word
-                m.d.comb += [nx_r.eq(tn_), nx_n.eq(tn_ + rb)]
-            with m.Elif(go & live & ends):             # the next row goes on into the next word
-                m.d.comb += [nx_r.eq(tn_ - wb), nx_n.eq(tn_ + rb_less_wb)]
-            with m.Elif(go & live):                    # the row goes on into the next word
-                m.d.comb += [nx_r.eq(tr_ - wb), nx_n.eq(tn_ - wb)]
-            with m.Else():
-                m.d.comb += [nx_r.eq(tr_), nx_n.eq(tn_)]
-            m.d.sync += [tr_.eq(nx_r), tn_.eq(nx_n)]
-            if cut is None:
-                m.d.sync += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
-                             er.eq(_clamp(m, nx_r, 0, wb, f"{name}_er_next"))]
-            else:
+            values = {"init": ((rb - off), ((rb << 1) - off)),
+                      "stall": (tn_, tn_ + rb),       # second row end in this word
+                      "next": (tn_ - wb, tn_ + rb_less_wb),   # next row goes on past the word
+                      "cont": (tr_ - wb, tn_ - wb)}   # the row goes on past the word
+            if cut is not None:
                 key, lo = cut
                 self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
                                                name=f"{name}_{key}_cut_r")
                 self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
-                m.d.sync += [c_r.eq(_clamp(m, nx_r, lo, wb, f"{name}_{key}_cut_r_next")),
-                             c_n.eq(_clamp(m, nx_n, lo, wb, f"{name}_{key}_cut_n_next"))]
+            for c, (vr, vn) in values.items():
+                nx_r = _sig(m, vr, signed(21), f"{name}_t{t}_{c}_r")
+                nx_n = _sig(m, vn, signed(21), f"{name}_t{t}_{c}_n")
+                upd = [tr_.eq(nx_r), tn_.eq(nx_n)]
+                if cut is None:
+                    upd += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
+                            er.eq(_clamp(m, nx_r, 0, wb, f"{name}_{c}_er"))]
+                else:
+                    upd += [c_r.eq(_clamp(m, nx_r, lo, wb, f"{name}_{key}_{c}_cut_r")),
+                            c_n.eq(_clamp(m, nx_n, lo, wb, f"{name}_{key}_{c}_cut_n"))]
+                updates[c] += upd
+        with m.If(init):
+            m.d.sync += updates["init"]
+        with m.Elif(go & live & ends & stall):
+            m.d.sync += updates["stall"]
+        with m.Elif(go & live & ends):
+            m.d.sync += updates["next"]
+        with m.Elif(go & live):
+            m.d.sync += updates["cont"]
 
 
 def _carry_run(m, reg, *, reset, go, seg, cont, nxt):
