@@ -175,12 +175,25 @@ class ResultWriter(wiring.Component):
             m.d.comb += out.eq(Mux(value < dbytes, value, dbytes))
             return out
 
-        el = Signal(16)
-        seg_end = Signal(24)
-        m.d.comb += [el.eq(f_eoff >> self.lg_esize),
-                     seg_end.eq(((el // cfg.cols + 1) * cfg.cols) << self.lg_esize)]
+        seg_bytes_left = Signal(24)
+        if cfg.cols & (cfg.cols - 1) == 0:
+            # cols a power of two: the segment is the aligned run of (cols << lg_esize) bytes
+            # around eoff, so the bytes left are its complement's low bits + 1 (no carry chain
+            # longer than the segment; the flit arrives late from the ring's eject arbiter)
+            seg_mask = Signal(16)
+            with m.Switch(self.lg_esize):
+                for e in range(4):
+                    with m.Case(e):
+                        m.d.comb += seg_mask.eq((cfg.cols << e) - 1)
+            m.d.comb += seg_bytes_left.eq((~f_eoff & seg_mask) + 1)
+        else:
+            el = Signal(16)
+            seg_end = Signal(24)
+            m.d.comb += [el.eq(f_eoff >> self.lg_esize),
+                         seg_end.eq(((el // cfg.cols + 1) * cfg.cols) << self.lg_esize),
+                         seg_bytes_left.eq(seg_end - f_eoff)]
         row_left = _at_most_dbytes(self.row_bytes - f_eoff, "row_left")
-        seg_left = _at_most_dbytes(seg_end - f_eoff, "seg_left")
+        seg_left = _at_most_dbytes(seg_bytes_left, "seg_left")
         r_row_left = Signal.like(row_left)
         r_seg_left = Signal.like(seg_left)
 
