@@ -22,7 +22,8 @@ TINY = AcceleratorConfig.preset("tiny")
 CHANGE = {"pe": {"acc_width": 24}, "mac_array": {"rows": 3}, "tile": {"rows": 3},
           "output_pipeline": {"out_lanes": 1}, "ring": {"ring_payload_width": 128},
           "accelerator": {"tiles": 2}, "desc_checker": {"act_buf_depth": 128},
-          "sequencer": {"tiles": 2}}
+          "sequencer": {"tiles": 2}, "image_checker": {"nm_max_m": 4},
+          "result_writer": {"cols": 4}}
 
 
 # Elaborating tile / accelerator takes seconds: each test module worker elaborates a top once
