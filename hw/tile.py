@@ -181,6 +181,7 @@ class Tile(wiring.Component):
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
         is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
         i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
+        i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         a_loaded = Mux(is_conv, i_count >= i_beats, a_cg == ncg)
         start = Signal()
         all_done = Signal()
@@ -243,14 +244,17 @@ class Tile(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
                                  self.error.eq(0)]
+                    if self.conv:   # image size h * w * c: one product here, one in SETUP
+                        geo = self.cmd.payload.geo
+                        m.d.sync += i_hw.eq(geo.h * geo.w)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ncg.eq((cmd.n + cols - 1) // cols),
                              kw.eq((cmd.k + W - 1) >> lg_w)]
                 if self.conv:
-                    m.d.sync += [i_count.eq(0), i_beats.eq(
-                        (cmd.geo.c * cmd.geo.h * cmd.geo.w + cols - 1) // cols)]
+                    m.d.sync += [i_count.eq(0),
+                                 i_beats.eq((cmd.geo.c * i_hw + cols - 1) // cols)]
                     m.next = "LOAD"
                 else:
                     with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse

@@ -148,17 +148,23 @@ class TileNode(wiring.Component):
         ftype = fi.payload.type
         word = fi.payload.payload[:8 * beat]
         is_lut = lut_cnt < lay.lut_beats
-        # weight words: ring -> ImageChecker (may hold a word for a cycle) -> Tile.weights
+        # weight words: ring -> 2-word FIFO -> ImageChecker (may hold a word for a cycle)
+        # -> Tile.weights.  The FIFO's ready and valid are registers, so the ring's arbitration
+        # and the checker's handshake-driven body checks are never in one path (that was the
+        # whole accelerator's critical path on the ECP5); one cycle of latency, full rate.
+        m.submodules.weight_slice = wslice = SyncFIFO(width=8 * beat, depth=2)
         wiring.connect(m, chk.o, tile.weights)
         m.d.comb += [
-            chk.i.payload.eq(word),
+            wslice.w_data.eq(word),
+            chk.i.valid.eq(wslice.r_rdy), chk.i.payload.eq(wslice.r_data),
+            wslice.r_en.eq(chk.i.ready),
             act_gb.i.payload.data.eq(word), act_gb.i.payload.last.eq(act_cnt + 1 >= lay.act_beats),
             lut_gb.i.payload.data.eq(word), lut_gb.i.payload.last.eq(lut_cnt + 1 >= lay.lut_beats),
             q_gb.i.payload.data.eq(word), q_gb.i.payload.last.eq(q_cnt + 1 >= lay.quant_beats),
         ]
         with m.Switch(ftype):
             with m.Case(FlitType.DATA):
-                m.d.comb += [chk.i.valid.eq(fi.valid), fi.ready.eq(chk.i.ready)]
+                m.d.comb += [wslice.w_en.eq(fi.valid), fi.ready.eq(wslice.w_rdy)]
             with m.Case(FlitType.ACTS):
                 m.d.comb += [act_gb.i.valid.eq(fi.valid), fi.ready.eq(act_gb.i.ready)]
                 with m.If(fi.valid & act_gb.i.ready):
