@@ -14,146 +14,13 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import MAGIC, FormatErrorCode
 
 from .config import AcceleratorConfig
+from .row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount
 
 __all__ = ["ImageChecker"]
 
 _DENSE, _BITMAP, _BLOCK, _NM = range(4)
 _HDR, _SETUP1, _SETUP2, _SETUP3, _SETUP4, _SETUP5, _BODY, _DONE = range(8)
 
-
-def _log2(n: int) -> int:
-    return n.bit_length() - 1
-
-
-def _popcount(value, width):
-    return sum((value[i] for i in range(width)), Const(0, range(width + 1)))
-
-
-def _sig(m, value, width, name):
-    """``value`` as a named signal (so the expression is built once, not at every use)."""
-    sig = Signal(width, name=name)
-    m.d.comb += sig.eq(value)
-    return sig
-
-
-def _highest(m, vec, width, name):
-    """Index of the highest set bit of ``vec`` (0 when none)."""
-    j = Signal(range(max(2, width)), name=name)
-    for i in range(width):
-        with m.If(vec[i]):
-            m.d.comb += j.eq(i)
-    return j
-
-
-def _clamp(m, value, lo, hi, name):
-    """``value`` clamped to ``[lo, hi]`` in a narrow signed signal (for per-lane compares)."""
-    out = Signal(signed(max(lo.bit_length(), hi.bit_length()) + 2), name=name)
-    m.d.comb += out.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
-    return out
-
-
-class _RowScan:
-    """Walks rows of ``rb`` bytes through the words of one section, one row end per cycle.
-
-    A word holding at most one row end is handled in one cycle: its lanes split into the part
-    of the row that ends (``in_r``) and the start of the next row (``in_n``).  A word holding a
-    second row end is held (``stall``) and finished the next cycle.  ``end_r`` / ``end_n`` are
-    the lane just past the end of each row (may lie beyond the word).
-
-    Everything the per-lane logic compares against is a register: ``end_r`` and ``end_n``
-    themselves (each next value is one add away from the current ones), whether they lie in
-    this word, ``er`` (``end_r`` clamped to the word) and, for each ``offsets`` entry
-    ``key: (offset, lo)``, ``cut_r[key]`` / ``cut_n[key]`` = ``end_r|n - offset`` clamped to
-    ``[lo, wb]``.  Next values are computed once, then compared and clamped on their way into
-    the registers (the compares used to follow two adders every cycle: the accelerator's
-    critical path on the ECP5).
-    """
-
-    def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init, offsets=None):
-        lg_wb = _log2(wb)
-        self.r = r = Signal(rw + 1, name=f"{name}_r")
-        self.lp = lp = Signal(max(1, lg_wb), name=f"{name}_lp")
-        live = Signal(name=f"{name}_live")
-        self.end_r = end_r = Signal(signed(21), name=f"{name}_end_r")
-        self.end_n = end_n = Signal(signed(21), name=f"{name}_end_n")
-        r_in, n_in = Signal(name=f"{name}_r_in"), Signal(name=f"{name}_n_in")  # end <= wb
-        rb_less_wb = Signal(signed(20), name=f"{name}_rb_less_wb")
-        self.ends = ends = Signal(name=f"{name}_ends")
-        self.stall = stall = Signal(name=f"{name}_stall")
-        self.next_row = next_row = Signal(name=f"{name}_next_row")
-        m.d.comb += [live.eq(active & (r < rows)),
-                     ends.eq(live & r_in),
-                     next_row.eq(ends & (r + 1 < rows)),
-                     stall.eq(next_row & n_in)]
-        self.live = live
-        self.er = er = Signal(range(wb + 1), name=f"{name}_er")
-        self.in_r = [Signal(name=f"{name}_in_r{i}") for i in range(wb)]
-        self.in_n = [Signal(name=f"{name}_in_n{i}") for i in range(wb)]
-        for i in range(wb):
-            from_lp = (lp <= i) if i < wb - 1 else Const(1)   # lp < wb always
-            m.d.comb += [self.in_r[i].eq(live & from_lp & (er > i)),
-                         self.in_n[i].eq(next_row & ~stall & (er <= i))]
-        # a row of rb bytes starts at lane lp of the current word: it ends at end_r and the
-        # next one at end_r + rb = end_n.  Tracks: (end_r, end_n) and one per offset.
-        self.cut_r, self.cut_n = {}, {}
-        tracks = [(end_r, end_n, 0, None)]
-        for key, (off, lo) in (offsets or {}).items():
-            tracks.append((Signal(signed(21), name=f"{name}_{key}_end_r"),
-                           Signal(signed(21), name=f"{name}_{key}_end_n"), off, (key, lo)))
-        with m.If(init):
-            m.d.sync += [r.eq(0), lp.eq(0), rb_less_wb.eq(rb - wb)]
-        with m.Elif(go & live & ends):
-            m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0))]
-        with m.Elif(go & live):
-            m.d.sync += lp.eq(0)
-        # Every candidate next value is computed (and compared / clamped) from registers in
-        # parallel; the control (go, live, ends, stall) only selects among finished results,
-        # so the handshake never sits in front of an adder or a compare.
-        updates = {c: [] for c in ("init", "stall", "next", "cont")}
-        for t, (tr_, tn_, off, cut) in enumerate(tracks):
-            values = {"init": ((rb - off), ((rb << 1) - off)),
-                      "stall": (tn_, tn_ + rb),       # second row end in this word
-                      "next": (tn_ - wb, tn_ + rb_less_wb),   # next row goes on past the word
-                      "cont": (tr_ - wb, tn_ - wb)}   # the row goes on past the word
-            if cut is not None:
-                key, lo = cut
-                self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
-                                               name=f"{name}_{key}_cut_r")
-                self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
-            for c, (vr, vn) in values.items():
-                nx_r = _sig(m, vr, signed(21), f"{name}_t{t}_{c}_r")
-                nx_n = _sig(m, vn, signed(21), f"{name}_t{t}_{c}_n")
-                upd = [tr_.eq(nx_r), tn_.eq(nx_n)]
-                if cut is None:
-                    upd += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
-                            er.eq(_clamp(m, nx_r, 0, wb, f"{name}_{c}_er"))]
-                else:
-                    upd += [c_r.eq(_clamp(m, nx_r, lo, wb, f"{name}_{key}_{c}_cut_r")),
-                            c_n.eq(_clamp(m, nx_n, lo, wb, f"{name}_{key}_{c}_cut_n"))]
-                updates[c] += upd
-        with m.If(init):
-            m.d.sync += updates["init"]
-        with m.Elif(go & live & ends & stall):
-            m.d.sync += updates["stall"]
-        with m.Elif(go & live & ends):
-            m.d.sync += updates["next"]
-        with m.Elif(go & live):
-            m.d.sync += updates["cont"]
-
-
-def _carry_run(m, reg, *, reset, go, seg, cont, nxt):
-    """A count carried across words of a row: cleared by ``reset``; on ``go`` it becomes
-    ``cont`` while the row goes on (``~seg.ends``), 0 when the word is held for another row end
-    (``seg.stall``), else ``nxt`` (what the next row has so far)."""
-    with m.If(reset):
-        m.d.sync += reg.eq(0)
-    with m.Elif(go):
-        with m.If(~seg.ends):
-            m.d.sync += reg.eq(cont)
-        with m.Elif(seg.stall):
-            m.d.sync += reg.eq(0)
-        with m.Else():
-            m.d.sync += reg.eq(nxt)
 
 class ImageChecker(wiring.Component):
     """Checks the body of one weight image as it streams into a tile (golden rules 7..10).
@@ -237,16 +104,16 @@ class ImageChecker(wiring.Component):
         m = Module()
         cfg = self.cfg
         W, wb = cfg.axi_data_width, cfg.axi_bytes
-        lg_wb = _log2(wb)
+        lg_wb = log2(wb)
         G, B = cfg.group_size, cfg.block_size
-        lgG, lgB = _log2(G), _log2(B)
+        lgG, lgB = log2(G), log2(B)
         BB, lgBB = B * B, 2 * lgB
         obd = cfg.out_buf_depth
         rw = obd.bit_length()           # holds 0..out_buf_depth
         has_bm, has_blk, has_nm = (f in cfg.formats for f in ("bitmap", "block", "nm"))
         E = wb // 4                     # u32 pointers per word
         F = wb // 2                     # u16 block columns per word
-        lgE, lgF = _log2(E), _log2(F)
+        lgE, lgF = log2(E), log2(F)
         C = FormatErrorCode
 
         # ---------------- stream: pass-through, held while `may` is low ----------------
@@ -317,10 +184,10 @@ class ImageChecker(wiring.Component):
         mn_ok, n_ok = Signal(), Signal()
         for v in (2, 4, 8, 16, 32):
             with m.If(h_b == v):
-                m.d.comb += [lg_mn.eq(_log2(v)), mn_ok.eq(v <= cfg.nm_max_m)]
+                m.d.comb += [lg_mn.eq(log2(v)), mn_ok.eq(v <= cfg.nm_max_m)]
         for v in (1, 2, 4, 8, 16, 32):
             with m.If(h_a == v):
-                m.d.comb += [lg_n.eq(_log2(v)), n_ok.eq(1)]
+                m.d.comb += [lg_n.eq(log2(v)), n_ok.eq(1)]
         m.d.comb += fmt_ok.eq(h_fmt < 4)
         param_ok = Signal()
         with m.Switch(h_fmt):
@@ -428,7 +295,7 @@ class ImageChecker(wiring.Component):
             m.d.comb += j0.eq(aoff >> 2)
             plast = Signal(32)
             vals = [word[32 * e:32 * e + 32] for e in range(E)]
-            dj = _clamp(m, np_ - j0, -2, E + 1, "ptr_dj")    # lane of entry np
+            dj = clamp(m, np_ - j0, -2, E + 1, "ptr_dj")    # lane of entry np
             for e in range(E):
                 v = vals[e]
                 prev = vals[e - 1] if e else plast
@@ -471,7 +338,7 @@ class ImageChecker(wiring.Component):
         scan_b_on = Signal()
         m.d.comb += scan_b_on.eq(checks & in_b & (Const(int(has_bm)) & is_bm
                                                   | Const(int(has_nm)) & is_nm & pad_nm))
-        sb = _RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
+        sb = RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
                       rows=M, go=go, init=setup_end,
                       offsets=dict(**({"pq": (pq, -1)} if has_bm else {}),
                                    **({"nn": (nn, 0)} if has_nm else {})))
@@ -480,7 +347,7 @@ class ImageChecker(wiring.Component):
             bm_go = Signal()
             m.d.comb += bm_go.eq(go & is_bm & sb.live)
             s_sum = Signal(40)
-            pops = [_sig(m, _popcount(b, 8), 4, f"bm_pop{j}") for j, b in enumerate(byte)]
+            pops = [named(m, popcount(b, 8), 4, f"bm_pop{j}") for j, b in enumerate(byte)]
             pc_r = sum((Mux(sb.in_r[j], pops[j], 0) for j in range(wb)), Const(0, 9))
             pc_n = sum((Mux(sb.in_n[j], pops[j], 0) for j in range(wb)), Const(0, 9))
             th_r = sb.cut_r["pq"]
@@ -522,9 +389,9 @@ class ImageChecker(wiring.Component):
             cols = [word[16 * f:16 * f + 16] for f in range(F)]
             clast = Signal(16)
             lastcol = Signal(F)
-            nlim = _clamp(m, nnz - cj0, 0, F, "blk_nlim")    # lanes below nnz
-            bl1c = _clamp(m, bl1, 0, F, "blk_bl1")
-            stopc = _clamp(m, stop, 0, F, "blk_stop")
+            nlim = clamp(m, nnz - cj0, 0, F, "blk_nlim")    # lanes below nnz
+            bl1c = clamp(m, bl1, 0, F, "blk_bl1")
+            stopc = clamp(m, stop, 0, F, "blk_stop")
             for f in range(F):
                 valid = bb_act & (nlim > f)
                 from_lp = (blp <= f) if f < F - 1 else Const(1)  # blp < F always
@@ -618,8 +485,8 @@ class ImageChecker(wiring.Component):
                 m.d.sync += left.eq(prod + sec_b - pos)
             with m.Elif(xfer):
                 m.d.sync += left.eq(left - wb)
-            v_stay = _clamp(m, left, 0, wb, "nm_vlim_stay")
-            v_step = _clamp(m, left - wb, 0, wb, "nm_vlim_step")
+            v_stay = clamp(m, left, 0, wb, "nm_vlim_stay")
+            v_step = clamp(m, left - wb, 0, wb, "nm_vlim_step")
             m.d.sync += vlim.eq(Mux(xfer, v_step, v_stay))
             for j in range(wb):
                 valid = nb_act & (vlim > j)
@@ -633,7 +500,7 @@ class ImageChecker(wiring.Component):
                 m.d.sync += ilast.eq(byte[-1])
             # padding: per row, trailing zero values of the last group (section A) against the
             # number of its indices past K (section B); only when K % M != 0
-            sa = _RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
+            sa = RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
                           rb=rb_nm, rows=M, go=go, init=setup_end, offsets={"nn": (nn, 0)})
             stalls.append(sa.stall)
             tzmem = Memory(shape=6, depth=max(2, obd), init=[])
@@ -641,39 +508,39 @@ class ImageChecker(wiring.Component):
             tw = tzmem.write_port()
             tr = tzmem.read_port(transparent_for=(tw,))
             tz_run = Signal(7)
-            nz = _sig(m, Cat(*[b != 0 for b in byte]), wb, "nm_nz")
+            nz = named(m, Cat(*[b != 0 for b in byte]), wb, "nm_nz")
             ta_r = sa.cut_r["nn"]
             ta_n = sa.cut_n["nn"]
-            tail_r = _sig(m, Cat(*[sa.in_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
-            tail_n = _sig(m, Cat(*[sa.in_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
-            hi_r = _highest(m, tail_r & nz, wb, "nm_hi_r")
-            hi_n = _highest(m, tail_n & nz, wb, "nm_hi_n")
+            tail_r = named(m, Cat(*[sa.in_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
+            tail_n = named(m, Cat(*[sa.in_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
+            hi_r = highest(m, tail_r & nz, wb, "nm_hi_r")
+            hi_n = highest(m, tail_n & nz, wb, "nm_hi_n")
             last_r = Signal(signed(21))
             m.d.comb += last_r.eq(Mux(sa.ends, sa.er - 1, wb - 1))
             tz_r, tz_n = Signal(signed(22)), Signal(signed(22))
             m.d.comb += [tz_r.eq(Mux((tail_r & nz).any(), last_r - hi_r,
-                                     tz_run + _popcount(tail_r, wb))),
-                         tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, _popcount(tail_n, wb)))]
+                                     tz_run + popcount(tail_r, wb))),
+                         tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, popcount(tail_n, wb)))]
             m.d.comb += [tw.addr.eq(sa.r), tw.data.eq(tz_r),
                          tw.en.eq(go & sa.live & sa.ends)]
-            _carry_run(m, tz_run, reset=setup_end, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
+            carry_run(m, tz_run, reset=setup_end, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
             # section B: indices past K of each row's last group
-            past = _sig(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
+            past = named(m, Cat(*[byte[j] >= krem for j in range(wb)]), wb, "nm_past")
             cnt_run = Signal(7)
             tb_r = sb.cut_r["nn"]
             tb_n = sb.cut_n["nn"]
-            btail_r = _sig(m, Cat(*[sb.in_r[j] & (j >= tb_r) for j in range(wb)]), wb,
+            btail_r = named(m, Cat(*[sb.in_r[j] & (j >= tb_r) for j in range(wb)]), wb,
                            "nm_btail_r")
-            btail_n = _sig(m, Cat(*[sb.in_n[j] & (j >= tb_n) for j in range(wb)]), wb,
+            btail_n = named(m, Cat(*[sb.in_n[j] & (j >= tb_n) for j in range(wb)]), wb,
                            "nm_btail_n")
             c_r, c_n = Signal(8), Signal(8)
-            m.d.comb += [c_r.eq(cnt_run + _popcount(btail_r & past, wb)),
-                         c_n.eq(_popcount(btail_n & past, wb))]
+            m.d.comb += [c_r.eq(cnt_run + popcount(btail_r & past, wb)),
+                         c_n.eq(popcount(btail_n & past, wb))]
             nm_go = Signal()
             m.d.comb += nm_go.eq(go & is_nm & sb.live)
             t_idx = Signal(rw + 1)
             m.d.comb += [t_idx.eq(Mux(nm_go & sb.ends, sb.r + 1, sb.r)), tr.addr.eq(t_idx)]
-            _carry_run(m, cnt_run, reset=setup_end, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
+            carry_run(m, cnt_run, reset=setup_end, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
             with m.If(~setup_end & nm_go & sb.ends & (c_r > tr.data)):
                 m.d.sync += bad_pad.eq(1)
 

@@ -1,0 +1,145 @@
+"""Elaboration helpers of `ImageChecker` (hw/image_checker.py): the row scan that walks rows of
+a section through the words of an image body, and small signal builders.  Not a block: these
+functions add logic to the caller's module.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Mux, Signal, signed
+
+__all__ = ["RowScan", "carry_run", "clamp", "highest", "log2", "named", "popcount"]
+
+
+def log2(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def popcount(value, width):
+    return sum((value[i] for i in range(width)), Const(0, range(width + 1)))
+
+
+def named(m, value, width, name):
+    """``value`` as a named signal (so the expression is built once, not at every use)."""
+    sig = Signal(width, name=name)
+    m.d.comb += sig.eq(value)
+    return sig
+
+
+def highest(m, vec, width, name):
+    """Index of the highest set bit of ``vec`` (0 when none)."""
+    j = Signal(range(max(2, width)), name=name)
+    for i in range(width):
+        with m.If(vec[i]):
+            m.d.comb += j.eq(i)
+    return j
+
+
+def clamp(m, value, lo, hi, name):
+    """``value`` clamped to ``[lo, hi]`` in a narrow signed signal (for per-lane compares)."""
+    out = Signal(signed(max(lo.bit_length(), hi.bit_length()) + 2), name=name)
+    m.d.comb += out.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
+    return out
+
+
+class RowScan:
+    """Walks rows of ``rb`` bytes through the words of one section, one row end per cycle.
+
+    A word holding at most one row end is handled in one cycle: its lanes split into the part
+    of the row that ends (``in_r``) and the start of the next row (``in_n``).  A word holding a
+    second row end is held (``stall``) and finished the next cycle.  ``end_r`` / ``end_n`` are
+    the lane just past the end of each row (may lie beyond the word).
+
+    Everything the per-lane logic compares against is a register: ``end_r`` and ``end_n``
+    themselves (each next value is one add away from the current ones), whether they lie in
+    this word, ``er`` (``end_r`` clamped to the word) and, for each ``offsets`` entry
+    ``key: (offset, lo)``, ``cut_r[key]`` / ``cut_n[key]`` = ``end_r|n - offset`` clamped to
+    ``[lo, wb]``.  Next values are computed once, then compared and clamped on their way into
+    the registers (the compares used to follow two adders every cycle: the accelerator's
+    critical path on the ECP5).
+    """
+
+    def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init, offsets=None):
+        lg_wb = log2(wb)
+        self.r = r = Signal(rw + 1, name=f"{name}_r")
+        self.lp = lp = Signal(max(1, lg_wb), name=f"{name}_lp")
+        live = Signal(name=f"{name}_live")
+        self.end_r = end_r = Signal(signed(21), name=f"{name}_end_r")
+        self.end_n = end_n = Signal(signed(21), name=f"{name}_end_n")
+        r_in, n_in = Signal(name=f"{name}_r_in"), Signal(name=f"{name}_n_in")  # end <= wb
+        rb_less_wb = Signal(signed(20), name=f"{name}_rb_less_wb")
+        self.ends = ends = Signal(name=f"{name}_ends")
+        self.stall = stall = Signal(name=f"{name}_stall")
+        self.next_row = next_row = Signal(name=f"{name}_next_row")
+        m.d.comb += [live.eq(active & (r < rows)),
+                     ends.eq(live & r_in),
+                     next_row.eq(ends & (r + 1 < rows)),
+                     stall.eq(next_row & n_in)]
+        self.live = live
+        self.er = er = Signal(range(wb + 1), name=f"{name}_er")
+        self.in_r = [Signal(name=f"{name}_in_r{i}") for i in range(wb)]
+        self.in_n = [Signal(name=f"{name}_in_n{i}") for i in range(wb)]
+        for i in range(wb):
+            from_lp = (lp <= i) if i < wb - 1 else Const(1)   # lp < wb always
+            m.d.comb += [self.in_r[i].eq(live & from_lp & (er > i)),
+                         self.in_n[i].eq(next_row & ~stall & (er <= i))]
+        # a row of rb bytes starts at lane lp of the current word: it ends at end_r and the
+        # next one at end_r + rb = end_n.  Tracks: (end_r, end_n) and one per offset.
+        self.cut_r, self.cut_n = {}, {}
+        tracks = [(end_r, end_n, 0, None)]
+        for key, (off, lo) in (offsets or {}).items():
+            tracks.append((Signal(signed(21), name=f"{name}_{key}_end_r"),
+                           Signal(signed(21), name=f"{name}_{key}_end_n"), off, (key, lo)))
+        with m.If(init):
+            m.d.sync += [r.eq(0), lp.eq(0), rb_less_wb.eq(rb - wb)]
+        with m.Elif(go & live & ends):
+            m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0))]
+        with m.Elif(go & live):
+            m.d.sync += lp.eq(0)
+        # Every candidate next value is computed (and compared / clamped) from registers in
+        # parallel; the control (go, live, ends, stall) only selects among finished results,
+        # so the handshake never sits in front of an adder or a compare.
+        updates = {c: [] for c in ("init", "stall", "next", "cont")}
+        for t, (tr_, tn_, off, cut) in enumerate(tracks):
+            values = {"init": ((rb - off), ((rb << 1) - off)),
+                      "stall": (tn_, tn_ + rb),       # second row end in this word
+                      "next": (tn_ - wb, tn_ + rb_less_wb),   # next row goes on past the word
+                      "cont": (tr_ - wb, tn_ - wb)}   # the row goes on past the word
+            if cut is not None:
+                key, lo = cut
+                self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
+                                               name=f"{name}_{key}_cut_r")
+                self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
+            for c, (vr, vn) in values.items():
+                nx_r = named(m, vr, signed(21), f"{name}_t{t}_{c}_r")
+                nx_n = named(m, vn, signed(21), f"{name}_t{t}_{c}_n")
+                upd = [tr_.eq(nx_r), tn_.eq(nx_n)]
+                if cut is None:
+                    upd += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
+                            er.eq(clamp(m, nx_r, 0, wb, f"{name}_{c}_er"))]
+                else:
+                    upd += [c_r.eq(clamp(m, nx_r, lo, wb, f"{name}_{key}_{c}_cut_r")),
+                            c_n.eq(clamp(m, nx_n, lo, wb, f"{name}_{key}_{c}_cut_n"))]
+                updates[c] += upd
+        with m.If(init):
+            m.d.sync += updates["init"]
+        with m.Elif(go & live & ends & stall):
+            m.d.sync += updates["stall"]
+        with m.Elif(go & live & ends):
+            m.d.sync += updates["next"]
+        with m.Elif(go & live):
+            m.d.sync += updates["cont"]
+
+
+def carry_run(m, reg, *, reset, go, seg, cont, nxt):
+    """A count carried across words of a row: cleared by ``reset``; on ``go`` it becomes
+    ``cont`` while the row goes on (``~seg.ends``), 0 when the word is held for another row end
+    (``seg.stall``), else ``nxt`` (what the next row has so far)."""
+    with m.If(reset):
+        m.d.sync += reg.eq(0)
+    with m.Elif(go):
+        with m.If(~seg.ends):
+            m.d.sync += reg.eq(cont)
+        with m.Elif(seg.stall):
+            m.d.sync += reg.eq(0)
+        with m.Else():
+            m.d.sync += reg.eq(nxt)
