@@ -6,6 +6,9 @@ STAMP   := $(VENV)/.installed
 CONFIG  ?= configs/default.yaml
 JOBS    ?= 2
 OUT     ?= build/generated
+SRC     := sparsemac golden host hw sim flow cli configs tests bench
+# Verilator builds stay in the checkout (synthesis results are cached in ~/.cache/sparsemac)
+export SPARSEMAC_BUILD ?= $(CURDIR)/build/sim
 
 .PHONY: all demo test test-fast test-all verilog lint formal clean bootstrap
 
@@ -24,11 +27,11 @@ bootstrap: $(STAMP)
 
 ## Main job on the default configuration.
 demo: $(STAMP)
-	$(PY) -m sim.demo --config $(CONFIG)
+	$(PY) -m sparsemac.cli.demo --config $(CONFIG)
 
 ## The whole regression: lint and unit tests first (fail fast), then the simulations.
 test: $(STAMP)
-	$(PY) -m ruff check hw sim golden flow tests bench
+	$(PY) -m ruff check $(SRC)
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow" tests/golden tests/hw
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow" --durations=15 tests --ignore=tests/golden --ignore=tests/hw
 
@@ -39,11 +42,11 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup --durations=25
 
 verilog: $(STAMP)
-	$(PY) -m sim.cli generate --config $(CONFIG) -o $(OUT)
+	$(VENV)/bin/sparsemac generate --config $(CONFIG) -o $(OUT)
 
 lint: $(STAMP)
-	$(PY) -m ruff check hw sim golden flow tests bench
-	$(PY) -m sim.lint --config $(CONFIG)
+	$(PY) -m ruff check $(SRC)
+	$(VENV)/bin/sparsemac lint --config $(CONFIG) --all
 
 formal: $(STAMP)
 	$(PY) -m pytest -q tests/formal

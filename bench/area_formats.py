@@ -40,7 +40,7 @@ RAW = ROOT / "docs" / "reports" / "area_formats.json"
 
 def run_point(top: str, sets: list[str], *, preset: str, pnr: bool, timeout: float) -> dict:
     """One ``sparsemac synth`` run in its own process group (killed whole on timeout)."""
-    cmd = [sys.executable, "-m", "sim.cli", "synth", "--top", top, "--target", "ecp5",
+    cmd = [sys.executable, "-m", "sparsemac.cli.main", "synth", "--top", top, "--target", "ecp5",
            "--preset", preset, "--json"] + [a for s in sets for a in ("--set", s)]
     if not pnr:
         cmd.append("--no-pnr")
@@ -67,11 +67,11 @@ def run_point(top: str, sets: list[str], *, preset: str, pnr: bool, timeout: flo
 def lane_point(formats: tuple) -> dict:
     """Synthesis and out-of-context place and route of one ``LaneDecoder`` (lane 1 of 4, the
     tile's widths) built for ``formats``: the front end's own Fmax, in a minute or two."""
-    from flow.generate import GeneratedTop
-    from flow.synth import synth_verilog
-    from hw.config import AcceleratorConfig
-    from hw.lane_decoder import LaneDecoder
-    from hw.verilog import generate_verilog
+    from sparsemac.flow.generate import GeneratedTop
+    from sparsemac.flow.synth import synth_verilog
+    from sparsemac.hw.config import AcceleratorConfig
+    from sparsemac.hw.lane_decoder import LaneDecoder
+    from sparsemac.hw.verilog import generate_verilog
 
     cfg = AcceleratorConfig.preset("default").with_overrides(BASE_SETS)
     lg_wb = cfg.axi_bytes.bit_length() - 1  # the widths hw/tile.py gives its decoders
@@ -98,7 +98,7 @@ def _pct(x: float, base: float) -> str:
 
 
 def write_report(raw: dict) -> str:
-    from hw.config import AcceleratorConfig
+    from sparsemac.hw.config import AcceleratorConfig
 
     cfg = AcceleratorConfig.preset("default").with_overrides(BASE_SETS)
     lines = [

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.bench_ring import run_ring_bench  # noqa: E402
+from sparsemac.sim.bench_ring import run_ring_bench  # noqa: E402
 
 RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 SIZES = (4, 8)

@@ -36,7 +36,7 @@ def _pow2_at_least(x: int) -> int:
 def bench_config(tiles: int, shape: dict | None = None):
     """The 2x2-array config of the benchmark, with buffers big enough for ``shape`` on 1 tile
     (the same build parameters for every tile count, only ``tiles`` changes)."""
-    from hw.config import AcceleratorConfig
+    from sparsemac.hw.config import AcceleratorConfig
 
     m, k, n = (shape or {}).get("m", 64), (shape or {}).get("k", 256), (shape or {}).get("n", 8)
     cols = 2
@@ -90,8 +90,8 @@ if cocotb is not None:
         """One measurement: run the preloaded job, read the counters, check, dump JSON."""
         import pickle
 
-        from hw.config import AcceleratorConfig
-        from sim.accel_driver import AccelDriver
+        from sparsemac.hw.config import AcceleratorConfig
+        from sparsemac.sim.accel_driver import AccelDriver
 
         cfg = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
         job = pickle.loads(Path(os.environ["SCALING_JOB"]).read_bytes())
@@ -122,10 +122,9 @@ def measure(tiles: int, shape: dict, seed: int) -> dict:
     import pickle
 
     import numpy as np
-
-    from sim.accel_driver import build_job
-    from sim.runner import run_cocotb
-    from sim.sram_top import SramAccelTop
+    from sparsemac.sim.accel_driver import build_job
+    from sparsemac.sim.runner import run_cocotb
+    from sparsemac.sim.sram_top import SramAccelTop
 
     cfg = bench_config(tiles, shape)
     layer = dict(op="matmul", fmt="dense", requant=True, lut=None, density=1.0, **shape)

@@ -24,14 +24,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golden.formats import pack_weights  # noqa: E402
-from golden.ops import matmul  # noqa: E402
-from golden.perf import layer_stats  # noqa: E402
-from golden.prune import prune  # noqa: E402
-from golden.tile_model import tile_cycles  # noqa: E402
-from hw.config import AcceleratorConfig  # noqa: E402
-from sim.bench_layer import run_rtl  # noqa: E402
-from sim.tile_driver import tile_job  # noqa: E402
+from sparsemac.golden.formats import pack_weights  # noqa: E402
+from sparsemac.golden.ops import matmul  # noqa: E402
+from sparsemac.golden.perf import layer_stats  # noqa: E402
+from sparsemac.golden.prune import prune  # noqa: E402
+from sparsemac.golden.tile_model import tile_cycles  # noqa: E402
+from sparsemac.hw.config import AcceleratorConfig  # noqa: E402
+from sparsemac.sim.bench_layer import run_rtl  # noqa: E402
+from sparsemac.sim.tile_driver import tile_job  # noqa: E402
 
 SPARSITY = [0.0, 0.5, 0.75, 0.875, 0.9375, 0.96875]
 NM = [(2, 2), (2, 4), (1, 4), (1, 8), (1, 16), (1, 32)]

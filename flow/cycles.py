@@ -39,8 +39,8 @@ def synthetic_layer(workload, cfg, seed: int = 0):
     For ``conv2d`` ``X`` is the im2col matrix of an NCHW input (batch 1) and ``act_bytes`` the
     input tensor size.
     """
-    from golden.ops import im2col
-    from golden.prune import prune
+    from sparsemac.golden.ops import im2col
+    from sparsemac.golden.prune import prune
 
     rng = _rng(workload, seed)
     d = dict(workload.dims)
@@ -73,7 +73,7 @@ def synthetic_layer(workload, cfg, seed: int = 0):
 
 
 def roofline_source(workload, cfg, seed: int = 0) -> dict:
-    from golden.perf import layer_stats
+    from sparsemac.golden.perf import layer_stats
 
     W, X, act_bytes = synthetic_layer(workload, cfg, seed)
     st = layer_stats(W, X, workload.format, cfg, nm=workload.nm or (2, 4), act_bytes=act_bytes)
@@ -89,8 +89,8 @@ def roofline_source(workload, cfg, seed: int = 0) -> dict:
 
 def _slowest_tile(workload, cfg, seed: int):
     """``(model result, packed part, X, conv)`` of the tile that takes longest (model)."""
-    from golden.formats import pack_weights
-    from golden.tile_model import tile_cycles
+    from sparsemac.golden.formats import pack_weights
+    from sparsemac.golden.tile_model import tile_cycles
 
     W, X, act_bytes = synthetic_layer(workload, cfg, seed)
     conv = workload.op == "conv2d"
@@ -126,18 +126,18 @@ def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
     RTL (Verilator, `sim.bench_layer.run_layer`): ``rtl_cycles`` (load + compute) next to the
     model's, and whether the RTL result equals ``golden.matmul``.  A conv2d runs as its im2col
     matmul.  ``rtl_note`` says why nothing ran (the layer does not fit the tile's buffers)."""
-    from golden.ops import matmul
-    from sim.bench_layer import UsageError, check_capacity, run_layer
+    from sparsemac.golden.ops import matmul
+    from sparsemac.sim.bench_layer import CapacityError, check_capacity, run_layer
 
     model, pw, X, conv = _slowest_tile(workload, cfg, seed)
     if conv:    # the RTL runs the im2col matmul: compare with the model of that same run
-        from golden.tile_model import tile_cycles
+        from sparsemac.golden.tile_model import tile_cycles
         model = tile_cycles(pw, X, cfg, act_skip=_act_skip(workload))
     try:
         check_capacity(cfg, pw, X.shape[0], X.shape[1])
-    except UsageError as e:
+    except CapacityError as e:
         return {"rtl_cycles": None, "rtl_note": f"not run: {e}"}
-    from golden.formats import unpack_weights
+    from sparsemac.golden.formats import unpack_weights
 
     res = run_layer(cfg, pw, X, engine="rtl", act_skip=_act_skip(workload), seed=seed + 1)
     exact = bool(np.array_equal(res["Y"], matmul(unpack_weights(pw), X, acc_width=cfg.acc_width)))
@@ -154,8 +154,8 @@ def resolve_source(name: str) -> str:
     if name != "auto":
         return name
     try:
-        if importlib.util.find_spec("golden.tile_model") is not None and hasattr(
-                importlib.import_module("golden.tile_model"), "tile_cycles"):
+        if importlib.util.find_spec("sparsemac.golden.tile_model") is not None and hasattr(
+                importlib.import_module("sparsemac.golden.tile_model"), "tile_cycles"):
             return "tile_model"
     except Exception:
         pass

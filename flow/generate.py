@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.config import AcceleratorConfig
-from hw.tops import default_top, make_top, top_module_name
-from hw.verilog import generate_verilog
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.tops import default_top, make_top, top_module_name
+from sparsemac.hw.verilog import generate_verilog
 
 from .versions import generator_versions
 
@@ -26,7 +26,7 @@ __all__ = ["GeneratedTop", "elaborate_verilog", "generate", "register_map_source
 # The register map source (added with the accelerator top): ``hw.regmap.registers(cfg)``, with
 # ``regmap_markdown(cfg)`` / ``regmap_c_header(cfg)`` when present.  Nothing is written while
 # it does not exist.
-REGMAP_MODULE = "hw.regmap"
+REGMAP_MODULE = "sparsemac.hw.regmap"
 
 
 def sha256(data: str | bytes) -> str:

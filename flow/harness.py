@@ -68,8 +68,8 @@ class IoHarness(wiring.Component):
 
 def harness_verilog(cfg, top: str):
     """Verilog of top ``top`` of ``cfg`` inside an :class:`IoHarness`."""
-    from hw.tops import make_top, top_module_name
-    from hw.verilog import generate_verilog
+    from sparsemac.hw.tops import make_top, top_module_name
+    from sparsemac.hw.verilog import generate_verilog
 
     from .generate import GeneratedTop
 

@@ -2,7 +2,7 @@
 
 :class:`AccelSelfTest` = :class:`hw.accelerator.Accelerator` + :class:`hw.axi_sram.AxiSram`
 (its data memory, preloaded with a memory image compiled at elaboration by
-:mod:`sim.host.compiler`) + a small controller FSM.  After reset the controller
+:mod:`sparsemac.host.compiler`) + a small controller FSM.  After reset the controller
 
 1. writes the registers over AXI4-Lite (``MEM_BASE``, ``MEM_LIMIT``, ``DESC_BASE``,
    ``DESC_COUNT``, ``IRQ_STATUS`` (clear), ``IRQ_ENABLE`` = done | error, ``CONTROL.start``),
@@ -41,7 +41,7 @@ _FORMAT_PREFERENCE = ("bitmap", "nm", "block", "dense")
 
 def selftest_network(cfg, *, fmt: str | None = None, m: int | None = None, k: int | None = None,
                      n: int | None = None, seed: int = 1) -> dict:
-    """The self-test layer list (``sim.host.network_from_dict`` form) for build ``cfg``.
+    """The self-test layer list (``sparsemac.host.network_from_dict`` form) for build ``cfg``.
 
     One matmul ``Y[M, N] = W[M, K] @ X[K, N]`` with requantization: ``fmt`` (default: the first
     of bitmap, nm, block, dense in ``cfg.formats``) at 50 % density (nm: 2:4), ReLU through the
@@ -109,13 +109,13 @@ def compile_selftest(cfg, network: dict | None = None, *, corrupt: int | None = 
 
     Raises
     ------
-    sim.host.NetworkError
+    sparsemac.host.NetworkError
         The layer does not compile for ``cfg`` or does not fit its tile buffers.
     ValueError
         The image needs more than 64 KiB of SRAM, or ``corrupt`` is outside the output.
     """
-    from sim.host import compile_network, network_from_dict
-    from sim.host.compiler import check_tile_buffers
+    from sparsemac.host import compile_network, network_from_dict
+    from sparsemac.host.compiler import check_tile_buffers
 
     net = network_from_dict(network or selftest_network(cfg), source="selftest")
     cn = compile_network(net, cfg, base=SELFTEST_BASE)
@@ -163,7 +163,7 @@ class AccelSelfTest(wiring.Component):
     ----------
     cfg : hw.config.AcceleratorConfig
     network : dict, optional
-        Layer list (``sim.host.network_from_dict`` form); default :func:`selftest_network`.
+        Layer list (``sparsemac.host.network_from_dict`` form); default :func:`selftest_network`.
     corrupt : int, optional
         Flip a bit of this expected output byte (the check must then fail).
     timeout_cycles : int
@@ -215,10 +215,10 @@ class AccelSelfTest(wiring.Component):
                            f"output compared word by word"}
 
     def elaborate(self, platform):
-        from hw.accelerator import Accelerator
-        from hw.axi import connect_axi4_with_read_tap
-        from hw.axi_sram import AxiSram
-        from hw.regmap import register
+        from sparsemac.hw.accelerator import Accelerator
+        from sparsemac.hw.axi import connect_axi4_with_read_tap
+        from sparsemac.hw.axi_sram import AxiSram
+        from sparsemac.hw.regmap import register
 
         m = Module()
         cfg, t = self.cfg, self.test

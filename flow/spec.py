@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-from hw.config import FORMATS, AcceleratorConfig, ConfigError
+from sparsemac.hw.config import FORMATS, AcceleratorConfig, ConfigError
 
 __all__ = ["SpecError", "SweepSpec", "Workload", "load_spec", "load_marked_yaml"]
 
@@ -180,7 +179,7 @@ def _parse_nm(v, err) -> tuple[int, int]:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep spec; every problem raises :class:`SpecError` with its line."""
-    from hw.tops import TOPS, available_tops, default_top
+    from sparsemac.hw.tops import TOPS, available_tops, default_top
 
     from .cycles import CYCLE_SOURCES
     from .synth import DEVICES, TARGETS

@@ -82,7 +82,7 @@ def _copies(top: str, cfg) -> int:
 
 def run_config_job(job: dict) -> list[dict]:
     """Measure one config on its workloads (runs in a worker; arguments are plain data)."""
-    from hw.config import AcceleratorConfig
+    from sparsemac.hw.config import AcceleratorConfig
 
     from .synth import synth
 

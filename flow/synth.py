@@ -77,7 +77,7 @@ def cache_dir() -> Path:
 
 
 def _tool(name: str) -> str:
-    from sim.toolchain import find_tool
+    from sparsemac.sim.toolchain import find_tool
 
     exe = find_tool(name)
     if exe is None:

@@ -81,10 +81,10 @@ def compile_tile_selftest(cfg, *, fmt: str | None = None, m: int | None = None,
         ``fmt`` is not built, a dimension is out of range, the image or the activations do not
         fit the tile buffers, or ``corrupt`` is outside the expected values.
     """
-    from golden.formats import pack_weights
-    from golden.ops import matmul
-    from golden.prune import prune
-    from sim.tile_driver import tile_job
+    from sparsemac.golden.formats import pack_weights
+    from sparsemac.golden.ops import matmul
+    from sparsemac.golden.prune import prune
+    from sparsemac.sim.tile_driver import tile_job
 
     fmt = fmt or next(f for f in _FORMAT_PREFERENCE if f in cfg.formats)
     if fmt not in cfg.formats:
@@ -191,7 +191,7 @@ class TileSelfTest(wiring.Component):
                            f"accumulator compared"}
 
     def elaborate(self, platform):
-        from hw.tile import Tile, TileOp
+        from sparsemac.hw.tile import Tile, TileOp
 
         m = Module()
         cfg, t = self.cfg, self.test

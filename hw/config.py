@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 __all__ = ["AcceleratorConfig", "FORMATS", "ConfigError", "load_config", "PRESETS_DIR"]
 
 FORMATS = ("dense", "bitmap", "block", "nm")
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESETS_DIR = Path(str(resources.files("sparsemac.configs")))
 
 
 class ConfigError(ValueError):

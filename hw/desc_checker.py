@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from golden.descriptors import DESC_MAGIC, ErrorCode
+from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode
 
 from .config import FORMATS, AcceleratorConfig
 from .tile import DIM_WIDTH

@@ -10,8 +10,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from golden.formats import MAGIC, FormatErrorCode
+from sparsemac.golden.formats import MAGIC, FormatErrorCode
 
 from .config import AcceleratorConfig
 from .row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount

@@ -24,7 +24,7 @@ import argparse
 import math
 from dataclasses import dataclass
 
-from golden.descriptors import DESC_BYTES, ErrorCode
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode
 
 __all__ = ["ErrorCode", "Field", "Register", "registers", "register", "REGMAP_ID",
            "REGMAP_VERSION", "regmap_markdown", "regmap_c_header", "COUNTERS", "main"]
@@ -240,7 +240,7 @@ def regmap_markdown(cfg) -> str:
 def _doc_of(code: ErrorCode) -> str:
     import inspect
 
-    import golden.descriptors as gd
+    from ..golden import descriptors as gd
 
     src = inspect.getsource(gd.ErrorCode)
     for line in src.splitlines():

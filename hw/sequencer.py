@@ -5,9 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from golden.descriptors import DESC_BYTES, ErrorCode
-from golden.formats import MAGIC as IMAGE_MAGIC
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode
+from sparsemac.golden.formats import MAGIC as IMAGE_MAGIC
 
 from .axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from .config import AcceleratorConfig

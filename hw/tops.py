@@ -43,7 +43,7 @@ def _kwargs_for(cls, cfg: AcceleratorConfig) -> dict:
 def _build(module: str, cls_name: str, extra: Callable[[AcceleratorConfig], dict] | None = None
            ) -> Callable[[AcceleratorConfig], object]:
     def factory(cfg: AcceleratorConfig):
-        cls = getattr(importlib.import_module(module), cls_name)
+        cls = getattr(importlib.import_module(module, __package__), cls_name)
         return cls(**(extra(cfg) if extra else _kwargs_for(cls, cfg)))
 
     factory.__name__ = f"make_{cls_name}"
@@ -53,16 +53,16 @@ def _build(module: str, cls_name: str, extra: Callable[[AcceleratorConfig], dict
 
 # name -> (module, class)
 TOP_MODULES: dict[str, tuple[str, str]] = {
-    "pe": ("hw.pe", "ProcessingElement"),
-    "mac_array": ("hw.mac_array", "MacArray"),
-    "output_pipeline": ("hw.output_pipeline", "OutputPipeline"),
-    "ring": ("hw.ring", "Ring"),
-    "tile": ("hw.tile", "Tile"),
-    "accelerator": ("hw.accelerator", "Accelerator"),
-    "desc_checker": ("hw.desc_checker", "DescChecker"),
-    "sequencer": ("hw.sequencer", "Sequencer"),
-    "image_checker": ("hw.image_checker", "ImageChecker"),
-    "result_writer": ("hw.result_writer", "ResultWriter"),
+    "pe": (".pe", "ProcessingElement"),
+    "mac_array": (".mac_array", "MacArray"),
+    "output_pipeline": (".output_pipeline", "OutputPipeline"),
+    "ring": (".ring", "Ring"),
+    "tile": (".tile", "Tile"),
+    "accelerator": (".accelerator", "Accelerator"),
+    "desc_checker": (".desc_checker", "DescChecker"),
+    "sequencer": (".sequencer", "Sequencer"),
+    "image_checker": (".image_checker", "ImageChecker"),
+    "result_writer": (".result_writer", "ResultWriter"),
 }
 
 #: name -> factory(cfg) -> wiring.Component
@@ -71,21 +71,21 @@ TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
 }
 # Explicit mappings from the config to each block's constructor (from their signatures); a
 # block added later starts with the name-matching default of _kwargs_for.
-TOPS["pe"] = _build("hw.pe", "ProcessingElement", lambda cfg: {
+TOPS["pe"] = _build(".pe", "ProcessingElement", lambda cfg: {
     "data_width": cfg.data_width, "acc_width": cfg.acc_width, "mul_pipeline": cfg.mul_pipeline})
-TOPS["mac_array"] = _build("hw.mac_array", "MacArray", lambda cfg: {
+TOPS["mac_array"] = _build(".mac_array", "MacArray", lambda cfg: {
     "rows": cfg.rows, "cols": cfg.cols, "acc_width": cfg.acc_width,
     "mul_pipeline": cfg.mul_pipeline})
-TOPS["output_pipeline"] = _build("hw.output_pipeline", "OutputPipeline", lambda cfg: {
+TOPS["output_pipeline"] = _build(".output_pipeline", "OutputPipeline", lambda cfg: {
     "cfg": cfg})  # lanes = out_lanes, acc_width, max_channels = rows
-TOPS["tile"] = _build("hw.tile", "Tile", lambda cfg: {"config": cfg})
-TOPS["accelerator"] = _build("hw.accelerator", "Accelerator", lambda cfg: {"config": cfg})
+TOPS["tile"] = _build(".tile", "Tile", lambda cfg: {"config": cfg})
+TOPS["accelerator"] = _build(".accelerator", "Accelerator", lambda cfg: {"config": cfg})
 # the hub's control path alone (descriptor checks, header checks, FSM): its timing and area
-TOPS["desc_checker"] = _build("hw.desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
-TOPS["sequencer"] = _build("hw.sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
-TOPS["image_checker"] = _build("hw.image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
-TOPS["result_writer"] = _build("hw.result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
-TOPS["ring"] = _build("hw.ring", "Ring", lambda cfg: {
+TOPS["desc_checker"] = _build(".desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
+TOPS["sequencer"] = _build(".sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
+TOPS["image_checker"] = _build(".image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
+TOPS["result_writer"] = _build(".result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
+TOPS["ring"] = _build(".ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,
     "fifo_depth": cfg.ring_fifo_depth,
@@ -98,9 +98,9 @@ DEFAULT_ORDER = ("accelerator", "tile", "mac_array", "pe")
 def _importable(name: str) -> bool:
     module, cls = TOP_MODULES[name]
     try:
-        if importlib.util.find_spec(module) is None:
+        if importlib.util.find_spec(module, __package__) is None:
             return False
-        return hasattr(importlib.import_module(module), cls)
+        return hasattr(importlib.import_module(module, __package__), cls)
     except Exception:  # a half-written block: not available yet
         return False
 

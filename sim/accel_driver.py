@@ -18,15 +18,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-import golden
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     QUANT_RECORD_BYTES,
     Flags,
     Opcode,
     conv2d_descriptor,
     matmul_descriptor,
 )
+
+from sparsemac import golden
 
 __all__ = ["split_weights", "random_layer", "layer_fits", "build_job", "Job", "AccelDriver",
            "ALIGN"]
@@ -297,7 +297,7 @@ class AccelDriver:
                 ch.pause = False
 
     def reg(self, name: str) -> int:
-        from hw.regmap import register
+        from sparsemac.hw.regmap import register
 
         return register(self.cfg, name).offset
 

@@ -1,152 +1,53 @@
-"""``sparsemac bench matmul|conv2d``: one layer on the tile RTL or the tile cycle model.
+"""One layer on the tile RTL (Verilator) or the tile cycle model, checked against golden.
 
-The layer is random int8 data (``--seed``), pruned to the requested sparsity, packed in
-``--format`` and checked bit-exact against ``golden.matmul``.  ``--format dense`` runs the
-same pruned weights without any skipping, so ``speedup = dense cycles / sparse cycles`` on the
-same hardware.  ``cycles`` is the tile's compute phase (lanes start -> last result); the load
-phase (weight image + activations, not overlapped with compute) is ``load_cycles``.
-conv2d sends the raw NCHW image; the tile builds the im2col entries itself (implicit im2col,
-padding never fetched; docs/tile.md).
+``run_layer`` runs a packed weight image and dense activations on one compute tile and returns
+the cycles (compute phase, load phase) and, on the RTL, the accumulators.  ``check_capacity``
+says which tile buffer parameter a layer does not fit.  The ``sparsemac bench matmul|conv2d``
+command (:mod:`sparsemac.cli.bench_layer`) is built on these.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from .cli import UsageError
-from .cmd_config import add_config_arguments, config_from_args
-
-__all__ = ["register", "build_layer", "run_layer", "check_capacity", "UsageError"]
+__all__ = ["run_rtl", "run_layer", "check_capacity", "CapacityError"]
 
 
-def _nm(text: str):
-    try:
-        n, m = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--nm must be N:M, not {text!r}") from None
-    return n, m
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p)
-    p.add_argument("--engine", choices=("rtl", "model"), default="model")
-    p.add_argument("--format", choices=("dense", "bitmap", "block", "nm"), default="dense")
-    p.add_argument("--prune", choices=("auto", "none", "unstructured", "block", "nm"),
-                   default="auto", help="pruning (auto: from --format, or for dense from "
-                   "--nm / --block / --density)")
-    p.add_argument("--density", type=float, default=None, help="kept weight fraction")
-    p.add_argument("--nm", type=_nm, default=None, metavar="N:M")
-    p.add_argument("--block", type=int, default=None, metavar="B", help="block size")
-    p.add_argument("--group", type=int, default=None, metavar="G", help="bitmap group size")
-    p.add_argument("--act-density", type=float, default=1.0,
-                   help="fraction of non-zero activations (ReLU-like: 0.5)")
-    p.add_argument("--no-act-skip", action="store_true",
-                   help="weight-only skipping (no dual-side zero-activation skipping)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", action="store_true")
-
-
-def register(sub) -> None:
-    p = sub.add_parser("matmul", help="Y[M,N] = W[M,K] @ X[K,N] on one tile")
-    _common(p)
-    for f, d in (("--m", 64), ("--k", 256), ("--n", 16)):
-        p.add_argument(f, type=int, default=d)
-    p.set_defaults(func=lambda a: _main(a, "matmul"))
-    p = sub.add_parser("conv2d", help="NCHW x OIHW convolution on one tile (im2col lowered)")
-    _common(p)
-    for f, d in (("--c", 4), ("--h", 8), ("--w", 8), ("--kout", 16), ("--kh", 3), ("--kw", 3),
-                 ("--stride", 1), ("--pad", 1), ("--dilation", 1)):
-        p.add_argument(f, type=int, default=d)
-    p.set_defaults(func=lambda a: _main(a, "conv2d"))
-
-
-def _prune_method(a) -> str:
-    if a.prune != "auto":
-        return a.prune
-    if a.format != "dense":
-        return {"bitmap": "unstructured", "block": "block", "nm": "nm"}[a.format]
-    if a.nm:
-        return "nm"
-    if a.block:
-        return "block"
-    return "unstructured" if a.density is not None and a.density < 1 else "none"
-
-
-def build_layer(a, op: str, cfg):
-    """(W2d, X, meta) of the layer described by the parsed flags."""
-    from golden.ops import im2col
-    from golden.prune import prune
-
-    rng = np.random.default_rng(a.seed)
-    if op == "matmul":
-        if min(a.m, a.k, a.n) < 1:
-            raise UsageError("--m, --k and --n must be positive")
-        W = rng.integers(-128, 128, (a.m, a.k))
-        X = rng.integers(-128, 128, (a.k, a.n))
-        X = X * (rng.random(X.shape) < a.act_density)
-        meta = {"m": a.m, "k": a.k, "n": a.n}
-    else:
-        x = rng.integers(-128, 128, (1, a.c, a.h, a.w))
-        x = x * (rng.random(x.shape) < a.act_density)
-        W = rng.integers(-128, 128, (a.kout, a.c * a.kh * a.kw))
-        X, _ = im2col(x, a.kh, a.kw, a.stride, a.pad, a.dilation)
-        meta_x = x
-        meta = {"m": a.kout, "k": W.shape[1], "n": X.shape[1], "c": a.c, "h": a.h, "w": a.w,
-                "kh": a.kh, "kw": a.kw, "stride": a.stride, "pad": a.pad,
-                "dilation": a.dilation, "x": meta_x}
-    method = _prune_method(a)
-    block = a.block or cfg.block_size
-    if method == "unstructured":
-        W = prune(W, "unstructured", density=1.0 if a.density is None else a.density)[0]
-    elif method == "block":
-        W = prune(W, "block", density=1.0 if a.density is None else a.density,
-                  block_size=block)[0]
-    elif method == "nm":
-        W = prune(W, "nm", nm=a.nm or (2, 4))[0]
-    meta["prune"] = method
-    return W.astype(np.int64), X.astype(np.int64), meta
-
-
-def _pack(a, W, cfg):
-    from golden.formats import pack_weights
-
-    return pack_weights(W, a.format, group_size=a.group or cfg.group_size,
-                        block_size=a.block or cfg.block_size, nm=a.nm or (2, 4))
+class CapacityError(ValueError):
+    """A layer does not fit one tile's buffers; the message names the parameter to raise."""
 
 
 def check_capacity(cfg, pw, K, N):
-    """Raise `UsageError` (naming the parameter to raise) when ``W[M, K] @ X[K, N]`` packed as
+    """Raise `CapacityError` (naming the parameter to raise) when ``W[M, K] @ X[K, N]`` packed as
     ``pw`` does not fit one tile of ``cfg``: weight words, activation entries, zero-flag words,
     16-bit dimensions."""
-    from hw.tile import Tile
+    from sparsemac.hw.tile import Tile
 
     wb = cfg.axi_bytes
     ncg = -(-N // cfg.cols)
     if -(-pw.nbytes // wb) > cfg.weight_buf_depth:
-        raise UsageError(f"the weight image ({pw.nbytes} bytes) does not fit weight_buf_depth="
+        raise CapacityError(f"the weight image ({pw.nbytes} bytes) does not fit weight_buf_depth="
                          f"{cfg.weight_buf_depth} words of {wb} bytes: raise it with --set")
     if ncg * K > cfg.act_buf_depth:
-        raise UsageError(f"the activations ({ncg} column groups x K={K} entries) do not fit "
+        raise CapacityError(f"the activations ({ncg} column groups x K={K} entries) do not fit "
                          f"act_buf_depth={cfg.act_buf_depth}: raise it with --set")
     nz_words = ncg * (-(-K // cfg.axi_data_width))
     if nz_words > Tile(cfg).nz_depth:
-        raise UsageError(f"act_buf_depth={cfg.act_buf_depth} is too small for the zero flags of "
+        raise CapacityError(f"act_buf_depth={cfg.act_buf_depth} is too small for the zero flags of "
                          f"{ncg} column groups: raise it with --set")
     if K >= 1 << 16 or N >= 1 << 16 or pw.shape[0] >= 1 << 16:
-        raise UsageError("M, K and N must be below 65536 on one tile")
+        raise CapacityError("M, K and N must be below 65536 on one tile")
 
 
 def run_rtl(cfg, jobs: list[dict], *, seed: int = 1) -> list[dict]:
     """Run tile jobs (see `sim.tile_driver.tile_job`) back to back on one RTL build."""
-    from hw.tile import Tile
-    from sim.runner import run_cocotb
+    from sparsemac.hw.tile import Tile
+    from sparsemac.sim.runner import run_cocotb
 
     with tempfile.TemporaryDirectory(prefix="sparsemac-bench-") as tmp:
         jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
@@ -154,7 +55,7 @@ def run_rtl(cfg, jobs: list[dict], *, seed: int = 1) -> list[dict]:
         stdout = sys.stdout
         sys.stdout = sys.stderr  # keep --json output clean
         try:
-            run_cocotb(Tile(cfg), toplevel="tile", test_module="sim.tile_driver",
+            run_cocotb(Tile(cfg), toplevel="tile", test_module="sparsemac.sim.tile_driver",
                        env={"SPARSEMAC_BENCH_JOB": str(jpath), "SPARSEMAC_BENCH_OUT": str(opath),
                             "SPARSEMAC_BENCH_COLS": str(cfg.cols),
                             "SPARSEMAC_BENCH_ACC": str(cfg.acc_width)},
@@ -171,8 +72,8 @@ def run_layer(cfg, pw, X, *, engine: str, act_skip: bool, seed: int = 1,
               conv: dict | None = None) -> dict:
     """Cycles (and the RTL result) of one packed layer on one tile (``conv``: the conv2d
     geometry and input ``x`` for the tile's implicit im2col)."""
-    from golden.tile_model import tile_cycles
-    from sim.tile_driver import conv_job, tile_job
+    from sparsemac.golden.tile_model import tile_cycles
+    from sparsemac.sim.tile_driver import conv_job, tile_job
 
     img = None if conv is None else int(conv["x"].size)
     pred = tile_cycles(pw, X, cfg, act_skip=act_skip, image_bytes=img)
@@ -190,64 +91,3 @@ def run_layer(cfg, pw, X, *, engine: str, act_skip: bool, seed: int = 1,
     res["model_total_cycles"] = pred["total_cycles"]
     res["pairs"] = pred["pairs"]
     return res
-
-
-def _main(a, op: str) -> int:
-    from golden.ops import matmul
-    from golden.perf import layer_stats
-
-    cfg = config_from_args(a)
-    if not 0 <= a.act_density <= 1:
-        raise UsageError(f"--act-density must be between 0 and 1, not {a.act_density!r}")
-    if a.density is not None and not 0 <= a.density <= 1:
-        raise UsageError(f"--density must be between 0 and 1, not {a.density!r}")
-    if a.nm and (a.nm[0] & (a.nm[0] - 1)):
-        raise UsageError(f"--nm N must be a power of two on the tile (N:M = {a.nm[0]}:"
-                         f"{a.nm[1]}); see docs/tile.md")
-    W, X, meta = build_layer(a, op, cfg)
-    pw = _pack(a, W, cfg)
-    K, N = X.shape
-    check_capacity(cfg, pw, K, N)
-    conv = None
-    if op == "conv2d":
-        conv = meta
-        if meta["x"].size > cfg.act_buf_depth * cfg.cols:
-            raise UsageError(f"the input image ({meta['x'].size} bytes) does not fit "
-                             f"act_buf_depth={cfg.act_buf_depth} entries of {cfg.cols} bytes")
-        if max(a.kh, a.kw, a.stride, a.pad, a.dilation) > 15:
-            raise UsageError("--kh, --kw, --stride, --pad and --dilation must be at most 15")
-    act_skip = a.format != "dense" and not a.no_act_skip
-    res = run_layer(cfg, pw, X, engine=a.engine, act_skip=act_skip, seed=a.seed, conv=conv)
-    meta = {k: v for k, v in meta.items() if k != "x"}
-    tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
-                               axi_data_width=cfg.axi_data_width, acc_width=cfg.acc_width)
-    st = layer_stats(pw, X, a.format, tile_cfg, requant=False, bias=False)
-    if a.format == "dense":
-        croof = st.dense_compute_cycles
-    else:
-        croof = st.compute_cycles if act_skip else st.weight_compute_cycles
-    mism = 0
-    if res["Y"] is not None:
-        mism = int(np.count_nonzero(res["Y"] != matmul(W, X, acc_width=cfg.acc_width)))
-    cyc = res["cycles"]
-    out = {
-        "op": op, "engine": a.engine, "format": a.format, **meta,
-        "density": float(np.count_nonzero(W) / W.size), "act_density": a.act_density,
-        "act_skip": act_skip, "rows": cfg.rows, "cols": cfg.cols, "seed": a.seed,
-        "cycles": cyc, "load_cycles": res["load_cycles"], "total_cycles": res["total_cycles"],
-        "roofline_cycles": int(max(croof, 1)), "memory_cycles": st.memory_cycles,
-        "full_roofline_cycles": st.roofline_cycles,
-        "achieved_over_roofline": cyc / max(croof, 1),
-        "mac_utilization": st.effectual_macs / (cfg.rows * cfg.cols * max(cyc, 1))
-        if a.format != "dense" else st.dense_macs / (cfg.rows * cfg.cols * max(cyc, 1)),
-        "model_cycles": res["model_cycles"],
-        "model_error": (res["model_cycles"] - cyc) / max(cyc, 1),
-        "model_total_cycles": res["model_total_cycles"],
-        "weight_bytes": pw.nbytes, "mismatches": mism,
-    }
-    if a.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:>24}: {v:.4f}" if isinstance(v, float) else f"{k:>24}: {v}")
-    return 1 if mism else 0

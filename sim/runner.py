@@ -7,7 +7,7 @@ makes a rebuild after ``make clean`` cheap too.
 
 Typical use from pytest::
 
-    from sim.runner import run_cocotb
+    from sparsemac.sim.runner import run_cocotb
     run_cocotb(MyBlock(width=8), toplevel="my_block", test_module="tests.sim.cocotb_my_block",
                env={"SPARSEMAC_ROWS": "2"})
 
@@ -27,12 +27,14 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..paths import cache_dir
 from .toolchain import apply_tool_env
 
 __all__ = ["run_cocotb", "build_verilator", "CocotbFailure", "BUILD_ROOT", "to_verilog"]
 
-BUILD_ROOT = Path(os.environ.get("SPARSEMAC_BUILD", Path(__file__).resolve().parent.parent
-                                  / "build" / "sim"))
+#: Verilator builds: ``$SPARSEMAC_BUILD`` (the regression and the Makefile use the checkout's
+#: ``build/sim``), else the user cache (``sparsemac.paths.cache_dir("sim")``).
+BUILD_ROOT = Path(os.environ.get("SPARSEMAC_BUILD") or cache_dir("sim"))
 
 
 class CocotbFailure(AssertionError):
@@ -41,7 +43,7 @@ class CocotbFailure(AssertionError):
 
 def to_verilog(component, name: str) -> str:
     """Deterministic Verilog text of an Amaranth component (top module ``name``)."""
-    from hw.verilog import generate_verilog
+    from sparsemac.hw.verilog import generate_verilog
 
     return generate_verilog(component, name=name)
 
@@ -125,8 +127,9 @@ def run_cocotb(component, *, toplevel: str, test_module: str,
     if results.exists():
         results.unlink()
     apply_tool_env()
-    repo_root = str(Path(__file__).resolve().parent.parent)
-    extra = {"PYTHONPATH": os.pathsep.join([repo_root, *sys.path]),
+    # the simulator's Python sees what this process sees (the installed package, and under
+    # pytest the checkout, whose tests/ hold the regression's own cocotb modules)
+    extra = {"PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path]),
              "SPARSEMAC_SEED": str(seed)}
     extra.update(env or {})
     runner = get_runner("verilator")

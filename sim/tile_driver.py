@@ -50,7 +50,7 @@ def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
              word_bytes: int, act_skip: bool) -> dict:
     """The tile job of an NCHW (N=1) x OIHW conv2d: the image goes in raw (``cols`` bytes per
     beat, NCHW order) and the tile's im2col address generator builds the entries."""
-    from golden.ops import conv_output_shape
+    from sparsemac.golden.ops import conv_output_shape
 
     x = np.asarray(x, dtype=np.int64)
     _, C, H, Wd = x.shape
@@ -103,7 +103,7 @@ class TileDriver:
     """
 
     def __init__(self, dut, *, cols: int, acc_width: int, rng, stall: float = 0.0):
-        from hw.tile import tile_command_layout
+        from sparsemac.hw.tile import tile_command_layout
 
         self.dut, self.cols, self.acc_width, self.rng, self.stall = dut, cols, acc_width, rng, \
             stall

@@ -2,10 +2,15 @@
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
-from sim.toolchain import apply_tool_env
+# Verilator builds of the regression stay in the checkout (``make clean`` removes them)
+os.environ.setdefault("SPARSEMAC_BUILD",
+                      str(Path(__file__).resolve().parent.parent / "build" / "sim"))
+
+from sparsemac.sim.toolchain import apply_tool_env
 
 
 def pytest_configure(config):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from flow.boards import (
+from sparsemac.flow.boards import (
     BOARDS,
     BoardTop,
     _split_script,
@@ -13,8 +12,8 @@ from flow.boards import (
     build_board,
     format_board_report,
 )
-from flow.selftest import AccelSelfTest
-from flow.tile_selftest import TileSelfTest
+from sparsemac.flow.selftest import AccelSelfTest
+from sparsemac.flow.tile_selftest import TileSelfTest
 
 
 @pytest.mark.parametrize("board", list(BOARDS))

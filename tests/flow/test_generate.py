@@ -1,4 +1,5 @@
-"""``sparsemac generate`` and ``sim.lint``: deterministic Verilog, manifest, lint clean, errors."""
+"""``sparsemac generate`` and ``sparsemac lint``: deterministic Verilog, manifest, lint clean,
+errors."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from flow.generate import elaborate_verilog, generate
-from hw.config import AcceleratorConfig
-from hw.tops import DEFAULT_ORDER, TOPS, available_tops, default_top, make_top
-from sim.lint import lint_verilog
+from sparsemac.flow.generate import elaborate_verilog, generate
+from sparsemac.flow.lint import lint_verilog
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.tops import DEFAULT_ORDER, TOPS, available_tops, default_top, make_top
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = AcceleratorConfig.preset("tiny")
@@ -39,7 +39,7 @@ def _gen(top):
 
 
 def _cli(*argv, env=None):
-    return subprocess.run([sys.executable, "-m", "sim.cli", *argv], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "sparsemac", *argv], cwd=ROOT, text=True,
                           capture_output=True, env={**os.environ, **(env or {})})
 
 
@@ -142,7 +142,8 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == ("sparsemac generate: error: rows must be between 1 and 64, "
                                 "not 0"), r.stderr
-    r = subprocess.run([sys.executable, "-m", "sim.lint", "--config", str(tmp_path / "no.yaml")],
+    r = subprocess.run([sys.executable, "-m", "sparsemac", "lint", "--config",
+                        str(tmp_path / "no.yaml")],
                        cwd=ROOT, text=True, capture_output=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "cannot read config file" in r.stderr

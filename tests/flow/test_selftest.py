@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from flow.boards import board_config
-from flow.selftest import AccelSelfTest, compile_selftest, selftest_network
-from hw.config import AcceleratorConfig
-from sim.runner import run_cocotb
+from sparsemac.flow.boards import board_config
+from sparsemac.flow.selftest import AccelSelfTest, compile_selftest, selftest_network
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.runner import run_cocotb
 
 
 def _run(dut, tmp_path, seed, max_cycles=200_000, wrong_byte=0) -> dict:

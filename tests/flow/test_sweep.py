@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from flow.spec import SpecError, Workload, load_spec
-from flow.sweep import run_sweep
-from hw.config import AcceleratorConfig
+from sparsemac.flow.spec import SpecError, Workload, load_spec
+from sparsemac.flow.sweep import run_sweep
+from sparsemac.hw.config import AcceleratorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +100,7 @@ def test_spec_errors_name_file_and_line(tmp_path, edit, line, message):
 def test_cli_bad_spec_fails_before_any_work(tmp_path):
     p = _spec(tmp_path, GOOD.replace("M: 16", "M: 0"))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "sim.cli", "sweep", str(p), "-o", str(out)],
+    r = subprocess.run([sys.executable, "-m", "sparsemac", "sweep", str(p), "-o", str(out)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2, r
     assert r.stderr.strip() == f"sparsemac sweep: error: {p}:9: M must be an integer >= 1, not 0"
@@ -110,7 +109,7 @@ def test_cli_bad_spec_fails_before_any_work(tmp_path):
 
 def test_roofline_cycles_match_independent_count():
     """bitmap at 75 % sparsity: nnz = round(0.25 * M * K) exactly (unstructured pruning)."""
-    from flow.cycles import roofline_source
+    from sparsemac.flow.cycles import roofline_source
 
     cfg = AcceleratorConfig.preset("tiny")
     m, k, n = 16, 64, 8
@@ -154,7 +153,7 @@ def test_sweep_resumes_after_kill(tmp_path):
         """)
     out = tmp_path / "out"
     env = {**os.environ, "SPARSEMAC_CACHE": str(tmp_path / "cache")}  # real synthesis each
-    cmd = [sys.executable, "-m", "sim.cli", "sweep", str(p), "-o", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "sparsemac", "sweep", str(p), "-o", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     db = out / "results.sqlite"
@@ -204,7 +203,7 @@ def test_dask_local_cluster_matches_local(tmp_path, monkeypatch):
                                          ("block", 0.5, None), ("nm", 0.5, (2, 4))])
 def test_tile_model_source_is_never_below_the_roofline(fmt, sp, nm):
     """The roofline is a lower bound on any execution: the tile model must not beat it."""
-    from flow.cycles import resolve_source, tile_model_source
+    from sparsemac.flow.cycles import resolve_source, tile_model_source
 
     assert resolve_source("auto") == "tile_model"
     cfg = AcceleratorConfig.preset("tiny").replace(tiles=2)
@@ -222,7 +221,7 @@ def test_grid_mapping_value_sets_parameters_together(tmp_path):
 
 
 def test_rtl_sample_points_spread_evenly():
-    from flow.sweep import rtl_sample_points
+    from sparsemac.flow.sweep import rtl_sample_points
     assert rtl_sample_points(10, 0) == set()
     assert rtl_sample_points(10, 1) == {0}
     assert rtl_sample_points(10, 3) == {0, 4, 9} or rtl_sample_points(10, 3) == {0, 5, 9}
@@ -231,7 +230,7 @@ def test_rtl_sample_points_spread_evenly():
 
 def test_area_overhead_table():
     """Each config over the same config built dense-only; other varied parameters matched."""
-    from flow.sweep import area_overhead
+    from sparsemac.flow.sweep import area_overhead
 
     def row(rows, formats, lut, ff):
         return {"params": json.dumps({"rows": rows, "formats": formats}), "LUT": lut, "FF": ff}

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from flow.synth import check_fit, classify_cells, synth
-from hw.config import AcceleratorConfig
+from sparsemac.flow.synth import check_fit, classify_cells, synth
+from sparsemac.hw.config import AcceleratorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = AcceleratorConfig.preset("tiny")
@@ -57,7 +56,7 @@ def test_over_full_device_is_not_placed(tmp_path, monkeypatch):
     """3x3 MACs need 9 SB_MAC16; an iCE40 UP5K has 8: report it, never start nextpnr."""
     monkeypatch.setenv("SPARSEMAC_CACHE", str(tmp_path))
     cfg = TINY.replace(rows=3, cols=3, out_lanes=3)
-    r = subprocess.run([sys.executable, "-m", "sim.cli", "synth", "--preset", "tiny", "--set",
+    r = subprocess.run([sys.executable, "-m", "sparsemac", "synth", "--preset", "tiny", "--set",
                         "rows=3", "--set", "cols=3", "--set", "out_lanes=3", "--top",
                         "mac_array", "--target", "ice40", "--json"], cwd=ROOT,
                        capture_output=True, text=True,
@@ -72,7 +71,7 @@ def test_over_full_device_is_not_placed(tmp_path, monkeypatch):
 
 def test_cli_synth_errors(tmp_path):
     def run(*a):
-        return subprocess.run([sys.executable, "-m", "sim.cli", "synth", *a], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "sparsemac", "synth", *a], cwd=ROOT,
                               capture_output=True, text=True)
 
     r = run("--preset", "tiny", "--top", "pe", "--target", "vhdl")

@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
-
-from flow.boards import board_config
-from flow.tile_selftest import TileSelfTest, compile_tile_selftest
-from golden.formats import unpack_weights
-from hw.config import AcceleratorConfig
-from sim.runner import run_cocotb
+from sparsemac.flow.boards import board_config
+from sparsemac.flow.tile_selftest import TileSelfTest, compile_tile_selftest
+from sparsemac.golden.formats import unpack_weights
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.runner import run_cocotb
 
 
 def _run(dut, tmp_path, seed, wrong=0, max_cycles=50_000) -> dict:

@@ -32,8 +32,7 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Module, Signal
 from amaranth.lib import wiring
-
-from hw.ring import Ring, RingRouter
+from sparsemac.hw.ring import Ring, RingRouter
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 OUT = ROOT / "build" / "formal"

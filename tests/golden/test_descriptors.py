@@ -6,8 +6,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     DESC_BYTES,
     Descriptor,
     ErrorCode,
@@ -21,8 +20,8 @@ from golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
-from golden.formats import FormatErrorCode
-from golden.ops import conv_output_shape
+from sparsemac.golden.formats import FormatErrorCode
+from sparsemac.golden.ops import conv_output_shape
 
 E = ErrorCode
 CFG = SimpleNamespace(formats=("dense", "bitmap", "block", "nm"), group_size=16, block_size=8,

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from golden import FormatError, pack_weights, packed_size, parse_weights, unpack_weights
-from golden.formats import FormatErrorCode as C
+from sparsemac.golden import FormatError, pack_weights, packed_size, parse_weights, unpack_weights
+from sparsemac.golden.formats import FormatErrorCode as C
 
 from .hyp import hsettings
 from .util import fit_nm, rand_int8, show

@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 import pytest
-
-from golden.lut import (
+from sparsemac.golden.lut import (
     FUNCTIONS,
     PwlTable,
     build_lut,
@@ -16,7 +15,7 @@ from golden.lut import (
     pwl_error,
     requantize_to,
 )
-from golden.quant import apply_lut, requantize
+from sparsemac.golden.quant import apply_lut, requantize
 
 # float references written independently with the math module
 REF = {

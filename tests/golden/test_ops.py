@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 from scipy.signal import correlate
-
-from golden import conv2d, conv_output_shape, im2col, matmul, pack_weights
+from sparsemac.golden import conv2d, conv_output_shape, im2col, matmul, pack_weights
 
 from .hyp import hsettings
 from .util import rand_int8, show

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from golden import conv_layer_stats, layer_stats, pack_weights, prune, roofline_cycles
-from golden.perf import effectual_macs
-from hw.config import AcceleratorConfig
+from sparsemac.golden import conv_layer_stats, layer_stats, pack_weights, prune, roofline_cycles
+from sparsemac.golden.perf import effectual_macs
+from sparsemac.hw.config import AcceleratorConfig
 
 from .hyp import hsettings
 from .util import rand_int8

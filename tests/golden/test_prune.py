@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from golden import pack_weights, prune, unpack_weights
+from sparsemac.golden import pack_weights, prune, unpack_weights
 
 from .hyp import hsettings
 from .util import rand_int8, show

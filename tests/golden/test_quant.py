@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from golden import apply_lut, requantize, wrap
+from sparsemac.golden import apply_lut, requantize, wrap
 
 from .hyp import hsettings
 from .util import show

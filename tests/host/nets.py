@@ -62,7 +62,7 @@ def random_network(rng, *, n_layers: int = 3, conv: bool | None = None, lut: boo
 
 def valid_network(rng, **kwargs):
     """`random_network` until the shapes chain (a kernel may not fit a small image)."""
-    from sim.host import NetworkError, network_from_dict
+    from sparsemac.host import NetworkError, network_from_dict
 
     for _ in range(100):
         d = random_network(rng, **kwargs)

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hw.config import AcceleratorConfig
-from sim.cmd_run import run_network
-from sim.host import compile_network, load_network
+from sparsemac.host.run import run_network
+from sparsemac.host import compile_network, load_network
+from sparsemac.hw.config import AcceleratorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
 def run(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "sim.cli", "run", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sparsemac", "run", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -41,7 +40,7 @@ def test_examples_json(name):
         assert e["cycles"] >= e["roofline_cycles"] >= 1, e
         assert e["achieved_over_roofline"] == pytest.approx(e["cycles"] / e["roofline_cycles"])
         assert e["mismatches"] == 0
-    assert "golden.tile_model" in rep["cycle_model"]
+    assert "sparsemac.golden.tile_model" in rep["cycle_model"]
     if name == "demo_net.yaml":
         assert {e["format"] for e in rep["layers"]} == {"dense", "bitmap", "block", "nm"}
         assert {e["op"] for e in rep["layers"]} == {"matmul", "conv2d"}

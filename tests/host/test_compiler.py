@@ -1,12 +1,11 @@
-"""Compiler (sim/host/compiler.py): placement, descriptors, requant choice, golden chaining."""
+"""Compiler (host/compiler.py): placement, descriptors, requant choice, golden chaining."""
 
 import importlib.util
 import math
 
 import numpy as np
 import pytest
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     DESC_BYTES,
     ErrorCode,
     Flags,
@@ -15,12 +14,12 @@ from golden.descriptors import (
     unpack_descriptor,
     validate_descriptor,
 )
-from golden.formats import parse_weights
-from golden.ops import matmul
-from hw.config import AcceleratorConfig
-from sim.host import compile_network, network_from_dict
-from sim.host.compiler import requant_params
-from sim.host.placement import MemoryPlan, Region, check_regions
+from sparsemac.golden.formats import parse_weights
+from sparsemac.golden.ops import matmul
+from sparsemac.host import compile_network, network_from_dict
+from sparsemac.host.compiler import requant_params
+from sparsemac.host.placement import MemoryPlan, Region, check_regions
+from sparsemac.hw.config import AcceleratorConfig
 
 from .nets import valid_network
 
@@ -122,8 +121,8 @@ def test_descriptor_round_trip(rng, seed, rep):
         np.testing.assert_array_equal(np.concatenate([pw.unpack() for pw in slices]),
                                       cl.weights.reshape(s.out, -1),
                                       err_msg=f"seed={seed} layer {i}")
-        if importlib.util.find_spec("sim.accel_driver"):  # the RTL driver's own splitter
-            from sim.accel_driver import split_weights
+        if importlib.util.find_spec("sparsemac.sim.accel_driver"):  # the RTL driver's own splitter
+            from sparsemac.sim.accel_driver import split_weights
 
             wb = _slices_bytes(cn.image, desc)
             assert split_weights(cl.weights.reshape(s.out, -1), s.fmt, CFG,
@@ -235,8 +234,8 @@ def test_tile_buffer_needs_and_check(rng, seed):
     import types
     from pathlib import Path
 
-    from sim.host import NetworkError, load_network
-    from sim.host.compiler import check_tile_buffers, tile_buffer_needs
+    from sparsemac.host import NetworkError, load_network
+    from sparsemac.host.compiler import check_tile_buffers, tile_buffer_needs
 
     cfg = AcceleratorConfig.preset("tiny")
     path = Path(__file__).resolve().parents[2] / "examples" / "demo_net.yaml"

@@ -1,22 +1,21 @@
-"""Model engine (sim/host/model_engine.py): outputs from the image alone equal the compiler's
+"""Model engine (host/model_engine.py): outputs from the image alone equal the compiler's
 golden expectations; corrupted descriptors and weight images give the golden error codes."""
 
 import struct
 
 import numpy as np
 import pytest
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     DESC_BYTES,
     ErrorCode,
     Flags,
     unpack_descriptor,
     validate_descriptor,
 )
-from golden.formats import FormatError, parse_weights
-from hw.config import AcceleratorConfig
-from sim.host import compile_network, layer_cycles, network_from_dict, run_model
-from sim.host.model_engine import read_output
+from sparsemac.golden.formats import FormatError, parse_weights
+from sparsemac.host import compile_network, layer_cycles, network_from_dict, run_model
+from sparsemac.host.model_engine import read_output
+from sparsemac.hw.config import AcceleratorConfig
 
 from .nets import valid_network
 

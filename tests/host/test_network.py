@@ -1,13 +1,12 @@
-"""Layer-list schema (sim/host/network.py): pinned one-line errors and resolved shapes."""
+"""Layer-list schema (host/network.py): pinned one-line errors and resolved shapes."""
 
 import textwrap
 
 import numpy as np
 import pytest
-
-from golden.lut import FUNCTIONS
-from hw.config import AcceleratorConfig
-from sim.host import NetworkError, compile_network, load_network, network_from_dict
+from sparsemac.golden.lut import FUNCTIONS
+from sparsemac.host import NetworkError, compile_network, load_network, network_from_dict
+from sparsemac.hw.config import AcceleratorConfig
 
 BASE = """\
 name: t

@@ -5,10 +5,9 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from golden.lut import FUNCTIONS, build_lut
-from golden.quant import apply_lut
-from hw.activation_lut import ActivationLut
+from sparsemac.golden.lut import FUNCTIONS, build_lut
+from sparsemac.golden.quant import apply_lut
+from sparsemac.hw.activation_lut import ActivationLut
 
 
 def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):

@@ -7,15 +7,14 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from cocotbext.axi import axi_channels, axil_channels
-
-from hw.axi import (
+from sparsemac.hw.axi import (
     axi4_lite_signature,
     axi4_read_signature,
     axi4_signature,
     axi4_write_signature,
     check_dma_params,
 )
-from hw.verilog import generate_verilog
+from sparsemac.hw.verilog import generate_verilog
 
 
 def _names(channels):

@@ -6,8 +6,7 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
-
-from hw.axi_sram import AxiSram
+from sparsemac.hw.axi_sram import AxiSram
 
 
 class SramModel:

@@ -2,8 +2,7 @@
 
 import pytest
 from amaranth.sim import Simulator
-
-from hw.byte_gearbox import ByteGearbox
+from sparsemac.hw.byte_gearbox import ByteGearbox
 
 
 def _run(ib, ob, packets, rng, stall):

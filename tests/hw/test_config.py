@@ -4,9 +4,8 @@ import dataclasses
 import re
 
 import pytest
-
-from hw.config import _INT_RANGES as RANGES
-from hw.config import FORMATS, AcceleratorConfig, ConfigError, load_config
+from sparsemac.hw.config import _INT_RANGES as RANGES
+from sparsemac.hw.config import FORMATS, AcceleratorConfig, ConfigError, load_config
 
 
 @pytest.mark.parametrize("name", sorted(RANGES))

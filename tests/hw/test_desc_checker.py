@@ -2,15 +2,14 @@
 
 import pytest
 from amaranth.sim import Simulator
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     ErrorCode,
     conv2d_descriptor,
     matmul_descriptor,
     validate_descriptor,
 )
-from hw.config import AcceleratorConfig
-from hw.desc_checker import DescChecker
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.desc_checker import DescChecker
 
 CFG = AcceleratorConfig.preset("tiny").replace(formats=("dense", "bitmap", "nm"), nm_max_m=16)
 WINDOW = 1 << 16
@@ -125,7 +124,7 @@ def test_format_not_built_is_refused(formats):
 def test_random_bits_end_and_match_golden(rng, seed):
     """Fully random 512-bit descriptors (and random ones with a valid magic): every check ends
     within MAX_CHECK_CYCLES and gives golden's code."""
-    from golden.descriptors import DESC_MAGIC, unpack_descriptor
+    from sparsemac.golden.descriptors import DESC_MAGIC, unpack_descriptor
     raws = []
     for i in range(60):
         v = int.from_bytes(rng.bytes(64), "little")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from sparsemac.hw.dma_writer import DmaWriter
+from sparsemac.hw.regmap import ErrorCode
 
-from hw.dma_writer import DmaWriter
-from hw.regmap import ErrorCode
 from tests.hw.axi_models import DECERR, SLVERR, AxiWriteSlave
 
 MEM = 1 << 14

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from sparsemac.golden.formats import FormatError, FormatErrorCode, parse_weights
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.image_checker import ImageChecker
 
-import golden
-from golden.formats import FormatError, FormatErrorCode, parse_weights
-from hw.config import AcceleratorConfig
-from hw.image_checker import ImageChecker
+from sparsemac import golden
 
 C = FormatErrorCode
 

@@ -12,11 +12,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
-
-from golden.formats import pack_weights
-from golden.prune import prune
-from hw.config import FORMATS
-from hw.lane_decoder import LaneDecoder
+from sparsemac.golden.formats import pack_weights
+from sparsemac.golden.prune import prune
+from sparsemac.hw.config import FORMATS
+from sparsemac.hw.lane_decoder import LaneDecoder
 
 WB = 8
 

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from golden.quant import wrap
-from hw.mac_array import MacArray
+from sparsemac.golden.quant import wrap
+from sparsemac.hw.mac_array import MacArray
 
 
 @pytest.mark.parametrize("rows,cols,acc_width,mul_pipeline", [(2, 3, 32, 2), (1, 1, 20, 0),

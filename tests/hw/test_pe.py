@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from golden.quant import wrap
-from hw.pe import ProcessingElement
+from sparsemac.golden.quant import wrap
+from sparsemac.hw.pe import ProcessingElement
 
 
 @pytest.mark.parametrize("acc_width,mul_pipeline", [(32, 2), (20, 0), (16, 1), (48, 3)])

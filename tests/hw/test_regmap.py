@@ -6,9 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hw.config import AcceleratorConfig
-from hw.regmap import ErrorCode, main, registers, regmap_c_header, regmap_markdown
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.regmap import ErrorCode, main, registers, regmap_c_header, regmap_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["tiny", "default", "large"]

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import Signal
 from amaranth.sim import Simulator
-
-from golden.lut import requantize_to
-from golden.quant import requantize
-from hw.requantizer import Requantizer
+from sparsemac.golden.lut import requantize_to
+from sparsemac.golden.quant import requantize
+from sparsemac.hw.requantizer import Requantizer
 
 # -- stream helpers shared by the output-pipeline unit tests ---------------------------------
 

@@ -2,11 +2,10 @@
 
 import pytest
 from amaranth.sim import Simulator
-
-from hw.config import AcceleratorConfig
-from hw.result_writer import ResultWriter
-from hw.ring.layouts import FlitType
-from hw.tile_node import DONE_MARKER, result_data_bytes
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.result_writer import ResultWriter
+from sparsemac.hw.ring.layouts import FlitType
+from sparsemac.hw.tile_node import DONE_MARKER, result_data_bytes
 
 
 def _flit(m, eoff, data, ftype=FlitType.RESULT):

@@ -6,10 +6,9 @@ from collections import defaultdict, deque
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
-
-from hw.config import AcceleratorConfig
-from hw.ring import Ring
-from hw.ring.layouts import FlitType
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.ring import Ring
+from sparsemac.hw.ring.layouts import FlitType
 
 
 def flit(**kw):

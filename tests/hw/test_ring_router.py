@@ -2,9 +2,8 @@
 
 import pytest
 from amaranth.sim import Simulator
-
-from hw.ring import RingRouter
-from hw.ring.layouts import FlitType
+from sparsemac.hw.ring import RingRouter
+from sparsemac.hw.ring.layouts import FlitType
 
 
 def flit(**kw):

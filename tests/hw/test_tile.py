@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from golden.formats import pack_weights
-from golden.ops import conv2d, matmul
-from golden.prune import prune
-from golden.quant import wrap
-from golden.tile_model import tile_cycles
-from hw.config import FORMATS, AcceleratorConfig
-from hw.tile import Tile, tile_command_layout
-from sim.tile_driver import conv_job, pack_struct, tile_job
+from sparsemac.golden.formats import pack_weights
+from sparsemac.golden.ops import conv2d, matmul
+from sparsemac.golden.prune import prune
+from sparsemac.golden.quant import wrap
+from sparsemac.golden.tile_model import tile_cycles
+from sparsemac.hw.config import FORMATS, AcceleratorConfig
+from sparsemac.hw.tile import Tile, tile_command_layout
+from sparsemac.sim.tile_driver import conv_job, pack_struct, tile_job
 
 
 def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):

@@ -12,10 +12,9 @@ import os
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
-
-from golden.descriptors import ErrorCode, validate_descriptor
-from hw.config import AcceleratorConfig
-from sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
+from sparsemac.golden.descriptors import ErrorCode, validate_descriptor
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 CFG = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
@@ -117,7 +116,7 @@ async def performance_counters(dut):
 
 
 def _desc_at(job, i):
-    from golden.descriptors import unpack_descriptor
+    from sparsemac.golden.descriptors import unpack_descriptor
 
     off = job.desc_base - job.base + 64 * i
     return unpack_descriptor(bytes(job.image[off:off + 64]))
@@ -195,7 +194,7 @@ async def bad_descriptors(dut):
 @cocotb.test()
 async def bad_tables_and_images(dut):
     """(d) table registers and weight-image headers: documented code, memory untouched."""
-    from golden.formats import FormatError, parse_weights
+    from sparsemac.golden.formats import FormatError, parse_weights
 
     tb = await _tb(dut, salt=6)
     rng = _rng(6)
@@ -465,8 +464,8 @@ async def bad_image_bodies(dut):
     output buffer, the host model agrees, and the next job (same format) is bit-exact.  With
     several tiles also: two broken images (the first in memory counts) and a broken body
     followed by a broken header (the header counts)."""
-    from golden.formats import FormatError, parse_weights
-    from sim.host.model_engine import run_model
+    from sparsemac.golden.formats import FormatError, parse_weights
+    from sparsemac.host.model_engine import run_model
 
     tb = await _tb(dut, salt=9)
     rng = _rng(9)

@@ -15,8 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus
-
-from sim.axi_vip import FaultyAxiRam, axi_rule_monitor
+from sparsemac.sim.axi_vip import FaultyAxiRam, axi_rule_monitor
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 P = {k: int(os.environ[f"SPARSEMAC_{k.upper()}"]) for k in (

@@ -7,8 +7,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from golden.quant import wrap
+from sparsemac.golden.quant import wrap
 
 
 @cocotb.test()

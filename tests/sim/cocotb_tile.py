@@ -13,13 +13,12 @@ import cocotb
 import numpy as np
 import yaml
 from cocotb.triggers import with_timeout
-
-from golden.formats import pack_weights
-from golden.ops import conv2d, conv_output_shape, matmul
-from golden.prune import prune
-from hw.config import AcceleratorConfig
-from hw.desc_checker import nz_depth
-from sim.tile_driver import TileDriver, conv_job, tile_job
+from sparsemac.golden.formats import pack_weights
+from sparsemac.golden.ops import conv2d, conv_output_shape, matmul
+from sparsemac.golden.prune import prune
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.desc_checker import nz_depth
+from sparsemac.sim.tile_driver import TileDriver, conv_job, tile_job
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 CFG = AcceleratorConfig.from_dict(yaml.safe_load(os.environ.get("SPARSEMAC_TILE_CFG", "{}")))

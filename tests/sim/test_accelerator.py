@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from hw.accelerator import Accelerator
-from hw.config import AcceleratorConfig
-from sim.runner import run_cocotb
+from sparsemac.hw.accelerator import Accelerator
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.runner import run_cocotb
 
 TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
 CONFIGS = {

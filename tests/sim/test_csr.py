@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from hw.config import AcceleratorConfig
-from hw.csr_bank import CsrBank
-from sim.runner import run_cocotb
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.csr_bank import CsrBank
+from sparsemac.sim.runner import run_cocotb
 
 
 @pytest.mark.parametrize("preset", ["default", "tiny"])

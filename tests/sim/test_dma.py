@@ -8,11 +8,10 @@ mid-burst); this file builds the small wrapper once per parameter set.
 import pytest
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from hw.axi import axi4_signature
-from hw.dma_reader import DmaReader
-from hw.dma_writer import DmaWriter
-from sim.runner import run_cocotb
+from sparsemac.hw.axi import axi4_signature
+from sparsemac.hw.dma_reader import DmaReader
+from sparsemac.hw.dma_writer import DmaWriter
+from sparsemac.sim.runner import run_cocotb
 
 
 class DmaPair(wiring.Component):

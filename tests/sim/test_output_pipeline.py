@@ -1,10 +1,9 @@
 """Verilator + cocotb regression of the output pipeline (requant -> activation LUT)."""
 
 import pytest
-
-from hw.config import AcceleratorConfig
-from hw.output_pipeline import OutputPipeline
-from sim.runner import run_cocotb
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.output_pipeline import OutputPipeline
+from sparsemac.sim.runner import run_cocotb
 
 
 def run_pipeline(lanes, acc_width, channels, segments, out_width, *, testcase=None, env=None,
@@ -16,7 +15,7 @@ def run_pipeline(lanes, acc_width, channels, segments, out_width, *, testcase=No
          "SPARSEMAC_PWL_LATENCY": str(dut.pwl_latency), "SPARSEMAC_PWL_SEGMENTS": str(segments),
          "SPARSEMAC_OUT_WIDTH": str(out_width), **(env or {})}
     return run_cocotb(dut, toplevel="output_pipeline",
-                      test_module="tests.sim.cocotb_output_pipeline", testcase=testcase, env=e,
+                      test_module="sparsemac.sim.tb.output_pipeline", testcase=testcase, env=e,
                       tag=tag or f"{lanes}-{acc_width}-{channels}-{segments}-{out_width}")
 
 

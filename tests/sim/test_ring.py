@@ -1,9 +1,8 @@
 """Whole rings of 2, 3, 4 and 8 nodes on Verilator (cocotb): traffic, stalls, scoreboard."""
 
 import pytest
-
-from hw.ring import Ring
-from sim.runner import run_cocotb
+from sparsemac.hw.ring import Ring
+from sparsemac.sim.runner import run_cocotb
 
 PAYLOAD = 32
 
@@ -11,7 +10,7 @@ PAYLOAD = 32
 def _run(nodes, *, fifo_depth=4, testcase=("ring_traffic", "ring_saturation_full_links"),
          cycles=1500, seed=None):
     ring = Ring(nodes=nodes, payload_width=PAYLOAD, fifo_depth=fifo_depth)
-    run_cocotb(ring, toplevel="ring", test_module="tests.sim.cocotb_ring",
+    run_cocotb(ring, toplevel="ring", test_module="sparsemac.sim.tb.ring",
                testcase=list(testcase), seed=seed,
                env={"SPARSEMAC_RING_NODES": str(nodes), "SPARSEMAC_RING_PAYLOAD": str(PAYLOAD),
                     "SPARSEMAC_RING_CYCLES": str(cycles), "SPARSEMAC_RING_DEPTH": str(fifo_depth)},
@@ -39,7 +38,7 @@ def test_bench_ring_cli(seed, capsys):
     """``sparsemac bench ring --json`` on the RTL: counts add up, light-load latency is 2/hop."""
     import json
 
-    from sim.cli import main
+    from sparsemac.cli.main import main
 
     rc = main(["bench", "ring", "--nodes", "3", "--cycles", "600", "--injection", "0.02",
                "--pattern", "uniform", "--seed", str(seed), "--json"])

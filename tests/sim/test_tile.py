@@ -3,10 +3,9 @@ shapes in CI (2x2, 4x8), more in the slow set."""
 
 import pytest
 import yaml
-
-from hw.config import AcceleratorConfig
-from hw.tile import Tile
-from sim.runner import run_cocotb
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.tile import Tile
+from sparsemac.sim.runner import run_cocotb
 
 SHAPES = {
     "2x2": dict(rows=2, cols=2, out_lanes=1, mul_pipeline=2, weight_buf_depth=1024,

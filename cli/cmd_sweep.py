@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import UsageError
+from .main import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from flow.spec import SpecError, load_spec
-    from flow.synth import SynthError
+    from sparsemac.flow.spec import SpecError, load_spec
+    from sparsemac.flow.synth import SynthError
 
     if args.executor not in ("local", "dask"):
         raise UsageError(f"--executor must be local or dask, not {args.executor!r}")
@@ -44,7 +44,7 @@ def main(args) -> int:
 
         if importlib.util.find_spec("distributed") is None:
             raise UsageError("--executor dask needs dask.distributed: pip install -e '.[flow]'")
-    from flow.sweep import run_sweep
+    from sparsemac.flow.sweep import run_sweep
 
     try:
         res = run_sweep(spec, args.out, jobs=args.jobs, executor=args.executor,

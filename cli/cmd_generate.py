@@ -10,7 +10,7 @@ from .cmd_config import add_config_arguments, config_from_args
 
 def add_top_argument(p: argparse.ArgumentParser) -> None:
     """``--top NAME``: which registered top to build (hw/tops.py)."""
-    from hw.tops import TOPS
+    from sparsemac.hw.tops import TOPS
 
     p.add_argument("--top", metavar="NAME",
                    help=f"top to generate: {', '.join(TOPS)} (default: the most complete "
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from flow.generate import generate
+    from sparsemac.flow.generate import generate
 
     cfg = config_from_args(args)
     manifest = generate(cfg, args.out, top=args.top)

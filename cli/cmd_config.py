@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from hw.config import AcceleratorConfig, load_config
+from sparsemac.hw.config import AcceleratorConfig, load_config
 
-from .cli import UsageError
+from .main import UsageError
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

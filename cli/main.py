@@ -1,6 +1,6 @@
 """``sparsemac`` command line: one command, one subcommand per job (docs/cli.md).
 
-Subcommands live in their own modules (``sim/cmd_<name>.py``), each with
+Subcommands live in their own modules (``cli/cmd_<name>.py``), each with
 ``add_arguments(parser)`` and ``main(args) -> int``.  User mistakes raise :class:`UsageError`
 (or a config error) and print one line on stderr with exit code 2, never a traceback.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 __all__ = ["main", "UsageError", "COMMANDS"]
@@ -21,19 +20,16 @@ class UsageError(Exception):
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("sim.cmd_generate", "Verilog, register map and manifest for a config"),
-    "bench": ("sim.cmd_bench", "run one layer or the ring on the RTL or the cycle model"),
-    "run": ("sim.cmd_run", "run a network of layers from YAML end to end"),
-    "synth": ("sim.cmd_synth", "area and Fmax of a config for an FPGA target"),
-    "build": ("sim.cmd_build", "bitstream and reports for a board"),
-    "sweep": ("sim.cmd_sweep", "parameter sweep: area, Fmax, throughput, Pareto plot"),
-    "lut": ("sim.cmd_lut", "activation tables and their accuracy"),
-    "config": ("sim.cmd_config", "show, validate or resolve a configuration"),
+    "generate": ("sparsemac.cli.cmd_generate", "Verilog, register map and manifest for a config"),
+    "bench": ("sparsemac.cli.cmd_bench", "run one layer or the ring on the RTL or the cycle model"),
+    "run": ("sparsemac.cli.cmd_run", "run a network of layers from YAML end to end"),
+    "synth": ("sparsemac.cli.cmd_synth", "area and Fmax of a config for an FPGA target"),
+    "build": ("sparsemac.cli.cmd_build", "bitstream and reports for a board"),
+    "sweep": ("sparsemac.cli.cmd_sweep", "parameter sweep: area, Fmax, throughput, Pareto plot"),
+    "lut": ("sparsemac.cli.cmd_lut", "activation tables and their accuracy"),
+    "config": ("sparsemac.cli.cmd_config", "show, validate or resolve a configuration"),
+    "lint": ("sparsemac.cli.cmd_lint", "verilator --lint-only -Wall on the generated Verilog"),
 }
-
-
-def _available() -> dict[str, tuple[str, str]]:
-    return {name: v for name, v in COMMANDS.items() if importlib.util.find_spec(v[0])}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         version = "unknown"
     parser.add_argument("--version", action="version", version=f"sparsemac {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (modname, help_) in _available().items():
+    for name, (modname, help_) in COMMANDS.items():
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip())
         mod.add_arguments(p)
@@ -58,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hw.config import ConfigError
+    from sparsemac.hw.config import ConfigError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -83,11 +79,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_validation_error(exc: Exception) -> bool:
     return " must be " in str(exc)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # `python -m sim.cli` runs this file as __main__: call the package module's main so that
-    # `except UsageError` catches the class the subcommands import from sim.cli.
-    from sim.cli import main as _package_main
-
-    sys.exit(_package_main())

@@ -13,8 +13,14 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import Event, ReadOnly, RisingEdge
-
-from golden.lut import FUNCTIONS, build_lut, build_pwl, output_pipeline, pwl_apply, requantize_to
+from sparsemac.golden.lut import (
+    FUNCTIONS,
+    build_lut,
+    build_pwl,
+    output_pipeline,
+    pwl_apply,
+    requantize_to,
+)
 
 SEED = int(os.environ["SPARSEMAC_SEED"])
 LANES = int(os.environ["SPARSEMAC_LANES"])

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 
 # modules that register bench kinds (matmul/conv2d: the compute tile; ring: the interconnect)
-BENCH_MODULES = ["sim.bench_layer", "sim.bench_ring"]
+BENCH_MODULES = ["sparsemac.cli.bench_layer", "sparsemac.cli.bench_ring"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="kind", metavar="KIND")
     for modname in BENCH_MODULES:
-        if importlib.util.find_spec(modname):
-            importlib.import_module(modname).register(sub)
+        importlib.import_module(modname).register(sub)
     p.set_defaults(_bench_parser=p)
 
 

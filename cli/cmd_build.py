@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import UsageError
+from .main import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from flow.boards import BOARDS
+    from sparsemac.flow.boards import BOARDS
 
     p.add_argument("--board", required=True, metavar="NAME", help=f"one of {', '.join(BOARDS)}")
     p.add_argument("--config", metavar="FILE",
@@ -25,10 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     import json
 
-    from flow.boards import BOARDS, board_config, build_board, format_board_report
-    from flow.synth import SynthError
-    from hw.config import AcceleratorConfig
-    from sim.host import NetworkError
+    from sparsemac.flow.boards import BOARDS, board_config, build_board, format_board_report
+    from sparsemac.flow.synth import SynthError
+    from sparsemac.host import NetworkError
+    from sparsemac.hw.config import AcceleratorConfig
 
     if args.board not in BOARDS:
         raise UsageError(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")

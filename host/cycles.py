@@ -15,19 +15,19 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from golden.descriptors import Flags, Opcode
-from golden.formats import pack_weights
-from golden.perf import layer_stats
-from golden.tile_model import tile_cycles
+from sparsemac.golden.descriptors import Flags, Opcode
+from sparsemac.golden.formats import pack_weights
+from sparsemac.golden.perf import layer_stats
+from sparsemac.golden.tile_model import tile_cycles
 
 __all__ = ["layer_cycles", "CYCLE_SOURCE"]
 
-CYCLE_SOURCE = ("golden.tile_model per tile (output rows split across tiles, tiles in "
+CYCLE_SOURCE = ("sparsemac.golden.tile_model per tile (output rows split across tiles, tiles in "
                 "parallel), at least golden.perf memory_cycles")
 
 
 def layer_cycles(run, cfg) -> dict:
-    """Cycles and roofline of a `sim.host.model_engine.LayerRun` on the build ``cfg``.
+    """Cycles and roofline of a `sparsemac.host.model_engine.LayerRun` on the build ``cfg``.
 
     Returns
     -------

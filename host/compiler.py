@@ -5,7 +5,7 @@ seed), magnitude pruning (`golden.prune`) and packing (`golden.pack_weights`) in
 format, bias, requantization parameters calibrated on the network input so the layer's outputs
 use the int8 range, an activation table (`golden.build_lut`) and the expected output of the
 golden model (`golden.matmul` / `golden.conv2d`, chained: layer ``i + 1`` reads layer ``i``'s
-output buffer in place).  Buffers are placed in one window by `sim.host.placement`; the
+output buffer in place).  Buffers are placed in one window by `sparsemac.host.placement`; the
 descriptor table (docs/spec.md section 8) sits at the window base; a layer's weights are one
 image per tile, back to back (section 8.1).
 """
@@ -17,8 +17,7 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from golden.descriptors import (
+from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
     QUANT_RECORD_BYTES,
@@ -30,12 +29,12 @@ from golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
-from golden.formats import PackedWeights, pack_weights
-from golden.lut import FUNCTIONS, build_lut
-from golden.ops import conv2d, im2col, matmul
-from golden.perf import LayerStats, layer_stats
-from golden.prune import prune
-from golden.quant import wrap
+from sparsemac.golden.formats import PackedWeights, pack_weights
+from sparsemac.golden.lut import FUNCTIONS, build_lut
+from sparsemac.golden.ops import conv2d, im2col, matmul
+from sparsemac.golden.perf import LayerStats, layer_stats
+from sparsemac.golden.prune import prune
+from sparsemac.golden.quant import wrap
 
 from .network import LayerSpec, Network, NetworkError
 from .placement import MemoryPlan, Region
@@ -355,7 +354,7 @@ def compile_network(net: Network, cfg, *, base: int = DEFAULT_BASE, seed: int | 
     Parameters
     ----------
     net : Network
-        A validated layer list (`sim.host.load_network` / `network_from_dict`).
+        A validated layer list (`sparsemac.host.load_network` / `network_from_dict`).
     cfg : hw.config.AcceleratorConfig
         The build: formats, G, B, ``nm_max_m``, LUT engine, ``acc_width``, AXI beat.
     base : int

@@ -1,7 +1,8 @@
 """``sparsemac run --engine rtl``: a compiled network on the accelerator top on Verilator.
 
-The network is compiled by :mod:`sim.host.compiler` (the same image the model engine runs),
-the image is loaded into cocotbext-axi's ``AxiRam`` by :class:`sim.accel_driver.AccelDriver`,
+The network is compiled by :mod:`sparsemac.host.compiler` (the same image the model engine runs),
+the image is loaded into cocotbext-axi's ``AxiRam`` by
+:class:`sparsemac.sim.accel_driver.AccelDriver`,
 the registers are programmed over AXI4-Lite, the run ends on the interrupt, and every output
 buffer is read back and compared with the compiler's golden expectations.  Per-layer cycles are
 the cycles spent on each descriptor (the sequencer's ``desc_index``, sampled every clock);
@@ -21,9 +22,8 @@ __all__ = ["run_network_rtl"]
 
 
 def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
-    from hw.accelerator import Accelerator
-
-    from ..runner import run_cocotb
+    from ..hw.accelerator import Accelerator
+    from .runner import run_cocotb
 
     job = {"base": cn.base, "image": bytes(cn.image).hex(), "desc_base": cn.desc_base,
            "count": cn.desc_count, "max_cycles": max_cycles,
@@ -35,7 +35,7 @@ def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
         stdout, sys.stdout = sys.stdout, sys.stderr  # keep --json output clean
         try:
             run_cocotb(Accelerator(cfg), toplevel="accelerator",
-                       test_module="sim.host.rtl_bench",
+                       test_module="sparsemac.sim.tb.network",
                        env={"SPARSEMAC_RUN_JOB": str(jpath), "SPARSEMAC_RUN_OUT": str(opath),
                             "SPARSEMAC_CFG": json.dumps(cfg.to_dict())},
                        seed=seed, tag="run")
@@ -50,27 +50,22 @@ def run_network_rtl(path, cfg, *, seed=None, base=None, max_cycles: int = 2_000_
 
     Raises
     ------
-    sim.cli.UsageError
+    sparsemac.host.NetworkError
         The network does not compile, or a layer does not fit the tile buffers of ``cfg``
-        (`sim.host.compiler.check_tile_buffers`: one line naming the parameter and the value).
+        (`sparsemac.host.compiler.check_tile_buffers`: one line naming the parameter and the value).
     """
-    from golden.descriptors import ErrorCode
-
-    from ..cli import UsageError
-    from ..cmd_run import run_network
-    from . import NetworkError, compile_network, load_network
-    from .compiler import DEFAULT_BASE, check_tile_buffers
-    from .cycles import layer_cycles
-    from .model_engine import run_model
+    from ..golden.descriptors import ErrorCode
+    from ..host import compile_network, load_network
+    from ..host.compiler import DEFAULT_BASE, check_tile_buffers
+    from ..host.cycles import layer_cycles
+    from ..host.model_engine import run_model
+    from ..host.run import run_network
 
     rep = run_network(path, cfg, seed=seed, base=base)  # compiles; model cycles for reference
 
     cn = compile_network(load_network(path), cfg, seed=seed,
                          base=DEFAULT_BASE if base is None else base)
-    try:  # the tiles would refuse it (BAD_SHAPE / BAD_SIZE): say which parameter, up front
-        check_tile_buffers(cn)
-    except NetworkError as exc:
-        raise UsageError(str(exc)) from None
+    check_tile_buffers(cn)  # the tiles would refuse it (BAD_SHAPE / BAD_SIZE): say which, up front
     model = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
                       cfg=cfg)
     res = _run_image(cfg, cn, seed=1 if seed is None else seed, max_cycles=max_cycles)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import UsageError
 from .cmd_config import add_config_arguments, config_from_args
 from .cmd_generate import add_top_argument
+from .main import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from flow.synth import DEFAULT_DEVICE, TARGETS
+    from sparsemac.flow.synth import DEFAULT_DEVICE, TARGETS
 
     add_config_arguments(p)
     add_top_argument(p)
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from flow.synth import TARGETS, SynthError, format_report, synth, top_macs
-    from hw.tops import default_top
+    from sparsemac.flow.synth import TARGETS, SynthError, format_report, synth, top_macs
+    from sparsemac.hw.tops import default_top
 
     if args.target not in TARGETS:
         raise UsageError(f"--target must be one of {', '.join(TARGETS)}, not {args.target!r}")

@@ -1,4 +1,4 @@
-"""cocotb module behind ``sparsemac run --engine rtl`` (see :mod:`sim.host.rtl_driver`).
+"""cocotb module behind ``sparsemac run --engine rtl`` (see :mod:`sparsemac.sim.rtl_engine`).
 
 Reads the job from ``SPARSEMAC_RUN_JOB`` (JSON: window base, image as hex, descriptor table,
 output buffers), runs it through :class:`sim.accel_driver.AccelDriver` and writes the result
@@ -12,9 +12,8 @@ import os
 
 import cocotb
 from cocotb.triggers import RisingEdge
-
-from hw.config import AcceleratorConfig
-from sim.accel_driver import AccelDriver, Job
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.accel_driver import AccelDriver, Job
 
 
 @cocotb.test()

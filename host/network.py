@@ -37,7 +37,7 @@ _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
 
 
 def _activations() -> tuple[str, ...]:
-    from golden.lut import FUNCTIONS
+    from sparsemac.golden.lut import FUNCTIONS
 
     return ("none", *FUNCTIONS)
 

@@ -5,7 +5,7 @@ Examples::
     sparsemac lut gelu --in-scale 0.05 --out-scale 0.02
     sparsemac lut tanh --pwl --segments 32 --out-width 16 --in-scale 1.2e-4 --out-scale 3e-5
     sparsemac lut gelu --in-scale 0.05 --out-scale 0.02 --json
-    sparsemac lut --report            # regenerate docs/activation_accuracy.md
+    sparsemac lut --report            # accuracy table -> activation_accuracy.md
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import UsageError
+from .main import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from golden.lut import FUNCTIONS
+    from sparsemac.golden.lut import FUNCTIONS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("function", nargs="?", metavar="FUNCTION",
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     if args.report:
-        from bench.activation_accuracy import DEFAULT_OUTPUT, run
+        from ..sim.activation_accuracy import DEFAULT_OUTPUT, run
 
         return run(output=args.output or DEFAULT_OUTPUT, sim=not args.no_sim,
                    as_json=args.json, segments=args.segments)
@@ -46,7 +46,7 @@ def main(args) -> int:
         raise UsageError("give a FUNCTION (or --report)")
     if args.in_scale is None or args.out_scale is None:
         raise UsageError("--in-scale and --out-scale are required")
-    from golden.lut import build_lut, build_pwl, lut_error, pwl_error
+    from sparsemac.golden.lut import build_lut, build_pwl, lut_error, pwl_error
 
     if args.pwl:
         t = build_pwl(args.function, args.in_scale, args.out_scale, segments=args.segments,

@@ -6,7 +6,7 @@
    format, check every output value against the golden model and print cycles, roofline and
    speedup over the same weights run dense on the same hardware.
 3. Run the small sparse network ``examples/demo_net.yaml`` end to end on the whole accelerator
-   RTL (``sparsemac run --engine rtl``) when its driver is present, else on the model engine.
+   RTL (``sparsemac run --engine rtl``).
 
 Exit code 0 only if every value matched.
 """
@@ -14,7 +14,6 @@ Exit code 0 only if every value matched.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,14 @@ def _step(msg: str) -> None:
 
 def _layer_table(cfg, seed: int) -> int:
     """Dense vs nm / block / bitmap on one RTL build of the tile; returns the mismatch count."""
-    from golden.formats import pack_weights
-    from golden.ops import matmul
-    from golden.perf import layer_stats
-    from golden.prune import prune
-    from golden.tile_model import tile_cycles
+    from sparsemac.golden.formats import pack_weights
+    from sparsemac.golden.ops import matmul
+    from sparsemac.golden.perf import layer_stats
+    from sparsemac.golden.prune import prune
+    from sparsemac.golden.tile_model import tile_cycles
 
-    from .bench_layer import run_rtl
-    from .tile_driver import tile_job
+    from ..sim.bench_layer import run_rtl
+    from ..sim.tile_driver import tile_job
 
     rng = np.random.default_rng(seed)
     M, K, N = 32, 256, 2 * cfg.cols
@@ -78,17 +77,19 @@ def _layer_table(cfg, seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m sparsemac.cli.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/default.yaml")
-    ap.add_argument("--out", default="build/demo")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--config", default="configs/default.yaml",
+                    help="configuration file (default: configs/default.yaml)")
+    ap.add_argument("--out", default="build/demo",
+                    help="folder for the generated Verilog (default: build/demo)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the random data (default: 1)")
     args = ap.parse_args(argv)
 
-    from hw.config import AcceleratorConfig
+    from sparsemac.hw.config import AcceleratorConfig
 
-    from .cli import main as cli
-    from .toolchain import apply_tool_env, verilator_version
+    from ..sim.toolchain import apply_tool_env, verilator_version
+    from .main import main as cli
 
     apply_tool_env()
     t0 = time.time()
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     _step("one sparse layer on the tile RTL, every format, vs the golden model")
     bad = _layer_table(cfg, args.seed)
 
-    engine = "rtl" if importlib.util.find_spec("sim.host.rtl_driver") else "model"
+    engine = "rtl"
     _step(f"network examples/demo_net.yaml end to end (sparsemac run --engine {engine})")
     rc = cli(["run", "examples/demo_net.yaml", "--config", args.config, "--engine", engine,
               "--seed", str(args.seed)])

@@ -1,0 +1,1 @@
+"""Configuration presets shipped with sparsemac (``tiny``, ``default``, ``large``) as YAML."""
