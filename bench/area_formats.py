@@ -70,7 +70,7 @@ def lane_point(formats: tuple) -> dict:
     from sparsemac.flow.generate import GeneratedTop
     from sparsemac.flow.synth import synth_verilog
     from sparsemac.hw.config import AcceleratorConfig
-    from sparsemac.hw.lane_decoder import LaneDecoder
+    from sparsemac.hw.tile.lane_decoder import LaneDecoder
     from sparsemac.hw.verilog import generate_verilog
 
     cfg = AcceleratorConfig.preset("default").with_overrides(BASE_SETS)

@@ -26,7 +26,7 @@ __all__ = ["GeneratedTop", "elaborate_verilog", "generate", "register_map_source
 # The register map source (added with the accelerator top): ``hw.regmap.registers(cfg)``, with
 # ``regmap_markdown(cfg)`` / ``regmap_c_header(cfg)`` when present.  Nothing is written while
 # it does not exist.
-REGMAP_MODULE = "sparsemac.hw.regmap"
+REGMAP_MODULE = "sparsemac.hw.top.regmap"
 
 
 def sha256(data: str | bytes) -> str:

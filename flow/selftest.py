@@ -215,10 +215,10 @@ class AccelSelfTest(wiring.Component):
                            f"output compared word by word"}
 
     def elaborate(self, platform):
-        from sparsemac.hw.accelerator import Accelerator
-        from sparsemac.hw.axi import connect_axi4_with_read_tap
-        from sparsemac.hw.axi_sram import AxiSram
-        from sparsemac.hw.regmap import register
+        from sparsemac.hw.mem.axi import connect_axi4_with_read_tap
+        from sparsemac.hw.mem.axi_sram import AxiSram
+        from sparsemac.hw.top.accelerator import Accelerator
+        from sparsemac.hw.top.regmap import register
 
         m = Module()
         cfg, t = self.cfg, self.test

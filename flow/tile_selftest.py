@@ -191,7 +191,7 @@ class TileSelfTest(wiring.Component):
                            f"accumulator compared"}
 
     def elaborate(self, platform):
-        from sparsemac.hw.tile import Tile, TileOp
+        from sparsemac.hw.tile.tile import Tile, TileOp
 
         m = Module()
         cfg, t = self.cfg, self.test

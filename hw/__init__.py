@@ -3,6 +3,6 @@
 Blocks live one per module; this package re-exports the configuration.
 """
 
-from .config import FORMATS, AcceleratorConfig, ConfigError, load_config
+from sparsemac.hw.config import FORMATS, AcceleratorConfig, ConfigError, load_config
 
 __all__ = ["AcceleratorConfig", "ConfigError", "FORMATS", "load_config"]

@@ -16,7 +16,7 @@ import importlib.util
 import inspect
 from collections.abc import Callable
 
-from .config import AcceleratorConfig
+from sparsemac.hw.config import AcceleratorConfig
 
 __all__ = ["TOPS", "TOP_MODULES", "DEFAULT_ORDER", "available_tops", "default_top", "make_top",
            "top_module_name"]
@@ -53,16 +53,16 @@ def _build(module: str, cls_name: str, extra: Callable[[AcceleratorConfig], dict
 
 # name -> (module, class)
 TOP_MODULES: dict[str, tuple[str, str]] = {
-    "pe": (".pe", "ProcessingElement"),
-    "mac_array": (".mac_array", "MacArray"),
-    "output_pipeline": (".output_pipeline", "OutputPipeline"),
+    "pe": (".tile.pe", "ProcessingElement"),
+    "mac_array": (".tile.mac_array", "MacArray"),
+    "output_pipeline": (".post.output_pipeline", "OutputPipeline"),
     "ring": (".ring", "Ring"),
-    "tile": (".tile", "Tile"),
-    "accelerator": (".accelerator", "Accelerator"),
-    "desc_checker": (".desc_checker", "DescChecker"),
-    "sequencer": (".sequencer", "Sequencer"),
-    "image_checker": (".image_checker", "ImageChecker"),
-    "result_writer": (".result_writer", "ResultWriter"),
+    "tile": (".tile.tile", "Tile"),
+    "accelerator": (".top.accelerator", "Accelerator"),
+    "desc_checker": (".hub.desc_checker", "DescChecker"),
+    "sequencer": (".hub.sequencer", "Sequencer"),
+    "image_checker": (".tile.image_checker", "ImageChecker"),
+    "result_writer": (".hub.result_writer", "ResultWriter"),
 }
 
 #: name -> factory(cfg) -> wiring.Component
@@ -71,20 +71,20 @@ TOPS: dict[str, Callable[[AcceleratorConfig], object]] = {
 }
 # Explicit mappings from the config to each block's constructor (from their signatures); a
 # block added later starts with the name-matching default of _kwargs_for.
-TOPS["pe"] = _build(".pe", "ProcessingElement", lambda cfg: {
+TOPS["pe"] = _build(".tile.pe", "ProcessingElement", lambda cfg: {
     "data_width": cfg.data_width, "acc_width": cfg.acc_width, "mul_pipeline": cfg.mul_pipeline})
-TOPS["mac_array"] = _build(".mac_array", "MacArray", lambda cfg: {
+TOPS["mac_array"] = _build(".tile.mac_array", "MacArray", lambda cfg: {
     "rows": cfg.rows, "cols": cfg.cols, "acc_width": cfg.acc_width,
     "mul_pipeline": cfg.mul_pipeline})
-TOPS["output_pipeline"] = _build(".output_pipeline", "OutputPipeline", lambda cfg: {
+TOPS["output_pipeline"] = _build(".post.output_pipeline", "OutputPipeline", lambda cfg: {
     "cfg": cfg})  # lanes = out_lanes, acc_width, max_channels = rows
-TOPS["tile"] = _build(".tile", "Tile", lambda cfg: {"config": cfg})
-TOPS["accelerator"] = _build(".accelerator", "Accelerator", lambda cfg: {"config": cfg})
+TOPS["tile"] = _build(".tile.tile", "Tile", lambda cfg: {"config": cfg})
+TOPS["accelerator"] = _build(".top.accelerator", "Accelerator", lambda cfg: {"config": cfg})
 # the hub's control path alone (descriptor checks, header checks, FSM): its timing and area
-TOPS["desc_checker"] = _build(".desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
-TOPS["sequencer"] = _build(".sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
-TOPS["image_checker"] = _build(".image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
-TOPS["result_writer"] = _build(".result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
+TOPS["desc_checker"] = _build(".hub.desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
+TOPS["sequencer"] = _build(".hub.sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
+TOPS["image_checker"] = _build(".tile.image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
+TOPS["result_writer"] = _build(".hub.result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
 TOPS["ring"] = _build(".ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,

@@ -297,7 +297,7 @@ class AccelDriver:
                 ch.pause = False
 
     def reg(self, name: str) -> int:
-        from sparsemac.hw.regmap import register
+        from sparsemac.hw.top.regmap import register
 
         return register(self.cfg, name).offset
 

@@ -56,7 +56,7 @@ def measure_accuracy(segments: int = 32) -> list[dict]:
 def measure_pipeline(lanes: int = 4, acc_width: int = 32, channels: int = 8,
                      segments: int = 32) -> dict:
     """Throughput and latency of ``OutputPipeline`` on Verilator (cocotb throughput test)."""
-    from sparsemac.hw.output_pipeline import OutputPipeline
+    from sparsemac.hw.post.output_pipeline import OutputPipeline
     from sparsemac.sim.runner import run_cocotb
 
     dut = OutputPipeline(lanes=lanes, acc_width=acc_width, max_channels=channels,

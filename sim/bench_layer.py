@@ -26,7 +26,7 @@ def check_capacity(cfg, pw, K, N):
     """Raise `CapacityError` (naming the parameter to raise) when ``W[M, K] @ X[K, N]`` packed as
     ``pw`` does not fit one tile of ``cfg``: weight words, activation entries, zero-flag words,
     16-bit dimensions."""
-    from sparsemac.hw.tile import Tile
+    from sparsemac.hw.tile.tile import Tile
 
     wb = cfg.axi_bytes
     ncg = -(-N // cfg.cols)
@@ -46,7 +46,7 @@ def check_capacity(cfg, pw, K, N):
 
 def run_rtl(cfg, jobs: list[dict], *, seed: int = 1) -> list[dict]:
     """Run tile jobs (see `sim.tile_driver.tile_job`) back to back on one RTL build."""
-    from sparsemac.hw.tile import Tile
+    from sparsemac.hw.tile.tile import Tile
     from sparsemac.sim.runner import run_cocotb
 
     with tempfile.TemporaryDirectory(prefix="sparsemac-bench-") as tmp:

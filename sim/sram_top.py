@@ -16,10 +16,10 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.hw.accelerator import Accelerator
-from sparsemac.hw.axi import connect_axi4_with_read_tap
-from sparsemac.hw.axi_sram import AxiSram
 from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.mem.axi import connect_axi4_with_read_tap
+from sparsemac.hw.mem.axi_sram import AxiSram
+from sparsemac.hw.top.accelerator import Accelerator
 
 __all__ = ["SramAccelTop", "sram_layout"]
 

@@ -103,7 +103,7 @@ class TileDriver:
     """
 
     def __init__(self, dut, *, cols: int, acc_width: int, rng, stall: float = 0.0):
-        from sparsemac.hw.tile import tile_command_layout
+        from sparsemac.hw.tile.tile import tile_command_layout
 
         self.dut, self.cols, self.acc_width, self.rng, self.stall = dut, cols, acc_width, rng, \
             stall

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sparsemac.host.run import run_network
 from sparsemac.host import compile_network, load_network
+from sparsemac.host.run import run_network
 from sparsemac.hw.config import AcceleratorConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.quant import apply_lut
-from sparsemac.hw.activation_lut import ActivationLut
+from sparsemac.hw.post.activation_lut import ActivationLut
 
 
 def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):

@@ -7,7 +7,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from cocotbext.axi import axi_channels, axil_channels
-from sparsemac.hw.axi import (
+from sparsemac.hw.mem.axi import (
     axi4_lite_signature,
     axi4_read_signature,
     axi4_signature,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
-from sparsemac.hw.axi_sram import AxiSram
+from sparsemac.hw.mem.axi_sram import AxiSram
 
 
 class SramModel:

@@ -2,7 +2,7 @@
 
 import pytest
 from amaranth.sim import Simulator
-from sparsemac.hw.byte_gearbox import ByteGearbox
+from sparsemac.hw.mem.byte_gearbox import ByteGearbox
 
 
 def _run(ib, ob, packets, rng, stall):

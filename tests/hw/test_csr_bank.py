@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
-from sparsemac.hw.csr_bank import CsrBank
-from sparsemac.hw.regmap import REGMAP_ID, register, registers
+from sparsemac.hw.top.csr_bank import CsrBank
+from sparsemac.hw.top.regmap import REGMAP_ID, register, registers
 
 OKAY, SLVERR = 0, 2
 

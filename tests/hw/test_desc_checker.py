@@ -9,7 +9,7 @@ from sparsemac.golden.descriptors import (
     validate_descriptor,
 )
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.desc_checker import DescChecker
+from sparsemac.hw.hub.desc_checker import DescChecker
 
 CFG = AcceleratorConfig.preset("tiny").replace(formats=("dense", "bitmap", "nm"), nm_max_m=16)
 WINDOW = 1 << 16

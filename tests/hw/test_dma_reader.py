@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from sparsemac.hw.dma_reader import DmaReader
-from sparsemac.hw.regmap import ErrorCode
+from sparsemac.hw.hub.dma_reader import DmaReader
+from sparsemac.hw.top.regmap import ErrorCode
 
 from tests.hw.axi_models import DECERR, SLVERR, AxiReadSlave
 

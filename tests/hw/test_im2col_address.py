@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.ops import conv_output_shape, im2col
-from sparsemac.hw.im2col_address import Im2colAddress
+from sparsemac.hw.tile.im2col_address import Im2colAddress
 
 GEOMS = [  # (C, H, W, KH, KW, stride, pad, dilation)
     (2, 5, 6, 3, 3, (1, 1), (1, 1), (1, 1)),

@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.formats import FormatError, FormatErrorCode, parse_weights
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.image_checker import ImageChecker
+from sparsemac.hw.tile.image_checker import ImageChecker
 
 from sparsemac import golden
 

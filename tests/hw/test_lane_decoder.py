@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.prune import prune
 from sparsemac.hw.config import FORMATS
-from sparsemac.hw.lane_decoder import LaneDecoder
+from sparsemac.hw.tile.lane_decoder import LaneDecoder
 
 WB = 8
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.quant import wrap
-from sparsemac.hw.mac_array import MacArray
+from sparsemac.hw.tile.mac_array import MacArray
 
 
 @pytest.mark.parametrize("rows,cols,acc_width,mul_pipeline", [(2, 3, 32, 2), (1, 1, 20, 0),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.quant import wrap
-from sparsemac.hw.pe import ProcessingElement
+from sparsemac.hw.tile.pe import ProcessingElement
 
 
 @pytest.mark.parametrize("acc_width,mul_pipeline", [(32, 2), (20, 0), (16, 1), (48, 3)])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from sparsemac.golden.lut import FUNCTIONS, PwlTable, build_pwl, pwl_apply
-from sparsemac.hw.pwl_activation import PwlActivation
+from sparsemac.hw.post.pwl_activation import PwlActivation
 
 from tests.hw.test_requantizer import run_stream_sim
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.regmap import ErrorCode, main, registers, regmap_c_header, regmap_markdown
+from sparsemac.hw.top.regmap import ErrorCode, main, registers, regmap_c_header, regmap_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["tiny", "default", "large"]

@@ -8,7 +8,7 @@ from amaranth.hdl import Signal
 from amaranth.sim import Simulator
 from sparsemac.golden.lut import requantize_to
 from sparsemac.golden.quant import requantize
-from sparsemac.hw.requantizer import Requantizer
+from sparsemac.hw.post.requantizer import Requantizer
 
 # -- stream helpers shared by the output-pipeline unit tests ---------------------------------
 

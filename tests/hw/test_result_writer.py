@@ -3,9 +3,9 @@
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.result_writer import ResultWriter
+from sparsemac.hw.hub.result_writer import ResultWriter
 from sparsemac.hw.ring.layouts import FlitType
-from sparsemac.hw.tile_node import DONE_MARKER, result_data_bytes
+from sparsemac.hw.tile.tile_node import DONE_MARKER, result_data_bytes
 
 
 def _flit(m, eoff, data, ftype=FlitType.RESULT):

@@ -9,7 +9,7 @@ from sparsemac.golden.prune import prune
 from sparsemac.golden.quant import wrap
 from sparsemac.golden.tile_model import tile_cycles
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
-from sparsemac.hw.tile import Tile, tile_command_layout
+from sparsemac.hw.tile.tile import Tile, tile_command_layout
 from sparsemac.sim.tile_driver import conv_job, pack_struct, tile_job
 
 

@@ -16,7 +16,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
-from sparsemac.hw.regmap import REGMAP_ID, REGMAP_VERSION, register, registers
+from sparsemac.hw.top.regmap import REGMAP_ID, REGMAP_VERSION, register, registers
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
 CFG = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))

@@ -17,7 +17,7 @@ from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.ops import conv2d, conv_output_shape, matmul
 from sparsemac.golden.prune import prune
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.desc_checker import nz_depth
+from sparsemac.hw.hub.desc_checker import nz_depth
 from sparsemac.sim.tile_driver import TileDriver, conv_job, tile_job
 
 SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))

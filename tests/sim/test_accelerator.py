@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from sparsemac.hw.accelerator import Accelerator
 from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.top.accelerator import Accelerator
 from sparsemac.sim.runner import run_cocotb
 
 TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.csr_bank import CsrBank
+from sparsemac.hw.top.csr_bank import CsrBank
 from sparsemac.sim.runner import run_cocotb
 
 

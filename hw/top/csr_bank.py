@@ -5,9 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from .axi import AxiResp, axi4_lite_signature
-from .regmap import Register, registers
+from sparsemac.hw.mem.axi import AxiResp, axi4_lite_signature
+from sparsemac.hw.top.regmap import Register, registers
 
 __all__ = ["CsrBank"]
 

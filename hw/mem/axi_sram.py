@@ -8,8 +8,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
-
-from .axi import AxiResp, axi4_signature, check_axi_params
+from sparsemac.hw.mem.axi import AxiResp, axi4_signature, check_axi_params
 
 __all__ = ["AxiSram"]
 

@@ -11,9 +11,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.formats import MAGIC, FormatErrorCode
-
-from .config import AcceleratorConfig
-from .row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.tile.row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount
 
 __all__ = ["ImageChecker"]
 

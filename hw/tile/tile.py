@@ -7,11 +7,10 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from .config import FORMATS, AcceleratorConfig
-from .im2col_address import Im2colAddress, conv_geometry_layout
-from .lane_decoder import LaneDecoder
-from .mac_array import MacArray
+from sparsemac.hw.config import FORMATS, AcceleratorConfig
+from sparsemac.hw.tile.im2col_address import Im2colAddress, conv_geometry_layout
+from sparsemac.hw.tile.lane_decoder import LaneDecoder
+from sparsemac.hw.tile.mac_array import MacArray
 
 __all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
 

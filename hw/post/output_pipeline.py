@@ -5,10 +5,9 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from .activation_lut import ActivationLut, lut_write_signature
-from .pwl_activation import PwlActivation, pwl_write_signature
-from .requantizer import (
+from sparsemac.hw.post.activation_lut import ActivationLut, lut_write_signature
+from sparsemac.hw.post.pwl_activation import PwlActivation, pwl_write_signature
+from sparsemac.hw.post.requantizer import (
     Requantizer,
     _check_int,
     requant_in_layout,
@@ -87,7 +86,7 @@ class OutputPipeline(wiring.Component):
                  max_channels: int | None = None, pwl: bool = True,
                  pwl_segments: int | None = None, pwl_out_width: int = 8):
         if cfg is not None:
-            from .config import AcceleratorConfig
+            from sparsemac.hw.config import AcceleratorConfig
 
             if not isinstance(cfg, AcceleratorConfig):
                 raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")

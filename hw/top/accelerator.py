@@ -5,16 +5,15 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from .axi import axi4_lite_signature, axi4_signature
-from .config import AcceleratorConfig
-from .csr_bank import CsrBank
-from .dma_reader import DmaReader
-from .dma_writer import DmaWriter
-from .result_writer import ResultWriter
-from .ring import Ring
-from .sequencer import Sequencer
-from .tile_node import TileNode
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.hub.dma_reader import DmaReader
+from sparsemac.hw.hub.dma_writer import DmaWriter
+from sparsemac.hw.hub.result_writer import ResultWriter
+from sparsemac.hw.hub.sequencer import Sequencer
+from sparsemac.hw.mem.axi import axi4_lite_signature, axi4_signature
+from sparsemac.hw.ring import Ring
+from sparsemac.hw.tile.tile_node import TileNode
+from sparsemac.hw.top.csr_bank import CsrBank
 
 __all__ = ["Accelerator"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from .axi import (
+from sparsemac.hw.mem.axi import (
     AxiBurst,
     axi4_write_signature,
     burst_beats,
@@ -15,7 +14,7 @@ from .axi import (
     dma_status_layout,
     dma_write_data_layout,
 )
-from .regmap import ErrorCode
+from sparsemac.hw.top.regmap import ErrorCode
 
 __all__ = ["DmaWriter"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from .pe import ProcessingElement
+from sparsemac.hw.tile.pe import ProcessingElement
 
 __all__ = ["MacArray"]
 

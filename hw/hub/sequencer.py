@@ -7,13 +7,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode
 from sparsemac.golden.formats import MAGIC as IMAGE_MAGIC
-
-from .axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
-from .config import AcceleratorConfig
-from .desc_checker import DescChecker, descriptor_layout
-from .ring.layouts import FlitType, flit_layout
-from .tile import DIM_WIDTH
-from .tile_node import QUANT_BYTES, layer_layout
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
+from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
+from sparsemac.hw.ring.layouts import FlitType, flit_layout
+from sparsemac.hw.tile.tile import DIM_WIDTH
+from sparsemac.hw.tile.tile_node import QUANT_BYTES, layer_layout
 
 __all__ = ["Sequencer"]
 

@@ -101,7 +101,7 @@ def _word(name):
 
 def registers(cfg) -> list[Register]:
     """Every register of the map for the build ``cfg`` (an ``AcceleratorConfig``)."""
-    from .config import FORMATS
+    from sparsemac.hw.config import FORMATS
 
     fmt_mask = sum(1 << i for i, f in enumerate(FORMATS) if f in cfg.formats)
     major, minor, patch = REGMAP_VERSION
@@ -272,7 +272,7 @@ def regmap_c_header(cfg) -> str:
 
 def main(argv=None) -> int:
     """``python -m hw.regmap (--md | --c) [--config FILE] [-o OUT]``."""
-    from .config import load_config
+    from sparsemac.hw.config import load_config
 
     ap = argparse.ArgumentParser(prog="python -m hw.regmap", description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group(required=True)

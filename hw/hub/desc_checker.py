@@ -6,9 +6,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode
-
-from .config import FORMATS, AcceleratorConfig
-from .tile import DIM_WIDTH
+from sparsemac.hw.config import FORMATS, AcceleratorConfig
+from sparsemac.hw.tile.tile import DIM_WIDTH
 
 __all__ = ["DescChecker", "descriptor_layout", "MAX_GEO", "nz_depth"]
 

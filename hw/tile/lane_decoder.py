@@ -9,8 +9,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-
-from .config import FORMATS
+from sparsemac.hw.config import FORMATS
 
 __all__ = ["LaneDecoder", "pair_layout"]
 

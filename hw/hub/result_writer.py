@@ -5,11 +5,10 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from .axi import dma_cmd_layout, dma_status_layout, dma_write_data_layout
-from .config import AcceleratorConfig
-from .ring.layouts import FlitType, flit_layout
-from .tile_node import DONE_MARKER, result_data_bytes
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.mem.axi import dma_cmd_layout, dma_status_layout, dma_write_data_layout
+from sparsemac.hw.ring.layouts import FlitType, flit_layout
+from sparsemac.hw.tile.tile_node import DONE_MARKER, result_data_bytes
 
 __all__ = ["ResultWriter"]
 

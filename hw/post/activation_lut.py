@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from .requantizer import requant_out_layout
+from sparsemac.hw.post.requantizer import requant_out_layout
 
 __all__ = ["ActivationLut", "lut_write_signature"]
 

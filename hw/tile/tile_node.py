@@ -6,14 +6,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-
-from .byte_gearbox import ByteGearbox
-from .config import AcceleratorConfig
-from .im2col_address import conv_geometry_layout
-from .image_checker import ImageChecker
-from .output_pipeline import OutputPipeline
-from .ring.layouts import FlitType, flit_layout
-from .tile import DIM_WIDTH, Tile, TileOp
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.mem.byte_gearbox import ByteGearbox
+from sparsemac.hw.post.output_pipeline import OutputPipeline
+from sparsemac.hw.ring.layouts import FlitType, flit_layout
+from sparsemac.hw.tile.im2col_address import conv_geometry_layout
+from sparsemac.hw.tile.image_checker import ImageChecker
+from sparsemac.hw.tile.tile import DIM_WIDTH, Tile, TileOp
 
 __all__ = ["TileNode", "layer_layout", "DONE_MARKER", "result_data_bytes", "QUANT_BYTES"]
 
