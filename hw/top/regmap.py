@@ -240,7 +240,7 @@ def regmap_markdown(cfg) -> str:
 def _doc_of(code: ErrorCode) -> str:
     import inspect
 
-    from ..golden import descriptors as gd
+    from sparsemac.golden import descriptors as gd
 
     src = inspect.getsource(gd.ErrorCode)
     for line in src.splitlines():
