@@ -32,7 +32,7 @@ demo: $(STAMP)
 ## The whole regression: lint and unit tests first (fail fast), then the simulations.
 test: $(STAMP)
 	$(PY) -m ruff check $(SRC)
-	$(PY) -m pytest -q -n $(JOBS) -m "not slow" tests/golden tests/hw
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow" tests/golden tests/hw tests/packaging/test_layers.py
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow" --durations=15 tests --ignore=tests/golden --ignore=tests/hw
 
 test-fast: $(STAMP)

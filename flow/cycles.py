@@ -137,7 +137,7 @@ def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
         check_capacity(cfg, pw, X.shape[0], X.shape[1])
     except CapacityError as e:
         return {"rtl_cycles": None, "rtl_note": f"not run: {e}"}
-    from sparsemac.golden.formats import unpack_weights
+    from sparsemac.golden.format_check import unpack_weights
 
     res = run_layer(cfg, pw, X, engine="rtl", act_skip=_act_skip(workload), seed=seed + 1)
     exact = bool(np.array_equal(res["Y"], matmul(unpack_weights(pw), X, acc_width=cfg.acc_width)))

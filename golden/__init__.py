@@ -6,14 +6,13 @@ Arithmetic rules (section 1): `golden.quant`; activation tables (section 1.1):
 `golden.perf`.  Pure NumPy: never imports ``hw`` or Amaranth.
 """
 
+from .format_check import parse_weights, unpack_weights
 from .formats import (
     FormatError,
     FormatErrorCode,
     PackedWeights,
     pack_weights,
     packed_size,
-    parse_weights,
-    unpack_weights,
 )
 from .lut import build_lut
 from .ops import conv2d, conv_output_shape, im2col, matmul

@@ -26,7 +26,7 @@ from .formats import (
     _section_sizes,
 )
 
-__all__ = ["parse_weights"]
+__all__ = ["parse_weights", "unpack_weights"]
 
 
 def _fail(code, msg):
@@ -193,3 +193,12 @@ def _check_nm(pw: PackedWeights) -> PackedWeights:
 _CHECKS = {"bitmap": _check_bitmap, "block": _check_block, "nm": _check_nm}
 
 
+def unpack_weights(image) -> np.ndarray:
+    """Validate an image (see `parse_weights`) and return the int8 matrix ``W[M, K]``.
+
+    Raises
+    ------
+    FormatError
+        The image breaks a rule of docs/spec.md section 3; ``.code`` says which.
+    """
+    return parse_weights(image).unpack()

@@ -4,7 +4,8 @@ A packed ``W[M, K]`` is one little-endian byte image: a 32-byte header, then up 
 sections, each starting at a multiple of 32 bytes.  ``pack_weights`` builds the canonical image,
 ``parse_weights`` checks every consistency rule of section 3 (raising `FormatError` with a
 stable `FormatErrorCode` that the hardware mirrors; the checks live in `golden.format_check`)
-and ``unpack_weights`` returns the int8 matrix.  Pure NumPy; no hardware imports.
+and ``golden.format_check.unpack_weights`` returns the int8 matrix.  Pure NumPy; no hardware
+imports.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["pack_weights", "unpack_weights", "parse_weights", "packed_size", "PackedWeights",
+__all__ = ["pack_weights", "packed_size", "PackedWeights",
            "FormatError", "FormatErrorCode", "FORMAT_CODES", "MAGIC", "HEADER_BYTES", "ALIGN",
            "GROUP_SIZES", "BLOCK_SIZES", "NM_MS"]
 
@@ -378,24 +379,3 @@ def _decode(pw: PackedWeights) -> np.ndarray:
     W = np.zeros((rows, ng, m), dtype=np.int8)
     np.put_along_axis(W, pw.indices.astype(np.int64), pw.values, axis=-1)
     return W.reshape(rows, ng * m)[:, :cols].copy()
-
-
-def unpack_weights(image) -> np.ndarray:
-    """Validate an image (see `parse_weights`) and return the int8 matrix ``W[M, K]``.
-
-    Raises
-    ------
-    FormatError
-        The image breaks a rule of docs/spec.md section 3; ``.code`` says which.
-    """
-    from .format_check import parse_weights
-
-    return parse_weights(image).unpack()
-
-
-def parse_weights(image) -> PackedWeights:
-    """Validate an image against every rule of docs/spec.md section 3 (see
-    `golden.format_check.parse_weights`) and return its `PackedWeights`."""
-    from .format_check import parse_weights as _parse
-
-    return _parse(image)

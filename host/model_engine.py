@@ -30,7 +30,8 @@ from sparsemac.golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
-from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights, parse_weights
+from sparsemac.golden.format_check import parse_weights
+from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights
 from sparsemac.golden.ops import im2col, matmul
 from sparsemac.golden.quant import apply_lut, requantize, wrap
 

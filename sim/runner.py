@@ -8,7 +8,7 @@ makes a rebuild after ``make clean`` cheap too.
 Typical use from pytest::
 
     from sparsemac.sim.runner import run_cocotb
-    run_cocotb(MyBlock(width=8), toplevel="my_block", test_module="tests.sim.cocotb_my_block",
+    run_cocotb(MyBlock(width=8), toplevel="my_block", test_module="mypkg.cocotb_my_block",
                env={"SPARSEMAC_ROWS": "2"})
 
 A failing cocotb test raises :class:`CocotbFailure` whose message carries the failing tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
+from sparsemac.golden.descriptors import ErrorCode
 from sparsemac.hw.mem.axi import (
     AxiBurst,
     axi4_write_signature,
@@ -14,7 +15,6 @@ from sparsemac.hw.mem.axi import (
     dma_status_layout,
     dma_write_data_layout,
 )
-from sparsemac.hw.top.regmap import ErrorCode
 
 __all__ = ["DmaWriter"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sparsemac.flow.boards import board_config
 from sparsemac.flow.tile_selftest import TileSelfTest, compile_tile_selftest
-from sparsemac.golden.formats import unpack_weights
+from sparsemac.golden.format_check import unpack_weights
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.sim.runner import run_cocotb
 

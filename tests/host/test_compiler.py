@@ -14,7 +14,7 @@ from sparsemac.golden.descriptors import (
     unpack_descriptor,
     validate_descriptor,
 )
-from sparsemac.golden.formats import parse_weights
+from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.ops import matmul
 from sparsemac.host import compile_network, network_from_dict
 from sparsemac.host.compiler import requant_params

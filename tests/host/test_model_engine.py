@@ -12,7 +12,8 @@ from sparsemac.golden.descriptors import (
     unpack_descriptor,
     validate_descriptor,
 )
-from sparsemac.golden.formats import FormatError, parse_weights
+from sparsemac.golden.format_check import parse_weights
+from sparsemac.golden.formats import FormatError
 from sparsemac.host import compile_network, layer_cycles, network_from_dict, run_model
 from sparsemac.host.model_engine import read_output
 from sparsemac.hw.config import AcceleratorConfig

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from sparsemac.golden.formats import FormatError, FormatErrorCode, parse_weights
+from sparsemac.golden.format_check import parse_weights
+from sparsemac.golden.formats import FormatError, FormatErrorCode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.tile.image_checker import ImageChecker
 

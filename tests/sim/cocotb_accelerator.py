@@ -194,7 +194,8 @@ async def bad_descriptors(dut):
 @cocotb.test()
 async def bad_tables_and_images(dut):
     """(d) table registers and weight-image headers: documented code, memory untouched."""
-    from sparsemac.golden.formats import FormatError, parse_weights
+    from sparsemac.golden.format_check import parse_weights
+    from sparsemac.golden.formats import FormatError
 
     tb = await _tb(dut, salt=6)
     rng = _rng(6)
@@ -464,7 +465,8 @@ async def bad_image_bodies(dut):
     output buffer, the host model agrees, and the next job (same format) is bit-exact.  With
     several tiles also: two broken images (the first in memory counts) and a broken body
     followed by a broken header (the header counts)."""
-    from sparsemac.golden.formats import FormatError, parse_weights
+    from sparsemac.golden.format_check import parse_weights
+    from sparsemac.golden.formats import FormatError
     from sparsemac.host.model_engine import run_model
 
     tb = await _tb(dut, salt=9)
