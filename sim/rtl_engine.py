@@ -22,7 +22,7 @@ __all__ = ["run_network_rtl"]
 
 
 def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
-    from ..hw.accelerator import Accelerator
+    from ..hw.top.accelerator import Accelerator
     from .runner import run_cocotb
 
     job = {"base": cn.base, "image": bytes(cn.image).hex(), "desc_base": cn.desc_base,

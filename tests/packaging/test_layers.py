@@ -46,7 +46,9 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
-def _imports(name: str, path: Path) -> set[str]:
+def _imports(name: str, path: Path, *, modules_only: bool = False) -> set[str]:
+    """Every name ``name`` imports (``from a import b`` gives ``a`` and ``a.b``; with
+    ``modules_only`` just ``a``), relative imports resolved."""
     tree = ast.parse(path.read_text(), str(path))
     is_pkg = path.name == "__init__.py"
     base = name.split(".") if is_pkg else name.split(".")[:-1]
@@ -61,7 +63,8 @@ def _imports(name: str, path: Path) -> set[str]:
             else:
                 mod = node.module or ""
             found.add(mod)
-            found.update(f"{mod}.{a.name}" for a in node.names)  # `from pkg import submodule`
+            if not modules_only:  # `from pkg import submodule`
+                found.update(f"{mod}.{a.name}" for a in node.names)
     return found
 
 
@@ -105,6 +108,15 @@ def test_no_upward_import(layer):
                 continue
             if LAYERS.index(dl) > rank:
                 bad.append(f"{mod} imports {d} ({dl} is above {layer})")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_internal_import_names_an_existing_module():
+    mods = _modules()
+    bad = [f"{name} imports {imp}, which does not exist"
+           for name, path in mods.items()
+           for imp in _imports(name, path, modules_only=True)
+           if imp.split(".")[0] == "sparsemac" and imp not in mods]
     assert not bad, "\n".join(bad)
 
 
