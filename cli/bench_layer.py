@@ -34,34 +34,41 @@ def _nm(text: str):
 
 def _common(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--engine", choices=("rtl", "model"), default="model")
-    p.add_argument("--format", choices=("dense", "bitmap", "block", "nm"), default="dense")
+    p.add_argument("--engine", choices=("rtl", "model"), default="model",
+                   help="rtl: the compute tile on Verilator; model: the tile cycle model")
+    p.add_argument("--format", choices=("dense", "bitmap", "block", "nm"), default="dense",
+                   help="weight memory format (docs/spec.md section 3)")
     p.add_argument("--prune", choices=("auto", "none", "unstructured", "block", "nm"),
                    default="auto", help="pruning (auto: from --format, or for dense from "
                    "--nm / --block / --density)")
     p.add_argument("--density", type=float, default=None, help="kept weight fraction")
-    p.add_argument("--nm", type=_nm, default=None, metavar="N:M")
+    p.add_argument("--nm", type=_nm, default=None, metavar="N:M",
+                   help="N:M structure of --format nm or --prune nm (default: 2:4)")
     p.add_argument("--block", type=int, default=None, metavar="B", help="block size")
     p.add_argument("--group", type=int, default=None, metavar="G", help="bitmap group size")
     p.add_argument("--act-density", type=float, default=1.0,
                    help="fraction of non-zero activations (ReLU-like: 0.5)")
     p.add_argument("--no-act-skip", action="store_true",
                    help="weight-only skipping (no dual-side zero-activation skipping)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random layer")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def register(sub) -> None:
     p = sub.add_parser("matmul", help="Y[M,N] = W[M,K] @ X[K,N] on one tile")
     _common(p)
-    for f, d in (("--m", 64), ("--k", 256), ("--n", 16)):
-        p.add_argument(f, type=int, default=d)
+    for f, d, h in (("--m", 64, "output rows M (weight rows)"), ("--k", 256, "reduction K"),
+                    ("--n", 16, "output columns N")):
+        p.add_argument(f, type=int, default=d, help=h)
     p.set_defaults(func=lambda a: _main(a, "matmul"))
     p = sub.add_parser("conv2d", help="NCHW x OIHW convolution on one tile (im2col lowered)")
     _common(p)
-    for f, d in (("--c", 4), ("--h", 8), ("--w", 8), ("--kout", 16), ("--kh", 3), ("--kw", 3),
-                 ("--stride", 1), ("--pad", 1), ("--dilation", 1)):
-        p.add_argument(f, type=int, default=d)
+    for f, d, h in (("--c", 4, "input channels"), ("--h", 8, "input height"),
+                    ("--w", 8, "input width"), ("--kout", 16, "output channels"),
+                    ("--kh", 3, "kernel height"), ("--kw", 3, "kernel width"),
+                    ("--stride", 1, "stride (both axes)"), ("--pad", 1, "zero padding (both axes)"),
+                    ("--dilation", 1, "dilation (both axes)")):
+        p.add_argument(f, type=int, default=d, help=h)
     p.set_defaults(func=lambda a: _main(a, "conv2d"))
 
 

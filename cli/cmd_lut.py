@@ -19,7 +19,6 @@ from .main import UsageError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from sparsemac.golden.lut import FUNCTIONS
 
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("function", nargs="?", metavar="FUNCTION",
                    help="one of: " + ", ".join(FUNCTIONS))
     p.add_argument("--in-scale", type=float, help="real value of one input LSB")

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["main", "UsageError", "COMMANDS"]
+__all__ = ["main", "UsageError", "COMMANDS", "Parser", "HelpFormatter"]
 
 
 class UsageError(Exception):
@@ -32,8 +32,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (the subcommand docstrings); every option's help ends with its
+    default, except switches and options whose help already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool)
+                or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: {default})".strip() if text else f"default: {default}"
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` with :class:`HelpFormatter`; sub-commands inherit it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sparsemac",
         description="Generate, verify and measure the sparsemac sparse neural-network "
                     "accelerator.")
@@ -44,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     except metadata.PackageNotFoundError:  # running from a checkout without install
         version = "unknown"
     parser.add_argument("--version", action="version", version=f"sparsemac {version}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (modname, help_) in COMMANDS.items():
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip())

@@ -67,3 +67,25 @@ def test_lut_json_matches_golden():
     err = lut_error("silu", table, 0.0625, 0.0625)
     assert out["error"]["max"] == pytest.approx(err["max"])
     assert out["error"]["max"] <= 0.5  # round-to-nearest table: at most half an LSB
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """`--help` of every subcommand (and bench kind) describes each flag; flags that take a
+    value and have a default show it."""
+    import argparse
+
+    from sparsemac.cli.main import build_parser
+
+    missing, parsers = [], [("sparsemac", build_parser())]
+    while parsers:
+        name, parser = parsers.pop()
+        fmt = parser._get_formatter()
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                parsers += [(f"{name} {n}", sp) for n, sp in a.choices.items()]
+            elif a.dest != "help" and not a.help:
+                missing.append(f"{name} {a.option_strings or a.dest}: no help")
+            elif (a.option_strings and a.default not in (None, False, argparse.SUPPRESS)
+                  and not isinstance(a.default, bool) and "default" not in fmt._get_help_string(a)):
+                missing.append(f"{name} {a.option_strings}: default not shown")
+    assert not missing, "\n".join(missing)
