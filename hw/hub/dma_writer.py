@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import enum, stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import ErrorCode
+from sparsemac.hw.hub.dma_engine import DmaEngine, _State
 from sparsemac.hw.mem.axi import (
     AxiBurst,
     axi4_write_signature,
     burst_beats,
-    check_dma_params,
-    dma_cmd_layout,
-    dma_status_layout,
     dma_write_data_layout,
 )
 
 __all__ = ["DmaWriter"]
 
 
-class _State(enum.Enum):
-    IDLE = 0
-    CHECK = 1
-    RUN = 2
-    STATUS = 3
-    ABORT = 4
 
-
-class DmaWriter(wiring.Component):
+class DmaWriter(DmaEngine):
     """AXI4 write master with bursts, outstanding writes, window check, watchdog and abort.
 
     A command ``(addr, length, tag)`` writes the next ``length // beat`` words of ``data`` to
@@ -85,31 +76,13 @@ class DmaWriter(wiring.Component):
     def __init__(self, *, data_width: int = 64, addr_width: int = 32, id_width: int = 4,
                  max_burst: int = 16, max_outstanding: int = 4, watchdog_cycles: int = 65536,
                  tag_width: int = 8):
-        check_dma_params(data_width=data_width, addr_width=addr_width, id_width=id_width,
-                         max_burst=max_burst, max_outstanding=max_outstanding,
-                         watchdog_cycles=watchdog_cycles, tag_width=tag_width)
-        self.data_width = data_width
-        self.addr_width = addr_width
-        self.id_width = id_width
-        self.max_burst = max_burst
-        self.max_outstanding = max_outstanding
-        self.watchdog_cycles = watchdog_cycles
-        self.tag_width = tag_width
-        super().__init__({
-            "cmd": In(stream.Signature(dma_cmd_layout(addr_width, tag_width))),
-            "data": In(stream.Signature(dma_write_data_layout(data_width))),
-            "status": Out(stream.Signature(dma_status_layout(addr_width, tag_width))),
-            "m_axi": Out(axi4_write_signature(data_width=data_width, addr_width=addr_width,
-                                              id_width=id_width)),
-            "window_base": In(addr_width),
-            "window_limit": In(addr_width),
-            "abort": In(1),
-            "busy": Out(1),
-        })
-
-    @property
-    def beat_bytes(self) -> int:
-        return self.data_width // 8
+        super().__init__(
+            data_width=data_width, addr_width=addr_width, id_width=id_width,
+            max_burst=max_burst, max_outstanding=max_outstanding,
+            watchdog_cycles=watchdog_cycles, tag_width=tag_width,
+            data=In(stream.Signature(dma_write_data_layout(data_width))),
+            m_axi=Out(axi4_write_signature(data_width=data_width, addr_width=addr_width,
+                                           id_width=id_width)))
 
     def elaborate(self, platform):
         m = Module()
