@@ -130,17 +130,21 @@ class TileDriver:
     async def _feed(self, valid, ready, payload, items):
         from cocotb.triggers import ReadOnly, RisingEdge
 
-        i = 0
+        # stream rule: once valid is raised it holds (with the same payload) until the
+        # transfer; idle cycles are inserted only between transfers
+        i, offered = 0, False
         while i < len(items):
-            if self._idle():
+            if not offered and self._idle():
                 valid.value = 0
             else:
                 payload.value = items[i]
                 valid.value = 1
+                offered = True
             await ReadOnly()
             fired = int(valid.value) and int(ready.value)
             await RisingEdge(self.dut.clk)
-            i += fired
+            if fired:
+                i, offered = i + 1, False
         valid.value = 0
 
     async def run(self, job: dict) -> dict:
