@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import cache_dir
 from .generate import GeneratedTop, elaborate_verilog, sha256
 from .versions import synth_versions
 
@@ -70,10 +71,6 @@ _YOSYS_SCRIPT = {
 
 class SynthError(RuntimeError):
     """A tool failed; the message has the tool, the exit code and the end of its log."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SPARSEMAC_CACHE", Path.home() / ".cache" / "sparsemac"))
 
 
 def _tool(name: str) -> str:
@@ -208,7 +205,7 @@ def synth_verilog(gen: GeneratedTop, *, target: str, device: str | None = None, 
     pnr = pnr and target in ("ecp5", "ice40")
     job = _Job(target, device, pnr, freq)
     key = _key(gen, job)
-    cfile = cache_dir() / "synth" / f"{key}.json"
+    cfile = cache_dir("synth") / f"{key}.json"
     if use_cache and cfile.is_file():
         res = json.loads(cfile.read_text())
         res["cached"] = True
