@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-width", type=int, default=8, help="PWL output width: 8 or 16")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--report", action="store_true",
-                   help="regenerate the accuracy table (docs/activation_accuracy.md)")
+                   help="write the accuracy table (activation_accuracy.md, or --output FILE)")
     p.add_argument("--output", metavar="FILE", help="with --report: where to write it")
     p.add_argument("--no-sim", action="store_true",
                    help="with --report: skip the Verilator throughput/latency measurement")

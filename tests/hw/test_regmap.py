@@ -1,4 +1,4 @@
-"""The register map definition (hw/regmap.py): consistency, generated docs and C header."""
+"""The register map definition (hw/top/regmap.py): consistency, generated docs and C header."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_offsets_and_fields_are_consistent(preset):
 def test_docs_registers_md_is_generated_from_the_map():
     text = (ROOT / "docs" / "registers.md").read_text()
     assert text == regmap_markdown(AcceleratorConfig.preset("default")), (
-        "docs/registers.md is stale: run `python -m hw.regmap --md -o docs/registers.md`")
+        "docs/registers.md is stale: run "
+        "`python -m sparsemac.hw.top.regmap --md -o docs/registers.md`")
 
 
 def test_markdown_and_header_list_everything():
