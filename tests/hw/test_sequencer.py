@@ -1,0 +1,400 @@
+"""Sequencer (hw/hub/sequencer.py) in amaranth.sim against golden descriptor tables.
+
+The testbench stands in for everything around the sequencer: a DmaReader over a byte memory
+(the window image of `sim.accel_driver.build_job`), the hub's ring port (random back-pressure,
+every injected flit recorded at the clock edge) and a behavioural tile/result-writer model: a
+started node counts as finished (``node_image_done``, one more ``rw_markers``) once it has
+received its whole weight image, the layer's activation words and, with REQUANT, its CTRL
+words.  So the sequencer only completes a layer when it really sent everything.
+
+The expected flit stream of a layer is derived from the memory image with the golden
+functions (`golden.format_check.parse_weights` splits the per-tile images, `buffer_sizes` gives
+the activation bytes, `golden.build_lut("identity", ...)` the generated table), the expected
+error codes from `validate_descriptor` / `validate_table` / `parse_weights`.
+"""
+
+import random
+import struct
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from sparsemac.golden.descriptors import (
+    DESC_BYTES,
+    ErrorCode,
+    Flags,
+    buffer_sizes,
+    unpack_descriptor,
+    validate_descriptor,
+    validate_table,
+)
+from sparsemac.golden.format_check import parse_weights
+from sparsemac.golden.formats import FormatError
+from sparsemac.golden.lut import build_lut
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.hub.sequencer import Sequencer
+from sparsemac.hw.ring.layouts import FlitType
+from sparsemac.sim.accel_driver import build_job, random_layer
+
+TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
+TINY2 = TINY.replace(tiles=2)
+FMTS = ("dense", "bitmap", "block", "nm")
+
+
+def _job(rng, cfg, n_layers, *, irq_every=0):
+    # every kind of post-processing (identity table, LUT from memory, raw accumulators) and
+    # both ops in the first three layers, in random order
+    kinds = [(True, None), (True, "relu"), (False, None)]
+    ops = ["matmul", "conv2d", str(rng.choice(["matmul", "conv2d"]))]
+    rng.shuffle(kinds)
+    rng.shuffle(ops)
+    layers = []
+    for i in range(n_layers):
+        requant, lut = kinds[i % 3]
+        layers.append(random_layer(rng, cfg, op=ops[i % 3], fmt=str(rng.choice(FMTS)),
+                                   requant=requant, lut=lut, max_dim=8))
+    job = build_job(rng, cfg, layers)
+    if irq_every:                           # IRQ flag on every other descriptor
+        for i in range(0, n_layers, irq_every):
+            _patch_desc(job, i, flags=unpack_descriptor(_desc_raw(job, i)).flags | Flags.IRQ)
+    return job
+
+
+def _desc_off(job, i):
+    return job.desc_base - job.base + DESC_BYTES * i
+
+
+def _desc_raw(job, i):
+    o = _desc_off(job, i)
+    return bytes(job.image[o:o + DESC_BYTES])
+
+
+def _patch_desc(job, i, **changes):
+    d = unpack_descriptor(_desc_raw(job, i)).replace(**changes)
+    o = _desc_off(job, i)
+    job.image[o:o + DESC_BYTES] = d.pack()
+    return d
+
+
+def _images(job, d):
+    """(offset, total, rows, row_base) of each per-tile image of descriptor ``d``."""
+    out, o, rs = [], d.weights, 0
+    while rs < d.m:
+        total = struct.unpack_from("<I", job.image, o + 28)[0]
+        pw = parse_weights(bytes(job.image[o:o + total]))       # golden: a consistent image
+        out.append((o, total, pw.shape[0], rs))
+        rs += pw.shape[0]
+        o += total
+    return out
+
+
+def _words(job, off, length, beat):
+    raw = bytes(job.image[off:off + length]).ljust(length, b"\0")
+    return [int.from_bytes(raw[i:i + beat], "little") for i in range(0, length, beat)]
+
+
+def _expected_layer(job, cfg, i, *, upto_tile=None):
+    """Events the sequencer must produce for layer ``i`` (golden view of the memory image).
+
+    ``("start", node, rows, row_base)`` and ``(type, dest or "mcast", word)`` per flit.  With
+    ``upto_tile``: only the starts and headers of the tiles before it (a header error there).
+    """
+    beat = cfg.axi_bytes
+    d = unpack_descriptor(_desc_raw(job, i))
+    imgs = _images(job, d)
+    ev = []
+    for t, (o, _, rows, rb) in enumerate(imgs):
+        if upto_tile is not None and t == upto_tile:
+            return ev
+        ev.append(("start", t, rows, rb))
+        ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o, 32, beat)]
+    if d.flags & Flags.REQUANT:
+        if d.flags & Flags.LUT:
+            lut = _words(job, d.lut, 256, beat)
+        else:                               # generated identity table
+            ident = build_lut("identity", 1.0, 1.0).astype(np.int8).tobytes()
+            lut = [int.from_bytes(ident[j:j + beat], "little") for j in range(0, 256, beat)]
+        ev += [(FlitType.CTRL, "mcast", w) for w in lut]
+        qlen = -(-d.m * 16 // beat) * beat
+        ev += [(FlitType.CTRL, "mcast", w) for w in _words(job, d.quant, qlen, beat)]
+    act_len = -(-buffer_sizes(d)["acts"] // beat) * beat
+    ev += [(FlitType.ACTS, "mcast", w) for w in _words(job, d.acts, act_len, beat)]
+    for t, (o, total, _, _) in enumerate(imgs):
+        ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o + 32, total - 32, beat)]
+    return ev
+
+
+def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
+         max_cycles=30_000):
+    """Run the table; return (per-layer event lists, final status, pulse counts, dma commands)."""
+    dut = Sequencer(cfg=cfg)
+    beat, T = cfg.axi_bytes, cfg.tiles
+    desc_base = job.desc_base if desc_base is None else desc_base
+    count = job.count if count is None else count
+    limit = job.limit if limit is None else limit
+    prng = random.Random(seed)
+    layers = []                 # one event list per rw_clear (CHECK state = a layer begins)
+    st = {"end": False, "cmds": [], "irq_done": 0, "irq_error": 0, "irq_desc": 0,
+          "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0}
+
+    def mem_word(addr):
+        o = addr - job.base
+        raw = bytes(job.image[max(o, 0):o + beat]) if 0 <= o < len(job.image) else b""
+        return int.from_bytes(raw.ljust(beat, b"\0"), "little")
+
+    async def dma(ctx):         # DmaReader stand-in: command -> words -> status
+        while not st["end"]:
+            ctx.set(dut.rcmd.ready, 1)
+            _, _, v, addr, length, tag = await ctx.tick().sample(
+                dut.rcmd.valid, dut.rcmd.payload.addr, dut.rcmd.payload.length,
+                dut.rcmd.payload.tag)
+            if not v:
+                continue
+            ctx.set(dut.rcmd.ready, 0)
+            st["cmds"].append((addr, length))
+            assert addr % beat == 0 and length % beat == 0 and length > 0, (addr, length)
+            n = length // beat
+            for w in range(n):
+                while prng.random() < stall:
+                    ctx.set(dut.rdata.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.rdata.valid, 1)
+                ctx.set(dut.rdata.payload.data, mem_word(addr + w * beat))
+                ctx.set(dut.rdata.payload.last, w == n - 1)
+                ctx.set(dut.rdata.payload.tag, tag)
+                while True:
+                    _, _, rdy = await ctx.tick().sample(dut.rdata.ready)
+                    if rdy:
+                        break
+            ctx.set(dut.rdata.valid, 0)
+            ctx.set(dut.rstatus.valid, 1)
+            ctx.set(dut.rstatus.payload.tag, tag)
+            ctx.set(dut.rstatus.payload.code, 0)
+            ctx.set(dut.rstatus.payload.addr, addr)
+            while True:
+                _, _, rdy = await ctx.tick().sample(dut.rstatus.ready)
+                if rdy:
+                    break
+            ctx.set(dut.rstatus.valid, 0)
+
+    async def bench(ctx):       # control, ring port and the tile / result-writer model
+        ctx.set(dut.desc_base, desc_base)
+        ctx.set(dut.desc_count, count)
+        ctx.set(dut.mem_base, job.base)
+        ctx.set(dut.mem_limit, limit)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        nodes = [None] * T      # per started node: received DATA bytes, ACTS / CTRL words
+        markers = 0
+        ip = dut.inject.payload
+        for _ in range(max_cycles):
+            ctx.set(dut.inject.ready, int(prng.random() >= stall))
+            (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, clear,
+             irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy) = \
+                await ctx.tick().sample(
+                    dut.inject.valid, dut.inject.ready, ip.type, ip.dest, ip.mcast, ip.mask,
+                    ip.payload, dut.node_start, dut.node_rows, dut.node_row_base,
+                    dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
+                    dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
+                    dut.layer.lut_beats, dut.busy)
+            st["irq_done"] += irq_d
+            st["irq_error"] += irq_e
+            st["irq_desc"] += irq_desc
+            st["plane_reset"] += prst
+            st["rd_abort"] += rab
+            if clear:
+                if not layers or layers[-1]:
+                    layers.append([])
+                markers, nodes = 0, [None] * T
+            for t in range(T):
+                if nstart >> t & 1:
+                    if not layers:
+                        st["starts_before_clear"] += 1
+                        layers.append([])
+                    layers[-1].append(("start", t, nrows, nrb))
+                    nodes[t] = {"data": b"", "acts": 0, "ctrl": 0, "done": False}
+                    ctx.set(dut.node_image_done[t], 0)
+            if iv and ir:
+                ftype = FlitType(itype)
+                word = idata & ((1 << 8 * beat) - 1)
+                if imcast:
+                    layers[-1].append((ftype, "mcast", word))
+                    for t in range(T):
+                        if imask >> (t + 1) & 1:
+                            assert nodes[t] is not None, f"multicast to node {t + 1} not started"
+                            nodes[t]["acts" if ftype == FlitType.ACTS else "ctrl"] += 1
+                else:
+                    layers[-1].append((ftype, idest, word))
+                    assert 1 <= idest <= T and nodes[idest - 1] is not None, idest
+                    nodes[idest - 1]["data"] += word.to_bytes(beat, "little")
+            for t, nd in enumerate(nodes):      # a node is finished once it has everything
+                if nd is None or nd["done"] or len(nd["data"]) < 32:
+                    continue
+                total = struct.unpack_from("<I", nd["data"], 28)[0]
+                if (len(nd["data"]) >= total and nd["acts"] >= act_b
+                        and nd["ctrl"] >= q_b + l_b):
+                    nd["done"] = True
+                    markers += 1
+                    ctx.set(dut.node_image_done[t], 1)
+                    ctx.set(dut.node_image_code[t], 0)
+            ctx.set(dut.rw_markers, markers)
+            if not busy and (ctx.get(dut.done) or ctx.get(dut.error)):
+                break
+        else:
+            pytest.fail(f"seed {seed}: sequencer still busy after {max_cycles} cycles")
+        st.update(done=ctx.get(dut.done), error=ctx.get(dut.error),
+                  code=ctx.get(dut.error_code), addr=ctx.get(dut.error_addr),
+                  index=ctx.get(dut.desc_index), busy=ctx.get(dut.busy))
+        st["end"] = True
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(dma, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    return layers, st
+
+
+def _compare(got, exp, what, seed):
+    assert len(got) == len(exp) and got == exp, (
+        f"seed {seed}: {what}: {len(got)} events, expected {len(exp)}; first difference at "
+        f"{next((i for i, (g, e) in enumerate(zip(got, exp)) if g != e), min(len(got), len(exp)))}"
+        f": got {got[:3]}..., expected {exp[:3]}...")
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY2], ids=["tiles1", "tiles2"])
+def test_valid_table_dispatches_every_layer(cfg, rng, seed):
+    """A valid 3-layer table (random ops, formats, REQUANT / LUT / identity table): every
+    layer's starts and flits, in order and bit-exact from memory; then done, OK, irq_done once
+    and one irq_desc per IRQ descriptor.
+
+    Catches e.g.: the identity table not being ``i ^ 0x80`` (planted: ``^ 0x7F``), the quant
+    read length rounded wrongly, bodies sent before the activations, a wrong unicast dest
+    (``t`` instead of ``t + 1``), ``LAYER_DONE`` not advancing ``idx`` (a layer runs twice).
+    """
+    job = _job(rng, cfg, 3, irq_every=2)
+    layers, st = _run(cfg, job, seed=seed)
+    assert st["starts_before_clear"] == 0
+    assert len(layers) == job.count, f"seed {seed}: {len(layers)} layers, expected {job.count}"
+    for i in range(job.count):
+        _compare(layers[i], _expected_layer(job, cfg, i), f"layer {i}", seed)
+    assert (st["done"], st["error"], st["code"], st["index"]) == (1, 0, 0, job.count), \
+        f"seed {seed}: {st}"
+    assert st["irq_done"] == 1 and st["irq_error"] == 0 and st["plane_reset"] == 0, st
+    assert st["irq_desc"] == 2, f"seed {seed}: IRQ flag on descriptors 0 and 2, {st}"
+
+
+MUTATIONS = [dict(magic=0), dict(magic=0x444D5054), dict(opcode=2), dict(opcode=255),
+             dict(format=4), dict(flags=0x10), dict(flags=Flags.LUT), dict(m=0),
+             dict(acts=3)]
+
+
+@pytest.mark.parametrize("mut", MUTATIONS, ids=lambda m: "-".join(f"{k}={v}" for k, v in m.items()))
+def test_bad_descriptor_stops_with_golden_code(mut, rng, seed):
+    """Descriptor ``j`` of 3 is malformed: layers before it run in full, nothing of layer ``j``
+    is dispatched (no start, no flit), and the run ends with error, golden's code, error_addr =
+    the descriptor's address, desc_index = ``j`` and one irq_error.
+
+    Catches e.g.: the checker's code ignored (planted: ``with m.If(chk.code != 0)`` ->
+    ``with m.If(0)``: layer ``j`` gets dispatched), error_addr = ``img`` instead of
+    ``desc_addr``, or the later layers still running after the error.
+    """
+    cfg = TINY
+    job = _job(rng, cfg, 3)
+    j = int(rng.integers(0, 3))
+    d = _patch_desc(job, j, **mut)
+    exp = validate_descriptor(d, cfg, window_bytes=job.limit - job.base)
+    assert exp != ErrorCode.OK
+    layers, st = _run(cfg, job, seed=seed)
+    # the CHECK state of the bad descriptor still pulses rw_clear (an empty event list)
+    assert len(layers) in (j, j + 1) and layers[j:] in ([], [[]]), \
+        f"seed {seed}: bad descriptor {j}: {len(layers)} layers, last {layers[-1][:4]}"
+    for i in range(j):
+        _compare(layers[i], _expected_layer(job, cfg, i), f"layer {i}", seed)
+    assert (st["done"], st["error"], st["busy"]) == (0, 1, 0), f"seed {seed}: {st}"
+    assert st["code"] == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(st['code'])!r}"
+    assert st["addr"] == job.desc_base + DESC_BYTES * j and st["index"] == j, f"seed {seed}: {st}"
+    assert st["irq_error"] == 1 and st["irq_done"] == 0 and st["plane_reset"] >= 1, st
+
+
+HEADER_MUTATIONS = [  # (byte offset, bytes) in the 32-byte image header
+    (0, b"SPMX"),               # magic
+    (4, b"\x07"),               # format code unknown
+    (7, b"\x01"),               # reserved byte
+    (8, b"\0\0\0\0"),           # rows = 0
+    (28, None),                 # total + 8: not a multiple of 32
+]
+
+
+@pytest.mark.parametrize("off,patch", HEADER_MUTATIONS, ids=["magic", "format", "reserved",
+                                                              "rows0", "total"])
+def test_bad_image_header_stops_with_golden_code(off, patch, rng, seed):
+    """The header of one tile's weight image is broken: the hardware reports golden's
+    `parse_weights` code at that image's address; earlier tiles of the layer were started and
+    sent their headers, the broken tile is never started and nothing else of the layer goes out.
+
+    Catches e.g.: a partial magic compare (planted: ``hb.magic[:16]`` only: "SPMX" passes),
+    ``error_addr`` = the body address, or the node started before the check.
+    """
+    cfg = TINY2
+    job = _job(rng, cfg, 2)
+    j = int(rng.integers(0, 2))
+    d = unpack_descriptor(_desc_raw(job, j))
+    imgs = _images(job, d)
+    t = int(rng.integers(0, len(imgs)))
+    o, total = imgs[t][0], imgs[t][1]
+    exp_broken = _expected_layer(job, cfg, j, upto_tile=t)      # before the patch
+    if patch is None:
+        patch = struct.pack("<I", total + 8)
+    job.image[o + off:o + off + len(patch)] = patch
+    with pytest.raises(FormatError) as e:
+        parse_weights(bytes(job.image[o:o + total]))
+    exp = ErrorCode(int(e.value.code))
+    layers, st = _run(cfg, job, seed=seed)
+    for i in range(j):
+        _compare(layers[i], _expected_layer(job, cfg, i), f"layer {i}", seed)
+    _compare(layers[j] if len(layers) > j else [], exp_broken, f"broken layer {j} (tile {t})",
+             seed)
+    assert len(layers) <= j + 1
+    assert (st["done"], st["error"]) == (0, 1), f"seed {seed}: {st}"
+    assert st["code"] == exp, f"seed {seed}: expected {exp!r}, got {ErrorCode(st['code'])!r}"
+    assert st["addr"] == job.base + o and st["index"] == j, f"seed {seed}: {st} image at {o}"
+    assert st["irq_error"] == 1
+
+
+@pytest.mark.parametrize("case", ["count0", "misaligned", "below_window", "past_limit",
+                                  "last_fits"])
+def test_table_registers(case, rng, seed):
+    """The table registers are checked first (golden `validate_table`): a bad table issues no
+    DMA command at all, error_addr = desc_base.  ``last_fits``: a table ending exactly at
+    mem_limit is accepted (off-by-one edge of the bound; planted ``end >= mem_limit`` fails).
+    """
+    cfg = TINY
+    job = _job(rng, cfg, 1)
+    desc_base, count, limit = job.desc_base, job.count, job.limit
+    if case == "count0":
+        count = 0
+    elif case == "misaligned":
+        desc_base += 4
+    elif case == "below_window":
+        desc_base = job.base - 64
+    elif case == "past_limit":
+        count = (limit - desc_base) // DESC_BYTES + 1
+    else:   # a copy of the one descriptor in the last 64 bytes of the window
+        desc_base = job.limit
+        job.image.extend(_desc_raw(job, 0))
+        limit = job.limit
+    exp = validate_table(desc_base, count, mem_base=job.base, mem_limit=limit,
+                         axi_bytes=cfg.axi_bytes)
+    layers, st = _run(cfg, job, seed=seed, desc_base=desc_base, count=count, limit=limit)
+    if case == "last_fits":
+        assert exp == ErrorCode.OK
+        assert (st["done"], st["error"]) == (1, 0), f"seed {seed}: {st}"
+        job.desc_base = desc_base
+        _compare(layers[0], _expected_layer(job, cfg, 0), "layer 0", seed)
+        return
+    assert exp != ErrorCode.OK
+    assert st["cmds"] == [] and layers == [], f"seed {seed}: {st['cmds']} {layers}"
+    assert (st["done"], st["error"], st["code"], st["addr"]) == (0, 1, exp, desc_base), \
+        f"seed {seed}: expected {exp!r}: {st}"
