@@ -10,7 +10,8 @@ A source is a function ``source(workload, cfg, seed) -> dict`` returning at leas
     baseline (``dense_roofline_cycles``).
 ``tile_model``
     ``golden.tile_model.tile_cycles`` (the micro-architectural tile predictor) on the same
-    synthetic layer, rows split over the tiles: load + compute cycles of the slowest tile.
+    synthetic layer, rows split over the tiles as the hardware splits them
+    (``golden.tiling.tile_row_split``): load + compute cycles of the slowest tile.
 
 ``auto`` uses ``tile_model`` when it is importable, else ``roofline``.
 """
@@ -91,11 +92,13 @@ def _slowest_tile(workload, cfg, seed: int):
     """``(model result, packed part, X, conv)`` of the tile that takes longest (model)."""
     from sparsemac.golden.formats import pack_weights
     from sparsemac.golden.tile_model import tile_cycles
+    from sparsemac.golden.tiling import tile_row_split
 
     W, X, act_bytes = synthetic_layer(workload, cfg, seed)
     conv = workload.op == "conv2d"
     worst = None
-    for part in np.array_split(W, min(cfg.tiles, W.shape[0]), axis=0):
+    for r0, r1 in tile_row_split(W.shape[0], cfg.tiles):    # as the hardware splits the rows
+        part = W[r0:r1]
         pw = pack_weights(part, workload.format, group_size=cfg.group_size,
                           block_size=cfg.block_size, nm=workload.nm or (2, 4))
         r = tile_cycles(pw, X, cfg, act_skip=_act_skip(workload),
@@ -110,9 +113,9 @@ def _act_skip(workload) -> bool:
 
 
 def tile_model_source(workload, cfg, seed: int = 0) -> dict:
-    """``golden.tile_model.tile_cycles`` per tile, the rows of W split evenly over the tiles
-    (tiles run in parallel; shared-memory contention is not modelled): load + compute cycles
-    of the slowest tile."""
+    """``golden.tile_model.tile_cycles`` per tile, the rows of W split over the tiles as the
+    hardware splits them (`golden.tiling.tile_row_split`; tiles run in parallel, shared-memory
+    contention is not modelled): load + compute cycles of the slowest tile."""
     worst = _slowest_tile(workload, cfg, seed)[0]
     base = roofline_source(workload, cfg, seed)
     return {"cycles": int(worst["total_cycles"]), "compute_cycles": int(worst["cycles"]),

@@ -16,13 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["pack_weights", "packed_size", "PackedWeights",
-           "FormatError", "FormatErrorCode", "FORMAT_CODES", "MAGIC", "HEADER_BYTES", "ALIGN",
-           "GROUP_SIZES", "BLOCK_SIZES", "NM_MS"]
+           "FormatError", "FormatErrorCode", "FormatCode", "FORMAT_CODES", "MAGIC",
+           "HEADER_BYTES", "ALIGN", "GROUP_SIZES", "BLOCK_SIZES", "NM_MS"]
 
 MAGIC = 0x574D5053  # "SPMW" little-endian
 HEADER_BYTES = 32
 ALIGN = 32
-FORMAT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
+
+
+class FormatCode(enum.IntEnum):
+    """Format code of a weight image header (byte 4) and of a descriptor's ``format`` field."""
+
+    DENSE = 0
+    BITMAP = 1
+    BLOCK = 2
+    NM = 3
+
+
+#: ``{name: code}`` (plain ints) of `FormatCode`, in code order.
+FORMAT_CODES = {f.name.lower(): int(f) for f in FormatCode}
 _FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
 GROUP_SIZES = (8, 16, 32)
 BLOCK_SIZES = (2, 4, 8, 16)

@@ -35,6 +35,7 @@ from sparsemac.golden.ops import conv2d, im2col, matmul
 from sparsemac.golden.perf import LayerStats, layer_stats
 from sparsemac.golden.prune import prune
 from sparsemac.golden.quant import wrap
+from sparsemac.golden.tiling import tile_buffer_minimum, tile_row_split
 
 from .network import LayerSpec, Network, NetworkError
 from .placement import MemoryPlan, Region
@@ -180,10 +181,8 @@ def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
     Tile ``t`` gets rows ``[t * c, min(M, (t + 1) * c))`` with ``c = ceil(M / tiles)``; tiles
     past the last row get no image.  The images are stored back to back.
     """
-    m = w2.shape[0]
-    c = -(-m // cfg.tiles)
-    return [pack_weights(w2[r:r + c], fmt, group_size=cfg.group_size, block_size=cfg.block_size,
-                         nm=nm) for r in range(0, m, c)]
+    return [pack_weights(w2[r0:r1], fmt, group_size=cfg.group_size, block_size=cfg.block_size,
+                         nm=nm) for r0, r1 in tile_row_split(w2.shape[0], cfg.tiles)]
 
 
 def quant_records(bias, mult, shift) -> bytes:
@@ -220,16 +219,15 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     ``ceil(C*H*W / cols)`` image entries, the ``ceil(N / cols) * K`` im2col entries and eight
     times the ``ceil(N / cols) * ceil(K / axi_data_width)`` flag words), ``weight_buf_depth``
     (bus words of the largest per-tile image) and ``out_buf_depth`` (rows of the largest tile
-    slice); ``needed`` is the smallest power of two that fits ``entries``.
+    slice); ``needed`` is the smallest power of two that fits ``entries``.  The rule is
+    `sparsemac.golden.tiling.tile_buffer_minimum`.
     """
     _, k, n = cl.spec.mkn
-    ncg = -(-n // cfg.cols)
-    nz_words = ncg * -(-k // cfg.axi_data_width)
-    act = max(ncg * k, -(-int(cl.x.size) // cfg.cols), 8 * nz_words if nz_words > 2 else 0)
-    wgt = max(-(-int(pw.image.nbytes) // cfg.axi_bytes) for pw in cl.slices)
-    out = max(pw.shape[0] for pw in cl.slices)
-    return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in
-            (("act_buf_depth", act), ("weight_buf_depth", wgt), ("out_buf_depth", out))}
+    least = tile_buffer_minimum(cfg, k=k, n=n,
+                                weight_bytes=max(int(pw.image.nbytes) for pw in cl.slices),
+                                rows=max(pw.shape[0] for pw in cl.slices),
+                                image_bytes=int(cl.x.size))
+    return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
 
 def check_tile_buffers(cn: CompiledNetwork) -> None:

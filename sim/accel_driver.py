@@ -25,6 +25,7 @@ from sparsemac.golden.descriptors import (
     conv2d_descriptor,
     matmul_descriptor,
 )
+from sparsemac.golden.tiling import tile_buffer_shortfall, tile_row_split
 
 from sparsemac import golden
 
@@ -43,11 +44,9 @@ def split_weights(W, fmt: str, cfg, *, nm=(2, 4)) -> bytes:
     past the last row get no image (docs/spec.md section 8.1).
     """
     W = np.asarray(W)
-    M = W.shape[0]
-    c = -(-M // cfg.tiles)
     out = b""
-    for r0 in range(0, M, c):
-        pw = golden.pack_weights(W[r0:r0 + c], fmt, group_size=cfg.group_size,
+    for r0, r1 in tile_row_split(W.shape[0], cfg.tiles):
+        pw = golden.pack_weights(W[r0:r1], fmt, group_size=cfg.group_size,
                                  block_size=cfg.block_size, nm=tuple(nm))
         out += bytes(pw.image)
     return out
@@ -58,20 +57,18 @@ def _align(x: int, a: int = ALIGN) -> int:
 
 
 def layer_fits(cfg, L: dict) -> bool:
-    """The layer fits the tile buffers (activation entries, image, flags, weight image)."""
+    """The layer fits the tile buffers (activation entries, image, flags, weight image, rows;
+    `sparsemac.golden.tiling.tile_buffer_shortfall`), its weights estimated as dense."""
     if L["op"] == "matmul":
         k, n, img = L["k"], L["n"], L["k"] * L["n"]
     else:
         oh, ow = golden.conv_output_shape((L["h"], L["w"]), (L["kh"], L["kw"]), L["stride"],
                                           L["pad"], L["dilation"])
         k, n, img = L["c"] * L["kh"] * L["kw"], oh * ow, L["c"] * L["h"] * L["w"]
-    ncg = -(-n // cfg.cols)
-    words = -(-k // cfg.axi_data_width)
-    mt = -(-L.get("m", L.get("kout", 1)) // cfg.tiles)
+    mt = max(r1 - r0 for r0, r1 in tile_row_split(L.get("m", L.get("kout", 1)), cfg.tiles))
     wbytes = golden.packed_size("dense", (mt, k))
-    return (ncg * k <= cfg.act_buf_depth and -(-img // cfg.cols) <= cfg.act_buf_depth
-            and ncg * words <= max(2, cfg.act_buf_depth // 8)
-            and wbytes <= cfg.weight_buf_depth * cfg.axi_bytes and mt <= cfg.out_buf_depth)
+    return tile_buffer_shortfall(cfg, k=k, n=n, weight_bytes=wbytes, rows=mt,
+                                 image_bytes=img) is None
 
 
 def random_layer(rng, cfg, *, op: str, fmt: str, requant: bool = True, lut: str | None = None,

@@ -25,21 +25,22 @@ class CapacityError(ValueError):
 def check_capacity(cfg, pw, K, N):
     """Raise `CapacityError` (naming the parameter to raise) when ``W[M, K] @ X[K, N]`` packed as
     ``pw`` does not fit one tile of ``cfg``: weight words, activation entries, zero-flag words,
-    16-bit dimensions."""
-    from sparsemac.hw.tile.tile import Tile
+    16-bit dimensions (the buffer rule is `sparsemac.golden.tiling.tile_buffer_shortfall`)."""
+    from sparsemac.golden.tiling import tile_buffer_shortfall
 
-    wb = cfg.axi_bytes
+    short = tile_buffer_shortfall(cfg, k=K, n=N, weight_bytes=pw.nbytes,
+                                  checks=("weight_words", "act_entries", "flag_words"))
     ncg = -(-N // cfg.cols)
-    if -(-pw.nbytes // wb) > cfg.weight_buf_depth:
-        raise CapacityError(f"the weight image ({pw.nbytes} bytes) does not fit weight_buf_depth="
-                         f"{cfg.weight_buf_depth} words of {wb} bytes: raise it with --set")
-    if ncg * K > cfg.act_buf_depth:
-        raise CapacityError(f"the activations ({ncg} column groups x K={K} entries) do not fit "
-                         f"act_buf_depth={cfg.act_buf_depth}: raise it with --set")
-    nz_words = ncg * (-(-K // cfg.axi_data_width))
-    if nz_words > Tile(cfg).nz_depth:
-        raise CapacityError(f"act_buf_depth={cfg.act_buf_depth} is too small for the zero flags of "
-                         f"{ncg} column groups: raise it with --set")
+    if short is not None:
+        raise CapacityError({
+            "weight_words": f"the weight image ({pw.nbytes} bytes) does not fit weight_buf_depth="
+                            f"{cfg.weight_buf_depth} words of {cfg.axi_bytes} bytes: raise it "
+                            f"with --set",
+            "act_entries": f"the activations ({ncg} column groups x K={K} entries) do not fit "
+                           f"act_buf_depth={cfg.act_buf_depth}: raise it with --set",
+            "flag_words": f"act_buf_depth={cfg.act_buf_depth} is too small for the zero flags of "
+                          f"{ncg} column groups: raise it with --set",
+        }[short.check])
     if K >= 1 << 16 or N >= 1 << 16 or pw.shape[0] >= 1 << 16:
         raise CapacityError("M, K and N must be below 65536 on one tile")
 

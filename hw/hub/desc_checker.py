@@ -5,7 +5,9 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode
+from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode, Opcode
+from sparsemac.golden.formats import FORMAT_CODES, FormatCode
+from sparsemac.golden.tiling import nz_flag_depth
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
 from sparsemac.hw.tile.tile import DIM_WIDTH
 
@@ -16,8 +18,9 @@ MAX_GEO = 15
 
 
 def nz_depth(cfg: AcceleratorConfig) -> int:
-    """Words of the tile's activation non-zero flag buffer (``Tile.nz_depth``)."""
-    return max(2, cfg.act_buf_depth // 8)
+    """Words of the tile's activation non-zero flag buffer (``Tile.nz_depth``,
+    `sparsemac.golden.tiling.nz_flag_depth`)."""
+    return nz_flag_depth(cfg.act_buf_depth)
 
 
 def descriptor_layout() -> data.StructLayout:
@@ -88,7 +91,7 @@ class DescChecker(wiring.Component):
         m = Module()
         cfg, d = self.cfg, self.desc
         E = ErrorCode
-        conv = d.opcode == 1
+        conv = d.opcode == Opcode.CONV2D
         fl = d.flags
         requant, lut = fl[0], fl[1]
         dim_max = (1 << DIM_WIDTH) - 1
@@ -153,11 +156,10 @@ class DescChecker(wiring.Component):
         pc = Signal(range(len(ops) + 1))
 
         # ---- the rules (from the registers above and the descriptor) -----------------------
-        built = [f in cfg.formats for f in FORMATS]
         fmt_built = Signal()
-        for code, ok in enumerate(built):
-            with m.If(d.format == code):
-                m.d.comb += fmt_built.eq(int(ok))
+        for name in FORMATS:
+            with m.If(d.format == FORMAT_CODES[name]):
+                m.d.comb += fmt_built.eq(int(name in cfg.formats))
         a, b = d.param_a, d.param_b
         pow2_b = Signal()
         for v in (2, 4, 8, 16, 32):
@@ -166,13 +168,13 @@ class DescChecker(wiring.Component):
                     m.d.comb += pow2_b.eq(1)
         params_ok = Signal()
         with m.Switch(d.format):
-            with m.Case(0):
+            with m.Case(FormatCode.DENSE):
                 m.d.comb += params_ok.eq((a == 0) & (b == 0))
-            with m.Case(1):
+            with m.Case(FormatCode.BITMAP):
                 m.d.comb += params_ok.eq((a == cfg.group_size) & (b == 0))
-            with m.Case(2):
+            with m.Case(FormatCode.BLOCK):
                 m.d.comb += params_ok.eq((a == cfg.block_size) & (b == 0))
-            with m.Case(3):
+            with m.Case(FormatCode.NM):
                 m.d.comb += params_ok.eq(pow2_b & (a >= 1) & (a <= b) & ((a & (a - 1)) == 0))
         any_conv = Signal()
         m.d.comb += any_conv.eq((d.c | d.h | d.w | d.kh | d.kw | d.stride_h | d.stride_w
@@ -210,8 +212,9 @@ class DescChecker(wiring.Component):
                                      "r_flags"))
         r_shape, r_misaligned, r_outside = Signal(), Signal(), Signal()
         ops += [
-            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > 1),
-                     r_format.eq(d.format > 3), r_built.eq(~fmt_built), r_params.eq(~params_ok),
+            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > max(Opcode)),
+                     r_format.eq(d.format > max(FormatCode)), r_built.eq(~fmt_built),
+                     r_params.eq(~params_ok),
                      r_flags.eq(flags_bad), r_shape.eq(~(mkn_ok & (~conv | conv_ok))),
                      r_misaligned.eq(misaligned), r_outside.eq(outside),
                      self.act_fits.eq(act_fits), self.act_bytes.eq(act_bytes),

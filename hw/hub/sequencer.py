@@ -5,8 +5,9 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Opcode
 from sparsemac.golden.formats import MAGIC as IMAGE_MAGIC
+from sparsemac.golden.formats import FormatCode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
@@ -121,15 +122,15 @@ class Sequencer(wiring.Component):
         unused_bad = Signal()
         prod = rows * r_x
         with m.Switch(hb.format):
-            with m.Case(0):
+            with m.Case(FormatCode.DENSE):
                 m.d.comb += [x.eq(k), need_a.eq(prod),
                              unused_bad.eq((hb.sec_b != hb.total) | (hb.sec_c != hb.total))]
-            with m.Case(1):
+            with m.Case(FormatCode.BITMAP):
                 m.d.comb += [x.eq(((k + G - 1) >> lgG) << (lgG - 3)),
                              need_a.eq((rows + 1) << 2), need_b.eq(prod)]
-            with m.Case(2):
+            with m.Case(FormatCode.BLOCK):
                 m.d.comb += need_a.eq((((rows + B - 1) >> lgB) + 1) << 2)
-            with m.Case(3):
+            with m.Case(FormatCode.NM):
                 m.d.comb += [x.eq(((k + (1 << lg_mn) - 1) >> lg_mn) << lg_n),
                              need_a.eq(prod), need_b.eq(prod),
                              unused_bad.eq(hb.sec_c != hb.total)]
@@ -328,7 +329,7 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
-                conv = desc.opcode == 1
+                conv = desc.opcode == Opcode.CONV2D
                 requant = desc.flags[0]
                 lg_es = Mux(requant, 0, lg_es_raw)
                 m.d.sync += [

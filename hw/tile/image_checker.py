@@ -10,13 +10,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.formats import MAGIC, FormatErrorCode
+from sparsemac.golden.formats import MAGIC, FormatCode, FormatErrorCode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.tile.row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount
 
 __all__ = ["ImageChecker"]
 
-_DENSE, _BITMAP, _BLOCK, _NM = range(4)
 _HDR, _SETUP1, _SETUP2, _SETUP3, _SETUP4, _SETUP5, _BODY, _DONE = range(8)
 
 
@@ -186,21 +185,21 @@ class ImageChecker(wiring.Component):
         for v in (1, 2, 4, 8, 16, 32):
             with m.If(h_a == v):
                 m.d.comb += [lg_n.eq(log2(v)), n_ok.eq(1)]
-        m.d.comb += fmt_ok.eq(h_fmt < 4)
+        m.d.comb += fmt_ok.eq(h_fmt < len(FormatCode))
         param_ok = Signal()
         with m.Switch(h_fmt):
-            with m.Case(_DENSE):
+            with m.Case(FormatCode.DENSE):
                 m.d.comb += param_ok.eq((h_a == 0) & (h_b == 0))
-            with m.Case(_BITMAP):
+            with m.Case(FormatCode.BITMAP):
                 m.d.comb += param_ok.eq((h_a == G) & (h_b == 0))
-            with m.Case(_BLOCK):
+            with m.Case(FormatCode.BLOCK):
                 m.d.comb += param_ok.eq((h_a == B) & (h_b == 0))
-            with m.Case(_NM):
+            with m.Case(FormatCode.NM):
                 m.d.comb += param_ok.eq(mn_ok & n_ok & (h_a <= h_b))
         secs = sec_a | sec_b | sec_c
         with m.If(state == _SETUP1):
-            m.d.sync += [is_bm.eq(h_fmt == _BITMAP), is_blk.eq(h_fmt == _BLOCK),
-                         is_nm.eq(h_fmt == _NM),
+            m.d.sync += [is_bm.eq(h_fmt == FormatCode.BITMAP),
+                         is_blk.eq(h_fmt == FormatCode.BLOCK), is_nm.eq(h_fmt == FormatCode.NM),
                          M.eq(h_rows[:rw]), K.eq(h_cols[:16]),
                          mn.eq(h_b[:6]), nn.eq(h_a[:6])]
             with m.If(h_magic != MAGIC):

@@ -9,11 +9,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+from sparsemac.golden.formats import FormatCode
 from sparsemac.hw.config import FORMATS
 
 __all__ = ["LaneDecoder", "pair_layout"]
-
-DENSE, BITMAP, BLOCK, NM = 0, 1, 2, 3
 
 
 def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 16,
@@ -178,9 +177,9 @@ class LaneDecoder(wiring.Component):
         uw = baw + 3  # unit (byte or bit) address width
         fmt = self.fmt
         # a format that is not built is never selected (decoded as dense)
-        is_bm = (fmt == BITMAP) if has_bm else Const(0)
-        is_blk = (fmt == BLOCK) if has_blk else Const(0)
-        is_nm = (fmt == NM) if has_nm else Const(0)
+        is_bm = (fmt == FormatCode.BITMAP) if has_bm else Const(0)
+        is_blk = (fmt == FormatCode.BLOCK) if has_blk else Const(0)
+        is_nm = (fmt == FormatCode.NM) if has_nm else Const(0)
         lg_u = Mux(is_bm, lg_w, lg_wb) if has_bm else lg_wb
 
         # dense only: a word's candidates are the byte range [lo, hi), kept as two indices

@@ -7,6 +7,9 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from sparsemac.golden.descriptors import Opcode
+from sparsemac.golden.formats import FORMAT_CODES, FormatCode
+from sparsemac.golden.tiling import nz_flag_depth
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
 from sparsemac.hw.tile.im2col_address import Im2colAddress, conv_geometry_layout
 from sparsemac.hw.tile.lane_decoder import LaneDecoder
@@ -18,8 +21,10 @@ DIM_WIDTH = 16
 
 
 class TileOp(enum.Enum, shape=1):
-    MATMUL = 0
-    CONV2D = 1
+    """The tile's operation: the descriptor's `Opcode` codes."""
+
+    MATMUL = int(Opcode.MATMUL)
+    CONV2D = int(Opcode.CONV2D)
 
 
 def tile_command_layout():
@@ -98,7 +103,7 @@ class Tile(wiring.Component):
         self.lg_wb = self.wb.bit_length() - 1
         self.baw = config.weight_addr_width + self.lg_wb
         self.aaw = config.act_addr_width
-        self.nz_depth = max(2, config.act_buf_depth // 8)
+        self.nz_depth = nz_flag_depth(config.act_buf_depth)
         self.naw = (self.nz_depth - 1).bit_length()
         self.mac = MacArray(rows=config.rows, cols=config.cols, acc_width=config.acc_width,
                             mul_pipeline=config.mul_pipeline)
@@ -190,11 +195,11 @@ class Tile(wiring.Component):
         if has_bm:
             overflow = overflow | (a_nzbase > self.nz_depth)
         if has_nm:
-            overflow = overflow | ((h_fmt == 3) & ((h_a & (h_a - 1)) != 0))  # nm: N = 2**i
+            overflow = overflow | ((h_fmt == FormatCode.NM) & ((h_a & (h_a - 1)) != 0))  # N = 2**i
         fmt_built = Signal()
-        for code, name in enumerate(FORMATS):
+        for name in FORMATS:
             if name in fm:
-                with m.If(h_fmt == code):
+                with m.If(h_fmt == FORMAT_CODES[name]):
                     m.d.comb += fmt_built.eq(1)
 
         lg_pa = _log2(m, h_a, "lg_pa")
@@ -202,10 +207,10 @@ class Tile(wiring.Component):
         row_len = Signal(self.baw + 3)
         m.d.comb += row_len.eq(cmd.k)  # dense, and a format that is not built
         if has_bm:
-            with m.If(h_fmt == 1):
+            with m.If(h_fmt == FormatCode.BITMAP):
                 m.d.comb += row_len.eq(((cmd.k + h_a - 1) >> lg_pa) << lg_pa)
         if has_nm:
-            with m.If(h_fmt == 3):
+            with m.If(h_fmt == FormatCode.NM):
                 m.d.comb += row_len.eq(((cmd.k + h_b - 1) >> lg_pb) << lg_pa)
 
         decs = []
@@ -359,7 +364,7 @@ class Tile(wiring.Component):
             if has_bm:  # a bitmap value sits in section C: read it on the lane's second port
                 xp = vports[r]
                 c_bm, c_sel = Signal(name=f"c_bm{r}"), Signal(lg_wb, name=f"c_sel{r}")
-                is_bm = h_fmt == 1
+                is_bm = h_fmt == FormatCode.BITMAP
                 m.d.sync += [c_bm.eq(is_bm), c_sel.eq(p.vaddr[:lg_wb])]
                 if dec.has_aux:
                     m.d.comb += [xp.en.eq(Mux(is_bm, 1, dec.aux_en)),

@@ -1,0 +1,130 @@
+"""How a layer is spread over the compute tiles (docs/spec.md section 8.1), and whether one
+tile's share fits that tile's buffers (docs/accelerator.md).
+
+One source for the rules that the compiler (`sparsemac.host.compiler`), the testbench driver
+(`sparsemac.sim.accel_driver`) and the cycle estimates (`sparsemac.flow.cycles`) share with the
+hardware.  Pure Python: never imports ``hw`` or Amaranth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["tile_row_split", "TILE_BUFFER_CHECKS", "nz_flag_depth", "tile_buffer_use",
+           "tile_buffer_limits", "tile_buffer_shortfall", "tile_buffer_minimum",
+           "BufferShortfall"]
+
+
+def tile_row_split(m: int, tiles: int) -> list[tuple[int, int]]:
+    """The output rows ``[r0, r1)`` of ``W[M, K]`` each tile computes, tile 0 first.
+
+    Tile ``t`` gets rows ``[t * c, min(M, (t + 1) * c))`` with ``c = ceil(M / tiles)``, as the
+    hardware loads one weight image per tile back to back.  Tiles past the last row get no
+    slice, so fewer than ``tiles`` pairs come back when ``M`` is not a multiple of ``c``
+    (``M = 10, tiles = 4``: ``c = 3``, slices of 3, 3, 3 and 1 rows; ``M = 5, tiles = 4``:
+    ``c = 2``, three slices of 2, 2 and 1).  This is not ``numpy.array_split``, which would
+    balance the slices (3, 3, 2, 2).
+
+    ``m`` must be at least 1 and ``tiles`` at least 1 (`ValueError` otherwise).
+    """
+    if isinstance(m, bool) or isinstance(tiles, bool) or int(m) != m or int(tiles) != tiles:
+        raise ValueError(f"m and tiles must be ints, not {m!r} and {tiles!r}")
+    m, tiles = int(m), int(tiles)
+    if m < 1 or tiles < 1:
+        raise ValueError(f"m and tiles must be at least 1, not m={m}, tiles={tiles}")
+    c = -(-m // tiles)
+    return [(r, min(m, r + c)) for r in range(0, m, c)]
+
+
+# ---- does a layer fit one tile's buffers -------------------------------------------------------
+
+#: The tile-buffer limits a layer can exceed, in the order `tile_buffer_shortfall` checks them:
+#: ``{check: (AcceleratorConfig parameter, what is counted)}``.
+TILE_BUFFER_CHECKS = {
+    "weight_words": ("weight_buf_depth", "bus words of the tile's weight image"),
+    "act_entries": ("act_buf_depth", "activation entries: ceil(N / cols) column groups x K"),
+    "flag_words": ("act_buf_depth", "zero-flag words: ceil(N / cols) x ceil(K / axi_data_width)"),
+    "image_entries": ("act_buf_depth", "conv2d input image entries: ceil(C*H*W / cols)"),
+    "rows": ("out_buf_depth", "output rows of the tile's slice"),
+}
+
+
+def nz_flag_depth(act_buf_depth: int) -> int:
+    """Words of a tile's activation zero-flag buffer: ``max(2, act_buf_depth // 8)``."""
+    return max(2, int(act_buf_depth) // 8)
+
+
+def tile_buffer_use(cfg, *, k: int, n: int, weight_bytes: int = 0, rows: int = 0,
+                    image_bytes: int = 0) -> dict[str, int]:
+    """What one tile's share of ``W[rows, K] @ X[K, N]`` takes of each limit in
+    `TILE_BUFFER_CHECKS` (``{check: entries}``, same order).
+
+    ``weight_bytes`` is the tile's weight image (``ceil(bytes / axi_bytes)`` bus words),
+    ``image_bytes`` the conv2d input tensor (``0`` for a matmul, whose activations are the
+    im2col entries themselves).  ``cfg`` is duck-typed: ``cols``, ``axi_data_width``.
+    """
+    cols, bus = int(cfg.cols), int(cfg.axi_data_width)
+    ncg = -(-int(n) // cols)
+    return {
+        "weight_words": -(-int(weight_bytes) // (bus // 8)),
+        "act_entries": ncg * int(k),
+        "flag_words": ncg * -(-int(k) // bus),
+        "image_entries": -(-int(image_bytes) // cols),
+        "rows": int(rows),
+    }
+
+
+def tile_buffer_limits(cfg) -> dict[str, int]:
+    """``{check: capacity}`` of one tile of ``cfg`` for each limit in `TILE_BUFFER_CHECKS`
+    (``weight_buf_depth``, ``act_buf_depth``, `nz_flag_depth`, ``act_buf_depth``,
+    ``out_buf_depth``)."""
+    act = int(cfg.act_buf_depth)
+    return {"weight_words": int(cfg.weight_buf_depth), "act_entries": act,
+            "flag_words": nz_flag_depth(act), "image_entries": act,
+            "rows": int(cfg.out_buf_depth)}
+
+
+@dataclass(frozen=True)
+class BufferShortfall:
+    """One tile-buffer limit a layer exceeds: ``check`` (a key of `TILE_BUFFER_CHECKS`),
+    ``parameter`` (the configuration parameter to raise), ``used`` and ``capacity`` (in that
+    check's entries) and a one-line ``message``."""
+
+    check: str
+    parameter: str
+    used: int
+    capacity: int
+
+    @property
+    def message(self) -> str:
+        what = TILE_BUFFER_CHECKS[self.check][1]
+        return (f"{what}: {self.used} > {self.capacity} ({self.parameter}): raise "
+                f"{self.parameter}")
+
+
+def tile_buffer_shortfall(cfg, *, k: int, n: int, weight_bytes: int = 0, rows: int = 0,
+                          image_bytes: int = 0,
+                          checks=tuple(TILE_BUFFER_CHECKS)) -> BufferShortfall | None:
+    """The first limit of ``checks`` (in `TILE_BUFFER_CHECKS` order) that one tile's share of
+    the layer exceeds (see `tile_buffer_use`), or ``None`` when it fits.  The hardware refuses
+    such a layer (``BAD_SHAPE`` / ``BAD_SIZE``) or, on a bare tile, raises ``overflow``."""
+    use = tile_buffer_use(cfg, k=k, n=n, weight_bytes=weight_bytes, rows=rows,
+                          image_bytes=image_bytes)
+    cap = tile_buffer_limits(cfg)
+    for check in TILE_BUFFER_CHECKS:
+        if check in checks and use[check] > cap[check]:
+            return BufferShortfall(check, TILE_BUFFER_CHECKS[check][0], use[check], cap[check])
+    return None
+
+
+def tile_buffer_minimum(cfg, *, k: int, n: int, weight_bytes: int = 0, rows: int = 0,
+                        image_bytes: int = 0) -> dict[str, int]:
+    """The smallest ``act_buf_depth``, ``weight_buf_depth`` and ``out_buf_depth`` (in that
+    order) that fit one tile's share of the layer (`tile_buffer_use`): every check of a
+    parameter passes at that value.  ``act_buf_depth`` must hold the im2col entries, the image
+    entries and, past the two-word minimum of `nz_flag_depth`, eight per flag word."""
+    use = tile_buffer_use(cfg, k=k, n=n, weight_bytes=weight_bytes, rows=rows,
+                          image_bytes=image_bytes)
+    flags = 8 * use["flag_words"] if use["flag_words"] > nz_flag_depth(0) else 0
+    return {"act_buf_depth": max(use["act_entries"], use["image_entries"], flags),
+            "weight_buf_depth": use["weight_words"], "out_buf_depth": use["rows"]}

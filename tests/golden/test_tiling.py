@@ -1,0 +1,144 @@
+"""Row split across tiles (golden/tiling.py, docs/spec.md section 8.1) and its users."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sparsemac.golden.tiling import (
+    TILE_BUFFER_CHECKS,
+    nz_flag_depth,
+    tile_buffer_minimum,
+    tile_buffer_shortfall,
+    tile_buffer_use,
+    tile_row_split,
+)
+
+
+def _direct(m, tiles):
+    """The hardware rule written out: tile t gets [t*c, min(M, (t+1)*c)), c = ceil(M/tiles)."""
+    c = -(-m // tiles)
+    out = []
+    for t in range(tiles):
+        r0, r1 = t * c, min(m, (t + 1) * c)
+        if r0 < r1:
+            out.append((r0, r1))
+    return out
+
+
+@pytest.mark.parametrize("m, tiles", [
+    (1, 1), (7, 1),                       # one tile: everything
+    (1, 4), (3, 4),                       # M < tiles: one row each, the last tiles idle
+    (4, 4), (8, 4),                       # M = tiles * k
+    (5, 4), (9, 4), (13, 4), (10, 4),     # M = tiles * k + 1, and 10 / 4 (not array_split)
+    (5, 3), (6, 4), (100, 7), (65535, 16),
+])
+def test_tile_row_split_matches_the_formula(m, tiles):
+    got = tile_row_split(m, tiles)
+    assert got == _direct(m, tiles)
+    assert got[0][0] == 0 and got[-1][1] == m and len(got) <= tiles
+    assert all(a[1] == b[0] for a, b in zip(got, got[1:], strict=False))   # contiguous
+
+
+def test_tile_row_split_examples():
+    assert tile_row_split(10, 4) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert tile_row_split(5, 4) == [(0, 2), (2, 4), (4, 5)]     # only three tiles get rows
+    assert tile_row_split(3, 4) == [(0, 1), (1, 2), (2, 3)]
+    assert tile_row_split(np.int64(4), 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+@pytest.mark.parametrize("m, tiles", [(0, 4), (4, 0), (-1, 2), (2.5, 2), (True, 2)])
+def test_tile_row_split_rejects(m, tiles):
+    with pytest.raises(ValueError):
+        tile_row_split(m, tiles)
+
+
+def test_array_split_differs_for_10_over_4():
+    """Why the rule has one owner: numpy's balanced split is not the hardware's."""
+    sizes = [len(p) for p in np.array_split(np.arange(10), 4)]
+    assert sizes == [3, 3, 2, 2]
+    assert [r1 - r0 for r0, r1 in tile_row_split(10, 4)] == [3, 3, 3, 1]
+
+
+def test_flow_tile_model_splits_like_the_hardware(monkeypatch):
+    """flow.cycles' tile_model source sees the hardware's slices (3, 3, 3, 1 rows for M = 10
+    on 4 tiles), not numpy's balanced ones (3, 3, 2, 2)."""
+    import sparsemac.golden.tile_model as tm
+    from sparsemac.flow.cycles import tile_model_source
+    from sparsemac.flow.spec import Workload
+    from sparsemac.hw.config import AcceleratorConfig
+
+    seen, real = [], tm.tile_cycles
+
+    def spy(pw, X, cfg, **kw):
+        seen.append(pw.shape[0])
+        return real(pw, X, cfg, **kw)
+
+    monkeypatch.setattr(tm, "tile_cycles", spy)
+    cfg = AcceleratorConfig.preset("tiny").replace(tiles=4)
+    wl = Workload("fc", "matmul", (("M", 10), ("K", 16), ("N", 4)), "dense", 0.0)
+    tile_model_source(wl, cfg, seed=1)
+    assert seen == [3, 3, 3, 1]
+
+
+# ---- one tile's buffers ------------------------------------------------------------------------
+
+def _cfg(**kw):
+    base = dict(cols=2, axi_data_width=64, act_buf_depth=64, weight_buf_depth=32,
+                out_buf_depth=8)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def _fits_direct(cfg, k, n, wbytes, rows, img):
+    """The rule as sim.accel_driver.layer_fits wrote it before it moved to golden."""
+    ncg = -(-n // cfg.cols)
+    words = -(-k // cfg.axi_data_width)
+    return (ncg * k <= cfg.act_buf_depth and -(-img // cfg.cols) <= cfg.act_buf_depth
+            and ncg * words <= max(2, cfg.act_buf_depth // 8)
+            and wbytes <= cfg.weight_buf_depth * cfg.axi_data_width // 8
+            and rows <= cfg.out_buf_depth)
+
+
+def test_tile_buffer_shortfall_matches_the_direct_rule():
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        cfg = _cfg(cols=int(rng.choice([1, 2, 4, 8])), axi_data_width=int(rng.choice([32, 64])),
+                   act_buf_depth=int(rng.choice([8, 16, 32, 64, 256])),
+                   weight_buf_depth=int(rng.integers(1, 64)), out_buf_depth=int(rng.integers(1, 9)))
+        k, n = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        wb, rows = int(rng.integers(0, 3000)), int(rng.integers(1, 12))
+        img = int(rng.integers(0, 700))
+        short = tile_buffer_shortfall(cfg, k=k, n=n, weight_bytes=wb, rows=rows, image_bytes=img)
+        assert (short is None) == _fits_direct(cfg, k, n, wb, rows, img), (vars(cfg), k, n)
+        least = tile_buffer_minimum(cfg, k=k, n=n, weight_bytes=wb, rows=rows, image_bytes=img)
+        fit = _cfg(**{**vars(cfg), **least})
+        assert tile_buffer_shortfall(fit, k=k, n=n, weight_bytes=wb, rows=rows,
+                                     image_bytes=img) is None, (vars(fit), k, n)
+        for p, v in least.items():   # one below the minimum of a parameter fails on it
+            if v > 0:
+                s = tile_buffer_shortfall(_cfg(**{**vars(fit), p: v - 1}), k=k, n=n,
+                                          weight_bytes=wb, rows=rows, image_bytes=img)
+                assert s is not None and s.parameter == p, (p, v, vars(fit), k, n)
+
+
+def test_tile_buffer_shortfall_order_and_message():
+    cfg = _cfg()
+    # everything too big: the weight image is reported first
+    s = tile_buffer_shortfall(cfg, k=200, n=200, weight_bytes=10_000, rows=99, image_bytes=10**6)
+    assert (s.check, s.parameter, s.used, s.capacity) == ("weight_words", "weight_buf_depth",
+                                                           1250, 32)
+    assert s.message.endswith("1250 > 32 (weight_buf_depth): raise weight_buf_depth")
+    s = tile_buffer_shortfall(cfg, k=200, n=200, weight_bytes=10_000, checks=("flag_words",))
+    assert (s.check, s.used, s.capacity) == ("flag_words", 400, 8)
+    assert tile_buffer_shortfall(cfg, k=32, n=4, weight_bytes=256, rows=8) is None
+    assert list(tile_buffer_use(cfg, k=1, n=1)) == list(TILE_BUFFER_CHECKS)
+
+
+def test_nz_flag_depth_is_the_hardware_s():
+    from sparsemac.hw.config import AcceleratorConfig
+    from sparsemac.hw.hub.desc_checker import nz_depth
+    from sparsemac.hw.tile.tile import Tile
+
+    assert [nz_flag_depth(d) for d in (0, 8, 16, 24, 32, 256)] == [2, 2, 2, 3, 4, 32]
+    for preset in ("tiny", "default"):
+        cfg = AcceleratorConfig.preset(preset)
+        assert Tile(cfg).nz_depth == nz_depth(cfg) == nz_flag_depth(cfg.act_buf_depth)
