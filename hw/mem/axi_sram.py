@@ -104,7 +104,7 @@ class AxiSram(wiring.Component):
         return self.depth * self.beat_bytes
 
     @property
-    def read_latency(self) -> int:
+    def latency(self) -> int:
         """Cycles from the AR handshake to the first valid R beat."""
         return 2
 

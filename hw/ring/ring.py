@@ -88,7 +88,7 @@ class Ring(wiring.Component):
     def min_latency(self, src: int, dst: int) -> int:
         """Cycles from ``inject[src]`` accepting a flit to it on ``eject[dst]``, unblocked."""
         hops = (dst - src) % self.nodes or self.nodes
-        return RingRouter.hop_latency * hops
+        return RingRouter.latency * hops
 
     def elaborate(self, platform):
         m = Module()

@@ -136,8 +136,8 @@ class RingRouter(wiring.Component):
         """Traffic leaving this node crosses the dateline (it is the last node)."""
         return self.node == self.nodes - 1
 
-    #: Cycles per hop of an unblocked flit.
-    hop_latency = 2
+    #: Cycles per hop of an unblocked flit (the router's latency).
+    latency = 2
 
     def elaborate(self, platform):
         m = Module()

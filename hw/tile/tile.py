@@ -116,7 +116,7 @@ class Tile(wiring.Component):
         })
 
     @property
-    def result_latency(self) -> int:
+    def latency(self) -> int:
         """Cycles from an end-of-row token leaving a decoder to its result entering the FIFO."""
         return 1 + self.mac.latency
 

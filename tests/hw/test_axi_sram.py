@@ -188,7 +188,7 @@ def test_write_then_read_back_full_strobes(seed):
 
 
 def test_back_to_back_throughput():
-    """No stalls: one R beat per cycle within a burst, first beat ``read_latency`` after AR."""
+    """No stalls: one R beat per cycle within a burst, first beat ``latency`` after AR."""
     dut = AxiSram(data_width=32, addr_width=32, id_width=1, depth=16, init=list(range(16)))
     axi = dut.s_axi
     seen = []
@@ -209,7 +209,7 @@ def test_back_to_back_throughput():
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    lat = dut.read_latency
+    lat = dut.latency
     assert seen == [(lat + i, 3 + i, int(i == 7)) for i in range(8)], seen
 
 
