@@ -15,9 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sparsemac.golden.formats import FORMAT_CODES
+
 __all__ = ["AcceleratorConfig", "FORMATS", "ConfigError", "load_config", "PRESETS_DIR"]
 
-FORMATS = ("dense", "bitmap", "block", "nm")
+FORMATS = tuple(FORMAT_CODES)  # format names in code order (golden.formats.FormatCode)
 PRESETS_DIR = Path(str(resources.files("sparsemac.configs")))
 
 

@@ -54,16 +54,8 @@ class DmaReader(DmaEngine):
 
     Parameters
     ----------
-    data_width, addr_width, id_width : int
-        AXI widths.
-    max_burst : int
-        Longest burst in beats (power of two, 1..256).
-    max_outstanding : int
-        Bursts in flight (1..16).
-    watchdog_cycles : int
-        Stall limit in cycles (4..2**30).
-    tag_width : int
-        Width of the command tag (1..32).
+    data_width, addr_width, id_width, max_burst, max_outstanding, watchdog_cycles, tag_width
+        As for :class:`~sparsemac.hw.hub.dma_engine.DmaEngine` (checked there).
 
     Members
     -------

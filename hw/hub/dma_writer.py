@@ -55,7 +55,7 @@ class DmaWriter(DmaEngine):
     Parameters
     ----------
     data_width, addr_width, id_width, max_burst, max_outstanding, watchdog_cycles, tag_width
-        As for ``DmaReader``.
+        As for :class:`~sparsemac.hw.hub.dma_engine.DmaEngine` (checked there).
 
     Members
     -------
