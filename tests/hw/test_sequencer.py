@@ -36,6 +36,8 @@ from sparsemac.hw.hub.sequencer import Sequencer
 from sparsemac.hw.ring.layouts import FlitType
 from sparsemac.sim.accel_driver import build_job, random_layer
 
+from tests.hw.streams import stream_put
+
 TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
 TINY2 = TINY.replace(tiles=2)
 FMTS = ("dense", "bitmap", "block", "nm")
@@ -155,17 +157,9 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
             assert addr % beat == 0 and length % beat == 0 and length > 0, (addr, length)
             n = length // beat
             for w in range(n):
-                while prng.random() < stall:
-                    ctx.set(dut.rdata.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.rdata.valid, 1)
-                ctx.set(dut.rdata.payload.data, mem_word(addr + w * beat))
-                ctx.set(dut.rdata.payload.last, w == n - 1)
-                ctx.set(dut.rdata.payload.tag, tag)
-                while True:
-                    _, _, rdy = await ctx.tick().sample(dut.rdata.ready)
-                    if rdy:
-                        break
+                await stream_put(ctx, dut.rdata, {"data": mem_word(addr + w * beat),
+                                                  "last": w == n - 1, "tag": tag},
+                                 prng=prng, stall=stall)
             ctx.set(dut.rdata.valid, 0)
             ctx.set(dut.rstatus.valid, 1)
             ctx.set(dut.rstatus.payload.tag, tag)

@@ -19,6 +19,7 @@ from sparsemac.hw.ring.layouts import FlitType
 from sparsemac.hw.tile.tile_node import DONE_MARKER, QUANT_BYTES, TileNode, result_data_bytes
 
 from sparsemac import golden
+from tests.hw.streams import stream_put
 
 CFG = AcceleratorConfig.preset("tiny")
 FMTS = ("dense", "bitmap", "block", "nm")
@@ -77,16 +78,8 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
         await ctx.tick()
         ctx.set(dut.start, 0)
         for ftype, w in flits:
-            while prng.random() < stall:
-                ctx.set(dut.flits_in.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.flits_in.valid, 1)
-            ctx.set(dut.flits_in.payload.type, ftype)
-            ctx.set(dut.flits_in.payload.payload, w)
-            while True:
-                _, _, rdy = await ctx.tick().sample(dut.flits_in.ready)
-                if rdy:
-                    break
+            await stream_put(ctx, dut.flits_in, {"type": ftype, "payload": w}, prng=prng,
+                             stall=stall)
         ctx.set(dut.flits_in.valid, 0)
 
     async def sink(ctx):
