@@ -10,7 +10,7 @@ SRC     := sparsemac golden host hw sim flow cli configs tests bench
 # Verilator builds stay in the checkout (synthesis results are cached in ~/.cache/sparsemac)
 export SPARSEMAC_BUILD ?= $(CURDIR)/build/sim
 
-.PHONY: all demo test test-fast test-all verilog lint formal clean bootstrap
+.PHONY: all demo test test-fast test-all verilog lint formal mutate clean bootstrap
 
 all: test
 
@@ -50,6 +50,10 @@ lint: $(STAMP)
 
 formal: $(STAMP)
 	$(PY) -m pytest -q tests/formal
+
+## Planted single-line bugs in hw/, each must be caught (docs/reports/mutation.md); not in `test`.
+mutate: $(STAMP)
+	$(PY) bench/mutate.py --jobs $(JOBS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis sim_build results.xml

@@ -297,3 +297,69 @@ def test_parameter_errors():
         CsrBank(AcceleratorConfig(), addr_width=4)
     with pytest.raises(TypeError, match=r"^addr_width must be an integer, not 12.0$"):
         CsrBank(AcceleratorConfig(), addr_width=12.0)
+
+
+@pytest.mark.parametrize("when", [-1, 0, 1])
+def test_w1c_set_and_clear_race(seed, rng, when):
+    """Every bit of every w1c register: a one-cycle ``<reg>_set`` pulse in the cycle before
+    the clearing write is taken (``when=-1``: the clear wins, the bit reads 0), in exactly that
+    cycle (``0``: the set wins, the bit reads 1 and, enabled, raises ``irq``) or in the cycle
+    after (``1``: the bit reads 1)."""
+    cfg = AcceleratorConfig()
+    dut = CsrBank(cfg)
+    w1c = [r for r in registers(cfg) if r.kind == "w1c"]
+    assert w1c, "the register map has no w1c register"
+    fails = []
+
+    async def body(ctx):
+        lite = Lite(ctx, dut, rng)
+        a = dut.s_axil
+        for r in w1c:
+            port = getattr(dut, f"{r.port}_set")
+            enable = register(cfg, r.name.replace("STATUS", "ENABLE"))
+            for f in r.fields:
+                # every bit set, then enabled, then the race on bit f
+                await lite.write(enable.offset, 0)
+                ctx.set(port.as_value(), _all(r))
+                await lite.tick()
+                ctx.set(port.as_value(), 0)
+                await lite.write(enable.offset, f.mask)
+                ctx.set(a.awaddr, r.offset)
+                ctx.set(a.wdata, f.mask)
+                ctx.set(a.wstrb, 0xF)
+                ctx.set(a.bready, 1)
+                if when == -1:
+                    ctx.set(getattr(port, f.name), 1)
+                    await lite.tick()
+                    ctx.set(getattr(port, f.name), 0)
+                ctx.set(a.awvalid, 1)
+                ctx.set(a.wvalid, 1)
+                assert ctx.get(a.awready) and ctx.get(a.wready), "write not taken at once"
+                if when == 0:
+                    ctx.set(getattr(port, f.name), 1)     # exactly the cycle of the clear
+                await lite.tick()
+                ctx.set(getattr(port, f.name), 0)
+                ctx.set(a.awvalid, 0)
+                ctx.set(a.wvalid, 0)
+                if when == 1:
+                    ctx.set(getattr(port, f.name), 1)
+                    await lite.tick()
+                    ctx.set(getattr(port, f.name), 0)
+                for _ in range(3):
+                    await lite.tick()
+                want = 0 if when == -1 else 1
+                got = field((await lite.read(r.offset))[0], r, f.name)
+                if got != want:
+                    fails.append(f"{r.name}.{f.name}: set {when:+d} cycle(s) from the clear: "
+                                 f"reads {got}, expected {want}")
+                if bool(ctx.get(dut.irq)) != bool(want):
+                    fails.append(f"{r.name}.{f.name}: irq {int(ctx.get(dut.irq))} with the "
+                                 f"bit at {want} and enabled")
+                await lite.write(r.offset, 0xFFFFFFFF)           # clean up
+
+    simulate(dut, body)
+    assert not fails, f"seed={seed}: {fails}"
+
+
+def _all(reg):
+    return sum(f.mask for f in reg.fields)

@@ -42,14 +42,15 @@ MUTATIONS = [
 MAX_CHECK_CYCLES = 450
 
 
-def _codes(descs, cfg=CFG, *, raw=False, cycles=None):
-    """Check each descriptor (a ``Descriptor`` or, with ``raw``, a 512-bit int) on the RTL."""
+def _codes(descs, cfg=CFG, *, raw=False, cycles=None, windows=None):
+    """Check each descriptor (a ``Descriptor`` or, with ``raw``, a 512-bit int) on the RTL,
+    each against ``WINDOW`` or against its own entry of ``windows``."""
     dut = DescChecker(cfg)
     got = []
 
     async def tb(ctx):
-        ctx.set(dut.window_bytes, WINDOW)
-        for d in descs:
+        for j, d in enumerate(descs):
+            ctx.set(dut.window_bytes, WINDOW if windows is None else windows[j])
             ctx.set(dut.desc.as_value(), d if raw else int.from_bytes(d.pack(), "little"))
             ctx.set(dut.start, 1)
             await ctx.tick()
@@ -147,3 +148,55 @@ def test_real_layer_check_is_short():
     cycles = []
     _codes([d], CFG.replace(act_buf_depth=1 << 14), cycles=cycles)
     assert cycles[0] <= 150, cycles
+
+
+# ---- window edges: every buffer ending exactly at the window end, and 1 .. beat bytes past ----
+BEAT = CFG.axi_data_width // 8
+EDGE_WINDOWS = (WINDOW, 0x3440)     # a power of two and a beat multiple that is not one
+
+
+def _edge_descriptor(buf: str, window: int, over: int):
+    """A valid matmul whose buffer ``buf`` ends ``over`` bytes past ``window`` (0: exactly at
+    its end), every other buffer well inside, every offset beat-aligned.
+
+    ``acts`` and ``out`` reach the edge through their size (``k`` or ``n`` = 4 beats +
+    ``over``); ``quant``, ``lut`` and ``weights`` have fixed-size records, so their window
+    is what moves (see :func:`_edge_cases`)."""
+    kw = dict(flags=3, weights=0, acts=256, out=512, quant=1024, lut=2048)   # REQUANT | LUT
+    m, k, n = 2, 4, 4
+    if buf == "acts":
+        k, n = 4 * BEAT + over, 1
+        kw["acts"] = window - 4 * BEAT
+    elif buf == "out":
+        m, n = 1, 4 * BEAT + over
+        kw["out"] = window - 4 * BEAT
+    return matmul_descriptor(m=m, k=k, n=n, **kw)
+
+
+def _edge_cases():
+    """(name, descriptor, window, over) for every used buffer and over in 0 .. beat."""
+    from sparsemac.golden.descriptors import buffer_sizes
+    cases = []
+    for window in EDGE_WINDOWS:
+        for over in range(BEAT + 1):
+            for buf in ("acts", "out"):
+                cases.append((buf, _edge_descriptor(buf, window, over), window, over))
+            for buf in ("quant", "lut", "weights"):
+                d = _edge_descriptor(buf, window, 0)
+                end = window - BEAT * 4          # aligned end of the buffer
+                d = d.replace(**{buf: end - buffer_sizes(d)[buf]})
+                cases.append((buf, d, end - over, over))
+    return cases
+
+
+def test_window_edges():
+    """A buffer ending exactly at the window end is accepted; 1 .. beat bytes past it is
+    OUT_OF_WINDOW, for every buffer of a descriptor (golden agrees on every case)."""
+    cases = _edge_cases()
+    got = _codes([d for _, d, _, _ in cases], windows=[w for _, _, w, _ in cases])
+    for (buf, d, window, over), g in zip(cases, got):
+        want = ErrorCode.OK if over == 0 else ErrorCode.OUT_OF_WINDOW
+        exp = validate_descriptor(d, CFG, window_bytes=window)
+        assert exp == want, f"golden: {buf} {over} B past window {window:#x}: {exp!r}"
+        assert g == want, (f"{buf} ends {over} B past the window end {window:#x}: expected "
+                           f"{want!r}, got {ErrorCode(g)!r} ({d})")

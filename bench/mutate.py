@@ -1,0 +1,189 @@
+"""Mutation check: plant single-line bugs in hw/ and make sure the regression catches each one.
+
+Each mutant is one exact text replacement in one source file (it must match exactly once, or
+the mutant is reported ``stale``: the code moved and the list needs updating).  For each
+mutant a private copy of the package is made in a temporary folder (the installed-wheel
+layout, ``sparsemac/hw/...``), the replacement applied there, and the tests named by the
+mutant run against that copy (``PYTHONPATH``; the checkout is never modified, so mutation runs
+and normal work can share a machine).  A mutant is *caught* when at least one of its tests
+fails, *survived* otherwise.  Verilator builds are shared with the regression
+(``build/sim``, keyed by the Verilog's hash), so only the mutated design is rebuilt.
+
+Run ``make mutate`` (all mutants) or ``python bench/mutate.py --only W1C-CLEAR-WINS``; the
+report goes to ``docs/reports/mutation.md``.  Not part of ``make test``: it runs the
+simulation tests once per mutant (about a minute per amaranth-only mutant, several for one
+that needs the accelerator's Verilator build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    kind: str            #: the bug class (the audit's twelve and more)
+    file: str            #: path in the checkout
+    find: str            #: exact text, must occur once
+    replace: str
+    tests: tuple[str, ...]  #: pytest node ids / paths that must catch it
+    why: str = ""        #: what the bug would do on silicon
+
+
+ACC = "tests/sim/test_accelerator.py"
+MUTANTS: list[Mutant] = [
+    Mutant("WINDOW-INCLUSIVE-END", "window arithmetic", "hw/hub/desc_checker.py",
+           "ends.append(end.eq(off + size))", "ends.append(end.eq(off + size - 1))",
+           ("tests/hw/test_desc_checker.py",),
+           "a buffer may end 1 byte past MEM_LIMIT and the job is accepted"),
+    Mutant("W1C-CLEAR-WINS", "W1C", "hw/top/csr_bank.py",
+           "m.d.sync += q.eq(((q & ~clears[r.name])\n"
+           "                                  | getattr(self, f\"{r.port}_set\").as_value())"
+           " & _mask(r))",
+           "m.d.sync += q.eq(((q | getattr(self, f\"{r.port}_set\").as_value())\n"
+           "                                  & ~clears[r.name]) & _mask(r))",
+           ("tests/hw/test_csr_bank.py",),
+           "a done event in the cycle software clears IRQ_STATUS is lost with its interrupt"),
+]
+
+
+def _package_dirs() -> dict[str, str]:
+    """``{"sparsemac.hw": "hw", ...}`` from pyproject's package-dir mapping."""
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["tool"]["setuptools"]["package-dir"]
+
+
+def _shadow(tmp: Path, mutant: Mutant) -> Path:
+    """A copy of the package (installed layout) under ``tmp/pkg`` and of the test tree under
+    ``tmp/run``, with ``mutant`` applied.  Returns the run folder."""
+    pkg = tmp / "pkg"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name, src in sorted(_package_dirs().items()):
+        dst = pkg.joinpath(*name.split("."))
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in (ROOT / src).iterdir():
+            if f.is_file() and "__pycache__" not in f.parts:
+                shutil.copy2(f, dst / f.name)
+    run = tmp / "run"
+    run.mkdir()
+    shutil.copytree(ROOT / "tests", run / "tests", ignore=ignore)
+    for extra in ("examples", "constraints", "configs", "pyproject.toml", "README.md", "docs"):
+        if (ROOT / extra).exists():
+            os.symlink(ROOT / extra, run / extra)
+    # apply the mutation to the package copy
+    target = _installed_path(pkg, mutant.file)
+    text = target.read_text()
+    n = text.count(mutant.find)
+    if n != 1:
+        raise LookupError(f"{mutant.id}: the text to mutate occurs {n} times in {mutant.file}")
+    target.write_text(text.replace(mutant.find, mutant.replace))
+    return run
+
+
+def _installed_path(pkg: Path, file: str) -> Path:
+    """Where checkout file ``hw/tile/pe.py`` lands in the installed layout."""
+    best = None
+    for name, src in _package_dirs().items():
+        if file.startswith(src + "/") and "/" not in file[len(src) + 1:]:
+            best = pkg.joinpath(*name.split("."), file[len(src) + 1:])
+    if best is None:
+        raise LookupError(f"{file} is not in a package of pyproject's package-dir")
+    return best
+
+
+def run_mutant(mutant: Mutant, *, jobs: int, seed: int | None) -> dict:
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"sparsemac-mutant-{mutant.id}-") as tmp:
+        try:
+            run = _shadow(Path(tmp), mutant)
+        except LookupError as exc:
+            return dict(id=mutant.id, result="stale", detail=str(exc), seconds=0.0)
+        env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "pkg"),
+                   SPARSEMAC_BUILD=str(ROOT / "build" / "sim"))
+        if seed is not None:
+            env["SPARSEMAC_SEED"] = str(seed)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+               "-m", "not slow", *(["-n", str(jobs)] if jobs > 1 else []), *mutant.tests]
+        proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    failed = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    if proc.returncode == 0:
+        result = "survived"
+    elif proc.returncode == 1 and failed:
+        result = "caught"
+    else:
+        result = "error"     # collection error, crash: the mutant broke the build, not a test
+    return dict(id=mutant.id, result=result, seconds=time.monotonic() - start,
+                detail=(failed[0][:160] if failed else out.strip().splitlines()[-1:][0]
+                        if out.strip() else ""))
+
+
+def _report(rows: list[dict], path: Path) -> None:
+    caught = sum(r["result"] == "caught" for r in rows)
+    by_id = {m.id: m for m in MUTANTS}
+    lines = ["# Mutation check", "",
+             "Planted single-line bugs in `hw/`, each run against the tests that should catch it",
+             "(`make mutate`, `bench/mutate.py`; a mutant is caught when one of its tests fails).",
+             "", f"Score: **{caught} / {len(rows)} caught**.", "",
+             "| mutant | kind | file | result | tests | time | what the bug does |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = by_id[r["id"]]
+        lines.append(f"| {m.id} | {m.kind} | `{m.file}` | {r['result']} | "
+                     f"{', '.join(f'`{t}`' for t in m.tests)} | {r['seconds']:.0f} s | {m.why} |")
+    surv = [r for r in rows if r["result"] != "caught"]
+    lines += ["", "## Survivors and stale mutants", ""]
+    lines += ([f"- {r['id']}: {r['result']} ({r['detail']})" for r in surv] or ["None."])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--only", action="append", default=[], metavar="ID",
+                   help="run only this mutant (repeatable); --list shows the ids")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers per mutant")
+    p.add_argument("--seed", type=int, default=None,
+                   help="SPARSEMAC_SEED for every run (default: a random seed per test)")
+    p.add_argument("--report", type=Path, default=ROOT / "docs" / "reports" / "mutation.md",
+                   help="markdown report to write (skipped with --only)")
+    a = p.parse_args(argv)
+    if a.list:
+        for m in MUTANTS:
+            print(f"{m.id:28s} {m.kind:24s} {m.file}")
+        return 0
+    unknown = set(a.only) - {m.id for m in MUTANTS}
+    if unknown:
+        p.error(f"--only must be one of the mutant ids (see --list), not {sorted(unknown)}")
+    todo = [m for m in MUTANTS if not a.only or m.id in a.only]
+    rows = []
+    for i, m in enumerate(todo, 1):
+        print(f"[mutate {i}/{len(todo)}] {m.id} ({m.kind}, {m.file}) ...", flush=True)
+        r = run_mutant(m, jobs=a.jobs, seed=a.seed)
+        rows.append(r)
+        print(f"[mutate {i}/{len(todo)}] {m.id}: {r['result']} in {r['seconds']:.0f} s "
+              f"{r['detail']}", flush=True)
+    if not a.only:
+        _report(rows, a.report)
+        print(f"[mutate] report: {a.report}")
+    caught = sum(r["result"] == "caught" for r in rows)
+    print(f"[mutate] {caught} / {len(rows)} caught")
+    return 0 if caught == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
