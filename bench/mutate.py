@@ -56,6 +56,11 @@ MUTANTS: list[Mutant] = [
            "                                  & ~clears[r.name]) & _mask(r))",
            ("tests/hw/test_csr_bank.py",),
            "a done event in the cycle software clears IRQ_STATUS is lost with its interrupt"),
+    Mutant("NM-DUPLICATE-INDEX", "N:M duplicate index", "hw/tile/image_checker.py",
+           "with m.If(go & valid & ~first & (byte[j] <= prev)):",
+           "with m.If(go & valid & ~first & (byte[j] < prev)):",
+           ("tests/hw/test_image_checker.py",),
+           "an N:M group naming one column twice is accepted (a weight counted twice)"),
 ]
 
 

@@ -468,3 +468,29 @@ def test_rows_beyond_out_buf_depth():
 def test_rejects_bad_config():
     with pytest.raises(TypeError, match="cfg must be an AcceleratorConfig, not 3"):
         ImageChecker(3)
+
+
+@pytest.mark.parametrize("width", [32, 128])
+def test_nm_duplicate_index_every_m(width, rng, seed):
+    """Directed: for every N:M M (and N = 2 and N = M), one index repeated in a group (the
+    first group, a middle one, the last group of the last row; the second slot and the last
+    slot of the group) is BAD_INDEX on the RTL as in golden, whatever the seed."""
+    cfg = _cfg(width)
+    cases = []
+    for mm in (v for v in (2, 4, 8, 16, 32) if v <= cfg.nm_max_m):
+        for nn in sorted({2, mm}):
+            W = rng.integers(-128, 128, size=(5, 3 * mm + 1)).astype(np.int8)
+            W, _ = golden.prune(W, "nm", nm=(nn, mm))
+            kw = dict(group_size=cfg.group_size, block_size=cfg.block_size, nm=(nn, mm))
+            img = pack(np.asarray(W, dtype=np.int8), "nm", kw)
+            h = _hdr(img)
+            ngroups = h["rows"] * -(-h["cols"] // mm)
+            for g in (0, ngroups // 2, ngroups - 1):
+                for s in sorted({1, nn - 1}):
+                    bad = bytearray(img)
+                    at = h["sec_b"] + g * nn + s
+                    bad[at] = bad[at - 1]                        # a duplicate index
+                    assert expected_code(bytes(bad)) == C.BAD_INDEX, (mm, nn, g, s)
+                    cases.append(("nm", f"dup {nn}:{mm} group {g} slot {s}",
+                                  dict(shape=W.shape, nm=(nn, mm)), bad))
+    _check(cfg, cases, rng, seed)
