@@ -35,6 +35,9 @@ def main(args) -> int:
     cfg = AcceleratorConfig.from_yaml(args.config) if args.config else None
     if args.overrides:
         cfg = board_config(args.board, cfg).with_overrides(args.overrides)
+    from sparsemac.cli.paths import out_dir
+
+    out_dir(args.out)
     try:
         rep = build_board(args.board, args.out, cfg)
     except SynthError as exc:

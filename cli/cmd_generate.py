@@ -24,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from sparsemac.cli.paths import out_dir
     from sparsemac.flow.generate import generate
 
     cfg = config_from_args(args)
+    out_dir(args.out)
     manifest = generate(cfg, args.out, top=args.top)
     print(f"{args.out}/{manifest['verilog']}: top {manifest['top']} "
           f"(module {manifest['module']}), sha256 {manifest['verilog_sha256'][:16]}")

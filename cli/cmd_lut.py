@@ -38,7 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     if args.report:
         from ..sim.activation_accuracy import DEFAULT_OUTPUT, run
+        from .paths import out_file
 
+        if args.output:
+            out_file(args.output)
         return run(output=args.output or DEFAULT_OUTPUT, sim=not args.no_sim,
                    as_json=args.json, segments=args.segments)
     if not args.function:

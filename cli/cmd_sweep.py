@@ -44,8 +44,10 @@ def main(args) -> int:
 
         if importlib.util.find_spec("distributed") is None:
             raise UsageError("--executor dask needs dask.distributed: pip install -e '.[flow]'")
+    from sparsemac.cli.paths import out_dir
     from sparsemac.flow.sweep import run_sweep
 
+    out_dir(args.out)
     try:
         res = run_sweep(spec, args.out, jobs=args.jobs, executor=args.executor,
                         scheduler=args.scheduler, progress=not args.quiet)

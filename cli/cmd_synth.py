@@ -36,6 +36,10 @@ def main(args) -> int:
         raise UsageError(f"--target must be one of {', '.join(TARGETS)}, not {args.target!r}")
     cfg = config_from_args(args)
     top = args.top or default_top(cfg)
+    if args.work_dir:
+        from sparsemac.cli.paths import out_dir
+
+        out_dir(args.work_dir, "--work-dir")
     try:
         res = synth(cfg, top, target=args.target, device=args.device, pnr=not args.no_pnr,
                     work_dir=args.work_dir, use_cache=not args.no_cache)

@@ -52,6 +52,10 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message):
+        """One line, exit code 2 (argparse's default also prints the whole usage)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
@@ -86,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except (UsageError, ConfigError) as exc:
         print(f"sparsemac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"sparsemac {args.command}: error: out of memory (a size flag too large?)",
+              file=sys.stderr)
         return 2
     except (TypeError, ValueError) as exc:
         # Parameter validation errors (AcceleratorConfig, golden) are user mistakes here.

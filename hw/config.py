@@ -270,7 +270,13 @@ class AcceleratorConfig:
         kw = dict(data)
         if "formats" in kw and isinstance(kw["formats"], list):
             kw["formats"] = tuple(kw["formats"])
-        return cls(**kw)
+        try:
+            return cls(**kw)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:     # a parameter's own check: name the file
+            line = getattr(data, "lines", {}).get(str(exc).split(" ", 1)[0])
+            raise ConfigError(f"{source}:{line}: {exc}" if line else f"{source}: {exc}") from None
 
     def to_yaml(self) -> str:
         import yaml
@@ -279,17 +285,10 @@ class AcceleratorConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> AcceleratorConfig:
-        import yaml
+        from sparsemac.yamlfile import load_file
 
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        data = load_file(path, "config file", ConfigError)
         if data is None:
             data = {}
         if isinstance(data, dict):

@@ -31,7 +31,7 @@ def test_no_subcommand_prints_help_and_fails():
 
 @pytest.mark.parametrize("args,message", [
     (["config", "--preset", "tiny", "--set", "rows=0"],
-     "sparsemac config: error: rows must be between 1 and 64, not 0"),
+     "sparsemac config: error: --set: rows must be between 1 and 64, not 0"),
     (["config", "--preset", "nope"],
      "sparsemac config: error: preset must be one of default, large, tiny, not 'nope'"),
     (["config", "--config", "/nonexistent.yaml"],

@@ -97,7 +97,7 @@ def test_file_errors(tmp_path):
         AcceleratorConfig.from_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("rows: [1, 2\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: not valid YAML"):
         AcceleratorConfig.from_yaml(bad)
     unk = tmp_path / "unk.yaml"
     unk.write_text("rowz: 4\n")

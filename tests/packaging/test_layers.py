@@ -18,7 +18,7 @@ import sparsemac
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["golden", "host", "hw", "sim", "flow", "cli"]
 # folders that are not layers: the package root's own modules and the shipped presets
-NEUTRAL = {"paths", "configs", "__init__", "__main__"}
+NEUTRAL = {"paths", "yamlfile", "configs", "__init__", "__main__"}
 
 
 def _package_dirs() -> dict[str, Path]:

@@ -1,0 +1,75 @@
+"""Bad input on the command line: exit code 2, exactly one line on stderr naming the file, flag
+or field and what is allowed, no traceback and no partial output (issue: "every bad-input
+case ... a test per class")."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sparsemac.cli.main import main
+
+BINARY = b"\xff\xfe\x00\x01binary"
+
+#: (id, files to create {name: bytes}, argv, fragments the one line must contain)
+CASES = [
+    ("config-unknown-format", {"c.yaml": b"formats: [csr]\n"}, ["config", "--config", "c.yaml"],
+     ["c.yaml:1:", "formats must only contain dense, bitmap, block, nm", "'csr'"]),
+    ("config-no-format", {"c.yaml": b"formats: []\n"}, ["config", "--config", "c.yaml"],
+     ["c.yaml:1:", "formats must include 'dense'"]),
+    ("config-binary", {"c.yaml": BINARY}, ["config", "--config", "c.yaml"],
+     ["config file 'c.yaml' must be UTF-8 text", "0xff"]),
+    ("config-duplicate-key", {"c.yaml": b"rows: 4\ncols: 4\nrows: 8\n"},
+     ["config", "--config", "c.yaml"], ["c.yaml:3: duplicate key 'rows' (first on line 1)"]),
+    ("config-yaml-syntax", {"c.yaml": b"rows: [4\n"}, ["config", "--config", "c.yaml"],
+     ["c.yaml:2: not valid YAML", "line 1"]),
+    ("config-missing", {}, ["config", "--config", "nope.yaml"],
+     ["cannot read config file 'nope.yaml'", "No such file"]),
+    ("config-folder", {"d/x": b""}, ["config", "--config", "d"],
+     ["config file must be a file, not the folder 'd'"]),
+    ("set-unknown-format", {}, ["config", "--set", "formats=[csr]"],
+     ["--set", "formats must only contain"]),
+    ("set-not-int", {}, ["config", "--set", "rows=abc"], ["rows must be an integer", "'abc'"]),
+    ("argparse-choice", {}, ["run", "--engine", "foo", "x.yaml"],
+     ["argument --engine: invalid choice: 'foo'", "--help"]),
+    ("argparse-unknown-flag", {}, ["config", "--bogus"], ["unrecognized arguments: --bogus"]),
+    ("generate-out-is-file", {"existing": b"x"},
+     ["generate", "--preset", "tiny", "-o", "existing"],
+     ["-o/--out must be a folder, not the existing file 'existing'"]),
+    ("generate-out-uncreatable", {}, ["generate", "--preset", "tiny", "-o", "/proc/none/x"],
+     ["-o/--out: cannot create folder '/proc/none/x'"]),
+    ("sweep-out-is-file", {"existing": b"x", "s.yaml": b"base: {preset: tiny}\nworkloads:\n"
+                           b"  - {name: a, op: matmul, M: 4, K: 4, N: 4, format: dense}\n"},
+     ["sweep", "s.yaml", "-o", "existing"],
+     ["-o/--out must be a folder, not the existing file 'existing'"]),
+    ("synth-work-dir-is-file", {"existing": b"x"},
+     ["synth", "--preset", "tiny", "--target", "ecp5", "--work-dir", "existing"],
+     ["--work-dir must be a folder, not the existing file 'existing'"]),
+    ("lut-output-missing-folder", {},
+     ["lut", "--report", "--no-sim", "--output", "nodir/x.md"],
+     ["--output: folder 'nodir' of 'nodir/x.md' does not exist"]),
+    ("lut-output-is-folder", {"d/x": b""}, ["lut", "--report", "--no-sim", "--output", "d"],
+     ["--output must be a file, not the folder 'd'"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line(case, tmp_path, capsys, monkeypatch):
+    name, files, argv, fragments = case
+    monkeypatch.chdir(tmp_path)
+    for fname, data in files.items():
+        (tmp_path / fname).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / fname).write_bytes(data)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exc_info:
+        raise SystemExit(main(argv))
+    err = capsys.readouterr().err
+    assert exc_info.value.code == 2, f"{name}: exit {exc_info.value.code}, stderr:\n{err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"{name}: {len(lines)} lines on stderr:\n{err}"
+    assert lines[0].startswith("sparsemac"), lines[0]
+    for frag in fragments:
+        assert frag in lines[0], f"{name}: {frag!r} not in {lines[0]!r}"
+    after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert after == before, f"{name}: left output behind: {set(after) - set(before)}"
+    assert not os.path.exists("/proc/none")
