@@ -10,7 +10,7 @@ SRC     := sparsemac golden host hw sim flow cli configs tests bench
 # Verilator builds stay in the checkout (synthesis results are cached in ~/.cache/sparsemac)
 export SPARSEMAC_BUILD ?= $(CURDIR)/build/sim
 
-.PHONY: all demo test test-fast test-all verilog lint formal mutate clean bootstrap
+.PHONY: all demo test test-fast test-all verilog lint formal mutate soak clean bootstrap
 
 all: test
 
@@ -54,6 +54,11 @@ formal: $(STAMP)
 ## Planted single-line bugs in hw/, each must be caught (docs/reports/mutation.md); not in `test`.
 mutate: $(STAMP)
 	$(PY) bench/mutate.py --jobs $(JOBS)
+
+## The random tests over SEEDS seeds (docs/reports/soak.md); not in `test`.
+SEEDS ?= 50
+soak: $(STAMP)
+	$(PY) bench/soak.py --seeds $(SEEDS) --jobs $(JOBS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis sim_build results.xml
