@@ -133,6 +133,22 @@ def test_lint_still_reports_design_problems(tmp_path):
     assert not ok and "ASCRANGE" in msgs, "only the zero-width [-1:0] range is waived\n" + msgs
 
 
+@pytest.mark.parametrize("ports,body,rule", [
+    # a truncating and an extending assignment of plain signals (not a backend idiom)
+    ("input [15:0] a, output [7:0] y", "assign y = a;", "WIDTHTRUNC"),
+    ("input [3:0] a, output [7:0] y", "assign y = a;", "WIDTHEXPAND"),
+    ("input [7:0] a, input [7:0] b, output [7:0] y", "assign y = a + b + 9'h1;", "WIDTHTRUNC"),
+    # a signal neither driven nor read (only the reviewed zero-width 'rr1' is waived)
+    ("input [3:0] a, output [3:0] y", "wire [3:0] ghost; assign y = a;", "UNUSEDSIGNAL"),
+])
+def test_lint_reports_real_width_and_unused_problems(tmp_path, ports, body, rule):
+    """The WIDTH and UNUSEDSIGNAL waivers cover the backend's idioms only, not the rules."""
+    v = tmp_path / "w.v"
+    v.write_text(f"module w({ports});\n  {body}\nendmodule\n")
+    ok, msgs = lint_verilog(v, "w")
+    assert not ok and f"%Warning-{rule}" in msgs, f"{rule} not reported:\n{msgs}"
+
+
 def test_cli_errors_are_one_line(tmp_path):
     r = _cli("generate", "--top", "nope", "-o", str(tmp_path))
     assert r.returncode == 2
@@ -140,8 +156,8 @@ def test_cli_errors_are_one_line(tmp_path):
                                 f"{', '.join(TOPS)}, not 'nope'"), r.stderr
     r = _cli("generate", "--preset", "tiny", "--set", "rows=0", "-o", str(tmp_path))
     assert r.returncode == 2
-    assert r.stderr.strip() == ("sparsemac generate: error: rows must be between 1 and 64, "
-                                "not 0"), r.stderr
+    assert r.stderr.strip() == ("sparsemac generate: error: --set: rows must be between 1 and "
+                                "64, not 0"), r.stderr
     r = subprocess.run([sys.executable, "-m", "sparsemac", "lint", "--config",
                         str(tmp_path / "no.yaml")],
                        cwd=ROOT, text=True, capture_output=True)
