@@ -54,7 +54,7 @@ MUTANTS: list[Mutant] = [
            " & _mask(r))",
            "m.d.sync += q.eq(((q | getattr(self, f\"{r.port}_set\").as_value())\n"
            "                                  & ~clears[r.name]) & _mask(r))",
-           ("tests/hw/test_csr_bank.py",),
+           ("tests/formal/test_csr_formal.py", "tests/hw/test_csr_bank.py"),
            "a done event in the cycle software clears IRQ_STATUS is lost with its interrupt"),
     Mutant("NM-DUPLICATE-INDEX", "N:M duplicate index", "hw/tile/image_checker.py",
            "with m.If(go & valid & ~first & (byte[j] <= prev)):",
