@@ -14,14 +14,12 @@ independent check of the image.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
-    QUANT_RECORD_BYTES,
     Descriptor,
     ErrorCode,
     Flags,
@@ -34,10 +32,9 @@ from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights
 from sparsemac.golden.ops import im2col, matmul
 from sparsemac.golden.quant import apply_lut, requantize, wrap
+from sparsemac.golden.quant_record import unpack_quant_records
 
 __all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant"]
-
-_QREC = struct.Struct("<iiB7s")
 
 
 @dataclass
@@ -119,7 +116,7 @@ def read_quant(image, desc: Descriptor) -> tuple[np.ndarray, np.ndarray, np.ndar
     (``1 <= mult``, ``1 <= shift <= 63``) or with non-zero padding: the spec gives such records
     no code of their own, so the model reports the parameter error (docs/host.md).
     """
-    recs = [_QREC.unpack_from(image, desc.quant + QUANT_RECORD_BYTES * c) for c in range(desc.m)]
+    recs = unpack_quant_records(image, desc.quant, desc.m)
     for c, (_, mult, shift, pad) in enumerate(recs):
         if mult < 1 or not 1 <= shift <= 63 or any(pad):
             raise _Stop(ErrorCode.BAD_PARAM, f"quant record {c}: mult must be >= 1, shift "

@@ -61,6 +61,15 @@ _INT_RANGES: dict[str, tuple[int, int, bool]] = {
 }
 
 
+def _index_width(depth: str, what: str) -> property:
+    """A derived width: bits of an index into ``depth`` entries, ``(depth - 1).bit_length()``
+    (the one rule for the buffer address and table index widths below)."""
+    def width(self) -> int:
+        return (getattr(self, depth) - 1).bit_length()
+    width.__doc__ = f"Bits of a {what} (``({depth} - 1).bit_length()``)."
+    return property(width)
+
+
 @dataclass(frozen=True)
 class AcceleratorConfig:
     """Validated, frozen set of accelerator build parameters.
@@ -232,21 +241,10 @@ class AcceleratorConfig:
         """Bits of one activation buffer entry (``cols`` int8 values)."""
         return self.cols * self.data_width
 
-    @property
-    def weight_addr_width(self) -> int:
-        return (self.weight_buf_depth - 1).bit_length()
-
-    @property
-    def act_addr_width(self) -> int:
-        return (self.act_buf_depth - 1).bit_length()
-
-    @property
-    def out_addr_width(self) -> int:
-        return (self.out_buf_depth - 1).bit_length()
-
-    @property
-    def pwl_index_width(self) -> int:
-        return (self.pwl_segments - 1).bit_length()
+    weight_addr_width = _index_width("weight_buf_depth", "weight buffer address")
+    act_addr_width = _index_width("act_buf_depth", "activation buffer address")
+    out_addr_width = _index_width("out_buf_depth", "output buffer address")
+    pwl_index_width = _index_width("pwl_segments", "interpolated-activation segment index")
 
     # -- conversions --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

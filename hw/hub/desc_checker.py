@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -250,6 +252,19 @@ class DescChecker(wiring.Component):
             m.d.sync += pc.eq(pc + 1)
             m.next = "LOAD"
 
+        @contextmanager
+        def iterating(state, kind, done, result):
+            """FSM state ``state`` of a multi-cycle ``kind`` op (the one rule for both): busy;
+            once ``done``, ``result`` is written (``write_result``), else the body runs one
+            step; ``start`` restarts."""
+            with m.State(state):
+                m.d.comb += self.busy.eq(1)
+                with m.If(done):
+                    write_result(kind, result)
+                with m.Else():
+                    yield
+                restart()
+
         with m.FSM(name="check"):
             with m.State("IDLE"):
                 restart()
@@ -277,25 +292,15 @@ class DescChecker(wiring.Component):
                                     m.d.sync += pc.eq(i + 1)
                                     m.next = "LOAD"
                 restart()
-            with m.State("MUL"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(mb == 0):
-                    write_result("mul", macc)
+            with iterating("MUL", "mul", mb == 0, macc):      # shift-and-add
+                with m.If(mb[0]):
+                    m.d.sync += macc.eq(macc + ma)
+                m.d.sync += [ma.eq(ma << 1), mb.eq(mb >> 1)]
+            with iterating("DIV", "div", dcnt == 0, dn):       # restoring division
+                r2 = Cat(dn[DW - 1], rem)
+                with m.If(r2 >= dd):
+                    m.d.sync += [rem.eq(r2 - dd), dn.eq(Cat(1, dn[:DW - 1]))]
                 with m.Else():
-                    with m.If(mb[0]):
-                        m.d.sync += macc.eq(macc + ma)
-                    m.d.sync += [ma.eq(ma << 1), mb.eq(mb >> 1)]
-                restart()
-            with m.State("DIV"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(dcnt == 0):
-                    write_result("div", dn)
-                with m.Else():
-                    r2 = Cat(dn[DW - 1], rem)
-                    with m.If(r2 >= dd):
-                        m.d.sync += [rem.eq(r2 - dd), dn.eq(Cat(1, dn[:DW - 1]))]
-                    with m.Else():
-                        m.d.sync += [rem.eq(r2), dn.eq(Cat(0, dn[:DW - 1]))]
-                    m.d.sync += dcnt.eq(dcnt - 1)
-                restart()
+                    m.d.sync += [rem.eq(r2), dn.eq(Cat(0, dn[:DW - 1]))]
+                m.d.sync += dcnt.eq(dcnt - 1)
         return m

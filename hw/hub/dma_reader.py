@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream
 from amaranth.lib.wiring import Out
-from sparsemac.golden.descriptors import ErrorCode
 from sparsemac.hw.hub.dma_engine import DmaEngine, _State
-from sparsemac.hw.mem.axi import (
-    AxiBurst,
-    axi4_read_signature,
-    burst_beats,
-    dma_read_data_layout,
-)
+from sparsemac.hw.mem.axi import axi4_read_signature, dma_read_data_layout
 
 __all__ = ["DmaReader"]
 
@@ -52,70 +46,33 @@ class DmaReader(DmaEngine):
     cycles before its first AR (accept, check) and one cycle for its status. ARs can issue on
     consecutive cycles.
 
-    Parameters
-    ----------
-    data_width, addr_width, id_width, max_burst, max_outstanding, watchdog_cycles, tag_width
-        As for :class:`~sparsemac.hw.hub.dma_engine.DmaEngine` (checked there).
+    Parameters and the members other than ``data`` and ``m_axi`` are those of
+    :class:`~sparsemac.hw.hub.dma_engine.DmaEngine` (defaults and checks there).
 
     Members
     -------
-    cmd : In(stream(dma_cmd_layout))
     data : Out(stream(dma_read_data_layout))
-    status : Out(stream(dma_status_layout))
+        The words read, in address order; ``last`` on the command's final word.
     m_axi : Out(axi4_read_signature)
-    window_base, window_limit : In(addr_width)
-        Allowed byte range ``[base, limit)``; sampled when a command is checked.
-    abort : In(1)
-    busy : Out(1)
-        A command or a drain is in progress.
-
-    Raises
-    ------
-    TypeError, ValueError
-        A parameter is out of range (message names it).
     """
 
-    def __init__(self, *, data_width: int = 64, addr_width: int = 32, id_width: int = 4,
-                 max_burst: int = 16, max_outstanding: int = 4, watchdog_cycles: int = 65536,
-                 tag_width: int = 8):
-        super().__init__(
-            data_width=data_width, addr_width=addr_width, id_width=id_width,
-            max_burst=max_burst, max_outstanding=max_outstanding,
-            watchdog_cycles=watchdog_cycles, tag_width=tag_width,
-            data=Out(stream.Signature(dma_read_data_layout(data_width, tag_width))),
-            m_axi=Out(axi4_read_signature(data_width=data_width, addr_width=addr_width,
-                                          id_width=id_width)))
+    _axi_signature = staticmethod(axi4_read_signature)
+
+    def _data_member(self):
+        return Out(stream.Signature(dma_read_data_layout(self.data_width, self.tag_width)))
 
     def elaborate(self, platform):
         m = Module()
-        aw = self.addr_width
-        sh = (self.beat_bytes - 1).bit_length()
-        beats_w = aw - sh + 1
         axi = self.m_axi
-
-        state = Signal(_State)
-        cur_id = Signal(self.id_width)
+        regs = self._command_registers()
+        state, cur_id, tag, _, _, err, err_addr, wd = regs
         out_cnt = Signal(range(self.max_outstanding + 1))
-        arvalid = Signal()
-        araddr = Signal(aw)
-        arlen = Signal(8)
-        tag = Signal(self.tag_width)
-        start = Signal(aw)
-        length = Signal(aw)
-        ar_addr = Signal(aw)            # next burst address
-        ar_left = Signal(beats_w)       # beats not requested yet
-        rx_addr = Signal(aw)            # address of the next expected beat
-        rx_left = Signal(beats_w)       # beats not received yet
-        err = Signal(8)
-        err_addr = Signal(aw)
-        wd = Signal(range(self.watchdog_cycles + 1))
-
-        m.d.comb += [
-            axi.arid.eq(cur_id), axi.araddr.eq(araddr), axi.arlen.eq(arlen),
-            axi.arsize.eq(sh), axi.arburst.eq(AxiBurst.INCR), axi.arcache.eq(0b0011),
-            axi.arprot.eq(0), axi.arvalid.eq(arvalid),
-            self.busy.eq(state != _State.IDLE),
-        ]
+        ar = self._cursor("ar")         # next burst to request
+        rx = self._cursor("rx")         # next beat expected
+        _, ar_left = ar
+        rx_addr, rx_left = rx
+        arvalid, _, _ = ar_channel = self._address_channel(m, "ar", cur_id)
+        m.d.comb += self.busy.eq(state != _State.IDLE)
 
         # -- R channel: deliver, drop or record an error --------------------------------------
         ours = axi.rvalid & (axi.rid == cur_id)
@@ -130,85 +87,27 @@ class DmaReader(DmaEngine):
         r_fire = ours & axi.rready
         out_dec = Signal()
         with m.If(r_fire):
-            m.d.sync += [rx_addr.eq(rx_addr + self.beat_bytes), rx_left.eq(rx_left - 1)]
+            m.d.sync += self._advance(rx, 1)
             m.d.comb += out_dec.eq(axi.rlast)
             with m.If(delivering & axi.rresp[1]):
-                m.d.sync += [
-                    err.eq(Mux(axi.rresp[0], ErrorCode.AXI_DECERR, ErrorCode.AXI_SLVERR)),
-                    err_addr.eq(rx_addr),
-                ]
+                m.d.sync += [err.eq(self._resp_error(axi.rresp)), err_addr.eq(rx_addr)]
 
         # -- AR channel -----------------------------------------------------------------------
-        beats = burst_beats(m, ar_addr, ar_left, self.max_burst, self.beat_bytes)
+        beats = self._burst_beats(m, ar)
         want = delivering & (ar_left != 0) & (out_cnt < self.max_outstanding)
         out_inc = Signal()
-        with m.If(want & (~arvalid | axi.arready)):
-            m.d.sync += [
-                araddr.eq(ar_addr), arlen.eq(beats - 1), arvalid.eq(1),
-                ar_addr.eq(ar_addr + (beats << sh)), ar_left.eq(ar_left - beats),
-            ]
-            m.d.comb += out_inc.eq(1)
-        with m.Elif(arvalid & axi.arready):
-            m.d.sync += arvalid.eq(0)
+        self._issue_burst(m, ar_channel, axi.arready, want & (~arvalid | axi.arready), ar, beats,
+                          issued=out_inc)
         m.d.sync += out_cnt.eq(out_cnt + out_inc - out_dec)
 
         # -- watchdog: a burst is outstanding and the slave shows no sign of life -------------
         stuck = (out_cnt != 0) & ~axi.rvalid & ~(arvalid & axi.arready)
-        timeout = Signal()
-        with m.If(stuck & ((state == _State.RUN) | (state == _State.ABORT))):
-            m.d.sync += wd.eq(wd + 1)
-            m.d.comb += timeout.eq(wd == self.watchdog_cycles - 1)
-        with m.Else():
-            m.d.sync += wd.eq(0)
+        timeout = self._watchdog(m, wd, stuck & ((state == _State.RUN) | (state == _State.ABORT)))
 
-        # -- control --------------------------------------------------------------------------
-        m.d.comb += [
-            self.cmd.ready.eq((state == _State.IDLE) & ~self.abort),
-            self.status.valid.eq(state == _State.STATUS),
-            self.status.payload.tag.eq(tag),
-            self.status.payload.code.eq(err),
-            self.status.payload.addr.eq(err_addr),
-        ]
-        misaligned = (start | length)[:sh].any() if sh else Const(0)
-        end = Signal(aw + 1)
-        m.d.comb += end.eq(start + length)
-        with m.Switch(state):
-            with m.Case(_State.IDLE):
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    p = self.cmd.payload
-                    m.d.sync += [
-                        start.eq(p.addr), length.eq(p.length), tag.eq(p.tag),
-                        ar_addr.eq(p.addr), ar_left.eq(p.length >> sh),
-                        rx_addr.eq(p.addr), rx_left.eq(p.length >> sh),
-                        err.eq(0), err_addr.eq(0), state.eq(_State.CHECK),
-                    ]
-            with m.Case(_State.CHECK):
-                m.d.sync += state.eq(_State.RUN)
-                with m.If(length == 0):
-                    m.d.sync += [err.eq(ErrorCode.BAD_LENGTH), state.eq(_State.STATUS)]
-                with m.Elif(misaligned):
-                    m.d.sync += [err.eq(ErrorCode.MISALIGNED), state.eq(_State.STATUS)]
-                with m.Elif((start < self.window_base) | (end > self.window_limit)):
-                    m.d.sync += [err.eq(ErrorCode.OUT_OF_WINDOW), state.eq(_State.STATUS)]
-                m.d.sync += err_addr.eq(start)
-            with m.Case(_State.RUN):
-                with m.If(((ar_left == 0) | (err != 0)) & (out_cnt == 0)):
-                    m.d.sync += state.eq(_State.STATUS)
-            with m.Case(_State.STATUS):
-                with m.If(self.status.ready):
-                    m.d.sync += state.eq(_State.IDLE)
-            with m.Case(_State.ABORT):
-                with m.If((out_cnt == 0) & ~arvalid):
-                    m.d.sync += state.eq(_State.IDLE)
-
-        with m.If(timeout):
-            m.d.sync += [arvalid.eq(0), out_cnt.eq(0), cur_id.eq(cur_id + 1), wd.eq(0)]
-            with m.If(state == _State.RUN):
-                m.d.sync += state.eq(_State.STATUS)
-                with m.If(err == 0):
-                    m.d.sync += [err.eq(ErrorCode.WATCHDOG), err_addr.eq(rx_addr)]
-            with m.Else():
-                m.d.sync += state.eq(_State.IDLE)
-        with m.If(self.abort):
-            m.d.sync += state.eq(_State.ABORT)
+        # -- control (DmaEngine._command_fsm) -------------------------------------------------
+        self._command_fsm(
+            m, regs, cursors=(ar, rx), accept=[err_addr.eq(0)],
+            done=((ar_left == 0) | (err != 0)) & (out_cnt == 0),
+            quiet=(out_cnt == 0) & ~arvalid, timeout=timeout,
+            forget=[arvalid.eq(0), out_cnt.eq(0)], stuck_addr=rx_addr)
         return m

@@ -73,19 +73,21 @@ def check_axi_params(*, data_width: int, addr_width: int, id_width: int | None =
         _check_int("id_width", id_width, 1, 16)
 
 
+def _axi4_address_channel(prefix: str, *, addr_width: int, id_width: int) -> dict:
+    """Members of an AXI4 address channel, ``prefix`` ``"ar"`` or ``"aw"`` (AR and AW have
+    the same fields; ``AxCACHE``/``AxPROT`` included, no user bits)."""
+    widths = {"id": id_width, "addr": addr_width, "len": 8, "size": 3, "burst": 2, "cache": 4,
+              "prot": 3, "valid": 1}
+    members = {f"{prefix}{name}": Out(width) for name, width in widths.items()}
+    members[f"{prefix}ready"] = In(1)
+    return members
+
+
 def axi4_read_signature(*, data_width: int, addr_width: int, id_width: int) -> wiring.Signature:
     """AR and R channels of an AXI4 master (``arcache``/``arprot`` included, no user bits)."""
     check_axi_params(data_width=data_width, addr_width=addr_width, id_width=id_width)
     return wiring.Signature({
-        "arid": Out(id_width),
-        "araddr": Out(addr_width),
-        "arlen": Out(8),
-        "arsize": Out(3),
-        "arburst": Out(2),
-        "arcache": Out(4),
-        "arprot": Out(3),
-        "arvalid": Out(1),
-        "arready": In(1),
+        **_axi4_address_channel("ar", addr_width=addr_width, id_width=id_width),
         "rid": In(id_width),
         "rdata": In(data_width),
         "rresp": In(2),
@@ -99,15 +101,7 @@ def axi4_write_signature(*, data_width: int, addr_width: int, id_width: int) -> 
     """AW, W and B channels of an AXI4 master (``awcache``/``awprot`` included, no user bits)."""
     check_axi_params(data_width=data_width, addr_width=addr_width, id_width=id_width)
     return wiring.Signature({
-        "awid": Out(id_width),
-        "awaddr": Out(addr_width),
-        "awlen": Out(8),
-        "awsize": Out(3),
-        "awburst": Out(2),
-        "awcache": Out(4),
-        "awprot": Out(3),
-        "awvalid": Out(1),
-        "awready": In(1),
+        **_axi4_address_channel("aw", addr_width=addr_width, id_width=id_width),
         "wdata": Out(data_width),
         "wstrb": Out(data_width // 8),
         "wlast": Out(1),

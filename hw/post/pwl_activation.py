@@ -5,7 +5,12 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.hw.post.requantizer import _check_int, requant_out_layout, sat_signed
+from sparsemac.hw.post.requantizer import (
+    _check_int,
+    _StallPipeline,
+    requant_out_layout,
+    sat_signed,
+)
 
 __all__ = ["PwlActivation", "pwl_write_signature"]
 
@@ -103,14 +108,8 @@ class PwlActivation(wiring.Component):
         lanes, ow, w = self.lanes, self.offset_width, self.out_width
         entry = data.StructLayout({"base": signed(BASE_WIDTH), "slope": signed(SLOPE_WIDTH),
                                    "shift": unsigned(SHIFT_WIDTH)})
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-        stmts = []
-
-        def reg(expr, shape, name):
-            r = Signal(shape, name=name)
-            stmts.append(r.eq(expr))
-            return r
+        pipe = _StallPipeline(m, self.i, self.o)
+        en, reg = pipe.en, pipe.reg
 
         # stage 1: accept, table read (one copy per lane), offset
         valid = reg(self.i.valid, 1, "v_rd")
@@ -155,12 +154,10 @@ class PwlActivation(wiring.Component):
         ymax, ymin = (1 << (w - 1)) - 1, -(1 << (w - 1))
         under, over = [], []
         with m.If(en):
-            m.d.sync += stmts
-            m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+            pipe.advance(valid, last)
             for j, uc in enumerate(ucs):
-                r = Signal(signed(w + 3), name=f"r_{j}")
+                r = pipe.round_half_up(uc, f"r_{j}")
                 uf, of = Signal(name=f"under_{j}"), Signal(name=f"over_{j}")
-                m.d.comb += r.eq((uc + 1) >> 1)
                 # registered flags, counted in the next cycle (one beat counted once: the flags
                 # are 0 in cycles where the pipeline does not advance)
                 m.d.sync += [uf.eq(valid & (r < ymin)), of.eq(valid & (r > ymax))]

@@ -24,6 +24,41 @@ def _check_int(name, value, lo, hi):
         raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
 
 
+class _StallPipeline:
+    """The pipeline rule of :class:`Requantizer` and ``PwlActivation`` (its one owner).
+
+    Every stage register advances together, in the cycles the output register is free
+    (``en = ~o.valid | o.ready``, which is also ``i.ready``): no bubble is removed and none is
+    added, so the latency is the number of stages.  Stage registers are declared with
+    :meth:`reg` and loaded by :meth:`advance`.
+    """
+
+    def __init__(self, m, i, o):
+        self.m, self.o = m, o
+        self.en = Signal(name="en")  # the whole pipeline advances
+        m.d.comb += [self.en.eq(~o.valid | o.ready), i.ready.eq(self.en)]
+        self._stmts = []
+
+    def reg(self, expr, shape, name: str):
+        """A new stage register ``name`` that takes ``expr`` when the pipeline advances."""
+        r = Signal(shape, name=name)
+        self._stmts.append(r.eq(expr))
+        return r
+
+    def advance(self, valid, last) -> None:
+        """Load every stage register and the output's ``valid`` and ``last`` (call it under
+        ``m.If(en)``; the caller loads the output data)."""
+        self.m.d.sync += self._stmts
+        self.m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+
+    def round_half_up(self, u, name: str):
+        """``(u + 1) >> 1`` as a new ``comb`` signal ``name`` of ``u``'s shape (the last step
+        before saturation, docs/spec.md section 1)."""
+        r = Signal(u.shape(), name=name)
+        self.m.d.comb += r.eq((u + 1) >> 1)
+        return r
+
+
 def requant_in_layout(lanes: int, acc_width: int, channel_width: int) -> data.StructLayout:
     """Input beat: ``lanes`` accumulators of one output channel, its index, end of packet."""
     return data.StructLayout({
@@ -164,15 +199,9 @@ class Requantizer(wiring.Component):
             wr.data.shift.eq(self.params.shift),
         ]
 
-        en = Signal()  # the whole pipeline advances
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        pipe = _StallPipeline(m, self.i, self.o)
+        en, reg = pipe.en, pipe.reg
         m.d.comb += [rd.addr.eq(self.i.payload.channel), rd.en.eq(en)]
-        stmts = []
-
-        def reg(expr, shape, name):
-            r = Signal(shape, name=name)
-            stmts.append(r.eq(expr))
-            return r
 
         # stage 1: accept; parameters are read in the same cycle
         valid = reg(self.i.valid, 1, "v_acc")
@@ -232,11 +261,9 @@ class Requantizer(wiring.Component):
         # round half up and saturate: y = sat((u + 1) >> 1)
         ymax, ymin = (1 << (ow - 1)) - 1, -(1 << (ow - 1))
         with m.If(en):
-            m.d.sync += stmts
-            m.d.sync += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+            pipe.advance(valid, last)
             for j, uc in enumerate(ucs):
-                r = Signal(signed(ow + 2), name=f"r_{j}")
-                m.d.comb += r.eq((uc + 1) >> 1)
+                r = pipe.round_half_up(uc, f"r_{j}")
                 m.d.sync += self.o.payload.data[j].eq(_clamp(r, ymin, ymax))
         return m
 

@@ -6,8 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import flit_layout
-from .ring_router import RingRouter
+from .ring_router import RingRouter, accept_ring_params
 
 __all__ = ["Ring"]
 
@@ -51,18 +50,10 @@ class Ring(wiring.Component):
     """
 
     def __init__(self, *, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
-        try:
-            # validate the router parameters now; the routers themselves are built on demand
-            RingRouter._validate(nodes=nodes, payload_width=payload_width,
-                                 fifo_depth=fifo_depth)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not "unused"
-            raise
+        # the router parameters are checked now; the routers themselves are built on demand
+        accept_ring_params(self, nodes=nodes, payload_width=payload_width,
+                           fifo_depth=fifo_depth)
         self._routers = None
-        self.nodes = nodes
-        self.payload_width = payload_width
-        self.fifo_depth = fifo_depth
-        self.layout = flit_layout(nodes, payload_width)
         super().__init__({
             "inject": In(stream.Signature(self.layout)).array(nodes),
             "eject": Out(stream.Signature(self.layout)).array(nodes),

@@ -25,6 +25,33 @@ def _check_int(name, value, lo, hi):
         raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
 
 
+def accept_ring_params(component, *, nodes, payload_width, fifo_depth, node=None) -> None:
+    """Check the ring parameters and set them, and the flit ``layout``, on ``component``.
+
+    The one owner of the parameter rules of :class:`RingRouter` and :class:`~.ring.Ring`
+    (``node`` is a router's own).  A rejected component is marked as used, so that it does
+    not warn as an unused elaboratable when it is collected.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``"<name> must be ..., not <value!r>"``.
+    """
+    try:
+        _check_int("nodes", nodes, 1, MAX_NODES)
+        if node is not None:
+            _check_int("node", node, 0, nodes - 1)
+        _check_int("payload_width", payload_width, 1, 512)
+        _check_int("fifo_depth", fifo_depth, 1, 64)
+    except (TypeError, ValueError):
+        component._MustUse__silence = True  # a rejected component is not "unused"
+        raise
+    component.nodes = nodes
+    component.payload_width = payload_width
+    component.fifo_depth = fifo_depth
+    component.layout = flit_layout(nodes, payload_width)
+
+
 class RingRouter(wiring.Component):
     """Router of node ``node`` on a unidirectional ring of ``nodes`` nodes.
 
@@ -93,18 +120,9 @@ class RingRouter(wiring.Component):
     """
 
     def __init__(self, *, node: int, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
-        try:
-            _check_int("nodes", nodes, 1, MAX_NODES)
-            _check_int("node", node, 0, nodes - 1)
-            self._validate(nodes=nodes, payload_width=payload_width, fifo_depth=fifo_depth)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not "unused"
-            raise
+        accept_ring_params(self, node=node, nodes=nodes, payload_width=payload_width,
+                           fifo_depth=fifo_depth)
         self.node = node
-        self.nodes = nodes
-        self.payload_width = payload_width
-        self.fifo_depth = fifo_depth
-        self.layout = flit_layout(nodes, payload_width)
         link = link_signature(nodes, payload_width)
         super().__init__({
             "inject": In(stream.Signature(self.layout)),
@@ -124,12 +142,6 @@ class RingRouter(wiring.Component):
         self.sent = [Signal(name=f"sent{v}") for v in range(VIRTUAL_CHANNELS)]
         self.popped = [Signal(name=f"popped{v}") for v in range(VIRTUAL_CHANNELS)]
         self.consumed = [Signal(name=f"consumed{v}") for v in range(VIRTUAL_CHANNELS)]
-
-    @staticmethod
-    def _validate(*, nodes, payload_width, fifo_depth):
-        _check_int("nodes", nodes, 1, MAX_NODES)
-        _check_int("payload_width", payload_width, 1, 512)
-        _check_int("fifo_depth", fifo_depth, 1, 64)
 
     @property
     def is_dateline(self) -> bool:
