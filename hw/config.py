@@ -31,33 +31,28 @@ def _pow2(x: int) -> bool:
     return x > 0 and (x & (x - 1)) == 0
 
 
-# (name, minimum, maximum, must be power of two)
+# name -> (minimum, maximum, must be a power of two), checked in this order; grouped by the
+# part of the accelerator the parameters size
 _INT_RANGES: dict[str, tuple[int, int, bool]] = {
-    "rows": (1, 64, False),
-    "cols": (1, 64, False),
-    "tiles": (1, 8, False),
-    "data_width": (8, 8, False),
-    "acc_width": (20, 48, False),
-    "group_size": (8, 32, True),
-    "block_size": (2, 16, True),
-    "nm_max_m": (2, 32, True),
-    "axi_data_width": (32, 256, True),
-    "axi_addr_width": (32, 64, False),
-    "axi_id_width": (1, 8, False),
-    "axi_max_burst": (1, 256, True),
+    # compute array
+    "rows": (1, 64, False), "cols": (1, 64, False), "tiles": (1, 8, False),
+    "data_width": (8, 8, False), "acc_width": (20, 48, False),
+    # weight formats
+    "group_size": (8, 32, True), "block_size": (2, 16, True), "nm_max_m": (2, 32, True),
+    # AXI4 master and DMA
+    "axi_data_width": (32, 256, True), "axi_addr_width": (32, 64, False),
+    "axi_id_width": (1, 8, False), "axi_max_burst": (1, 256, True),
     "max_outstanding": (1, 16, False),
-    "weight_buf_depth": (64, 1 << 20, True),
-    "act_buf_depth": (16, 1 << 20, True),
+    # tile buffers (entries)
+    "weight_buf_depth": (64, 1 << 20, True), "act_buf_depth": (16, 1 << 20, True),
     "out_buf_depth": (16, 1 << 20, True),
-    "ring_payload_width": (16, 512, True),
-    "ring_fifo_depth": (2, 64, False),
-    "out_lanes": (1, 64, False),
-    "lut_depth": (256, 256, False),
-    "pwl_segments": (4, 256, True),
-    "desc_queue_depth": (1, 64, False),
-    "mul_pipeline": (0, 3, False),
-    "watchdog_cycles": (256, 1 << 30, False),
-    "target_mhz": (1, 1000, False),
+    # ring
+    "ring_payload_width": (16, 512, True), "ring_fifo_depth": (2, 64, False),
+    # output pipeline
+    "out_lanes": (1, 64, False), "lut_depth": (256, 256, False), "pwl_segments": (4, 256, True),
+    # hub, timing
+    "desc_queue_depth": (1, 64, False), "mul_pipeline": (0, 3, False),
+    "watchdog_cycles": (256, 1 << 30, False), "target_mhz": (1, 1000, False),
 }
 
 

@@ -107,6 +107,12 @@ def registers(cfg) -> list[Register]:
     fmt_mask = sum(1 << i for i, f in enumerate(FORMATS) if f in cfg.formats)
     major, minor, patch = REGMAP_VERSION
     R, F = Register, Field
+
+    def C(name, lsb, width, doc):       # noqa: N802 - a field showing config parameter `name`
+        return Field(name, lsb, width, doc, getattr(cfg, name))
+
+    def L(name, lsb, width, doc, param):  # noqa: N802 - the same, as log2 of a power of two
+        return Field(name, lsb, width, doc, _log2(getattr(cfg, param)))
     regs = [
         R("ID", 0x00, "const", "identifies a sparsemac accelerator ('SPMC')",
           (F("id", 0, 32, "0x434D5053", REGMAP_ID),)),
@@ -114,39 +120,35 @@ def registers(cfg) -> list[Register]:
             F("patch", 0, 8, "patch", patch), F("minor", 8, 8, "minor", minor),
             F("major", 16, 16, "major", major))),
         R("CFG_ARRAY", 0x08, "const", "compute array shape", (
-            F("rows", 0, 8, "MAC rows per tile", cfg.rows),
-            F("cols", 8, 8, "MAC columns per tile", cfg.cols),
-            F("tiles", 16, 8, "tiles on the ring", cfg.tiles),
-            F("mul_pipeline", 24, 4, "register stages after each multiplier",
-              cfg.mul_pipeline))),
+            C("rows", 0, 8, "MAC rows per tile"), C("cols", 8, 8, "MAC columns per tile"),
+            C("tiles", 16, 8, "tiles on the ring"),
+            C("mul_pipeline", 24, 4, "register stages after each multiplier"))),
         R("CFG_FORMATS", 0x0C, "const", "weight formats and their parameters", (
             F("formats", 0, 4, "bit i set: format code i built in (0 dense, 1 bitmap, 2 block, "
               "3 nm)", fmt_mask),
             F("lut", 4, 1, "activation table built in", int(cfg.lut_enabled)),
-            F("group_size", 8, 8, "bitmap G", cfg.group_size),
-            F("block_size", 16, 8, "block B", cfg.block_size),
-            F("nm_max_m", 24, 8, "largest M of N:M", cfg.nm_max_m))),
+            C("group_size", 8, 8, "bitmap G"), C("block_size", 16, 8, "block B"),
+            C("nm_max_m", 24, 8, "largest M of N:M"))),
         R("CFG_WIDTHS", 0x10, "const", "data and bus widths", (
-            F("acc_width", 0, 8, "accumulator bits", cfg.acc_width),
-            F("data_width", 8, 8, "weight/activation bits", cfg.data_width),
-            F("axi_addr_width", 16, 8, "AXI address bits", cfg.axi_addr_width),
+            C("acc_width", 0, 8, "accumulator bits"),
+            C("data_width", 8, 8, "weight/activation bits"),
+            C("axi_addr_width", 16, 8, "AXI address bits"),
             F("axi_bytes", 24, 8, "bytes per AXI data beat", cfg.axi_data_width // 8))),
         R("CFG_BUFFERS", 0x14, "const", "buffer depths", (
-            F("weight_buf_log2", 0, 8, "log2 weight buffer entries",
-              _log2(cfg.weight_buf_depth)),
-            F("act_buf_log2", 8, 8, "log2 activation buffer entries", _log2(cfg.act_buf_depth)),
-            F("out_buf_log2", 16, 8, "log2 output buffer entries", _log2(cfg.out_buf_depth)),
-            F("desc_queue_depth", 24, 8, "descriptors prefetched", cfg.desc_queue_depth))),
+            L("weight_buf_log2", 0, 8, "log2 weight buffer entries", "weight_buf_depth"),
+            L("act_buf_log2", 8, 8, "log2 activation buffer entries", "act_buf_depth"),
+            L("out_buf_log2", 16, 8, "log2 output buffer entries", "out_buf_depth"),
+            C("desc_queue_depth", 24, 8, "descriptors prefetched"))),
         R("CFG_DMA", 0x18, "const", "DMA and output parameters", (
-            F("max_burst_log2", 0, 4, "log2 longest AXI burst in beats", _log2(cfg.axi_max_burst)),
-            F("max_outstanding", 8, 5, "outstanding AXI bursts", cfg.max_outstanding),
-            F("axi_id_width", 16, 4, "AXI ID bits", cfg.axi_id_width),
-            F("out_lanes", 24, 8, "values per cycle through requant/LUT", cfg.out_lanes))),
+            L("max_burst_log2", 0, 4, "log2 longest AXI burst in beats", "axi_max_burst"),
+            C("max_outstanding", 8, 5, "outstanding AXI bursts"),
+            C("axi_id_width", 16, 4, "AXI ID bits"),
+            C("out_lanes", 24, 8, "values per cycle through requant/LUT"))),
         R("CFG_RING", 0x1C, "const", "ring and activation parameters", (
-            F("ring_payload_width", 0, 10, "ring flit payload bits", cfg.ring_payload_width),
-            F("ring_fifo_depth", 16, 7, "router FIFO entries", cfg.ring_fifo_depth),
-            F("pwl_segments_log2", 24, 4, "log2 interpolated-activation segments",
-              _log2(cfg.pwl_segments)))),
+            C("ring_payload_width", 0, 10, "ring flit payload bits"),
+            C("ring_fifo_depth", 16, 7, "router FIFO entries"),
+            L("pwl_segments_log2", 24, 4, "log2 interpolated-activation segments",
+              "pwl_segments"))),
         R("CONTROL", 0x20, "pulse", "commands (write 1 to a bit; reads 0)", (
             F("start", 0, 1, "run DESC_COUNT descriptors from DESC_BASE; clears STATUS.done "
               "and STATUS.error"),
