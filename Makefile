@@ -10,7 +10,7 @@ SRC     := sparsemac golden host hw sim flow cli configs tests bench
 # Verilator builds stay in the checkout (synthesis results are cached in ~/.cache/sparsemac)
 export SPARSEMAC_BUILD ?= $(CURDIR)/build/sim
 
-.PHONY: all demo test test-fast test-all verilog lint formal mutate soak clean bootstrap
+.PHONY: all demo test test-fast test-all verilog lint formal mutate soak coverage clean bootstrap
 
 all: test
 
@@ -59,6 +59,11 @@ mutate: $(STAMP)
 SEEDS ?= 50
 soak: $(STAMP)
 	$(PY) bench/soak.py --seeds $(SEEDS) --jobs $(JOBS)
+
+## Verilator line + toggle and functional coverage of the simulation regression
+## (docs/reports/coverage.md); not in `test`.
+coverage: $(STAMP)
+	$(PY) bench/coverage.py --jobs $(JOBS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis sim_build results.xml

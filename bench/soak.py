@@ -44,7 +44,8 @@ DEFAULT_TESTS = (
     "tests/hw/test_dma_writer.py",
 )
 
-_STAT = re.compile(r"\[soak\] (\w+)=(\d+)")
+_STAT_LINE = re.compile(r"\[soak\]((?: \w+=\d+)+)")
+_STAT = re.compile(r"(\w+)=(\d+)")
 
 
 def run_seed(seed: int, tests: list[str]) -> dict:
@@ -59,8 +60,9 @@ def run_seed(seed: int, tests: list[str]) -> dict:
               if ln.startswith(("FAILED ", "ERROR "))]
     passed = re.search(r"(\d+) passed", out)
     stats = Counter()
-    for key, val in _STAT.findall(out):
-        stats[key] += int(val)
+    for line in _STAT_LINE.findall(out):            # "[soak] jobs=3 layers=9" lines
+        for key, val in _STAT.findall(line):
+            stats[key] += int(val)
     return dict(seed=seed, ok=proc.returncode == 0, failed=failed, seconds=time.monotonic() - t0,
                 passed=int(passed.group(1)) if passed else 0, stats=stats,
                 tail="\n".join(out.splitlines()[-20:]) if proc.returncode else "")

@@ -6,7 +6,8 @@ same pruned weights without any skipping, so ``speedup = dense cycles / sparse c
 same hardware.  ``cycles`` is the tile's compute phase (lanes start -> last result); the load
 phase (weight image + activations, not overlapped with compute) is ``load_cycles``.
 conv2d sends the raw NCHW image; the tile builds the im2col entries itself (implicit im2col,
-padding never fetched; docs/tile.md).
+padding never fetched; docs/tile.md).  The flags describe one layer of the
+`sparsemac.host.network` schema (:func:`layer_spec`), which validates it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..sim.bench_layer import CapacityError, check_capacity, run_layer
 from .cmd_config import add_config_arguments, config_from_args
 from .main import UsageError
 
-__all__ = ["register", "build_layer"]
+__all__ = ["register", "build_layer", "layer_spec"]
 
 
 def _nm(text: str):
@@ -84,39 +85,93 @@ def _prune_method(a) -> str:
     return "unstructured" if a.density is not None and a.density < 1 else "none"
 
 
+#: the flags of each `sparsemac.host.network` field of the layer
+_FLAGS = {"matmul": {"out_features": "--m", "input.shape": "--k, --n"},
+          "conv2d": {"out_channels": "--kout", "input.shape": "--c, --h, --w",
+                     "kernel": "--kh, --kw", "stride": "--stride", "padding": "--pad",
+                     "dilation": "--dilation"},
+          "": {"density": "--density", "nm": "--nm", "prune": "--prune", "format": "--format"}}
+
+
+def layer_spec(a, op: str):
+    """The layer of the parsed flags as a `sparsemac.host.network.LayerSpec` (the schema
+    checks it; its errors name the flags)."""
+    from sparsemac.host.network import NetworkError, network_from_dict
+
+    method = _prune_method(a)
+    layer = {"op": op, "format": a.format, "prune": method, "requant": False}
+    if method == "nm":
+        layer["nm"] = "{}:{}".format(*(a.nm or (2, 4)))
+    elif method != "none":
+        layer["density"] = 1.0 if a.density is None else a.density
+    elif a.prune == "auto" and a.density is not None:    # dense: prunes when density < 1
+        layer.update(prune="auto", density=a.density)
+    if op == "matmul":
+        layer["out_features"], shape = a.m, [a.k, a.n]
+    else:
+        layer.update(out_channels=a.kout, kernel=[a.kh, a.kw], stride=a.stride, padding=a.pad,
+                     dilation=a.dilation)
+        shape = [a.c, a.h, a.w]
+    try:
+        return network_from_dict({"input": {"shape": shape}, "layers": [layer]},
+                                 source="flags").layers[0]
+    except NetworkError as exc:
+        path, rest = str(exc).removeprefix("flags: ").split(" ", 1)
+        field = path if path.startswith("input") else path.rsplit(".", 1)[-1]
+        flag = _FLAGS[op].get(field) or _FLAGS[""].get(field, path)
+        raise UsageError(f"{flag} {rest}") from None
+
+
 def build_layer(a, op: str, cfg):
-    """(W2d, X, meta) of the layer described by the parsed flags."""
+    """(W2d, X, meta) of the layer described by the parsed flags (`layer_spec`)."""
     from sparsemac.golden.ops import im2col
     from sparsemac.golden.prune import prune
 
+    spec = layer_spec(a, op)
+    m, k, n = spec.mkn
+    _bound_sizes(op, m, k, n, spec, cfg)
     rng = np.random.default_rng(a.seed)
     if op == "matmul":
-        if min(a.m, a.k, a.n) < 1:
-            raise UsageError("--m, --k and --n must be positive")
-        W = rng.integers(-128, 128, (a.m, a.k))
+        W = rng.integers(-128, 128, (m, k))
         X = rng.integers(-128, 128, (a.k, a.n))
         X = X * (rng.random(X.shape) < a.act_density)
         meta = {"m": a.m, "k": a.k, "n": a.n}
     else:
-        x = rng.integers(-128, 128, (1, a.c, a.h, a.w))
+        x = rng.integers(-128, 128, (1, *spec.in_shape))
         x = x * (rng.random(x.shape) < a.act_density)
-        W = rng.integers(-128, 128, (a.kout, a.c * a.kh * a.kw))
-        X, _ = im2col(x, a.kh, a.kw, a.stride, a.pad, a.dilation)
-        meta_x = x
-        meta = {"m": a.kout, "k": W.shape[1], "n": X.shape[1], "c": a.c, "h": a.h, "w": a.w,
+        W = rng.integers(-128, 128, (m, k))
+        X, _ = im2col(x, *spec.kernel, spec.stride[0], spec.padding[0], spec.dilation[0])
+        meta = {"m": m, "k": k, "n": X.shape[1], "c": a.c, "h": a.h, "w": a.w,
                 "kh": a.kh, "kw": a.kw, "stride": a.stride, "pad": a.pad,
-                "dilation": a.dilation, "x": meta_x}
-    method = _prune_method(a)
-    block = a.block or cfg.block_size
-    if method == "unstructured":
-        W = prune(W, "unstructured", density=1.0 if a.density is None else a.density)[0]
-    elif method == "block":
-        W = prune(W, "block", density=1.0 if a.density is None else a.density,
-                  block_size=block)[0]
-    elif method == "nm":
-        W = prune(W, "nm", nm=a.nm or (2, 4))[0]
-    meta["prune"] = method
+                "dilation": a.dilation, "x": x}
+    if spec.prune != "none":
+        W = prune(W, spec.prune, density=spec.density, block_size=a.block or cfg.block_size,
+                  nm=spec.nm or (2, 4))[0]
+    meta["prune"] = spec.prune
     return W.astype(np.int64), X.astype(np.int64), meta
+
+
+#: Largest weight matrix the bench builds (values; checked before anything is allocated).
+MAX_WEIGHTS = 1 << 24
+
+
+def _bound_sizes(op, m, k, n, spec, cfg) -> None:
+    """Refuse a layer that cannot fit one tile before its arrays are allocated: the
+    activations must fit the activation buffer and the dense weights must fit the weight
+    buffer even at the highest sparsity a format reaches (1:32), and at most MAX_WEIGHTS."""
+    flags = "--m, --k" if op == "matmul" else "--kout, --c, --kh, --kw"
+    w_cap = min(MAX_WEIGHTS, cfg.weight_buf_depth * cfg.axi_bytes * 32)
+    if m * k > w_cap:
+        raise UsageError(f"{flags}: the weights ({m} x {k} = {m * k:,} values) must be at most "
+                         f"{w_cap:,} values (weight_buf_depth={cfg.weight_buf_depth} words at "
+                         f"up to 32x sparsity)")
+    acts = k * n if op == "matmul" else int(np.prod(spec.in_shape))
+    a_cap = cfg.act_buf_depth * cfg.cols
+    if acts > a_cap:
+        what = ("--k, --n: the activations" if op == "matmul"
+                else "--c, --h, --w: the input image")
+        raise UsageError(f"{what} ({acts:,} bytes) must fit act_buf_depth={cfg.act_buf_depth} "
+                         f"entries of {cfg.cols} bytes ({a_cap:,} bytes)")
 
 
 def _pack(a, W, cfg):
@@ -133,8 +188,7 @@ def _main(a, op: str) -> int:
     cfg = config_from_args(a)
     if not 0 <= a.act_density <= 1:
         raise UsageError(f"--act-density must be between 0 and 1, not {a.act_density!r}")
-    if a.density is not None and not 0 <= a.density <= 1:
-        raise UsageError(f"--density must be between 0 and 1, not {a.density!r}")
+    layer_spec(a, op)                   # the schema first: N <= M, M a power of two ...
     if a.nm and (a.nm[0] & (a.nm[0] - 1)):
         raise UsageError(f"--nm N must be a power of two on the tile (N:M = {a.nm[0]}:"
                          f"{a.nm[1]}); see docs/tile.md")

@@ -21,18 +21,24 @@ A spec (examples/sweep_*.yaml)::
       - {name: c3, op: conv2d, C: 16, H: 16, W: 16, O: 32, R: 3, S: 3, padding: 1,
          format: nm, nm: "2:4", act_sparsity: 0.3}
 
-``format``, ``sparsity`` and ``nm`` may be lists: a workload expands to their product.  Every
-problem is a :class:`SpecError` ``"<file>:<line>: <problem>"``.
+``format``, ``sparsity`` and ``nm`` may be lists: a workload expands to their product.  Each
+point is one layer of the `sparsemac.host.network` schema (:attr:`Workload.layer`, a
+`LayerSpec`): ``M``/``O`` are ``out_features``/``out_channels``, ``K, N`` / ``C, H, W`` the input
+shape, ``R, S`` the kernel, ``sparsity`` is ``1 - density``; that schema checks the format, N:M
+and geometry.  Every problem is a :class:`SpecError` ``"<file>:<line>: <problem>"``.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-import yaml
-from sparsemac.hw.config import FORMATS, AcceleratorConfig, ConfigError
+from sparsemac.host.network import LayerSpec, NetworkError, network_from_dict
+from sparsemac.hw.config import AcceleratorConfig, ConfigError
+
+from sparsemac.yamlfile import MarkedDict, MarkedList, load_text, read_text
 
 __all__ = ["SpecError", "SweepSpec", "Workload", "load_spec", "load_marked_yaml"]
 
@@ -41,69 +47,9 @@ class SpecError(ValueError):
     """A sweep spec is wrong; the message starts with ``file:line:``."""
 
 
-class MarkedDict(dict):
-    """A mapping that remembers its own line and the line of each key (1-based)."""
-
-    line = 0
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.lines: dict = {}
-
-
-class MarkedList(list):
-    """A sequence that remembers its own line and the line of each item."""
-
-    line = 0
-
-    def __init__(self, *a):
-        super().__init__(*a)
-        self.lines: list[int] = []
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _mapping(loader, node):
-    loader.flatten_mapping(node)
-    out = MarkedDict()
-    out.line = node.start_mark.line + 1
-    for k_node, v_node in node.value:
-        key = loader.construct_object(k_node, deep=True)
-        line = k_node.start_mark.line + 1
-        if key in out:
-            raise SpecError(f"{{file}}:{line}: duplicate key {key!r} (first on line "
-                            f"{out.lines[key]})")
-        out[key] = loader.construct_object(v_node, deep=True)
-        out.lines[key] = line
-    return out
-
-
-def _sequence(loader, node):
-    out = MarkedList(loader.construct_object(n, deep=True) for n in node.value)
-    out.line = node.start_mark.line + 1
-    out.lines = [n.start_mark.line + 1 for n in node.value]
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
-
-
 def load_marked_yaml(text: str, source: str = "<spec>"):
-    """Parse YAML; mappings and sequences carry line numbers."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except SpecError as exc:
-        raise SpecError(str(exc).replace("{file}", source)) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        ctx = ""
-        if exc.context and exc.context_mark and exc.context_mark is not mark:
-            ctx = f" ({exc.context} on line {exc.context_mark.line + 1})"
-        raise SpecError(f"{source}:{line}: not valid YAML: {exc.problem}{ctx}") from None
+    """Parse YAML (:mod:`sparsemac.yamlfile`: duplicate keys refused, line numbers kept)."""
+    return load_text(text, source, SpecError)
 
 
 OPS = {"matmul": ("M", "K", "N"), "conv2d": ("C", "H", "W", "O", "R", "S")}
@@ -117,7 +63,12 @@ _SYNTH_KEYS = {"target", "device", "fmax"}
 
 @dataclass(frozen=True)
 class Workload:
-    """One layer in one weight format at one sparsity."""
+    """One layer in one weight format at one sparsity.
+
+    ``dims`` are the spec's keys (matmul ``M, K, N``; conv2d ``C, H, W, O, R, S, stride,
+    padding, dilation``); :meth:`network` and :attr:`layer` are the same layer in the
+    `sparsemac.host.network` schema.
+    """
 
     name: str
     op: str
@@ -131,6 +82,28 @@ class Workload:
         return {"name": self.name, "op": self.op, **dict(self.dims), "format": self.format,
                 "sparsity": self.sparsity, "nm": f"{self.nm[0]}:{self.nm[1]}" if self.nm else None,
                 "act_sparsity": self.act_sparsity}
+
+    def network(self) -> dict:
+        """The workload as a one-layer network of the `sparsemac.host.network` schema."""
+        d = dict(self.dims)
+        layer = {"name": self.name, "op": self.op, "format": self.format}
+        if self.nm:     # (N, M), or the spec's 'N:M' text before it is parsed
+            layer["nm"] = self.nm if isinstance(self.nm, str) else list(self.nm)
+        else:
+            layer["density"] = 1.0 - self.sparsity
+        if self.op == "matmul":
+            layer["out_features"] = d["M"]
+            shape = [d["K"], d["N"]]
+        else:
+            layer.update(out_channels=d["O"], kernel=[d["R"], d["S"]], stride=d["stride"],
+                         padding=d["padding"], dilation=d["dilation"])
+            shape = [d["C"], d["H"], d["W"]]
+        return {"input": {"shape": shape}, "layers": [layer]}
+
+    @cached_property
+    def layer(self) -> LayerSpec:
+        """The validated layer (raises `sparsemac.host.NetworkError`)."""
+        return network_from_dict(self.network(), source="workload").layers[0]
 
     @property
     def label(self) -> str:
@@ -165,16 +138,23 @@ def _listify(v):
     return list(v) if isinstance(v, list) else [v]
 
 
-def _parse_nm(v, err) -> tuple[int, int]:
-    if not isinstance(v, str) or v.count(":") != 1:
-        err(f"nm must be 'N:M' such as '2:4', not {v!r}")
-    a, b = v.split(":")
-    if not (a.strip().isdigit() and b.strip().isdigit()):
-        err(f"nm must be 'N:M' such as '2:4', not {v!r}")
-    n, m = int(a), int(b)
-    if not (m in (2, 4, 8, 16, 32) and 1 <= n <= m):
-        err(f"nm must have M a power of two in 2..32 and 1 <= N <= M, not {v!r}")
-    return n, m
+#: the spec key a `sparsemac.host.network` field of a workload comes from
+_FIELD_KEYS = {"format": "format", "nm": "nm", "density": "sparsity", "out_features": "M",
+               "out_channels": "O", "kernel": "R", "stride": "stride", "padding": "padding",
+               "dilation": "dilation", "name": "name"}
+
+
+def _checked(wl: Workload, err, at, line) -> Workload:
+    """``wl`` once its layer passes the `sparsemac.host.network` schema; a `NetworkError` is
+    reported on the line of the spec key it names (``layers[0].nm ...`` -> ``nm ...``)."""
+    try:
+        wl.layer  # noqa: B018 - validates
+    except NetworkError as exc:
+        msg = str(exc).removeprefix("workload: ")
+        path, rest = msg.split(" ", 1)
+        key = _FIELD_KEYS.get(path.rsplit(".", 1)[-1]) if path.startswith("layers[") else None
+        err(f"{key or path} {rest}", at(key, line) if key else line)
+    return wl
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -185,10 +165,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     from .synth import DEVICES, TARGETS
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read sweep spec {str(path)!r}: {exc.strerror}") from None
+    text = read_text(path, "sweep spec", SpecError)
     src = str(path)
     doc = load_marked_yaml(text, src)
 
@@ -249,10 +226,11 @@ def load_spec(path: str | Path) -> SweepSpec:
         try:
             cfg = AcceleratorConfig.from_dict(data, source="point")
         except (ConfigError, TypeError, ValueError) as exc:
+            msg = str(exc).removeprefix("point: ")     # the spec names the place itself
             if isinstance(line, dict):  # a grid: the line of the parameter the error names
-                param = str(exc).split(" ", 1)[0]
+                param = msg.split(" ", 1)[0]
                 line = line.get(param, grid.line)
-            err(f"config point {over or 'base'}: {exc}", line)
+            err(f"config point {over or 'base'}: {msg}", line)
         if cfg not in seen:  # equal configs (name excluded) are measured once
             seen.add(cfg)
             configs.append(cfg)
@@ -341,24 +319,31 @@ def _workloads(item, line, err, configs) -> list[Workload]:
     out = []
     fmts = _listify(item.get("format", "dense"))
     for fmt in fmts:
-        if fmt not in FORMATS:
-            err(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}", at("format", line))
-        if configs and not any(fmt in cfg.formats for cfg in configs):
-            err(f"format {fmt!r} is not built into any config of the sweep (formats: "
-                f"{', '.join(configs[0].formats)})", at("format", line))
         if fmt == "nm":
             if "nm" not in item:
                 err("an nm workload needs nm: 'N:M' (e.g. '2:4')", line)
             for v in _listify(item["nm"]):
-                n, m = _parse_nm(v, lambda msg: err(msg, at("nm")))
+                # the schema parses N:M: check it with a placeholder first, then the point
+                n, m = _checked(Workload(name, op, tuple(dims), fmt, 0.0, v), err, at,
+                                line).layer.nm
+                _in_configs(fmt, err, at("format", line), configs)
                 for cfg in configs:
                     if m > cfg.nm_max_m:
                         err(f"nm M must be at most nm_max_m ({cfg.nm_max_m}), not {m}", at("nm"))
-                out.append(Workload(name, op, tuple(dims), fmt, 1 - n / m, (n, m),
-                                    float(act_sp)))
+                out.append(_checked(Workload(name, op, tuple(dims), fmt, 1 - n / m, (n, m),
+                                             float(act_sp)), err, at, line))
             continue
         for sp in _listify(item.get("sparsity", 0.0)):
             if isinstance(sp, bool) or not isinstance(sp, int | float) or not 0 <= sp < 1:
                 err(f"sparsity must be a number in [0, 1), not {sp!r}", at("sparsity", line))
-            out.append(Workload(name, op, tuple(dims), fmt, float(sp), None, float(act_sp)))
+            wl = _checked(Workload(name, op, tuple(dims), fmt, float(sp), None, float(act_sp)),
+                          err, at, line)
+            _in_configs(fmt, err, at("format", line), configs)
+            out.append(wl)
     return out
+
+
+def _in_configs(fmt, err, line, configs) -> None:
+    if configs and not any(fmt in cfg.formats for cfg in configs):
+        err(f"format {fmt!r} is not built into any config of the sweep (formats: "
+            f"{', '.join(configs[0].formats)})", line)

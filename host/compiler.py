@@ -13,7 +13,6 @@ image per tile, back to back (section 8.1).
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,25 +28,38 @@ from sparsemac.golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
-from sparsemac.golden.formats import PackedWeights, pack_weights
+from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.ops import conv2d, im2col, matmul
 from sparsemac.golden.perf import LayerStats, layer_stats
 from sparsemac.golden.prune import prune
 from sparsemac.golden.quant import wrap
-from sparsemac.golden.tiling import tile_buffer_minimum, tile_row_split
+from sparsemac.golden.quant_record import pack_quant_records
+from sparsemac.golden.tiling import (
+    BufferShortfall,
+    tile_buffer_minimum,
+    tile_buffer_shortfall,
+    tile_row_split,
+)
 
 from .network import LayerSpec, Network, NetworkError
 from .placement import MemoryPlan, Region
 
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
-           "tile_buffer_needs", "check_tile_buffers"]
+           "tile_buffer_needs", "check_tile_buffers", "layer_buffer_shortfall", "QUANT_MODES",
+           "OUT_FILLS", "RANDOM_LUT_SCALES"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
 #: Real value of one LSB of an int8 input when none is given.
 DEFAULT_INPUT_SCALE = 1 / 64
+#: ``quant`` of `compile_network`: requantization calibrated on the input, or random parameters.
+QUANT_MODES = ("calibrate", "random")
+#: ``out_fill`` of `compile_network`: what the output buffers hold before the run.
+OUT_FILLS = ("zero", "random")
+#: Input and output LSB of the activation tables under ``quant="random"``.
+RANDOM_LUT_SCALES = (1 / 20, 1 / 50)
 
 
 @dataclass
@@ -106,6 +118,7 @@ class CompiledNetwork:
     Members
     -------
     network : Network
+        The network (the first one when several were compiled together).
     config : hw.config.AcceleratorConfig (or any object with its attributes)
     base : int
         Absolute address of the window (``MEM_BASE``); every descriptor offset is relative to it.
@@ -115,9 +128,12 @@ class CompiledNetwork:
     desc_offset : int
         Offset of the descriptor table (``DESC_BASE = base + desc_offset``).
     layers : list of CompiledLayer
+        Every layer, in descriptor-table order.
     regions : list of Region
     input : numpy.ndarray
-        The int8 network input, flat, as stored.
+        The int8 network input, flat, as stored (of ``network``).
+    networks, inputs : tuple
+        Every network compiled into the window and its input (one each for one network).
     """
 
     network: Network
@@ -128,6 +144,8 @@ class CompiledNetwork:
     layers: list
     regions: list
     input: np.ndarray
+    networks: tuple = ()
+    inputs: tuple = ()
 
     @property
     def desc_count(self) -> int:
@@ -186,11 +204,9 @@ def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
 
 
 def quant_records(bias, mult, shift) -> bytes:
-    """The ``quant`` buffer: per channel bias i32, mult i32, shift u8, 7 zero bytes."""
-    rec = struct.Struct("<iiB7x")
-    assert rec.size == QUANT_RECORD_BYTES
-    return b"".join(rec.pack(int(b), int(m), int(s)) for b, m, s in zip(bias, mult, shift,
-                                                                         strict=True))
+    """The ``quant`` buffer: per channel bias i32, mult i32, shift u8, 7 zero bytes (the
+    layout is `golden.quant_record`'s)."""
+    return pack_quant_records(bias, mult, shift)
 
 
 def _fail(spec: LayerSpec, net: Network, field_: str, msg: str):
@@ -207,7 +223,7 @@ def _check_config(net: Network, cfg) -> None:
         if spec.activation and not cfg.lut_enabled:
             _fail(spec, net, "activation", f"must be none: this configuration has no LUT engine "
                   f"(lut_enabled: false), not {spec.activation!r}")
-        if spec.nm and spec.nm[1] > cfg.nm_max_m:
+        if spec.fmt == "nm" and spec.nm[1] > cfg.nm_max_m:
             _fail(spec, net, "nm", f"must have M <= nm_max_m ({cfg.nm_max_m}) of this "
                   f"configuration, not {spec.nm[0]}:{spec.nm[1]}")
 
@@ -222,12 +238,30 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     slice); ``needed`` is the smallest power of two that fits ``entries``.  The rule is
     `sparsemac.golden.tiling.tile_buffer_minimum`.
     """
-    _, k, n = cl.spec.mkn
-    least = tile_buffer_minimum(cfg, k=k, n=n,
-                                weight_bytes=max(int(pw.image.nbytes) for pw in cl.slices),
-                                rows=max(pw.shape[0] for pw in cl.slices),
-                                image_bytes=int(cl.x.size))
+    share = _tile_share(cl.spec, cfg, max(int(pw.image.nbytes) for pw in cl.slices))
+    least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
+
+
+def _tile_share(spec: LayerSpec, cfg, weight_bytes: int | None) -> dict:
+    """The arguments of the `golden.tiling` buffer rules for the largest tile slice of
+    ``spec``: ``k``, ``n``, ``rows``, ``image_bytes`` (matmul ``K*N``, conv2d ``C*H*W``) and
+    ``weight_bytes`` (the dense image of the slice when not given)."""
+    _, k, n = spec.mkn
+    rows = max(r1 - r0 for r0, r1 in tile_row_split(spec.out, cfg.tiles))
+    if weight_bytes is None:
+        weight_bytes = packed_size("dense", (rows, k))
+    return dict(k=k, n=n, weight_bytes=int(weight_bytes), rows=rows,
+                image_bytes=math.prod(spec.in_shape))
+
+
+def layer_buffer_shortfall(spec: LayerSpec, cfg, *,
+                           weight_bytes: int | None = None) -> BufferShortfall | None:
+    """The first tile-buffer limit of ``cfg`` the layer exceeds, or None when it fits
+    (`sparsemac.golden.tiling.tile_buffer_shortfall` on its largest tile slice, the same rule
+    as `tile_buffer_needs`).  Before compiling, the weights are estimated as dense
+    (``weight_bytes`` of the largest slice overrides that)."""
+    return tile_buffer_shortfall(cfg, **_tile_share(spec, cfg, weight_bytes))
 
 
 def check_tile_buffers(cn: CompiledNetwork) -> None:
@@ -290,7 +324,7 @@ def _out_scale(func: str, in_scale: float) -> float:
     return top / 127 if top > 0 else in_scale
 
 
-def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLayer:
+def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng, quant: str) -> CompiledLayer:
     w, s_w = _weights(spec, cfg, rng)
     w2 = w.reshape(spec.out, -1)
     m, k, n = spec.mkn
@@ -309,7 +343,10 @@ def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLa
     bias = mult = shift = lut = None
     s_out = s_x
     if spec.requant:
-        if spec.bias is True:
+        amax = int(np.abs(acc).max(initial=1)) + 1
+        if spec.bias is True and quant == "random":
+            bias = rng.integers(-amax // 4 - 1, amax // 4 + 1, size=m).astype(np.int64)
+        elif spec.bias is True:
             spread = max(1, int(np.std(acc)) // 2)
             bias = rng.integers(-spread, spread + 1, size=m).astype(np.int64)
         elif spec.bias is False:
@@ -321,13 +358,20 @@ def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLa
         if bias.size and (bias.min() < -2**31 or bias.max() > 2**31 - 1):
             raise NetworkError(f"layers[{spec.index}].bias must fit int32 once quantized, "
                                f"not range [{int(bias.min())}, {int(bias.max())}]")
-        real = wrap(acc + bias[:, None], aw).astype(np.float64) * (s_x * s_w)[:, None]
-        top = float(np.abs(real).max()) if real.size else 0.0
-        s_y = top / 127 if top > 0 else s_x * float(s_w.mean())
-        mult, shift = requant_params(s_x * s_w / s_y)
-        s_out = s_y
+        if quant == "random":  # mult / 2**shift scales max |acc| to about 2**7
+            mult = rng.integers(1 << 20, 1 << 22, size=m).astype(np.int64)
+            shift = np.full(m, max(1, min(63, amax.bit_length() + 15)), dtype=np.int64)
+            shift = np.maximum(shift - rng.integers(0, 3, size=m), 1)
+            s_y, s_out = RANDOM_LUT_SCALES[0], s_x
+        else:
+            real = wrap(acc + bias[:, None], aw).astype(np.float64) * (s_x * s_w)[:, None]
+            top = float(np.abs(real).max()) if real.size else 0.0
+            s_y = top / 127 if top > 0 else s_x * float(s_w.mean())
+            mult, shift = requant_params(s_x * s_w / s_y)
+            s_out = s_y
         if spec.activation:
-            s_out = _out_scale(spec.activation, s_y)
+            s_out = (RANDOM_LUT_SCALES[1] if quant == "random"
+                     else _out_scale(spec.activation, s_y))
             lut = build_lut(spec.activation, s_y, s_out)
     kw = dict(bias=bias, mult=mult, shift=shift, lut=lut, acc_width=aw)
     if spec.op == "matmul":
@@ -345,14 +389,17 @@ def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng) -> CompiledLa
                          in_scale=s_x, out_scale=s_out, weight_scale=s_w, stats=st)
 
 
-def compile_network(net: Network, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
-                    irq_last: bool = True) -> CompiledNetwork:
+def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
+                    irq_last: bool = True, quant: str = "calibrate",
+                    out_fill: str = "zero") -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
     Parameters
     ----------
-    net : Network
-        A validated layer list (`sparsemac.host.load_network` / `network_from_dict`).
+    net : Network or sequence of Network
+        A validated layer list (`sparsemac.host.load_network` / `network_from_dict`).  Several
+        networks share one window and one descriptor table, one after the other; each chain
+        of layers starts from its own input (their region names get a ``net<j>.`` prefix).
     cfg : hw.config.AcceleratorConfig
         The build: formats, G, B, ``nm_max_m``, LUT engine, ``acc_width``, AXI beat.
     base : int
@@ -361,76 +408,113 @@ def compile_network(net: Network, cfg, *, base: int = DEFAULT_BASE, seed: int | 
         Overrides ``net.seed`` (random weights, biases, input).
     irq_last : bool
         Set the IRQ flag on the last descriptor.
+    quant : {"calibrate", "random"}
+        ``calibrate``: requantization scaled so each layer's outputs use the int8 range
+        (docs/host.md).  ``random``: random ``mult`` in ``[2**20, 2**22)``, ``shift`` near
+        ``bit_length(max |acc|) + 15`` (minus 0..2) and random bias within ``max |acc| / 4``,
+        activation tables at the fixed `RANDOM_LUT_SCALES` (RTL regressions: every rounding
+        and saturation path, not a meaningful model).
+    out_fill : {"zero", "random"}
+        Content of the output buffers in the image: zeros, or random bytes (a canary that shows
+        an output the accelerator did not write).
 
     Raises
     ------
     NetworkError
         A layer needs something this configuration does not build (format, LUT, N:M).
     ValueError
-        ``base`` is not a non-negative multiple of 4096.
+        ``base`` is not a non-negative multiple of 4096, or ``quant`` / ``out_fill`` unknown.
     """
     if isinstance(base, bool) or not isinstance(base, int) or base < 0 or base % 4096:
         raise ValueError(f"base must be a non-negative multiple of 4096, not {base!r}")
-    _check_config(net, cfg)
-    seed = net.seed if seed is None else int(seed)
-    x0, s_x = _input(net, np.random.default_rng([seed, 0]))
-    cur, layers = x0.ravel(), []
-    for spec in net.layers:
-        cl = _layer(spec, cfg, cur, s_x, np.random.default_rng([seed, spec.index + 1]))
-        layers.append(cl)
-        cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
+    if quant not in QUANT_MODES:
+        raise ValueError(f"quant must be one of {', '.join(QUANT_MODES)}, not {quant!r}")
+    if out_fill not in OUT_FILLS:
+        raise ValueError(f"out_fill must be one of {', '.join(OUT_FILLS)}, not {out_fill!r}")
+    nets = [net] if isinstance(net, Network) else list(net)
+    if not nets or not all(isinstance(n, Network) for n in nets):
+        raise TypeError(f"net must be a Network or a non-empty sequence of them, not {net!r}")
+    for n in nets:
+        _check_config(n, cfg)
+    # random streams: network 0 draws its input from [seed, 0] and layer i from [seed, i + 1];
+    # network j > 0 from [seed, j, 0] and [seed, j, i + 1]
+    chains = []     # (prefix, input, compiled layers) per network
+    for j, n in enumerate(nets):
+        s = n.seed if seed is None else int(seed)
+        key = [s] if j == 0 else [s, j]
+        x0, s_x = _input(n, np.random.default_rng([*key, 0]))
+        cur, layers = x0.ravel(), []
+        for spec in n.layers:
+            cl = _layer(spec, cfg, cur, s_x, np.random.default_rng([*key, spec.index + 1]), quant)
+            layers.append(cl)
+            cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
+        chains.append((f"net{j}." if len(nets) > 1 else "", x0, layers))
+    every = [cl for _, _, layers in chains for cl in layers]
     plan = MemoryPlan()
-    desc_off = plan.alloc("descriptors", DESC_BYTES * len(layers))
-    acts = plan.alloc("input", x0.size)
-    blobs: list[tuple[int, bytes]] = [(acts, x0.astype(np.int8).tobytes())]
-    for cl in layers:
-        s = cl.spec
-        regs = {"acts": Region(f"{s.name}.acts", acts, int(cl.x.size))}
-        wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
-        wo = plan.alloc(f"{s.name}.weights", len(wimg))
-        blobs.append((wo, wimg))
-        flags = Flags(0)
-        qo = lo = 0
-        if s.requant:
-            flags |= Flags.REQUANT
-            qo = plan.alloc(f"{s.name}.quant", QUANT_RECORD_BYTES * s.out)
-            blobs.append((qo, quant_records(cl.bias, cl.mult, cl.shift)))
-        if cl.lut is not None:
-            flags |= Flags.LUT
-            lo = plan.alloc(f"{s.name}.lut", LUT_BYTES)
-            blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
-        if irq_last and s.index == len(layers) - 1:
-            flags |= Flags.IRQ
-        oo = plan.alloc(f"{s.name}.out", cl.expected.size * (1 if s.requant else 4))
-        common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo, flags=flags,
-                      group_size=cfg.group_size, block_size=cfg.block_size, nm=s.nm or (2, 4))
-        if s.op == "matmul":
-            m, k, n = s.mkn
-            d = matmul_descriptor(m=m, k=k, n=n, **common)
-        else:
-            d = conv2d_descriptor(c=s.in_shape[0], h=s.in_shape[1], w=s.in_shape[2],
-                                  kout=s.out, kh=s.kernel[0], kw=s.kernel[1], stride=s.stride,
-                                  pad=s.padding, dilation=s.dilation, **common)
-        cl.descriptor = d
-        for name in ("weights", "quant", "lut", "out"):
-            try:
-                regs[name] = plan.region(f"{s.name}.{name}")
-            except KeyError:
-                pass
-        cl.regions = regs
-        acts = oo
+    desc_off = plan.alloc("descriptors", DESC_BYTES * len(every))
+    blobs: list[tuple[int, bytes]] = []
+    outs: list[tuple[int, int]] = []
+    for prefix, x0, layers in chains:
+        acts = plan.alloc(f"{prefix}input", x0.size)
+        blobs.append((acts, x0.astype(np.int8).tobytes()))
+        for cl in layers:
+            s = cl.spec
+            name = f"{prefix}{s.name}"
+            regs = {"acts": Region(f"{name}.acts", acts, int(cl.x.size))}
+            wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
+            wo = plan.alloc(f"{name}.weights", len(wimg))
+            blobs.append((wo, wimg))
+            flags = Flags(0)
+            qo = lo = 0
+            if s.requant:
+                flags |= Flags.REQUANT
+                qo = plan.alloc(f"{name}.quant", QUANT_RECORD_BYTES * s.out)
+                blobs.append((qo, quant_records(cl.bias, cl.mult, cl.shift)))
+            if cl.lut is not None:
+                flags |= Flags.LUT
+                lo = plan.alloc(f"{name}.lut", LUT_BYTES)
+                blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
+            if irq_last and cl is every[-1]:
+                flags |= Flags.IRQ
+            size = cl.expected.size * (1 if s.requant else 4)
+            oo = plan.alloc(f"{name}.out", size)
+            outs.append((oo, size))
+            common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo,
+                          flags=flags, group_size=cfg.group_size, block_size=cfg.block_size,
+                          nm=s.nm or (2, 4))
+            if s.op == "matmul":
+                m, k, n = s.mkn
+                d = matmul_descriptor(m=m, k=k, n=n, **common)
+            else:
+                d = conv2d_descriptor(c=s.in_shape[0], h=s.in_shape[1], w=s.in_shape[2],
+                                      kout=s.out, kh=s.kernel[0], kw=s.kernel[1],
+                                      stride=s.stride, pad=s.padding, dilation=s.dilation,
+                                      **common)
+            cl.descriptor = d
+            for part in ("weights", "quant", "lut", "out"):
+                try:
+                    regs[part] = plan.region(f"{name}.{part}")
+                except KeyError:
+                    pass
+            cl.regions = regs
+            acts = oo
     window = plan.window_bytes
     plan.check(window)
     image = bytearray(window)
-    for i, cl in enumerate(layers):
+    for i, cl in enumerate(every):
         code = validate_descriptor(cl.descriptor, cfg, window_bytes=window)
         assert code == ErrorCode.OK, f"compiler bug: descriptor {i} is invalid: {code.name}"
         image[desc_off + DESC_BYTES * i: desc_off + DESC_BYTES * (i + 1)] = cl.descriptor.pack()
+    if out_fill == "random":
+        canary = np.random.default_rng([nets[0].seed if seed is None else int(seed), 0, 0])
+        blobs += [(off, canary.integers(0, 256, size=size, dtype=np.uint8).tobytes())
+                  for off, size in outs]
     for off, raw in blobs:
         image[off:off + len(raw)] = raw
-    code = validate_table(base + desc_off, len(layers), mem_base=base, mem_limit=base + window,
+    code = validate_table(base + desc_off, len(every), mem_base=base, mem_limit=base + window,
                           axi_bytes=cfg.axi_data_width // 8)
     assert code == ErrorCode.OK, f"compiler bug: descriptor table is invalid: {code.name}"
-    return CompiledNetwork(network=net, config=cfg, base=base, image=bytes(image),
-                           desc_offset=desc_off, layers=layers, regions=list(plan.regions),
-                           input=x0.ravel())
+    return CompiledNetwork(network=nets[0], config=cfg, base=base, image=bytes(image),
+                           desc_offset=desc_off, layers=every, regions=list(plan.regions),
+                           input=chains[0][1].ravel(), networks=tuple(nets),
+                           inputs=tuple(x0.ravel() for _, x0, _ in chains))

@@ -11,26 +11,28 @@ Configuration-dependent checks (formats built in, LUT engine) are done by the co
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from sparsemac.yamlfile import MarkedDict, load_file
 
 __all__ = ["Network", "LayerSpec", "NetworkError", "load_network", "network_from_dict",
-           "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT"]
+           "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT", "PRUNE_METHODS"]
 
 OPS = ("matmul", "conv2d")
 WEIGHT_FORMATS = ("dense", "bitmap", "block", "nm")
 #: pruning method used for each weight format (dense prunes only when ``density`` is given)
 PRUNE_FOR_FORMAT = {"dense": "unstructured", "bitmap": "unstructured", "block": "block",
                     "nm": "nm"}
+#: values of a layer's ``prune`` field (``auto``: `PRUNE_FOR_FORMAT`)
+PRUNE_METHODS = ("auto", "none", "unstructured", "block", "nm")
 _NM_MS = (2, 4, 8, 16, 32)
 _TOP_KEYS = ("name", "seed", "input", "layers")
 _INPUT_KEYS = ("shape", "values", "scale", "density")
-_COMMON_KEYS = ("name", "op", "format", "density", "nm", "activation", "requant", "bias",
-                "weights", "weight_scale")
+_COMMON_KEYS = ("name", "op", "format", "prune", "density", "nm", "activation", "requant",
+                "bias", "weights", "weight_scale")
 _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
             "conv2d": ("out_channels", "in_channels", "kernel", "stride", "padding", "dilation",
                        "reshape")}
@@ -49,34 +51,9 @@ class NetworkError(ValueError):
     """A layer list breaks the schema: one line naming the place, the field and allowed values."""
 
 
-class _Map(dict):
-    """A YAML mapping that remembers the line of itself and of each key."""
-
-    line: int | None = None
-    lines: dict = {}
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose mappings are `_Map` (line numbers for error messages)."""
-
-
-def _construct_mapping(loader, node):
-    m = _Map(loader.construct_mapping(node, deep=True))
-    m.line = node.start_mark.line + 1
-    m.lines = {getattr(k, "value", None): k.start_mark.line + 1 for k, _ in node.value}
-    return m
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-# YAML 1.1 reads ``2:4`` as the base-60 integer 124; drop that rule (as YAML 1.2 did), so an
-# unquoted N:M stays a string.
-_INT = "tag:yaml.org,2002:int"
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != _INT]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(_INT, re.compile(
-    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"))
+# YAML files are read by sparsemac.yamlfile (UTF-8 check, duplicate keys refused, line
+# numbers on every mapping, YAML 1.2 integers so an unquoted ``2:4`` stays a string)
+_Map = MarkedDict
 
 
 @dataclass(frozen=True)
@@ -94,8 +71,9 @@ class LayerSpec:
     kernel, stride, padding, dilation : (int, int)
         conv2d geometry (``(0, 0)`` for matmul).
     fmt, prune, density, nm : str, str, float or None, (int, int) or None
-        Weight format, pruning method (``"none"``, ``"unstructured"``, ``"block"``, ``"nm"``)
-        and its parameters.
+        Weight format, pruning method (``"none"``, ``"unstructured"``, ``"block"``, ``"nm"``;
+        the ``prune`` field ``auto``, the default, takes `PRUNE_FOR_FORMAT`) and its parameters
+        (``nm`` for format nm or prune nm).
     activation : str or None
         Name of a `golden.lut.FUNCTIONS` table, None for no table.
     requant : bool
@@ -277,7 +255,7 @@ def _nm_value(ck: _Checker, m, path):
     except (TypeError, ValueError):
         ck.fail(m, "nm", path, f"must be 'N:M' or [N, M], not {v!r}")
     if mm not in _NM_MS:
-        ck.fail(m, "nm", path, f"must have M in 2, 4, 8, 16, 32 (a power of two), not {v!r}")
+        ck.fail(m, "nm", path, f"must have M a power of two in 2..32, not {v!r}")
     if not 1 <= n <= mm:
         ck.fail(m, "nm", path, f"must have 1 <= N <= M, not {v!r}")
     return n, mm
@@ -293,22 +271,31 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
     if not isinstance(name, str) or not name:
         ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
     fmt = ck.choice(m, "format", f"{p}.format", WEIGHT_FORMATS, "dense")
+    prune = ck.choice(m, "prune", f"{p}.prune", PRUNE_METHODS, "auto")
+    if fmt == "nm" and prune not in ("auto", "nm"):
+        ck.fail(m, "prune", f"{p}.prune", f"must be auto or nm for format nm (the format "
+                f"stores N:M weights only), not {prune!r}")
     density = ck.number(m, "density", f"{p}.density", 0, 1, None)
     nm = None
-    if fmt == "nm":
+    if fmt == "nm" or prune == "nm":
         if density is not None:
-            ck.fail(m, "density", f"{p}.density", f"must not be given for format nm "
+            why = "format nm" if fmt == "nm" else "prune nm"
+            ck.fail(m, "density", f"{p}.density", f"must not be given for {why} "
                     f"(N:M fixes the density), not {density!r}")
         nm = _nm_value(ck, m, f"{p}.nm") if "nm" in m else (2, 4)
         prune = "nm"
     else:
         if "nm" in m:
-            ck.fail(m, "nm", f"{p}.nm", f"must only be given with format nm, not with {fmt!r}")
-        if fmt == "dense":
+            ck.fail(m, "nm", f"{p}.nm", f"must only be given with format nm or prune nm, not "
+                    f"with {fmt!r}")
+        if prune == "none" and density is not None:
+            ck.fail(m, "density", f"{p}.density", f"must not be given for prune none, not "
+                    f"{density!r}")
+        if prune == "auto" and fmt == "dense":
             prune = "none" if density is None or density >= 1.0 else "unstructured"
-        else:
+        elif prune != "none":
             density = 0.5 if density is None else density
-            prune = PRUNE_FOR_FORMAT[fmt]
+            prune = PRUNE_FOR_FORMAT[fmt] if prune == "auto" else prune
     act = ck.choice(m, "activation", f"{p}.activation", ACTIVATIONS, "none")
     requant = m.get("requant", True)
     if not isinstance(requant, bool):
@@ -420,7 +407,7 @@ def network_from_dict(data, *, source: str = "network", base: Path | None = None
     ck = _Checker(source)
     if not isinstance(data, dict):
         ck.fail(None, None, "network", f"must be a mapping with input and layers, not "
-                f"{type(data).__name__}")
+                f"{next(t for t in type(data).__mro__ if t.__module__ == 'builtins').__name__}")
     ck.keys(data, _TOP_KEYS, "")
     name = data.get("name", Path(source).stem if source != "network" else "network")
     if not isinstance(name, str):
@@ -482,15 +469,5 @@ def load_network(path) -> Network:
         The file cannot be read, is not YAML, or breaks the schema (one-line message).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise NetworkError(f"cannot read network file {str(path)!r}: {exc.strerror}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise NetworkError(f"{where}: not valid YAML: {problem}") from None
+    data = load_file(path, "network file", NetworkError)
     return network_from_dict(data, source=str(path), base=path.parent)

@@ -300,6 +300,14 @@ class AcceleratorConfig:
     def replace(self, **changes: Any) -> AcceleratorConfig:
         return dataclasses.replace(self, **changes)
 
+    @staticmethod
+    def require(value, name: str = "cfg") -> AcceleratorConfig:
+        """``value`` if it is an AcceleratorConfig, else ``TypeError`` naming parameter
+        ``name`` (what every block's constructor checks first)."""
+        if not isinstance(value, AcceleratorConfig):
+            raise TypeError(f"{name} must be an AcceleratorConfig, not {value!r}")
+        return value
+
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> AcceleratorConfig:
         """Apply ``key=value`` strings (the CLI's ``--set``); values are parsed as YAML scalars."""
         import yaml

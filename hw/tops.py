@@ -62,6 +62,7 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
     "desc_checker": (".hub.desc_checker", "DescChecker"),
     "sequencer": (".hub.sequencer", "Sequencer"),
     "image_checker": (".tile.image_checker", "ImageChecker"),
+    "header_checker": (".tile.header_checker", "HeaderChecker"),
     "result_writer": (".hub.result_writer", "ResultWriter"),
 }
 
@@ -84,6 +85,7 @@ TOPS["accelerator"] = _build(".top.accelerator", "Accelerator", lambda cfg: {"co
 TOPS["desc_checker"] = _build(".hub.desc_checker", "DescChecker", lambda cfg: {"cfg": cfg})
 TOPS["sequencer"] = _build(".hub.sequencer", "Sequencer", lambda cfg: {"cfg": cfg})
 TOPS["image_checker"] = _build(".tile.image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
+TOPS["header_checker"] = _build(".tile.header_checker", "HeaderChecker", lambda cfg: {"cfg": cfg})
 TOPS["result_writer"] = _build(".hub.result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
 TOPS["ring"] = _build(".ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile

@@ -2,78 +2,75 @@
 
 Two halves:
 
-* pure Python (no cocotb import): :func:`split_weights` (the per-tile weight images of
-  docs/spec.md section 8.1), :func:`random_layer` and :func:`build_job` (a memory image with the
-  descriptor table, every buffer and the golden outputs);
+* pure Python (no cocotb import): :func:`random_layer` (a random layer that fits the tile
+  buffers), :func:`build_job` (random layers compiled by `sparsemac.host.compiler` into one
+  memory window: descriptor table, every buffer, the golden outputs) and :func:`layer_fits`;
 * :class:`AccelDriver` (cocotb): loads a job into a cocotbext-axi ``AxiRam`` on ``m_axi_``,
   programs the registers with ``AxiLiteMaster`` on ``s_axil_``, waits for the interrupt and
   reads the results back.
+
+A driver layer is a short dict translated by :func:`network_layer` into the layer schema of
+`sparsemac.host.network` (which validates it): ``op`` (``matmul`` / ``conv2d``), ``fmt``,
+``density`` or ``nm``, ``requant``, ``lut`` (an activation or None), the shape (matmul ``m``,
+``k``, ``n``; conv2d ``c``, ``h``, ``w``, ``kout``, ``kh``, ``kw``, ``stride``, ``pad``,
+``dilation``) and ``chain`` (read the previous layer's output instead of a fresh input).
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from sparsemac.golden.descriptors import (
-    QUANT_RECORD_BYTES,
-    Flags,
-    Opcode,
-    conv2d_descriptor,
-    matmul_descriptor,
-)
-from sparsemac.golden.tiling import tile_buffer_shortfall, tile_row_split
+from sparsemac.host.compiler import compile_network, layer_buffer_shortfall
+from sparsemac.host.compiler import split_weights as _split_weights
+from sparsemac.host.network import network_from_dict
 
-from sparsemac import golden
+__all__ = ["split_weights", "random_layer", "layer_fits", "build_job", "job_networks",
+           "network_layer", "Job", "AccelDriver"]
 
-__all__ = ["split_weights", "random_layer", "layer_fits", "build_job", "Job", "AccelDriver",
-           "ALIGN"]
-
-ALIGN = 64
 CLK_NS = 10
-LUT_FUNCS = ("relu", "tanh", "sigmoid", "gelu", "silu", "exp")
 
 
 def split_weights(W, fmt: str, cfg, *, nm=(2, 4)) -> bytes:
-    """The weight images of ``W[M, K]`` for ``cfg.tiles`` tiles, back to back.
-
-    Tile ``t`` gets rows ``[t * c, min(M, (t + 1) * c))`` with ``c = ceil(M / tiles)``; tiles
-    past the last row get no image (docs/spec.md section 8.1).
-    """
-    W = np.asarray(W)
-    out = b""
-    for r0, r1 in tile_row_split(W.shape[0], cfg.tiles):
-        pw = golden.pack_weights(W[r0:r1], fmt, group_size=cfg.group_size,
-                                 block_size=cfg.block_size, nm=tuple(nm))
-        out += bytes(pw.image)
-    return out
+    """The weight images of ``W[M, K]`` for ``cfg.tiles`` tiles, back to back
+    (`sparsemac.host.compiler.split_weights`, docs/spec.md section 8.1)."""
+    return b"".join(bytes(pw.image) for pw in _split_weights(np.asarray(W), fmt, cfg,
+                                                             nm=tuple(nm)))
 
 
-def _align(x: int, a: int = ALIGN) -> int:
-    return -(-x // a) * a
+def network_layer(L: dict) -> tuple[tuple, dict]:
+    """``(input shape, layer)`` of the driver layer ``L`` in the `sparsemac.host.network`
+    schema (the input shape is what the layer reads when it starts a chain)."""
+    e = {"op": L["op"], "format": L["fmt"], "requant": bool(L.get("requant", True)),
+         "activation": (L.get("lut") or "none") if L.get("requant", True) else "none"}
+    if L["fmt"] == "nm":
+        e["nm"] = list(L.get("nm", (2, 4)))
+    elif L.get("density") is not None:
+        e["density"] = float(L["density"])
+    if L["op"] == "matmul":
+        e["out_features"] = L["m"]
+        return (L["k"], L["n"]), e
+    e.update(out_channels=L["kout"], kernel=[L["kh"], L["kw"]], stride=list(L["stride"]),
+             padding=list(L["pad"]), dilation=list(L["dilation"]))
+    return (L["c"], L["h"], L["w"]), e
+
+
+def _spec(L: dict):
+    shape, e = network_layer(L)
+    return network_from_dict({"input": {"shape": list(shape)}, "layers": [e]}).layers[0]
 
 
 def layer_fits(cfg, L: dict) -> bool:
-    """The layer fits the tile buffers (activation entries, image, flags, weight image, rows;
-    `sparsemac.golden.tiling.tile_buffer_shortfall`), its weights estimated as dense."""
-    if L["op"] == "matmul":
-        k, n, img = L["k"], L["n"], L["k"] * L["n"]
-    else:
-        oh, ow = golden.conv_output_shape((L["h"], L["w"]), (L["kh"], L["kw"]), L["stride"],
-                                          L["pad"], L["dilation"])
-        k, n, img = L["c"] * L["kh"] * L["kw"], oh * ow, L["c"] * L["h"] * L["w"]
-    mt = max(r1 - r0 for r0, r1 in tile_row_split(L.get("m", L.get("kout", 1)), cfg.tiles))
-    wbytes = golden.packed_size("dense", (mt, k))
-    return tile_buffer_shortfall(cfg, k=k, n=n, weight_bytes=wbytes, rows=mt,
-                                 image_bytes=img) is None
+    """The layer fits the tile buffers, its weights estimated as dense (the compiler's rule,
+    `sparsemac.host.compiler.layer_buffer_shortfall`)."""
+    return layer_buffer_shortfall(_spec(L), cfg) is None
 
 
 def random_layer(rng, cfg, *, op: str, fmt: str, requant: bool = True, lut: str | None = None,
                  max_dim: int = 12) -> dict:
-    """A random layer spec whose shapes fit the tile buffers of ``cfg`` (`layer_fits`)."""
+    """A random layer (driver dict) whose shapes fit the tile buffers of ``cfg``
+    (`layer_fits`)."""
     while True:
         L = _random_layer(rng, cfg, op=op, fmt=fmt, requant=requant, lut=lut, max_dim=max_dim)
         if layer_fits(cfg, L):
@@ -100,30 +97,18 @@ def _random_layer(rng, cfg, *, op, fmt, requant, lut, max_dim):
     return L
 
 
-def _weights(rng, L, shape, cfg):
-    W = rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
-    fmt = L["fmt"]
-    if fmt == "bitmap" or fmt == "dense":
-        W, _ = golden.prune(W, "unstructured", density=L["density"])
-    elif fmt == "block":
-        W, _ = golden.prune(W, "block", density=L["density"], block_size=cfg.block_size)
-    else:
-        W, _ = golden.prune(W, "nm", nm=L["nm"])
-    return np.asarray(W, dtype=np.int8)
-
-
 def _chain(cfg, L: dict, prev) -> dict:
-    """``L`` reading the previous layer's int8 output as its input, when the ops match and the
-    shapes fit (``chain`` = False otherwise)."""
-    if prev is None or prev[0] != L["op"]:
+    """``L`` reading the output of ``prev`` (the `LayerSpec` of the previous layer when it is
+    requantized, else None) as its input, when the ops match and the shapes fit (``chain`` =
+    False otherwise)."""
+    if prev is None or prev.op != L["op"]:
         return dict(L, chain=False)
-    M, N = prev[3]
     if L["op"] == "matmul":
+        M, N = prev.out_shape
         C = dict(L, k=M, n=N, chain=True)
     else:
-        oh, ow = prev[4]
-        kh, kw = min(L["kh"], oh), min(L["kw"], ow)
-        C = dict(L, c=M, h=oh, w=ow, kh=kh, kw=kw, chain=True)
+        M, oh, ow = prev.out_shape
+        C = dict(L, c=M, h=oh, w=ow, kh=min(L["kh"], oh), kw=min(L["kw"], ow), chain=True)
     return C if layer_fits(cfg, C) else dict(L, chain=False)
 
 
@@ -143,94 +128,52 @@ class Job:
         return self.base + len(self.image)
 
 
-def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000) -> Job:
-    """Place descriptors and buffers of ``layers`` in one window and compute golden outputs."""
-    img = bytearray()
+def job_networks(rng, cfg, layers: list[dict]) -> tuple[list, list[dict]]:
+    """The network-schema dicts of ``layers`` and the layers as placed (``chain`` resolved).
 
-    def alloc(data: bytes, fill=None) -> int:
-        off = _align(len(img))
-        img.extend(b"\0" * (off - len(img)))
-        img.extend(data)
-        return off
-
-    table = alloc(b"\0" * (64 * len(layers)))
-    job = Job(base=base, image=img, desc_base=base + table, count=len(layers))
-    prev = None         # (op, Y int8, out offset) of a requantized previous layer
-    for i, L in enumerate(layers):
-        conv = L["op"] == "conv2d"
+    Consecutive layers with ``chain`` (when `_chain` accepts them) form one network; every
+    other layer starts a network with a random int8 input.  Weights and inputs are random
+    int8 over the whole range (-128..127), drawn from ``rng`` and given to the compiler as
+    values.
+    """
+    nets, placed, prev = [], [], None
+    for L in layers:
         L = _chain(cfg, L, prev) if L.get("chain") else dict(L, chain=False)
-        if conv:
-            x = (prev[1].reshape(L["c"], L["h"], L["w"]) if L["chain"] else
-                 rng.integers(-128, 128, size=(L["c"], L["h"], L["w"])).astype(np.int8))
-            w = _weights(rng, L, (L["kout"], L["c"] * L["kh"] * L["kw"]), cfg)
-            M, K = w.shape
-            acts = x.tobytes()
-        else:
-            M, K, N = L["m"], L["k"], L["n"]
-            X = (prev[1] if L["chain"] else
-                 rng.integers(-128, 128, size=(K, N)).astype(np.int8))
-            w = _weights(rng, L, (M, K), cfg)
-            acts = X.tobytes()
-        nm = L.get("nm", (2, 4))
-        wo = alloc(split_weights(w, L["fmt"], cfg, nm=nm))
-        ao = prev[2] if L["chain"] else alloc(acts)
-        kw = dict(bias=None, mult=None, shift=None, lut=None, acc_width=cfg.acc_width)
-        flags, qo, lo = 0, 0, 0
-        if L["requant"]:
-            if conv:
-                acc = golden.conv2d(x[None], w.reshape(M, L["c"], L["kh"], L["kw"]),
-                                    stride=L["stride"], padding=L["pad"],
-                                    dilation=L["dilation"], acc_width=cfg.acc_width)
-            else:
-                acc = golden.matmul(w, X, acc_width=cfg.acc_width)
-            amax = int(np.abs(np.asarray(acc, dtype=np.int64)).max(initial=1)) + 1
-            bias = rng.integers(-amax // 4 - 1, amax // 4 + 1, size=M).astype(np.int64)
-            mult = rng.integers(1 << 20, 1 << 22, size=M).astype(np.int64)
-            shift = np.full(M, max(1, min(63, amax.bit_length() + 22 - 7)), dtype=np.int64)
-            shift -= rng.integers(0, 3, size=M)
-            shift = np.maximum(shift, 1)
-            rec = b"".join(int(b).to_bytes(4, "little", signed=True)
-                           + int(mu).to_bytes(4, "little") + bytes([int(s)]) + b"\0" * 7
-                           for b, mu, s in zip(bias, mult, shift))
-            assert len(rec) == M * QUANT_RECORD_BYTES
-            qo = alloc(rec)
-            kw.update(bias=bias, mult=mult, shift=shift)
-            flags |= Flags.REQUANT
-            if L["lut"]:
-                table_ = golden.build_lut(L["lut"], 0.05, 0.02)
-                lo = alloc(np.asarray(table_, dtype=np.int8).tobytes())
-                kw["lut"] = table_
-                flags |= Flags.LUT
-        if conv:
-            y = golden.conv2d(x[None], w.reshape(M, L["c"], L["kh"], L["kw"]),
-                              stride=L["stride"], padding=L["pad"], dilation=L["dilation"], **kw)
-            Y = np.asarray(y).reshape(M, -1)
-        else:
-            Y = np.asarray(golden.matmul(w, X, **kw))
-        exp = (Y.astype(np.int8).tobytes() if L["requant"]
-               else Y.astype(np.int64).astype("<i4").tobytes())
-        oo = alloc(bytes(rng.integers(0, 256, size=len(exp), dtype=np.uint8)))   # canary
-        common = dict(fmt=L["fmt"], weights=wo, acts=ao, out=oo, quant=qo, lut=lo,
-                      flags=int(flags), group_size=cfg.group_size, block_size=cfg.block_size,
-                      nm=tuple(nm))
-        if conv:
-            d = conv2d_descriptor(c=L["c"], h=L["h"], w=L["w"], kout=M, kh=L["kh"], kw=L["kw"],
-                                  stride=L["stride"], pad=L["pad"], dilation=L["dilation"],
-                                  **common)
-        else:
-            d = matmul_descriptor(m=M, k=K, n=N, **common)
-        assert d.opcode == (Opcode.CONV2D if conv else Opcode.MATMUL)
-        img[table + 64 * i: table + 64 * i + 64] = d.pack()
-        job.layers.append(dict(L, desc=d, shape=Y.shape))
-        job.outputs.append((base + oo, exp))
-        geo = tuple(np.asarray(y).shape[2:]) if conv else None
-        prev = (L["op"], Y.astype(np.int8), oo, Y.shape, geo) if L["requant"] else None
-    img.extend(b"\0" * (_align(len(img), 4096) - len(img)))
+        shape, e = network_layer(L)
+        if not L["chain"]:
+            nets.append({"input": {"values": rng.integers(-128, 128, size=shape)
+                                   .astype(np.int8)}, "layers": []})
+        nets[-1]["layers"].append(e)
+        spec = network_from_dict(nets[-1]).layers[-1]
+        e["weights"] = rng.integers(-128, 128, size=spec.weight_shape).astype(np.int8)
+        placed.append(L)
+        prev = spec if L["requant"] else None
+    return nets, placed
+
+
+def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000) -> Job:
+    """Compile ``layers`` (driver dicts) into one window with `sparsemac.host.compiler`:
+    `job_networks`, then `compile_network` with random requantization parameters
+    (``quant="random"``), canary-filled output buffers and no IRQ flag."""
+    nets, placed = job_networks(rng, cfg, layers)
+    seed = int(rng.integers(0, 2**31))
+    cn = compile_network([network_from_dict(n) for n in nets], cfg, base=base, seed=seed,
+                         irq_last=False, quant="random", out_fill="random")
+    job = Job(base=base, image=bytearray(cn.image), desc_base=cn.desc_base,
+              count=cn.desc_count)
+    for L, cl in zip(placed, cn.layers, strict=True):
+        job.layers.append(dict(L, desc=cl.descriptor, shape=cl.expected.shape))
+        y = cl.expected.astype(np.int8 if cl.spec.requant else "<i4")
+        job.outputs.append((base + cl.regions["out"].offset, y.tobytes()))
     return job
 
 
-class AccelDriver:
-    """cocotb driver: memory model, register access, run and check.
+from .tb.axi import AxiTB  # noqa: E402  (the cocotb half below)
+
+
+class AccelDriver(AxiTB):
+    """cocotb driver: memory model, register access, run and check (the accelerator's
+    :class:`sparsemac.sim.tb.axi.AxiTB`).
 
     Parameters
     ----------
@@ -239,35 +182,26 @@ class AccelDriver:
     mem_size : int
         Bytes of the ``AxiRam``.
     stall : float
-        Probability of a pause cycle on each of the five AXI channels (and the AXI4-Lite ones).
+        Probability of a pause cycle on each of the five AXI channels (and the AXI4-Lite
+        address channels): the base's ``backpressure``.
+    seed, salt : int
+        ``rng`` is ``random.Random(seed + salt)``; ``seed`` defaults to the run's seed.
+    ram : bool
+        Attach a ``FaultyAxiRam`` to ``m_axi_`` (else the memory is inside the toplevel,
+        sim/sram_top.py).
     """
 
-    def __init__(self, dut, cfg, *, mem_size: int = 1 << 20, stall: float = 0.0, seed: int = 1,
-                 ram: bool = True):
-        import random
+    reset_cycles = 4
+    settle_cycles = 2
 
-        import cocotb
-        from cocotb.clock import Clock
-        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
-
-        from .axi_vip import FaultyAxiRam, axi_rule_monitor
-
-        self.dut, self.cfg = dut, cfg
-        self.rng = random.Random(seed)
-        cocotb.start_soon(Clock(dut.clk, CLK_NS, unit="ns").start())
-        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-        ifaces = [self.lite.read_if, self.lite.write_if]
-        self.violations: list[str] = []
-        self.ram = None
-        if ram:     # else the memory is inside the toplevel (sim/sram_top.py)
-            self.ram = FaultyAxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
-                                    size=mem_size)
-            ifaces += [self.ram.read_if, self.ram.write_if]
-            cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=cfg.axi_bytes,
-                                               max_burst=cfg.axi_max_burst,
-                                               violations=self.violations))
-        for iface in ifaces:
-            iface.log.setLevel(logging.WARNING)
+    def __init__(self, dut, cfg, *, mem_size: int = 1 << 20, stall: float = 0.0,
+                 seed: int | None = None, salt: int = 0, ram: bool = True):
+        super().__init__(dut, seed=seed, salt=salt, backpressure=stall)
+        self.cfg = cfg
+        self.add_axil_master("s_axil_")
+        if ram:
+            self.add_axi_ram(size=mem_size, beat_bytes=cfg.axi_bytes,
+                             max_burst=cfg.axi_max_burst, prefix="m_axi_")
         self.set_stall(stall)
 
     @property
@@ -279,34 +213,10 @@ class AccelDriver:
     def faults(self, value):
         self.ram.faults = value
 
-    def set_stall(self, p: float):
-        ram, lite = self.ram, self.lite
-        chans = (lite.write_if.aw_channel, lite.read_if.ar_channel)
-        if ram is not None:
-            chans += (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                      ram.read_if.ar_channel, ram.read_if.r_channel)
-        for ch in chans:
-            if p > 0:
-                pat = [self.rng.random() < p for _ in range(97)]
-                ch.set_pause_generator(itertools.cycle(pat))
-            else:
-                ch.clear_pause_generator()
-                ch.pause = False
-
     def reg(self, name: str) -> int:
         from sparsemac.hw.top.regmap import register
 
         return register(self.cfg, name).offset
-
-    async def reset(self):
-        from cocotb.triggers import RisingEdge
-
-        self.dut.rst.value = 1
-        for _ in range(4):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        for _ in range(2):
-            await RisingEdge(self.dut.clk)
 
     async def read(self, name: str) -> int:
         return await self.lite.read_dword(self.reg(name))
@@ -347,7 +257,7 @@ class AccelDriver:
         await RisingEdge(self.dut.clk)
         if self.dut.irq.value != 1:
             raise AssertionError(f"no interrupt within {max_cycles} cycles")
-        return round((get_sim_time("ns") - t0) / CLK_NS) - 1
+        return round((get_sim_time("ns") - t0) / self.clk_ns) - 1
 
     async def run(self, job: Job, *, max_cycles: int = 60_000, **prog) -> dict:
         """Load, program, start, wait; returns STATUS fields and the cycles."""

@@ -63,13 +63,12 @@ def measure_pipeline(lanes: int = 4, acc_width: int = 32, channels: int = 8,
                          pwl_segments=segments, pwl_out_width=8)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
-        env = {"SPARSEMAC_LANES": str(lanes), "SPARSEMAC_ACC_WIDTH": str(acc_width),
-               "SPARSEMAC_CHANNELS": str(channels), "SPARSEMAC_LATENCY": str(dut.latency),
-               "SPARSEMAC_PWL_LATENCY": str(dut.pwl_latency),
-               "SPARSEMAC_PWL_SEGMENTS": str(segments), "SPARSEMAC_OUT_WIDTH": "8",
-               "SPARSEMAC_BENCH_JSON": str(out)}
+        params = {"lanes": lanes, "acc_width": acc_width, "channels": channels,
+                  "latency": dut.latency, "pwl_latency": dut.pwl_latency,
+                  "pwl_segments": segments, "out_width": 8, "bench_json": str(out)}
         run_cocotb(dut, toplevel="output_pipeline", test_module="sparsemac.sim.tb.output_pipeline",
-                   testcase="throughput_and_swap_without_stall", env=env, seed=1, tag="bench")
+                   testcase="throughput_and_swap_without_stall", params=params, seed=1,
+                   tag="bench")
         res = json.loads(out.read_text())
     res.update({"latency_lut": dut.latency, "latency_pwl": dut.pwl_latency,
                 "requantizer_latency": dut._requant.latency})

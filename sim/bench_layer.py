@@ -57,9 +57,7 @@ def run_rtl(cfg, jobs: list[dict], *, seed: int = 1) -> list[dict]:
         sys.stdout = sys.stderr  # keep --json output clean
         try:
             run_cocotb(Tile(cfg), toplevel="tile", test_module="sparsemac.sim.tile_driver",
-                       env={"SPARSEMAC_BENCH_JOB": str(jpath), "SPARSEMAC_BENCH_OUT": str(opath),
-                            "SPARSEMAC_BENCH_COLS": str(cfg.cols),
-                            "SPARSEMAC_BENCH_ACC": str(cfg.acc_width)},
+                       cfg=cfg, params={"bench_job": str(jpath), "bench_out": str(opath)},
                        seed=seed, tag="bench")
         finally:
             sys.stdout = stdout

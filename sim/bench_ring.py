@@ -1,10 +1,11 @@
 """``sparsemac bench ring``: traffic on the ring RTL (Verilator + cocotb), docs/ring.md.
 
 Builds a :class:`hw.ring.Ring`, runs ``sparsemac.sim.tb.ring::ring_bench`` on it with the
-traffic parameters in environment variables, and reads back the JSON statistics it writes:
-flits injected and delivered, duplicates, losses, latency (cycles from the flit's creation at
-the source, including waiting for injection, to its delivery), the mean load carried per link
-and whether the ring stopped making progress (1,024 cycles without a delivery).
+ring and traffic parameters passed as ``run_cocotb(..., params=...)``, and reads back the JSON
+statistics it writes: flits injected and delivered, duplicates, losses, latency (cycles from
+the flit's creation at the source, including waiting for injection, to its delivery), the mean
+load carried per link and whether the ring stopped making progress (1,024 cycles without a
+delivery).
 """
 
 from __future__ import annotations
@@ -53,15 +54,12 @@ def run_ring_bench(*, nodes: int, cycles: int, injection: float = 1.0, stall: fl
     ring = Ring(nodes=nodes, payload_width=payload_width, fifo_depth=fifo_depth)
     with tempfile.TemporaryDirectory(prefix="ring-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        env = {
-            "SPARSEMAC_RING_NODES": str(nodes), "SPARSEMAC_RING_PAYLOAD": str(payload_width),
-            "SPARSEMAC_RING_CYCLES": str(cycles), "SPARSEMAC_RING_INJECTION": repr(injection),
-            "SPARSEMAC_RING_STALL": repr(stall), "SPARSEMAC_RING_PATTERN": pattern,
-            "SPARSEMAC_RING_JSON": str(out),
-        }
+        params = {"nodes": nodes, "payload_width": payload_width, "depth": fifo_depth,
+                  "cycles": cycles, "injection": injection, "stall": stall, "pattern": pattern,
+                  "json": str(out)}
         with contextlib.redirect_stdout(sys.stderr):
             run_cocotb(ring, toplevel="ring", test_module="sparsemac.sim.tb.ring",
-                       testcase="ring_bench", env=env, seed=seed,
+                       testcase="ring_bench", params=params, seed=seed,
                        tag=f"bench-n{nodes}-{os.getpid()}")
         result = json.loads(out.read_text())
     result["fifo_depth"] = fifo_depth

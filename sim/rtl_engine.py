@@ -36,8 +36,7 @@ def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
         try:
             run_cocotb(Accelerator(cfg), toplevel="accelerator",
                        test_module="sparsemac.sim.tb.network",
-                       env={"SPARSEMAC_RUN_JOB": str(jpath), "SPARSEMAC_RUN_OUT": str(opath),
-                            "SPARSEMAC_CFG": json.dumps(cfg.to_dict())},
+                       cfg=cfg, params={"run_job": str(jpath), "run_out": str(opath)},
                        seed=seed, tag="run")
         finally:
             sys.stdout = stdout

@@ -8,8 +8,14 @@ makes a rebuild after ``make clean`` cheap too.
 Typical use from pytest::
 
     from sparsemac.sim.runner import run_cocotb
-    run_cocotb(MyBlock(width=8), toplevel="my_block", test_module="mypkg.cocotb_my_block",
-               env={"SPARSEMAC_ROWS": "2"})
+    run_cocotb(Tile(cfg), toplevel="tile", test_module="mypkg.cocotb_tile", cfg=cfg,
+               params={"cases": 2})
+
+The config reaches the bench one way: ``cfg`` (an ``AcceleratorConfig``) as JSON in
+``SPARSEMAC_CFG``, read back by ``sparsemac.sim.tb.base.config_from_env``; the bench's own
+parameters (a block's parameters when it is not built from a config, case counts, traffic
+knobs, result files) as one JSON object in ``SPARSEMAC_PARAMS``
+(``sparsemac.sim.tb.base.params_from_env``).
 
 A failing cocotb test raises :class:`CocotbFailure` whose message carries the failing tests
 (from the results XML) and the log file path.
@@ -19,22 +25,64 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import random
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..paths import cache_dir
-from .toolchain import apply_tool_env
+from .toolchain import apply_tool_env, icarus_version
 
-__all__ = ["run_cocotb", "build_verilator", "CocotbFailure", "BUILD_ROOT", "to_verilog"]
+__all__ = ["run_cocotb", "bench_env", "build_verilator", "CocotbFailure", "BUILD_ROOT",
+           "to_verilog", "coverage_enabled", "coverage_dir", "COVERAGE_ARGS", "SIMULATORS",
+           "simulator_choice", "build_icarus"]
 
 #: Verilator builds: ``$SPARSEMAC_BUILD`` (the regression and the Makefile use the checkout's
 #: ``build/sim``), else the user cache (``sparsemac.paths.cache_dir("sim")``).
 BUILD_ROOT = Path(os.environ.get("SPARSEMAC_BUILD") or cache_dir("sim"))
+
+#: Verilator options of a coverage build (docs/verification.md, "Coverage").
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
+
+
+def coverage_enabled(coverage: bool | None = None) -> bool:
+    """``coverage`` when given, else whether ``SPARSEMAC_COVERAGE`` is set (and not ``0``)."""
+    if coverage is None:
+        return os.environ.get("SPARSEMAC_COVERAGE", "") not in ("", "0")
+    return bool(coverage)
+
+
+def coverage_dir() -> Path:
+    """Where coverage runs write their ``*.dat`` (and the benches their functional bins):
+    ``$SPARSEMAC_COVERAGE_DIR``, else ``$SPARSEMAC_BUILD/../coverage``, else
+    ``cache_dir("coverage")``.  Created on use."""
+    root = os.environ.get("SPARSEMAC_COVERAGE_DIR")
+    if root:
+        path = Path(root)
+    elif os.environ.get("SPARSEMAC_BUILD"):
+        path = Path(os.environ["SPARSEMAC_BUILD"]).parent / "coverage"
+    else:
+        path = cache_dir("coverage")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+#: Simulators a bench runs on (docs/verification.md, "Second simulator"); the first is the default.
+SIMULATORS = ("verilator", "icarus")
+
+
+def simulator_choice(simulator: str | None = None) -> str:
+    """``simulator`` when given, else ``$SPARSEMAC_SIM``, else ``"verilator"``."""
+    sim = simulator if simulator is not None else (os.environ.get("SPARSEMAC_SIM") or SIMULATORS[0])
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator (SPARSEMAC_SIM) must be one of {', '.join(SIMULATORS)}, "
+                         f"not {sim!r}")
+    return sim
 
 
 class CocotbFailure(AssertionError):
@@ -60,13 +108,20 @@ def _locked(path: Path):
 
 
 def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = (),
-                    waves: bool = False) -> Path:
-    """Build (or reuse) the Verilator model of ``verilog``; returns its build directory."""
+                    waves: bool = False, coverage: bool | None = None) -> Path:
+    """Build (or reuse) the Verilator model of ``verilog``; returns its build directory.
+
+    ``coverage`` (default: :func:`coverage_enabled`) adds :data:`COVERAGE_ARGS`: a build of its
+    own (``<toplevel>-cov-<key>``), so normal builds are untouched."""
     from cocotb_tools.runner import get_runner
 
+    cov = coverage_enabled(coverage)
+    if cov:
+        extra_args = (*extra_args, *COVERAGE_ARGS)
     key = hashlib.sha256((verilog + repr(tuple(extra_args)) + str(waves)).encode()).hexdigest()
-    build_dir = BUILD_ROOT / f"{toplevel}-{key[:16]}"
-    with _locked(BUILD_ROOT / f".{toplevel}-{key[:16]}.lock"):
+    name = f"{toplevel}{'-cov' if cov else ''}-{key[:16]}"
+    build_dir = BUILD_ROOT / name
+    with _locked(BUILD_ROOT / f".{name}.lock"):
         done = build_dir / ".built"
         if done.is_file():
             return build_dir
@@ -89,6 +144,49 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
     return build_dir
 
 
+def build_icarus(verilog: str, toplevel: str, *, waves: bool = False) -> Path:
+    """Build (or reuse) the Icarus Verilog (``iverilog``, from the OS) model of ``verilog`` with
+    cocotb's default flags (``-g2012``); returns its build directory ``<toplevel>-icarus-<key>``.
+
+    Icarus has no ``--x-initial 0``: registers start at their Verilog initialisers (Amaranth
+    declares each register with its ``init=`` value), everything else at X until driven."""
+    from cocotb_tools.runner import get_runner
+
+    version = icarus_version()
+    if version is None:
+        raise RuntimeError("simulator 'icarus' needs iverilog and vvp on PATH: Icarus Verilog "
+                           "comes from the OS (Debian: apt-get install iverilog)")
+    key = hashlib.sha256((verilog + version + str(waves)).encode()).hexdigest()
+    name = f"{toplevel}-icarus-{key[:16]}"
+    build_dir = BUILD_ROOT / name
+    with _locked(BUILD_ROOT / f".{name}.lock"):
+        done = build_dir / ".built"
+        if done.is_file():
+            return build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        src = build_dir / f"{toplevel}.v"
+        src.write_text(verilog)
+        get_runner("icarus").build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                                   timescale=("1ns", "1ps"), waves=waves,
+                                   log_file=build_dir / "build.log")
+        done.write_text("ok\n")
+    return build_dir
+
+
+def bench_env(*, cfg=None, params: Mapping[str, object] | None = None) -> dict[str, str]:
+    """The environment that carries ``cfg`` and ``params`` to a bench (see the module doc)."""
+    out = {}
+    if cfg is not None:
+        from sparsemac.hw.config import AcceleratorConfig
+
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        out["SPARSEMAC_CFG"] = json.dumps(cfg.to_dict())
+    if params is not None:
+        out["SPARSEMAC_PARAMS"] = json.dumps(dict(params))
+    return out
+
+
 def _failures(results_xml: Path) -> list[str]:
     if not results_xml.is_file():
         return ["<no results file: simulator crashed>"]
@@ -102,23 +200,45 @@ def _failures(results_xml: Path) -> list[str]:
 
 
 def run_cocotb(component, *, toplevel: str, test_module: str,
-               testcase: str | Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+               testcase: str | Sequence[str] | None = None, cfg=None,
+               params: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None,
                seed: int | None = None, verilog: str | None = None, waves: bool = False,
-               tag: str = "") -> Path:
+               tag: str = "", coverage: bool | None = None,
+               simulator: str | None = None) -> Path:
     """Elaborate ``component`` (or use ``verilog``), build it and run ``test_module`` on it.
 
-    ``seed`` (default: ``SPARSEMAC_SEED`` or random) is printed and passed to cocotb as
-    ``COCOTB_RANDOM_SEED``, so a failure is reproducible.  Raises :class:`CocotbFailure` when any
-    test fails.  Returns the directory holding ``results.xml`` and the log.
+    ``cfg`` (an ``AcceleratorConfig``) reaches the bench as ``SPARSEMAC_CFG`` (its ``to_dict()``
+    as JSON) and ``params`` (JSON-able values) as ``SPARSEMAC_PARAMS``; ``env`` adds other
+    environment variables.  ``seed`` (default: ``SPARSEMAC_SEED`` or random) is printed and
+    passed to cocotb as ``COCOTB_RANDOM_SEED`` and as ``SPARSEMAC_SEED``, so a failure is
+    reproducible.  Raises :class:`CocotbFailure` when any test fails.  Returns the directory
+    holding ``results.xml`` and the log.
+
+    ``coverage`` (default: ``SPARSEMAC_COVERAGE=1``, :func:`coverage_enabled`) runs a coverage
+    build; the simulation writes its line/toggle points to a file of its own in
+    :func:`coverage_dir` (``+verilator+coverage+file+``, read by cocotb's Verilator main at
+    exit), and the bench sees ``SPARSEMAC_COVERAGE_DIR`` to write functional bins there.
+
+    ``simulator`` (default: ``SPARSEMAC_SIM``, else ``"verilator"``; :func:`simulator_choice`)
+    picks the simulator; ``"icarus"`` builds with :func:`build_icarus` and has no coverage
+    (``coverage=True`` is an error there; ``SPARSEMAC_COVERAGE`` is ignored).
     """
     from cocotb_tools.runner import get_runner
 
     if verilog is None:
         verilog = to_verilog(component, toplevel)
-    build_dir = build_verilator(verilog, toplevel, waves=waves)
+    sim = simulator_choice(simulator)
+    if sim == "icarus" and coverage:
+        raise ValueError("coverage needs simulator 'verilator', not 'icarus'")
+    cov = sim == "verilator" and coverage_enabled(coverage)
+    if sim == "icarus":
+        build_dir = build_icarus(verilog, toplevel, waves=waves)
+    else:
+        build_dir = build_verilator(verilog, toplevel, waves=waves, coverage=cov)
     if seed is None:
         seed = int(os.environ.get("SPARSEMAC_SEED", random.randrange(1 << 31)))
-    print(f"[sparsemac] cocotb {test_module} on {toplevel}: seed={seed} "
+    print(f"[sparsemac] cocotb {test_module} on {toplevel}"
+          f"{'' if sim == 'verilator' else f' ({sim})'}: seed={seed} "
           f"(rerun with SPARSEMAC_SEED={seed})")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     test_dir = build_dir / f"run-{worker}-{tag or 'all'}-{os.getpid()}"
@@ -131,8 +251,15 @@ def run_cocotb(component, *, toplevel: str, test_module: str,
     # pytest the checkout, whose tests/ hold the regression's own cocotb modules)
     extra = {"PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path]),
              "SPARSEMAC_SEED": str(seed)}
+    extra.update(bench_env(cfg=cfg, params=params))
     extra.update(env or {})
-    runner = get_runner("verilator")
+    plusargs = []
+    if cov:
+        cdir = coverage_dir()
+        dat = cdir / f"{toplevel}-{tag or 'all'}-{worker}-{os.getpid()}-{uuid.uuid4().hex[:8]}.dat"
+        plusargs.append(f"+verilator+coverage+file+{dat}")
+        extra.update(SPARSEMAC_COVERAGE="1", SPARSEMAC_COVERAGE_DIR=str(cdir))
+    runner = get_runner(sim)
     log = test_dir / "sim.log"
     try:
         runner.test(
@@ -145,6 +272,7 @@ def run_cocotb(component, *, toplevel: str, test_module: str,
             test_dir=test_dir,
             results_xml=str(results),
             extra_env=extra,
+            plusargs=plusargs,
             waves=waves,
             log_file=log,
         )

@@ -1,5 +1,6 @@
 """cocotb driver of the compute tile (hw/tile.py): command, weight and activation streams in,
-result stream out, with seeded idle/backpressure, and cycle measurement.
+result stream out, with seeded idle/backpressure, and cycle measurement.  ``TileDriver`` is
+the tile family's subclass of the testbench base class (``sim/tb/base.py``).
 
 Used by tests/sim/cocotb_tile.py (bit-exact regression) and sim/bench_layer.py (benchmarks).
 Host-side helpers (`tile_job`, `weight_words`, `act_entries`) are pure NumPy.
@@ -7,15 +8,14 @@ Host-side helpers (`tile_job`, `weight_words`, `act_entries`) are pure NumPy.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from .tb.base import TB, config_from_env, params_from_env
 
 __all__ = ["TileDriver", "tile_job", "conv_job", "weight_words", "act_entries", "pack_struct",
            "FMT_CODES"]
 
 FMT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
-CLK_NS = 10
 
 
 def weight_words(image, word_bytes: int) -> list[int]:
@@ -88,64 +88,36 @@ def _signed(v: int, width: int) -> int:
     return v - (1 << width) if v >> (width - 1) else v
 
 
-class TileDriver:
-    """Drives one Tile instance under cocotb.
+class TileDriver(TB):
+    """Drives one Tile instance under cocotb (a :class:`sparsemac.sim.tb.base.TB`).
+
+    Streams ``cmd``, ``weights`` and ``acts`` in with the base class's source (the stream
+    rule: ``valid`` holds with its payload until ``ready``), takes ``results`` with its sink.
 
     Parameters
     ----------
     dut : cocotb handle of the ``tile`` top level.
-    cols, acc_width : int
-        From the tile's config.
-    rng : random.Random
-        Source of idle/backpressure decisions.
+    cfg : AcceleratorConfig
+        The tile's config (``cols``, ``acc_width``).
+    seed : int, optional
+        Default: the run's seed.  One ``random.Random`` makes every stall decision.
     stall : float
-        Probability of an idle cycle on each input stream and of ``ready = 0`` on the output.
+        Probability of an idle cycle before each transfer of the ``weights`` and ``acts``
+        sources and of ``ready = 0`` on ``results`` (the base's ``idle`` and
+        ``backpressure``).
     """
 
-    def __init__(self, dut, *, cols: int, acc_width: int, rng, stall: float = 0.0):
+    def __init__(self, dut, cfg, *, seed: int | None = None, stall: float = 0.0):
         from sparsemac.hw.tile.tile import tile_command_layout
 
-        self.dut, self.cols, self.acc_width, self.rng, self.stall = dut, cols, acc_width, rng, \
-            stall
+        super().__init__(dut, seed=seed, idle=stall, backpressure=stall)
+        self.cfg, self.cols, self.acc_width = cfg, cfg.cols, cfg.acc_width
         self.cmd_layout = tile_command_layout()
+        self.results = self.sink("results")
 
-    async def start(self):
-        import cocotb
-        from cocotb.clock import Clock
-        from cocotb.triggers import RisingEdge
-
+    def quiet_inputs(self):
         d = self.dut
-        cocotb.start_soon(Clock(d.clk, CLK_NS, unit="ns").start())
-        for s in (d.cmd__valid, d.weights__valid, d.acts__valid, d.results__ready):
-            s.value = 0
-        d.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
-
-    def _idle(self) -> bool:
-        return self.stall > 0 and self.rng.random() < self.stall
-
-    async def _feed(self, valid, ready, payload, items):
-        from cocotb.triggers import ReadOnly, RisingEdge
-
-        # stream rule: once valid is raised it holds (with the same payload) until the
-        # transfer; idle cycles are inserted only between transfers
-        i, offered = 0, False
-        while i < len(items):
-            if not offered and self._idle():
-                valid.value = 0
-            else:
-                payload.value = items[i]
-                valid.value = 1
-                offered = True
-            await ReadOnly()
-            fired = int(valid.value) and int(ready.value)
-            await RisingEdge(self.dut.clk)
-            if fired:
-                i, offered = i + 1, False
-        valid.value = 0
+        return (d.cmd__valid, d.weights__valid, d.acts__valid, d.results__ready)
 
     async def run(self, job: dict) -> dict:
         """Run one job; returns ``Y`` (int64 ``M x N``) and cycle counts."""
@@ -154,24 +126,13 @@ class TileDriver:
         from cocotb.utils import get_sim_time
 
         d, cols, aw = self.dut, self.cols, self.acc_width
-        d.cmd__payload.value = pack_struct(self.cmd_layout, job["cmd"])
-        d.cmd__valid.value = 1
-        while True:
-            await ReadOnly()
-            ok = int(d.cmd__ready.value)
-            await RisingEdge(d.clk)
-            if ok:
-                break
-        d.cmd__valid.value = 0
+        await self.send("cmd", [pack_struct(self.cmd_layout, job["cmd"])], idle=0.0)
         t0 = get_sim_time(unit="ns")
         acts = [sum((v & 0xFF) << (8 * i) for i, v in enumerate(e)) for e in job["acts"]]
-        fw = cocotb.start_soon(self._feed(d.weights__valid, d.weights__ready,
-                                          d.weights__payload, job["words"]))
-        fa = cocotb.start_soon(self._feed(d.acts__valid, d.acts__ready, d.acts__payload, acts))
+        fw = cocotb.start_soon(self.send("weights", job["words"]))
+        fa = cocotb.start_soon(self.send("acts", acts))
         M, N = job["M"], job["N"]
         ncg = -(-N // cols)
-        Y = np.full((M, ncg * cols), np.iinfo(np.int64).min, dtype=np.int64)
-        seen = np.zeros((M, ncg), dtype=bool)
         t_compute = []
 
         async def watch_compute():
@@ -181,25 +142,17 @@ class TileDriver:
             t_compute.append(get_sim_time(unit="ns"))
 
         wc = cocotb.start_soon(watch_compute())
-        got = 0
-        while got < M * ncg:
-            idle = self._idle()
-            d.results__ready.value = 0 if idle else 1
-            await ReadOnly()
-            if not idle and not int(d.results__valid.value) and self.stall == 0:
-                await RisingEdge(d.results__valid)  # fast path: skip cycles without results
-                await ReadOnly()
-            if int(d.results__valid.value) and int(d.results__ready.value):
-                v = int(d.results__payload.value)
-                m, cg = v & 0xFFFF, (v >> 16) & 0xFFFF
-                assert m < M and cg < ncg and not seen[m, cg], \
-                    f"unexpected or duplicate result (m={m}, cg={cg}) for M={M}, groups={ncg}"
-                seen[m, cg] = True
-                for c in range(cols):
-                    Y[m, cg * cols + c] = _signed((v >> (32 + c * aw)) & ((1 << aw) - 1), aw)
-                got += 1
-            await RisingEdge(d.clk)
-        d.results__ready.value = 0
+        await self.results.collect(M * ncg)
+        Y = np.full((M, ncg * cols), np.iinfo(np.int64).min, dtype=np.int64)
+        seen = np.zeros((M, ncg), dtype=bool)
+        for v, _ in self.results.take(M * ncg):
+            m, cg = v & 0xFFFF, (v >> 16) & 0xFFFF
+            assert m < M and cg < ncg and not seen[m, cg], (
+                f"seed={self.seed}: unexpected or duplicate result (m={m}, cg={cg}) for M={M}, "
+                f"groups={ncg}")
+            seen[m, cg] = True
+            for c in range(cols):
+                Y[m, cg * cols + c] = _signed((v >> (32 + c * aw)) & ((1 << aw) - 1), aw)
         await ReadOnly()
         if int(d.busy.value):
             await FallingEdge(d.busy)
@@ -208,29 +161,31 @@ class TileDriver:
         await wc
         await fw
         await fa
-        total = int((t1 - t0) // CLK_NS)
-        load = int((t_compute[0] - t0) // CLK_NS)
+        self.check_sinks_empty()
+        total = int((t1 - t0) // self.clk_ns)
+        load = int((t_compute[0] - t0) // self.clk_ns)
         return {"Y": Y[:, :N], "cycles": total - load, "load_cycles": load,
                 "total_cycles": total, "error": int(d.error.value)}
 
 
-if os.environ.get("SPARSEMAC_BENCH_JOB"):  # imported by cocotb for `sparsemac bench`
+if params_from_env().get("bench_job"):  # imported by cocotb for `sparsemac bench`
     import cocotb
 
     @cocotb.test()
     async def bench_layer(dut):
-        """Run the jobs of SPARSEMAC_BENCH_JOB (a JSON list) and write their results."""
+        """Run the jobs of the ``bench_job`` file (a JSON list) and write their results to the
+        ``bench_out`` file (bench parameters, ``SPARSEMAC_PARAMS``)."""
         import json
-        import random
 
-        jobs = json.loads(open(os.environ["SPARSEMAC_BENCH_JOB"]).read())
-        drv = TileDriver(dut, cols=int(os.environ["SPARSEMAC_BENCH_COLS"]),
-                         acc_width=int(os.environ["SPARSEMAC_BENCH_ACC"]), rng=random.Random(0))
-        await drv.start()
+        p = params_from_env()
+        with open(p["bench_job"]) as fh:
+            jobs = json.load(fh)
+        drv = TileDriver(dut, config_from_env())
+        await drv.reset()
         out = []
         for job in jobs:
             res = await drv.run(job)
             res["Y"] = res["Y"].tolist()
             out.append(res)
-        with open(os.environ["SPARSEMAC_BENCH_OUT"], "w") as fh:
+        with open(p["bench_out"], "w") as fh:
             json.dump(out, fh)

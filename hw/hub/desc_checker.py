@@ -79,9 +79,7 @@ class DescChecker(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig):
-        if not isinstance(cfg, AcceleratorConfig):
-            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
-        self.cfg = cfg
+        self.cfg = AcceleratorConfig.require(cfg, "cfg")
         super().__init__({
             "desc": In(descriptor_layout()), "window_bytes": In(64), "start": In(1),
             "busy": Out(1), "valid": Out(1), "code": Out(8),

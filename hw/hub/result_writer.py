@@ -58,8 +58,7 @@ class ResultWriter(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4, lines: int | None = None):
-        if not isinstance(cfg, AcceleratorConfig):
-            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        AcceleratorConfig.require(cfg, "cfg")
         if lines is None:
             lines = min(16, max(2, cfg.rows * cfg.tiles))
         if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 32:

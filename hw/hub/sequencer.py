@@ -6,12 +6,12 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Opcode
-from sparsemac.golden.formats import MAGIC as IMAGE_MAGIC
-from sparsemac.golden.formats import FormatCode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
+from sparsemac.hw.hub.identity_table import IdentityTable
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
+from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
 from sparsemac.hw.tile.tile import DIM_WIDTH
 from sparsemac.hw.tile.tile_node import QUANT_BYTES, layer_layout
 
@@ -20,32 +20,28 @@ __all__ = ["Sequencer"]
 _P_DESC, _P_WHDR, _P_WBODY, _P_LUT, _P_QUANT, _P_ACTS = range(6)
 
 
-def _hdr_layout():
-    return data.StructLayout({"magic": 32, "format": 8, "param_a": 8, "param_b": 8,
-                              "reserved": 8, "rows": 32, "cols": 32, "sec_a": 32,
-                              "sec_b": 32, "sec_c": 32, "total": 32})
-
-
 class Sequencer(wiring.Component):
     """Runs ``DESC_COUNT`` descriptors: fetch, check, stream every buffer to the tiles, wait.
 
     Per layer (docs/accelerator.md): fetch the 64-byte descriptor (DMA), check it
     (`DescChecker`: its code, then ``act_fits`` -> ``BAD_SHAPE``), then for each tile ``t``
-    read its weight image header into a register,
-    check it, start the node (``node_start``) and send it the header (unicast to node
-    ``t + 1``); then the activation table (``CTRL``, multicast; an identity table is generated
-    when ``REQUANT`` is set without ``LUT``), the requant records (``CTRL``, multicast), the
-    activations (``ACTS``, multicast, read once) and finally the image bodies tile after tile
-    (so tile ``t`` computes while later tiles load).  Then wait until the `ResultWriter` has
-    seen one end marker per started node and every started node's `ImageChecker` has passed
-    its image.  From the first step after the last header on, a node whose checker reports an
-    inconsistent image body (``node_image_code``, codes 7..10) stops the layer at once with
-    that code and ``error_addr`` = the image's address; when several do, the first image in
-    memory order is reported (a node is only reported once every earlier image passed).  Any
-    error (checks, DMA status, result writes, an image body, a tile's error flag, the
-    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset``
-    (ring, nodes, result writer) until the DMAs are drained, and go idle; errors latch
-    ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+    read its weight image header into a register, check it (`HeaderChecker`: golden's header
+    rules and the hardware limits; here also ``format``, parameters and ``cols`` equal the
+    descriptor's, the rows fit ``M``, ``total`` fits the weight buffer and the window: one
+    cycle plus ``HeaderChecker.latency``), start the node (``node_start``) and send it the
+    header (unicast to node ``t + 1``); then the activation table (``CTRL``, multicast; an
+    identity table, `IdentityTable`, is generated when ``REQUANT`` is set without ``LUT``), the
+    requant records (``CTRL``, multicast), the activations (``ACTS``, multicast, read once) and
+    finally the image bodies tile after tile (so tile ``t`` computes while later tiles load).
+     Then wait until the `ResultWriter` has seen one end marker per started node and every
+    started node's `ImageChecker` has passed its image.  From the first step after the last
+    header on, a node whose checker reports an inconsistent image body (``node_image_code``,
+    codes 7..10) stops the layer at once with that code and ``error_addr`` = the image's
+    address; when several do, the first image in memory order is reported (a node is only
+    reported once every earlier image passed).  Any error (checks, DMA status, result writes,
+    an image body, a tile's error flag, the watchdog) and ``soft_reset`` abort both DMAs, hold
+    ``plane_reset`` (ring, nodes, result writer) until the DMAs are drained, and go idle;
+    errors latch ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
 
     Members
     -------
@@ -66,11 +62,11 @@ class Sequencer(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4):
-        if not isinstance(cfg, AcceleratorConfig):
-            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
-        self.cfg = cfg
+        self.cfg = AcceleratorConfig.require(cfg, "cfg")
         aw, T = cfg.axi_addr_width, cfg.tiles
         self.checker = DescChecker(cfg)
+        self.header_checker = HeaderChecker(cfg)
+        self.identity_table = IdentityTable(word_bytes=cfg.axi_bytes)
         super().__init__({
             "start": In(1), "soft_reset": In(1),
             "desc_base": In(aw), "desc_count": In(32), "mem_base": In(aw), "mem_limit": In(aw),
@@ -93,53 +89,6 @@ class Sequencer(wiring.Component):
             "stall_read": Out(1), "stall_desc": Out(1),
         })
 
-    def _section_sizes_bad(self, m, hb):
-        """Section rules of the header not covered by offsets and order (golden
-        ``BAD_SECTION``): unused sections equal ``total``, each fixed-size section fits before
-        the next offset (dense ``M*K``, bitmap ``4(M+1)`` and ``M*ceil(K/G)*G/8``, block
-        ``4(ceil(M/B)+1)``, nm ``M*ceil(K/Mn)*N`` twice).  Valid once rows, cols and parameters
-        passed (``rows <= out_buf_depth``, ``cols < 2**16``, powers of two).
-
-        Returns ``(prep_x, prep, bad)``: ``prep_x`` registers the per-row factor (state
-        ``HPREP``, one cycle after the header's fields are decoded), ``prep`` the section
-        sizes the header needs (``HSIZE``), ``bad`` compares them with the offsets
-        (``HCHECK``)."""
-        cfg = self.cfg
-        G, B = cfg.group_size, cfg.block_size
-        lgG, lgB = G.bit_length() - 1, B.bit_length() - 1
-        rows = hb.rows[:cfg.out_buf_depth.bit_length()]
-        k = hb.cols[:DIM_WIDTH]
-        lg_mn, lg_n = Signal(3), Signal(3)          # registered in HLOG
-        for v in (2, 4, 8, 16, 32):
-            with m.If(hb.param_b == v):
-                m.d.sync += lg_mn.eq(v.bit_length() - 1)
-        for v in (1, 2, 4, 8, 16, 32):
-            with m.If(hb.param_a == v):
-                m.d.sync += lg_n.eq(v.bit_length() - 1)
-        x, r_x = Signal(DIM_WIDTH + 2), Signal(DIM_WIDTH + 2)
-        need_a, need_b = Signal(48), Signal(48)
-        r_need_a, r_need_b = Signal(48), Signal(48)
-        unused_bad = Signal()
-        prod = rows * r_x
-        with m.Switch(hb.format):
-            with m.Case(FormatCode.DENSE):
-                m.d.comb += [x.eq(k), need_a.eq(prod),
-                             unused_bad.eq((hb.sec_b != hb.total) | (hb.sec_c != hb.total))]
-            with m.Case(FormatCode.BITMAP):
-                m.d.comb += [x.eq(((k + G - 1) >> lgG) << (lgG - 3)),
-                             need_a.eq((rows + 1) << 2), need_b.eq(prod)]
-            with m.Case(FormatCode.BLOCK):
-                m.d.comb += need_a.eq((((rows + B - 1) >> lgB) + 1) << 2)
-            with m.Case(FormatCode.NM):
-                m.d.comb += [x.eq(((k + (1 << lg_mn) - 1) >> lg_mn) << lg_n),
-                             need_a.eq(prod), need_b.eq(prod),
-                             unused_bad.eq(hb.sec_c != hb.total)]
-        prep = [r_need_a.eq(need_a), r_need_b.eq(need_b)]
-        room_a, room_b = Signal(32), Signal(32)     # section sizes the offsets leave
-        bad = (r_need_a > room_a) | (r_need_b > room_b) | unused_bad
-        return [r_x.eq(x), room_a.eq(hb.sec_b - hb.sec_a), room_b.eq(hb.sec_c - hb.sec_b)], \
-            prep, bad
-
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -147,10 +96,12 @@ class Sequencer(wiring.Component):
         beat = cfg.axi_bytes
         lg_beat = (beat - 1).bit_length()
         m.submodules.checker = chk = self.checker
+        m.submodules.header_checker = hc = self.header_checker
+        m.submodules.identity_table = ident = self.identity_table
         E = ErrorCode
 
         desc = Signal(descriptor_layout())
-        hdr = Signal(_hdr_layout())
+        hdr = Signal(header_layout())
         idx = Signal(32)
         phase = Signal(3)
         wi = Signal(8)
@@ -162,7 +113,6 @@ class Sequencer(wiring.Component):
         rows_sum = Signal(33)
         soft = Signal()
         wd = Signal(range(cfg.watchdog_cycles + 1))
-        gen = Signal(range(256 // beat + 1))
         body_addr = Array(Signal(aw + 2, name=f"body_addr{i}") for i in range(T))
         body_len = Array(Signal(32, name=f"body_len{i}") for i in range(T))
         bt = Signal(range(T + 1))
@@ -171,10 +121,12 @@ class Sequencer(wiring.Component):
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
                      desc_addr.eq(self.desc_base + (idx << 6)), self.desc_index.eq(idx)]
 
-        sizes_prep_x, sizes_prep, sizes_bad = self._section_sizes_bad(m, hdr)
-        h_magic, h_format, h_param, h_shape, h_size, h_section, h_window, h_last = (
-            Signal(name=f"h_{n}") for n in ("magic", "format", "param", "shape", "size",
-                                            "section", "window", "last"))
+        m.d.comb += hc.hdr.eq(hdr)
+        # the header's rules against the descriptor, the buffers and the window (the
+        # intrinsic ones are the HeaderChecker's)
+        h_format, h_param, h_shape, h_size, h_window, h_last = (
+            Signal(name=f"h_{n}") for n in ("format", "param", "shape", "size", "window",
+                                            "last"))
         t_count, t_align, t_window, t_end, w_window = (
             Signal(name=n) for n in ("t_count", "t_align", "t_window", "t_end", "w_window"))
 
@@ -204,7 +156,7 @@ class Sequencer(wiring.Component):
         lg_es_raw = 2 if cfg.acc_width <= 32 else 3
         hb = hdr
         # CONTROL.soft_reset is a one-cycle pulse: hold it until a state acts on it (ABORT),
-        # so a pulse that lands in a state without its own check (HLOG .. HDECIDE) is never
+        # so a pulse that lands in a state without its own check (HSTART, HCHECK) is never
         # lost
         soft_pending = Signal()
         soft_rq = Signal()
@@ -308,7 +260,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += chk.start.eq(1)
                         m.next = "DCHECK"
                     with m.Elif(phase == _P_WHDR):
-                        m.next = "HLOG"
+                        m.next = "HSTART"
                     with m.Elif(phase == _P_WBODY):
                         m.d.sync += bt.eq(bt + 1)
                         m.next = "BODIES"
@@ -373,61 +325,46 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
                 abort_on_soft_reset()
-            # header checks in five cycles: log2 of the nm parameters (HLOG, registered
-            # always), per-row factor (HPREP), section sizes (HSIZE), one registered bit per
-            # rule (HCHECK), golden's priority (HDECIDE); a soft reset waits in `soft_pending`
-            with m.State("HLOG"):
-                m.d.comb += self.busy.eq(1)
-                m.next = "HPREP"
-            with m.State("HPREP"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += sizes_prep_x
-                m.next = "HSIZE"
-            with m.State("HSIZE"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += sizes_prep
-                m.next = "HCHECK"
-            with m.State("HCHECK"):
-                m.d.comb += self.busy.eq(1)
-                secs = hb.sec_a | hb.sec_b | hb.sec_c
+            # header checks in 1 + hc.latency cycles: HSTART starts the HeaderChecker (the
+            # intrinsic rules, golden's codes 1..6) and registers one bit per rule against the
+            # descriptor and the window; HCHECK waits for the checker, then applies golden's
+            # priority; a soft reset waits in `soft_pending`
+            with m.State("HSTART"):
+                m.d.comb += [self.busy.eq(1), hc.start.eq(1)]
                 m.d.sync += [
-                    h_magic.eq(hb.magic != IMAGE_MAGIC),
                     h_format.eq(hb.format != desc.format),
-                    h_param.eq((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)
-                               | (hb.reserved != 0)),
-                    h_shape.eq((hb.rows == 0) | (hb.cols != desc.k)
-                               | (rows_sum + hb.rows > desc.m) | (hb.rows > cfg.out_buf_depth)),
-                    h_size.eq((hb.total[:5] != 0) | (hb.total < 32)
-                              | (hb.total > cfg.weight_buf_depth * beat)),
-                    h_section.eq((secs[:5] != 0) | (hb.sec_a < 32) | (hb.sec_a > hb.sec_b)
-                                 | (hb.sec_b > hb.sec_c) | (hb.sec_c > hb.total) | sizes_bad),
+                    h_param.eq((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)),
+                    h_shape.eq((hb.cols != desc.k) | (rows_sum + hb.rows > desc.m)),
+                    h_size.eq(hb.total > cfg.weight_buf_depth * beat),
                     h_window.eq(img + hb.total > self.mem_limit),
                     h_last.eq(rows_sum + hb.rows == desc.m),
                 ]
-                m.next = "HDECIDE"
-            with m.State("HDECIDE"):
+                m.next = "HCHECK"
+            with m.State("HCHECK"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(h_magic):
-                    fail(E.BAD_MAGIC, img)
-                with m.Elif(h_format):
-                    fail(E.BAD_FORMAT, img)
-                with m.Elif(h_param):
-                    fail(E.BAD_PARAM, img)
-                with m.Elif(h_shape):
-                    fail(E.BAD_SHAPE, img)
-                with m.Elif(h_size):
-                    fail(E.BAD_SIZE, img)
-                with m.Elif(h_section):
-                    fail(E.BAD_SECTION, img)
-                with m.Elif(h_window):
-                    fail(E.OUT_OF_WINDOW, img)
-                with m.Else():
-                    for i in range(T):
-                        with m.If(t == i):
-                            m.d.comb += self.node_start[i].eq(1)
-                    m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
-                    m.d.sync += [f_mcast.eq(0), wi.eq(0)]
-                    m.next = "HSEND"
+                code = hc.code
+                with m.If(hc.done):     # hc.latency cycles after HSTART
+                    with m.If(code == E.BAD_MAGIC):
+                        fail(E.BAD_MAGIC, img)
+                    with m.Elif((code == E.BAD_FORMAT) | h_format):
+                        fail(E.BAD_FORMAT, img)
+                    with m.Elif((code == E.BAD_PARAM) | h_param):
+                        fail(E.BAD_PARAM, img)
+                    with m.Elif((code == E.BAD_SHAPE) | h_shape):
+                        fail(E.BAD_SHAPE, img)
+                    with m.Elif((code == E.BAD_SIZE) | h_size):
+                        fail(E.BAD_SIZE, img)
+                    with m.Elif(code == E.BAD_SECTION):
+                        fail(E.BAD_SECTION, img)
+                    with m.Elif(h_window):
+                        fail(E.OUT_OF_WINDOW, img)
+                    with m.Else():
+                        for i in range(T):
+                            with m.If(t == i):
+                                m.d.comb += self.node_start[i].eq(1)
+                        m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
+                        m.d.sync += [f_mcast.eq(0), wi.eq(0)]
+                        m.next = "HSEND"
             with m.State("HSEND"):
                 m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
                 for i in range(32 // beat):
@@ -454,7 +391,7 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("LUT"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += gen.eq(0)
+                m.d.comb += ident.start.eq(1)
                 with m.If(~desc.flags[0]):
                     m.next = "ACTS"
                 with m.Elif(desc.flags[1]):
@@ -465,15 +402,12 @@ class Sequencer(wiring.Component):
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("IDENT"):
-                m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
-                word = Signal(W)
-                for j in range(beat):
-                    m.d.comb += word[8 * j:8 * j + 8].eq(((gen << lg_beat) + j) ^ 0x80)
-                m.d.comb += inj_data.eq(word)
-                with m.If(self.inject.ready):
-                    m.d.sync += gen.eq(gen + 1)
-                    with m.If(gen == 256 // beat - 1):
-                        m.next = "QUANT"
+                m.d.comb += self.busy.eq(1)
+                words = ident.words
+                m.d.comb += [self.inject.valid.eq(words.valid), words.ready.eq(self.inject.ready),
+                             inj_data.eq(words.payload.data)]
+                with m.If(words.valid & words.ready & words.payload.last):
+                    m.next = "QUANT"
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("QUANT"):

@@ -88,8 +88,7 @@ class OutputPipeline(wiring.Component):
         if cfg is not None:
             from sparsemac.hw.config import AcceleratorConfig
 
-            if not isinstance(cfg, AcceleratorConfig):
-                raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+            AcceleratorConfig.require(cfg, "cfg")
             lanes = cfg.out_lanes if lanes is None else lanes
             acc_width = cfg.acc_width if acc_width is None else acc_width
             max_channels = cfg.rows if max_channels is None else max_channels

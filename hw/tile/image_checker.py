@@ -10,8 +10,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.formats import MAGIC, FormatCode, FormatErrorCode
+from sparsemac.golden.formats import FormatCode, FormatErrorCode
 from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
 from sparsemac.hw.tile.row_scan import RowScan, carry_run, clamp, highest, log2, named, popcount
 
 __all__ = ["ImageChecker"]
@@ -84,9 +85,7 @@ class ImageChecker(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig):
-        if not isinstance(cfg, AcceleratorConfig):
-            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
-        self.cfg = cfg
+        self.cfg = AcceleratorConfig.require(cfg, "cfg")
         self.wb = cfg.axi_bytes
         super().__init__({
             "i": In(stream.Signature(cfg.axi_data_width)),
@@ -102,8 +101,8 @@ class ImageChecker(wiring.Component):
         cfg = self.cfg
         W, wb = cfg.axi_data_width, cfg.axi_bytes
         lg_wb = log2(wb)
-        G, B = cfg.group_size, cfg.block_size
-        lgG, lgB = log2(G), log2(B)
+        B = cfg.block_size
+        lgB = log2(B)
         BB, lgBB = B * B, 2 * lgB
         obd = cfg.out_buf_depth
         rw = obd.bit_length()           # holds 0..out_buf_depth
@@ -123,12 +122,11 @@ class ImageChecker(wiring.Component):
 
         # ---------------- header and position ----------------
         state = Signal(range(8), init=_HDR)
-        hdr = Signal(256)
+        hdr = Signal(header_layout())
         pos = Signal(34)                # byte offset of the presented word in the image
         hdr_words = 32 // wb
-        h_magic, h_fmt, h_a, h_b, h_rsv = hdr[0:32], hdr[32:40], hdr[40:48], hdr[48:56], hdr[56:64]
-        h_rows, h_cols = hdr[64:96], hdr[96:128]
-        sec_a, sec_b, sec_c, total = hdr[128:160], hdr[160:192], hdr[192:224], hdr[224:256]
+        h_fmt, h_a, h_b, h_rows, h_cols = hdr.format, hdr.param_a, hdr.param_b, hdr.rows, hdr.cols
+        sec_a, sec_b, sec_c, total = hdr.sec_a, hdr.sec_b, hdr.sec_c, hdr.total
         # pos >= 32, sec_a, sec_b, sec_c, total: registers, each the compare of the next pos
         # (pos + wb after a transfer) so no 34-bit compare sits in front of the body checks;
         # valid from the first set-up cycle (no transfer before the body)
@@ -151,119 +149,70 @@ class ImageChecker(wiring.Component):
             with m.If(state == _HDR):
                 for k in range(hdr_words):
                     with m.If(pos == k * wb):
-                        m.d.sync += hdr[k * W:(k + 1) * W].eq(word)
+                        m.d.sync += hdr.as_value()[k * W:(k + 1) * W].eq(word)
                 with m.If(pos == 32 - wb):
                     m.d.sync += state.eq(_SETUP1)
 
-        # ---------------- set-up: derived values, header rules ----------------
+        # ---------------- set-up: header rules, derived values ----------------
+        # the header rules (codes 1..6) and the per-row factor and its product with the rows
+        # are the HeaderChecker's, started in SETUP1 (the header is complete): its nm
+        # logarithms are valid from SETUP2, row_bytes from SETUP3, sec_bytes from SETUP4,
+        # code and fields_ok from SETUP5 (its latency), before the first body word
+        m.submodules.header_checker = hc = HeaderChecker(cfg)
+        assert hc.latency < self.setup_cycles
+        m.d.comb += [hc.hdr.eq(hdr), hc.start.eq(state == _SETUP1)]
         is_bm, is_blk, is_nm = Signal(), Signal(), Signal()
         M = Signal(rw)
         K = Signal(16)
-        hcode = Signal(8)               # header rules (codes 1..6)
-        lg_mn, lg_n = Signal(3), Signal(3)
         mn, nn = Signal(6), Signal(6)
-        rb_bm = Signal(17)              # bitmap: mask bytes per row
         pq = Signal(17)                 # bitmap: RB - floor(K/8)
         hi = Signal(8)                  # bitmap: bits at/after K of byte floor(K/8)
         nbr, nbc = Signal(rw), Signal(17)
-        ngroups, rb_nm, krem = Signal(16), Signal(18), Signal(6)
+        krem = Signal(6)
         pad_nm = Signal()
         np_ = Signal(rw)                # pointer intervals (bitmap M, block nbr)
         cap = Signal(32)
-        prod = Signal(40)
-        xmul = Signal(18)
         rvalid, cvalid = Signal(max(1, lgB)), Signal(max(1, lgB))
         rpad_on, cpad_on = Signal(), Signal()
         setup_end = Signal()            # the last set-up cycle: derived values are registered
         m.d.comb += setup_end.eq(state == _SETUP5)
 
-        fmt_ok = Signal()
-        mn_ok, n_ok = Signal(), Signal()
-        for v in (2, 4, 8, 16, 32):
-            with m.If(h_b == v):
-                m.d.comb += [lg_mn.eq(log2(v)), mn_ok.eq(v <= cfg.nm_max_m)]
-        for v in (1, 2, 4, 8, 16, 32):
-            with m.If(h_a == v):
-                m.d.comb += [lg_n.eq(log2(v)), n_ok.eq(1)]
-        m.d.comb += fmt_ok.eq(h_fmt < len(FormatCode))
-        param_ok = Signal()
-        with m.Switch(h_fmt):
-            with m.Case(FormatCode.DENSE):
-                m.d.comb += param_ok.eq((h_a == 0) & (h_b == 0))
-            with m.Case(FormatCode.BITMAP):
-                m.d.comb += param_ok.eq((h_a == G) & (h_b == 0))
-            with m.Case(FormatCode.BLOCK):
-                m.d.comb += param_ok.eq((h_a == B) & (h_b == 0))
-            with m.Case(FormatCode.NM):
-                m.d.comb += param_ok.eq(mn_ok & n_ok & (h_a <= h_b))
-        secs = sec_a | sec_b | sec_c
         with m.If(state == _SETUP1):
             m.d.sync += [is_bm.eq(h_fmt == FormatCode.BITMAP),
                          is_blk.eq(h_fmt == FormatCode.BLOCK), is_nm.eq(h_fmt == FormatCode.NM),
                          M.eq(h_rows[:rw]), K.eq(h_cols[:16]),
-                         mn.eq(h_b[:6]), nn.eq(h_a[:6])]
-            with m.If(h_magic != MAGIC):
-                m.d.sync += hcode.eq(C.BAD_MAGIC)
-            with m.Elif(~fmt_ok):
-                m.d.sync += hcode.eq(C.BAD_FORMAT)
-            with m.Elif((h_rsv != 0) | ~param_ok):
-                m.d.sync += hcode.eq(C.BAD_PARAM)
-            with m.Elif((h_rows == 0) | (h_cols == 0) | (h_rows > obd) | (h_cols > 0xFFFF)):
-                m.d.sync += hcode.eq(C.BAD_SHAPE)
-            with m.Elif((total[:5] != 0) | (total < 32)):
-                m.d.sync += hcode.eq(C.BAD_SIZE)
-            with m.Elif((secs[:5] != 0) | (sec_a < 32) | (sec_a > sec_b) | (sec_b > sec_c)
-                        | (sec_c > total)):
-                m.d.sync += hcode.eq(C.BAD_SECTION)
-            with m.Else():
-                m.d.sync += hcode.eq(0)
-            m.d.sync += state.eq(_SETUP2)
-        # derived values: computed in SETUP2 from the registered header fields and registered
-        # (the body's per-word checks then start from flip-flops, not from an add-and-shift
-        # chain on K; that chain was the accelerator's critical path)
-        d_rb_bm, d_ngroups = Signal.like(rb_bm), Signal.like(ngroups)
+                         mn.eq(h_b[:6]), nn.eq(h_a[:6]), state.eq(_SETUP2)]
+        # derived values: computed in SETUP2 / SETUP3 from registered header fields and
+        # registered (the body's per-word checks then start from flip-flops, not from an
+        # add-and-shift chain on K; that chain was the accelerator's critical path)
         d_nbr = Signal.like(nbr)
-        m.d.comb += [d_rb_bm.eq(((K + G - 1) >> lgG) << (lgG - 3)),
-                     d_ngroups.eq((K + mn - 1) >> lg_mn), d_nbr.eq((M + B - 1) >> lgB)]
+        m.d.comb += d_nbr.eq((M + B - 1) >> lgB)
         with m.If(state == _SETUP2):
             m.d.sync += [
-                rb_bm.eq(d_rb_bm),
-                pq.eq(d_rb_bm - (K >> 3)),
                 hi.eq(Const(0xFF, 8) << K[:3]),
                 nbr.eq(d_nbr), nbc.eq((K + B - 1) >> lgB),
-                ngroups.eq(d_ngroups), rb_nm.eq(d_ngroups << lg_n),
                 krem.eq(((K - 1) & (mn - 1)) + 1), pad_nm.eq((K & (mn - 1)) != 0),
                 np_.eq(Mux(is_blk, d_nbr, M)),
                 rvalid.eq(M[:max(1, lgB)]), cvalid.eq(K[:max(1, lgB)]),
                 rpad_on.eq((M & (B - 1)) != 0), cpad_on.eq((K & (B - 1)) != 0),
-                xmul.eq(Mux(is_bm, d_rb_bm, Mux(is_nm, d_ngroups << lg_n, K))),
             ]
+        with m.If(state == _SETUP3):            # bitmap: row_bytes = mask bytes per row
+            m.d.sync += pq.eq(hc.row_bytes - (K >> 3))
         cap_bm = Signal(33)
         cap_b1, cap_b2 = Signal(33), Signal(33)
         m.d.comb += [cap_bm.eq(total - sec_c), cap_b1.eq((sec_c - sec_b) >> 1),
                      cap_b2.eq((total - sec_c) >> lgBB)]
-        need_a, need_b = Signal(41), Signal(41)
-        m.d.comb += [need_a.eq(Mux(is_bm, (M + 1) << 2, Mux(is_blk, (nbr + 1) << 2, prod))),
-                     need_b.eq(Mux(is_bm | is_nm, prod, 0))]
-        unused_bad = Signal()
-        m.d.comb += unused_bad.eq(Mux(is_bm | is_blk, 0,
-                                      Mux(is_nm, sec_c != total,
-                                          (sec_b != total) | (sec_c != total))))
         with m.If(state == _SETUP2):
             m.d.sync += [cap.eq(Mux(is_blk, Mux(cap_b1 < cap_b2, cap_b1, cap_b2), cap_bm)),
                          state.eq(_SETUP3)]
         with m.If(state == _SETUP3):
             m.d.sync += state.eq(_SETUP4)
-        with m.If(state == _SETUP4):           # prod is valid from here (see below)
+        with m.If(state == _SETUP4):           # hc.sec_bytes is valid from here
             m.d.sync += state.eq(_SETUP5)
         with m.If(state == _SETUP5):
             m.d.sync += state.eq(_BODY)
-        # the product M * X (dense K, bitmap RB, nm RB), valid from SETUP4
-        m.d.sync += prod.eq(M * xmul)
-        size_bad = Signal()
-        m.d.comb += size_bad.eq((need_a > sec_b - sec_a) | (need_b > sec_c - sec_b) | unused_bad)
         checks = Signal()               # the body rules apply (header fine, format built)
-        m.d.comb += checks.eq(hcode == 0)
+        m.d.comb += checks.eq(hc.fields_ok)
 
         # sticky rule flags
         bad_ptr, bad_pad, bad_cnt, bad_idx = Signal(), Signal(), Signal(), Signal()
@@ -335,7 +284,7 @@ class ImageChecker(wiring.Component):
         scan_b_on = Signal()
         m.d.comb += scan_b_on.eq(checks & in_b & (Const(int(has_bm)) & is_bm
                                                   | Const(int(has_nm)) & is_nm & pad_nm))
-        sb = RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=Mux(is_bm, rb_bm, rb_nm),
+        sb = RowScan(m, "sb", wb=wb, rw=rw, active=scan_b_on, rb=hc.row_bytes,
                       rows=M, go=go, init=setup_end,
                       offsets=dict(**({"pq": (pq, -1)} if has_bm else {}),
                                    **({"nn": (nn, 0)} if has_nm else {})))
@@ -473,13 +422,13 @@ class ImageChecker(wiring.Component):
             noff = Signal(6)                # (pos - sec_b) mod 64: slot of lane 0 in its group
             m.d.comb += noff.eq(pos[:6] - sec_b[:6])
             ilast = Signal(8)
-            # index bytes left from the presented word on (prod + sec_b - pos) and the lanes
-            # below the last slot (that, clamped to [0, wb]), both registers: set up in SETUP4
-            # / SETUP5 (prod is valid from SETUP4), then stepped with pos
+            # index bytes left from the presented word on (sec_bytes + sec_b - pos) and the
+            # lanes below the last slot (that, clamped to [0, wb]), both registers: set up in
+            # SETUP4 / SETUP5 (hc.sec_bytes is valid from SETUP4), then stepped with pos
             left = Signal(signed(43), name="nm_left")
             vlim = Signal(range(wb + 1), name="nm_vlim")
             with m.If(state == _SETUP4):
-                m.d.sync += left.eq(prod + sec_b - pos)
+                m.d.sync += left.eq(hc.sec_bytes + sec_b - pos)
             with m.Elif(xfer):
                 m.d.sync += left.eq(left - wb)
             v_stay = clamp(m, left, 0, wb, "nm_vlim_stay")
@@ -498,7 +447,7 @@ class ImageChecker(wiring.Component):
             # padding: per row, trailing zero values of the last group (section A) against the
             # number of its indices past K (section B); only when K % M != 0
             sa = RowScan(m, "sa", wb=wb, rw=rw, active=checks & is_nm & pad_nm & in_a,
-                          rb=rb_nm, rows=M, go=go, init=setup_end, offsets={"nn": (nn, 0)})
+                          rb=hc.row_bytes, rows=M, go=go, init=setup_end, offsets={"nn": (nn, 0)})
             stalls.append(sa.stall)
             tzmem = Memory(shape=6, depth=max(2, obd), init=[])
             m.submodules.tz_mem = tzmem
@@ -553,10 +502,8 @@ class ImageChecker(wiring.Component):
                 m.d.comb += may.eq(1)
         with m.If((state == _BODY) & ended):
             m.d.sync += state.eq(_DONE)
-            with m.If(hcode != 0):
-                m.d.sync += self.code.eq(hcode)
-            with m.Elif(size_bad):
-                m.d.sync += self.code.eq(C.BAD_SECTION)
+            with m.If(hc.code != 0):
+                m.d.sync += self.code.eq(hc.code)
             with m.Elif(is_bm & Const(int(has_bm))):
                 m.d.sync += self.code.eq(Mux(bad_ptr, C.BAD_PTR, Mux(bad_pad, C.BAD_PAD,
                                              Mux(bad_cnt, C.BAD_MASK_COUNT, 0))))
@@ -570,6 +517,6 @@ class ImageChecker(wiring.Component):
         m.d.comb += self.done.eq(state == _DONE)
 
         with m.If(self.start):
-            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0), hcode.eq(0),
+            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0),
                          bad_ptr.eq(0), bad_pad.eq(0), bad_cnt.eq(0), bad_idx.eq(0)]
         return m

@@ -91,8 +91,7 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, conv: bool = True):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        AcceleratorConfig.require(config, "config")
         if not isinstance(conv, bool):
             raise TypeError(f"conv must be a bool, not {conv!r}")
         self.cfg = config

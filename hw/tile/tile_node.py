@@ -72,8 +72,7 @@ class TileNode(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig, *, node: int):
-        if not isinstance(cfg, AcceleratorConfig):
-            raise TypeError(f"cfg must be an AcceleratorConfig, not {cfg!r}")
+        AcceleratorConfig.require(cfg, "cfg")
         if cfg.ring_payload_width < 64:
             raise ValueError(f"ring_payload_width must be at least 64 for the accelerator, "
                              f"not {cfg.ring_payload_width!r}")

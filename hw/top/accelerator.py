@@ -51,8 +51,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        AcceleratorConfig.require(config, "config")
         if config.ring_payload_width < 64:
             raise ValueError(f"ring_payload_width must be at least 64 for the accelerator, "
                              f"not {config.ring_payload_width!r}")

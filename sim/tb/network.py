@@ -1,26 +1,27 @@
 """cocotb module behind ``sparsemac run --engine rtl`` (see :mod:`sparsemac.sim.rtl_engine`).
 
-Reads the job from ``SPARSEMAC_RUN_JOB`` (JSON: window base, image as hex, descriptor table,
-output buffers), runs it through :class:`sim.accel_driver.AccelDriver` and writes the result
-(STATUS fields, BUSY_CYCLES, cycles per descriptor, output bytes) to ``SPARSEMAC_RUN_OUT``.
+Reads the config from ``SPARSEMAC_CFG`` and the job from the ``run_job`` file of
+``SPARSEMAC_PARAMS`` (JSON: window base, image as hex, descriptor table, output buffers), runs
+it through :class:`sim.accel_driver.AccelDriver` and writes the result (STATUS fields,
+BUSY_CYCLES, cycles per descriptor, output bytes) to the ``run_out`` file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import cocotb
 from cocotb.triggers import RisingEdge
-from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.sim.accel_driver import AccelDriver, Job
+from sparsemac.sim.tb.base import config_from_env, params_from_env
 
 
 @cocotb.test()
 async def run_job(dut):
-    job_d = json.loads(open(os.environ["SPARSEMAC_RUN_JOB"]).read())
-    cfg = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
-    tb = AccelDriver(dut, cfg, seed=int(os.environ.get("SPARSEMAC_SEED", "1")))
+    p = params_from_env()
+    with open(p["run_job"]) as fh:
+        job_d = json.load(fh)
+    tb = AccelDriver(dut, config_from_env())
     await tb.reset()
     job = Job(base=job_d["base"], image=bytearray(bytes.fromhex(job_d["image"])),
               desc_base=job_d["desc_base"], count=job_d["count"])
@@ -45,5 +46,5 @@ async def run_job(dut):
     res["busy_cycles"] = await tb.counter("busy_cycles")
     res["layer_cycles"] = per_layer
     res["outputs"] = [tb.ram.read(addr, n).hex() for addr, n in job_d["outputs"]]
-    with open(os.environ["SPARSEMAC_RUN_OUT"], "w") as fh:
+    with open(p["run_out"], "w") as fh:
         json.dump(res, fh)

@@ -1,17 +1,16 @@
 """cocotb testbench of hw.output_pipeline.OutputPipeline (requant -> LUT) against golden.
 
-Environment: SPARSEMAC_SEED, SPARSEMAC_LANES, SPARSEMAC_ACC_WIDTH, SPARSEMAC_CHANNELS,
-SPARSEMAC_LATENCY, SPARSEMAC_PWL_LATENCY, SPARSEMAC_PWL_SEGMENTS, SPARSEMAC_OUT_WIDTH (the PWL
-path's output width), SPARSEMAC_BENCH_JSON (optional: where ``throughput`` writes its numbers).
+The block parameters come from ``SPARSEMAC_PARAMS`` (``sim.tb.base.params_from_env``):
+``lanes``, ``acc_width``, ``channels``, ``latency``, ``pwl_latency``, ``pwl_segments``,
+``out_width`` (the PWL path's output width) and optionally ``bench_json`` (where ``throughput``
+writes its numbers); the seed from the run.
 """
 
 import json
-import os
 import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 from sparsemac.golden.lut import (
     FUNCTIONS,
@@ -22,14 +21,17 @@ from sparsemac.golden.lut import (
     requantize_to,
 )
 
-SEED = int(os.environ["SPARSEMAC_SEED"])
-LANES = int(os.environ["SPARSEMAC_LANES"])
-ACC_WIDTH = int(os.environ["SPARSEMAC_ACC_WIDTH"])
-CHANNELS = int(os.environ["SPARSEMAC_CHANNELS"])
-LATENCY = int(os.environ["SPARSEMAC_LATENCY"])
-PWL_LATENCY = int(os.environ["SPARSEMAC_PWL_LATENCY"])
-SEGMENTS = int(os.environ["SPARSEMAC_PWL_SEGMENTS"])
-OUT_WIDTH = int(os.environ["SPARSEMAC_OUT_WIDTH"])
+from .base import TB, params_from_env, run_seed
+
+P = params_from_env()
+SEED = run_seed()
+LANES = int(P["lanes"])
+ACC_WIDTH = int(P["acc_width"])
+CHANNELS = int(P["channels"])
+LATENCY = int(P["latency"])
+PWL_LATENCY = int(P["pwl_latency"])
+SEGMENTS = int(P["pwl_segments"])
+OUT_WIDTH = int(P["out_width"])
 CH_WIDTH = max(1, (CHANNELS - 1).bit_length())
 
 
@@ -52,35 +54,30 @@ def unpack_out(v):
     return vals, (v >> (w * LANES)) & 1
 
 
-class TB:
-    """Clock, reset, stream driver and monitor, parameter and table loaders of one DUT."""
+class PipelineTB(TB):
+    """The output pipeline's :class:`sim.tb.base.TB`: the ``i`` source (idle knob, seeded by
+    the run's seed), the ``o`` sink (backpressure knob, its own generator seeded ``seed + 7``),
+    parameter and table loaders.
+
+    Members
+    -------
+    out : StreamSink
+        Beats of ``o`` as ``((values, last), cycle)``; start it with ``out.start()``.
+    accepted : list of int
+        Cycle of each accepted input beat.
+    """
+
+    reset_cycles = 2
 
     def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.rng = random.Random(SEED)
-        self.idle = idle
-        self.backpressure = backpressure
-        self.received = []   # (values, last, cycle)
-        self.accepted = []   # cycle of each accepted input beat
-        self.cycle = 0
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._count())
+        super().__init__(dut, seed=SEED, idle=idle, backpressure=backpressure)
+        self.accepted = []
+        self.out = self.sink("o", rng=random.Random(SEED + 7), decode=unpack_out)
 
-    async def _count(self):
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def reset(self):
+    def quiet_inputs(self):
         d = self.dut
-        for s in (d.i__valid, d.o__ready, d.params__en, d.lut_wr__en, d.lut_swap, d.mode,
-                  d.pwl_wr__en, d.pwl_clear):
-            s.value = 0
-        d.rst.value = 1
-        for _ in range(2):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
+        return (d.i__valid, d.o__ready, d.params__en, d.lut_wr__en, d.lut_swap, d.mode,
+                d.pwl_wr__en, d.pwl_clear)
 
     async def load_params(self, bias, mult, shift):
         d = self.dut
@@ -127,43 +124,16 @@ class TB:
         await RisingEdge(d.clk)
         d.pwl_clear.value = 0
 
-    async def send(self, beats):
-        """Drive (accs, channel, last) beats with seeded idle cycles."""
-        d = self.dut
-        for accs, ch, last in beats:
-            while self.idle and self.rng.random() < self.idle:
-                d.i__valid.value = 0
-                await RisingEdge(d.clk)
-            d.i__valid.value = 1
-            d.i__payload.value = pack_in(accs, ch, last)
-            while True:
-                await ReadOnly()
-                took = int(d.i__ready.value)
-                if took:
-                    self.accepted.append(self.cycle)
-                await RisingEdge(d.clk)
-                if took:
-                    break
-        d.i__valid.value = 0
+    async def send_beats(self, beats):
+        """Drive (accs, channel, last) beats on ``i`` (the base's source: seeded idle cycles
+        between transfers, ``valid`` held until ``ready``)."""
+        await self.send("i", [pack_in(accs, ch, last) for accs, ch, last in beats],
+                        on_accept=lambda _i, cycle: self.accepted.append(cycle))
 
-    async def monitor(self):
-        d = self.dut
-        crng = random.Random(SEED + 7)
-        while True:
-            rdy = not (self.backpressure and crng.random() < self.backpressure)
-            d.o__ready.value = int(rdy)
-            await ReadOnly()
-            if rdy and int(d.o__valid.value):
-                vals, last = unpack_out(int(d.o__payload.value))
-                self.received.append((vals, last, self.cycle))
-            await RisingEdge(d.clk)
-
-    async def wait_received(self, n, limit=200000):
-        for _ in range(limit):
-            if len(self.received) >= n:
-                return
-            await RisingEdge(self.dut.clk)
-        raise AssertionError(f"seed={SEED}: only {len(self.received)} of {n} beats came out")
+    async def finish(self):
+        """End of a test: let the pipeline drain, then no beat may be left unchecked."""
+        await self.cycles(max(LATENCY, PWL_LATENCY) + 4)
+        self.check_sinks_empty()
 
 
 def random_params(rng):
@@ -185,11 +155,15 @@ def expected(beats, tables_of_beats, params):
 
 
 def check(tb, exp, what):
-    assert len(tb.received) == len(exp), (
-        f"seed={SEED} {what}: expected {len(exp)} beats, got {len(tb.received)}")
-    for n, ((vals, last, _), (ev, el)) in enumerate(zip(tb.received, exp)):
+    """Consume every pending beat of ``tb.out``: exactly ``exp``; returns ``((vals, last),
+    cycle)`` of each."""
+    got = tb.out.take()
+    assert len(got) == len(exp), (
+        f"seed={SEED} {what}: expected {len(exp)} beats, got {len(got)}")
+    for n, (((vals, last), _), (ev, el)) in enumerate(zip(got, exp)):
         assert vals == ev and last == el, (
             f"seed={SEED} {what} beat {n}: expected {ev} last={el}, got {vals} last={last}")
+    return got
 
 
 def packet_all_codes(rng, extra):
@@ -212,11 +186,11 @@ def packet_all_codes(rng, extra):
 
 async def run_functions(dut, idle, backpressure):
     rng = np.random.default_rng(SEED)
-    tb = TB(dut, idle=idle, backpressure=backpressure)
+    tb = PipelineTB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     params = random_params(rng)
     await tb.load_params(*params)
-    cocotb.start_soon(tb.monitor())
+    tb.out.start()
     names = list(FUNCTIONS)
     tables = [build_lut(f, float(rng.uniform(0.005, 0.12)), float(rng.uniform(0.005, 0.08)))
               for f in names]
@@ -232,12 +206,13 @@ async def run_functions(dut, idle, backpressure):
             swapped.set()
 
         cocotb.start_soon(loader())
-        await tb.send(pk)      # packet p uses table p: its swap was strobed before
+        await tb.send_beats(pk)      # packet p uses table p: its swap was strobed before
         await swapped.wait()   # packet p + 1 may start only after table p + 1's swap strobe
         all_beats += pk
         all_tables += [tables[p]] * len(pk)
-    await tb.wait_received(len(all_beats))
+    await tb.out.wait(len(all_beats))
     check(tb, expected(all_beats, all_tables, params), f"functions idle={idle} bp={backpressure}")
+    await tb.finish()
     return tb
 
 
@@ -251,9 +226,9 @@ async def every_function_all_codes_with_stalls(dut):
 async def params_reload_between_streams(dut):
     """New per-channel parameters between two streams (random, full-range accumulators)."""
     rng = np.random.default_rng(SEED + 3)
-    tb = TB(dut, idle=0.1, backpressure=0.2)
+    tb = PipelineTB(dut, idle=0.1, backpressure=0.2)
     await tb.reset()
-    cocotb.start_soon(tb.monitor())
+    tb.out.start()
     table = build_lut("identity", 1.0, 1.0)
     await tb.load_table(table)
     lo, hi = -(1 << (ACC_WIDTH - 1)), 1 << (ACC_WIDTH - 1)
@@ -265,15 +240,16 @@ async def params_reload_between_streams(dut):
         beats = [([int(a) for a in rng.integers(lo, hi, LANES)], int(rng.integers(CHANNELS)),
                   0) for _ in range(60)]
         beats[-1] = (beats[-1][0], beats[-1][1], 1)
-        await tb.send(beats)
+        await tb.send_beats(beats)
         sent += len(beats)
-        await tb.wait_received(sent)  # drain before the parameters change
-        got = tb.received[sent - len(beats):]
+        await tb.out.wait(sent)  # drain before the parameters change
+        got = tb.out.take(len(beats))
         exp = expected(beats, [table] * len(beats), params)
-        for n, ((vals, last, _), (ev, el)) in enumerate(zip(got, exp)):
+        for n, (((vals, last), _), (ev, el)) in enumerate(zip(got, exp)):
             assert vals == ev and last == el, (
                 f"seed={SEED} reload round {_round} beat {n}: {beats[n]} expected {ev}, "
                 f"got {vals}")
+    await tb.finish()
 
 
 @cocotb.test()
@@ -284,11 +260,11 @@ async def throughput_and_swap_without_stall(dut):
     its swap is strobed before packet ``p`` ends, so the swap happens at the packet boundary.
     """
     rng = np.random.default_rng(SEED + 5)
-    tb = TB(dut)
+    tb = PipelineTB(dut)
     await tb.reset()
     params = random_params(rng)
     await tb.load_params(*params)
-    cocotb.start_soon(tb.monitor())
+    tb.out.start()
     tables = [build_lut(f, 0.05, 0.03) for f in ("gelu", "sigmoid", "tanh", "silu")]
     await tb.load_table(tables[0])
     beats, tabs = [], []
@@ -303,18 +279,19 @@ async def throughput_and_swap_without_stall(dut):
             await tb.load_table(tables[p])
 
     cocotb.start_soon(loader())
-    await tb.send(beats)
-    await tb.wait_received(len(beats))
-    check(tb, expected(beats, tabs, params), "throughput")
+    await tb.send_beats(beats)
+    await tb.out.wait(len(beats))
+    got = check(tb, expected(beats, tabs, params), "throughput")
     acc = np.array(tb.accepted)
-    outc = np.array([c for _, _, c in tb.received])
+    outc = np.array([c for _, c in got])
     span_in = int(acc[-1] - acc[0] + 1)
     span_out = int(outc[-1] - outc[0] + 1)
     latency = int(outc[0] - acc[0])
     assert latency == LATENCY, f"seed={SEED}: latency expected {LATENCY}, got {latency}"
     assert span_in == len(beats) and span_out == len(beats), (
         f"seed={SEED}: {len(beats)} beats took {span_in} input / {span_out} output cycles")
-    out = os.environ.get("SPARSEMAC_BENCH_JSON")
+    await tb.finish()
+    out = P.get("bench_json")
     if out:
         with open(out, "w") as fh:
             json.dump({"beats": len(beats), "lanes": LANES, "cycles_in": span_in,
@@ -327,14 +304,14 @@ async def interpolated_mode_edges_and_reload(dut):
     """PWL mode: segment boundaries, extremes, int16 saturation of the requantizer, two tables
     (reloaded between streams), saturation counters, idle cycles and back-pressure."""
     rng = np.random.default_rng(SEED + 11)
-    tb = TB(dut, idle=0.2, backpressure=0.3)
+    tb = PipelineTB(dut, idle=0.2, backpressure=0.3)
     await tb.reset()
     dut.mode.value = 1
     params = random_params(rng)
     params[1][1:] = rng.integers(2**30, 2**31, CHANNELS - 1)  # others: wide, some saturating
     params[2][1:] = rng.integers(24, 34, CHANNELS - 1)
     await tb.load_params(*params)
-    cocotb.start_soon(tb.monitor())
+    tb.out.start()
     ow = 16 - (SEGMENTS.bit_length() - 1)
     starts = np.arange(SEGMENTS) * (1 << ow) - 32768
     xs = np.concatenate([starts, starts - 1, starts + 1, starts + (1 << ow) - 1,
@@ -356,9 +333,9 @@ async def interpolated_mode_edges_and_reload(dut):
             beats.append(([int(a) for a in rng.integers(-2**22, 2**22, LANES)],
                           int(rng.integers(1, CHANNELS)) if CHANNELS > 1 else 0, 0))
         beats[-1] = (beats[-1][0], beats[-1][1], 1)
-        await tb.send(beats)
+        await tb.send_beats(beats)
         sent += len(beats)
-        await tb.wait_received(sent)
+        await tb.out.wait(sent)
         exp, n_under, n_over = [], 0, 0
         for accs, ch, last in beats:
             y16 = requantize_to(np.array(accs), bias[ch], mult[ch], shift[ch],
@@ -366,8 +343,8 @@ async def interpolated_mode_edges_and_reload(dut):
             y, u, o = pwl_apply(y16, table, counts=True)
             exp.append(([int(v) for v in y], last))
             n_under, n_over = n_under + u, n_over + o
-        got = tb.received[sent - len(beats):]
-        for n, ((v, last, _), (ev, el)) in enumerate(zip(got, exp)):
+        got = tb.out.take(len(beats))
+        for n, (((v, last), _), (ev, el)) in enumerate(zip(got, exp)):
             assert v == ev and last == el, (
                 f"seed={SEED} pwl {func} beat {n} acc={beats[n][0]} ch={beats[n][1]}: "
                 f"expected {ev} last={el}, got {v} last={last}")
@@ -376,25 +353,27 @@ async def interpolated_mode_edges_and_reload(dut):
         assert counts == (n_under, n_over), (
             f"seed={SEED} pwl {func}: counters expected {(n_under, n_over)}, got {counts}")
     dut.mode.value = 0
+    await tb.finish()
 
 
 @cocotb.test()
 async def interpolated_mode_latency(dut):
     """PWL mode latency without stalls equals ``pwl_latency``."""
     rng = np.random.default_rng(SEED + 13)
-    tb = TB(dut)
+    tb = PipelineTB(dut)
     await tb.reset()
     dut.mode.value = 1
     await tb.load_params(*random_params(rng))
     await tb.load_pwl(build_pwl("tanh", 4 / 32768, 1.2 / ((1 << (OUT_WIDTH - 1)) - 1),
                                 segments=SEGMENTS, out_width=OUT_WIDTH))
-    cocotb.start_soon(tb.monitor())
+    tb.out.start()
     beats = [([2 * int(v) for v in rng.integers(-32768, 32768, LANES)], 0, int(k == 99))
              for k in range(100)]
-    await tb.send(beats)
-    await tb.wait_received(len(beats))
-    outc = [c for _, _, c in tb.received]
+    await tb.send_beats(beats)
+    await tb.out.wait(len(beats))
+    outc = [c for _, c in tb.out.take()]
     assert outc[0] - tb.accepted[0] == PWL_LATENCY, (
         f"seed={SEED}: pwl latency expected {PWL_LATENCY}, got {outc[0] - tb.accepted[0]}")
     assert outc[-1] - outc[0] + 1 == len(beats), f"seed={SEED}: pwl mode stalled"
     dut.mode.value = 0
+    await tb.finish()

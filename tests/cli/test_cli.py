@@ -41,6 +41,16 @@ def test_no_subcommand_prints_help_and_fails():
      "sparsemac lut: error: func must be one of"),
     (["lut", "gelu", "--in-scale", "-1", "--out-scale", "0.1"],
      "sparsemac lut: error: in_scale must be a positive finite number, not -1.0"),
+    # bench layers are checked by the network schema (sparsemac.host.network), errors name flags
+    (["bench", "matmul", "--m", "0"], "sparsemac bench: error: --m must be an integer >= 1, "
+     "not 0"),
+    (["bench", "matmul", "--density", "1.5"], "sparsemac bench: error: --density must be a "
+     "number between 0 and 1, not 1.5"),
+    (["bench", "matmul", "--format", "nm", "--prune", "block"], "sparsemac bench: error: "
+     "--prune must be auto or nm for format nm (the format stores N:M weights only), not "
+     "'block'"),
+    (["bench", "conv2d", "--h", "2", "--w", "2", "--pad", "0"], "sparsemac bench: error: "
+     "--kh, --kw must fit the padded input 2 x 2 (dilated kernel 3 x 3), not [3, 3]"),
 ])
 def test_user_errors_are_one_line(args, message):
     r = run(*args)
@@ -89,3 +99,20 @@ def test_every_option_says_what_it_does_and_its_default():
                   and not isinstance(a.default, bool) and "default" not in fmt._get_help_string(a)):
                 missing.append(f"{name} {a.option_strings}: default not shown")
     assert not missing, "\n".join(missing)
+
+
+def test_bench_flags_build_a_network_layer():
+    """`bench` flags are one layer of the network schema (cli.bench_layer.layer_spec)."""
+    from sparsemac.cli.bench_layer import build_layer, layer_spec
+    from sparsemac.cli.main import build_parser
+    from sparsemac.hw.config import AcceleratorConfig
+
+    a = build_parser().parse_args(["bench", "conv2d", "--c", "3", "--h", "6", "--w", "7",
+                                   "--kout", "5", "--stride", "2", "--format", "dense",
+                                   "--nm", "1:4"])
+    spec = layer_spec(a, "conv2d")
+    assert (spec.op, spec.fmt, spec.prune, spec.nm) == ("conv2d", "dense", "nm", (1, 4))
+    assert (spec.in_shape, spec.out_shape, spec.stride) == ((3, 6, 7), (5, 3, 4), (2, 2))
+    W, X, meta = build_layer(a, "conv2d", AcceleratorConfig.preset("tiny"))
+    assert W.shape == (5, 27) and X.shape == (27, 12) and meta["prune"] == "nm"
+    assert all(np.count_nonzero(W[:, g:g + 4], axis=1).max() <= 1 for g in range(0, 27, 4))

@@ -23,6 +23,7 @@ CHANGE = {"pe": {"acc_width": 24}, "mac_array": {"rows": 3}, "tile": {"rows": 3}
           "output_pipeline": {"out_lanes": 1}, "ring": {"ring_payload_width": 128},
           "accelerator": {"tiles": 2}, "desc_checker": {"act_buf_depth": 128},
           "sequencer": {"tiles": 2}, "image_checker": {"nm_max_m": 4},
+          "header_checker": {"nm_max_m": 4},
           "result_writer": {"cols": 4}}
 
 

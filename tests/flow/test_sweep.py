@@ -97,6 +97,31 @@ def test_spec_errors_name_file_and_line(tmp_path, edit, line, message):
     assert message in str(exc.value), str(exc.value)
 
 
+@pytest.mark.parametrize("edit, line, message", [
+    (("R: 3, S: 3, padding: 1", "R: 9, S: 3, padding: 1"), 10,
+     "R must fit the padded input 7 x 7 (dilated kernel 9 x 3), not [9, 3]"),
+    (('nm: "2:4"', 'nm: "2-4"'), 10, "nm must be 'N:M' or [N, M], not '2-4'"),
+    (('nm: "2:4"', 'nm: "5:4"'), 10, "nm must have 1 <= N <= M, not '5:4'"),
+])
+def test_workloads_are_checked_by_the_network_schema(tmp_path, edit, line, message):
+    """A workload is a layer of sparsemac.host.network: its checks, on the spec's line and
+    key names."""
+    p = _spec(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(SpecError) as exc:
+        load_spec(p)
+    assert str(exc.value) == f"{p}:{line}: {message}"
+
+
+def test_workload_layer_is_a_layer_spec(tmp_path):
+    spec = load_spec(_spec(tmp_path, GOOD))
+    fc, cv = spec.workloads[1], spec.workloads[2]
+    assert (fc.layer.op, fc.layer.fmt, fc.layer.density, fc.layer.mkn) == (
+        "matmul", "bitmap", 0.5, (16, 32, 4))
+    assert (cv.layer.fmt, cv.layer.nm, cv.layer.in_shape, cv.layer.out_shape, cv.layer.padding) \
+        == ("nm", (2, 4), (2, 5, 5), (4, 5, 5), (1, 1))
+    assert cv.label == "cv/nm/2:4" and cv.sparsity == 0.5
+
+
 def test_cli_bad_spec_fails_before_any_work(tmp_path):
     p = _spec(tmp_path, GOOD.replace("M: 16", "M: 0"))
     out = tmp_path / "out"

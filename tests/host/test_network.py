@@ -82,7 +82,7 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
      "net.yaml:11: layers[0].density must be a number between 0 and 1, not True"),
     # bad N:M
     ("format: bitmap\n    density: 0.5", "format: nm\n    nm: '3:6'",
-     "net.yaml:11: layers[0].nm must have M in 2, 4, 8, 16, 32 (a power of two), not '3:6'"),
+     "net.yaml:11: layers[0].nm must have M a power of two in 2..32, not '3:6'"),
     ("format: bitmap\n    density: 0.5", "format: nm\n    nm: [5, 4]",
      "net.yaml:11: layers[0].nm must have 1 <= N <= M, not [5, 4]"),
     ("format: bitmap\n    density: 0.5", "format: nm\n    nm: 2-4",
@@ -91,7 +91,7 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
      "net.yaml:11: layers[0].density must not be given for format nm (N:M fixes the density), "
      "not 0.5"),
     ("density: 0.5", "density: 0.5\n    nm: 2:4",
-     "net.yaml:12: layers[0].nm must only be given with format nm, not with 'bitmap'"),
+     "net.yaml:12: layers[0].nm must only be given with format nm or prune nm, not with 'bitmap'"),
     # unknown activation
     ("activation: relu", "activation: swish",
      "net.yaml:12: layers[0].activation must be one of none, " + ", ".join(FUNCTIONS)
@@ -114,9 +114,9 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
      "not [11, 11]"),
     # other fields
     ("    padding: 1\n", "    padding: 1\n    pading: 1\n",
-     "net.yaml:10: layers[0].pading is not a known field; allowed: name, op, format, density, "
-     "nm, activation, requant, bias, weights, weight_scale, out_channels, in_channels, kernel, "
-     "stride, padding, dilation, reshape"),
+     "net.yaml:10: layers[0].pading is not a known field; allowed: name, op, format, prune, "
+     "density, nm, activation, requant, bias, weights, weight_scale, out_channels, in_channels, "
+     "kernel, stride, padding, dilation, reshape"),
     ("op: matmul", "op: dense", "net.yaml:14: layers[1].op must be one of matmul, conv2d, "
      "not 'dense'"),
     ("  - name: fc", "  - name: c1", "net.yaml:13: layers[1].name must be unique, not 'c1' again"),

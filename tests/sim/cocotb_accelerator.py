@@ -1,29 +1,44 @@
 """cocotb tests of the accelerator top (hw/accelerator.py) through sim/accel_driver.py.
 
-Environment: ``SPARSEMAC_SEED``, ``SPARSEMAC_CFG`` (AcceleratorConfig as JSON),
-``SPARSEMAC_NETS`` (random networks per run).
+The config comes from ``SPARSEMAC_CFG`` (``sim.tb.base.config_from_env``), the seed from the
+run, ``nets`` (random networks per run) from ``SPARSEMAC_PARAMS``.
 """
 
 from __future__ import annotations
-
-import json
-import os
 
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from sparsemac.golden.descriptors import ErrorCode, validate_descriptor
-from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
+from sparsemac.sim.coverage_bins import BinsRecorder
+from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
 
-SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
-CFG = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
-NETS = int(os.environ.get("SPARSEMAC_NETS", "2"))
+SEED = run_seed()
+CFG = config_from_env()
+NETS = int(params_from_env(nets=2)["nets"])
 E = ErrorCode
+#: functional coverage bins (sim/coverage_bins.py): written only on coverage runs
+FCOV = BinsRecorder(f"accelerator-{CFG.name}")
+
+
+class _Driver(AccelDriver):
+    """`AccelDriver` that records the functional bins of every job it runs."""
+
+    def set_stall(self, p=None, *, channels=None, period=None):
+        if channels is None:
+            self.stall_p = self.backpressure if p is None else p
+        super().set_stall(p, channels=channels, period=period)
+
+    async def run(self, job, **kw):
+        res = await super().run(job, **kw)
+        FCOV.record(job, tiles=CFG.tiles, stall=self.stall_p,
+                    code=res["code"] if res["error"] else 0, index=res["index"])
+        return res
 
 
 async def _tb(dut, stall=0.0, salt=0):
-    tb = AccelDriver(dut, CFG, stall=stall, seed=SEED + salt)
+    tb = _Driver(dut, CFG, stall=stall, seed=SEED, salt=salt)
     await tb.reset()
     return tb
 
@@ -61,22 +76,33 @@ async def matmul_dense_and_nm(dut):
 
 @cocotb.test()
 async def random_networks(dut):
-    """(b, c) random multi-layer networks: every format, matmul + conv2d, requant, LUTs."""
+    """(b, c) random multi-layer networks: every format, matmul + conv2d, requant, LUTs;
+    the AXI pauses cycle through none / light / heavy per network and half the layers take a
+    weight sparsity from the ends random_layer does not draw (functional coverage bins,
+    sim/coverage_bins.py)."""
     tb = await _tb(dut, salt=2)
     rng = _rng(2)
     fmts = list(CFG.formats)
+    nms = [nm for nm in ((2, 2), (3, 4), (1, 8), (1, 16)) if nm[1] <= CFG.nm_max_m]
     for net in range(NETS):
+        tb.set_stall((0.0, 0.1, 0.4)[net % 3])
         layers = []
         for _ in range(int(rng.integers(2, 5))):
             op = str(rng.choice(["matmul", "conv2d"]))
             requant = bool(rng.random() < 0.8)
             lut = str(rng.choice(["relu", "tanh", "sigmoid", "gelu"])) if rng.random() < 0.6 \
                 else None
-            layers.append(random_layer(rng, CFG, op=op, fmt=str(rng.choice(fmts)),
-                                       requant=requant, lut=lut if CFG.lut_enabled else None))
-            layers[-1]["chain"] = bool(rng.random() < 0.6)   # read the previous output
+            L = random_layer(rng, CFG, op=op, fmt=str(rng.choice(fmts)), requant=requant,
+                             lut=lut if CFG.lut_enabled else None)
+            if rng.random() < 0.5:          # sparsity ~0 %, 25 %, 82 %, 95 %
+                if L["fmt"] == "nm":
+                    L["nm"] = nms[int(rng.integers(0, len(nms)))]
+                else:
+                    L["density"] = float(rng.choice([1.0, 0.75, 0.18, 0.05]))
+            L["chain"] = bool(rng.random() < 0.6)   # read the previous output
+            layers.append(L)
         job = build_job(rng, CFG, layers)
-        res = await tb.run(job)
+        res = await tb.run(job, max_cycles=150_000)
         _check_ok(tb, job, res, f"network {net} "
                   f"{[(L['op'], L['fmt'], L['chain']) for L in job.layers]}")
 
@@ -366,6 +392,7 @@ async def bus_errors_watchdog_soft_reset(dut):
     cycles = await tb.wait_irq(4 * CFG.watchdog_cycles + 20_000)
     st = await tb.read("STATUS")
     assert st >> 8 & 0xFF == E.WATCHDOG, f"stuck R: STATUS {st:#x} after {cycles} (seed {SEED})"
+    FCOV.record_error(E.WATCHDOG, tiles=CFG.tiles)
     tb.ram.read_if.r_channel.clear_pause_generator()
     tb.ram.read_if.r_channel.pause = False
     await tb.write("IRQ_STATUS", 7)
@@ -530,3 +557,224 @@ async def bad_image_bodies(dut):
         job = build_job(rng, CFG, [random_layer(rng, CFG, op="matmul", fmt=fmt, max_dim=8)])
         _check_ok(tb, job, await tb.run(job), f"job after {what}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+# -- hard resets and random bus errors (docs/verification.md, "Resets and bus errors") -------
+
+_SOAK = params_from_env(hard_resets=3, error_nets=4, stats=None)
+#: rounds of ``hard_resets_mid_job`` and random networks of ``random_bus_errors`` (0: skipped)
+RESET_ROUNDS = int(_SOAK["hard_resets"])
+ERROR_NETS = int(_SOAK["error_nets"])
+#: the run's ``[soak]`` totals, written to ``params["stats"]`` (JSON) for the pytest side
+SOAK_STATS: dict[str, int] = {}
+
+
+def _soak_stat(**counts):
+    """Add to the run's ``[soak]`` totals and write them to the ``stats`` file, which
+    tests/sim/test_accelerator.py prints as ``[soak] key=value`` lines (cocotb's own stdout
+    goes to the simulator log, which bench/soak.py does not read)."""
+    import json
+    from pathlib import Path
+
+    for k, v in counts.items():
+        SOAK_STATS[k] = SOAK_STATS.get(k, 0) + int(v)
+    if _SOAK["stats"]:
+        Path(_SOAK["stats"]).write_text(json.dumps(SOAK_STATS, sort_keys=True))
+
+
+def _random_net(rng):
+    """A random 2-4 layer network as in ``random_networks`` (every format, matmul and conv2d,
+    requant with and without tables, most layers chained)."""
+    layers = []
+    for _ in range(int(rng.integers(2, 5))):
+        op = str(rng.choice(["matmul", "conv2d"]))
+        requant = bool(rng.random() < 0.8)
+        lut = str(rng.choice(["relu", "tanh", "sigmoid", "gelu"])) if rng.random() < 0.6 \
+            else None
+        layers.append(random_layer(rng, CFG, op=op, fmt=str(rng.choice(list(CFG.formats))),
+                                   requant=requant, lut=lut if CFG.lut_enabled else None))
+        layers[-1]["chain"] = bool(rng.random() < 0.6)
+    return build_job(rng, CFG, layers)
+
+
+def _net_name(job):
+    return [(L["op"], L["fmt"], L["chain"]) for L in job.layers]
+
+
+async def _check_reset_values(tb, what, released_at):
+    """Every readable register holds its documented reset value (docs/registers.md): STATUS
+    idle, no IRQ cause or enable, the table registers 0, every counter 0 except the
+    free-running CYCLES, which counts from the reset on."""
+    from sparsemac.hw.top.regmap import registers
+
+    assert int(tb.dut.irq.value) == 0, f"{what}: irq pin high after reset (seed {SEED})"
+    bad = []
+    for r in registers(CFG):
+        if r.kind == "pulse":
+            continue
+        got = await tb.lite.read_dword(r.offset)
+        if r.counter == "cycles":
+            since = tb.cycle - released_at
+            if r.kind == "cnt_lo" and not 0 < got <= since + 2:
+                bad.append(f"{r.name} {got}, expected 1..{since + 2} (cycles since the reset)")
+            elif r.kind == "cnt_hi" and got != 0:
+                bad.append(f"{r.name} {got:#x}, expected 0")
+        elif got != r.reset:
+            bad.append(f"{r.name} {got:#x}, expected {r.reset:#x}")
+    assert not bad, f"{what}: registers not at their reset values: {bad} (seed {SEED})"
+
+
+@cocotb.test(skip=RESET_ROUNDS < 1)
+async def hard_resets_mid_job(dut):
+    """``rst`` (the synchronous hard reset, not CONTROL.soft_reset) asserted for 1..4 cycles
+    at a random cycle of a running random network (uniform over the job's length, measured
+    by running the same job to completion first), ``hard_resets`` times: the registers are at
+    their reset values, the memory model forgets its outstanding bursts, and the next random
+    network (reprogrammed from scratch) is bit-exact with no AXI rule violation."""
+    tb = await _tb(dut, salt=12)
+    rng = _rng(12)
+    job = _random_net(rng)
+    res = await tb.run(job)
+    _check_ok(tb, job, res, f"network {_net_name(job)}")
+    for r in range(RESET_ROUNDS):
+        length = res["cycles"]
+        at, hold = int(rng.integers(1, length + 1)), int(rng.integers(1, 5))
+        what = (f"hard reset {r}: rst for {hold} cycles at cycle {at} of {length} of network "
+                f"{_net_name(job)}")
+        tb.load(job)                        # the same job again (fresh canaries)
+        await tb.program(job)
+        await tb.start()
+        await tb.cycles(at)
+        busy = _bus_busy(dut)
+        await tb.reset(cycles=hold, settle=2)
+        dut._log.info(f"{what}: AXI channels with VALID at the reset: {busy or 'none'}")
+        served = (tb.bus_errors.reads, tb.bus_errors.writes)
+        await _check_reset_values(tb, what, tb.cycle - 2)
+        assert served == (tb.bus_errors.reads, tb.bus_errors.writes), (
+            f"{what}: the memory served (read beats, write segments) {served} at the reset, "
+            f"{(tb.bus_errors.reads, tb.bus_errors.writes)} after the register reads: bus "
+            f"traffic without a job (seed {SEED})")
+        job = _random_net(rng)
+        res = await tb.run(job)
+        _check_ok(tb, job, res, f"network {_net_name(job)} after {what}")
+        assert not tb.violations, f"{what}: AXI rule violations {tb.violations[:5]} (seed {SEED})"
+        _soak_stat(hard_resets=1, hard_resets_bus_busy=int(bool(busy)))
+    dut._log.info(f"totals: hard_resets={SOAK_STATS.get('hard_resets', 0)}")
+
+
+def _bus_busy(dut) -> list[str]:
+    """The AXI4 channels of ``m_axi`` whose VALID is high now (a burst is in flight)."""
+    return [ch for ch in ("ar", "r", "aw", "w", "b")
+            if int(getattr(dut, f"m_axi__{ch}valid").value)]
+
+
+def _diffs_after_error(tb, job, failing: int) -> list[str]:
+    """Memory after an error in layer ``failing``: earlier layers' outputs bit-exact, the
+    failing layer's output buffer free, every later layer's output buffer still holding its
+    canary bytes, every other byte of the window unchanged."""
+    exp = np.frombuffer(bytes(job.image), dtype=np.uint8).copy()
+    got = np.frombuffer(tb.ram.read(job.base, len(job.image)), dtype=np.uint8).copy()
+    where = np.full(len(exp), -1)
+    for i, (addr, y) in enumerate(job.outputs):
+        lo = addr - job.base
+        where[lo:lo + len(y)] = i
+        if i < failing:
+            exp[lo:lo + len(y)] = np.frombuffer(y, dtype=np.uint8)
+        elif i == failing:
+            got[lo:lo + len(y)] = exp[lo:lo + len(y)]
+    bad = np.flatnonzero(exp != got)
+    if not len(bad):
+        return []
+    regions = sorted({int(where[b]) for b in bad})
+    names = [f"layer {i}'s output ({'before' if i < failing else 'after'} the failing layer)"
+             if i >= 0 else "outside every output buffer" for i in regions]
+    b = int(bad[0])
+    return [f"{len(bad)} bytes wrong in {names}; first at {job.base + b:#x}: expected "
+            f"{int(exp[b])} got {int(got[b])}"]
+
+
+async def _bus_counts_at_irq(dut, be, out: list):
+    """Append ``(read beats, write segments)`` served by the memory when ``irq`` rises."""
+    await RisingEdge(dut.irq)
+    out.append((be.reads, be.writes))
+
+
+@cocotb.test(skip=ERROR_NETS < 1)
+async def random_bus_errors(dut):
+    """Random networks with the memory answering SLVERR or DECERR on a random 1-3 % of read
+    beats and write responses (the first error of a job ends it; no second one is injected):
+    either the job completes bit-exact (no error was drawn), or it stops with the injected
+    code, ERROR_ADDR = the failing read beat / the failing write burst (docs/dma.md), the
+    error interrupt, ERROR_DESC = the layer, no bus traffic after the interrupt, earlier
+    layers bit-exact, nothing written outside the failing layer's output buffer (later output
+    buffers keep their canaries); the next job, without injection, is bit-exact."""
+    tb = await _tb(dut, salt=13)
+    rng = _rng(13)
+    be = tb.bus_errors
+    fails = []
+    for net in range(2 * ERROR_NETS):
+        job = _random_net(rng)
+        inject = net % 2 == 0
+        what = f"network {net} {_net_name(job)}"
+        if inject:      # a third of the jobs on write responses only (fewer than beats)
+            rate = float(rng.uniform(0.01, 0.03))
+            reads = bool(rng.random() < 2 / 3)
+            what += (f" with {100 * rate:.1f} % bus errors on "
+                     f"{'read beats and ' if reads else ''}write responses")
+            be.injected.clear()
+            be.arm(rate, rng, reads=reads)
+        at_irq = []
+        watch = cocotb.start_soon(_bus_counts_at_irq(dut, be, at_irq))
+        res = await tb.run(job)
+        be.disarm()
+        if not watch.done():
+            watch.cancel()
+        _soak_stat(jobs=1, layers=len(job.layers))
+        errs = []
+        if at_irq and at_irq[0] != (be.reads, be.writes):
+            errs.append(f"bus traffic after the interrupt: (read beats, write segments) "
+                        f"{at_irq[0]} at irq, {(be.reads, be.writes)} after the status reads")
+        if not inject or not be.injected:
+            if res["done"] != 1 or res["error"] != 0:
+                errs.append(f"expected done without error, got {res}")
+            errs += tb.mismatches(job, SEED)
+        else:
+            kind, addr, resp = be.injected[0]
+            _soak_stat(errors_injected=len(be.injected))
+            code = E.AXI_SLVERR if resp == 2 else E.AXI_DECERR
+            what += (f": {code.name} injected on the "
+                     f"{'read beat' if kind == 'r' else 'write burst'} at {addr:#x}")
+            got = (res["error"], res["done"], res["code"], res["error_addr"])
+            if got != (1, 0, int(code), addr) or not res["irq_status"] & 2:
+                errs.append(f"expected (error, done, code, ERROR_ADDR) = (1, 0, {int(code)}, "
+                            f"{addr:#x}) and IRQ_STATUS.error, got ({got[0]}, {got[1]}, "
+                            f"{got[2]}, {got[3]:#x}), IRQ_STATUS {res['irq_status']:#x}")
+            failing = res["index"]
+            desc = await tb.read("ERROR_DESC")
+            if desc != failing or failing >= len(job.layers):
+                errs.append(f"ERROR_DESC {desc}, STATUS.desc_index {failing}, "
+                            f"{len(job.layers)} layers")
+            if kind == "w" and failing < len(job.outputs):
+                lo, y = job.outputs[failing]
+                if not lo <= addr < lo + len(y):
+                    errs.append(f"failing write burst {addr:#x} outside layer {failing}'s "
+                                f"output buffer [{lo:#x}, {lo + len(y):#x})")
+            errs += _diffs_after_error(tb, job, min(failing, len(job.layers) - 1))
+            late = be.writes - be.at_injection[1]
+            dut._log.info(f"{what}: stopped in layer {failing} with code {res['code']} "
+                          f"at {res['error_addr']:#x} after {res['cycles']} cycles; "
+                          f"{late} strobed write segment(s) reached the memory after the "
+                          f"injection (already on the bus)")
+            _soak_stat(**{f"errors_{kind}": 1, "writes_after_error": late})
+        if errs:
+            _soak_stat(mismatches=1)
+            fails.append(f"{what}: " + "; ".join(errs))
+            dut._log.error(fails[-1])
+        else:
+            _soak_stat(mismatches=0)
+        if tb.violations:
+            fails.append(f"{what}: AXI rule violations {tb.violations[:5]}")
+            break
+    dut._log.info("totals: " + " ".join(f"{k}={SOAK_STATS.get(k, 0)}" for k in
+                                       ("jobs", "layers", "errors_injected", "mismatches")))
+    assert not fails, f"{len(fails)} bad job(s) (seed {SEED}):\n" + "\n".join(fails)

@@ -1,41 +1,33 @@
 """cocotb tests of CsrBank through cocotbext-axi's AxiLiteMaster (random pauses on all channels).
 
-Environment: ``SPARSEMAC_SEED``, ``SPARSEMAC_CFG`` (the AcceleratorConfig as JSON).
+The config comes from ``SPARSEMAC_CFG`` (``sim.tb.base.config_from_env``), the seed from the
+run.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import logging
-import os
-import random
-
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
-from sparsemac.hw.config import FORMATS, AcceleratorConfig
+from sparsemac.hw.config import FORMATS
 from sparsemac.hw.top.regmap import REGMAP_ID, REGMAP_VERSION, register, registers
+from sparsemac.sim.tb.axi import AxiTB
+from sparsemac.sim.tb.base import config_from_env, run_seed
 
-SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
-CFG = AcceleratorConfig.from_dict(json.loads(os.environ["SPARSEMAC_CFG"]))
+SEED = run_seed()
+CFG = config_from_env()
 REGS = registers(CFG)
 OKAY, SLVERR = 0, 2
 
 
-class TB:
+class TB(AxiTB):
+    """CsrBank behind an ``AxiLiteMaster`` with pauses (30 %) on all five channels."""
+
+    pause_period = 53
+
     def __init__(self, dut):
-        self.dut = dut
-        self.rng = random.Random(SEED)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.m = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-        for iface in (self.m.write_if, self.m.read_if):
-            iface.log.setLevel(logging.WARNING)
-        chans = (self.m.write_if.aw_channel, self.m.write_if.w_channel,
-                 self.m.write_if.b_channel, self.m.read_if.ar_channel, self.m.read_if.r_channel)
-        for ch in chans:
-            ch.set_pause_generator(itertools.cycle([self.rng.random() < 0.3 for _ in range(53)]))
+        super().__init__(dut, seed=SEED, backpressure=0.3)
+        self.m = self.add_axil_master("s_axil_")
+        self.set_stall(channels=self.channels(lite_data=True))
         self.pulses = {"start": 0, "soft_reset": 0, "perf_clear": 0}
         cocotb.start_soon(self._count_pulses())
 
@@ -48,20 +40,17 @@ class TB:
             for f in ctl.fields:
                 self.pulses[f.name] += v >> f.lsb & 1
 
-    async def reset(self):
+    def quiet_inputs(self):
         d = self.dut
+        out = []
         for r in REGS:
             if r.kind == "ro":
-                getattr(d, r.port).value = 0
+                out.append(getattr(d, r.port))
             if r.kind == "w1c":
-                getattr(d, f"{r.port}_set").value = 0
+                out.append(getattr(d, f"{r.port}_set"))
             if r.kind == "cnt_lo" and r.inc_width:
-                getattr(d, f"{r.counter}_inc").value = 0
-        d.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
+                out.append(getattr(d, f"{r.counter}_inc"))
+        return out
 
     async def read(self, addr):
         r = await self.m.read(addr, 4)

@@ -1,24 +1,19 @@
 """cocotb tests of DmaReader + DmaWriter (wrapper ``dma_pair``) against cocotbext-axi's AxiRam.
 
-Environment: ``SPARSEMAC_SEED`` and the DMA parameters (``SPARSEMAC_DATA_WIDTH`` ...), set by
-tests/sim/test_dma.py.  Every traffic test runs with random pauses on all five AXI channels.
+The DMA parameters (``data_width`` ...) come from ``SPARSEMAC_PARAMS``
+(``sim.tb.base.params_from_env``, set by tests/sim/test_dma.py), the seed from the run.  Every
+traffic test runs with random pauses on all five AXI channels.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import os
-import random
-
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotbext.axi import AxiBus
-from sparsemac.sim.axi_vip import FaultyAxiRam, axi_rule_monitor
+from sparsemac.sim.tb.axi import AxiTB
+from sparsemac.sim.tb.base import params_from_env, run_seed
 
-SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
-P = {k: int(os.environ[f"SPARSEMAC_{k.upper()}"]) for k in (
+SEED = run_seed()
+P = {k: int(v) for k, v in params_from_env().items() if k in (
     "data_width", "addr_width", "id_width", "max_burst", "max_outstanding", "watchdog_cycles",
     "tag_width")}
 BB = P["data_width"] // 8
@@ -28,52 +23,26 @@ MEM = 1 << 16
 OK, MISALIGNED, OUT_OF_WINDOW, SLVERR, DECERR, WATCHDOG = 0, 20, 21, 32, 33, 34
 
 
-class FaultyRam(FaultyAxiRam):
-    """The shared error-injecting AxiRam (sim/axi_vip.py) on this testbench's ``m_axi_`` port,
-    with the AXI handshakes it has seen (``bursts``) and rule ``violations``."""
+class TB(AxiTB):
+    """DmaReader + DmaWriter against the shared error-injecting AxiRam (sim/axi_vip.py) on
+    ``m_axi_``, with the AXI handshakes seen (``bursts``) and rule ``violations``; the bus
+    stall knob (``set_stall``) pauses all five channels 35 % of the cycles."""
 
-    def __init__(self, dut, **kw):
-        super().__init__(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=MEM, **kw)
-        self.read_if.log.setLevel(logging.WARNING)
-        self.write_if.log.setLevel(logging.WARNING)
-        self.violations: list[str] = []
-        self.bursts: list[tuple[str, int, int]] = []
-
-    def set_backpressure(self, rng, on=True):
-        chans = (self.write_if.aw_channel, self.write_if.w_channel, self.write_if.b_channel,
-                 self.read_if.ar_channel, self.read_if.r_channel)
-        for ch in chans:
-            if on:
-                pattern = [rng.random() < 0.35 for _ in range(97)]
-                ch.set_pause_generator(itertools.cycle(pattern))
-            else:
-                ch.clear_pause_generator()
-                ch.pause = False
-
-
-class TB:
     def __init__(self, dut):
-        self.dut = dut
-        self.rng = random.Random(SEED)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.ram = FaultyRam(dut)
-        cocotb.start_soon(axi_rule_monitor(dut, prefix="m_axi_", beat_bytes=BB,
-                                           max_burst=P["max_burst"],
-                                           violations=self.ram.violations,
-                                           bursts=self.ram.bursts))
+        super().__init__(dut, seed=SEED, backpressure=0.35)
+        self.ram = self.add_axi_ram(size=MEM, beat_bytes=BB, max_burst=P["max_burst"],
+                                    monitor_bursts=True)
+
+    def quiet_inputs(self):
+        d = self.dut
+        return [getattr(d, name) for name in (
+            "rd_cmd__valid", "wr_cmd__valid", "wr_data__valid", "rd_data__ready",
+            "rd_status__ready", "wr_status__ready", "rd_abort", "wr_abort")]
 
     async def reset(self):
-        d = self.dut
-        for name in ("rd_cmd__valid", "wr_cmd__valid", "wr_data__valid", "rd_data__ready",
-                     "rd_status__ready", "wr_status__ready", "rd_abort", "wr_abort"):
-            getattr(d, name).value = 0
-        d.window_base.value = 0
-        d.window_limit.value = MEM
-        d.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
+        self.dut.window_base.value = 0
+        self.dut.window_limit.value = MEM
+        await super().reset()
 
     async def read(self, addr, length, tag, *, p_ready=0.8, abort_after=None):
         """Run one read command; returns (words, status) or (words, None) if aborted."""
@@ -163,7 +132,7 @@ class TB:
 
 
 def _check_bursts(tb):
-    assert not tb.ram.violations, f"seed={SEED}: AXI violations {tb.ram.violations[:4]}"
+    assert not tb.violations, f"seed={SEED}: AXI violations {tb.violations[:4]}"
 
 
 @cocotb.test()
@@ -171,7 +140,7 @@ async def random_writes_then_reads(dut):
     """Random writes (random strobes) then reads of random ranges; memory and data byte-exact."""
     tb = TB(dut)
     await tb.reset()
-    tb.ram.set_backpressure(tb.rng)
+    tb.set_stall()
     ref = bytearray(tb.rng.randbytes(MEM))
     tb.ram.write(0, bytes(ref))
     for i in range(25):
@@ -201,7 +170,7 @@ async def bus_errors_are_reported(dut):
     """SLVERR / DECERR on reads and writes: code, faulting address, memory outside untouched."""
     tb = TB(dut)
     await tb.reset()
-    tb.ram.set_backpressure(tb.rng)
+    tb.set_stall()
     for resp, code in ((2, SLVERR), (3, DECERR)):
         base = BB * tb.rng.randrange(0x1000 // BB, 0x8000 // BB)
         bad = base + BB * tb.rng.randrange(4, 100)
@@ -211,10 +180,10 @@ async def bus_errors_are_reported(dut):
         exp = [int.from_bytes(tb.ram.read(a, BB), "little") for a in range(base, bad, BB)]
         assert [w[0] for w in words] == exp, f"seed={SEED}: words before the fault differ"
         before = tb.ram.read(0, MEM)
-        n0 = len(tb.ram.bursts)
+        n0 = len(tb.bursts)
         taken, st = await tb.write(base, tb.rng.randbytes(1024), [(1 << BB) - 1] * (1024 // BB),
                                    2)
-        burst_start = max(a for ch, a, n in tb.ram.bursts[n0:] if ch == "aw" and a <= bad)
+        burst_start = max(a for ch, a, n in tb.bursts[n0:] if ch == "aw" and a <= bad)
         assert st == (2, code, burst_start), (
             f"seed={SEED}: write status {st}, expected {(2, code, hex(burst_start))}")
         after = tb.ram.read(0, MEM)
@@ -233,7 +202,7 @@ async def window_violations_touch_nothing(dut):
     dut.window_base.value = 0x4000
     dut.window_limit.value = 0x8000
     before = tb.ram.read(0, MEM)
-    n_bursts = len(tb.ram.bursts)
+    n_bursts = len(tb.bursts)
     cases = [(0x3FF8, 64, OUT_OF_WINDOW), (0x7FC0, 128, OUT_OF_WINDOW),
              (0x4000 + BB // 2 if BB > 1 else 0x4001, 64, MISALIGNED)]
     for i, (addr, length, code) in enumerate(cases):
@@ -243,7 +212,7 @@ async def window_violations_touch_nothing(dut):
         words, st = await tb.read(addr, length, i)
         assert st == (i, code, addr) and not words, f"seed={SEED}: read {st}"
     assert tb.ram.read(0, MEM) == before, f"seed={SEED}: memory changed"
-    assert len(tb.ram.bursts) == n_bursts, f"seed={SEED}: the bus was touched"
+    assert len(tb.bursts) == n_bursts, f"seed={SEED}: the bus was touched"
     dut.window_base.value = 0
     dut.window_limit.value = MEM
 
@@ -276,7 +245,7 @@ async def watchdog_on_a_silent_slave(dut):
 async def abort_mid_burst_then_clean_transfers(dut):
     tb = TB(dut)
     await tb.reset()
-    tb.ram.set_backpressure(tb.rng)
+    tb.set_stall()
     for k in range(3):
         at = tb.rng.randrange(5, 200)
         words, st = await tb.read(0, 16384, 10 + k, abort_after=at)

@@ -1,27 +1,34 @@
-"""cocotb testbench of ProcessingElement: random dot products checked against golden.quant.wrap."""
+"""cocotb testbench of ProcessingElement: random dot products checked against golden.quant.wrap.
 
-import os
-import random
+``acc_width`` and ``latency`` come from ``SPARSEMAC_PARAMS`` (``sim.tb.base.params_from_env``),
+the seed from the run.
+"""
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from sparsemac.golden.quant import wrap
+from sparsemac.sim.tb.base import TB, params_from_env
+
+
+class PeTB(TB):
+    """One PE: ``valid`` / ``clear`` strobes (no ``ready``: a PE never stalls), the source's
+    idle knob inserts idle cycles in the middle of a sum."""
+
+    reset_cycles = 1
+    settle_cycles = 0
+
+    def quiet_inputs(self):
+        return (self.dut.valid, self.dut.clear)
 
 
 @cocotb.test()
 async def random_dot_products(dut):
-    seed = int(os.environ["SPARSEMAC_SEED"])
-    rng = random.Random(seed)
-    acc_width = int(os.environ["SPARSEMAC_ACC_WIDTH"])
-    latency = int(os.environ["SPARSEMAC_LATENCY"])
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.valid.value = 0
-    dut.clear.value = 0
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    p = params_from_env()
+    acc_width, latency = int(p["acc_width"]), int(p["latency"])
+    tb = PeTB(dut, idle=0.3)
+    seed, rng = tb.seed, tb.rng
+    await tb.reset()
     cases = [[(-128, -128)] * 300, [(127, -128)] * 50, [(0, 5)] * 3]
     for _ in range(40):
         n = rng.randint(1, 64)
@@ -33,7 +40,7 @@ async def random_dot_products(dut):
             dut.valid.value = 1
             dut.clear.value = int(i == 0)
             await RisingEdge(dut.clk)
-            if rng.random() < 0.3:  # idle cycles in the middle of a sum
+            if tb.idle_now():  # idle cycles in the middle of a sum
                 dut.valid.value = 0
                 await RisingEdge(dut.clk)
         dut.valid.value = 0

@@ -2,27 +2,23 @@
 random conv2d geometries through the tile's implicit im2col, with and without idle /
 backpressure, bit-exact against golden.matmul / golden.conv2d (int32 accumulators).
 
-Environment: SPARSEMAC_SEED, SPARSEMAC_TILE_CFG (config as YAML text), SPARSEMAC_TILE_CASES
-(number of random cases per format).
+The config comes from ``SPARSEMAC_CFG`` (``sim.tb.base.config_from_env``), the seed from the
+run (``SPARSEMAC_SEED``), ``cases`` (random cases per format) from ``SPARSEMAC_PARAMS``.
 """
-
-import os
-import random
 
 import cocotb
 import numpy as np
-import yaml
 from cocotb.triggers import with_timeout
 from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.ops import conv2d, conv_output_shape, matmul
 from sparsemac.golden.prune import prune
-from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import nz_depth
+from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
 from sparsemac.sim.tile_driver import TileDriver, conv_job, tile_job
 
-SEED = int(os.environ.get("SPARSEMAC_SEED", "1"))
-CFG = AcceleratorConfig.from_dict(yaml.safe_load(os.environ.get("SPARSEMAC_TILE_CFG", "{}")))
-CASES = int(os.environ.get("SPARSEMAC_TILE_CASES", "2"))
+SEED = run_seed()
+CFG = config_from_env()
+CASES = int(params_from_env(cases=2)["cases"])
 FORMATS = [("dense", {}), ("nm", {"nm": (2, 4)}), ("nm", {"nm": (1, 8)}),
            ("nm", {"nm": (1, 32)}), ("bitmap", {"group_size": CFG.group_size}),
            ("block", {"block_size": CFG.block_size}), ("block", {"block_size": 2})]
@@ -92,9 +88,8 @@ def _conv_cases(rng):
 
 async def _run_cases(dut, stall):
     rng = np.random.default_rng(SEED)
-    drv = TileDriver(dut, cols=CFG.cols, acc_width=CFG.acc_width, rng=random.Random(SEED),
-                     stall=stall)
-    await drv.start()
+    drv = TileDriver(dut, CFG, seed=SEED, stall=stall)
+    await drv.reset()
     for name, W, X, fmt, kw in _cases(rng):
         pw = pack_weights(W, fmt, **kw)
         for skip in (False, True):

@@ -1,7 +1,5 @@
 """The accelerator top on Verilator (tests/sim/cocotb_accelerator.py): one build per config."""
 
-import json
-
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.top.accelerator import Accelerator
@@ -16,16 +14,42 @@ CONFIGS = {
 }
 
 
-def _run(cfg, seed, testcase=None, nets=2):
-    run_cocotb(Accelerator(cfg), toplevel="accelerator",
-               test_module="tests.sim.cocotb_accelerator", testcase=testcase, seed=seed,
-               env={"SPARSEMAC_CFG": json.dumps(cfg.to_dict()), "SPARSEMAC_NETS": str(nets)},
-               tag=cfg.name)
+#: Per config: rounds of ``hard_resets_mid_job`` and injected networks of ``random_bus_errors``
+#: (0 skips the test; docs/verification.md, "Resets and bus errors").
+SOAK = {"t1": dict(hard_resets=3, error_nets=8), "t2": dict(hard_resets=3, error_nets=6),
+        "t4": dict(hard_resets=2, error_nets=2)}
+#: The ``[soak]`` totals the bench writes, in the order they are printed.
+SOAK_KEYS = ("hard_resets", "jobs", "layers", "errors_injected", "mismatches")
+
+
+def _run(cfg, seed, testcase=None, nets=2, soak=None, stats=None):
+    params = {"nets": nets, **(soak or dict(hard_resets=0, error_nets=0))}
+    if stats is not None:
+        params["stats"] = str(stats)
+    try:
+        run_cocotb(Accelerator(cfg), toplevel="accelerator",
+                   test_module="tests.sim.cocotb_accelerator", testcase=testcase, seed=seed,
+                   cfg=cfg, params=params, tag=cfg.name)
+    finally:
+        _print_soak(stats)
+
+
+def _print_soak(stats):
+    """The bench's totals as ``[soak] key=value`` lines, one key a line (bench/soak.py sums
+    them from the ``-s`` output; cocotb's own stdout goes to the simulator log)."""
+    import json
+
+    if stats is None or not stats.is_file():
+        return
+    totals = json.loads(stats.read_text())
+    for key in (*SOAK_KEYS, *sorted(set(totals) - set(SOAK_KEYS))):
+        if key in totals:
+            print(f"[soak] {key}={totals[key]}")
 
 
 @pytest.mark.parametrize("key", ["t1", "t2", "t4"])
-def test_accelerator(key, seed):
-    _run(CONFIGS[key], seed)
+def test_accelerator(key, seed, tmp_path):
+    _run(CONFIGS[key], seed, soak=SOAK[key], stats=tmp_path / "soak.json")
 
 
 def test_rejects_narrow_ring():

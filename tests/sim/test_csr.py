@@ -1,7 +1,5 @@
 """CsrBank (AXI4-Lite registers) on Verilator, driven by cocotbext-axi's AxiLiteMaster."""
 
-import json
-
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.top.csr_bank import CsrBank
@@ -12,4 +10,4 @@ from sparsemac.sim.runner import run_cocotb
 def test_csr_bank_with_axil_master(preset):
     cfg = AcceleratorConfig.preset(preset)
     run_cocotb(CsrBank(cfg), toplevel="csr_bank", test_module="tests.sim.cocotb_csr",
-               env={"SPARSEMAC_CFG": json.dumps(cfg.to_dict())}, tag=preset)
+               cfg=cfg, tag=preset)

@@ -72,6 +72,5 @@ PARAMS = {
 @pytest.mark.parametrize("name", ["default", "narrow"])
 def test_dma_on_axi_ram(name):
     kw = PARAMS[name]
-    env = {f"SPARSEMAC_{k.upper()}": str(v) for k, v in kw.items()}
     run_cocotb(DmaPair(**kw), toplevel="dma_pair", test_module="tests.sim.cocotb_dma",
-               env=env, tag=name)
+               params=kw, tag=name)

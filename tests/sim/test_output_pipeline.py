@@ -6,16 +6,16 @@ from sparsemac.hw.post.output_pipeline import OutputPipeline
 from sparsemac.sim.runner import run_cocotb
 
 
-def run_pipeline(lanes, acc_width, channels, segments, out_width, *, testcase=None, env=None,
+def run_pipeline(lanes, acc_width, channels, segments, out_width, *, testcase=None, extra=None,
                  tag=""):
     dut = OutputPipeline(lanes=lanes, acc_width=acc_width, max_channels=channels,
                          pwl_segments=segments, pwl_out_width=out_width)
-    e = {"SPARSEMAC_LANES": str(lanes), "SPARSEMAC_ACC_WIDTH": str(acc_width),
-         "SPARSEMAC_CHANNELS": str(channels), "SPARSEMAC_LATENCY": str(dut.latency),
-         "SPARSEMAC_PWL_LATENCY": str(dut.pwl_latency), "SPARSEMAC_PWL_SEGMENTS": str(segments),
-         "SPARSEMAC_OUT_WIDTH": str(out_width), **(env or {})}
+    params = {"lanes": lanes, "acc_width": acc_width, "channels": channels,
+              "latency": dut.latency, "pwl_latency": dut.pwl_latency, "pwl_segments": segments,
+              "out_width": out_width, **(extra or {})}
     return run_cocotb(dut, toplevel="output_pipeline",
-                      test_module="sparsemac.sim.tb.output_pipeline", testcase=testcase, env=e,
+                      test_module="sparsemac.sim.tb.output_pipeline", testcase=testcase,
+                      params=params,
                       tag=tag or f"{lanes}-{acc_width}-{channels}-{segments}-{out_width}")
 
 

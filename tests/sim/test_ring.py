@@ -12,8 +12,8 @@ def _run(nodes, *, fifo_depth=4, testcase=("ring_traffic", "ring_saturation_full
     ring = Ring(nodes=nodes, payload_width=PAYLOAD, fifo_depth=fifo_depth)
     run_cocotb(ring, toplevel="ring", test_module="sparsemac.sim.tb.ring",
                testcase=list(testcase), seed=seed,
-               env={"SPARSEMAC_RING_NODES": str(nodes), "SPARSEMAC_RING_PAYLOAD": str(PAYLOAD),
-                    "SPARSEMAC_RING_CYCLES": str(cycles), "SPARSEMAC_RING_DEPTH": str(fifo_depth)},
+               params={"nodes": nodes, "payload_width": PAYLOAD, "cycles": cycles,
+                       "depth": fifo_depth},
                tag=f"n{nodes}-d{fifo_depth}")
 
 

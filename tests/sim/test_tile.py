@@ -2,7 +2,6 @@
 shapes in CI (2x2, 4x8), more in the slow set."""
 
 import pytest
-import yaml
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.tile.tile import Tile
 from sparsemac.sim.runner import run_cocotb
@@ -23,8 +22,7 @@ SHAPES = {
 def _run(shape, cases):
     cfg = AcceleratorConfig(**SHAPES[shape])
     run_cocotb(Tile(cfg), toplevel="tile", test_module="tests.sim.cocotb_tile",
-               env={"SPARSEMAC_TILE_CFG": yaml.safe_dump(cfg.to_dict()),
-                    "SPARSEMAC_TILE_CASES": str(cases)}, tag=shape)
+               cfg=cfg, params={"cases": cases}, tag=shape)
 
 
 @pytest.mark.parametrize("shape", ["2x2", "4x8"])

