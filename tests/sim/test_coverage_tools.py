@@ -78,11 +78,16 @@ def test_merge_and_per_block(tmp_path):
     assert (pe["line_hit"], pe["line_points"], pe["line_pct"]) == (1, 2, 50.0)
     assert (pe["toggle_hit"], pe["toggle_points"], pe["toggle_pct"]) == (1, 2, 50.0)
     assert pe["uncovered_lines"] == [{"module": "tile.mac.pe_1_0", "line": 40, "kind": "line",
-                                      "what": "block", "instances": 1}]
+                                      "what": "block", "design": d, "instances": 1}]
     assert pe["uncovered_toggles"] == [{"module": "tile.mac.pe_0_0", "signal": "acc",
                                         "points": 1}]
     assert s["total"]["line_pct"] == 75.0
     assert list(s["waivers"]) == ["* / *addr*"] and s["waivers"]["* / *addr*"]["points"] == 1
+    # a line on a Yosys no-op ``dump_module`` if is left out
+    s = cov.summarize(pts, artefacts=lambda f: frozenset({12}))
+    assert s["artefact_lines"] == {"points": 1, "hit": 1}
+    assert s["blocks"]["Tile (tile/tile)"]["line_points"] == 1
+    assert cov.demangle("cmd___05Fpayload__024186") == "cmd__payload$186"
 
 
 def test_cover_model_bins_crosses_waivers():
