@@ -177,10 +177,10 @@ def run_mutant(mutant: Mutant, *, jobs: int, seed: int | None) -> dict:
                "-m", "not slow", *(["-n", str(jobs)] if jobs > 1 else []), *mutant.tests]
         proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
-    failed = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    failed = [ln for ln in out.splitlines() if ln.startswith("FAILED")]
     if proc.returncode == 0:
         result = "survived"
-    elif proc.returncode == 1 and failed:
+    elif failed:             # a test failed (exit 1, or 2 when -x stops the xdist workers)
         result = "caught"
     else:
         result = "error"     # collection error, crash: the mutant broke the build, not a test

@@ -200,3 +200,52 @@ def test_window_edges():
         assert exp == want, f"golden: {buf} {over} B past window {window:#x}: {exp!r}"
         assert g == want, (f"{buf} ends {over} B past the window end {window:#x}: expected "
                            f"{want!r}, got {ErrorCode(g)!r} ({d})")
+
+
+def _act_fits(descs, cfg):
+    """``act_fits`` of each descriptor (OK code expected) on the RTL."""
+    dut = DescChecker(cfg)
+    got = []
+
+    async def tb(ctx):
+        ctx.set(dut.window_bytes, WINDOW)
+        for d in descs:
+            ctx.set(dut.desc.as_value(), int.from_bytes(d.pack(), "little"))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            while not ctx.get(dut.valid):
+                await ctx.tick()
+            got.append((ctx.get(dut.code), ctx.get(dut.act_fits)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return got
+
+
+def test_act_fits_at_and_past_the_activation_buffer():
+    """``act_fits`` is golden's tile-buffer rule (golden.tiling) exactly at the activation
+    buffer's depth and one entry past it: im2col entries (matmul K and conv C*KH*KW per column
+    group) and the conv input image."""
+    from sparsemac.golden.tiling import tile_buffer_shortfall
+    cfg = CFG.replace(act_buf_depth=64)
+    depth, cols = cfg.act_buf_depth, cfg.cols
+    descs = []
+    for k in (depth - 1, depth, depth + 1):               # one column group: entries = K
+        descs.append(matmul_descriptor(m=2, k=k, n=cols, out=4096, acts=0, quant=8192))
+    for c in (depth, depth + 1):                          # 1x1 conv, one group: entries = C
+        descs.append(conv2d_descriptor(c=c, h=1, w=cols, kout=2, kh=1, kw=1, out=4096,
+                                       acts=0, quant=8192))
+    for h in (16, 17):      # stride 4: the input image (C*H*W / cols = 4 H) is the binding rule
+        descs.append(conv2d_descriptor(c=1, h=h, w=4 * cols, kout=2, kh=1, kw=1,
+                                       stride=(4, 4), out=0, acts=8192, quant=12288))
+    got = _act_fits(descs, cfg)
+    for d, (code, fits) in zip(descs, got):
+        image = d.c * d.h * d.w if d.opcode else 0
+        short = tile_buffer_shortfall(cfg, k=d.k, n=d.n, image_bytes=image,
+                                      checks=("act_entries", "flag_words", "image_entries"))
+        assert code == ErrorCode.OK, (d, ErrorCode(code))
+        assert bool(fits) == (short is None), f"{d}: act_fits {fits}, golden {short}"
+    assert [f for _, f in got] == [1, 1, 0, 1, 0, 1, 0], (cfg.cols, got)
