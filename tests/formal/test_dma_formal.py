@@ -22,20 +22,14 @@ vacuous.  Files in ``build/formal/dma_*``.
 
 from __future__ import annotations
 
-import subprocess
-import time
-from pathlib import Path
-
 import pytest
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Module, Signal
 from amaranth.lib import wiring
 from sparsemac.hw.hub.dma_engine import _State
 from sparsemac.hw.hub.dma_reader import DmaReader
 from sparsemac.hw.hub.dma_writer import DmaWriter
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-OUT = ROOT / "build" / "formal"
+from tests.formal.sby import run_sby
 
 PARAMS = dict(data_width=32, addr_width=16, id_width=2, max_burst=256, max_outstanding=2,
               watchdog_cycles=4, tag_width=1)
@@ -132,35 +126,10 @@ class FormalDma(wiring.Component):
         return m
 
 
-SBY = """\
-[options]
-mode {mode}
-depth {depth}
-
-[engines]
-smtbmc boolector
-
-[script]
-read_rtlil design.il
-prep -top top
-
-[files]
-design.il
-"""
 
 
 def prove(formal_env, top, name: str, *, depth: int, mode: str = "prove") -> tuple[bool, str]:
-    sby, env = formal_env
-    work = OUT / name
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "design.il").write_text(rtlil.convert(top, name="top"))
-    (work / "dma.sby").write_text(SBY.format(depth=depth, mode=mode))
-    t0 = time.monotonic()
-    res = subprocess.run([sby, "-f", "dma.sby"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=3600)
-    out = res.stdout + res.stderr
-    print(f"[formal] {name}: rc={res.returncode} in {time.monotonic() - t0:.1f} s")
-    return res.returncode == 0 and "DONE (PASS" in out, out
+    return run_sby(formal_env, top, name, depth=depth, mode=mode)
 
 
 @pytest.mark.parametrize("engine,prefix", [(DmaReader, "ar"), (DmaWriter, "aw")],

@@ -19,20 +19,12 @@ A mutant with one credit too many must fail the proof, so the properties are not
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Module, Signal
 from amaranth.lib import wiring
 from sparsemac.hw.ring import Ring, RingRouter
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-OUT = ROOT / "build" / "formal"
-VENV_BIN = Path(sys.executable).parent
+from tests.formal.sby import run_sby
 
 
 class FormalRing(wiring.Component):
@@ -82,37 +74,12 @@ class FormalRing(wiring.Component):
         return m
 
 
-SBY = """\
-[options]
-mode {mode}
-depth {depth}
-
-[engines]
-smtbmc boolector
-
-[script]
-read_rtlil design.il
-prep -top top
-
-[files]
-design.il
-"""
 
 
 def prove(formal_env, ring: Ring, name: str, depth: int = 6, mode: str = "prove",
           dateline: bool = False) -> tuple[bool, str]:
-    sby, env = formal_env
-    work = OUT / name
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "design.il").write_text(rtlil.convert(FormalRing(ring, dateline=dateline),
-                                                  name="top"))
-    (work / "ring.sby").write_text(SBY.format(depth=depth, mode=mode))
-    t0 = time.monotonic()
-    res = subprocess.run([sby, "-f", "ring.sby"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=1800)
-    out = res.stdout + res.stderr
-    print(f"[formal] {name}: rc={res.returncode} in {time.monotonic() - t0:.1f} s")
-    return res.returncode == 0 and "DONE (PASS" in out, out
+    return run_sby(formal_env, FormalRing(ring, dateline=dateline), name, depth=depth,
+                   mode=mode)
 
 
 @pytest.mark.parametrize("nodes,fifo_depth", [(1, 2), (2, 2), (3, 1)])

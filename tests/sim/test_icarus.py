@@ -72,7 +72,7 @@ def _cycles(test_dir) -> dict[str, int]:
 def test_icarus_matches_verilator_cycles(bench, seed):
     version = icarus_version()
     if version is None:
-        pytest.skip(NO_ICARUS)
+        pytest.fail(NO_ICARUS)
     component, kw = BENCHES[bench]()
     verilog = to_verilog(component, kw["toplevel"])
     cycles, secs = {}, {}
