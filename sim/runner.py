@@ -107,6 +107,22 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _cached_build(name: str, verilog: str, toplevel: str, build) -> Path:
+    """The build folder ``BUILD_ROOT/name``: made once by ``build(source, folder)`` under a
+    file lock (parallel test workers share it), reused once its ``.built`` marker exists."""
+    build_dir = BUILD_ROOT / name
+    with _locked(BUILD_ROOT / f".{name}.lock"):
+        done = build_dir / ".built"
+        if done.is_file():
+            return build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        src = build_dir / f"{toplevel}.v"
+        src.write_text(verilog)
+        build(src, build_dir)
+        done.write_text("ok\n")
+    return build_dir
+
+
 def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = (),
                     waves: bool = False, coverage: bool | None = None) -> Path:
     """Build (or reuse) the Verilator model of ``verilog``; returns its build directory.
@@ -120,17 +136,10 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
         extra_args = (*extra_args, *COVERAGE_ARGS)
     key = hashlib.sha256((verilog + repr(tuple(extra_args)) + str(waves)).encode()).hexdigest()
     name = f"{toplevel}{'-cov' if cov else ''}-{key[:16]}"
-    build_dir = BUILD_ROOT / name
-    with _locked(BUILD_ROOT / f".{name}.lock"):
-        done = build_dir / ".built"
-        if done.is_file():
-            return build_dir
-        build_dir.mkdir(parents=True, exist_ok=True)
-        src = build_dir / f"{toplevel}.v"
-        src.write_text(verilog)
+
+    def build(src: Path, build_dir: Path) -> None:
         apply_tool_env()
-        runner = get_runner("verilator")
-        runner.build(
+        get_runner("verilator").build(
             sources=[src],
             hdl_toplevel=toplevel,
             build_dir=build_dir,
@@ -140,8 +149,8 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
             waves=waves,
             log_file=build_dir / "build.log",
         )
-        done.write_text("ok\n")
-    return build_dir
+
+    return _cached_build(name, verilog, toplevel, build)
 
 
 def build_icarus(verilog: str, toplevel: str, *, waves: bool = False) -> Path:
@@ -158,19 +167,13 @@ def build_icarus(verilog: str, toplevel: str, *, waves: bool = False) -> Path:
                            "comes from the OS (Debian: apt-get install iverilog)")
     key = hashlib.sha256((verilog + version + str(waves)).encode()).hexdigest()
     name = f"{toplevel}-icarus-{key[:16]}"
-    build_dir = BUILD_ROOT / name
-    with _locked(BUILD_ROOT / f".{name}.lock"):
-        done = build_dir / ".built"
-        if done.is_file():
-            return build_dir
-        build_dir.mkdir(parents=True, exist_ok=True)
-        src = build_dir / f"{toplevel}.v"
-        src.write_text(verilog)
+
+    def build(src: Path, build_dir: Path) -> None:
         get_runner("icarus").build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
                                    timescale=("1ns", "1ps"), waves=waves,
                                    log_file=build_dir / "build.log")
-        done.write_text("ok\n")
-    return build_dir
+
+    return _cached_build(name, verilog, toplevel, build)
 
 
 def bench_env(*, cfg=None, params: Mapping[str, object] | None = None) -> dict[str, str]:
