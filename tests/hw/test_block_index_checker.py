@@ -23,7 +23,7 @@ from tests.hw.test_image_checker import (
     pack,
     random_matrix,
 )
-from tests.hw.test_section_checker import SectionBench
+from tests.hw.test_section_checker import run_checked
 
 C = FormatErrorCode
 
@@ -93,9 +93,7 @@ def _check(cfg, rng, seed, imgs, **kw):
                              f"{seen['lastcol'][:3]}: {bytes(img).hex()}")
         return img, inputs, observe, {"init": 1}, finish
 
-    bench = SectionBench(dut, cfg, rng, **kw)
-    bench.run([job(cls, img) for cls, img in imgs])
-    assert not fails, f"seed {seed}: {len(fails)} of {len(imgs)} wrong:\n" + "\n".join(fails[:5])
+    bench = run_checked(dut, cfg, rng, seed, [job(cls, img) for cls, img in imgs], fails, **kw)
     return codes, bench
 
 

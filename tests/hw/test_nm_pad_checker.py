@@ -14,7 +14,7 @@ from sparsemac.hw.tile.nm_pad_checker import NmPadChecker
 
 from tests.hw.test_image_checker import _cfg, corrupt, expected_code, pack, random_matrix
 from tests.hw.test_nm_index_checker import nm_view
-from tests.hw.test_section_checker import SectionBench
+from tests.hw.test_section_checker import run_checked
 
 C = FormatErrorCode
 
@@ -53,9 +53,7 @@ def _check(cfg, rng, seed, imgs, **kw):
                 fails.append(f"{cls}: golden {C(exp).name}, bad_pad {got}: {bytes(img).hex()}")
         return img, inputs, None, {"init": 1}, finish
 
-    bench = SectionBench(dut, cfg, rng, **kw)
-    bench.run([job(cls, img) for cls, img in imgs])
-    assert not fails, f"seed {seed}: {len(fails)} of {len(imgs)} wrong:\n" + "\n".join(fails[:5])
+    bench = run_checked(dut, cfg, rng, seed, [job(cls, img) for cls, img in imgs], fails, **kw)
     return codes, bench
 
 

@@ -88,6 +88,16 @@ class SectionBench:
         sim.run()
 
 
+def run_checked(dut, cfg, rng, seed, jobs, fails, **kw) -> SectionBench:
+    """Run ``jobs`` through ``dut`` on a `SectionBench` and fail with the first five entries the
+    jobs appended to ``fails`` (and the seed)."""
+    bench = SectionBench(dut, cfg, rng, **kw)
+    bench.run(jobs)
+    assert not fails, (f"seed {seed}: {len(fails)} of {len(jobs)} wrong:\n"
+                       + "\n".join(fails[:5]))
+    return bench
+
+
 def test_rejects_bad_config():
     with pytest.raises(TypeError, match=r"^cfg must be an AcceleratorConfig, not 3$"):
         PtrSectionChecker(3)
