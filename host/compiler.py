@@ -13,13 +13,12 @@ image per tile, back to back (section 8.1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
-    QUANT_RECORD_BYTES,
     Descriptor,
     ErrorCode,
     Flags,
@@ -48,7 +47,8 @@ from .placement import MemoryPlan, Region
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
            "tile_buffer_needs", "check_tile_buffers", "layer_buffer_shortfall", "QUANT_MODES",
-           "OUT_FILLS", "RANDOM_LUT_SCALES"]
+           "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
+           "BIAS_LIMIT"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -60,6 +60,9 @@ QUANT_MODES = ("calibrate", "random")
 OUT_FILLS = ("zero", "random")
 #: Input and output LSB of the activation tables under ``quant="random"``.
 RANDOM_LUT_SCALES = (1 / 20, 1 / 50)
+#: Largest quantized float bias magnitude: the weight scale of a channel is floored so that its
+#: bias stays within it (2**30, headroom below int32 for the accumulation).
+BIAS_LIMIT = 2.0**30
 
 
 @dataclass
@@ -77,7 +80,8 @@ class CompiledLayer:
     slices : list of golden.formats.PackedWeights
         The per-tile images stored back to back at ``descriptor.weights`` (spec section 8.1).
     bias, mult, shift : numpy.ndarray or None
-        Per output channel (None without requantization).
+        Per output channel (None without requantization; without it ``bias`` is the given
+        bias the host adds to the int32 accumulators it reads, see `values`).
     lut : numpy.ndarray or None
         The 256-entry activation table.
     x : numpy.ndarray
@@ -86,6 +90,10 @@ class CompiledLayer:
         Golden output ``(M, N)``: int8, or the int32 accumulators without requantization.
     in_scale, out_scale : float
         Real value of one LSB of the input and of the output.
+    requant_scale : float or None
+        Real value of one LSB of the requantized output before the activation table.
+    chain : int
+        Index of the network (chain of layers) the layer belongs to in the window.
     weight_scale : numpy.ndarray
         Real value of one weight LSB per output channel.
     stats : golden.perf.LayerStats
@@ -109,6 +117,19 @@ class CompiledLayer:
     weight_scale: np.ndarray
     stats: LayerStats
     regions: dict = field(default_factory=dict)
+    requant_scale: float | None = None
+    chain: int = 0
+
+    def values(self, raw=None) -> np.ndarray:
+        """Real values of an output buffer (``raw``, default `expected`): int8 times
+        `out_scale`; int32 accumulators (``requant`` false) plus the layer's bias, times
+        ``in_scale * weight_scale`` per output channel (the bias the accelerator does not add
+        without requantization is added here)."""
+        y = np.asarray(self.expected if raw is None else raw).reshape(self.spec.out, -1)
+        if self.spec.requant:
+            return y.astype(np.float64) * self.out_scale
+        b = np.zeros(self.spec.out) if self.bias is None else self.bias
+        return (y.astype(np.float64) + b[:, None]) * (self.in_scale * self.weight_scale)[:, None]
 
 
 @dataclass
@@ -132,8 +153,9 @@ class CompiledNetwork:
     regions : list of Region
     input : numpy.ndarray
         The int8 network input, flat, as stored (of ``network``).
-    networks, inputs : tuple
-        Every network compiled into the window and its input (one each for one network).
+    networks, inputs, input_scales : tuple
+        Every network compiled into the window (a batch of images: one per image), its input
+        and the real value of its input LSB.
     """
 
     network: Network
@@ -146,6 +168,11 @@ class CompiledNetwork:
     input: np.ndarray
     networks: tuple = ()
     inputs: tuple = ()
+    input_scales: tuple = ()
+
+    def chain(self, j: int = 0) -> list:
+        """The compiled layers of network ``j`` (in order)."""
+        return [cl for cl in self.layers if cl.chain == j]
 
     @property
     def desc_count(self) -> int:
@@ -286,19 +313,26 @@ def _input(net: Network, rng) -> tuple[np.ndarray, float]:
         x = np.where(rng.random(net.input_shape) < net.input_density, x, 0)
         return x.astype(np.int8), net.input_scale or DEFAULT_INPUT_SCALE
     if np.issubdtype(v.dtype, np.floating):
-        s = float(np.abs(v).max()) / 127 or 1.0
+        s = net.input_scale or float(np.abs(v).max()) / 127 or 1.0
         return np.clip(np.rint(v / s), -127, 127).astype(np.int8), s
     return v.astype(np.int8), net.input_scale or DEFAULT_INPUT_SCALE
 
 
-def _weights(spec: LayerSpec, cfg, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Pruned int8 weights and their per-channel scale."""
+def _weights(spec: LayerSpec, cfg, rng, s_x: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pruned int8 weights and their per-channel scale.
+
+    Float weights are quantized per output channel with ``max |w| / 127``, floored so that a
+    given float bias fits int32 once divided by ``s_x * s_w`` (a near-dead row, all weights
+    ~0, gets the scale its bias needs and quantizes to zeros instead of overflowing)."""
     w, given_scale = spec.weights, None
     if w is None:
         w = rng.integers(-127, 128, size=spec.weight_shape).astype(np.int8)
     elif np.issubdtype(w.dtype, np.floating):
-        amax = np.abs(w.reshape(spec.out, -1)).max(axis=1)
-        given_scale = np.where(amax > 0, amax / 127, 1.0)
+        amax = np.abs(w.reshape(spec.out, -1)).max(axis=1).astype(np.float64)
+        given_scale = amax / 127
+        if isinstance(spec.bias, np.ndarray) and np.issubdtype(spec.bias.dtype, np.floating):
+            given_scale = np.maximum(given_scale, np.abs(spec.bias) / (s_x * BIAS_LIMIT))
+        given_scale = np.where(given_scale > 0, given_scale, 1.0)
         w = np.clip(np.rint(w / given_scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
         w = w.astype(np.int8)
     else:
@@ -308,7 +342,8 @@ def _weights(spec: LayerSpec, cfg, rng) -> tuple[np.ndarray, np.ndarray]:
                      nm=spec.nm or (2, 4))
     if given_scale is None:
         if spec.weight_scale is not None:
-            given_scale = np.full(spec.out, spec.weight_scale)
+            given_scale = np.broadcast_to(np.asarray(spec.weight_scale, dtype=np.float64),
+                                          (spec.out,)).copy()
         else:  # He-like: unit-variance inputs give unit-variance outputs
             sq = float((w.reshape(spec.out, -1).astype(np.float64) ** 2).sum(axis=1).mean())
             given_scale = np.full(spec.out, 1 / math.sqrt(sq) if sq > 0 else 1.0)
@@ -324,25 +359,36 @@ def _out_scale(func: str, in_scale: float) -> float:
     return top / 127 if top > 0 else in_scale
 
 
-def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng, quant: str) -> CompiledLayer:
-    w, s_w = _weights(spec, cfg, rng)
+def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
+           ) -> tuple[CompiledLayer, list]:
+    """Compile one layer for the inputs ``curs`` (flat int8 arrays, one per image of a batch;
+    the scales are calibrated over all of them); the compiled layer holds the first one's
+    input and output, the list every output."""
+    w, s_w = _weights(spec, cfg, rng, s_x)
     w2 = w.reshape(spec.out, -1)
     m, k, n = spec.mkn
     aw = cfg.acc_width
     nm = spec.nm or (2, 4)
     packed = pack_weights(w2, spec.fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                           nm=nm)
-    if spec.op == "matmul":
-        x = cur.reshape(k, n)
-        cols, geo = x, {}
-    else:
-        x = cur.reshape(1, *spec.in_shape)
-        geo = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
-        cols, _ = im2col(x, spec.kernel[0], spec.kernel[1], **geo)
-    acc = matmul(w2, cols, acc_width=aw)  # (M, N) wrapped accumulators
-    bias = mult = shift = lut = None
+    geo = {} if spec.op == "matmul" else dict(stride=spec.stride, padding=spec.padding,
+                                               dilation=spec.dilation)
+    xs, colss = [], []
+    for cur in curs:
+        if spec.op == "matmul":
+            x = cur.reshape(k, n)
+            cols = x
+        else:
+            x = cur.reshape(1, *spec.in_shape)
+            cols, _ = im2col(x, spec.kernel[0], spec.kernel[1], **geo)
+        xs.append(x)
+        colss.append(cols)
+    x, cols = xs[0], colss[0]
+    # (M, N) wrapped accumulators of every input, side by side
+    acc = np.concatenate([matmul(w2, c, acc_width=aw) for c in colss], axis=1)
+    bias = mult = shift = lut = s_y = None
     s_out = s_x
-    if spec.requant:
+    if spec.requant or not isinstance(spec.bias, bool):
         amax = int(np.abs(acc).max(initial=1)) + 1
         if spec.bias is True and quant == "random":
             bias = rng.integers(-amax // 4 - 1, amax // 4 + 1, size=m).astype(np.int64)
@@ -358,35 +404,168 @@ def _layer(spec: LayerSpec, cfg, cur: np.ndarray, s_x: float, rng, quant: str) -
         if bias.size and (bias.min() < -2**31 or bias.max() > 2**31 - 1):
             raise NetworkError(f"layers[{spec.index}].bias must fit int32 once quantized, "
                                f"not range [{int(bias.min())}, {int(bias.max())}]")
+    if spec.requant:
         if quant == "random":  # mult / 2**shift scales max |acc| to about 2**7
             mult = rng.integers(1 << 20, 1 << 22, size=m).astype(np.int64)
             shift = np.full(m, max(1, min(63, amax.bit_length() + 15)), dtype=np.int64)
             shift = np.maximum(shift - rng.integers(0, 3, size=m), 1)
             s_y, s_out = RANDOM_LUT_SCALES[0], s_x
         else:
-            real = wrap(acc + bias[:, None], aw).astype(np.float64) * (s_x * s_w)[:, None]
-            top = float(np.abs(real).max()) if real.size else 0.0
-            s_y = top / 127 if top > 0 else s_x * float(s_w.mean())
+            if spec.requant_scale is not None:
+                s_y = spec.requant_scale
+            else:
+                real = wrap(acc + bias[:, None], aw).astype(np.float64) * (s_x * s_w)[:, None]
+                top = float(np.abs(real).max()) if real.size else 0.0
+                s_y = top / 127 if top > 0 else s_x * float(s_w.mean())
             mult, shift = requant_params(s_x * s_w / s_y)
             s_out = s_y
         if spec.activation:
-            s_out = (RANDOM_LUT_SCALES[1] if quant == "random"
-                     else _out_scale(spec.activation, s_y))
+            if quant == "random":
+                s_out = RANDOM_LUT_SCALES[1]
+            else:
+                s_out = spec.out_scale or _out_scale(spec.activation, s_y)
             lut = build_lut(spec.activation, s_y, s_out)
-    kw = dict(bias=bias, mult=mult, shift=shift, lut=lut, acc_width=aw)
-    if spec.op == "matmul":
-        y = matmul(w2, x, **kw)
-    else:
-        y = conv2d(x, w, **geo, **kw).reshape(m, n)
-    if not spec.requant:
-        y = wrap(y, 32)  # the out buffer holds int32 accumulators (their low 32 bits)
+    kw = dict(bias=bias if spec.requant else None, mult=mult, shift=shift, lut=lut, acc_width=aw)
+    ys = []
+    for xb in xs:
+        if spec.op == "matmul":
+            y = matmul(w2, xb, **kw)
+        else:
+            y = conv2d(xb, w, **geo, **kw).reshape(m, n)
+        if not spec.requant:
+            y = wrap(y, 32)  # the out buffer holds int32 accumulators (their low 32 bits)
+        ys.append(y)
     st = layer_stats(packed, cols, spec.fmt, cfg, bias=spec.requant, requant=spec.requant,
                      lut=lut is not None, act_bytes=int(x.size))
     slices = split_weights(w2, spec.fmt, cfg, nm=nm)
     return CompiledLayer(spec=spec, descriptor=Descriptor(), weights=w, packed=packed,
                          slices=slices,
-                         bias=bias, mult=mult, shift=shift, lut=lut, x=x, expected=y,
-                         in_scale=s_x, out_scale=s_out, weight_scale=s_w, stats=st)
+                         bias=bias, mult=mult, shift=shift, lut=lut, x=x, expected=ys[0],
+                         in_scale=s_x, out_scale=s_out, weight_scale=s_w, stats=st,
+                         requant_scale=s_y), ys
+
+
+def _is_fixed(spec: LayerSpec) -> bool:
+    """Every parameter of the layer is given (no random draw, no calibration on the input):
+    its compiled weights, records and table do not depend on the chain it is in."""
+    return (spec.weights is not None and spec.prune == "none" and spec.bias is not True
+            and (not spec.requant or spec.requant_scale is not None))
+
+
+def _input_scale(net: Network, x0: np.ndarray) -> float:
+    v = net.input_values
+    if v is not None and np.issubdtype(v.dtype, np.floating) and not net.input_scale:
+        return float(np.abs(v).max()) / 127 or 1.0
+    return net.input_scale or DEFAULT_INPUT_SCALE
+
+
+def _frozen(spec: LayerSpec, cl: CompiledLayer) -> LayerSpec:
+    return replace(spec, weights=cl.weights, prune="none", density=None,
+                   weight_scale=cl.weight_scale,
+                   bias=False if cl.bias is None else cl.bias.astype(np.int64),
+                   requant_scale=cl.requant_scale if spec.requant else None,
+                   out_scale=cl.out_scale if spec.requant and spec.activation else None)
+
+
+def freeze(cn: CompiledNetwork, j: int = 0) -> Network:
+    """Network ``j`` of a compiled window with every parameter fixed to what was compiled:
+    int8 weights (pruned), per-channel weight scales, int32 biases, the input LSB and every
+    layer's output LSB.  Compiling it again on another input of the same shape uses the same
+    parameters (no random draw, no calibration)."""
+    net = cn.networks[j]
+    layers = tuple(_frozen(cl.spec, cl) for cl in cn.chain(j))
+    return replace(net, layers=layers, input_scale=cn.input_scales[j])
+
+
+def _as_inputs(net: Network, values, what: str) -> list[np.ndarray]:
+    """``values`` as a list of network inputs (one per image of an image network, one matrix of
+    columns of a matrix network), checked against the network's input."""
+    v = np.asarray(values)
+    if v.dtype == object or not (np.issubdtype(v.dtype, np.integer)
+                                 or np.issubdtype(v.dtype, np.floating)):
+        raise NetworkError(f"{what} must hold numbers, not {v.dtype}")
+    if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
+        raise NetworkError(f"{what} must hold finite numbers only (no NaN or inf)")
+    if np.issubdtype(v.dtype, np.integer) and v.size and (v.min() < -128 or v.max() > 127):
+        raise NetworkError(f"{what} must hold int8 values (-128..127) when given as integers, "
+                           f"not range [{int(v.min())}, {int(v.max())}]")
+    shp = net.input_shape
+    if len(shp) == 3:
+        if v.shape == shp:
+            v = v[None]
+        if v.ndim != 4 or v.shape[1:] != shp or not v.shape[0]:
+            raise NetworkError(f"{what} must have the shape [N, {', '.join(map(str, shp))}] of "
+                               f"the network's input images, not {list(v.shape)}")
+        return list(v)
+    if v.ndim != 2 or v.shape[0] != shp[0] or not v.shape[1]:
+        raise NetworkError(f"{what} must have the shape [{shp[0]}, N] (columns of the "
+                           f"network's input matrix), not {list(v.shape)}")
+    return [v]
+
+
+def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Network:
+    """Fix every scale of ``net`` on a calibration set (docs/host.md section 2).
+
+    ``calib``: images ``[B, C, H, W]`` of an image network or columns ``[K, B]`` of a matrix
+    network (float: real values; int: int8); default the network's own input (all images of a
+    batch).  Layer by layer, the requantization scale is the largest real output over every
+    calibration input / 127, as `compile_network` does for one input; the result is
+    `freeze`-like: weights, biases and scales fixed, so every image or slice of a later run uses
+    the same parameters.
+
+    Raises
+    ------
+    NetworkError
+        ``calib`` has the wrong shape or values, or a network with a matrix input feeds a
+        conv2d (its columns are no batch).
+    """
+    _check_config(net, cfg)
+    s = net.seed if seed is None else int(seed)
+    if calib is None:
+        if net.input_values is None:
+            rng = np.random.default_rng([s, 0])
+            shape = (net.batch, *net.input_shape) if net.batch > 1 else net.input_shape
+            x = rng.integers(-127, 128, size=shape)
+            calib = np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
+        else:
+            calib = net.input_values
+    curs = _as_inputs(net, calib, "calibration input")
+    v = np.asarray(calib)
+    if np.issubdtype(v.dtype, np.floating):
+        s_x = net.input_scale or float(np.abs(v).max()) / 127 or 1.0
+        curs = [np.clip(np.rint(c / s_x), -127, 127).astype(np.int8) for c in curs]
+    else:
+        s_x = net.input_scale or DEFAULT_INPUT_SCALE
+        curs = [c.astype(np.int8) for c in curs]
+    s_x0 = s_x
+    run = net if len(net.input_shape) == 3 else net.with_columns(curs[0].shape[1])
+    curs = [c.ravel() for c in curs]
+    specs = []
+    for spec, orig in zip(run.layers, net.layers, strict=True):
+        cl, ys = _layer(spec, cfg, curs, s_x, np.random.default_rng([s, spec.index + 1]),
+                        "calibrate")
+        specs.append(_frozen(orig, cl))
+        curs, s_x = [y.ravel().astype(np.int8) for y in ys], cl.out_scale
+    return replace(net, layers=tuple(specs), input_scale=s_x0)
+
+
+def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Network]:
+    """A network whose input is a batch of ``N`` images as ``N`` networks of one image each,
+    with the parameters fixed once for the whole batch (`calibrate` on the batch itself unless
+    they are fixed already): compiled together they share one copy of every layer's weights,
+    records and table."""
+    if net.batch == 1:
+        return [net]
+    fixed = net if all(_is_fixed(sp) for sp in net.layers) and net.input_scale else \
+        calibrate(net, cfg, seed=seed)
+    if net.input_values is None:   # the same random images calibrate drew
+        rng = np.random.default_rng([net.seed if seed is None else int(seed), 0])
+        shape = (net.batch, *net.input_shape)
+        x = rng.integers(-127, 128, size=shape)
+        values = np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
+    else:
+        values = net.input_values
+    return [replace(fixed, input_values=values[b], batch=1) for b in range(net.batch)]
 
 
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
@@ -436,6 +615,10 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         raise TypeError(f"net must be a Network or a non-empty sequence of them, not {net!r}")
     for n in nets:
         _check_config(n, cfg)
+    if any(n.batch > 1 for n in nets):
+        if quant != "calibrate":
+            raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
+        nets = [b for n in nets for b in batch_networks(n, cfg, seed=seed)]
     # random streams: network 0 draws its input from [seed, 0] and layer i from [seed, i + 1];
     # network j > 0 from [seed, j, 0] and [seed, j, i + 1]
     chains = []     # (prefix, input, compiled layers) per network
@@ -445,16 +628,19 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         x0, s_x = _input(n, np.random.default_rng([*key, 0]))
         cur, layers = x0.ravel(), []
         for spec in n.layers:
-            cl = _layer(spec, cfg, cur, s_x, np.random.default_rng([*key, spec.index + 1]), quant)
+            cl, _ = _layer(spec, cfg, [cur], s_x,
+                           np.random.default_rng([*key, spec.index + 1]), quant)
+            cl.chain = j
             layers.append(cl)
             cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
-        chains.append((f"net{j}." if len(nets) > 1 else "", x0, layers))
-    every = [cl for _, _, layers in chains for cl in layers]
+        chains.append((f"net{j}." if len(nets) > 1 else "", x0, layers, _input_scale(n, x0)))
+    every = [cl for c in chains for cl in c[2]]
     plan = MemoryPlan()
     desc_off = plan.alloc("descriptors", DESC_BYTES * len(every))
     blobs: list[tuple[int, bytes]] = []
     outs: list[tuple[int, int]] = []
-    for prefix, x0, layers in chains:
+    shared: dict[int, tuple] = {}   # id(spec) -> (bytes, offsets) of a fixed layer's parameters
+    for prefix, x0, layers, _ in chains:
         acts = plan.alloc(f"{prefix}input", x0.size)
         blobs.append((acts, x0.astype(np.int8).tobytes()))
         for cl in layers:
@@ -462,18 +648,30 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             name = f"{prefix}{s.name}"
             regs = {"acts": Region(f"{name}.acts", acts, int(cl.x.size))}
             wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
-            wo = plan.alloc(f"{name}.weights", len(wimg))
-            blobs.append((wo, wimg))
-            flags = Flags(0)
-            qo = lo = 0
-            if s.requant:
-                flags |= Flags.REQUANT
-                qo = plan.alloc(f"{name}.quant", QUANT_RECORD_BYTES * s.out)
-                blobs.append((qo, quant_records(cl.bias, cl.mult, cl.shift)))
-            if cl.lut is not None:
-                flags |= Flags.LUT
-                lo = plan.alloc(f"{name}.lut", LUT_BYTES)
-                blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
+            qimg = quant_records(cl.bias, cl.mult, cl.shift) if s.requant else b""
+            limg = cl.lut.astype(np.int8).tobytes() if cl.lut is not None else b""
+            flags = Flags(0) | (Flags.REQUANT if s.requant else 0) | (
+                Flags.LUT if cl.lut is not None else 0)
+            prev = shared.get(id(s))
+            if prev is not None and prev[0] == (wimg, qimg, limg):
+                # the same fixed layer in another image of a batch: one copy of its parameters
+                wo, qo, lo = prev[1]
+                regs.update(prev[2])
+            else:
+                wo = plan.alloc(f"{name}.weights", len(wimg))
+                blobs.append((wo, wimg))
+                qo = lo = 0
+                if s.requant:
+                    qo = plan.alloc(f"{name}.quant", len(qimg))
+                    blobs.append((qo, qimg))
+                if cl.lut is not None:
+                    lo = plan.alloc(f"{name}.lut", LUT_BYTES)
+                    blobs.append((lo, limg))
+                if _is_fixed(s):
+                    shared[id(s)] = ((wimg, qimg, limg), (wo, qo, lo),
+                                     {part: plan.region(f"{name}.{part}")
+                                      for part in ("weights", "quant", "lut")
+                                      if plan.has(f"{name}.{part}")})
             if irq_last and cl is every[-1]:
                 flags |= Flags.IRQ
             size = cl.expected.size * (1 if s.requant else 4)
@@ -492,10 +690,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                       **common)
             cl.descriptor = d
             for part in ("weights", "quant", "lut", "out"):
-                try:
+                if part not in regs and plan.has(f"{name}.{part}"):
                     regs[part] = plan.region(f"{name}.{part}")
-                except KeyError:
-                    pass
             cl.regions = regs
             acts = oo
     window = plan.window_bytes
@@ -517,4 +713,5 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     return CompiledNetwork(network=nets[0], config=cfg, base=base, image=bytes(image),
                            desc_offset=desc_off, layers=every, regions=list(plan.regions),
                            input=chains[0][1].ravel(), networks=tuple(nets),
-                           inputs=tuple(x0.ravel() for _, x0, _ in chains))
+                           inputs=tuple(c[1].ravel() for c in chains),
+                           input_scales=tuple(c[3] for c in chains))

@@ -11,7 +11,8 @@ Configuration-dependent checks (formats built in, LUT engine) are done by the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ import numpy as np
 from sparsemac.yamlfile import MarkedDict, load_file
 
 __all__ = ["Network", "LayerSpec", "NetworkError", "load_network", "network_from_dict",
-           "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT", "PRUNE_METHODS"]
+           "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT", "PRUNE_METHODS",
+           "MAX_ELEMENTS", "MAX_BATCH"]
 
 OPS = ("matmul", "conv2d")
 WEIGHT_FORMATS = ("dense", "bitmap", "block", "nm")
@@ -32,7 +34,12 @@ _NM_MS = (2, 4, 8, 16, 32)
 _TOP_KEYS = ("name", "seed", "input", "layers")
 _INPUT_KEYS = ("shape", "values", "scale", "density")
 _COMMON_KEYS = ("name", "op", "format", "prune", "density", "nm", "activation", "requant",
-                "bias", "weights", "weight_scale")
+                "bias", "weights", "weight_scale", "requant_scale", "out_scale")
+#: Largest number of values of one tensor (weights, input, output of a layer): sizes are
+#: checked against it before anything is allocated.
+MAX_ELEMENTS = 1 << 24
+#: Largest batch of images (``input.shape`` ``[N, C, H, W]``).
+MAX_BATCH = 65536
 _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
             "conv2d": ("out_channels", "in_channels", "kernel", "stride", "padding", "dilation",
                        "reshape")}
@@ -82,8 +89,13 @@ class LayerSpec:
         Random bias (True), none (False) or given values (float: real, int: int32).
     weights : numpy.ndarray or None
         Given weights (float: quantized per output channel; int: int8 as is), else random.
-    weight_scale : float or None
-        Real value of one weight LSB for given int8 weights (default: He-like, docs/host.md).
+    weight_scale : float, numpy.ndarray or None
+        Real value of one weight LSB for given int8 weights, one value or one per output
+        channel (default: He-like, docs/host.md).
+    requant_scale, out_scale : float or None
+        Fixed real value of one LSB of the requantized output and of the activation table's
+        output (an imported quantized model, or a calibration; docs/host.md section 2); None:
+        calibrated on the input the image carries.
     line : int or None
         Line of the layer in its YAML file.
     lines : dict of str to int
@@ -108,7 +120,9 @@ class LayerSpec:
     requant: bool = True
     bias: object = True
     weights: np.ndarray | None = None
-    weight_scale: float | None = None
+    weight_scale: object = None
+    requant_scale: float | None = None
+    out_scale: float | None = None
     line: int | None = None
     lines: dict = field(default_factory=dict, compare=False)
 
@@ -138,11 +152,15 @@ class Network:
     seed : int
         Seed of the random weights, biases and input (``--seed`` overrides it).
     input_shape : tuple of int
-        ``(K, N)`` for a matrix input, ``(C, H, W)`` for an image (NCHW, batch 1).
+        ``(K, N)`` for a matrix input, ``(C, H, W)`` for one image (NCHW).
     input_values : numpy.ndarray or None
-        Given input (float: quantized with ``max|x| / 127``; int: int8 as is), else random.
+        Given input, ``input_shape`` or ``(batch, C, H, W)`` (float: quantized with
+        ``input_scale`` when given, else ``max|x| / 127``; int: int8 as is), else random.
     input_scale : float or None
         Real value of one input LSB (default 1/64 for int8 inputs).
+    batch : int
+        Images of an image input (``input.shape`` ``[N, C, H, W]``); 1 for a matrix input,
+        whose batch is its N columns.
     input_density : float
         Fraction of non-zero values of a random input.
     layers : tuple of LayerSpec
@@ -158,6 +176,33 @@ class Network:
     input_density: float
     layers: tuple
     source: str = "network"
+    batch: int = 1
+
+
+    def with_columns(self, n: int) -> Network:
+        """The network on an input matrix of ``n`` columns instead of ``input_shape[1]``
+        (the columns of a matrix input are its batch): every matmul's ``N`` follows.
+
+        Raises
+        ------
+        NetworkError
+            The input is an image, or a conv2d follows the matrix (its reshape fixes N)."""
+        if len(self.input_shape) != 2:
+            raise NetworkError(f"{self.source}: only a network with a matrix input [K, N] can "
+                               f"change its columns N, not an image {list(self.input_shape)}")
+        if n == self.input_shape[1]:
+            return self
+        if any(sp.op != "matmul" for sp in self.layers):
+            raise NetworkError(f"{self.source}: the columns N of the input are fixed by the "
+                               f"reshape of a conv2d; only a chain of matmul layers takes "
+                               f"{n} columns instead of {self.input_shape[1]}")
+        layers = tuple(replace(sp, in_shape=(sp.in_shape[0], n), out_shape=(sp.out, n))
+                       for sp in self.layers)
+        values = self.input_values
+        if values is not None and values.shape[1] != n:
+            values = None
+        return replace(self, input_shape=(self.input_shape[0], n), layers=layers,
+                       input_values=values)
 
 
 class _Checker:
@@ -219,27 +264,40 @@ class _Checker:
             self.fail(m, key, path, f"must be one of {', '.join(allowed)}, not {v!r}")
         return v
 
-    def array(self, m, key, path, base: Path | None):
+    def array(self, m, key, path, base: Path | None, *, int_range=(-128, 127),
+              int_what="int8"):
+        """A nested list, an array or a ``.npy`` file name: numbers only, finite, integers
+        within ``int_range`` (the same checks for a file as for an inline list)."""
         v = m[key]
+        src = ""
         if isinstance(v, str):
             p = Path(v) if base is None or Path(v).is_absolute() else base / v
             try:
-                return np.load(p)
-            except (OSError, ValueError) as exc:
-                self.fail(m, key, path, f"must be a readable .npy file, not {v!r} ({exc})")
-        try:
-            a = np.asarray(v)
-        except ValueError:
-            a = None
+                a = np.load(p, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                self.fail(m, key, path, f"must be a readable .npy file, not {v!r} "
+                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+            if not isinstance(a, np.ndarray):
+                self.fail(m, key, path, f"must be a .npy file holding one array, not {v!r} "
+                          f"(an .npz archive)")
+            src = f" ({v})"
+        else:
+            try:
+                a = np.asarray(v)
+            except ValueError:
+                a = None
         if a is None or a.dtype == object or a.dtype == bool or not (
                 np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
             self.fail(m, key, path, "must be a nested list of numbers, an array or a .npy "
-                      "file name, not a ragged or non-numeric value")
+                      f"file name of numbers, not a ragged or non-numeric value{src}")
+        if a.size > MAX_ELEMENTS:
+            self.fail(m, key, path, f"must hold at most {MAX_ELEMENTS} values, not {a.size}{src}")
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-            self.fail(m, key, path, "must hold finite numbers only")
-        if np.issubdtype(a.dtype, np.integer) and a.size and (a.min() < -128 or a.max() > 127):
-            self.fail(m, key, path, f"must hold int8 values (-128..127) when given as integers, "
-                      f"not range [{int(a.min())}, {int(a.max())}]")
+            self.fail(m, key, path, f"must hold finite numbers only (no NaN or inf){src}")
+        lo, hi = int_range
+        if np.issubdtype(a.dtype, np.integer) and a.size and (a.min() < lo or a.max() > hi):
+            self.fail(m, key, path, f"must hold {int_what} values ({lo}..{hi}) when given as "
+                      f"integers, not range [{int(a.min())}, {int(a.max())}]{src}")
         return a
 
 
@@ -305,8 +363,27 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
                 f"not {act!r}")
     bias = m.get("bias", True)
     if not isinstance(bias, bool):
-        bias = ck.array(m, "bias", f"{p}.bias", base).ravel()
-    wscale = ck.number(m, "weight_scale", f"{p}.weight_scale", 1e-30, 1e30, None)
+        bias = ck.array(m, "bias", f"{p}.bias", base, int_range=(-2**31, 2**31 - 1),
+                        int_what="int32").ravel()
+    wscale = None
+    if "weight_scale" in m:
+        ws = m["weight_scale"]
+        if isinstance(ws, int | float) and not isinstance(ws, bool):
+            wscale = ck.number(m, "weight_scale", f"{p}.weight_scale", 1e-30, 1e30, None)
+        else:
+            wscale = ck.array(m, "weight_scale", f"{p}.weight_scale", base).astype(
+                np.float64).ravel()
+            if wscale.size == 0 or not np.all((wscale >= 1e-30) & (wscale <= 1e30)):
+                ck.fail(m, "weight_scale", f"{p}.weight_scale", "must be a number or a list of "
+                        "numbers between 1e-30 and 1e+30 (one per output channel)")
+    fixed = {k: ck.number(m, k, f"{p}.{k}", 1e-30, 1e30, None)
+             for k in ("requant_scale", "out_scale")}
+    if fixed["out_scale"] is not None and act == "none":
+        ck.fail(m, "out_scale", f"{p}.out_scale", "must only be given with an activation "
+                "(the output LSB of its table; requant_scale is the LSB without one)")
+    if not requant and any(v is not None for v in fixed.values()):
+        ck.fail(m, "requant_scale" if fixed["requant_scale"] is not None else "out_scale",
+                f"{p}.requant_scale", "must not be given when requant is false")
     weights = ck.array(m, "weights", f"{p}.weights", base) if "weights" in m else None
 
     kind, shp = prev
@@ -382,10 +459,19 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
     if not isinstance(bias, bool) and bias.size != out:
         ck.fail(m, "bias", f"{p}.bias", f"must have {out} values (one per output channel), "
                 f"not {bias.size}")
+    if isinstance(wscale, np.ndarray) and wscale.size not in (1, out):
+        ck.fail(m, "weight_scale", f"{p}.weight_scale", f"must be one number or {out} (one per "
+                f"output channel), not {wscale.size}")
+    wshape = (out, in_shape[0]) if op == "matmul" else (out, in_shape[0], *geo["kernel"])
+    for what, shp_ in (("weights", wshape), ("input", in_shape), ("output", out_shape)):
+        if math.prod(shp_) > MAX_ELEMENTS:
+            ck.fail(m, None, p, f"{what} must hold at most {MAX_ELEMENTS} values, not "
+                    f"{math.prod(shp_)} (shape {' x '.join(map(str, shp_))})")
     return LayerSpec(index=i, name=name, op=op, out=out, in_shape=in_shape,
                      out_shape=out_shape, fmt=fmt, prune=prune, density=density, nm=nm,
                      activation=None if act == "none" else act, requant=requant, bias=bias,
                      weights=weights, weight_scale=wscale, line=getattr(m, "line", None),
+                     requant_scale=fixed["requant_scale"], out_scale=fixed["out_scale"],
                      lines=dict(getattr(m, "lines", {})),
                      **geo)
 
@@ -393,7 +479,7 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
 def _out(ck, m, key, p, weights, axis):
     if key not in m and weights is not None:
         return int(weights.shape[axis])
-    return ck.integer(m, key, f"{p}.{key}", 1)
+    return ck.integer(m, key, f"{p}.{key}", 1, hi=MAX_ELEMENTS)
 
 
 def network_from_dict(data, *, source: str = "network", base: Path | None = None) -> Network:
@@ -421,21 +507,31 @@ def network_from_dict(data, *, source: str = "network", base: Path | None = None
     values = ck.array(inp, "values", "input.values", base) if "values" in inp else None
     if "shape" in inp:
         shape = inp["shape"]
-        if not isinstance(shape, list | tuple) or len(shape) not in (2, 3) or any(
+        if not isinstance(shape, list | tuple) or len(shape) not in (2, 3, 4) or any(
                 isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in shape):
-            ck.fail(inp, "shape", "input.shape", f"must be [K, N] (matrix) or [C, H, W] "
-                    f"(image) of positive integers, not {shape!r}")
+            ck.fail(inp, "shape", "input.shape", f"must be [K, N] (matrix), [C, H, W] (image) "
+                    f"or [N, C, H, W] (a batch of images) of positive integers, not {shape!r}")
         shape = tuple(int(x) for x in shape)
         if values is not None and values.shape != shape:
             ck.fail(inp, "values", "input.values", f"must have the shape {shape} of "
                     f"input.shape, not {values.shape}")
     elif values is not None:
-        if values.ndim not in (2, 3):
-            ck.fail(inp, "values", "input.values", f"must be 2-D [K, N] or 3-D [C, H, W], not "
-                    f"shape {values.shape}")
+        if values.ndim not in (2, 3, 4):
+            ck.fail(inp, "values", "input.values", f"must be 2-D [K, N], 3-D [C, H, W] or 4-D "
+                    f"[N, C, H, W], not shape {values.shape}")
         shape = values.shape
     else:
-        ck.fail(inp, None, "input.shape", "must be given ([K, N] or [C, H, W])")
+        ck.fail(inp, None, "input.shape", "must be given ([K, N], [C, H, W] or [N, C, H, W])")
+    batch = 1
+    if len(shape) == 4:
+        batch, shape = shape[0], tuple(shape[1:])
+        if batch > MAX_BATCH:
+            ck.fail(inp, "shape", "input.shape", f"must have a batch N of at most {MAX_BATCH} "
+                    f"images, not {batch}")
+    if math.prod(shape) > MAX_ELEMENTS:
+        ck.fail(inp, "shape" if "shape" in inp else "values", "input.shape", f"must hold at "
+                f"most {MAX_ELEMENTS} values{' per image' if len(shape) == 3 else ''}, not "
+                f"{math.prod(shape)}")
     scale = ck.number(inp, "scale", "input.scale", 1e-30, 1e30, None)
     density = ck.number(inp, "density", "input.density", 0, 1, 1.0)
     layers = data.get("layers")
@@ -457,7 +553,7 @@ def network_from_dict(data, *, source: str = "network", base: Path | None = None
         prev_name = f"layers[{i}] {spec.name!r}"
     return Network(name=name, seed=seed, input_shape=tuple(shape), input_values=values,
                    input_scale=scale, input_density=density, layers=tuple(specs),
-                   source=source)
+                   source=source, batch=int(batch))
 
 
 def load_network(path) -> Network:

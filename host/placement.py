@@ -66,6 +66,9 @@ class MemoryPlan:
         """Bytes of the window: the end of the last buffer rounded up to a 4 KiB page."""
         return max(PAGE, -(-self._pos // PAGE) * PAGE)
 
+    def has(self, name: str) -> bool:
+        return any(r.name == name for r in self.regions)
+
     def region(self, name: str) -> Region:
         for r in self.regions:
             if r.name == name:

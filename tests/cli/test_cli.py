@@ -42,8 +42,8 @@ def test_no_subcommand_prints_help_and_fails():
     (["lut", "gelu", "--in-scale", "-1", "--out-scale", "0.1"],
      "sparsemac lut: error: in_scale must be a positive finite number, not -1.0"),
     # bench layers are checked by the network schema (sparsemac.host.network), errors name flags
-    (["bench", "matmul", "--m", "0"], "sparsemac bench: error: --m must be an integer >= 1, "
-     "not 0"),
+    (["bench", "matmul", "--m", "0"], "sparsemac bench: error: --m must be an integer between 1 "
+     "and 16777216, not 0"),
     (["bench", "matmul", "--density", "1.5"], "sparsemac bench: error: --density must be a "
      "number between 0 and 1, not 1.5"),
     (["bench", "matmul", "--format", "nm", "--prune", "block"], "sparsemac bench: error: "

@@ -115,21 +115,24 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
     # other fields
     ("    padding: 1\n", "    padding: 1\n    pading: 1\n",
      "net.yaml:10: layers[0].pading is not a known field; allowed: name, op, format, prune, "
-     "density, nm, activation, requant, bias, weights, weight_scale, out_channels, in_channels, "
-     "kernel, stride, padding, dilation, reshape"),
+     "density, nm, activation, requant, bias, weights, weight_scale, requant_scale, out_scale, "
+     "out_channels, in_channels, kernel, stride, padding, dilation, reshape"),
     ("op: matmul", "op: dense", "net.yaml:14: layers[1].op must be one of matmul, conv2d, "
      "not 'dense'"),
     ("  - name: fc", "  - name: c1", "net.yaml:13: layers[1].name must be unique, not 'c1' again"),
     ("    out_channels: 4\n", "    out_channels: 0\n",
-     "net.yaml:7: layers[0].out_channels must be an integer >= 1, not 0"),
+     "net.yaml:7: layers[0].out_channels must be an integer between 1 and 16777216, not 0"),
+    ("    out_channels: 4\n", "    out_channels: 16777217\n",
+     "net.yaml:7: layers[0].out_channels must be an integer between 1 and 16777216, "
+     "not 16777217"),
     ("    padding: 1\n", "    padding: [1, -1]\n",
      "net.yaml:9: layers[0].padding must be an integer between 0 and 255 or a pair [h, w] of "
      "them, not [1, -1]"),
     ("    out_features: 5\n", "    out_features: 5\n    activation: relu\n    requant: false\n",
      "net.yaml:16: layers[1].activation must be none when requant is false, not 'relu'"),
     ("shape: [3, 8, 8]", "shape: [3, 0, 8]",
-     "net.yaml:3: input.shape must be [K, N] (matrix) or [C, H, W] (image) of positive integers, "
-     "not [3, 0, 8]"),
+     "net.yaml:3: input.shape must be [K, N] (matrix), [C, H, W] (image) or [N, C, H, W] (a "
+     "batch of images) of positive integers, not [3, 0, 8]"),
 ])
 def test_schema_errors_are_pinned(tmp_path, old, new, message):
     assert old in BASE, old
