@@ -20,6 +20,7 @@ seeds run at a time on 2 cores, so 50 seeds take about 1.5 to 2 hours (4 seeds: 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -45,6 +46,10 @@ DEFAULT_TESTS = (
     "tests/hw/test_dma_writer.py",
 )
 
+#: What a soak result depends on (`hw_commit`).
+DESIGN_PATHS = ("hw", "sim/tb", "sim/axi_vip.py", "sim/accel_driver.py", "sim/runner.py",
+                "sim/tile_driver.py", "tests/sim", "tests/hw")
+
 _STAT_LINE = re.compile(r"\[soak\]((?: \w+=\d+)+)")
 _STAT = re.compile(r"(\w+)=(\d+)")
 
@@ -69,7 +74,8 @@ def run_seed(seed: int, tests: list[str]) -> dict:
                 tail="\n".join(out.splitlines()[-20:]) if proc.returncode else "")
 
 
-def write_report(rows: list[dict], tests: list[str], path: Path, wall: float) -> None:
+def write_report(rows: list[dict], tests: list[str], path: Path, wall: float,
+                 hw: str = "") -> None:
     stats = Counter()
     for r in rows:
         stats.update(r["stats"])
@@ -80,6 +86,7 @@ def write_report(rows: list[dict], tests: list[str], path: Path, wall: float) ->
              "`SPARSEMAC_SEED=<seed> pytest <test>`.", "",
              f"- seeds: {len(rows)} ({min(r['seed'] for r in rows)}.."
              f"{max(r['seed'] for r in rows)}), failed seeds: **{len(bad)}**",
+             f"- design: last commit of {', '.join(DESIGN_PATHS)}: `{hw[:12]}`",
              f"- test runs: {sum(r['passed'] for r in rows) + sum(len(r['failed']) for r in rows)}"
              f", wall time {wall / 60:.1f} min",
              *(f"- {k}: {v}" for k, v in sorted(stats.items())),
@@ -97,14 +104,39 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="seeds run at the same time")
     p.add_argument("--tests", nargs="+", default=list(DEFAULT_TESTS), help="pytest node ids")
     p.add_argument("--report", type=Path, default=ROOT / "docs" / "reports" / "soak.md",
-                   help="markdown report")
+                   help="markdown report (rewritten after every seed; the seeds' results are "
+                   "kept next to it in <report>.json)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds already in <report>.json (same commit of hw/) and run "
+                   "only the missing ones")
     a = p.parse_args(argv)
     if a.seeds < 1 or a.jobs < 1:
         p.error(f"--seeds and --jobs must be >= 1, not {a.seeds} and {a.jobs}")
     seeds = range(a.first, a.first + a.seeds)
-    rows, t0 = [], time.monotonic()
+    store = a.report.with_suffix(".json")
+    hw = hw_commit()
+    rows, t0, spent = [], time.monotonic(), 0.0
+    if a.resume and store.is_file():
+        old = json.loads(store.read_text())
+        if old.get("hw_commit") == hw and old.get("tests") == a.tests:
+            rows = [dict(r, stats=Counter(r["stats"])) for r in old["rows"]
+                    if r["seed"] in seeds]
+            spent = float(old.get("seconds", 0.0))
+            print(f"[soak] resuming: {len(rows)} seeds already run on hw/ {hw[:12]}")
+        else:
+            print(f"[soak] {store} is of another hw/ commit or test list: starting again")
+    done = {r["seed"] for r in rows}
+    todo = [s for s in seeds if s not in done]
+
+    def save():
+        rows.sort(key=lambda r: r["seed"])
+        wall = spent + time.monotonic() - t0
+        write_report(rows, a.tests, a.report, wall, hw)
+        store.write_text(json.dumps({"hw_commit": hw, "tests": a.tests, "seconds": wall,
+                                     "rows": rows}, indent=1))
+
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        futs = {pool.submit(run_seed, s, a.tests): s for s in seeds}
+        futs = {pool.submit(run_seed, s, a.tests): s for s in todo}
         for fut in as_completed(futs):
             r = fut.result()
             rows.append(r)
@@ -113,12 +145,20 @@ def main(argv=None) -> int:
                   f"({r['passed']} passed, {r['seconds']:.0f} s)", flush=True)
             if not r["ok"]:
                 print(r["tail"], flush=True)
-    rows.sort(key=lambda r: r["seed"])
-    write_report(rows, a.tests, a.report, time.monotonic() - t0)
+            save()
+    save()
     bad = [r["seed"] for r in rows if not r["ok"]]
-    print(f"[soak] {a.seeds - len(bad)} / {a.seeds} seeds green; report {a.report}"
+    print(f"[soak] {len(rows) - len(bad)} / {a.seeds} seeds green; report {a.report}"
           + (f"; failing seeds: {bad}" if bad else ""))
     return 1 if bad else 0
+
+
+def hw_commit() -> str:
+    """The last commit that changed the hardware, its benches or the soaked tests: seeds of a
+    resumed soak must have run on the same design."""
+    r = subprocess.run(["git", "log", "-1", "--format=%H", "--", *DESIGN_PATHS],
+                       cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
