@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import time
+import types
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -43,3 +45,15 @@ def run_sby(formal_env, top, name: str, *, depth: int, mode: str = "prove"
     print(f"[formal] {name} ({mode}, depth {depth}): rc={res.returncode} in "
           f"{time.monotonic() - t0:.1f} s")
     return res.returncode == 0 and "DONE (PASS" in out, out
+
+
+def mutated(module, find: str, replace: str):
+    """A private copy of ``module`` with its one occurrence of ``find`` replaced by ``replace``
+    (a planted bug, as ``bench/mutate.py`` writes them; the installed module is untouched)."""
+    src = inspect.getsource(module)
+    assert src.count(find) == 1, (f"mutant text must occur once in {module.__name__}, "
+                                  f"found {src.count(find)} times: {find!r}")
+    copy = types.ModuleType(f"{module.__name__}_mutant")
+    copy.__package__ = module.__package__
+    exec(compile(src.replace(find, replace), module.__file__, "exec"), copy.__dict__)
+    return copy
