@@ -1,67 +1,325 @@
-"""A network end to end on the model engine: compile, run, compare, report (docs/host.md).
+"""A network end to end: jobs, an engine, outputs, accuracy, report (docs/host.md section 5).
 
-The report dict is what ``sparsemac run --json`` prints; the RTL engine
-(:mod:`sparsemac.sim.rtl_engine`) fills the same fields with cycles measured on the RTL.
+`run` compiles a network into one or more jobs (a batch of images or columns too large for the
+tile buffers is split; every job uses the same parameters, fixed once by `calibrate` on a
+calibration set or on the whole input), runs each job on an engine, reads every layer's output
+buffer back, compares it with the golden model and assembles the network's outputs batch-first.
+``engine`` is a function ``(CompiledNetwork) -> JobResult``: `model_job` (the functional model,
+this module) or `sparsemac.sim.rtl_engine.rtl_job` (the accelerator on Verilator).
+
+The report dict is what ``sparsemac run --json`` prints.
 """
 
 from __future__ import annotations
 
-__all__ = ["run_network"]
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import (
+    DEFAULT_BASE,
+    CompiledNetwork,
+    calibrate,
+    compile_network,
+    layer_buffer_shortfall,
+)
+from .network import Network, NetworkError, load_network
+
+__all__ = ["run", "run_network", "RunResult", "JobResult", "model_job", "plan_jobs",
+           "MAX_IMAGES_PER_JOB", "accuracy", "save_outputs"]
+
+#: Images of a batch compiled into one job (one memory window, one descriptor table).
+MAX_IMAGES_PER_JOB = 32
 
 
-def run_network(path, cfg, *, seed=None, base=None) -> dict:
-    """Compile ``path`` for ``cfg``, run it on the model engine and return the report dict.
+@dataclass
+class JobResult:
+    """What an engine returns for one job.
+
+    Members
+    -------
+    outputs : list of numpy.ndarray
+        The output buffer of every compiled layer, in descriptor order, as the engine left it
+        (``(m, n)``: int8, or int32 accumulators without requantization).
+    layer_cycles : list of int or None
+        Cycles per descriptor (None: the engine has no cycle count for it).
+    cycles : int
+        Cycles of the whole job.
+    status : str
+        ``OK`` or the error code's name; ``error_desc`` / ``error`` say where and why.
+    """
+
+    outputs: list
+    layer_cycles: list
+    cycles: int
+    roofline: list = field(default_factory=list)
+    status: str = "OK"
+    error_desc: int | None = None
+    error: str | None = None
+    model_cycles: list = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    """`run`'s answer: the report dict and the network's outputs.
+
+    Members
+    -------
+    report : dict
+        What ``sparsemac run --json`` prints.
+    outputs : numpy.ndarray
+        The last layer's output buffer, batch first: ``(N, M)`` for a matrix network's ``N``
+        columns or a flattened classifier, ``(N, Kout, OH, OW)`` for a conv2d; int8, or the
+        int32 accumulators plus the layer's bias (``requant: false``).
+    values : numpy.ndarray
+        ``outputs`` as real numbers (dequantized with the layer's scales).
+    """
+
+    report: dict
+    outputs: np.ndarray
+    values: np.ndarray
+
+
+def model_job(cn: CompiledNetwork) -> JobResult:
+    """Run one compiled job on the functional model (`sparsemac.host.model_engine`)."""
+    from .cycles import layer_cycles
+    from .model_engine import read_output, run_model
+
+    cfg = cn.config
+    r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+                  cfg=cfg)
+    cyc = [layer_cycles(lr, cfg) for lr in r.layers]
+    return JobResult(outputs=[read_output(r.image, cl.descriptor) for cl in cn.layers],
+                     layer_cycles=[c["cycles"] for c in cyc],
+                     roofline=[c["roofline_cycles"] for c in cyc],
+                     model_cycles=[c["cycles"] for c in cyc],
+                     cycles=sum(c["cycles"] for c in cyc),
+                     status=r.error_code.name, error_desc=r.error_desc,
+                     error=r.message or None)
+
+
+def _random_input(net: Network, seed: int) -> np.ndarray:
+    """The random input `compile_network` would draw for ``net`` (``[seed, 0]``)."""
+    rng = np.random.default_rng([seed, 0])
+    shape = (net.batch, *net.input_shape) if net.batch > 1 else net.input_shape
+    x = rng.integers(-127, 128, size=shape)
+    return np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
+
+
+def _max_columns(net: Network, cfg) -> int:
+    """The most input columns of a matrix network whose every layer fits the tile buffers
+    (the rule of `sparsemac.host.compiler.layer_buffer_shortfall`); at least 1."""
+    n_all = net.input_shape[1]
+
+    def fits(n):
+        return all(layer_buffer_shortfall(sp, cfg) is None
+                   for sp in net.with_columns(n).layers)
+    if fits(n_all):
+        return n_all
+    lo, hi = 1, n_all          # fits(lo) assumed; the answer is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def plan_jobs(net: Network, cfg, *, seed: int | None = None, calib=None,
+              max_images: int = MAX_IMAGES_PER_JOB) -> tuple[Network, list[Network], str]:
+    """Split ``net``'s input into jobs: ``(fixed network, jobs, reason)``.
+
+    A batch of images goes ``max_images`` images per job; the columns of a matrix network
+    whose layers are all matmul go as many per job as the tile buffers hold
+    (`_max_columns`).  When the input is split or a calibration set is given, the parameters
+    are fixed first (`calibrate` on ``calib``, else on the whole input) so that every job
+    uses the same ones.  ``reason`` says why the input was split ("" when one job)."""
+    s = net.seed if seed is None else int(seed)
+    values = net.input_values
+    if len(net.input_shape) == 2:
+        n_all = net.input_shape[1]
+        per = _max_columns(net, cfg) if all(sp.op == "matmul" for sp in net.layers) else n_all
+        parts = [(a, min(a + per, n_all)) for a in range(0, n_all, per)]
+        reason = (f"{n_all} input columns in jobs of {per} (the tile buffers of this "
+                  f"configuration hold {per} columns of every layer)") if len(parts) > 1 else ""
+    else:
+        n_all = net.batch
+        parts = [(a, min(a + max_images, n_all)) for a in range(0, n_all, max_images)]
+        reason = (f"{n_all} images in jobs of at most {max_images} images") \
+            if len(parts) > 1 else ""
+    if calib is None and len(parts) == 1 and net.batch == 1:
+        return net, [net], ""
+    if values is None:
+        values = _random_input(net, s)
+        net = replace(net, input_values=values)
+    fixed = calibrate(net, cfg, calib, seed=s)
+    jobs = []
+    for a, b in parts:
+        if len(net.input_shape) == 2:
+            jobs.append(replace(fixed.with_columns(b - a), input_values=values[:, a:b]))
+        else:
+            v = values if values.ndim == 4 else values[None]
+            jobs.append(replace(fixed, input_values=v[a:b] if b - a > 1 else v[a],
+                                batch=b - a))
+    return fixed, jobs, reason
+
+
+def accuracy(values: np.ndarray, labels) -> float:
+    """Fraction of rows of ``values`` (batch first, any trailing shape) whose arg-max is the
+    label."""
+    labels = np.asarray(labels).reshape(-1)
+    pred = np.asarray(values).reshape(len(values), -1).argmax(axis=1)
+    if pred.shape != labels.shape:
+        raise NetworkError(f"labels must have one label per input ({pred.size}), not "
+                           f"{labels.size}")
+    return float(np.mean(pred == labels))
+
+
+def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=None,
+        engine: Callable[[CompiledNetwork], JobResult] = model_job, engine_name: str = "model",
+        labels=None, max_images: int = MAX_IMAGES_PER_JOB, check_job=None,
+        progress: Callable[[str], None] | None = None) -> RunResult:
+    """Compile ``net`` (a `Network` or a layer-list file) for ``cfg``, run it on ``engine``
+    job by job and return the report and the outputs.
+
+    ``calib``: calibration inputs (images ``[B, C, H, W]`` or columns ``[K, B]``, float or
+    int8) that fix every scale (`sparsemac.host.compiler.calibrate`); ``labels``: one class
+    per input, adds ``accuracy`` to the report; ``check_job(cn)``: called on every compiled job
+    before it runs (the RTL engine's tile-buffer check); ``progress(msg)``: called before every
+    job of a split run.
 
     Raises
     ------
     NetworkError
-        The network file is malformed or does not compile for ``cfg``.
+        The network file is malformed, does not compile for ``cfg``, or ``calib`` / ``labels``
+        do not fit it.
     """
-    import numpy as np
+    if not isinstance(net, Network):
+        net = load_network(net)
+    base = DEFAULT_BASE if base is None else base
+    fixed, jobs, reason = plan_jobs(net, cfg, seed=seed, calib=calib, max_images=max_images)
+    t0 = time.monotonic()
+    agg: dict[int, dict] = {}
+    finals = []
+    status, err_desc, err, total, roof_total, mism_total = "OK", None, None, 0, 0, 0
+    first_cn = None
+    model_total = 0
+    for ji, job in enumerate(jobs):
+        if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
+            progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
+        cn = compile_network(job, cfg, seed=seed, base=base)
+        if check_job is not None:
+            check_job(cn)
+        first_cn = first_cn or cn
+        res = engine(cn)
+        total += res.cycles
+        model_total += sum(c for c in res.model_cycles if c is not None)
+        if res.status != "OK" and status == "OK":
+            status, err_desc, err = res.status, res.error_desc, res.error
+        for i, cl in enumerate(cn.layers):
+            got = np.asarray(res.outputs[i]).reshape(cl.expected.shape)
+            mism = int(np.count_nonzero(got != cl.expected))
+            ran = i < len(res.layer_cycles) and res.layer_cycles[i] is not None
+            e = agg.setdefault(cl.spec.index, _layer_entry(cl))
+            if not ran:
+                mism = int(cl.expected.size)
+            e["mismatches"] += mism
+            mism_total += mism
+            if ran:
+                e["cycles"] = e.get("cycles", 0) + int(res.layer_cycles[i])
+                if i < len(res.roofline):
+                    e["roofline_cycles"] = e.get("roofline_cycles", 0) + int(res.roofline[i])
+                if i < len(res.model_cycles):
+                    e["model_cycles"] = e.get("model_cycles", 0) + int(res.model_cycles[i])
+        for j in range(len(cn.networks)):
+            last = cn.chain(j)[-1]
+            raw = np.asarray(res.outputs[cn.layers.index(last)]).reshape(last.expected.shape)
+            finals.append((last, raw))
+    outputs, values = _assemble(fixed, finals)
+    layers = []
+    for idx in sorted(agg):
+        e = agg[idx]
+        if "cycles" in e and "roofline_cycles" in e:
+            e["achieved_over_roofline"] = e["cycles"] / max(e["roofline_cycles"], 1)
+            roof_total += e["roofline_cycles"]
+        layers.append(e)
+    from .cycles import CYCLE_SOURCE
 
-    from . import (
-        CYCLE_SOURCE,
-        compile_network,
-        layer_cycles,
-        load_network,
-        run_model,
-    )
-    from .compiler import DEFAULT_BASE
-    from .model_engine import read_output
-
-    net = load_network(path)
-    cn = compile_network(net, cfg, seed=seed, base=DEFAULT_BASE if base is None else base)
-    run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                    cfg=cfg)
-    layers, total, roof_total, mism_total = [], 0, 0, 0
-    for cl in cn.layers:
-        s, d = cl.spec, cl.descriptor
-        got = read_output(run.image, d)
-        mism = int(np.count_nonzero(got != cl.expected))
-        ran = cl.spec.index < len(run.layers)
-        if not ran:
-            mism = int(cl.expected.size)
-        entry = {
-            "index": s.index, "name": s.name, "op": s.op, "format": s.fmt,
-            "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
-            "m": d.m, "k": d.k, "n": d.n,
-            "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
-            "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
-            "out_offset": d.out, "mismatches": mism,
-        }
-        if ran:
-            c = layer_cycles(run.layers[s.index], cfg)
-            entry.update(c)
-            total += c["cycles"]
-            roof_total += c["roofline_cycles"]
-        layers.append(entry)
-        mism_total += mism
-    return {
-        "network": net.name, "engine": "model", "config": cfg.name,
+    rep = {
+        "network": net.name, "engine": engine_name, "config": cfg.name,
         "seed": net.seed if seed is None else seed,
-        "status": run.error_code.name, "error_desc": run.error_desc, "error": run.message,
+        "status": status, "error_desc": err_desc, "error": err,
         "cycles": total, "roofline_cycles": roof_total,
         "achieved_over_roofline": total / max(roof_total, 1), "mismatches": mism_total,
-        "cycle_model": CYCLE_SOURCE, "mem_base": cn.base, "mem_bytes": cn.window_bytes,
-        "desc_base": cn.desc_base, "desc_count": cn.desc_count, "layers": layers,
+        "cycle_model": CYCLE_SOURCE, "mem_base": first_cn.base, "mem_bytes": first_cn.window_bytes,
+        "desc_base": first_cn.desc_base, "desc_count": first_cn.desc_count,
+        "batch": int(outputs.shape[0]), "jobs": len(jobs), "split": reason or None,
+        "input_scale": float(fixed.input_scale) if fixed.input_scale else
+        float(first_cn.input_scales[0]),
+        "output_scale": _output_scale(finals[0][0]),
+        "wall_seconds": round(time.monotonic() - t0, 3),
+        "layers": layers,
     }
+    if engine_name != "model":
+        rep["model_cycles"] = model_total
+    if labels is not None:
+        rep["accuracy"] = accuracy(values, labels)
+    return RunResult(report=rep, outputs=outputs, values=values)
+
+
+def _output_scale(cl) -> float | list:
+    if cl.spec.requant:
+        return float(cl.out_scale)
+    return [float(v) for v in cl.in_scale * cl.weight_scale]
+
+
+def _layer_entry(cl) -> dict:
+    s, d = cl.spec, cl.descriptor
+    ws = np.asarray(cl.weight_scale, dtype=np.float64)
+    return {
+        "index": s.index, "name": s.name, "op": s.op, "format": s.fmt,
+        "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
+        "m": d.m, "k": d.k, "n": d.n,
+        "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
+        "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
+        "out_offset": d.out, "mismatches": 0,
+        "in_scale": float(cl.in_scale),
+        "weight_scale": [float(v) for v in ws] if np.ptp(ws) > 0 else float(ws[0]),
+        "requant_scale": None if cl.requant_scale is None else float(cl.requant_scale),
+        "out_scale": float(cl.out_scale) if s.requant else None,
+    }
+
+
+def _assemble(net: Network, finals: list) -> tuple[np.ndarray, np.ndarray]:
+    """The last layer's outputs of every chain of every job, batch first (see `RunResult`),
+    with the host-side bias of an int32 output added."""
+    raws, vals = [], []
+    for cl, raw in finals:
+        r = raw.reshape(cl.spec.out, -1).astype(np.int64)
+        if not cl.spec.requant and cl.bias is not None:
+            r = r + cl.bias[:, None]
+        raws.append(r)
+        vals.append(cl.values(raw))
+    if len(net.input_shape) == 2:        # columns are the batch
+        return np.concatenate(raws, axis=1).T, np.concatenate(vals, axis=1).T
+    last = finals[0][0].spec
+    shape = tuple(last.out_shape) if last.op == "conv2d" else (last.out, *(
+        () if last.out_shape[1] == 1 else (last.out_shape[1],)))
+    return (np.stack([r.reshape(shape) for r in raws]),
+            np.stack([v.reshape(shape) for v in vals]))
+
+
+def run_network(path, cfg, *, seed=None, base=None) -> dict:
+    """Compile ``path`` for ``cfg``, run it on the model engine and return the report dict
+    (`run` without outputs)."""
+    return run(path, cfg, seed=seed, base=base).report
+
+
+def save_outputs(result: RunResult, path) -> None:
+    """Write ``outputs`` (as the accelerator wrote them, batch first; int32 outputs with the
+    host-side bias), ``values`` (real numbers) and ``output_scale`` to an ``.npz`` file."""
+    p = Path(path)
+    np.savez(p, outputs=result.outputs, values=result.values,
+             output_scale=np.asarray(result.report["output_scale"], dtype=np.float64))
+

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_network_rtl"]
+__all__ = ["run_network_rtl", "run_rtl", "rtl_job"]
 
 
 def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
@@ -43,9 +43,51 @@ def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
         return json.loads(opath.read_text())
 
 
+def rtl_job(cn, *, seed: int = 1, max_cycles: int = 2_000_000):
+    """Run one compiled job on the accelerator top (Verilator) and return a
+    `sparsemac.host.run.JobResult`: every output buffer read back from the AXI memory, cycles
+    per descriptor and ``BUSY_CYCLES``; the model engine's cycles and roofline of the same
+    descriptors come along for the comparison."""
+    from ..golden.descriptors import ErrorCode
+    from ..host.run import JobResult, model_job
+
+    model = model_job(cn)
+    res = _run_image(cn.config, cn, seed=seed, max_cycles=max_cycles)
+    outs = []
+    for i, cl in enumerate(cn.layers):
+        dt = np.int8 if cl.expected.dtype == np.int8 else np.dtype("<i4")
+        got = np.frombuffer(bytes.fromhex(res["outputs"][i]), dtype=dt)[:cl.expected.size]
+        outs.append(got.astype(np.int64).reshape(cl.expected.shape))
+    code = ErrorCode(res["code"])
+    lc = [int(c) for c in res["layer_cycles"]]
+    return JobResult(outputs=outs, layer_cycles=lc + [None] * (len(cn.layers) - len(lc)),
+                     cycles=int(res["busy_cycles"]), roofline=model.roofline,
+                     model_cycles=model.model_cycles,
+                     status=code.name if res["error"] else "OK",
+                     error_desc=res["index"] if res["error"] else None,
+                     error=f"error code {code.name} at {res['error_addr']:#x}"
+                     if res["error"] else None)
+
+
+def run_rtl(net, cfg, *, seed=None, base=None, max_cycles: int = 2_000_000, **kw):
+    """`sparsemac.host.run.run` on the RTL: every job compiled, checked against the tile
+    buffers of ``cfg`` (`check_tile_buffers`: one line naming the parameter) and run on the
+    accelerator top."""
+    from ..host.compiler import check_tile_buffers
+    from ..host.run import run
+
+    rr = run(net, cfg, seed=seed, base=base, engine_name="rtl", check_job=check_tile_buffers,
+             engine=lambda cn: rtl_job(cn, seed=1 if seed is None else seed,
+                                       max_cycles=max_cycles), **kw)
+    rr.report["cycle_model"] = ("RTL: BUSY_CYCLES counter (total), cycles per descriptor "
+                                "(layers)")
+    return rr
+
+
 def run_network_rtl(path, cfg, *, seed=None, base=None, max_cycles: int = 2_000_000) -> dict:
     """Compile ``path`` for ``cfg``, run it on the RTL and return the report (the model
-    engine's report format, ``engine: rtl``, cycles measured on the RTL).
+    engine's report format, ``engine: rtl``, cycles measured on the RTL, ``model_cycles``
+    next to them).
 
     Raises
     ------
@@ -53,43 +95,4 @@ def run_network_rtl(path, cfg, *, seed=None, base=None, max_cycles: int = 2_000_
         The network does not compile, or a layer does not fit the tile buffers of ``cfg``
         (`sparsemac.host.compiler.check_tile_buffers`: one line naming the parameter and the value).
     """
-    from ..golden.descriptors import ErrorCode
-    from ..host import compile_network, load_network
-    from ..host.compiler import DEFAULT_BASE, check_tile_buffers
-    from ..host.cycles import layer_cycles
-    from ..host.model_engine import run_model
-    from ..host.run import run_network
-
-    rep = run_network(path, cfg, seed=seed, base=base)  # compiles; model cycles for reference
-
-    cn = compile_network(load_network(path), cfg, seed=seed,
-                         base=DEFAULT_BASE if base is None else base)
-    check_tile_buffers(cn)  # the tiles would refuse it (BAD_SHAPE / BAD_SIZE): say which, up front
-    model = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                      cfg=cfg)
-    res = _run_image(cfg, cn, seed=1 if seed is None else seed, max_cycles=max_cycles)
-    mism_total = 0
-    for i, (cl, entry) in enumerate(zip(cn.layers, rep["layers"])):
-        got = np.frombuffer(bytes.fromhex(res["outputs"][i]), dtype=cl.expected.dtype
-                            if cl.expected.dtype == np.int8 else "<i4")
-        exp = cl.expected.reshape(-1)
-        mism = int(np.count_nonzero(got[:exp.size] != exp))
-        entry["model_cycles"] = entry.get("cycles")
-        entry["cycles"] = int(res["layer_cycles"][i]) if i < len(res["layer_cycles"]) else 0
-        if i < len(model.layers):
-            roof = layer_cycles(model.layers[i], cfg)["roofline_cycles"]
-            entry["roofline_cycles"] = roof
-            entry["achieved_over_roofline"] = entry["cycles"] / max(roof, 1)
-        entry["mismatches"] = mism
-        mism_total += mism
-    code = ErrorCode(res["code"])
-    rep.update({
-        "engine": "rtl", "cycles": int(res["busy_cycles"]),
-        "model_cycles": rep["cycles"],
-        "achieved_over_roofline": res["busy_cycles"] / max(rep["roofline_cycles"], 1),
-        "mismatches": mism_total, "status": code.name if res["error"] else "OK",
-        "error_desc": res["index"] if res["error"] else None,
-        "error": f"error code {code.name} at {res['error_addr']:#x}" if res["error"] else None,
-        "cycle_model": "RTL: BUSY_CYCLES counter (total), cycles per descriptor (layers)",
-    })
-    return rep
+    return run_rtl(path, cfg, seed=seed, base=base, max_cycles=max_cycles).report
