@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@start=$$(date +%s); \
 	$(PY) -m pip install -q --upgrade pip && \
-	$(PY) -m pip install -q -e ".[dev,flow]" && \
+	$(PY) -m pip install -q -e ".[dev,flow,models]" && \
 	echo "[bootstrap] installed in $$(( $$(date +%s) - start )) s"
 	@touch $(STAMP)
 

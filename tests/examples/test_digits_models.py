@@ -1,0 +1,172 @@
+"""The committed digits example models (examples/digits, written by examples/digits/train.py).
+
+Each float and QDQ int8 ONNX model passes the ONNX checker, reproduces the test accuracy that
+``train.py`` measured (accuracy_train.json) in onnxruntime, holds only the ops the accelerator
+maps, has the sparsity pattern of its format in every pruned layer (golden prune, golden image
+round trip and a direct count), and the int8 models are symmetric (every zero point 0).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sparsemac.golden import pack_weights, prune, unpack_weights
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+numpy_helper = onnx.numpy_helper
+
+DIR = Path(__file__).resolve().parents[2] / "examples" / "digits"
+RES = json.loads((DIR / "accuracy_train.json").read_text())
+MODELS = ("mlp", "cnn")
+FORMATS = ("dense", "nm24", "nm18", "block50", "bitmap75")
+CASES = [(kind, fmt) for kind in MODELS for fmt in FORMATS]
+FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten"}
+QDQ_OPS = FLOAT_OPS | {"QuantizeLinear", "DequantizeLinear"}
+
+
+def path_of(kind, fmt, int8):
+    return DIR / f"{kind}_{fmt}{'_int8' if int8 else ''}.onnx"
+
+
+def test_files_and_json_cover_every_model_and_format():
+    assert tuple(RES["models"]) == MODELS
+    for kind in MODELS:
+        assert tuple(RES["models"][kind]["variants"]) == FORMATS
+    names = {path_of(k, f, q).name for k, f in CASES for q in (False, True)}
+    names |= {"test.npz", "calib.npz", "accuracy_train.json", "README.md", "train.py"}
+    assert names <= {p.name for p in DIR.iterdir()}
+    assert sum(p.stat().st_size for p in DIR.iterdir() if p.is_file()) < 1 << 20
+    with np.load(DIR / "test.npz") as t:
+        assert t["images"].dtype == np.float32 and t["images"].shape[1:] == (1, 8, 8)
+        assert t["labels"].dtype == np.int64 and len(t["labels"]) == len(t["images"])
+        assert t["images"].min() >= 0 and t["images"].max() <= 1
+    with np.load(DIR / "calib.npz") as c:
+        assert c["images"].shape == (RES["dataset"]["n_calib"], 1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    with np.load(DIR / "test.npz") as t:
+        return t["images"], t["labels"]
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+@pytest.mark.parametrize("kind,fmt", CASES)
+def test_model_checks_and_accuracy(kind, fmt, int8, test_set):
+    images, labels = test_set
+    model = onnx.load(path_of(kind, fmt, int8))
+    onnx.checker.check_model(model, full_check=True)
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 17)]
+    g = model.graph
+    assert [i.name for i in g.input] == ["input"] and [o.name for o in g.output] == ["logits"]
+    dims = [d.dim_param or d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+    assert dims == (["N", 64] if kind == "mlp" else ["N", 1, 8, 8])
+    ops = [n.op_type for n in g.node]
+    v = RES["models"][kind]["variants"][fmt]
+    assert ops == v["qdq_ops" if int8 else "float_ops"]
+    assert set(ops) <= (QDQ_OPS if int8 else FLOAT_OPS)
+
+    x = images.reshape(len(images), 64) if kind == "mlp" else images
+    logits = session(path_of(kind, fmt, int8)).run(["logits"], {"input": x})[0]
+    assert logits.shape == (len(labels), 10)
+    acc = 100.0 * np.mean(logits.argmax(axis=1) == labels)
+    want = v["qdq_accuracy" if int8 else "float_accuracy"]
+    assert abs(acc - want) <= 0.1, f"{kind} {fmt} {'int8' if int8 else 'float'}: accuracy " \
+                                   f"{acc:.4f} %, train.py measured {want} %"
+
+
+def float_weights(kind, fmt):
+    inits = {t.name: numpy_helper.to_array(t)
+             for t in onnx.load(path_of(kind, fmt, False)).graph.initializer}
+    return {lay["name"]: inits[f"{lay['name']}.weight"] for lay in RES["models"][kind]["layers"]}
+
+
+def qdq_parts(kind, fmt):
+    """Layer name -> (int8 weight, scale, axis) of the DequantizeLinear feeding Conv / Gemm."""
+    model = onnx.load(path_of(kind, fmt, True))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm"):
+            dq = producer[node.input[1]]
+            assert dq.op_type == "DequantizeLinear"
+            axis = [a.i for a in dq.attribute if a.name == "axis"]
+            out[node.name] = (inits[dq.input[0]], inits[dq.input[1]], axis[0] if axis else 1)
+    return out
+
+
+def check_pattern(W2, fmt):
+    """Direct count of the sparsity pattern of ``fmt`` on an [M, K] matrix."""
+    spec = RES["formats"][fmt]
+    rows, cols = W2.shape
+    nz = W2 != 0
+    if spec["prune_method"] == "nm":
+        n, m = spec["prune_args"]["nm"]
+        ng = -(-cols // m)
+        padded = np.zeros((rows, ng * m), dtype=bool)
+        padded[:, :cols] = nz
+        assert padded.reshape(rows, ng, m).sum(axis=-1).max() <= n
+    elif spec["prune_method"] == "block":
+        b = spec["prune_args"]["block_size"]
+        assert rows % b == 0 and cols % b == 0  # the pruned layers have full blocks only
+        nzb = nz.reshape(rows // b, b, cols // b, b).any(axis=(1, 3))
+        assert nzb.sum() <= round(spec["prune_args"]["density"] * nzb.size)
+    else:
+        assert nz.sum() <= round(spec["prune_args"]["density"] * nz.size)
+
+
+@pytest.mark.parametrize("kind,fmt", CASES)
+def test_pruned_layers_fit_their_format(kind, fmt):
+    spec = RES["formats"][fmt]
+    wf = float_weights(kind, fmt)
+    wq = qdq_parts(kind, fmt)
+    variant = RES["models"][kind]["variants"][fmt]
+    for lay in RES["models"][kind]["layers"]:
+        name, (m, k) = lay["name"], lay["mk"]
+        info = variant["layers"][name]
+        W, (Wq, _, _) = wf[name], wq[name]
+        assert W.shape == Wq.shape == tuple(lay["weight_shape"]) and Wq.dtype == np.int8
+        assert not np.any(Wq[W == 0]), f"{kind} {fmt} {name}: a pruned zero is not an int8 zero"
+        assert np.count_nonzero(W) / W.size == pytest.approx(info["density"], abs=1e-6)
+        assert np.count_nonzero(Wq) / Wq.size == pytest.approx(info["int8_density"], abs=1e-6)
+        assert info["pruned"] == (fmt != "dense" and info["kept_dense_reason"] is None)
+        if not info["pruned"]:
+            continue
+        Wq2 = Wq.reshape(m, k)
+        for mat in (W.reshape(m, k), Wq2):
+            check_pattern(mat, fmt)
+        # golden prune leaves a matrix of the pattern unchanged
+        Wi = Wq2.astype(np.int64)
+        assert np.array_equal(prune(Wi, spec["prune_method"], **{
+            a: tuple(v) if isinstance(v, list) else v for a, v in spec["prune_args"].items()
+        })[0], Wi), f"{kind} {fmt} {name}"
+        # and the golden image of the format holds it exactly
+        pack_args = {a: tuple(v) if isinstance(v, list) else v
+                     for a, v in spec["pack_args"].items()}
+        pw = pack_weights(Wq2, spec["pack_format"], **pack_args)
+        assert np.array_equal(unpack_weights(pw.image), Wq2)
+
+
+@pytest.mark.parametrize("kind,fmt", CASES)
+def test_int8_models_are_symmetric(kind, fmt):
+    model = onnx.load(path_of(kind, fmt, True))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq
+    for n in qdq:
+        assert len(n.input) == 3, f"{n.name}: no zero point input"
+        zp = inits[n.input[2]]
+        assert zp.dtype in (np.int8, np.int32) and not np.any(zp), f"{n.name}: zero point {zp}"
+        assert np.all(inits[n.input[1]] > 0)
+    for name, (Wq, scale, axis) in qdq_parts(kind, fmt).items():  # per output channel
+        assert axis == 0 and scale.shape == (Wq.shape[0],), name
