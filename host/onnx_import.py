@@ -161,17 +161,12 @@ def _nm_of(w2: np.ndarray, ms=(2, 4, 8, 16, 32)) -> tuple[int, int] | None:
 
 
 def detect_format(w2: np.ndarray, cfg, block_size: int | None = None) -> tuple[dict, str]:
-    """Layer fields for weights ``w2`` (``[M, K]``) kept as they are, and why: an N:M pattern
-    the weights already satisfy (format nm, if built, ``M <= nm_max_m``), else block (8x8 zero
-    blocks >= 25 %), else bitmap (density <= 60 %), else dense."""
+    """Layer fields for weights ``w2`` (``[M, K]``) kept as they are, and why:
+    B x B zero blocks >= 25 % (format block), else an N:M pattern the weights already satisfy
+    whose N/M is within 0.1 of their density (format nm, ``M <= nm_max_m``), else bitmap
+    (density <= 60 %), else dense; only formats built into ``cfg``."""
     formats = tuple(getattr(cfg, "formats", ("dense", "bitmap", "block", "nm")))
     dens = float(np.count_nonzero(w2)) / max(w2.size, 1)
-    if "nm" in formats:
-        nm = _nm_of(w2, tuple(m for m in (2, 4, 8, 16, 32)
-                              if m <= getattr(cfg, "nm_max_m", 32)))
-        if nm is not None:
-            return {"format": "nm", "nm": f"{nm[0]}:{nm[1]}"}, \
-                f"weights already {nm[0]}:{nm[1]} (density {dens:.2f})"
     b = block_size or getattr(cfg, "block_size", 8)
     if "block" in formats and w2.shape[0] >= b and w2.shape[1] >= b:
         mp, kp = (-w2.shape[0]) % b, (-w2.shape[1]) % b
@@ -180,6 +175,12 @@ def detect_format(w2: np.ndarray, cfg, block_size: int | None = None) -> tuple[d
         zero_blocks = float(np.mean(~g.any(axis=(1, 3))))
         if zero_blocks >= 0.25:
             return {"format": "block"}, f"{zero_blocks:.0%} zero {b}x{b} blocks"
+    if "nm" in formats:
+        nm = _nm_of(w2, tuple(m for m in (2, 4, 8, 16, 32)
+                              if m <= getattr(cfg, "nm_max_m", 32)))
+        if nm is not None and nm[0] / nm[1] <= dens + 0.1:   # the pattern fits the density
+            return {"format": "nm", "nm": f"{nm[0]}:{nm[1]}"}, \
+                f"weights already {nm[0]}:{nm[1]} (density {dens:.2f})"
     if "bitmap" in formats and dens <= 0.6:
         return {"format": "bitmap"}, f"density {dens:.2f}"
     return {"format": "dense"}, f"density {dens:.2f}"
