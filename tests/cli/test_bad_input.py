@@ -4,12 +4,45 @@ case ... a test per class")."""
 
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 from sparsemac.cli.main import main
 
 BINARY = b"\xff\xfe\x00\x01binary"
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+MLP = str(DIGITS / "mlp_dense_int8.onnx")
+
+
+def _npy(a) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a))
+    return buf.getvalue()
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _maxpool_model() -> bytes:
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("MaxPool", ["input"], ["y"], name="pool",
+                                            kernel_shape=[2, 2])], "m",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                         ["N", 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                         ["N", 1, 2, 2])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)],
+                             ir_version=8).SerializeToString()
+
+
+X5 = _npy(np.zeros((5, 64), np.float32))
 
 #: (id, files to create {name: bytes}, argv, fragments the one line must contain)
 CASES = [
@@ -65,6 +98,45 @@ CASES = [
                                "model"], ["--nm must have 1 <= N <= M", "'5:4'"]),
     ("bench-nm-not-pow2", {}, ["bench", "matmul", "--format", "nm", "--nm", "3:4", "--engine",
                                "model"], ["--nm N must be a power of two"]),
+    # ONNX models and their input files (sparsemac run MODEL.onnx)
+    ("run-onnx-no-input", {}, ["run", MLP], ["an ONNX model needs --input FILE"]),
+    ("run-onnx-input-shape", {"x.npy": _npy(np.zeros((5, 3), np.float32))},
+     ["run", MLP, "--input", "x.npy"], ["the input must have the shape [N, 64]", "[5, 3]"]),
+    ("run-onnx-not-onnx", {"m.onnx": BINARY, "x.npy": X5}, ["run", "m.onnx", "--input", "x.npy"],
+     ["m.onnx: cannot read the ONNX model"]),
+    ("run-onnx-unsupported-op", {"m.onnx": _maxpool_model(), "x.npy": X5},
+     ["run", "m.onnx", "--input", "x.npy"],
+     ["m.onnx: node 'pool' (MaxPool) is not supported; supported ops: Conv, Gemm"]),
+    ("run-onnx-bad-format", {"x.npy": X5}, ["run", MLP, "--input", "x.npy", "--format", "nm:x"],
+     ["--format nm:x must be auto, dense, bitmap, block"]),
+    ("run-labels-count", {"x.npy": X5, "y.npy": _npy([1, 2, 3])},
+     ["run", MLP, "--input", "x.npy", "--labels", "y.npy"],
+     ["--labels must have one label per input (5), not 3"]),
+    ("run-labels-float", {"x.npy": X5, "y.npy": _npy([0.5] * 5)},
+     ["run", MLP, "--input", "x.npy", "--labels", "y.npy"],
+     ["--labels 'y.npy' must be a 1-D array of integer classes"]),
+    ("run-input-not-npy", {"x.npz": b"junk"}, ["run", MLP, "--input", "x.npz"],
+     ["--input 'x.npz' must be a readable .npy or .npz file"]),
+    ("run-input-nan", {"x.npy": _npy(np.full((2, 64), np.nan))},
+     ["run", MLP, "--input", "x.npy"], ["--input 'x.npy' must hold finite numbers only"]),
+    ("run-input-npz-no-key", {"x.npz": _npz(foo=np.zeros((2, 64)))},
+     ["run", MLP, "--input", "x.npz"],
+     ["--input 'x.npz' must hold an array named one of images, input", "not foo"]),
+    ("run-calib-shape", {"x.npy": X5, "c.npy": _npy(np.zeros((4, 9), np.float32))},
+     ["run", MLP, "--input", "x.npy", "--calib", "c.npy"],
+     ["calibration input must have the shape [64, N]"]),
+    ("run-limit-zero", {"x.npy": X5}, ["run", MLP, "--input", "x.npy", "--limit", "0"],
+     ["--limit must be >= 1, not 0"]),
+    ("run-format-on-yaml", {"n.yaml": b"input: {shape: [4, 2]}\nlayers: [{op: matmul, "
+                            b"out_features: 2}]\n"}, ["run", "n.yaml", "--format", "nm:2:4"],
+     ["--format applies to ONNX models"]),
+    ("run-save-outputs-folder", {"x.npy": X5, "d/x": b""},
+     ["run", MLP, "--input", "x.npy", "--save-outputs", "d"],
+     ["--save-outputs must be a file, not the folder 'd'"]),
+    ("run-yaml-input-shape", {"n.yaml": b"input: {shape: [4, 2]}\nlayers: [{op: matmul, "
+                              b"out_features: 2}]\n", "x.npy": _npy(np.zeros((3, 2)))},
+     ["run", "n.yaml", "--input", "x.npy"],
+     ["--input must have the shape [4, N] of the network's input matrix, not [3, 2]"]),
     ("lut-output-missing-folder", {},
      ["lut", "--report", "--no-sim", "--output", "nodir/x.md"],
      ["--output: folder 'nodir' of 'nodir/x.md' does not exist"]),

@@ -111,3 +111,44 @@ def test_rtl_engine_refuses_layer_beyond_tile_buffers():
     _one_line_error(run(str(EXAMPLES / "demo_net.yaml"), "--engine", "rtl", "--preset", "tiny"),
                     f"{EXAMPLES / 'demo_net.yaml'}:8: layers[0] (conv1) needs act_buf_depth >= "
                     "2048 (1944 entries) for the rtl engine, this configuration has 64")
+
+
+DIGITS = EXAMPLES / "digits"
+
+
+def test_onnx_model_reports_accuracies_and_saves_outputs(tmp_path):
+    """The shipped QDQ digits MLP on the model engine: accuracy, reference_accuracy (ONNX
+    Runtime on the same QDQ model) and float_accuracy at top level, int8 within 1 point of
+    float, no value more than 1 LSB from ONNX Runtime, outputs saved batch first."""
+    out = tmp_path / "out.npz"
+    r = run(str(DIGITS / "mlp_nm24_int8.onnx"), "--input", str(DIGITS / "test.npz"),
+            "--labels", str(DIGITS / "test.npz"), "--json", "--save-outputs", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["status"] == "OK" and rep["mismatches"] == 0 and rep["batch"] == 360
+    assert rep["accuracy"] >= rep["float_accuracy"] - 0.01
+    assert rep["reference"]["over_1_lsb"] == 0 and rep["reference"]["values"] == 3600
+    assert abs(rep["accuracy"] - rep["reference_accuracy"]) <= 0.01
+    assert [f["format"] for f in rep["formats"].values()] == ["nm", "nm", "nm"]
+    assert rep["jobs"] > 1 and "columns" in rep["split"]
+    saved = np.load(out)
+    assert saved["outputs"].shape == (360, 10) and saved["values"].shape == (360, 10)
+    labels = np.load(DIGITS / "test.npz")["labels"]
+    assert np.mean(saved["values"].argmax(1) == labels) == pytest.approx(rep["accuracy"])
+
+
+def test_onnx_rtl_subset_is_bit_exact_with_the_model_engine(tmp_path):
+    """The same model on the accelerator RTL for 16 images: every layer bit-exact with golden
+    and the outputs read back from the AXI memory equal the model engine's."""
+    outs = {}
+    for engine in ("model", "rtl"):
+        out = tmp_path / f"{engine}.npz"
+        r = run(str(DIGITS / "mlp_nm24_int8.onnx"), "--input", str(DIGITS / "test.npz"),
+                "--labels", str(DIGITS / "test.npz"), "--limit", "16", "--engine", engine,
+                "--json", "--save-outputs", str(out), timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        rep = json.loads(r.stdout)
+        assert rep["status"] == "OK" and rep["mismatches"] == 0 and rep["batch"] == 16
+        outs[engine] = np.load(out)["outputs"]
+    assert np.array_equal(outs["model"], outs["rtl"])
+    assert rep["cycles"] > 0 and rep["model_cycles"] > 0
