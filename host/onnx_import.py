@@ -163,7 +163,7 @@ def _nm_of(w2: np.ndarray, ms=(2, 4, 8, 16, 32)) -> tuple[int, int] | None:
 def detect_format(w2: np.ndarray, cfg, block_size: int | None = None) -> tuple[dict, str]:
     """Layer fields for weights ``w2`` (``[M, K]``) kept as they are, and why:
     B x B zero blocks >= 25 % (format block), else an N:M pattern the weights already satisfy
-    whose N/M is within 0.1 of their density (format nm, ``M <= nm_max_m``), else bitmap
+    with ``M <= K`` and N/M within 0.05 of their density (format nm, ``M <= nm_max_m``), else bitmap
     (density <= 60 %), else dense; only formats built into ``cfg``."""
     formats = tuple(getattr(cfg, "formats", ("dense", "bitmap", "block", "nm")))
     dens = float(np.count_nonzero(w2)) / max(w2.size, 1)
@@ -177,8 +177,8 @@ def detect_format(w2: np.ndarray, cfg, block_size: int | None = None) -> tuple[d
             return {"format": "block"}, f"{zero_blocks:.0%} zero {b}x{b} blocks"
     if "nm" in formats:
         nm = _nm_of(w2, tuple(m for m in (2, 4, 8, 16, 32)
-                              if m <= getattr(cfg, "nm_max_m", 32)))
-        if nm is not None and nm[0] / nm[1] <= dens + 0.1:   # the pattern fits the density
+                              if m <= min(getattr(cfg, "nm_max_m", 32), w2.shape[1])))
+        if nm is not None and nm[0] / nm[1] <= dens + 0.05:  # the pattern fits the density
             return {"format": "nm", "nm": f"{nm[0]}:{nm[1]}"}, \
                 f"weights already {nm[0]}:{nm[1]} (density {dens:.2f})"
     if "bitmap" in formats and dens <= 0.6:
