@@ -7,6 +7,9 @@
    speedup over the same weights run dense on the same hardware.
 3. Run the small sparse network ``examples/demo_net.yaml`` end to end on the whole accelerator
    RTL (``sparsemac run --engine rtl``).
+4. A trained model from ONNX: the digits MLP (``examples/digits``) in every weight format, its
+   int8 accuracy on the model engine next to float and ONNX Runtime, and 8 test images of the
+   2:4 model on the accelerator RTL (bit-exact with the model engine).
 
 Exit code 0 only if every value matched.
 """
@@ -111,9 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     _step(f"network examples/demo_net.yaml end to end (sparsemac run --engine {engine})")
     rc = cli(["run", "examples/demo_net.yaml", "--config", args.config, "--engine", engine,
               "--seed", str(args.seed)])
-    ok = bad == 0 and rc == 0
+    _step("a trained model from ONNX: the digits MLP per weight format (docs/reports/accuracy.md)")
+    from .accuracy_table import FORMATS, markdown_table, measure
+
+    rows = []
+    for v in FORMATS:
+        rows.append(measure("mlp", v, cfg, rtl_images=8 if v == "nm24" else 0,
+                            log=lambda m: None))
+    print("\n".join(markdown_table(rows)))
+    onnx_bad = sum(r["mismatches"] for r in rows) + sum(
+        not r.get("rtl_bit_exact", True) for r in rows)
+    ok = bad == 0 and rc == 0 and onnx_bad == 0
     _step(f"demo {'PASSED' if ok else 'FAILED'} in {time.time() - t0:.1f} s "
-          f"({bad} mismatching values in the layer table, run exit code {rc})")
+          f"({bad} mismatching values in the layer table, run exit code {rc}, "
+          f"{onnx_bad} mismatches in the ONNX models)")
     return 0 if ok else 1
 
 
