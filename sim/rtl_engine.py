@@ -23,7 +23,7 @@ __all__ = ["run_network_rtl", "run_rtl", "rtl_job"]
 
 def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
     from ..hw.top.accelerator import Accelerator
-    from .runner import run_cocotb
+    from .runner import cached_verilog, run_cocotb
 
     job = {"base": cn.base, "image": bytes(cn.image).hex(), "desc_base": cn.desc_base,
            "count": cn.desc_count, "max_cycles": max_cycles,
@@ -34,10 +34,11 @@ def _run_image(cfg, cn, *, seed: int, max_cycles: int) -> dict:
         jpath.write_text(json.dumps(job))
         stdout, sys.stdout = sys.stdout, sys.stderr  # keep --json output clean
         try:
-            run_cocotb(Accelerator(cfg), toplevel="accelerator",
-                       test_module="sparsemac.sim.tb.network",
+            verilog = cached_verilog(lambda: Accelerator(cfg), "accelerator",
+                                     json.dumps(cfg.to_dict(), sort_keys=True))
+            run_cocotb(None, toplevel="accelerator", test_module="sparsemac.sim.tb.network",
                        cfg=cfg, params={"run_job": str(jpath), "run_out": str(opath)},
-                       seed=seed, tag="run")
+                       seed=seed, tag="run", verilog=verilog)
         finally:
             sys.stdout = stdout
         return json.loads(opath.read_text())

