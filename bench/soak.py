@@ -46,9 +46,10 @@ DEFAULT_TESTS = (
     "tests/hw/test_dma_writer.py",
 )
 
-#: What a soak result depends on (`hw_commit`).
-DESIGN_PATHS = ("hw", "sim/tb", "sim/axi_vip.py", "sim/accel_driver.py", "sim/runner.py",
-                "sim/tile_driver.py", "tests/sim", "tests/hw")
+#: What a soak result depends on (`hw_commit`): the hardware, the benches and VIP, the soaked
+#: tests and their cocotb modules.
+DESIGN_PATHS = ("hw", "sim/tb", "sim/axi_vip.py", "sim/accel_driver.py", "sim/tile_driver.py",
+                "sim/coverage_bins.py", "tests/sim/cocotb_*.py")
 
 _STAT_LINE = re.compile(r"\[soak\]((?: \w+=\d+)+)")
 _STAT = re.compile(r"(\w+)=(\d+)")
@@ -86,7 +87,7 @@ def write_report(rows: list[dict], tests: list[str], path: Path, wall: float,
              "`SPARSEMAC_SEED=<seed> pytest <test>`.", "",
              f"- seeds: {len(rows)} ({min(r['seed'] for r in rows)}.."
              f"{max(r['seed'] for r in rows)}), failed seeds: **{len(bad)}**",
-             f"- design: last commit of {', '.join(DESIGN_PATHS)}: `{hw[:12]}`",
+             f"- design: sha256 of {', '.join(DESIGN_PATHS)} and the tests: `{hw[:12]}`",
              f"- test runs: {sum(r['passed'] for r in rows) + sum(len(r['failed']) for r in rows)}"
              f", wall time {wall / 60:.1f} min",
              *(f"- {k}: {v}" for k, v in sorted(stats.items())),
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
         p.error(f"--seeds and --jobs must be >= 1, not {a.seeds} and {a.jobs}")
     seeds = range(a.first, a.first + a.seeds)
     store = a.report.with_suffix(".json")
-    hw = hw_commit()
+    hw = hw_commit(a.tests)
     rows, t0, spent = [], time.monotonic(), 0.0
     if a.resume and store.is_file():
         old = json.loads(store.read_text())
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
             rows = [dict(r, stats=Counter(r["stats"])) for r in old["rows"]
                     if r["seed"] in seeds]
             spent = float(old.get("seconds", 0.0))
-            print(f"[soak] resuming: {len(rows)} seeds already run on hw/ {hw[:12]}")
+            print(f"[soak] resuming: {len(rows)} seeds already run on design {hw[:12]}")
         else:
             print(f"[soak] {store} is of another hw/ commit or test list: starting again")
     done = {r["seed"] for r in rows}
@@ -153,12 +154,20 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def hw_commit() -> str:
-    """The last commit that changed the hardware, its benches or the soaked tests: seeds of a
-    resumed soak must have run on the same design."""
-    r = subprocess.run(["git", "log", "-1", "--format=%H", "--", *DESIGN_PATHS],
-                       cwd=ROOT, capture_output=True, text=True)
-    return r.stdout.strip() or "unknown"
+def hw_commit(tests=DEFAULT_TESTS) -> str:
+    """sha256 of the files a soak result depends on (`DESIGN_PATHS` and the soaked test files):
+    seeds of a resumed soak must have run on the same design and tests."""
+    import hashlib
+
+    files = set()
+    for pat in DESIGN_PATHS:
+        p = ROOT / pat
+        files.update(p.rglob("*.py") if p.is_dir() else ROOT.glob(pat))
+    files.update(ROOT / t.split("::")[0] for t in tests)
+    h = hashlib.sha256()
+    for f in sorted(f for f in files if f.is_file()):
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 if __name__ == "__main__":
