@@ -6,6 +6,8 @@ half up, arithmetic shift, saturate) and apply the activation table.  Pure NumPy
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["wrap", "saturate", "requantize", "apply_lut", "INT8_MIN", "INT8_MAX",
@@ -96,3 +98,28 @@ def apply_lut(y, table) -> np.ndarray:
         raise ValueError(f"y must be int8 (-128..127), not range [{int(y.min())}, "
                          f"{int(y.max())}]")
     return table.astype(np.int8)[y + 128]
+
+
+def check_int(v, name: str, lo: int, hi: int) -> int:
+    """``v`` as an int in ``[lo, hi]``; TypeError / ValueError naming ``name`` otherwise."""
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise TypeError(f"{name} must be an integer, not {v!r}")
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {int(v)!r}")
+    return int(v)
+
+
+def fixed_point(real: float) -> tuple[int, int]:
+    """``(mult, shift)`` with ``mult / 2**shift ~= real > 0``: 31 significant bits
+    (``2**30 <= mult < 2**31``, ``frexp(real) = f * 2**e``, ``mult = round(f * 2**31)``,
+    ``shift = 31 - e``) where ``1 <= shift <= 63`` allows; below ``2**-32`` fewer bits (at least
+    ``mult = 1``), from ``2**30 - 2**-2`` up ``(2**31 - 1, 1)`` (saturating ratios)."""
+    f, e = math.frexp(real)  # real = f * 2**e, 0.5 <= f < 1
+    m, s = round(f * 2**31), 31 - e
+    if m == 2**31:
+        m, s = 2**30, s - 1
+    if s > 63:
+        m, s = max(1, round(m / 2 ** (s - 63))), 63
+    if s < 1:
+        m, s = 2**31 - 1, 1
+    return m, s

@@ -32,7 +32,7 @@ from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.ops import conv2d, im2col, matmul
 from sparsemac.golden.perf import LayerStats, layer_stats
 from sparsemac.golden.prune import prune
-from sparsemac.golden.quant import wrap
+from sparsemac.golden.quant import fixed_point, wrap
 from sparsemac.golden.quant_record import pack_quant_records
 from sparsemac.golden.tiling import (
     BufferShortfall,
@@ -206,17 +206,8 @@ def requant_params(real) -> tuple[np.ndarray, np.ndarray]:
     mult = np.ones(real.shape, dtype=np.int64)
     shift = np.ones(real.shape, dtype=np.int64)
     for i, r in enumerate(real.tolist()):
-        if not (r > 0 and math.isfinite(r)):
-            continue
-        f, e = math.frexp(r)  # r = f * 2**e, 0.5 <= f < 1
-        m, s = round(f * 2**31), 31 - e
-        if m == 2**31:
-            m, s = 2**30, s - 1
-        if s > 63:
-            m, s = max(1, round(m / 2 ** (s - 63))), 63
-        if s < 1:
-            m, s = 2**31 - 1, 1  # |real| >= 2**30: every non-zero input saturates anyway
-        mult[i], shift[i] = m, s
+        if r > 0 and math.isfinite(r):
+            mult[i], shift[i] = fixed_point(r)
     return mult, shift
 
 
