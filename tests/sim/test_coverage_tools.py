@@ -48,7 +48,7 @@ def test_merge_and_per_block(tmp_path):
          ((d, "tile.mac.pe_0_0", "line", 40, "block"), 1),
          ((d, "tile.mac.pe_0_0", "toggle", 41, "acc[0]:0->1"), 1),
          ((d, "tile.mac.pe_0_0", "toggle", 41, "acc[31]:0->1"), 0),
-         ((d, "tile", "toggle", 20, "weights__payload__addr[9]:1->0"), 0),
+         ((d, "tile", "toggle", 20, "dim_m[9]:1->0"), 0),
          ((d, "tile", "toggle", 21, "__0242495[3]:0->1"), 0)]
     b = [((d, "tile", "branch", 12, "if"), 2), ((d, "tile.mac.pe_1_0", "line", 40, "block"), 0)]
     _dat(tmp_path / "a.dat", a)
@@ -71,7 +71,7 @@ def test_merge_and_per_block(tmp_path):
     s = cov.summarize(pts)
     tile, pe = s["blocks"]["Tile (tile/tile)"], s["blocks"]["ProcessingElement (tile/pe)"]
     assert (tile["line_hit"], tile["line_points"], tile["line_pct"]) == (2, 2, 100.0)
-    # one toggle point of the tile: an unhit address bit, waived; the $ temporary is left out
+    # one toggle point of the tile: an unhit bit 9 of M, waived; the $ temporary is left out
     assert (tile["toggle_points"], tile["toggle_hit"], tile["toggle_waived"]) == (1, 0, 1)
     assert tile["toggle_pct"] == 0.0 and tile["toggle_pct_waived"] is None
     assert s["internal_toggle"] == {"points": 1, "hit": 0}
@@ -82,7 +82,8 @@ def test_merge_and_per_block(tmp_path):
     assert pe["uncovered_toggles"] == [{"module": "tile.mac.pe_0_0", "signal": "acc",
                                         "points": 1}]
     assert s["total"]["line_pct"] == 75.0
-    assert list(s["waivers"]) == ["* / *addr*"] and s["waivers"]["* / *addr*"]["points"] == 1
+    m_waiver = cov.waiver_key(next(w for w in cov.WAIVERS if "dim_m" in w[1]))
+    assert list(s["waivers"]) == [m_waiver] and s["waivers"][m_waiver]["points"] == 1
     # a line on a Yosys no-op ``dump_module`` if is left out
     s = cov.summarize(pts, artefacts=lambda f: frozenset({12}))
     assert s["artefact_lines"] == {"points": 1, "hit": 1}
@@ -138,3 +139,59 @@ def test_coverage_switch(monkeypatch):
     monkeypatch.setenv("SPARSEMAC_COVERAGE", "0")
     assert not coverage_enabled()
     assert COVERAGE_ARGS == ("--coverage-line", "--coverage-toggle")
+
+
+def test_toggle_waiver_bits_fields_and_holes(tmp_path):
+    """Bit-range waivers, struct fields from the Verilog, Verilator's wide-signal miscount."""
+    cov = _bench()
+    d = "tile-cov-0123456789abcdef"
+    v = tmp_path / d / "tile.v"
+    v.parent.mkdir()
+    v.write_text("module tile(cmd__payload);\n  input [163:0] cmd__payload;\n"
+                 "  assign \\cmd__payload.m  = cmd__payload[19:4];\n"
+                 "  assign \\cmd.m  = cmd[19:4];\n  assign cmd = \\cmd__payload$3 ;\n"
+                 "endmodule\n")
+    fmap = cov.field_aliases(v)
+    pt = cov.Point(d, "tile", "toggle", 1, "cmd__payload[11]:0->1", 0, str(v))
+    assert pt.bit == 11 and cov.Point(d, "t", "toggle", 1, "storage[3][7]:1->0", 0).bit == 7
+    assert cov.toggle_names(pt, fmap) == [("cmd__payload", 11), ("cmd__payload.m", 7)]
+    alias = cov.Point(d, "tile", "toggle", 1, "cmd[6]:0->1", 0, str(v))     # cmd = cmd__payload$3
+    assert ("cmd.m", 2) in cov.toggle_names(alias, fmap)
+
+    waivers = {("Tile*", "*.m", 4): "M <= 12", ("tile", "cmd__payload", (0, 1)): "aligned",
+               ("Tile*|Ring*", "a|b"): "alternatives"}
+
+    def waived(comment, block="Tile (tile/tile)"):
+        p = cov.Point(d, "tile", "toggle", 1, comment, 0, str(v))
+        return cov.waiver_of(block, p, cov.toggle_names(p, fmap), waivers)
+
+    assert waived("cmd__payload[11]:0->1") == "Tile* / *.m bits 4+"       # bit 7 of the field
+    assert waived("cmd__payload[7]:0->1") is None                        # bit 3 of the field
+    assert waived("cmd__payload[1]:1->0") == "tile / cmd__payload bits 0..1"   # module glob
+    assert waived("cmd__payload[2]:1->0") is None
+    assert waived("b:0->1", "Ring (ring/ring)") == "Tile*|Ring* / a|b"
+    assert cov.waiver_bits(("x", "y", 7)) == "bits 7+" and cov.waiver_bits(("x", "y")) == ""
+    assert cov.toggle_group([("cmd__payload$3", 11), ("cmd__payload$3.m", 7)]) == \
+        "cmd__payload.m"
+
+    # a 96-bit signal: Verilator credits a toggle of bit j to bits j+32, j+64 as well
+    counts = {b: (5 if b % 32 == 3 else 0) for b in range(96)}   # bit 3 toggled 5 times ...
+    counts[35] = counts[67] = 7                                  # ... bit 35 twice more
+    pts = [cov.Point(d, "tile", "toggle", 1, f"w[{b}]:0->1", n, str(v))
+           for b, n in counts.items()]
+    fixed, st = cov.fix_wide_toggles(pts, bug=lambda f: True)
+    got = {p.bit: p.count for p in fixed}
+    assert (got[3], got[35], got[67]) == (5, 2, 0) and st == {"signals": 1, "points": 2,
+                                                              "false_hits": 1}
+    assert cov.fix_wide_toggles(pts, bug=lambda f: False)[0] == pts       # a fixed Verilator
+    narrow = [cov.Point(d, "tile", "toggle", 1, f"q[{b}]:0->1", 1, str(v)) for b in range(64)]
+    assert cov.fix_wide_toggles(narrow, bug=lambda f: True)[1] == {}      # <= 64 bits: exact
+
+    # unwaived misses are listed as holes, by block and innermost field, with a reason
+    s = cov.summarize([cov.Point(d, "tile", "toggle", 1, "cmd__payload[7]:0->1", 0, str(v)),
+                       cov.Point(d, "tile", "toggle", 1, "cmd__payload[11]:0->1", 0, str(v))],
+                      artefacts=lambda f: frozenset(), layouts={})
+    holes = s["toggle_holes"]
+    assert (holes["points"], holes["groups"]) == (1, 1)
+    assert holes["largest"][0]["group"] == "cmd__payload.m"
+    assert holes["largest"][0]["designs"] == ["tile"]
