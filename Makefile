@@ -58,7 +58,7 @@ mutate: $(STAMP)
 ## The random tests over SEEDS seeds (docs/reports/soak.md); not in `test`.
 SEEDS ?= 50
 soak: $(STAMP)
-	$(PY) bench/soak.py --seeds $(SEEDS) --jobs $(JOBS)
+	$(PY) bench/soak.py --seeds $(SEEDS) --jobs $(JOBS) --resume
 
 ## Verilator line + toggle and functional coverage of the simulation regression
 ## (docs/reports/coverage.md); not in `test`.
