@@ -1,29 +1,32 @@
 """Cycle estimate of one descriptor on the whole accelerator (docs/host.md, "Cycles").
 
-Source: `golden.tile_model.tile_cycles` (the compute tile's micro-architectural predictor),
-composed for ``tiles`` tiles under a stated assumption, since the accelerator top does not exist
-yet: the output rows ``M`` are split in ``tiles`` contiguous slices (one weight image per tile,
-docs/spec.md section 8.1), each tile loads its image and the whole input and computes in
-parallel; the layer takes the slowest tile's ``total_cycles`` (load + compute), but never less
-than the shared AXI port's ``memory_cycles`` (`golden.perf`, spec section 6).  Descriptor fetch
-and hand-over between layers are not modelled.  The roofline is `golden.perf.layer_stats`:
-``roofline_cycles`` for the sparse formats (zero skipping on both sides) and
-``dense_roofline_cycles`` for ``dense`` (the baseline skips nothing).
+Source: `sparsemac.golden.net_cycles.descriptor_cycles`, the accelerator top's rules phase by
+phase: the descriptor fetch and its checks, the image headers, the activation table and requant
+records (with ``REQUANT``), the activations (read once, multicast), the image bodies tile after
+tile on the one read port, every tile's im2col and compute (`golden.tile_model`, exact lane
+recurrence) from the moment its body arrived, and the write-back: the results cross the ring
+and the ResultWriter writes them one single-beat AXI write at a time; the ring, the tiles'
+result paths and the ResultWriter are replayed cycle by cycle.  Measured against the RTL's
+cycles per descriptor: docs/reports/network_model.md (within 3 % per descriptor).  The roofline is
+`golden.perf.layer_stats`: ``roofline_cycles`` for the sparse formats (zero skipping on both
+sides) and ``dense_roofline_cycles`` for ``dense`` (the baseline skips nothing).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sparsemac.golden.descriptors import Flags, Opcode
+from sparsemac.golden.descriptors import Flags
 from sparsemac.golden.formats import pack_weights
+from sparsemac.golden.net_cycles import descriptor_cycles
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
 
 __all__ = ["layer_cycles", "CYCLE_SOURCE"]
 
-CYCLE_SOURCE = ("sparsemac.golden.tile_model per tile (output rows split across tiles, tiles in "
-                "parallel), at least golden.perf memory_cycles")
+CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
+                "tables, activations, bodies tile after tile), golden.tile_model per tile, "
+                "ring and result write-back replayed cycle by cycle")
 
 
 def layer_cycles(run, cfg) -> dict:
@@ -32,38 +35,50 @@ def layer_cycles(run, cfg) -> dict:
     Returns
     -------
     dict
-        ``cycles`` (the estimate), ``tile_cycles`` (slowest tile, load + compute),
-        ``compute_cycles`` and ``load_cycles`` (of that tile), ``memory_cycles``,
-        ``roofline_cycles``, ``bound``, ``achieved_over_roofline`` (``cycles / roofline``),
+        ``cycles`` (the estimate: the descriptor's cycles on the sequencer, the table check
+        included for descriptor 0), its phases ``fixed_cycles`` (descriptor fetch and
+        checks, image headers, activation table and requant records, the end of the layer),
+        ``load_cycles`` (activations and image bodies, up to the last body),
+        ``compute_cycles`` (the last tile's im2col and compute left after the last body) and
+        ``writeback_cycles`` (the rest: results the write-back has not written yet); they add
+        up to ``cycles``.  ``phases`` (the finer split of
+        `sparsemac.golden.net_cycles.PHASES`), ``writes`` (AXI write commands),
+        ``limited_by`` (the largest of the four phases), ``tile_cycles`` (the slowest tile
+        alone, load + compute, `golden.tile_model`), ``memory_cycles``, ``roofline_cycles``,
+        ``bound`` (of the roofline), ``achieved_over_roofline`` (``cycles / roofline``),
         ``efficiency`` (``roofline / cycles``), ``effectual_macs``, ``dense_macs``,
         ``bytes_read``, ``bytes_written``, ``ideal_speedup``.
     """
     d = run.descriptor
     fmt = run.slices[0].fmt
+    act_bytes = int(run.x.size)
+    est = descriptor_cycles(d, run.slices, run.cols, cfg, act_bytes=act_bytes,
+                            first=run.index == 0)
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width,
                                mul_pipeline=getattr(cfg, "mul_pipeline", 2))
-    img = int(run.x.size) if d.opcode == Opcode.CONV2D else None
-    best = None
-    for sub in run.slices:
-        r = tile_cycles(sub, run.cols, tile_cfg, act_skip=fmt != "dense", image_bytes=img)
-        if best is None or r["total_cycles"] > best["total_cycles"]:
-            best = r
+    slowest = max(tile_cycles(sub, run.cols, tile_cfg, act_skip=True,
+                              image_bytes=act_bytes)["total_cycles"] for sub in run.slices)
     pw = pack_weights(run.weights, fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                       nm=(d.param_a, d.param_b) if fmt == "nm" else (2, 4))
     requant = bool(d.flags & Flags.REQUANT)
     st = layer_stats(pw, run.cols, pw.fmt, cfg, bias=requant, requant=requant,
-                     lut=bool(d.flags & Flags.LUT), act_bytes=int(run.x.size))
-    roof = st.dense_roofline_cycles if pw.fmt == "dense" else st.roofline_cycles
+                     lut=bool(d.flags & Flags.LUT), act_bytes=act_bytes)
+    roof = max(st.dense_roofline_cycles if pw.fmt == "dense" else st.roofline_cycles, 1)
     comp = st.dense_compute_cycles if pw.fmt == "dense" else st.compute_cycles
-    cycles = max(best["total_cycles"], st.memory_cycles)
+    cycles = est["cycles"]
+    parts = {k: est[k] for k in ("fixed_cycles", "load_cycles", "compute_cycles",
+                                 "writeback_cycles")}
     return {
-        "cycles": int(cycles), "tile_cycles": int(best["total_cycles"]),
-        "compute_cycles": int(best["cycles"]), "load_cycles": int(best["load_cycles"]),
-        "memory_cycles": st.memory_cycles, "roofline_cycles": int(max(roof, 1)),
+        "cycles": int(cycles), **parts,
+        "phases": {k: est[k] for k in ("fetch_check", "headers", "tables", "acts", "bodies",
+                                       "wait", "done")},
+        "writes": est["writes"], "limited_by": max(parts, key=parts.get)[:-len("_cycles")],
+        "tile_cycles": int(slowest), "memory_cycles": st.memory_cycles,
+        "roofline_cycles": int(roof),
         "bound": "compute" if comp >= st.memory_cycles else "memory",
-        "achieved_over_roofline": cycles / max(roof, 1),
-        "efficiency": max(roof, 1) / cycles, "effectual_macs": st.effectual_macs,
-        "dense_macs": st.dense_macs, "bytes_read": st.bytes_read,
-        "bytes_written": st.bytes_written, "ideal_speedup": st.ideal_speedup,
+        "achieved_over_roofline": cycles / roof, "efficiency": roof / cycles,
+        "effectual_macs": st.effectual_macs, "dense_macs": st.dense_macs,
+        "bytes_read": st.bytes_read, "bytes_written": st.bytes_written,
+        "ideal_speedup": st.ideal_speedup,
     }

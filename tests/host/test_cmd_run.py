@@ -40,7 +40,7 @@ def test_examples_json(name):
         assert e["cycles"] >= e["roofline_cycles"] >= 1, e
         assert e["achieved_over_roofline"] == pytest.approx(e["cycles"] / e["roofline_cycles"])
         assert e["mismatches"] == 0
-    assert "sparsemac.golden.tile_model" in rep["cycle_model"]
+    assert "sparsemac.golden.net_cycles" in rep["cycle_model"]
     if name == "demo_net.yaml":
         assert {e["format"] for e in rep["layers"]} == {"dense", "bitmap", "block", "nm"}
         assert {e["op"] for e in rep["layers"]} == {"matmul", "conv2d"}

@@ -1,0 +1,204 @@
+"""The descriptor cycle model (golden/net_cycles.py): the sequencer's fixed costs counted on the
+RTL, the phase rules (serial bodies, 256-cycle tables, single-beat writes) and its argument
+checks.  Model against the RTL: tests/sim/test_net_cycles.py."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sparsemac.golden import pack_weights, prune
+from sparsemac.golden.descriptors import Flags, conv2d_descriptor, matmul_descriptor
+from sparsemac.golden.formats import HEADER_BYTES
+from sparsemac.golden.net_cycles import (
+    HOP_CYCLES,
+    PHASES,
+    READ_LATENCY,
+    READ_TAIL,
+    WRITE_CYCLES,
+    checker_cycles,
+    descriptor_cycles,
+)
+from sparsemac.golden.ops import im2col
+from sparsemac.golden.tiling import tile_row_split
+
+CFG = SimpleNamespace(rows=4, cols=4, tiles=4, axi_data_width=64, mul_pipeline=2,
+                      ring_payload_width=64, ring_fifo_depth=4, acc_width=32, out_lanes=4)
+REQ_LUT = Flags.REQUANT | Flags.LUT
+
+
+def _matmul(rng, m, k, n, fmt="dense", *, cfg=CFG, flags=REQ_LUT, density=0.5, nm=(2, 4),
+            x_density=1.0):
+    w = rng.integers(-127, 128, size=(m, k)).astype(np.int8)
+    if fmt == "nm":
+        w, _ = prune(w, "nm", nm=nm)
+    elif fmt != "dense":
+        w, _ = prune(w, "block" if fmt == "block" else "unstructured", density=density)
+    x = rng.integers(-127, 128, size=(k, n)).astype(np.int8)
+    x[rng.random((k, n)) >= x_density] = 0
+    slices = [pack_weights(w[a:b], fmt, group_size=16, block_size=8, nm=nm)
+              for a, b in tile_row_split(m, cfg.tiles)]
+    d = matmul_descriptor(m=m, k=k, n=n, fmt=fmt, flags=flags, nm=nm)
+    return d, slices, x
+
+
+# DCHECK cycles of these descriptors on the accelerator RTL (default config, the sequencer's
+# state sampled every cycle): conv2d (c, h, w, kout, k, stride, pad), matmul (m, k, n)
+RTL_DCHECK = [
+    (("conv", 3, 12, 12, 8, 3, 1, 1), 121), (("conv", 8, 12, 12, 16, 3, 2, 1), 114),
+    (("conv", 16, 6, 6, 8, 3, 2, 0), 102), (("conv", 1, 8, 8, 8, 3, 1, 1), 118),
+    (("conv", 8, 8, 8, 16, 3, 2, 1), 111), (("conv", 4, 8, 8, 12, 3, 1, 1), 118),
+    (("mm", 16, 16, 36), 47), (("mm", 10, 32, 1), 31), (("mm", 128, 64, 8), 39),
+    (("mm", 64, 64, 16), 43), (("mm", 16, 32, 4), 35), (("mm", 24, 48, 20), 43),
+]
+
+
+@pytest.mark.parametrize("shape,cycles", RTL_DCHECK, ids=[str(s) for s, _ in RTL_DCHECK])
+def test_checker_cycles_as_measured_on_the_rtl(shape, cycles):
+    if shape[0] == "conv":
+        _, c, h, w, kout, k, s, p = shape
+        d = conv2d_descriptor(c=c, h=h, w=w, kout=kout, kh=k, kw=k, stride=(s, s), pad=(p, p))
+    else:
+        _, m, k, n = shape
+        d = matmul_descriptor(m=m, k=k, n=n)
+    assert checker_cycles(d, CFG) == cycles
+
+
+def test_phases_add_up(rng):
+    for fmt, flags in (("dense", REQ_LUT), ("nm", Flags.REQUANT), ("bitmap", 0),
+                       ("block", REQ_LUT)):
+        d, slices, x = _matmul(rng, int(rng.integers(1, 40)), int(rng.integers(1, 40)),
+                               int(rng.integers(1, 12)), fmt, flags=flags)
+        r = descriptor_cycles(d, slices, x, CFG)
+        assert sum(r[p] for p in PHASES) == r["cycles"], r
+        assert r["fixed_cycles"] + r["load_cycles"] + r["compute_cycles"] \
+            + r["writeback_cycles"] == r["cycles"], r
+        assert min(r["compute_cycles"], r["writeback_cycles"], r["writes"]) >= 0, r
+        assert len(r["tiles"]) == len(slices) and len(r["stall_cycles"]) == len(slices)
+        assert descriptor_cycles(d, slices, x, CFG, first=True)["cycles"] == r["cycles"] + 2
+
+
+def test_bodies_stream_tile_after_tile(rng):
+    """One body after the other on the one read port: a tile's weights are in one DMA command
+    (READ_LATENCY + beats + READ_TAIL), two sequencer states and one ring hop after the
+    previous tile's; each tile starts its im2col pass once its own body is in.  (K = 256:
+    every tile still runs im2col while the later bodies stream, no result is on the ring.)"""
+    d, slices, x = _matmul(rng, 16, 256, 8)
+    r = descriptor_cycles(d, slices, x, CFG)
+    loaded = [t["loaded"] for t in r["tiles"]]
+    beats = [(pw.nbytes - HEADER_BYTES) // 8 for pw in slices]
+    for t in range(1, len(slices)):
+        assert loaded[t] - loaded[t - 1] == \
+            2 + READ_LATENCY + beats[t] + READ_TAIL + HOP_CYCLES, (t, loaded, beats)
+    for t in r["tiles"]:            # im2col: ceil(N / cols) * K + cols + 4
+        assert t["compute_start"] - t["loaded"] == 2 * 256 + 4 + 4
+
+
+def test_results_of_earlier_tiles_slow_a_body(rng):
+    """A matrix-vector product: tile 0 computes its 16 rows while body 2 streams, and each of
+    its 16 result flits and its end marker takes a cycle of the links body 2 needs (as on the
+    RTL: 155 instead of 138 cycles per body from the third one on)."""
+    d, slices, x = _matmul(rng, 64, 64, 1, "nm")
+    r = descriptor_cycles(d, slices, x, CFG)
+    loaded = [t["loaded"] for t in r["tiles"]]
+    base = 2 + READ_LATENCY + 128 + READ_TAIL + HOP_CYCLES
+    assert [b - a for a, b in zip(loaded, loaded[1:])][1:] == [base + 17, base + 17], loaded
+
+
+# Cycles from the LUT state to the ACTS state on the RTL (default build, 64- and 128-bit
+# buses): (bus width, M, LUT flag) -> cycles
+RTL_TABLES = [((64, 8, True), 273), ((64, 16, True), 289), ((64, 10, False), 272),
+              ((64, 128, True), 513), ((128, 8, True), 257), ((128, 16, True), 265),
+              ((128, 10, False), 254), ((128, 64, True), 313)]
+
+
+@pytest.mark.parametrize("key,cycles", RTL_TABLES, ids=[str(k) for k, _ in RTL_TABLES])
+def test_tables_as_measured_on_the_rtl(rng, key, cycles):
+    """The activation table reaches every node one byte per cycle (256 cycles whatever the
+    bus width), then the M requant records; the identity table has no read latency."""
+    width, m, lut = key
+    cfg = SimpleNamespace(**{**vars(CFG), "axi_data_width": width,
+                             "ring_payload_width": max(64, width)})
+    d, slices, x = _matmul(rng, m, 16, 4, cfg=cfg,
+                           flags=REQ_LUT if lut else Flags.REQUANT)
+    r = descriptor_cycles(d, slices, x, cfg)
+    assert r["tables"] == cycles
+    assert descriptor_cycles(d.replace(flags=0), slices, x, cfg)["tables"] == 1
+
+
+def test_descriptor_fetch_and_headers_scale_with_the_bus(rng):
+    d, slices, x = _matmul(rng, 16, 16, 4)
+    for width in (32, 64, 128):
+        cfg = SimpleNamespace(**{**vars(CFG), "axi_data_width": width,
+                                 "ring_payload_width": max(64, width)})
+        r = descriptor_cycles(d, slices, x, cfg)
+        beat = width // 8
+        assert r["fetch_check"] == 2 + READ_LATENCY + 64 // beat + READ_TAIL \
+            + checker_cycles(d, cfg) + 1
+        hb = 32 // beat
+        assert r["headers"] == len(slices) * (3 + READ_LATENCY + hb + READ_TAIL + 1 + 4 + hb + 1)
+
+
+def test_single_beat_writes_bound_a_large_output(rng):
+    """Every output beat is one write of WRITE_CYCLES cycles: a layer with many outputs and
+    little compute waits at least that long."""
+    d, slices, x = _matmul(rng, 64, 8, 64)
+    r = descriptor_cycles(d, slices, x, CFG)
+    beats = 64 * 64 // 8
+    assert r["writes"] >= beats
+    assert r["wait"] >= beats * WRITE_CYCLES
+    assert r["writeback_cycles"] > r["compute_cycles"]
+    assert max(r["stall_cycles"]) > 0                        # the tiles waited for it
+
+
+def test_write_counts_of_simple_rows(rng):
+    """One row per output beat, written left to right, is one write per beat; one byte is one
+    (partial) write when the end marker flushes the lines; int32 results are 4x the beats."""
+    cfg = SimpleNamespace(**{**vars(CFG), "tiles": 1})
+    for n, flags, beats in ((8, REQ_LUT, 1), (1, REQ_LUT, 1), (16, 0, 8), (64, REQ_LUT, 8)):
+        d, slices, x = _matmul(rng, 1, 12, n, cfg=cfg, flags=flags)
+        assert descriptor_cycles(d, slices, x, cfg)["writes"] == beats, (n, flags)
+
+
+def test_conv_reads_its_image(rng):
+    x = rng.integers(-127, 128, size=(1, 3, 8, 8)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(6, 3, 3, 3)).astype(np.int8)
+    cols, _ = im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    d = conv2d_descriptor(c=3, h=8, w=8, kout=6, kh=3, kw=3, pad=(1, 1), flags=REQ_LUT)
+    slices = [pack_weights(w.reshape(6, -1)[a:b], "dense") for a, b in tile_row_split(6, 4)]
+    r = descriptor_cycles(d, slices, cols, CFG, act_bytes=x.size)
+    # 192 image bytes, cols = 4 bytes per cycle into every tile's gearbox
+    assert r["acts"] == 2 + 192 // 4 + 1
+    assert r["acts"] != descriptor_cycles(d, slices, cols, CFG)["acts"]   # im2col is 27 x 64
+
+
+def test_bad_arguments(rng):
+    d, slices, x = _matmul(rng, 8, 8, 2)
+    with pytest.raises(TypeError, match=r"^slices must be a non-empty list of PackedWeights"):
+        descriptor_cycles(d, [], x, CFG)
+    with pytest.raises(ValueError, match=r"^X must be 2-D \(K, N\), not shape \(16,\)"):
+        descriptor_cycles(d, slices, x.reshape(-1), CFG)
+    with pytest.raises(ValueError, match=r"^cfg\.rows must be a positive int, not None"):
+        descriptor_cycles(d, slices, x, SimpleNamespace(cols=4, tiles=4, axi_data_width=64))
+    with pytest.raises(ValueError, match=r"^slices must be at most cfg\.tiles \(1\), not 4"):
+        descriptor_cycles(d, slices, x, SimpleNamespace(**{**vars(CFG), "tiles": 1}))
+    with pytest.raises(ValueError, match=r"^cfg\.ring_payload_width must be at least 64 for the "
+                       r"accelerator, not 32"):
+        descriptor_cycles(d, slices, x, SimpleNamespace(**{**vars(CFG),
+                                                           "ring_payload_width": 32}))
+    with pytest.raises(ValueError, match=r"^cfg\.axi_data_width must be a multiple of 8"):
+        descriptor_cycles(d, slices, x, SimpleNamespace(**{**vars(CFG), "axi_data_width": 60}))
+
+
+def test_lane_tokens_end_where_the_tile_model_ends(rng):
+    """The per-row token times follow golden.tile_model's lane recurrence: the last one is the
+    lane's finish there, and the tile's compute cycles are the slowest lane's plus its tail."""
+    from sparsemac.golden import tile_model
+    from sparsemac.golden.net_cycles import _lane_tokens
+
+    cfg = SimpleNamespace(rows=3, cols=2, tiles=1, axi_data_width=64, mul_pipeline=2)
+    for fmt in ("dense", "nm", "bitmap", "block"):
+        d, slices, x = _matmul(rng, 11, 37, 5, fmt, cfg=cfg, x_density=0.6)
+        for items in tile_model.lane_records(slices[0], x, cfg, act_skip=True):
+            toks = _lane_tokens(items, 1)
+            assert len(toks) == len(items) and toks == sorted(toks)
+            assert toks[-1] == tile_model._lane_finish(items, 1), fmt

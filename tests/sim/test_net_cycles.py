@@ -1,0 +1,90 @@
+"""The descriptor cycle model (golden/net_cycles.py, host/cycles.py) against the accelerator
+RTL: four small networks in one descriptor table, one Verilator run of the default build;
+every descriptor's model cycles within 5 % of the cycles the sequencer spent on it, the
+total within 5 % of ``BUSY_CYCLES``.  Measured on more networks:
+docs/reports/network_model.md (bench/network_model.py)."""
+
+import pytest
+from sparsemac.host import compile_network, network_from_dict
+from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.sim.rtl_engine import rtl_job
+
+TOLERANCE = 0.05
+#: Cycles of the RTL engine's count for descriptor 0 before ``CONTROL.start`` (the driver
+#: programs the registers; sim/tb/network.py counts from its first sample) and the cycles
+#: its last descriptor's count goes on after the sequencer's end (interrupt, STATUS read):
+#: testbench time, not accelerator time (sum of the counts - BUSY_CYCLES = both).
+HARNESS_BEFORE = 21
+
+NETWORKS = [
+    # a conv with every table (requant + activation table), then an int32 matmul
+    {"name": "conv_raw", "seed": 11, "input": {"shape": [2, 6, 6]},
+     "layers": [{"op": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1,
+                 "format": "nm", "nm": "2:4", "activation": "relu"},
+                {"op": "matmul", "out_features": 10, "format": "bitmap", "density": 0.5,
+                 "requant": False}]},
+    # write-back bound: 8 x 64 int8 outputs from a 9-tap conv (tiles wait for the writes)
+    {"name": "writes", "seed": 12, "input": {"shape": [1, 8, 8]},
+     "layers": [{"op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+                 "format": "dense", "activation": "relu"}]},
+    # the bodies of tiles 2 and 3 wait behind tiles 0 and 1's results on the ring
+    {"name": "ring", "seed": 13, "input": {"shape": [64, 8]},
+     "layers": [{"op": "matmul", "out_features": 128, "format": "nm", "nm": "1:4",
+                 "activation": "relu"}]},
+    # weight-bound matrix-vector product, the identity table
+    {"name": "mv", "seed": 14, "input": {"shape": [64, 1]},
+     "layers": [{"op": "matmul", "out_features": 64, "format": "nm", "nm": "2:4"}]},
+]
+
+
+@pytest.fixture(scope="module")
+def result():
+    cfg = AcceleratorConfig.preset("default")
+    cn = compile_network([network_from_dict(n) for n in NETWORKS], cfg)
+    return cn, rtl_job(cn)
+
+
+def _descriptor_cycles(res):
+    """The RTL engine's per-descriptor counts without the testbench's cycles."""
+    rtl = list(res.layer_cycles)
+    harness = sum(rtl) - res.cycles
+    assert HARNESS_BEFORE <= harness <= HARNESS_BEFORE + 20, (rtl, res.cycles)
+    rtl[0] -= HARNESS_BEFORE
+    rtl[-1] -= harness - HARNESS_BEFORE
+    return rtl
+
+
+def test_model_within_5_percent_of_the_rtl_per_descriptor(result):
+    cn, res = result
+    assert res.status == "OK", res.error
+    rtl = _descriptor_cycles(res)
+    errs = []
+    for i, (cl, r, m) in enumerate(zip(cn.layers, rtl, res.model_cycles, strict=True)):
+        errs.append(f"descriptor {i} ({cl.spec.name} {cl.spec.fmt} {cl.descriptor.m}x"
+                    f"{cl.descriptor.k}x{cl.descriptor.n}): RTL {r}, model {m}, "
+                    f"{100 * (m - r) / r:+.1f} %")
+    bad = [e for e, r, m in zip(errs, rtl, res.model_cycles) if abs(m - r) > TOLERANCE * r]
+    assert not bad, "\n".join(["more than 5 % off:", *bad, "all:", *errs])
+    total = sum(res.model_cycles)
+    assert abs(total - res.cycles) <= TOLERANCE * res.cycles, (total, res.cycles, errs)
+
+
+def test_layer_cycles_reports_the_phases():
+    """The model engine's report per descriptor (no RTL): the four phases add up to
+    ``cycles``, every output beat is written at least once, the estimate is above the
+    roofline and above the slowest tile alone."""
+    from sparsemac.host import layer_cycles, run_model
+
+    cfg = AcceleratorConfig.preset("default")
+    cn = compile_network([network_from_dict(n) for n in NETWORKS], cfg)
+    run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+                    cfg=cfg)
+    assert run.ok, run.message
+    for lr, cl in zip(run.layers, cn.layers, strict=True):
+        c = layer_cycles(lr, cfg)
+        parts = ("fixed_cycles", "load_cycles", "compute_cycles", "writeback_cycles")
+        assert sum(c[k] for k in parts) == c["cycles"] == sum(c["phases"].values()), c
+        assert c["limited_by"] in ("fixed", "load", "compute", "writeback")
+        beats = -(-cl.expected.size * (1 if cl.spec.requant else 4) // cfg.axi_bytes)
+        assert c["writes"] >= beats, (c["writes"], beats)
+        assert c["cycles"] > max(c["roofline_cycles"], c["tile_cycles"]), c
