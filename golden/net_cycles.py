@@ -46,7 +46,7 @@ import numpy as np
 
 from .descriptors import DESC_BYTES, LUT_BYTES, QUANT_RECORD_BYTES, Flags, Opcode
 from .formats import HEADER_BYTES, PackedWeights
-from .tile_model import FIFO_DEPTH, lane_records, tile_cycles
+from .tile_model import lane_records, lane_tokens, tile_cycles
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
            "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES"]
@@ -144,39 +144,6 @@ def _requant_latency(acc_width: int) -> int:
     while n > 1:
         n, levels = (n + 1) // 2, levels + 1
     return 6 + levels + 1 + 1
-
-
-def _lane_tokens(items, start: int) -> list[int]:
-    """Per row item of a lane, the cycle its end token leaves the scanner (the recurrence of
-    `golden.tile_model`, which keeps only the last one)."""
-    take: list[int] = []
-    f_prev = -(1 << 60)
-    t_row = start
-    out = []
-    for setup, counts in items:
-        i = t_row + setup
-        for c in counts.tolist():
-            r = len(take)
-            p = i + 1
-            if r >= FIFO_DEPTH:
-                p = max(p, take[r - FIFO_DEPTH] + 1)
-            if c == 0:
-                i = p
-                continue
-            es = max(f_prev + 1, p + 2)
-            take.append(es - 1)
-            f_prev = es + c - 1
-            i = p
-        r = len(take)
-        p = i + 1
-        if r >= FIFO_DEPTH:
-            p = max(p, take[r - FIFO_DEPTH] + 1)
-        es = max(f_prev + 1, p + 2)
-        take.append(es - 1)
-        f_prev = es
-        t_row = p + 1
-        out.append(f_prev)
-    return out
 
 
 # ---- the tail of a descriptor: bodies, compute, write-back (cycle by cycle) ---------------------
@@ -731,7 +698,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         comp = tile_cycles(pw, X, tcfg, act_skip=True, image_bytes=act_bytes)["cycles"]
         lanes = []
         for lane, items in enumerate(lane_records(pw, X, tcfg, act_skip=True)):
-            toks = _lane_tokens(items, 1) if items else []
+            toks = lane_tokens(items, 1) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // ncg), j % ncg, N, cols, es,
                                    dbytes) for j in range(len(toks))]
             lanes.append((toks, flits))

@@ -89,11 +89,13 @@ def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False):
     return per_lane
 
 
-def _lane_finish(items, start: int) -> int:
-    """Cycle of the lane's last emitted token (see the module docstring)."""
+def lane_tokens(items, start: int) -> list[int]:
+    """Per row item of a lane, the cycle its end token leaves the scanner (see the module
+    docstring); the last one is the lane's finish (`_lane_finish`)."""
     take: list[int] = []
     f_prev = -(1 << 60)
     t_row = start
+    out = []
     for setup, counts in items:
         i = t_row + setup
         for c in counts.tolist():
@@ -116,7 +118,14 @@ def _lane_finish(items, start: int) -> int:
         take.append(es - 1)
         f_prev = es
         t_row = p + 1
-    return f_prev
+        out.append(f_prev)
+    return out
+
+
+def _lane_finish(items, start: int) -> int:
+    """Cycle of the lane's last emitted token (see the module docstring)."""
+    ends = lane_tokens(items, start)
+    return ends[-1] if ends else -(1 << 60)
 
 
 def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,

