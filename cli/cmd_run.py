@@ -253,6 +253,10 @@ def _onnx_report(rep, rr, model, x, labels, args) -> None:
     else:
         rep["reference"] = None
         rep["reference_accuracy"] = None
+        rep["reference_note"] = ("a float model, quantized by sparsemac's calibration: ONNX "
+                                 "Runtime has no model of that quantization to run; quantize "
+                                 "it with onnxruntime.quantization.quantize_static (QDQ) and "
+                                 "run that file for a reference")
     fpath = args.float_model
     if fpath is None and model.quantized:
         cand = model.path.with_name(model.path.name.replace("_int8.onnx", ".onnx"))
