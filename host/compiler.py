@@ -48,7 +48,7 @@ __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_param
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
            "tile_buffer_needs", "check_tile_buffers", "layer_buffer_shortfall", "QUANT_MODES",
            "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
-           "BIAS_LIMIT"]
+           "random_input", "BIAS_LIMIT"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -436,6 +436,15 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
                          requant_scale=s_y), ys
 
 
+def random_input(net: Network, seed: int) -> np.ndarray:
+    """The random input of ``net`` (all images of a batch) drawn from ``[seed, 0]``, as
+    `compile_network` draws it for one network."""
+    rng = np.random.default_rng([seed, 0])
+    shape = (net.batch, *net.input_shape) if net.batch > 1 else net.input_shape
+    x = rng.integers(-127, 128, size=shape)
+    return np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
+
+
 def _is_fixed(spec: LayerSpec) -> bool:
     """Every parameter of the layer is given (no random draw, no calibration on the input):
     its compiled weights, records and table do not depend on the chain it is in."""
@@ -513,13 +522,7 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Netw
     _check_config(net, cfg)
     s = net.seed if seed is None else int(seed)
     if calib is None:
-        if net.input_values is None:
-            rng = np.random.default_rng([s, 0])
-            shape = (net.batch, *net.input_shape) if net.batch > 1 else net.input_shape
-            x = rng.integers(-127, 128, size=shape)
-            calib = np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
-        else:
-            calib = net.input_values
+        calib = random_input(net, s) if net.input_values is None else net.input_values
     curs = _as_inputs(net, calib, "calibration input")
     v = np.asarray(calib)
     if np.issubdtype(v.dtype, np.floating):
@@ -549,13 +552,8 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Networ
         return [net]
     fixed = net if all(_is_fixed(sp) for sp in net.layers) and net.input_scale else \
         calibrate(net, cfg, seed=seed)
-    if net.input_values is None:   # the same random images calibrate drew
-        rng = np.random.default_rng([net.seed if seed is None else int(seed), 0])
-        shape = (net.batch, *net.input_shape)
-        x = rng.integers(-127, 128, size=shape)
-        values = np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
-    else:
-        values = net.input_values
+    values = net.input_values if net.input_values is not None else \
+        random_input(net, net.seed if seed is None else int(seed))  # the images calibrate drew
     return [replace(fixed, input_values=values[b], batch=1) for b in range(net.batch)]
 
 

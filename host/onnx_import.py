@@ -94,9 +94,6 @@ class OnnxModel:
         return replace(net, input_values=x[0] if len(x) == 1 else x, batch=len(x),
                        name=name or net.name)
 
-    def to_onnx_layout(self, values: np.ndarray) -> np.ndarray:
-        return values
-
 
 def parse_formats(spec) -> dict:
     """``"nm:2:4"`` or ``"conv1=dense,fc1=nm:1:8,*=auto"`` (or a dict) -> ``{layer: format}``

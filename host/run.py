@@ -25,6 +25,7 @@ from .compiler import (
     calibrate,
     compile_network,
     layer_buffer_shortfall,
+    random_input,
 )
 from .network import Network, NetworkError, load_network
 
@@ -101,14 +102,6 @@ def model_job(cn: CompiledNetwork) -> JobResult:
                      error=r.message or None)
 
 
-def _random_input(net: Network, seed: int) -> np.ndarray:
-    """The random input `compile_network` would draw for ``net`` (``[seed, 0]``)."""
-    rng = np.random.default_rng([seed, 0])
-    shape = (net.batch, *net.input_shape) if net.batch > 1 else net.input_shape
-    x = rng.integers(-127, 128, size=shape)
-    return np.where(rng.random(shape) < net.input_density, x, 0).astype(np.int8)
-
-
 def _max_columns(net: Network, cfg) -> int:
     """The most input columns of a matrix network whose every layer fits the tile buffers
     (the rule of `sparsemac.host.compiler.layer_buffer_shortfall`); at least 1."""
@@ -151,7 +144,7 @@ def plan_jobs(net: Network, cfg, *, seed: int | None = None, calib=None,
     if calib is None and len(parts) == 1 and net.batch == 1:
         return net, [net], ""
     if values is None:
-        values = _random_input(net, s)
+        values = random_input(net, s)
         net = replace(net, input_values=values)
     fixed = calibrate(net, cfg, calib, seed=s)
     jobs = []

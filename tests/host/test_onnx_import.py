@@ -202,9 +202,9 @@ def test_split_jobs_equal_one_job(rng):
 
 
 def _random_input(net):
-    from sparsemac.host.run import _random_input
+    from sparsemac.host.compiler import random_input
 
-    return _random_input(net, net.seed)
+    return random_input(net, net.seed)
 
 
 def test_image_batch_shares_weights_and_splits(rng):
