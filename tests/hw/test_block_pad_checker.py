@@ -9,12 +9,14 @@ columns), valid or with a padding value set: ``bad_pad`` must be set exactly whe
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sparsemac.golden.formats import FormatErrorCode
 from sparsemac.hw.tile.block_pad_checker import BlockPadChecker
 
 from tests.hw.test_block_index_checker import block_view, last_col_bits
-from tests.hw.test_image_checker import _cfg, corrupt, expected_code, pack, random_matrix
+from tests.hw.test_image_checker import (_cfg, corrupt, expected_code, fits, pack,
+                                     random_matrix)
 from tests.hw.test_section_checker import SectionBench
 
 C = FormatErrorCode
@@ -25,6 +27,8 @@ def _images(cfg, rng, count, **shape):
     while len(imgs) < count:
         W, kw = random_matrix(rng, "block", cfg, **shape)
         img = pack(W, "block", kw)
+        if not fits(img, cfg):
+            continue
         cls = "valid" if rng.random() < 0.3 else "pad"
         img = img if cls == "valid" else corrupt(img, "block", cls, rng)
         if img is not None:
@@ -87,3 +91,28 @@ def test_padding_only_at_edges(width, rng, seed):
         if bad is not None:
             imgs.append(("pad", bad))
     _check(cfg, rng, seed, imgs, gap=0, stall=0)
+
+
+@pytest.mark.parametrize("width", [32, 64, 128])
+def test_last_block_of_a_full_buffer(width, rng, seed):
+    """The largest fully stored block image that fits the weight buffer (its last stored block
+    is the last the column-bit memory holds): padding set in that block's padded column is
+    ``BAD_PAD``, the clean image passes."""
+    cfg = _cfg(width)
+    B, cap = cfg.block_size, cfg.weight_buf_depth * cfg.axi_bytes
+    M = cfg.out_buf_depth
+    best = None
+    for K in range(B + 1, 4096, B):        # K % B == 1: every last-column block has padding
+        W = rng.integers(1, 128, size=(M, K)).astype(np.int8)
+        img = pack(W, "block", dict(group_size=cfg.group_size, block_size=B))
+        if not fits(img, cfg):
+            break
+        best = img
+    assert best is not None and len(best) > cap - 4 * B * B * -(-M // B), (width, len(best))
+    h, ptrs, cols, nbr, nbc = block_view(best)
+    last = ptrs[nbr] - 1
+    assert cols[last] == nbc - 1
+    bad = bytearray(best)
+    bad[h["sec_c"] + last * B * B + B - 1] = 0x5A   # row 0, last column: past K
+    assert expected_code(bytes(bad)) == C.BAD_PAD and expected_code(bytes(best)) == 0
+    _check(cfg, rng, seed, [("valid", best), ("pad", bad)])
