@@ -15,11 +15,17 @@ from sparsemac.golden.formats import FormatErrorCode
 from sparsemac.hw.tile.block_pad_checker import BlockPadChecker
 
 from tests.hw.test_block_index_checker import block_view, last_col_bits
-from tests.hw.test_image_checker import (_cfg, corrupt, expected_code, fits, pack,
-                                     random_matrix)
+from tests.hw.test_image_checker import _cfg, corrupt, expected_code, pack, random_matrix
 from tests.hw.test_section_checker import SectionBench
 
 C = FormatErrorCode
+
+
+def fits(img, cfg) -> bool:
+    """The image fits the tile's weight buffer.  A longer one is refused by the hub's header
+    check (``BAD_SIZE``) before its body streams, so the checker never sees one: its
+    column-bit memory holds the blocks of ``weight_buf_depth`` words."""
+    return len(img) <= cfg.weight_buf_depth * cfg.axi_bytes
 
 
 def _images(cfg, rng, count, **shape):
