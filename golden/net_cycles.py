@@ -183,13 +183,14 @@ class _Node:
     Each lane issues its end tokens at the cycles of `golden.tile_model` (the token time plus
     ``mul_pipeline + 3`` into its result FIFO) unless two of its results wait (then the lane
     stalls: every later token of that lane moves one cycle); a fixed-priority arbiter (lane 0
-    first) hands one result per cycle to the output pipeline (``_requant_latency`` stages that
+    first; a result offered and not taken stays offered) hands one result per cycle to the output pipeline (``_requant_latency`` stages that
     freeze while its output waits) or, for raw int32 results, straight to the row register;
     the packer sends the row register's flits one per cycle and takes the next row segment a
     cycle after the last one left; after the tile's last result the end marker follows."""
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
-                 "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f")
+                 "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
+                 "held")
 
     def __init__(self, tile, lanes, pipe_len, bpr, t2f):
         self.tile = tile
@@ -208,6 +209,7 @@ class _Node:
         self.marked = False
         self.marker_at = None
         self.stalls = 0
+        self.held = None                         # lane whose result was offered, not taken
 
     def offer(self, c):
         if self.row is not None and c >= self.row_at:
@@ -244,15 +246,18 @@ class _Node:
                     ln[4].append((c + self.t2f, ln[5][j]))
                     ln[1] = j + 1
         row_free = self.row is None and c >= self.free_at
-        pick = None
-        for ln in self.lanes:                    # fixed priority, lane 0 first
-            if ln[4] and ln[4][0][0] <= c:
-                pick = ln
-                break
+        pick = self.held                         # an offered result stays offered
+        if pick is None:
+            for ln in self.lanes:                # fixed priority, lane 0 first
+                if ln[4] and ln[4][0][0] <= c:
+                    pick = ln
+                    break
+        popped = False
         if self.pipe is None:                    # raw results: straight to the row register
             if pick is not None and row_free:
                 self._load(pick[4].popleft()[1], c)
                 pick[3] -= 1
+                popped = True
         else:
             # requantizer then activation table: two pipelines, each frozen while its own
             # output waits (a bubble in front of a frozen stage still moves)
@@ -272,8 +277,10 @@ class _Node:
                         self.sb = 0
                         new = pick[4].popleft()[1]
                         pick[3] -= 1
+                        popped = True
                 req.pop()
                 req.appendleft(new)
+        self.held = pick if pick is not None and not popped else None
         if (self.marker_at is None and self.left == 0 and self.row is None
                 and c >= self.cs + self.compute):
             self.marker_at = c + 1               # RUN -> MARK: the marker flit

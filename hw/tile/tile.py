@@ -61,7 +61,8 @@ class Tile(wiring.Component):
     cycles of implicit im2col gather by `Im2colAddress`, padding never read) in parallel;
     then every lane decodes its rows and the array computes; each lane
     pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) and the
-    results leave on ``results`` (fixed-priority over lanes).  Load and compute do not overlap
+    results leave on ``results`` (fixed priority over lanes; an offered result stays offered
+    until taken).  Load and compute do not overlap
     (measured separately: ``loading`` / ``computing``).  A lane stalls when two of its results
     wait for ``results.ready``.
 
@@ -403,15 +404,22 @@ class Tile(wiring.Component):
             with m.Elif(~(fire & p.end) & popped):
                 m.d.sync += pending.eq(pending - 1)
 
-        # output: fixed priority over lanes
-        for r in reversed(range(rows)):
-            f = res_fifos[r]
-            with m.If(f.r_rdy):
-                m.d.comb += [self.results.valid.eq(1), self.results.payload.eq(f.r_data)]
-        chosen = Signal(range(max(2, rows)))
+        # output: fixed priority over lanes; a result offered and not taken stays offered
+        # (a stream's payload is stable until ready: the node takes a row in cols / out_lanes
+        # beats, and a higher-priority lane ending meanwhile must not replace it)
+        prio = Signal(range(max(2, rows)))
         for r in reversed(range(rows)):
             with m.If(res_fifos[r].r_rdy):
-                m.d.comb += chosen.eq(r)
+                m.d.comb += prio.eq(r)
+        held = Signal()
+        held_lane = Signal(range(max(2, rows)))
+        chosen = Signal(range(max(2, rows)))
+        m.d.comb += chosen.eq(Mux(held, held_lane, prio))
+        for r in range(rows):
+            with m.If(chosen == r):
+                m.d.comb += [self.results.valid.eq(res_fifos[r].r_rdy),
+                             self.results.payload.eq(res_fifos[r].r_data)]
+        m.d.sync += [held.eq(self.results.valid & ~self.results.ready), held_lane.eq(chosen)]
         for r, f in enumerate(res_fifos):
             sel = self.results.valid & self.results.ready & (chosen == r)
             m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel)]

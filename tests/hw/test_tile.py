@@ -76,12 +76,17 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
             M, N = job["M"], job["N"]
             ncg = -(-N // cfg.cols)
             Y = np.full((M, ncg * cfg.cols), 0x7FFFFFFF, dtype=np.int64)
+            held = None     # a result offered and not taken: it stays, unchanged
             for _ in range(M * ncg):
                 while True:
                     ctx.set(dut.results.ready, int(rng.random() >= stall))
                     _, _, v, r, pl = await ctx.tick().sample(dut.results.valid,
                                                              dut.results.ready,
                                                              dut.results.payload)
+                    now = (pl.m, pl.cg, tuple(int(a) for a in pl.acc)) if v else None
+                    assert held is None or now == held, (
+                        f"results changed while not taken: {held} -> {now}")
+                    held = now if v and not r else None
                     if v and r:
                         break
                 Y[pl.m, pl.cg * cfg.cols:(pl.cg + 1) * cfg.cols] = [int(a) for a in pl.acc]

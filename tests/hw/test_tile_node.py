@@ -119,9 +119,17 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
     return out, st
 
 
-@pytest.mark.parametrize("fmt", FMTS)
-@pytest.mark.parametrize("mode", ["raw", "identity", "lut"])
-def test_matmul_results_match_golden(fmt, mode, rng, seed):
+#: Configurations of the node: out_lanes = cols (one pipeline beat per result row) and
+#: out_lanes < cols (a row goes through the output pipeline in cols / out_lanes beats).
+NODE_CFGS = {"2x2/2": CFG, "2x4/2": CFG.replace(cols=4, out_lanes=2),
+             "2x4/1": CFG.replace(cols=4, out_lanes=1)}
+
+
+@pytest.mark.parametrize("build,fmt,mode", [
+    *(("2x2/2", f, mo) for f in FMTS for mo in ("raw", "identity", "lut")),
+    *((b, f, mo) for b in ("2x4/2", "2x4/1")
+      for f, mo in (("dense", "lut"), ("nm", "identity"), ("bitmap", "raw"), ("block", "lut")))])
+def test_matmul_results_match_golden(build, fmt, mode, rng, seed):
     """Random ``W[M, K] @ X[K, N]`` (M up to out_buf_depth, N not a multiple of cols): the
     result bytes of every output row equal golden.matmul -- int32 accumulators (``raw``), or
     requantized int8 through the generated identity table or a random table -- each byte is
@@ -132,10 +140,10 @@ def test_matmul_results_match_golden(fmt, mode, rng, seed):
     (``local`` off by one), the activation table written at ``lut_addr + 1``, or the marker
     sent before the last result.
     """
-    cfg = CFG
+    cfg = NODE_CFGS[build]
     M = int(rng.integers(1, cfg.out_buf_depth + 1))
     K = int(rng.integers(1, 9))
-    N = 2 * int(rng.integers(0, 4)) + 1     # odd: the last segment is partial (cols = 2)
+    N = 2 * int(rng.integers(0, 2 * cfg.cols)) + 1     # odd: the last segment is partial
     assert -(-N // cfg.cols) * K <= cfg.act_buf_depth
     W = _weights(rng, fmt, M, K)
     X = rng.integers(-128, 128, size=(K, N)).astype(np.int8)
