@@ -50,7 +50,10 @@ class OutputPipeline(wiring.Component):
     pwl_segments : int
         Its segment count (power of two, 4..256; default ``cfg.pwl_segments`` or 32).
     pwl_out_width : int
-        Its output width, 8 or 16 (default 8).  ``o`` carries ``max(8, pwl_out_width)``-bit
+        Its output width, 8 or 16 (default 8).
+    lut_write_bytes : int
+        Table entries per ``lut_wr`` write (a power of two, 1..64; default 1): a table loads
+        in ``256 / lut_write_bytes`` cycles.  ``o`` carries ``max(8, pwl_out_width)``-bit
         lanes (LUT results sign-extended).
 
     Members
@@ -61,7 +64,7 @@ class OutputPipeline(wiring.Component):
         Activated values and ``last``.
     params : In(requant_param_signature(channel_width))
         Per-channel ``bias``, ``mult``, ``shift`` writes.
-    lut_wr : In(lut_write_signature())
+    lut_wr : In(lut_write_signature(lut_write_bytes))
         Shadow activation-table writes.
     lut_swap : In(1)
         Make the shadow table active at the next packet boundary.
@@ -84,7 +87,8 @@ class OutputPipeline(wiring.Component):
 
     def __init__(self, cfg=None, *, lanes: int | None = None, acc_width: int | None = None,
                  max_channels: int | None = None, pwl: bool = True,
-                 pwl_segments: int | None = None, pwl_out_width: int = 8):
+                 pwl_segments: int | None = None, pwl_out_width: int = 8,
+                 lut_write_bytes: int = 1):
         if cfg is not None:
             from sparsemac.hw.config import AcceleratorConfig
 
@@ -113,12 +117,13 @@ class OutputPipeline(wiring.Component):
         self.out_width = max(8, pwl_out_width) if pwl else 8
         self._requant = Requantizer(lanes=lanes, acc_width=acc_width,
                                     max_channels=max_channels, out_width=16 if pwl else 8)
-        self._lut = ActivationLut(lanes=lanes)
+        self._lut = ActivationLut(lanes=lanes, write_bytes=lut_write_bytes)
+        self.lut_write_bytes = lut_write_bytes
         members = {
             "i": In(stream.Signature(requant_in_layout(lanes, acc_width, self.channel_width))),
             "o": Out(stream.Signature(requant_out_layout(lanes, self.out_width))),
             "params": In(requant_param_signature(self.channel_width)),
-            "lut_wr": In(lut_write_signature()),
+            "lut_wr": In(lut_write_signature(lut_write_bytes)),
             "lut_swap": In(1),
             "lut_swap_pending": Out(1),
             "lut_bank": Out(1),

@@ -47,8 +47,8 @@ class TileNode(wiring.Component):
     From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``
     through an `ImageChecker`, which checks the image body's sparse metadata on the way),
     ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits
-    first ``lut_beats`` words of activation table (into the pipeline's shadow table, then a
-    swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the
+    first ``lut_beats`` words of activation table (a word per cycle into the pipeline's
+    shadow table, then a swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the
     layer (the node keeps rows ``[row_base, row_base + rows)``).  Every flit is consumed as soon
     as its destination takes it, so a node never blocks the ring for long.
 
@@ -81,7 +81,9 @@ class TileNode(wiring.Component):
         self.nodes = cfg.tiles + 1
         self.tile = Tile(cfg)
         self.checker = ImageChecker(cfg)
-        self.pipe = OutputPipeline(cfg, max_channels=cfg.out_buf_depth, pwl=False)
+        # the activation table arrives a bus word per CTRL flit and is written a word per cycle
+        self.pipe = OutputPipeline(cfg, max_channels=cfg.out_buf_depth, pwl=False,
+                                   lut_write_bytes=min(cfg.axi_bytes, 64))
         self.esize_max = 4 if cfg.acc_width <= 32 else 8
         fl = flit_layout(self.nodes, cfg.ring_payload_width)
         super().__init__({
@@ -102,12 +104,11 @@ class TileNode(wiring.Component):
         m.submodules.checker = chk = self.checker
         m.d.comb += [self.image_done.eq(chk.done), self.image_code.eq(chk.code)]
         m.submodules.act_gb = act_gb = ByteGearbox(in_bytes=beat, out_bytes=cols)
-        m.submodules.lut_gb = lut_gb = ByteGearbox(in_bytes=beat, out_bytes=1)
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
         lay = self.layer
         rows, row_base = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         act_cnt, q_cnt, lut_cnt = Signal(32), Signal(32), Signal(16)
-        q_idx, lut_addr = Signal(DIM_WIDTH + 1), Signal(9)
+        q_idx = Signal(DIM_WIDTH + 1)
         m.d.comb += [self.computing.eq(tile.computing), self.mac_active.eq(tile.mac.valid.any())]
 
         # ---------------- node control ----------------
@@ -119,9 +120,9 @@ class TileNode(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):
                     m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base), act_cnt.eq(0),
-                                 q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0), lut_addr.eq(0),
+                                 q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0),
                                  self.error.eq(0)]
-                    m.d.comb += [act_gb.clear.eq(1), lut_gb.clear.eq(1), q_gb.clear.eq(1),
+                    m.d.comb += [act_gb.clear.eq(1), q_gb.clear.eq(1),
                                  chk.start.eq(1)]
                     m.next = "CMD"
             with m.State("CMD"):
@@ -146,6 +147,7 @@ class TileNode(wiring.Component):
         ftype = fi.payload.type
         word = fi.payload.payload[:8 * beat]
         is_lut = lut_cnt < lay.lut_beats
+        lut_wr = Signal()                   # a table word is taken this cycle
         # weight words: ring -> 2-word FIFO -> ImageChecker (may hold a word for a cycle)
         # -> Tile.weights.  The FIFO's ready and valid are registers, so the ring's arbitration
         # and the checker's handshake-driven body checks are never in one path (that was the
@@ -157,7 +159,6 @@ class TileNode(wiring.Component):
             chk.i.valid.eq(wslice.r_rdy), chk.i.payload.eq(wslice.r_data),
             wslice.r_en.eq(chk.i.ready),
             act_gb.i.payload.data.eq(word), act_gb.i.payload.last.eq(act_cnt + 1 >= lay.act_beats),
-            lut_gb.i.payload.data.eq(word), lut_gb.i.payload.last.eq(lut_cnt + 1 >= lay.lut_beats),
             q_gb.i.payload.data.eq(word), q_gb.i.payload.last.eq(q_cnt + 1 >= lay.quant_beats),
         ]
         with m.Switch(ftype):
@@ -169,8 +170,8 @@ class TileNode(wiring.Component):
                     m.d.sync += act_cnt.eq(act_cnt + 1)
             with m.Case(FlitType.CTRL):
                 with m.If(is_lut):
-                    m.d.comb += [lut_gb.i.valid.eq(fi.valid), fi.ready.eq(lut_gb.i.ready)]
-                    with m.If(fi.valid & lut_gb.i.ready):
+                    m.d.comb += [fi.ready.eq(1), lut_wr.eq(fi.valid)]
+                    with m.If(fi.valid):
                         m.d.sync += lut_cnt.eq(lut_cnt + 1)
                 with m.Else():
                     m.d.comb += [q_gb.i.valid.eq(fi.valid), fi.ready.eq(q_gb.i.ready)]
@@ -182,16 +183,15 @@ class TileNode(wiring.Component):
         # activations: bytes -> cols-byte entries
         m.d.comb += [tile.acts.valid.eq(act_gb.o.valid), act_gb.o.ready.eq(tile.acts.ready),
                      tile.acts.payload.as_value().eq(act_gb.o.payload)]
-        # activation table: one entry per cycle, then swap to it
-        m.d.comb += [lut_gb.o.ready.eq(1), pipe.lut_wr.en.eq(lut_gb.o.valid & ~lut_addr[8]),
-                     pipe.lut_wr.addr.eq(lut_addr[:8]), pipe.lut_wr.data.eq(lut_gb.o.payload)]
-        # swap one cycle after the last write: a write in the swap cycle would land in the
-        # bank that becomes the shadow
+        # activation table: one bus word (beat entries) per CTRL flit straight into the shadow
+        # table, then swap to it one cycle after the last write (a write in the swap cycle
+        # would land in the bank that becomes the shadow)
+        m.d.comb += [pipe.lut_wr.en.eq(lut_wr),
+                     pipe.lut_wr.addr.eq((lut_cnt << (beat.bit_length() - 1))[:8]),
+                     pipe.lut_wr.data.eq(word)]
         swap = Signal()
-        m.d.sync += swap.eq(lut_gb.o.valid & (lut_addr == 255))
+        m.d.sync += swap.eq(lut_wr & (lut_cnt + 1 == lay.lut_beats))
         m.d.comb += pipe.lut_swap.eq(swap)
-        with m.If(lut_gb.o.valid & ~lut_addr[8]):
-            m.d.sync += lut_addr.eq(lut_addr + 1)
         # requant records: keep this node's rows
         rec = q_gb.o.payload
         local = Signal(DIM_WIDTH + 1)

@@ -24,8 +24,17 @@ def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):
              for k, b in enumerate(pk)]
     out, lasts, out_cycles, in_cycles = [], [], [], []
 
+    def table_writes(p):
+        """Table ``p`` as writes of ``write_bytes`` entries (entry a + i in byte i)."""
+        wb = dut.write_bytes
+        raw = np.asarray(tables[p], dtype=np.int8).view(np.uint8)
+        if wb == 1:
+            return [(p, a, int(np.int8(v))) for a, v in enumerate(raw)]
+        return [(p, a, int.from_bytes(raw[a:a + wb].tobytes(), "little"))
+                for a in range(0, 256, wb)]
+
     async def producer(ctx):
-        writes = [(0, a, int(v)) for a, v in enumerate(tables[0])]
+        writes = table_writes(0)
         swap_for = 0          # table whose swap is still to be strobed
         queued = None         # writes of the next table, waiting for swap_pending == 0
         n = 0                 # next beat to present
@@ -46,7 +55,7 @@ def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):
                 swap = 1
                 swap_for += 1
                 if swap_for < len(tables):
-                    queued = [(swap_for, a, int(v)) for a, v in enumerate(tables[swap_for])]
+                    queued = table_writes(swap_for)
             ctx.set(dut.swap, swap)
             # a beat of packet p may go once table p's swap was strobed (now or earlier)
             present = (n < len(beats) and beats[n][1] < swap_for
@@ -99,8 +108,12 @@ def _tables(rng, count):
     return tabs
 
 
-@pytest.mark.parametrize("lanes,stall,bp", [(4, 0.3, 0.3), (1, 0.5, 0.5), (3, 0.1, 0.6)])
-def test_lut_tables_and_swaps_under_stalls(seed, rng, lanes, stall, bp):
+@pytest.mark.parametrize("lanes,stall,bp,wbytes", [(4, 0.3, 0.3, 1), (1, 0.5, 0.5, 1),
+                                                   (3, 0.1, 0.6, 1), (4, 0.3, 0.3, 8),
+                                                   (2, 0.5, 0.2, 2), (3, 0.2, 0.5, 64)])
+def test_lut_tables_and_swaps_under_stalls(seed, rng, lanes, stall, bp, wbytes):
+    """Every table (every entry read at least once in packet 0) bit-exact through the double
+    buffer, tables written one entry or a bus word (``write_bytes``) per cycle."""
     tables = _tables(rng, 3)
     packets = []
     for p in range(len(tables)):
@@ -111,8 +124,8 @@ def test_lut_tables_and_swaps_under_stalls(seed, rng, lanes, stall, bp):
             pk += [allv[k:k + lanes] + [0] * (lanes - len(allv[k:k + lanes]))
                    for k in range(0, 256, lanes)]
         packets.append(pk)
-    run_lut_packets(ActivationLut(lanes=lanes), packets, tables, seed=seed, stall=stall,
-                    backpressure=bp)
+    run_lut_packets(ActivationLut(lanes=lanes, write_bytes=wbytes), packets, tables, seed=seed,
+                    stall=stall, backpressure=bp)
 
 
 def test_lut_swap_does_not_stall(seed, rng):
@@ -131,11 +144,15 @@ def test_lut_swap_does_not_stall(seed, rng):
     assert out_cycles[0] - in_cycles[0] == dut.latency
 
 
-@pytest.mark.parametrize("lanes,exc,msg", [
-    (0, ValueError, "lanes must be between 1 and 64, not 0"),
-    (65, ValueError, "lanes must be between 1 and 64, not 65"),
-    ("4", TypeError, "lanes must be an integer, not '4'"),
+@pytest.mark.parametrize("kw,exc,msg", [
+    (dict(lanes=0), ValueError, "lanes must be between 1 and 64, not 0"),
+    (dict(lanes=65), ValueError, "lanes must be between 1 and 64, not 65"),
+    (dict(lanes="4"), TypeError, "lanes must be an integer, not '4'"),
+    (dict(write_bytes=0), ValueError, "write_bytes must be between 1 and 64, not 0"),
+    (dict(write_bytes=128), ValueError, "write_bytes must be between 1 and 64, not 128"),
+    (dict(write_bytes=12), ValueError, "write_bytes must be a power of two, not 12"),
+    (dict(write_bytes=True), TypeError, "write_bytes must be an integer, not True"),
 ])
-def test_lut_rejects_impossible_parameters(lanes, exc, msg):
+def test_lut_rejects_impossible_parameters(kw, exc, msg):
     with pytest.raises(exc, match=f"^{msg}$"):
-        ActivationLut(lanes=lanes)
+        ActivationLut(**kw)

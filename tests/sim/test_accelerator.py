@@ -8,7 +8,8 @@ from sparsemac.sim.runner import run_cocotb
 TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
 CONFIGS = {
     "t1": TINY,
-    "t2": TINY.replace(tiles=2, axi_data_width=32, name="tiny2"),
+    # out_lanes < cols with two lanes: a row through the output pipeline in two beats
+    "t2": TINY.replace(tiles=2, axi_data_width=32, out_lanes=1, name="tiny2"),
     "t4": TINY.replace(tiles=4, rows=1, cols=4, out_lanes=2, axi_data_width=128,
                        ring_payload_width=128, name="tiny4"),
 }
