@@ -209,9 +209,9 @@ def render(results: list[dict], out: Path) -> None:
         f"- Header check: `HeaderChecker.latency` = {nc.HEADER_CHECK_LATENCY}; the descriptor "
         "check counted exactly from the DescChecker's op list (`checker_cycles`: 31-47 "
         "cycles for a matmul, 102-121 for a 3x3 conv).",
-        "- Tables: every node takes the activation table through a one-byte gearbox: 256 "
-        "cycles at any bus width, then the requant records at one beat (at most 16 bytes) "
-        "per cycle.",
+        "- Tables: every node writes the activation table a bus word per cycle into its "
+        "shadow table (256 / beat cycles), then the requant records at one beat (at most 16 "
+        "bytes) per cycle.",
         f"- Ring: {nc.HOP_CYCLES} cycles per hop, credits and round-robin as in the routers.",
         "",
     ]

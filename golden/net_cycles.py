@@ -10,7 +10,7 @@ follows the same steps with the same rules:
    (``HeaderChecker.latency``) and sent to the tile.
 2. **tables** (``REQUANT``): the activation table (256 bytes, read, or the identity table
    generated a word per cycle) and the ``M`` requant records, multicast on the ring; every
-   node takes the table through a one-byte gearbox, so it costs 256 cycles at any bus width.
+   node writes the table a bus word per cycle into its shadow table (``256 / beat`` cycles).
 3. **activations**: read once, multicast, ``cols`` bytes per cycle into each tile.
 4. **bodies**: the weight images' bodies **tile after tile** on the one AXI read port (one
    DMA command each); a tile starts its im2col pass (``ceil(N / cols) * K`` cycles: every
@@ -426,7 +426,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     writer = _Writer(lines, beat)
     T = len(nodes)
     # per started node: table / records / activation gearboxes, image entries taken
-    lut = [_Gearbox(beat, 1, lut_words) for _ in range(T)]
+    lut = [_Gearbox(beat, beat, lut_words) for _ in range(T)]
     quant = [_Gearbox(beat, QUANT_RECORD_BYTES, quant_words) for _ in range(T)]
     acts = [_Gearbox(beat, cols, act_words) for _ in range(T)]
     entries = [0] * T

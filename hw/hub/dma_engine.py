@@ -117,7 +117,12 @@ class DmaEngine(wiring.Component):
             "window_limit": In(addr_width),
             "abort": In(1),
             "busy": Out(1),
+            **self._extra_members(),
         })
+
+    def _extra_members(self) -> dict:
+        """Members a subclass adds to the signature (its parameters are set)."""
+        return {}
 
     def _data_member(self):
         """The ``data`` member of the signature (the parameters are set and checked)."""
@@ -224,7 +229,7 @@ class DmaEngine(wiring.Component):
         return timeout
 
     def _command_fsm(self, m, regs: _CommandRegs, *, cursors, accept, done, quiet, timeout,
-                     forget, stuck_addr) -> None:
+                     forget, stuck_addr, refuse=None) -> None:
         """The command FSM both engines run; call it last in ``elaborate`` (its watchdog and
         abort take priority over the engine's own assignments).
 
@@ -232,7 +237,8 @@ class DmaEngine(wiring.Component):
         statements); CHECK rejects it with ``BAD_LENGTH``, ``MISALIGNED`` or
         ``OUT_OF_WINDOW`` (in that order, ``err_addr`` = the command address) or starts it;
         RUN lasts until ``done``; STATUS holds the status until taken; ABORT waits for
-        ``quiet``.  On ``timeout`` (:meth:`_watchdog`) the engine's ``forget`` statements run,
+        ``quiet``.  ``refuse`` (``(code, address)``, code 0 = none), if given, rejects a command
+        before those checks.  On ``timeout`` (:meth:`_watchdog`) the engine's ``forget`` statements run,
         the next AXI ID is taken and a running command reports ``WATCHDOG`` at ``stuck_addr``
         (unless it has an error already); ``abort`` moves to ABORT from any state.
         """
@@ -258,7 +264,12 @@ class DmaEngine(wiring.Component):
                         m.d.sync += [addr.eq(p.addr), left.eq(p.length >> sh)]
             with m.Case(_State.CHECK):
                 m.d.sync += [state.eq(_State.RUN), err_addr.eq(start)]
-                with m.If(length == 0):
+                first = m.If if refuse is None else m.Elif
+                if refuse is not None:
+                    with m.If(refuse[0] != 0):
+                        m.d.sync += [err.eq(refuse[0]), err_addr.eq(refuse[1]),
+                                     state.eq(_State.STATUS)]
+                with first(length == 0):
                     m.d.sync += [err.eq(ErrorCode.BAD_LENGTH), state.eq(_State.STATUS)]
                 with m.Elif(misaligned):
                     m.d.sync += [err.eq(ErrorCode.MISALIGNED), state.eq(_State.STATUS)]

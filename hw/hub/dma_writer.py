@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
+from sparsemac.golden.descriptors import ErrorCode
 from sparsemac.hw.hub.dma_engine import DmaEngine, _State
-from sparsemac.hw.mem.axi import axi4_write_signature, dma_write_data_layout
+from sparsemac.hw.mem.axi import ERROR_CODE_WIDTH, axi4_write_signature, dma_write_data_layout
 
 __all__ = ["DmaWriter"]
 
@@ -46,6 +47,17 @@ class DmaWriter(DmaEngine):
     one beat per cycle when the slave and the producer allow it.  A command costs 2 cycles
     before its first AW and one cycle for its status.
 
+    **Posted writes** (``posted=True``): a command's status comes as soon as its last word has
+    been taken (its bursts announced), not after the B responses, and the next command may
+    start while earlier bursts still wait for theirs (at most ``max_outstanding`` in all):
+    back-to-back single-beat commands cost about 6 cycles each instead of a full write round
+    trip.  A failing ``BRESP`` (or the watchdog) then belongs to an earlier command: it is kept
+    in ``posted_error`` / ``posted_error_addr`` (the start address of the failing burst, from
+    a FIFO of the bursts in flight; sticky until ``abort``), stops new bursts and nulls the
+    beats of announced ones as above, and every later command is refused with that code
+    before any bus traffic.  ``busy`` stays high while a burst waits for its response, so
+    ``~busy`` means every write has landed.
+
     Parameters and the members other than ``data`` and ``m_axi`` are those of
     :class:`~sparsemac.hw.hub.dma_engine.DmaEngine` (defaults and checks there).
 
@@ -54,9 +66,22 @@ class DmaWriter(DmaEngine):
     data : In(stream(dma_write_data_layout))
         Words to write, ``length // beat`` per command.
     m_axi : Out(axi4_write_signature)
+    posted_error : Out(8); posted_error_addr : Out(addr_width)
+        Only with ``posted``: the first failing response (0 = none) and its burst address.
     """
 
     _axi_signature = staticmethod(axi4_write_signature)
+
+    def __init__(self, *, posted: bool = False, **kw):
+        if not isinstance(posted, bool):
+            raise TypeError(f"posted must be a bool, not {posted!r}")
+        self.posted = posted
+        super().__init__(**kw)
+
+    def _extra_members(self) -> dict:
+        if not self.posted:
+            return {}
+        return {"posted_error": Out(ERROR_CODE_WIDTH), "posted_error_addr": Out(self.addr_width)}
 
     def _data_member(self):
         return In(stream.Signature(dma_write_data_layout(self.data_width)))
@@ -65,11 +90,12 @@ class DmaWriter(DmaEngine):
         m = Module()
         axi = self.m_axi
         mo = self.max_outstanding
+        posted = self.posted
         regs = self._command_registers()
         state, cur_id, _, _, _, err, err_addr, wd = regs
         # AW side
         aw = self._cursor("aw")             # next burst to announce
-        _, aw_left = aw
+        aw_addr, aw_left = aw
         b_out = Signal(range(mo + 1))       # bursts announced, B not yet received
         w_pending = Signal(range(mo + 1))   # bursts announced, W not yet started
         # W side
@@ -79,17 +105,29 @@ class DmaWriter(DmaEngine):
         wdata = Signal(self.data_width)
         wstrb = Signal(self.beat_bytes)
         wlast = Signal()
-        # B side
+        # B side: the command's cursor, or (posted) a FIFO of the bursts in flight
         b = self._cursor("b")               # next burst to be answered
-        b_addr, _ = b
+        if posted:
+            perr = Signal(ERROR_CODE_WIDTH, name="perr")
+            perr_addr = Signal(self.addr_width, name="perr_addr")
+            m.d.comb += [self.posted_error.eq(perr), self.posted_error_addr.eq(perr_addr)]
+            fifo = Array(Signal(self.addr_width, name=f"burst{i}_addr") for i in range(mo))
+            head = Signal(range(mo), name="b_head")
+            tail = Signal(range(mo), name="b_tail")
+            b_addr = Signal(self.addr_width, name="b_addr")
+            m.d.comb += b_addr.eq(fifo[head])
+        else:
+            b_addr, _ = b
 
         awvalid, _, _ = aw_channel = self._address_channel(m, "aw", cur_id)
         m.d.comb += [
             axi.wdata.eq(wdata), axi.wstrb.eq(wstrb), axi.wlast.eq(wlast),
             axi.wvalid.eq(wvalid), axi.bready.eq(1),
-            self.busy.eq(state != _State.IDLE),
+            self.busy.eq((state != _State.IDLE) | ((b_out != 0) if posted else 0)),
         ]
         running = (state == _State.RUN) & (err == 0) & ~self.abort
+        if posted:
+            running = running & (perr == 0)
         draining = (state == _State.RUN) | (state == _State.ABORT)
 
         # -- AW -------------------------------------------------------------------------------
@@ -97,6 +135,10 @@ class DmaWriter(DmaEngine):
         aw_load = Signal()
         m.d.comb += aw_load.eq(running & (aw_left != 0) & (b_out < mo) & (~awvalid | axi.awready))
         self._issue_burst(m, aw_channel, axi.awready, aw_load, aw, aw_beats)
+        if posted:
+            with m.If(aw_load):
+                m.d.sync += [fifo[tail].eq(aw_addr),
+                             tail.eq(Mux(tail == mo - 1, 0, tail + 1))]
 
         # -- W: a registered output stage; null beats (strobes 0) after an error or abort -----
         w_beats = self._burst_beats(m, w)
@@ -126,24 +168,49 @@ class DmaWriter(DmaEngine):
         m.d.sync += w_pending.eq(w_pending + aw_load - w_start)
 
         # -- B --------------------------------------------------------------------------------
-        b_beats = self._burst_beats(m, b)
         b_fire = axi.bvalid & (axi.bid == cur_id) & (b_out != 0)
-        with m.If(b_fire):
-            m.d.sync += self._advance(b, b_beats)
-            with m.If((state == _State.RUN) & (err == 0) & axi.bresp[1]):
-                m.d.sync += [err.eq(self._resp_error(axi.bresp)), err_addr.eq(b_addr)]
+        if posted:
+            with m.If(b_fire):
+                m.d.sync += head.eq(Mux(head == mo - 1, 0, head + 1))
+                with m.If(axi.bresp[1] & (perr == 0)):
+                    m.d.sync += [perr.eq(self._resp_error(axi.bresp)), perr_addr.eq(b_addr)]
+        else:
+            b_beats = self._burst_beats(m, b)
+            with m.If(b_fire):
+                m.d.sync += self._advance(b, b_beats)
+                with m.If((state == _State.RUN) & (err == 0) & axi.bresp[1]):
+                    m.d.sync += [err.eq(self._resp_error(axi.bresp)), err_addr.eq(b_addr)]
         m.d.sync += b_out.eq(b_out + aw_load - b_fire)
 
         # -- watchdog: no AW, W or B progress, and not for want of data -----------------------
         progress = (awvalid & axi.awready) | (wvalid & axi.wready) | axi.bvalid
         starved = ~wvalid & (w_in_burst != 0) & ~null & ~self.data.valid
-        timeout = self._watchdog(m, wd, draining & (b_out != 0) & ~progress & ~starved)
+        waiting = draining | (b_out != 0) if posted else draining
+        timeout = self._watchdog(m, wd, waiting & (b_out != 0) & ~progress & ~starved)
 
         # -- control (DmaEngine._command_fsm) -------------------------------------------------
         quiet = (b_out == 0) & (w_pending == 0) & (w_in_burst == 0) & ~wvalid & ~awvalid
+        w_quiet = (w_pending == 0) & (w_in_burst == 0)
+        if posted:
+            # the status once every word is taken; an error of an earlier burst is this
+            # command's code, and refuses every later command
+            stopped = (aw_left == 0) | (err != 0) | (perr != 0)
+            done = stopped & w_quiet
+            with m.If((state == _State.RUN) & done & (err == 0) & (perr != 0)):
+                m.d.sync += [err.eq(perr), err_addr.eq(perr_addr)]
+            with m.If(timeout & (perr == 0)):
+                m.d.sync += [perr.eq(ErrorCode.WATCHDOG), perr_addr.eq(b_addr)]
+            forget_b = [head.eq(0), tail.eq(0)]
+        else:
+            done = ((aw_left == 0) | (err != 0)) & quiet
+            forget_b = []
         self._command_fsm(
-            m, regs, cursors=(aw, w, b), accept=[], done=((aw_left == 0) | (err != 0)) & quiet,
+            m, regs, cursors=(aw, w) if posted else (aw, w, b), accept=[], done=done,
             quiet=quiet, timeout=timeout, stuck_addr=b_addr,
+            refuse=(perr, perr_addr) if posted else None,
             forget=[awvalid.eq(0), wvalid.eq(0), b_out.eq(0), w_pending.eq(0),
-                    w_in_burst.eq(0)])
+                    w_in_burst.eq(0), *forget_b])
+        if posted:
+            with m.If(self.abort):
+                m.d.sync += [perr.eq(0), perr_addr.eq(0)]
         return m

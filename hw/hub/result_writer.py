@@ -26,18 +26,23 @@ class ResultWriter(wiring.Component):
     (tag = beat address, data, byte strobes).  A line is written (one single-beat DMA command,
     the strobes it collected) as soon as all its bytes are present, when it is evicted
     (round robin) for a beat no line holds, and at every marker flit: the marker is counted
-    only after every line has been written and its write response came back, so when the hub
-    has seen one marker per node every result of the layer is in memory.  Each lane of each
+    only after every line has been written and every write response came back (``wbusy``
+    low), so when the hub has seen one marker per node every result of the layer is in
+    memory.  Each lane of each
     tile writes its output row left to right, so with ``lines >= rows * tiles`` a beat is
     normally written once, full (``beat / bytes-per-flit`` times fewer write commands than one
-    command per flit).  Writes run in the background (one write buffer) while the next flits
-    merge.  A failing write latches ``error_code``/``error_addr`` (sticky until ``clear``);
-    later flits and the lines still open are then dropped.
+    command per flit).  Writes run in the background (one write buffer, posted: the buffer is
+    free once the DmaWriter has taken the word, the responses come later) while the next
+    flits merge.  A failing write (its status or ``werror``) latches
+    ``error_code``/``error_addr`` (the first one, sticky until ``clear``); later flits, the
+    write buffer and the lines still open are then dropped.
 
     Members
     -------
     flits : In(stream(flit))
     wcmd, wdata : Out(stream) to the DmaWriter; wstatus : In(stream)
+    wbusy, werror, werror_addr : In
+        The posted DmaWriter's ``busy``, ``posted_error`` and ``posted_error_addr``.
     out_base : In(addr_width)
     row_bytes, m_total : In(32)
     lg_esize : In(2)
@@ -72,6 +77,7 @@ class ResultWriter(wiring.Component):
             "wcmd": Out(stream.Signature(dma_cmd_layout(aw, tag_width))),
             "wdata": Out(stream.Signature(dma_write_data_layout(cfg.axi_data_width))),
             "wstatus": In(stream.Signature(dma_status_layout(aw, tag_width))),
+            "wbusy": In(1), "werror": In(8), "werror_addr": In(aw),
             "out_base": In(aw), "row_bytes": In(32), "m_total": In(32), "lg_esize": In(2),
             "clear": In(1), "markers": Out(8),
             "error_code": Out(8), "error_addr": Out(aw),
@@ -104,32 +110,38 @@ class ResultWriter(wiring.Component):
             m.d.sync += [wb_valid.eq(1), wb_tag.eq(push_tag), wb_data.eq(push_data),
                          wb_strb.eq(push_strb)]
 
-        # -- write FSM: write buffer -> one single-beat DMA command -----------------------------
+        # -- write FSM: write buffer -> one single-beat DMA command, posted -------------------
+        # The DmaWriter is in posted mode: a command's status comes once its word is taken, so
+        # the write buffer is free again as soon as the DmaWriter has the word and the next
+        # line's command follows while earlier writes wait for their responses.  Statuses are
+        # taken whenever they come; a failing response arrives as ``werror`` (sticky in the
+        # DmaWriter until the sequencer aborts it); ``wbusy`` low means every write landed.
         w_idle = Signal()
         m.d.comb += [self.wcmd.payload.addr.eq(wb_tag << lg_beat),
                      self.wcmd.payload.length.eq(beat), self.wcmd.payload.tag.eq(0),
-                     self.wdata.payload.data.eq(wb_data), self.wdata.payload.strb.eq(wb_strb)]
+                     self.wdata.payload.data.eq(wb_data), self.wdata.payload.strb.eq(wb_strb),
+                     self.wstatus.ready.eq(1)]
         with m.FSM(name="write"):
             with m.State("IDLE"):
                 m.d.comb += w_idle.eq(1)
-                with m.If(wb_valid):
-                    m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [self.wcmd.valid.eq(1), self.stall.eq(~self.wcmd.ready)]
-                with m.If(self.wcmd.ready):
-                    m.next = "DATA"
+                with m.If(wb_valid & ok):
+                    m.d.comb += [self.wcmd.valid.eq(1), self.stall.eq(~self.wcmd.ready)]
+                    with m.If(self.wcmd.ready):
+                        m.next = "DATA"
+                with m.Elif(wb_valid):                   # an error: the line is dropped
+                    m.d.sync += wb_valid.eq(0)
             with m.State("DATA"):
                 m.d.comb += [self.wdata.valid.eq(1), self.stall.eq(~self.wdata.ready)]
                 with m.If(self.wdata.ready):
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [self.wstatus.ready.eq(1), self.stall.eq(~self.wstatus.valid)]
-                with m.If(self.wstatus.valid):
-                    with m.If(self.wstatus.payload.code != 0):
-                        m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
-                                     self.error_addr.eq(self.wstatus.payload.addr)]
                     m.d.sync += wb_valid.eq(0)
                     m.next = "IDLE"
+        with m.If(self.error_code == 0):
+            with m.If(self.wstatus.valid & (self.wstatus.payload.code != 0)):
+                m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
+                             self.error_addr.eq(self.wstatus.payload.addr)]
+            with m.Elif(self.werror != 0):
+                m.d.sync += [self.error_code.eq(self.werror),
+                             self.error_addr.eq(self.werror_addr)]
         wb_free = ~wb_valid
 
         # -- intake FSM: flits -> (address, bytes, strobes) -> merge into lines ----------------
@@ -263,10 +275,10 @@ class ResultWriter(wiring.Component):
                                 m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
                                              push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
                                 m.d.sync += lv[i].eq(0)
-                with m.Elif(wb_free & w_idle):
+                with m.Elif(wb_free & w_idle & ~self.wbusy):   # every write has landed
                     m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0)]
                     m.next = "IDLE"
-        with m.If(wb_valid | ~w_idle):
+        with m.If(wb_valid | ~w_idle | self.wbusy):
             m.d.comb += self.busy.eq(1)
         with m.If(~ok):
             m.d.sync += lv.eq(0)

@@ -73,7 +73,7 @@ class Accelerator(wiring.Component):
                       tag_width=TAG_WIDTH)
         m.submodules.csr = csr = CsrBank(cfg)
         m.submodules.rd = rd = DmaReader(**dma_kw)
-        m.submodules.wr = wr = DmaWriter(**dma_kw)
+        m.submodules.wr = wr = DmaWriter(posted=True, **dma_kw)
         m.submodules.seq = seq = Sequencer(cfg, tag_width=TAG_WIDTH)
         rw = ResultWriter(cfg, tag_width=TAG_WIDTH)
         ring = Ring.from_config(cfg, nodes=cfg.tiles + 1)
@@ -106,6 +106,8 @@ class Accelerator(wiring.Component):
         wiring.connect(m, rw.wcmd, wr.cmd)
         wiring.connect(m, rw.wdata, wr.data)
         wiring.connect(m, wr.status, rw.wstatus)
+        m.d.comb += [rw.wbusy.eq(wr.busy), rw.werror.eq(wr.posted_error),
+                     rw.werror_addr.eq(wr.posted_error_addr)]
 
         # -- ring ------------------------------------------------------------------------------
         wiring.connect(m, seq.inject, ring.inject[0])

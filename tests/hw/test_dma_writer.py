@@ -110,6 +110,9 @@ def run(dut, cmds, words, mem, rng, *, window=None, p_valid=1.0, p_status=1.0,
                 cur, pos, offered = cur + 1, 0, False   # the aborted producer is flushed too
             n_exp = len(cmds) - (abort_at is not None)
             if not pending and len(out["status"]) == n_exp and not ctx.get(dut.busy):
+                if dut.posted:
+                    out["posted_error"] = (ctx.get(dut.posted_error),
+                                           ctx.get(dut.posted_error_addr), cycle)
                 return
         raise AssertionError(f"timeout after {max_cycles} cycles: {len(out['status'])} of "
                              f"{len(cmds)} statuses")
@@ -274,3 +277,180 @@ def test_abort_mid_burst_then_clean_transfer(seed, rng, max_outstanding):
     diff = [i for i in range(MEM) if mem[i] != new[i]]
     assert not diff, (f"seed={seed}: {len(diff)} bytes differ, first 0x{diff[0]:x}: expected "
                       f"0x{new[diff[0]]:02x}, got 0x{mem[diff[0]]:02x}")
+
+
+# -- posted writes (posted=True: the ResultWriter's mode) -----------------------------------
+
+@pytest.mark.parametrize("data_width,max_burst,max_outstanding", [
+    (64, 16, 4), (32, 4, 1), (64, 1, 3)])
+def test_posted_random_transfers(seed, rng, data_width, max_burst, max_outstanding):
+    """Random commands with random stalls on every channel: memory, bursts and statuses as
+    without posting; ``busy`` falls only once every B response is in."""
+    dut = DmaWriter(data_width=data_width, max_burst=max_burst, posted=True,
+                    max_outstanding=max_outstanding, watchdog_cycles=1000)
+    bb = dut.beat_bytes
+    mem = bytearray(rng.integers(0, 256, MEM, dtype=np.uint8).tobytes())
+    ref = bytearray(mem)
+    cmds = []
+    for i in range(16):
+        addr = bb * int(rng.integers(0, MEM // bb - 1))
+        beats = 1 if rng.random() < 0.5 else int(rng.integers(1, 40))
+        cmds.append((addr, min(bb * beats, MEM - addr), i))
+    words = [make_words(rng, c, bb) for c in cmds]
+    out = run(dut, cmds, words, mem, rng, p_valid=0.7, p_status=0.6,
+              slave_kw=dict(p_addr=0.6, p_data=0.7, latency=(0, 8)))
+    for c, w in zip(cmds, words):
+        apply(ref, c[0], w, bb)
+    slave = out["slave"]
+    assert not slave.violations, f"seed={seed}: {slave.violations[:4]}"
+    assert out["status"] == [(c[2], 0, c[0]) for c in cmds], f"seed={seed}: {out['status']}"
+    assert not slave.bq and not slave.wq, f"seed={seed}: busy fell with writes in flight"
+    assert out["posted_error"][0] == 0, out["posted_error"]
+    diff = [i for i in range(MEM) if mem[i] != ref[i]]
+    assert not diff, f"seed={seed}: {len(diff)} bytes differ, first at 0x{diff[0]:x}"
+    exp_bursts = [b for c in cmds for b in split_bursts(c[0], c[1], bb, max_burst)]
+    assert [(b.addr, b.beats) for b in slave.bursts] == exp_bursts, f"seed={seed}"
+    assert slave.max_in_flight <= max_outstanding
+
+
+def test_posted_single_beats_overlap_their_responses(seed, rng):
+    """64 single-beat commands against a slave answering 6 cycles late: the statuses do not
+    wait for the responses, so bursts overlap (up to max_outstanding in flight) and a command
+    costs at most 7 cycles (a full round trip each without posting: 14)."""
+    cyc = {}
+    for posted in (False, True):
+        dut = DmaWriter(max_burst=16, max_outstanding=4, watchdog_cycles=1000, posted=posted)
+        mem = bytearray(MEM)
+        cmds = [(8 * int(a), 8, i) for i, a in enumerate(rng.permutation(MEM // 8)[:64])]
+        words = [make_words(rng, c, 8) for c in cmds]
+        out = run(dut, cmds, words, mem, rng, slave_kw=dict(latency=(6, 6)))
+        ref = bytearray(MEM)
+        for c, w in zip(cmds, words):
+            apply(ref, c[0], w, 8)
+        assert mem == ref, f"seed={seed}: posted={posted}: memory mismatch"
+        cyc[posted] = (out["accept"][-1] - out["accept"][0]) / 63
+        if posted:
+            assert out["slave"].max_in_flight >= 2, f"seed={seed}: no overlap"
+    print(f"[dma_writer] single-beat commands: {cyc[False]:.2f} cycles each, posted "
+          f"{cyc[True]:.2f}")
+    assert cyc[True] <= 7 and cyc[False] >= 12, f"seed={seed}: {cyc}"
+
+
+@pytest.mark.parametrize("resp", [SLVERR, DECERR])
+def test_posted_bus_error_refuses_later_commands(seed, rng, resp):
+    """An error response arrives after its command's status: ``posted_error`` /
+    ``posted_error_addr`` give the code and the failing burst; announced bursts go out with
+    null strobes, every later command is refused with that code before any bus traffic; an
+    abort clears it and the next command writes."""
+    dut = DmaWriter(max_burst=4, max_outstanding=4, watchdog_cycles=1000, posted=True)
+    mem = bytearray(rng.integers(0, 256, MEM, dtype=np.uint8).tobytes())
+    old = bytes(mem)
+    k = int(rng.integers(2, 6))                  # the failing command
+    cmds = [(0x400 * i, 8, i) for i in range(12)]
+    errors = [(cmds[k][0], cmds[k][0] + 8, resp)]
+    words = [make_words(rng, c, 8, strobes=False) for c in cmds]
+    code = ErrorCode.AXI_SLVERR if resp == SLVERR else ErrorCode.AXI_DECERR
+    out = run(dut, cmds, words, mem, rng, slave_kw=dict(errors=errors, latency=(3, 3)))
+    slave = out["slave"]
+    assert not slave.violations, f"seed={seed}: {slave.violations[:4]}"
+    st = out["status"]
+    first_refused = next(i for i, s in enumerate(st) if s[1] != 0)
+    assert first_refused > k, f"seed={seed}: {st}"          # posted: k's own status was OK
+    assert all(s == (i, code, cmds[k][0]) for i, s in enumerate(st) if i >= first_refused), st
+    written = {b.addr for b in slave.bursts if any(s for _, s in b.wdata)}
+    assert max(written) < cmds[first_refused][0], f"seed={seed}: refused command wrote"
+    for i, c in enumerate(cmds):                # written up to the error's arrival, then old
+        got = bytes(mem[c[0]:c[0] + 8])
+        exp = words[i][0][0].to_bytes(8, "little") if c[0] in written and i != k else \
+            old[c[0]:c[0] + 8]
+        assert got == exp, f"seed={seed}: command {i}"
+
+
+
+def test_posted_error_flag_sticky_until_abort(seed, rng):
+    """``posted_error`` set by a failing response stays through idle cycles, is cleared by
+    ``abort`` (and only then), and the next command writes normally."""
+    from tests.hw.axi_models import AxiWriteSlave
+    dut = DmaWriter(max_burst=4, max_outstanding=2, watchdog_cycles=1000, posted=True)
+    mem = bytearray(MEM)
+    slave = AxiWriteSlave(dut.m_axi, mem, rng, beat_bytes=8, max_burst=4,
+                          errors=[(0x100, 0x108, SLVERR)], latency=(2, 2))
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.window_limit, MEM)
+        ctx.set(dut.status.ready, 1)
+
+        async def command(addr, word):
+            """One single-beat command; returns its status code."""
+            ctx.set(dut.cmd.payload.addr, addr)
+            ctx.set(dut.cmd.payload.length, 8)
+            ctx.set(dut.data.payload.data, word)
+            ctx.set(dut.data.payload.strb, 0xFF)
+            cvalid = dvalid = True
+            code = None
+            for _ in range(200):
+                ctx.set(dut.cmd.valid, int(cvalid))
+                ctx.set(dut.data.valid, int(dvalid))
+                slave.drive(ctx)
+                c_hs = cvalid and ctx.get(dut.cmd.ready)
+                d_hs = dvalid and ctx.get(dut.data.ready)
+                if ctx.get(dut.status.valid):
+                    code = ctx.get(dut.status.payload.code)
+                slave.observe(ctx)
+                await ctx.tick()
+                cvalid, dvalid = cvalid and not c_hs, dvalid and not d_hs
+                if code is not None:
+                    break
+            ctx.set(dut.cmd.valid, 0)
+            ctx.set(dut.data.valid, 0)
+            return code
+
+        async def idle(n):
+            for _ in range(n):
+                slave.drive(ctx)
+                slave.observe(ctx)
+                await ctx.tick()
+
+        seen["first"] = await command(0x100, 0x1111)
+        await idle(20)
+        seen["flag"] = (ctx.get(dut.posted_error), ctx.get(dut.posted_error_addr),
+                        ctx.get(dut.busy))
+        seen["refused"] = await command(0x200, 0x2222)
+        ctx.set(dut.abort, 1)
+        await ctx.tick()
+        ctx.set(dut.abort, 0)
+        await idle(5)
+        seen["after_abort"] = ctx.get(dut.posted_error)
+        seen["clean"] = await command(0x300, 0x3333)
+        await idle(20)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["first"] == 0, seen                       # posted: its status came first
+    assert seen["flag"] == (ErrorCode.AXI_SLVERR, 0x100, 0), seen
+    assert seen["refused"] == ErrorCode.AXI_SLVERR and seen["after_abort"] == 0, seen
+    assert seen["clean"] == 0 and mem[0x300:0x308] == (0x3333).to_bytes(8, "little"), seen
+    assert mem[0x200:0x208] == bytes(8), "a refused command wrote"
+
+
+def test_posted_watchdog_without_responses(seed, rng):
+    """A slave that takes AW and W but never answers: the command's status is OK (posted),
+    then the watchdog sets ``posted_error = WATCHDOG`` at the stuck burst and ``busy`` falls."""
+    dut = DmaWriter(max_burst=8, max_outstanding=2, watchdog_cycles=64, posted=True)
+    mem = bytearray(MEM)
+    cmds = [(0x100, 64, 1)]
+    words = [make_words(rng, c, 8, strobes=False) for c in cmds]
+    out = run(dut, cmds, words, mem, rng, max_cycles=3000, hold_b_until_status=False,
+              slave_kw=dict(latency=(10_000, 10_000)))
+    assert out["status"] == [(1, 0, 0x100)], out["status"]
+    code, addr, cycle = out["posted_error"]
+    assert (code, addr) == (ErrorCode.WATCHDOG, 0x100), out["posted_error"]
+    assert 64 <= cycle < 64 + 40, f"busy fell at cycle {cycle}"
+
+
+def test_posted_parameter_errors():
+    with pytest.raises(TypeError, match="^posted must be a bool, not 1$"):
+        DmaWriter(posted=1)

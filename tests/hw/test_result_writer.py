@@ -12,6 +12,10 @@ def _flit(m, eoff, data, ftype=FlitType.RESULT):
     return {"m": m, "eoff": eoff, "data": data, "type": ftype}
 
 
+#: Cycles from a write's data to its response (the posted DmaWriter's bursts in flight).
+B_LATENCY = 6
+
+
 def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at=None,
          lines=None):
     dut = ResultWriter(cfg, lines=lines)
@@ -49,7 +53,12 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
         ctx.set(stream.ready, 0)
         return vals
 
-    async def dma(ctx):         # a DmaWriter stand-in: command, beats, status
+    flight = []                 # (cycle the response comes, address) of posted writes
+    seen["writes_at"], seen["error_at"] = [], None
+
+    async def dma(ctx):
+        """A posted DmaWriter stand-in: command, beats, status at once; the write response
+        ``B_LATENCY`` cycles later (``wbusy`` until then), a failing one on ``werror``."""
         while not seen.get("end"):
             if not ctx.get(dut.wcmd.valid):
                 await ctx.tick()
@@ -66,16 +75,37 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
                 for j in range(beat):
                     if strb >> j & 1:
                         mem[addr + i * beat + j] = word >> (8 * j) & 0xFF
+            seen["writes_at"].append((seen["cycle"], addr))
+            flight.append((seen["cycle"] + B_LATENCY, addr))
             ctx.set(dut.wstatus.valid, 1)
-            ctx.set(dut.wstatus.payload.code, 32 if fail_at == addr else 0)
+            ctx.set(dut.wstatus.payload.code, 0)
             ctx.set(dut.wstatus.payload.addr, addr)
             await ctx.tick().until(dut.wstatus.ready)
             ctx.set(dut.wstatus.valid, 0)
+
+    async def responses(ctx):
+        """The write responses: ``wbusy`` while one is due, ``werror`` from the failing one."""
+        seen["cycle"] = 0
+        while not seen.get("end"):
+            while flight and flight[0][0] <= seen["cycle"]:
+                _, addr = flight.pop(0)
+                if addr == fail_at and seen["error_at"] is None:
+                    ctx.set(dut.werror, 32)
+                    ctx.set(dut.werror_addr, addr)
+                    seen["error_at"] = seen["cycle"]
+            ctx.set(dut.wbusy, int(bool(flight) or ctx.get(dut.wcmd.valid)
+                                   or ctx.get(dut.wdata.valid)))
+            before = ctx.get(dut.markers)
+            await ctx.tick()
+            seen["cycle"] += 1
+            if ctx.get(dut.markers) != before and flight:
+                seen.setdefault("early_markers", []).append((seen["cycle"], list(flight)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(dma)
+    sim.add_testbench(responses, background=True)
     sim.run()
     return mem, seen
 
@@ -119,6 +149,9 @@ def test_writes_exact_bytes(axi, payload, cols, lg_es, lines, rng, seed):
                                  f"{sorted(set(mem) - set(expected))[:5]}, differing "
                                  f"{[a for a in expected if mem.get(a) != expected[a]][:5]}")
         assert seen["markers"] == 2 and seen["code"] == 0, f"seed {seed}: {seen}"
+        assert not seen.get("early_markers"), (
+            f"seed {seed}: a marker counted before every write response: "
+            f"{seen['early_markers'][:2]}")
 
 
 def test_write_error_latches_and_stops(rng, seed):
@@ -132,7 +165,8 @@ def test_write_error_latches_and_stops(rng, seed):
     mem, seen = _run(cfg, flits, out_base=0x2000, row_bytes=16, m_total=4, lg_es=0,
                      rng=random.Random(seed), stall=0.0, fail_at=0x2000)
     assert seen["code"] == 32, f"error code {seen}"
-    assert all(a < 0x2010 for a in mem), f"writes after the error: {sorted(mem)}"
+    late = [(c, hex(a)) for c, a in seen["writes_at"] if c > seen["error_at"]]
+    assert not late, f"writes after the error response (cycle {seen['error_at']}): {late}"
 
 
 def test_write_combining_in_row_order(rng, seed):
