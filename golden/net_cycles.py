@@ -18,9 +18,9 @@ follows the same steps with the same rules:
    compute is `golden.tile_model` per tile (its exact lane recurrence, token by token).
 5. **write-back**: each result row segment leaves its node as RESULT flits
    (``ring_payload_width / 8 - 4`` bytes each), crosses the ring to the hub, where the
-   ResultWriter merges it into one-beat lines written by **single-beat AXI writes, one at a
-   time** (`WRITE_CYCLES` each); the layer ends when every node's end marker has flushed the
-   lines.
+   ResultWriter merges it into one-beat lines written by **posted single-beat AXI writes**
+   (a new command every `WRITE_CYCLES`, the responses overlapping); the layer ends when every
+   node's end marker has flushed the lines and the last response is in.
 
 From the tables on, the hub's streams, the ring, the nodes (gearboxes, lanes, output pipeline,
 packer) and the ResultWriter are replayed cycle by cycle (`_tail`) with the hardware's rules:
@@ -49,6 +49,7 @@ from .formats import HEADER_BYTES, PackedWeights
 from .tile_model import lane_records, lane_tokens, tile_cycles
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
+           "WRITE_FREE", "WRITE_LANDED",
            "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES"]
 
 #: Cycles from a DMA read command accepted (the sequencer's RD_ISSUE) to its first beat
@@ -56,9 +57,14 @@ __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "
 READ_LATENCY = 4
 #: Cycles from a read's last beat to the sequencer leaving RD_STREAM (DmaReader status).
 READ_TAIL = 2
-#: Cycles between two single-beat writes of the ResultWriter: DmaWriter command, AW, W, B and
-#: the status back (the write buffer is free again ``WRITE_CYCLES`` after a push).
-WRITE_CYCLES = 12
+#: Posted single-beat writes (hw/hub/result_writer.py, DmaWriter ``posted``), counted from the
+#: cycle the DmaWriter accepts the command (one cycle after the push at the earliest):
+#: the write buffer is free again ``WRITE_FREE`` cycles later (the word taken), the DmaWriter
+#: takes the next command ``WRITE_CYCLES`` later (check, AW, W, status) and the write's
+#: response is in ``WRITE_LANDED`` later (the marker waits for the last one).
+WRITE_FREE = 5
+WRITE_CYCLES = 7
+WRITE_LANDED = 9
 #: ``HeaderChecker.latency`` (hw/tile/header_checker.py): HSTART to the decision in HCHECK.
 HEADER_CHECK_LATENCY = 4
 #: Cycles of a ring hop of an unblocked flit (``RingRouter.latency``).
@@ -304,11 +310,12 @@ class _Writer:
     """hw/hub/result_writer.py: intake (IDLE takes a flit, CALC, one MERGE cycle per beat the
     flit touches), ``lines`` one-beat line buffers (merge on a hit; a free line; else evict
     the round-robin victim when the write buffer is free, else wait), a line written as soon
-    as it is full if the write buffer is free, one write buffer of `WRITE_CYCLES` per write;
-    a marker flushes every line, then counts once the last write is answered."""
+    as it is full if the write buffer is free, one write buffer, posted single-beat writes
+    (`WRITE_FREE`, `WRITE_CYCLES`, `WRITE_LANDED`); a marker flushes every line, then counts
+    once the last write is answered."""
 
     __slots__ = ("beat", "lines", "tag", "cnt", "victim", "state", "parts", "bi", "wb_at",
-                 "writes", "markers")
+                 "writes", "markers", "dma_at", "landed_at")
 
     def __init__(self, lines: int, beat: int):
         self.beat, self.lines = beat, lines
@@ -319,6 +326,8 @@ class _Writer:
         self.parts = []
         self.bi = 0
         self.wb_at = 0                           # the write buffer is free from this cycle
+        self.dma_at = 0                          # the DmaWriter takes a command from this one
+        self.landed_at = 0                       # every write answered from this cycle
         self.writes = 0
         self.markers = 0
 
@@ -334,7 +343,10 @@ class _Writer:
 
     def _push(self, c):
         self.writes += 1
-        self.wb_at = c + WRITE_CYCLES
+        accept = max(c + 1, self.dma_at)
+        self.wb_at = accept + WRITE_FREE
+        self.dma_at = accept + WRITE_CYCLES
+        self.landed_at = accept + WRITE_LANDED
 
     def step(self, c):
         if self.state == 1:
@@ -368,12 +380,12 @@ class _Writer:
                 if free:
                     self._push(c)
                     self.tag[busy[0]], self.cnt[busy[0]] = None, 0
-            elif free:
+            elif free and c >= self.landed_at:
                 self.markers += 1
                 self.state = 0
 
     def busy(self, c):
-        return self.state != 0 or c < self.wb_at
+        return self.state != 0 or c < self.wb_at or c < self.landed_at
 
 
 class _Gearbox:
