@@ -177,8 +177,8 @@ def render(results: list[dict], out: Path) -> None:
         "activation table and requant records, end of layer; **load** = activations (read "
         "once, multicast) and image bodies (tile after tile on the one read port); **compute** "
         "= im2col and compute of the last tile left after the last body (without stalls); "
-        "**write-back** = the rest of the wait: results still to be written (single-beat "
-        "writes, one at a time, and the end markers' line flushes).",
+        "**write-back** = the rest of the wait: results still to be written (posted "
+        "single-beat writes and the end markers' line flushes).",
         "",
         "![where the cycles go](network_cycles.png)",
         "",
@@ -204,8 +204,10 @@ def render(results: list[dict], out: Path) -> None:
         f"- DMA read: `READ_LATENCY` = {nc.READ_LATENCY} cycles from the command to the first "
         f"beat, `READ_TAIL` = {nc.READ_TAIL} from the last beat to the status: a read of `b` "
         f"beats keeps the sequencer `b + {nc.READ_LATENCY + nc.READ_TAIL}` cycles.",
-        f"- Write-back: one single-beat write per `WRITE_CYCLES` = {nc.WRITE_CYCLES} cycles "
-        "(ResultWriter command, DmaWriter AW + W + B, status), one at a time.",
+        f"- Write-back: posted single-beat writes, a DmaWriter command every `WRITE_CYCLES` = "
+        f"{nc.WRITE_CYCLES} cycles (accept, check, AW, W, status), the write buffer free "
+        f"`WRITE_FREE` = {nc.WRITE_FREE} cycles after the command, its response in "
+        f"`WRITE_LANDED` = {nc.WRITE_LANDED}.",
         f"- Header check: `HeaderChecker.latency` = {nc.HEADER_CHECK_LATENCY}; the descriptor "
         "check counted exactly from the DescChecker's op list (`checker_cycles`: 31-47 "
         "cycles for a matmul, 102-121 for a 3x3 conv).",

@@ -184,6 +184,8 @@ class Tile(wiring.Component):
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
         is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
+        # bitmap skipping zero activations reads the gathered entries' flag words
+        wait_gather = ((cmd.fmt == FormatCode.BITMAP) & cmd.act_skip) if has_bm else Const(0)
         i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         a_loaded = Mux(is_conv, i_count >= i_beats, a_cg == ncg)
@@ -273,8 +275,16 @@ class Tile(wiring.Component):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
                     if self.conv:
                         with m.If(is_conv):
+                            # the gather and the lanes start together: a pair waits in its
+                            # pair register until its entry is written (``gathered``);
+                            # bitmap with zero-activation skipping reads the entries' flag
+                            # words in its decoder, so it waits for the whole gather
                             m.d.comb += i2c.start.eq(1)
-                            m.next = "IM2COL"
+                            with m.If(wait_gather):
+                                m.next = "IM2COL"
+                            with m.Else():
+                                m.d.comb += start.eq(1)
+                                m.next = "COMPUTE"
                         with m.Else():
                             m.d.comb += start.eq(1)
                             m.next = "COMPUTE"
@@ -290,7 +300,8 @@ class Tile(wiring.Component):
                         m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
-                with m.If(all_done):
+                with m.If(all_done & (a_cg == ncg)):       # and the gather is over
+                    m.d.sync += self.error.eq(self.error | overflow)
                     m.next = "IDLE"
 
         # weight loader: words verbatim into wmem, header captured
@@ -349,7 +360,11 @@ class Tile(wiring.Component):
             res_fifos.append(fifo)
             pending = Signal(2, name=f"pending{r}")
             pend_busy.append(pending != 0)
-            p_ready = ~p.end | (pending < 2)
+            # a pair fires once its activation entry is in the buffer (written by the
+            # im2col gather running alongside; always true for matmul and after the gather)
+            gathered = Signal(name=f"gathered{r}")
+            m.d.comb += gathered.eq((p.abase + p.k) < a_addr)
+            p_ready = Mux(p.end, pending < 2, gathered)
             fire = p_valid & p_ready
             m.d.comb += dec.pairs.ready.eq(~p_valid | p_ready)
             with m.If(dec.pairs.valid & dec.pairs.ready):
