@@ -13,9 +13,11 @@ follows the same steps with the same rules:
    node writes the table a bus word per cycle into its shadow table (``256 / beat`` cycles).
 3. **activations**: read once, multicast, ``cols`` bytes per cycle into each tile.
 4. **bodies**: the weight images' bodies **tile after tile** on the one AXI read port (one
-   DMA command each); a tile starts its im2col pass (``ceil(N / cols) * K`` cycles: every
-   layer runs as a conv) once its own body is in and computes while later bodies stream;
-   compute is `golden.tile_model` per tile (its exact lane recurrence, token by token).
+   DMA command each); a tile starts its im2col gather (``ceil(N / cols) * K`` entries, one
+   per cycle: every layer runs as a conv) and its lanes once its own body is in, and
+   computes while later bodies stream; a pair waits for its gathered entry (bitmap skipping
+   zero activations waits for the whole gather); compute is `golden.tile_model` per tile (its
+   exact lane recurrence, token by token, gated by the gather).
 5. **write-back**: each result row segment leaves its node as RESULT flits
    (``ring_payload_width / 8 - 4`` bytes each), crosses the ring to the hub, where the
    ResultWriter merges it into one-beat lines written by **posted single-beat AXI writes**
@@ -46,7 +48,7 @@ import numpy as np
 
 from .descriptors import DESC_BYTES, LUT_BYTES, QUANT_RECORD_BYTES, Flags, Opcode
 from .formats import HEADER_BYTES, PackedWeights
-from .tile_model import lane_records, lane_tokens, tile_cycles
+from .tile_model import gather_gate, gather_waits, lane_records, lane_tokens, tile_cycles
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
            "WRITE_FREE", "WRITE_LANDED",
@@ -715,14 +717,19 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     row0 = 0
     for t, pw in enumerate(slices):
         comp = tile_cycles(pw, X, tcfg, act_skip=True, image_bytes=act_bytes)["cycles"]
+        # the lanes start with the im2col gather (a pair waits for its entry), except bitmap
+        # skipping zero activations, which waits for the whole gather
+        waits = gather_waits(pw, True)
+        gate = None if waits else (gather_gate(tcfg), K)
         lanes = []
-        for lane, items in enumerate(lane_records(pw, X, tcfg, act_skip=True)):
-            toks = lane_tokens(items, 1) if items else []
+        for lane, items in enumerate(lane_records(pw, X, tcfg, act_skip=True,
+                                                  with_k=gate is not None)):
+            toks = lane_tokens(items, 1, gate) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // ncg), j % ncg, N, cols, es,
                                    dbytes) for j in range(len(toks))]
             lanes.append((toks, flits))
         nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
-        nd.compute, nd.im2col = comp, im2col
+        nd.compute, nd.im2col = comp, (im2col if waits else 0)
         nodes.append(nd)
         bodies.append(max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat)))
         row0 += pw.shape[0]

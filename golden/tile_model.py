@@ -15,7 +15,8 @@ import numpy as np
 
 from .formats import PackedWeights
 
-__all__ = ["tile_cycles", "lane_records", "FIFO_DEPTH"]
+__all__ = ["tile_cycles", "lane_records", "lane_tokens", "gather_waits", "gather_gate",
+           "FIFO_DEPTH"]
 
 FIFO_DEPTH = 4
 _SETUP = {"dense": 2, "nm": 2, "bitmap": 2, "block": 3}
@@ -24,6 +25,9 @@ _SETUP = {"dense": 2, "nm": 2, "bitmap": 2, "block": 3}
 _START = 1
 _TAIL = 4
 _LOAD_EXTRA = 2
+# calibration against the RTL: the im2col gather's first entry readable ``cols + this``
+# cycles after the start pulse (`gather_gate`)
+_GATHER_FIRST = 4
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -40,8 +44,55 @@ def _word_counts(flags: np.ndarray, start: int, unit: int) -> np.ndarray:
     return np.add.reduceat(flags.astype(np.int64), idx)
 
 
-def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False):
-    """Per lane, a list of rows ``(setup_cycles, candidates per word)`` in issue order."""
+def _row_ks(pw: PackedWeights, m: int, K: int, cache: dict) -> np.ndarray:
+    """K index of every pair of row ``m``, in issue order (dense, nm, block; bitmap without
+    zero-activation skipping: the mask bits)."""
+    fmt = pw.fmt
+    if fmt == "dense":
+        return np.arange(K, dtype=np.int64)
+    if fmt == "nm":
+        if "nm" not in cache:
+            n_, mm = pw.param_a, pw.param_b
+            ng = pw.ngroups
+            cache["nm"] = ((np.arange(ng, dtype=np.int64)[:, None] * mm
+                            + pw.indices.astype(np.int64)), pw.values != 0)
+        ks, nz = cache["nm"]
+        return ks[m][nz[m]]
+    if fmt == "block":
+        b = pw.param_a
+        if "blk" not in cache:
+            cache["blk"] = (pw.blk_ptr.astype(np.int64), pw.blk_col.astype(np.int64),
+                            pw.values)
+        ptr, col, vals = cache["blk"]
+        br, rib = divmod(m, b)
+        out = [col[j] * b + np.flatnonzero(vals[j][rib]) for j in range(ptr[br], ptr[br + 1])]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    g = pw.param_a
+    if "bm" not in cache:
+        cache["bm"] = np.unpackbits(pw.mask_bytes, axis=-1, bitorder="little").reshape(
+            pw.shape[0], -1)
+    return np.flatnonzero(cache["bm"][m][:K])
+
+
+def gather_gate(cfg) -> int:
+    """Cycles from the start of the lanes (and of the im2col gather) to the first cycle a pair
+    may read activation entry 0: the gather unit's set-up (one cycle per column), its two
+    pipeline stages and the buffer write (hw/tile/im2col_address.py, hw/tile/tile.py).  Entry
+    ``e`` is readable ``e`` cycles later."""
+    return int(cfg.cols) + _GATHER_FIRST
+
+
+def gather_waits(pw: PackedWeights, act_skip: bool) -> bool:
+    """A conv2d layer's lanes wait for the whole im2col gather (bitmap skipping zero
+    activations reads the gathered entries' flag words); otherwise they start with it."""
+    return pw.fmt == "bitmap" and act_skip
+
+
+def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False, *, with_k: bool = False):
+    """Per lane, a list of rows ``(setup_cycles, candidates per word)`` in issue order.
+
+    ``with_k``: each row also carries its column group and the K index of every pair per word
+    (``(setup, counts, cg, ks per word)``), for the gather gating of `lane_tokens`."""
     M, K = pw.shape
     X = np.asarray(X)
     N = X.shape[1]
@@ -53,6 +104,7 @@ def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False):
     xnz[:, :N] = X != 0
     xnz = xnz.reshape(K, ncg, cols).any(axis=2).T  # (ncg, K): entry non-zero
     per_lane = [[] for _ in range(rows)]
+    cache: dict = {}
     fmt = pw.fmt
     if fmt == "block":
         b = pw.param_a
@@ -85,20 +137,36 @@ def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False):
                     s = pw.sec_c + j * b * b + rib * b
                     parts.append(_word_counts(nzimg[s:s + b], s, wb))
                 counts = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-            per_lane[m % rows].append((_SETUP[fmt], counts))
+            if with_k:
+                ks = _row_ks(pw, m, K, cache)
+                if fmt == "bitmap" and act_skip:
+                    ks = ks[xnz[cg][ks]]
+                words = np.split(ks, np.cumsum(counts)[:-1]) if counts.size else []
+                per_lane[m % rows].append((_SETUP[fmt], counts, cg, words))
+            else:
+                per_lane[m % rows].append((_SETUP[fmt], counts))
     return per_lane
 
 
-def lane_tokens(items, start: int) -> list[int]:
+def lane_tokens(items, start: int, gate: tuple[int, int] | None = None) -> list[int]:
     """Per row item of a lane, the cycle its end token leaves the scanner (see the module
-    docstring); the last one is the lane's finish (`_lane_finish`)."""
+    docstring); the last one is the lane's finish (`_lane_finish`).
+
+    ``gate = (first, K)``: the items come from ``lane_records(..., with_k=True)`` and the im2col
+    gather runs alongside: activation entry ``cg * K + k`` can be read from cycle
+    ``first + cg * K + k`` on, so a pair waits in the pair register until then and the
+    scanner behind it stalls."""
     take: list[int] = []
     f_prev = -(1 << 60)
     t_row = start
     out = []
-    for setup, counts in items:
+    for item in items:
+        setup, counts = item[0], item[1]
+        if gate is not None:
+            words = item[3]
+            g0 = gate[0] + item[2] * gate[1]
         i = t_row + setup
-        for c in counts.tolist():
+        for w, c in enumerate(counts.tolist()):
             r = len(take)
             p = i + 1
             if r >= FIFO_DEPTH:     # every word, even a dropped one, waits for FIFO room
@@ -108,7 +176,13 @@ def lane_tokens(items, start: int) -> list[int]:
                 continue
             es = max(f_prev + 1, p + 2)
             take.append(es - 1)
-            f_prev = es + c - 1
+            if gate is None:
+                f_prev = es + c - 1
+            else:       # pair emitted at e fires at max(e + 1, its entry); the next follows it
+                e = es
+                for k in words[w].tolist():
+                    e = max(e + 1, g0 + k)
+                f_prev = e - 1
             i = p
         r = len(take)
         p = i + 1
@@ -122,9 +196,9 @@ def lane_tokens(items, start: int) -> list[int]:
     return out
 
 
-def _lane_finish(items, start: int) -> int:
+def _lane_finish(items, start: int, gate=None) -> int:
     """Cycle of the lane's last emitted token (see the module docstring)."""
-    ends = lane_tokens(items, start)
+    ends = lane_tokens(items, start, gate)
     return ends[-1] if ends else -(1 << 60)
 
 
@@ -134,7 +208,9 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
 
     For conv2d, ``X`` is the im2col matrix and ``image_bytes`` the input tensor size: the
     image is loaded raw (``cols`` bytes per beat), then the im2col generator writes one
-    activation entry per cycle before the lanes start.
+    activation entry per cycle while the lanes already run (a pair waits for its entry,
+    `lane_tokens` with a gate); bitmap skipping zero activations waits for the whole gather
+    before its lanes start (`gather_waits`).
 
     Returns
     -------
@@ -145,19 +221,24 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     """
     X = np.asarray(X)
     K, N = X.shape
+    cols = int(cfg.cols)
     wb = int(cfg.axi_data_width) // 8
-    ncg = _cdiv(N, int(cfg.cols))
-    if image_bytes is None:
+    ncg = _cdiv(N, cols)
+    conv = image_bytes is not None
+    waits = conv and gather_waits(pw, act_skip)
+    if not conv:
         load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
     else:
-        # + the im2col unit's set-up (one cycle per column) and its two pipeline stages
-        # (hw/im2col_address.py)
-        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, int(cfg.cols))) + ncg * K \
-            + _LOAD_EXTRA + 4 + int(cfg.cols)
-    lanes = lane_records(pw, X, cfg, act_skip)
-    fin = [(_lane_finish(items, _START) if items else 0) for items in lanes]
+        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, cols)) + _LOAD_EXTRA
+        if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
+            load += gather_gate(cfg) + ncg * K
+    gate = (gather_gate(cfg), K) if conv and not waits else None
+    lanes = lane_records(pw, X, cfg, act_skip, with_k=gate is not None)
+    fin = [(_lane_finish(items, _START, gate) if items else 0) for items in lanes]
     lat = int(getattr(cfg, "mul_pipeline", 2)) + 2   # pair register + fetch + MAC pipeline
     compute = max(fin) + lat + _TAIL
-    pairs = int(sum(int(c.sum()) for items in lanes for _, c in items))
+    if gate is not None:        # COMPUTE also waits for the end of the gather
+        compute = max(compute, gather_gate(cfg) + ncg * K)
+    pairs = int(sum(int(it[1].sum()) for items in lanes for it in items))
     return {"cycles": int(compute), "load_cycles": int(load),
             "total_cycles": int(compute + load), "pairs": pairs, "lane_cycles": fin}

@@ -255,3 +255,40 @@ def test_tile_flags_buffer_overflow(rng):
     sim.add_testbench(bench)
     sim.run()
     assert flags == [1], f"expected error=1 after 20 entries into 16, got {flags}"
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (3, 5)])
+def test_tile_conv2d_gather_overlaps_compute(rows, cols, rng, seed):
+    """conv2d: the lanes start with the im2col gather (a pair waits for its entry; bitmap with
+    zero-activation skipping waits for the whole gather): bit-exact, and the compute phase in
+    the cycles of golden.tile_model's gated lane recurrence (within 3)."""
+    from sparsemac.golden.ops import im2col
+    from sparsemac.sim.tile_driver import conv_job
+
+    cfg = AcceleratorConfig(rows=rows, cols=cols, out_lanes=1, weight_buf_depth=512,
+                            act_buf_depth=1024, mul_pipeline=2)
+    cases = [((1, 2, 6, 6), (3, 2, 3, 3), 1, 1, "dense", {}),
+             ((1, 4, 6, 6), (5, 4, 3, 3), 1, 1, "nm", {"nm": (2, 4)}),
+             ((1, 4, 6, 6), (5, 4, 3, 3), 2, 1, "nm", {"nm": (1, 8)}),
+             ((1, 3, 5, 5), (7, 3, 2, 2), 1, 0, "block", {"block_size": 2}),
+             ((1, 2, 6, 6), (3, 2, 3, 3), 1, 1, "bitmap", {"group_size": 8}),
+             ((1, 8, 4, 4), (6, 8, 1, 1), 1, 0, "dense", {}),
+             ((1, 16, 3, 3), (9, 16, 1, 1), 1, 0, "nm", {"nm": (1, 4)})]
+    jobs, info = [], []
+    for xs, ws, st, pd, fmt, kw in cases:
+        x = rng.integers(-128, 128, xs) * (rng.random(xs) < 0.7)
+        w = rng.integers(-128, 128, ws) * (rng.random(ws) < 0.6)
+        if fmt == "nm":
+            w = prune(w, "nm", nm=kw["nm"])[0]
+        pw = pack_weights(w.reshape(ws[0], -1), fmt, **kw)
+        jobs.append(conv_job(pw, x, ws[2:], stride=st, padding=pd, cols=cfg.cols,
+                             word_bytes=cfg.axi_bytes, act_skip=True))
+        info.append((fmt, kw, pw, im2col(x, ws[2], ws[3], stride=st, padding=pd)[0],
+                     conv2d(x, w, stride=st, padding=pd)[0].reshape(ws[0], -1), x.size))
+    status = []
+    outs = run_tile(cfg, jobs, rng, 0.0, status)
+    for (fmt, kw, pw, Xc, exp, ib), Y, (err, cyc) in zip(info, outs, status):
+        where = f"seed={seed} {rows}x{cols} {fmt} {kw} K={Xc.shape[0]} N={Xc.shape[1]}"
+        assert err == 0 and np.array_equal(Y, exp), f"{where}:\nexpected\n{exp}\ngot\n{Y}"
+        model = tile_cycles(pw, Xc, cfg, act_skip=True, image_bytes=ib)["cycles"]
+        assert abs(cyc - model) <= 3, f"{where}: {cyc} compute cycles, model {model}"
