@@ -111,7 +111,8 @@ def test_results_of_earlier_tiles_slow_a_body(rng):
 # buses; the sequencer's state from a Verilator VCD of a one-layer job, 16 x 4 input):
 # (bus width, M, LUT flag) -> cycles.  The table goes into every node a bus word per cycle.
 RTL_TABLES = [((64, 8, True), 64), ((64, 16, True), 80), ((64, 10, False), 61),
-              ((64, 128, True), 304), ((128, 8, True), 40)]
+              ((64, 128, True), 304), ((128, 8, True), 40), ((128, 16, True), 48),
+              ((128, 10, False), 35), ((128, 64, True), 96)]
 
 
 @pytest.mark.parametrize("key,cycles", RTL_TABLES, ids=[str(k) for k, _ in RTL_TABLES])
