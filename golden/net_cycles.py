@@ -190,11 +190,12 @@ class _Node:
 
     Each lane issues its end tokens at the cycles of `golden.tile_model` (the token time plus
     ``mul_pipeline + 3`` into its result FIFO) unless two of its results wait (then the lane
-    stalls: every later token of that lane moves one cycle); a fixed-priority arbiter (lane 0
-    first; a result offered and not taken stays offered) hands one result per cycle to the output pipeline (``_requant_latency`` stages that
-    freeze while its output waits) or, for raw int32 results, straight to the row register;
-    the packer sends the row register's flits one per cycle and takes the next row segment a
-    cycle after the last one left; after the tile's last result the end marker follows."""
+    stalls: every later token of that lane moves one cycle); a fixed-priority arbiter (lane 0 first;
+    a result offered and not taken stays offered) hands one result per cycle to the output pipeline
+    (``_requant_latency`` stages that freeze while its output waits) or, for raw int32 results,
+    straight to the row register; the packer sends the row register's flits one per cycle and takes
+    the next row segment a cycle after the last one left; after the tile's last result the end
+    marker follows."""
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",

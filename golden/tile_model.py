@@ -51,10 +51,8 @@ def _row_ks(pw: PackedWeights, m: int, K: int, cache: dict) -> np.ndarray:
     if fmt == "dense":
         return np.arange(K, dtype=np.int64)
     if fmt == "nm":
-        if "nm" not in cache:
-            n_, mm = pw.param_a, pw.param_b
-            ng = pw.ngroups
-            cache["nm"] = ((np.arange(ng, dtype=np.int64)[:, None] * mm
+        if "nm" not in cache:     # group g's stored index i is k = g * M + i
+            cache["nm"] = ((np.arange(pw.ngroups, dtype=np.int64)[:, None] * pw.param_b
                             + pw.indices.astype(np.int64)), pw.values != 0)
         ks, nz = cache["nm"]
         return ks[m][nz[m]]
@@ -67,7 +65,6 @@ def _row_ks(pw: PackedWeights, m: int, K: int, cache: dict) -> np.ndarray:
         br, rib = divmod(m, b)
         out = [col[j] * b + np.flatnonzero(vals[j][rib]) for j in range(ptr[br], ptr[br + 1])]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-    g = pw.param_a
     if "bm" not in cache:
         cache["bm"] = np.unpackbits(pw.mask_bytes, axis=-1, bitorder="little").reshape(
             pw.shape[0], -1)

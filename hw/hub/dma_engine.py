@@ -238,8 +238,8 @@ class DmaEngine(wiring.Component):
         ``OUT_OF_WINDOW`` (in that order, ``err_addr`` = the command address) or starts it;
         RUN lasts until ``done``; STATUS holds the status until taken; ABORT waits for
         ``quiet``.  ``refuse`` (``(code, address)``, code 0 = none), if given, rejects a command
-        before those checks.  On ``timeout`` (:meth:`_watchdog`) the engine's ``forget`` statements run,
-        the next AXI ID is taken and a running command reports ``WATCHDOG`` at ``stuck_addr``
+        before those checks.  On ``timeout`` (:meth:`_watchdog`) the engine's ``forget`` statements
+        run, the next AXI ID is taken and a running command reports ``WATCHDOG`` at ``stuck_addr``
         (unless it has an error already); ``abort`` moves to ABORT from any state.
         """
         state, cur_id, tag, start, length, err, err_addr, wd = regs

@@ -47,15 +47,15 @@ class DmaWriter(DmaEngine):
     one beat per cycle when the slave and the producer allow it.  A command costs 2 cycles
     before its first AW and one cycle for its status.
 
-    **Posted writes** (``posted=True``): a command's status comes as soon as its last word has
-    been taken (its bursts announced), not after the B responses, and the next command may
-    start while earlier bursts still wait for theirs (at most ``max_outstanding`` in all):
-    back-to-back single-beat commands cost about 6 cycles each instead of a full write round
-    trip.  A failing ``BRESP`` (or the watchdog) then belongs to an earlier command: it is kept
-    in ``posted_error`` / ``posted_error_addr`` (the start address of the failing burst, from
-    a FIFO of the bursts in flight; sticky until ``abort``), stops new bursts and nulls the
-    beats of announced ones as above, and every later command is refused with that code
-    before any bus traffic.  ``busy`` stays high while a burst waits for its response, so
+    **Posted writes** (``posted=True``): a command's status comes as soon as its last word has been
+    taken (its bursts announced), not after the B responses, and the next command may start while
+    earlier bursts still wait for theirs (at most ``max_outstanding`` in all): back-to-back
+    single-beat commands cost 7 cycles each instead of a full write round trip (15 against a slave
+    answering 6 cycles late).  A failing ``BRESP`` (or the watchdog) then belongs to an earlier
+    command: it is kept in ``posted_error`` / ``posted_error_addr`` (the start address of the
+    failing burst, from a FIFO of the bursts in flight; sticky until ``abort``), stops new bursts
+    and nulls the beats of announced ones as above, and every later command is refused with that
+    code before any bus traffic.  ``busy`` stays high while a burst waits for its response, so
     ``~busy`` means every write has landed.
 
     Parameters and the members other than ``data`` and ``m_axi`` are those of

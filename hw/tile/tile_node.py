@@ -46,11 +46,11 @@ class TileNode(wiring.Component):
 
     From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``
     through an `ImageChecker`, which checks the image body's sparse metadata on the way),
-    ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits
-    first ``lut_beats`` words of activation table (a word per cycle into the pipeline's
-    shadow table, then a swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the
-    layer (the node keeps rows ``[row_base, row_base + rows)``).  Every flit is consumed as soon
-    as its destination takes it, so a node never blocks the ring for long.
+    ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits first
+    ``lut_beats`` words of activation table (a word per cycle into the pipeline's shadow table, then
+    a swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the layer
+    (the node keeps rows ``[row_base, row_base + rows)``).  Every flit is consumed as soon as its
+    destination takes it, so a node never blocks the ring for long.
 
     To the ring (``flits_out``, unicast to node 0): one ``RESULT`` flit per
     ``result_data_bytes`` of an output row segment ``Y[m, cg*cols : ...]`` (payload ``m`` |
