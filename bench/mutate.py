@@ -115,6 +115,24 @@ MUTANTS: list[Mutant] = [
            "act_fits = ((im2col < cfg.act_buf_depth)",
            ("tests/hw/test_desc_checker.py", "tests/hw/test_sequencer.py"),
            "a conv layer whose im2col rows exactly fill the activation buffer is refused"),
+    Mutant("RESULT-NOT-HELD", "stream protocol", "hw/tile/tile.py",
+           "m.d.comb += chosen.eq(Mux(held, held_lane, prio))", "m.d.comb += chosen.eq(prio)",
+           ("tests/hw/test_tile.py", "tests/hw/test_tile_node.py"),
+           "a result offered and not taken is replaced by a higher-priority lane's (out_lanes < "
+           "cols takes a row's beats from two results)"),
+    Mutant("GATHER-GATE-EARLY", "bounds compare", "hw/tile/tile.py",
+           "gathered.eq((p.abase + p.k) < a_addr)", "gathered.eq((p.abase + p.k) <= a_addr)",
+           ("tests/hw/test_tile.py",),
+           "a conv pair reads its activation entry in the cycle the gather writes it"),
+    Mutant("MARKER-BEFORE-RESPONSES", "posted writes", "hw/hub/result_writer.py",
+           "with m.Elif(wb_free & w_idle & ~self.wbusy):", "with m.Elif(wb_free & w_idle):",
+           ("tests/hw/test_result_writer.py",),
+           "the end marker counts while posted writes still wait for their responses"),
+    Mutant("POSTED-ERROR-ADDR", "posted writes", "hw/hub/dma_writer.py",
+           "perr.eq(self._resp_error(axi.bresp)), perr_addr.eq(b_addr)]",
+           "perr.eq(self._resp_error(axi.bresp)), perr_addr.eq(aw_addr)]",
+           ("tests/hw/test_dma_writer.py",),
+           "a failing posted write reports the address of the last announced burst"),
 ]
 
 
