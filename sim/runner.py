@@ -29,6 +29,7 @@ import json
 import os
 import random
 import sys
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -153,7 +154,14 @@ def _cached_build(name: str, verilog: str, toplevel: str, build) -> Path:
         build_dir.mkdir(parents=True, exist_ok=True)
         src = build_dir / f"{toplevel}.v"
         src.write_text(verilog)
+        # a first build takes minutes (the accelerator: 3-5 on 2 cores): say so, on stderr
+        # (stdout may be a JSON report)
+        print(f"[sparsemac] building {name} (first use of this design; cached in "
+              f"{BUILD_ROOT}) ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
         build(src, build_dir)
+        print(f"[sparsemac] built {name} in {time.monotonic() - t0:.0f} s", file=sys.stderr,
+              flush=True)
         done.write_text("ok\n")
     return build_dir
 

@@ -27,3 +27,22 @@ def test_cached_verilog_elaborates_once_per_key(tmp_path, monkeypatch):
 def test_hw_source_hash_is_stable_and_covers_hw():
     h = runner.hw_source_hash()
     assert h == runner.hw_source_hash() and len(h) == 64
+
+
+def test_a_first_build_says_so_on_stderr(tmp_path, monkeypatch, capsys):
+    """A build that is not cached yet announces itself and its time on stderr (a user's first
+    RTL run waits minutes for it); a cached one is silent; stdout stays clean."""
+    monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
+    built = []
+
+    def build(src, folder):
+        built.append(src.read_text())
+
+    d1 = runner._cached_build("top-abc", "module top; endmodule\n", "top", build)
+    out = capsys.readouterr()
+    assert built == ["module top; endmodule\n"] and out.out == ""
+    assert "[sparsemac] building top-abc (first use of this design" in out.err
+    assert "[sparsemac] built top-abc in" in out.err
+    d2 = runner._cached_build("top-abc", "module top; endmodule\n", "top", build)
+    out = capsys.readouterr()
+    assert d1 == d2 and len(built) == 1 and out.err == "" and out.out == ""
