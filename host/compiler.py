@@ -74,7 +74,8 @@ class CompiledLayer:
     spec : LayerSpec
     descriptor : golden.descriptors.Descriptor
     weights : numpy.ndarray
-        Pruned int8 weights, ``spec.weight_shape`` (OIHW for conv2d).
+        Pruned int8 weights, ``spec.weight_shape`` (OIHW for conv2d; depthwise: the expanded
+        block-diagonal ``(C, C, KH, KW)``).
     packed : golden.formats.PackedWeights
         The whole matrix as one image (for `golden.perf` statistics).
     slices : list of golden.formats.PackedWeights
@@ -356,6 +357,10 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
     the scales are calibrated over all of them); the compiled layer holds the first one's
     input and output, the list every output."""
     w, s_w = _weights(spec, cfg, rng, s_x)
+    if spec.groups > 1:     # depthwise: the block-diagonal conv2d (zeros off the diagonal)
+        full = np.zeros((spec.out, spec.in_shape[0], *spec.kernel), dtype=w.dtype)
+        full[np.arange(spec.out), np.arange(spec.out)] = w[:, 0]
+        w = full
     w2 = w.reshape(spec.out, -1)
     m, k, n = spec.mkn
     aw = cfg.acc_width
@@ -460,7 +465,10 @@ def _input_scale(net: Network, x0: np.ndarray) -> float:
 
 
 def _frozen(spec: LayerSpec, cl: CompiledLayer) -> LayerSpec:
-    return replace(spec, weights=cl.weights, prune="none", density=None,
+    w = cl.weights
+    if spec.groups > 1:     # the taps of the block-diagonal matrix, (C, 1, KH, KW) again
+        w = w[np.arange(spec.out), np.arange(spec.out)][:, None]
+    return replace(spec, weights=w, prune="none", density=None,
                    weight_scale=cl.weight_scale,
                    bias=False if cl.bias is None else cl.bias.astype(np.int64),
                    requant_scale=cl.requant_scale if spec.requant else None,

@@ -42,7 +42,7 @@ MAX_ELEMENTS = 1 << 24
 MAX_BATCH = 65536
 _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
             "conv2d": ("out_channels", "in_channels", "kernel", "stride", "padding", "dilation",
-                       "reshape")}
+                       "reshape", "groups")}
 
 
 def _activations() -> tuple[str, ...]:
@@ -77,6 +77,10 @@ class LayerSpec:
         matmul ``(K, N)`` -> ``(M, N)``; conv2d ``(C, H, W)`` -> ``(Kout, OH, OW)``.
     kernel, stride, padding, dilation : (int, int)
         conv2d geometry (``(0, 0)`` for matmul).
+    groups : int
+        conv2d: 1, or ``C`` (depthwise: output channel ``c`` sees input channel ``c`` only;
+        weights ``(C, 1, KH, KW)``; compiled as the conv2d of the block-diagonal
+        ``(C, C, KH, KW)`` matrix, whose zeros a sparse format skips).
     fmt, prune, density, nm : str, str, float or None, (int, int) or None
         Weight format, pruning method (``"none"``, ``"unstructured"``, ``"block"``, ``"nm"``;
         the ``prune`` field ``auto``, the default, takes `PRUNE_FOR_FORMAT`) and its parameters
@@ -112,6 +116,7 @@ class LayerSpec:
     stride: tuple = (0, 0)
     padding: tuple = (0, 0)
     dilation: tuple = (0, 0)
+    groups: int = 1
     fmt: str = "dense"
     prune: str = "none"
     density: float | None = None
@@ -128,10 +133,10 @@ class LayerSpec:
 
     @property
     def weight_shape(self) -> tuple:
-        """matmul ``(M, K)``; conv2d ``(Kout, C, KH, KW)`` (OIHW)."""
+        """matmul ``(M, K)``; conv2d ``(Kout, C, KH, KW)`` (OIHW; depthwise ``(C, 1, KH, KW)``)."""
         if self.op == "matmul":
             return (self.out, self.in_shape[0])
-        return (self.out, self.in_shape[0], *self.kernel)
+        return (self.out, self.in_shape[0] // self.groups, *self.kernel)
 
     @property
     def mkn(self) -> tuple[int, int, int]:
@@ -451,18 +456,32 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
         if max(c, h, w) > 65535:
             ck.fail(m, None, p, f"input must be at most 65535 per dimension (u16 descriptor "
                     f"fields), not {shp!r}")
-        out = _out(ck, m, "out_channels", p, weights, 0)
+        groups = m.get("groups", 1)
+        if isinstance(groups, bool) or groups not in (1, c):
+            ck.fail(m, "groups", f"{p}.groups", f"must be 1 or {c} (the input channels: "
+                    f"depthwise), not {groups!r}")
+        geo["groups"] = groups
+        if groups > 1 and "out_channels" not in m and weights is None:
+            out = c
+        else:
+            out = _out(ck, m, "out_channels", p, weights, 0)
+        if groups > 1 and out != c:
+            ck.fail(m, "out_channels", f"{p}.out_channels", f"must be {c} for a depthwise "
+                    f"conv2d (groups = in_channels: one output channel per input channel), "
+                    f"not {out!r}")
         in_shape, out_shape = (c, h, w), (out, oh, ow)
-        if weights is not None and weights.shape != (out, c, kh, kw):
-            ck.fail(m, "weights", f"{p}.weights", f"must have shape {(out, c, kh, kw)} "
-                    f"(O, C, KH, KW), not {weights.shape}")
+        wexp = (out, c // groups, kh, kw)
+        if weights is not None and weights.shape != wexp:
+            ck.fail(m, "weights", f"{p}.weights", f"must have shape {wexp} "
+                    f"(O, C / groups, KH, KW), not {weights.shape}")
     if not isinstance(bias, bool) and bias.size != out:
         ck.fail(m, "bias", f"{p}.bias", f"must have {out} values (one per output channel), "
                 f"not {bias.size}")
     if isinstance(wscale, np.ndarray) and wscale.size not in (1, out):
         ck.fail(m, "weight_scale", f"{p}.weight_scale", f"must be one number or {out} (one per "
                 f"output channel), not {wscale.size}")
-    wshape = (out, in_shape[0]) if op == "matmul" else (out, in_shape[0], *geo["kernel"])
+    wshape = ((out, in_shape[0]) if op == "matmul"
+              else (out, in_shape[0] // geo["groups"], *geo["kernel"]))
     for what, shp_ in (("weights", wshape), ("input", in_shape), ("output", out_shape)):
         if math.prod(shp_) > MAX_ELEMENTS:
             ck.fail(m, None, p, f"{what} must hold at most {MAX_ELEMENTS} values, not "

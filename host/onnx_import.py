@@ -3,8 +3,9 @@ section 6).
 
 `load_onnx` reads a chain of layers from an ONNX graph:
 
-* ``Conv`` (2-D, ``group=1``), ``Gemm`` (``alpha = beta = 1``, ``transA = 0``) and ``MatMul``
-  with a constant weight, each optionally followed by ``Add`` of a constant bias;
+* ``Conv`` (2-D, ``group=1``, or depthwise: ``group`` = channels, one filter each), ``Gemm``
+  (``alpha = beta = 1``, ``transA = 0``) and ``MatMul`` with a constant weight, each optionally
+  followed by ``Add`` of a constant bias;
 * activations after a layer: ``Relu``, ``Clip(0, 6)`` (relu6), ``Sigmoid``, ``Tanh``, ``Exp``,
   ``Log``, ``Reciprocal``, ``Gelu``, ``Mul(x, Sigmoid(x))`` (SiLU) -> the LUT engine's tables;
 * ``Flatten`` (axis 1) and ``Reshape`` to ``[N, -1]`` between a Conv and a Gemm;
@@ -411,9 +412,12 @@ def _layer_of(g: _Graph, node, index: int, flatten: bool, fmts: dict, cfg, chose
     if op == "Conv":
         if w.ndim != 4:
             g.fail(node, f"must be a 2-D convolution (OIHW weights), not {w.ndim - 2}-D")
-        if g.attr(node, "group", 1) != 1:
-            g.fail(node, f"must have group 1, not {g.attr(node, 'group')} (depthwise / grouped "
-                   f"convolution is not supported yet)")
+        group = int(g.attr(node, "group", 1))
+        depthwise = group > 1 and w.shape[0] == group and w.shape[1] == 1
+        if group != 1 and not depthwise:
+            g.fail(node, f"must have group 1, or group = channels with one filter per channel "
+                   f"(depthwise), not group {group} with weights {list(w.shape)} (grouped "
+                   f"convolution is not supported)")
         pads = list(g.attr(node, "pads", [0, 0, 0, 0]))
         if pads[:2] != pads[2:]:
             g.fail(node, f"must have symmetric pads (top = bottom, left = right), not {pads}")
@@ -422,6 +426,8 @@ def _layer_of(g: _Graph, node, index: int, flatten: bool, fmts: dict, cfg, chose
         L.update(op="conv2d", out_channels=int(w.shape[0]), kernel=[int(w.shape[2]),
                  int(w.shape[3])], stride=list(g.attr(node, "strides", [1, 1])),
                  padding=pads[:2], dilation=list(g.attr(node, "dilations", [1, 1])))
+        if depthwise:       # compiled as the block-diagonal conv2d (docs/host.md)
+            L["groups"] = group
         w2 = w.reshape(w.shape[0], -1)
         wint = None if wq is None else wq
     else:
@@ -457,7 +463,11 @@ def _layer_of(g: _Graph, node, index: int, flatten: bool, fmts: dict, cfg, chose
         L["weights"] = w.reshape(w.shape) if op == "Conv" else w2
     spec = fmts.get(lname, fmts.get("*", "auto"))
     fields = _format_fields(spec, f"--format {lname}={spec}")
-    if not fields:
+    if not fields and L.get("groups", 1) > 1:
+        fields = {"format": "bitmap", "prune": "none"}
+        chosen[lname] = {**fields, "why": "auto: depthwise, a block-diagonal conv whose zeros "
+                                          "bitmap skips"}
+    elif not fields:
         fields, why = detect_format(w2, cfg) if cfg is not None else \
             ({"format": "dense"}, "no configuration given")
         if fields["format"] != "nm":       # nm prunes to the pattern it already has: a no-op

@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import re
 
 import numpy as np
 import pytest
@@ -261,3 +262,62 @@ def test_tile_buffer_needs_and_check(rng, seed):
                            rf"entries\) for the rtl engine, this configuration has "
                            rf"{fit[name]}$"):
             check_tile_buffers(dataclasses.replace(cn, config=ns))
+
+
+@pytest.mark.parametrize("fmt,kernel,stride,padding", [("bitmap", 3, 1, 1), ("dense", 3, 2, 0),
+                                                       ("bitmap", (2, 3), 1, (1, 0))])
+def test_depthwise_is_the_block_diagonal_conv(rng, seed, fmt, kernel, stride, padding):
+    """``groups: C``: the compiled weights are the block-diagonal expansion of the ``(C, 1, KH,
+    KW)`` taps, the expected output equals the independent `golden.depthwise_conv2d` (spec
+    2.5) with the layer's own requant parameters and table, and the model engine reproduces it
+    bit-exact from the memory image alone."""
+    from sparsemac.golden.depthwise import depthwise_conv2d
+    from sparsemac.host.model_engine import read_output, run_model
+
+    C = int(rng.integers(2, 9))
+    net = network_from_dict({
+        "name": "dw", "seed": int(rng.integers(1 << 30)), "input": {"shape": [C, 7, 6]},
+        "layers": [{"op": "conv2d", "groups": C, "kernel": kernel, "stride": stride,
+                    "padding": padding, "format": fmt, "prune": "none",
+                    "activation": "relu"}]})
+    cfg = AcceleratorConfig.preset("default")
+    cn = compile_network(net, cfg)
+    cl = cn.layers[0]
+    kh, kw = cl.spec.kernel
+    w = cl.weights
+    assert w.shape == (C, C, kh, kw)
+    taps = w[np.arange(C), np.arange(C)]
+    off = w.copy()
+    off[np.arange(C), np.arange(C)] = 0
+    assert not off.any() and taps.any(), f"seed={seed}: not block-diagonal"
+    x = cn.input.reshape(1, C, 7, 6)
+    ref = depthwise_conv2d(x, taps[:, None], bias=cl.bias, stride=stride, padding=padding,
+                           mult=cl.mult, shift=cl.shift, lut=cl.lut)
+    np.testing.assert_array_equal(cl.expected.reshape(ref.shape), ref, err_msg=f"seed={seed}")
+    run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+                    cfg=cfg)
+    got = read_output(run.image, cl.descriptor)
+    np.testing.assert_array_equal(got.reshape(ref.shape), ref, err_msg=f"seed={seed}")
+    # frozen (the parameters of a batch's later images): the same taps, the same output
+    from sparsemac.host.compiler import freeze
+
+    again = compile_network(freeze(cn), cfg).layers[0]
+    np.testing.assert_array_equal(again.weights, w, err_msg=f"seed={seed}: frozen taps")
+    np.testing.assert_array_equal(again.expected, cl.expected, err_msg=f"seed={seed}")
+
+
+@pytest.mark.parametrize("layer,msg", [
+    ({"groups": 2}, "layers[0].groups must be 1 or 4 (the input channels: depthwise), not 2"),
+    ({"groups": 4, "out_channels": 8},
+     "layers[0].out_channels must be 4 for a depthwise conv2d (groups = in_channels: one "
+     "output channel per input channel), not 8"),
+    ({"groups": True}, "layers[0].groups must be 1 or 4 (the input channels: depthwise), "
+                       "not True"),
+])
+def test_depthwise_bad_groups(layer, msg):
+    from sparsemac.host.network import NetworkError
+
+    with pytest.raises(NetworkError, match=re.escape(msg)):
+        network_from_dict({"input": {"shape": [4, 5, 5]},
+                           "layers": [{"op": "conv2d", "kernel": 3, "out_channels": 4,
+                                       **layer}]})

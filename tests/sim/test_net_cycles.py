@@ -1,9 +1,10 @@
 """The descriptor cycle model (golden/net_cycles.py, host/cycles.py) against the accelerator
-RTL: four small networks in one descriptor table, one Verilator run of the default build;
+RTL: five small networks in one descriptor table, one Verilator run of the default build;
 every descriptor's model cycles within 5 % of the cycles the sequencer spent on it, the
 total within 5 % of ``BUSY_CYCLES``.  Measured on more networks:
 docs/reports/network_model.md (bench/network_model.py)."""
 
+import numpy as np
 import pytest
 from sparsemac.host import compile_network, network_from_dict
 from sparsemac.hw.config import AcceleratorConfig
@@ -34,6 +35,10 @@ NETWORKS = [
     # weight-bound matrix-vector product, the identity table
     {"name": "mv", "seed": 14, "input": {"shape": [64, 1]},
      "layers": [{"op": "matmul", "out_features": 64, "format": "nm", "nm": "2:4"}]},
+    # depthwise 3x3 (groups = C): the block-diagonal conv, bitmap skips the zeros
+    {"name": "depthwise", "seed": 15, "input": {"shape": [8, 6, 6]},
+     "layers": [{"op": "conv2d", "groups": 8, "kernel": 3, "padding": 1, "format": "bitmap",
+                 "prune": "none", "activation": "relu"}]},
 ]
 
 
@@ -52,6 +57,15 @@ def _descriptor_cycles(res):
     rtl[0] -= HARNESS_BEFORE
     rtl[-1] -= harness - HARNESS_BEFORE
     return rtl
+
+
+def test_outputs_bit_exact(result):
+    """Every layer's output read back from the RTL's memory equals golden's (the depthwise
+    layer included)."""
+    cn, res = result
+    assert res.status == "OK", res.error
+    for cl, got in zip(cn.layers, res.outputs, strict=True):
+        assert np.array_equal(got, cl.expected.reshape(got.shape)), cl.spec.name
 
 
 def test_model_within_5_percent_of_the_rtl_per_descriptor(result):
