@@ -473,7 +473,7 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
         wexp = (out, c // groups, kh, kw)
         if weights is not None and weights.shape != wexp:
             ck.fail(m, "weights", f"{p}.weights", f"must have shape {wexp} "
-                    f"(O, C / groups, KH, KW), not {weights.shape}")
+                    f"({'C, 1' if groups > 1 else 'O, C'}, KH, KW), not {weights.shape}")
     if not isinstance(bias, bool) and bias.size != out:
         ck.fail(m, "bias", f"{p}.bias", f"must have {out} values (one per output channel), "
                 f"not {bias.size}")

@@ -116,7 +116,7 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
     ("    padding: 1\n", "    padding: 1\n    pading: 1\n",
      "net.yaml:10: layers[0].pading is not a known field; allowed: name, op, format, prune, "
      "density, nm, activation, requant, bias, weights, weight_scale, requant_scale, out_scale, "
-     "out_channels, in_channels, kernel, stride, padding, dilation, reshape"),
+     "out_channels, in_channels, kernel, stride, padding, dilation, reshape, groups"),
     ("op: matmul", "op: dense", "net.yaml:14: layers[1].op must be one of matmul, conv2d, "
      "not 'dense'"),
     ("  - name: fc", "  - name: c1", "net.yaml:13: layers[1].name must be unique, not 'c1' again"),
