@@ -182,14 +182,16 @@ def report(rows: list[dict], shape: dict) -> str:
             f"hub: every weight byte passes the one {cfg.axi_data_width}-bit port "
             f"(~{rows[-1]['weight_bytes'] // cfg.axi_bytes} cycles) and a tile computes only "
             "after its whole image arrived, the activations are read once and multicast "
-            f"(~{rows[0]['act_bytes'] // cfg.axi_bytes} cycles), every tile runs the im2col "
-            f"pass over the whole input (`ceil(N/cols) * K` = {-(-n // cfg.cols) * k} cycles), "
-            "plus descriptor, header and table loads and the write-back of the last rows."]
+            f"(~{rows[0]['act_bytes'] // cfg.axi_bytes} cycles), every tile gathers the "
+            f"im2col entries of the whole input (`ceil(N/cols) * K` = {-(-n // cfg.cols) * k} "
+            "cycles, alongside its lanes: a floor only when the lanes are faster), plus "
+            "descriptor, header and table loads and the write-back of the last rows."]
     lines += [
         "", "What makes a layer compute-bound here: the compute of one tile "
         "(`M*K*N / (rows*cols*tiles)`) must dwarf F, i.e. `N` well above "
         "`rows*cols*tiles / beat_bytes` (the weight stream, `M*K/beat_bytes` cycles) and `M` "
-        "well above `rows*tiles` (the im2col pass, `ceil(N/cols)*K` cycles in every tile). "
+        "well above `rows*tiles` (the im2col gather, `ceil(N/cols)*K` cycles in every tile, "
+        "which the lanes overlap only while they are slower than it). "
         "Layers with small `N` (matrix-vector) are weight-bandwidth bound on this one-port hub "
         "at any tile count.",
         "", "Activations are read once per layer and multicast on the ring, so `acts read` is "
