@@ -1,0 +1,331 @@
+"""The hub, the ring, the tile nodes and the ResultWriter replayed cycle by cycle: the part of the
+network cycle model (`golden.net_cycles`) that runs from a descriptor's tables to its end.
+
+Pure Python (no hardware import).  Each class follows one hardware block with the block's own
+rules: `_Router` the ring routers' credits and round-robin arbitration (hw/ring/ring_router.py),
+`_Node` a tile node's result side (hw/tile/tile.py, hw/tile/tile_node.py), `_Writer` the
+ResultWriter's line buffers and posted writes (hw/hub/result_writer.py, hw/hub/dma_writer.py),
+`_Gearbox` a byte gearbox (hw/mem/byte_gearbox.py); `_tail` runs them together on the
+sequencer's program of streams.  The timing constants below were measured on the RTL
+(docs/reports/network_model.md).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+#: Cycles from a DMA read command accepted (the sequencer's RD_ISSUE) to its first beat
+#: (DmaReader accept + check + AR, then the memory).
+READ_LATENCY = 4
+#: Cycles from a read's last beat to the sequencer leaving RD_STREAM (DmaReader status).
+READ_TAIL = 2
+#: Posted single-beat writes (hw/hub/result_writer.py, DmaWriter ``posted``), counted from the
+#: cycle the DmaWriter accepts the command (one cycle after the push at the earliest):
+#: the write buffer is free again ``WRITE_FREE`` cycles later (the word taken), the DmaWriter
+#: takes the next command ``WRITE_CYCLES`` later (check, AW, W, status) and the write's
+#: response is in ``WRITE_LANDED`` later (the marker waits for the last one).
+WRITE_FREE = 5
+WRITE_CYCLES = 7
+WRITE_LANDED = 9
+#: ``HeaderChecker.latency`` (hw/tile/header_checker.py): HSTART to the decision in HCHECK.
+HEADER_CHECK_LATENCY = 4
+#: Cycles of a ring hop of an unblocked flit (``RingRouter.latency``).
+HOP_CYCLES = 2
+#: A tile's last weight word ejected -> the tile leaves LOAD (2-word slice, checker, loader).
+LOAD_DELAY = 3
+#: A lane's end token (the cycle `golden.tile_model` counts) -> it leaves the pair register
+#: (where it waits while two of the lane's results are pending).
+_TOKEN_FIRE = 1
+#: ... -> its result in the lane's result FIFO: fetch stage, the MAC pipeline
+#: (``mul_pipeline + 1``), the FIFO write.
+_FIRE_TO_FIFO_EXTRA = 2
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---- the tail of a descriptor: bodies, compute, write-back (cycle by cycle) ---------------------
+
+#: The requantizer's accumulator pieces (hw/post/requantizer.py ``_PIECE``).
+_REQUANT_PIECE = 17
+
+
+def _requant_latency(acc_width: int) -> int:
+    """``OutputPipeline.latency`` in LUT mode: Requantizer (6 + adder levels + 1) + 1."""
+    w = max(acc_width, 2)
+    bounds = list(range(0, w, _REQUANT_PIECE))
+    if w - bounds[-1] < 2 and len(bounds) > 1:
+        bounds.pop()
+    n, levels = 2 * len(bounds), 0
+    while n > 1:
+        n, levels = (n + 1) // 2, levels + 1
+    return 6 + levels + 1 + 1
+
+
+_DATA, _RESULT, _MARK, _CTRL, _ACTS = range(5)
+
+
+class _Router:
+    """One ring router (hw/ring/ring_router.py): two input FIFOs (one per virtual channel),
+    credits for the next router's FIFOs, round-robin per output channel among its requesters
+    (channel-0 forwarding and injection share one; at the dateline node all three share
+    channel 1), then alternation between the channels that hold a credit; a registered link;
+    ejection alternates between the channel heads and holds its choice until taken."""
+
+    __slots__ = ("node", "fifo", "credits", "rr", "prio", "out_vc", "members", "ej_prio",
+                 "locked", "lsel", "done")
+
+    def __init__(self, node: int, nodes: int, depth: int):
+        self.node = node
+        self.fifo = (deque(), deque())           # entries (readable from cycle, flit)
+        self.credits = [depth, depth]
+        low = 1 if node == nodes - 1 else 0
+        self.out_vc = (low, 1, low)              # forward channel 0, forward 1, inject
+        self.members = tuple(tuple(i for i in range(3) if self.out_vc[i] == v)
+                             for v in range(2))
+        self.rr = [0, 0]
+        self.prio = 0
+        self.ej_prio = 0
+        self.locked = False
+        self.lsel = 0
+        self.done = [False, False]               # a head's local copy was delivered
+
+
+class _Node:
+    """A tile node's result side (hw/tile/tile.py, hw/tile/tile_node.py).
+
+    Each lane issues its end tokens at the cycles of `golden.tile_model` (the token time plus
+    ``mul_pipeline + 3`` into its result FIFO) unless two of its results wait (then the lane
+    stalls: every later token of that lane moves one cycle); a fixed-priority arbiter (lane 0 first;
+    a result offered and not taken stays offered) hands one result per cycle to the output pipeline
+    (``_requant_latency`` stages that freeze while its output waits) or, for raw int32 results,
+    straight to the row register; the packer sends the row register's flits one per cycle and takes
+    the next row segment a cycle after the last one left; after the tile's last result the end
+    marker follows."""
+
+    __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
+                 "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
+                 "held")
+
+    def __init__(self, tile, lanes, pipe_len, bpr, t2f):
+        self.tile = tile
+        self.t2f = t2f
+        # per lane: [token offsets, next index, shift, pending, result FIFO, flits per row]
+        self.lanes = [[offs, 0, 0, 0, deque(), flits] for offs, flits in lanes]
+        self.left = sum(len(offs) for offs, _ in lanes)      # results not yet in a row
+        self.pipe = ((deque([None] * (pipe_len - 1)), [None]) if pipe_len else None)
+        self.bpr = bpr
+        self.sb = 0
+        self.row = None
+        self.ri = 0
+        self.row_at = self.free_at = 0
+        self.cs = None                           # compute start (set when the body is in)
+        self.compute = self.im2col = 0
+        self.marked = False
+        self.marker_at = None
+        self.stalls = 0
+        self.held = None                         # lane whose result was offered, not taken
+
+    def offer(self, c):
+        if self.row is not None and c >= self.row_at:
+            return self.row[self.ri]
+        if self.marker_at is not None and not self.marked and c >= self.marker_at:
+            return (1, _MARK, self.tile, 0)
+        return None
+
+    def granted(self, c):
+        if self.row is not None:
+            self.ri += 1
+            if self.ri == len(self.row):
+                self.row = None
+                self.free_at = c + 1
+        else:
+            self.marked = True
+
+    def _load(self, flits, c):
+        self.row, self.ri, self.row_at = flits, 0, c + 1
+        self.left -= 1
+
+    def step(self, c):
+        if self.cs is None or self.marked:
+            return
+        base = self.cs + _TOKEN_FIRE
+        for ln in self.lanes:                    # end tokens leave the pair register
+            offs, j = ln[0], ln[1]
+            if j < len(offs) and base + offs[j] + ln[2] <= c:
+                if ln[3] >= 2:
+                    ln[2] += 1                   # two results wait: the lane stalls
+                    self.stalls += 1
+                else:
+                    ln[3] += 1
+                    ln[4].append((c + self.t2f, ln[5][j]))
+                    ln[1] = j + 1
+        row_free = self.row is None and c >= self.free_at
+        pick = self.held                         # an offered result stays offered
+        if pick is None:
+            for ln in self.lanes:                # fixed priority, lane 0 first
+                if ln[4] and ln[4][0][0] <= c:
+                    pick = ln
+                    break
+        popped = False
+        if self.pipe is None:                    # raw results: straight to the row register
+            if pick is not None and row_free:
+                self._load(pick[4].popleft()[1], c)
+                pick[3] -= 1
+                popped = True
+        else:
+            # requantizer then activation table: two pipelines, each frozen while its own
+            # output waits (a bubble in front of a frozen stage still moves)
+            req, lut = self.pipe
+            take = lut[0] is not None and row_free
+            if take:
+                self._load(lut[0], c)
+            lut_en = lut[0] is None or take
+            req_en = req[-1] is None or lut_en
+            if lut_en:
+                lut[0] = req[-1]
+            if req_en:
+                new = None
+                if pick is not None:
+                    self.sb += 1
+                    if self.sb == self.bpr:      # the last beat of the result: pop it
+                        self.sb = 0
+                        new = pick[4].popleft()[1]
+                        pick[3] -= 1
+                        popped = True
+                req.pop()
+                req.appendleft(new)
+        self.held = pick if pick is not None and not popped else None
+        if (self.marker_at is None and self.left == 0 and self.row is None
+                and c >= self.cs + self.compute):
+            self.marker_at = c + 1               # RUN -> MARK: the marker flit
+
+    def next_event(self, c):
+        if self.cs is None or self.marked:
+            return None
+        if self.left == 0 and self.row is None:      # the end marker is next
+            return max(c, self.marker_at if self.marker_at is not None
+                       else self.cs + self.compute)
+        if (self.row is not None or any(ln[4] for ln in self.lanes)
+                or (self.pipe is not None
+                    and (self.pipe[1][0] is not None or any(self.pipe[0])))):
+            return c
+        nxt = [self.cs + _TOKEN_FIRE + ln[0][ln[1]] + ln[2]
+               for ln in self.lanes if ln[1] < len(ln[0])]
+        return max(c, min(nxt)) if nxt else c
+
+
+class _Writer:
+    """hw/hub/result_writer.py: intake (IDLE takes a flit, CALC, one MERGE cycle per beat the
+    flit touches), ``lines`` one-beat line buffers (merge on a hit; a free line; else evict
+    the round-robin victim when the write buffer is free, else wait), a line written as soon
+    as it is full if the write buffer is free, one write buffer, posted single-beat writes
+    (`WRITE_FREE`, `WRITE_CYCLES`, `WRITE_LANDED`); a marker flushes every line, then counts
+    once the last write is answered."""
+
+    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "state", "parts", "bi", "wb_at",
+                 "writes", "markers", "dma_at", "landed_at")
+
+    def __init__(self, lines: int, beat: int):
+        self.beat, self.lines = beat, lines
+        self.tag = [None] * lines
+        self.cnt = [0] * lines
+        self.victim = 0
+        self.state = 0                           # 0 IDLE, 1 CALC, 2 MERGE, 3 FLUSH
+        self.parts = []
+        self.bi = 0
+        self.wb_at = 0                           # the write buffer is free from this cycle
+        self.dma_at = 0                          # the DmaWriter takes a command from this one
+        self.landed_at = 0                       # every write answered from this cycle
+        self.writes = 0
+        self.markers = 0
+
+    def take(self, flit):
+        if flit[1] == _MARK:
+            self.state = 3
+            return
+        addr, n = flit[2], flit[3]
+        b = self.beat
+        self.parts = [(tag, min(addr + n, (tag + 1) * b) - max(addr, tag * b))
+                      for tag in range(addr // b, (addr + n - 1) // b + 1)]
+        self.state, self.bi = 1, 0
+
+    def _push(self, c):
+        self.writes += 1
+        accept = max(c + 1, self.dma_at)
+        self.wb_at = accept + WRITE_FREE
+        self.dma_at = accept + WRITE_CYCLES
+        self.landed_at = accept + WRITE_LANDED
+
+    def step(self, c):
+        if self.state == 1:
+            self.state = 2
+        elif self.state == 2:
+            tag, n = self.parts[self.bi]
+            free = c >= self.wb_at
+            if tag in self.tag:
+                i = self.tag.index(tag)
+                if self.cnt[i] + n >= self.beat and free:
+                    self._push(c)
+                    self.tag[i], self.cnt[i] = None, 0
+                else:
+                    self.cnt[i] += n
+            elif None in self.tag:
+                i = self.tag.index(None)
+                self.tag[i], self.cnt[i] = tag, n
+            elif free:
+                self._push(c)
+                self.tag[self.victim], self.cnt[self.victim] = tag, n
+                self.victim = (self.victim + 1) % self.lines
+            else:
+                return                           # wait for the write buffer
+            self.bi += 1
+            if self.bi == len(self.parts):
+                self.state = 0
+        elif self.state == 3:
+            free = c >= self.wb_at
+            busy = [i for i in range(self.lines) if self.tag[i] is not None]
+            if busy:
+                if free:
+                    self._push(c)
+                    self.tag[busy[0]], self.cnt[busy[0]] = None, 0
+            elif free and c >= self.landed_at:
+                self.markers += 1
+                self.state = 0
+
+    def busy(self, c):
+        return self.state != 0 or c < self.wb_at or c < self.landed_at
+
+
+class _Gearbox:
+    """hw/mem/byte_gearbox.py, counting bytes: takes a word while ``in + held <= in + out``
+    and not flushing, emits ``out`` bytes per cycle (the rest after the packet's last word)."""
+
+    __slots__ = ("ib", "ob", "cnt", "flushing", "words")
+
+    def __init__(self, ib: int, ob: int, words: int):
+        self.ib, self.ob, self.cnt, self.flushing, self.words = ib, ob, 0, False, words
+
+    def ready(self) -> bool:
+        return not self.flushing and self.cnt <= self.ob
+
+    def pop(self) -> bool:
+        """One output word if there is one (the consumer is always ready)."""
+        if self.cnt >= self.ob:
+            self.cnt -= self.ob
+            return True
+        if self.flushing and self.cnt:
+            self.cnt = 0
+            return True
+        return False
+
+    def push(self):
+        self.cnt += self.ib
+        self.words -= 1
+        if self.words == 0:
+            self.flushing = True
+
+    def settle(self):
+        if self.flushing and self.cnt == 0:
+            self.flushing = False
