@@ -64,6 +64,7 @@ from .net_replay import (  # noqa: F401
     WRITE_CYCLES,
     WRITE_FREE,
     WRITE_LANDED,
+    _cdiv,
     _Gearbox,
     _Node,
     _requant_latency,
@@ -82,10 +83,6 @@ IM2COL_EXTRA = 4
 _DIV_STEPS = 24
 #: Phases reported by `descriptor_cycles`, in time order.
 PHASES = ("fetch_check", "headers", "tables", "acts", "bodies", "wait", "done")
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _cfg(cfg, name: str, default=None) -> int:

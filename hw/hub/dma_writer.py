@@ -106,7 +106,6 @@ class DmaWriter(DmaEngine):
         wstrb = Signal(self.beat_bytes)
         wlast = Signal()
         # B side: the command's cursor, or (posted) a FIFO of the bursts in flight
-        b = self._cursor("b")               # next burst to be answered
         if posted:
             perr = Signal(ERROR_CODE_WIDTH, name="perr")
             perr_addr = Signal(self.addr_width, name="perr_addr")
@@ -117,6 +116,7 @@ class DmaWriter(DmaEngine):
             b_addr = Signal(self.addr_width, name="b_addr")
             m.d.comb += b_addr.eq(fifo[head])
         else:
+            b = self._cursor("b")           # next burst to be answered
             b_addr, _ = b
 
         awvalid, _, _ = aw_channel = self._address_channel(m, "aw", cur_id)
