@@ -133,6 +133,13 @@ MUTANTS: list[Mutant] = [
            "perr.eq(self._resp_error(axi.bresp)), perr_addr.eq(aw_addr)]",
            ("tests/hw/test_dma_writer.py",),
            "a failing posted write reports the address of the last announced burst"),
+    Mutant("RING-PAYLOAD-BIT-STUCK", "data path", "hw/ring/ring_router.py",
+           "self.eject.payload.eq(Mux(sel, heads[1].as_value(), heads[0].as_value())),",
+           "self.eject.payload.eq(Mux(sel, heads[1].as_value(), heads[0].as_value()) "
+           "& ~(1 << 24)),",
+           ("tests/sim/test_ring.py",),
+           "bit 24 of every ejected flit stuck at 0 (the ring bench's flit ids stay below 2^14: "
+           "caught since its payloads carry random bits above the id)"),
 ]
 
 

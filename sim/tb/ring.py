@@ -10,6 +10,7 @@ FIFO depth, default 4), ``cycles`` and, for ``ring_bench``, ``injection``, ``sta
 from __future__ import annotations
 
 import json
+import random
 from collections import defaultdict, deque
 
 import cocotb
@@ -61,11 +62,18 @@ class RingTB(TB):
         """Drive every node for ``cycles`` cycles, then drain; returns the statistics dict.
 
         ``stall`` is one probability or a list (one per node) that ``eject.ready`` is low in a
-        cycle.  Every flit's payload is a unique id; a scoreboard per (source, destination)
-        checks order, duplicates and losses.
+        cycle.  Every flit's payload is a unique id in its low ``id_bits`` (enough for every
+        flit of the run) and random bits above it (a generator of its own, so the traffic is
+        the same as without them); a scoreboard per (source, destination) checks order,
+        duplicates and losses by the id, and every payload bit of every delivered flit.
         """
         dut, rng = self.dut, self.rng
         codec = Codec(nodes, payload_width)
+        id_bits = min(payload_width, 62, max(1, (nodes * max(cycles, 1)).bit_length()))
+        id_mask = (1 << id_bits) - 1
+        fill_bits = payload_width - id_bits
+        fill_rng = random.Random(repr(rng.getstate()[1][:4]))  # derived; draws nothing from rng
+        sent = {}  # uid -> the whole payload word it was injected with
         stalls = stall if isinstance(stall, list) else [stall] * nodes
         inj_v = [getattr(dut, f"inject__{i}__valid") for i in range(nodes)]
         inj_p = [getattr(dut, f"inject__{i}__payload") for i in range(nodes)]
@@ -94,9 +102,12 @@ class RingTB(TB):
             for s in range(nodes):
                 if pending[s] is None and generating and rng.random() < injection:
                     typ = rng.randrange(4)
+                    payload = uid | (fill_rng.getrandbits(fill_bits) << id_bits if fill_bits
+                                     else 0)
+                    sent[uid] = payload
                     if pattern == "multicast" and rng.random() < 0.3:
                         mask = mask_all if rng.random() < 0.3 else rng.randrange(1, mask_all + 1)
-                        word = codec.pack(payload=uid, type=typ, mcast=1, mask=mask,
+                        word = codec.pack(payload=payload, type=typ, mcast=1, mask=mask,
                                           dest=rng.randrange(nodes))
                         dests = [d for d in range(nodes) if mask >> d & 1]
                     else:
@@ -104,12 +115,12 @@ class RingTB(TB):
                             d = hot
                         else:
                             d = rng.randrange(nodes)
-                        word = codec.pack(payload=uid, type=typ, dest=d, mcast=0,
+                        word = codec.pack(payload=payload, type=typ, dest=d, mcast=0,
                                           mask=rng.randrange(mask_all + 1))
                         dests = [d]
                     pending[s] = (uid, word, dests, typ)
                     created[uid] = [cycle, len(dests)]
-                    uid = (uid + 1) % (1 << min(payload_width, 62))
+                    uid = (uid + 1) & id_mask
                     inj_v[s].value = 1
                     inj_p[s].value = word
                 elif pending[s] is None:
@@ -138,7 +149,8 @@ class RingTB(TB):
                 pending[s] = None
             for d, word in got:
                 s = codec.unpack(word, "src")
-                u = codec.unpack(word, "payload")
+                payload = codec.unpack(word, "payload")
+                u = payload & id_mask
                 typ = codec.unpack(word, "type")
                 q = expect[s, d]
                 if q and q[0][0] == u:
@@ -146,6 +158,9 @@ class RingTB(TB):
                     if typ != want_typ:
                         st["errors"].append(f"cycle {cycle}: flit {u} {s}->{d} type {typ}, "
                                             f"expected {want_typ}")
+                    if payload != sent[u]:
+                        st["errors"].append(f"cycle {cycle}: flit {u} {s}->{d} payload "
+                                            f"{payload:#x}, expected {sent[u]:#x}")
                     st["delivered"] += 1
                     done[s, d].add(u)
                     lat = cycle - 1 - created[u][0]
@@ -157,6 +172,7 @@ class RingTB(TB):
                     created[u][1] -= 1
                     if created[u][1] == 0:
                         del created[u]
+                        del sent[u]
                 elif u in done[s, d]:
                     st["duplicates"] += 1
                     st["errors"].append(f"cycle {cycle}: duplicate flit {u} {s}->{d}")

@@ -5,6 +5,13 @@ from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.top.accelerator import Accelerator
 from sparsemac.sim.runner import run_cocotb
 
+
+def cfg_key(cfg) -> str:
+    """The Verilog cache key of a component built from ``cfg`` alone."""
+    import json
+
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
 TINY = AcceleratorConfig.preset("tiny").replace(watchdog_cycles=4096)
 CONFIGS = {
     "t1": TINY,
@@ -30,7 +37,7 @@ def _run(cfg, seed, testcase=None, nets=2, soak=None, stats=None):
     try:
         run_cocotb(Accelerator(cfg), toplevel="accelerator",
                    test_module="tests.sim.cocotb_accelerator", testcase=testcase, seed=seed,
-                   cfg=cfg, params=params, tag=cfg.name)
+                   cfg=cfg, params=params, tag=cfg.name, cache_key=cfg_key(cfg))
     finally:
         _print_soak(stats)
 

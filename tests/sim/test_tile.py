@@ -1,6 +1,8 @@
 """Compute tile on Verilator (cocotb): matmul + conv2d, every format, edges, stalls; two array
 shapes in CI (2x2, 4x8), more in the slow set."""
 
+import json
+
 import pytest
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.tile.tile import Tile
@@ -22,7 +24,8 @@ SHAPES = {
 def _run(shape, cases):
     cfg = AcceleratorConfig(**SHAPES[shape])
     run_cocotb(Tile(cfg), toplevel="tile", test_module="tests.sim.cocotb_tile",
-               cfg=cfg, params={"cases": cases}, tag=shape)
+               cfg=cfg, params={"cases": cases}, tag=shape,
+               cache_key=json.dumps(cfg.to_dict(), sort_keys=True))
 
 
 @pytest.mark.parametrize("shape", ["2x2", "4x8"])

@@ -46,3 +46,40 @@ def test_a_first_build_says_so_on_stderr(tmp_path, monkeypatch, capsys):
     d2 = runner._cached_build("top-abc", "module top; endmodule\n", "top", build)
     out = capsys.readouterr()
     assert d1 == d2 and len(built) == 1 and out.err == "" and out.out == ""
+
+
+def test_hw_source_hash_covers_golden(tmp_path, monkeypatch):
+    """hw/ takes constants from golden/ (descriptor magic, error and format codes): a change
+    there must elaborate again, so golden/'s sources are part of the key."""
+    import sparsemac.golden as golden
+
+    before = runner.hw_source_hash()
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "descriptors.py").write_text("DESC_MAGIC = 0\n")
+    monkeypatch.setattr(golden, "__file__", str(tmp_path / "__init__.py"))
+    changed = runner.hw_source_hash()
+    (tmp_path / "descriptors.py").write_text("DESC_MAGIC = 1\n")
+    assert len({before, changed, runner.hw_source_hash()}) == 3
+
+
+def test_run_cocotb_cache_key_reuses_the_verilog(tmp_path, monkeypatch):
+    """``run_cocotb(..., cache_key=...)`` elaborates once per key; without a key every call
+    elaborates (the component may hold parameters no key names)."""
+    monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
+    made, built = [], []
+    monkeypatch.setattr(runner, "to_verilog", lambda c, name: made.append(c) or f"// {c}\n")
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(verilog, toplevel, **kw):
+        built.append(verilog)
+        raise Stop
+    monkeypatch.setattr(runner, "build_verilator", fake_build)
+    for comp, key in (("A", "k"), ("A2", "k"), ("B", None), ("B", None)):
+        try:
+            runner.run_cocotb(comp, toplevel="t", test_module="m", cache_key=key,
+                              simulator="verilator")
+        except Stop:
+            pass
+    assert made == ["A", "B", "B"] and built == ["// A\n", "// A\n", "// B\n", "// B\n"]
