@@ -599,16 +599,14 @@ def toggle_group(names: list[tuple[str, int]]) -> str:
 #: cannot toggle.
 HOLE_REASONS: dict[tuple[str, str], str] = {
     ("SyncFIFO*", "storage|w_data|w_port__data|r_data|r_port__data"):
-        "FIFO words; most points are the ring bench's router FIFOs, whose flits carry a "
-        "sequential flit id below 2^11 as payload (sim/tb/ring.py uid), so payload bits "
-        "11..31 never toggle: a random payload above the id would hit them. The rest: the "
-        "self-test benches' one small fixed network (lane-record and result FIFOs) and "
-        "accelerator ring FIFOs (upper payload bits of narrow messages, see the Ring rows)",
+        "FIFO words: the self-test benches' one small fixed network (lane-record and result "
+        "FIFOs) and the accelerator's ring FIFOs (upper payload bits of narrow messages, see "
+        "the Ring rows); the ring bench's flits carry random payload bits above their id "
+        "(sim/tb/ring.py) and toggle every bit of its FIFOs",
     ("RingRouter*|Ring (*|Accelerator*|TileNode*|ResultWriter*",
      "*flit*payload*|*inject*payload*|*eject*payload*|ring_in__flit*|ring_out__flit*|"
      "r_data|port|w_data|pl|flits*"):
-        "flit payloads: in the ring bench a sequential id below 2^11 (bits 11+ never set; "
-        "random payloads would hit them); in the accelerator and self-test the payload bits "
+        "flit payloads: in the accelerator and self-test the payload bits "
         "its messages leave 0 (RESULT flits: row m and byte offset in the low 32 bits, "
         "a partly filled last data word; CTRL words of small layers): larger layers and "
         "random activation/weight data in every byte would hit them",
@@ -675,17 +673,41 @@ HOLE_REASONS: dict[tuple[str, str], str] = {
 }
 
 
-def hole_reason(block: str, group: str) -> str:
+#: Reasons found from the bits themselves, for groups no :data:`HOLE_REASONS` entry names:
+#: every untoggled bit of the group lies above the highest bit its signal toggled in the same
+#: design (``R``), or its signal never toggled at all there (``Z``).
+RANGE_REASONS = {
+    "R": "value range: every untoggled bit of the group is above the highest bit the same "
+         "signal toggled in the same design, i.e. the regression's largest value of a counter, "
+         "size, index or data word leaves its top bits 0 (found from the counts, signal by "
+         "signal); larger layers, images or data would hit them",
+    "Z": "never driven off its reset value: the signal did not toggle at all in that design "
+         "(an error path, mode or format the design's benches do not reach, or a constant of "
+         "the config); found from the counts, not analysed further",
+}
+
+
+def hole_reason(block: str, group: str, hole: Mapping | None = None) -> str:
     """The id of the first :data:`HOLE_REASONS` entry for the group (``H1`` is the first
-    entry), ``"-"`` when none matches (not analysed)."""
+    entry); else, from ``hole``'s counts (``points``, ``above``, ``never``), ``R`` or ``Z`` of
+    :data:`RANGE_REASONS`; ``"-"`` when neither applies (not analysed)."""
     for i, (bglob, gglob) in enumerate(HOLE_REASONS, 1):
         if _globs(bglob, block) and _globs(gglob, group):
             return f"H{i}"
+    if hole and hole["points"]:
+        if hole["never"] == hole["points"]:
+            return "Z"
+        if hole["above"] + hole["never"] == hole["points"]:
+            return "R"
     return "-"
 
 
 def hole_reason_text(rid: str) -> str:
-    return list(HOLE_REASONS.values())[int(rid[1:]) - 1] if rid != "-" else "not analysed"
+    if rid in RANGE_REASONS:
+        return RANGE_REASONS[rid]
+    return list(HOLE_REASONS.values())[int(rid[1:]) - 1] if rid != "-" else (
+        "not analysed: untoggled bits below the highest bit their signal toggled (middle "
+        "bits of a value, or bits a pattern of the data never sets)")
 
 
 def _pct(hit: int, total: int) -> float | None:
@@ -712,7 +734,10 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
     miss_line: dict[str, Counter] = defaultdict(Counter)
     miss_tog: dict[str, Counter] = defaultdict(Counter)
     waiver_use: Counter = Counter()
-    holes: dict[tuple[str, str], dict] = defaultdict(lambda: {"points": 0, "designs": set()})
+    holes: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {"points": 0, "designs": set(), "above": 0, "never": 0})
+    top_hit: dict[tuple[str, str, str], int] = {}   # (design, module, signal) -> top bit hit
+    hole_pts: list[tuple[tuple[str, str], tuple[str, str, str], int]] = []
     total = Counter()
     internal = Counter()
     excluded = Counter()
@@ -732,6 +757,9 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
         cat = "line" if p.kind in ("line", "branch") else "toggle" if p.kind == "toggle" \
             else p.kind
         hit = p.count > 0
+        if hit and p.kind == "toggle":
+            sk = (p.design, p.module, p.signal)
+            top_hit[sk] = max(top_hit.get(sk, -1), p.bit)
         w = names = None
         if not hit and cat == "toggle":
             if p.file not in field_cache:
@@ -749,9 +777,17 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
             miss_line[b][(p.module, p.line, p.kind, p.comment, p.design)] += 1
         elif not hit and cat == "toggle":
             miss_tog[b][(p.module, p.signal)] += 1
-            g = holes[(b, toggle_group(names))]
+            gk = (b, toggle_group(names))
+            g = holes[gk]
             g["points"] += 1
             g["designs"].add(p.design.split("-cov-")[0])
+            hole_pts.append((gk, (p.design, p.module, p.signal), p.bit))
+    for gk, sk, bit in hole_pts:     # where the untoggled bit sits in its signal's range
+        t = top_hit.get(sk, -1)
+        if t < 0:
+            holes[gk]["never"] += 1
+        elif bit > t:
+            holes[gk]["above"] += 1
 
     def fig(c):
         tp, th, tw = c["toggle_points"], c["toggle_hit"], c["toggle_waived"]
@@ -790,7 +826,8 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
     ranked = sorted(holes.items(), key=lambda kv: (-kv[1]["points"], kv[0]))
     by_reason: dict[str, Counter] = defaultdict(Counter)
     for (b, g), h in ranked:
-        r = by_reason[hole_reason(b, g)]
+        h["reason"] = hole_reason(b, g, h)
+        r = by_reason[h["reason"]]
         r["groups"] += 1
         r["points"] += h["points"]
     out["toggle_holes"] = {
@@ -799,8 +836,11 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
                           "reason": hole_reason_text(r)}
                       for r, c in sorted(by_reason.items(), key=lambda kv: -kv[1]["points"])},
         "largest": [{"block": b, "group": g, "points": h["points"],
-                     "designs": sorted(h["designs"]), "reason": hole_reason(b, g)}
-                    for (b, g), h in ranked[:holes_listed]]}
+                     "designs": sorted(h["designs"]), "reason": h["reason"],
+                     "above_range": h["above"], "never_toggled": h["never"]}
+                    for (b, g), h in ranked[:holes_listed]],
+        "all": [[b, g, h["points"], h["above"], h["never"], ",".join(sorted(h["designs"])),
+                 h["reason"]] for (b, g), h in ranked]}
     return out
 
 
@@ -871,6 +911,28 @@ def _f(x):
 def _md(text: str) -> str:
     """``text`` for a Markdown table cell (``|`` escaped)."""
     return text.replace("|", "\\|")
+
+
+def write_holes(cov: dict, md: Path) -> None:
+    """Every unwaived toggle hole group (``toggle_holes["all"]``), by block, with its reason."""
+    holes = cov["toggle_holes"]
+    L = ["# Coverage: every uncovered toggle group not waived", "",
+         "Generated by `python bench/coverage.py` with coverage.md (the reasons' text is there "
+         "and below). A group: one block, one signal or innermost struct field, every "
+         "instance and design. `above range`: untoggled points above the highest bit the "
+         "same signal toggled in the same design; `never`: points of signals that did not "
+         "toggle at all in that design.", "",
+         f"{holes['points']} points in {holes['groups']} groups.", "",
+         "| reason | groups | points | text |", "|---|---:|---:|---|"]
+    for rid, r in holes["by_reason"].items():
+        L.append(f"| {rid} | {r['groups']} | {r['points']} | {r['reason']} |")
+    L += ["", "| block | signal group | points | above range | never | designs | reason |",
+          "|---|---|---:|---:|---:|---|---|"]
+    for b, g, n, above, never, designs, rid in sorted(holes["all"],
+                                                       key=lambda h: (h[0], -h[2], h[1])):
+        L.append(f"| {b} | `{_md(g)}` | {n} | {above} | {never} | "
+                 f"{designs.replace(',', ', ')} | {rid} |")
+    md.write_text("\n".join(L) + "\n")
 
 
 def write_report(cov: dict, fcov: dict, meta: dict, md: Path) -> None:
@@ -956,8 +1018,9 @@ def write_report(cov: dict, fcov: dict, meta: dict, md: Path) -> None:
           "They are holes of the regression: larger layers, wider windows, random payloads "
           "or back-pressure would toggle them; none is claimed impossible. The "
           f"{min(30, len(holes['largest']))} largest, by block, with what would hit them "
-          "(`HOLE_REASONS` in bench/coverage.py); coverage.json lists the largest "
-          f"{len(holes['largest'])}.", "",
+          "(`HOLE_REASONS` in bench/coverage.py); every group, with its reason and where its "
+          "bits sit in the signal's range, is listed in "
+          f"[{md.stem}_holes.md]({md.stem}_holes.md).", "",
           "| block | signal group | points | designs | reason |", "|---|---|---:|---|---|"]
     top = holes["largest"][:30]
     for h in sorted(top, key=lambda h: (h["block"], -h["points"])):
@@ -1097,6 +1160,7 @@ def main(argv=None) -> int:
     fcov = functional(cdir)
     a.report.parent.mkdir(parents=True, exist_ok=True)
     write_report(cov, fcov, meta, a.report)
+    write_holes(cov, a.report.with_name(f"{a.report.stem}_holes.md"))
     a.report.with_suffix(".json").write_text(json.dumps(
         {"meta": meta, "structural": cov, "functional": fcov}, indent=1))
     t = cov["total"]

@@ -195,3 +195,26 @@ def test_toggle_waiver_bits_fields_and_holes(tmp_path):
     assert (holes["points"], holes["groups"]) == (1, 1)
     assert holes["largest"][0]["group"] == "cmd__payload.m"
     assert holes["largest"][0]["designs"] == ["tile"]
+    # where the untoggled bits sit: above the signal's highest toggled bit (R), in a signal
+    # that never toggled (Z), or below a toggled bit (not analysed)
+    def hole(*pts):
+        s = cov.summarize([cov.Point(d, "ring", "toggle", 1, c, n, "") for c, n in pts],
+                          artefacts=lambda f: frozenset(), layouts={}, fields=lambda f: {})
+        return [(h["group"], h["reason"], h["above_range"], h["never_toggled"])
+                for h in s["toggle_holes"]["largest"]]
+    assert hole(("q[0]:0->1", 3), ("q[1]:0->1", 0), ("q[2]:0->1", 0)) == [("q", "R", 2, 0)]
+    assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 0)) == [("q", "Z", 0, 2)]
+    assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4)) == [("q", "-", 0, 0)]
+    assert cov.hole_reason("Ring (ring/ring)", "q", {"points": 0, "above": 0, "never": 0}) == "-"
+    # every group is written to the holes file, with its reason and the reasons' table
+    s = cov.summarize([cov.Point(d, "ring", "toggle", 1, c, n, "") for c, n in
+                       (("q[0]:0->1", 3), ("q[1]:0->1", 0), ("z[0]:0->1", 0))],
+                      artefacts=lambda f: frozenset(), layouts={}, fields=lambda f: {},
+                      holes_listed=1)
+    assert len(s["toggle_holes"]["largest"]) == 1 and len(s["toggle_holes"]["all"]) == 2
+    md = tmp_path / "coverage_holes.md"
+    cov.write_holes(s, md)
+    text = md.read_text()
+    assert "2 points in 2 groups" in text
+    assert "| `q` | 1 | 1 | 0 | tile | R |" in text and "| `z` | 1 | 0 | 1 | tile | Z |" in text
+    assert f"| R | 1 | 1 | {cov.RANGE_REASONS['R']} |" in text
