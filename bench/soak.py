@@ -12,9 +12,11 @@ seed that reproduces it::
 
 The report (``docs/reports/soak.md``, or ``--report``) lists seeds run, tests run, failures
 and the totals the benches print (jobs, layers, resets, injected errors) where they print
-``[soak] key=value`` lines.  Not part of ``make test``: one seed takes about 4 minutes (87
-tests, the three accelerator configs most of it; 8 while the Verilator builds are made), two
-seeds run at a time on 2 cores, so 50 seeds take about 1.5 to 2 hours (4 seeds: 12 minutes).
+``[soak] key=value`` lines.  Not part of ``make test``: one seed takes about 2.5 minutes (96
+tests; the tile 4x8 and the three accelerator configs most of it, once their Verilog is in the
+cache: the 4-tile accelerator's elaboration alone takes 40 s; 4.5 minutes for the first seeds,
+which elaborate and build), two seeds run at a time on 2 cores, so 50 seeds take about 65
+minutes.
 """
 
 from __future__ import annotations
