@@ -260,12 +260,12 @@ def run_cocotb(component, *, toplevel: str, test_module: str,
     as JSON) and ``params`` (JSON-able values) as ``SPARSEMAC_PARAMS``; ``env`` adds other
     environment variables.  ``seed`` (default: ``SPARSEMAC_SEED`` or random) is printed and
     passed to cocotb as ``COCOTB_RANDOM_SEED`` and as ``SPARSEMAC_SEED``, so a failure is
-    reproducible.  Raises :class:`CocotbFailure` when any test fails.
+    reproducible.  Raises :class:`CocotbFailure` when any test fails.  Returns the directory
+    holding ``results.xml`` and the log.
 
     ``cache_key`` (the component's kind and every parameter it is built from, e.g. the class
     name and its config as JSON) keeps the Verilog in :func:`cached_verilog`: a rerun with the
-    same sources skips the elaboration (the 4-tile accelerator: about 40 s).  Returns the directory
-    holding ``results.xml`` and the log.
+    same sources skips the elaboration (the 4-tile accelerator: about 40 s).
 
     ``coverage`` (default: ``SPARSEMAC_COVERAGE=1``, :func:`coverage_enabled`) runs a coverage
     build; the simulation writes its line/toggle points to a file of its own in
