@@ -56,6 +56,8 @@ def session(path):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
+    # the QDQ graph as written, not ORT's fused int8 kernels (sparsemac.host.onnx_reference)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
