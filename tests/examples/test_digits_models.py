@@ -15,6 +15,8 @@ from sparsemac.golden import pack_weights, prune, unpack_weights
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
+from sparsemac.host.onnx_reference import ort_run  # noqa: E402
+
 numpy_helper = onnx.numpy_helper
 
 DIR = Path(__file__).resolve().parents[2] / "examples" / "digits"
@@ -52,15 +54,6 @@ def test_set():
         return t["images"], t["labels"]
 
 
-def session(path):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    # the QDQ graph as written, not ORT's fused int8 kernels (sparsemac.host.onnx_reference)
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 @pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
 @pytest.mark.parametrize("kind,fmt", CASES)
 def test_model_checks_and_accuracy(kind, fmt, int8, test_set):
@@ -78,7 +71,7 @@ def test_model_checks_and_accuracy(kind, fmt, int8, test_set):
     assert set(ops) <= (QDQ_OPS if int8 else FLOAT_OPS)
 
     x = images.reshape(len(images), 64) if kind == "mlp" else images
-    logits = session(path_of(kind, fmt, int8)).run(["logits"], {"input": x})[0]
+    logits = ort_run(path_of(kind, fmt, int8), x)   # the project's ONNX Runtime oracle
     assert logits.shape == (len(labels), 10)
     acc = 100.0 * np.mean(logits.argmax(axis=1) == labels)
     want = v["qdq_accuracy" if int8 else "float_accuracy"]
