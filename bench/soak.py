@@ -46,6 +46,7 @@ DEFAULT_TESTS = (
     "tests/hw/test_sequencer.py",
     "tests/hw/test_dma_reader.py",
     "tests/hw/test_dma_writer.py",
+    "tests/hw/test_activation_lut.py",
 )
 
 #: What a soak result depends on (`hw_commit`): the hardware, the benches and VIP, the soaked

@@ -34,7 +34,9 @@ class ActivationLut(wiring.Component):
     is pending is merged with it).  Every beat reads its bank in its accept cycle, so a swap
     never stalls or flushes the pipeline.  Writes land in whichever bank is the shadow in that
     cycle: load the new table, then strobe ``swap`` (writes issued while the swap is pending
-    still belong to the new table).  A write stores ``write_bytes`` consecutive entries, so a
+    still belong to the new table).  Since a swap between packets is immediate, the swap for
+    the packet after next is strobed only once the next packet has begun (a beat of it was
+    accepted in an earlier cycle).  A write stores ``write_bytes`` consecutive entries, so a
     table loads in ``256 / write_bytes`` cycles (a bus word per cycle).
 
     Throughput: one beat (``lanes`` values) per cycle.  Latency: ``latency`` (1) cycle from

@@ -14,14 +14,16 @@ def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):
     """Stream ``packets`` (lists of beats of int8 lanes); packet ``p`` must use ``tables[p]``.
 
     Table ``p`` is written into the shadow bank while packet ``p - 1`` streams (table 0 before
-    anything), then ``swap`` is strobed; the next table's writes start once ``swap_pending`` is
-    0 (the documented protocol).  The producer never waits for a swap to present beats.
+    anything), then ``swap`` is strobed once packet ``p - 1`` has begun; the next table's writes
+    start once ``swap_pending`` is 0 (the documented protocol).  The producer never waits for
+    a swap to present beats.
     Returns (outputs as lists of ints, output cycles, input cycles).
     """
     prng = random.Random(seed)
     crng = random.Random(seed + 1)
     beats = [(b, p, int(k == len(pk) - 1)) for p, pk in enumerate(packets)
              for k, b in enumerate(pk)]
+    starts = np.cumsum([0] + [len(pk) for pk in packets])  # first beat of each packet
     out, lasts, out_cycles, in_cycles = [], [], [], []
 
     def table_writes(p):
@@ -50,8 +52,11 @@ def run_lut_packets(dut, packets, tables, *, seed, stall, backpressure):
             else:
                 ctx.set(dut.wr.en, 0)
             swap = 0
+            # table p (p >= 1) is for the packet after p - 1: strobe its swap only once a beat
+            # of packet p - 1 was accepted (between packets a swap takes effect at once)
             if (not writes and queued is None and swap_for < len(tables)
-                    and ctx.get(dut.wr.en) == 0):
+                    and ctx.get(dut.wr.en) == 0
+                    and (swap_for == 0 or n > starts[swap_for - 1])):
                 swap = 1
                 swap_for += 1
                 if swap_for < len(tables):
