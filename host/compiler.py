@@ -402,8 +402,10 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
                                f"not range [{int(bias.min())}, {int(bias.max())}]")
     if spec.requant:
         if quant == "random":  # mult / 2**shift scales max |acc| to about 2**7
-            mult = rng.integers(1 << 20, 1 << 22, size=m).astype(np.int64)
-            shift = np.full(m, max(1, min(63, amax.bit_length() + 15)), dtype=np.int64)
+            # multipliers of 21..31 bits (log-uniform: every bit of the int32 field is used)
+            bits = rng.integers(21, 32, size=m)
+            mult = rng.integers(1 << (bits - 1), (1 << bits) - 1).astype(np.int64)
+            shift = np.clip(amax.bit_length() + bits - 7, 1, 63).astype(np.int64)
             shift = np.maximum(shift - rng.integers(0, 3, size=m), 1)
             s_y, s_out = RANDOM_LUT_SCALES[0], s_x
         else:
@@ -586,8 +588,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         Set the IRQ flag on the last descriptor.
     quant : {"calibrate", "random"}
         ``calibrate``: requantization scaled so each layer's outputs use the int8 range
-        (docs/host.md).  ``random``: random ``mult`` in ``[2**20, 2**22)``, ``shift`` near
-        ``bit_length(max |acc|) + 15`` (minus 0..2) and random bias within ``max |acc| / 4``,
+        (docs/host.md).  ``random``: random ``mult`` of ``b`` = 21..31 bits, ``shift`` near
+        ``bit_length(max |acc|) + b - 7`` (minus 0..2) and random bias within ``max |acc| / 4``,
         activation tables at the fixed `RANDOM_LUT_SCALES` (RTL regressions: every rounding
         and saturation path, not a meaningful model).
     out_fill : {"zero", "random"}

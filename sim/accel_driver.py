@@ -229,9 +229,18 @@ class AccelDriver(AxiTB):
         hi = await self.read(f"{name.upper()}_HI")
         return lo | hi << 32
 
+    def mem_read(self, addr: int, length: int) -> bytes:
+        """``length`` bytes of the memory at bus address ``addr`` (the ``AxiRam`` answers
+        address ``a`` from byte ``a % size``, so a window high in the address space sits
+        at its low bits)."""
+        return self.ram.read(addr % self.ram.size, length)
+
+    def mem_write(self, addr: int, data: bytes):
+        self.ram.write(addr % self.ram.size, data)
+
     def load(self, job: Job):
         if self.ram is not None:    # an in-design memory was preloaded at elaboration
-            self.ram.write(job.base, bytes(job.image))
+            self.mem_write(job.base, bytes(job.image))
 
     async def program(self, job: Job, *, desc_base=None, count=None, limit=None):
         await self.write("MEM_BASE_LO", job.base)
@@ -277,7 +286,7 @@ class AccelDriver(AxiTB):
         """Compare every output buffer with golden (a message per wrong layer)."""
         errs = []
         for i, (addr, exp) in enumerate(job.outputs):
-            got = self.ram.read(addr, len(exp))
+            got = self.mem_read(addr, len(exp))
             if got != exp:
                 L = job.layers[i]
                 e = np.frombuffer(exp, dtype=np.int8 if L["requant"] else "<i4")
@@ -287,7 +296,7 @@ class AccelDriver(AxiTB):
                             f"{len(bad)} wrong, first at {bad[:5].tolist()}: expected "
                             f"{e[bad[:5]].tolist()} got {g[bad[:5]].tolist()}")
         outs = sorted((a - job.base, a - job.base + len(e)) for a, e in job.outputs)
-        got = self.ram.read(job.base, len(job.image))
+        got = self.mem_read(job.base, len(job.image))
         pos = 0
         for lo, hi in outs + [(len(job.image), len(job.image))]:
             if got[pos:lo] != bytes(job.image[pos:lo]):

@@ -17,6 +17,8 @@ from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
 SEED = run_seed()
 CFG = config_from_env()
 NETS = int(params_from_env(nets=2)["nets"])
+#: largest M / K / N (conv: output channels) of ``random_networks``' layers
+MAX_DIM = int(params_from_env(max_dim=12)["max_dim"])
 E = ErrorCode
 #: functional coverage bins (sim/coverage_bins.py): written only on coverage runs
 FCOV = BinsRecorder(f"accelerator-{CFG.name}")
@@ -94,7 +96,7 @@ async def random_networks(dut):
             lut = str(rng.choice(["relu", "tanh", "sigmoid", "gelu"])) if rng.random() < 0.6 \
                 else None
             L = random_layer(rng, CFG, op=op, fmt=str(rng.choice(fmts)), requant=requant,
-                             lut=lut if CFG.lut_enabled else None)
+                             lut=lut if CFG.lut_enabled else None, max_dim=MAX_DIM)
             if rng.random() < 0.5:          # sparsity ~0 %, 25 %, 82 %, >= 90 %
                 if L["fmt"] == "nm":
                     L["nm"] = nms[int(rng.integers(0, len(nms)))]
@@ -559,6 +561,139 @@ async def bad_image_bodies(dut):
         _check_ok(tb, job, await tb.run(job), f"job after {what}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
 
+
+
+#: A grown layer moves at most this many bytes of weights, activations or outputs each
+#: (simulation time: the benches run at a few thousand cycles per second).
+LARGE_BYTES = 8192
+
+
+def _bytes(X) -> int:
+    """The largest of the layer's weight, activation and output sizes in bytes (dense)."""
+    if X["op"] == "matmul":
+        return max(X["m"] * X["k"], X["k"] * X["n"], X["m"] * X["n"])
+    return max(X["kout"] * X["c"] * X["kh"] * X["kw"], X["c"] * X["h"] * X["w"],
+               X["kout"] * X["h"] * X["w"])
+
+
+def _grown(rng, L, dims):
+    """``L`` with each of ``dims`` doubled while the layer fits the tile buffers (at most
+    1024 and `LARGE_BYTES`), then drawn in [3/4 max, max]."""
+    def ok(X):
+        return layer_fits(CFG, X) and _bytes(X) <= LARGE_BYTES
+
+    L = dict(L)
+    for d in dims:
+        v = L[d]
+        while v < 1024 and ok(dict(L, **{d: 2 * v})):
+            v *= 2
+        hi = v
+        while hi < 2 * v - 1 and ok(dict(L, **{d: hi + 1})):   # past the last power of two
+            hi += 1
+        L[d] = int(rng.integers(max(1, hi - hi // 4), hi + 1))
+    assert ok(L), f"grown layer does not fit: {L}"
+    return L
+
+
+def _large_layers(rng):
+    """Layers at the config's limits, one dimension grown per layer: many output rows (the
+    tiles' row and column-group counters, result flits), a long reduction (lane decoder
+    windows, flag words), many columns, a large conv image (im2col counters); random
+    formats and tables, the compiler's random multipliers (up to 31 bits)."""
+    fmts = list(CFG.formats)
+    lut = "gelu" if CFG.lut_enabled else None
+    base = dict(op="matmul", requant=True, lut=None, density=0.5, m=2, k=2, n=CFG.cols)
+    out = []
+    for dims in (("m",), ("k",), ("n",), ("k", "m"), ("n", "m")):
+        L = dict(base, fmt=str(rng.choice(fmts)), lut=lut if rng.random() < 0.5 else None)
+        out.append(_grown(rng, L, dims))
+    conv = dict(op="conv2d", fmt=str(rng.choice(fmts)), requant=True, lut=lut, density=0.5,
+                c=int(rng.integers(1, 4)), kout=2, kh=3, kw=3, h=3, w=3, stride=(1, 1),
+                pad=(1, 1), dilation=(1, 1))
+    while not layer_fits(CFG, conv):    # the tiny builds' im2col buffer takes few taps
+        conv = (dict(conv, c=conv["c"] - 1) if conv["c"] > 1 else
+                dict(conv, kh=conv["kh"] - 1, kw=conv["kw"] - 1, pad=(0, 0)))
+    out.append(_grown(rng, conv, ("h", "w", "kout")))
+    for L in out:
+        if L["fmt"] == "nm":
+            L["nm"] = (1, min(4, CFG.nm_max_m))
+    return out
+
+
+def _high_bases(size):
+    """Two window bases whose address bits 12 and up are complements of each other above
+    the 1 MiB the memory model keeps (0xAAA.. / 0x555.. patterns), the low 20 bits chosen so
+    the ``size``-byte window fits below the memory's end."""
+    aw = CFG.axi_addr_width
+    top = (1 << aw) - 1
+    out = []
+    for pat in (0xAAAAAAAAAAAAAAAA, 0x5555555555555555):
+        hi = pat & top & ~((1 << 20) - 1)
+        lo = pat & ((1 << 20) - 1) & ~0xFFF
+        while lo and lo + size > (1 << 20):
+            lo = (lo >> 1) & ~0xFFF
+        out.append(hi | lo)
+    return out
+
+
+@cocotb.test()
+async def large_layers_high_windows(dut):
+    """Layers at the configuration's buffer limits (rows, reduction, columns, conv image
+    grown until the next step would not fit), full-range data and 21..31-bit requantization
+    multipliers, in windows high in the address space (bits 12+ of the two bases are
+    complements: every window, descriptor and DMA address bit is driven both ways): every
+    output bit-exact, nothing written outside the output buffers."""
+    tb = await _tb(dut, salt=14)
+    rng = _rng(14)
+    layers = _large_layers(rng)
+    dut._log.info("large layers: " + "; ".join(
+        f"{L['op']} {L['fmt']} " + ("x".join(str(L[d]) for d in "mkn") if L["op"] == "matmul"
+                                    else f"{L['kout']}x{L['c']}x{L['h']}x{L['w']}")
+        for L in layers))
+    half = (len(layers) + 1) // 2
+    parts = (layers[:half], layers[half:])
+    # the same draws at any base give the same image: its size places the window
+    size = max(len(build_job(_rng(140 + i), CFG, ls).image) for i, ls in enumerate(parts))
+    for i, (base, ls) in enumerate(zip(_high_bases(size), parts, strict=True)):
+        job = build_job(_rng(140 + i), CFG, ls, base=base)
+        assert job.limit < 1 << CFG.axi_addr_width, (hex(job.base), hex(job.limit))
+        res = await tb.run(job, max_cycles=2_000_000)
+        _check_ok(tb, job, res, f"large layers at {base:#x}")
+        job = _two_layers(rng)          # and back at the bottom of the address space
+        _check_ok(tb, job, await tb.run(job), f"small job after the window at {base:#x}")
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+@cocotb.test()
+async def register_patterns(dut):
+    """Every read/write register takes all-ones, 0xA5.., 0x5A.. and zero patterns (each
+    reading back the written value within its fields, the other registers untouched);
+    IRQ_STATUS written all-ones clears and reads 0; every readable register is read after
+    each pattern; then a job runs bit-exact."""
+    from sparsemac.hw.top.regmap import registers
+
+    tb = await _tb(dut, salt=15)
+    regs = registers(CFG)
+    rw = [r for r in regs if r.kind == "rw"]
+    for pat in (0xFFFFFFFF, 0xA5A5A5A5, 0x5A5A5A5A, 0):
+        for r in rw:
+            await tb.lite.write_dword(r.offset, pat)
+        await tb.write("IRQ_STATUS", 0xFFFFFFFF)
+        bad = []
+        for r in regs:
+            if r.kind == "pulse":
+                continue
+            got = await tb.lite.read_dword(r.offset)
+            mask = sum(f.mask for f in r.fields)
+            exp = (pat & mask if r.kind == "rw" else 0 if r.kind == "w1c"
+                   else r.value if r.kind == "const" else None)
+            if exp is not None and got != exp:
+                bad.append(f"{r.name} {got:#x}, expected {exp:#x}")
+        assert not bad, f"pattern {pat:#010x}: {bad} (seed {SEED})"
+        assert int(dut.irq.value) == 0, f"irq high with no cause after pattern {pat:#x}"
+    rng = _rng(15)
+    job = _two_layers(rng)
+    _check_ok(tb, job, await tb.run(job), "job after the register patterns")
 
 # -- hard resets and random bus errors (docs/verification.md, "Resets and bus errors") -------
 

@@ -19,19 +19,24 @@ CONFIGS = {
     "t2": TINY.replace(tiles=2, axi_data_width=32, out_lanes=1, name="tiny2"),
     "t4": TINY.replace(tiles=4, rows=1, cols=4, out_lanes=2, axi_data_width=128,
                        ring_payload_width=128, name="tiny4"),
+    # the default build as the RTL engine runs it (the same Verilog, one Verilator build)
+    "d4": AcceleratorConfig.preset("default"),
 }
 
 
 #: Per config: rounds of ``hard_resets_mid_job`` and injected networks of ``random_bus_errors``
 #: (0 skips the test; docs/verification.md, "Resets and bus errors").
 SOAK = {"t1": dict(hard_resets=3, error_nets=8), "t2": dict(hard_resets=3, error_nets=6),
-        "t4": dict(hard_resets=2, error_nets=2)}
+        "t4": dict(hard_resets=2, error_nets=2), "d4": dict(hard_resets=1, error_nets=1)}
+#: Largest M / K / N of the random networks' layers per config (the default build's buffers
+#: take larger layers than the tiny ones).
+MAX_DIM = {"t1": 12, "t2": 12, "t4": 12, "d4": 40}
 #: The ``[soak]`` totals the bench writes, in the order they are printed.
 SOAK_KEYS = ("hard_resets", "jobs", "layers", "errors_injected", "mismatches")
 
 
-def _run(cfg, seed, testcase=None, nets=2, soak=None, stats=None):
-    params = {"nets": nets, **(soak or dict(hard_resets=0, error_nets=0))}
+def _run(cfg, seed, testcase=None, nets=2, soak=None, stats=None, max_dim=12):
+    params = {"nets": nets, "max_dim": max_dim, **(soak or dict(hard_resets=0, error_nets=0))}
     if stats is not None:
         params["stats"] = str(stats)
     try:
@@ -55,9 +60,10 @@ def _print_soak(stats):
             print(f"[soak] {key}={totals[key]}")
 
 
-@pytest.mark.parametrize("key", ["t1", "t2", "t4"])
+@pytest.mark.parametrize("key", ["t1", "t2", "t4", "d4"])
 def test_accelerator(key, seed, tmp_path):
-    _run(CONFIGS[key], seed, soak=SOAK[key], stats=tmp_path / "soak.json")
+    _run(CONFIGS[key], seed, soak=SOAK[key], stats=tmp_path / "soak.json",
+         max_dim=MAX_DIM[key])
 
 
 def test_rejects_narrow_ring():
