@@ -140,6 +140,20 @@ MUTANTS: list[Mutant] = [
            ("tests/sim/test_ring.py",),
            "bit 24 of every ejected flit stuck at 0 (the ring bench's flit ids stay below 2^14: "
            "caught since its payloads carry random bits above the id)"),
+    Mutant("OUT-ADDR-TRUNCATED", "address width", "hw/hub/sequencer.py",
+           "self.out_base.eq(self.mem_base + desc.out),",
+           "self.out_base.eq((self.mem_base + desc.out)[:24]),",
+           (f"{ACC}::test_accelerator[t1]",),
+           "output buffers above 16 MiB written 16 MiB lower (the accelerator bench's windows "
+           "sat below 16 KiB: caught since large_layers_high_windows places them at 0xAAA../"
+           "0x555..)"),
+    Mutant("REQUANT-MULT-TRUNCATED", "data path", "hw/tile/tile_node.py",
+           "pipe.params.mult.eq(rec[32:64])",
+           "pipe.params.mult.eq(rec[32:56])",
+           (f"{ACC}::test_accelerator[t1]",),
+           "requantization multipliers cut to 24 bits on their way into the tile (the "
+           "accelerator bench's multipliers stayed below 2^22: caught since they take 21..31 "
+           "bits)"),
 ]
 
 

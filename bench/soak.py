@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The random tests of the regression (pytest node ids); each reads SPARSEMAC_SEED.
 DEFAULT_TESTS = (
-    "tests/sim/test_accelerator.py::test_accelerator",
+    # the tiny builds (the default build, d4, runs once per `make test`: its bench takes
+    # about 90 s, a 50-seed soak of it another 40 minutes on 2 cores)
+    "tests/sim/test_accelerator.py::test_accelerator[t1]",
+    "tests/sim/test_accelerator.py::test_accelerator[t2]",
+    "tests/sim/test_accelerator.py::test_accelerator[t4]",
     "tests/sim/test_tile.py::test_tile_matmul",
     "tests/sim/test_dma.py",
     "tests/sim/test_ring.py::test_ring_traffic",

@@ -18,7 +18,8 @@ from .formats import FORMAT_CODES, HEADER_BYTES, FormatErrorCode
 __all__ = ["ErrorCode", "Descriptor", "Opcode", "Flags", "DESC_BYTES", "DESC_MAGIC",
            "QUANT_RECORD_BYTES", "LUT_BYTES", "pack_descriptor", "unpack_descriptor",
            "matmul_descriptor", "conv2d_descriptor", "validate_descriptor",
-           "validate_table", "buffer_sizes"]
+           "validate_table", "buffer_sizes", "hardware_descriptor_code", "HW_DIM_MAX",
+           "HW_GEO_MAX", "HW_FLAGS"]
 
 DESC_BYTES = 64
 DESC_MAGIC = 0x444D5053  # "SPMD" little-endian
@@ -299,6 +300,47 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
     if any(getattr(desc, name) + size > window_bytes for name, size in used.items()):
         return E.OUT_OF_WINDOW
     return E.OK
+
+
+#: Limits of the generated hardware beyond the architecture rules of `validate_descriptor`
+#: (``hw.hub.desc_checker.DescChecker``, docs/accelerator.md): m, k and n fit the tiles' 16-bit
+#: dimensions and the conv geometry (kernel, stride, padding, dilation) their 4-bit fields.
+HW_DIM_MAX = (1 << 16) - 1
+HW_GEO_MAX = 15
+#: Flags the hardware runs: ACCUMULATE (split K) is an architecture feature it does not build.
+HW_FLAGS = int(Flags.REQUANT | Flags.LUT | Flags.IRQ)
+
+#: `validate_descriptor`'s codes in the order it checks them (OK last).
+_CHECK_ORDER = (ErrorCode.BAD_DESC_MAGIC, ErrorCode.BAD_OPCODE, ErrorCode.BAD_FORMAT,
+                ErrorCode.FORMAT_UNSUPPORTED, ErrorCode.BAD_PARAM, ErrorCode.BAD_FLAGS,
+                ErrorCode.BAD_SHAPE, ErrorCode.MISALIGNED, ErrorCode.OUT_OF_WINDOW,
+                ErrorCode.OK)
+
+
+def hardware_descriptor_code(desc, cfg, *, window_bytes: int) -> ErrorCode:
+    """The code the generated hardware's descriptor checker reports for ``desc``:
+    `validate_descriptor` with the hardware's limits checked at the same places of its order
+    (an N:M N that is not a power of two is BAD_PARAM, ACCUMULATE is BAD_FLAGS, m / k / n
+    above `HW_DIM_MAX` or a conv geometry field above `HW_GEO_MAX` is BAD_SHAPE).  Whether
+    the activations fit the tiles' buffers is checked after these (`golden.tiling`)."""
+    if not isinstance(desc, Descriptor):
+        desc = unpack_descriptor(desc)
+    code = validate_descriptor(desc, cfg, window_bytes=window_bytes)
+    rank = _CHECK_ORDER.index(code)
+    E = ErrorCode
+    a = desc.param_a
+    if (rank > _CHECK_ORDER.index(E.BAD_PARAM) and desc.format == FORMAT_CODES["nm"]
+            and a & (a - 1)):
+        return E.BAD_PARAM
+    if rank > _CHECK_ORDER.index(E.BAD_FLAGS) and desc.flags & ~HW_FLAGS:
+        return E.BAD_FLAGS
+    geo = (desc.kh, desc.kw, desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w, desc.dil_h,
+           desc.dil_w)
+    if rank > _CHECK_ORDER.index(E.BAD_SHAPE) and (
+            max(desc.m, desc.k, desc.n) > HW_DIM_MAX
+            or (desc.opcode == Opcode.CONV2D and max(geo) > HW_GEO_MAX)):
+        return E.BAD_SHAPE
+    return code
 
 
 def validate_table(desc_base: int, count: int, *, mem_base: int, mem_limit: int,

@@ -26,7 +26,7 @@ from .formats import (
     _section_sizes,
 )
 
-__all__ = ["parse_weights", "unpack_weights"]
+__all__ = ["parse_weights", "unpack_weights", "check_header"]
 
 
 def _fail(code, msg):
@@ -70,9 +70,21 @@ def parse_weights(image) -> PackedWeights:
     if img.size < HEADER_BYTES:
         _fail(FormatErrorCode.BAD_SIZE, f"image is {img.size} bytes, shorter than the "
               f"{HEADER_BYTES}-byte header")
+    fmt, (rows, cols), a, b, (sec_a, sec_b, sec_c) = _header_rules(img[:HEADER_BYTES], img.size)
+    pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, rows * cols)
+    if fmt != "dense":
+        pw = _CHECKS[fmt](pw)
+    return replace(pw, nnz=int(np.count_nonzero(_decode(pw))))
+
+
+def _header_rules(hdr: np.ndarray, size: int):
+    """The rules of docs/spec.md section 3 that the 32-byte header ``hdr`` decides, for an
+    image of ``size`` bytes (magic, format, parameters, shape, total, section offsets and
+    fixed section sizes, in `FormatErrorCode` order); raises `FormatError`.  Returns
+    ``(format name, (rows, cols), param_a, param_b, (sec_a, sec_b, sec_c))``."""
     magic, _, rows, cols, sec_a, sec_b, sec_c, total = (int(v) for v in
-                                                        img[:HEADER_BYTES].view("<u4"))
-    code, a, b, reserved = (int(v) for v in img[4:8])
+                                                        hdr.view("<u4"))
+    code, a, b, reserved = (int(v) for v in hdr[4:8])
     if magic != MAGIC:
         _fail(FormatErrorCode.BAD_MAGIC, f"magic at offset 0 must be 0x{MAGIC:08X}, "
               f"not 0x{magic:08X}")
@@ -93,9 +105,9 @@ def parse_weights(image) -> PackedWeights:
     if fmt == "block" and _cdiv(cols, a) > 1 << 16:
         _fail(FormatErrorCode.BAD_SHAPE, f"block columns ceil(K/B) = {_cdiv(cols, a)} must be "
               f"at most 65536")
-    if total % ALIGN or total != img.size:
+    if total % ALIGN or total != size or total < HEADER_BYTES:
         _fail(FormatErrorCode.BAD_SIZE, f"total at offset 28 = {total} must be a multiple of "
-              f"{ALIGN} and equal the image length {img.size}")
+              f"{ALIGN}, at least {HEADER_BYTES} and equal the image length {size}")
     offs = {"sec_a": sec_a, "sec_b": sec_b, "sec_c": sec_c}
     for name, off in offs.items():
         if off % ALIGN or not HEADER_BYTES <= off <= total:
@@ -115,10 +127,18 @@ def parse_weights(image) -> PackedWeights:
         if fixed[i] > ends[i] - (sec_a, sec_b, sec_c)[i]:
             _fail(FormatErrorCode.BAD_SECTION, f"section {name} of {fmt} needs at least "
                   f"{fixed[i]} bytes, but has {ends[i] - (sec_a, sec_b, sec_c)[i]}")
-    pw = PackedWeights(img, fmt, (rows, cols), a, b, sec_a, sec_b, sec_c, 0, rows * cols)
-    if fmt != "dense":
-        pw = _CHECKS[fmt](pw)
-    return replace(pw, nnz=int(np.count_nonzero(_decode(pw))))
+    return fmt, (rows, cols), a, b, (sec_a, sec_b, sec_c)
+
+
+def check_header(header) -> None:
+    """Check a weight image header alone (the first 32 bytes), as the hardware's header
+    checker does before the body streams: every rule `parse_weights` applies to the header,
+    with ``total`` taken as the image length.  Raises `FormatError`."""
+    raw = bytes(header)[:HEADER_BYTES]
+    if len(raw) < HEADER_BYTES:
+        _fail(FormatErrorCode.BAD_SIZE, f"header is {len(raw)} bytes, not {HEADER_BYTES}")
+    hdr = np.frombuffer(raw, dtype=np.uint8)
+    _header_rules(hdr, int(hdr[28:32].view("<u4")[0]))
 
 
 def _check_bitmap(pw: PackedWeights) -> PackedWeights:

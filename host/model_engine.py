@@ -24,15 +24,17 @@ from sparsemac.golden.descriptors import (
     ErrorCode,
     Flags,
     Opcode,
+    hardware_descriptor_code,
     unpack_descriptor,
     validate_descriptor,
     validate_table,
 )
-from sparsemac.golden.format_check import parse_weights
+from sparsemac.golden.format_check import check_header, parse_weights
 from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights
 from sparsemac.golden.ops import im2col, matmul
 from sparsemac.golden.quant import apply_lut, requantize, wrap
 from sparsemac.golden.quant_record import unpack_quant_records
+from sparsemac.golden.tiling import tile_buffer_limits, tile_buffer_use
 
 __all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant"]
 
@@ -131,12 +133,19 @@ _BODY_CODES = (ErrorCode.BAD_PTR, ErrorCode.BAD_MASK_COUNT, ErrorCode.BAD_INDEX,
                ErrorCode.BAD_PAD)
 
 
-def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
+def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[PackedWeights]:
     """The per-tile weight images at ``d.weights``, back to back (spec section 8.1).
 
-    Header rules are checked image by image; a body error (codes 7..10) is reported only once
+    Each header is checked in the hardware's order (hw/hub/sequencer.py, HCHECK): the header
+    inside the window, then per code the header's own rule (`golden.format_check.check_header`)
+    or the header against the descriptor: BAD_MAGIC, BAD_FORMAT (or format != the
+    descriptor's), BAD_PARAM (or parameters differ), BAD_SHAPE (or cols != k, rows past m;
+    with the hardware limits rows > out_buf_depth or cols >= 2**16), BAD_SIZE (with the
+    hardware limits: ``total`` larger than the weight buffer), BAD_SECTION, then the image
+    inside the window (OUT_OF_WINDOW).  A body error (codes 7..10) is reported only once
     every header of the layer passed, for the first such image: the hardware's order.
     """
+    tiles, hw = int(cfg.tiles), limits == "hardware"
     window, off, rows, out = len(image), d.weights, 0, []
     body_error = None
     while rows < d.m:
@@ -147,10 +156,37 @@ def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
         if off + HEADER_BYTES > window:
             raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image {t} header at {off:#x} runs "
                         f"past the window ({window:#x} bytes)")
-        total = int.from_bytes(image[off + 28:off + 32], "little")
-        if off + total > window:
-            raise _Stop(ErrorCode.OUT_OF_WINDOW, f"weight image {t} [{off:#x}, "
-                        f"{off + total:#x}) runs past the window ({window:#x} bytes)")
+        hdr = bytes(image[off:off + HEADER_BYTES])
+        total = int.from_bytes(hdr[28:32], "little")
+        fmt, pa, pb = hdr[4], hdr[5], hdr[6]
+        shape = (int.from_bytes(hdr[8:12], "little"), int.from_bytes(hdr[12:16], "little"))
+        own, own_msg = None, ""
+        try:
+            check_header(hdr)
+        except FormatError as exc:
+            own, own_msg = ErrorCode(exc.code), exc.msg
+        E = ErrorCode
+        rules = [
+            (E.BAD_MAGIC, own == E.BAD_MAGIC, own_msg),
+            (E.BAD_FORMAT, own == E.BAD_FORMAT or fmt != d.format,
+             own_msg or f"format {fmt} differs from the descriptor's {d.format}"),
+            (E.BAD_PARAM, own == E.BAD_PARAM or (pa, pb) != (d.param_a, d.param_b),
+             own_msg or f"parameters ({pa}, {pb}) differ from the descriptor's "
+             f"({d.param_a}, {d.param_b})"),
+            (E.BAD_SHAPE, own == E.BAD_SHAPE or shape[1] != d.k or rows + shape[0] > d.m
+             or (hw and (shape[0] > cfg.out_buf_depth or shape[1] >= 1 << 16)),
+             own_msg or f"shape {shape} does not fit (rows {rows}..{rows + shape[0]} of m = "
+             f"{d.m}, cols = k = {d.k}, at most {cfg.out_buf_depth} rows per tile)"),
+            (E.BAD_SIZE, own == E.BAD_SIZE
+             or (hw and total > cfg.weight_buf_depth * (cfg.axi_data_width // 8)),
+             own_msg or f"total {total} bytes exceeds the weight buffer"),
+            (E.BAD_SECTION, own == E.BAD_SECTION, own_msg),
+            (E.OUT_OF_WINDOW, off + total > window,
+             f"[{off:#x}, {off + total:#x}) runs past the window ({window:#x} bytes)"),
+        ]
+        for code, broken, msg in rules:
+            if broken:
+                raise _Stop(code, f"weight image {t}: {msg}")
         try:
             pw = parse_weights(np.frombuffer(bytes(image[off:off + total]), dtype=np.uint8))
         except FormatError as exc:
@@ -159,18 +195,6 @@ def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
             if body_error is None:
                 body_error = _Stop(ErrorCode(exc.code), f"weight image {t}: {exc.msg}")
             pw = None
-        hdr = bytes(image[off:off + HEADER_BYTES])
-        fmt, pa, pb = hdr[4], hdr[5], hdr[6]
-        shape = (int.from_bytes(hdr[8:12], "little"), int.from_bytes(hdr[12:16], "little"))
-        if fmt != d.format:
-            raise _Stop(ErrorCode.BAD_FORMAT, f"weight image {t} format {fmt} differs "
-                        f"from the descriptor's {d.format}")
-        if (pa, pb) != (d.param_a, d.param_b):
-            raise _Stop(ErrorCode.BAD_PARAM, f"weight image {t} parameters ({pa}, "
-                        f"{pb}) differ from the descriptor's ({d.param_a}, {d.param_b})")
-        if shape[1] != d.k or rows + shape[0] > d.m:
-            raise _Stop(ErrorCode.BAD_SHAPE, f"weight image {t} shape {shape} does not fit "
-                        f"(rows {rows}..{rows + shape[0]} of m = {d.m}, cols = k = {d.k})")
         out.append(pw)
         rows += shape[0]
         off += total
@@ -179,8 +203,9 @@ def _weights(image, d: Descriptor, tiles: int) -> list[PackedWeights]:
     return out
 
 
-def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.ndarray]:
-    slices = _weights(image, d, int(cfg.tiles))
+def _run_one(image, i: int, d: Descriptor, cfg, prev_acc,
+             limits: str = "hardware") -> tuple[LayerRun, np.ndarray]:
+    slices = _weights(image, d, cfg, limits)
     w = np.concatenate([pw.unpack() for pw in slices])
     aw = cfg.acc_width
     if d.opcode == Opcode.MATMUL:
@@ -212,7 +237,22 @@ def _run_one(image, i: int, d: Descriptor, cfg, prev_acc) -> tuple[LayerRun, np.
     return LayerRun(i, d, slices, w, x, cols, y.astype(np.int64)), acc
 
 
-def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> ModelRun:
+def _act_shortfall(d: Descriptor, cfg) -> str:
+    """Why the layer's activations do not fit a tile's buffers ("" when they fit): the
+    im2col entries, zero-flag words and conv input image of `golden.tiling`, the limits the
+    hardware's descriptor checker computes (``act_fits``; the sequencer stops with
+    BAD_SHAPE)."""
+    image = d.c * d.h * d.w if d.opcode == Opcode.CONV2D else 0
+    use = tile_buffer_use(cfg, k=d.k, n=d.n, image_bytes=image if image else d.k * d.n)
+    cap = tile_buffer_limits(cfg)
+    for check in ("act_entries", "flag_words", "image_entries"):
+        if use[check] > cap[check]:
+            return f"{check} {use[check]} > {cap[check]}"
+    return ""
+
+
+def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
+              limits: str = "hardware") -> ModelRun:
     """Run the descriptor table of a memory window on the functional model.
 
     Parameters
@@ -223,6 +263,13 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> Mode
         The ``MEM_BASE``, ``DESC_BASE`` and ``DESC_COUNT`` registers.
     cfg : hw.config.AcceleratorConfig
         The build (formats, parameters, ``acc_width``, AXI beat, LUT engine).
+    limits : {"hardware", "architecture"}
+        ``hardware`` (default): the generated hardware's limits too
+        (`golden.descriptors.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
+        no ACCUMULATE, N:M with N a power of two; activations that do not fit a tile's
+        buffers are BAD_SHAPE), so the run is what the RTL does.  ``architecture``: the
+        rules of docs/spec.md alone (`validate_descriptor`; ACCUMULATE adds the previous
+        descriptor's accumulators).
 
     Returns
     -------
@@ -230,6 +277,8 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> Mode
         The image after the run and the status.  Errors the hardware reports are returned as
         ``error_code``/``error_desc``, never raised.
     """
+    if limits not in ("hardware", "architecture"):
+        raise ValueError(f"limits must be hardware or architecture, not {limits!r}")
     img = bytearray(image)
     run = ModelRun(image=img)
     window = len(img)
@@ -242,11 +291,19 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg) -> Mode
     for i in range(desc_count):
         off = desc_base - base + DESC_BYTES * i
         d = unpack_descriptor(img[off:off + DESC_BYTES])
-        code = validate_descriptor(d, cfg, window_bytes=window)
+        if limits == "hardware":
+            code = hardware_descriptor_code(d, cfg, window_bytes=window)
+            short = _act_shortfall(d, cfg) if code == ErrorCode.OK else ""
+            if short:
+                run.error_code, run.error_desc = ErrorCode.BAD_SHAPE, i
+                run.message = f"descriptor {i}: activations exceed a tile's buffers ({short})"
+                return run
+        else:
+            code = validate_descriptor(d, cfg, window_bytes=window)
         try:
             if code != ErrorCode.OK:
-                raise _Stop(code, f"descriptor {i} fails validate_descriptor")
-            lr, prev_acc = _run_one(img, i, d, cfg, prev_acc)
+                raise _Stop(code, f"descriptor {i} fails the descriptor checks ({limits})")
+            lr, prev_acc = _run_one(img, i, d, cfg, prev_acc, limits)
         except _Stop as stop:
             run.error_code, run.error_desc, run.message = stop.code, i, stop.msg
             return run

@@ -24,7 +24,10 @@ CFG = AcceleratorConfig()
 
 
 def _run(cn, image=None, cfg=CFG, **regs):
-    kw = dict(base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count) | regs
+    """The architecture model (the random networks of tests/host/nets.py use N:M patterns and
+    sizes beyond the generated hardware's limits, which test_hardware_limits_* cover)."""
+    kw = dict(base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+              limits="architecture") | regs
     return run_model(cn.image if image is None else image, cfg=cfg, **kw)
 
 
@@ -67,7 +70,7 @@ def test_model_equals_compiler_mixed(rng, seed, rep):
                             ring_payload_width=256)
     cn = compile_network(net, cfg)
     run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                    cfg=cfg)
+                    cfg=cfg, limits="architecture")
     assert run.ok, f"seed={seed}: {run.message}"
     for i, cl in enumerate(cn.layers):
         np.testing.assert_array_equal(read_output(run.image, cl.descriptor), cl.expected,
@@ -200,7 +203,7 @@ def test_per_tile_images(rng, seed, tiles):
     _, net = valid_network(rng, n_layers=2)
     cn = compile_network(net, cfg)
     run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                    cfg=cfg)
+                    cfg=cfg, limits="architecture")
     assert run.ok, f"seed={seed}: {run.message}"
     for lr, cl in zip(run.layers, cn.layers, strict=True):
         assert len(lr.slices) == len(cl.slices) <= tiles
@@ -209,7 +212,8 @@ def test_per_tile_images(rng, seed, tiles):
     big = [i for i, cl in enumerate(cn.layers) if len(cl.slices) > 1]
     if big:
         run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base,
-                        desc_count=cn.desc_count, cfg=AcceleratorConfig(tiles=1))
+                        desc_count=cn.desc_count, cfg=AcceleratorConfig(tiles=1),
+                        limits="architecture")
         assert (run.error_code, run.error_desc) == (ErrorCode.BAD_SHAPE, big[0]), run.message
 
 
@@ -237,8 +241,39 @@ def test_accumulate_flag_adds_previous_accumulators(rng, seed):
     img = bytearray(cn.image) + bytearray(4096)
     img[cn.window_bytes:cn.window_bytes + 128] = d0.pack() + d1.pack()
     run = run_model(img, base=cn.base, desc_base=cn.base + cn.window_bytes, desc_count=2,
-                    cfg=CFG)
+                    cfg=CFG, limits="architecture")
     assert run.ok, run.message
     acc = cn.layers[0].expected
     np.testing.assert_array_equal(read_output(run.image, d1), (2 * acc + 2**31) % 2**32 - 2**31,
                                   err_msg=f"seed={seed}")
+
+
+def test_hardware_limits_are_the_default(rng, seed):
+    """run_model mirrors the RTL by default (golden.hardware_descriptor_code and the tiles'
+    activation buffers): ACCUMULATE is BAD_FLAGS, m past 16 bits BAD_SHAPE, an N:M N that
+    is not a power of two BAD_PARAM, activations beyond the tile buffers BAD_SHAPE; with
+    ``limits="architecture"`` the rules of docs/spec.md alone."""
+    net = network_from_dict({"seed": int(rng.integers(1 << 30)), "input": {"shape": [9, 3]},
+                             "layers": [{"op": "matmul", "out_features": 4, "requant": False,
+                                         "format": "bitmap"}]})
+    cn = compile_network(net, CFG)
+    d0 = cn.layers[0].descriptor
+    off = cn.desc_base - cn.base
+    cases = [
+        (dict(flags=d0.flags | Flags.ACCUMULATE), ErrorCode.BAD_FLAGS, ErrorCode.OK),
+        (dict(m=1 << 16), ErrorCode.BAD_SHAPE, ErrorCode.OUT_OF_WINDOW),
+        (dict(format=3, param_a=3, param_b=4), ErrorCode.BAD_PARAM, ErrorCode.BAD_FORMAT),
+        # K x N activations past the tile's im2col entries (ceil(N / cols) * K > depth)
+        (dict(n=CFG.cols * (CFG.act_buf_depth // d0.k + 1)), ErrorCode.BAD_SHAPE,
+         ErrorCode.OK),
+    ]
+    for change, hw_code, arch_code in cases:
+        img = bytearray(cn.image) + bytearray(1 << 18)    # room for the large buffers
+        img[off:off + 64] = d0.replace(**change).pack()
+        got = {lim: run_model(img, base=cn.base, desc_base=cn.desc_base, desc_count=1, cfg=CFG,
+                              limits=lim).error_code for lim in ("hardware", "architecture")}
+        assert got["hardware"] == hw_code, f"seed={seed} {change}: {got}"
+        assert got["architecture"] == arch_code, f"seed={seed} {change}: {got}"
+    with pytest.raises(ValueError, match="^limits must be hardware or architecture, not 'rtl'$"):
+        run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=1, cfg=CFG,
+                  limits="rtl")

@@ -1,10 +1,12 @@
-"""DescChecker (hw/desc_checker.py) against golden.validate_descriptor in amaranth.sim."""
+"""DescChecker (hw/desc_checker.py) against golden.hardware_descriptor_code (validate_descriptor
+and the hardware's limits) in amaranth.sim."""
 
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.descriptors import (
     ErrorCode,
     conv2d_descriptor,
+    hardware_descriptor_code,
     matmul_descriptor,
     validate_descriptor,
 )
@@ -83,11 +85,7 @@ def test_matches_golden(rng, seed):
         descs.append(d)
     got = _codes(descs)
     for d, g in zip(descs, got):
-        exp = validate_descriptor(d, CFG, window_bytes=WINDOW)
-        later = (ErrorCode.OK, ErrorCode.BAD_FLAGS, ErrorCode.BAD_SHAPE, ErrorCode.MISALIGNED,
-                 ErrorCode.OUT_OF_WINDOW)
-        if exp in later and d.format == 3 and d.param_a & (d.param_a - 1):
-            exp = ErrorCode.BAD_PARAM       # hardware limit: nm N must be a power of two
+        exp = hardware_descriptor_code(d, CFG, window_bytes=WINDOW)
         assert g == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(g)!r}"
 
 
@@ -97,14 +95,36 @@ def test_matches_golden(rng, seed):
     (dict(m=1 << 16), ErrorCode.BAD_SHAPE),                    # tile dimensions are 16-bit
 ])
 def test_hardware_limits(change, code):
+    """Beyond the architecture rules (golden.validate_descriptor accepts these): the RTL and
+    golden.hardware_descriptor_code agree."""
     d = matmul_descriptor(m=4, k=4, n=4, out=64, acts=128, quant=256).replace(**change)
-    assert _codes([d]) == [code]
+    assert validate_descriptor(d, CFG, window_bytes=WINDOW) in (ErrorCode.OK,
+                                                                ErrorCode.OUT_OF_WINDOW)
+    assert _codes([d]) == [code] == [hardware_descriptor_code(d, CFG, window_bytes=WINDOW)]
+
+
+def test_hardware_limit_constants_match_the_rtl():
+    from sparsemac.golden.descriptors import HW_DIM_MAX, HW_GEO_MAX
+    from sparsemac.hw.hub.desc_checker import MAX_GEO
+    from sparsemac.hw.tile.tile import DIM_WIDTH
+
+    assert HW_DIM_MAX == (1 << DIM_WIDTH) - 1 and HW_GEO_MAX == MAX_GEO
+
+
+@pytest.mark.parametrize("m", [(1 << 16) - 1, 1 << 16])
+def test_dimension_limit_at_and_past_the_bound(m):
+    """m = 65535 passes the shape check (then OUT_OF_WINDOW: its output is larger than the
+    window), 65536 is BAD_SHAPE, in the RTL and in golden."""
+    d = matmul_descriptor(m=m, k=4, n=4, out=64, acts=128, quant=256)
+    exp = ErrorCode.OUT_OF_WINDOW if m < 1 << 16 else ErrorCode.BAD_SHAPE
+    assert _codes([d]) == [exp] == [hardware_descriptor_code(d, CFG, window_bytes=WINDOW)]
 
 
 def test_conv_geometry_limit():
     d = conv2d_descriptor(c=1, h=40, w=40, kout=2, kh=16, kw=1, out=0, acts=4096, quant=8192)
     assert validate_descriptor(d, CFG, window_bytes=WINDOW) == ErrorCode.OK
-    assert _codes([d]) == [ErrorCode.BAD_SHAPE]
+    assert _codes([d]) == [ErrorCode.BAD_SHAPE] == [
+        hardware_descriptor_code(d, CFG, window_bytes=WINDOW)]
 
 
 @pytest.mark.parametrize("formats", [("dense",), ("dense", "nm"), ("dense", "block"),
@@ -136,7 +156,7 @@ def test_random_bits_end_and_match_golden(rng, seed):
     got = _codes(raws, raw=True, cycles=cycles)
     for v, g in zip(raws, got):
         d = unpack_descriptor(v.to_bytes(64, "little"))
-        exp = validate_descriptor(d, CFG, window_bytes=WINDOW)
+        exp = hardware_descriptor_code(d, CFG, window_bytes=WINDOW)
         assert g == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(g)!r}"
     print(f"seed {seed}: check cycles min {min(cycles)} max {max(cycles)}")
 
