@@ -683,7 +683,8 @@ HOLE_REASONS: dict[tuple[str, str], str] = {
 
 #: Reasons found from the bits themselves, for groups no :data:`HOLE_REASONS` entry names:
 #: every untoggled bit of the group lies above the highest bit its signal toggled in the same
-#: design (``R``), or its signal never toggled at all there (``Z``).
+#: design (``R``), its signal never toggled at all there (``Z``), or some of its bits lie
+#: below the highest toggled bit (``M``: the values the regression gives the signal).
 RANGE_REASONS = {
     "R": "value range: every untoggled bit of the group is above the highest bit the same "
          "signal toggled in the same design, i.e. the regression's largest value of a counter, "
@@ -692,13 +693,23 @@ RANGE_REASONS = {
     "Z": "never driven off its reset value: the signal did not toggle at all in that design "
          "(an error path, mode or format the design's benches do not reach, or a constant of "
          "the config); found from the counts, not analysed further",
+    "M": "value set: some untoggled bits of the group lie inside the range its signal toggled "
+         "in the same design (a bit above them toggled; the others are above that range or "
+         "never toggled, see the columns): every value the regression gives the signal leaves "
+         "them at one level. They are enumerated values (error and status codes, states, "
+         "tags, element-size logs 0 / 2), constants with 0 and 1 bits (AXI cache and prot), "
+         "aligned sizes and offsets (low bits 0) and the middle bits of the few lengths and "
+         "counts a small bench reaches; found from the counts signal by signal, not analysed "
+         "one by one; more values of the field (random codes, lengths, offsets) would hit the "
+         "ones that are not constant by design",
 }
 
 
 def hole_reason(block: str, group: str, hole: Mapping | None = None) -> str:
     """The id of the first :data:`HOLE_REASONS` entry for the group (``H1`` is the first
     entry); else, from ``hole``'s counts (``points``, ``above``, ``never``), ``R`` or ``Z`` of
-    :data:`RANGE_REASONS`; ``"-"`` when neither applies (not analysed)."""
+    :data:`RANGE_REASONS`, ``M`` when some of its bits are inside the toggled range (a value
+    set); ``"-"`` without counts."""
     for i, (bglob, gglob) in enumerate(HOLE_REASONS, 1):
         if _globs(bglob, block) and _globs(gglob, group):
             return f"H{i}"
@@ -707,6 +718,7 @@ def hole_reason(block: str, group: str, hole: Mapping | None = None) -> str:
             return "Z"
         if hole["above"] + hole["never"] == hole["points"]:
             return "R"
+        return "M"
     return "-"
 
 

@@ -196,7 +196,7 @@ def test_toggle_waiver_bits_fields_and_holes(tmp_path):
     assert holes["largest"][0]["group"] == "cmd__payload.m"
     assert holes["largest"][0]["designs"] == ["tile"]
     # where the untoggled bits sit: above the signal's highest toggled bit (R), in a signal
-    # that never toggled (Z), or below a toggled bit (not analysed)
+    # that never toggled (Z), or below a toggled bit (M: the signal's value set)
     def hole(*pts):
         s = cov.summarize([cov.Point(d, "ring", "toggle", 1, c, n, "") for c, n in pts],
                           artefacts=lambda f: frozenset(), layouts={}, fields=lambda f: {})
@@ -204,7 +204,8 @@ def test_toggle_waiver_bits_fields_and_holes(tmp_path):
                 for h in s["toggle_holes"]["largest"]]
     assert hole(("q[0]:0->1", 3), ("q[1]:0->1", 0), ("q[2]:0->1", 0)) == [("q", "R", 2, 0)]
     assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 0)) == [("q", "Z", 0, 2)]
-    assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4)) == [("q", "-", 0, 0)]
+    assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4)) == [("q", "M", 0, 0)]
+    assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4), ("q[2]:0->1", 0)) == [("q", "M", 1, 0)]
     assert cov.hole_reason("Ring (ring/ring)", "q", {"points": 0, "above": 0, "never": 0}) == "-"
     # every group is written to the holes file, with its reason and the reasons' table
     s = cov.summarize([cov.Point(d, "ring", "toggle", 1, c, n, "") for c, n in
