@@ -154,6 +154,36 @@ MUTANTS: list[Mutant] = [
            "requantization multipliers cut to 24 bits on their way into the tile (the "
            "accelerator bench's multipliers stayed below 2^22: caught since they take 21..31 "
            "bits)"),
+    Mutant("HEADER-ROWS-PAST-M", "bounds compare", "hw/hub/sequencer.py",
+           "(rows_sum + hb.rows > desc.m)", "(rows_sum + hb.rows > desc.m + 1)",
+           (f"{ACC}::test_accelerator[t1]",),
+           "an image header with one row more than the descriptor's M is accepted (survived "
+           "the bench before random_header_fields' directed cases)"),
+    Mutant("HEADER-COLS-ONE-SIDED", "bounds compare", "hw/hub/sequencer.py",
+           "h_shape.eq((hb.cols != desc.k) |", "h_shape.eq((hb.cols > desc.k) |",
+           (f"{ACC}::test_accelerator[t1]",),
+           "an image header with fewer columns than the descriptor's K is accepted (survived "
+           "the bench before random_header_fields)"),
+    Mutant("HEADER-PARAM-B-IGNORED", "header vs descriptor", "hw/hub/sequencer.py",
+           "h_param.eq((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)),",
+           "h_param.eq((hb.param_a != desc.param_a)),",
+           (f"{ACC}::test_accelerator[t1]",),
+           "an N:M image whose M differs from the descriptor's is decoded with the wrong group "
+           "size (survived the bench before random_header_fields' directed cases)"),
+    Mutant("WEIGHT-BUF-BOUND", "bounds compare", "hw/hub/sequencer.py",
+           "h_size.eq(hb.total > cfg.weight_buf_depth * beat),",
+           "h_size.eq(hb.total >= cfg.weight_buf_depth * beat),",
+           (f"{ACC}::test_accelerator[t1]",),
+           "an image exactly as large as the weight buffer is refused with BAD_SIZE (survived "
+           "the bench before weight_image_buffer_bound)"),
+    Mutant("HEADER-SEC-C-PAST-TOTAL", "bounds compare", "hw/tile/header_checker.py",
+           " | (h.sec_b > h.sec_c) | (h.sec_c > h.total)),", " | (h.sec_b > h.sec_c)),",
+           ("tests/hw/test_header_checker.py",),
+           "a section offset past the image's end is accepted"),
+    Mutant("HEADER-ROOM-B", "bounds compare", "hw/tile/header_checker.py",
+           "& (prod > room_b)))", "& (prod > room_b + 32)))",
+           ("tests/hw/test_header_checker.py",),
+           "section B may be 32 bytes short of its rows' data (bitmap masks, N:M indices)"),
 ]
 
 

@@ -10,6 +10,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from sparsemac.golden.descriptors import ErrorCode, Flags, validate_descriptor
+from sparsemac.golden.formats import FORMAT_CODES
 from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
 from sparsemac.sim.coverage_bins import BinsRecorder
 from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
@@ -47,6 +48,11 @@ async def _tb(dut, stall=0.0, salt=0):
 
 def _rng(salt):
     return np.random.default_rng([SEED, salt])
+
+
+def _built(fmt: str) -> str:
+    """``fmt`` if the build has it, else N:M, else dense (every build has dense)."""
+    return fmt if fmt in CFG.formats else "nm" if "nm" in CFG.formats else "dense"
 
 
 def _check_ok(tb, job, res, what):
@@ -158,7 +164,7 @@ def _put_desc(job, i, d):
 
 def _two_layers(rng):
     layers = [random_layer(rng, CFG, op="matmul", fmt="dense"),
-              random_layer(rng, CFG, op="conv2d", fmt="nm", requant=True)]
+              random_layer(rng, CFG, op="conv2d", fmt=_built("nm"), requant=True)]
     return build_job(rng, CFG, layers)
 
 
@@ -198,6 +204,9 @@ async def bad_descriptors(dut):
         "conv_n": "conv_n", "misaligned": "misaligned", "out_of_window": "oow",
         "negative_n": dict(n=0x80000000),
     }
+    for f in ("dense", "bitmap", "block", "nm"):     # a format the build leaves out
+        if f not in CFG.formats:
+            cases[f"unsupported_{f}"] = dict(format=FORMAT_CODES[f])
     for name, change in cases.items():
         job = _two_layers(rng)
         window = len(job.image)
@@ -325,7 +334,7 @@ def _over_buffer_layers():
                  n=CFG.cols * (nz + 1))
     layers = {"image entries": (image, 0), "im2col entries": (gather, 1),
               "flag words": (flags, 2)}
-    demo = _conv(c=3, h=12, w=12, kh=3, kw=3, pad=(1, 1), kout=8, fmt="bitmap")
+    demo = _conv(c=3, h=12, w=12, kh=3, kw=3, pad=(1, 1), kout=8, fmt=_built("bitmap"))
     if any(n > lim for n, lim in zip(_act_needs(demo), (depth, depth, nz))):
         layers["demo conv1 (counters wrap)"] = (demo, None)     # too big for small configs only
     return layers
@@ -359,6 +368,56 @@ async def tile_buffer_limits(dut):
     assert _act_needs(full)[:2] == (depth, depth) and layer_fits(CFG, full), full
     job = build_job(rng, CFG, [random_layer(rng, CFG, op="conv2d", fmt="nm"), full])
     _check_ok(tb, job, await tb.run(job), "layer filling the activation buffer")
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+def _pad_last_image(job, i: int, total: int) -> int:
+    """Move descriptor ``i``'s weight images (dense or nm) to the end of the window, the last
+    one padded with zero bytes to ``total`` bytes (header ``total`` and the unused section
+    offsets follow it; the extra bytes are room at the end of its last section, which the
+    format allows); returns the padded image's window offset."""
+    d = _desc_at(job, i)
+    blob, last = bytearray(), 0
+    for j, (off, _rows, tot) in enumerate(_slices(job, d)):
+        img = bytearray(job.image[off:off + tot])
+        if j == len(_slices(job, d)) - 1:
+            assert img[4] in (0, 3) and total >= tot, (img[4], total, tot)
+            img += bytes(total - tot)
+            t4 = total.to_bytes(4, "little")
+            img[28:32] = img[24:28] = t4        # total, sec_c (unused by dense and nm)
+            if img[4] == 0:
+                img[20:24] = t4                 # sec_b, unused by dense
+            last = len(blob)
+        blob += img
+    start = -(-len(job.image) // 64) * 64
+    job.image += bytes(start - len(job.image)) + blob
+    _put_desc(job, i, d.replace(weights=start))
+    return start + last
+
+
+@cocotb.test()
+async def weight_image_buffer_bound(dut):
+    """The weight-buffer bound of an image (docs/accelerator.md: ``total`` at most
+    weight_buf_depth x bus bytes, else BAD_SIZE at the image): an image padded to exactly
+    the tile's weight buffer runs bit-exact; one bus word (and one 32-byte unit) more is
+    refused with BAD_SIZE, ERROR_ADDR = that image, nothing of the layer written."""
+    tb = await _tb(dut, salt=18)
+    rng = _rng(18)
+    limit = CFG.weight_buf_depth * CFG.axi_bytes
+    for fmt in ("dense", "nm"):
+        for extra in (0, 32, CFG.axi_bytes):
+            layers = [random_layer(rng, CFG, op="conv2d", fmt="nm"),
+                      random_layer(rng, CFG, op="matmul", fmt=fmt)]
+            job = build_job(rng, CFG, layers)
+            at = _pad_last_image(job, 1, limit + extra)
+            what = f"{fmt} image of {limit + extra} bytes, weight buffer {limit} (seed {SEED})"
+            if extra == 0:
+                _check_ok(tb, job, await tb.run(job), what)
+                continue
+            res = await _expect_error(tb, job, E.BAD_SIZE, what)
+            assert res["error_addr"] == job.base + at, (
+                f"{what}: ERROR_ADDR {res['error_addr']:#x}, image at {job.base + at:#x}")
+            _only_first_written(tb, job, what)
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
 
 
@@ -401,8 +460,8 @@ async def bus_errors_watchdog_soft_reset(dut):
     await tb.write("IRQ_STATUS", 7)
     # soft reset at random points of a running job
     for _ in range(3):
-        job = build_job(rng, CFG, [random_layer(rng, CFG, op="conv2d", fmt="bitmap"),
-                                   random_layer(rng, CFG, op="matmul", fmt="block")])
+        job = build_job(rng, CFG, [random_layer(rng, CFG, op="conv2d", fmt=_built("bitmap")),
+                                   random_layer(rng, CFG, op="matmul", fmt=_built("block"))])
         tb.load(job)
         await tb.program(job)
         await tb.start()
@@ -772,6 +831,136 @@ async def random_descriptor_fields(dut):
                             f"{model.image[bad_at[0]]} ({model.message or 'ok'})")
     dut._log.info(f"random descriptor fields: {len(codes)} cases, codes {sorted(set(codes))}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
+
+#: Weight-image header fields `random_header_fields` draws: (byte offset, bytes) in the
+#: 32-byte header (docs/spec.md section 3).
+HDR_FIELDS = {"magic": (0, 4), "format": (4, 1), "param_a": (5, 1), "param_b": (6, 1),
+              "reserved": (7, 1), "rows": (8, 4), "cols": (12, 4), "sec_a": (16, 4),
+              "sec_b": (20, 4), "sec_c": (24, 4), "total": (28, 4)}
+#: the header fields past the early checks (shape, sections, total), drawn alone in two
+#: cases of three
+HDR_DEEP = ["rows", "cols", "sec_a", "sec_b", "sec_c", "total"]
+_HEADER_CODES = {E.BAD_MAGIC, E.BAD_FORMAT, E.BAD_PARAM, E.BAD_SHAPE, E.BAD_SIZE,
+                 E.BAD_SECTION, E.OUT_OF_WINDOW}
+_BODY_CODES = {E.BAD_PTR, E.BAD_MASK_COUNT, E.BAD_INDEX, E.BAD_PAD}
+
+
+def _image_offsets(job, d):
+    """Window offsets of the weight images of descriptor ``d``, walked by their ``total``
+    fields as the sequencer does (spec 8.1), as many as the job's tiles can take."""
+    offs, off = [], d.weights
+    for _ in range(CFG.tiles):
+        offs.append(off)
+        if off + 32 > len(job.image):
+            break
+        off += int.from_bytes(job.image[off + 28:off + 32], "little")
+    return offs
+
+
+@cocotb.test()
+async def random_header_fields(dut):
+    """The first weight image of descriptor 1 with header fields changed.  First six
+    directed cases, each header-against-descriptor rule of the sequencer at its bound (N:M
+    layer: rows = M + 1, cols = K +- 1, another valid N, another valid M, another built
+    format); then random cases (every format, matmul and conv2d) with 1..3 fields changed:
+    random values of random bit widths (every bit of every field driven), values next to the
+    right one (+-1 row / column, +-32 bytes of a section or the total; another format code,
+    another power-of-two parameter) or one flipped bit; two random cases in three change the
+    shape and section fields only, which pass the early checks.  STATUS (done / error, code,
+    ERROR_DESC) and, for a header or body error, ERROR_ADDR = the failing image equal the
+    model engine's (`host.model_engine.run_model`, the hardware's order of the header rules);
+    every byte of the window equals the model's after the run, the failing layer's output
+    buffer included for a header error (nothing of the layer is written before its headers
+    pass)."""
+    import re
+
+    from sparsemac.host.model_engine import run_model
+
+    tb = await _tb(dut, salt=17)
+    rng = _rng(17)
+    fmts = [f for f in ("dense", "bitmap", "block", "nm") if f in CFG.formats]
+    codes = []
+    # directed first: each header-against-descriptor rule of the sequencer at its bound
+    # (an N:M layer: rows just past M, cols K +- 1, another valid N or M, another format)
+    nm_ms = [x for x in (2, 4, 8, 16, 32) if x <= CFG.nm_max_m]
+    directed = [lambda d, h: {"rows": d.m + 1}, lambda d, h: {"cols": d.k + 1},
+                lambda d, h: {"cols": d.k - 1},
+                lambda d, h: {"param_b": next(x for x in nm_ms if x != h[6] and x >= h[5])},
+                lambda d, h: {"param_a": next(x for x in (1, 2, 4) if x != h[5] and x <= h[6])},
+                lambda d, h: {"format": next(c for f, c in FORMAT_CODES.items()
+                                             if f in CFG.formats and c != h[4])}]
+    if "nm" not in CFG.formats:
+        directed = []
+    for case in range(len(directed) + FUZZ_CASES):
+        fuzz = case - len(directed)
+        if fuzz < 0:
+            layers = [random_layer(rng, CFG, op="matmul", fmt="dense", max_dim=MAX_DIM),
+                      random_layer(rng, CFG, op="matmul", fmt="nm", max_dim=MAX_DIM)]
+        else:
+            layers = [random_layer(rng, CFG, op="matmul", fmt="dense", max_dim=MAX_DIM),
+                      random_layer(rng, CFG, op=("matmul", "conv2d")[fuzz % 2],
+                                   fmt=fmts[fuzz % len(fmts)], requant=True,
+                                   max_dim=MAX_DIM)]
+        job = build_job(rng, CFG, layers)
+        d = _desc_at(job, 1)
+        w, change = d.weights, {}
+        if fuzz < 0:
+            if case == 2 and d.k == 1:
+                continue
+            change = directed[case](d, bytes(job.image[w:w + 32]))
+        for f in ([] if fuzz < 0 else
+                  rng.choice(list(HDR_FIELDS) if fuzz % 3 == 0 else HDR_DEEP,
+                             size=int(rng.integers(1, 4)), replace=False)):
+            f = str(f)
+            o, nb = HDR_FIELDS[f]
+            old = int.from_bytes(job.image[w + o:w + o + nb], "little")
+            draw = rng.random()
+            if draw < 0.4:
+                v = int(rng.integers(0, 1 << int(rng.integers(1, 8 * nb + 1))))
+            elif draw < 0.7 and f in ("format", "param_a", "param_b"):
+                # another code or parameter a header may carry (a valid header that differs
+                # from its descriptor: N:M with another N or M, another format)
+                v = int(rng.choice([0, 1, 2, 3, 4, 8, 16, CFG.group_size, CFG.block_size]))
+            elif draw < 0.7:
+                step = 32 if f.startswith("sec") or f == "total" else 1
+                v = min(max(0, old + step * int(rng.integers(-2, 3))), (1 << 8 * nb) - 1)
+            else:
+                v = old ^ (1 << int(rng.integers(0, 8 * nb)))
+            change[f] = v
+        for f, v in change.items():
+            o, nb = HDR_FIELDS[f]
+            job.image[w + o:w + o + nb] = v.to_bytes(nb, "little")
+        model = run_model(job.image, base=job.base, desc_base=job.desc_base,
+                          desc_count=job.count, cfg=CFG)
+        what = (f"case {case}: {layers[1]['fmt']} {layers[1]['op']}, image header of "
+                f"descriptor 1 with {change} (seed {SEED})")
+        res = await tb.run(job, max_cycles=4 * CFG.watchdog_cycles + 200_000)
+        exp = (0, 1, 0) if model.ok else (1, 0, int(model.error_code))
+        got = (res["error"], res["done"], res["code"])
+        assert got == exp, (f"{what}: (error, done, code) {got}, the model engine {exp} "
+                            f"({model.message or 'ok'})")
+        codes.append(model.error_code.name)
+        body = model.error_code in _BODY_CODES
+        if not model.ok:
+            desc = await tb.read("ERROR_DESC")
+            assert desc == model.error_desc, f"{what}: ERROR_DESC {desc}, model {model}"
+            t = re.match(r"weight image (\d+):", model.message)
+            if t and (body or model.error_code in _HEADER_CODES):
+                addr = job.base + _image_offsets(job, d)[int(t.group(1))]
+                assert res["error_addr"] == addr, (
+                    f"{what}: ERROR_ADDR {res['error_addr']:#x}, the failing image is at "
+                    f"{addr:#x} ({model.message})")
+        got_img = tb.mem_read(job.base, len(job.image))
+        skip = range(d.out, d.out + d.m * d.n) if body else range(0)
+        bad_at = [i for i in range(len(job.image))
+                  if got_img[i] != model.image[i] and i not in skip]
+        assert not bad_at, (f"{what}: {len(bad_at)} bytes differ from the model's window, "
+                            f"first at offset {bad_at[0]:#x}: RTL {got_img[bad_at[0]]}, model "
+                            f"{model.image[bad_at[0]]} ({model.message or 'ok'})")
+    dut._log.info(f"random header fields: {len(codes)} cases, codes {sorted(set(codes))}")
+    assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
+
 
 # -- hard resets and random bus errors (docs/verification.md, "Resets and bus errors") -------
 

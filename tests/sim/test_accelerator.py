@@ -1,6 +1,7 @@
 """The accelerator top on Verilator (tests/sim/cocotb_accelerator.py): one build per config."""
 
 import pytest
+from sparsemac.flow.boards import board_config
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.top.accelerator import Accelerator
 from sparsemac.sim.runner import run_cocotb
@@ -21,16 +22,23 @@ CONFIGS = {
                        ring_payload_width=128, name="tiny4"),
     # the default build as the RTL engine runs it (the same Verilog, one Verilator build)
     "d4": AcceleratorConfig.preset("default"),
+    # the ULX3S board build (flow/boards.py; the bench's watchdog, 4096 cycles, instead of the
+    # board's 65536: the only difference in the Verilog)
+    "u1": board_config("ulx3s-85f").replace(watchdog_cycles=4096, name="ulx3s"),
+    # a ring of three tiles (not a power of two) and a build without bitmap and block:
+    # descriptors of the missing formats end in FORMAT_UNSUPPORTED
+    "n3": TINY.replace(tiles=3, formats=("dense", "nm"), name="tiny3nm"),
 }
 
 
 #: Per config: rounds of ``hard_resets_mid_job`` and injected networks of ``random_bus_errors``
 #: (0 skips the test; docs/verification.md, "Resets and bus errors").
 SOAK = {"t1": dict(hard_resets=3, error_nets=8), "t2": dict(hard_resets=3, error_nets=6),
-        "t4": dict(hard_resets=2, error_nets=2), "d4": dict(hard_resets=1, error_nets=1)}
+        "t4": dict(hard_resets=2, error_nets=2), "d4": dict(hard_resets=1, error_nets=1),
+        "u1": dict(hard_resets=1, error_nets=1), "n3": dict(hard_resets=1, error_nets=2)}
 #: Largest M / K / N of the random networks' layers per config (the default build's buffers
 #: take larger layers than the tiny ones).
-MAX_DIM = {"t1": 12, "t2": 12, "t4": 12, "d4": 40}
+MAX_DIM = {"t1": 12, "t2": 12, "t4": 12, "d4": 40, "u1": 24, "n3": 12}
 #: The ``[soak]`` totals the bench writes, in the order they are printed.
 SOAK_KEYS = ("hard_resets", "jobs", "layers", "errors_injected", "mismatches")
 
@@ -60,7 +68,7 @@ def _print_soak(stats):
             print(f"[soak] {key}={totals[key]}")
 
 
-@pytest.mark.parametrize("key", ["t1", "t2", "t4", "d4"])
+@pytest.mark.parametrize("key", ["t1", "t2", "t4", "d4", "u1", "n3"])
 def test_accelerator(key, seed, tmp_path):
     _run(CONFIGS[key], seed, soak=SOAK[key], stats=tmp_path / "soak.json",
          max_dim=MAX_DIM[key])
