@@ -654,11 +654,34 @@ def _grown(rng, L, dims):
     return L
 
 
+def _grown_together(rng, L, dims):
+    """``L`` with ``dims`` doubled in turn while the layer fits (as `_grown`), so that every
+    one of them ends large at once; then each drawn in [3/4 v, v] (halved back while the
+    drawn layer does not fit)."""
+    def ok(X):
+        return layer_fits(CFG, X) and _bytes(X) <= LARGE_BYTES
+
+    L, grew = dict(L), True
+    while grew:
+        grew = False
+        for d in dims:
+            if L[d] < 1024 and ok(dict(L, **{d: 2 * L[d]})):
+                L[d], grew = 2 * L[d], True
+    top = dict(L)
+    for d in dims:
+        L[d] = int(rng.integers(max(1, top[d] - top[d] // 4), top[d] + 1))
+    while not ok(L):
+        d = max(dims, key=lambda x: L[x])
+        L[d] = max(1, L[d] // 2)
+    return L
+
+
 def _large_layers(rng):
     """Layers at the config's limits, one dimension grown per layer: many output rows (the
     tiles' row and column-group counters, result flits), a long reduction (lane decoder
-    windows, flag words), many columns, a large conv image (im2col counters); random
-    formats and tables, the compiler's random multipliers (up to 31 bits)."""
+    windows, flag words), many columns, a large conv image (im2col counters); then a matmul
+    and a strided conv grown in every dimension at once; random formats and tables, the
+    compiler's random multipliers (up to 31 bits)."""
     fmts = list(CFG.formats)
     lut = "gelu" if CFG.lut_enabled else None
     base = dict(op="matmul", requant=True, lut=None, density=0.5, m=2, k=2, n=CFG.cols)
@@ -673,6 +696,11 @@ def _large_layers(rng):
         conv = (dict(conv, c=conv["c"] - 1) if conv["c"] > 1 else
                 dict(conv, kh=conv["kh"] - 1, kw=conv["kw"] - 1, pad=(0, 0)))
     out.append(_grown(rng, conv, ("h", "w", "kout")))
+    # large in every dimension at once (products and counters of several large sizes)
+    out.append(_grown_together(rng, dict(base, fmt=str(rng.choice(fmts))), ("m", "k", "n")))
+    out.append(_grown_together(rng, dict(conv, fmt=str(rng.choice(fmts)), kh=2, kw=2,
+                                         pad=(1, 1), stride=(1, 2), c=1),
+                               ("c", "h", "w", "kout")))
     for L in out:
         if L["fmt"] == "nm":
             L["nm"] = (1, min(4, CFG.nm_max_m))
