@@ -13,6 +13,16 @@ A source is a function ``source(workload, cfg, seed) -> dict`` returning at leas
     synthetic layer, rows split over the tiles as the hardware splits them
     (``golden.tiling.tile_row_split``): load + compute cycles of the slowest tile.
 
+``network``
+    The whole accelerator, as `sparsemac run --engine model` runs the workload as a one-layer
+    network (`Workload.network`): the host compiler's image and descriptor, the model
+    engine, and `sparsemac.host.cycles.layer_cycles` (`golden.net_cycles`: descriptor fetch
+    and checks, headers, tables, activations, bodies tile after tile, every tile's compute,
+    the write-back; within 5 % of the accelerator RTL per descriptor,
+    docs/reports/network_model.md).  A matrix workload too wide for the tile buffers is
+    split into jobs by columns as ``sparsemac run`` splits it (cycles of all jobs); one that
+    cannot run on the build (a conv2d past the buffers) has ``cycles`` None and a ``note``.
+
 ``auto`` uses ``tile_model`` when it is importable, else ``roofline``.
 """
 
@@ -26,7 +36,7 @@ import json
 import numpy as np
 
 __all__ = ["CYCLE_SOURCES", "resolve_source", "synthetic_layer", "roofline_source",
-           "tile_model_source", "tile_rtl_cycles"]
+           "tile_model_source", "network_source", "tile_rtl_cycles"]
 
 
 def _rng(workload, seed: int) -> np.random.Generator:
@@ -149,7 +159,43 @@ def tile_rtl_cycles(workload, cfg, seed: int = 0) -> dict:
             "rtl_note": "" if exact else "RTL result differs from golden.matmul"}
 
 
-CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source}
+def network_source(workload, cfg, seed: int = 0) -> dict:
+    """The workload as a one-layer network on the whole accelerator (the model engine and
+    `sparsemac.host.cycles.layer_cycles`, the cycles `sparsemac run` reports); split into
+    column jobs like ``sparsemac run`` when it is too wide for the tile buffers."""
+    from sparsemac.host.compiler import compile_network
+    from sparsemac.host.cycles import layer_cycles
+    from sparsemac.host.model_engine import run_model
+    from sparsemac.host.network import NetworkError, network_from_dict
+    from sparsemac.host.run import plan_jobs
+
+    net = network_from_dict(workload.network(), source=f"workload {workload.name}")
+    sums = ("cycles", "roofline_cycles", "dense_macs", "effectual_macs", "fixed_cycles",
+            "load_cycles", "compute_cycles", "writeback_cycles")
+    out = dict.fromkeys(sums, 0) | {"source": "network"}
+    try:
+        _fixed, jobs, _reason = plan_jobs(net, cfg, seed=seed)
+        for job in jobs:
+            cn = compile_network(job, cfg, seed=seed)
+            r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base,
+                          desc_count=cn.desc_count, cfg=cfg)
+            if not r.ok:
+                raise NetworkError(f"the model engine stops with {r.error_code.name}: "
+                                   f"{r.message}")
+            c = layer_cycles(r.layers[0], cfg)
+            for k in sums:
+                out[k] += int(c[k])
+            out["bound"] = c["bound"]
+            out["limited_by"] = c["limited_by"]
+    except NetworkError as exc:
+        return {"cycles": None, "source": "network", "note": f"does not run on this build: {exc}",
+                "dense_macs": None, "effectual_macs": None, "bound": "does not fit"}
+    out["jobs"] = len(jobs)
+    return out
+
+
+CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source,
+                 "network": network_source}
 
 
 def resolve_source(name: str) -> str:

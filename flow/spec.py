@@ -14,7 +14,7 @@ A spec (examples/sweep_*.yaml)::
       - {rows: 8, cols: 8, out_lanes: 8}
     top: mac_array                # top synthesized for area (default: most complete one)
     synth: {target: generic, device: null, fmax: false}   # or: synth: none
-    cycles: auto                  # auto | roofline | tile_model (flow/cycles.py)
+    cycles: auto                  # auto | roofline | tile_model | network (flow/cycles.py)
     rtl_sample: 4                 # optional: run 4 points (spread evenly) on the tile's RTL
     workloads:
       - {name: fc, op: matmul, M: 64, K: 256, N: 16, format: [dense, bitmap], sparsity: 0.75}

@@ -100,7 +100,7 @@ def run_config_job(job: dict) -> list[dict]:
     rtl_keys = set(job.get("rtl_keys", ()))
     for key, wl in zip(job["keys"], job["workloads"]):
         c = CYCLE_SOURCES[job["cycles"]](wl, cfg, job["seed"])
-        t = c["cycles"] / (clock * 1e6)
+        t = c["cycles"] / (clock * 1e6) if c["cycles"] else None
         rtl = {}
         if key in rtl_keys:
             r = tile_rtl_cycles(wl, cfg, job["seed"])
@@ -117,8 +117,8 @@ def run_config_job(job: dict) -> list[dict]:
             "sparsity": round(wl.sparsity, 6), "nm": f"{wl.nm[0]}:{wl.nm[1]}" if wl.nm else "",
             "act_sparsity": wl.act_sparsity, "cycles": c["cycles"], "bound": c.get("bound"),
             "dense_macs": c.get("dense_macs"), "effectual_macs": c.get("effectual_macs"),
-            "time_us": t * 1e6, "layers_per_s": 1 / t,
-            "gops": 2 * c["dense_macs"] / t / 1e9 if c.get("dense_macs") else None,
+            "time_us": t * 1e6 if t else None, "layers_per_s": 1 / t if t else None,
+            "gops": 2 * c["dense_macs"] / t / 1e9 if t and c.get("dense_macs") else None,
             "cycle_source": c.get("source", job["cycles"]), "synth_cached": cached, **rtl,
         })
     return rows
@@ -294,7 +294,7 @@ def write_reports(rows: list[dict], out: Path, spec: SweepSpec, varying: list[st
         vals = [r["config"], *(p.get(k) for k in varying), r["workload"], r["format"], sp,
                 r["LUT"], r["FF"], r["DSP"], r["BRAM"], f"{r['clock_mhz']:.1f}", r["cycles"],
                 r["bound"], f"{r['gops']:.2f}" if r["gops"] is not None else "-",
-                f"{base / r['cycles']:.2f}" if base else "-"]
+                f"{base / r['cycles']:.2f}" if base and r["cycles"] else "-"]
         lines.append("| " + " | ".join("-" if v is None else str(v) for v in vals) + " |")
     sampled = [r for r in rows if r.get("rtl_cycles") or r.get("rtl_note")]
     if sampled:

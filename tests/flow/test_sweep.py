@@ -297,3 +297,67 @@ def test_rtl_sample_runs_the_tile_and_reports_the_model_error(tmp_path):
     md = (tmp_path / "out" / "results.md").read_text()
     assert "## Cycle model against the RTL (sample)" in md
     assert "## Sparse against dense area, same MAC count" in md
+
+
+def test_network_source_is_what_sparsemac_run_reports():
+    """``cycles: network``: the workload as a one-layer network on the whole accelerator
+    (model engine + host.cycles), the same cycles ``sparsemac run --engine model`` reports
+    (a too-wide matmul split into the same column jobs), never below the roofline; a conv2d
+    past the tile buffers does not run on the build (no cycles, bound 'does not fit')."""
+    from sparsemac.flow.cycles import network_source
+    from sparsemac.host.network import network_from_dict
+    from sparsemac.host.run import run
+
+    cfg = AcceleratorConfig.preset("tiny").replace(tiles=2)
+    for wl in (Workload("fc", "matmul", (("M", 16), ("K", 32), ("N", 4)), "nm", 0.5, (2, 4)),
+               Workload("wide", "matmul", (("M", 4), ("K", 32), ("N", 300)), "dense", 0.0),
+               Workload("cv", "conv2d", (("C", 1), ("H", 4), ("W", 4), ("O", 4), ("R", 2),
+                                         ("S", 2), ("stride", 1), ("padding", 0),
+                                         ("dilation", 1)), "bitmap", 0.5)):
+        c = network_source(wl, cfg, seed=3)
+        rep = run(network_from_dict(wl.network()), cfg, seed=3).report
+        assert (c["cycles"], c["roofline_cycles"], c["jobs"]) == (
+            rep["cycles"], rep["roofline_cycles"], rep["jobs"]), (wl.name, c, rep)
+        assert c["cycles"] >= c["roofline_cycles"] > 0, c
+        assert c["cycles"] == sum(c[f"{p}_cycles"] for p in ("fixed", "load", "compute",
+                                                             "writeback")), c
+        d = dict(wl.dims)
+        macs = d["M"] * d["K"] * d["N"] if wl.op == "matmul" else 4 * 4 * 3 * 3
+        assert c["dense_macs"] == macs, c       # the conv: O x C*R*S x OH*OW = 4 x 4 x 9
+    assert network_source(Workload("wide", "matmul", (("M", 4), ("K", 32), ("N", 300)),
+                                   "dense", 0.0), cfg)["jobs"] > 1
+    big = Workload("big", "conv2d", (("C", 8), ("H", 40), ("W", 40), ("O", 4), ("R", 3),
+                                     ("S", 3), ("stride", 1), ("padding", 1), ("dilation", 1)),
+                   "dense", 0.0)
+    c = network_source(big, cfg)
+    assert c["cycles"] is None and c["bound"] == "does not fit" and "BAD_SHAPE" in c["note"]
+
+
+def test_sweep_with_network_cycles_reports_points_that_do_not_fit(tmp_path):
+    """A sweep with ``cycles: network``: every point's cycles from the whole-accelerator model;
+    a point whose layer the build cannot run has no throughput ("-"), not an invented one."""
+    text = """\
+        name: net
+        base: {preset: tiny}
+        grid:
+          tiles: [1, 2]
+        top: accelerator
+        synth: none
+        cycles: network
+        workloads:
+          - {name: fc, op: matmul, M: 16, K: 32, N: 4, format: [dense, bitmap], sparsity: 0.5}
+          - {name: cv, op: conv2d, C: 1, H: 4, W: 4, O: 4, R: 2, S: 2, format: nm, nm: "2:4"}
+          - {name: big, op: conv2d, C: 8, H: 40, W: 40, O: 4, R: 3, S: 3, padding: 1,
+             format: dense}
+        """
+    res = run_sweep(load_spec(_spec(tmp_path, text)), tmp_path / "out", jobs=1, progress=False,
+                    log=lambda *_: None)
+    rows = {(r["config"], r["workload"], r["format"]): r for r in res["rows"]}
+    assert len(rows) == 8 and all(r["cycle_source"] == "network" for r in rows.values())
+    for (_cfg, wl, _fmt), r in rows.items():
+        if wl == "big":
+            assert r["cycles"] is None and r["gops"] is None and r["bound"] == "does not fit"
+        else:
+            assert r["cycles"] > 0 and r["gops"] > 0, r
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "cycles from `network`" in md and "| does not fit |" in md

@@ -207,6 +207,16 @@ def test_toggle_waiver_bits_fields_and_holes(tmp_path):
     assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4)) == [("q", "M", 0, 0)]
     assert hole(("q[0]:0->1", 0), ("q[1]:0->1", 4), ("q[2]:0->1", 0)) == [("q", "M", 1, 0)]
     assert cov.hole_reason("Ring (ring/ring)", "q", {"points": 0, "above": 0, "never": 0}) == "-"
+    # the block-type view: a bit toggled in one build of the block counts as covered there;
+    # instances (two builds) count separately in the instance figures
+    d2 = d.replace("-cov-", "-cov-x")
+    s = cov.summarize([cov.Point(d, "ring", "toggle", 1, "q[0]:0->1", 2, ""),
+                       cov.Point(d2, "ring", "toggle", 1, "q[0]:0->1", 0, ""),
+                       cov.Point(d2, "ring", "toggle", 1, "q[1]:0->1", 0, "")],
+                      artefacts=lambda f: frozenset(), layouts={}, fields=lambda f: {})
+    assert (s["total"]["toggle_hit"], s["total"]["toggle_points"]) == (1, 3)
+    assert {k: s["by_type"]["*"][k] for k in ("hit", "points", "waived")} == \
+        {"hit": 1, "points": 2, "waived": 0}
     # every group is written to the holes file, with its reason and the reasons' table
     s = cov.summarize([cov.Point(d, "ring", "toggle", 1, c, n, "") for c, n in
                        (("q[0]:0->1", 3), ("q[1]:0->1", 0), ("z[0]:0->1", 0))],
