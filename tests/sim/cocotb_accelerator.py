@@ -799,6 +799,16 @@ DEEP_FIELDS = [f for f in DESC_FIELDS if f not in ("opcode", "format", "param_a"
                                                     "reserved2")]
 
 
+def _window_matches_model(tb, job, model, skip: range, what: str):
+    """Every byte of the job's window after the RTL run equals the model engine's window,
+    except the offsets in ``skip`` (a failing layer's output buffer)."""
+    got = tb.mem_read(job.base, len(job.image))
+    bad_at = [i for i in range(len(job.image)) if got[i] != model.image[i] and i not in skip]
+    assert not bad_at, (f"{what}: {len(bad_at)} bytes differ from the model's window, first "
+                        f"at offset {bad_at[0]:#x}: RTL {got[bad_at[0]]}, model "
+                        f"{model.image[bad_at[0]]} ({model.message or 'ok'})")
+
+
 @cocotb.test()
 async def random_descriptor_fields(dut):
     """Descriptor 1 of a valid two-layer job with 1..3 fields set to random values of random
@@ -847,16 +857,11 @@ async def random_descriptor_fields(dut):
             desc = await tb.read("ERROR_DESC")
             assert desc == model.error_desc, f"{what}: ERROR_DESC {desc}, model {model}"
         codes.append(model.error_code.name)
-        got_img = tb.mem_read(job.base, len(job.image))
         skip = range(0)
         if (not model.ok and model.error_desc == 1) or records:
             esize = 1 if bad.flags & Flags.REQUANT else 4
             skip = range(bad.out, bad.out + bad.m * bad.n * esize)
-        bad_at = [i for i in range(len(job.image))
-                  if got_img[i] != model.image[i] and i not in skip]
-        assert not bad_at, (f"{what}: {len(bad_at)} bytes differ from the model's window, "
-                            f"first at offset {bad_at[0]:#x}: RTL {got_img[bad_at[0]]}, model "
-                            f"{model.image[bad_at[0]]} ({model.message or 'ok'})")
+        _window_matches_model(tb, job, model, skip, what)
     dut._log.info(f"random descriptor fields: {len(codes)} cases, codes {sorted(set(codes))}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
 
@@ -979,13 +984,8 @@ async def random_header_fields(dut):
                 assert res["error_addr"] == addr, (
                     f"{what}: ERROR_ADDR {res['error_addr']:#x}, the failing image is at "
                     f"{addr:#x} ({model.message})")
-        got_img = tb.mem_read(job.base, len(job.image))
         skip = range(d.out, d.out + d.m * d.n) if body else range(0)
-        bad_at = [i for i in range(len(job.image))
-                  if got_img[i] != model.image[i] and i not in skip]
-        assert not bad_at, (f"{what}: {len(bad_at)} bytes differ from the model's window, "
-                            f"first at offset {bad_at[0]:#x}: RTL {got_img[bad_at[0]]}, model "
-                            f"{model.image[bad_at[0]]} ({model.message or 'ok'})")
+        _window_matches_model(tb, job, model, skip, what)
     dut._log.info(f"random header fields: {len(codes)} cases, codes {sorted(set(codes))}")
     assert not tb.violations, f"AXI rule violations: {tb.violations[:5]}"
 
