@@ -377,10 +377,10 @@ def _pad_last_image(job, i: int, total: int) -> int:
     offsets follow it; the extra bytes are room at the end of its last section, which the
     format allows); returns the padded image's window offset."""
     d = _desc_at(job, i)
-    blob, last = bytearray(), 0
-    for j, (off, _rows, tot) in enumerate(_slices(job, d)):
+    blob, last, slices = bytearray(), 0, _slices(job, d)
+    for j, (off, _rows, tot) in enumerate(slices):
         img = bytearray(job.image[off:off + tot])
-        if j == len(_slices(job, d)) - 1:
+        if j == len(slices) - 1:
             assert img[4] in (0, 3) and total >= tot, (img[4], total, tot)
             img += bytes(total - tot)
             t4 = total.to_bytes(4, "little")
