@@ -212,6 +212,15 @@ def requant_params(real) -> tuple[np.ndarray, np.ndarray]:
     return mult, shift
 
 
+def hardware_nm(nm) -> tuple[int, int]:
+    """The N:M a layer of pattern ``nm`` runs as: N rounded up to a power of two, the only N
+    the tiles' N:M datapath takes (docs/tile.md; any other N is BAD_PARAM).  Weights that
+    satisfy N:M satisfy the rounded pattern too (the extra slots hold zeros), so the results
+    are the same; ``(3, 8)`` runs as ``(4, 8)``."""
+    n, m = (int(v) for v in nm)
+    return 1 << (n - 1).bit_length(), m
+
+
 def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
     """Per-tile weight images of ``W[M, K]`` (docs/spec.md section 8.1).
 
@@ -364,7 +373,7 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
     w2 = w.reshape(spec.out, -1)
     m, k, n = spec.mkn
     aw = cfg.acc_width
-    nm = spec.nm or (2, 4)
+    nm = hardware_nm(spec.nm or (2, 4))
     packed = pack_weights(w2, spec.fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                           nm=nm)
     geo = {} if spec.op == "matmul" else dict(stride=spec.stride, padding=spec.padding,
@@ -678,7 +687,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             outs.append((oo, size))
             common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo,
                           flags=flags, group_size=cfg.group_size, block_size=cfg.block_size,
-                          nm=s.nm or (2, 4))
+                          nm=hardware_nm(s.nm or (2, 4)))
             if s.op == "matmul":
                 m, k, n = s.mkn
                 d = matmul_descriptor(m=m, k=k, n=n, **common)

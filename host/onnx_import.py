@@ -144,15 +144,15 @@ def _format_fields(v: str, where: str) -> dict:
 
 
 def _nm_of(w2: np.ndarray, ms=(2, 4, 8, 16, 32)) -> tuple[int, int] | None:
-    """The sparsest N:M pattern (N/M <= 1/2) every row of ``w2`` already satisfies along K."""
+    """The sparsest N:M pattern (N a power of two, N/M <= 1/2) every row of ``w2`` already
+    satisfies along K."""
     best = None
     for m in ms:
         k = w2.shape[1]
         pad = (-k) % m
         g = np.pad(w2 != 0, ((0, 0), (0, pad))).reshape(w2.shape[0], -1, m)
         n = int(g.sum(axis=2).max(initial=0))
-        if n == 0:
-            n = 1
+        n = 1 << max(n - 1, 0).bit_length()  # the hardware's N is a power of two (3:8 -> 4:8)
         if n * 2 <= m and (best is None or n / m < best[0] / best[1]):
             best = (n, m)
     return best

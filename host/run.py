@@ -272,6 +272,7 @@ def _layer_entry(cl) -> dict:
     ws = np.asarray(cl.weight_scale, dtype=np.float64)
     return {
         "index": s.index, "name": s.name, "op": s.op, "format": s.fmt,
+        **({"nm": f"{d.param_a}:{d.param_b}"} if s.fmt == "nm" else {}),  # N:M as run
         "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
         "m": d.m, "k": d.k, "n": d.n,
         "density": float(np.count_nonzero(cl.weights) / cl.weights.size),

@@ -248,6 +248,29 @@ def test_accumulate_flag_adds_previous_accumulators(rng, seed):
                                   err_msg=f"seed={seed}")
 
 
+@pytest.mark.parametrize("m", [4, 8, 16])
+def test_nm_n_runs_as_the_next_power_of_two(rng, seed, m):
+    """Any N:M of a network runs on the hardware: the compiler packs N rounded up to a power
+    of two (the only N the tiles take) and the result is the N:M-pruned layer's, bit-exact.
+    Every N of M: 2 and 4 exactly at a power of two, 3 and 5 just past one."""
+    for n in range(1, m + 1):
+        net = network_from_dict({
+            "seed": int(rng.integers(1 << 30)), "input": {"shape": [3 * m + 1, 5]},
+            "layers": [{"op": "matmul", "out_features": 6, "format": "nm", "prune": "nm",
+                        "nm": f"{n}:{m}"}]})
+        cn = compile_network(net, CFG)
+        d = cn.layers[0].descriptor
+        assert (d.param_a, d.param_b) == (1 << (n - 1).bit_length(), m), (seed, n, m)
+        assert d.param_a >= n and d.param_a < 2 * n
+        groups = np.pad(cn.layers[0].weights != 0, ((0, 0), (0, (-(3 * m + 1)) % m)))
+        assert groups.reshape(6, -1, m).sum(axis=2).max() <= n    # pruned to the asked N
+        run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base,
+                        desc_count=cn.desc_count, cfg=CFG)      # the hardware's limits
+        assert run.ok, f"seed={seed} {n}:{m}: {run.error_code.name}: {run.message}"
+        np.testing.assert_array_equal(read_output(run.image, d), cn.layers[0].expected,
+                                      err_msg=f"seed={seed} {n}:{m}")
+
+
 def test_hardware_limits_are_the_default(rng, seed):
     """run_model mirrors the RTL by default (golden.hardware_descriptor_code and the tiles'
     activation buffers): ACCUMULATE is BAD_FLAGS, m past 16 bits BAD_SHAPE, an N:M N that

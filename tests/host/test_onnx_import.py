@@ -361,6 +361,13 @@ def test_detect_format():
     assert detect_format(sp, CFG)[0]["format"] in ("bitmap", "nm")
     assert detect_format(sp, replace(CFG, formats=("dense", "bitmap")))[0] == \
         {"format": "bitmap"}
+    # N is what the hardware runs, a power of two: exactly 3 of every 8 is not "3:8" (the
+    # tiles would report BAD_PARAM) and 4:8 is too dense for it, so bitmap; 4 of 8 is 4:8
+    for n, want in ((3, {"format": "bitmap"}), (4, {"format": "nm", "nm": "4:8"}),
+                    (1, {"format": "nm", "nm": "1:8"})):
+        g = w.copy().reshape(16, 4, 8)
+        g[:, :, n:] = 0
+        assert detect_format(g.reshape(16, 32), CFG)[0] == want, n
 
 
 def test_float_graph_drops_activation_qdq(tmp_path, rng):
