@@ -218,7 +218,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             offers[0] = hub["flit"]
         for nd in nodes:
             offers[nd.tile + 1] = nd.offer(c)
-        w_ready = writer.state == 0
+        w_ready = writer.ready()
         taken = None
         for r in routers:
             f0, f1 = r.fifo
@@ -331,7 +331,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
         c += 1
         # skip the cycles in which nothing can move
         if (hub["src"] is None and "wait" in starts and not any(outs) and not credit_ret
-                and writer.state == 0 and not any(r.fifo[0] or r.fifo[1] for r in routers)):
+                and writer.idle() and not any(r.fifo[0] or r.fifo[1] for r in routers)):
             ev = [e for e in (nd.next_event(c) for nd in nodes) if e is not None]
             if writer.markers == T:
                 ev.append(max(starts["wait"], writer.wb_at))

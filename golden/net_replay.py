@@ -21,12 +21,13 @@ READ_LATENCY = 4
 READ_TAIL = 2
 #: Posted single-beat writes (hw/hub/result_writer.py, DmaWriter ``posted``), counted from the
 #: cycle the DmaWriter accepts the command (one cycle after the push at the earliest):
-#: the write buffer is free again ``WRITE_FREE`` cycles later (the word taken), the DmaWriter
-#: takes the next command ``WRITE_CYCLES`` later (check, AW, W, status) and the write's
-#: response is in ``WRITE_LANDED`` later (the marker waits for the last one).
-WRITE_FREE = 5
-WRITE_CYCLES = 7
-WRITE_LANDED = 9
+#: the write buffer takes the next line ``WRITE_FREE`` cycles later (the cycle the word is
+#: taken), the DmaWriter takes the next command ``WRITE_CYCLES`` later (check, AW with the
+#: W burst started, the word, then the status in the cycle it takes the next command) and
+#: the write's response is in ``WRITE_LANDED`` later (the marker waits for the last one).
+WRITE_FREE = 3
+WRITE_CYCLES = 4
+WRITE_LANDED = 8
 #: ``HeaderChecker.latency`` (hw/tile/header_checker.py): HSTART to the decision in HCHECK.
 HEADER_CHECK_LATENCY = 4
 #: Cycles of a ring hop of an unblocked flit (``RingRouter.latency``).
@@ -217,39 +218,41 @@ class _Node:
 
 
 class _Writer:
-    """hw/hub/result_writer.py: intake (IDLE takes a flit, CALC, one MERGE cycle per beat the
-    flit touches), ``lines`` one-beat line buffers (merge on a hit; a free line; else evict
-    the round-robin victim when the write buffer is free, else wait), a line written as soon
-    as it is full if the write buffer is free, one write buffer, posted single-beat writes
-    (`WRITE_FREE`, `WRITE_CYCLES`, `WRITE_LANDED`); a marker flushes every line, then counts
-    once the last write is answered."""
+    """hw/hub/result_writer.py: the intake pipeline (a two-entry queue taking a flit per cycle
+    while it has room, an address stage, one merge cycle per beat the flit touches), ``lines``
+    one-beat line buffers (merge on a hit; a free line; else evict the round-robin victim when
+    the write buffer is free, else wait), a line written as soon as it is full if the write
+    buffer is free, one write buffer, posted single-beat writes (`WRITE_FREE`,
+    `WRITE_CYCLES`, `WRITE_LANDED`); a marker at the queue's head waits for the merges before
+    it, flushes every line, then counts once the last write is answered."""
 
-    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "state", "parts", "bi", "wb_at",
-                 "writes", "markers", "dma_at", "landed_at")
+    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "queue", "parts", "bi", "flushing",
+                 "wb_at", "writes", "markers", "dma_at", "landed_at")
 
     def __init__(self, lines: int, beat: int):
         self.beat, self.lines = beat, lines
         self.tag = [None] * lines
         self.cnt = [0] * lines
         self.victim = 0
-        self.state = 0                           # 0 IDLE, 1 CALC, 2 MERGE, 3 FLUSH
-        self.parts = []
+        self.queue = deque()                     # taken flits: (address, bytes) or None (marker)
+        self.parts = None                        # the address stage's flit: (tag, bytes) per beat
         self.bi = 0
+        self.flushing = False
         self.wb_at = 0                           # the write buffer is free from this cycle
         self.dma_at = 0                          # the DmaWriter takes a command from this one
         self.landed_at = 0                       # every write answered from this cycle
         self.writes = 0
         self.markers = 0
 
+    def ready(self) -> bool:
+        """The queue has room (its level at the start of the cycle)."""
+        return len(self.queue) < 2
+
+    def idle(self) -> bool:
+        return not self.queue and self.parts is None and not self.flushing
+
     def take(self, flit):
-        if flit[1] == _MARK:
-            self.state = 3
-            return
-        addr, n = flit[2], flit[3]
-        b = self.beat
-        self.parts = [(tag, min(addr + n, (tag + 1) * b) - max(addr, tag * b))
-                      for tag in range(addr // b, (addr + n - 1) // b + 1)]
-        self.state, self.bi = 1, 0
+        self.queue.append(None if flit[1] == _MARK else (flit[2], flit[3]))
 
     def _push(self, c):
         self.writes += 1
@@ -258,32 +261,32 @@ class _Writer:
         self.dma_at = accept + WRITE_CYCLES
         self.landed_at = accept + WRITE_LANDED
 
-    def step(self, c):
-        if self.state == 1:
-            self.state = 2
-        elif self.state == 2:
-            tag, n = self.parts[self.bi]
-            free = c >= self.wb_at
-            if tag in self.tag:
-                i = self.tag.index(tag)
-                if self.cnt[i] + n >= self.beat and free:
-                    self._push(c)
-                    self.tag[i], self.cnt[i] = None, 0
-                else:
-                    self.cnt[i] += n
-            elif None in self.tag:
-                i = self.tag.index(None)
-                self.tag[i], self.cnt[i] = tag, n
-            elif free:
+    def _merge(self, c) -> bool:
+        """One merge cycle of the address stage's beat ``bi``; True once the flit is done."""
+        tag, n = self.parts[self.bi]
+        free = c >= self.wb_at
+        if tag in self.tag:
+            i = self.tag.index(tag)
+            if self.cnt[i] + n >= self.beat and free:
                 self._push(c)
-                self.tag[self.victim], self.cnt[self.victim] = tag, n
-                self.victim = (self.victim + 1) % self.lines
+                self.tag[i], self.cnt[i] = None, 0
             else:
-                return                           # wait for the write buffer
-            self.bi += 1
-            if self.bi == len(self.parts):
-                self.state = 0
-        elif self.state == 3:
+                self.cnt[i] += n
+        elif None in self.tag:
+            i = self.tag.index(None)
+            self.tag[i], self.cnt[i] = tag, n
+        elif free:
+            self._push(c)
+            self.tag[self.victim], self.cnt[self.victim] = tag, n
+            self.victim = (self.victim + 1) % self.lines
+        else:
+            return False                         # wait for the write buffer
+        self.bi += 1
+        return self.bi == len(self.parts)
+
+    def step(self, c):
+        flushing, busy_stage = self.flushing, self.parts is not None   # start of the cycle
+        if flushing:
             free = c >= self.wb_at
             busy = [i for i in range(self.lines) if self.tag[i] is not None]
             if busy:
@@ -292,10 +295,26 @@ class _Writer:
                     self.tag[busy[0]], self.cnt[busy[0]] = None, 0
             elif free and c >= self.landed_at:
                 self.markers += 1
-                self.state = 0
+                self.flushing = False
+        done = busy_stage and self._merge(c)
+        if done:
+            self.parts = None
+        if self.queue and not flushing:
+            head = self.queue[0]
+            if head is None:
+                if not busy_stage:
+                    self.queue.popleft()
+                    self.flushing = True
+            elif not busy_stage or done:
+                self.queue.popleft()
+                addr, n = head
+                b = self.beat
+                self.parts = [(tag, min(addr + n, (tag + 1) * b) - max(addr, tag * b))
+                              for tag in range(addr // b, (addr + n - 1) // b + 1)]
+                self.bi = 0
 
     def busy(self, c):
-        return self.state != 0 or c < self.wb_at or c < self.landed_at
+        return not self.idle() or c < self.wb_at or c < self.landed_at
 
 
 class _Gearbox:

@@ -234,18 +234,22 @@ class DmaEngine(wiring.Component):
         abort take priority over the engine's own assignments).
 
         IDLE accepts a command and loads every cursor with it (plus the engine's ``accept``
-        statements); CHECK rejects it with ``BAD_LENGTH``, ``MISALIGNED`` or
-        ``OUT_OF_WINDOW`` (in that order, ``err_addr`` = the command address) or starts it;
-        RUN lasts until ``done``; STATUS holds the status until taken; ABORT waits for
-        ``quiet``.  ``refuse`` (``(code, address)``, code 0 = none), if given, rejects a command
-        before those checks.  On ``timeout`` (:meth:`_watchdog`) the engine's ``forget`` statements
-        run, the next AXI ID is taken and a running command reports ``WATCHDOG`` at ``stuck_addr``
-        (unless it has an error already); ``abort`` moves to ABORT from any state.
+        statements), and so does STATUS in the cycle its status is taken; CHECK rejects it with
+        ``BAD_LENGTH``, ``MISALIGNED`` or ``OUT_OF_WINDOW`` (in that order, ``err_addr`` = the
+        command address) or starts it; RUN lasts until ``done``; STATUS holds the status until
+        taken; ABORT waits for ``quiet``. ``refuse`` (``(code, address)``, code 0 = none), if
+        given, rejects a command before those checks. On ``timeout`` (:meth:`_watchdog`) the
+        engine's ``forget`` statements run, the next AXI ID is taken and a running command
+        reports ``WATCHDOG`` at ``stuck_addr`` (unless it has an error already); ``abort`` moves
+        to ABORT from any state.
         """
         state, cur_id, tag, start, length, err, err_addr, wd = regs
         sh = self._beat_shift
+        # a command is taken in IDLE, and in STATUS in the cycle its status is taken (back to
+        # back commands: no IDLE cycle between them)
+        status_taken = (state == _State.STATUS) & self.status.ready
         m.d.comb += [
-            self.cmd.ready.eq((state == _State.IDLE) & ~self.abort),
+            self.cmd.ready.eq(((state == _State.IDLE) | status_taken) & ~self.abort),
             self.status.valid.eq(state == _State.STATUS),
             self.status.payload.tag.eq(tag),
             self.status.payload.code.eq(err),
@@ -254,14 +258,15 @@ class DmaEngine(wiring.Component):
         misaligned = (start | length)[:sh].any() if sh else Const(0)
         end = Signal(self.addr_width + 1, name="end")
         m.d.comb += end.eq(start + length)
+        p = self.cmd.payload
+        take_cmd = [start.eq(p.addr), length.eq(p.length), tag.eq(p.tag), *accept, err.eq(0),
+                    state.eq(_State.CHECK)]
+        for addr, left in cursors:
+            take_cmd += [addr.eq(p.addr), left.eq(p.length >> sh)]
         with m.Switch(state):
             with m.Case(_State.IDLE):
                 with m.If(self.cmd.valid & self.cmd.ready):
-                    p = self.cmd.payload
-                    m.d.sync += [start.eq(p.addr), length.eq(p.length), tag.eq(p.tag),
-                                 *accept, err.eq(0), state.eq(_State.CHECK)]
-                    for addr, left in cursors:
-                        m.d.sync += [addr.eq(p.addr), left.eq(p.length >> sh)]
+                    m.d.sync += take_cmd
             with m.Case(_State.CHECK):
                 m.d.sync += [state.eq(_State.RUN), err_addr.eq(start)]
                 first = m.If if refuse is None else m.Elif
@@ -279,7 +284,9 @@ class DmaEngine(wiring.Component):
                 with m.If(done):
                     m.d.sync += state.eq(_State.STATUS)
             with m.Case(_State.STATUS):
-                with m.If(self.status.ready):
+                with m.If(self.cmd.valid & self.cmd.ready):
+                    m.d.sync += take_cmd
+                with m.Elif(self.status.ready):
                     m.d.sync += state.eq(_State.IDLE)
             with m.Case(_State.ABORT):
                 with m.If(quiet):

@@ -158,8 +158,10 @@ class DmaWriter(DmaEngine):
             ]
         with m.Elif(w_can_load):
             m.d.sync += wvalid.eq(0)
+        # a burst's W starts once it is announced, or in the cycle its AW is loaded if every
+        # earlier burst has started (then the W cursor is the AW cursor)
         w_start = Signal()
-        m.d.comb += w_start.eq(draining & (w_pending != 0)
+        m.d.comb += w_start.eq(draining & ((w_pending != 0) | aw_load)
                                & ((w_in_burst == 0) | (w_take & (w_in_burst == 1))))
         with m.If(w_start):
             m.d.sync += [w_in_burst.eq(w_beats), *self._advance(w, w_beats)]
@@ -194,8 +196,10 @@ class DmaWriter(DmaEngine):
         if posted:
             # the status once every word is taken; an error of an earlier burst is this
             # command's code, and refuses every later command
+            # (or in the cycle the last word is taken: the status follows at once)
             stopped = (aw_left == 0) | (err != 0) | (perr != 0)
-            done = stopped & w_quiet
+            last_word = (w_pending == 0) & w_take & (w_in_burst == 1) & ~w_start
+            done = stopped & (w_quiet | last_word)
             with m.If((state == _State.RUN) & done & (err == 0) & (perr != 0)):
                 m.d.sync += [err.eq(perr), err_addr.eq(perr_addr)]
             with m.If(timeout & (perr == 0)):

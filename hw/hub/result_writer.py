@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_status_layout, dma_write_data_layout
@@ -22,18 +23,19 @@ class ResultWriter(wiring.Component):
     ``eoff >= row_bytes`` are dropped (never written): the output buffer bounds hold whatever a
     tile sends.  A flit with ``m = DONE_MARKER`` counts one finished node in ``markers``.
 
-    Write combining: the bytes of a flit are merged into ``lines`` one-beat line buffers
-    (tag = beat address, data, byte strobes).  A line is written (one single-beat DMA command,
-    the strobes it collected) as soon as all its bytes are present, when it is evicted
-    (round robin) for a beat no line holds, and at every marker flit: the marker is counted
-    only after every line has been written and every write response came back (``wbusy``
-    low), so when the hub has seen one marker per node every result of the layer is in
-    memory.  Each lane of each
-    tile writes its output row left to right, so with ``lines >= rows * tiles`` a beat is
-    normally written once, full (``beat / bytes-per-flit`` times fewer write commands than one
-    command per flit).  Writes run in the background (one write buffer, posted: the buffer is
-    free once the DmaWriter has taken the word, the responses come later) while the next
-    flits merge.  A failing write (its status or ``werror``) latches
+    Write combining: the bytes of a flit are merged into ``lines`` one-beat line buffers (tag =
+    beat address, data, byte strobes). The intake is a pipeline that takes a flit per cycle: a
+    two-entry queue (the flit, its bytes left in row and segment, markers in order), an address
+    stage, then one merge cycle per beat the flit touches. A line is written (one single-beat
+    DMA command, the strobes it collected) as soon as all its bytes are present, when it is
+    evicted (round robin) for a beat no line holds, and at every marker flit: the marker is
+    counted only after every line has been written and every write response came back (``wbusy``
+    low), so when the hub has seen one marker per node every result of the layer is in memory.
+    Each lane of each tile writes its output row left to right, so with ``lines >= rows *
+    tiles`` a beat is normally written once, full (``beat / bytes-per-flit`` times fewer write
+    commands than one command per flit). Writes run in the background (one write buffer, posted:
+    the buffer is free in the cycle the DmaWriter takes the word, the responses come later)
+    while the next flits merge. A failing write (its status or ``werror``) latches
     ``error_code``/``error_addr`` (the first one, sticky until ``clear``); later flits, the
     write buffer and the lines still open are then dropped.
 
@@ -106,17 +108,15 @@ class ResultWriter(wiring.Component):
         wb_data, wb_strb = Signal(8 * beat), Signal(beat)
         push = Signal()                   # load the write buffer this cycle (from push_*)
         push_tag, push_data, push_strb = Signal(tw), Signal(8 * beat), Signal(beat)
-        with m.If(push):
-            m.d.sync += [wb_valid.eq(1), wb_tag.eq(push_tag), wb_data.eq(push_data),
-                         wb_strb.eq(push_strb)]
-
         # -- write FSM: write buffer -> one single-beat DMA command, posted -------------------
         # The DmaWriter is in posted mode: a command's status comes once its word is taken, so
-        # the write buffer is free again as soon as the DmaWriter has the word and the next
-        # line's command follows while earlier writes wait for their responses.  Statuses are
-        # taken whenever they come; a failing response arrives as ``werror`` (sticky in the
-        # DmaWriter until the sequencer aborts it); ``wbusy`` low means every write landed.
+        # the write buffer is free again as soon as the DmaWriter has the word (a new line may
+        # be pushed in that very cycle) and the next line's command follows while earlier
+        # writes wait for their responses.  Statuses are taken whenever they come; a failing
+        # response arrives as ``werror`` (sticky in the DmaWriter until the sequencer aborts
+        # it); ``wbusy`` low means every write landed.
         w_idle = Signal()
+        wb_taken = Signal()               # the DmaWriter takes the buffer's word this cycle
         m.d.comb += [self.wcmd.payload.addr.eq(wb_tag << lg_beat),
                      self.wcmd.payload.length.eq(beat), self.wcmd.payload.tag.eq(0),
                      self.wdata.payload.data.eq(wb_data), self.wdata.payload.strb.eq(wb_strb),
@@ -133,8 +133,12 @@ class ResultWriter(wiring.Component):
             with m.State("DATA"):
                 m.d.comb += [self.wdata.valid.eq(1), self.stall.eq(~self.wdata.ready)]
                 with m.If(self.wdata.ready):
+                    m.d.comb += wb_taken.eq(1)
                     m.d.sync += wb_valid.eq(0)
                     m.next = "IDLE"
+        with m.If(push):                  # after the write FSM: a push as the word leaves wins
+            m.d.sync += [wb_valid.eq(1), wb_tag.eq(push_tag), wb_data.eq(push_data),
+                         wb_strb.eq(push_strb)]
         with m.If(self.error_code == 0):
             with m.If(self.wstatus.valid & (self.wstatus.payload.code != 0)):
                 m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
@@ -142,42 +146,12 @@ class ResultWriter(wiring.Component):
             with m.Elif(self.werror != 0):
                 m.d.sync += [self.error_code.eq(self.werror),
                              self.error_addr.eq(self.werror_addr)]
-        wb_free = ~wb_valid
+        wb_free = Signal()
+        m.d.comb += wb_free.eq(~wb_valid | wb_taken)
 
-        # -- intake FSM: flits -> (address, bytes, strobes) -> merge into lines ----------------
-        r_m, r_eoff = Signal(16), Signal(16)
-        r_data = Signal(8 * dbytes)
-        addr, nbytes = Signal(aw), Signal(range(dbytes + 1))
-        lo, nbeats, bi = Signal(lg_beat), Signal(range(span // beat + 1)), Signal(range(span))
-        wide, strb = Signal(8 * span), Signal(span)
-        m.d.comb += [wide.eq(r_data << (lo * 8)),
-                     strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
-        p_tag = Signal(tw)
-        p_data, p_strb = Signal(8 * beat), Signal(beat)
-        m.d.comb += [p_tag.eq((addr >> lg_beat) + bi),
-                     p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
-                     p_strb.eq((strb >> (bi * beat))[:beat])]
-        hit = Signal(L)
-        m.d.comb += [hit[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
-        hit_i = Signal(range(max(2, L)))
-        free_i = Signal(range(max(2, L)))
-        for i in reversed(range(L)):
-            with m.If(hit[i]):
-                m.d.comb += hit_i.eq(i)
-            with m.If(~lv[i]):
-                m.d.comb += free_i.eq(i)
-        victim = Signal(range(max(2, L)))
-        valid_i = Signal(range(max(2, L)))
-        for i in reversed(range(L)):
-            with m.If(lv[i]):
-                m.d.comb += valid_i.eq(i)
-
-        def merged(i):
-            return Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8], ldata[i][8 * b:8 * b + 8])
-                         for b in range(beat)])
-
-        # Bytes the flit may write, computed from the flit as it is taken (registered, clamped
-        # to its data bytes, so the CALC state only takes the smaller of two short numbers):
+        # -- intake, a pipeline of a flit per cycle: flits -> queue -> (address, bytes) -> merge
+        # Bytes the flit may write, computed from the flit as it is taken (queued, clamped to
+        # its data bytes, so the address stage only takes the smaller of two short numbers):
         # up to the end of the output row and up to the end of its ``cols``-element segment
         # (a flit never carries bytes of the next tile-row segment).
         def _at_most_dbytes(value, name):
@@ -204,81 +178,125 @@ class ResultWriter(wiring.Component):
                          seg_bytes_left.eq(seg_end - f_eoff)]
         row_left = _at_most_dbytes(self.row_bytes - f_eoff, "row_left")
         seg_left = _at_most_dbytes(seg_bytes_left, "seg_left")
-        r_row_left = Signal.like(row_left)
-        r_seg_left = Signal.like(seg_left)
 
-        with m.FSM(name="intake"):
-            with m.State("IDLE"):
-                m.d.comb += self.flits.ready.eq(1)
-                with m.If(self.flits.valid):
-                    with m.If((fl.type == FlitType.RESULT) & (f_m == DONE_MARKER)):
-                        m.next = "FLUSH"
-                    with m.Elif((fl.type == FlitType.RESULT) & (f_m < self.m_total)
-                                & (f_eoff < self.row_bytes) & ok):
-                        m.d.sync += [r_m.eq(f_m), r_eoff.eq(f_eoff), r_data.eq(f_data),
-                                     r_row_left.eq(row_left), r_seg_left.eq(seg_left)]
-                        m.next = "CALC"
-            with m.State("CALC"):
-                m.d.comb += self.busy.eq(1)
-                a = Signal(aw)
-                n = Signal(range(dbytes + 1))
-                m.d.comb += [a.eq(self.out_base + r_m * self.row_bytes + r_eoff),
-                             n.eq(Mux(r_row_left < r_seg_left, r_row_left, r_seg_left))]
-                m.d.sync += [addr.eq(a), nbytes.eq(n), lo.eq(a[:lg_beat]),
-                             nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
-                m.next = "MERGE"
-            with m.State("MERGE"):
-                m.d.comb += self.busy.eq(1)
-                done_part = Signal()
-                with m.If(~ok):
-                    m.d.comb += done_part.eq(1)
-                with m.Elif(hit.any()):
+        # stage 1: a two-entry queue of taken flits (``ready`` is its registered room, so the
+        # ring's eject arbiter sees no path through the merge logic); markers queue in order
+        nb_w = len(row_left)
+        entry = data.StructLayout({"m": 16, "eoff": 16, "data": 8 * dbytes,
+                                   "row_left": nb_w, "seg_left": nb_w, "mark": 1})
+        m.submodules.queue = queue = SyncFIFO(width=entry.size, depth=2)
+        q_in, q = entry(queue.w_data), entry(queue.r_data)
+        is_mark = (fl.type == FlitType.RESULT) & (f_m == DONE_MARKER)
+        keep = (fl.type == FlitType.RESULT) & (f_m < self.m_total) & (f_eoff < self.row_bytes) & ok
+        m.d.comb += [self.flits.ready.eq(queue.w_rdy),
+                     queue.w_en.eq(self.flits.valid & (is_mark | keep)),
+                     q_in.m.eq(f_m), q_in.eoff.eq(f_eoff), q_in.data.eq(f_data),
+                     q_in.row_left.eq(row_left), q_in.seg_left.eq(seg_left),
+                     q_in.mark.eq(is_mark)]
+
+        # stage 2: the flit's first byte address and byte count (registered), then one merge
+        # per beat it touches (``bi``)
+        g_v = Signal()
+        g_data = Signal(8 * dbytes)
+        addr, nbytes = Signal(aw), Signal(range(dbytes + 1))
+        lo, nbeats, bi = Signal(lg_beat), Signal(range(span // beat + 1)), Signal(range(span))
+        wide, strb = Signal(8 * span), Signal(span)
+        m.d.comb += [wide.eq(g_data << (lo * 8)),
+                     strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
+        p_tag = Signal(tw)
+        p_data, p_strb = Signal(8 * beat), Signal(beat)
+        m.d.comb += [p_tag.eq((addr >> lg_beat) + bi),
+                     p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
+                     p_strb.eq((strb >> (bi * beat))[:beat])]
+        hit = Signal(L)
+        m.d.comb += [hit[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
+        hit_i = Signal(range(max(2, L)))
+        free_i = Signal(range(max(2, L)))
+        for i in reversed(range(L)):
+            with m.If(hit[i]):
+                m.d.comb += hit_i.eq(i)
+            with m.If(~lv[i]):
+                m.d.comb += free_i.eq(i)
+        victim = Signal(range(max(2, L)))
+        valid_i = Signal(range(max(2, L)))
+        for i in reversed(range(L)):
+            with m.If(lv[i]):
+                m.d.comb += valid_i.eq(i)
+
+        def merged(i):
+            return Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8], ldata[i][8 * b:8 * b + 8])
+                         for b in range(beat)])
+
+        done_part = Signal()              # stage 2 merged (or dropped) beat ``bi`` this cycle
+        g_done = Signal()                 # ... and it was the flit's last
+        with m.If(g_v):
+            m.d.comb += self.busy.eq(1)
+            with m.If(~ok):
+                m.d.comb += done_part.eq(1)
+            with m.Elif(hit.any()):
+                for i in range(L):
+                    with m.If(hit_i == i):
+                        full = (lstrb[i] | p_strb).all()
+                        with m.If(full & wb_free):     # complete: write it now
+                            m.d.comb += [push.eq(1), push_tag.eq(p_tag),
+                                         push_data.eq(merged(i))]
+                            m.d.comb += push_strb.eq(lstrb[i] | p_strb)
+                            m.d.sync += lv[i].eq(0)
+                        with m.Else():
+                            m.d.sync += [ldata[i].eq(merged(i)),
+                                         lstrb[i].eq(lstrb[i] | p_strb)]
+                m.d.comb += done_part.eq(1)
+            with m.Elif(~lv.all()):
+                for i in range(L):
+                    with m.If(free_i == i):
+                        m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
+                                     lstrb[i].eq(p_strb)]
+                m.d.comb += done_part.eq(1)
+            with m.Elif(wb_free):                   # evict the victim, take its place
+                for i in range(L):
+                    with m.If(victim == i):
+                        m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
+                                     push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
+                        m.d.sync += [ltag[i].eq(p_tag), ldata[i].eq(p_data),
+                                     lstrb[i].eq(p_strb)]
+                m.d.sync += victim.eq(Mux(victim == L - 1, 0, victim + 1))
+                m.d.comb += done_part.eq(1)
+            with m.Else():
+                m.d.comb += self.stall.eq(1)
+            with m.If(done_part):
+                m.d.sync += bi.eq(bi + 1)
+                with m.If(bi + 1 >= nbeats):
+                    m.d.comb += g_done.eq(1)
+                    m.d.sync += g_v.eq(0)
+
+        # the queue's head moves to stage 2 when stage 2 is empty or finishing
+        flushing = Signal()
+        g_room = ~g_v | g_done
+        with m.If(queue.r_rdy & ~q.mark & g_room & ~flushing):
+            a = Signal(aw)
+            n = Signal(range(dbytes + 1))
+            m.d.comb += [a.eq(self.out_base + q.m * self.row_bytes + q.eoff),
+                         n.eq(Mux(q.row_left < q.seg_left, q.row_left, q.seg_left)),
+                         queue.r_en.eq(1)]
+            m.d.sync += [g_v.eq(1), g_data.eq(q.data), addr.eq(a), nbytes.eq(n),
+                         lo.eq(a[:lg_beat]),
+                         nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
+        # a marker at the head, every flit before it merged: write every line, then count it
+        with m.If(queue.r_rdy & q.mark & ~g_v & ~flushing):
+            m.d.comb += queue.r_en.eq(1)
+            m.d.sync += flushing.eq(1)
+        with m.If(flushing):
+            m.d.comb += self.busy.eq(1)
+            with m.If(lv.any() & ok):
+                with m.If(wb_free):
                     for i in range(L):
-                        with m.If(hit_i == i):
-                            full = (lstrb[i] | p_strb).all()
-                            with m.If(full & wb_free):     # complete: write it now
-                                m.d.comb += [push.eq(1), push_tag.eq(p_tag),
-                                             push_data.eq(merged(i))]
-                                m.d.comb += push_strb.eq(lstrb[i] | p_strb)
-                                m.d.sync += lv[i].eq(0)
-                            with m.Else():
-                                m.d.sync += [ldata[i].eq(merged(i)),
-                                             lstrb[i].eq(lstrb[i] | p_strb)]
-                    m.d.comb += done_part.eq(1)
-                with m.Elif(~lv.all()):
-                    for i in range(L):
-                        with m.If(free_i == i):
-                            m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
-                                         lstrb[i].eq(p_strb)]
-                    m.d.comb += done_part.eq(1)
-                with m.Elif(wb_free):                   # evict the victim, take its place
-                    for i in range(L):
-                        with m.If(victim == i):
+                        with m.If(valid_i == i):
                             m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
                                          push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
-                            m.d.sync += [ltag[i].eq(p_tag), ldata[i].eq(p_data),
-                                         lstrb[i].eq(p_strb)]
-                    m.d.sync += victim.eq(Mux(victim == L - 1, 0, victim + 1))
-                    m.d.comb += done_part.eq(1)
-                with m.Else():
-                    m.d.comb += self.stall.eq(1)
-                with m.If(done_part):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi + 1 >= nbeats):
-                        m.next = "IDLE"
-            with m.State("FLUSH"):                  # a marker: write every line, then count it
-                m.d.comb += self.busy.eq(1)
-                with m.If(lv.any() & ok):
-                    with m.If(wb_free):
-                        for i in range(L):
-                            with m.If(valid_i == i):
-                                m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
-                                             push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
-                                m.d.sync += lv[i].eq(0)
-                with m.Elif(wb_free & w_idle & ~self.wbusy):   # every write has landed
-                    m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0)]
-                    m.next = "IDLE"
-        with m.If(wb_valid | ~w_idle | self.wbusy):
+                            m.d.sync += lv[i].eq(0)
+            with m.Elif(~wb_valid & w_idle & ~self.wbusy):   # every write has landed
+                m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0), flushing.eq(0)]
+        with m.If(queue.r_rdy | wb_valid | ~w_idle | self.wbusy):
             m.d.comb += self.busy.eq(1)
         with m.If(~ok):
             m.d.sync += lv.eq(0)

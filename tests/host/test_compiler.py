@@ -18,7 +18,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.ops import matmul
 from sparsemac.host import compile_network, network_from_dict
-from sparsemac.host.compiler import requant_params
+from sparsemac.host.compiler import hardware_nm, requant_params
 from sparsemac.host.placement import MemoryPlan, Region, check_regions
 from sparsemac.hw.config import AcceleratorConfig
 
@@ -127,7 +127,8 @@ def test_descriptor_round_trip(rng, seed, rep):
 
             wb = _slices_bytes(cn.image, desc)
             assert split_weights(cl.weights.reshape(s.out, -1), s.fmt, CFG,
-                                 nm=s.nm or (2, 4)) == cn.image[desc.weights:desc.weights + wb]
+                                 nm=hardware_nm(s.nm or (2, 4))) == \
+                cn.image[desc.weights:desc.weights + wb]
         if s.op == "conv2d":
             assert (desc.c, desc.h, desc.w) == s.in_shape and (desc.kh, desc.kw) == s.kernel
             assert (desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w) == (*s.stride,
