@@ -125,7 +125,7 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a conv pair reads its activation entry in the cycle the gather writes it"),
     Mutant("MARKER-BEFORE-RESPONSES", "posted writes", "hw/hub/result_writer.py",
-           "with m.Elif(wb_free & w_idle & ~self.wbusy):", "with m.Elif(wb_free & w_idle):",
+           "with m.Elif(~wb_valid & w_idle & ~self.wbusy):", "with m.Elif(~wb_valid & w_idle):",
            ("tests/hw/test_result_writer.py",),
            "the end marker counts while posted writes still wait for their responses"),
     Mutant("POSTED-ERROR-ADDR", "posted writes", "hw/hub/dma_writer.py",
@@ -184,6 +184,37 @@ MUTANTS: list[Mutant] = [
            "& (prod > room_b)))", "& (prod > room_b + 32)))",
            ("tests/hw/test_header_checker.py",),
            "section B may be 32 bytes short of its rows' data (bitmap masks, N:M indices)"),
+    Mutant("PUSH-LOST-AS-WORD-LEAVES", "write buffer", "hw/hub/result_writer.py",
+           "        with m.If(push):                  # after the write FSM: a push as the word "
+           "leaves wins\n",
+           "        with m.If(push & ~wb_taken):      # after the write FSM: a push as the word "
+           "leaves wins\n",
+           ("tests/hw/test_result_writer.py",),
+           "a line completed in the cycle the DmaWriter takes the previous word is dropped"),
+    Mutant("MARKER-OVERTAKES-MERGE", "write ordering", "hw/hub/result_writer.py",
+           "with m.If(queue.r_rdy & q.mark & ~g_v & ~flushing):",
+           "with m.If(queue.r_rdy & q.mark & ~flushing):",
+           ("tests/hw/test_result_writer.py",),
+           "a marker flushes the lines while the flit before it still merges: the layer ends "
+           "before its last result is written"),
+    Mutant("DMA-STATUS-WORD-NOT-TAKEN", "posted writes", "hw/hub/dma_writer.py",
+           "last_word = (w_pending == 0) & w_take & (w_in_burst == 1) & ~w_start",
+           "last_word = (w_pending == 0) & (w_in_burst == 1) & ~w_start",
+           ("tests/hw/test_dma_writer.py",),
+           "a posted command reports its status before its last word was taken"),
+    Mutant("PREFETCH-IRQ-OF-NEXT", "descriptor prefetch", "hw/hub/sequencer.py",
+           "self.irq_desc.eq(layer_irq)", "self.irq_desc.eq(desc.flags[3])",
+           (ACC + "::test_accelerator[t1]",),
+           "IRQ_STATUS.desc_done follows the prefetched descriptor's IRQ flag"),
+    Mutant("PREFETCH-ERROR-LOST", "descriptor prefetch", "hw/hub/sequencer.py",
+           "                with m.Elif(pf == PF_FAILED):\n"
+           "                    m.d.sync += pf.eq(PF_IDLE)\n"
+           "                    fail(pf_code, pf_addr)\n",
+           "                with m.Elif(pf == PF_FAILED):\n"
+           "                    m.d.sync += pf.eq(PF_IDLE)\n"
+           "                    m.next = \"CHECK\"\n",
+           (ACC + "::test_accelerator[t1]",),
+           "a bus error on a prefetched descriptor is ignored and the garbage descriptor checked"),
 ]
 
 

@@ -80,7 +80,7 @@ def _network(path: str, inputs: str | None, limit: int | None, cfg):
 def measure(name: str, path: str, inputs, limit, overrides: list[str]) -> dict:
     """One network on the RTL and through the model: per-descriptor rows and totals."""
     from sparsemac.host.compiler import check_tile_buffers
-    from sparsemac.host.cycles import layer_cycles
+    from sparsemac.host.cycles import table_cycles
     from sparsemac.host.model_engine import run_model
     from sparsemac.host.run import run
     from sparsemac.hw.config import load_config
@@ -94,7 +94,7 @@ def measure(name: str, path: str, inputs, limit, overrides: list[str]) -> dict:
         res = rtl_job(cn)
         mr = run_model(cn.image, base=cn.base, desc_base=cn.desc_base,
                        desc_count=cn.desc_count, cfg=cn.config)
-        jobs.append((cn, res, [layer_cycles(lr, cn.config) for lr in mr.layers]))
+        jobs.append((cn, res, table_cycles(mr.layers, cn.config)))
         return res
 
     t0 = time.monotonic()
@@ -204,13 +204,17 @@ def render(results: list[dict], out: Path) -> None:
         f"- DMA read: `READ_LATENCY` = {nc.READ_LATENCY} cycles from the command to the first "
         f"beat, `READ_TAIL` = {nc.READ_TAIL} from the last beat to the status: a read of `b` "
         f"beats keeps the sequencer `b + {nc.READ_LATENCY + nc.READ_TAIL}` cycles.",
-        f"- Write-back: posted single-beat writes, a DmaWriter command every `WRITE_CYCLES` = "
-        f"{nc.WRITE_CYCLES} cycles (accept, check, AW, W, status), the write buffer free "
-        f"`WRITE_FREE` = {nc.WRITE_FREE} cycles after the command, its response in "
-        f"`WRITE_LANDED` = {nc.WRITE_LANDED}.",
+        f"- Write-back: the ResultWriter takes a flit per cycle (two-entry queue, address "
+        f"stage, a merge cycle per beat); posted single-beat writes, a DmaWriter command every "
+        f"`WRITE_CYCLES` = {nc.WRITE_CYCLES} cycles (accept, check, AW with the W burst "
+        f"started, the word; the status in the next command's accept cycle), the write buffer "
+        f"taking the next line `WRITE_FREE` = {nc.WRITE_FREE} cycles after the command, its "
+        f"response in `WRITE_LANDED` = {nc.WRITE_LANDED}.",
         f"- Header check: `HeaderChecker.latency` = {nc.HEADER_CHECK_LATENCY}; the descriptor "
         "check counted exactly from the DescChecker's op list (`checker_cycles`: 31-47 "
-        "cycles for a matmul, 102-121 for a 3x3 conv).",
+        "cycles for a matmul, 102-121 for a 3x3 conv); every descriptor after the first is "
+        "prefetched while the previous layer waits (2 cycles left, plus what outlasts the "
+        f"wait; `PREFETCH_START` = {nc.PREFETCH_START}).",
         "- Tables: every node writes the activation table a bus word per cycle into its "
         "shadow table (256 / beat cycles), then the requant records at one beat (at most 16 "
         "bytes) per cycle.",

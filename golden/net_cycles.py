@@ -75,13 +75,19 @@ from .tile_model import gather_gate, gather_waits, lane_records, lane_tokens, ti
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
            "WRITE_FREE", "WRITE_LANDED",
-           "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES"]
+           "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES", "PREFETCH_START"]
 
 #: The tile's im2col unit: set-up (one cycle per column) + two pipeline stages + handover.
 IM2COL_EXTRA = 4
 #: The sequencer's DescChecker: divider steps (hw/hub/desc_checker.py).
 _DIV_STEPS = 24
 #: Phases reported by `descriptor_cycles`, in time order.
+#: The prefetch (hw/hub/sequencer.py) starts in the first WAIT cycle and issues its read a
+#: cycle later (as FETCH, RD_ISSUE); it also runs through LAYER_DONE: 2 - 1 cycles to add to
+#: the fetch and checks before they are compared with the previous wait (on the RTL: 0.0 %
+#: and -0.6 % on the two descriptors of tests/sim/test_net_cycles.py whose prefetch outlasts
+#: the wait).
+PREFETCH_START = 1
 PHASES = ("fetch_check", "headers", "tables", "acts", "bodies", "wait", "done")
 
 
@@ -349,7 +355,7 @@ def _result_flits(m: int, cg: int, n: int, cols: int, es: int, dbytes: int) -> l
 
 
 def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
-                      first: bool = False) -> dict:
+                      first: bool = False, prev_wait: int | None = None) -> dict:
     """Cycles of descriptor ``d`` on the accelerator ``cfg``, phase by phase.
 
     Parameters
@@ -363,6 +369,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         Activation bytes read (default ``X.size``; a conv2d reads its ``C*H*W`` input).
     first : bool
         The first descriptor of the table (the sequencer's two table-check cycles).
+    prev_wait : int, optional
+        The ``wait`` phase of the descriptor before this one in the table: the sequencer
+        prefetches this descriptor (read and checks) while the previous layer waits, so only
+        what does not fit in that wait is left (`PREFETCH_LEFT`).  None: fetched in its own
+        time (the first descriptor).
 
     Returns
     -------
@@ -413,8 +424,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     act_bytes = int(X.size if act_bytes is None else act_bytes)
     ph = {}
     # 1. descriptor fetch and checks; headers; tables
-    ph["fetch_check"] = (2 if first else 0) + 2 + _read(_cdiv(DESC_BYTES, beat)) \
-        + checker_cycles(d, cfg) + 1
+    fetch = _read(_cdiv(DESC_BYTES, beat)) + checker_cycles(d, cfg)
+    if prev_wait is None or first:
+        ph["fetch_check"] = (2 if first else 0) + 2 + fetch + 1
+    else:               # prefetched during the previous wait: NEXT, CHECK and what is left
+        ph["fetch_check"] = 2 + max(0, fetch + PREFETCH_START - prev_wait)
     hb = _cdiv(HEADER_BYTES, beat)
     ph["headers"] = len(slices) * (3 + _read(hb) + 1 + HEADER_CHECK_LATENCY + hb + 1)
     # 2.-4. tables, activations, bodies, compute, write-back: replayed cycle by cycle

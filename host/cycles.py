@@ -22,15 +22,29 @@ from sparsemac.golden.net_cycles import descriptor_cycles
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
 
-__all__ = ["layer_cycles", "CYCLE_SOURCE"]
+__all__ = ["layer_cycles", "table_cycles", "CYCLE_SOURCE"]
 
 CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
                 "tables, activations, bodies tile after tile), golden.tile_model per tile, "
                 "ring and result write-back replayed cycle by cycle")
 
 
-def layer_cycles(run, cfg) -> dict:
+def table_cycles(runs, cfg) -> list[dict]:
+    """`layer_cycles` of every `LayerRun` of one descriptor table, in order: each descriptor
+    after the first was prefetched while the one before it waited (``prev_wait``)."""
+    out, prev = [], None
+    for r in runs:
+        out.append(layer_cycles(r, cfg, prev_wait=None if prev is None else
+                                prev["phases"]["wait"]))
+        prev = out[-1]
+    return out
+
+
+def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
     """Cycles and roofline of a `sparsemac.host.model_engine.LayerRun` on the build ``cfg``.
+
+    ``prev_wait``: the previous descriptor's ``wait`` phase (`table_cycles` passes it): the
+    sequencer prefetches a descriptor while the layer before it waits.
 
     Returns
     -------
@@ -53,7 +67,7 @@ def layer_cycles(run, cfg) -> dict:
     fmt = run.slices[0].fmt
     act_bytes = int(run.x.size)
     est = descriptor_cycles(d, run.slices, run.cols, cfg, act_bytes=act_bytes,
-                            first=run.index == 0)
+                            first=run.index == 0, prev_wait=prev_wait)
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width,
                                mul_pipeline=getattr(cfg, "mul_pipeline", 2))

@@ -86,13 +86,13 @@ class RunResult:
 
 def model_job(cn: CompiledNetwork) -> JobResult:
     """Run one compiled job on the functional model (`sparsemac.host.model_engine`)."""
-    from .cycles import layer_cycles
+    from .cycles import table_cycles
     from .model_engine import read_output, run_model
 
     cfg = cn.config
     r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
                   cfg=cfg)
-    cyc = [layer_cycles(lr, cfg) for lr in r.layers]
+    cyc = table_cycles(r.layers, cfg)
     return JobResult(outputs=[read_output(r.image, cl.descriptor) for cl in cn.layers],
                      layer_cycles=[c["cycles"] for c in cyc],
                      roofline=[c["roofline_cycles"] for c in cyc],

@@ -24,24 +24,28 @@ class Sequencer(wiring.Component):
     """Runs ``DESC_COUNT`` descriptors: fetch, check, stream every buffer to the tiles, wait.
 
     Per layer (docs/accelerator.md): fetch the 64-byte descriptor (DMA), check it
-    (`DescChecker`: its code, then ``act_fits`` -> ``BAD_SHAPE``), then for each tile ``t``
-    read its weight image header into a register, check it (`HeaderChecker`: golden's header
-    rules and the hardware limits; here also ``format``, parameters and ``cols`` equal the
-    descriptor's, the rows fit ``M``, ``total`` fits the weight buffer and the window: one
-    cycle plus ``HeaderChecker.latency``), start the node (``node_start``) and send it the
-    header (unicast to node ``t + 1``); then the activation table (``CTRL``, multicast; an
-    identity table, `IdentityTable`, is generated when ``REQUANT`` is set without ``LUT``), the
-    requant records (``CTRL``, multicast), the activations (``ACTS``, multicast, read once) and
-    finally the image bodies tile after tile (so tile ``t`` computes while later tiles load).
-     Then wait until the `ResultWriter` has seen one end marker per started node and every
-    started node's `ImageChecker` has passed its image.  From the first step after the last
-    header on, a node whose checker reports an inconsistent image body (``node_image_code``,
-    codes 7..10) stops the layer at once with that code and ``error_addr`` = the image's
-    address; when several do, the first image in memory order is reported (a node is only
-    reported once every earlier image passed).  Any error (checks, DMA status, result writes,
-    an image body, a tile's error flag, the watchdog) and ``soft_reset`` abort both DMAs, hold
-    ``plane_reset`` (ring, nodes, result writer) until the DMAs are drained, and go idle;
-    errors latch ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+    (`DescChecker`: its code, then ``act_fits`` -> ``BAD_SHAPE``), then for each tile ``t`` read
+    its weight image header into a register, check it (`HeaderChecker`: golden's header rules
+    and the hardware limits; here also ``format``, parameters and ``cols`` equal the
+    descriptor's, the rows fit ``M``, ``total`` fits the weight buffer and the window: one cycle
+    plus ``HeaderChecker.latency``), start the node (``node_start``) and send it the header
+    (unicast to node ``t + 1``); then the activation table (``CTRL``, multicast; an identity
+    table, `IdentityTable`, is generated when ``REQUANT`` is set without ``LUT``), the requant
+    records (``CTRL``, multicast), the activations (``ACTS``, multicast, read once) and finally
+    the image bodies tile after tile (so tile ``t`` computes while later tiles load). Then wait
+    until the `ResultWriter` has seen one end marker per started node and every started node's
+    `ImageChecker` has passed its image. While a layer waits, the next descriptor is prefetched:
+    read into the descriptor register and checked by the `DescChecker` (the running layer no
+    longer needs either), so the next layer starts at its CHECK step; a failing prefetch read is
+    reported only once the running layer has ended (with the next descriptor's index, as if it
+    had been fetched then). From the first step after the last header on, a node whose checker
+    reports an inconsistent image body (``node_image_code``, codes 7..10) stops the layer at
+    once with that code and ``error_addr`` = the image's address; when several do, the first
+    image in memory order is reported (a node is only reported once every earlier image passed).
+    Any error (checks, DMA status, result writes, an image body, a tile's error flag, the
+    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset`` (ring, nodes, result
+    writer) until the DMAs are drained, and go idle; errors latch ``error_code``,
+    ``error_addr``, ``error_desc`` and pulse ``irq_error``.
 
     Members
     -------
@@ -118,6 +122,13 @@ class Sequencer(wiring.Component):
         bt = Signal(range(T + 1))
         desc_addr = Signal(aw + 1)
         in_wait = Signal()
+        # descriptor prefetch (while a layer waits): its state, the failing read's status, and
+        # the running layer's IRQ flag (the descriptor register then holds the next one)
+        pf = Signal(range(6), name="pf_state")
+        PF_IDLE, PF_ISSUE, PF_STREAM, PF_CHECK, PF_READY, PF_FAILED = range(6)
+        pf_code, pf_addr = Signal(8), Signal(aw)
+        pf_window = Signal()                  # the main FSM lets the prefetch use the read DMA
+        layer_irq = Signal()
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
                      desc_addr.eq(self.desc_base + (idx << 6)), self.desc_index.eq(idx)]
 
@@ -305,6 +316,7 @@ class Sequencer(wiring.Component):
                     self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
                     self.lg_esize.eq(lg_es),
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
+                    layer_irq.eq(desc.flags[3]),
                 ]
                 with m.If(chk.code != 0):
                     fail(chk.code, desc_addr)
@@ -433,7 +445,7 @@ class Sequencer(wiring.Component):
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("WAIT"):
-                m.d.comb += [self.busy.eq(1), in_wait.eq(1)]
+                m.d.comb += [self.busy.eq(1), in_wait.eq(1), pf_window.eq(1)]
                 nodes_err = (self.node_error & tmask).any()
                 with m.If(self.rw_error_code != 0):
                     fail(self.rw_error_code, self.rw_error_addr)
@@ -447,19 +459,33 @@ class Sequencer(wiring.Component):
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("LAYER_DONE"):
-                m.d.comb += [self.busy.eq(1), self.irq_desc.eq(desc.flags[3])]
+                m.d.comb += [self.busy.eq(1), self.irq_desc.eq(layer_irq), pf_window.eq(1)]
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx + 1 == self.desc_count):
                     m.d.sync += self.done.eq(1)
                     m.d.comb += self.irq_done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
+                    m.next = "NEXT"
+                abort_on_soft_reset()
+            with m.State("NEXT"):
+                # the next descriptor: prefetched and checked (CHECK), its read failed (the
+                # error now, with this descriptor's index), not prefetched (FETCH), or still
+                # on its way (wait here)
+                m.d.comb += [self.busy.eq(1), pf_window.eq(1)]
+                with m.If(pf == PF_READY):
+                    m.d.sync += pf.eq(PF_IDLE)
+                    m.next = "CHECK"
+                with m.Elif(pf == PF_FAILED):
+                    m.d.sync += pf.eq(PF_IDLE)
+                    fail(pf_code, pf_addr)
+                with m.Elif(pf == PF_IDLE):
                     m.next = "FETCH"
                 abort_on_soft_reset()
             with m.State("ABORT"):
                 m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
-                m.d.sync += soft_pending.eq(0)
+                m.d.sync += [soft_pending.eq(0), pf.eq(PF_IDLE)]
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
@@ -468,6 +494,40 @@ class Sequencer(wiring.Component):
                         m.d.sync += self.error.eq(1)
                         m.d.comb += self.irq_error.eq(1)
                     m.next = "IDLE"
+
+        # descriptor prefetch: in WAIT (and on through LAYER_DONE / NEXT) the read DMA is idle;
+        # read descriptor idx + 1 into `desc` (the running layer's fields are registered in
+        # CHECK) and start the DescChecker on it
+        pf_words = DESC_BYTES // beat
+        with m.If(pf_window):
+            with m.Switch(pf):
+                with m.Case(PF_IDLE):
+                    with m.If(in_wait & (idx + 1 < self.desc_count)):
+                        m.d.sync += [pf.eq(PF_ISSUE), phase.eq(_P_DESC), wi.eq(0),
+                                     rd_addr.eq(desc_addr + DESC_BYTES), rd_len.eq(DESC_BYTES)]
+                with m.Case(PF_ISSUE):
+                    m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.addr.eq(rd_addr),
+                                 self.rcmd.payload.length.eq(rd_len)]
+                    with m.If(self.rcmd.ready):
+                        m.d.sync += pf.eq(PF_STREAM)
+                with m.Case(PF_STREAM):
+                    rd = self.rdata
+                    m.d.comb += [rd.ready.eq(1), self.rstatus.ready.eq(1)]
+                    for i in range(pf_words):
+                        with m.If(rd.valid & (wi == i)):
+                            m.d.sync += desc.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                    with m.If(rd.valid):
+                        m.d.sync += wi.eq(wi + 1)
+                    with m.If(self.rstatus.valid):
+                        with m.If(self.rstatus.payload.code != 0):
+                            m.d.sync += [pf.eq(PF_FAILED), pf_code.eq(self.rstatus.payload.code),
+                                         pf_addr.eq(self.rstatus.payload.addr)]
+                        with m.Else():
+                            m.d.comb += chk.start.eq(1)
+                            m.d.sync += pf.eq(PF_CHECK)
+                with m.Case(PF_CHECK):
+                    with m.If(chk.valid):
+                        m.d.sync += pf.eq(PF_READY)
 
         # watchdog: cycles of a running layer without any data movement
         with m.If(in_wait & ~self.progress):

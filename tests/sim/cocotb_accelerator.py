@@ -9,7 +9,7 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
-from sparsemac.golden.descriptors import ErrorCode, Flags, validate_descriptor
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags, validate_descriptor
 from sparsemac.golden.formats import FORMAT_CODES
 from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
 from sparsemac.sim.coverage_bins import BinsRecorder
@@ -424,22 +424,25 @@ async def weight_image_buffer_bound(dut):
 @cocotb.test()
 async def bus_errors_watchdog_soft_reset(dut):
     """(d) SLVERR / DECERR stop the job with the faulting address; a stuck R channel trips
-    the watchdog; soft reset mid-layer returns to idle; every following job is bit-exact."""
+    the watchdog; soft reset mid-layer returns to idle; every following job is bit-exact.
+    A fault on descriptor 1 (read by the prefetch while layer 0 waits for its results) is
+    reported after layer 0 has ended, whole and bit-exact, with ERROR_DESC 1."""
     tb = await _tb(dut, salt=7)
     rng = _rng(7)
     for resp, code, kind in ((2, E.AXI_SLVERR, "acts"), (3, E.AXI_DECERR, "acts"),
-                             (2, E.AXI_SLVERR, "out"), (3, E.AXI_DECERR, "out")):
+                             (2, E.AXI_SLVERR, "out"), (3, E.AXI_DECERR, "out"),
+                             (2, E.AXI_SLVERR, "desc"), (3, E.AXI_DECERR, "desc")):
         job = _two_layers(rng)
         d = _desc_at(job, 1)
-        lo = job.base + getattr(d, kind)
+        lo = job.desc_base + DESC_BYTES if kind == "desc" else job.base + getattr(d, kind)
         tb.faults = [(lo, lo + 1, resp)]
         res = await _expect_error(tb, job, code, f"{kind} fault {resp}")
         beat = CFG.axi_bytes
         assert lo & ~(beat - 1) <= res["error_addr"] < lo + 64 + beat, (
             f"{kind} fault: ERROR_ADDR {res['error_addr']:#x}, fault at {lo:#x}")
         tb.faults = []
-        job.outputs = job.outputs[:1] if kind == "acts" else job.outputs[:1]
-        errs = [e for e in tb.mismatches(job, SEED) if kind == "acts" or "outside" not in e]
+        job.outputs = job.outputs[:1]
+        errs = [e for e in tb.mismatches(job, SEED) if kind != "out" or "outside" not in e]
         assert not errs, f"{kind} fault: {errs}"
         job = _two_layers(rng)
         _check_ok(tb, job, await tb.run(job), f"job after a {kind} fault")

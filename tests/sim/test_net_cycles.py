@@ -1,5 +1,5 @@
 """The descriptor cycle model (golden/net_cycles.py, host/cycles.py) against the accelerator
-RTL: five small networks in one descriptor table, one Verilator run of the default build;
+RTL: six small networks in one descriptor table, one Verilator run of the default build;
 every descriptor's model cycles within 5 % of the cycles the sequencer spent on it, the
 total within 5 % of ``BUSY_CYCLES``.  Measured on more networks:
 docs/reports/network_model.md (bench/network_model.py)."""
@@ -39,6 +39,12 @@ NETWORKS = [
     {"name": "depthwise", "seed": 15, "input": {"shape": [8, 6, 6]},
      "layers": [{"op": "conv2d", "groups": 8, "kernel": 3, "padding": 1, "format": "bitmap",
                  "prune": "none", "activation": "relu"}]},
+    # a short layer, then a strided conv whose prefetch (read, ~110 checker cycles) outlasts
+    # the first layer's wait: the rest is the second descriptor's
+    {"name": "short_wait", "seed": 17, "input": {"shape": [1, 3, 3]},
+     "layers": [{"op": "conv2d", "out_channels": 1, "kernel": 1, "format": "dense"},
+                {"op": "conv2d", "out_channels": 2, "kernel": 3, "padding": 1, "stride": 2,
+                 "format": "dense"}]},
 ]
 
 
