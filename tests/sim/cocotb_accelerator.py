@@ -66,7 +66,8 @@ def _check_ok(tb, job, res, what):
 
 @cocotb.test()
 async def matmul_dense_and_nm(dut):
-    """(a) one matmul per format family, descriptors from memory, interrupt, bit-exact."""
+    """(a) one matmul per format family, descriptors from memory, interrupt, bit-exact; the
+    descriptor IRQ flag of one layer of two."""
     tb = await _tb(dut)
     rng = _rng(1)
     for fmt in ("dense", "nm"):
@@ -80,6 +81,17 @@ async def matmul_dense_and_nm(dut):
             assert res["irq_status"] & 1, f"IRQ_STATUS.done not set: {res}"
             assert bool(res["irq_status"] & 4) == requant, (
                 f"IRQ_STATUS.desc_done {res['irq_status']:#x} for IRQ flag {requant}")
+    # two layers, the IRQ flag on the first only or on neither: desc_done follows the layer
+    # that ran, not the next descriptor (prefetched into the sequencer while the first waits)
+    for flagged in (True, False):
+        job = _two_layers(rng)
+        d = _desc_at(job, 0)
+        _put_desc(job, 0, d.replace(flags=d.flags | (Flags.IRQ if flagged else 0)))
+        res = await tb.run(job)
+        _check_ok(tb, job, res, f"two layers, IRQ flag on the first: {flagged}")
+        assert bool(res["irq_status"] & 4) == flagged, (
+            f"IRQ_STATUS.desc_done {res['irq_status']:#x}, IRQ flag on descriptor 0 only: "
+            f"{flagged} (seed {SEED})")
 
 
 @cocotb.test()
