@@ -145,6 +145,13 @@ class Sequencer(wiring.Component):
             m.d.sync += [self.error_code.eq(code), self.error_addr.eq(addr), soft.eq(0)]
             m.next = "ABORT"
 
+        def capture(reg, nbytes):
+            """The read word ``wi`` into register ``reg`` (``nbytes`` long, a word per beat)."""
+            rd = self.rdata
+            for i in range(nbytes // beat):
+                with m.If(rd.valid & (wi == i)):
+                    m.d.sync += reg.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+
         def read(ph, addr, length, nxt_type=None, unicast=None):
             m.d.sync += [phase.eq(ph), rd_addr.eq(addr), rd_len.eq(length), wi.eq(0)]
             if nxt_type is not None:
@@ -248,15 +255,11 @@ class Sequencer(wiring.Component):
                 rd = self.rdata
                 with m.If(phase == _P_DESC):
                     m.d.comb += rd.ready.eq(1)
-                    for i in range(DESC_BYTES // beat):
-                        with m.If(rd.valid & (wi == i)):
-                            m.d.sync += desc.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                    capture(desc, DESC_BYTES)
                 with m.Elif(phase == _P_WHDR):
                     # captured only: sent to the tile from `hdr` once its node is started
                     m.d.comb += rd.ready.eq(1)
-                    for i in range(32 // beat):
-                        with m.If(rd.valid & (wi == i)):
-                            m.d.sync += hdr.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                    capture(hdr, 32)
                 with m.Else():
                     m.d.comb += [self.inject.valid.eq(rd.valid), rd.ready.eq(self.inject.ready),
                                  inj_data.eq(rd.payload.data),
@@ -498,7 +501,6 @@ class Sequencer(wiring.Component):
         # descriptor prefetch: in WAIT (and on through LAYER_DONE / NEXT) the read DMA is idle;
         # read descriptor idx + 1 into `desc` (the running layer's fields are registered in
         # CHECK) and start the DescChecker on it
-        pf_words = DESC_BYTES // beat
         with m.If(pf_window):
             with m.Switch(pf):
                 with m.Case(PF_IDLE):
@@ -513,9 +515,7 @@ class Sequencer(wiring.Component):
                 with m.Case(PF_STREAM):
                     rd = self.rdata
                     m.d.comb += [rd.ready.eq(1), self.rstatus.ready.eq(1)]
-                    for i in range(pf_words):
-                        with m.If(rd.valid & (wi == i)):
-                            m.d.sync += desc.as_value()[i * W:(i + 1) * W].eq(rd.payload.data)
+                    capture(desc, DESC_BYTES)
                     with m.If(rd.valid):
                         m.d.sync += wi.eq(wi + 1)
                     with m.If(self.rstatus.valid):
