@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -203,29 +206,32 @@ class ResultWriter(wiring.Component):
         wide, strb = Signal(8 * span), Signal(span)
         m.d.comb += [wide.eq(g_data << (lo * 8)),
                      strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
+        # the beat address of merge ``bi`` is a register (loaded with the flit's first beat,
+        # counted up per merge): the line tag compares start at a flip-flop, not at an adder
         p_tag = Signal(tw)
         p_data, p_strb = Signal(8 * beat), Signal(beat)
-        m.d.comb += [p_tag.eq((addr >> lg_beat) + bi),
-                     p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
+        m.d.comb += [p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
                      p_strb.eq((strb >> (bi * beat))[:beat])]
+        # one-hot selections: the line holding the beat (tags are unique, so at most one), the
+        # lowest free line; the hit line's bytes and strobes through an AND-OR mux
         hit = Signal(L)
         m.d.comb += [hit[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
-        hit_i = Signal(range(max(2, L)))
-        free_i = Signal(range(max(2, L)))
-        for i in reversed(range(L)):
-            with m.If(hit[i]):
-                m.d.comb += hit_i.eq(i)
-            with m.If(~lv[i]):
-                m.d.comb += free_i.eq(i)
+        free_oh = Signal(L)
+        m.d.comb += free_oh.eq(~lv & (lv + 1))
+        hit_data, hit_strb = Signal(8 * beat), Signal(beat)
+        m.d.comb += [hit_data.eq(functools.reduce(operator.or_, [
+                         Mux(hit[i], ldata[i], 0) for i in range(L)])),
+                     hit_strb.eq(functools.reduce(operator.or_, [
+                         Mux(hit[i], lstrb[i], 0) for i in range(L)]))]
+        hit_merged, hit_new_strb = Signal(8 * beat), Signal(beat)
+        m.d.comb += [hit_merged.eq(Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8],
+                                             hit_data[8 * b:8 * b + 8]) for b in range(beat)])),
+                     hit_new_strb.eq(hit_strb | p_strb)]
         victim = Signal(range(max(2, L)))
         valid_i = Signal(range(max(2, L)))
         for i in reversed(range(L)):
             with m.If(lv[i]):
                 m.d.comb += valid_i.eq(i)
-
-        def merged(i):
-            return Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8], ldata[i][8 * b:8 * b + 8])
-                         for b in range(beat)])
 
         done_part = Signal()              # stage 2 merged (or dropped) beat ``bi`` this cycle
         g_done = Signal()                 # ... and it was the flit's last
@@ -234,21 +240,20 @@ class ResultWriter(wiring.Component):
             with m.If(~ok):
                 m.d.comb += done_part.eq(1)
             with m.Elif(hit.any()):
-                for i in range(L):
-                    with m.If(hit_i == i):
-                        full = (lstrb[i] | p_strb).all()
-                        with m.If(full & wb_free):     # complete: write it now
-                            m.d.comb += [push.eq(1), push_tag.eq(p_tag),
-                                         push_data.eq(merged(i))]
-                            m.d.comb += push_strb.eq(lstrb[i] | p_strb)
+                with m.If(hit_new_strb.all() & wb_free):   # complete: write it now
+                    m.d.comb += [push.eq(1), push_tag.eq(p_tag), push_data.eq(hit_merged),
+                                 push_strb.eq(hit_new_strb)]
+                    for i in range(L):
+                        with m.If(hit[i]):
                             m.d.sync += lv[i].eq(0)
-                        with m.Else():
-                            m.d.sync += [ldata[i].eq(merged(i)),
-                                         lstrb[i].eq(lstrb[i] | p_strb)]
+                with m.Else():
+                    for i in range(L):
+                        with m.If(hit[i]):
+                            m.d.sync += [ldata[i].eq(hit_merged), lstrb[i].eq(hit_new_strb)]
                 m.d.comb += done_part.eq(1)
             with m.Elif(~lv.all()):
                 for i in range(L):
-                    with m.If(free_i == i):
+                    with m.If(free_oh[i]):
                         m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
                                      lstrb[i].eq(p_strb)]
                 m.d.comb += done_part.eq(1)
@@ -264,7 +269,7 @@ class ResultWriter(wiring.Component):
             with m.Else():
                 m.d.comb += self.stall.eq(1)
             with m.If(done_part):
-                m.d.sync += bi.eq(bi + 1)
+                m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag + 1)]
                 with m.If(bi + 1 >= nbeats):
                     m.d.comb += g_done.eq(1)
                     m.d.sync += g_v.eq(0)
@@ -279,7 +284,7 @@ class ResultWriter(wiring.Component):
                          n.eq(Mux(q.row_left < q.seg_left, q.row_left, q.seg_left)),
                          queue.r_en.eq(1)]
             m.d.sync += [g_v.eq(1), g_data.eq(q.data), addr.eq(a), nbytes.eq(n),
-                         lo.eq(a[:lg_beat]),
+                         lo.eq(a[:lg_beat]), p_tag.eq(a >> lg_beat),
                          nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
         # a marker at the head, every flit before it merged: write every line, then count it
         with m.If(queue.r_rdy & q.mark & ~g_v & ~flushing):
