@@ -197,6 +197,22 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_result_writer.py",),
            "a marker flushes the lines while the flit before it still merges: the layer ends "
            "before its last result is written"),
+    Mutant("BEAT-TAG-NOT-ADVANCED", "write combining", "hw/hub/result_writer.py",
+           "m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag + 1)]",
+           "m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag)]",
+           ("tests/hw/test_result_writer.py",),
+           "the second beat of a flit that crosses a beat boundary merges into the first beat's "
+           "line"),
+    Mutant("FREE-LINE-NOT-ONE-HOT", "write combining", "hw/hub/result_writer.py",
+           "m.d.comb += free_oh.eq(~lv & (lv + 1))", "m.d.comb += free_oh.eq(~lv)",
+           ("tests/hw/test_result_writer.py",),
+           "a new beat opens every free line: later beats hit two lines with the same tag"),
+    Mutant("EVICT-IGNORES-FULL-LINE", "write combining", "hw/hub/result_writer.py",
+           "evict_oh.eq(Mux(full.any(), full_first, 1 << victim))",
+           "evict_oh.eq(1 << victim)",
+           ("tests/hw/test_result_writer.py",),
+           "a line completed while the write buffer was busy is not the one evicted: a partial "
+           "line is written early and again later (extra write commands)"),
     Mutant("DMA-STATUS-WORD-NOT-TAKEN", "posted writes", "hw/hub/dma_writer.py",
            "last_word = (w_pending == 0) & w_take & (w_in_burst == 1) & ~w_start",
            "last_word = (w_pending == 0) & (w_in_burst == 1) & ~w_start",

@@ -220,9 +220,10 @@ class _Node:
 class _Writer:
     """hw/hub/result_writer.py: the intake pipeline (a two-entry queue taking a flit per cycle
     while it has room, an address stage, one merge cycle per beat the flit touches), ``lines``
-    one-beat line buffers (merge on a hit; a free line; else evict the round-robin victim when
-    the write buffer is free, else wait), a line written as soon as it is full if the write
-    buffer is free, one write buffer, posted single-beat writes (`WRITE_FREE`,
+    one-beat line buffers (merge on a hit; a free line; else evict, when the write buffer is
+    free, the lowest full line or else the round-robin victim; else wait), a line written as
+    soon as it is full if the write buffer is free, one write buffer, posted single-beat writes
+    (`WRITE_FREE`,
     `WRITE_CYCLES`, `WRITE_LANDED`); a marker at the queue's head waits for the merges before
     it, flushes every line, then counts once the last write is answered."""
 
@@ -275,9 +276,11 @@ class _Writer:
         elif None in self.tag:
             i = self.tag.index(None)
             self.tag[i], self.cnt[i] = tag, n
-        elif free:
+        elif free:                               # evict the lowest full line, else round robin
             self._push(c)
-            self.tag[self.victim], self.cnt[self.victim] = tag, n
+            full = [j for j in range(self.lines) if self.cnt[j] >= self.beat]
+            i = full[0] if full else self.victim
+            self.tag[i], self.cnt[i] = tag, n
             self.victim = (self.victim + 1) % self.lines
         else:
             return False                         # wait for the write buffer

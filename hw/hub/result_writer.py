@@ -227,11 +227,22 @@ class ResultWriter(wiring.Component):
         m.d.comb += [hit_merged.eq(Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8],
                                              hit_data[8 * b:8 * b + 8]) for b in range(beat)])),
                      hit_new_strb.eq(hit_strb | p_strb)]
+        # the line written out when a beat finds neither its line nor a free one (evicted): the
+        # lowest full line if any (it was complete while the write buffer was busy: writing it
+        # costs no extra command), else round robin; while a marker flushes: the lowest valid
+        # line.  One AND-OR mux reads the line out.
         victim = Signal(range(max(2, L)))
-        valid_i = Signal(range(max(2, L)))
-        for i in reversed(range(L)):
-            with m.If(lv[i]):
-                m.d.comb += valid_i.eq(i)
+        full, full_first, evict_oh = Signal(L), Signal(L), Signal(L)
+        m.d.comb += [full[i].eq(lv[i] & lstrb[i].all()) for i in range(L)]
+        m.d.comb += [full_first.eq(full & (~full + 1)),
+                     evict_oh.eq(Mux(full.any(), full_first, 1 << victim))]
+        flushing = Signal()
+        out_oh = Signal(L)
+        m.d.comb += out_oh.eq(Mux(flushing, lv & (~lv + 1), evict_oh))
+        out_tag, out_data, out_strb = Signal(tw), Signal(8 * beat), Signal(beat)
+        for sig, regs in ((out_tag, ltag), (out_data, ldata), (out_strb, lstrb)):
+            m.d.comb += sig.eq(functools.reduce(operator.or_, [
+                Mux(out_oh[i], regs[i], 0) for i in range(L)]))
 
         done_part = Signal()              # stage 2 merged (or dropped) beat ``bi`` this cycle
         g_done = Signal()                 # ... and it was the flit's last
@@ -257,11 +268,11 @@ class ResultWriter(wiring.Component):
                         m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
                                      lstrb[i].eq(p_strb)]
                 m.d.comb += done_part.eq(1)
-            with m.Elif(wb_free):                   # evict the victim, take its place
+            with m.Elif(wb_free):                   # evict a line, take its place
+                m.d.comb += [push.eq(1), push_tag.eq(out_tag), push_data.eq(out_data),
+                             push_strb.eq(out_strb)]
                 for i in range(L):
-                    with m.If(victim == i):
-                        m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
-                                     push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
+                    with m.If(out_oh[i]):
                         m.d.sync += [ltag[i].eq(p_tag), ldata[i].eq(p_data),
                                      lstrb[i].eq(p_strb)]
                 m.d.sync += victim.eq(Mux(victim == L - 1, 0, victim + 1))
@@ -275,7 +286,6 @@ class ResultWriter(wiring.Component):
                     m.d.sync += g_v.eq(0)
 
         # the queue's head moves to stage 2 when stage 2 is empty or finishing
-        flushing = Signal()
         g_room = ~g_v | g_done
         with m.If(queue.r_rdy & ~q.mark & g_room & ~flushing):
             a = Signal(aw)
@@ -294,10 +304,10 @@ class ResultWriter(wiring.Component):
             m.d.comb += self.busy.eq(1)
             with m.If(lv.any() & ok):
                 with m.If(wb_free):
+                    m.d.comb += [push.eq(1), push_tag.eq(out_tag), push_data.eq(out_data),
+                                 push_strb.eq(out_strb)]
                     for i in range(L):
-                        with m.If(valid_i == i):
-                            m.d.comb += [push.eq(1), push_tag.eq(ltag[i]),
-                                         push_data.eq(ldata[i]), push_strb.eq(lstrb[i])]
+                        with m.If(out_oh[i]):
                             m.d.sync += lv[i].eq(0)
             with m.Elif(~wb_valid & w_idle & ~self.wbusy):   # every write has landed
                 m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0), flushing.eq(0)]

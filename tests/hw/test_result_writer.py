@@ -169,20 +169,28 @@ def test_write_error_latches_and_stops(rng, seed):
     assert not late, f"writes after the error response (cycle {seen['error_at']}): {late}"
 
 
-def test_write_combining_in_row_order(rng, seed):
-    """Flits in row order (what a lane sends): each beat is written once, when it is full."""
+@pytest.mark.parametrize("order", ["rows", "lanes"])
+def test_write_combining_in_row_order(order, rng, seed):
+    """Flits in row order (what a lane sends): each beat is written once, when it is full.
+
+    ``rows``: one row after the other; ``lanes``: as many rows as the writer has lines, sent
+    interleaved flit by flit (lanes of tiles writing at once): every open beat needs a line of
+    its own, so a beat that takes more than one line forces evictions (extra commands)."""
     import random
 
     cfg = AcceleratorConfig.preset("tiny")          # 64-bit AXI, 64-bit flits: 4 bytes each
     D, beat = result_data_bytes(cfg), cfg.axi_bytes
-    M, N = 3, 32                                    # int8 rows of 32 bytes = 4 beats each
+    lines = ResultWriter(cfg).lines
+    M, N = (3, 32) if order == "rows" else (lines, 32)   # int8 rows of 32 bytes = 4 beats
     flits, expected = [], {}
-    for m_ in range(M):
-        for s0 in range(0, N, cfg.cols):           # one flit per segment of cols bytes
-            data = bytes(rng.integers(0, 256, size=D, dtype="uint8"))
-            flits.append(_flit(m_, s0, data))
-            for b in range(cfg.cols):
-                expected[0x4000 + m_ * N + s0 + b] = data[b]
+    segs = [(m_, s0) for m_ in range(M) for s0 in range(0, N, cfg.cols)]
+    if order == "lanes":
+        segs.sort(key=lambda ms: (ms[1], ms[0]))
+    for m_, s0 in segs:                             # one flit per segment of cols bytes
+        data = bytes(rng.integers(0, 256, size=D, dtype="uint8"))
+        flits.append(_flit(m_, s0, data))
+        for b in range(cfg.cols):
+            expected[0x4000 + m_ * N + s0 + b] = data[b]
     flits.append(_flit(DONE_MARKER, 0, bytes(D)))
     mem, seen = _run(cfg, flits, out_base=0x4000, row_bytes=N, m_total=M, lg_es=0,
                      rng=random.Random(seed), stall=0.3)
