@@ -19,7 +19,9 @@ __all__ = ["ErrorCode", "Descriptor", "Opcode", "Flags", "DESC_BYTES", "DESC_MAG
            "QUANT_RECORD_BYTES", "LUT_BYTES", "pack_descriptor", "unpack_descriptor",
            "matmul_descriptor", "conv2d_descriptor", "validate_descriptor",
            "validate_table", "buffer_sizes", "hardware_descriptor_code", "HW_DIM_MAX",
-           "HW_GEO_MAX", "HW_FLAGS"]
+           "HW_GEO_MAX", "HW_FLAGS", "HW_OPS", "maxpool2d_descriptor", "avgpool2d_descriptor",
+           "global_avgpool_descriptor", "add_descriptor", "depthwise_conv2d_descriptor",
+           "ADD_QUANT_BYTES"]
 
 DESC_BYTES = 64
 DESC_MAGIC = 0x444D5053  # "SPMD" little-endian
@@ -73,10 +75,29 @@ for _c in FormatErrorCode:  # the mirror is checked at import, so it can never d
 
 
 class Opcode(enum.IntEnum):
-    """Layer operation (docs/spec.md section 2)."""
+    """Layer operation (docs/spec.md sections 2 and 8.2).
+
+    Which of them an accelerator runs is its config's ``ops`` (default `HW_OPS`: the generated
+    hardware runs matmul and conv2d; the others are refused with ``BAD_OPCODE``)."""
 
     MATMUL = 0
     CONV2D = 1
+    MAXPOOL2D = 2
+    AVGPOOL2D = 3
+    GLOBAL_AVGPOOL = 4
+    ADD = 5
+    DEPTHWISE_CONV2D = 6
+
+
+#: The operations the generated hardware runs (`Opcode` names in lower case); a config object
+#: without an ``ops`` attribute builds these.
+HW_OPS = ("matmul", "conv2d")
+_POOLS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D)
+_NO_WEIGHTS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL, Opcode.ADD)
+_CONVS = (Opcode.CONV2D, Opcode.DEPTHWISE_CONV2D)
+#: Pool kernel and stride limits (docs/spec.md section 2.3) and the global pool's largest H*W.
+POOL_GEO_MAX = 16
+GLOBAL_POOL_MAX = 65536
 
 
 class Flags(enum.IntFlag):
@@ -86,9 +107,12 @@ class Flags(enum.IntFlag):
     LUT = 2         #: apply the activation table after requantization (needs REQUANT)
     ACCUMULATE = 4  #: start from the previous descriptor's accumulators (split K)
     IRQ = 8         #: raise IRQ_STATUS.desc_done when this descriptor completes
+    INCLUDE_PAD = 16  #: avgpool2d: padding positions count (``count_include_pad``)
 
 
-_FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ)
+_FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ | Flags.INCLUDE_PAD)
+#: Bytes of an add's requant records: ``(bias, mult_a, shift_a)`` and ``(0, mult_b, shift_b)``.
+ADD_QUANT_BYTES = 2 * QUANT_RECORD_BYTES
 
 
 @dataclass(frozen=True)
@@ -218,19 +242,95 @@ def conv2d_descriptor(*, c: int, h: int, w: int, kout: int, kh: int, kw: int,
     return d.replace(m=kout, k=c * kh * kw, n=max(d.oh, 0) * max(d.ow, 0))
 
 
+def _geo2(v, name: str) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) else tuple(v)
+    if len(t) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, not {v!r}")
+    return t
+
+
+def _pool_descriptor(op, *, c, h, w, kernel, stride, pad, acts, out, flags) -> Descriptor:
+    (kh, kw), (sh, sw), (ph, pw) = (_geo2(kernel, "kernel"), _geo2(stride, "stride"),
+                                    _geo2(pad, "pad"))
+    d = Descriptor(opcode=op, flags=int(flags), acts=acts, out=out, c=c, h=h, w=w, kh=kh, kw=kw,
+                   stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dil_h=1, dil_w=1)
+    return d.replace(m=c, k=kh * kw, n=max(d.oh, 0) * max(d.ow, 0))
+
+
+def maxpool2d_descriptor(*, c: int, h: int, w: int, kernel, stride, pad=0, acts: int = 0,
+                         out: int = 0, flags: int = 0) -> Descriptor:
+    """Descriptor of an int8 max pool (docs/spec.md sections 2.3 and 8.2): ``m = C``,
+    ``k = KH*KW``, ``n = OH*OW``; ``kernel``, ``stride``, ``pad``: an int or ``(h, w)``."""
+    return _pool_descriptor(Opcode.MAXPOOL2D, c=c, h=h, w=w, kernel=kernel, stride=stride,
+                            pad=pad, acts=acts, out=out, flags=flags)
+
+
+def avgpool2d_descriptor(*, c: int, h: int, w: int, kernel, stride, pad=0,
+                         count_include_pad: bool, acts: int = 0, out: int = 0,
+                         flags: int = 0) -> Descriptor:
+    """Descriptor of an int8 average pool (sections 2.3 and 8.2); ``count_include_pad`` sets
+    ``Flags.INCLUDE_PAD`` (no default: PyTorch and ONNX differ)."""
+    flags = int(flags) | (int(Flags.INCLUDE_PAD) if count_include_pad else 0)
+    return _pool_descriptor(Opcode.AVGPOOL2D, c=c, h=h, w=w, kernel=kernel, stride=stride,
+                            pad=pad, acts=acts, out=out, flags=flags)
+
+
+def global_avgpool_descriptor(*, c: int, h: int, w: int, acts: int = 0, out: int = 0,
+                              flags: int = 0) -> Descriptor:
+    """Descriptor of a global average pool (sections 2.3 and 8.2): ``m = C``, ``k = H*W``,
+    ``n = 1``; the output is ``C`` int8 values."""
+    return Descriptor(opcode=Opcode.GLOBAL_AVGPOOL, flags=int(flags), acts=acts, out=out, c=c,
+                      h=h, w=w, m=c, k=h * w, n=1)
+
+
+def add_descriptor(*, c: int, h: int, w: int, a: int = 0, b: int = 0, out: int = 0,
+                   quant: int = 0, lut: int = 0, flags: int = Flags.REQUANT) -> Descriptor:
+    """Descriptor of the requantized residual add ``y = act(requant_a(a) + requant_b(b))``
+    (sections 2.4 and 8.2): input ``a`` at ``acts``, input ``b`` at ``weights``, two requant
+    records at ``quant``; ``m = C``, ``k = 1``, ``n = H*W``."""
+    return Descriptor(opcode=Opcode.ADD, flags=int(flags), weights=b, acts=a, out=out,
+                      quant=quant, lut=lut, c=c, h=h, w=w, m=c, k=1, n=h * w)
+
+
+def depthwise_conv2d_descriptor(*, c: int, h: int, w: int, kh: int, kw: int, stride=(1, 1),
+                                pad=(0, 0), dilation=(1, 1), fmt: str = "dense",
+                                weights: int = 0, acts: int = 0, out: int = 0, quant: int = 0,
+                                lut: int = 0, flags: int = Flags.REQUANT, group_size: int = 16,
+                                block_size: int = 8, nm: tuple[int, int] = (2, 4)) -> Descriptor:
+    """Descriptor of a depthwise conv2d (sections 2.5 and 8.2): weights ``W[C, KH*KW]``,
+    ``m = C``, ``k = KH*KW``, ``n = OH*OW``."""
+    d = conv2d_descriptor(c=c, h=h, w=w, kout=c, kh=kh, kw=kw, stride=stride, pad=pad,
+                          dilation=dilation, fmt=fmt, weights=weights, acts=acts, out=out,
+                          quant=quant, lut=lut, flags=flags, group_size=group_size,
+                          block_size=block_size, nm=nm)
+    return d.replace(opcode=Opcode.DEPTHWISE_CONV2D, k=kh * kw)
+
+
 def buffer_sizes(desc: Descriptor) -> dict[str, int]:
     """Bytes each buffer of ``desc`` occupies (0 for an unused one).
 
-    ``weights`` counts only the 32-byte image header: the image's ``total`` is checked against the
-    window once the header has been read.  ``out`` holds int8 results with ``REQUANT``, else
-    int32 accumulators.
+    ``weights`` counts only the 32-byte image header of a weight image (matmul, conv2d,
+    depthwise): the image's ``total`` is checked against the window once the header has been
+    read; an add's ``weights`` is its second input (``C*H*W`` bytes); pools read no weights.
+    ``out`` holds int8 results with ``REQUANT`` (always for pools and add), else int32
+    accumulators.
     """
-    acts = desc.k * desc.n if desc.opcode == Opcode.MATMUL else desc.c * desc.h * desc.w
+    op = desc.opcode
+    chw = desc.c * desc.h * desc.w
+    requant = bool(desc.flags & Flags.REQUANT)
+    if op in _NO_WEIGHTS:
+        return {
+            "weights": chw if op == Opcode.ADD else 0,
+            "acts": chw,
+            "out": desc.m * desc.n,
+            "quant": ADD_QUANT_BYTES if op == Opcode.ADD else 0,
+            "lut": LUT_BYTES if op == Opcode.ADD and desc.flags & Flags.LUT else 0,
+        }
     return {
         "weights": HEADER_BYTES,
-        "acts": acts,
-        "out": desc.m * desc.n * (1 if desc.flags & Flags.REQUANT else 4),
-        "quant": desc.m * QUANT_RECORD_BYTES if desc.flags & Flags.REQUANT else 0,
+        "acts": desc.k * desc.n if op == Opcode.MATMUL else chw,
+        "out": desc.m * desc.n * (1 if requant else 4),
+        "quant": desc.m * QUANT_RECORD_BYTES if requant else 0,
         "lut": LUT_BYTES if desc.flags & Flags.LUT else 0,
     }
 
@@ -249,10 +349,11 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
     """The error code the hardware reports for ``desc`` (``ErrorCode.OK`` if runnable).
 
     Checks, in this order (the first failing one is reported): magic (BAD_DESC_MAGIC), opcode
-    (BAD_OPCODE), format code 0..3 (BAD_FORMAT), format built in (FORMAT_UNSUPPORTED), format
-    parameters match the build (BAD_PARAM), flags and reserved fields (BAD_FLAGS), shapes
-    (BAD_SHAPE), buffer alignment to the AXI beat (MISALIGNED), buffers inside the window
-    (OUT_OF_WINDOW).
+    known and built (BAD_OPCODE), format code 0..3 (BAD_FORMAT), format built in
+    (FORMAT_UNSUPPORTED), format parameters match the build (BAD_PARAM; the opcodes without
+    weights need format 0 and parameters 0, and have no FORMAT_UNSUPPORTED), flags, reserved
+    and unused fields (BAD_FLAGS), shapes (BAD_SHAPE), buffer alignment to the AXI beat
+    (MISALIGNED), buffers inside the window (OUT_OF_WINDOW).
 
     Parameters
     ----------
@@ -260,7 +361,9 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
         The descriptor (64 raw bytes are unpacked first).
     cfg
         Any object with the ``hw.config.AcceleratorConfig`` attributes ``formats``,
-        ``group_size``, ``block_size``, ``nm_max_m``, ``axi_data_width`` and ``lut_enabled``.
+        ``group_size``, ``block_size``, ``nm_max_m``, ``axi_data_width`` and ``lut_enabled``;
+        optionally ``ops``, the operations built in (`Opcode` names in lower case; default
+        `HW_OPS`): any other opcode is BAD_OPCODE.
     window_bytes : int
         Size of the memory window (``MEM_LIMIT - MEM_BASE``); offsets are relative to its base.
     """
@@ -269,29 +372,29 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
     E = ErrorCode
     if desc.magic != DESC_MAGIC:
         return E.BAD_DESC_MAGIC
-    if desc.opcode not in tuple(Opcode):
+    if (desc.opcode not in tuple(Opcode)
+            or Opcode(desc.opcode).name.lower() not in tuple(getattr(cfg, "ops", HW_OPS))):
         return E.BAD_OPCODE
-    names = {v: k for k, v in FORMAT_CODES.items()}
-    if desc.format not in names:
-        return E.BAD_FORMAT
-    if names[desc.format] not in tuple(cfg.formats):
-        return E.FORMAT_UNSUPPORTED
-    if not _format_params_ok(desc.format, desc.param_a, desc.param_b, cfg):
-        return E.BAD_PARAM
-    conv = (desc.c, desc.h, desc.w, desc.kh, desc.kw, desc.stride_h, desc.stride_w,
-            desc.pad_h, desc.pad_w, desc.dil_h, desc.dil_w)
-    if (desc.flags & ~_FLAGS_ALL or desc.reserved0 or desc.reserved1 or desc.reserved2
-            or (desc.flags & Flags.LUT and not desc.flags & Flags.REQUANT)
-            or (desc.flags & Flags.LUT and not cfg.lut_enabled)
-            or (desc.opcode == Opcode.MATMUL and any(conv))):
+    op = Opcode(desc.opcode)
+    if op in _NO_WEIGHTS:             # no weight image: no format, no format parameters
+        if desc.format != 0:
+            return E.BAD_FORMAT
+        if desc.param_a or desc.param_b:
+            return E.BAD_PARAM
+    else:
+        names = {v: k for k, v in FORMAT_CODES.items()}
+        if desc.format not in names:
+            return E.BAD_FORMAT
+        if names[desc.format] not in tuple(cfg.formats):
+            return E.FORMAT_UNSUPPORTED
+        if not _format_params_ok(desc.format, desc.param_a, desc.param_b, cfg):
+            return E.BAD_PARAM
+    if _flags_broken(desc, op, cfg):
         return E.BAD_FLAGS
     if not all(1 <= v <= _SHAPE_MAX for v in (desc.m, desc.k, desc.n)):
         return E.BAD_SHAPE
-    if desc.opcode == Opcode.CONV2D:
-        if (min(desc.c, desc.h, desc.w, desc.kh, desc.kw, desc.stride_h, desc.stride_w,
-                desc.dil_h, desc.dil_w) < 1 or desc.oh < 1 or desc.ow < 1
-                or desc.k != desc.c * desc.kh * desc.kw or desc.n != desc.oh * desc.ow):
-            return E.BAD_SHAPE
+    if op != Opcode.MATMUL and _shape_broken(desc, op):
+        return E.BAD_SHAPE
     beat = cfg.axi_data_width // 8
     sizes = buffer_sizes(desc)
     used = {name: size for name, size in sizes.items() if size}
@@ -300,6 +403,49 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
     if any(getattr(desc, name) + size > window_bytes for name, size in used.items()):
         return E.OUT_OF_WINDOW
     return E.OK
+
+
+def _flags_broken(desc: Descriptor, op: Opcode, cfg) -> bool:
+    """Check 6 (BAD_FLAGS): unknown flag bits, reserved fields, flags the opcode does not take,
+    fields the opcode does not use set (docs/spec.md sections 8 and 8.2)."""
+    f = desc.flags
+    geo = (desc.kh, desc.kw, desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w, desc.dil_h,
+           desc.dil_w)
+    if (f & ~_FLAGS_ALL or desc.reserved0 or desc.reserved1 or desc.reserved2
+            or (f & Flags.LUT and not f & Flags.REQUANT)
+            or (f & Flags.LUT and not cfg.lut_enabled)
+            or (f & Flags.INCLUDE_PAD and op != Opcode.AVGPOOL2D)):
+        return True
+    if op == Opcode.MATMUL:
+        return any((desc.c, desc.h, desc.w) + geo)
+    if op in _CONVS:
+        return bool(op == Opcode.DEPTHWISE_CONV2D and f & Flags.ACCUMULATE)
+    if op == Opcode.ADD:
+        return (not f & Flags.REQUANT or bool(f & Flags.ACCUMULATE) or any(geo)
+                or bool(desc.lut and not f & Flags.LUT))
+    # pools: no requantization, no table, no weights
+    return bool(f & (Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE) or desc.weights
+                or desc.quant or desc.lut or (op == Opcode.GLOBAL_AVGPOOL and any(geo)))
+
+
+def _shape_broken(desc: Descriptor, op: Opcode) -> bool:
+    """Check 7 (BAD_SHAPE) beyond ``1 <= m, k, n <= 2**31 - 1``, for every opcode but matmul."""
+    d = desc
+    if min(d.c, d.h, d.w) < 1:
+        return True
+    if op in _CONVS:
+        k = d.c * d.kh * d.kw if op == Opcode.CONV2D else d.kh * d.kw
+        return (min(d.kh, d.kw, d.stride_h, d.stride_w, d.dil_h, d.dil_w) < 1 or d.oh < 1
+                or d.ow < 1 or d.k != k or d.n != d.oh * d.ow
+                or (op == Opcode.DEPTHWISE_CONV2D and d.m != d.c))
+    if op in _POOLS:
+        return (not all(1 <= v <= POOL_GEO_MAX for v in (d.kh, d.kw, d.stride_h, d.stride_w))
+                or d.pad_h > d.kh - 1 or d.pad_w > d.kw - 1 or (d.dil_h, d.dil_w) != (1, 1)
+                or d.oh < 1 or d.ow < 1 or d.m != d.c or d.k != d.kh * d.kw
+                or d.n != d.oh * d.ow)
+    if op == Opcode.GLOBAL_AVGPOOL:
+        return d.h * d.w > GLOBAL_POOL_MAX or d.m != d.c or d.k != d.h * d.w or d.n != 1
+    return d.m != d.c or d.k != 1 or d.n != d.h * d.w          # add
 
 
 #: Limits of the generated hardware beyond the architecture rules of `validate_descriptor`

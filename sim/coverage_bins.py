@@ -16,7 +16,8 @@ axis          bins
 ``sparsity``  zero fraction of the layer's weight matrix, measured from its weight images:
               ``0`` (< 5 %: no pruning, natural zeros only), ``<50``, ``50-75``, ``75-90``,
               ``>=90`` (percent)
-``op``        matmul, conv2d (`sparsemac.golden.descriptors.Opcode`)
+``op``        the operations the hardware builds (`sparsemac.golden.descriptors.HW_OPS`:
+              matmul, conv2d)
 ``stall``     the AXI pause probability of the job: ``0``, ``low`` (< 0.25), ``high``
 ``error``     every `sparsemac.golden.descriptors.ErrorCode` except OK (the weight-image codes
               1..10 are `FormatErrorCode`'s)
@@ -184,13 +185,13 @@ def _is(label_of):
 def accelerator_model(waivers: Mapping | None = None) -> CoverModel:
     """The accelerator's cover model (see the module doc); ``waivers`` default to
     :data:`ACCEL_WAIVERS`."""
-    from sparsemac.golden.descriptors import ErrorCode, Opcode
+    from sparsemac.golden.descriptors import HW_OPS, ErrorCode
     from sparsemac.golden.formats import FORMAT_CODES
 
     axes = [
         Axis("fmt", tuple(FORMAT_CODES)),
         Axis("sparsity", tuple(b[0] for b in SPARSITY_BINS), _is(sparsity_bin)),
-        Axis("op", tuple(o.name.lower() for o in Opcode)),
+        Axis("op", HW_OPS),
         Axis("stall", ("0", "low", "high"), _is(stall_level)),
         Axis("error", tuple(c.name for c in ErrorCode if c != ErrorCode.OK),
              lambda v: v if isinstance(v, str) else ErrorCode(int(v)).name),

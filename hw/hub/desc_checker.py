@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode, Opcode
+from sparsemac.golden.descriptors import DESC_MAGIC, HW_OPS, ErrorCode, Opcode
 from sparsemac.golden.formats import FORMAT_CODES, FormatCode
 from sparsemac.golden.tiling import nz_flag_depth
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
@@ -17,6 +17,11 @@ __all__ = ["DescChecker", "descriptor_layout", "MAX_GEO", "nz_depth"]
 
 #: Largest conv kernel / stride / padding / dilation the tile's 4-bit geometry fields hold.
 MAX_GEO = 15
+
+#: The largest opcode the hardware runs (golden.descriptors.HW_OPS, opcodes 0..this one);
+#: every larger one is BAD_OPCODE.
+_HW_OPCODE_MAX = max(int(Opcode[name.upper()]) for name in HW_OPS)
+assert {int(Opcode[name.upper()]) for name in HW_OPS} == set(range(_HW_OPCODE_MAX + 1))
 
 
 def nz_depth(cfg: AcceleratorConfig) -> int:
@@ -212,7 +217,7 @@ class DescChecker(wiring.Component):
                                      "r_flags"))
         r_shape, r_misaligned, r_outside = Signal(), Signal(), Signal()
         ops += [
-            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > max(Opcode)),
+            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > _HW_OPCODE_MAX),
                      r_format.eq(d.format > max(FormatCode)), r_built.eq(~fmt_built),
                      r_params.eq(~params_ok),
                      r_flags.eq(flags_bad), r_shape.eq(~(mkn_ok & (~conv | conv_ok))),

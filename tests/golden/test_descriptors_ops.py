@@ -1,0 +1,247 @@
+"""Descriptors of pooling, residual add and depthwise conv (docs/spec.md section 8.2): the
+constructors' shapes against the golden operations' own outputs, each validation rule of the
+section exactly at its bound and just past it, and the hardware's refusal (BAD_OPCODE) while
+its config does not build them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sparsemac.golden import avgpool2d, depthwise_conv2d, global_avgpool, maxpool2d
+from sparsemac.golden.descriptors import (
+    ADD_QUANT_BYTES,
+    HW_OPS,
+    LUT_BYTES,
+    ErrorCode,
+    Flags,
+    Opcode,
+    add_descriptor,
+    avgpool2d_descriptor,
+    buffer_sizes,
+    depthwise_conv2d_descriptor,
+    global_avgpool_descriptor,
+    hardware_descriptor_code,
+    maxpool2d_descriptor,
+    unpack_descriptor,
+    validate_descriptor,
+)
+
+E = ErrorCode
+ALL_OPS = tuple(o.name.lower() for o in Opcode)
+CFG = SimpleNamespace(formats=("dense", "bitmap", "block", "nm"), group_size=16, block_size=8,
+                      nm_max_m=32, axi_data_width=64, lut_enabled=True, ops=ALL_OPS)
+HW = SimpleNamespace(**{**vars(CFG), "ops": HW_OPS})
+WIN = 1 << 20
+BEAT = CFG.axi_data_width // 8
+
+
+def _code(d, cfg=CFG, win=WIN):
+    code = validate_descriptor(d, cfg, window_bytes=win)
+    assert validate_descriptor(d.pack(), cfg, window_bytes=win) == code   # raw bytes agree
+    return code
+
+
+def good(op: str) -> object:
+    """A runnable descriptor of each new opcode, buffers at distinct aligned offsets."""
+    bufs = dict(acts=0x1000, out=0x8000)
+    if op == "maxpool2d":
+        return maxpool2d_descriptor(c=3, h=9, w=7, kernel=(3, 2), stride=(2, 1), pad=(1, 0),
+                                    **bufs)
+    if op == "avgpool2d":
+        return avgpool2d_descriptor(c=3, h=9, w=7, kernel=3, stride=2, pad=1,
+                                    count_include_pad=False, **bufs)
+    if op == "global_avgpool":
+        return global_avgpool_descriptor(c=5, h=6, w=4, **bufs)
+    if op == "add":
+        return add_descriptor(c=4, h=5, w=3, a=0x1000, b=0x2000, out=0x8000, quant=0x9000,
+                              lut=0xA000, flags=Flags.REQUANT | Flags.LUT)
+    return depthwise_conv2d_descriptor(c=6, h=8, w=8, kh=3, kw=3, stride=(2, 1), pad=(1, 1),
+                                       weights=0x4000, quant=0x9000, **bufs)
+
+
+NEW = ("maxpool2d", "avgpool2d", "global_avgpool", "add", "depthwise_conv2d")
+
+
+@pytest.mark.parametrize("op", NEW)
+def test_runnable_where_built_refused_by_the_hardware(op):
+    d = good(op)
+    assert d.opcode == Opcode[op.upper()]
+    assert _code(d) == E.OK
+    assert unpack_descriptor(d.pack()) == d
+    # today's hardware does not build them: BAD_OPCODE (check 2), before every later check
+    assert _code(d, HW) == E.BAD_OPCODE
+    assert hardware_descriptor_code(d, HW, window_bytes=WIN) == E.BAD_OPCODE
+    assert _code(d.replace(flags=0xFFFF, out=3), HW) == E.BAD_OPCODE
+    assert _code(d.replace(magic=0), HW) == E.BAD_DESC_MAGIC
+    assert _code(d.replace(opcode=7)) == E.BAD_OPCODE          # past the last opcode
+
+
+def test_shapes_match_the_golden_operations(rng, seed):
+    """m, k, n and the buffer sizes of the constructors against the shapes the golden
+    operations return on random inputs (independent of the descriptor code)."""
+    for _ in range(40):
+        c, h, w = (int(v) for v in rng.integers(1, 12, size=3))
+        kh, kw = int(rng.integers(1, min(h, 16) + 1)), int(rng.integers(1, min(w, 16) + 1))
+        sh, sw = (int(v) for v in rng.integers(1, 17, size=2))
+        ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        x = rng.integers(-128, 128, size=(1, c, h, w)).astype(np.int8)
+        ctx = f"seed={seed} x={x.shape} k={(kh, kw)} s={(sh, sw)} p={(ph, pw)}"
+        y = maxpool2d(x, (kh, kw), (sh, sw), (ph, pw))
+        d = maxpool2d_descriptor(c=c, h=h, w=w, kernel=(kh, kw), stride=(sh, sw), pad=(ph, pw))
+        assert (d.m, d.k, d.n) == (c, kh * kw, y.shape[2] * y.shape[3]), ctx
+        assert buffer_sizes(d) == dict(weights=0, acts=x.size, out=y.size, quant=0, lut=0), ctx
+        assert _code(d) == E.OK, ctx
+        ya = avgpool2d(x, (kh, kw), (sh, sw), (ph, pw), count_include_pad=True)
+        da = avgpool2d_descriptor(c=c, h=h, w=w, kernel=(kh, kw), stride=(sh, sw),
+                                  pad=(ph, pw), count_include_pad=True)
+        assert da.flags == Flags.INCLUDE_PAD and buffer_sizes(da)["out"] == ya.size, ctx
+        assert _code(da) == E.OK, ctx
+        yg = global_avgpool(x)
+        dg = global_avgpool_descriptor(c=c, h=h, w=w)
+        assert (dg.m, dg.k, dg.n) == (c, h * w, 1) and buffer_sizes(dg)["out"] == yg.size, ctx
+        wt = rng.integers(-128, 128, size=(c, 1, kh, kw)).astype(np.int8)
+        dh = int(rng.integers(1, 3))
+        if h + 2 * ph - dh * (kh - 1) - 1 >= 0 and w + 2 * pw - (kw - 1) - 1 >= 0:
+            yd = depthwise_conv2d(x, wt, stride=(sh, sw), padding=(ph, pw), dilation=(dh, 1))
+            dd = depthwise_conv2d_descriptor(c=c, h=h, w=w, kh=kh, kw=kw, stride=(sh, sw),
+                                             pad=(ph, pw), dilation=(dh, 1), flags=0)
+            assert (dd.m, dd.k, dd.n) == (c, kh * kw, yd.shape[2] * yd.shape[3]), ctx
+            assert buffer_sizes(dd)["out"] == yd.size * 4, ctx          # int32 without REQUANT
+            assert _code(dd) == E.OK, ctx
+
+
+# -- each rule of section 8.2 at its bound (accepted) and just past it -----------------------
+
+def _pool(**kw):
+    base = dict(c=2, h=20, w=20, kernel=2, stride=2, pad=0)
+    base.update(kw)
+    return maxpool2d_descriptor(**base)
+
+
+@pytest.mark.parametrize("field,at,past", [("kernel", 16, 17), ("stride", 16, 17)])
+def test_pool_kernel_and_stride_bounds(field, at, past):
+    assert _code(_pool(**{field: at})) == E.OK
+    assert _code(_pool(**{field: past})) == E.BAD_SHAPE
+    assert _code(_pool(**{field: 0})) == E.BAD_SHAPE
+
+
+def test_pool_padding_below_the_kernel():
+    assert _code(_pool(kernel=(3, 2), pad=(2, 1))) == E.OK           # pad == kernel - 1
+    assert _code(_pool(kernel=(3, 2), pad=(3, 1))) == E.BAD_SHAPE    # pad == kernel
+    assert _code(_pool(kernel=(3, 2), pad=(2, 2))) == E.BAD_SHAPE
+
+
+def test_pool_kernel_must_fit_the_padded_input():
+    assert _code(_pool(h=4, kernel=(6, 2), pad=(1, 0))) == E.OK      # 4 + 2 == 6
+    d = _pool(h=3, kernel=(6, 2), pad=(1, 0))                          # 3 + 2 < 6: OH = 0
+    assert d.n == 0 and _code(d) == E.BAD_SHAPE
+    assert _code(d.replace(n=1)) == E.BAD_SHAPE                        # n != OH*OW
+
+
+def test_pool_lowered_shape_fields():
+    d = _pool()
+    assert _code(d.replace(m=d.m + 1)) == E.BAD_SHAPE
+    assert _code(d.replace(k=d.k + 1)) == E.BAD_SHAPE
+    assert _code(d.replace(n=d.n - 1)) == E.BAD_SHAPE
+    assert _code(d.replace(dil_h=2)) == E.BAD_SHAPE
+    assert _code(d.replace(dil_w=0)) == E.BAD_SHAPE
+    assert _code(d.replace(c=0, m=0)) == E.BAD_SHAPE
+
+
+def test_global_pool_area_bound():
+    assert _code(global_avgpool_descriptor(c=1, h=256, w=256)) == E.OK          # 65536
+    assert _code(global_avgpool_descriptor(c=1, h=257, w=255)) == E.OK          # 65535
+    assert _code(global_avgpool_descriptor(c=1, h=256, w=257)) == E.BAD_SHAPE   # 65792
+    assert _code(global_avgpool_descriptor(c=1, h=65535, w=2)) == E.BAD_SHAPE
+    d = global_avgpool_descriptor(c=3, h=4, w=4)
+    assert _code(d.replace(n=2)) == E.BAD_SHAPE
+    assert _code(d.replace(k=15)) == E.BAD_SHAPE
+    assert _code(d.replace(kh=1)) == E.BAD_FLAGS                      # unused geometry set
+
+
+def test_add_shape_fields():
+    d = good("add")
+    assert _code(d.replace(k=2)) == E.BAD_SHAPE
+    assert _code(d.replace(n=d.n + 1)) == E.BAD_SHAPE
+    assert _code(d.replace(m=d.c + 1)) == E.BAD_SHAPE
+
+
+def test_depthwise_shape_fields():
+    d = good("depthwise_conv2d")
+    assert _code(d.replace(m=d.c - 1)) == E.BAD_SHAPE                 # one filter per channel
+    assert _code(d.replace(k=d.c * d.kh * d.kw)) == E.BAD_SHAPE        # the conv2d k is wrong
+    assert _code(d.replace(opcode=Opcode.CONV2D)) == E.BAD_SHAPE       # ... and vice versa
+
+
+@pytest.mark.parametrize("op,change,code", [
+    # the flags each opcode takes
+    ("maxpool2d", dict(flags=int(Flags.INCLUDE_PAD)), E.BAD_FLAGS),
+    ("avgpool2d", dict(flags=int(Flags.INCLUDE_PAD)), E.OK),
+    ("avgpool2d", dict(flags=int(Flags.INCLUDE_PAD | Flags.IRQ)), E.OK),
+    ("global_avgpool", dict(flags=int(Flags.INCLUDE_PAD)), E.BAD_FLAGS),
+    ("maxpool2d", dict(flags=int(Flags.REQUANT)), E.BAD_FLAGS),
+    ("avgpool2d", dict(flags=int(Flags.ACCUMULATE)), E.BAD_FLAGS),
+    ("global_avgpool", dict(flags=int(Flags.REQUANT | Flags.LUT)), E.BAD_FLAGS),
+    ("add", dict(flags=int(Flags.IRQ)), E.BAD_FLAGS),                  # REQUANT required
+    ("add", dict(flags=int(Flags.REQUANT | Flags.ACCUMULATE)), E.BAD_FLAGS),
+    ("add", dict(flags=int(Flags.REQUANT | Flags.INCLUDE_PAD)), E.BAD_FLAGS),
+    ("depthwise_conv2d", dict(flags=int(Flags.REQUANT | Flags.ACCUMULATE)), E.BAD_FLAGS),
+    ("depthwise_conv2d", dict(flags=int(Flags.LUT)), E.BAD_FLAGS),     # LUT without REQUANT
+    ("maxpool2d", dict(flags=0x20), E.BAD_FLAGS),                      # unknown bit
+    # fields the opcode does not use must be 0
+    ("maxpool2d", dict(weights=0x4000), E.BAD_FLAGS),
+    ("avgpool2d", dict(quant=0x4000), E.BAD_FLAGS),
+    ("global_avgpool", dict(lut=0x4000), E.BAD_FLAGS),
+    ("add", dict(flags=int(Flags.REQUANT)), E.BAD_FLAGS),              # lut set, LUT clear
+    ("add", dict(kh=1), E.BAD_FLAGS),
+    ("add", dict(reserved1=1), E.BAD_FLAGS),
+    # no weight image: format and parameters 0 (checks 3 and 5)
+    ("maxpool2d", dict(format=1), E.BAD_FORMAT),
+    ("add", dict(format=3), E.BAD_FORMAT),
+    ("global_avgpool", dict(param_a=1), E.BAD_PARAM),
+    ("avgpool2d", dict(param_b=4), E.BAD_PARAM),
+    ("depthwise_conv2d", dict(format=3, param_a=2, param_b=4), E.OK),
+    ("depthwise_conv2d", dict(format=4), E.BAD_FORMAT),
+])
+def test_flags_and_unused_fields(op, change, code):
+    assert _code(good(op).replace(**change)) == code
+
+
+def test_lut_needs_a_built_table():
+    no_lut = SimpleNamespace(**{**vars(CFG), "lut_enabled": False})
+    assert _code(good("add"), no_lut) == E.BAD_FLAGS
+    assert _code(good("add").replace(flags=int(Flags.REQUANT), lut=0), no_lut) == E.OK
+
+
+def test_a_weight_format_not_built():
+    dense = SimpleNamespace(**{**vars(CFG), "formats": ("dense",)})
+    d = good("depthwise_conv2d")
+    assert _code(d.replace(format=3, param_a=2, param_b=4), dense) == E.FORMAT_UNSUPPORTED
+    assert _code(good("maxpool2d"), dense) == E.OK                     # no weights, no format
+
+
+@pytest.mark.parametrize("op", NEW)
+def test_every_used_buffer_at_the_window_edge(op):
+    """Each buffer the opcode uses: ending exactly at the window end is accepted, 1 .. beat
+    bytes past it is OUT_OF_WINDOW; a misaligned one is MISALIGNED; unused buffers are 0."""
+    d = good(op)
+    sizes = buffer_sizes(d)
+    used = {name: size for name, size in sizes.items() if size}
+    expect = {"maxpool2d": {"acts", "out"}, "avgpool2d": {"acts", "out"},
+              "global_avgpool": {"acts", "out"}, "add": {"weights", "acts", "out", "quant", "lut"},
+              "depthwise_conv2d": {"weights", "acts", "out", "quant"}}[op]
+    assert set(used) == expect
+    if op == "add":
+        assert sizes["weights"] == sizes["acts"] == sizes["out"] == d.c * d.h * d.w
+        assert (sizes["quant"], sizes["lut"]) == (ADD_QUANT_BYTES, LUT_BYTES)
+    win = 1 << 16
+    for name, size in used.items():
+        end = win - 4 * BEAT                      # an aligned end below the other buffers' room
+        at = d.replace(**{name: (end - size) // BEAT * BEAT})
+        win_at = getattr(at, name) + size         # the window ends exactly at the buffer's end
+        assert _code(at, win=win_at) == E.OK, (name, win_at)
+        for over in range(1, BEAT + 1):
+            assert _code(at, win=win_at - over) == E.OUT_OF_WINDOW, (name, over)
+        assert _code(d.replace(**{name: getattr(d, name) + 1})) == E.MISALIGNED, name
