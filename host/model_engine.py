@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from sparsemac.golden.depthwise import depthwise_conv2d
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
@@ -29,14 +30,17 @@ from sparsemac.golden.descriptors import (
     validate_descriptor,
     validate_table,
 )
+from sparsemac.golden.eltwise import MAX_SHIFT_DIFF, add_requant
 from sparsemac.golden.format_check import check_header, parse_weights
 from sparsemac.golden.formats import HEADER_BYTES, FormatError, PackedWeights
 from sparsemac.golden.ops import im2col, matmul
+from sparsemac.golden.pool import avgpool2d, global_avgpool, maxpool2d
 from sparsemac.golden.quant import apply_lut, requantize, wrap
 from sparsemac.golden.quant_record import unpack_quant_records
 from sparsemac.golden.tiling import tile_buffer_limits, tile_buffer_use
 
-__all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant"]
+__all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant",
+           "read_add_records", "architecture_view"]
 
 
 @dataclass
@@ -104,9 +108,11 @@ class _Stop(Exception):
 
 
 def read_output(image, desc: Descriptor) -> np.ndarray:
-    """The ``(m, n)`` output buffer of ``desc``: int8 with REQUANT, else int32 accumulators."""
+    """The ``(m, n)`` output buffer of ``desc``: int8 with REQUANT (and for pools and add),
+    else int32 accumulators."""
     count = desc.m * desc.n
-    dt = np.dtype(np.int8) if desc.flags & Flags.REQUANT else np.dtype("<i4")
+    int8 = desc.flags & Flags.REQUANT or desc.opcode in _NO_WEIGHT_OPS
+    dt = np.dtype(np.int8) if int8 else np.dtype("<i4")
     raw = bytes(image[desc.out:desc.out + count * dt.itemsize])
     return np.frombuffer(raw, dtype=dt).astype(np.int64).reshape(desc.m, desc.n)
 
@@ -203,8 +209,101 @@ def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[Packed
     return out
 
 
+#: Every opcode of docs/spec.md (sections 8 and 8.2): what the architecture model runs.
+_ALL_OPS = tuple(o.name.lower() for o in Opcode)
+_NO_WEIGHT_OPS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL, Opcode.ADD)
+
+
+class _WithOps:
+    """``cfg`` with the ``ops`` attribute `validate_descriptor` reads (the ops built in)."""
+
+    def __init__(self, cfg, ops):
+        self._cfg, self.ops = cfg, ops
+
+    def __getattr__(self, name):
+        return getattr(self._cfg, name)
+
+
+def architecture_view(cfg):
+    """``cfg`` as the architecture model sees it: every opcode of docs/spec.md built (the
+    ``ops`` attribute `validate_descriptor` reads), everything else unchanged."""
+    return _WithOps(cfg, _ALL_OPS)
+
+
+def _read_image(image, off: int, d: Descriptor) -> np.ndarray:
+    """The int8 ``(1, C, H, W)`` tensor of descriptor ``d`` at ``off``."""
+    n = d.c * d.h * d.w
+    return np.frombuffer(bytes(image[off:off + n]), dtype=np.int8).reshape(1, d.c, d.h, d.w)
+
+
+def read_add_records(image, d: Descriptor) -> dict[str, int]:
+    """The add's two requant records ``(bias, mult_a, shift_a)``, ``(0, mult_b, shift_b)``
+    (docs/spec.md section 8.2) as `golden.add_requant`'s keyword arguments.
+
+    Raises an internal stop with ``BAD_PARAM`` for ``mult`` outside 1..2**31-1, ``shift``
+    outside 1..63, ``|shift_a - shift_b| > 24``, a non-zero bias in the second record or
+    non-zero padding bytes."""
+    (bias, ma, sa, pa), (bias_b, mb, sb, pb) = unpack_quant_records(image, d.quant, 2)
+    if (not (1 <= ma and 1 <= mb and 1 <= sa <= 63 and 1 <= sb <= 63) or any(pa) or any(pb)
+            or bias_b or abs(sa - sb) > MAX_SHIFT_DIFF):
+        raise _Stop(ErrorCode.BAD_PARAM, f"add records: mult >= 1, shift 1..63, "
+                    f"|shift_a - shift_b| <= {MAX_SHIFT_DIFF}, second bias 0 and padding 0, "
+                    f"not ({bias}, {ma}, {sa}), ({bias_b}, {mb}, {sb})")
+    return dict(bias=bias, mult_a=ma, shift_a=sa, mult_b=mb, shift_b=sb)
+
+
+def _run_no_weights(image, i: int, d: Descriptor) -> LayerRun:
+    """A pool or an add (docs/spec.md sections 2.3, 2.4 and 8.2): int8 in, int8 out."""
+    x = _read_image(image, d.acts, d)
+    geo = dict(kernel=(d.kh, d.kw), stride=(d.stride_h, d.stride_w), padding=(d.pad_h, d.pad_w))
+    if d.opcode == Opcode.MAXPOOL2D:
+        y = maxpool2d(x, **geo)
+    elif d.opcode == Opcode.AVGPOOL2D:
+        y = avgpool2d(x, **geo, count_include_pad=bool(d.flags & Flags.INCLUDE_PAD))
+    elif d.opcode == Opcode.GLOBAL_AVGPOOL:
+        y = global_avgpool(x)
+    else:
+        params = read_add_records(image, d)
+        lut = (np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
+               if d.flags & Flags.LUT else None)
+        y = add_requant(x, _read_image(image, d.weights, d), **params, lut=lut)
+    out = np.asarray(y, dtype=np.int8).reshape(d.m, d.n)
+    raw = out.tobytes()
+    image[d.out:d.out + len(raw)] = raw
+    empty = np.zeros((0, 0), dtype=np.int64)
+    return LayerRun(i, d, [], empty, x, empty, out.astype(np.int64))
+
+
+def _run_depthwise(image, i: int, d: Descriptor, cfg, limits: str) -> LayerRun:
+    """A depthwise conv2d (docs/spec.md sections 2.5 and 8.2): weight images of ``W[C, KH*KW]``
+    split by channel across the tiles, the conv2d epilogue per channel."""
+    slices = _weights(image, d, cfg, limits)
+    w = np.concatenate([pw.unpack() for pw in slices])
+    x = _read_image(image, d.acts, d)
+    geo = dict(stride=(d.stride_h, d.stride_w), padding=(d.pad_h, d.pad_w),
+               dilation=(d.dil_h, d.dil_w))
+    w4 = w.reshape(d.c, 1, d.kh, d.kw)
+    if d.flags & Flags.REQUANT:
+        bias, mult, shift = read_quant(image, d)
+        lut = (np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
+               if d.flags & Flags.LUT else None)
+        y = depthwise_conv2d(x, w4, bias=bias, mult=mult, shift=shift, lut=lut,
+                             acc_width=cfg.acc_width, **geo).reshape(d.m, d.n)
+        raw = y.astype(np.int8).tobytes()
+    else:
+        y = wrap(depthwise_conv2d(x, w4, acc_width=cfg.acc_width, **geo).reshape(d.m, d.n), 32)
+        raw = y.astype("<i4").tobytes()
+    image[d.out:d.out + len(raw)] = raw
+    cols, _ = im2col(x, d.kh, d.kw, geo["stride"], geo["padding"], geo["dilation"])
+    return LayerRun(i, d, slices, w, x, cols, y.astype(np.int64))
+
+
 def _run_one(image, i: int, d: Descriptor, cfg, prev_acc,
              limits: str = "hardware") -> tuple[LayerRun, np.ndarray]:
+    if d.opcode in _NO_WEIGHT_OPS:
+        return _run_no_weights(image, i, d), None
+    if d.opcode == Opcode.DEPTHWISE_CONV2D:
+        return _run_depthwise(image, i, d, cfg, limits), None
     slices = _weights(image, d, cfg, limits)
     w = np.concatenate([pw.unpack() for pw in slices])
     aw = cfg.acc_width
@@ -267,9 +366,10 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
         ``hardware`` (default): the generated hardware's limits too
         (`golden.descriptors.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
         no ACCUMULATE, N:M with N a power of two; activations that do not fit a tile's
-        buffers are BAD_SHAPE), so the run is what the RTL does.  ``architecture``: the
-        rules of docs/spec.md alone (`validate_descriptor`; ACCUMULATE adds the previous
-        descriptor's accumulators).
+        buffers are BAD_SHAPE; only the opcodes the hardware builds, `HW_OPS`), so the run
+        is what the RTL does.  ``architecture``: the rules of docs/spec.md alone
+        (`validate_descriptor` with every opcode, the pools, add and depthwise conv of
+        section 8.2 included; ACCUMULATE adds the previous descriptor's accumulators).
 
     Returns
     -------
@@ -299,7 +399,7 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
                 run.message = f"descriptor {i}: activations exceed a tile's buffers ({short})"
                 return run
         else:
-            code = validate_descriptor(d, cfg, window_bytes=window)
+            code = validate_descriptor(d, architecture_view(cfg), window_bytes=window)
         try:
             if code != ErrorCode.OK:
                 raise _Stop(code, f"descriptor {i} fails the descriptor checks ({limits})")

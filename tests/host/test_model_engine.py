@@ -15,7 +15,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import FormatError
 from sparsemac.host import compile_network, layer_cycles, network_from_dict, run_model
-from sparsemac.host.model_engine import read_output
+from sparsemac.host.model_engine import architecture_view, read_output
 from sparsemac.hw.config import AcceleratorConfig
 
 from .nets import valid_network
@@ -109,7 +109,8 @@ def _desc_field(image, cn, i, fmt, offset, value):
 @pytest.mark.parametrize("i", [0, 1, 2])
 @pytest.mark.parametrize("offset,fmt,value,code", [
     (0, "<I", 0x12345678, ErrorCode.BAD_DESC_MAGIC),
-    (4, "<B", 2, ErrorCode.BAD_OPCODE),
+    (4, "<B", 7, ErrorCode.BAD_OPCODE),               # past the last opcode of the spec
+    (4, "<B", 2, ErrorCode.BAD_FORMAT),               # a max pool takes no weight format
     (5, "<B", 4, ErrorCode.BAD_FORMAT),
     (8, "<H", 0x10, ErrorCode.BAD_FLAGS),
     (58, "<H", 1, ErrorCode.BAD_FLAGS),
@@ -121,8 +122,9 @@ def test_corrupted_descriptor(rng, seed, i, offset, fmt, value, code):
     cn = _demo(rng)
     img = _desc_field(cn.image, cn, i, fmt, offset, value)
     raw = img[cn.desc_offset + DESC_BYTES * i:cn.desc_offset + DESC_BYTES * (i + 1)]
-    assert validate_descriptor(unpack_descriptor(raw), CFG,
-                               window_bytes=cn.window_bytes) == code  # the golden validator
+    # the golden validator with every opcode of the spec (the architecture model's view)
+    assert validate_descriptor(unpack_descriptor(raw), architecture_view(CFG),
+                               window_bytes=cn.window_bytes) == code
     run = _run(cn, img)
     assert (run.error_code, run.error_desc) == (code, i), f"seed={seed}: {run.message}"
     assert len(run.layers) == i  # earlier descriptors completed, later ones never ran
