@@ -31,9 +31,10 @@ class ResultWriter(wiring.Component):
     two-entry queue (the flit, its bytes left in row and segment, markers in order), an address
     stage, then one merge cycle per beat the flit touches. A line is written (one single-beat
     DMA command, the strobes it collected) as soon as all its bytes are present, when it is
-    evicted (round robin) for a beat no line holds, and at every marker flit: the marker is
-    counted only after every line has been written and every write response came back (``wbusy``
-    low), so when the hub has seen one marker per node every result of the layer is in memory.
+    evicted for a beat no line holds (the lowest full line first, else round robin), and at
+    every marker flit: the marker is counted only after every line has been written and
+    every write response came back (``wbusy`` low), so when the hub has seen one marker per
+    node every result of the layer is in memory.
     Each lane of each tile writes its output row left to right, so with ``lines >= rows *
     tiles`` a beat is normally written once, full (``beat / bytes-per-flit`` times fewer write
     commands than one command per flit). Writes run in the background (one write buffer, posted:
