@@ -150,7 +150,7 @@ class Descriptor:
     pad_w: int = 0
     dil_h: int = 0
     dil_w: int = 0
-    reserved1: int = 0
+    col_split: int = 0
     reserved2: int = 0
 
     def pack(self) -> bytes:
@@ -352,8 +352,9 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
     known and built (BAD_OPCODE), format code 0..3 (BAD_FORMAT), format built in
     (FORMAT_UNSUPPORTED), format parameters match the build (BAD_PARAM; the opcodes without
     weights need format 0 and parameters 0, and have no FORMAT_UNSUPPORTED), flags, reserved
-    and unused fields (BAD_FLAGS), shapes (BAD_SHAPE), buffer alignment to the AXI beat
-    (MISALIGNED), buffers inside the window (OUT_OF_WINDOW).
+    and unused fields (BAD_FLAGS), shapes (BAD_SHAPE; also a ``col_split`` that is not
+    a multiple of ``cols`` or leaves columns to no tile, section 8.1), buffer alignment to
+    the AXI beat (MISALIGNED), buffers inside the window (OUT_OF_WINDOW).
 
     Parameters
     ----------
@@ -361,7 +362,8 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
         The descriptor (64 raw bytes are unpacked first).
     cfg
         Any object with the ``hw.config.AcceleratorConfig`` attributes ``formats``,
-        ``group_size``, ``block_size``, ``nm_max_m``, ``axi_data_width`` and ``lut_enabled``;
+        ``group_size``, ``block_size``, ``nm_max_m``, ``axi_data_width`` and ``lut_enabled``
+        (and ``cols``, ``tiles`` for a descriptor with ``col_split``);
         optionally ``ops``, the operations built in (`Opcode` names in lower case; default
         `HW_OPS`): any other opcode is BAD_OPCODE.
     window_bytes : int
@@ -395,6 +397,8 @@ def validate_descriptor(desc, cfg, *, window_bytes: int) -> ErrorCode:
         return E.BAD_SHAPE
     if op != Opcode.MATMUL and _shape_broken(desc, op):
         return E.BAD_SHAPE
+    if desc.col_split and (desc.col_split % cfg.cols or desc.col_split * cfg.tiles < desc.n):
+        return E.BAD_SHAPE
     beat = cfg.axi_data_width // 8
     sizes = buffer_sizes(desc)
     used = {name: size for name, size in sizes.items() if size}
@@ -411,7 +415,9 @@ def _flags_broken(desc: Descriptor, op: Opcode, cfg) -> bool:
     f = desc.flags
     geo = (desc.kh, desc.kw, desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w, desc.dil_h,
            desc.dil_w)
-    if (f & ~_FLAGS_ALL or desc.reserved0 or desc.reserved1 or desc.reserved2
+    if desc.col_split and op not in (Opcode.MATMUL, Opcode.CONV2D):
+        return True
+    if (f & ~_FLAGS_ALL or desc.reserved0 or desc.reserved2
             or (f & Flags.LUT and not f & Flags.REQUANT)
             or (f & Flags.LUT and not cfg.lut_enabled)
             or (f & Flags.INCLUDE_PAD and op != Opcode.AVGPOOL2D)):

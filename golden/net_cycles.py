@@ -72,6 +72,7 @@ from .net_replay import (  # noqa: F401
     _Writer,
 )
 from .tile_model import gather_gate, gather_waits, lane_records, lane_tokens, tile_cycles
+from .tiling import tile_col_split
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
            "WRITE_FREE", "WRITE_LANDED",
@@ -166,8 +167,10 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     data_need = [0] * T
     weights_done = [None] * T
     for _, _, _, words, flit in program:
-        if flit is not None and flit[1] == _DATA:
-            data_need[flit[2]] = words
+        if flit is not None and flit[1] == _DATA:       # a body: to one tile, or multicast
+            for t in range(T):
+                if flit[0] >> (t + 1) & 1:
+                    data_need[t] = words
     starts: dict[str, int] = {}
     seg = -1
     hub = {"at": 0, "left": 0, "src": None, "flit": None, "next": 0}
@@ -362,7 +365,8 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     ----------
     d : golden.descriptors.Descriptor
     slices : list of PackedWeights
-        The per-tile weight images (docs/spec.md section 8.1), tile 0 first.
+        The per-tile weight images (docs/spec.md section 8.1), tile 0 first; with a column
+        split (``d.col_split``) the one image every tile loads.
     X : array_like, shape (K, N)
         The matmul right-hand side (the im2col matrix of a conv2d).
     act_bytes : int, optional
@@ -417,6 +421,10 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     out_lanes = _cfg(cfg, "out_lanes", cols)
     if len(slices) > tiles:
         raise ValueError(f"slices must be at most cfg.tiles ({tiles}), not {len(slices)}")
+    split = int(getattr(d, "col_split", 0))
+    if split and len(slices) != 1:
+        raise ValueError(f"a column split (col_split {split}) takes one image, not "
+                         f"{len(slices)}")
     requant = bool(d.flags & Flags.REQUANT)
     es = 1 if requant else (4 if acc <= 32 else 8)
     dbytes = (payload - 32) // 8
@@ -430,35 +438,50 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     else:               # prefetched during the previous wait: NEXT, CHECK and what is left
         ph["fetch_check"] = 2 + max(0, fetch + PREFETCH_START - prev_wait)
     hb = _cdiv(HEADER_BYTES, beat)
-    ph["headers"] = len(slices) * (3 + _read(hb) + 1 + HEADER_CHECK_LATENCY + hb + 1)
+    ncg = _cdiv(N, cols)
+    # the tiles' shares: (image, first column group, groups)
+    if split:
+        shares = [(slices[0], g0, g) for g0, g in tile_col_split(N, cols, split, tiles)]
+    else:
+        shares = [(pw, 0, ncg) for pw in slices]
+    one = 3 + _read(hb) + 1 + HEADER_CHECK_LATENCY + hb + 1
+    if split:       # one header read, checked again and sent to every tile (W_NEXT -> HSTART)
+        ph["headers"] = one + (len(shares) - 1) * (1 + HEADER_CHECK_LATENCY + hb + 1)
+    else:
+        ph["headers"] = len(slices) * one
     # 2.-4. tables, activations, bodies, compute, write-back: replayed cycle by cycle
     tcfg = SimpleNamespace(rows=rows, cols=cols, tiles=1, axi_data_width=width,
                            mul_pipeline=mp)
-    ncg = _cdiv(N, cols)
-    im2col = ncg * K + cols + IM2COL_EXTRA
     pipe_len = _requant_latency(acc) if requant else 0
     bpr = _cdiv(cols, out_lanes) if requant else 1
     nodes, bodies = [], []
     row0 = 0
-    for t, pw in enumerate(slices):
-        comp = tile_cycles(pw, X, tcfg, act_skip=True, image_bytes=act_bytes)["cycles"]
+    im2cols = []
+    for t, (pw, g0, g) in enumerate(shares):
+        Xt = X[:, g0 * cols:(g0 + g) * cols]
+        comp = tile_cycles(pw, Xt, tcfg, act_skip=True, image_bytes=act_bytes,
+                           cg0=g0)["cycles"]
         # the lanes start with the im2col gather (a pair waits for its entry), except bitmap
         # skipping zero activations, which waits for the whole gather
         waits = gather_waits(pw, True)
-        gate = None if waits else (gather_gate(tcfg), K)
+        gate = None if waits else (gather_gate(tcfg) + g0, K)
+        im2col = g0 + g * K + cols + IM2COL_EXTRA
+        im2cols.append(im2col)
         lanes = []
-        for lane, items in enumerate(lane_records(pw, X, tcfg, act_skip=True,
+        for lane, items in enumerate(lane_records(pw, Xt, tcfg, act_skip=True,
                                                   with_k=gate is not None)):
             toks = lane_tokens(items, 1, gate) if items else []
-            flits = [_result_flits(row0 + lane + rows * (j // ncg), j % ncg, N, cols, es,
+            flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
                                    dbytes) for j in range(len(toks))]
             lanes.append((toks, flits))
         nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
         nd.compute, nd.im2col = comp, (im2col if waits else 0)
         nodes.append(nd)
-        bodies.append(max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat)))
-        row0 += pw.shape[0]
-    mcast = sum(1 << (t + 1) for t in range(len(slices)))
+        if not split or t == 0:
+            bodies.append(max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat)))
+        if not split:
+            row0 += pw.shape[0]
+    mcast = sum(1 << (t + 1) for t in range(len(shares)))
     lut_words = LUT_BYTES // beat if requant else 0
     quant_words = _cdiv(d.m * QUANT_RECORD_BYTES, beat) if requant else 0
     act_words = _cdiv(act_bytes, beat)
@@ -471,13 +494,13 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     else:
         program.append(("tables", 1, None, 0, None))
     program.append(("acts", 2, "dma", act_words, (mcast, _ACTS, 0, 0)))
-    for t, bb in enumerate(bodies):
+    for t, bb in enumerate(bodies):     # tile after tile, or one multicast (column split)
         program.append(("bodies" if t == 0 else None, 2, "dma", bb,
-                        (1 << (t + 1), _DATA, t, 0)))
+                        (mcast if split else 1 << (t + 1), _DATA, t, 0)))
     program.append((None, 1, None, 0, None))     # BODIES once more, then WAIT
     lines = min(16, max(2, rows * tiles))
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
-                  + (im2col + max(nd.compute for nd in nodes)) * len(nodes)
+                  + (max(im2cols) + max(nd.compute for nd in nodes)) * len(nodes)
                   + WRITE_CYCLES * _cdiv(d.m * N * es, beat) * 2)
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=lut_words,
@@ -498,7 +521,8 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         compute_cycles=int(comp_left),
         writeback_cycles=int(ph["wait"] - comp_left),
         writes=int(info["writes"]), stall_cycles=[int(x) for x in info["stalls"]],
-        tiles=[{"loaded": int(nd.cs - im2col - starts["bodies"]),
+        tiles=[{"loaded": int(nd.cs - im2cols[i] - starts["bodies"]),
                 "compute_start": int(nd.cs - starts["bodies"]),
-                "compute_end": int(nd.cs + nd.compute - starts["bodies"])} for nd in nodes])
+                "compute_end": int(nd.cs + nd.compute - starts["bodies"])}
+               for i, nd in enumerate(nodes)])
     return out

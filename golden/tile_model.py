@@ -200,14 +200,16 @@ def _lane_finish(items, start: int, gate=None) -> int:
 
 
 def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
-                image_bytes: int | None = None) -> dict:
+                image_bytes: int | None = None, cg0: int = 0) -> dict:
     """Predicted cycles of ``Y = W @ X`` on one tile.
 
     For conv2d, ``X`` is the im2col matrix and ``image_bytes`` the input tensor size: the
     image is loaded raw (``cols`` bytes per beat), then the im2col generator writes one
     activation entry per cycle while the lanes already run (a pair waits for its entry,
     `lane_tokens` with a gate); bitmap skipping zero activations waits for the whole gather
-    before its lanes start (`gather_waits`).
+    before its lanes start (`gather_waits`).  ``cg0``: the tile computes a column slice
+    starting at column group ``cg0`` (``X`` holds the slice's columns): the gather first
+    steps over ``cg0`` groups, one cycle each.
 
     Returns
     -------
@@ -228,14 +230,14 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     else:
         load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, cols)) + _LOAD_EXTRA
         if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
-            load += gather_gate(cfg) + ncg * K
-    gate = (gather_gate(cfg), K) if conv and not waits else None
+            load += gather_gate(cfg) + cg0 + ncg * K
+    gate = (gather_gate(cfg) + cg0, K) if conv and not waits else None
     lanes = lane_records(pw, X, cfg, act_skip, with_k=gate is not None)
     fin = [(_lane_finish(items, _START, gate) if items else 0) for items in lanes]
     lat = int(getattr(cfg, "mul_pipeline", 2)) + 2   # pair register + fetch + MAC pipeline
     compute = max(fin) + lat + _TAIL
     if gate is not None:        # COMPUTE also waits for the end of the gather
-        compute = max(compute, gather_gate(cfg) + ncg * K)
+        compute = max(compute, gather_gate(cfg) + cg0 + ncg * K)
     pairs = int(sum(int(it[1].sum()) for items in lanes for it in items))
     return {"cycles": int(compute), "load_cycles": int(load),
             "total_cycles": int(compute + load), "pairs": pairs, "lane_cycles": fin}

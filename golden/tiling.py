@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["tile_row_split", "TILE_BUFFER_CHECKS", "nz_flag_depth", "tile_buffer_use",
-           "tile_buffer_limits", "tile_buffer_shortfall", "tile_buffer_minimum",
+__all__ = ["tile_row_split", "tile_col_split", "TILE_BUFFER_CHECKS", "nz_flag_depth",
+           "tile_buffer_use", "tile_buffer_limits", "tile_buffer_shortfall", "tile_buffer_minimum",
            "BufferShortfall"]
 
 
@@ -34,6 +34,30 @@ def tile_row_split(m: int, tiles: int) -> list[tuple[int, int]]:
         raise ValueError(f"m and tiles must be at least 1, not m={m}, tiles={tiles}")
     c = -(-m // tiles)
     return [(r, min(m, r + c)) for r in range(0, m, c)]
+
+
+def tile_col_split(n: int, cols: int, col_split: int, tiles: int) -> list[tuple[int, int]]:
+    """The column groups ``(cg0, groups)`` each tile computes when a layer's columns are split
+    across tiles (descriptor field ``col_split``, docs/spec.md section 8.1), tile 0 first.
+
+    Column group ``g`` is the columns ``[g * cols, (g + 1) * cols)`` of ``Y[M, N]``; tile ``t``
+    computes groups ``[t * c, min(G, (t + 1) * c))`` with ``c = col_split / cols`` and
+    ``G = ceil(n / cols)``; tiles past the last group get no slice (``n = 10, cols = 2,
+    col_split = 4, tiles = 4``: ``[(0, 2), (2, 2), (4, 1)]``).  Every tile holds the whole
+    weight image (all ``M`` rows) and the whole input.
+
+    ``col_split`` must be a positive multiple of ``cols`` with ``col_split * tiles >= n``
+    (`ValueError` otherwise: the descriptor checker's BAD_SHAPE).
+    """
+    for name, v in (("n", n), ("cols", cols), ("col_split", col_split), ("tiles", tiles)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive int, not {v!r}")
+    n, cols, col_split, tiles = int(n), int(cols), int(col_split), int(tiles)
+    if col_split % cols or col_split * tiles < n:
+        raise ValueError(f"col_split must be a multiple of cols ({cols}) with col_split * "
+                         f"tiles >= n ({n} over {tiles} tiles), not {col_split}")
+    c, groups = col_split // cols, -(-n // cols)
+    return [(g, min(c, groups - g)) for g in range(0, groups, c)]
 
 
 # ---- does a layer fit one tile's buffers -------------------------------------------------------

@@ -36,8 +36,10 @@ from sparsemac.golden.quant import fixed_point, wrap
 from sparsemac.golden.quant_record import pack_quant_records
 from sparsemac.golden.tiling import (
     BufferShortfall,
+    tile_buffer_limits,
     tile_buffer_minimum,
     tile_buffer_shortfall,
+    tile_buffer_use,
     tile_row_split,
 )
 
@@ -46,7 +48,8 @@ from .placement import MemoryPlan, Region
 
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
-           "tile_buffer_needs", "check_tile_buffers", "layer_buffer_shortfall", "QUANT_MODES",
+           "tile_buffer_needs", "check_tile_buffers", "SPLITS", "col_split_of",
+           "col_split_fits", "layer_buffer_shortfall", "QUANT_MODES",
            "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
            "random_input", "BIAS_LIMIT"]
 
@@ -229,6 +232,45 @@ def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
     """
     return [pack_weights(w2[r0:r1], fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                          nm=nm) for r0, r1 in tile_row_split(w2.shape[0], cfg.tiles)]
+
+
+#: How `compile_network` spreads a layer over the tiles (docs/spec.md section 8.1): ``rows``
+#: (output rows, one image per tile), ``cols`` (column groups, one image of all rows that
+#: every tile loads), ``auto`` (per layer, the one the network cycle model finds faster among
+#: those that fit the tile buffers).
+SPLITS = ("rows", "cols", "auto")
+
+
+def col_split_of(n: int, cfg) -> int:
+    """``col_split`` of a layer with ``n`` output columns spread over every tile: column groups
+    of ``cols`` shared out evenly, ``ceil(ceil(n / cols) / tiles) * cols`` columns per tile."""
+    cols = int(cfg.cols)
+    groups = -(-int(n) // cols)
+    return -(-groups // int(cfg.tiles)) * cols
+
+
+def col_split_fits(cl, cfg) -> bool:
+    """Whether compiled layer ``cl`` can run with its columns split across the tiles: at least
+    two column groups, and the one image of all ``M`` rows inside a tile's weight buffer, the
+    ``M`` rows inside its output buffer, one tile's share of the im2col entries and flag
+    words and the whole input inside its activation buffers (`golden.tiling`)."""
+    m, k, n = cl.spec.mkn
+    if cfg.tiles < 2 or -(-n // cfg.cols) < 2:
+        return False
+    share = col_split_of(n, cfg)
+    use = tile_buffer_use(cfg, k=k, n=min(n, share), weight_bytes=int(cl.packed.image.nbytes),
+                          rows=m, image_bytes=math.prod(cl.spec.in_shape))
+    cap = tile_buffer_limits(cfg)
+    return all(use[c] <= cap[c] for c in use)
+
+
+def _use_col_split(cl, cfg, split: str) -> bool:
+    if split == "rows" or not col_split_fits(cl, cfg):
+        return False
+    if split == "cols":
+        return True
+    from sparsemac.host.cycles import prefer_col_split  # auto: the cycle model decides
+    return prefer_col_split(cl, cfg)
 
 
 def quant_records(bias, mult, shift) -> bytes:
@@ -578,7 +620,7 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Networ
 
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
                     irq_last: bool = True, quant: str = "calibrate",
-                    out_fill: str = "zero") -> CompiledNetwork:
+                    out_fill: str = "zero", split="auto") -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
     Parameters
@@ -604,6 +646,12 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     out_fill : {"zero", "random"}
         Content of the output buffers in the image: zeros, or random bytes (a canary that shows
         an output the accelerator did not write).
+    split : {"rows", "cols", "auto"} or sequence of them
+        How each layer is spread over the tiles (`SPLITS`, docs/spec.md section 8.1):
+        ``cols`` splits the column groups where the layer has at least two of them and the
+        one image of all rows fits a tile (`col_split_fits`), else rows; ``auto`` takes the
+        faster of the two by the network cycle model.  A sequence gives one choice per layer
+        (every network's layers in order; networks of one image only).
 
     Raises
     ------
@@ -623,6 +671,13 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         raise TypeError(f"net must be a Network or a non-empty sequence of them, not {net!r}")
     for n in nets:
         _check_config(n, cfg)
+    total = sum(len(n.layers) for n in nets)
+    splits = [split] * total if isinstance(split, str) else list(split)
+    if len(splits) != total or any(s not in SPLITS for s in splits):
+        raise ValueError(f"split must be one of {', '.join(SPLITS)} or {total} of them (one "
+                         f"per layer), not {split!r}")
+    if not isinstance(split, str) and any(n.batch > 1 for n in nets):
+        raise ValueError("split must be one string for a batch of images")
     if any(n.batch > 1 for n in nets):
         if quant != "calibrate":
             raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
@@ -638,6 +693,9 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         for spec in n.layers:
             cl, _ = _layer(spec, cfg, [cur], s_x,
                            np.random.default_rng([*key, spec.index + 1]), quant)
+            if _use_col_split(cl, cfg, splits[min(len(layers) + sum(len(c[2]) for c in chains),
+                                                  len(splits) - 1)]):
+                cl.slices = [cl.packed]
             cl.chain = j
             layers.append(cl)
             cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
@@ -696,6 +754,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                       kout=s.out, kh=s.kernel[0], kw=s.kernel[1],
                                       stride=s.stride, pad=s.padding, dilation=s.dilation,
                                       **common)
+            if cl.slices[0] is cl.packed and cfg.tiles > 1:     # columns split (above)
+                d = d.replace(col_split=col_split_of(s.mkn[2], cfg))
             cl.descriptor = d
             for part in ("weights", "quant", "lut", "out"):
                 if part not in regs and plan.has(f"{name}.{part}"):

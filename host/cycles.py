@@ -21,8 +21,9 @@ from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.net_cycles import descriptor_cycles
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
+from sparsemac.golden.tiling import tile_col_split
 
-__all__ = ["layer_cycles", "table_cycles", "CYCLE_SOURCE"]
+__all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "CYCLE_SOURCE"]
 
 CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
                 "tables, activations, bodies tile after tile), golden.tile_model per tile, "
@@ -71,8 +72,14 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width,
                                mul_pipeline=getattr(cfg, "mul_pipeline", 2))
-    slowest = max(tile_cycles(sub, run.cols, tile_cfg, act_skip=True,
-                              image_bytes=act_bytes)["total_cycles"] for sub in run.slices)
+    if d.col_split:     # every tile: the one image, its share of the column groups
+        c = int(cfg.cols)
+        shares = [(run.slices[0], run.cols[:, g0 * c:(g0 + g) * c], g0)
+                  for g0, g in tile_col_split(d.n, c, d.col_split, cfg.tiles)]
+    else:
+        shares = [(sub, run.cols, 0) for sub in run.slices]
+    slowest = max(tile_cycles(sub, x, tile_cfg, act_skip=True, image_bytes=act_bytes,
+                              cg0=g0)["total_cycles"] for sub, x, g0 in shares)
     pw = pack_weights(run.weights, fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                       nm=(d.param_a, d.param_b) if fmt == "nm" else (2, 4))
     requant = bool(d.flags & Flags.REQUANT)
@@ -96,3 +103,40 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
         "bytes_read": st.bytes_read, "bytes_written": st.bytes_written,
         "ideal_speedup": st.ideal_speedup,
     }
+
+
+def prefer_col_split(cl, cfg) -> bool:
+    """Whether compiled layer ``cl`` runs in fewer cycles with its columns split across the
+    tiles than with its rows split (`descriptor_cycles` of both, as a descriptor of its own:
+    the compiler's ``split="auto"``)."""
+    from sparsemac.host.compiler import col_split_of, split_weights
+
+    d = cl.descriptor
+    if d.m == 0:                # not built yet: the layer's own shapes
+        from sparsemac.golden.descriptors import Descriptor
+        from sparsemac.golden.descriptors import Flags as F
+
+        m, k, n = cl.spec.mkn
+        flags = (F.REQUANT if cl.spec.requant else 0) | (F.LUT if cl.lut is not None else 0)
+        d = Descriptor(m=m, k=k, n=n, flags=int(flags))
+    fmt = cl.packed.fmt
+    nm = (cl.packed.param_a, cl.packed.param_b) if fmt == "nm" else (2, 4)
+    rows = split_weights(cl.weights.reshape(d.m, -1), fmt, cfg, nm=nm)
+    cols = _im2col_of(cl)
+    act = int(cl.x.size)
+    by_rows = descriptor_cycles(d.replace(col_split=0), rows, cols, cfg, act_bytes=act)
+    by_cols = descriptor_cycles(d.replace(col_split=col_split_of(d.n, cfg)), [cl.packed],
+                                cols, cfg, act_bytes=act)
+    return by_cols["cycles"] < by_rows["cycles"]
+
+
+def _im2col_of(cl):
+    """The layer's ``X`` as the tiles see it: a matmul's input, a conv2d's im2col matrix."""
+    from sparsemac.golden.ops import im2col
+
+    sp = cl.spec
+    if sp.op == "matmul":
+        return cl.x
+    cols, _ = im2col(cl.x, sp.kernel[0], sp.kernel[1], stride=sp.stride, padding=sp.padding,
+                     dilation=sp.dilation)
+    return cols

@@ -140,7 +140,8 @@ _BODY_CODES = (ErrorCode.BAD_PTR, ErrorCode.BAD_MASK_COUNT, ErrorCode.BAD_INDEX,
 
 
 def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[PackedWeights]:
-    """The per-tile weight images at ``d.weights``, back to back (spec section 8.1).
+    """The per-tile weight images at ``d.weights``, back to back (spec section 8.1); with a
+    column split (``d.col_split``) the one image of every tile, which must hold all ``m`` rows.
 
     Each header is checked in the hardware's order (hw/hub/sequencer.py, HCHECK): the header
     inside the window, then per code the header's own rule (`golden.format_check.check_header`)
@@ -180,6 +181,7 @@ def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[Packed
              own_msg or f"parameters ({pa}, {pb}) differ from the descriptor's "
              f"({d.param_a}, {d.param_b})"),
             (E.BAD_SHAPE, own == E.BAD_SHAPE or shape[1] != d.k or rows + shape[0] > d.m
+             or (d.col_split and shape[0] != d.m)
              or (hw and (shape[0] > cfg.out_buf_depth or shape[1] >= 1 << 16)),
              own_msg or f"shape {shape} does not fit (rows {rows}..{rows + shape[0]} of m = "
              f"{d.m}, cols = k = {d.k}, at most {cfg.out_buf_depth} rows per tile)"),
@@ -204,6 +206,8 @@ def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[Packed
         out.append(pw)
         rows += shape[0]
         off += total
+        if d.col_split:     # the one image of every tile (all m rows, checked above)
+            break
     if body_error is not None:
         raise body_error
     return out
@@ -340,9 +344,10 @@ def _act_shortfall(d: Descriptor, cfg) -> str:
     """Why the layer's activations do not fit a tile's buffers ("" when they fit): the
     im2col entries, zero-flag words and conv input image of `golden.tiling`, the limits the
     hardware's descriptor checker computes (``act_fits``; the sequencer stops with
-    BAD_SHAPE)."""
+    BAD_SHAPE); with a column split, of one tile's share of the column groups."""
     image = d.c * d.h * d.w if d.opcode == Opcode.CONV2D else 0
-    use = tile_buffer_use(cfg, k=d.k, n=d.n, image_bytes=image if image else d.k * d.n)
+    n = min(d.n, d.col_split) if d.col_split else d.n       # one tile's share of the columns
+    use = tile_buffer_use(cfg, k=d.k, n=n, image_bytes=image if image else d.k * d.n)
     cap = tile_buffer_limits(cfg)
     for check in ("act_entries", "flag_words", "image_entries"):
         if use[check] > cap[check]:

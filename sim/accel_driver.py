@@ -151,14 +151,20 @@ def job_networks(rng, cfg, layers: list[dict]) -> tuple[list, list[dict]]:
     return nets, placed
 
 
-def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000) -> Job:
+def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000, split=None) -> Job:
     """Compile ``layers`` (driver dicts) into one window with `sparsemac.host.compiler`:
     `job_networks`, then `compile_network` with random requantization parameters
-    (``quant="random"``), canary-filled output buffers and no IRQ flag."""
+    (``quant="random"``), canary-filled output buffers and no IRQ flag.
+
+    ``split``: `compile_network`'s work split; default: ``rows`` or ``cols`` drawn per layer
+    (from a generator of its own, so the other draws do not depend on it)."""
     nets, placed = job_networks(rng, cfg, layers)
     seed = int(rng.integers(0, 2**31))
+    if split is None:
+        pick = np.random.default_rng([seed, 8])
+        split = [str(pick.choice(["rows", "cols"])) for _ in placed]
     cn = compile_network([network_from_dict(n) for n in nets], cfg, base=base, seed=seed,
-                         irq_last=False, quant="random", out_fill="random")
+                         irq_last=False, quant="random", out_fill="random", split=split)
     job = Job(base=base, image=bytearray(cn.image), desc_base=cn.desc_base,
               count=cn.desc_count)
     for L, cl in zip(placed, cn.layers, strict=True):

@@ -37,7 +37,7 @@ def descriptor_layout() -> data.StructLayout:
         "reserved0": 16, "weights": 32, "acts": 32, "out": 32, "quant": 32, "lut": 32,
         "m": 32, "k": 32, "n": 32, "c": 16, "h": 16, "w": 16, "kh": 8, "kw": 8,
         "stride_h": 8, "stride_w": 8, "pad_h": 8, "pad_w": 8, "dil_h": 8, "dil_w": 8,
-        "reserved1": 16, "reserved2": 32,
+        "col_split": 16, "reserved2": 32,
     })
 
 
@@ -80,7 +80,12 @@ class DescChecker(wiring.Component):
     act_bytes, out_bytes : Out(64)
         Sizes of the activation and output buffers (meaningful once ``code`` is 0).
     act_fits : Out(1)
-        The activations fit the tile buffers (meaningful once ``code`` is 0).
+        The activations fit the tile buffers (meaningful once ``code`` is 0; with a column
+        split, the im2col entries and flag words of one tile's share of the column groups).
+    ncg : Out(17)
+        Column groups of the layer, ``ceil(n / cols)``.
+    cg_chunk : Out(17)
+        Column groups per tile of a column split (``col_split / cols``), 0 without one.
     """
 
     def __init__(self, cfg: AcceleratorConfig):
@@ -90,6 +95,7 @@ class DescChecker(wiring.Component):
             "busy": Out(1), "valid": Out(1), "code": Out(8),
             "oh": Out(DIM_WIDTH), "ow": Out(DIM_WIDTH),
             "act_bytes": Out(64), "out_bytes": Out(64), "act_fits": Out(1),
+            "ncg": Out(DIM_WIDTH + 1), "cg_chunk": Out(DIM_WIDTH + 1),
         })
 
     def elaborate(self, platform):
@@ -116,7 +122,10 @@ class DescChecker(wiring.Component):
         act_part, act_bytes = Signal(PW), Signal(PW)
         mn = Signal(PW)                             # m * n
         ncg = Signal(DIM_WIDTH + 1)                 # ceil(n / cols)
-        im2col, flagw = Signal(PW), Signal(PW)      # ncg * k, ncg * ceil(k / W)
+        chunk = Signal(DIM_WIDTH + 1)               # column split: col_split / cols
+        chunk_cols, span = Signal(PW), Signal(PW)   # chunk * cols, chunk * tiles
+        grp = Signal(DIM_WIDTH + 1)                 # column groups of the largest tile share
+        im2col, flagw = Signal(PW), Signal(PW)      # grp * k, grp * ceil(k / W)
         geo_ok, pos = Signal(), Signal()
 
         # ops run in order: ("mul", a, b, dst[, when]) | ("div", numerator, denominator,
@@ -148,9 +157,19 @@ class DescChecker(wiring.Component):
             ops.append(("set", [ncg.eq(ncg_num >> (cols.bit_length() - 1))]))
         else:
             ops.append(("div", ncg_num, cols, ncg))
+        # column split (section 8.1): col_split / cols groups per tile, a multiple of cols,
+        # and the tiles cover every group
+        split = d.col_split != 0
+        if cols & (cols - 1) == 0:
+            ops.append(("set", [chunk.eq(d.col_split >> (cols.bit_length() - 1))]))
+        else:
+            ops.append(("div", d.col_split, cols, chunk, split))
         ops += [
-            ("mul", k16, ncg, im2col),
-            ("mul", (k16 + W - 1) >> lg_w, ncg, flagw),
+            ("mul", chunk, cols, chunk_cols, split),
+            ("mul", chunk, cfg.tiles, span, split),
+            ("set", [grp.eq(Mux(split & (chunk < ncg), chunk, ncg))]),
+            ("mul", k16, grp, im2col),
+            ("mul", (k16 + W - 1) >> lg_w, grp, flagw),
         ]
 
         # multiplier: macc += ma while mb has ones (ma shifts left, mb right)
@@ -184,7 +203,7 @@ class DescChecker(wiring.Component):
         any_conv = Signal()
         m.d.comb += any_conv.eq((d.c | d.h | d.w | d.kh | d.kw | d.stride_h | d.stride_w
                                  | d.pad_h | d.pad_w | d.dil_h | d.dil_w).any())
-        flags_bad = ((fl & ~0xB).any() | d.reserved0.any() | d.reserved1.any() | d.reserved2.any()
+        flags_bad = ((fl & ~0xB).any() | d.reserved0.any() | d.reserved2.any()
                      | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (~conv & any_conv))
         mkn_ok = ((d.m >= 1) & (d.k >= 1) & (d.n >= 1) & (d.m <= dim_max) & (d.k <= dim_max)
                   & (d.n <= dim_max))
@@ -193,6 +212,7 @@ class DescChecker(wiring.Component):
                      & (d.dil_h <= MAX_GEO) & (d.dil_w <= MAX_GEO))
         conv_ok = (geo_ok & (oh >= 1) & (ow >= 1) & (d.k == ckk) & (d.n == ohow) & geo_small)
         out_bytes = Mux(requant, mn, mn << 2)
+        split_bad = split & ((chunk_cols != d.col_split) | (span < ncg))
         # only meaningful once mkn_ok holds (16-bit m, k, n), which `code` checks first
         act_fits = ((im2col <= cfg.act_buf_depth)
                     & (act_bytes <= cfg.act_buf_depth * cols)       # ceil(act / cols) <= depth
@@ -220,11 +240,13 @@ class DescChecker(wiring.Component):
             ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > _HW_OPCODE_MAX),
                      r_format.eq(d.format > max(FormatCode)), r_built.eq(~fmt_built),
                      r_params.eq(~params_ok),
-                     r_flags.eq(flags_bad), r_shape.eq(~(mkn_ok & (~conv | conv_ok))),
+                     r_flags.eq(flags_bad),
+                     r_shape.eq(~(mkn_ok & (~conv | conv_ok)) | split_bad),
                      r_misaligned.eq(misaligned), r_outside.eq(outside),
                      self.act_fits.eq(act_fits), self.act_bytes.eq(act_bytes),
                      self.out_bytes.eq(out_bytes),
-                     self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n))]),
+                     self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n)),
+                     self.ncg.eq(ncg), self.cg_chunk.eq(Mux(split, chunk, 0))]),
         ]
         code = Signal(8)
         rules = [(r_magic, E.BAD_DESC_MAGIC), (r_opcode, E.BAD_OPCODE), (r_format, E.BAD_FORMAT),

@@ -58,6 +58,7 @@ class Sequencer(wiring.Component):
     rd_abort, wr_abort : Out(1); rd_busy, wr_busy : In(1)
     inject : Out(stream(flit))  -- the hub's ring port
     layer : Out(layer_layout()); node_start : Out(tiles); node_rows, node_row_base : Out(16)
+    node_cg0, node_cgs : Out(16)  (the started node's column groups; 0, 0 = all of them)
     node_done, node_error, node_image_done : In(tiles); node_image_code : In(8 x tiles)
     out_base : Out(addr_width); row_bytes, m_total : Out(32); lg_esize : Out(2); rw_clear : Out(1)
     rw_markers : In(8); rw_error_code : In(8); rw_error_addr : In(addr_width); rw_busy : In(1)
@@ -84,6 +85,7 @@ class Sequencer(wiring.Component):
             "inject": Out(stream.Signature(flit_layout(T + 1, cfg.ring_payload_width))),
             "layer": Out(layer_layout()), "node_start": Out(T),
             "node_rows": Out(DIM_WIDTH), "node_row_base": Out(DIM_WIDTH),
+            "node_cg0": Out(DIM_WIDTH), "node_cgs": Out(DIM_WIDTH),
             "node_done": In(T), "node_error": In(T), "node_image_done": In(T),
             "node_image_code": In(data.ArrayLayout(8, T)),
             "out_base": Out(aw), "row_bytes": Out(32), "m_total": Out(32), "rw_clear": Out(1),
@@ -115,6 +117,12 @@ class Sequencer(wiring.Component):
         tmask = Signal(T)
         img = Signal(aw + 2)
         rows_sum = Signal(33)
+        # column split (descriptor col_split, docs/spec.md section 8.1): every tile gets the
+        # one image (all rows) and `chunk` column groups from `cg_base`
+        split = Signal()
+        chunk, ncg, cg_base = Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 2)
+        cg_left = Signal(DIM_WIDTH + 2)
+        m.d.comb += cg_left.eq(ncg - cg_base)
         soft = Signal()
         wd = Signal(range(cfg.watchdog_cycles + 1))
         body_addr = Array(Signal(aw + 2, name=f"body_addr{i}") for i in range(T))
@@ -276,7 +284,7 @@ class Sequencer(wiring.Component):
                     with m.Elif(phase == _P_WHDR):
                         m.next = "HSTART"
                     with m.Elif(phase == _P_WBODY):
-                        m.d.sync += bt.eq(bt + 1)
+                        m.d.sync += bt.eq(Mux(split, t, bt + 1))
                         m.next = "BODIES"
                     with m.Elif(phase == _P_LUT):
                         m.next = "QUANT"
@@ -319,6 +327,8 @@ class Sequencer(wiring.Component):
                     self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
                     self.lg_esize.eq(lg_es),
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
+                    split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), ncg.eq(chk.ncg),
+                    cg_base.eq(0),
                     layer_irq.eq(desc.flags[3]),
                 ]
                 with m.If(chk.code != 0):
@@ -349,7 +359,8 @@ class Sequencer(wiring.Component):
                 m.d.sync += [
                     h_format.eq(hb.format != desc.format),
                     h_param.eq((hb.param_a != desc.param_a) | (hb.param_b != desc.param_b)),
-                    h_shape.eq((hb.cols != desc.k) | (rows_sum + hb.rows > desc.m)),
+                    h_shape.eq((hb.cols != desc.k) | (rows_sum + hb.rows > desc.m)
+                               | (split & (hb.rows != desc.m))),
                     h_size.eq(hb.total > cfg.weight_buf_depth * beat),
                     h_window.eq(img + hb.total > self.mem_limit),
                     h_last.eq(rows_sum + hb.rows == desc.m),
@@ -378,6 +389,9 @@ class Sequencer(wiring.Component):
                             with m.If(t == i):
                                 m.d.comb += self.node_start[i].eq(1)
                         m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
+                        with m.If(split):
+                            m.d.comb += [self.node_cg0.eq(cg_base),
+                                         self.node_cgs.eq(Mux(cg_left < chunk, cg_left, chunk))]
                         m.d.sync += [f_mcast.eq(0), wi.eq(0)]
                         m.next = "HSEND"
             with m.State("HSEND"):
@@ -395,14 +409,25 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("W_NEXT"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total),
-                             t.eq(t + 1), tmask.eq(tmask | (1 << t))]
-                with m.If(h_last):
-                    m.next = "LUT"
-                with m.Elif(t + 1 == T):
-                    fail(E.BAD_SHAPE, img + hb.total)
+                m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t))]
+                with m.If(split):
+                    # the next tile: the same image (its header still in `hdr`: checked
+                    # again, not read again), the next column groups
+                    m.d.sync += [cg_base.eq(cg_base + chunk), f_dest.eq(t + 2)]
+                    with m.If(cg_left <= chunk):
+                        m.next = "LUT"
+                    with m.Elif(t + 1 == T):
+                        fail(E.BAD_SHAPE, img)
+                    with m.Else():
+                        m.next = "HSTART"
                 with m.Else():
-                    m.next = "W_START"
+                    m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total)]
+                    with m.If(h_last):
+                        m.next = "LUT"
+                    with m.Elif(t + 1 == T):
+                        fail(E.BAD_SHAPE, img + hb.total)
+                    with m.Else():
+                        m.next = "W_START"
                 abort_on_soft_reset()
             with m.State("LUT"):
                 m.d.comb += self.busy.eq(1)
@@ -443,6 +468,8 @@ class Sequencer(wiring.Component):
                     m.next = "WAIT"
                 with m.Elif(body_len[bt] == 0):
                     m.d.sync += bt.eq(bt + 1)
+                with m.Elif(split):     # the one image body, multicast to every started tile
+                    read(_P_WBODY, body_addr[0], body_len[0], FlitType.DATA)
                 with m.Else():
                     read(_P_WBODY, body_addr[bt], body_len[bt], FlitType.DATA, unicast=bt + 1)
                 abort_on_image_error()

@@ -43,7 +43,11 @@ class Im2colAddress(wiring.Component):
         Pulse: begin (``geo``, ``k``, ``ncg`` held stable until ``done``).
     geo : In(conv_geometry_layout())
     k, ncg : In(16)
-        ``C*KH*KW`` and ``ceil(OH*OW / cols)``.
+        ``C*KH*KW`` and the end of the column groups produced: ``ceil(OH*OW / cols)`` for the
+        whole output, less for a tile computing a slice of the columns.
+    cg_first : In(16)
+        The first column group produced (``0``: from the first output pixel): the generator
+        steps over the groups before it, one per cycle, without producing entries.
     valid, done : Out(1)
         An entry's addresses are on ``addr``/``inb``; all entries were produced.
     addr : Out(ArrayLayout(addr_width, cols)); inb : Out(cols)
@@ -53,7 +57,7 @@ class Im2colAddress(wiring.Component):
         self.cols, self.aw, self.dw = cols, addr_width, dim_width
         super().__init__({
             "start": In(1), "geo": In(conv_geometry_layout(dim_width)),
-            "k": In(dim_width), "ncg": In(dim_width),
+            "k": In(dim_width), "ncg": In(dim_width), "cg_first": In(dim_width),
             "valid": Out(1), "done": Out(1),
             "addr": Out(data.ArrayLayout(addr_width, cols)), "inb": Out(cols),
         })
@@ -113,17 +117,21 @@ class Im2colAddress(wiring.Component):
                     m.d.sync += [q.eq(noh), rmd.eq(now)]
                     m.next = "RUN"
             with m.State("RUN"):
-                with m.If(cg == self.ncg):
+                def next_group():
+                    m.d.sync += [kk.eq(0), c.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
+                                 cb.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
+                    for j in range(cols):
+                        wrap = ow[j] + rmd >= g.ow
+                        m.d.sync += [ow[j].eq(ow[j] + rmd - (wrap * g.ow)),
+                                     oh[j].eq(oh[j] + q + wrap)]
+                with m.If(cg >= self.ncg):
                     m.next = "DRAIN"
+                with m.Elif(cg < self.cg_first):    # a group of another tile: step over it
+                    next_group()
                 with m.Else():
                     m.d.comb += step_valid.eq(1)
                     with m.If(kk + 1 == self.k):  # next column group
-                        m.d.sync += [kk.eq(0), c.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
-                                     cb.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
-                        for j in range(cols):
-                            wrap = ow[j] + rmd >= g.ow
-                            m.d.sync += [ow[j].eq(ow[j] + rmd - (wrap * g.ow)),
-                                         oh[j].eq(oh[j] + q + wrap)]
+                        next_group()
                     with m.Else():
                         m.d.sync += kk.eq(kk + 1)
                         with m.If(s + 1 == g.kw):

@@ -30,10 +30,14 @@ class TileOp(enum.Enum, shape=1):
 def tile_command_layout():
     """The tile's command: ``op``, ``fmt`` (must match the image header), ``act_skip``
     (dual-side zero skipping), ``m``, ``k``, ``n`` (matmul ``W[M,K] @ X[K,N]``; conv2d:
-    ``Kout``, ``C*KH*KW``, ``OH*OW``) and ``geo`` (conv2d geometry, ignored by matmul)."""
+    ``Kout``, ``C*KH*KW``, ``OH*OW``), ``geo`` (conv2d geometry, ignored by matmul) and the
+    column groups the tile computes: ``cgs`` groups of ``cols`` columns from group ``cg0``
+    (``cgs = 0``: every group from ``cg0`` on; a layer whose columns are split across tiles,
+    docs/spec.md section 8.1)."""
     return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
                               "k": DIM_WIDTH, "n": DIM_WIDTH,
-                              "geo": conv_geometry_layout(DIM_WIDTH)})
+                              "geo": conv_geometry_layout(DIM_WIDTH),
+                              "cg0": DIM_WIDTH, "cgs": DIM_WIDTH})
 
 
 def tile_result_layout(cols: int, acc_width: int):
@@ -87,8 +91,15 @@ class Tile(wiring.Component):
     error : Out(1)
         Set at compute start (until the next command) when the image's format differs from
         ``cmd.fmt``, the image, the activation entries or the conv2d input overflowed their
-        buffer, or an nm image has an N that is not a power of two (results are then
-        garbage).
+        buffer, an nm image has an N that is not a power of two, or the column groups
+        ``[cg0, cg0 + cgs)`` are not inside ``ceil(n / cols)`` (the slice is then clamped to
+        the groups that exist; results are garbage).
+
+    Column slices: the tile computes only the column groups ``[cg0, cg0 + cgs)`` (every one
+    from ``cg0`` when ``cgs`` is 0) and tags its results with the layer's own ``cg``.  The
+    activations still arrive whole (the accelerator multicasts them to every tile): a matmul
+    keeps the entries of its groups and drops the others; a conv2d loads the whole image and
+    the gather steps over the groups before ``cg0`` (one cycle each).
     """
 
     def __init__(self, config: AcceleratorConfig, *, conv: bool = True):
@@ -121,15 +132,16 @@ class Tile(wiring.Component):
         return 1 + self.mac.latency
 
 
-    def _im2col_gather(self, m, cmd, ncg, is_conv, a_take, i_wr, i_count, imem, i2c,
-                       e_valid, e_data):
+    def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wr, i_count,
+                       imem, i2c, e_valid, e_data):
         """conv2d: the raw image into ``imem``, then the entries gathered by ``i2c``."""
         cols = self.cols
         m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.acts.payload),
                      i_wr.en.eq(a_take & is_conv)]
         with m.If(a_take & is_conv):
             m.d.sync += i_count.eq(i_count + 1)
-        m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(ncg)]
+        m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
+                     i2c.cg_first.eq(cg_first)]
         g_valid = Signal()
         g_sel = [Signal(range(cols), name=f"g_sel{j}") for j in range(cols)]
         g_inb = Signal(cols)
@@ -140,7 +152,7 @@ class Tile(wiring.Component):
             m.d.comb += rp.addr.eq(i2c.addr[j] // cols)
             m.d.sync += g_sel[j].eq(i2c.addr[j] % cols)
             g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
-        m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take)),
+        m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take & a_keep)),
                      e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
 
     def elaborate(self, platform):
@@ -176,22 +188,29 @@ class Tile(wiring.Component):
         hdr = Signal(256)
         h_fmt, h_a, h_b = hdr[32:34], hdr[40:48], hdr[48:56]
         sec_a, sec_b, sec_c, total = hdr[128:160], hdr[160:192], hdr[192:224], hdr[224:256]
-        ncg = Signal(DIM_WIDTH)
+        ncg = Signal(DIM_WIDTH)          # column groups this tile computes
+        ncg_all = Signal(DIM_WIDTH)      # column groups of the layer: ceil(n / cols)
+        cg_first = Signal(DIM_WIDTH)     # the first group computed
+        cg_end = Signal(DIM_WIDTH + 1)   # one past the last
+        slice_bad = Signal()
         kw = Signal(self.naw)
         wcount = Signal(self.baw + 1)
         hdr_words = 32 // self.wb
         w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
+        g_k, g_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)   # matmul: entry arriving (whole X)
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
         is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
         # bitmap skipping zero activations reads the gathered entries' flag words
         wait_gather = ((cmd.fmt == FormatCode.BITMAP) & cmd.act_skip) if has_bm else Const(0)
         i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
-        a_loaded = Mux(is_conv, i_count >= i_beats, a_cg == ncg)
+        a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
+        a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
         start = Signal()
         all_done = Signal()
-        overflow = (wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
+        overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
+                    | slice_bad)
         if self.conv:
             overflow = overflow | (i_count > cfg.act_buf_depth)
         if has_bm:
@@ -249,14 +268,23 @@ class Tile(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
-                                 self.error.eq(0)]
+                                 g_k.eq(0), g_cg.eq(0), self.error.eq(0),
+                                 ncg_all.eq((self.cmd.payload.n + cols - 1) // cols)]
                     if self.conv:   # image size h * w * c: one product here, one in SETUP
                         geo = self.cmd.payload.geo
                         m.d.sync += i_hw.eq(geo.h * geo.w)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [ncg.eq((cmd.n + cols - 1) // cols),
+                # the slice, clamped to the groups that exist (1 group at least)
+                first_ok = cmd.cg0 < ncg_all
+                first = Mux(first_ok, cmd.cg0, ncg_all - 1)
+                avail = Signal(DIM_WIDTH, name="slice_avail")
+                want = Signal(DIM_WIDTH, name="slice_want")
+                m.d.comb += [avail.eq(ncg_all - first), want.eq(Mux(cmd.cgs == 0, avail, cmd.cgs))]
+                groups = Mux(want > avail, avail, want)
+                m.d.sync += [ncg.eq(groups), cg_first.eq(first), cg_end.eq(first + groups),
+                             slice_bad.eq(~first_ok | (want > avail)),
                              kw.eq((cmd.k + W - 1) >> lg_w)]
                 if self.conv:
                     m.d.sync += [i_count.eq(0),
@@ -319,10 +347,15 @@ class Tile(wiring.Component):
         e_valid, e_data = Signal(), Signal(cols * 8)
         a_take = self.acts.valid & self.acts.ready
         if self.conv:
-            self._im2col_gather(m, cmd, ncg, is_conv, a_take, i_wr, i_count, imem, i2c,
-                                e_valid, e_data)
+            self._im2col_gather(m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wr,
+                                i_count, imem, i2c, e_valid, e_data)
         else:
-            m.d.comb += [e_valid.eq(a_take), e_data.eq(self.acts.payload)]
+            m.d.comb += [e_valid.eq(a_take & a_keep), e_data.eq(self.acts.payload)]
+        with m.If(a_take & ~is_conv):        # matmul: position of the entry in the whole X
+            with m.If(g_k + 1 == cmd.k):
+                m.d.sync += [g_k.eq(0), g_cg.eq(g_cg + 1)]
+            with m.Else():
+                m.d.sync += g_k.eq(g_k + 1)
         m.d.comb += [a_wr.addr.eq(a_addr), a_wr.data.eq(e_data), a_wr.en.eq(e_valid)]
         if has_bm:
             # flag words are assembled in a register and written whole (no bit enables)
@@ -401,10 +434,10 @@ class Tile(wiring.Component):
             res_m = Signal(DIM_WIDTH, name=f"res_m{r}")
             res_cg = Signal(DIM_WIDTH, name=f"res_cg{r}")
             with m.If(start):
-                m.d.sync += [res_m.eq(r), res_cg.eq(0)]
+                m.d.sync += [res_m.eq(r), res_cg.eq(cg_first)]
             with m.Elif(last.end):
-                with m.If(res_cg + 1 == ncg):
-                    m.d.sync += [res_m.eq(res_m + rows), res_cg.eq(0)]
+                with m.If(res_cg + 1 == cg_end):
+                    m.d.sync += [res_m.eq(res_m + rows), res_cg.eq(cg_first)]
                 with m.Else():
                     m.d.sync += res_cg.eq(res_cg + 1)
             res = Signal(tile_result_layout(cols, cfg.acc_width), name=f"res{r}")

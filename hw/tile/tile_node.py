@@ -58,7 +58,8 @@ class TileNode(wiring.Component):
     finished and every result left, one marker flit with ``m = DONE_MARKER``.  The hub writes
     the bytes; the marker tells it the node's results are all written (per-pair ring order).
 
-    ``start`` (one cycle) latches ``rows``/``row_base``, issues the tile command and restarts the
+    ``start`` (one cycle) latches ``rows``/``row_base`` and the column groups ``cg0``/``cgs``
+    (``Tile``'s command: ``0``/``0`` = every group), issues the tile command and restarts the
     image checker; ``done`` is high while the node is idle.  ``error`` is the tile's error flag
     of the last layer.  ``image_done`` goes high once the layer's weight image has passed the
     checker, with ``image_code`` its `FormatErrorCode` (0 = consistent; docs/spec.md section 3),
@@ -91,6 +92,7 @@ class TileNode(wiring.Component):
             "flits_out": Out(stream.Signature(fl)),
             "layer": In(layer_layout()),
             "start": In(1), "rows": In(DIM_WIDTH), "row_base": In(DIM_WIDTH),
+            "cg0": In(DIM_WIDTH), "cgs": In(DIM_WIDTH),
             "done": Out(1), "error": Out(1), "image_done": Out(1), "image_code": Out(8),
             "computing": Out(1), "mac_active": Out(1), "stall": Out(1),
         })
@@ -107,6 +109,7 @@ class TileNode(wiring.Component):
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
         lay = self.layer
         rows, row_base = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
+        cg0, cgs = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         act_cnt, q_cnt, lut_cnt = Signal(32), Signal(32), Signal(16)
         q_idx = Signal(DIM_WIDTH + 1)
         m.d.comb += [self.computing.eq(tile.computing), self.mac_active.eq(tile.mac.valid.any())]
@@ -119,7 +122,8 @@ class TileNode(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):
-                    m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base), act_cnt.eq(0),
+                    m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base),
+                                 cg0.eq(self.cg0), cgs.eq(self.cgs), act_cnt.eq(0),
                                  q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0),
                                  self.error.eq(0)]
                     m.d.comb += [act_gb.clear.eq(1), q_gb.clear.eq(1),
@@ -129,7 +133,7 @@ class TileNode(wiring.Component):
                 c = tile.cmd.payload
                 m.d.comb += [tile.cmd.valid.eq(1), c.op.eq(TileOp.CONV2D), c.fmt.eq(lay.fmt),
                              c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
-                             c.geo.eq(lay.geo)]
+                             c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs)]
                 with m.If(tile.cmd.ready):
                     m.next = "RUN"
             with m.State("RUN"):

@@ -118,6 +118,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, ring.eject[t + 1], node.flits_in)
             m.d.comb += [node.layer.eq(seq.layer), node.start.eq(seq.node_start[t]),
                          node.rows.eq(seq.node_rows), node.row_base.eq(seq.node_row_base),
+                         node.cg0.eq(seq.node_cg0), node.cgs.eq(seq.node_cgs),
                          seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error),
                          seq.node_image_done[t].eq(node.image_done),
                          seq.node_image_code[t].eq(node.image_code)]

@@ -35,7 +35,7 @@ SPEC = [("magic", 0, "I"), ("opcode", 4, "B"), ("format", 5, "B"), ("param_a", 6
         ("m", 32, "I"), ("k", 36, "I"), ("n", 40, "I"), ("c", 44, "H"), ("h", 46, "H"),
         ("w", 48, "H"), ("kh", 50, "B"), ("kw", 51, "B"), ("stride_h", 52, "B"),
         ("stride_w", 53, "B"), ("pad_h", 54, "B"), ("pad_w", 55, "B"), ("dil_h", 56, "B"),
-        ("dil_w", 57, "B"), ("reserved1", 58, "H"), ("reserved2", 60, "I")]
+        ("dil_w", 57, "B"), ("col_split", 58, "H"), ("reserved2", 60, "I")]
 
 
 def test_layout_matches_the_spec_table(seed, rng):
@@ -128,7 +128,7 @@ CASES = [
     # two faults: the earlier check wins
     ("opcode and shape", lambda d: d.replace(opcode=9, m=0), E.BAD_OPCODE),
     ("shape and alignment", lambda d: d.replace(m=0, acts=3), E.BAD_SHAPE),
-    ("params and flags", lambda d: d.replace(format=1, param_a=3, reserved1=1), E.BAD_PARAM),
+    ("params and flags", lambda d: d.replace(format=1, param_a=3, reserved0=1), E.BAD_PARAM),
 ]
 
 

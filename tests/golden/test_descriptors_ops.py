@@ -196,7 +196,7 @@ def test_depthwise_shape_fields():
     ("global_avgpool", dict(lut=0x4000), E.BAD_FLAGS),
     ("add", dict(flags=int(Flags.REQUANT)), E.BAD_FLAGS),              # lut set, LUT clear
     ("add", dict(kh=1), E.BAD_FLAGS),
-    ("add", dict(reserved1=1), E.BAD_FLAGS),
+    ("add", dict(col_split=4), E.BAD_FLAGS),
     # no weight image: format and parameters 0 (checks 3 and 5)
     ("maxpool2d", dict(format=1), E.BAD_FORMAT),
     ("add", dict(format=3), E.BAD_FORMAT),

@@ -43,9 +43,12 @@ def test_build_job_is_compile_network(cfg, seed):
     job = accel_driver.build_job(rng, cfg, layers)
     rng = np.random.default_rng([seed, 2])
     nets, placed = accel_driver.job_networks(rng, cfg, layers)
+    s = int(rng.integers(0, 2**31))
+    pick = np.random.default_rng([s, 8])        # build_job's rows / cols per layer
+    split = [str(pick.choice(["rows", "cols"])) for _ in placed]
     cn = compile_network([network_from_dict(n) for n in nets], cfg, base=job.base,
-                         seed=int(rng.integers(0, 2**31)), irq_last=False, quant="random",
-                         out_fill="random")
+                         seed=s, irq_last=False, quant="random", out_fill="random",
+                         split=split)
     assert bytes(job.image) == cn.image, f"seed {seed}"
     assert (job.desc_base, job.count, job.limit) == (cn.desc_base, cn.desc_count, cn.mem_limit)
     assert [L["chain"] for L in job.layers] == [L["chain"] for L in placed]
@@ -78,13 +81,13 @@ def test_chained_layers_are_one_network():
     rng = np.random.default_rng(5)
     layers = [dict(accel_driver.random_layer(rng, BIG, op="matmul", fmt=f, requant=True),
                    chain=True) for f in ("dense", "bitmap", "nm", "block")]
-    job = accel_driver.build_job(np.random.default_rng(6), BIG, layers)
+    job = accel_driver.build_job(np.random.default_rng(6), BIG, layers, split="rows")
     assert [L["chain"] for L in job.layers] == [False, True, True, True]
     rng = np.random.default_rng(6)
     (net,), _ = accel_driver.job_networks(rng, BIG, layers)
     cn = compile_network(network_from_dict(net), BIG, base=job.base,
                          seed=int(rng.integers(0, 2**31)), irq_last=False, quant="random",
-                         out_fill="random")
+                         out_fill="random", split="rows")
     assert bytes(job.image) == cn.image
     assert [r.name for r in cn.regions][:3] == ["descriptors", "input", "layer0.weights"]
 

@@ -18,7 +18,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.ops import matmul
 from sparsemac.host import compile_network, network_from_dict
-from sparsemac.host.compiler import hardware_nm, requant_params
+from sparsemac.host.compiler import col_split_fits, col_split_of, hardware_nm, requant_params
 from sparsemac.host.placement import MemoryPlan, Region, check_regions
 from sparsemac.hw.config import AcceleratorConfig
 
@@ -114,15 +114,18 @@ def test_descriptor_round_trip(rng, seed, rep):
         assert bool(desc.flags & Flags.LUT) == (s.activation is not None)
         assert bool(desc.flags & Flags.IRQ) == (i == len(cn.layers) - 1)
         # the per-tile weight images in memory decode to the pruned weights, rows split in
-        # slices of ceil(M / tiles) (spec section 8.1)
+        # slices of ceil(M / tiles), or one image of all rows with the columns split
+        # (spec section 8.1)
         slices = _slices(cn.image, desc)
-        c = -(-s.out // CFG.tiles)
+        c = s.out if desc.col_split else -(-s.out // CFG.tiles)
         assert [pw.shape[0] for pw in slices] == [min(c, s.out - r) for r in range(0, s.out, c)]
         assert all(pw.fmt == s.fmt for pw in slices) and len(slices) <= CFG.tiles
         np.testing.assert_array_equal(np.concatenate([pw.unpack() for pw in slices]),
                                       cl.weights.reshape(s.out, -1),
                                       err_msg=f"seed={seed} layer {i}")
-        if importlib.util.find_spec("sparsemac.sim.accel_driver"):  # the RTL driver's own splitter
+        if desc.col_split:
+            assert desc.col_split == col_split_of(desc.n, CFG) and col_split_fits(cl, CFG)
+        elif importlib.util.find_spec("sparsemac.sim.accel_driver"):  # the RTL driver's own
             from sparsemac.sim.accel_driver import split_weights
 
             wb = _slices_bytes(cn.image, desc)

@@ -113,7 +113,7 @@ def _desc_field(image, cn, i, fmt, offset, value):
     (4, "<B", 2, ErrorCode.BAD_FORMAT),               # a max pool takes no weight format
     (5, "<B", 4, ErrorCode.BAD_FORMAT),
     (8, "<H", 0x10, ErrorCode.BAD_FLAGS),
-    (58, "<H", 1, ErrorCode.BAD_FLAGS),
+    (58, "<H", 1, ErrorCode.BAD_SHAPE),     # col_split 1: not a multiple of cols
     (32, "<I", 0, ErrorCode.BAD_SHAPE),
     (20, "<I", 4, ErrorCode.MISALIGNED),             # out
     (12, "<I", 0x7FFF_FFF8, ErrorCode.OUT_OF_WINDOW),  # weights
@@ -203,7 +203,7 @@ def test_image_header_disagrees_with_descriptor(rng):
 def test_per_tile_images(rng, seed, tiles):
     cfg = AcceleratorConfig(tiles=tiles)
     _, net = valid_network(rng, n_layers=2)
-    cn = compile_network(net, cfg)
+    cn = compile_network(net, cfg, split="rows")
     run = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
                     cfg=cfg, limits="architecture")
     assert run.ok, f"seed={seed}: {run.message}"

@@ -26,33 +26,41 @@ def test_im2col_addresses(cols, seed):
             exp, is_pad = im2col(idx, kh, kw, st, pd, dl)
             K, P = exp.shape
             ncg = -(-P // cols)
-            ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
-                              "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
-                              "dh": dl[0], "dw": dl[1]})
-            ctx.set(dut.k, K)
-            ctx.set(dut.ncg, ncg)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            got = []
-            while len(got) < ncg * K:
-                _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
-                if v:
-                    got.append(([int(x) for x in a], int(inb)))
-            await ctx.tick().until(dut.done)
-            for i, (addrs, inb) in enumerate(got):
-                cg, k = divmod(i, K)
-                for j in range(cols):
-                    p = cg * cols + j
-                    want_in = p < P and not is_pad[k, p]
-                    assert bool(inb >> j & 1) == want_in, (
-                        f"geometry {(C, H, W, kh, kw, st, pd, dl)} cols={cols} entry (cg={cg}, "
-                        f"k={k}) column {j}: expected inb={want_in}, got {bool(inb >> j & 1)}")
-                    if want_in:
-                        assert addrs[j] == exp[k, p], (
-                            f"geometry {(C, H, W, kh, kw, st, pd, dl)} cols={cols} entry "
-                            f"(cg={cg}, k={k}) column {j}: expected address {exp[k, p]}, "
-                            f"got {addrs[j]}")
+            for first, end in ((0, ncg), (ncg // 3, min(ncg, ncg // 3 + 2)), (ncg - 1, ncg)):
+                await _run(ctx, (C, H, W, kh, kw, st, pd, dl), oh, ow, exp, is_pad, first, end)
+
+    async def _run(ctx, geom, oh, ow, exp, is_pad, first, end):
+        C, H, W, kh, kw, st, pd, dl = geom
+        K, P = exp.shape
+        ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
+                          "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
+                          "dh": dl[0], "dw": dl[1]})
+        ctx.set(dut.k, K)
+        ctx.set(dut.ncg, end)
+        ctx.set(dut.cg_first, first)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        got = []
+        while len(got) < (end - first) * K:
+            _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
+            if v:
+                got.append(([int(x) for x in a], int(inb)))
+        await ctx.tick().until(dut.done)
+        for i, (addrs, inb) in enumerate(got):
+            cg, k = divmod(i, K)
+            cg += first
+            for j in range(cols):
+                p = cg * cols + j
+                want_in = p < P and not is_pad[k, p]
+                assert bool(inb >> j & 1) == want_in, (
+                    f"geometry {geom} cols={cols} groups [{first}, {end}) entry (cg={cg}, "
+                    f"k={k}) column {j}: expected inb={want_in}, got {bool(inb >> j & 1)}")
+                if want_in:
+                    assert addrs[j] == exp[k, p], (
+                        f"geometry {geom} cols={cols} groups [{first}, {end}) entry "
+                        f"(cg={cg}, k={k}) column {j}: expected address {exp[k, p]}, "
+                        f"got {addrs[j]}")
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

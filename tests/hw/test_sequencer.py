@@ -31,6 +31,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import FormatError
 from sparsemac.golden.lut import build_lut
+from sparsemac.golden.tiling import tile_col_split
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.sequencer import Sequencer
 from sparsemac.hw.ring.layouts import FlitType
@@ -104,6 +105,9 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
     beat = cfg.axi_bytes
     d = unpack_descriptor(_desc_raw(job, i))
     imgs = _images(job, d)
+    if d.col_split:     # one image, its header to every tile of the split (spec 8.1)
+        parts = tile_col_split(d.n, cfg.cols, d.col_split, cfg.tiles)
+        imgs = imgs[:1] * len(parts)
     ev = []
     for t, (o, _, rows, rb) in enumerate(imgs):
         if upto_tile is not None and t == upto_tile:
@@ -122,6 +126,9 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
     act_len = -(-buffer_sizes(d)["acts"] // beat) * beat
     ev += [(FlitType.ACTS, "mcast", w) for w in _words(job, d.acts, act_len, beat)]
     for t, (o, total, _, _) in enumerate(imgs):
+        if d.col_split:     # the one body, multicast to every tile of the split
+            ev += [(FlitType.DATA, "mcast", w) for w in _words(job, o + 32, total - 32, beat)]
+            break
         ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o + 32, total - 32, beat)]
     return ev
 
@@ -217,7 +224,10 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
                     for t in range(T):
                         if imask >> (t + 1) & 1:
                             assert nodes[t] is not None, f"multicast to node {t + 1} not started"
-                            nodes[t]["acts" if ftype == FlitType.ACTS else "ctrl"] += 1
+                            if ftype == FlitType.DATA:      # a column split's one body
+                                nodes[t]["data"] += word.to_bytes(beat, "little")
+                            else:
+                                nodes[t]["acts" if ftype == FlitType.ACTS else "ctrl"] += 1
                 else:
                     layers[-1].append((ftype, idest, word))
                     assert 1 <= idest <= T and nodes[idest - 1] is not None, idest

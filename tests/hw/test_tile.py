@@ -75,9 +75,10 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
                 continue
             M, N = job["M"], job["N"]
             ncg = -(-N // cfg.cols)
+            first, groups = slice_groups(job["cmd"], ncg)
             Y = np.full((M, ncg * cfg.cols), 0x7FFFFFFF, dtype=np.int64)
             held = None     # a result offered and not taken: it stays, unchanged
-            for _ in range(M * ncg):
+            for _ in range(M * groups):
                 while True:
                     ctx.set(dut.results.ready, int(rng.random() >= stall))
                     _, _, v, r, pl = await ctx.tick().sample(dut.results.valid,
@@ -89,6 +90,9 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
                     held = now if v and not r else None
                     if v and r:
                         break
+                assert first <= pl.cg < first + groups, (
+                    f"result of column group {pl.cg} outside the slice [{first}, "
+                    f"{first + groups})")
                 Y[pl.m, pl.cg * cfg.cols:(pl.cg + 1) * cfg.cols] = [int(a) for a in pl.acc]
             outs.append(Y[:, :N])
 
@@ -99,6 +103,15 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
     sim.add_process(count)
     sim.run()
     return outs
+
+
+def slice_groups(cmd: dict, ncg: int) -> tuple[int, int]:
+    """The column groups ``(first, count)`` a tile command computes (`Tile`: ``cg0`` and
+    ``cgs``, clamped to the ``ncg`` groups that exist)."""
+    cg0, cgs = cmd.get("cg0", 0), cmd.get("cgs", 0)
+    first = min(cg0, ncg - 1)
+    avail = ncg - first
+    return first, min(avail, cgs or avail)
 
 
 def _jobs(rng, cfg):
@@ -292,3 +305,40 @@ def test_tile_conv2d_gather_overlaps_compute(rows, cols, rng, seed):
         assert err == 0 and np.array_equal(Y, exp), f"{where}:\nexpected\n{exp}\ngot\n{Y}"
         model = tile_cycles(pw, Xc, cfg, act_skip=True, image_bytes=ib)["cycles"]
         assert abs(cyc - model) <= 3, f"{where}: {cyc} compute cycles, model {model}"
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_tile_column_slices(conv, rng, seed):
+    """A tile computing a slice ``[cg0, cg0 + cgs)`` of the column groups (the accelerator's
+    column split): the slice's columns bit-exact, results tagged with the layer's ``cg``,
+    nothing outside the slice; at the bounds (last group, ``cgs`` reaching exactly the end)
+    no error, one group past them the error flag and the clamped slice."""
+    cfg = AcceleratorConfig(rows=2, cols=2, out_lanes=1, weight_buf_depth=256,
+                            act_buf_depth=512, mul_pipeline=1)
+    if conv:
+        x = rng.integers(-128, 128, (1, 2, 5, 6)) * (rng.random((1, 2, 5, 6)) < 0.7)
+        w = rng.integers(-128, 128, (3, 2, 3, 3)) * (rng.random((3, 2, 3, 3)) < 0.6)
+        exp = conv2d(x, w, stride=1, padding=1)[0].reshape(3, -1)
+        base = conv_job(pack_weights(w.reshape(3, -1), "bitmap", group_size=8), x, (3, 3),
+                        stride=1, padding=1, cols=cfg.cols, word_bytes=cfg.axi_bytes,
+                        act_skip=False)
+    else:
+        W = rng.integers(-128, 128, (3, 11)) * (rng.random((3, 11)) < 0.5)
+        X = rng.integers(-128, 128, (11, 7))
+        exp = matmul(W, X, acc_width=cfg.acc_width)
+        base = tile_job(pack_weights(W, "dense"), X, cfg.cols, cfg.axi_bytes, False)
+    N = exp.shape[1]
+    ncg = -(-N // cfg.cols)
+    cases = [(0, 1, 0), (1, 2, 0), (ncg - 1, 1, 0), (ncg - 1, 0, 0), (2, ncg - 2, 0),
+             (0, 0, 0), (ncg, 1, 1), (ncg - 2, 3, 1)]
+    jobs = [dict(base, cmd=dict(base["cmd"], cg0=c0, cgs=cs)) for c0, cs, _ in cases]
+    status = []
+    outs = run_tile(cfg, jobs, rng, 0.2, status)
+    for (c0, cs, bad), job, Y, (err, _) in zip(cases, jobs, outs, status):
+        first, groups = slice_groups(job["cmd"], ncg)
+        lo, hi = first * cfg.cols, min(N, (first + groups) * cfg.cols)
+        assert err == bad, f"seed={seed} slice cg0={c0} cgs={cs}: error flag {err}, want {bad}"
+        assert np.array_equal(Y[:, lo:hi], exp[:, lo:hi]), (
+            f"seed={seed} slice cg0={c0} cgs={cs} (groups [{first}, {first + groups})):\n"
+            f"expected\n{exp[:, lo:hi]}\ngot\n{Y[:, lo:hi]}")
+        assert (Y[:, :lo] == 0x7FFFFFFF).all() and (Y[:, hi:] == 0x7FFFFFFF).all()
