@@ -231,6 +231,29 @@ MUTANTS: list[Mutant] = [
            "                    m.next = \"CHECK\"\n",
            (ACC + "::test_accelerator[t1]",),
            "a bus error on a prefetched descriptor is ignored and the garbage descriptor checked"),
+    Mutant("SLICE-RESULT-CG-FROM-0", "column split", "hw/tile/tile.py",
+           "m.d.sync += [res_m.eq(r), res_cg.eq(cg_first)]",
+           "m.d.sync += [res_m.eq(r), res_cg.eq(0)]",
+           ("tests/hw/test_tile.py",),
+           "a tile computing a column share tags its results with the first share's columns: "
+           "every tile of a column split writes over tile 0's outputs"),
+    Mutant("IM2COL-NO-SKIP", "column split", "hw/tile/im2col_address.py",
+           "with m.Elif(cg < self.cg_first):", "with m.Elif(cg < 0):",
+           ("tests/hw/test_im2col_address.py", "tests/hw/test_tile.py"),
+           "the gather of a column share starts at the layer's first pixel: wrong activations "
+           "for every tile but the first"),
+    Mutant("SPLIT-COVER-OFF-BY-ONE", "bounds compare", "hw/hub/desc_checker.py",
+           "split_bad = split & ((chunk_cols != d.col_split) | (span < ncg))",
+           "split_bad = split & ((chunk_cols != d.col_split) | (span + 1 < ncg))",
+           ("tests/hw/test_desc_checker.py",),
+           "a column split that leaves the last column group to no tile is accepted: those "
+           "outputs are never written"),
+    Mutant("SPLIT-LAST-SHARE-FULL", "column split", "hw/hub/sequencer.py",
+           "self.node_cgs.eq(Mux(cg_left < chunk, cg_left, chunk))]",
+           "self.node_cgs.eq(chunk)]",
+           ("tests/hw/test_sequencer.py",),
+           "the last tile of a column split is given a full share past the layer's columns "
+           "(its tile flags an error, the layer fails)"),
 ]
 
 

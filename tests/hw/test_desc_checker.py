@@ -36,7 +36,8 @@ MUTATIONS = [
     dict(param_b=64), dict(flags=0x10), dict(flags=2), dict(reserved0=1), dict(reserved2=7),
     dict(m=0), dict(k=0), dict(n=0), dict(n=0xFFFFFFFF), dict(acts=3), dict(out=WINDOW - 1),
     dict(quant=WINDOW), dict(lut=WINDOW - 8), dict(c=0), dict(h=1), dict(stride_h=0),
-    dict(dil_w=0), dict(kw=9), dict(weights=WINDOW - 16), dict(k=7), {},
+    dict(dil_w=0), dict(kw=9), dict(weights=WINDOW - 16), dict(k=7), dict(col_split=1),
+    dict(col_split=CFG.cols), dict(col_split=8 * CFG.cols), dict(col_split=0xFFFF), {},
 ]
 
 
@@ -269,3 +270,78 @@ def test_act_fits_at_and_past_the_activation_buffer():
         assert code == ErrorCode.OK, (d, ErrorCode(code))
         assert bool(fits) == (short is None), f"{d}: act_fits {fits}, golden {short}"
     assert [f for _, f in got] == [1, 1, 0, 1, 0, 1, 0], (cfg.cols, got)
+
+
+def _split_outputs(descs, cfg):
+    """``(code, act_fits, ncg, cg_chunk)`` of each descriptor on the RTL."""
+    dut = DescChecker(cfg)
+    got = []
+
+    async def tb(ctx):
+        ctx.set(dut.window_bytes, WINDOW)
+        for d in descs:
+            ctx.set(dut.desc.as_value(), int.from_bytes(d.pack(), "little"))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            while not ctx.get(dut.valid):
+                await ctx.tick()
+            got.append((ctx.get(dut.code), ctx.get(dut.act_fits), ctx.get(dut.ncg),
+                        ctx.get(dut.cg_chunk)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("cols", [2, 3])
+def test_column_split_bounds(cols):
+    """``col_split`` (docs/spec.md section 8.1): a multiple of ``cols`` whose tiles cover
+    every column group is accepted exactly at the bound (``col_split * tiles`` groups ==
+    ``ceil(n / cols)``) and refused with BAD_SHAPE one group past it and one column off a
+    multiple; ``ncg`` / ``cg_chunk`` are the groups and the groups per tile (3 columns: the
+    divider path)."""
+    cfg = CFG.replace(tiles=3, cols=cols, out_lanes=1, act_buf_depth=64)
+    cases = []   # (n, col_split)
+    for chunk in (1, 2, 3):
+        groups = 3 * chunk
+        cases += [(groups * cols, chunk * cols),           # exactly covered
+                  (groups * cols + 1, chunk * cols),       # one column more: a group short
+                  (groups * cols, chunk * cols + 1),       # not a multiple of cols
+                  (groups * cols, chunk * cols - 1)]
+    descs = [matmul_descriptor(m=2, k=4, n=n, out=4096, acts=0, quant=8192).replace(
+        col_split=cs) for n, cs in cases]
+    got = _split_outputs(descs, cfg)
+    for (n, cs), d, (code, _, ncg, chunk) in zip(cases, descs, got):
+        exp = hardware_descriptor_code(d, cfg, window_bytes=WINDOW)
+        want = ErrorCode.OK if cs % cols == 0 and cs * 3 >= n else ErrorCode.BAD_SHAPE
+        assert code == exp == want, f"n={n} col_split={cs} cols={cols}: RTL {code}, " \
+                                    f"golden {exp!r}, rule {want!r}"
+        assert ncg == -(-n // cols), (n, ncg)
+        if code == ErrorCode.OK:
+            assert chunk == cs // cols, (cs, chunk)
+
+
+def test_column_split_act_fits_counts_one_share():
+    """With a column split ``act_fits`` counts one tile's share of the im2col entries (golden
+    ``tile_buffer_shortfall`` with ``n = min(n, col_split)``): a conv with two column groups of
+    ``K = depth`` entries does not fit one tile, one group on each of two tiles does (exactly
+    the depth), two groups per tile do not; the input image (small here) always counts whole."""
+    from sparsemac.golden.tiling import tile_buffer_shortfall
+    cfg = CFG.replace(tiles=2, act_buf_depth=64)
+    depth, cols = cfg.act_buf_depth, cfg.cols
+    descs = []
+    for cs in (0, cols, 2 * cols):      # C*KH*KW = 4*4*4 = depth; OH = 1, OW = 2 cols
+        descs.append(conv2d_descriptor(c=4, h=4, w=2 * cols + 3, kout=2, kh=4, kw=4, out=0,
+                                       acts=16384, quant=8192).replace(col_split=cs))
+    assert all(d.k == depth and d.n == 2 * cols for d in descs)
+    got = _split_outputs(descs, cfg)
+    for d, (code, fits, _, _) in zip(descs, got):
+        n = min(d.n, d.col_split) if d.col_split else d.n
+        short = tile_buffer_shortfall(cfg, k=d.k, n=n, image_bytes=d.c * d.h * d.w,
+                                      checks=("act_entries", "flag_words", "image_entries"))
+        assert code == ErrorCode.OK, (d, ErrorCode(code))
+        assert bool(fits) == (short is None), f"{d}: act_fits {fits}, golden {short}"
+    assert [f for _, f, _, _ in got] == [0, 1, 0], got

@@ -99,12 +99,13 @@ def _words(job, off, length, beat):
 def _expected_layer(job, cfg, i, *, upto_tile=None):
     """Events the sequencer must produce for layer ``i`` (golden view of the memory image).
 
-    ``("start", node, rows, row_base)`` and ``(type, dest or "mcast", word)`` per flit.  With
+    ``("start", node, rows, row_base, cg0, cgs)`` (``cg0 = cgs = 0`` for a row split) and ``(type, dest or "mcast", word)`` per flit.  With
     ``upto_tile``: only the starts and headers of the tiles before it (a header error there).
     """
     beat = cfg.axi_bytes
     d = unpack_descriptor(_desc_raw(job, i))
     imgs = _images(job, d)
+    parts = [(0, 0)] * len(imgs)
     if d.col_split:     # one image, its header to every tile of the split (spec 8.1)
         parts = tile_col_split(d.n, cfg.cols, d.col_split, cfg.tiles)
         imgs = imgs[:1] * len(parts)
@@ -112,7 +113,7 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
     for t, (o, _, rows, rb) in enumerate(imgs):
         if upto_tile is not None and t == upto_tile:
             return ev
-        ev.append(("start", t, rows, rb))
+        ev.append(("start", t, rows, rb, *parts[t]))
         ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o, 32, beat)]
     if d.flags & Flags.REQUANT:
         if d.flags & Flags.LUT:
@@ -191,11 +192,13 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
         ip = dut.inject.payload
         for _ in range(max_cycles):
             ctx.set(dut.inject.ready, int(prng.random() >= stall))
-            (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, clear,
+            (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, ncg0, ncgs,
+             clear,
              irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy) = \
                 await ctx.tick().sample(
                     dut.inject.valid, dut.inject.ready, ip.type, ip.dest, ip.mcast, ip.mask,
                     ip.payload, dut.node_start, dut.node_rows, dut.node_row_base,
+                    dut.node_cg0, dut.node_cgs,
                     dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
                     dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
                     dut.layer.lut_beats, dut.busy)
@@ -213,7 +216,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
                     if not layers:
                         st["starts_before_clear"] += 1
                         layers.append([])
-                    layers[-1].append(("start", t, nrows, nrb))
+                    layers[-1].append(("start", t, nrows, nrb, ncg0, ncgs))
                     nodes[t] = {"data": b"", "acts": 0, "ctrl": 0, "done": False}
                     ctx.set(dut.node_image_done[t], 0)
             if iv and ir:
@@ -402,3 +405,26 @@ def test_table_registers(case, rng, seed):
     assert st["cmds"] == [] and layers == [], f"seed {seed}: {st['cmds']} {layers}"
     assert (st["done"], st["error"], st["code"], st["addr"]) == (0, 1, exp, desc_base), \
         f"seed {seed}: expected {exp!r}: {st}"
+
+
+@pytest.mark.parametrize("groups", [5, 6], ids=["partial-last-share", "even-shares"])
+def test_column_split_dispatch(groups, rng, seed):
+    """Layers with their columns split over three tiles (spec 8.1): one header read, sent to
+    every tile with its rows = M and its column groups ``(cg0, cgs)`` (the last share short
+    when the groups do not divide evenly), one body multicast; bit-exact from memory."""
+    cfg = TINY.replace(tiles=3)
+    layers = []
+    for _ in range(3):
+        L = random_layer(rng, cfg, op="matmul", fmt=str(rng.choice(FMTS)), max_dim=8)
+        L["n"] = groups * cfg.cols      # 2 groups per tile, the last gets 1 or 2
+        layers.append(L)
+    job = build_job(rng, cfg, layers, split="cols")
+    splits = [unpack_descriptor(_desc_raw(job, i)).col_split for i in range(job.count)]
+    assert all(splits), f"seed {seed}: not every layer split by columns: {splits}"
+    layers_ev, st = _run(cfg, job, seed=seed)
+    assert len(layers_ev) == job.count, f"seed {seed}: {len(layers_ev)} layers"
+    for i in range(job.count):
+        exp = _expected_layer(job, cfg, i)
+        assert [e for e in exp if e[0] == "start"][-1][5] == groups - 4
+        _compare(layers_ev[i], exp, f"layer {i}", seed)
+    assert (st["done"], st["error"], st["code"]) == (1, 0, 0), f"seed {seed}: {st}"
