@@ -15,8 +15,13 @@ registers: `HARNESS_BEFORE` cycles) and the count of the last descriptor ends at
 read; those testbench cycles (their sum is ``sum(counts) - BUSY_CYCLES``) are taken off the
 first and last descriptor before comparing, so both sides count the sequencer's cycles.
 
-Usage: ``python bench/network_model.py [--only NAME ...] [--from-json FILE] [--out DIR]``
-(about 15 minutes on 2 cores: one Verilator run per network, a build per config).
+With a baseline (``--baseline``, default ``docs/reports/network_model_baseline.json``: the
+same networks measured before the work of issue 17's later steps) the summary gives the
+baseline's RTL cycles next to today's and the plot draws its phases under each network's bar.
+
+Usage: ``python bench/network_model.py [--only NAME ...] [--from-json FILE] [--baseline FILE]
+[--out DIR]`` (about 15 minutes on 2 cores: one Verilator run per network, a build per
+config).
 """
 
 from __future__ import annotations
@@ -141,9 +146,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:+.1f} %"
 
 
-def render(results: list[dict], out: Path) -> None:
+def render(results: list[dict], out: Path, baseline: dict | None = None) -> None:
     from sparsemac.golden import net_cycles as nc
 
+    base = {b["name"]: b for b in (baseline or {}).get("results", [])}
     worst = max((abs(r["error"]) for n in results for r in n["rows"]), default=0.0)
     lines = [
         "# Network cycle model vs the accelerator RTL",
@@ -170,6 +176,22 @@ def render(results: list[dict], out: Path) -> None:
                      f"{len(n['rows'])} | {n['rtl_busy_cycles']:,} | {tot:,} | "
                      f"{_pct(n['error'])} | {n['worst_layer']} {_pct(n['worst_error'])} | "
                      f"{n['roofline_cycles']:,} | {ph} |")
+    if base:
+        lines += [
+            "",
+            f"Against the baseline ({baseline['what']}; `--baseline`):",
+            "",
+            "| network | config | baseline RTL | RTL today | change | today / roofline |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for n in results:
+            b = base.get(n["name"])
+            if b is None:
+                continue
+            was, now = b["rtl_busy_cycles"], n["rtl_busy_cycles"]
+            lines.append(f"| {n['name']} | {', '.join(n['config']) or 'default'} | {was:,} | "
+                         f"{now:,} | {_pct((now - was) / was)} | "
+                         f"{now / max(1, n['roofline_cycles']):.2f}x |")
     lines += [
         "",
         "Phases (model, share of the cycles; they add up to the descriptor's cycles): **fixed** "
@@ -239,24 +261,33 @@ def render(results: list[dict], out: Path) -> None:
         lines.append("")
     (out / "network_model.md").write_text("\n".join(lines))
     (out / "network_model.json").write_text(json.dumps(results, indent=1) + "\n")
-    _plot(results, out / "network_cycles.png")
+    _plot(results, out / "network_cycles.png", base)
 
 
-def _plot(results: list[dict], path: Path) -> None:
+def _plot(results: list[dict], path: Path, base: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [n["name"] for n in results]
-    y = np.arange(len(results))[::-1]
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) + 1.6))
+    base = base or {}
+    y = np.arange(len(results))[::-1] * (1.6 if base else 1.0)
+    fig, ax = plt.subplots(figsize=(10, (0.9 if base else 0.55) * len(results) + 1.6))
     left = np.zeros(len(results))
     colors = ("#9e9e9e", "#4c72b0", "#55a868", "#c44e52")
     for k, label, col in zip(PHASE_KEYS, PHASE_NAMES, colors):
         v = np.array([n["phases"][k] for n in results], dtype=float)
         ax.barh(y, v, left=left, color=col, label=f"{label} (model)", height=0.6)
         left += v
+    if base:        # the baseline's phases, hatched, under each network's bar
+        left = np.zeros(len(results))
+        for k, col in zip(PHASE_KEYS, colors):
+            v = np.array([base[n["name"]]["phases"][k] if n["name"] in base else 0
+                          for n in results], dtype=float)
+            ax.barh(y - 0.65, v, left=left, color=col, alpha=0.45, hatch="//", height=0.5,
+                    label="baseline" if k == PHASE_KEYS[0] else None)
+            left += v
     ax.scatter([n["rtl_busy_cycles"] for n in results], y, marker="|", s=400, color="k",
                zorder=3, label="RTL BUSY_CYCLES")
     ax.scatter([n["roofline_cycles"] for n in results], y, marker="x", color="k", zorder=3,
@@ -275,8 +306,12 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", default=None, help="network names to run")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="re-render the report from a previous run's JSON")
+    ap.add_argument("--baseline", type=Path,
+                    default=ROOT / "docs" / "reports" / "network_model_baseline.json",
+                    help="an earlier run's JSON with a 'what' line (skipped when missing)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "reports")
     args = ap.parse_args()
+    baseline = json.loads(args.baseline.read_text()) if args.baseline.is_file() else None
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
@@ -291,7 +326,7 @@ def main() -> int:
                   f"{_pct(r['worst_error'])}, {r['seconds']} s", file=sys.stderr, flush=True)
             results.append(r)
     args.out.mkdir(parents=True, exist_ok=True)
-    render(results, args.out)
+    render(results, args.out, baseline)
     print(f"wrote {args.out / 'network_model.md'}, .json and network_cycles.png")
     return 0
 
