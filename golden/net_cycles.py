@@ -11,7 +11,7 @@ follows the same steps with the same rules:
 2. **tables** (``REQUANT``): the activation table (256 bytes, read, or the identity table
    generated a word per cycle) and the ``M`` requant records, multicast on the ring; every
    node writes the table a bus word per cycle into its shadow table (``256 / beat`` cycles).
-3. **activations**: read once, multicast, ``cols`` bytes per cycle into each tile.
+3. **activations**: read once, multicast, a bus word per cycle into each tile's image buffer.
 4. **bodies**: the weight images' bodies **tile after tile** on the one AXI read port (one
    DMA command each); a tile starts its im2col gather (``ceil(N / cols) * K`` entries, one
    per cycle: every layer runs as a conv) and its lanes once its own body is in, and
@@ -160,7 +160,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     # per started node: table / records / activation gearboxes, image entries taken
     lut = [_Gearbox(beat, beat, lut_words) for _ in range(T)]
     quant = [_Gearbox(beat, QUANT_RECORD_BYTES, quant_words) for _ in range(T)]
-    acts = [_Gearbox(beat, cols, act_words) for _ in range(T)]
+    acts = [_Gearbox(beat, beat, act_words) for _ in range(T)]     # a word per cycle
     entries = [0] * T
     acts_done = [None if act_words else 0 for _ in range(T)]
     data_seen = [0] * T
@@ -505,7 +505,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=lut_words,
                               quant_words=quant_words, act_words=act_words,
-                              image_entries=_cdiv(act_bytes, cols), limit=limit)
+                              image_entries=act_words, limit=limit)
     ph["tables"] = starts["acts"] - starts["tables"]
     ph["acts"] = starts["bodies"] - starts["acts"]
     ph["bodies"] = starts["wait"] - starts["bodies"]

@@ -204,7 +204,7 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     """Predicted cycles of ``Y = W @ X`` on one tile.
 
     For conv2d, ``X`` is the im2col matrix and ``image_bytes`` the input tensor size: the
-    image is loaded raw (``cols`` bytes per beat), then the im2col generator writes one
+    image is loaded raw (a bus word per beat), then the im2col generator writes one
     activation entry per cycle while the lanes already run (a pair waits for its entry,
     `lane_tokens` with a gate); bitmap skipping zero activations waits for the whole gather
     before its lanes start (`gather_waits`).  ``cg0``: the tile computes a column slice
@@ -228,7 +228,7 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     if not conv:
         load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
     else:
-        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, cols)) + _LOAD_EXTRA
+        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, wb)) + _LOAD_EXTRA
         if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
             load += gather_gate(cfg) + cg0 + ncg * K
     gate = (gather_gate(cfg) + cg0, K) if conv and not waits else None

@@ -268,14 +268,19 @@ def _run_no_weights(image, i: int, d: Descriptor) -> LayerRun:
         y = global_avgpool(x)
     else:
         params = read_add_records(image, d)
-        lut = (np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
-               if d.flags & Flags.LUT else None)
-        y = add_requant(x, _read_image(image, d.weights, d), **params, lut=lut)
+        y = add_requant(x, _read_image(image, d.weights, d), **params, lut=_read_lut(image, d))
     out = np.asarray(y, dtype=np.int8).reshape(d.m, d.n)
     raw = out.tobytes()
     image[d.out:d.out + len(raw)] = raw
     empty = np.zeros((0, 0), dtype=np.int64)
     return LayerRun(i, d, [], empty, x, empty, out.astype(np.int64))
+
+
+def _read_lut(image, d: Descriptor) -> np.ndarray | None:
+    """The descriptor's 256-byte activation table (int8), None without the LUT flag."""
+    if not d.flags & Flags.LUT:
+        return None
+    return np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
 
 
 def _run_depthwise(image, i: int, d: Descriptor, cfg, limits: str) -> LayerRun:
@@ -289,9 +294,7 @@ def _run_depthwise(image, i: int, d: Descriptor, cfg, limits: str) -> LayerRun:
     w4 = w.reshape(d.c, 1, d.kh, d.kw)
     if d.flags & Flags.REQUANT:
         bias, mult, shift = read_quant(image, d)
-        lut = (np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
-               if d.flags & Flags.LUT else None)
-        y = depthwise_conv2d(x, w4, bias=bias, mult=mult, shift=shift, lut=lut,
+        y = depthwise_conv2d(x, w4, bias=bias, mult=mult, shift=shift, lut=_read_lut(image, d),
                              acc_width=cfg.acc_width, **geo).reshape(d.m, d.n)
         raw = y.astype(np.int8).tobytes()
     else:
@@ -330,8 +333,7 @@ def _run_one(image, i: int, d: Descriptor, cfg, prev_acc,
         bias, mult, shift = read_quant(image, d)
         y = requantize(acc, bias, mult, shift, acc_width=aw, channel_axis=0)
         if d.flags & Flags.LUT:
-            table = np.frombuffer(bytes(image[d.lut:d.lut + LUT_BYTES]), dtype=np.int8)
-            y = apply_lut(y, table)
+            y = apply_lut(y, _read_lut(image, d))
         raw = y.astype(np.int8).tobytes()
     else:
         y = wrap(acc, 32)

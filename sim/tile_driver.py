@@ -48,8 +48,9 @@ def tile_job(pw, X, cols: int, word_bytes: int, act_skip: bool) -> dict:
 
 def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
              word_bytes: int, act_skip: bool) -> dict:
-    """The tile job of an NCHW (N=1) x OIHW conv2d: the image goes in raw (``cols`` bytes per
-    beat, NCHW order) and the tile's im2col address generator builds the entries."""
+    """The tile job of an NCHW (N=1) x OIHW conv2d: the image goes in raw on the tile's
+    ``image`` stream (``word_bytes`` bytes per word, NCHW order, the last word zero-padded) and
+    the tile's im2col address generator builds the entries."""
     from sparsemac.golden.ops import conv_output_shape
 
     x = np.asarray(x, dtype=np.int64)
@@ -60,14 +61,17 @@ def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
     dl = (dilation, dilation) if np.isscalar(dilation) else tuple(dilation)
     oh, ow = conv_output_shape((H, Wd), (kh, kw), st, pd, dl)
     flat = x.ravel()
-    flat = np.concatenate([flat, np.zeros(-flat.size % cols, dtype=np.int64)])
-    acts = [[int(v) for v in flat[i:i + cols]] for i in range(0, flat.size, cols)]
+    raw = (flat & 0xFF).astype(np.uint8).tobytes()
+    raw += bytes(-len(raw) % word_bytes)
+    image = [int.from_bytes(raw[i:i + word_bytes], "little")
+             for i in range(0, len(raw), word_bytes)]
     M, K = pw.shape
     geo = {"c": C, "h": H, "w": Wd, "oh": oh, "ow": ow, "kh": kh, "kw": kw, "sh": st[0],
            "sw": st[1], "ph": pd[0], "pw": pd[1], "dh": dl[0], "dw": dl[1]}
     return {"cmd": {"op": 1, "fmt": FMT_CODES[pw.fmt], "act_skip": int(act_skip), "m": M,
                     "k": K, "n": oh * ow, "geo": geo},
-            "words": weight_words(pw.image, word_bytes), "acts": acts, "M": M, "N": oh * ow}
+            "words": weight_words(pw.image, word_bytes), "image": image, "M": M,
+            "N": oh * ow}
 
 
 def pack_struct(layout, values: dict) -> int:
@@ -117,7 +121,8 @@ class TileDriver(TB):
 
     def quiet_inputs(self):
         d = self.dut
-        return (d.cmd__valid, d.weights__valid, d.acts__valid, d.results__ready)
+        return (d.cmd__valid, d.weights__valid, d.acts__valid, d.image__valid,
+                d.results__ready)
 
     async def run(self, job: dict) -> dict:
         """Run one job; returns ``Y`` (int64 ``M x N``) and cycle counts."""
@@ -128,9 +133,11 @@ class TileDriver(TB):
         d, cols, aw = self.dut, self.cols, self.acc_width
         await self.send("cmd", [pack_struct(self.cmd_layout, job["cmd"])], idle=0.0)
         t0 = get_sim_time(unit="ns")
-        acts = [sum((v & 0xFF) << (8 * i) for i, v in enumerate(e)) for e in job["acts"]]
+        acts = [sum((v & 0xFF) << (8 * i) for i, v in enumerate(e))
+                for e in job.get("acts", [])]
         fw = cocotb.start_soon(self.send("weights", job["words"]))
-        fa = cocotb.start_soon(self.send("acts", acts))
+        fa = cocotb.start_soon(self.send("image", job["image"]) if "image" in job
+                               else self.send("acts", acts))
         M, N = job["M"], job["N"]
         ncg = -(-N // cols)
         t_compute = []

@@ -61,8 +61,9 @@ class Tile(wiring.Component):
     word per cycle, the exact bytes of docs/spec.md section 3, header first; its ``total``
     field ends the load) and the activations (``acts``: entry ``(cg, k)`` =
     ``X[k, cg*cols : cg*cols+cols]``, column groups outer, ``k`` inner, ``ceil(N/cols)*K``
-    entries; conv2d: the raw NCHW image, ``cols`` bytes per beat, then ``ceil(OH*OW/cols)*K``
-    cycles of implicit im2col gather by `Im2colAddress`, padding never read) in parallel;
+    entries; conv2d: the raw NCHW image on ``image``, a bus word (``axi_data_width``) per
+    beat, then ``ceil(OH*OW/cols)*K`` cycles of implicit im2col gather by `Im2colAddress`,
+    padding never read) in parallel;
     then every lane decodes its rows and the array computes; each lane
     pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) and the
     results leave on ``results`` (fixed priority over lanes; an offered result stays offered
@@ -85,6 +86,11 @@ class Tile(wiring.Component):
     cmd : In(stream.Signature(tile_command_layout()))
     weights : In(stream.Signature(axi_data_width))
     acts : In(stream.Signature(ArrayLayout(signed(8), cols)))
+        matmul activation entries.
+    image : In(stream.Signature(axi_data_width))
+        conv2d input image: its bytes in NCHW order, little-endian, ``ceil(C*H*W / bus bytes)``
+        words (the bytes past the image in the last word are ignored); one word per cycle, as
+        fast as the bus delivers it.
     results : Out(stream.Signature(tile_result_layout(cols, acc_width)))
     busy, loading, computing : Out(1)
         Status.
@@ -115,6 +121,8 @@ class Tile(wiring.Component):
         self.baw = config.weight_addr_width + self.lg_wb
         self.aaw = config.act_addr_width
         self.nz_depth = nz_flag_depth(config.act_buf_depth)
+        # the conv2d image buffer: act_buf_depth x cols bytes, in bus words
+        self.img_depth = max(1, -(-config.act_buf_depth * config.cols // self.wb))
         self.naw = (self.nz_depth - 1).bit_length()
         self.mac = MacArray(rows=config.rows, cols=config.cols, acc_width=config.acc_width,
                             mul_pipeline=config.mul_pipeline)
@@ -122,6 +130,7 @@ class Tile(wiring.Component):
             "cmd": In(stream.Signature(tile_command_layout())),
             "weights": In(stream.Signature(self.W)),
             "acts": In(stream.Signature(data.ArrayLayout(signed(8), config.cols))),
+            "image": In(stream.Signature(self.W)),
             "results": Out(stream.Signature(tile_result_layout(config.cols, config.acc_width))),
             "busy": Out(1), "loading": Out(1), "computing": Out(1), "error": Out(1),
         })
@@ -134,23 +143,25 @@ class Tile(wiring.Component):
 
     def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wr, i_count,
                        imem, i2c, e_valid, e_data):
-        """conv2d: the raw image into ``imem``, then the entries gathered by ``i2c``."""
-        cols = self.cols
-        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.acts.payload),
-                     i_wr.en.eq(a_take & is_conv)]
-        with m.If(a_take & is_conv):
+        """conv2d: the raw image into ``imem`` (a bus word per cycle), then the entries
+        gathered by ``i2c`` (one byte per column from a read port of its own)."""
+        cols, wb, lg_wb = self.cols, self.wb, self.lg_wb
+        i_take = self.image.valid & self.image.ready
+        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.image.payload),
+                     i_wr.en.eq(i_take)]
+        with m.If(i_take):
             m.d.sync += i_count.eq(i_count + 1)
         m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
                      i2c.cg_first.eq(cg_first)]
         g_valid = Signal()
-        g_sel = [Signal(range(cols), name=f"g_sel{j}") for j in range(cols)]
+        g_sel = [Signal(range(max(2, wb)), name=f"g_sel{j}") for j in range(cols)]
         g_inb = Signal(cols)
         g_bytes = []
         m.d.sync += [g_valid.eq(i2c.valid), g_inb.eq(i2c.inb)]
         for j in range(cols):
             rp = imem.read_port()
-            m.d.comb += rp.addr.eq(i2c.addr[j] // cols)
-            m.d.sync += g_sel[j].eq(i2c.addr[j] % cols)
+            m.d.comb += rp.addr.eq(i2c.addr[j] >> lg_wb)
+            m.d.sync += g_sel[j].eq(i2c.addr[j][:lg_wb] if lg_wb else 0)
             g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
         m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take & a_keep)),
                      e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
@@ -171,9 +182,9 @@ class Tile(wiring.Component):
             m.submodules[f"wmem{r}"] = wm
         m.submodules.amem = amem
         if self.conv:
-            m.submodules.imem = imem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
+            m.submodules.imem = imem = Memory(shape=W, depth=self.img_depth, init=[])
             i_wr = imem.write_port()
-            iaw = self.aaw + max(1, (cols - 1).bit_length()) + 1
+            iaw = max(1, (self.img_depth * self.wb - 1).bit_length()) + 1
             m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw,
                                                    dim_width=DIM_WIDTH)
         w_wrs = [wm.write_port() for wm in wmems]
@@ -203,7 +214,8 @@ class Tile(wiring.Component):
         is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
         # bitmap skipping zero activations reads the gathered entries' flag words
         wait_gather = ((cmd.fmt == FormatCode.BITMAP) & cmd.act_skip) if has_bm else Const(0)
-        i_count, i_beats = Signal(self.aaw + 1), Signal(2 * DIM_WIDTH + 8)
+        i_count = Signal(range(2 * self.img_depth + 2))
+        i_beats = Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
         a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
@@ -212,7 +224,7 @@ class Tile(wiring.Component):
         overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
                     | slice_bad)
         if self.conv:
-            overflow = overflow | (i_count > cfg.act_buf_depth)
+            overflow = overflow | (i_count > self.img_depth)
         if has_bm:
             overflow = overflow | (a_nzbase > self.nz_depth)
         if has_nm:
@@ -288,7 +300,7 @@ class Tile(wiring.Component):
                              kw.eq((cmd.k + W - 1) >> lg_w)]
                 if self.conv:
                     m.d.sync += [i_count.eq(0),
-                                 i_beats.eq((cmd.geo.c * i_hw + cols - 1) // cols)]
+                                 i_beats.eq((cmd.geo.c * i_hw + self.wb - 1) >> lg_wb)]
                     m.next = "LOAD"
                 else:
                     with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse
@@ -298,7 +310,9 @@ class Tile(wiring.Component):
                         m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
-                m.d.comb += [self.weights.ready.eq(~w_loaded), self.acts.ready.eq(~a_loaded)]
+                m.d.comb += [self.weights.ready.eq(~w_loaded),
+                             self.acts.ready.eq(~is_conv & ~a_loaded),
+                             self.image.ready.eq(is_conv & ~a_loaded)]
                 with m.If(w_loaded & a_loaded):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
                     if self.conv:

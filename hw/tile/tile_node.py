@@ -46,7 +46,7 @@ class TileNode(wiring.Component):
 
     From the ring (``flits_in``): ``DATA`` flits are weight-image words (to ``Tile.weights``
     through an `ImageChecker`, which checks the image body's sparse metadata on the way),
-    ``ACTS`` flits activation words (byte-repacked to ``cols``-byte entries), ``CTRL`` flits first
+    ``ACTS`` flits the input image's bus words (straight into ``Tile.image``), ``CTRL`` flits first
     ``lut_beats`` words of activation table (a word per cycle into the pipeline's shadow table, then
     a swap) and then the ``QUANT_BYTES``-byte bias/requant records of every output row of the layer
     (the node keeps rows ``[row_base, row_base + rows)``).  Every flit is consumed as soon as its
@@ -105,12 +105,11 @@ class TileNode(wiring.Component):
         m.submodules.tile, m.submodules.pipe = tile, pipe
         m.submodules.checker = chk = self.checker
         m.d.comb += [self.image_done.eq(chk.done), self.image_code.eq(chk.code)]
-        m.submodules.act_gb = act_gb = ByteGearbox(in_bytes=beat, out_bytes=cols)
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
         lay = self.layer
         rows, row_base = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         cg0, cgs = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
-        act_cnt, q_cnt, lut_cnt = Signal(32), Signal(32), Signal(16)
+        q_cnt, lut_cnt = Signal(32), Signal(16)
         q_idx = Signal(DIM_WIDTH + 1)
         m.d.comb += [self.computing.eq(tile.computing), self.mac_active.eq(tile.mac.valid.any())]
 
@@ -123,10 +122,10 @@ class TileNode(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):
                     m.d.sync += [rows.eq(self.rows), row_base.eq(self.row_base),
-                                 cg0.eq(self.cg0), cgs.eq(self.cgs), act_cnt.eq(0),
+                                 cg0.eq(self.cg0), cgs.eq(self.cgs),
                                  q_cnt.eq(0), lut_cnt.eq(0), q_idx.eq(0),
                                  self.error.eq(0)]
-                    m.d.comb += [act_gb.clear.eq(1), q_gb.clear.eq(1),
+                    m.d.comb += [q_gb.clear.eq(1),
                                  chk.start.eq(1)]
                     m.next = "CMD"
             with m.State("CMD"):
@@ -162,16 +161,14 @@ class TileNode(wiring.Component):
             wslice.w_data.eq(word),
             chk.i.valid.eq(wslice.r_rdy), chk.i.payload.eq(wslice.r_data),
             wslice.r_en.eq(chk.i.ready),
-            act_gb.i.payload.data.eq(word), act_gb.i.payload.last.eq(act_cnt + 1 >= lay.act_beats),
             q_gb.i.payload.data.eq(word), q_gb.i.payload.last.eq(q_cnt + 1 >= lay.quant_beats),
         ]
         with m.Switch(ftype):
             with m.Case(FlitType.DATA):
                 m.d.comb += [wslice.w_en.eq(fi.valid), fi.ready.eq(wslice.w_rdy)]
             with m.Case(FlitType.ACTS):
-                m.d.comb += [act_gb.i.valid.eq(fi.valid), fi.ready.eq(act_gb.i.ready)]
-                with m.If(fi.valid & act_gb.i.ready):
-                    m.d.sync += act_cnt.eq(act_cnt + 1)
+                # the image straight into the tile, a bus word per cycle
+                m.d.comb += [tile.image.valid.eq(fi.valid), fi.ready.eq(tile.image.ready)]
             with m.Case(FlitType.CTRL):
                 with m.If(is_lut):
                     m.d.comb += [fi.ready.eq(1), lut_wr.eq(fi.valid)]
@@ -184,9 +181,9 @@ class TileNode(wiring.Component):
             with m.Default():
                 m.d.comb += fi.ready.eq(1)      # nothing else is addressed to a tile: drop
 
-        # activations: bytes -> cols-byte entries
-        m.d.comb += [tile.acts.valid.eq(act_gb.o.valid), act_gb.o.ready.eq(tile.acts.ready),
-                     tile.acts.payload.as_value().eq(act_gb.o.payload)]
+        # activations: every layer runs as a conv2d, its input image a bus word per ACTS flit
+        # (tile.acts, the matmul entries, is not used)
+        m.d.comb += tile.image.payload.eq(word)
         # activation table: one bus word (beat entries) per CTRL flit straight into the shadow
         # table, then swap to it one cycle after the last write (a write in the swap cycle
         # would land in the bank that becomes the shadow)

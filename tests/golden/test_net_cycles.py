@@ -170,8 +170,10 @@ def test_conv_reads_its_image(rng):
     d = conv2d_descriptor(c=3, h=8, w=8, kout=6, kh=3, kw=3, pad=(1, 1), flags=REQ_LUT)
     slices = [pack_weights(w.reshape(6, -1)[a:b], "dense") for a, b in tile_row_split(6, 4)]
     r = descriptor_cycles(d, slices, cols, CFG, act_bytes=x.size)
-    # 192 image bytes, cols = 4 bytes per cycle into every tile's gearbox
-    assert r["acts"] == 2 + 192 // 4 + 1
+    # 192 image bytes, a bus word per cycle into every tile: the read's own time (ACTS state,
+    # RD_ISSUE, latency, 24 beats, tail)
+    from sparsemac.golden.net_cycles import READ_LATENCY, READ_TAIL
+    assert r["acts"] == 2 + READ_LATENCY + 192 // (CFG.axi_data_width // 8) + READ_TAIL
     assert r["acts"] != descriptor_cycles(d, slices, cols, CFG)["acts"]   # im2col is 27 x 64
 
 

@@ -38,14 +38,17 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
             computing.append(0)
             if job.get("refused"):
                 for _ in range(4):   # nothing is taken, the tile is idle again at once
-                    _, _, wr, ar, busy = await ctx.tick().sample(dut.weights.ready,
-                                                                 dut.acts.ready, dut.busy)
-                    assert not wr and not ar, "a refused command took a word"
+                    _, _, wr, ar, ir, busy = await ctx.tick().sample(
+                        dut.weights.ready, dut.acts.ready, dut.image.ready, dut.busy)
+                    assert not wr and not ar and not ir, "a refused command took a word"
                 assert not busy and ctx.get(dut.error) == 1, "refused command: not idle/error"
                 if status is not None:
                     status.append((ctx.get(dut.error), 0))
                 continue
-            words, acts = job["words"], job["acts"]
+            words = job["words"]
+            # a matmul's activation entries, or a conv2d's image words
+            src = dut.image if "image" in job else dut.acts
+            acts = job["image"] if "image" in job else job["acts"]
             wi = ai = 0
             while wi < len(words) or ai < len(acts):
                 if wi < len(words) and rng.random() >= stall:
@@ -54,16 +57,16 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
                 else:
                     ctx.set(dut.weights.valid, 0)
                 if ai < len(acts) and rng.random() >= stall:
-                    ctx.set(dut.acts.payload, acts[ai])
-                    ctx.set(dut.acts.valid, 1)
+                    ctx.set(src.payload, acts[ai])
+                    ctx.set(src.valid, 1)
                 else:
-                    ctx.set(dut.acts.valid, 0)
+                    ctx.set(src.valid, 0)
                 _, _, wr, wv, ar, av = await ctx.tick().sample(
-                    dut.weights.ready, dut.weights.valid, dut.acts.ready, dut.acts.valid)
+                    dut.weights.ready, dut.weights.valid, src.ready, src.valid)
                 wi += int(wr and wv)
                 ai += int(ar and av)
             ctx.set(dut.weights.valid, 0)
-            ctx.set(dut.acts.valid, 0)
+            ctx.set(src.valid, 0)
             await ctx.tick().until(~dut.busy)
             if status is not None:
                 status.append((ctx.get(dut.error), computing[-1]))
