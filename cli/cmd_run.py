@@ -64,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-outputs", metavar="FILE.npz", type=Path, default=None,
                    help="write the network's outputs (batch first: 'outputs' as stored, "
                    "'values' real) to an .npz file")
+    p.add_argument("--tile-split", choices=("auto", "rows", "cols"), default="auto",
+                   help="how each layer is spread over the tiles: by output rows, by output "
+                        "columns where that fits, or per layer the faster of the two by the "
+                        "cycle model (docs/spec.md section 8.1)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -100,7 +104,8 @@ def _table(rep: dict) -> str:
            + (f" (first of {rep['jobs']} jobs: {rep['split']})" if rep.get("jobs", 1) > 1
               else ""),
            f"cycles: {rep['cycle_model']}", ""]
-    hdr = (f"{'#':>2} {'name':<12} {'op':<7} {'format':<7} {'M x K x N':<16} {'density':>7} "
+    hdr = (f"{'#':>2} {'name':<12} {'op':<7} {'format':<7} {'split':<5} {'M x K x N':<16} "
+           f"{'density':>7} "
            f"{'cycles':>8} {'roofline':>8} {'ach/roof':>8} {'bound':<7} {'mismatch':>8}")
     out += [hdr, "-" * len(hdr)]
     for e in rep["layers"]:
@@ -109,10 +114,11 @@ def _table(rep: dict) -> str:
         roof = e.get("roofline_cycles", "-")
         ach = f"{e['achieved_over_roofline']:.2f}" if "achieved_over_roofline" in e else "-"
         out.append(f"{e['index']:>2} {e['name'][:12]:<12} {e['op']:<7} {e['format']:<7} "
-                   f"{mkn:<16} {e['density']:>7.3f} {cyc:>8} {roof:>8} {ach:>8} "
+                   f"{e.get('tile_split', '-'):<5} {mkn:<16} {e['density']:>7.3f} {cyc:>8} "
+                   f"{roof:>8} {ach:>8} "
                    f"{e.get('bound', '-'):<7} {e['mismatches']:>8}")
     out += ["-" * len(hdr),
-            f"   {'total':<12} {'':<7} {'':<7} {'':<16} {'':>7} {rep['cycles']:>8} "
+            f"   {'total':<12} {'':<7} {'':<7} {'':<5} {'':<16} {'':>7} {rep['cycles']:>8} "
             f"{rep['roofline_cycles']:>8} {rep['achieved_over_roofline']:>8.2f} {'':<7} "
             f"{rep['mismatches']:>8}"]
     status = rep["status"]
@@ -182,10 +188,10 @@ def main(args) -> int:
             from ..sim.rtl_engine import run_rtl
 
             rr = run_rtl(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                         progress=_progress)
+                         progress=_progress, tile_split=args.tile_split)
         else:
             rr = run(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                     progress=_progress)
+                     progress=_progress, tile_split=args.tile_split)
         rep = rr.report
         if onnx_model is not None:
             _onnx_report(rep, rr, onnx_model, x, labels, args)

@@ -26,7 +26,8 @@ from sparsemac.golden.tiling import tile_col_split
 __all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "CYCLE_SOURCE"]
 
 CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
-                "tables, activations, bodies tile after tile), golden.tile_model per tile, "
+                "tables, activations, bodies tile after tile or one multicast for a column split), "
+                "golden.tile_model per tile, "
                 "ring and result write-back replayed cycle by cycle")
 
 

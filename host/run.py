@@ -172,7 +172,7 @@ def accuracy(values: np.ndarray, labels) -> float:
 def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=None,
         engine: Callable[[CompiledNetwork], JobResult] = model_job, engine_name: str = "model",
         labels=None, max_images: int = MAX_IMAGES_PER_JOB, check_job=None,
-        progress: Callable[[str], None] | None = None) -> RunResult:
+        progress: Callable[[str], None] | None = None, tile_split: str = "auto") -> RunResult:
     """Compile ``net`` (a `Network` or a layer-list file) for ``cfg``, run it on ``engine``
     job by job and return the report and the outputs.
 
@@ -180,7 +180,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     int8) that fix every scale (`sparsemac.host.compiler.calibrate`); ``labels``: one class
     per input, adds ``accuracy`` to the report; ``check_job(cn)``: called on every compiled job
     before it runs (the RTL engine's tile-buffer check); ``progress(msg)``: called before every
-    job of a split run.
+    job of a split run; ``tile_split``: how each layer is spread over the tiles
+    (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1).
 
     Raises
     ------
@@ -201,7 +202,7 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     for ji, job in enumerate(jobs):
         if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
             progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
-        cn = compile_network(job, cfg, seed=seed, base=base)
+        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split)
         if check_job is not None:
             check_job(cn)
         first_cn = first_cn or cn
@@ -275,6 +276,7 @@ def _layer_entry(cl) -> dict:
         **({"nm": f"{d.param_a}:{d.param_b}"} if s.fmt == "nm" else {}),  # N:M as run
         "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
         "m": d.m, "k": d.k, "n": d.n,
+        "tile_split": "cols" if d.col_split else "rows", "col_split": d.col_split,
         "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
         "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
         "out_offset": d.out, "mismatches": 0,

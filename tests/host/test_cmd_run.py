@@ -46,6 +46,32 @@ def test_examples_json(name):
         assert {e["op"] for e in rep["layers"]} == {"matmul", "conv2d"}
 
 
+def test_tile_split_choices():
+    """``--tile-split``: rows everywhere, columns wherever a layer has at least two column
+    groups (demo_net's conv3 and classifier have one), or per layer the cycle model's choice
+    (``auto``, the default); every run bit-exact, the choice and ``col_split`` per layer in the
+    report; an unknown choice is one line naming the flag."""
+    from sparsemac.host.compiler import col_split_of
+
+    cfg = AcceleratorConfig.preset("default")
+    got = {}
+    for choice in ("rows", "cols", "auto"):
+        r = run(str(EXAMPLES / "demo_net.yaml"), "--json", "--tile-split", choice)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        assert rep["mismatches"] == 0 and rep["status"] == "OK", rep
+        got[choice] = [(e["tile_split"], e["col_split"]) for e in rep["layers"]]
+        for e in rep["layers"]:
+            want = col_split_of(e["n"], cfg) if e["tile_split"] == "cols" else 0
+            assert e["col_split"] == want, e
+    assert got["rows"] == [("rows", 0)] * 5
+    assert [t for t, _ in got["cols"]] == ["cols", "cols", "cols", "rows", "rows"]
+    assert all(a in (r, c) for a, r, c in zip(got["auto"], got["rows"], got["cols"]))
+    r = run(str(EXAMPLES / "demo_net.yaml"), "--tile-split", "diagonal")
+    assert r.returncode == 2 and "argument --tile-split: invalid choice: 'diagonal'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
 def test_text_report_seed_and_config(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("rows: 2\ncols: 2\ntiles: 1\nout_lanes: 2\n")
