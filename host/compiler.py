@@ -269,8 +269,12 @@ def _use_col_split(cl, cfg, split: str) -> bool:
         return False
     if split == "cols":
         return True
-    from sparsemac.host.cycles import prefer_col_split  # auto: the cycle model decides
-    return prefer_col_split(cl, cfg)
+    from .cycles import prefer_col_split  # auto: the cycle model decides
+    m, _, n = cl.spec.mkn
+    fmt = cl.packed.fmt
+    nm = (cl.packed.param_a, cl.packed.param_b) if fmt == "nm" else (2, 4)
+    rows = split_weights(cl.weights.reshape(m, -1), fmt, cfg, nm=nm)
+    return prefer_col_split(cl, cfg, rows, col_split_of(n, cfg))
 
 
 def quant_records(bias, mult, shift) -> bytes:

@@ -106,12 +106,11 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
     }
 
 
-def prefer_col_split(cl, cfg) -> bool:
+def prefer_col_split(cl, cfg, row_slices, col_split: int) -> bool:
     """Whether compiled layer ``cl`` runs in fewer cycles with its columns split across the
-    tiles than with its rows split (`descriptor_cycles` of both, as a descriptor of its own:
-    the compiler's ``split="auto"``)."""
-    from sparsemac.host.compiler import col_split_of, split_weights
-
+    tiles (``col_split`` columns per tile, one image: ``cl.packed``) than with its rows split
+    (the per-tile images ``row_slices``): `descriptor_cycles` of both, as a descriptor of its
+    own (the compiler's ``split="auto"``)."""
     d = cl.descriptor
     if d.m == 0:                # not built yet: the layer's own shapes
         from sparsemac.golden.descriptors import Descriptor
@@ -120,14 +119,11 @@ def prefer_col_split(cl, cfg) -> bool:
         m, k, n = cl.spec.mkn
         flags = (F.REQUANT if cl.spec.requant else 0) | (F.LUT if cl.lut is not None else 0)
         d = Descriptor(m=m, k=k, n=n, flags=int(flags))
-    fmt = cl.packed.fmt
-    nm = (cl.packed.param_a, cl.packed.param_b) if fmt == "nm" else (2, 4)
-    rows = split_weights(cl.weights.reshape(d.m, -1), fmt, cfg, nm=nm)
     cols = _im2col_of(cl)
     act = int(cl.x.size)
-    by_rows = descriptor_cycles(d.replace(col_split=0), rows, cols, cfg, act_bytes=act)
-    by_cols = descriptor_cycles(d.replace(col_split=col_split_of(d.n, cfg)), [cl.packed],
-                                cols, cfg, act_bytes=act)
+    by_rows = descriptor_cycles(d.replace(col_split=0), row_slices, cols, cfg, act_bytes=act)
+    by_cols = descriptor_cycles(d.replace(col_split=col_split), [cl.packed], cols, cfg,
+                                act_bytes=act)
     return by_cols["cycles"] < by_rows["cycles"]
 
 
