@@ -197,7 +197,8 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
         "Phases (model, share of the cycles; they add up to the descriptor's cycles): **fixed** "
         "= descriptor fetch and checks, image headers (one read and check per tile), "
         "activation table and requant records, end of layer; **load** = activations (read "
-        "once, multicast) and image bodies (tile after tile on the one read port); **compute** "
+        "once, multicast) and image bodies (tile after tile on the one read port, one multicast "
+        "body for a layer whose columns are split across the tiles); **compute** "
         "= im2col and compute of the last tile left after the last body (without stalls); "
         "**write-back** = the rest of the wait: results still to be written (posted "
         "single-beat writes and the end markers' line flushes).",
@@ -294,7 +295,8 @@ def _plot(results: list[dict], path: Path, base: dict | None = None) -> None:
                label="roofline")
     ax.set_yticks(y, names)
     ax.set_xlabel("cycles per job")
-    ax.set_title("Where each network's cycles go (model phases, RTL total)")
+    ax.set_title("Where each network's cycles go (model phases, RTL total)"
+                 + ("; hatched: baseline" if base else ""))
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
