@@ -682,6 +682,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                          f"per layer), not {split!r}")
     if not isinstance(split, str) and any(n.batch > 1 for n in nets):
         raise ValueError("split must be one string for a batch of images")
+    per_layer = iter(splits)        # a list: one choice per layer, in order
     if any(n.batch > 1 for n in nets):
         if quant != "calibrate":
             raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
@@ -697,8 +698,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         for spec in n.layers:
             cl, _ = _layer(spec, cfg, [cur], s_x,
                            np.random.default_rng([*key, spec.index + 1]), quant)
-            if _use_col_split(cl, cfg, splits[min(len(layers) + sum(len(c[2]) for c in chains),
-                                                  len(splits) - 1)]):
+            if _use_col_split(cl, cfg, split if isinstance(split, str) else next(per_layer)):
                 cl.slices = [cl.packed]
             cl.chain = j
             layers.append(cl)

@@ -110,15 +110,13 @@ def prefer_col_split(cl, cfg, row_slices, col_split: int) -> bool:
     """Whether compiled layer ``cl`` runs in fewer cycles with its columns split across the
     tiles (``col_split`` columns per tile, one image: ``cl.packed``) than with its rows split
     (the per-tile images ``row_slices``): `descriptor_cycles` of both, as a descriptor of its
-    own (the compiler's ``split="auto"``)."""
-    d = cl.descriptor
-    if d.m == 0:                # not built yet: the layer's own shapes
-        from sparsemac.golden.descriptors import Descriptor
-        from sparsemac.golden.descriptors import Flags as F
+    own (the compiler's ``split="auto"``, before the layer's descriptor is built: its shapes
+    and flags; the fetch and checks cost the same for both)."""
+    from sparsemac.golden.descriptors import Descriptor
 
-        m, k, n = cl.spec.mkn
-        flags = (F.REQUANT if cl.spec.requant else 0) | (F.LUT if cl.lut is not None else 0)
-        d = Descriptor(m=m, k=k, n=n, flags=int(flags))
+    m, k, n = cl.spec.mkn
+    flags = (Flags.REQUANT if cl.spec.requant else 0) | (Flags.LUT if cl.lut is not None else 0)
+    d = Descriptor(m=m, k=k, n=n, flags=int(flags))
     cols = _im2col_of(cl)
     act = int(cl.x.size)
     by_rows = descriptor_cycles(d.replace(col_split=0), row_slices, cols, cfg, act_bytes=act)
