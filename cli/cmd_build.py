@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="config YAML (default: the board's self-test size on the tiny preset)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                    help="override one parameter (repeatable)")
+    p.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
+                   help="core clock from the board's PLL (ECP5 boards; default: the board's)")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -35,11 +37,21 @@ def main(args) -> int:
     cfg = AcceleratorConfig.from_yaml(args.config) if args.config else None
     if args.overrides:
         cfg = board_config(args.board, cfg).with_overrides(args.overrides)
+    if args.clock_mhz is not None:
+        from sparsemac.flow.clocking import ecp5_pll_params
+
+        board = BOARDS[args.board]
+        if board.target != "ecp5":
+            raise UsageError(f"--clock-mhz needs an ECP5 board (a PLL), not {args.board}")
+        try:
+            ecp5_pll_params(board.osc_mhz, args.clock_mhz)
+        except ValueError as exc:
+            raise UsageError(f"--clock-mhz: {exc}") from None
     from sparsemac.cli.paths import out_dir
 
     out_dir(args.out)
     try:
-        rep = build_board(args.board, args.out, cfg)
+        rep = build_board(args.board, args.out, cfg, clock_mhz=args.clock_mhz)
     except SynthError as exc:
         raise UsageError(str(exc)) from None
     except NetworkError as exc:  # the self-test layer does not fit this config's buffers

