@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import io
 
 from .clocking import Ecp5Pll, ecp5_pll_params
@@ -137,6 +137,7 @@ class BoardTop(Elaboratable):
         if self.pll is not None:
             osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
             m.submodules.osc = osc
+            m.domains.sync = ClockDomain("sync")
             m.submodules.pll = Ecp5Pll(self.pll, osc.i)
         if self.board.reset_button is not None:
             button = io.Buffer("i", platform.request(*self.board.reset_button, dir="-"))
@@ -227,7 +228,7 @@ def _run_step(script: str, build_dir: Path, step: str, top_name: str, name: str)
 
 
 def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: bool = True,
-                abc: str | None = None, clock_mhz: float | None = None,
+                abc: str | None = None, clock_mhz: float | None = None, place: bool = True,
                 **selftest_kw) -> dict:
     """Synthesize, place, route and pack board ``name``; return (and write) the report.
 
@@ -237,7 +238,9 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     (default: the board's) picks the LUT mapper: ``"abc9"``, ``"abc"`` or ``"auto"`` (abc9,
     and abc again if Yosys runs out of WebAssembly stack).  ``report["result"]`` is ``"ok"``
     or a one-line reason (``does not fit ...``); ``report["timing"]`` says whether Fmax meets
-    the target and the board clock.
+    the target and the board clock.  ``clock_mhz`` (ECP5): the core clock made by the board's
+    PLL (default: the board's ``clock_mhz``, else its oscillator).  ``place=False`` stops after
+    Yosys (area only, ``result`` = ``"synthesized"``).
     """
     cfg = board_config(name, cfg)
     board = BOARDS[name]
@@ -307,6 +310,11 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
             report["seconds"] = report["synth_seconds"]
             report["result"] = (f"does not fit {name} ({board.target} {board.device}): "
                                 + ", ".join(problems))
+            _write(out, report)
+            return report
+        if not place:
+            report["seconds"] = report["synth_seconds"]
+            report["result"] = "synthesized"
             _write(out, report)
             return report
         _run_step(pnr_sh, build_dir, "pnr", top_name, name)

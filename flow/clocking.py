@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["PllParams", "ecp5_pll_params", "Ecp5Pll"]
@@ -63,8 +63,9 @@ def ecp5_pll_params(f_in_mhz: float, f_out_mhz: float) -> PllParams:
 
 
 class Ecp5Pll(Elaboratable):
-    """``sync`` at ``params.f_out_mhz`` from the oscillator clock ``clk_in``; the domain is held
-    in reset (synchronously released) until the PLL locks, or while ``rst_in`` is high."""
+    """Drives the clock of domain ``sync`` at ``params.f_out_mhz`` from the oscillator clock
+    ``clk_in``, and its reset: held (and synchronously released) until the PLL locks, or while
+    ``rst_in`` is high.  The parent defines the domain (``ClockDomain("sync")``)."""
 
     def __init__(self, params: PllParams, clk_in, rst_in=None):
         self.params = params
@@ -75,8 +76,8 @@ class Ecp5Pll(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.domains.sync = ClockDomain("sync")
-        clk = ClockSignal("sync")
+        clk = Signal(name="pll_clkop")   # the core clock net (constrained below)
+        m.d.comb += ClockSignal("sync").eq(clk)
         m.submodules.pll = Instance(
             "EHXPLLL",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",

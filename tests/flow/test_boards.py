@@ -90,3 +90,24 @@ def test_board_build(board, tmp_path):
     if BOARDS[board].target == "ice40":
         lc = rep["pnr_utilization"]["ICESTORM_LC"]
         assert lc["used"] <= lc["available"] and "Logic cells after packing" in text, lc
+
+
+def test_ulx3s_top_with_a_pll_core_clock(tmp_path):
+    """``clock_mhz``: the ULX3S top runs its core from an EHXPLLL, the constraints file
+    names the core clock's frequency, and boards without a PLL model refuse it."""
+    import importlib
+
+    board = BOARDS["ulx3s-85f"]
+    cfg = board_config("ulx3s-85f").replace(rows=2, cols=2, out_lanes=2,
+                                            formats=("dense", "nm"))
+    top = BoardTop(board, cfg, clock_mhz=100.0)
+    assert top.clock_mhz == 100.0 and top.pll.clkfb_div * 25 // top.pll.clki_div == 100
+    mod, cls = board.platform.split(":")
+    plan = getattr(importlib.import_module(mod), cls)().prepare(top, name="t")
+    files = plan.files
+    assert "EHXPLLL" in files["t.il"] and "rst_sync" in files["t.il"]
+    lpf = files["t.lpf"]
+    assert "FREQUENCY NET" in lpf and "100000000" in lpf.replace(".0", ""), lpf
+    assert BoardTop(board, cfg).clock_mhz == 25.0 and BoardTop(board, cfg).pll is None
+    with pytest.raises(ValueError, match="clock_mhz needs a PLL model for ice40"):
+        BoardTop(BOARDS["icebreaker"], board_config("icebreaker"), clock_mhz=24.0)
