@@ -2,8 +2,10 @@
 
 The model follows the micro-architecture record by record: per lane, the segment fetcher walks
 the row's memory words (set-up 2 cycles, 3 for ``block``; one cycle per word while the 4-deep
-FIFO has room; empty words are dropped, non-empty words and end-of-row tokens enter the FIFO),
-and the scanner emits one pair per cycle per candidate of a word plus one cycle per end token.
+FIFO has room; a fetched word is registered once (stage e) before its candidates are formed;
+empty words are dropped, non-empty words and end-of-row tokens enter the FIFO), and the
+scanner emits one pair per cycle per candidate of a word plus one cycle per end token, through
+one output register (the pick, then the pair's arithmetic).
 The recurrence below is the exact timing of those two stages (FIFO occupancy included); only
 the result drain is assumed never to back-pressure the lanes.  ``cfg`` is duck-typed:
 ``rows``, ``cols``, ``axi_data_width``, ``mul_pipeline``.
@@ -155,6 +157,7 @@ def lane_tokens(items, start: int, gate: tuple[int, int] | None = None) -> list[
     scanner behind it stalls."""
     take: list[int] = []
     f_prev = -(1 << 60)
+    e_push = -(1 << 60)     # the cycle the fetched-word register (stage e) last emptied
     t_row = start
     out = []
     for item in items:
@@ -164,32 +167,40 @@ def lane_tokens(items, start: int, gate: tuple[int, int] | None = None) -> list[
             g0 = gate[0] + item[2] * gate[1]
         i = t_row + setup
         for w, c in enumerate(counts.tolist()):
+            # issued at i; its data stage d moves into e when e is free; e pushes into the
+            # FIFO when it has room (every word, even a dropped one, waits for room)
             r = len(take)
-            p = i + 1
-            if r >= FIFO_DEPTH:     # every word, even a dropped one, waits for FIFO room
-                p = max(p, take[r - FIFO_DEPTH] + 1)
+            dt = max(i + 1, e_push)
+            pe = dt + 1
+            if r >= FIFO_DEPTH:
+                pe = max(pe, take[r - FIFO_DEPTH] + 1)
+            e_push = pe
+            i = dt
             if c == 0:
-                i = p
                 continue
-            es = max(f_prev + 1, p + 2)
+            es = max(f_prev + 1, pe + 2)
             take.append(es - 1)
             if gate is None:
                 f_prev = es + c - 1
-            else:       # pair emitted at e fires at max(e + 1, its entry); the next follows it
-                e = es
+            else:
+                # a pair picked at s is in the decoder's output register at s + 1 and in the
+                # tile's pair register at s + 2: it fires at max(s + 2, its entry), the next
+                # one a cycle after it at the earliest
+                e = es + 1
                 for k in words[w].tolist():
                     e = max(e + 1, g0 + k)
-                f_prev = e - 1
-            i = p
+                f_prev = e - 2
         r = len(take)
-        p = i + 1
+        dt = max(i + 1, e_push)
+        pe = dt + 1
         if r >= FIFO_DEPTH:
-            p = max(p, take[r - FIFO_DEPTH] + 1)
-        es = max(f_prev + 1, p + 2)
+            pe = max(pe, take[r - FIFO_DEPTH] + 1)
+        e_push = pe
+        es = max(f_prev + 1, pe + 2)
         take.append(es - 1)
         f_prev = es
-        t_row = p + 1
-        out.append(f_prev)
+        t_row = dt + 1
+        out.append(f_prev + 1)      # the token leaves the decoder's output register
     return out
 
 

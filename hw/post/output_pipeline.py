@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from sparsemac.hw.mem.skid_buffer import SkidBuffer
 from sparsemac.hw.post.activation_lut import ActivationLut, lut_write_signature
 from sparsemac.hw.post.pwl_activation import PwlActivation, pwl_write_signature
 from sparsemac.hw.post.requantizer import (
@@ -150,13 +151,22 @@ class OutputPipeline(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.requantizer = rq = self._requant
+        m.submodules.requantizer = rq_ = self._requant
         m.submodules.activation_lut = lut = self._lut
-        wiring.connect(m, wiring.flipped(self.i), rq.i)
-        wiring.connect(m, wiring.flipped(self.params), rq.params)
+        wiring.connect(m, wiring.flipped(self.i), rq_.i)
+        wiring.connect(m, wiring.flipped(self.params), rq_.params)
+        # skid buffers (no latency) between the requantizer and the activation stage and at
+        # the output: each stage's enable (`~o.valid | o.ready`) then comes from a register,
+        # not from a chain of ready signals through every stage and lane
+        m.submodules.mid_skid = mid = SkidBuffer(rq_.o.payload.shape())
+        m.submodules.out_skid = out = SkidBuffer(self.o.payload.shape())
+        wiring.connect(m, rq_.o, mid.i)
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        rq = mid       # the requantizer's output, as the activation stage sees it
+        o = out.i      # the pipeline's output, as the activation stage drives it
         if not self.pwl:
             wiring.connect(m, rq.o, lut.i)
-            wiring.connect(m, lut.o, wiring.flipped(self.o))
+            wiring.connect(m, lut.o, o)
         else:
             m.submodules.pwl_activation = pwl = self._pwl
             wiring.connect(m, wiring.flipped(self.pwl_wr), pwl.wr)
@@ -170,17 +180,17 @@ class OutputPipeline(wiring.Component):
                 lut.i.valid.eq(rq.o.valid & ~self.mode),
                 pwl.i.valid.eq(rq.o.valid & self.mode),
                 rq.o.ready.eq(Mux(self.mode, pwl.i.ready, lut.i.ready)),
-                self.o.valid.eq(Mux(self.mode, pwl.o.valid, lut.o.valid)),
-                self.o.payload.last.eq(Mux(self.mode, pwl.o.payload.last, lut.o.payload.last)),
-                lut.o.ready.eq(self.o.ready & ~self.mode),
-                pwl.o.ready.eq(self.o.ready & self.mode),
+                o.valid.eq(Mux(self.mode, pwl.o.valid, lut.o.valid)),
+                o.payload.last.eq(Mux(self.mode, pwl.o.payload.last, lut.o.payload.last)),
+                lut.o.ready.eq(o.ready & ~self.mode),
+                pwl.o.ready.eq(o.ready & self.mode),
             ]
             for j in range(self.lanes):
                 y = rq.o.payload.data[j]
                 m.d.comb += [
                     lut.i.payload.data[j].eq(Mux(y > 127, 127, Mux(y < -128, -128, y))),
-                    self.o.payload.data[j].eq(Mux(self.mode, pwl.o.payload.data[j],
-                                                  lut.o.payload.data[j])),
+                    o.payload.data[j].eq(Mux(self.mode, pwl.o.payload.data[j],
+                                             lut.o.payload.data[j])),
                 ]
         wiring.connect(m, wiring.flipped(self.lut_wr), lut.wr)
         m.d.comb += [

@@ -27,8 +27,10 @@ class Im2colAddress(wiring.Component):
     the image (and ``p < OH*OW``): padding positions are never fetched.  Latency: the address
     of step ``i`` is valid in the cycle ``valid`` is high for the ``i``-th time; one step per
     cycle after ``cols + 1`` set-up cycles (the columns' first positions are stepped one per
-    cycle, no divider) and two pipeline stages (``ih``/``iw``, then the address: no
-    multiplier feeds another in one cycle), no stalls.
+    cycle, no divider) and two pipeline stages (``ih``/``iw`` and the row's byte offset, then
+    the address: one adder per column per stage), no stalls.  No multiplier per column: a
+    column's base position and row offset advance by constants from group to group, and the
+    few products of the geometry are registered once at start.
 
     Parameters
     ----------
@@ -64,66 +66,97 @@ class Im2colAddress(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        g, cols, dw = self.geo, self.cols, self.dw
-        sw_ = signed(dw + 2)
-        q, rmd = Signal(dw), Signal(dw)  # cols = q*OW + rmd
-        oh = [Signal(dw, name=f"oh{j}") for j in range(cols)]
+        g, cols, dw, aw = self.geo, self.cols, self.dw, self.aw
+        sw_ = signed(dw + 8)
+        # No multiplier per column: each column keeps its base row/column in input
+        # coordinates (bh = oh*sh - ph, bw = ow*sw - pw) and its row's byte offset
+        # (rowb = bh*W, modulo 2**addr_width: an address is only used inside the image),
+        # stepped by constants when the group advances; the constants come from the set-up
+        # walk (position of column ``cols``) and from a few products of the geometry that are
+        # registered once at start (shared by all columns).
+        rmd = Signal(dw)                               # cols = q*OW + rmd
         ow = [Signal(dw, name=f"ow{j}") for j in range(cols)]
+        bh = [Signal(sw_, name=f"bh{j}") for j in range(cols)]
+        bw = [Signal(sw_, name=f"bw{j}") for j in range(cols)]
+        rowb = [Signal(aw, name=f"rowb{j}") for j in range(cols)]
         pcg = Signal(dw + 8)  # cg * cols
         cg, kk = Signal(dw), Signal(dw)
-        c, r, s = Signal(dw), Signal(4), Signal(4)
+        r, s = Signal(4), Signal(4)
         rd, sd = Signal(dw), Signal(dw)  # r*dh, s*dw
-        cb = Signal(self.aw + 2)  # c*H*W
-        npix = Signal(2 * dw)                       # OH * OW, registered at start
-        # two pipeline stages after the stepping state: (ih, iw, in-range) -> (address, inb)
+        cb = Signal(aw)                  # c*H*W
+        crd = Signal(aw)                 # cb + rd*W
+        npix = Signal(2 * dw)            # OH * OW, registered at start
+        hw_, shw, dhw, phw = Signal(aw), Signal(aw), Signal(aw), Signal(aw)  # H*W, sh*W, ...
+        rmd_ow = Signal(signed(dw + 1))  # rmd - OW
+        qsh, qsh1 = Signal(sw_), Signal(sw_)    # q*sh, q*sh + sh
+        rsw, rsw1 = Signal(sw_), Signal(sw_)    # rmd*sw, rmd*sw - OW*sw
+        qshw, qshw1 = Signal(aw), Signal(aw)    # q*sh*W, (q*sh + sh)*W
+        osw = Signal(sw_)                       # OW*sw
+        # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
+        # (address, inb)
         step_valid = Signal()
         v1, v2 = Signal(), Signal()
-        cb1 = Signal.like(cb)
-        m.d.sync += [v1.eq(step_valid), v2.eq(v1), cb1.eq(cb)]
+        m.d.sync += [v1.eq(step_valid), v2.eq(v1)]
         m.d.comb += self.valid.eq(v2)
         for j in range(cols):
             ih = Signal(sw_, name=f"ih{j}")
             iw = Signal(sw_, name=f"iw{j}")
+            ra = Signal(aw, name=f"ra{j}")
             inpix = Signal(name=f"inpix{j}")
-            m.d.sync += [ih.eq(oh[j] * g.sh - g.ph + rd), iw.eq(ow[j] * g.sw - g.pw + sd),
+            m.d.sync += [ih.eq(bh[j] + rd), iw.eq(bw[j] + sd), ra.eq(rowb[j] + crd),
                          inpix.eq(pcg + j < npix)]
             m.d.sync += [
-                self.addr[j].eq(cb1 + ih.as_unsigned() * g.w + iw.as_unsigned()),
+                self.addr[j].eq(ra + iw.as_unsigned()),
                 self.inb[j].eq((ih >= 0) & (ih < g.h) & (iw >= 0) & (iw < g.w) & inpix),
             ]
-        # set-up: the positions (oh, ow) of columns 1 .. cols-1, and (q, rmd) = position of
-        # column `cols`, stepped one column per cycle (ow + 1, wrapping at OW): no divider
+        # set-up: the positions of columns 1 .. cols-1, and of column `cols` (q, rmd),
+        # stepped one column per cycle (ow + 1, wrapping at OW): no divider
         step = Signal(range(cols + 1))
-        s_oh, s_ow = Signal(dw), Signal(dw)             # position of column `step - 1`
+        s_ow = Signal(dw)                        # position of column `step - 1`
+        s_bh, s_bw = Signal(sw_), Signal(sw_)    # its base row / column
+        s_rowb = Signal(aw)
         n_ow = Signal(dw + 1)
         n_wrap = Signal()
         m.d.comb += [n_ow.eq(s_ow + 1), n_wrap.eq(n_ow >= g.ow)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [oh[0].eq(0), ow[0].eq(0), s_oh.eq(0), s_ow.eq(0), step.eq(1),
-                                 npix.eq(g.oh * g.ow)]
-                    m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), c.eq(0), r.eq(0), s.eq(0),
-                                 rd.eq(0), sd.eq(0), cb.eq(0)]
+                    m.d.sync += [ow[0].eq(0), bh[0].eq(-g.ph), bw[0].eq(-g.pw),
+                                 rowb[0].eq(-(g.ph * g.w)), s_ow.eq(0), s_bh.eq(-g.ph),
+                                 s_bw.eq(-g.pw), s_rowb.eq(-(g.ph * g.w)), step.eq(1),
+                                 npix.eq(g.oh * g.ow), hw_.eq(g.h * g.w), shw.eq(g.sh * g.w),
+                                 dhw.eq(g.dh * g.w), phw.eq(g.ph * g.w), osw.eq(g.ow * g.sw)]
+                    m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), r.eq(0), s.eq(0),
+                                 rd.eq(0), sd.eq(0), cb.eq(0), crd.eq(0)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                noh = Mux(n_wrap, s_oh + 1, s_oh)
                 now = Mux(n_wrap, 0, n_ow)
-                m.d.sync += [s_oh.eq(noh), s_ow.eq(now), step.eq(step + 1)]
+                nbh = Mux(n_wrap, s_bh + g.sh, s_bh)
+                nbw = Mux(n_wrap, -g.pw, s_bw + g.sw)
+                nrowb = Mux(n_wrap, s_rowb + shw, s_rowb)
+                m.d.sync += [s_ow.eq(now), s_bh.eq(nbh), s_bw.eq(nbw), s_rowb.eq(nrowb),
+                             step.eq(step + 1)]
                 for j in range(1, cols):
                     with m.If(step == j):
-                        m.d.sync += [oh[j].eq(noh), ow[j].eq(now)]
+                        m.d.sync += [ow[j].eq(now), bh[j].eq(nbh), bw[j].eq(nbw),
+                                     rowb[j].eq(nrowb)]
                 with m.If(step == cols):
-                    m.d.sync += [q.eq(noh), rmd.eq(now)]
+                    # column `cols` sits q rows and rmd columns past column 0
+                    m.d.sync += [rmd.eq(now), rmd_ow.eq(now - g.ow),
+                                 qsh.eq(nbh + g.ph), qsh1.eq(nbh + g.ph + g.sh),
+                                 rsw.eq(nbw + g.pw), rsw1.eq(nbw + g.pw - osw),
+                                 qshw.eq(nrowb + phw), qshw1.eq(nrowb + phw + shw)]
                     m.next = "RUN"
             with m.State("RUN"):
                 def next_group():
-                    m.d.sync += [kk.eq(0), c.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
-                                 cb.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
+                    m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0), cb.eq(0),
+                                 crd.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
                     for j in range(cols):
                         wrap = ow[j] + rmd >= g.ow
-                        m.d.sync += [ow[j].eq(ow[j] + rmd - (wrap * g.ow)),
-                                     oh[j].eq(oh[j] + q + wrap)]
+                        m.d.sync += [ow[j].eq(Mux(wrap, ow[j] + rmd_ow, ow[j] + rmd)),
+                                     bh[j].eq(bh[j] + Mux(wrap, qsh1, qsh)),
+                                     bw[j].eq(bw[j] + Mux(wrap, rsw1, rsw)),
+                                     rowb[j].eq(rowb[j] + Mux(wrap, qshw1, qshw))]
                 with m.If(cg >= self.ncg):
                     m.next = "DRAIN"
                 with m.Elif(cg < self.cg_first):    # a group of another tile: step over it
@@ -137,10 +170,10 @@ class Im2colAddress(wiring.Component):
                         with m.If(s + 1 == g.kw):
                             m.d.sync += [s.eq(0), sd.eq(0)]
                             with m.If(r + 1 == g.kh):
-                                m.d.sync += [r.eq(0), rd.eq(0), c.eq(c + 1),
-                                             cb.eq(cb + g.h * g.w)]
+                                m.d.sync += [r.eq(0), rd.eq(0), cb.eq(cb + hw_),
+                                             crd.eq(cb + hw_)]
                             with m.Else():
-                                m.d.sync += [r.eq(r + 1), rd.eq(rd + g.dh)]
+                                m.d.sync += [r.eq(r + 1), rd.eq(rd + g.dh), crd.eq(crd + dhw)]
                         with m.Else():
                             m.d.sync += [s.eq(s + 1), sd.eq(sd + g.dw)]
             with m.State("DRAIN"):                  # the last entries leave the pipeline

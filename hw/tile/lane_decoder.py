@@ -34,6 +34,7 @@ def pair_layout(*, byte_addr_width: int, act_addr_width: int, dim_width: int = 1
         fields["vaddr"] = byte_addr_width  # byte address of a bitmap value in the image
     fields.update({
         "abase": act_addr_width,        # activation buffer base of the column group (cg * K)
+        "aaddr": act_addr_width + 1,    # activation entry of the pair: abase + k
         "clear": 1,                     # first pair of a row: starts a new sum
         "end": 1,                       # end-of-row token (no MAC)
         "empty": 1,                     # with end: the row had no effectual pair
@@ -189,13 +190,18 @@ class LaneDecoder(wiring.Component):
         cw = W if has_bm else WB
         cand_fields = {"lo": lg_wb + 1, "hi": lg_wb + 1} if ranged else {"cand": cw}
         fields = {"end": 1, **cand_fields, "data": W, "kbase": signed(uw + 2),
-                  "abase": self.aaw}
+                  "abase": self.aaw, "ak": self.aaw + 1}   # ak = abase + kbase
         if has_nm:
             fields["aux"] = W      # nm index word
+            # nm: kbase = g0 * N + o; a pair's k = (g0 + (o + j) / N) * M + index, so the
+            # record carries g0 * M (gk), abase + g0 * M (ga) and o
+            fields.update({"gk": signed(dw + 2), "ga": self.aaw + 1, "o": 8})
         if has_bm:
             fields["base"] = baw   # bitmap: value address of the word's first set bit
         rec = data.StructLayout(fields)
         m.submodules.fifo = fifo = SyncFIFO(width=rec.size, depth=4)
+        cur_valid = Signal()   # the scanner's word (below)
+        q_valid = Signal()     # the scanner's picked pair (below)
 
         # ---------------- segment fetcher: issue stage ----------------
         row, cg = Signal(dw), Signal(dw)
@@ -215,12 +221,22 @@ class LaneDecoder(wiring.Component):
         if has_blk:
             dfields["half"] = lg_wb
         d = Signal(data.StructLayout(dfields))
-        d_push = Signal()
+        # the fetched word is registered (stage e) before its candidates are formed: the
+        # block RAM's output (no output register) drives only flip-flops
+        e_valid = Signal()
+        e = Signal(data.StructLayout(dfields))
+        e_data = Signal(W)
+        e_push = Signal()
         # a fetched word leaves the data stage when the FIFO has room, even a word that will
         # be dropped: the fetcher's control never waits on the word's bytes (the memory output
         # -> candidates -> FIFO-full path was the tile's critical path)
-        d_take = d_valid & fifo.w_rdy
+        e_take = e_valid & fifo.w_rdy
+        d_take = d_valid & (~e_valid | e_take)
         a_go = ~d_valid | d_take
+        with m.If(e_take):
+            m.d.sync += e_valid.eq(0)
+        with m.If(d_take):
+            m.d.sync += [e_valid.eq(1), e.eq(d), e_data.eq(self.scan_data)]
         m.d.comb += self.scan_en.eq(a_go)
         if self.has_aux:
             m.d.comb += self.aux_en.eq(a_go)
@@ -344,51 +360,70 @@ class LaneDecoder(wiring.Component):
                     m.d.sync += restart()
                     with m.If(self.lane < self.dim_m):
                         m.next = "ROW0"
-                with m.If(~d_valid & ~fifo.r_rdy & ~self.pairs.valid & ~self.start):
+                with m.If(~d_valid & ~e_valid & ~fifo.r_rdy & ~cur_valid & ~q_valid
+                          & ~self.start):
                     m.d.comb += self.done.eq(1)
 
         # ---------------- segment fetcher: data stage ----------------
+        if self.has_aux:
+            e_aux = Signal(W)
+            with m.If(d_take):
+                m.d.sync += e_aux.eq(self.aux_data)
+        if has_bm:
+            e_nz0, e_nz1 = Signal(W), Signal(W)
+            with m.If(d_take):
+                m.d.sync += [e_nz0.eq(self.nz0_data), e_nz1.eq(self.nz1_data)]
         w_rec = Signal(rec)
         if ranged:
-            m.d.comb += [w_rec.lo.eq(d.lo), w_rec.hi.eq(d.hi), d_push.eq(d.end | (d.hi > d.lo))]
+            m.d.comb += [w_rec.lo.eq(e.lo), w_rec.hi.eq(e.hi), e_push.eq(e.end | (e.hi > e.lo))]
         else:
             win = Signal(cw)
-            m.d.comb += win.eq(((Const(1, cw + 1) << d.hi) - 1)
-                               & ~((Const(1, cw + 1) << d.lo) - 1))
+            m.d.comb += win.eq(((Const(1, cw + 1) << e.hi) - 1)
+                               & ~((Const(1, cw + 1) << e.lo) - 1))
             cand = Signal(cw)
             m.d.comb += cand.eq(win)  # dense (and a format that is not built)
-            m.d.comb += [w_rec.cand.eq(cand), d_push.eq(d.end | cand.any())]
+            m.d.comb += [w_rec.cand.eq(cand), e_push.eq(e.end | cand.any())]
         if has_nm or has_blk:
-            nzb = Cat(*[self.scan_data.word_select(i, 8).any() for i in range(WB)])
+            nzb = Cat(*[e_data.word_select(i, 8).any() for i in range(WB)])
             with m.If(is_nm | is_blk):
                 m.d.comb += cand.eq(nzb & win)
-        m.d.comb += w_rec.data.eq(self.scan_data)
+        m.d.comb += w_rec.data.eq(e_data)
         if has_bm:
             ones = Const((1 << W) - 1, W)
-            actwin = (Cat(self.nz0_data, self.nz1_data) >> Cat(Const(0, 3), d.sh))[:W]
+            actwin = (Cat(e_nz0, e_nz1) >> Cat(Const(0, 3), e.sh))[:W]
             mask = Signal(W)
-            m.d.comb += mask.eq(self.scan_data & win)
+            m.d.comb += mask.eq(e_data & win)
             with m.If(is_bm):
                 m.d.comb += [cand.eq(mask & Mux(self.act_skip, actwin, ones)),
                              w_rec.data.eq(mask)]
             m.d.comb += w_rec.base.eq(vrun)
-            with m.If(d_take & is_bm & ~d.end):
+            with m.If(e_take & is_bm & ~e.end):
                 m.d.sync += vrun.eq(vrun + _popcount(mask, W))
         if has_nm:
-            m.d.comb += w_rec.aux.eq(self.aux_data)
-        kbase = d.kpos
+            m.d.comb += w_rec.aux.eq(e_aux)
+        kbase = e.kpos
         if has_blk:
-            blk_col = self.aux_data.word_select(d.half >> 1, 16)
-            kbase = d.kpos + Mux(is_blk, blk_col << self.lg_b, 0)
+            blk_col = e_aux.word_select(e.half >> 1, 16)
+            kbase = e.kpos + Mux(is_blk, blk_col << self.lg_b, 0)
+        kb = Signal(signed(uw + 2))
+        m.d.comb += kb.eq(kbase)
+        if has_nm:
+            g0 = Signal(signed(uw + 2))
+            m.d.comb += [g0.eq(kb >> self.lg_n), w_rec.gk.eq(g0 << self.lg_m),
+                         w_rec.ga.eq(e.abase + (g0 << self.lg_m)),
+                         w_rec.o.eq(kb & ((Const(1, 9) << self.lg_n) - 1))]
         m.d.comb += [
-            w_rec.end.eq(d.end), w_rec.kbase.eq(kbase),
-            w_rec.abase.eq(d.abase),
-            fifo.w_data.eq(w_rec), fifo.w_en.eq(d_valid & d_push),
+            w_rec.end.eq(e.end), w_rec.kbase.eq(kb),
+            w_rec.abase.eq(e.abase), w_rec.ak.eq(e.abase + kb),
+            fifo.w_data.eq(w_rec), fifo.w_en.eq(e_valid & e_push),
         ]
 
         # ---------------- scanner ----------------
+        # two stages: the pick (lowest candidate of the word -> `jj`, registered in `q`), then
+        # the pair's arithmetic from `q` (the byte selects and k / the activation address from
+        # the record's precomputed bases: one short adder and one address adder), which feeds
+        # the consumer's register.  One pair per cycle; `q` advances when the consumer takes.
         cur = Signal(rec)
-        cur_valid = Signal()
         first = Signal(init=1)
         if ranged:
             jj = cur.lo
@@ -397,25 +432,47 @@ class LaneDecoder(wiring.Component):
             jj = _lowest(m, cur.cand, cw, "jj")
             rem = cur.cand & (cur.cand - 1)
             last = rem == 0
-        p = self.pairs.payload
-        k = cur.kbase + jj
+        qf = {"end": 1, "first": 1, "jj": len(jj), "data": W, "kbase": signed(uw + 2),
+              "abase": self.aaw, "ak": self.aaw + 1}
         if has_nm:
-            idx = cur.aux.word_select(jj[:lg_wb], 8)
-            slot = (cur.kbase + jj).as_unsigned()
-            k = Mux(is_nm, ((slot >> self.lg_n) << self.lg_m) + idx, k)
+            qf.update({"aux": W, "gk": signed(dw + 2), "ga": self.aaw + 1, "o": 8})
         if has_bm:
-            below = cur.data & ((Const(1, W + 1) << jj) - 1)[:W]
-            m.d.comb += p.vaddr.eq(cur.base + _popcount(below, W))
+            qf["base"] = baw
+        q = Signal(data.StructLayout(qf))
+        q_ready = ~q_valid | self.pairs.ready
+        with m.If(self.pairs.ready):
+            m.d.sync += q_valid.eq(0)
+        with m.If(cur_valid & q_ready):
+            m.d.sync += [q_valid.eq(1), q.end.eq(cur.end), q.first.eq(first), q.jj.eq(jj),
+                         q.data.eq(cur.data), q.kbase.eq(cur.kbase), q.abase.eq(cur.abase),
+                         q.ak.eq(cur.ak)]
+            if has_nm:
+                m.d.sync += [q.aux.eq(cur.aux), q.gk.eq(cur.gk), q.ga.eq(cur.ga), q.o.eq(cur.o)]
+            if has_bm:
+                m.d.sync += q.base.eq(cur.base)
+
+        p = self.pairs.payload
+        k = q.kbase + q.jj
+        aaddr = q.ak + q.jj
+        if has_nm:
+            idx = q.aux.word_select(q.jj[:lg_wb], 8)
+            small = Signal(dw, name="nm_small")
+            m.d.comb += small.eq((((q.o + q.jj) >> self.lg_n) << self.lg_m) + idx)
+            k = Mux(is_nm, q.gk + small, k)
+            aaddr = Mux(is_nm, q.ga + small, aaddr)
+        if has_bm:
+            below = q.data & ((Const(1, W + 1) << q.jj) - 1)[:W]
+            m.d.comb += p.vaddr.eq(q.base + _popcount(below, W))
         m.d.comb += [
-            self.pairs.valid.eq(cur_valid),
-            p.k.eq(k), p.w.eq(Mux(is_bm, 0, cur.data.word_select(jj[:lg_wb], 8))),
-            p.abase.eq(cur.abase),
-            p.clear.eq(first), p.end.eq(cur.end), p.empty.eq(first),
+            self.pairs.valid.eq(q_valid),
+            p.k.eq(k), p.w.eq(Mux(is_bm, 0, q.data.word_select(q.jj[:lg_wb], 8))),
+            p.abase.eq(q.abase), p.aaddr.eq(aaddr),
+            p.clear.eq(q.first), p.end.eq(q.end), p.empty.eq(q.first),
         ]
         take = Signal()
         with m.If(~cur_valid):
             m.d.comb += take.eq(1)
-        with m.Elif(self.pairs.ready):
+        with m.Elif(q_ready):
             with m.If(cur.end):
                 m.d.sync += first.eq(1)
                 m.d.comb += take.eq(1)

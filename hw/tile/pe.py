@@ -12,10 +12,12 @@ __all__ = ["ProcessingElement"]
 class ProcessingElement(wiring.Component):
     """Signed int8 x int8 multiply with a wrapping ``acc_width`` accumulator.
 
-    The product is registered ``mul_pipeline`` times (a pipelined DSP multiplier) before it is
-    accumulated, so the result of the pair presented at cycle ``t`` is in ``acc`` at cycle
-    ``t + latency``.  ``clear`` travels down the same pipeline: the pair that carries ``clear``
-    starts a new sum (``acc = product``) instead of adding to the previous one.
+    The multiplication is pipelined ``mul_pipeline`` times before the sum (a pipelined DSP
+    multiplier): with 2 or more stages the first registers the operands (so the multiplier is
+    fed by flip-flops, not by the activation RAM's output), the others the product.  The
+    result of the pair presented at cycle ``t`` is in ``acc`` at cycle ``t + latency``.
+    ``clear`` travels down the same pipeline: the pair that carries ``clear`` starts a new sum
+    (``acc = product``) instead of adding to the previous one.
 
     Parameters
     ----------
@@ -24,7 +26,8 @@ class ProcessingElement(wiring.Component):
     acc_width : int
         Accumulator width; must hold at least one product (``>= 2 * data_width``).
     mul_pipeline : int
-        Register stages between the multiplier and the adder (0..3).
+        Register stages in the multiplication (0..3): operands once (with 2 or more), then the
+        product.
 
     Members
     -------
@@ -73,10 +76,19 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        w, x, valid, clear = self.w, self.x, self.valid, self.clear
+        stages = self.mul_pipeline
+        if stages >= 2:
+            # the first stage registers the operands: the multiplier's inputs come from
+            # flip-flops, not from the activation RAM's (unregistered) output (same latency)
+            w_r, x_r = Signal.like(w, name="w_s0"), Signal.like(x, name="x_s0")
+            v_r, c_r = Signal(name="valid_in"), Signal(name="clear_in")
+            m.d.sync += [w_r.eq(w), x_r.eq(x), v_r.eq(valid), c_r.eq(clear)]
+            w, x, valid, clear = w_r, x_r, v_r, c_r
+            stages -= 1
         prod = Signal(signed(2 * self.data_width))
-        m.d.comb += prod.eq(self.w * self.x)
-        valid, clear = self.valid, self.clear
-        for stage in range(self.mul_pipeline):
+        m.d.comb += prod.eq(w * x)
+        for stage in range(stages):
             p_r = Signal.like(prod, name=f"prod_s{stage}")
             v_r = Signal(name=f"valid_s{stage}")
             c_r = Signal(name=f"clear_s{stage}")

@@ -244,16 +244,20 @@ class Tile(wiring.Component):
                 with m.If(h_fmt == FORMAT_CODES[name]):
                     m.d.comb += fmt_built.eq(1)
 
-        lg_pa = _log2(m, h_a, "lg_pa")
-        lg_pb = _log2(m, h_b, "lg_pb") if has_nm else Const(0, 3)
+        # the lanes' per-layer operands, registered from the header and the command (both
+        # final well before the lanes start: the header is the image's first words)
+        lg_pa_c = _log2(m, h_a, "lg_pa_c")
+        lg_pb_c = _log2(m, h_b, "lg_pb_c") if has_nm else Const(0, 3)
+        lg_pa, lg_pb = Signal(3, name="lg_pa"), Signal(3, name="lg_pb")
+        m.d.sync += [lg_pa.eq(lg_pa_c), lg_pb.eq(lg_pb_c)]
         row_len = Signal(self.baw + 3)
-        m.d.comb += row_len.eq(cmd.k)  # dense, and a format that is not built
+        m.d.sync += row_len.eq(cmd.k)  # dense, and a format that is not built
         if has_bm:
             with m.If(h_fmt == FormatCode.BITMAP):
-                m.d.comb += row_len.eq(((cmd.k + h_a - 1) >> lg_pa) << lg_pa)
+                m.d.sync += row_len.eq(((cmd.k + h_a - 1) >> lg_pa_c) << lg_pa_c)
         if has_nm:
             with m.If(h_fmt == FormatCode.NM):
-                m.d.comb += row_len.eq(((cmd.k + h_b - 1) >> lg_pb) << lg_pa)
+                m.d.sync += row_len.eq(((cmd.k + h_b - 1) >> lg_pb_c) << lg_pa_c)
 
         decs = []
         vports = []   # per lane: (read port, is the aux port shared with bitmap value reads)
@@ -419,7 +423,7 @@ class Tile(wiring.Component):
             # a pair fires once its activation entry is in the buffer (written by the
             # im2col gather running alongside; always true for matmul and after the gather)
             gathered = Signal(name=f"gathered{r}")
-            m.d.comb += gathered.eq((p.abase + p.k) < a_addr)
+            m.d.comb += gathered.eq(p.aaddr < a_addr)
             p_ready = Mux(p.end, pending < 2, gathered)
             fire = p_valid & p_ready
             m.d.comb += dec.pairs.ready.eq(~p_valid | p_ready)
@@ -427,7 +431,7 @@ class Tile(wiring.Component):
                 m.d.sync += [p.eq(dec.pairs.payload), p_valid.eq(1)]
             with m.Elif(fire):
                 m.d.sync += p_valid.eq(0)
-            m.d.comb += arp.addr.eq(p.abase + p.k)
+            m.d.comb += arp.addr.eq(p.aaddr)
             c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
             c_w = Signal(8, name=f"c_w{r}")
             m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear), c_w.eq(p.w)]

@@ -272,9 +272,15 @@ class TileNode(wiring.Component):
         with m.If(done_flit):
             m.d.comb += [fo.valid.eq(1), pl.eq(Cat(Const(DONE_MARKER, 16), Const(0, 16)))]
         with m.Elif(row_valid):
+            # flit j carries bytes [j * dbytes, (j + 1) * dbytes) of the row: a chunk select
+            # (a mux of whole chunks, not a barrel shifter), the row padded with zeros to whole
+            # chunks
+            nchunk = -(-len(row) // (8 * dbytes))
+            padded = Cat(row, Const(0, nchunk * 8 * dbytes - len(row)))
             m.d.comb += [fo.valid.eq(1),
                          pl.eq(Cat(row_m, ((col0 << lg_es) + boff)[:16],
-                                   (row >> (boff * 8))[:8 * dbytes]))]
+                                   padded.word_select(j[:max(1, (nchunk - 1).bit_length())],
+                                                      8 * dbytes)))]
             with m.If(fo.ready):
                 with m.If(boff + dbytes >= nb):
                     m.d.sync += [row_valid.eq(0), j.eq(0)]

@@ -11,6 +11,7 @@ from sparsemac.hw.hub.dma_writer import DmaWriter
 from sparsemac.hw.hub.result_writer import ResultWriter
 from sparsemac.hw.hub.sequencer import Sequencer
 from sparsemac.hw.mem.axi import axi4_lite_signature, axi4_signature
+from sparsemac.hw.mem.skid_buffer import SkidBuffer
 from sparsemac.hw.ring import Ring
 from sparsemac.hw.tile.tile_node import TileNode
 from sparsemac.hw.top.csr_bank import CsrBank
@@ -110,12 +111,21 @@ class Accelerator(wiring.Component):
                      rw.werror_addr.eq(wr.posted_error_addr)]
 
         # -- ring ------------------------------------------------------------------------------
-        wiring.connect(m, seq.inject, ring.inject[0])
-        wiring.connect(m, ring.eject[0], rw.flits)
+        # a skid buffer (no latency) on every ring port: the routers' arbitration and the
+        # nodes' handshakes never form one combinational path (ready from a register both
+        # ways); reset with the data plane
+        def skid(name, src, dst):
+            sk = SkidBuffer(ring.layout)
+            m.submodules[name] = ResetInserter({"sync": plane})(sk)
+            wiring.connect(m, src, sk.i)
+            wiring.connect(m, sk.o, dst)
+
+        skid("inject_skid0", seq.inject, ring.inject[0])
+        skid("eject_skid0", ring.eject[0], rw.flits)
         moving = [seq.inject.valid & seq.inject.ready, rw.flits.valid & rw.flits.ready]
         for t, node in enumerate(nodes):
-            wiring.connect(m, node.flits_out, ring.inject[t + 1])
-            wiring.connect(m, ring.eject[t + 1], node.flits_in)
+            skid(f"inject_skid{t + 1}", node.flits_out, ring.inject[t + 1])
+            skid(f"eject_skid{t + 1}", ring.eject[t + 1], node.flits_in)
             m.d.comb += [node.layer.eq(seq.layer), node.start.eq(seq.node_start[t]),
                          node.rows.eq(seq.node_rows), node.row_base.eq(seq.node_row_base),
                          node.cg0.eq(seq.node_cg0), node.cgs.eq(seq.node_cgs),
