@@ -51,8 +51,9 @@ class HeaderChecker(wiring.Component):
        block ``4(ceil(M/B)+1)``; nm ``M*ceil(K/M')*N`` twice).
 
     Latency: `latency` (4) cycles from ``start`` to ``done``, in registered steps: the field
-    rules and the nm logarithms (step 1), golden's priority among the field rules and the
-    per-row factor ``row_bytes`` (step 2), the product ``sec_bytes = rows * row_bytes`` (step
+    rules, the nm logarithms, the rounding add of the per-row factor and the pointer entries
+    (step 1), golden's priority among the field rules and the per-row factor ``row_bytes``
+    (its shifts; step 2), the product ``sec_bytes = rows * row_bytes`` (step
     3, the one multiplier), its compare with the offsets (step 4).  Every step is recomputed
     each cycle from the header, so the outputs hold while the header does.  Throughput: a new
     header every `latency` cycles.
@@ -157,6 +158,23 @@ class HeaderChecker(wiring.Component):
         fmt = {f: Signal(name=f"is_{f.name.lower()}") for f in FormatCode}
         m.d.sync += [bad[c].eq(rule) for c, rule in rules.items()]
         m.d.sync += [fmt[f].eq(is_fmt[f]) for f in FormatCode]
+        # the per-row factor's rounding add, so step 2 only shifts: ``K`` (dense), ``K + G - 1``
+        # (bitmap), ``K + M' - 1`` (nm); and nm's one shift ``lg M' - lg N`` with the mask of
+        # the low ``lg N`` bits it leaves (``ceil(K/M') * N`` = that shift of ``K + M' - 1``
+        # with the mask cleared, as ``N <= M'``)
+        k_up = Signal(_COLS_WIDTH + 1)
+        nm_sh = Signal(3)
+        nm_mask = Signal(_COLS_WIDTH + 1)
+        with m.If(is_fmt[FormatCode.BITMAP]):
+            m.d.sync += k_up.eq(k + G - 1)
+        with m.Elif(is_fmt[FormatCode.NM]):
+            m.d.sync += k_up.eq(k + h.param_b[:6] - 1)
+        with m.Else():
+            m.d.sync += k_up.eq(k)
+        m.d.sync += [nm_sh.eq(lg_m - lg_n), nm_mask.eq(~((1 << lg_n) - 1))]
+        # the pointer entries of section A: bitmap M + 1, block ceil(M/B) + 1
+        ptrs = Signal(self._rows_width + 1)
+        m.d.sync += ptrs.eq(Mux(is_fmt[FormatCode.BLOCK], (rows + 2 * B - 1) >> lgB, rows + 1))
         m.d.sync += [self.nm_lg_m.eq(lg_m), self.nm_lg_n.eq(lg_n),
                      unused_bad.eq((is_fmt[FormatCode.DENSE] & (h.sec_b != h.total))
                                    | ((is_fmt[FormatCode.DENSE] | is_fmt[FormatCode.NM])
@@ -171,15 +189,12 @@ class HeaderChecker(wiring.Component):
                 m.d.comb += field_code.eq(c)
         pre_code = Signal(8)
         x = Signal.like(self.row_bytes)
-        lg_mn, lg_nn = self.nm_lg_m, self.nm_lg_n
         with m.If(fmt[FormatCode.DENSE]):
-            m.d.comb += x.eq(k)
+            m.d.comb += x.eq(k_up)
         with m.Elif(fmt[FormatCode.BITMAP]):
-            m.d.comb += x.eq(((k + G - 1) >> lgG) << (lgG - 3))
+            m.d.comb += x.eq((k_up >> lgG) << (lgG - 3))
         with m.Elif(fmt[FormatCode.NM]):
-            m.d.comb += x.eq(((k + (1 << lg_mn) - 1) >> lg_mn) << lg_nn)
-        ptrs = Signal(self._rows_width + 1)         # bitmap M + 1, block ceil(M/B) + 1 entries
-        m.d.comb += ptrs.eq(Mux(fmt[FormatCode.BLOCK], (rows + B - 1) >> lgB, rows) + 1)
+            m.d.comb += x.eq((k_up >> nm_sh) & nm_mask)
         small_bad = Signal()        # unused sections or the pointer section A
         m.d.sync += [pre_code.eq(field_code), self.fields_ok.eq(~Cat(*bad.values()).any()),
                      self.row_bytes.eq(x),

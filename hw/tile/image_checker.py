@@ -115,6 +115,13 @@ class ImageChecker(wiring.Component):
     #: Cycles after the last header word during which a body word is held.
     setup_cycles = 5
 
+    @property
+    def flag_latency(self) -> int:
+        """Cycles from the transfer of the image's last word to the verdict being taken (``done``
+        follows a cycle later): the slowest built body checker's `latency` (2 with nm,
+        `NmPadChecker`; else 1)."""
+        return 2 if "nm" in self.cfg.formats else 1
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -231,11 +238,12 @@ class ImageChecker(wiring.Component):
         # ---------------- body checks: one sub-block per section rule set ----------------
         # sticky rule flags: each sub-block keeps its own, cleared by `start`
         bad_ptr, bad_pad, bad_cnt, bad_idx = [], [], [], []
-        stalls, consume = [], []
+        stalls, consume, blocks = [], [], []
         common = dict(word=word, clear=self.start)
 
         if has_bm or has_blk:
             m.submodules.ptr_section = ptr = PtrSectionChecker(cfg)
+            blocks.append(ptr)
             ptr_fmt = Const(int(has_bm)) & is_bm | Const(int(has_blk)) & is_blk
             _drive(m, ptr, common, xfer=xfer, active=in_a & ptr_fmt & checks,
                    offset=pos - sec_a, intervals=np_, capacity=cap, init=setup_end)
@@ -243,6 +251,7 @@ class ImageChecker(wiring.Component):
 
         if has_bm:
             m.submodules.bitmap_mask = bm = BitmapMaskChecker(cfg)
+            blocks.append(bm)
             _drive(m, bm, common, go=go, active=checks & in_b & is_bm, init=setup_end,
                    row_bytes=hc.row_bytes, rows=M, pad_from=pq, pad_bits=hi, count=ptr.entry)
             bad_pad.append(bm.bad_pad)
@@ -252,12 +261,14 @@ class ImageChecker(wiring.Component):
 
         if has_blk:
             m.submodules.block_index = bi = BlockIndexChecker(cfg)
+            blocks.append(bi)
             bb_act = checks & is_blk & in_b
             boff = pos - sec_b
             _drive(m, bi, common, go=go, xfer=xfer, active=bb_act, offset=boff,
                    init=setup_end, block_rows=nbr, block_cols=nbc, entry=ptr.entry,
                    next_entry=ptr.next_entry, nnz=ptr.nnz)
             m.submodules.block_pad = bp = BlockPadChecker(cfg)
+            blocks.append(bp)
             _drive(m, bp, common, xfer=xfer, active=checks & is_blk & in_c,
                    offset=pos - sec_c, last_col=bi.last_col, last_col_offset=boff,
                    last_col_en=xfer & bb_act, nnz=ptr.nnz, last_row=ptr.last_row,
@@ -272,10 +283,12 @@ class ImageChecker(wiring.Component):
 
         if has_nm:
             m.submodules.nm_index = ni = NmIndexChecker(cfg)
+            blocks.append(ni)
             _drive(m, ni, common, go=go, xfer=xfer, active=checks & is_nm & in_b, pos=pos,
                    section=sec_b, section_bytes=hc.sec_bytes, load=state == _SETUP4,
                    group_m=mn, group_n=nn)
             m.submodules.nm_pad = npc = NmPadChecker(cfg)
+            blocks.append(npc)
             _drive(m, npc, common, go=go, values=checks & is_nm & pad_nm & in_a,
                    indices=checks & is_nm & pad_nm & in_b, init=setup_end,
                    row_bytes=hc.row_bytes, rows=M, group_n=nn, krem=krem)
@@ -290,6 +303,15 @@ class ImageChecker(wiring.Component):
         stall = any_of(stalls)
 
         # ---------------- ready, end of image, verdict ----------------
+        # the verdict waits for the slowest sub-block's flags: `flag_latency` cycles after the
+        # image's last word is taken (`ended` holds from the cycle after it)
+        lat = self.flag_latency
+        assert lat == max((b.latency for b in blocks), default=1)
+        tail = Signal(range(lat + 1))   # cycles since the image ended
+        verdict = Signal()
+        m.d.comb += verdict.eq((state == _BODY) & ended & (tail == lat - 1))
+        with m.If((state == _BODY) & ended):
+            m.d.sync += tail.eq(tail + 1)
         with m.Switch(state):
             with m.Case(_SETUP1, _SETUP2, _SETUP3, _SETUP4, _SETUP5):
                 m.d.comb += may.eq(0)
@@ -297,7 +319,7 @@ class ImageChecker(wiring.Component):
                 m.d.comb += may.eq(~stall)
             with m.Default():
                 m.d.comb += may.eq(1)
-        with m.If((state == _BODY) & ended):
+        with m.If(verdict):
             m.d.sync += state.eq(_DONE)
             with m.If(hc.code != 0):
                 m.d.sync += self.code.eq(hc.code)
@@ -314,5 +336,5 @@ class ImageChecker(wiring.Component):
         m.d.comb += self.done.eq(state == _DONE)
 
         with m.If(self.start):
-            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0)]
+            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0), tail.eq(0)]
         return m

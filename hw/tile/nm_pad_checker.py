@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
@@ -14,6 +16,25 @@ from sparsemac.hw.tile.row_scan import RowScan, carry_run, highest, named, popco
 from sparsemac.hw.tile.section_checker import SectionChecker
 
 __all__ = ["NmPadChecker"]
+
+
+def _lanes(scan, wb):
+    """The lanes of a `RowScan` word without its handshake: those of the row that goes on
+    (``in_r`` when ``live``) and of the next row (``in_n`` when it starts in the word)."""
+    lane_r = [((scan.lp <= j) if j < wb - 1 else 1) & (scan.er > j) for j in range(wb)]
+    lane_n = [scan.er <= j for j in range(wb)]
+    return lane_r, lane_n
+
+
+def _control(m, scan, go, init, clear):
+    """A `RowScan`'s step of the presented word, registered for the next cycle: ``go`` (the
+    word was taken in the scan's section, not at ``init``), ``ends``, ``stall``, ``next``
+    (the next row starts in the word) and ``row``."""
+    c = SimpleNamespace(go=Signal(name=f"{scan.r.name}_q_go"), ends=Signal(), stall=Signal(),
+                        next=Signal(), row=Signal.like(scan.r))
+    m.d.sync += [c.go.eq(go & scan.live & ~init & ~clear), c.ends.eq(scan.ends),
+                 c.stall.eq(scan.stall), c.next.eq(scan.next_row), c.row.eq(scan.r)]
+    return c
 
 
 class NmPadChecker(SectionChecker):
@@ -26,7 +47,8 @@ class NmPadChecker(SectionChecker):
     past ``krem`` are counted and compared with the kept count (``bad_pad`` when more).
     Both sections are walked row by row by a `RowScan` each.
 
-    Latency: ``bad_pad`` is set the cycle after the row end that breaks the rule.
+    Latency: `latency` (2): ``bad_pad`` is set two cycles after the row end that breaks the
+    rule (the row's index count is registered, then compared with the kept count).
     Throughput: one word per cycle, except that a word holding a second row end is held one
     cycle per extra row end (``stall``; it depends only on the state, never on ``word``).
 
@@ -66,6 +88,11 @@ class NmPadChecker(SectionChecker):
             "stall": Out(1), "bad_pad": Out(1),
         }
 
+    @property
+    def latency(self) -> int:
+        """Cycles from the row end that breaks the rule to ``bad_pad``: 2."""
+        return 2
+
     def elaborate(self, platform):
         m = Module()
         wb = self.cfg.axi_bytes
@@ -85,39 +112,54 @@ class NmPadChecker(SectionChecker):
         tr = tzmem.read_port(transparent_for=(tw,))
         tz_run = Signal(7)
         nz = named(m, Cat(*[b != 0 for b in byte]), wb, "nm_nz")
+        # two steps.  Step 1 (the word's cycle) registers what the word alone says, from the
+        # row scan's registers and the word, without the handshake: the lanes of the row
+        # going on (``in_r`` without ``live``) and of the next row (``in_n`` without its
+        # control) past the group start, their highest nonzero value and their count; and
+        # the control (taken, row end, held, next row, row).  Step 2 (the next cycle) carries
+        # the run and writes the row's trailing zeros (counts modulo 2**8: the run keeps 7
+        # bits, the memory 6, the low bits of the exact values).  The memory is read in
+        # section B, which starts a word later at the earliest; its read is transparent.
         ta_r = sa.cut_r["nn"]
         ta_n = sa.cut_n["nn"]
-        tail_r = named(m, Cat(*[sa.in_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
-        tail_n = named(m, Cat(*[sa.in_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
+        lane_r, lane_n = _lanes(sa, wb)
+        tail_r = named(m, Cat(*[lane_r[j] & (j >= ta_r) for j in range(wb)]), wb, "nm_tail_r")
+        tail_n = named(m, Cat(*[lane_n[j] & (j >= ta_n) for j in range(wb)]), wb, "nm_tail_n")
         hi_r = highest(m, tail_r & nz, wb, "nm_hi_r")
         hi_n = highest(m, tail_n & nz, wb, "nm_hi_n")
-        last_r = Signal(signed(21))
-        m.d.comb += last_r.eq(Mux(sa.ends, sa.er - 1, wb - 1))
-        tz_r, tz_n = Signal(signed(22)), Signal(signed(22))
-        m.d.comb += [tz_r.eq(Mux((tail_r & nz).any(), last_r - hi_r,
-                                 tz_run + popcount(tail_r, wb))),
-                     tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, popcount(tail_n, wb)))]
-        m.d.comb += [tw.addr.eq(sa.r), tw.data.eq(tz_r),
-                     tw.en.eq(go & sa.live & sa.ends)]
-        carry_run(m, tz_run, reset=init, go=go & sa.live, seg=sa, cont=tz_r, nxt=tz_n)
-        # section B: indices past K of each row's last group
+        a_any_r, a_last_r, a_pop_r, a_tz_n = Signal(), Signal(8), Signal(8), Signal(8)
+        # er - 1: the row's last lane in the word (er = wb when the row goes on past it)
+        m.d.sync += [a_any_r.eq((tail_r & nz).any()), a_last_r.eq(sa.er - 1 - hi_r),
+                     a_pop_r.eq(popcount(tail_r, wb)),
+                     a_tz_n.eq(Mux((tail_n & nz).any(), wb - 1 - hi_n, popcount(tail_n, wb)))]
+        a = _control(m, sa, go, init, self.clear)
+        tz_r, tz_n = Signal(8), Signal(8)
+        m.d.comb += [tz_r.eq(Mux(a_any_r, a_last_r, tz_run + a_pop_r)),
+                     tz_n.eq(Mux(a.next, a_tz_n, 0))]
+        m.d.comb += [tw.addr.eq(a.row), tw.data.eq(tz_r), tw.en.eq(a.go & a.ends)]
+        carry_run(m, tz_run, reset=init, go=a.go, seg=a, cont=tz_r, nxt=tz_n)
+        # section B: indices past K of each row's last group, in the same two steps (step 1:
+        # the counts of the word's indices at or past ``krem`` in the group tails and the
+        # control; step 2: the run and, at a row end, its compare with the kept count, which
+        # the memory presents then: it reads the row of the word in step 1)
         past = named(m, Cat(*[byte[j] >= self.krem for j in range(wb)]), wb, "nm_past")
         cnt_run = Signal(7)
         tb_r = sb.cut_r["nn"]
         tb_n = sb.cut_n["nn"]
-        btail_r = named(m, Cat(*[sb.in_r[j] & (j >= tb_r) for j in range(wb)]), wb,
+        blane_r, blane_n = _lanes(sb, wb)
+        btail_r = named(m, Cat(*[blane_r[j] & (j >= tb_r) for j in range(wb)]), wb,
                         "nm_btail_r")
-        btail_n = named(m, Cat(*[sb.in_n[j] & (j >= tb_n) for j in range(wb)]), wb,
+        btail_n = named(m, Cat(*[blane_n[j] & (j >= tb_n) for j in range(wb)]), wb,
                         "nm_btail_n")
+        b_pop_r, b_pop_n = Signal(range(wb + 1)), Signal(range(wb + 1))
+        m.d.sync += [b_pop_r.eq(popcount(btail_r & past, wb)),
+                     b_pop_n.eq(popcount(btail_n & past, wb))]
+        b = _control(m, sb, go, init, self.clear)
+        m.d.comb += tr.addr.eq(sb.r)
         c_r, c_n = Signal(8), Signal(8)
-        m.d.comb += [c_r.eq(cnt_run + popcount(btail_r & past, wb)),
-                     c_n.eq(popcount(btail_n & past, wb))]
-        nm_go = Signal()
-        m.d.comb += nm_go.eq(go & sb.live)
-        t_idx = Signal(rw + 1)
-        m.d.comb += [t_idx.eq(Mux(nm_go & sb.ends, sb.r + 1, sb.r)), tr.addr.eq(t_idx)]
-        carry_run(m, cnt_run, reset=init, go=nm_go, seg=sb, cont=c_r, nxt=c_n)
-        with m.If(~init & nm_go & sb.ends & (c_r > tr.data)):
+        m.d.comb += [c_r.eq(cnt_run + b_pop_r), c_n.eq(Mux(b.next, b_pop_n, 0))]
+        carry_run(m, cnt_run, reset=init, go=b.go, seg=b, cont=c_r, nxt=c_n)
+        with m.If(b.go & b.ends & (c_r > tr.data)):
             m.d.sync += self.bad_pad.eq(1)
 
         self.clear_flags(m, self.bad_pad)

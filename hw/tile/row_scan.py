@@ -5,7 +5,7 @@ functions add logic to the caller's module.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Mux, Signal, signed
 
 __all__ = ["RowScan", "carry_run", "clamp", "highest", "log2", "named", "popcount"]
 
@@ -14,8 +14,17 @@ def log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+_POP4 = Array(Const(bin(v).count("1"), 3) for v in range(16))
+
+
 def popcount(value, width):
-    return sum((value[i] for i in range(width)), Const(0, range(width + 1)))
+    """The set bits of ``value[:width]``: a table per 4 bits (one LUT level), then a balanced
+    tree of adds (a chain of ``width`` one-bit adds was a long carry path)."""
+    parts = [_POP4[value[i:min(i + 4, width)]] for i in range(0, width, 4)]
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0] if parts else Const(0, 1)
 
 
 def named(m, value, width, name):
@@ -50,12 +59,12 @@ class RowScan:
     the lane just past the end of each row (may lie beyond the word).
 
     Everything the per-lane logic compares against is a register: ``end_r`` and ``end_n``
-    themselves (each next value is one add away from the current ones), whether they lie in
-    this word, ``er`` (``end_r`` clamped to the word) and, for each ``offsets`` entry
-    ``key: (offset, lo)``, ``cut_r[key]`` / ``cut_n[key]`` = ``end_r|n - offset`` clamped to
-    ``[lo, wb]``.  Next values are computed once, then compared and clamped on their way into
-    the registers (the compares used to follow two adders every cycle: the accelerator's
-    critical path on the ECP5).
+    themselves, whether they lie in this word, ``er`` (``end_r`` clamped to the word) and,
+    for each ``offsets`` entry ``key: (offset, lo)``, ``cut_r[key]`` / ``cut_n[key]`` =
+    ``end_r|n - offset`` clamped to ``[lo, wb]``.  Their next values are registers less a
+    constant (the end after ``end_n`` is kept too), compared and clamped on their way into
+    the registers (an add in front of the compares was the image checker's critical path on
+    the ECP5).  ``rb``, ``rows`` and the offsets are steady from a cycle before ``init``.
     """
 
     def __init__(self, m, name, *, wb, rw, active, rb, rows, go, init, offsets=None):
@@ -70,9 +79,11 @@ class RowScan:
         self.ends = ends = Signal(name=f"{name}_ends")
         self.stall = stall = Signal(name=f"{name}_stall")
         self.next_row = next_row = Signal(name=f"{name}_next_row")
-        m.d.comb += [live.eq(active & (r < rows)),
+        # r < rows and r + 1 < rows as registers (stall feeds the stream's handshake)
+        r_lt, r1_lt = Signal(name=f"{name}_r_lt"), Signal(name=f"{name}_r1_lt")
+        m.d.comb += [live.eq(active & r_lt),
                      ends.eq(live & r_in),
-                     next_row.eq(ends & (r + 1 < rows)),
+                     next_row.eq(ends & r1_lt),
                      stall.eq(next_row & n_in)]
         self.live = live
         self.er = er = Signal(range(wb + 1), name=f"{name}_er")
@@ -82,17 +93,25 @@ class RowScan:
             from_lp = (lp <= i) if i < wb - 1 else Const(1)   # lp < wb always
             m.d.comb += [self.in_r[i].eq(live & from_lp & (er > i)),
                          self.in_n[i].eq(next_row & ~stall & (er <= i))]
-        # a row of rb bytes starts at lane lp of the current word: it ends at end_r and the
-        # next one at end_r + rb = end_n.  Tracks: (end_r, end_n) and one per offset.
+        # a row of rb bytes starts at lane lp of the current word: it ends at end_r, the next
+        # one at end_r + rb = end_n and the one after at end_n + rb = end_nn.  Tracks:
+        # (end_r, end_n, end_nn) and one per offset (the same ends less the offset).  The
+        # three are registers, so every candidate next value of end_r / end_n is a register
+        # less 0 or wb: its compares are compares of a register with constants, and its
+        # clamp a narrow subtract of a constant (no add in front of a compare); only end_nn
+        # takes an add, on its way into its register.  The init values are registers too,
+        # computed every cycle from rb and the offset (steady from a cycle before init).
         self.cut_r, self.cut_n = {}, {}
         tracks = [(end_r, end_n, 0, None)]
         for key, (off, lo) in (offsets or {}).items():
             tracks.append((Signal(signed(21), name=f"{name}_{key}_end_r"),
                            Signal(signed(21), name=f"{name}_{key}_end_n"), off, (key, lo)))
         with m.If(init):
-            m.d.sync += [r.eq(0), lp.eq(0), rb_less_wb.eq(rb - wb)]
+            m.d.sync += [r.eq(0), lp.eq(0), rb_less_wb.eq(rb - wb),
+                         r_lt.eq(rows > 0), r1_lt.eq(rows > 1)]
         with m.Elif(go & live & ends):
-            m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0))]
+            m.d.sync += [r.eq(r + 1), lp.eq(Mux(stall, er, 0)),
+                         r_lt.eq(r1_lt), r1_lt.eq(r + 2 < rows)]
         with m.Elif(go & live):
             m.d.sync += lp.eq(0)
         # Every candidate next value is computed (and compared / clamped) from registers in
@@ -100,25 +119,30 @@ class RowScan:
         # so the handshake never sits in front of an adder or a compare.
         updates = {c: [] for c in ("init", "stall", "next", "cont")}
         for t, (tr_, tn_, off, cut) in enumerate(tracks):
-            values = {"init": ((rb - off), ((rb << 1) - off)),
-                      "stall": (tn_, tn_ + rb),       # second row end in this word
-                      "next": (tn_ - wb, tn_ + rb_less_wb),   # next row goes on past the word
-                      "cont": (tr_ - wb, tn_ - wb)}   # the row goes on past the word
+            tnn = Signal(signed(21), name=f"{name}_t{t}_end_nn")
+            i_r, i_n, i_nn = (Signal(signed(21), name=f"{name}_t{t}_init_{x}")
+                              for x in ("r", "n", "nn"))
+            m.d.sync += [i_r.eq(rb - off), i_n.eq((rb << 1) - off), i_nn.eq(rb + (rb << 1) - off)]
+            # (register, constant subtracted) of the next end_r, end_n; the next end_nn
+            values = {"init": ((i_r, 0), (i_n, 0), i_nn),
+                      "stall": ((tn_, 0), (tnn, 0), tnn + rb),    # second row end in the word
+                      "next": ((tn_, wb), (tnn, wb), tnn + rb_less_wb),  # next row goes on
+                      "cont": ((tr_, wb), (tn_, wb), tnn - wb)}   # the row goes on past it
             if cut is not None:
                 key, lo = cut
                 self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
                                                name=f"{name}_{key}_cut_r")
                 self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
-            for c, (vr, vn) in values.items():
-                nx_r = named(m, vr, signed(21), f"{name}_t{t}_{c}_r")
-                nx_n = named(m, vn, signed(21), f"{name}_t{t}_{c}_n")
-                upd = [tr_.eq(nx_r), tn_.eq(nx_n)]
+            for c, ((vr, dr), (vn, dn), vnn) in values.items():
+                nx_r = named(m, vr - dr, signed(21), f"{name}_t{t}_{c}_r")
+                nx_n = named(m, vn - dn, signed(21), f"{name}_t{t}_{c}_n")
+                upd = [tr_.eq(nx_r), tn_.eq(nx_n), tnn.eq(vnn)]
                 if cut is None:
-                    upd += [r_in.eq(nx_r <= wb), n_in.eq(nx_n <= wb),
-                            er.eq(clamp(m, nx_r, 0, wb, f"{name}_{c}_er"))]
+                    upd += [r_in.eq(vr <= wb + dr), n_in.eq(vn <= wb + dn),
+                            er.eq(_clamp_less(m, vr, dr, 0, wb, f"{name}_{c}_er"))]
                 else:
-                    upd += [c_r.eq(clamp(m, nx_r, lo, wb, f"{name}_{key}_{c}_cut_r")),
-                            c_n.eq(clamp(m, nx_n, lo, wb, f"{name}_{key}_{c}_cut_n"))]
+                    upd += [c_r.eq(_clamp_less(m, vr, dr, lo, wb, f"{name}_{key}_{c}_cut_r")),
+                            c_n.eq(_clamp_less(m, vn, dn, lo, wb, f"{name}_{key}_{c}_cut_n"))]
                 updates[c] += upd
         with m.If(init):
             m.d.sync += updates["init"]
@@ -128,6 +152,15 @@ class RowScan:
             m.d.sync += updates["next"]
         with m.Elif(go & live):
             m.d.sync += updates["cont"]
+
+
+def _clamp_less(m, value, d, lo, hi, name):
+    """``value - d`` (``d`` a constant) clamped to ``[lo, hi]``: ``value`` compared with the
+    constants ``lo + d`` and ``hi + d``, and the subtract only as wide as the result."""
+    out = Signal(signed(max(lo.bit_length(), hi.bit_length()) + 2), name=name)
+    w = len(out)
+    m.d.comb += out.eq(Mux(value < lo + d, lo, Mux(value > hi + d, hi, value[:w] - d)))
+    return out
 
 
 def carry_run(m, reg, *, reset, go, seg, cont, nxt):

@@ -17,10 +17,10 @@ class SectionChecker(wiring.Component):
 
     A checker observes the word presented to `ImageChecker` (it never changes the stream; a
     checker that cannot finish a word in one cycle asks for it to be held with ``stall``) and
-    keeps sticky rule flags (``bad_*``), set the cycle after the word that breaks the rule is
-    taken and cleared by ``clear``.  The `ImageChecker` derives the strobes, the section flags
-    and the header values each checker takes; its verdict picks among the flags in golden's
-    order.
+    keeps sticky rule flags (``bad_*``), set `latency` cycles (1 unless the checker says more)
+    after the word that breaks the rule is taken and cleared by ``clear``.  The `ImageChecker`
+    derives the strobes, the section flags and the header values each checker takes; its
+    verdict picks among the flags in golden's order, `latency` cycles after the last word.
 
     Parameters
     ----------
@@ -54,6 +54,12 @@ class SectionChecker(wiring.Component):
         self.cfg = AcceleratorConfig.require(cfg, "cfg")
         super().__init__({"word": In(cfg.axi_data_width), "clear": In(1),
                           **self.members(cfg)})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the transfer of a word that breaks a rule to its flag: 1 (a checker
+        that registers a step in between says more)."""
+        return 1
 
     @staticmethod
     def members(cfg: AcceleratorConfig) -> dict:

@@ -27,7 +27,8 @@ class SectionBench:
     for the word at byte offset ``pos``, ``taken`` counting the words transferred so far;
     ``observe(ctx, pos, xfer)`` (optional) is called every cycle before the clock edge.
     ``setup`` (optional): inputs held for one cycle before the body (``init``, ``load``),
-    with those of the first word (the header-derived values are steady by then).
+    with those of the first word (the header-derived values are steady from the cycle
+    before, the ``clear`` cycle, as in `ImageChecker`).
     """
 
     def __init__(self, dut, cfg, rng, *, gap=0.3, stall=0.3):
@@ -48,6 +49,8 @@ class SectionBench:
                 total = _hdr(img)["total"]
                 ws = _words(img, wb)[32 // wb:]
                 ctx.set(dut.clear, 1)
+                for name, value in inputs(32, 0).items():   # steady a cycle before init
+                    ctx.set(getattr(dut, name), value)
                 await ctx.tick()
                 ctx.set(dut.clear, 0)
                 for name, value in dict(inputs(32, 0), **(setup or {})).items():
@@ -79,7 +82,8 @@ class SectionBench:
                 for name in ("go", "xfer"):
                     if name in dut.signature.members:
                         ctx.set(getattr(dut, name), 0)
-                await ctx.tick()
+                for _ in range(dut.latency):    # the flags of the last word
+                    await ctx.tick()
                 finish(ctx)
 
         sim = Simulator(dut)
