@@ -6,7 +6,7 @@ end of the image, the code ``golden.parse_weights`` would report (`golden.format
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.formats import FormatCode, FormatErrorCode
@@ -18,7 +18,7 @@ from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
 from sparsemac.hw.tile.nm_index_checker import NmIndexChecker
 from sparsemac.hw.tile.nm_pad_checker import NmPadChecker
 from sparsemac.hw.tile.ptr_section_checker import PtrSectionChecker
-from sparsemac.hw.tile.row_scan import log2
+from sparsemac.hw.tile.row_scan import log2, named
 
 __all__ = ["ImageChecker"]
 
@@ -118,9 +118,9 @@ class ImageChecker(wiring.Component):
     @property
     def flag_latency(self) -> int:
         """Cycles from the transfer of the image's last word to the verdict being taken (``done``
-        follows a cycle later): the slowest built body checker's `latency` (2 with nm,
+        follows a cycle later): the slowest built body checker's `latency` (3 with nm,
         `NmPadChecker`; else 1)."""
-        return 2 if "nm" in self.cfg.formats else 1
+        return 3 if "nm" in self.cfg.formats else 1
 
     def elaborate(self, platform):
         m = Module()
@@ -153,18 +153,32 @@ class ImageChecker(wiring.Component):
         # valid from the first set-up cycle (no transfer before the body)
         bounds = {"hdr": Const(32, 6), "a": sec_a, "b": sec_b, "c": sec_c, "t": total}
         ge = {k: Signal(name=f"pos_ge_{k}") for k in bounds}
-        pos_step = Signal.like(pos)
-        m.d.comb += pos_step.eq(pos + wb)
+        ge_next = {}
         for k, bound in bounds.items():
-            m.d.sync += ge[k].eq(Mux(xfer, pos_step >= bound, pos >= bound))
+            # pos + wb >= bound as pos >= bound - wb, a register (the header is complete
+            # from the first set-up cycle, its bounds less wb from the second)
+            less_wb = Signal(signed(35), name=f"bound_{k}_less_wb")
+            m.d.sync += less_wb.eq(bound - wb)
+            ge_next[k] = named(m, Mux(xfer, pos >= less_wb, pos >= bound), 1,
+                               f"pos_ge_{k}_next")
+            m.d.sync += ge[k].eq(ge_next[k])
         ended = Signal()
         m.d.comb += ended.eq(ge["hdr"] & ge["t"])
-        body = Signal()
-        m.d.comb += body.eq((state == _BODY) & ~ended)
-        in_a, in_b, in_c = Signal(), Signal(), Signal()
-        m.d.comb += [in_a.eq(body & ge["a"] & ~ge["b"]),
-                     in_b.eq(body & ge["b"] & ~ge["c"]),
-                     in_c.eq(body & ge["c"] & ~ge["t"])]
+        # the section of the presented word: in_x = (state == _BODY) & ~ended & (the word in
+        # section x), as a register `in_body` (state == _BODY) and the rest registered from
+        # the next ge values (the sub-blocks' handshake-driven updates start from them)
+        in_body = Signal()
+        ended_next = ge_next["hdr"] & ge_next["t"]
+        in_next = {"a": ~ended_next & ge_next["a"] & ~ge_next["b"],
+                   "b": ~ended_next & ge_next["b"] & ~ge_next["c"],
+                   "c": ~ended_next & ge_next["c"] & ~ge_next["t"]}
+
+        def in_section(x, when, tag):
+            """The presented word lies in section ``x`` of the body and ``when`` (steady in
+            the body: the header's format and rules), as ``in_body`` and a register."""
+            reg = Signal(name=f"in_{x}_{tag}")
+            m.d.sync += reg.eq(when & in_next[x])
+            return in_body & reg
         with m.If(xfer):
             m.d.sync += pos.eq(pos + wb)
             with m.If(state == _HDR):
@@ -231,7 +245,7 @@ class ImageChecker(wiring.Component):
         with m.If(state == _SETUP4):           # hc.sec_bytes is valid from here
             m.d.sync += state.eq(_SETUP5)
         with m.If(state == _SETUP5):
-            m.d.sync += state.eq(_BODY)
+            m.d.sync += [state.eq(_BODY), in_body.eq(1)]
         checks = Signal()               # the body rules apply (header fine, format built)
         m.d.comb += checks.eq(hc.fields_ok)
 
@@ -245,15 +259,16 @@ class ImageChecker(wiring.Component):
             m.submodules.ptr_section = ptr = PtrSectionChecker(cfg)
             blocks.append(ptr)
             ptr_fmt = Const(int(has_bm)) & is_bm | Const(int(has_blk)) & is_blk
-            _drive(m, ptr, common, xfer=xfer, active=in_a & ptr_fmt & checks,
+            _drive(m, ptr, common, xfer=xfer, active=in_section("a", ptr_fmt & checks, "ptr"),
                    offset=pos - sec_a, intervals=np_, capacity=cap, init=setup_end)
             bad_ptr.append(ptr.bad_ptr)
 
         if has_bm:
             m.submodules.bitmap_mask = bm = BitmapMaskChecker(cfg)
             blocks.append(bm)
-            _drive(m, bm, common, go=go, active=checks & in_b & is_bm, init=setup_end,
-                   row_bytes=hc.row_bytes, rows=M, pad_from=pq, pad_bits=hi, count=ptr.entry)
+            _drive(m, bm, common, go=go, active=in_section("b", checks & is_bm, "bm"),
+                   init=setup_end, row_bytes=hc.row_bytes, rows=M, pad_from=pq, pad_bits=hi,
+                   count=ptr.entry)
             bad_pad.append(bm.bad_pad)
             bad_cnt.append(bm.bad_cnt)
             stalls.append(bm.stall)
@@ -262,14 +277,14 @@ class ImageChecker(wiring.Component):
         if has_blk:
             m.submodules.block_index = bi = BlockIndexChecker(cfg)
             blocks.append(bi)
-            bb_act = checks & is_blk & in_b
+            bb_act = in_section("b", checks & is_blk, "blk")
             boff = pos - sec_b
             _drive(m, bi, common, go=go, xfer=xfer, active=bb_act, offset=boff,
                    init=setup_end, block_rows=nbr, block_cols=nbc, entry=ptr.entry,
                    next_entry=ptr.next_entry, nnz=ptr.nnz)
             m.submodules.block_pad = bp = BlockPadChecker(cfg)
             blocks.append(bp)
-            _drive(m, bp, common, xfer=xfer, active=checks & is_blk & in_c,
+            _drive(m, bp, common, xfer=xfer, active=in_section("c", checks & is_blk, "blk"),
                    offset=pos - sec_c, last_col=bi.last_col, last_col_offset=boff,
                    last_col_en=xfer & bb_act, nnz=ptr.nnz, last_row=ptr.last_row,
                    row_valid=rvalid, col_valid=cvalid, row_pad=rpad_on, col_pad=cpad_on)
@@ -284,13 +299,13 @@ class ImageChecker(wiring.Component):
         if has_nm:
             m.submodules.nm_index = ni = NmIndexChecker(cfg)
             blocks.append(ni)
-            _drive(m, ni, common, go=go, xfer=xfer, active=checks & is_nm & in_b, pos=pos,
-                   section=sec_b, section_bytes=hc.sec_bytes, load=state == _SETUP4,
+            _drive(m, ni, common, go=go, xfer=xfer, active=in_section("b", checks & is_nm, "nm"),
+                   pos=pos, section=sec_b, section_bytes=hc.sec_bytes, load=state == _SETUP4,
                    group_m=mn, group_n=nn)
             m.submodules.nm_pad = npc = NmPadChecker(cfg)
             blocks.append(npc)
-            _drive(m, npc, common, go=go, values=checks & is_nm & pad_nm & in_a,
-                   indices=checks & is_nm & pad_nm & in_b, init=setup_end,
+            _drive(m, npc, common, go=go, values=in_section("a", checks & is_nm & pad_nm, "pad"),
+                   indices=in_section("b", checks & is_nm & pad_nm, "pad"), init=setup_end,
                    row_bytes=hc.row_bytes, rows=M, group_n=nn, krem=krem)
             bad_idx.append(ni.bad_idx)
             bad_pad.append(npc.bad_pad)
@@ -320,7 +335,7 @@ class ImageChecker(wiring.Component):
             with m.Default():
                 m.d.comb += may.eq(1)
         with m.If(verdict):
-            m.d.sync += state.eq(_DONE)
+            m.d.sync += [state.eq(_DONE), in_body.eq(0)]
             with m.If(hc.code != 0):
                 m.d.sync += self.code.eq(hc.code)
             with m.Elif(is_bm & Const(int(has_bm))):
@@ -336,5 +351,6 @@ class ImageChecker(wiring.Component):
         m.d.comb += self.done.eq(state == _DONE)
 
         with m.If(self.start):
-            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0), tail.eq(0)]
+            m.d.sync += [state.eq(_HDR), pos.eq(0), hdr.eq(0), self.code.eq(0), tail.eq(0),
+                         in_body.eq(0)]
         return m

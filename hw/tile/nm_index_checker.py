@@ -24,7 +24,8 @@ class NmIndexChecker(SectionChecker):
 
     Latency: ``bad_idx`` is set the cycle after the word that breaks a rule is taken.  The
     bytes left in the section are loaded by ``load`` (one cycle, before the section) and
-    stepped with the transfers.  Throughput: one word per cycle, never holds the stream.
+    stepped with the transfers, and so is the slot of lane 0 in its group (``pos`` steps by
+    ``wb`` with each transfer).  Throughput: one word per cycle, never holds the stream.
 
     Parameters
     ----------
@@ -42,7 +43,8 @@ class NmIndexChecker(SectionChecker):
     section_bytes : In(out_buf_depth.bit_length() + 18)
         Index bytes (``M * ceil(K/M') * N``).
     load : In(1)
-        Load the bytes left from ``pos``, ``section`` and ``section_bytes``.
+        Load the bytes left from ``pos``, ``section`` (both steady from the cycle before)
+        and ``section_bytes``.
     group_m, group_n : In(6)
         ``M`` and ``N`` of N:M.
     bad_idx : Out(1)
@@ -65,16 +67,23 @@ class NmIndexChecker(SectionChecker):
         byte = self.word_bytes()
         go, xfer, nb_act = self.go, self.xfer, self.active
         mn, nn, bad_idx = self.group_m, self.group_n, self.bad_idx
-        noff = Signal(6)                # (pos - sec_b) mod 64: slot of lane 0 in its group
-        m.d.comb += noff.eq(self.pos[:6] - self.section[:6])
+        # (pos - sec_b) mod 64: slot of lane 0 in its group; a register loaded by `load`, then
+        # stepped with pos; lane j starts a group when (noff + j) mod N == 0
+        noff = Signal(6, name="nm_noff")
+        with m.If(self.load):
+            m.d.sync += noff.eq(self.pos[:6] - self.section[:6])
+        with m.Elif(xfer):
+            m.d.sync += noff.eq(noff + wb)
         ilast = Signal(8)
         # index bytes left from the presented word on (section_bytes + section - pos) and the
         # lanes below the last slot (that, clamped to [0, wb]), both registers: loaded by
         # `load`, then stepped with pos
         left = Signal(signed(43), name="nm_left")
         vlim = Signal(range(wb + 1), name="nm_vlim")
+        base = Signal(signed(36), name="nm_base")   # section - pos, a cycle behind
+        m.d.sync += base.eq(self.section - self.pos)
         with m.If(self.load):
-            m.d.sync += left.eq(self.section_bytes + self.section - self.pos)
+            m.d.sync += left.eq(self.section_bytes + base)
         with m.Elif(xfer):
             m.d.sync += left.eq(left - wb)
         v_stay = clamp(m, left, 0, wb, "nm_vlim_stay")
@@ -82,7 +91,7 @@ class NmIndexChecker(SectionChecker):
         m.d.sync += vlim.eq(Mux(xfer, v_step, v_stay))
         for j in range(wb):
             valid = nb_act & (vlim > j)
-            first = ((noff + j) & (nn - 1)[:6]) == 0
+            first = ((noff + j)[:6] & (nn - 1)[:6]) == 0
             prev = byte[j - 1] if j else ilast
             with m.If(go & valid & (byte[j] >= mn)):
                 m.d.sync += bad_idx.eq(1)

@@ -95,12 +95,16 @@ class RowScan:
                          self.in_n[i].eq(next_row & ~stall & (er <= i))]
         # a row of rb bytes starts at lane lp of the current word: it ends at end_r, the next
         # one at end_r + rb = end_n and the one after at end_n + rb = end_nn.  Tracks:
-        # (end_r, end_n, end_nn) and one per offset (the same ends less the offset).  The
-        # three are registers, so every candidate next value of end_r / end_n is a register
-        # less 0 or wb: its compares are compares of a register with constants, and its
-        # clamp a narrow subtract of a constant (no add in front of a compare); only end_nn
-        # takes an add, on its way into its register.  The init values are registers too,
-        # computed every cycle from rb and the offset (steady from a cycle before init).
+        # (end_r, end_n, end_nn) and one per offset (the same ends less the offset).  Every
+        # candidate next value of end_r / end_n is one of the three registers less 0 or wb,
+        # and what the per-lane logic needs of it (r_in / n_in, er and the cuts: compares
+        # with the constants lo + d and wb + d, d the 0 or wb taken off) is kept in flag
+        # registers beside each of the three, so the clamps are a narrow subtract and two
+        # muxes from registers.  The flags' next values are compares of the registers with
+        # constants or with registers (c - rb, c + wb - rb: end_nn's add moved to the other
+        # side); the init values and their flags are registers computed every cycle from rb
+        # (3 rb a cycle later) and the offset: rb steady from two cycles before init, the
+        # offsets and rows from one.
         self.cut_r, self.cut_n = {}, {}
         tracks = [(end_r, end_n, 0, None)]
         for key, (off, lo) in (offsets or {}).items():
@@ -114,35 +118,78 @@ class RowScan:
                          r_lt.eq(r1_lt), r1_lt.eq(r + 2 < rows)]
         with m.Elif(go & live):
             m.d.sync += lp.eq(0)
+        rb3 = Signal(signed(22), name=f"{name}_rb3")
+        m.d.sync += rb3.eq(rb + (rb << 1))
         # Every candidate next value is computed (and compared / clamped) from registers in
         # parallel; the control (go, live, ends, stall) only selects among finished results,
         # so the handshake never sits in front of an adder or a compare.
         updates = {c: [] for c in ("init", "stall", "next", "cont")}
         for t, (tr_, tn_, off, cut) in enumerate(tracks):
+            lo = 0 if cut is None else cut[1]
             tnn = Signal(signed(21), name=f"{name}_t{t}_end_nn")
-            i_r, i_n, i_nn = (Signal(signed(21), name=f"{name}_t{t}_init_{x}")
-                              for x in ("r", "n", "nn"))
-            m.d.sync += [i_r.eq(rb - off), i_n.eq((rb << 1) - off), i_nn.eq(rb + (rb << 1) - off)]
-            # (register, constant subtracted) of the next end_r, end_n; the next end_nn
-            values = {"init": ((i_r, 0), (i_n, 0), i_nn),
-                      "stall": ((tn_, 0), (tnn, 0), tnn + rb),    # second row end in the word
-                      "next": ((tn_, wb), (tnn, wb), tnn + rb_less_wb),  # next row goes on
-                      "cont": ((tr_, wb), (tn_, wb), tnn - wb)}   # the row goes on past it
+            regs = {"r": tr_, "n": tn_, "nn": tnn}
+            # flag (kind, d) of a register X: X < lo + d ("lt") or X > wb + d ("gt")
+            keys = [(kind, d) for kind in ("lt", "gt") for d in (0, wb)]
+
+            def const(kind, d, lo=lo):
+                return (lo if kind == "lt" else wb) + d
+
+            def cmp(x, kind, c):
+                return x < c if kind == "lt" else x > c
+
+            flags = {x: {k: Signal(name=f"{name}_t{t}_{x}_{k[0]}{k[1]}") for k in keys}
+                     for x in regs}
+            i_val = {x: Signal(signed(21), name=f"{name}_t{t}_init_{x}") for x in regs}
+            i_flag = {x: {k: Signal(name=f"{name}_t{t}_init_{x}_{k[0]}{k[1]}") for k in keys}
+                      for x in regs}
+            i_src = {"r": rb - off, "n": (rb << 1) - off, "nn": rb3 - off}
+            thr_rb = {k: Signal(signed(23), name=f"{name}_t{t}_thr_rb_{k[0]}{k[1]}")
+                      for k in keys}
+            thr_rbw = {k: Signal(signed(23), name=f"{name}_t{t}_thr_rbw_{k[0]}{k[1]}")
+                       for k in keys}
+            for x in regs:
+                m.d.sync += i_val[x].eq(i_src[x])
+                m.d.sync += [i_flag[x][k].eq(cmp(i_src[x], k[0], const(*k))) for k in keys]
+            m.d.sync += [thr_rb[k].eq(const(*k) - rb) for k in keys]
+            m.d.sync += [thr_rbw[k].eq(const(*k) + wb - rb) for k in keys]
+
+            def cmps(x, thr, label, t=t, keys=keys, regs=regs):
+                """Flags of the register ``x`` against ``thr[key]`` (named, built once)."""
+                return {k: named(m, cmp(regs[x], k[0], thr[k]), 1,
+                                 f"{name}_t{t}_{x}_{label}_{k[0]}{k[1]}") for k in keys}
+            less_wb = {k: const(*k) + wb for k in keys}
+            f_r_wb, f_n_wb, f_nn_wb = (cmps(x, less_wb, "wb") for x in ("r", "n", "nn"))
+            f_nn_rb, f_nn_rbw = cmps("nn", thr_rb, "rb"), cmps("nn", thr_rbw, "rbw")
+            # per case: the next (end_r, end_n) as (value, its flags, d), the next end_nn
+            # and the next flags of the three
+            values = {
+                "init": ((i_val["r"], i_flag["r"], 0), (i_val["n"], i_flag["n"], 0),
+                         i_val["nn"], i_flag),
+                "stall": ((tn_, flags["n"], 0), (tnn, flags["nn"], 0), tnn + rb,
+                          {"r": flags["n"], "n": flags["nn"], "nn": f_nn_rb}),
+                "next": ((tn_, flags["n"], wb), (tnn, flags["nn"], wb), tnn + rb_less_wb,
+                         {"r": f_n_wb, "n": f_nn_wb, "nn": f_nn_rbw}),
+                "cont": ((tr_, flags["r"], wb), (tn_, flags["n"], wb), tnn - wb,
+                         {"r": f_r_wb, "n": f_n_wb, "nn": f_nn_wb}),
+            }
             if cut is not None:
-                key, lo = cut
+                key = cut[0]
                 self.cut_r[key] = c_r = Signal(signed(max(lo.bit_length(), wb.bit_length()) + 2),
                                                name=f"{name}_{key}_cut_r")
                 self.cut_n[key] = c_n = Signal(c_r.shape(), name=f"{name}_{key}_cut_n")
-            for c, ((vr, dr), (vn, dn), vnn) in values.items():
+            for c, ((vr, fr, dr), (vn, fn, dn), vnn, nflags) in values.items():
                 nx_r = named(m, vr - dr, signed(21), f"{name}_t{t}_{c}_r")
                 nx_n = named(m, vn - dn, signed(21), f"{name}_t{t}_{c}_n")
                 upd = [tr_.eq(nx_r), tn_.eq(nx_n), tnn.eq(vnn)]
+                upd += [flags[x][k].eq(nflags[x][k]) for x in regs for k in keys]
                 if cut is None:
-                    upd += [r_in.eq(vr <= wb + dr), n_in.eq(vn <= wb + dn),
-                            er.eq(_clamp_less(m, vr, dr, 0, wb, f"{name}_{c}_er"))]
+                    upd += [r_in.eq(~fr[("gt", dr)]), n_in.eq(~fn[("gt", dn)]),
+                            er.eq(_clamp_flags(m, vr, dr, fr, 0, wb, f"{name}_{c}_er"))]
                 else:
-                    upd += [c_r.eq(_clamp_less(m, vr, dr, lo, wb, f"{name}_{key}_{c}_cut_r")),
-                            c_n.eq(_clamp_less(m, vn, dn, lo, wb, f"{name}_{key}_{c}_cut_n"))]
+                    upd += [c_r.eq(_clamp_flags(m, vr, dr, fr, lo, wb,
+                                                f"{name}_{key}_{c}_cut_r")),
+                            c_n.eq(_clamp_flags(m, vn, dn, fn, lo, wb,
+                                                f"{name}_{key}_{c}_cut_n"))]
                 updates[c] += upd
         with m.If(init):
             m.d.sync += updates["init"]
@@ -154,12 +201,13 @@ class RowScan:
             m.d.sync += updates["cont"]
 
 
-def _clamp_less(m, value, d, lo, hi, name):
-    """``value - d`` (``d`` a constant) clamped to ``[lo, hi]``: ``value`` compared with the
-    constants ``lo + d`` and ``hi + d``, and the subtract only as wide as the result."""
+def _clamp_flags(m, value, d, flags, lo, hi, name):
+    """``value - d`` (``d`` a constant) clamped to ``[lo, hi]``, with its compares with the
+    constants ``lo + d`` and ``hi + d`` given (``flags[("lt", d)]``, ``flags[("gt", d)]``):
+    two muxes and a subtract only as wide as the result."""
     out = Signal(signed(max(lo.bit_length(), hi.bit_length()) + 2), name=name)
     w = len(out)
-    m.d.comb += out.eq(Mux(value < lo + d, lo, Mux(value > hi + d, hi, value[:w] - d)))
+    m.d.comb += out.eq(Mux(flags[("lt", d)], lo, Mux(flags[("gt", d)], hi, value[:w] - d)))
     return out
 
 

@@ -27,8 +27,8 @@ class SectionBench:
     for the word at byte offset ``pos``, ``taken`` counting the words transferred so far;
     ``observe(ctx, pos, xfer)`` (optional) is called every cycle before the clock edge.
     ``setup`` (optional): inputs held for one cycle before the body (``init``, ``load``),
-    with those of the first word (the header-derived values are steady from the cycle
-    before, the ``clear`` cycle, as in `ImageChecker`).
+    with those of the first word (the header-derived values are steady from two cycles
+    before, as in `ImageChecker`).
     """
 
     def __init__(self, dut, cfg, rng, *, gap=0.3, stall=0.3):
@@ -48,9 +48,10 @@ class SectionBench:
             for img, inputs, observe, setup, finish in jobs:
                 total = _hdr(img)["total"]
                 ws = _words(img, wb)[32 // wb:]
-                ctx.set(dut.clear, 1)
-                for name, value in inputs(32, 0).items():   # steady a cycle before init
+                for name, value in inputs(32, 0).items():   # steady two cycles before init
                     ctx.set(getattr(dut, name), value)
+                await ctx.tick()
+                ctx.set(dut.clear, 1)
                 await ctx.tick()
                 ctx.set(dut.clear, 0)
                 for name, value in dict(inputs(32, 0), **(setup or {})).items():
