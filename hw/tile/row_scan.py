@@ -143,9 +143,9 @@ class RowScan:
             i_flag = {x: {k: Signal(name=f"{name}_t{t}_init_{x}_{k[0]}{k[1]}") for k in keys}
                       for x in regs}
             i_src = {"r": rb - off, "n": (rb << 1) - off, "nn": rb3 - off}
-            thr_rb = {k: Signal(signed(23), name=f"{name}_t{t}_thr_rb_{k[0]}{k[1]}")
+            thr_rb = {k: Signal(signed(21), name=f"{name}_t{t}_thr_rb_{k[0]}{k[1]}")
                       for k in keys}
-            thr_rbw = {k: Signal(signed(23), name=f"{name}_t{t}_thr_rbw_{k[0]}{k[1]}")
+            thr_rbw = {k: Signal(signed(21), name=f"{name}_t{t}_thr_rbw_{k[0]}{k[1]}")
                        for k in keys}
             for x in regs:
                 m.d.sync += i_val[x].eq(i_src[x])
