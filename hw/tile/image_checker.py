@@ -66,6 +66,9 @@ class ImageChecker(wiring.Component):
     already rejected such headers), plus the hardware limits ``rows <= out_buf_depth`` and
     ``cols < 2**16`` (``BAD_SHAPE``).  Words past ``total`` are passed without looking at them.
 
+    Latency: ``done`` rises `flag_latency` + 1 cycles after the transfer of the image's last
+    word (the sub-blocks' flags of that word are in by then).
+
     Throughput: one word per cycle, except
 
     * for `setup_cycles` cycles after the header (a body word arriving then is held);
