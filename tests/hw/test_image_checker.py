@@ -494,3 +494,44 @@ def test_nm_duplicate_index_every_m(width, rng, seed):
                     cases.append(("nm", f"dup {nn}:{mm} group {g} slot {s}",
                                   dict(shape=W.shape, nm=(nn, mm)), bad))
     _check(cfg, cases, rng, seed)
+
+
+@pytest.mark.parametrize("formats", [("dense", "nm"), ("dense", "bitmap", "block")])
+def test_done_latency(formats, rng, seed):
+    """``done`` rises exactly ``flag_latency + 1`` cycles after the image's last word is taken
+    (3 with nm, whose pad checker takes three steps; else 1), with golden's code."""
+    cfg = _cfg(64, formats=formats)
+    fmt = formats[-1]
+    W, kw = random_matrix(rng, fmt, cfg)
+    img = pack(W, fmt, kw)
+    ws = _words(img, cfg.axi_bytes)
+    dut = ImageChecker(cfg)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.o.ready, 1)
+        k = cycle = 0
+        while k < len(ws):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, ws[k])
+            if ctx.get(dut.i.ready):
+                k += 1
+            await ctx.tick()
+            cycle += 1
+        ctx.set(dut.i.valid, 0)
+        last = cycle
+        while not ctx.get(dut.done) and cycle < last + 20:
+            await ctx.tick()
+            cycle += 1
+        seen.update(after=cycle - last + 1, code=ctx.get(dut.code))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    exp = {"after": dut.flag_latency + 1, "code": expected_code(bytes(img))}
+    assert dut.flag_latency == (3 if "nm" in formats else 1)
+    assert seen == exp, f"seed {seed}: {fmt} image: expected {exp}, got {seen}"
