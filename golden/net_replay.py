@@ -219,7 +219,8 @@ class _Node:
 
 class _Writer:
     """hw/hub/result_writer.py: the intake pipeline (a two-entry queue taking a flit per cycle
-    while it has room, an address stage, one merge cycle per beat the flit touches), ``lines``
+    while it has room, a row stage, an address stage handing on a beat per cycle, a merge
+    stage merging one beat per cycle: ``r``, ``parts``, ``m``), ``lines``
     one-beat line buffers (merge on a hit; a free line; else evict, when the write buffer is
     free, the lowest full line or else the round-robin victim; else wait), a line written as
     soon as it is full if the write buffer is free, one write buffer, posted single-beat writes
@@ -227,8 +228,8 @@ class _Writer:
     `WRITE_CYCLES`, `WRITE_LANDED`); a marker at the queue's head waits for the merges before
     it, flushes every line, then counts once the last write is answered."""
 
-    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "queue", "parts", "bi", "flushing",
-                 "wb_at", "writes", "markers", "dma_at", "landed_at")
+    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "queue", "r", "parts", "bi", "m",
+                 "flushing", "wb_at", "writes", "markers", "dma_at", "landed_at")
 
     def __init__(self, lines: int, beat: int):
         self.beat, self.lines = beat, lines
@@ -236,8 +237,10 @@ class _Writer:
         self.cnt = [0] * lines
         self.victim = 0
         self.queue = deque()                     # taken flits: (address, bytes) or None (marker)
+        self.r = None                            # the row stage's flit: (address, bytes)
         self.parts = None                        # the address stage's flit: (tag, bytes) per beat
         self.bi = 0
+        self.m = None                            # the merge stage's beat: (tag, bytes)
         self.flushing = False
         self.wb_at = 0                           # the write buffer is free from this cycle
         self.dma_at = 0                          # the DmaWriter takes a command from this one
@@ -250,7 +253,8 @@ class _Writer:
         return len(self.queue) < 2
 
     def idle(self) -> bool:
-        return not self.queue and self.parts is None and not self.flushing
+        return (not self.queue and self.r is None and self.parts is None and self.m is None
+                and not self.flushing)
 
     def take(self, flit):
         self.queue.append(None if flit[1] == _MARK else (flit[2], flit[3]))
@@ -263,8 +267,8 @@ class _Writer:
         self.landed_at = accept + WRITE_LANDED
 
     def _merge(self, c) -> bool:
-        """One merge cycle of the address stage's beat ``bi``; True once the flit is done."""
-        tag, n = self.parts[self.bi]
+        """One merge cycle of the merge stage's beat; True once it is merged."""
+        tag, n = self.m
         free = c >= self.wb_at
         if tag in self.tag:
             i = self.tag.index(tag)
@@ -284,11 +288,11 @@ class _Writer:
             self.victim = (self.victim + 1) % self.lines
         else:
             return False                         # wait for the write buffer
-        self.bi += 1
-        return self.bi == len(self.parts)
+        return True
 
     def step(self, c):
-        flushing, busy_stage = self.flushing, self.parts is not None   # start of the cycle
+        flushing = self.flushing                 # start of the cycle
+        r_v, g_v, m_v = self.r is not None, self.parts is not None, self.m is not None
         if flushing:
             free = c >= self.wb_at
             busy = [i for i in range(self.lines) if self.tag[i] is not None]
@@ -299,22 +303,32 @@ class _Writer:
             elif free and c >= self.landed_at:
                 self.markers += 1
                 self.flushing = False
-        done = busy_stage and self._merge(c)
-        if done:
-            self.parts = None
+        m_room = not m_v or self._merge(c)
+        if m_room:
+            self.m = None
+        g_done = False
+        if g_v and m_room:                       # the address stage hands a beat on
+            self.m = self.parts[self.bi]
+            self.bi += 1
+            g_done = self.bi == len(self.parts)
+            if g_done:
+                self.parts = None
+        r_go = r_v and (not g_v or g_done)
+        if r_go:                                 # the row stage hands its flit on
+            addr, n = self.r
+            b = self.beat
+            self.parts = [(tag, min(addr + n, (tag + 1) * b) - max(addr, tag * b))
+                          for tag in range(addr // b, (addr + n - 1) // b + 1)]
+            self.bi = 0
+            self.r = None
         if self.queue and not flushing:
             head = self.queue[0]
             if head is None:
-                if not busy_stage:
+                if not (r_v or g_v or m_v):
                     self.queue.popleft()
                     self.flushing = True
-            elif not busy_stage or done:
-                self.queue.popleft()
-                addr, n = head
-                b = self.beat
-                self.parts = [(tag, min(addr + n, (tag + 1) * b) - max(addr, tag * b))
-                              for tag in range(addr // b, (addr + n - 1) // b + 1)]
-                self.bi = 0
+            elif not r_v or r_go:
+                self.r = self.queue.popleft()
 
     def busy(self, c):
         return not self.idle() or c < self.wb_at or c < self.landed_at

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_status_layout, dma_write_data_layout
@@ -15,6 +14,35 @@ from sparsemac.hw.ring.layouts import FlitType, flit_layout
 from sparsemac.hw.tile.tile_node import DONE_MARKER, result_data_bytes
 
 __all__ = ["ResultWriter"]
+
+
+class _FlopQueue(Elaboratable):
+    """A two-entry first-in first-out queue in flip-flops, the head always in one register.
+
+    The interface and timing of ``SyncFIFO(depth=2)`` (an entry written in one cycle can be
+    read in the next; ``w_rdy`` is the registered room, not counting a read in the same
+    cycle), but ``r_data`` is a flip-flop's output, not an asynchronous memory read.
+    """
+
+    def __init__(self, width: int):
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        level = Signal(range(3))
+        tail = Signal.like(self.w_data)           # the second entry
+        write = self.w_en & self.w_rdy
+        read = self.r_en & self.r_rdy
+        m.d.comb += [self.w_rdy.eq(level != 2), self.r_rdy.eq(level != 0)]
+        m.d.sync += level.eq(level + write - read)
+        with m.If(read & (level == 2)):
+            m.d.sync += self.r_data.eq(tail)
+        with m.Elif(write & ((level == 0) | read)):
+            m.d.sync += self.r_data.eq(self.w_data)
+        with m.If(write & (level - read == 1)):
+            m.d.sync += tail.eq(self.w_data)
+        return m
 
 
 class ResultWriter(wiring.Component):
@@ -101,17 +129,18 @@ class ResultWriter(wiring.Component):
         fl = self.flits.payload
         f_m, f_eoff = fl.payload[:16], fl.payload[16:32]
         f_data = fl.payload[32:32 + 8 * dbytes]
-        ok = self.error_code == 0
+        ok = Signal(init=1, name="ok")   # error_code == 0, as a flip-flop of its own
 
         # -- line buffers and the write buffer -------------------------------------------------
         lv = Signal(L)
         ltag = [Signal(tw, name=f"line{i}_tag") for i in range(L)]
         ldata = [Signal(8 * beat, name=f"line{i}_data") for i in range(L)]
         lstrb = [Signal(beat, name=f"line{i}_strb") for i in range(L)]
-        wb_valid, wb_tag = Signal(), Signal(tw)
-        wb_data, wb_strb = Signal(8 * beat), Signal(beat)
+        wb_valid, wb_tag = Signal(name="wb_valid"), Signal(tw, name="wb_tag")
+        wb_data, wb_strb = Signal(8 * beat, name="wb_data"), Signal(beat, name="wb_strb")
         push = Signal()                   # load the write buffer this cycle (from push_*)
-        push_tag, push_data, push_strb = Signal(tw), Signal(8 * beat), Signal(beat)
+        push_tag = Signal(tw, name="push_tag")
+        push_data, push_strb = Signal(8 * beat, name="push_data"), Signal(beat, name="push_strb")
         # -- write FSM: write buffer -> one single-beat DMA command, posted -------------------
         # The DmaWriter is in posted mode: a command's status comes once its word is taken, so
         # the write buffer is free again as soon as the DmaWriter has the word (a new line may
@@ -141,17 +170,18 @@ class ResultWriter(wiring.Component):
                     m.d.sync += wb_valid.eq(0)
                     m.next = "IDLE"
         with m.If(push):                  # after the write FSM: a push as the word leaves wins
-            m.d.sync += [wb_valid.eq(1), wb_tag.eq(push_tag), wb_data.eq(push_data),
-                         wb_strb.eq(push_strb)]
+            m.d.sync += wb_valid.eq(1)
+        wb_free = Signal(name="wb_free")
+        m.d.comb += wb_free.eq(~wb_valid | wb_taken)
+        with m.If(wb_free):               # a free buffer loads what a push would write
+            m.d.sync += [wb_tag.eq(push_tag), wb_data.eq(push_data), wb_strb.eq(push_strb)]
         with m.If(self.error_code == 0):
             with m.If(self.wstatus.valid & (self.wstatus.payload.code != 0)):
                 m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
-                             self.error_addr.eq(self.wstatus.payload.addr)]
+                             self.error_addr.eq(self.wstatus.payload.addr), ok.eq(0)]
             with m.Elif(self.werror != 0):
                 m.d.sync += [self.error_code.eq(self.werror),
-                             self.error_addr.eq(self.werror_addr)]
-        wb_free = Signal()
-        m.d.comb += wb_free.eq(~wb_valid | wb_taken)
+                             self.error_addr.eq(self.werror_addr), ok.eq(0)]
 
         # -- intake, a pipeline of a flit per cycle: flits -> queue -> (address, bytes) -> merge
         # Bytes the flit may write, computed from the flit as it is taken (queued, clamped to
@@ -188,7 +218,7 @@ class ResultWriter(wiring.Component):
         nb_w = len(row_left)
         entry = data.StructLayout({"m": 16, "eoff": 16, "data": 8 * dbytes,
                                    "row_left": nb_w, "seg_left": nb_w, "mark": 1})
-        m.submodules.queue = queue = SyncFIFO(width=entry.size, depth=2)
+        m.submodules.queue = queue = _FlopQueue(entry.size)
         q_in, q = entry(queue.w_data), entry(queue.r_data)
         is_mark = (fl.type == FlitType.RESULT) & (f_m == DONE_MARKER)
         keep = (fl.type == FlitType.RESULT) & (f_m < self.m_total) & (f_eoff < self.row_bytes) & ok
@@ -198,125 +228,192 @@ class ResultWriter(wiring.Component):
                      q_in.row_left.eq(row_left), q_in.seg_left.eq(seg_left),
                      q_in.mark.eq(is_mark)]
 
-        # stage 2: the flit's first byte address and byte count (registered), then one merge
-        # per beat it touches (``bi``)
+        # stage 2 (address): the flit's first byte address and byte count (registered), then
+        # one beat per cycle (``bi``) handed to stage 3: its beat address, bytes and strobes
         g_v = Signal()
         g_data = Signal(8 * dbytes)
-        addr, nbytes = Signal(aw), Signal(range(dbytes + 1))
-        lo, nbeats, bi = Signal(lg_beat), Signal(range(span // beat + 1)), Signal(range(span))
-        wide, strb = Signal(8 * span), Signal(span)
+        nbytes = Signal(range(dbytes + 1), name="nbytes")
+        lo, bi = Signal(lg_beat, name="lo"), Signal(range(span), name="bi")
+        nbeats = Signal(range(span // beat + 1), name="nbeats")
+        wide, strb = Signal(8 * span, name="wide"), Signal(span, name="strb")
         m.d.comb += [wide.eq(g_data << (lo * 8)),
                      strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
-        # the beat address of merge ``bi`` is a register (loaded with the flit's first beat,
-        # counted up per merge): the line tag compares start at a flip-flop, not at an adder
+        # the beat address of beat ``bi`` is a register (loaded with the flit's first beat,
+        # counted up per beat): the line tag compares start at a flip-flop, not at an adder
         p_tag = Signal(tw)
-        p_data, p_strb = Signal(8 * beat), Signal(beat)
+        p_data, p_strb = Signal(8 * beat, name="p_data"), Signal(beat, name="p_strb")
         m.d.comb += [p_data.eq((wide >> (bi * 8 * beat))[:8 * beat]),
                      p_strb.eq((strb >> (bi * beat))[:beat])]
-        # one-hot selections: the line holding the beat (tags are unique, so at most one), the
-        # lowest free line; the hit line's bytes and strobes through an AND-OR mux
+
+        # stage 3 (merge): one beat (``m_*``) merged per cycle.  Which line holds the beat
+        # (``hit``, one-hot: tags are unique) is a register, computed while the beat was in
+        # stage 2 against the lines as stage 3's merge of that cycle leaves them (the line it
+        # writes gets stage 3's beat address, or is written out): the merge starts at
+        # flip-flops, not at a tag compare.
+        m_v, m_tag = Signal(name="m_v"), Signal(tw, name="m_tag")
+        m_data, m_strb = Signal(8 * beat, name="m_data"), Signal(beat, name="m_strb")
         hit = Signal(L)
-        m.d.comb += [hit[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
+        hit_any = Signal(name="hit_any")  # hit.any(), a flip-flop of its own
         free_oh = Signal(L)
         m.d.comb += free_oh.eq(~lv & (lv + 1))
-        hit_data, hit_strb = Signal(8 * beat), Signal(beat)
-        m.d.comb += [hit_data.eq(functools.reduce(operator.or_, [
-                         Mux(hit[i], ldata[i], 0) for i in range(L)])),
-                     hit_strb.eq(functools.reduce(operator.or_, [
-                         Mux(hit[i], lstrb[i], 0) for i in range(L)]))]
-        hit_merged, hit_new_strb = Signal(8 * beat), Signal(beat)
-        m.d.comb += [hit_merged.eq(Cat(*[Mux(p_strb[b], p_data[8 * b:8 * b + 8],
+        # the hit line's bytes through an AND-OR mux; its strobes are a register (``hit_strb``,
+        # computed with ``hit``), so whether the beat completes its line starts at flip-flops
+        hit_data, hit_strb = Signal(8 * beat, name="hit_data"), Signal(beat, name="hit_strb")
+        m.d.comb += hit_data.eq(functools.reduce(operator.or_, [
+                         Mux(hit[i], ldata[i], 0) for i in range(L)]))
+        hit_merged = Signal(8 * beat, name="hit_merged")
+        hit_new_strb = Signal(beat, name="hit_new_strb")
+        m.d.comb += [hit_merged.eq(Cat(*[Mux(m_strb[b], m_data[8 * b:8 * b + 8],
                                              hit_data[8 * b:8 * b + 8]) for b in range(beat)])),
-                     hit_new_strb.eq(hit_strb | p_strb)]
+                     hit_new_strb.eq(hit_strb | m_strb)]
         # the line written out when a beat finds neither its line nor a free one (evicted): the
         # lowest full line if any (it was complete while the write buffer was busy: writing it
         # costs no extra command), else round robin; while a marker flushes: the lowest valid
         # line.  One AND-OR mux reads the line out.
         victim = Signal(range(max(2, L)))
-        full, full_first, evict_oh = Signal(L), Signal(L), Signal(L)
-        m.d.comb += [full[i].eq(lv[i] & lstrb[i].all()) for i in range(L)]
+        # ``full``: a flip-flop per line, lv & all strobes, set and cleared with them
+        full, full_first = Signal(L, name="full"), Signal(L, name="full_first")
+        evict_oh = Signal(L, name="evict_oh")
         m.d.comb += [full_first.eq(full & (~full + 1)),
                      evict_oh.eq(Mux(full.any(), full_first, 1 << victim))]
         flushing = Signal()
         out_oh = Signal(L)
         m.d.comb += out_oh.eq(Mux(flushing, lv & (~lv + 1), evict_oh))
-        out_tag, out_data, out_strb = Signal(tw), Signal(8 * beat), Signal(beat)
+        out_tag = Signal(tw, name="out_tag")
+        out_data, out_strb = Signal(8 * beat, name="out_data"), Signal(beat, name="out_strb")
         for sig, regs in ((out_tag, ltag), (out_data, ldata), (out_strb, lstrb)):
             m.d.comb += sig.eq(functools.reduce(operator.or_, [
                 Mux(out_oh[i], regs[i], 0) for i in range(L)]))
 
-        done_part = Signal()              # stage 2 merged (or dropped) beat ``bi`` this cycle
-        g_done = Signal()                 # ... and it was the flit's last
-        with m.If(g_v):
+        # what a push writes: the line stage 3's beat completes, else the line written out
+        # (evicted, or flushed at a marker); chosen from flip-flops only
+        take_hit = Signal()
+        m.d.comb += [take_hit.eq(m_v & hit_any),
+                     push_tag.eq(Mux(take_hit, m_tag, out_tag)),
+                     push_data.eq(Mux(take_hit, hit_merged, out_data)),
+                     push_strb.eq(Mux(take_hit, hit_new_strb, out_strb))]
+
+        m_done = Signal()                 # stage 3 merged (or dropped) its beat this cycle
+        complete = Signal()               # ... completing the line it hit, written out now
+        wr_oh = Signal(L)                 # ... into this line (or out of it, when complete)
+        with m.If(m_v):
             m.d.comb += self.busy.eq(1)
             with m.If(~ok):
-                m.d.comb += done_part.eq(1)
-            with m.Elif(hit.any()):
+                m.d.comb += m_done.eq(1)
+            with m.Elif(hit_any):
+                # merged into its line, which is written out (and freed) at once if the beat
+                # completes it and the write buffer is free (the bytes of a freed line are
+                # never read, so they are written either way)
+                m.d.comb += [wr_oh.eq(hit), m_done.eq(1)]
+                for i in range(L):
+                    with m.If(hit[i]):
+                        m.d.sync += [ldata[i].eq(hit_merged), lstrb[i].eq(hit_new_strb),
+                                     full[i].eq(hit_new_strb.all())]
                 with m.If(hit_new_strb.all() & wb_free):   # complete: write it now
-                    m.d.comb += [push.eq(1), push_tag.eq(p_tag), push_data.eq(hit_merged),
-                                 push_strb.eq(hit_new_strb)]
+                    m.d.comb += [complete.eq(1), push.eq(1)]
                     for i in range(L):
                         with m.If(hit[i]):
-                            m.d.sync += lv[i].eq(0)
-                with m.Else():
-                    for i in range(L):
-                        with m.If(hit[i]):
-                            m.d.sync += [ldata[i].eq(hit_merged), lstrb[i].eq(hit_new_strb)]
-                m.d.comb += done_part.eq(1)
+                            m.d.sync += [lv[i].eq(0), full[i].eq(0)]
             with m.Elif(~lv.all()):
+                m.d.comb += [wr_oh.eq(free_oh), m_done.eq(1)]
                 for i in range(L):
                     with m.If(free_oh[i]):
-                        m.d.sync += [lv[i].eq(1), ltag[i].eq(p_tag), ldata[i].eq(p_data),
-                                     lstrb[i].eq(p_strb)]
-                m.d.comb += done_part.eq(1)
+                        m.d.sync += [lv[i].eq(1), ltag[i].eq(m_tag), ldata[i].eq(m_data),
+                                     lstrb[i].eq(m_strb), full[i].eq(m_strb.all())]
             with m.Elif(wb_free):                   # evict a line, take its place
-                m.d.comb += [push.eq(1), push_tag.eq(out_tag), push_data.eq(out_data),
-                             push_strb.eq(out_strb)]
+                m.d.comb += [wr_oh.eq(out_oh), m_done.eq(1), push.eq(1)]
                 for i in range(L):
                     with m.If(out_oh[i]):
-                        m.d.sync += [ltag[i].eq(p_tag), ldata[i].eq(p_data),
-                                     lstrb[i].eq(p_strb)]
+                        m.d.sync += [ltag[i].eq(m_tag), ldata[i].eq(m_data),
+                                     lstrb[i].eq(m_strb), full[i].eq(m_strb.all())]
                 m.d.sync += victim.eq(Mux(victim == L - 1, 0, victim + 1))
-                m.d.comb += done_part.eq(1)
             with m.Else():
                 m.d.comb += self.stall.eq(1)
-            with m.If(done_part):
-                m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag + 1)]
-                with m.If(bi + 1 >= nbeats):
-                    m.d.comb += g_done.eq(1)
-                    m.d.sync += g_v.eq(0)
 
-        # the queue's head moves to stage 2 when stage 2 is empty or finishing
+        # the line stage 2's beat will hit in stage 3: the line stage 3 writes this cycle if
+        # the beat addresses match (unless it is written out), else a valid line whose tag
+        # matches (a line stage 3 writes has stage 3's beat address from the next cycle on)
+        same = Signal()
+        m.d.comb += same.eq(m_v & ok & (m_tag == p_tag) & ~complete)
+        hit_next = Signal(L)
+        cmp = Signal(L)                   # lines holding stage 2's beat now
+        m.d.comb += [cmp[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
+        m.d.comb += [hit_next[i].eq(Mux(wr_oh[i], same, cmp[i]) & ok & ~self.clear)
+                     for i in range(L)]
+        # ... and that line's strobes: those stage 3 writes, or an unwritten line's
+        hit_strb_next = Signal(beat)
+        m.d.comb += hit_strb_next.eq(Mux(ok & ~self.clear, functools.reduce(operator.or_, [
+            Mux(same, Mux(hit_any, hit_new_strb, m_strb), 0),
+            *[Mux(cmp[i] & ~wr_oh[i], lstrb[i], 0) for i in range(L)]]), 0))
+
+        # stage 2 hands a beat to stage 3 when stage 3 is empty or finishing
+        m_room = ~m_v | m_done
+        g_done = Signal()                 # stage 2 handed its flit's last beat on
+        g_last = Signal()                 # beat ``bi`` is the flit's last (bi + 1 >= nbeats)
+        with m.If(m_room):
+            m.d.sync += m_v.eq(0)
+        with m.If(g_v & m_room):
+            m.d.comb += self.busy.eq(1)
+            m.d.sync += [m_v.eq(1), m_tag.eq(p_tag), m_data.eq(p_data), m_strb.eq(p_strb),
+                         hit.eq(hit_next), hit_any.eq(hit_next.any()),
+                         hit_strb.eq(hit_strb_next)]
+            m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag + 1), g_last.eq(bi + 2 >= nbeats)]
+            with m.If(g_last):
+                m.d.comb += g_done.eq(1)
+                m.d.sync += g_v.eq(0)
+        with m.Elif(g_v):
+            m.d.comb += self.busy.eq(1)
+
+        # stage 1b (row): the head's row offset ``m * row_bytes`` (a multiplier) and
+        # ``out_base + eoff``, registered; stage 2 adds them
+        r_v = Signal()
+        # the product in two partial products of one multiplier each (no adder behind them)
+        r_prod_lo, r_base = Signal(aw, name="r_prod_lo"), Signal(aw, name="r_base")
+        r_prod_hi = Signal(max(1, aw - 18), name="r_prod_hi")
+        r_data = Signal(8 * dbytes)
+        r_n = Signal(range(dbytes + 1))
+        r_lo = Signal(lg_beat)            # the first byte's offset in its beat
         g_room = ~g_v | g_done
-        with m.If(queue.r_rdy & ~q.mark & g_room & ~flushing):
+        r_go = r_v & g_room               # stage 1b hands its flit to stage 2
+        with m.If(r_go):
             a = Signal(aw)
-            n = Signal(range(dbytes + 1))
-            m.d.comb += [a.eq(self.out_base + q.m * self.row_bytes + q.eoff),
-                         n.eq(Mux(q.row_left < q.seg_left, q.row_left, q.seg_left)),
-                         queue.r_en.eq(1)]
-            m.d.sync += [g_v.eq(1), g_data.eq(q.data), addr.eq(a), nbytes.eq(n),
-                         lo.eq(a[:lg_beat]), p_tag.eq(a >> lg_beat),
-                         nbeats.eq((a[:lg_beat] + n + beat - 1) >> lg_beat), bi.eq(0)]
+            nb = Signal.like(nbeats)
+            m.d.comb += [a.eq(r_base + r_prod_lo + (r_prod_hi << 18)),
+                         nb.eq((r_lo + r_n + beat - 1) >> lg_beat)]
+            m.d.sync += [g_v.eq(1), g_data.eq(r_data), nbytes.eq(r_n),
+                         lo.eq(r_lo), p_tag.eq(a >> lg_beat),
+                         nbeats.eq(nb), g_last.eq(nb <= 1), bi.eq(0), r_v.eq(0)]
+        # the queue's head moves to stage 1b when stage 1b is empty or finishing
+        with m.If(queue.r_rdy & ~q.mark & (~r_v | r_go) & ~flushing):
+            m.d.comb += queue.r_en.eq(1)
+            m.d.sync += [r_v.eq(1), r_prod_lo.eq(q.m * self.row_bytes[:18]),
+                         r_prod_hi.eq(q.m * self.row_bytes[18:]),
+                         # the low bits of the address, without the multipliers
+                         r_lo.eq(self.out_base[:lg_beat] + q.eoff[:lg_beat] + sum(
+                             Mux(self.row_bytes[j], q.m[:lg_beat - j] << j, 0)
+                             for j in range(lg_beat))),
+                         r_base.eq(self.out_base + q.eoff), r_data.eq(q.data),
+                         r_n.eq(Mux(q.row_left < q.seg_left, q.row_left, q.seg_left))]
         # a marker at the head, every flit before it merged: write every line, then count it
-        with m.If(queue.r_rdy & q.mark & ~g_v & ~flushing):
+        with m.If(queue.r_rdy & q.mark & ~r_v & ~g_v & ~m_v & ~flushing):
             m.d.comb += queue.r_en.eq(1)
             m.d.sync += flushing.eq(1)
         with m.If(flushing):
             m.d.comb += self.busy.eq(1)
             with m.If(lv.any() & ok):
                 with m.If(wb_free):
-                    m.d.comb += [push.eq(1), push_tag.eq(out_tag), push_data.eq(out_data),
-                                 push_strb.eq(out_strb)]
+                    m.d.comb += push.eq(1)
                     for i in range(L):
                         with m.If(out_oh[i]):
-                            m.d.sync += lv[i].eq(0)
+                            m.d.sync += [lv[i].eq(0), full[i].eq(0)]
             with m.Elif(~wb_valid & w_idle & ~self.wbusy):   # every write has landed
-                m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0), flushing.eq(0)]
-        with m.If(queue.r_rdy | wb_valid | ~w_idle | self.wbusy):
+                m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0), full.eq(0),
+                             flushing.eq(0)]
+        with m.If(queue.r_rdy | r_v | wb_valid | ~w_idle | self.wbusy):
             m.d.comb += self.busy.eq(1)
         with m.If(~ok):
-            m.d.sync += lv.eq(0)
+            m.d.sync += [lv.eq(0), full.eq(0)]
         with m.If(self.clear):
-            m.d.sync += [self.markers.eq(0), self.error_code.eq(0), self.error_addr.eq(0),
-                         lv.eq(0)]
+            m.d.sync += [self.markers.eq(0), self.error_code.eq(0), self.error_addr.eq(0), ok.eq(1),
+                         lv.eq(0), full.eq(0)]
         return m
