@@ -232,12 +232,11 @@ class ResultWriter(wiring.Component):
         # one beat per cycle (``bi``) handed to stage 3: its beat address, bytes and strobes
         g_v = Signal()
         g_data = Signal(8 * dbytes)
-        nbytes = Signal(range(dbytes + 1), name="nbytes")
         lo, bi = Signal(lg_beat, name="lo"), Signal(range(span), name="bi")
         nbeats = Signal(range(span // beat + 1), name="nbeats")
-        wide, strb = Signal(8 * span, name="wide"), Signal(span, name="strb")
-        m.d.comb += [wide.eq(g_data << (lo * 8)),
-                     strb.eq((((Const(1, span + 1) << nbytes) - 1) << lo)[:span])]
+        wide = Signal(8 * span, name="wide")
+        strb = Signal(span, name="strb")  # the flit's strobes, a register (loaded with it)
+        m.d.comb += wide.eq(g_data << (lo * 8))
         # the beat address of beat ``bi`` is a register (loaded with the flit's first beat,
         # counted up per beat): the line tag compares start at a flip-flop, not at an adder
         p_tag = Signal(tw)
@@ -256,11 +255,17 @@ class ResultWriter(wiring.Component):
         hit_any = Signal(name="hit_any")  # hit.any(), a flip-flop of its own
         free_oh = Signal(L)
         m.d.comb += free_oh.eq(~lv & (lv + 1))
-        # the hit line's bytes through an AND-OR mux; its strobes are a register (``hit_strb``,
-        # computed with ``hit``), so whether the beat completes its line starts at flip-flops
+        # the hit line's bytes and strobes through an AND-OR mux; whether the beat completes
+        # a line is a register per line (``fills``, computed with ``hit``), so the decision
+        # to write the line out starts at flip-flops
         hit_data, hit_strb = Signal(8 * beat, name="hit_data"), Signal(beat, name="hit_strb")
-        m.d.comb += hit_data.eq(functools.reduce(operator.or_, [
-                         Mux(hit[i], ldata[i], 0) for i in range(L)]))
+        m.d.comb += [hit_data.eq(functools.reduce(operator.or_, [
+                         Mux(hit[i], ldata[i], 0) for i in range(L)])),
+                     hit_strb.eq(functools.reduce(operator.or_, [
+                         Mux(hit[i], lstrb[i], 0) for i in range(L)]))]
+        fills = Signal(L, name="fills")   # line i | the beat's strobes = every byte
+        fills_hit = Signal()
+        m.d.comb += fills_hit.eq((hit & fills).any())
         hit_merged = Signal(8 * beat, name="hit_merged")
         hit_new_strb = Signal(beat, name="hit_new_strb")
         m.d.comb += [hit_merged.eq(Cat(*[Mux(m_strb[b], m_data[8 * b:8 * b + 8],
@@ -308,8 +313,8 @@ class ResultWriter(wiring.Component):
                 for i in range(L):
                     with m.If(hit[i]):
                         m.d.sync += [ldata[i].eq(hit_merged), lstrb[i].eq(hit_new_strb),
-                                     full[i].eq(hit_new_strb.all())]
-                with m.If(hit_new_strb.all() & wb_free):   # complete: write it now
+                                     full[i].eq(fills_hit)]
+                with m.If(fills_hit & wb_free):   # complete: write it now
                     m.d.comb += [complete.eq(1), push.eq(1)]
                     for i in range(L):
                         with m.If(hit[i]):
@@ -338,13 +343,22 @@ class ResultWriter(wiring.Component):
         hit_next = Signal(L)
         cmp = Signal(L)                   # lines holding stage 2's beat now
         m.d.comb += [cmp[i].eq(lv[i] & (ltag[i] == p_tag)) for i in range(L)]
-        m.d.comb += [hit_next[i].eq(Mux(wr_oh[i], same, cmp[i]) & ok & ~self.clear)
+        # (a line stage 3 writes that holds stage 2's beat is the one it hits, or the one it
+        # evicts: ``wmask`` without the free line, which holds nothing)
+        wmask = Signal(L)
+        m.d.comb += [wmask[i].eq(m_v & ok & (hit[i] | (~hit_any & lv.all() & evict_oh[i])))
                      for i in range(L)]
-        # ... and that line's strobes: those stage 3 writes, or an unwritten line's
-        hit_strb_next = Signal(beat)
-        m.d.comb += hit_strb_next.eq(Mux(ok & ~self.clear, functools.reduce(operator.or_, [
-            Mux(same, Mux(hit_any, hit_new_strb, m_strb), 0),
-            *[Mux(cmp[i] & ~wr_oh[i], lstrb[i], 0) for i in range(L)]]), 0))
+        hit_any_next = Signal()
+        m.d.comb += [hit_next[i].eq(((cmp[i] & ~wmask[i]) | (wr_oh[i] & same))
+                                    & ok & ~self.clear) for i in range(L)]
+        m.d.comb += hit_any_next.eq(((cmp & ~wmask).any() | same) & ok & ~self.clear)
+        # ... and whether stage 2's beat completes each line: the strobes stage 3 writes into
+        # its line, else the line's own
+        wr_fills = Signal()
+        m.d.comb += wr_fills.eq((Mux(hit_any, hit_new_strb, m_strb) | p_strb).all())
+        fills_next = Signal(L)
+        m.d.comb += [fills_next[i].eq(Mux(wr_oh[i], wr_fills, (lstrb[i] | p_strb).all()))
+                     for i in range(L)]
 
         # stage 2 hands a beat to stage 3 when stage 3 is empty or finishing
         m_room = ~m_v | m_done
@@ -355,8 +369,8 @@ class ResultWriter(wiring.Component):
         with m.If(g_v & m_room):
             m.d.comb += self.busy.eq(1)
             m.d.sync += [m_v.eq(1), m_tag.eq(p_tag), m_data.eq(p_data), m_strb.eq(p_strb),
-                         hit.eq(hit_next), hit_any.eq(hit_next.any()),
-                         hit_strb.eq(hit_strb_next)]
+                         hit.eq(hit_next), hit_any.eq(hit_any_next),
+                         fills.eq(fills_next)]
             m.d.sync += [bi.eq(bi + 1), p_tag.eq(p_tag + 1), g_last.eq(bi + 2 >= nbeats)]
             with m.If(g_last):
                 m.d.comb += g_done.eq(1)
@@ -380,7 +394,8 @@ class ResultWriter(wiring.Component):
             nb = Signal.like(nbeats)
             m.d.comb += [a.eq(r_base + r_prod_lo + (r_prod_hi << 18)),
                          nb.eq((r_lo + r_n + beat - 1) >> lg_beat)]
-            m.d.sync += [g_v.eq(1), g_data.eq(r_data), nbytes.eq(r_n),
+            m.d.sync += [g_v.eq(1), g_data.eq(r_data),
+                         strb.eq((((Const(1, span + 1) << r_n) - 1) << r_lo)[:span]),
                          lo.eq(r_lo), p_tag.eq(a >> lg_beat),
                          nbeats.eq(nb), g_last.eq(nb <= 1), bi.eq(0), r_v.eq(0)]
         # the queue's head moves to stage 1b when stage 1b is empty or finishing
