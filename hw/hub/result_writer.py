@@ -55,9 +55,22 @@ class ResultWriter(wiring.Component):
     tile sends.  A flit with ``m = DONE_MARKER`` counts one finished node in ``markers``.
 
     Write combining: the bytes of a flit are merged into ``lines`` one-beat line buffers (tag =
-    beat address, data, byte strobes). The intake is a pipeline that takes a flit per cycle: a
-    two-entry queue (the flit, its bytes left in row and segment, markers in order), an address
-    stage, then one merge cycle per beat the flit touches. A line is written (one single-beat
+    beat address, data, byte strobes). The intake is a pipeline that takes a flit per cycle and
+    merges a beat per cycle, every stage starting at flip-flops:
+
+    1. a two-entry queue in flip-flops (the flit, its bytes left in row and segment, markers in
+       order; ``flits.ready`` is its registered room);
+    2. the row stage: ``m * row_bytes`` as two registered partial products (one multiplier
+       each), ``out_base + eoff`` and the first byte's offset in its beat;
+    3. the address stage: the beat address (an adder), then one beat per cycle handed on (its
+       tag a counter, its strobes a register loaded with the flit);
+    4. the merge stage: one beat per cycle into the lines.  Which line it hits, whether it
+       hits one and whether it fills each line are registers, computed while the beat was in
+       the address stage against the lines as that cycle's merge leaves them (forwarded).
+
+    Latency: a flit's first beat merges 4 cycles after the flit is taken (2 before the row
+    and merge stages); a marker leaves the queue once stages 2-4 are empty.  Throughput: a
+    flit per cycle, a beat per cycle.  A line is written (one single-beat
     DMA command, the strobes it collected) as soon as all its bytes are present, when it is
     evicted for a beat no line holds (the lowest full line first, else round robin), and at
     every marker flit: the marker is counted only after every line has been written and

@@ -198,3 +198,38 @@ def test_write_combining_in_row_order(order, rng, seed):
     assert seen["markers"] == 1 and seen["code"] == 0, seen
     assert seen["cmds"] == M * N // beat, (f"{seen['cmds']} write commands for {len(flits) - 1} "
                                            f"flits, expected one per beat ({M * N // beat})")
+
+
+@pytest.mark.parametrize("lines", [1, 2, None])
+def test_rewrites_same_beat_back_to_back(lines, rng, seed):
+    """Flits writing the same beats again, back to back (a beat completed and written out,
+    then hit again by the next beat; bytes merged twice; a line evicted for a beat whose
+    successor it held): the merge stage's line and strobe flags, computed a cycle ahead
+    from the merge in flight, give the memory every byte's last value."""
+    import random
+
+    cfg = AcceleratorConfig.preset("tiny").replace(cols=4, out_lanes=1)   # 4 bytes per flit
+    D, beat = result_data_bytes(cfg), cfg.axi_bytes
+    M, N, seg = 3, 16, cfg.cols                     # int8 rows of two beats
+    flits, expected = [], {}
+    for _ in range(60):
+        m_, e = int(rng.integers(0, M)), int(rng.integers(0, N))
+        data = bytes(rng.integers(0, 256, size=D, dtype="uint8"))
+        flits.append(_flit(m_, e, data))
+        for b in range(min(D, N - e, seg - e % seg)):
+            expected[0x6000 + m_ * N + e + b] = data[b]
+        if rng.random() < 0.5:                      # the same bytes again, next cycle
+            data = bytes(rng.integers(0, 256, size=D, dtype="uint8"))
+            flits.append(_flit(m_, e, data))
+            for b in range(min(D, N - e, seg - e % seg)):
+                expected[0x6000 + m_ * N + e + b] = data[b]
+    flits.append(_flit(DONE_MARKER, 0, bytes(D)))
+    assert beat == 8
+    for stall in (0.0, 0.4):
+        mem, seen = _run(cfg, flits, out_base=0x6000, row_bytes=N, m_total=M, lg_es=0,
+                         rng=random.Random(seed), stall=stall, lines=lines)
+        wrong = [(hex(a), mem.get(a), v) for a, v in expected.items() if mem.get(a) != v]
+        assert not wrong and set(mem) == set(expected), (
+            f"seed {seed}, stall {stall}, lines {lines}: (address, written, expected) "
+            f"{wrong[:5]}, extra {sorted(set(mem) - set(expected))[:5]}")
+        assert seen["markers"] == 1 and seen["code"] == 0, f"seed {seed}: {seen}"
