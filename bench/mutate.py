@@ -249,8 +249,8 @@ MUTANTS: list[Mutant] = [
            "a column split that leaves the last column group to no tile is accepted: those "
            "outputs are never written"),
     Mutant("SPLIT-LAST-SHARE-FULL", "column split", "hw/hub/sequencer.py",
-           "self.node_cgs.eq(Mux(cg_left < chunk, cg_left, chunk))]",
-           "self.node_cgs.eq(chunk)]",
+           "cg_share.eq(Mux(cg_left < chunk, cg_left, chunk))]",
+           "cg_share.eq(chunk)]",
            ("tests/hw/test_sequencer.py",),
            "the last tile of a column split is given a full share past the layer's columns "
            "(its tile flags an error, the layer fails)"),

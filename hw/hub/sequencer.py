@@ -121,8 +121,13 @@ class Sequencer(wiring.Component):
         # one image (all rows) and `chunk` column groups from `cg_base`
         split = Signal()
         chunk, ncg, cg_base = Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 2)
-        cg_left = Signal(DIM_WIDTH + 2)
-        m.d.comb += cg_left.eq(ncg - cg_base)
+        # the column groups left and what they decide, registered every cycle (two steps):
+        # `cg_base` changes in CHECK and W_NEXT only, at least 5 cycles before HCHECK and
+        # W_NEXT read these
+        cg_left, cg_share = Signal(DIM_WIDTH + 2), Signal(DIM_WIDTH + 2)
+        cg_last = Signal()              # the tile that takes `cg_share` takes the last groups
+        m.d.sync += [cg_left.eq(ncg - cg_base), cg_last.eq(cg_left <= chunk),
+                     cg_share.eq(Mux(cg_left < chunk, cg_left, chunk))]
         soft = Signal()
         wd = Signal(range(cfg.watchdog_cycles + 1))
         body_addr = Array(Signal(aw + 2, name=f"body_addr{i}") for i in range(T))
@@ -138,7 +143,25 @@ class Sequencer(wiring.Component):
         pf_window = Signal()                  # the main FSM lets the prefetch use the read DMA
         layer_irq = Signal()
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
-                     desc_addr.eq(self.desc_base + (idx << 6)), self.desc_index.eq(idx)]
+                     self.desc_index.eq(idx)]
+        # addresses and lengths the reads use, and the table-end decisions: registered every
+        # cycle from registers that hold still for at least two cycles before they are read
+        # (`idx` changes at `start` and in LAYER_DONE, two cycles before FETCH / CHECK; the
+        # descriptor is captured before DCHECK, long before LUT, QUANT and ACTS), so no adder
+        # sits in front of the read command or the FSM
+        next_desc_addr, lut_addr, quant_addr, acts_addr = (
+            Signal(aw + 1, name=n) for n in ("next_desc_addr", "lut_addr", "quant_addr",
+                                             "acts_addr"))
+        qlen = Signal(aw + 1)
+        is_last, has_next = Signal(), Signal()
+        m.d.sync += [desc_addr.eq(self.desc_base + (idx << 6)),
+                     next_desc_addr.eq(desc_addr + DESC_BYTES),
+                     is_last.eq(idx + 1 == self.desc_count),
+                     has_next.eq(idx + 1 < self.desc_count),
+                     lut_addr.eq(self.mem_base + desc.lut),
+                     quant_addr.eq(self.mem_base + desc.quant),
+                     acts_addr.eq(self.mem_base + desc.acts),
+                     qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)]
 
         m.d.comb += hc.hdr.eq(hdr)
         # the header's rules against the descriptor, the buffers and the window (the
@@ -213,6 +236,17 @@ class Sequencer(wiring.Component):
             with m.If(img_fail & when):
                 fail(img_code, img_addr)
 
+        # the table's rules (TABLE, T_DECIDE), registered every cycle from the table
+        # registers (which hold still from `start` on): the end of the table in two steps
+        # (its length, then the compare), so no carry chain follows another
+        table_end = Signal(aw + 40)
+        m.d.sync += [table_end.eq(self.desc_base + self.desc_count * DESC_BYTES),
+                     t_count.eq(self.desc_count == 0),
+                     t_align.eq(self.desc_base[:lg_beat] != 0),
+                     t_window.eq((self.desc_base < self.mem_base)
+                                 | (self.desc_base >= self.mem_limit)),
+                     t_end.eq(table_end > self.mem_limit)]
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -221,16 +255,9 @@ class Sequencer(wiring.Component):
                     m.next = "TABLE"
                 abort_on_soft_reset()
             with m.State("TABLE"):
-                # the table's rules, one registered bit each (TABLE), then golden's order
-                # (T_DECIDE)
+                # the table's rules, one registered bit each (below, from the inputs of the
+                # cycle before), then golden's order (T_DECIDE)
                 m.d.comb += self.busy.eq(1)
-                end = Signal(aw + 40)
-                m.d.comb += end.eq(self.desc_base + self.desc_count * DESC_BYTES)
-                m.d.sync += [t_count.eq(self.desc_count == 0),
-                             t_align.eq(self.desc_base[:lg_beat] != 0),
-                             t_window.eq((self.desc_base < self.mem_base)
-                                         | (self.desc_base >= self.mem_limit)),
-                             t_end.eq(end > self.mem_limit)]
                 m.next = "T_DECIDE"
                 abort_on_soft_reset()
             with m.State("T_DECIDE"):
@@ -391,7 +418,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
                         with m.If(split):
                             m.d.comb += [self.node_cg0.eq(cg_base),
-                                         self.node_cgs.eq(Mux(cg_left < chunk, cg_left, chunk))]
+                                         self.node_cgs.eq(cg_share)]
                         m.d.sync += [f_mcast.eq(0), wi.eq(0)]
                         m.next = "HSEND"
             with m.State("HSEND"):
@@ -414,7 +441,7 @@ class Sequencer(wiring.Component):
                     # the next tile: the same image (its header still in `hdr`: checked
                     # again, not read again), the next column groups
                     m.d.sync += [cg_base.eq(cg_base + chunk), f_dest.eq(t + 2)]
-                    with m.If(cg_left <= chunk):
+                    with m.If(cg_last):
                         m.next = "LUT"
                     with m.Elif(t + 1 == T):
                         fail(E.BAD_SHAPE, img)
@@ -435,7 +462,7 @@ class Sequencer(wiring.Component):
                 with m.If(~desc.flags[0]):
                     m.next = "ACTS"
                 with m.Elif(desc.flags[1]):
-                    read(_P_LUT, self.mem_base + desc.lut, 256, FlitType.CTRL)
+                    read(_P_LUT, lut_addr, 256, FlitType.CTRL)
                 with m.Else():
                     m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
                     m.next = "IDENT"
@@ -452,14 +479,12 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("QUANT"):
                 m.d.comb += self.busy.eq(1)
-                qlen = Signal(aw + 1)
-                m.d.comb += qlen.eq(((desc.m * QUANT_BYTES + beat - 1) >> lg_beat) << lg_beat)
-                read(_P_QUANT, self.mem_base + desc.quant, qlen, FlitType.CTRL)
+                read(_P_QUANT, quant_addr, qlen, FlitType.CTRL)
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
-                read(_P_ACTS, self.mem_base + desc.acts, lay.act_beats << lg_beat, FlitType.ACTS)
+                read(_P_ACTS, acts_addr, lay.act_beats << lg_beat, FlitType.ACTS)
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("BODIES"):
@@ -491,7 +516,7 @@ class Sequencer(wiring.Component):
             with m.State("LAYER_DONE"):
                 m.d.comb += [self.busy.eq(1), self.irq_desc.eq(layer_irq), pf_window.eq(1)]
                 m.d.sync += idx.eq(idx + 1)
-                with m.If(idx + 1 == self.desc_count):
+                with m.If(is_last):
                     m.d.sync += self.done.eq(1)
                     m.d.comb += self.irq_done.eq(1)
                     m.next = "IDLE"
@@ -531,9 +556,9 @@ class Sequencer(wiring.Component):
         with m.If(pf_window):
             with m.Switch(pf):
                 with m.Case(PF_IDLE):
-                    with m.If(in_wait & (idx + 1 < self.desc_count)):
+                    with m.If(in_wait & has_next):
                         m.d.sync += [pf.eq(PF_ISSUE), phase.eq(_P_DESC), wi.eq(0),
-                                     rd_addr.eq(desc_addr + DESC_BYTES), rd_len.eq(DESC_BYTES)]
+                                     rd_addr.eq(next_desc_addr), rd_len.eq(DESC_BYTES)]
                 with m.Case(PF_ISSUE):
                     m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.addr.eq(rd_addr),
                                  self.rcmd.payload.length.eq(rd_len)]
