@@ -243,8 +243,8 @@ MUTANTS: list[Mutant] = [
            "the gather of a column share starts at the layer's first pixel: wrong activations "
            "for every tile but the first"),
     Mutant("SPLIT-COVER-OFF-BY-ONE", "bounds compare", "hw/hub/desc_checker.py",
-           "split_bad = split & ((chunk_cols != d.col_split) | (span < ncg))",
-           "split_bad = split & ((chunk_cols != d.col_split) | (span + 1 < ncg))",
+           "split_bad.eq(split & ((chunk_cols != d.col_split) | (span < ncg)))",
+           "split_bad.eq(split & ((chunk_cols != d.col_split) | (span + 1 < ncg)))",
            ("tests/hw/test_desc_checker.py",),
            "a column split that leaves the last column group to no tile is accepted: those "
            "outputs are never written"),

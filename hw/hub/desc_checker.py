@@ -102,13 +102,29 @@ class DescChecker(wiring.Component):
         m = Module()
         cfg, d = self.cfg, self.desc
         E = ErrorCode
-        conv = d.opcode == Opcode.CONV2D
         fl = d.flags
         requant, lut = fl[0], fl[1]
         dim_max = (1 << DIM_WIDTH) - 1
         cols, W = cfg.cols, cfg.axi_data_width
         beat = cfg.axi_bytes
         k16, n16, m16 = d.k[:DIM_WIDTH], d.n[:DIM_WIDTH], d.m[:DIM_WIDTH]
+        lg_w = W.bit_length() - 1
+
+        # ---- the descriptor's derived operands, registered every cycle: the descriptor holds
+        # still from the cycle after `start` on, and the first op that reads these is op 1
+        # (two cycles after `start`), so the op muxes see registers only
+        conv, split = Signal(), Signal()
+        kh1, kw1 = Signal(8), Signal(8)                 # kh - 1, kw - 1
+        act_a, act_b, act_c = Signal(16), Signal(16), Signal(16)
+        k_words = Signal(DIM_WIDTH)                     # ceil(k / W)
+        ncg_num = Signal(DIM_WIDTH + 1)
+        m.d.sync += [conv.eq(d.opcode == Opcode.CONV2D), split.eq(d.col_split != 0),
+                     kh1.eq(d.kh - 1), kw1.eq(d.kw - 1),
+                     act_a.eq(Mux(d.opcode == Opcode.CONV2D, d.c, k16)),
+                     act_b.eq(Mux(d.opcode == Opcode.CONV2D, d.h, n16)),
+                     act_c.eq(Mux(d.opcode == Opcode.CONV2D, d.w, 1)),
+                     k_words.eq((k16 + W - 1) >> lg_w),
+                     ncg_num.eq(n16 + cols - 1)]
 
         # ---- the serial arithmetic: results kept in named registers -------------------------
         PW = 56                                     # product width (32 x 24 bits)
@@ -131,15 +147,13 @@ class DescChecker(wiring.Component):
         # ops run in order: ("mul", a, b, dst[, when]) | ("div", numerator, denominator,
         # dst[, when]) | ("set", [assignments]); the multiplier loops over b's bits (keep b
         # small); an op whose `when` is false (conv-only arithmetic of a matmul) is skipped
-        lg_w = W.bit_length() - 1
-        ncg_num = n16 + cols - 1
         ops = [
             ("set", [window.eq(self.window_bytes),
                      geo_ok.eq((d.c >= 1) & (d.h >= 1) & (d.w >= 1) & (d.kh >= 1) & (d.kw >= 1)
                                & (d.stride_h >= 1) & (d.stride_w >= 1) & (d.dil_h >= 1)
                                & (d.dil_w >= 1))]),
-            ("mul", d.dil_h, (d.kh - 1)[:8], p_dh, conv),
-            ("mul", d.dil_w, (d.kw - 1)[:8], p_dw, conv),
+            ("mul", d.dil_h, kh1, p_dh, conv),
+            ("mul", d.dil_w, kw1, p_dw, conv),
             ("set", [num_h.eq(d.h + 2 * d.pad_h - p_dh - 1),
                      num_w.eq(d.w + 2 * d.pad_w - p_dw - 1)]),
             ("set", [pos.eq(geo_ok & (num_h >= 0) & (num_w >= 0))]),
@@ -149,8 +163,8 @@ class DescChecker(wiring.Component):
             ("mul", d.c, d.kh, ckh, conv),
             ("mul", ckh[:32], d.kw, ckk, conv),
             ("mul", oh, ow, ohow, conv),
-            ("mul", Mux(conv, d.c, k16), Mux(conv, d.h, n16), act_part),
-            ("mul", act_part[:32], Mux(conv, d.w, 1), act_bytes),
+            ("mul", act_a, act_b, act_part),
+            ("mul", act_part[:32], act_c, act_bytes),
             ("mul", m16, n16, mn),
         ]
         if cols & (cols - 1) == 0:
@@ -159,7 +173,6 @@ class DescChecker(wiring.Component):
             ops.append(("div", ncg_num, cols, ncg))
         # column split (section 8.1): col_split / cols groups per tile, a multiple of cols,
         # and the tiles cover every group
-        split = d.col_split != 0
         if cols & (cols - 1) == 0:
             ops.append(("set", [chunk.eq(d.col_split >> (cols.bit_length() - 1))]))
         else:
@@ -169,7 +182,7 @@ class DescChecker(wiring.Component):
             ("mul", chunk, cfg.tiles, span, split),
             ("set", [grp.eq(Mux(split & (chunk < ncg), chunk, ncg))]),
             ("mul", k16, grp, im2col),
-            ("mul", (k16 + W - 1) >> lg_w, grp, flagw),
+            ("mul", k_words, grp, flagw),
         ]
 
         # multiplier: macc += ma while mb has ones (ma shifts left, mb right)
@@ -205,32 +218,44 @@ class DescChecker(wiring.Component):
                                  | d.pad_h | d.pad_w | d.dil_h | d.dil_w).any())
         flags_bad = ((fl & ~0xB).any() | d.reserved0.any() | d.reserved2.any()
                      | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (~conv & any_conv))
-        mkn_ok = ((d.m >= 1) & (d.k >= 1) & (d.n >= 1) & (d.m <= dim_max) & (d.k <= dim_max)
-                  & (d.n <= dim_max))
+        # the wide compares below are registered every cycle (`mkn_ok`, `conv_ok`, `split_bad`,
+        # `fits`): their operands are written at least one op before the rules op reads them
+        # (the last, `flagw`, by the op before the ends)
+        mkn_ok, conv_ok, split_bad, fits = (
+            Signal(name=n) for n in ("mkn_ok", "conv_ok", "split_bad", "fits"))
+        m.d.sync += mkn_ok.eq((d.m >= 1) & (d.k >= 1) & (d.n >= 1) & (d.m <= dim_max)
+                              & (d.k <= dim_max) & (d.n <= dim_max))
         geo_small = ((d.kh <= MAX_GEO) & (d.kw <= MAX_GEO) & (d.stride_h <= MAX_GEO)
                      & (d.stride_w <= MAX_GEO) & (d.pad_h <= MAX_GEO) & (d.pad_w <= MAX_GEO)
                      & (d.dil_h <= MAX_GEO) & (d.dil_w <= MAX_GEO))
-        conv_ok = (geo_ok & (oh >= 1) & (ow >= 1) & (d.k == ckk) & (d.n == ohow) & geo_small)
+        m.d.sync += conv_ok.eq(geo_ok & (oh >= 1) & (ow >= 1) & (d.k == ckk) & (d.n == ohow)
+                               & geo_small)
         out_bytes = Mux(requant, mn, mn << 2)
-        split_bad = split & ((chunk_cols != d.col_split) | (span < ncg))
+        m.d.sync += split_bad.eq(split & ((chunk_cols != d.col_split) | (span < ncg)))
         # only meaningful once mkn_ok holds (16-bit m, k, n), which `code` checks first
         act_fits = ((im2col <= cfg.act_buf_depth)
                     & (act_bytes <= cfg.act_buf_depth * cols)       # ceil(act / cols) <= depth
                     & (flagw <= nz_depth(cfg)))
+        m.d.sync += fits.eq(act_fits)
         lg_beat = max(1, (beat - 1).bit_length())
         used = [(d.weights, 1, 32), (d.acts, 1, act_bytes), (d.out, 1, out_bytes),
                 (d.quant, requant, m16 << 4), (d.lut, lut, 256)]
-        misaligned, outside = Signal(), Signal()
-        ends = []                               # buffer ends, registered one op before the rules
+        misaligned, outside, any_over = Signal(), Signal(), Signal()
+        # buffer ends and their compares with the window, registered every cycle (the sizes
+        # are written at least six ops before the ends op); the ends op registers whether any
+        # used buffer ends outside the window, the rules op takes that
+        ends = []
         for i, (off, en, size) in enumerate(used):
             if beat > 1:
                 with m.If(en & (off[:lg_beat] != 0)):
                     m.d.comb += misaligned.eq(1)
-            end = Signal(66, name=f"end{i}")
+            end, over = Signal(66, name=f"end{i}"), Signal(name=f"over{i}")
             ends.append(end.eq(off + size))
-            with m.If(en & (end > window)):
-                m.d.comb += outside.eq(1)
-        ops.append(("set", ends))
+            m.d.sync += over.eq(end > window)
+            with m.If(en & over):
+                m.d.comb += any_over.eq(1)
+        m.d.sync += ends
+        ops.append(("set", [outside.eq(any_over)]))
         # the priority (golden order), from registered rule bits
         r_magic, r_opcode, r_format, r_built, r_params, r_flags = (
             Signal(name=n) for n in ("r_magic", "r_opcode", "r_format", "r_built", "r_params",
@@ -243,7 +268,7 @@ class DescChecker(wiring.Component):
                      r_flags.eq(flags_bad),
                      r_shape.eq(~(mkn_ok & (~conv | conv_ok)) | split_bad),
                      r_misaligned.eq(misaligned), r_outside.eq(outside),
-                     self.act_fits.eq(act_fits), self.act_bytes.eq(act_bytes),
+                     self.act_fits.eq(fits), self.act_bytes.eq(act_bytes),
                      self.out_bytes.eq(out_bytes),
                      self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n)),
                      self.ncg.eq(ncg), self.cg_chunk.eq(Mux(split, chunk, 0))]),

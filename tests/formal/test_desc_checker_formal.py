@@ -27,7 +27,9 @@ Supporting invariants (proved too; they make the induction go through): ``valid`
 high during a check; the multiplier and divider states only run arithmetic ops, which all
 come before the last three (buffer ends, rules, code); after op 0 the checker's latched
 window equals ``window_bytes``.  With them the induction goes through once it spans the last
-three ops (ends, rules, code): depth 3 is the least that passes, the test runs 4.  Without
+three ops (ends, rules, code) and the two cycles before them (the buffer ends and their
+compares with the window are registered every cycle, from sizes written before): depth 5 is
+the least that passes, the test runs 6.  Without
 them it fails at any depth (a multiplier state may sit on the last ops' ``pc``, the latched
 window may be anything).  The harness reads those internal registers (``pc``, ``window``, the
 ``check`` FSM) from the elaborated module by name, so a renamed register fails the test
@@ -50,9 +52,10 @@ from sparsemac.hw.hub import desc_checker as desc_checker_module
 
 from tests.formal.sby import mutated, run_sby
 
-#: k-induction depth: the last three ops (ends, rules, code) and the cycle ``valid`` shows
-#: (3 is the least that passes).
-PROOF_DEPTH = 4
+#: k-induction depth: the last three ops (ends, rules, code), the cycle ``valid`` shows, and
+#: the two cycles before the ends op in which the buffer ends and their window compares are
+#: registered (5 is the least that passes).
+PROOF_DEPTH = 6
 #: BMC depth of the mutant: a minimal check (matmul 1x1x1) ended 30 cycles after ``start``
 #: (first counterexample at step 31); the column split added four ops (a cycle each when
 #: skipped), so 32 no longer reaches one and 36 does.
