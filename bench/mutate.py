@@ -225,7 +225,7 @@ MUTANTS: list[Mutant] = [
     Mutant("PREFETCH-ERROR-LOST", "descriptor prefetch", "hw/hub/sequencer.py",
            "                with m.Elif(pf == PF_FAILED):\n"
            "                    m.d.sync += pf.eq(PF_IDLE)\n"
-           "                    fail(pf_code, pf_addr)\n",
+           "                    fail(pf_code, A_PF)\n",
            "                with m.Elif(pf == PF_FAILED):\n"
            "                    m.d.sync += pf.eq(PF_IDLE)\n"
            "                    m.next = \"CHECK\"\n",

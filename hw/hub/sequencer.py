@@ -172,8 +172,14 @@ class Sequencer(wiring.Component):
         t_count, t_align, t_window, t_end, w_window = (
             Signal(name=n) for n in ("t_count", "t_align", "t_window", "t_end", "w_window"))
 
-        def fail(code, addr):
-            m.d.sync += [self.error_code.eq(code), self.error_addr.eq(addr), soft.eq(0)]
+        # error_addr: a failing state records which address to report (`err_src`, one of the
+        # A_* sources) and ABORT copies it from a register (transient sources are registered
+        # every cycle), so no address mux sits behind the FSM's error decisions
+        A_ZERO, A_TABLE, A_RSTATUS, A_DESC, A_IMG, A_BODY, A_RW, A_PF = range(8)
+        err_src = Signal(range(8))
+
+        def fail(code, src):
+            m.d.sync += [self.error_code.eq(code), err_src.eq(src), soft.eq(0)]
             m.next = "ABORT"
 
         def capture(reg, nbytes):
@@ -216,7 +222,7 @@ class Sequencer(wiring.Component):
         def abort_on_soft_reset():
             """In any working state: a soft reset clears the status and aborts (ABORT)."""
             with m.If(soft_rq):
-                m.d.sync += [soft.eq(1), self.error_code.eq(0), self.error_addr.eq(0),
+                m.d.sync += [soft.eq(1), self.error_code.eq(0), err_src.eq(A_ZERO),
                              self.done.eq(0), self.error.eq(0)]
                 m.next = "ABORT"
         # weight image bodies (ImageChecker in every node): the first started node, in image
@@ -230,11 +236,16 @@ class Sequencer(wiring.Component):
             images_ok = images_ok & (~tmask[i] | (d & (c == 0)))
         all_images_ok = Signal()
         m.d.comb += all_images_ok.eq(images_ok)
+        rs_addr, rw_addr, body_err_addr = Signal(aw), Signal(aw), Signal(aw + 2)
+        m.d.sync += [rs_addr.eq(self.rstatus.payload.addr), rw_addr.eq(self.rw_error_addr),
+                     body_err_addr.eq(img_addr)]
+        err_addrs = {A_ZERO: 0, A_TABLE: self.desc_base, A_RSTATUS: rs_addr, A_DESC: desc_addr,
+                     A_IMG: img, A_BODY: body_err_addr, A_RW: rw_addr, A_PF: pf_addr}
 
         def abort_on_image_error(when=1):
             """After the last header: an inconsistent image body stops the layer."""
             with m.If(img_fail & when):
-                fail(img_code, img_addr)
+                fail(img_code, A_BODY)
 
         # the table's rules (TABLE, T_DECIDE), registered every cycle from the table
         # registers (which hold still from `start` on): the end of the table in two steps
@@ -263,13 +274,13 @@ class Sequencer(wiring.Component):
             with m.State("T_DECIDE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(t_count):
-                    fail(E.DESC_COUNT, self.desc_base)
+                    fail(E.DESC_COUNT, A_TABLE)
                 with m.Elif(t_align):
-                    fail(E.MISALIGNED, self.desc_base)
+                    fail(E.MISALIGNED, A_TABLE)
                 with m.Elif(t_window):
-                    fail(E.OUT_OF_WINDOW, self.desc_base)
+                    fail(E.OUT_OF_WINDOW, A_TABLE)
                 with m.Elif(t_end):
-                    fail(E.DESC_COUNT, self.desc_base)
+                    fail(E.DESC_COUNT, A_TABLE)
                 with m.Else():
                     m.next = "FETCH"
                 abort_on_soft_reset()
@@ -304,7 +315,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.rstatus.ready.eq(1), self.stall_desc.eq(phase == _P_DESC)]
                 with m.If(self.rstatus.valid):
                     with m.If(self.rstatus.payload.code != 0):
-                        fail(self.rstatus.payload.code, self.rstatus.payload.addr)
+                        fail(self.rstatus.payload.code, A_RSTATUS)
                     with m.Elif(phase == _P_DESC):
                         m.d.comb += chk.start.eq(1)
                         m.next = "DCHECK"
@@ -359,9 +370,9 @@ class Sequencer(wiring.Component):
                     layer_irq.eq(desc.flags[3]),
                 ]
                 with m.If(chk.code != 0):
-                    fail(chk.code, desc_addr)
+                    fail(chk.code, A_DESC)
                 with m.Elif(~chk.act_fits):     # hardware limit: before anything is sent
-                    fail(E.BAD_SHAPE, desc_addr)
+                    fail(E.BAD_SHAPE, A_DESC)
                 with m.Else():
                     m.next = "W_START"
                 abort_on_soft_reset()
@@ -373,7 +384,7 @@ class Sequencer(wiring.Component):
             with m.State("W_HEADER"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(w_window):
-                    fail(E.OUT_OF_WINDOW, img)
+                    fail(E.OUT_OF_WINDOW, A_IMG)
                 with m.Else():
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
                 abort_on_soft_reset()
@@ -398,19 +409,19 @@ class Sequencer(wiring.Component):
                 code = hc.code
                 with m.If(hc.done):     # hc.latency cycles after HSTART
                     with m.If(code == E.BAD_MAGIC):
-                        fail(E.BAD_MAGIC, img)
+                        fail(E.BAD_MAGIC, A_IMG)
                     with m.Elif((code == E.BAD_FORMAT) | h_format):
-                        fail(E.BAD_FORMAT, img)
+                        fail(E.BAD_FORMAT, A_IMG)
                     with m.Elif((code == E.BAD_PARAM) | h_param):
-                        fail(E.BAD_PARAM, img)
+                        fail(E.BAD_PARAM, A_IMG)
                     with m.Elif((code == E.BAD_SHAPE) | h_shape):
-                        fail(E.BAD_SHAPE, img)
+                        fail(E.BAD_SHAPE, A_IMG)
                     with m.Elif((code == E.BAD_SIZE) | h_size):
-                        fail(E.BAD_SIZE, img)
+                        fail(E.BAD_SIZE, A_IMG)
                     with m.Elif(code == E.BAD_SECTION):
-                        fail(E.BAD_SECTION, img)
+                        fail(E.BAD_SECTION, A_IMG)
                     with m.Elif(h_window):
-                        fail(E.OUT_OF_WINDOW, img)
+                        fail(E.OUT_OF_WINDOW, A_IMG)
                     with m.Else():
                         for i in range(T):
                             with m.If(t == i):
@@ -444,7 +455,7 @@ class Sequencer(wiring.Component):
                     with m.If(cg_last):
                         m.next = "LUT"
                     with m.Elif(t + 1 == T):
-                        fail(E.BAD_SHAPE, img)
+                        fail(E.BAD_SHAPE, A_IMG)
                     with m.Else():
                         m.next = "HSTART"
                 with m.Else():
@@ -452,7 +463,7 @@ class Sequencer(wiring.Component):
                     with m.If(h_last):
                         m.next = "LUT"
                     with m.Elif(t + 1 == T):
-                        fail(E.BAD_SHAPE, img + hb.total)
+                        fail(E.BAD_SHAPE, A_IMG)        # `img` is img + total from now on
                     with m.Else():
                         m.next = "W_START"
                 abort_on_soft_reset()
@@ -503,14 +514,14 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.busy.eq(1), in_wait.eq(1), pf_window.eq(1)]
                 nodes_err = (self.node_error & tmask).any()
                 with m.If(self.rw_error_code != 0):
-                    fail(self.rw_error_code, self.rw_error_addr)
+                    fail(self.rw_error_code, A_RW)
                 with m.Elif((self.rw_markers == t) & ~self.rw_busy & all_images_ok):
                     with m.If(nodes_err):
-                        fail(E.BAD_SHAPE, desc_addr)
+                        fail(E.BAD_SHAPE, A_DESC)
                     with m.Else():
                         m.next = "LAYER_DONE"
                 with m.Elif(wd == cfg.watchdog_cycles - 1):
-                    fail(E.WATCHDOG, desc_addr)
+                    fail(E.WATCHDOG, A_DESC)
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("LAYER_DONE"):
@@ -533,7 +544,7 @@ class Sequencer(wiring.Component):
                     m.next = "CHECK"
                 with m.Elif(pf == PF_FAILED):
                     m.d.sync += pf.eq(PF_IDLE)
-                    fail(pf_code, pf_addr)
+                    fail(pf_code, A_PF)
                 with m.Elif(pf == PF_IDLE):
                     m.next = "FETCH"
                 abort_on_soft_reset()
@@ -541,6 +552,10 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
                 m.d.sync += [soft_pending.eq(0), pf.eq(PF_IDLE)]
+                with m.Switch(err_src):
+                    for src, addr in err_addrs.items():
+                        with m.Case(src):
+                            m.d.sync += self.error_addr.eq(addr)
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
