@@ -178,8 +178,16 @@ class Sequencer(wiring.Component):
         A_ZERO, A_TABLE, A_RSTATUS, A_DESC, A_IMG, A_BODY, A_RW, A_PF = range(8)
         err_src = Signal(range(8))
 
+        # `DescChecker.start` from a register: `desc_rd` is high while a descriptor read's status
+        # is awaited (RD_STREAM with phase DESC, or the prefetch's PF_STREAM); `aborting`: the
+        # FSM goes to ABORT this cycle (which ends either)
+        desc_rd, aborting = Signal(), Signal()
+        m.d.comb += chk.start.eq(desc_rd & self.rstatus.valid
+                                 & (self.rstatus.payload.code == 0))
+
         def fail(code, src):
-            m.d.sync += [self.error_code.eq(code), err_src.eq(src), soft.eq(0)]
+            m.d.sync += [self.error_code.eq(code), err_src.eq(src), soft.eq(0), desc_rd.eq(0)]
+            m.d.comb += aborting.eq(1)
             m.next = "ABORT"
 
         def capture(reg, nbytes):
@@ -222,7 +230,8 @@ class Sequencer(wiring.Component):
         def abort_on_soft_reset():
             """In any working state: a soft reset clears the status and aborts (ABORT)."""
             with m.If(soft_rq):
-                m.d.sync += [soft.eq(1), self.error_code.eq(0), err_src.eq(A_ZERO),
+                m.d.comb += aborting.eq(1)
+                m.d.sync += [soft.eq(1), self.error_code.eq(0), err_src.eq(A_ZERO), desc_rd.eq(0),
                              self.done.eq(0), self.error.eq(0)]
                 m.next = "ABORT"
         # weight image bodies (ImageChecker in every node): the first started node, in image
@@ -293,6 +302,7 @@ class Sequencer(wiring.Component):
                              self.rcmd.payload.addr.eq(rd_addr),
                              self.rcmd.payload.length.eq(rd_len)]
                 with m.If(self.rcmd.ready):
+                    m.d.sync += desc_rd.eq(phase == _P_DESC)
                     m.next = "RD_STREAM"
                 abort_on_image_error(phase >= _P_WBODY)
                 abort_on_soft_reset()
@@ -314,10 +324,10 @@ class Sequencer(wiring.Component):
                     m.d.sync += wi.eq(wi + 1)
                 m.d.comb += [self.rstatus.ready.eq(1), self.stall_desc.eq(phase == _P_DESC)]
                 with m.If(self.rstatus.valid):
+                    m.d.sync += desc_rd.eq(0)
                     with m.If(self.rstatus.payload.code != 0):
                         fail(self.rstatus.payload.code, A_RSTATUS)
                     with m.Elif(phase == _P_DESC):
-                        m.d.comb += chk.start.eq(1)
                         m.next = "DCHECK"
                     with m.Elif(phase == _P_WHDR):
                         m.next = "HSTART"
@@ -578,7 +588,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.addr.eq(rd_addr),
                                  self.rcmd.payload.length.eq(rd_len)]
                     with m.If(self.rcmd.ready):
-                        m.d.sync += pf.eq(PF_STREAM)
+                        m.d.sync += [pf.eq(PF_STREAM), desc_rd.eq(~aborting)]
                 with m.Case(PF_STREAM):
                     rd = self.rdata
                     m.d.comb += [rd.ready.eq(1), self.rstatus.ready.eq(1)]
@@ -586,11 +596,11 @@ class Sequencer(wiring.Component):
                     with m.If(rd.valid):
                         m.d.sync += wi.eq(wi + 1)
                     with m.If(self.rstatus.valid):
+                        m.d.sync += desc_rd.eq(0)
                         with m.If(self.rstatus.payload.code != 0):
                             m.d.sync += [pf.eq(PF_FAILED), pf_code.eq(self.rstatus.payload.code),
                                          pf_addr.eq(self.rstatus.payload.addr)]
                         with m.Else():
-                            m.d.comb += chk.start.eq(1)
                             m.d.sync += pf.eq(PF_CHECK)
                 with m.Case(PF_CHECK):
                     with m.If(chk.valid):
