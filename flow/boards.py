@@ -266,7 +266,8 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     if build_dir.exists():
         shutil.rmtree(build_dir)
     opts = {"script_after_synth": "tee -q -o stat.json stat -json",
-            "nextpnr_opts": "--timing-allow-fail --report pnr_report.json --seed 1"}
+            "nextpnr_opts": "--timing-allow-fail --report pnr_report.json --seed 1"
+                            + (" --router router2" if board.target == "ecp5" else "")}
     if board.target == "ice40":
         opts["synth_opts"] = "-dsp"
     t0 = time.monotonic()
