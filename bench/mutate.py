@@ -121,7 +121,7 @@ MUTANTS: list[Mutant] = [
            "a result offered and not taken is replaced by a higher-priority lane's (out_lanes < "
            "cols takes a row's beats from two results)"),
     Mutant("GATHER-GATE-EARLY", "bounds compare", "hw/tile/tile.py",
-           "gathered.eq((p.abase + p.k) < a_addr)", "gathered.eq((p.abase + p.k) <= a_addr)",
+           "gathered.eq(p.aaddr < a_addr)", "gathered.eq(p.aaddr <= a_addr)",
            ("tests/hw/test_tile.py",),
            "a conv pair reads its activation entry in the cycle the gather writes it"),
     Mutant("MARKER-BEFORE-RESPONSES", "posted writes", "hw/hub/result_writer.py",

@@ -66,7 +66,7 @@ class ImageChecker(wiring.Component):
     already rejected such headers), plus the hardware limits ``rows <= out_buf_depth`` and
     ``cols < 2**16`` (``BAD_SHAPE``).  Words past ``total`` are passed without looking at them.
 
-    Latency: ``done`` rises `flag_latency` + 1 cycles after the transfer of the image's last
+    Latency: ``done`` rises `latency` + 1 cycles after the transfer of the image's last
     word (the sub-blocks' flags of that word are in by then).
 
     Throughput: one word per cycle, except
@@ -119,7 +119,7 @@ class ImageChecker(wiring.Component):
     setup_cycles = 5
 
     @property
-    def flag_latency(self) -> int:
+    def latency(self) -> int:
         """Cycles from the transfer of the image's last word to the verdict being taken (``done``
         follows a cycle later): the slowest built body checker's `latency` (3 with nm,
         `NmPadChecker`; else 1)."""
@@ -321,9 +321,9 @@ class ImageChecker(wiring.Component):
         stall = any_of(stalls)
 
         # ---------------- ready, end of image, verdict ----------------
-        # the verdict waits for the slowest sub-block's flags: `flag_latency` cycles after the
+        # the verdict waits for the slowest sub-block's flags: `latency` cycles after the
         # image's last word is taken (`ended` holds from the cycle after it)
-        lat = self.flag_latency
+        lat = self.latency
         assert lat == max((b.latency for b in blocks), default=1)
         tail = Signal(range(lat + 1))   # cycles since the image ended
         verdict = Signal()

@@ -498,7 +498,7 @@ def test_nm_duplicate_index_every_m(width, rng, seed):
 
 @pytest.mark.parametrize("formats", [("dense", "nm"), ("dense", "bitmap", "block")])
 def test_done_latency(formats, rng, seed):
-    """``done`` rises exactly ``flag_latency + 1`` cycles after the image's last word is taken
+    """``done`` rises exactly ``latency + 1`` cycles after the image's last word is taken
     (3 with nm, whose pad checker takes three steps; else 1), with golden's code."""
     cfg = _cfg(64, formats=formats)
     fmt = formats[-1]
@@ -532,6 +532,6 @@ def test_done_latency(formats, rng, seed):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    exp = {"after": dut.flag_latency + 1, "code": expected_code(bytes(img))}
-    assert dut.flag_latency == (3 if "nm" in formats else 1)
+    exp = {"after": dut.latency + 1, "code": expected_code(bytes(img))}
+    assert dut.latency == (3 if "nm" in formats else 1)
     assert seen == exp, f"seed {seed}: {fmt} image: expected {exp}, got {seen}"
