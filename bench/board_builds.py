@@ -129,7 +129,7 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
     head = build["sparse"][0]
     entry = {
         "name": name, "board": board, "rows": cfg.rows, "cols": cfg.cols, "tiles": cfg.tiles,
-        "formats": list(cfg.formats), "macs": cfg.total_macs,
+        "formats": list(cfg.formats), "macs": cfg.macs,
         "lut": a.get("LUT"), "ff": a.get("FF"), "dsp": a.get("DSP"), "bram": a.get("BRAM"),
         "fmax_mhz": fmax, "board_clock_mhz": (rep or {}).get("board_clock_mhz",
                                                             build["clock_mhz"]),
@@ -147,7 +147,7 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
         "dense_only": {k: dense_area["area"].get(k) for k in ("LUT", "FF", "DSP", "BRAM")},
         "critical_paths": (rep or {}).get("critical_paths", []),
         "result": (rep or {}).get("result", "board not built (--skip-board)"),
-        "commit": _commit(),
+        "commit": ((rep or {}).get("source") or {}).get("commit") or _commit(),
     }
     if a:
         d = entry["dense_only"]
