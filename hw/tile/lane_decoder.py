@@ -432,25 +432,16 @@ class LaneDecoder(wiring.Component):
             jj = _lowest(m, cur.cand, cw, "jj")
             rem = cur.cand & (cur.cand - 1)
             last = rem == 0
-        qf = {"end": 1, "first": 1, "jj": len(jj), "data": W, "kbase": signed(uw + 2),
-              "abase": self.aaw, "ak": self.aaw + 1}
-        if has_nm:
-            qf.update({"aux": W, "gk": signed(dw + 2), "ga": self.aaw + 1, "o": 8})
-        if has_bm:
-            qf["base"] = baw
+        # q holds the word's record (without its candidates) beside the pick
+        carried = [n for n in fields if n not in ("end", "cand", "lo", "hi")]
+        qf = {"end": 1, "first": 1, "jj": len(jj), **{n: fields[n] for n in carried}}
         q = Signal(data.StructLayout(qf))
         q_ready = ~q_valid | self.pairs.ready
         with m.If(self.pairs.ready):
             m.d.sync += q_valid.eq(0)
         with m.If(cur_valid & q_ready):
-            m.d.sync += [q_valid.eq(1), q.end.eq(cur.end), q.first.eq(first), q.jj.eq(jj),
-                         q.data.eq(cur.data), q.kbase.eq(cur.kbase), q.abase.eq(cur.abase),
-                         q.ak.eq(cur.ak)]
-            if has_nm:
-                m.d.sync += [q.aux.eq(cur.aux), q.gk.eq(cur.gk), q.ga.eq(cur.ga), q.o.eq(cur.o)]
-            if has_bm:
-                m.d.sync += q.base.eq(cur.base)
-
+            m.d.sync += [q_valid.eq(1), q.end.eq(cur.end), q.first.eq(first), q.jj.eq(jj)]
+            m.d.sync += [getattr(q, n).eq(getattr(cur, n)) for n in carried]
         p = self.pairs.payload
         k = q.kbase + q.jj
         aaddr = q.ak + q.jj
