@@ -56,6 +56,19 @@ MUTANTS: list[Mutant] = [
            "                                  & ~clears[r.name]) & _mask(r))",
            ("tests/formal/test_csr_formal.py", "tests/hw/test_csr_bank.py"),
            "a done event in the cycle software clears IRQ_STATUS is lost with its interrupt"),
+    Mutant("PLANE-RESET-NO-SETTLE", "reset sequencing", "hw/hub/sequencer.py",
+           '''                with m.If(~self.rd_busy & ~self.wr_busy):
+                    m.next = "SETTLE"''',
+           '''                with m.If(~self.rd_busy & ~self.wr_busy):
+                    m.next = "IDLE"''',
+           ("tests/hw/test_sequencer.py",),
+           "the sequencer is idle while the registered plane reset still holds the tiles: a "
+           "start in that cycle is lost"),
+    Mutant("PLANE-RESET-NO-HOLD", "reset sequencing", "hw/hub/sequencer.py",
+           'm.next = "ABORT_HOLD"', 'm.next = "DRAIN"',
+           ("tests/hw/test_sequencer.py",),
+           "the DMAs stop being aborted while the plane still runs: a write command the "
+           "ResultWriter presents in that cycle starts a burst nobody feeds"),
     Mutant("NM-DUPLICATE-INDEX", "N:M duplicate index", "hw/tile/nm_index_checker.py",
            "with m.If(go & valid & ~first & (byte[j] <= prev)):",
            "with m.If(go & valid & ~first & (byte[j] < prev)):",

@@ -15,7 +15,11 @@ from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
 from sparsemac.hw.tile.tile import DIM_WIDTH
 from sparsemac.hw.tile.tile_node import QUANT_BYTES, layer_layout
 
-__all__ = ["Sequencer"]
+__all__ = ["PLANE_RESET_DELAY", "Sequencer"]
+
+#: cycles by which the data plane may see ``Sequencer.plane_reset`` late (the accelerator's
+#: registered copies); the sequencer's ABORT_HOLD and SETTLE states cover exactly this
+PLANE_RESET_DELAY = 1
 
 _P_DESC, _P_WHDR, _P_WBODY, _P_LUT, _P_QUANT, _P_ACTS = range(6)
 
@@ -43,9 +47,12 @@ class Sequencer(wiring.Component):
     once with that code and ``error_addr`` = the image's address; when several do, the first
     image in memory order is reported (a node is only reported once every earlier image passed).
     Any error (checks, DMA status, result writes, an image body, a tile's error flag, the
-    watchdog) and ``soft_reset`` abort both DMAs, hold ``plane_reset`` (ring, nodes, result
-    writer) until the DMAs are drained, and go idle; errors latch ``error_code``,
-    ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+    watchdog) and ``soft_reset`` abort both DMAs (two cycles), hold ``plane_reset`` (ring,
+    nodes, result writer) until the DMAs are drained, wait ``PLANE_RESET_DELAY`` cycles and go
+    idle; errors latch ``error_code``, ``error_addr``, ``error_desc`` and pulse ``irq_error``.
+    ``plane_reset`` may reach the plane up to ``PLANE_RESET_DELAY`` cycles late (the
+    accelerator registers one copy per block, so no combinational path fans out to every
+    flip-flop of the plane).
 
     Members
     -------
@@ -558,6 +565,10 @@ class Sequencer(wiring.Component):
                 with m.Elif(pf == PF_IDLE):
                     m.next = "FETCH"
                 abort_on_soft_reset()
+            # the data plane sees `plane_reset` PLANE_RESET_DELAY cycles late (registered
+            # copies, one per block, in the accelerator): the DMAs stay aborted while the
+            # plane still runs (ABORT, ABORT_HOLD: no command a node or the ResultWriter
+            # still presents is taken), and SETTLE waits until the plane is out of reset
             with m.State("ABORT"):
                 m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
@@ -566,14 +577,21 @@ class Sequencer(wiring.Component):
                     for src, addr in err_addrs.items():
                         with m.Case(src):
                             m.d.sync += self.error_addr.eq(addr)
+                m.next = "ABORT_HOLD"
+            with m.State("ABORT_HOLD"):
+                m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
+                             self.plane_reset.eq(1)]
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
                 with m.If(~self.rd_busy & ~self.wr_busy):
-                    with m.If(~soft):
-                        m.d.sync += self.error.eq(1)
-                        m.d.comb += self.irq_error.eq(1)
-                    m.next = "IDLE"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~soft):
+                    m.d.sync += self.error.eq(1)
+                    m.d.comb += self.irq_error.eq(1)
+                m.next = "IDLE"
 
         # descriptor prefetch: in WAIT (and on through LAYER_DONE / NEXT) the read DMA is idle;
         # read descriptor idx + 1 into `desc` (the running layer's fields are registered in

@@ -112,7 +112,7 @@ class PwlActivation(wiring.Component):
         en, reg = pipe.en, pipe.reg
 
         # stage 1: accept, table read (one copy per lane), offset
-        valid = reg(self.i.valid, 1, "v_rd")
+        valid = reg(self.i.valid, 1, "v_rd", control=True)
         last = reg(self.i.payload.last, 1, "last_rd")
         entries, offs = [], []
         for j in range(lanes):
@@ -129,7 +129,7 @@ class PwlActivation(wiring.Component):
             entries.append(rp.data)
             offs.append(reg(u[0:ow], unsigned(ow), f"off_{j}"))
         # stage 2: product (one DSP), base and shift registered
-        valid, last = reg(valid, 1, "v_mul"), reg(last, 1, "last_mul")
+        valid, last = reg(valid, 1, "v_mul", control=True), reg(last, 1, "last_mul")
         prods, bases, shs = [], [], []
         for j, (e, off) in enumerate(zip(entries, offs)):
             p = e.slope * off
@@ -137,18 +137,18 @@ class PwlActivation(wiring.Component):
             bases.append(reg(e.base, signed(BASE_WIDTH), f"base_{j}"))
             shs.append(reg(e.shift - 1, unsigned(SHIFT_WIDTH), f"shm1_{j}"))
         # stage 3: acc = base + slope * off
-        valid, last = reg(valid, 1, "v_acc"), reg(last, 1, "last_acc")
+        valid, last = reg(valid, 1, "v_acc", control=True), reg(last, 1, "last_acc")
         accs = []
         for j, (b, p) in enumerate(zip(bases, prods)):
             a = b + p
             accs.append(reg(a, a.shape(), f"acc_{j}"))
         shs = [reg(s, unsigned(SHIFT_WIDTH), f"shm1_acc_{j}") for j, s in enumerate(shs)]
         # stage 4: u = acc >> (shift - 1)
-        valid, last = reg(valid, 1, "v_sh"), reg(last, 1, "last_sh")
+        valid, last = reg(valid, 1, "v_sh", control=True), reg(last, 1, "last_sh")
         us = [reg(a >> s, a.shape(), f"u_{j}") for j, (a, s) in enumerate(zip(accs, shs))]
         # stage 5: clamp u to w + 2 bits, [-2**(w+1), 2**(w+1) - 1]: keeps the result and
         # the saturation flags exact (r of the bounds is already outside the output range)
-        valid, last = reg(valid, 1, "v_cl"), reg(last, 1, "last_cl")
+        valid, last = reg(valid, 1, "v_cl", control=True), reg(last, 1, "last_cl")
         ucs = [reg(sat_signed(u, w + 2), signed(w + 3), f"uc_{j}") for j, u in enumerate(us)]
         # stage 6: r = (u + 1) >> 1, saturate, count
         ymax, ymin = (1 << (w - 1)) - 1, -(1 << (w - 1))

@@ -39,9 +39,13 @@ class _StallPipeline:
         m.d.comb += [self.en.eq(~o.valid | o.ready), i.ready.eq(self.en)]
         self._stmts = []
 
-    def reg(self, expr, shape, name: str):
-        """A new stage register ``name`` that takes ``expr`` when the pipeline advances."""
-        r = Signal(shape, name=name)
+    def reg(self, expr, shape, name: str, *, control: bool = False):
+        """A new stage register ``name`` that takes ``expr`` when the pipeline advances.
+
+        Only ``control`` registers (the stage valid bits) are reset: data registers are
+        qualified by their stage's valid bit, so leaving them out of the reset keeps the
+        data-plane reset's fan-out small (docs/flow.md)."""
+        r = Signal(shape, name=name, reset_less=not control)
         self._stmts.append(r.eq(expr))
         return r
 
@@ -204,18 +208,18 @@ class Requantizer(wiring.Component):
         m.d.comb += [rd.addr.eq(self.i.payload.channel), rd.en.eq(en)]
 
         # stage 1: accept; parameters are read in the same cycle
-        valid = reg(self.i.valid, 1, "v_acc")
+        valid = reg(self.i.valid, 1, "v_acc", control=True)
         last = reg(self.i.payload.last, 1, "last_acc")
         accs = [reg(self.i.payload.data[j], signed(aw), f"acc_{j}") for j in range(lanes)]
         p = rd.data
         # stage 2: s = wrap(acc + bias, acc_width)
-        valid, last = reg(valid, 1, "v_s"), reg(last, 1, "last_s")
+        valid, last = reg(valid, 1, "v_s", control=True), reg(last, 1, "last_s")
         mult = reg(p.mult, unsigned(MULT_WIDTH), "mult_s")
         sh1 = reg(p.shift - 1, unsigned(SHIFT_WIDTH), "shm1_s")
         ss = [reg((a + p.bias)[:aw].as_signed(), signed(aw), f"s_{j}")
               for j, a in enumerate(accs)]
         # stage 3: partial products (one DSP each)
-        valid, last = reg(valid, 1, "v_pp"), reg(last, 1, "last_pp")
+        valid, last = reg(valid, 1, "v_pp", control=True), reg(last, 1, "last_pp")
         sh1 = reg(sh1, unsigned(SHIFT_WIDTH), "shm1_pp")
         m_pieces = [(mult[0:_PIECE], 0), (mult[_PIECE:MULT_WIDTH], _PIECE)]
         a_pieces = self._acc_pieces
@@ -230,7 +234,8 @@ class Requantizer(wiring.Component):
             lane_terms.append(sorted(terms, key=lambda t: t[1]))
         # adder tree: one pairwise level per stage
         for level in range(self._adder_levels):
-            valid, last = reg(valid, 1, f"v_add{level}"), reg(last, 1, f"last_add{level}")
+            valid = reg(valid, 1, f"v_add{level}", control=True)
+            last = reg(last, 1, f"last_add{level}")
             sh1 = reg(sh1, unsigned(SHIFT_WIDTH), f"shm1_add{level}")
             new_lane_terms = []
             for j, terms in enumerate(lane_terms):
@@ -250,13 +255,13 @@ class Requantizer(wiring.Component):
             assert off == 0
             ts.append(t)
         # barrel shift u = t >> (shift - 1), coarse (multiples of 8) then fine
-        valid, last = reg(valid, 1, "v_sh0"), reg(last, 1, "last_sh0")
+        valid, last = reg(valid, 1, "v_sh0", control=True), reg(last, 1, "last_sh0")
         fine = reg(sh1[0:3], unsigned(3), "shm1_fine")
         us = [reg(t >> (sh1[3:6] << 3), t.shape(), f"u0_{j}") for j, t in enumerate(ts)]
-        valid, last = reg(valid, 1, "v_sh1"), reg(last, 1, "last_sh1")
+        valid, last = reg(valid, 1, "v_sh1", control=True), reg(last, 1, "last_sh1")
         us = [reg(u >> fine, u.shape(), f"u_{j}") for j, u in enumerate(us)]
         # clamp u to ow + 1 bits, [-2**ow, 2**ow - 1]: keeps the rounded, saturated result
-        valid, last = reg(valid, 1, "v_cl"), reg(last, 1, "last_cl")
+        valid, last = reg(valid, 1, "v_cl", control=True), reg(last, 1, "last_cl")
         ucs = [reg(sat_signed(u, ow + 1), signed(ow + 2), f"uc_{j}") for j, u in enumerate(us)]
         # round half up and saturate: y = sat((u + 1) >> 1)
         ymax, ymin = (1 << (ow - 1)) - 1, -(1 << (ow - 1))

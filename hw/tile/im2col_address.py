@@ -74,24 +74,30 @@ class Im2colAddress(wiring.Component):
         # stepped by constants when the group advances; the constants come from the set-up
         # walk (position of column ``cols``) and from a few products of the geometry that are
         # registered once at start (shared by all columns).
-        rmd = Signal(dw)                               # cols = q*OW + rmd
-        ow = [Signal(dw, name=f"ow{j}") for j in range(cols)]
-        bh = [Signal(sw_, name=f"bh{j}") for j in range(cols)]
-        bw = [Signal(sw_, name=f"bw{j}") for j in range(cols)]
-        rowb = [Signal(aw, name=f"rowb{j}") for j in range(cols)]
-        pcg = Signal(dw + 8)  # cg * cols
-        cg, kk = Signal(dw), Signal(dw)
-        r, s = Signal(4), Signal(4)
-        rd, sd = Signal(dw), Signal(dw)  # r*dh, s*dw
-        cb = Signal(aw)                  # c*H*W
-        crd = Signal(aw)                 # cb + rd*W
-        npix = Signal(2 * dw)            # OH * OW, registered at start
-        hw_, shw, dhw, phw = Signal(aw), Signal(aw), Signal(aw), Signal(aw)  # H*W, sh*W, ...
-        rmd_ow = Signal(signed(dw + 1))  # rmd - OW
-        qsh, qsh1 = Signal(sw_), Signal(sw_)    # q*sh, q*sh + sh
-        rsw, rsw1 = Signal(sw_), Signal(sw_)    # rmd*sw, rmd*sw - OW*sw
-        qshw, qshw1 = Signal(aw), Signal(aw)    # q*sh*W, (q*sh + sh)*W
-        osw = Signal(sw_)                       # OW*sw
+        # every register below is loaded at start / in SETUP before it is used, or is
+        # pipeline data qualified by v1 / v2: none is reset (only the FSM, `step` and the
+        # valid bits are), which keeps the data-plane reset's fan-out small
+        def _D(*args, **kw):
+            return Signal(*args, reset_less=True, **kw)
+
+        rmd = _D(dw)                               # cols = q*OW + rmd
+        ow = [_D(dw, name=f"ow{j}") for j in range(cols)]
+        bh = [_D(sw_, name=f"bh{j}") for j in range(cols)]
+        bw = [_D(sw_, name=f"bw{j}") for j in range(cols)]
+        rowb = [_D(aw, name=f"rowb{j}") for j in range(cols)]
+        pcg = _D(dw + 8)  # cg * cols
+        cg, kk = _D(dw), _D(dw)
+        r, s = _D(4), _D(4)
+        rd, sd = _D(dw), _D(dw)  # r*dh, s*dw
+        cb = _D(aw)                  # c*H*W
+        crd = _D(aw)                 # cb + rd*W
+        npix = _D(2 * dw)            # OH * OW, registered at start
+        hw_, shw, dhw, phw = _D(aw), _D(aw), _D(aw), _D(aw)  # H*W, sh*W, ...
+        rmd_ow = _D(signed(dw + 1))  # rmd - OW
+        qsh, qsh1 = _D(sw_), _D(sw_)    # q*sh, q*sh + sh
+        rsw, rsw1 = _D(sw_), _D(sw_)    # rmd*sw, rmd*sw - OW*sw
+        qshw, qshw1 = _D(aw), _D(aw)    # q*sh*W, (q*sh + sh)*W
+        osw = _D(sw_)                       # OW*sw
         # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
         # (address, inb)
         step_valid = Signal()
@@ -99,10 +105,10 @@ class Im2colAddress(wiring.Component):
         m.d.sync += [v1.eq(step_valid), v2.eq(v1)]
         m.d.comb += self.valid.eq(v2)
         for j in range(cols):
-            ih = Signal(sw_, name=f"ih{j}")
-            iw = Signal(sw_, name=f"iw{j}")
-            ra = Signal(aw, name=f"ra{j}")
-            inpix = Signal(name=f"inpix{j}")
+            ih = _D(sw_, name=f"ih{j}")
+            iw = _D(sw_, name=f"iw{j}")
+            ra = _D(aw, name=f"ra{j}")
+            inpix = _D(name=f"inpix{j}")
             m.d.sync += [ih.eq(bh[j] + rd), iw.eq(bw[j] + sd), ra.eq(rowb[j] + crd),
                          inpix.eq(pcg + j < npix)]
             m.d.sync += [
@@ -112,9 +118,9 @@ class Im2colAddress(wiring.Component):
         # set-up: the positions of columns 1 .. cols-1, and of column `cols` (q, rmd),
         # stepped one column per cycle (ow + 1, wrapping at OW): no divider
         step = Signal(range(cols + 1))
-        s_ow = Signal(dw)                        # position of column `step - 1`
-        s_bh, s_bw = Signal(sw_), Signal(sw_)    # its base row / column
-        s_rowb = Signal(aw)
+        s_ow = _D(dw)                            # position of column `step - 1`
+        s_bh, s_bw = _D(sw_), _D(sw_)            # its base row / column
+        s_rowb = _D(aw)
         n_ow = Signal(dw + 1)
         n_wrap = Signal()
         m.d.comb += [n_ow.eq(s_ow + 1), n_wrap.eq(n_ow >= g.ow)]

@@ -220,12 +220,14 @@ class LaneDecoder(wiring.Component):
             dfields["sh"] = lg_wb
         if has_blk:
             dfields["half"] = lg_wb
-        d = Signal(data.StructLayout(dfields))
+        # data registers (d, e, e_data, e_aux, e_nz*, cur, q) are qualified by their valid
+        # bits and are not reset: the data-plane reset's fan-out stays small
+        d = Signal(data.StructLayout(dfields), reset_less=True)
         # the fetched word is registered (stage e) before its candidates are formed: the
         # block RAM's output (no output register) drives only flip-flops
         e_valid = Signal()
-        e = Signal(data.StructLayout(dfields))
-        e_data = Signal(W)
+        e = Signal(data.StructLayout(dfields), reset_less=True)
+        e_data = Signal(W, reset_less=True)
         e_push = Signal()
         # a fetched word leaves the data stage when the FIFO has room, even a word that will
         # be dropped: the fetcher's control never waits on the word's bytes (the memory output
@@ -366,11 +368,11 @@ class LaneDecoder(wiring.Component):
 
         # ---------------- segment fetcher: data stage ----------------
         if self.has_aux:
-            e_aux = Signal(W)
+            e_aux = Signal(W, reset_less=True)
             with m.If(d_take):
                 m.d.sync += e_aux.eq(self.aux_data)
         if has_bm:
-            e_nz0, e_nz1 = Signal(W), Signal(W)
+            e_nz0, e_nz1 = Signal(W, reset_less=True), Signal(W, reset_less=True)
             with m.If(d_take):
                 m.d.sync += [e_nz0.eq(self.nz0_data), e_nz1.eq(self.nz1_data)]
         w_rec = Signal(rec)
@@ -423,7 +425,7 @@ class LaneDecoder(wiring.Component):
         # the pair's arithmetic from `q` (the byte selects and k / the activation address from
         # the record's precomputed bases: one short adder and one address adder), which feeds
         # the consumer's register.  One pair per cycle; `q` advances when the consumer takes.
-        cur = Signal(rec)
+        cur = Signal(rec, reset_less=True)
         first = Signal(init=1)
         if ranged:
             jj = cur.lo
@@ -435,7 +437,7 @@ class LaneDecoder(wiring.Component):
         # q holds the word's record (without its candidates) beside the pick
         carried = [n for n in fields if n not in ("end", "cand", "lo", "hi")]
         qf = {"end": 1, "first": 1, "jj": len(jj), **{n: fields[n] for n in carried}}
-        q = Signal(data.StructLayout(qf))
+        q = Signal(data.StructLayout(qf), reset_less=True)
         q_ready = ~q_valid | self.pairs.ready
         with m.If(self.pairs.ready):
             m.d.sync += q_valid.eq(0)

@@ -81,7 +81,10 @@ class ProcessingElement(wiring.Component):
         if stages >= 2:
             # the first stage registers the operands: the multiplier's inputs come from
             # flip-flops, not from the activation RAM's (unregistered) output (same latency)
-            w_r, x_r = Signal.like(w, name="w_s0"), Signal.like(x, name="x_s0")
+            # (data registers are qualified by the valid bit: not reset, so the data-plane
+            # reset's fan-out stays small)
+            w_r = Signal.like(w, name="w_s0", reset_less=True)
+            x_r = Signal.like(x, name="x_s0", reset_less=True)
             v_r, c_r = Signal(name="valid_in"), Signal(name="clear_in")
             m.d.sync += [w_r.eq(w), x_r.eq(x), v_r.eq(valid), c_r.eq(clear)]
             w, x, valid, clear = w_r, x_r, v_r, c_r
@@ -89,14 +92,18 @@ class ProcessingElement(wiring.Component):
         prod = Signal(signed(2 * self.data_width))
         m.d.comb += prod.eq(w * x)
         for stage in range(stages):
-            p_r = Signal.like(prod, name=f"prod_s{stage}")
+            p_r = Signal.like(prod, name=f"prod_s{stage}", reset_less=True)
             v_r = Signal(name=f"valid_s{stage}")
             c_r = Signal(name=f"clear_s{stage}")
             m.d.sync += [p_r.eq(prod), v_r.eq(valid), c_r.eq(clear)]
             prod, valid, clear = p_r, v_r, c_r
+        # the accumulator is not reset either: a row's first pair carries `clear`, and a row
+        # without pairs never reads it (the tile substitutes 0)
+        acc = Signal.like(self.acc, name="acc_r", reset_less=True)
+        m.d.comb += self.acc.eq(acc)
         with m.If(valid):
             with m.If(clear):
-                m.d.sync += self.acc.eq(prod)
+                m.d.sync += acc.eq(prod)
             with m.Else():
-                m.d.sync += self.acc.eq(self.acc + prod)
+                m.d.sync += acc.eq(acc + prod)
         return m

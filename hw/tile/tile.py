@@ -407,7 +407,7 @@ class Tile(wiring.Component):
         for r, dec in enumerate(decs):
             # one register stage between the lane decoder's pick and the activation-buffer
             # address (full throughput: it takes a pair whenever it is empty or emptying)
-            p = Signal.like(dec.pairs.payload, name=f"pair{r}")
+            p = Signal.like(dec.pairs.payload, name=f"pair{r}", reset_less=True)  # data
             p_valid = Signal(name=f"pair{r}_valid")
             pair_busy.append(p_valid)
             arp = amem.read_port()
@@ -429,7 +429,7 @@ class Tile(wiring.Component):
                 m.d.sync += p_valid.eq(0)
             m.d.comb += arp.addr.eq(p.aaddr)
             c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
-            c_w = Signal(8, name=f"c_w{r}")
+            c_w = Signal(8, name=f"c_w{r}", reset_less=True)
             m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear), c_w.eq(p.w)]
             w = c_w
             if has_bm:  # a bitmap value sits in section C: read it on the lane's second port

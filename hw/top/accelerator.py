@@ -79,8 +79,11 @@ class Accelerator(wiring.Component):
         rw = ResultWriter(cfg, tag_width=TAG_WIDTH)
         ring = Ring.from_config(cfg, nodes=cfg.tiles + 1)
         nodes = [TileNode(cfg, node=t + 1) for t in range(cfg.tiles)]
-        plane = Signal()
-        m.d.comb += plane.eq(seq.plane_reset)
+        # the data-plane reset, registered (`PLANE_RESET_DELAY` = 1 cycle late, which the
+        # sequencer waits out): no combinational path from the sequencer's FSM fans out to
+        # every flip-flop of the plane, and the register is placed where its loads are
+        plane = Signal(name="plane_reset")
+        m.d.sync += plane.eq(seq.plane_reset)
         m.submodules.results = ResetInserter({"sync": plane})(rw)
         m.submodules.ring = ResetInserter({"sync": plane})(ring)
         for t, node in enumerate(nodes):

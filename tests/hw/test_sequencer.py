@@ -33,7 +33,7 @@ from sparsemac.golden.formats import FormatError
 from sparsemac.golden.lut import build_lut
 from sparsemac.golden.tiling import tile_col_split
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.hub.sequencer import Sequencer
+from sparsemac.hw.hub.sequencer import PLANE_RESET_DELAY, Sequencer
 from sparsemac.hw.ring.layouts import FlitType
 from sparsemac.sim.accel_driver import build_job, random_layer
 
@@ -146,7 +146,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
     prng = random.Random(seed)
     layers = []                 # one event list per rw_clear (CHECK state = a layer begins)
     st = {"end": False, "cmds": [], "irq_done": 0, "irq_error": 0, "irq_desc": 0,
-          "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0}
+          "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0, "abort_trace": []}
 
     def mem_word(addr):
         o = addr - job.base
@@ -195,19 +195,20 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
             ctx.set(dut.inject.ready, int(prng.random() >= stall))
             (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, ncg0, ncgs,
              clear,
-             irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy) = \
+             irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy, wab) = \
                 await ctx.tick().sample(
                     dut.inject.valid, dut.inject.ready, ip.type, ip.dest, ip.mcast, ip.mask,
                     ip.payload, dut.node_start, dut.node_rows, dut.node_row_base,
                     dut.node_cg0, dut.node_cgs,
                     dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
                     dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
-                    dut.layer.lut_beats, dut.busy)
+                    dut.layer.lut_beats, dut.busy, dut.wr_abort)
             st["irq_done"] += irq_d
             st["irq_error"] += irq_e
             st["irq_desc"] += irq_desc
             st["plane_reset"] += prst
             st["rd_abort"] += rab
+            st["abort_trace"].append((prst, rab, wab, busy))
             if clear:
                 if not layers or layers[-1]:
                     layers.append([])
@@ -324,6 +325,24 @@ def test_bad_descriptor_stops_with_golden_code(mut, rng, seed):
     assert st["code"] == exp, f"seed {seed}: {d}: expected {exp!r}, got {ErrorCode(st['code'])!r}"
     assert st["addr"] == job.desc_base + DESC_BYTES * j and st["index"] == j, f"seed {seed}: {st}"
     assert st["irq_error"] == 1 and st["irq_done"] == 0 and st["plane_reset"] >= 1, st
+    _check_abort_contract(st["abort_trace"], seed)
+
+
+def _check_abort_contract(trace, seed):
+    """The plane sees ``plane_reset`` up to PLANE_RESET_DELAY cycles late (a registered copy in
+    the accelerator): the sequencer aborts both DMAs for the first PLANE_RESET_DELAY + 1 cycles
+    of the reset (so no command the still-running plane presents is taken), and stays busy for
+    PLANE_RESET_DELAY cycles after its last reset cycle (the plane is out of reset before the
+    sequencer is idle)."""
+    first = next(i for i, t in enumerate(trace) if t[0])
+    last = max(i for i, t in enumerate(trace) if t[0])
+    assert all(t[0] for t in trace[first:last + 1]), f"seed {seed}: plane_reset has a gap"
+    for i in range(first, first + PLANE_RESET_DELAY + 1):
+        assert trace[i][0] and trace[i][1] and trace[i][2], \
+            f"seed {seed}: cycle {i - first} of the abort: (plane, rd_abort, wr_abort, busy) " \
+            f"= {trace[i]}"
+    for i in range(last + 1, last + 1 + PLANE_RESET_DELAY):
+        assert trace[i][3], f"seed {seed}: idle {i - last} cycle(s) after the plane reset"
 
 
 HEADER_MUTATIONS = [  # (byte offset, bytes) in the 32-byte image header
