@@ -23,7 +23,9 @@ A source is a function ``source(workload, cfg, seed) -> dict`` returning at leas
     split into jobs by columns as ``sparsemac run`` splits it (cycles of all jobs); one that
     cannot run on the build (a conv2d past the buffers) has ``cycles`` None and a ``note``.
 
-``auto`` uses ``tile_model`` when it is importable, else ``roofline``.
+``auto`` uses ``network`` for the ``accelerator`` top (a whole-accelerator sweep: the whole
+layer, start to interrupt, as the area is the whole chip's), else ``tile_model`` when it is
+importable, else ``roofline``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import json
 import numpy as np
 
 __all__ = ["CYCLE_SOURCES", "resolve_source", "synthetic_layer", "roofline_source",
-           "tile_model_source", "network_source", "tile_rtl_cycles"]
+           "tile_model_source", "network_source", "tile_rtl_cycles", "WHOLE_TOPS"]
 
 
 def _rng(workload, seed: int) -> np.random.Generator:
@@ -198,10 +200,17 @@ CYCLE_SOURCES = {"roofline": roofline_source, "tile_model": tile_model_source,
                  "network": network_source}
 
 
-def resolve_source(name: str) -> str:
-    """``auto`` -> ``tile_model`` if it is usable, else ``roofline``; others unchanged."""
+#: tops whose area is the whole accelerator: ``auto`` counts the whole layer on them
+WHOLE_TOPS = ("accelerator",)
+
+
+def resolve_source(name: str, top: str | None = None) -> str:
+    """``auto`` -> ``network`` for a whole-accelerator top (`WHOLE_TOPS`), else ``tile_model``
+    if it is usable, else ``roofline``; other names unchanged."""
     if name != "auto":
         return name
+    if top in WHOLE_TOPS:
+        return "network"
     try:
         if importlib.util.find_spec("sparsemac.golden.tile_model") is not None and hasattr(
                 importlib.import_module("sparsemac.golden.tile_model"), "tile_cycles"):

@@ -15,11 +15,19 @@ A spec (examples/sweep_*.yaml)::
     top: mac_array                # top synthesized for area (default: most complete one)
     synth: {target: generic, device: null, fmax: false}   # or: synth: none
     cycles: auto                  # auto | roofline | tile_model | network (flow/cycles.py)
+    clock: auto                   # auto | placed | none | {estimate_mhz: MHZ, note: TEXT}
     rtl_sample: 4                 # optional: run 4 points (spread evenly) on the tile's RTL
     workloads:
       - {name: fc, op: matmul, M: 64, K: 256, N: 16, format: [dense, bitmap], sparsity: 0.75}
       - {name: c3, op: conv2d, C: 16, H: 16, W: 16, O: 32, R: 3, S: 3, padding: 1,
          format: nm, nm: "2:4", act_sparsity: 0.3}
+
+``clock`` is the clock a point's throughput is quoted at (`flow.sweep_report.choose_clock`):
+``auto`` (default) the placed Fmax where the point was placed (``synth: {fmax: true}``), else
+no throughput; ``placed`` the same, but the spec must ask for place and route; ``none`` no
+throughput at all (cycles and speedups only); ``{estimate_mhz: 37.08, note: "..."}`` a clock
+estimate for the points that were not placed, reported as ``estimate`` with the note saying
+where it comes from.  The config's ``target_mhz`` is never used.
 
 ``format``, ``sparsity`` and ``nm`` may be lists: a workload expands to their product.  Each
 point is one layer of the `sparsemac.host.network` schema (:attr:`Workload.layer`, a
@@ -57,8 +65,10 @@ _CONV_OPT = {"stride": 1, "padding": 0, "dilation": 1}
 _WL_KEYS = {"name", "op", "format", "sparsity", "nm", "act_sparsity", *_CONV_OPT,
             *OPS["matmul"], *OPS["conv2d"]}
 _TOP_KEYS = {"name", "base", "set", "grid", "points", "top", "synth", "cycles", "workloads",
-             "seed", "rtl_sample"}
+             "seed", "rtl_sample", "clock"}
 _SYNTH_KEYS = {"target", "device", "fmax"}
+CLOCK_MODES = ("auto", "placed", "none")
+_CLOCK_KEYS = {"estimate_mhz", "note"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,9 @@ class SweepSpec:
     seed: int = 0
     overrides: list[dict] = field(default_factory=list)
     rtl_sample: int = 0
+    clock: str = "auto"
+    clock_mhz: float | None = None
+    clock_note: str | None = None
 
     @property
     def n_points(self) -> int:
@@ -269,6 +282,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     if cycles not in ("auto", *CYCLE_SOURCES):
         err(f"cycles must be one of auto, {', '.join(CYCLE_SOURCES)}, not {cycles!r}",
             ln("cycles"))
+    clock, clock_mhz, clock_note = _clock(doc, fmax, err)
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         err(f"seed must be an integer, not {seed!r}", ln("seed"))
@@ -278,8 +292,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         err(f"rtl_sample must be an integer between 0 and 64, not {rtl_sample!r}",
             ln("rtl_sample"))
     if rtl_sample and cycles == "roofline":
-        err("rtl_sample compares the RTL with the tile model: it needs cycles auto or "
-            "tile_model, not roofline", ln("rtl_sample"))
+        err("rtl_sample compares the RTL with the tile model: it needs cycles auto, "
+            "tile_model or network, not roofline", ln("rtl_sample"))
     # -- workloads --------------------------------------------------------------------------
     wls = doc.get("workloads")
     if not isinstance(wls, MarkedList) or not wls:
@@ -289,7 +303,35 @@ def load_spec(path: str | Path) -> SweepSpec:
         workloads += _workloads(item, line, err, configs)
     return SweepSpec(name=str(doc.get("name", path.stem)), path=src, configs=configs,
                      workloads=workloads, top=top, target=target, device=device, fmax=fmax,
-                     cycles=cycles, seed=seed, rtl_sample=rtl_sample)
+                     cycles=cycles, seed=seed, rtl_sample=rtl_sample, clock=clock,
+                     clock_mhz=clock_mhz, clock_note=clock_note)
+
+
+def _clock(doc, fmax: bool, err) -> tuple[str, float | None, str | None]:
+    """``(mode, estimate MHz, note)`` of the spec's ``clock`` key (module docstring)."""
+    clock = doc.get("clock", "auto")
+    line = doc.lines.get("clock")
+    if isinstance(clock, dict):
+        for k in clock:
+            if k not in _CLOCK_KEYS:
+                err(f"unknown clock key {k!r}; known: {', '.join(sorted(_CLOCK_KEYS))}",
+                    clock.lines[k])
+        mhz = clock.get("estimate_mhz")
+        if isinstance(mhz, bool) or not isinstance(mhz, int | float) or not 0 < mhz <= 1000:
+            err(f"clock estimate_mhz must be a number of MHz in (0, 1000], not {mhz!r}",
+                clock.lines.get("estimate_mhz", line))
+        note = clock.get("note")
+        if not isinstance(note, str) or not note.strip():
+            err("clock estimate needs a note: where the estimate comes from (e.g. a placed "
+                "build of a related config)", clock.lines.get("note", line))
+        return "estimate", float(mhz), note.strip()
+    if clock not in CLOCK_MODES:
+        err(f"clock must be one of {', '.join(CLOCK_MODES)} or {{estimate_mhz: MHZ, note: "
+            f"TEXT}}, not {clock!r}", line)
+    if clock == "placed" and not fmax:
+        err("clock: placed needs place and route of every point: synth {target: ecp5 or "
+            "ice40, fmax: true}", line)
+    return clock, None, None
 
 
 def _workloads(item, line, err, configs) -> list[Workload]:

@@ -5,12 +5,21 @@ One job per config point: synthesize the spec's top once (area, and Fmax when as
 Every finished point is written at once to ``results.sqlite`` under a key of (config, workload,
 tool versions, cycle source, synthesis settings), so an interrupted or killed sweep resumes
 without redoing finished points.  At the end ``results.csv``, ``results.md`` and ``pareto.png``
-are rewritten from the database.
+are rewritten from the database (:mod:`flow.sweep_report`, :mod:`flow.sweep_plot`).
 
-Throughput is dense-equivalent GOP/s: ``2 * M * K * N / (cycles / clock)``, the clock being the
-measured Fmax when the sweep asks for it, else the config's ``target_mhz``.  Until the
-accelerator top exists, the area of a per-tile top (``mac_array``, ``tile``) is multiplied by
-``tiles`` (and a ``pe`` by the MAC count) to estimate the whole compute fabric.
+Cycles: ``cycles: auto`` is the whole layer on the whole accelerator (``network``: descriptor,
+tables, weight and activation load, compute, write-back) for ``top: accelerator``, the
+slowest tile's load + compute (``tile_model``) for a per-tile top; the report names the source.
+
+Throughput is dense-equivalent GOP/s: ``2 * M * K * N / (cycles / clock)``, at a clock the
+point reaches, never the config's ``target_mhz`` (`flow.sweep_report.choose_clock`, column
+``clock_source``): ``placed`` (the whole accelerator top placed and routed in this sweep),
+``ooc-estimate`` (a block top placed alone: its Fmax stands in for the chip, an upper bound),
+``estimate`` (the spec's ``clock: {estimate_mhz, note}`` for points not placed), else ``none``
+and no throughput ("-").  The clock is applied when the report is written, so a store of an
+older version gets its throughput chosen again.  ``top: accelerator`` synthesizes the whole
+chip; the area of a per-tile top (``mac_array``, ``tile``) is multiplied by ``tiles`` (and a
+``pe`` by the MAC count) to estimate the compute fabric alone.
 
 Executors: a local process pool (``--jobs N``) or a Dask distributed cluster
 (``--executor dask [--scheduler ADDR]``; without an address a LocalCluster of ``N`` workers).
@@ -18,7 +27,6 @@ Executors: a local process pool (``--jobs N``) or a Dask distributed cluster
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 import time
@@ -28,17 +36,11 @@ from pathlib import Path
 from .cycles import CYCLE_SOURCES, resolve_source, tile_rtl_cycles
 from .generate import sha256
 from .spec import SweepSpec
+from .sweep_report import COLUMNS, apply_clock, area_overhead, spec_clock, write_reports
 from .versions import generator_versions, source_digest, synth_versions
 
 __all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports",
            "rtl_sample_points", "area_overhead"]
-
-COLUMNS = ["key", "run_id", "computed_at", "config", "params", "top", "target", "device",
-           "area_copies", "LUT", "FF", "DSP", "BRAM", "fits", "fmax_mhz", "clock_mhz",
-           "workload", "op", "format", "sparsity", "nm", "act_sparsity", "cycles", "bound",
-           "dense_macs", "effectual_macs", "time_us", "layers_per_s", "gops", "cycle_source",
-           "synth_cached", "rtl_cycles", "rtl_model_error_pct", "rtl_exact", "rtl_note"]
-
 
 #: hw/ and golden/ of this checkout: a change to either recomputes the points (the synthesis
 #: cache, keyed by the Verilog, still reuses what did not change)
@@ -95,17 +97,15 @@ def run_config_job(job: dict) -> list[dict]:
         n = _copies(job["top"], cfg)
         area = {k: res["area"][k] * n for k in area}
         fits, fmax, cached = res["fits"], res["fmax_mhz"], res["cached"]
-    clock = fmax if fmax else cfg.target_mhz
     rows = []
     rtl_keys = set(job.get("rtl_keys", ()))
     for key, wl in zip(job["keys"], job["workloads"]):
         c = CYCLE_SOURCES[job["cycles"]](wl, cfg, job["seed"])
-        t = c["cycles"] / (clock * 1e6) if c["cycles"] else None
         rtl = {}
         if key in rtl_keys:
             r = tile_rtl_cycles(wl, cfg, job["seed"])
             rtl = {"rtl_cycles": r["rtl_cycles"], "rtl_note": r["rtl_note"],
-                   "rtl_exact": r.get("rtl_exact")}
+                   "rtl_exact": r.get("rtl_exact"), "rtl_model_cycles": r.get("rtl_model_cycles")}
             if r["rtl_cycles"]:
                 rtl["rtl_model_error_pct"] = round(
                     100 * (r["rtl_model_cycles"] - r["rtl_cycles"]) / r["rtl_cycles"], 3)
@@ -113,15 +113,13 @@ def run_config_job(job: dict) -> list[dict]:
             "key": key, "config": cfg.name, "params": json.dumps(job["params"], sort_keys=True),
             "top": job["top"], "target": job["target"], "device": job["device"],
             "area_copies": _copies(job["top"], cfg), **area, "fits": fits, "fmax_mhz": fmax,
-            "clock_mhz": clock, "workload": wl.name, "op": wl.op, "format": wl.format,
+            "workload": wl.name, "op": wl.op, "format": wl.format,
             "sparsity": round(wl.sparsity, 6), "nm": f"{wl.nm[0]}:{wl.nm[1]}" if wl.nm else "",
             "act_sparsity": wl.act_sparsity, "cycles": c["cycles"], "bound": c.get("bound"),
             "dense_macs": c.get("dense_macs"), "effectual_macs": c.get("effectual_macs"),
-            "time_us": t * 1e6 if t else None, "layers_per_s": 1 / t if t else None,
-            "gops": 2 * c["dense_macs"] / t / 1e9 if t and c.get("dense_macs") else None,
             "cycle_source": c.get("source", job["cycles"]), "synth_cached": cached, **rtl,
         })
-    return rows
+    return apply_clock(rows, *job.get("clock", ("auto", None, None)))
 
 
 class Results:
@@ -219,14 +217,14 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source = resolve_source(spec.cycles)
+    source = resolve_source(spec.cycles, spec.top)
     db = Results(out / "results.sqlite")
     run_id, started = uuid.uuid4().hex[:12], time.time()
     varying = _varying(spec)
     all_keys, pending = [], []
     done = db.done()
     n_all = spec.n_points
-    sample = rtl_sample_points(n_all, spec.rtl_sample if source == "tile_model" else 0)
+    sample = rtl_sample_points(n_all, spec.rtl_sample if source != "roofline" else 0)
     idx = 0
     for cfg in spec.configs:
         # a workload runs on the configs that build its format (a grid may vary `formats`)
@@ -239,7 +237,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
         if todo:
             pending.append({"config": cfg.to_dict(), "top": spec.top, "target": spec.target,
                             "device": spec.device, "fmax": spec.fmax, "cycles": source,
-                            "seed": spec.seed, "params": {k: getattr(cfg, k) for k in varying},
+                            "seed": spec.seed, "clock": spec_clock(spec),
+                            "params": {k: getattr(cfg, k) for k in varying},
                             "keys": [k for k, _, _ in todo], "workloads": [w for _, w, _ in todo],
                             "rtl_keys": [k for k, _, r in todo if r]})
     reused = len(all_keys) - sum(len(p["keys"]) for p in pending)
@@ -265,128 +264,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
         bar.close()
         close()
         db.log_run(run_id, spec.path, started, time.time(), computed, reused)
-    rows = db.rows(all_keys)
+    rows = apply_clock(db.rows(all_keys), *spec_clock(spec))  # also rows of older stores
     db.close()
     files = write_reports(rows, out, spec, varying)
     return {"run_id": run_id, "points": len(all_keys), "computed": computed, "reused": reused,
             "files": files, "rows": rows}
-
-
-def write_reports(rows: list[dict], out: Path, spec: SweepSpec, varying: list[str]) -> list[str]:
-    """``results.csv``, ``results.md`` and ``pareto.png`` from the finished rows."""
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    dense = {(r["config"], r["workload"]): r["cycles"] for r in rows if r["format"] == "dense"}
-    head = ["config", *varying, "workload", "format", "sparsity", "LUT", "FF", "DSP", "BRAM",
-            "clock MHz", "cycles", "bound", "GOP/s", "speedup vs dense"]
-    lines = [f"# Sweep {spec.name}", "",
-             f"Spec `{spec.path}`; top `{spec.top}` (area x tiles for per-tile tops), "
-             f"synthesis {spec.target or 'none'} {spec.device or ''}, Fmax "
-             f"{'measured' if spec.fmax else 'not measured (clock = target_mhz)'}, cycles from "
-             f"`{rows[0]['cycle_source'] if rows else spec.cycles}`.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        p = json.loads(r["params"])
-        sp = r["nm"] or f"{r['sparsity']:g}"
-        base = dense.get((r["config"], r["workload"]))
-        vals = [r["config"], *(p.get(k) for k in varying), r["workload"], r["format"], sp,
-                r["LUT"], r["FF"], r["DSP"], r["BRAM"], f"{r['clock_mhz']:.1f}", r["cycles"],
-                r["bound"], f"{r['gops']:.2f}" if r["gops"] is not None else "-",
-                f"{base / r['cycles']:.2f}" if base and r["cycles"] else "-"]
-        lines.append("| " + " | ".join("-" if v is None else str(v) for v in vals) + " |")
-    sampled = [r for r in rows if r.get("rtl_cycles") or r.get("rtl_note")]
-    if sampled:
-        lines += ["", "## Cycle model against the RTL (sample)", "",
-                  "The slowest tile's share of the layer run on the compute tile's RTL "
-                  "(Verilator), load + compute cycles, against `golden.tile_model`.", "",
-                  "| config | " + " | ".join(varying) + " | workload | format | sparsity | "
-                  "model cycles | RTL cycles | model error | RTL == golden |",
-                  "|" + "---|" * (len(varying) + 8)]
-        for r in sampled:
-            p = json.loads(r["params"])
-            err = r.get("rtl_model_error_pct")
-            lines.append("| " + " | ".join(str(v) for v in [
-                r["config"], *(p.get(k) for k in varying), r["workload"], r["format"],
-                r["nm"] or f"{r['sparsity']:g}", r["cycles"], r["rtl_cycles"] or "-",
-                f"{err:+.2f} %" if err is not None else (r["rtl_note"] or "-"),
-                {1: "yes", 0: "**no**"}.get(r.get("rtl_exact"), "-")]) + " |")
-    ovh = area_overhead(rows)
-    if ovh:
-        pk = [k for k in ovh[0] if k not in ("formats", "LUT", "FF", "lut_pct", "lutff_pct")]
-        lines += ["", "## Sparse against dense area, same MAC count", "",
-                  "Each config against the same config built for `dense` only (the whole "
-                  f"`{spec.top}` top).", "",
-                  "| " + " | ".join(pk + ["formats", "LUT", "FF", "LUT over dense",
-                                          "LUT+FF over dense"]) + " |",
-                  "|" + "---|" * (len(pk) + 5)]
-        for o in ovh:
-            lines.append("| " + " | ".join([*(str(o[k]) for k in pk), o["formats"],
-                                            str(o["LUT"]), str(o["FF"]),
-                                            f"{o['lut_pct']:+.0f} %",
-                                            f"{o['lutff_pct']:+.0f} %"]) + " |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    files = ["results.sqlite", "results.csv", "results.md"]
-    if rows and rows[0]["LUT"] is not None:
-        _pareto_plot(rows, out / "pareto.png", spec.name)
-        files.append("pareto.png")
-    return files
-
-
-def area_overhead(rows: list[dict]) -> list[dict]:
-    """Area of each config over the same config with ``formats: [dense]`` (the other varied
-    parameters equal): ``[{<params>, formats, LUT, FF, lut_pct, lutff_pct}]``; empty when
-    the sweep does not vary ``formats`` or has no area."""
-    configs = {}
-    for r in rows:
-        p = json.loads(r["params"])
-        if "formats" not in p or r["LUT"] is None:
-            return []
-        configs[json.dumps(p, sort_keys=True)] = (p, r["LUT"], r["FF"])
-    dense = {json.dumps({k: v for k, v in p.items() if k != "formats"}, sort_keys=True):
-             (lut, ff) for p, lut, ff in configs.values() if list(p["formats"]) == ["dense"]}
-    out = []
-    for p, lut, ff in configs.values():
-        rest = {k: v for k, v in p.items() if k != "formats"}
-        base = dense.get(json.dumps(rest, sort_keys=True))
-        if base is None or list(p["formats"]) == ["dense"]:
-            continue
-        out.append({**rest, "formats": "+".join(p["formats"]), "LUT": lut, "FF": ff,
-                    "lut_pct": 100 * (lut / base[0] - 1),
-                    "lutff_pct": 100 * ((lut + ff) / (base[0] + base[1]) - 1)})
-    return out
-
-
-def _pareto_plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # one point per (config, format): mean dense-equivalent GOP/s over its workloads
-    agg: dict[tuple, list] = {}
-    for r in rows:
-        agg.setdefault((r["format"], r["config"], r["LUT"], r["DSP"]), []).append(r["gops"] or 0)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, res in zip(axes, ("LUT", "DSP")):
-        for fmt in sorted({k[0] for k in agg}):
-            pts = sorted((k[2] if res == "LUT" else k[3], sum(v) / len(v))
-                         for k, v in agg.items() if k[0] == fmt)
-            (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", alpha=0.6,
-                              label=fmt)
-            front, best = [], -1.0
-            for x, y in pts:  # Pareto front: more throughput for more area only
-                if y > best:
-                    front.append((x, y))
-                    best = y
-            ax.step([p[0] for p in front], [p[1] for p in front], where="post",
-                    color=line.get_color())
-        ax.set_xlabel(f"{res}s (synthesized)")
-        ax.set_ylabel("throughput, dense-equivalent GOP/s")
-        ax.grid(True, alpha=0.3)
-        ax.legend(title="format")
-    fig.suptitle(f"sweep {title}: throughput against area (Pareto fronts)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
