@@ -126,6 +126,12 @@ def pareto_plot(rows: list[dict], path: Path, title: str, *, target: str | None 
 
     pts = plot_points(rows, target=target, device=device, board_builds=board_builds)
     sweep = [p for p in pts if p["kind"] == "sweep"]
+    # one colour per series, the same in both panels
+    names = [f"sweep: {f}" for f in sorted({p["format"] for p in sweep})]
+    names += [p["label"] for p in pts if p["kind"] == "reference"]
+    names += [f"{b} (board build)" for b in dict.fromkeys(p["label"] for p in pts
+                                                          if p["kind"] == "board")]
+    colour = {n: f"C{i % 10}" for i, n in enumerate(names)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     for ax, key, ylabel in ((axes[0], "gmac_s", "effective GMAC/s (dense-equivalent)"),
                             (axes[1], "macs_per_cycle", "dense-equivalent MACs per cycle")):
@@ -133,22 +139,24 @@ def pareto_plot(rows: list[dict], path: Path, title: str, *, target: str | None 
             xy = [(p["lut"], p[key]) for p in sweep if p["format"] == fmt and p[key] is not None]
             if not xy:
                 continue
-            (line,) = ax.plot(*zip(*xy), "o", alpha=0.55, label=f"sweep: {fmt}")
-            front = pareto_front(xy)
-            ax.step(*zip(*front), where="post", color=line.get_color())
+            c = colour[f"sweep: {fmt}"]
+            ax.plot(*zip(*xy), "o", alpha=0.55, color=c, label=f"sweep: {fmt}")
+            ax.step(*zip(*pareto_front(xy)), where="post", color=c)
         for p in pts:
             if p["kind"] == "reference" and p[key] is not None:
                 yerr = None
                 if key == "gmac_s":
-                    yerr = [[p["gmac_s"] - p["gmac_range"][0]], [p["gmac_range"][1] - p["gmac_s"]]]
+                    yerr = [[p["gmac_s"] - p["gmac_range"][0]],
+                            [p["gmac_range"][1] - p["gmac_s"]]]
                 xerr = [[p["lut"] - p["lut_range"][0]], [p["lut_range"][1] - p["lut"]]]
                 ax.errorbar([p["lut"]], [p[key]], xerr=xerr, yerr=yerr, fmt="*", ms=13,
-                            capsize=3, label=p["label"])
+                            capsize=3, color=colour[p["label"]], label=p["label"])
         boards = [p for p in pts if p["kind"] == "board" and p[key] is not None]
         for name in dict.fromkeys(p["label"] for p in boards):
             bp = [p for p in boards if p["label"] == name]
+            label = f"{name} (board build)"
             ax.plot([p["lut"] for p in bp], [p[key] for p in bp], "D", ms=8, mfc="none",
-                    mew=2, label=f"{name} (board build)")
+                    mew=2, color=colour[label], label=label)
             for p in bp:
                 ax.annotate(p["layer"], (p["lut"], p[key]), textcoords="offset points",
                             xytext=(7, -3), fontsize=8)

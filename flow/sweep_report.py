@@ -38,7 +38,8 @@ from pathlib import Path
 from .sweep_plot import BOARD_BUILDS
 
 __all__ = ["COLUMNS", "CLOCK_SOURCES", "CYCLE_TEXT", "choose_clock", "apply_clock",
-           "write_reports", "area_overhead", "read_csv", "rerender_rows", "main"]
+           "spec_clock", "write_reports", "area_overhead", "read_csv", "find_workload",
+           "rerender_rows", "main"]
 
 COLUMNS = ["key", "run_id", "computed_at", "config", "params", "top", "target", "device",
            "area_copies", "LUT", "FF", "DSP", "BRAM", "fits", "fmax_mhz", "clock_mhz",
@@ -284,7 +285,9 @@ def read_csv(path: str | Path) -> list[dict]:
         return [{c: _parse(c, r.get(c) or "") for c in COLUMNS} for r in csv.DictReader(fh)]
 
 
-def _workload(spec, r: dict):
+def find_workload(spec, r: dict):
+    """The workload of ``spec`` a report row was computed from (name, format, sparsity, N:M,
+    activation sparsity); ``ValueError`` unless exactly one matches."""
     hits = [w for w in spec.workloads
             if w.name == r["workload"] and w.format == r["format"]
             and abs(w.sparsity - r["sparsity"]) < 1e-6 and (w.act_sparsity == r["act_sparsity"])
@@ -318,7 +321,7 @@ def rerender_rows(spec, csv_path: str | Path, cycles: str | None = None) -> list
         if r["rtl_model_cycles"] is None and r["rtl_cycles"] and \
                 r["rtl_model_error_pct"] is not None:   # an older CSV: the model's cycles
             r["rtl_model_cycles"] = round(r["rtl_cycles"] * (1 + r["rtl_model_error_pct"] / 100))
-        c = CYCLE_SOURCES[source](_workload(spec, r), cfg, spec.seed)
+        c = CYCLE_SOURCES[source](find_workload(spec, r), cfg, spec.seed)
         r.update(cycles=c["cycles"], bound=c.get("bound"), dense_macs=c.get("dense_macs"),
                  effectual_macs=c.get("effectual_macs"), cycle_source=c.get("source", source))
     return apply_clock(rows, *spec_clock(spec))
