@@ -43,9 +43,16 @@ _ULX3S_64 = dict(rows=4, cols=16, tiles=1, out_lanes=4, formats=["dense", "nm"],
                  axi_data_width=64, weight_buf_depth=2048, act_buf_depth=512,
                  out_buf_depth=64)
 
+# the same array on a 128-bit bus (and ring): the benchmark layer's load and write-back take
+# half the beats (the weight buffer keeps its bytes: half the words, twice as wide)
+_ULX3S_64_W128 = dict(_ULX3S_64, axi_data_width=128, ring_payload_width=128,
+                      weight_buf_depth=1024)
+
 BUILDS = [
     {"name": "ulx3s-64mac", "board": "ulx3s-85f", "clock_mhz": 100.0, "config": _ULX3S_64,
      "layer": {"m": 64, "k": 128, "n": 64}, "sparse": ["2:4", "1:8"]},
+    {"name": "ulx3s-64mac-w128", "board": "ulx3s-85f", "clock_mhz": 100.0,
+     "config": _ULX3S_64_W128, "layer": {"m": 64, "k": 128, "n": 64}, "sparse": ["2:4", "1:8"]},
 ]
 
 

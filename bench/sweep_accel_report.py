@@ -121,8 +121,12 @@ checkout.  CSV: [{STEM}.csv]({STEM}.csv).
 def main() -> int:
     from sparsemac.flow.cycles import tile_model_source
     from sparsemac.flow.spec import load_spec
-    from sparsemac.flow.sweep import _varying
-    from sparsemac.flow.sweep_report import find_workload, rerender_rows, write_reports
+    from sparsemac.flow.sweep_report import (
+        find_workload,
+        rerender_rows,
+        varying_params,
+        write_reports,
+    )
 
     os.chdir(ROOT)                      # the report names the spec by its relative path
     spec = load_spec(SPEC)
@@ -130,7 +134,7 @@ def main() -> int:
     cfgs = {c.name: c for c in spec.configs}
     tile = {r["key"]: tile_model_source(find_workload(spec, r), cfgs[r["config"]],
                                         spec.seed)["cycles"] for r in rows}
-    files = write_reports(rows, REPORTS, spec, _varying(spec), stem=STEM,
+    files = write_reports(rows, REPORTS, spec, varying_params(spec), stem=STEM,
                           intro=intro(rows, spec, tile))
     print(", ".join(str(REPORTS / f) for f in files))
     return 0

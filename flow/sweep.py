@@ -36,7 +36,15 @@ from pathlib import Path
 from .cycles import CYCLE_SOURCES, resolve_source, tile_rtl_cycles
 from .generate import sha256
 from .spec import SweepSpec
-from .sweep_report import COLUMNS, apply_clock, area_overhead, spec_clock, write_reports
+from .sweep_report import (
+    COLUMNS,
+    apply_clock,
+    area_overhead,
+    config_dict,
+    spec_clock,
+    varying_params,
+    write_reports,
+)
 from .versions import generator_versions, source_digest, synth_versions
 
 __all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports",
@@ -47,18 +55,12 @@ __all__ = ["run_sweep", "run_config_job", "Results", "point_key", "write_reports
 _SOURCES = source_digest()
 
 
-def _config_dict(cfg) -> dict:
-    d = cfg.to_dict()
-    d.pop("name", None)
-    return d
-
-
 def point_key(cfg, workload, spec: SweepSpec, source: str, rtl: bool = False) -> str:
     """Identity of one result: what it was computed from (config, workload, the ``hw/`` and
     ``golden/`` sources), and with which tools (a point of the RTL sample has its own key:
     adding the sample later recomputes just those)."""
     tools = generator_versions() | (synth_versions(spec.target) if spec.target else {})
-    ident = {"config": _config_dict(cfg), "workload": workload.as_dict(), "top": spec.top,
+    ident = {"config": config_dict(cfg), "workload": workload.as_dict(), "top": spec.top,
              "synth": [spec.target, spec.device, spec.fmax], "cycles": source, "seed": spec.seed,
              "tools": tools, "sources": _SOURCES}
     if rtl:
@@ -165,11 +167,6 @@ class Results:
         self.db.close()
 
 
-def _varying(spec: SweepSpec) -> list[str]:
-    dicts = [_config_dict(c) for c in spec.configs]
-    return [k for k in dicts[0] if len({json.dumps(d[k]) for d in dicts}) > 1]
-
-
 def _executor(kind: str, jobs: int, scheduler: str | None):
     """``(submit(fn, arg) -> future, as_completed(futures), close())``."""
     if kind == "dask":
@@ -220,7 +217,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, executor: 
     source = resolve_source(spec.cycles, spec.top)
     db = Results(out / "results.sqlite")
     run_id, started = uuid.uuid4().hex[:12], time.time()
-    varying = _varying(spec)
+    varying = varying_params(spec)
     all_keys, pending = [], []
     done = db.done()
     n_all = spec.n_points

@@ -39,7 +39,21 @@ from .sweep_plot import BOARD_BUILDS
 
 __all__ = ["COLUMNS", "CLOCK_SOURCES", "CYCLE_TEXT", "choose_clock", "apply_clock",
            "spec_clock", "write_reports", "area_overhead", "read_csv", "find_workload",
-           "rerender_rows", "main"]
+           "rerender_rows", "main", "config_dict", "varying_params"]
+
+
+def config_dict(cfg) -> dict:
+    """A config's parameters without its name (what identifies a sweep point)."""
+    d = cfg.to_dict()
+    d.pop("name", None)
+    return d
+
+
+def varying_params(spec) -> list[str]:
+    """The config parameters that differ between the spec's points (the table's columns)."""
+    dicts = [config_dict(c) for c in spec.configs]
+    return [k for k in dicts[0] if len({json.dumps(d[k]) for d in dicts}) > 1]
+
 
 COLUMNS = ["key", "run_id", "computed_at", "config", "params", "top", "target", "device",
            "area_copies", "LUT", "FF", "DSP", "BRAM", "fits", "fmax_mhz", "clock_mhz",
@@ -304,7 +318,6 @@ def rerender_rows(spec, csv_path: str | Path, cycles: str | None = None) -> list
     (`apply_clock`); area, Fmax and the RTL sample are kept.  A row whose config or workload is
     not (or no longer) in the spec raises ``ValueError``."""
     from .cycles import CYCLE_SOURCES, resolve_source
-    from .sweep import _config_dict
 
     source = resolve_source(cycles or spec.cycles, spec.top)
     cfgs = {c.name: c for c in spec.configs}
@@ -313,7 +326,7 @@ def rerender_rows(spec, csv_path: str | Path, cycles: str | None = None) -> list
         cfg = cfgs.get(r["config"])
         if cfg is None:
             raise ValueError(f"{csv_path}: config {r['config']!r} is not a point of {spec.path}")
-        have = json.loads(json.dumps(_config_dict(cfg)))
+        have = json.loads(json.dumps(config_dict(cfg)))
         for k, v in json.loads(r["params"]).items():
             if have.get(k) != v:
                 raise ValueError(f"{csv_path}: {r['config']} has {k} = {v!r} in the CSV but "
@@ -330,7 +343,6 @@ def rerender_rows(spec, csv_path: str | Path, cycles: str | None = None) -> list
 def main(argv: list[str] | None = None) -> int:
     from .cycles import CYCLE_SOURCES
     from .spec import load_spec
-    from .sweep import _varying
 
     ap = argparse.ArgumentParser(prog="python -m sparsemac.flow.sweep_report",
                                  description="re-render a finished sweep's report from its CSV "
@@ -347,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = rerender_rows(spec, args.csv, args.cycles)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = write_reports(rows, out, spec, _varying(spec), stem=args.stem)
+    files = write_reports(rows, out, spec, varying_params(spec), stem=args.stem)
     print(", ".join(str(out / f) for f in files))
     return 0
 
