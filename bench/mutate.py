@@ -250,8 +250,14 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a tile computing a column share tags its results with the first share's columns: "
            "every tile of a column split writes over tile 0's outputs"),
+    Mutant("IM2COL-WRAP-AHEAD", "im2col wrap look-ahead", "hw/tile/im2col_address.py",
+           "Mux(wrap, ahead >= (g.ow << 1), ahead >= g.ow)",
+           "Mux(wrap, ahead >= g.ow, ahead >= g.ow)",
+           ("tests/hw/test_im2col_address.py",),
+           "after a group that wrapped to the next output row, a column's next wrap is "
+           "predicted against OW instead of 2*OW: the gather reads the wrong input pixels"),
     Mutant("IM2COL-NO-SKIP", "column split", "hw/tile/im2col_address.py",
-           "with m.Elif(cg < self.cg_first):", "with m.Elif(cg < 0):",
+           "skipping.eq(self.cg_first != 0)", "skipping.eq(0)",
            ("tests/hw/test_im2col_address.py", "tests/hw/test_tile.py"),
            "the gather of a column share starts at the layer's first pixel: wrong activations "
            "for every tile but the first"),

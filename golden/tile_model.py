@@ -29,7 +29,7 @@ _TAIL = 4
 _LOAD_EXTRA = 2
 # calibration against the RTL: the im2col gather's first entry readable ``cols + this``
 # cycles after the start pulse (`gather_gate`)
-_GATHER_FIRST = 4
+_GATHER_FIRST = 5
 
 
 def _cdiv(a: int, b: int) -> int:

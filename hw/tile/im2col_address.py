@@ -26,7 +26,7 @@ class Im2colAddress(wiring.Component):
     ``ih = oh*sh - ph + r*dh``, ``iw = ow*sw - pw + s*dw``, and ``inb`` = the position is inside
     the image (and ``p < OH*OW``): padding positions are never fetched.  Latency: the address
     of step ``i`` is valid in the cycle ``valid`` is high for the ``i``-th time; one step per
-    cycle after ``cols + 1`` set-up cycles (the columns' first positions are stepped one per
+    cycle after ``cols + 2`` set-up cycles (the columns' first positions are stepped one per
     cycle, no divider) and two pipeline stages (``ih``/``iw`` and the row's byte offset, then
     the address: one adder per column per stage), no stalls.  No multiplier per column: a
     column's base position and row offset advance by constants from group to group, and the
@@ -42,7 +42,7 @@ class Im2colAddress(wiring.Component):
     Members
     -------
     start : In(1)
-        Pulse: begin (``geo``, ``k``, ``ncg`` held stable until ``done``).
+        Pulse: begin (``geo``, ``k``, ``ncg``, ``cg_first`` held stable until ``done``).
     geo : In(conv_geometry_layout())
     k, ncg : In(16)
         ``C*KH*KW`` and the end of the column groups produced: ``ceil(OH*OW / cols)`` for the
@@ -98,6 +98,17 @@ class Im2colAddress(wiring.Component):
         rsw, rsw1 = _D(sw_), _D(sw_)    # rmd*sw, rmd*sw - OW*sw
         qshw, qshw1 = _D(aw), _D(aw)    # q*sh*W, (q*sh + sh)*W
         osw = _D(sw_)                       # OW*sw
+        rmd2 = _D(dw + 1)                   # 2*rmd
+        # wrap[j]: column j's next group wraps (ow[j] + rmd >= OW), kept one group ahead so
+        # the group step's selects come from flip-flops, not from a compare (set in PREP,
+        # then from the current ow[j]: ow + 2*rmd against OW or, after a wrap, 2*OW)
+        wrap_r = [_D(name=f"wrap{j}") for j in range(cols)]
+        aheads = [Signal(dw + 2, name=f"ahead{j}") for j in range(cols)]   # ow + 2*rmd
+        # the RUN state's decisions, registered one step ahead (cg >= ncg, cg < cg_first,
+        # kk + 1 == k; `ncg`, `cg_first` and `k` hold still from `start` on): the group step
+        # that moves every column's registers starts from flip-flops, not from compares
+        at_end, skipping, k_last = _D(name="at_end"), _D(name="skipping"), _D(name="k_last")
+        m.d.comb += [a.eq(o + rmd2) for a, o in zip(aheads, ow)]
         # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
         # (address, inb)
         step_valid = Signal()
@@ -151,28 +162,38 @@ class Im2colAddress(wiring.Component):
                     m.d.sync += [rmd.eq(now), rmd_ow.eq(now - g.ow),
                                  qsh.eq(nbh + g.ph), qsh1.eq(nbh + g.ph + g.sh),
                                  rsw.eq(nbw + g.pw), rsw1.eq(nbw + g.pw - osw),
-                                 qshw.eq(nrowb + phw), qshw1.eq(nrowb + phw + shw)]
-                    m.next = "RUN"
+                                 qshw.eq(nrowb + phw), qshw1.eq(nrowb + phw + shw),
+                                 rmd2.eq(now << 1)]
+                    m.next = "PREP"
+            with m.State("PREP"):
+                for j in range(cols):
+                    m.d.sync += wrap_r[j].eq(ow[j] + rmd >= g.ow)
+                m.d.sync += [at_end.eq(self.ncg == 0), skipping.eq(self.cg_first != 0),
+                             k_last.eq(self.k == 1)]
+                m.next = "RUN"
             with m.State("RUN"):
                 def next_group():
                     m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0), cb.eq(0),
-                                 crd.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols)]
+                                 crd.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols),
+                                 at_end.eq(cg + 1 >= self.ncg), skipping.eq(cg + 1 < self.cg_first),
+                                 k_last.eq(self.k == 1)]
                     for j in range(cols):
-                        wrap = ow[j] + rmd >= g.ow
+                        wrap, ahead = wrap_r[j], aheads[j]
+                        m.d.sync += wrap_r[j].eq(Mux(wrap, ahead >= (g.ow << 1), ahead >= g.ow))
                         m.d.sync += [ow[j].eq(Mux(wrap, ow[j] + rmd_ow, ow[j] + rmd)),
                                      bh[j].eq(bh[j] + Mux(wrap, qsh1, qsh)),
                                      bw[j].eq(bw[j] + Mux(wrap, rsw1, rsw)),
                                      rowb[j].eq(rowb[j] + Mux(wrap, qshw1, qshw))]
-                with m.If(cg >= self.ncg):
+                with m.If(at_end):
                     m.next = "DRAIN"
-                with m.Elif(cg < self.cg_first):    # a group of another tile: step over it
+                with m.Elif(skipping):              # a group of another tile: step over it
                     next_group()
                 with m.Else():
                     m.d.comb += step_valid.eq(1)
-                    with m.If(kk + 1 == self.k):  # next column group
+                    with m.If(k_last):              # next column group
                         next_group()
                     with m.Else():
-                        m.d.sync += kk.eq(kk + 1)
+                        m.d.sync += [kk.eq(kk + 1), k_last.eq(kk + 2 == self.k)]
                         with m.If(s + 1 == g.kw):
                             m.d.sync += [s.eq(0), sd.eq(0)]
                             with m.If(r + 1 == g.kh):
