@@ -17,7 +17,9 @@ class ProcessingElement(wiring.Component):
     fed by flip-flops, not by the activation RAM's output), the others the product.  The
     result of the pair presented at cycle ``t`` is in ``acc`` at cycle ``t + latency``.
     ``clear`` travels down the same pipeline: the pair that carries ``clear`` starts a new sum
-    (``acc = product``) instead of adding to the previous one.
+    (``acc = product``) instead of adding to the previous one.  ``acc`` and the operand and
+    product registers are not reset (data qualified by ``valid``): after a reset ``acc`` keeps
+    its value until the next ``clear`` pair (0 after power-up).
 
     Parameters
     ----------
