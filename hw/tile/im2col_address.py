@@ -77,37 +77,37 @@ class Im2colAddress(wiring.Component):
         # every register below is loaded at start / in SETUP before it is used, or is
         # pipeline data qualified by v1 / v2: none is reset (only the FSM, `step` and the
         # valid bits are), which keeps the data-plane reset's fan-out small
-        def _D(*args, **kw):
+        def _dreg(*args, **kw):
             return Signal(*args, reset_less=True, **kw)
 
-        rmd = _D(dw)                               # cols = q*OW + rmd
-        ow = [_D(dw, name=f"ow{j}") for j in range(cols)]
-        bh = [_D(sw_, name=f"bh{j}") for j in range(cols)]
-        bw = [_D(sw_, name=f"bw{j}") for j in range(cols)]
-        rowb = [_D(aw, name=f"rowb{j}") for j in range(cols)]
-        pcg = _D(dw + 8)  # cg * cols
-        cg, kk = _D(dw), _D(dw)
-        r, s = _D(4), _D(4)
-        rd, sd = _D(dw), _D(dw)  # r*dh, s*dw
-        cb = _D(aw)                  # c*H*W
-        crd = _D(aw)                 # cb + rd*W
-        npix = _D(2 * dw)            # OH * OW, registered at start
-        hw_, shw, dhw, phw = _D(aw), _D(aw), _D(aw), _D(aw)  # H*W, sh*W, ...
-        rmd_ow = _D(signed(dw + 1))  # rmd - OW
-        qsh, qsh1 = _D(sw_), _D(sw_)    # q*sh, q*sh + sh
-        rsw, rsw1 = _D(sw_), _D(sw_)    # rmd*sw, rmd*sw - OW*sw
-        qshw, qshw1 = _D(aw), _D(aw)    # q*sh*W, (q*sh + sh)*W
-        osw = _D(sw_)                       # OW*sw
-        rmd2 = _D(dw + 1)                   # 2*rmd
+        rmd = _dreg(dw)                               # cols = q*OW + rmd
+        ow = [_dreg(dw, name=f"ow{j}") for j in range(cols)]
+        bh = [_dreg(sw_, name=f"bh{j}") for j in range(cols)]
+        bw = [_dreg(sw_, name=f"bw{j}") for j in range(cols)]
+        rowb = [_dreg(aw, name=f"rowb{j}") for j in range(cols)]
+        pcg = _dreg(dw + 8)  # cg * cols
+        cg, kk = _dreg(dw), _dreg(dw)
+        r, s = _dreg(4), _dreg(4)
+        rd, sd = _dreg(dw), _dreg(dw)  # r*dh, s*dw
+        cb = _dreg(aw)                  # c*H*W
+        crd = _dreg(aw)                 # cb + rd*W
+        npix = _dreg(2 * dw)            # OH * OW, registered at start
+        hw_, shw, dhw, phw = _dreg(aw), _dreg(aw), _dreg(aw), _dreg(aw)  # H*W, sh*W, ...
+        rmd_ow = _dreg(signed(dw + 1))  # rmd - OW
+        qsh, qsh1 = _dreg(sw_), _dreg(sw_)    # q*sh, q*sh + sh
+        rsw, rsw1 = _dreg(sw_), _dreg(sw_)    # rmd*sw, rmd*sw - OW*sw
+        qshw, qshw1 = _dreg(aw), _dreg(aw)    # q*sh*W, (q*sh + sh)*W
+        osw = _dreg(sw_)                       # OW*sw
+        rmd2 = _dreg(dw + 1)                   # 2*rmd
         # wrap[j]: column j's next group wraps (ow[j] + rmd >= OW), kept one group ahead so
         # the group step's selects come from flip-flops, not from a compare (set in PREP,
         # then from the current ow[j]: ow + 2*rmd against OW or, after a wrap, 2*OW)
-        wrap_r = [_D(name=f"wrap{j}") for j in range(cols)]
+        wrap_r = [_dreg(name=f"wrap{j}") for j in range(cols)]
         aheads = [Signal(dw + 2, name=f"ahead{j}") for j in range(cols)]   # ow + 2*rmd
         # the RUN state's decisions, registered one step ahead (cg >= ncg, cg < cg_first,
         # kk + 1 == k; `ncg`, `cg_first` and `k` hold still from `start` on): the group step
         # that moves every column's registers starts from flip-flops, not from compares
-        at_end, skipping, k_last = _D(name="at_end"), _D(name="skipping"), _D(name="k_last")
+        at_end, skipping, k_last = (_dreg(name=n) for n in ("at_end", "skipping", "k_last"))
         m.d.comb += [a.eq(o + rmd2) for a, o in zip(aheads, ow)]
         # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
         # (address, inb)
@@ -116,10 +116,10 @@ class Im2colAddress(wiring.Component):
         m.d.sync += [v1.eq(step_valid), v2.eq(v1)]
         m.d.comb += self.valid.eq(v2)
         for j in range(cols):
-            ih = _D(sw_, name=f"ih{j}")
-            iw = _D(sw_, name=f"iw{j}")
-            ra = _D(aw, name=f"ra{j}")
-            inpix = _D(name=f"inpix{j}")
+            ih = _dreg(sw_, name=f"ih{j}")
+            iw = _dreg(sw_, name=f"iw{j}")
+            ra = _dreg(aw, name=f"ra{j}")
+            inpix = _dreg(name=f"inpix{j}")
             m.d.sync += [ih.eq(bh[j] + rd), iw.eq(bw[j] + sd), ra.eq(rowb[j] + crd),
                          inpix.eq(pcg + j < npix)]
             m.d.sync += [
@@ -129,9 +129,9 @@ class Im2colAddress(wiring.Component):
         # set-up: the positions of columns 1 .. cols-1, and of column `cols` (q, rmd),
         # stepped one column per cycle (ow + 1, wrapping at OW): no divider
         step = Signal(range(cols + 1))
-        s_ow = _D(dw)                            # position of column `step - 1`
-        s_bh, s_bw = _D(sw_), _D(sw_)            # its base row / column
-        s_rowb = _D(aw)
+        s_ow = _dreg(dw)                            # position of column `step - 1`
+        s_bh, s_bw = _dreg(sw_), _dreg(sw_)            # its base row / column
+        s_rowb = _dreg(aw)
         n_ow = Signal(dw + 1)
         n_wrap = Signal()
         m.d.comb += [n_ow.eq(s_ow + 1), n_wrap.eq(n_ow >= g.ow)]
