@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from sparsemac.golden.desc_rules import validate_descriptor, validate_table
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
@@ -24,8 +25,6 @@ from sparsemac.golden.descriptors import (
     Flags,
     conv2d_descriptor,
     matmul_descriptor,
-    validate_descriptor,
-    validate_table,
 )
 from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut

@@ -2,7 +2,7 @@
 
 :func:`run_model` reads **only** a memory image and the table registers (``DESC_BASE``,
 ``DESC_COUNT``, ``MEM_BASE``/``MEM_LIMIT``), like the hardware: it checks the table
-(`golden.descriptors.validate_table`), then for each descriptor in order decodes and validates it
+(`golden.desc_rules.validate_table`), then for each descriptor in order decodes and validates it
 (`validate_descriptor`), reads and validates the per-tile weight images (section 8.1,
 `golden.parse_weights`; a body error, codes 7..10, only once every header of the layer passed,
 as the hardware reports it), the activations, the requantization records and the table, runs the
@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sparsemac.golden.depthwise import depthwise_conv2d
+from sparsemac.golden.desc_rules import (
+    hardware_descriptor_code,
+    validate_descriptor,
+    validate_table,
+)
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     LUT_BYTES,
@@ -25,10 +30,7 @@ from sparsemac.golden.descriptors import (
     ErrorCode,
     Flags,
     Opcode,
-    hardware_descriptor_code,
     unpack_descriptor,
-    validate_descriptor,
-    validate_table,
 )
 from sparsemac.golden.eltwise import MAX_SHIFT_DIFF, add_requant
 from sparsemac.golden.format_check import check_header, parse_weights
@@ -371,7 +373,7 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
         The build (formats, parameters, ``acc_width``, AXI beat, LUT engine).
     limits : {"hardware", "architecture"}
         ``hardware`` (default): the generated hardware's limits too
-        (`golden.descriptors.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
+        (`golden.desc_rules.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
         no ACCUMULATE, N:M with N a power of two; activations that do not fit a tile's
         buffers are BAD_SHAPE; only the opcodes the hardware builds, `HW_OPS`), so the run
         is what the RTL does.  ``architecture``: the rules of docs/spec.md alone

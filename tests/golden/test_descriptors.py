@@ -6,6 +6,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
+from sparsemac.golden.desc_rules import validate_descriptor, validate_table
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     Descriptor,
@@ -17,8 +18,6 @@ from sparsemac.golden.descriptors import (
     matmul_descriptor,
     pack_descriptor,
     unpack_descriptor,
-    validate_descriptor,
-    validate_table,
 )
 from sparsemac.golden.formats import FormatErrorCode
 from sparsemac.golden.ops import conv_output_shape

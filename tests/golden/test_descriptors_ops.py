@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from sparsemac.golden import avgpool2d, depthwise_conv2d, global_avgpool, maxpool2d
+from sparsemac.golden.desc_rules import hardware_descriptor_code, validate_descriptor
 from sparsemac.golden.descriptors import (
     ADD_QUANT_BYTES,
     HW_OPS,
@@ -22,10 +23,8 @@ from sparsemac.golden.descriptors import (
     buffer_sizes,
     depthwise_conv2d_descriptor,
     global_avgpool_descriptor,
-    hardware_descriptor_code,
     maxpool2d_descriptor,
     unpack_descriptor,
-    validate_descriptor,
 )
 
 E = ErrorCode

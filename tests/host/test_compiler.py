@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from sparsemac.golden.desc_rules import validate_descriptor
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     ErrorCode,
@@ -13,7 +14,6 @@ from sparsemac.golden.descriptors import (
     Opcode,
     buffer_sizes,
     unpack_descriptor,
-    validate_descriptor,
 )
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.ops import matmul

@@ -5,13 +5,8 @@ import struct
 
 import numpy as np
 import pytest
-from sparsemac.golden.descriptors import (
-    DESC_BYTES,
-    ErrorCode,
-    Flags,
-    unpack_descriptor,
-    validate_descriptor,
-)
+from sparsemac.golden.desc_rules import validate_descriptor
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags, unpack_descriptor
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import FormatError
 from sparsemac.host import compile_network, layer_cycles, network_from_dict, run_model

@@ -3,13 +3,8 @@ and the hardware's limits) in amaranth.sim."""
 
 import pytest
 from amaranth.sim import Simulator
-from sparsemac.golden.descriptors import (
-    ErrorCode,
-    conv2d_descriptor,
-    hardware_descriptor_code,
-    matmul_descriptor,
-    validate_descriptor,
-)
+from sparsemac.golden.desc_rules import hardware_descriptor_code, validate_descriptor
+from sparsemac.golden.descriptors import ErrorCode, conv2d_descriptor, matmul_descriptor
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker
 
@@ -105,7 +100,7 @@ def test_hardware_limits(change, code):
 
 
 def test_hardware_limit_constants_match_the_rtl():
-    from sparsemac.golden.descriptors import HW_DIM_MAX, HW_GEO_MAX
+    from sparsemac.golden.desc_rules import HW_DIM_MAX, HW_GEO_MAX
     from sparsemac.hw.hub.desc_checker import MAX_GEO
     from sparsemac.hw.tile.tile import DIM_WIDTH
 

@@ -19,14 +19,13 @@ import struct
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from sparsemac.golden.desc_rules import validate_descriptor, validate_table
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
     ErrorCode,
     Flags,
     buffer_sizes,
     unpack_descriptor,
-    validate_descriptor,
-    validate_table,
 )
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import FormatError

@@ -9,7 +9,8 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
-from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags, validate_descriptor
+from sparsemac.golden.desc_rules import validate_descriptor
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags
 from sparsemac.golden.formats import FORMAT_CODES
 from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
 from sparsemac.sim.coverage_bins import BinsRecorder
