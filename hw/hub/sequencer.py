@@ -569,9 +569,10 @@ class Sequencer(wiring.Component):
             # copies, one per block, in the accelerator): the DMAs stay aborted while the
             # plane still runs (ABORT, ABORT_HOLD: no command a node or the ResultWriter
             # still presents is taken), and SETTLE waits until the plane is out of reset
-            with m.State("ABORT"):
-                m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
+            abort_outputs = [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
                              self.plane_reset.eq(1)]
+            with m.State("ABORT"):
+                m.d.comb += abort_outputs
                 m.d.sync += [soft_pending.eq(0), pf.eq(PF_IDLE)]
                 with m.Switch(err_src):
                     for src, addr in err_addrs.items():
@@ -579,8 +580,7 @@ class Sequencer(wiring.Component):
                             m.d.sync += self.error_addr.eq(addr)
                 m.next = "ABORT_HOLD"
             with m.State("ABORT_HOLD"):
-                m.d.comb += [self.busy.eq(1), self.rd_abort.eq(1), self.wr_abort.eq(1),
-                             self.plane_reset.eq(1)]
+                m.d.comb += abort_outputs
                 m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), self.plane_reset.eq(1)]
