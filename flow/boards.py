@@ -36,7 +36,7 @@ from pathlib import Path
 from amaranth.hdl import ClockDomain, Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import io
 
-from .clocking import Ecp5Pll, ecp5_pll_params
+from .clocking import Ecp5Pll, ecp5_global_buffer, ecp5_pll_params
 from .selftest import AccelSelfTest
 from .synth import DEVICES, SynthError, check_fit, classify_cells
 from .tile_selftest import TileSelfTest
@@ -119,13 +119,15 @@ class BoardTop(Elaboratable):
 
     def __init__(self, board: Board, cfg, *, clock_mhz: float | None = None, **selftest_kw):
         self.board = board
-        self.core = board.selftest(cfg, **selftest_kw)
         self.pll = None
         if clock_mhz is not None:
             if board.target != "ecp5":
                 raise ValueError(f"clock_mhz needs a PLL model for {board.target}; only ecp5 "
                                  f"boards have one, not {board.device}")
             self.pll = ecp5_pll_params(board.osc_mhz, clock_mhz)
+            if board.core == "accelerator":   # the data plane's reset on a global net too
+                selftest_kw.setdefault("reset_buffer", ecp5_global_buffer)
+        self.core = board.selftest(cfg, **selftest_kw)
 
     @property
     def clock_mhz(self) -> float:
@@ -134,14 +136,19 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         core = self.core
+        button = None
+        if self.board.reset_button is not None:
+            button = io.Buffer("i", platform.request(*self.board.reset_button, dir="-"))
+            m.submodules.reset_button = button
         if self.pll is not None:
             osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
             m.submodules.osc = osc
             m.domains.sync = ClockDomain("sync")
-            m.submodules.pll = Ecp5Pll(self.pll, osc.i)
-        if self.board.reset_button is not None:
-            button = io.Buffer("i", platform.request(*self.board.reset_button, dir="-"))
-            m.submodules.reset_button = button
+            # the button joins the PLL's lock in the reset synchronizer: the core's reset is
+            # one flip-flop on a global net (no LUT between it and the reset pins)
+            m.submodules.pll = Ecp5Pll(self.pll, osc.i, rst_in=None if button is None
+                                       else button.i, global_reset=True)
+        elif button is not None:
             pressed = Signal()
             m.d.sync += pressed.eq(button.i)          # one register against metastability
             core = ResetInserter({"sync": pressed})(core)

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.hdl import ClockSignal, Const, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib.cdc import AsyncFFSynchronizer
 
-__all__ = ["PllParams", "ecp5_pll_params", "Ecp5Pll"]
+__all__ = ["PllParams", "ecp5_pll_params", "Ecp5Pll", "ecp5_global_buffer"]
+
+
+def ecp5_global_buffer(m: Module, signal, name: str):
+    """``signal`` through an ECP5 DCCA onto a primary (global) net: a register's output that
+    drives thousands of reset pins reaches them over the clock tree instead of general routing
+    (nextpnr routes a DCCA's fabric loads, LSR and CE included, from the global wires).  Returns
+    the buffered signal; ``name`` names the DCCA (``<name>_dcca``) and its output
+    (``<name>_global``)."""
+    out = Signal(name=f"{name}_global")
+    m.submodules[f"{name}_dcca"] = Instance("DCCA", i_CLKI=signal, i_CE=Const(1, 1),
+                                            o_CLKO=out)
+    return out
 
 # ECP5 sysCLOCK PLL limits (Lattice TN1263 / DS1044): phase detector, VCO and output ranges
 _PFD = (3.125, 400.0)
@@ -65,12 +77,15 @@ def ecp5_pll_params(f_in_mhz: float, f_out_mhz: float) -> PllParams:
 class Ecp5Pll(Elaboratable):
     """Drives the clock of domain ``sync`` at ``params.f_out_mhz`` from the oscillator clock
     ``clk_in``, and its reset: held (and synchronously released) until the PLL locks, or while
-    ``rst_in`` is high.  The parent defines the domain (``ClockDomain("sync")``)."""
+    ``rst_in`` (asynchronous, a button) is high.  The reset is the last flip-flop of a
+    two-stage synchronizer, through a global buffer (`ecp5_global_buffer`) when
+    ``global_reset``.  The parent defines the domain (``ClockDomain("sync")``)."""
 
-    def __init__(self, params: PllParams, clk_in, rst_in=None):
+    def __init__(self, params: PllParams, clk_in, rst_in=None, *, global_reset: bool = False):
         self.params = params
         self.clk_in = clk_in
         self.rst_in = rst_in
+        self.global_reset = global_reset
         self.locked = Signal()
 
     def elaborate(self, platform):
@@ -91,7 +106,11 @@ class Ecp5Pll(Elaboratable):
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=self.locked)
         rst = ~self.locked if self.rst_in is None else (~self.locked | self.rst_in)
-        m.submodules.rst_sync = ResetSynchronizer(rst, domain="sync")
+        rst_sync = Signal(name="core_reset", init=1)
+        m.submodules.rst_sync = AsyncFFSynchronizer(rst, rst_sync, o_domain="sync")
+        if self.global_reset:
+            rst_sync = ecp5_global_buffer(m, rst_sync, "core_reset")
+        m.d.comb += ResetSignal("sync").eq(rst_sync)
         if platform is not None:
             platform.add_clock_constraint(clk, p.f_out_mhz * 1e6)
         return m

@@ -168,6 +168,8 @@ class AccelSelfTest(wiring.Component):
         Flip a bit of this expected output byte (the check must then fail).
     timeout_cycles : int
         Cycles to wait for ``irq`` before failing (>= 1).
+    reset_buffer : callable, optional
+        Passed to the `Accelerator` (its data plane's reset through a target's buffer).
 
     Members
     -------
@@ -192,12 +194,13 @@ class AccelSelfTest(wiring.Component):
     """
 
     def __init__(self, cfg, *, network: dict | None = None, corrupt: int | None = None,
-                 timeout_cycles: int = 1 << 20):
+                 timeout_cycles: int = 1 << 20, reset_buffer=None):
         if isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) \
                 or timeout_cycles < 1:
             raise ValueError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
         self.cfg = cfg
         self.timeout_cycles = timeout_cycles
+        self.reset_buffer = reset_buffer
         self.test = compile_selftest(cfg, network, corrupt=corrupt)
         super().__init__({"wrong_byte": In(1), "done": Out(1), "ok": Out(1), "fail": Out(1),
                           "status": Out(32), "mismatches": Out(16), "cycles": Out(32),
@@ -223,7 +226,7 @@ class AccelSelfTest(wiring.Component):
         m = Module()
         cfg, t = self.cfg, self.test
         beat = cfg.axi_bytes
-        m.submodules.accel = acc = Accelerator(cfg)
+        m.submodules.accel = acc = Accelerator(cfg, reset_buffer=self.reset_buffer)
         m.submodules.sram = sram = AxiSram.for_config(cfg, depth=t.sram_depth, init=t.image)
         m.submodules.rom = rom = Memory(shape=cfg.axi_data_width,
                                         depth=len(t.expected_words), init=t.expected_words)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
@@ -45,14 +45,25 @@ class Accelerator(wiring.Component):
     irq : Out(1)
         ``OR(IRQ_STATUS & IRQ_ENABLE)``, registered.
 
+    reset_buffer : callable, optional
+        ``reset_buffer(module, signal, name) -> signal``: drives the data plane's reset (a
+        register, thousands of loads) through a buffer the target provides, for example an
+        FPGA's global network (``flow.clocking.ecp5_global_buffer``).  Default: the register
+        drives the loads directly.
+
     Raises
     ------
     TypeError, ValueError
-        ``config`` is not an AcceleratorConfig, or its ring payload is narrower than 64 bits.
+        ``config`` is not an AcceleratorConfig, or its ring payload is narrower than 64 bits;
+        ``reset_buffer`` is not callable.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, reset_buffer=None):
         AcceleratorConfig.require(config, "config")
+        if reset_buffer is not None and not callable(reset_buffer):
+            raise TypeError(f"reset_buffer must be callable (module, signal, name) -> signal "
+                            f"or None, not {reset_buffer!r}")
+        self.reset_buffer = reset_buffer
         if config.ring_payload_width < 64:
             raise ValueError(f"ring_payload_width must be at least 64 for the accelerator, "
                              f"not {config.ring_payload_width!r}")
@@ -79,15 +90,23 @@ class Accelerator(wiring.Component):
         rw = ResultWriter(cfg, tag_width=TAG_WIDTH)
         ring = Ring.from_config(cfg, nodes=cfg.tiles + 1)
         nodes = [TileNode(cfg, node=t + 1) for t in range(cfg.tiles)]
-        # the data-plane reset, registered (`PLANE_RESET_DELAY` = 1 cycle late, which the
-        # sequencer waits out): no combinational path from the sequencer's FSM fans out to
-        # every flip-flop of the plane, and the register is placed where its loads are
-        plane = Signal(name="plane_reset")
+        # The data plane (ring, tile nodes, ResultWriter, ring skid buffers) runs in its own
+        # clock domain `plane`: the same clock, and one reset, the register `plane_reset` =
+        # (sync reset or the sequencer's plane reset) one cycle late (`PLANE_RESET_DELAY` = 1,
+        # which the sequencer waits out; a board reset reaches the plane a cycle late and
+        # leaves it a cycle late).  One flip-flop then drives every reset pin of the plane (no
+        # OR of two resets in front of thousands of loads), optionally through `reset_buffer`.
+        plane = Signal(name="plane_reset", init=1)
         m.d.sync += plane.eq(seq.plane_reset)
-        m.submodules.results = ResetInserter({"sync": plane})(rw)
-        m.submodules.ring = ResetInserter({"sync": plane})(ring)
+        plane_rst = plane if self.reset_buffer is None else \
+            self.reset_buffer(m, plane, "plane_reset")
+        m.domains.plane = cd_plane = ClockDomain("plane", local=True)
+        m.d.comb += [cd_plane.clk.eq(ClockSignal("sync")), cd_plane.rst.eq(plane_rst)]
+        in_plane = DomainRenamer({"sync": "plane"})
+        m.submodules.results = in_plane(rw)
+        m.submodules.ring = in_plane(ring)
         for t, node in enumerate(nodes):
-            m.submodules[f"tile{t}"] = ResetInserter({"sync": plane})(node)
+            m.submodules[f"tile{t}"] = in_plane(node)
 
         # -- AXI4: reader on AR/R, writer on AW/W/B --------------------------------------------
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
@@ -119,7 +138,7 @@ class Accelerator(wiring.Component):
         # ways); reset with the data plane
         def skid(name, src, dst):
             sk = SkidBuffer(ring.layout)
-            m.submodules[name] = ResetInserter({"sync": plane})(sk)
+            m.submodules[name] = in_plane(sk)
             wiring.connect(m, src, sk.i)
             wiring.connect(m, sk.o, dst)
 

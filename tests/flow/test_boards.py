@@ -105,7 +105,11 @@ def test_ulx3s_top_with_a_pll_core_clock(tmp_path):
     mod, cls = board.platform.split(":")
     plan = getattr(importlib.import_module(mod), cls)().prepare(top, name="t")
     files = plan.files
-    assert "EHXPLLL" in files["t.il"] and "rst_sync" in files["t.il"]
+    il = files["t.il"]
+    assert "EHXPLLL" in il and "rst_sync" in il
+    # the core's reset and the data plane's reset each drive their loads from a global buffer
+    assert il.count("cell \\DCCA ") == 2, il.count("cell \\DCCA ")
+    assert "core_reset_global" in il and "plane_reset_global" in il
     lpf = files["t.lpf"]
     assert "FREQUENCY NET" in lpf and "100000000" in lpf.replace(".0", ""), lpf
     assert BoardTop(board, cfg).clock_mhz == 25.0 and BoardTop(board, cfg).pll is None
