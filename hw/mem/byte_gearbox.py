@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,15 +70,16 @@ class ByteGearbox(wiring.Component):
                 m.d.comb += [after_pop.eq(cnt - ob), shifted.eq(buf >> (8 * ob))]
             with m.Else():
                 m.d.comb += [after_pop.eq(0), shifted.eq(0)]
-        mask = Signal(8 * cap)
-        m.d.comb += mask.eq((Const(1, 8 * cap + 1) << (after_pop * 8)) - 1)
+        # invariant: the bytes of `buf` at and above `cnt` are 0 (a shift brings in zeros, a
+        # push fills `ib` bytes above the held ones), so no mask is needed before the OR (the
+        # mask was a subtractor as wide as the buffer, 71 carry cells at 64-bit beats)
         with m.If(push):
-            m.d.sync += [buf.eq((shifted & mask) | (self.i.payload.data << (after_pop * 8))),
+            m.d.sync += [buf.eq(shifted | (self.i.payload.data << (after_pop * 8))),
                          cnt.eq(after_pop + ib)]
             with m.If(self.i.payload.last):
                 m.d.sync += flushing.eq(1)
         with m.Else():
-            m.d.sync += [buf.eq(shifted & mask), cnt.eq(after_pop)]
+            m.d.sync += [buf.eq(shifted), cnt.eq(after_pop)]
             with m.If(flushing & (after_pop == 0)):
                 m.d.sync += flushing.eq(0)
         with m.If(self.clear):

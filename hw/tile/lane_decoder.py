@@ -437,22 +437,27 @@ class LaneDecoder(wiring.Component):
         # q holds the word's record (without its candidates) beside the pick
         carried = [n for n in fields if n not in ("end", "cand", "lo", "hi")]
         qf = {"end": 1, "first": 1, "jj": len(jj), **{n: fields[n] for n in carried}}
+        if has_nm:    # the pick's k within its group pair (nm), computed beside the pick
+            qf["small"] = dw
         q = Signal(data.StructLayout(qf), reset_less=True)
         q_ready = ~q_valid | self.pairs.ready
+        if has_nm:
+            idx = cur.aux.word_select(jj[:lg_wb], 8)
+            small = Signal(dw, name="nm_small")
+            m.d.comb += small.eq((((cur.o + jj) >> self.lg_n) << self.lg_m) + idx)
         with m.If(self.pairs.ready):
             m.d.sync += q_valid.eq(0)
         with m.If(cur_valid & q_ready):
             m.d.sync += [q_valid.eq(1), q.end.eq(cur.end), q.first.eq(first), q.jj.eq(jj)]
             m.d.sync += [getattr(q, n).eq(getattr(cur, n)) for n in carried]
+            if has_nm:
+                m.d.sync += q.small.eq(small)
         p = self.pairs.payload
         k = q.kbase + q.jj
         aaddr = q.ak + q.jj
         if has_nm:
-            idx = q.aux.word_select(q.jj[:lg_wb], 8)
-            small = Signal(dw, name="nm_small")
-            m.d.comb += small.eq((((q.o + q.jj) >> self.lg_n) << self.lg_m) + idx)
-            k = Mux(is_nm, q.gk + small, k)
-            aaddr = Mux(is_nm, q.ga + small, aaddr)
+            k = Mux(is_nm, q.gk + q.small, k)
+            aaddr = Mux(is_nm, q.ga + q.small, aaddr)
         if has_bm:
             below = q.data & ((Const(1, W + 1) << q.jj) - 1)[:W]
             m.d.comb += p.vaddr.eq(q.base + _popcount(below, W))

@@ -211,6 +211,7 @@ class Tile(wiring.Component):
         ncg_all = Signal(DIM_WIDTH)      # column groups of the layer: ceil(n / cols)
         cg_first = Signal(DIM_WIDTH)     # the first group computed
         cg_end = Signal(DIM_WIDTH + 1)   # one past the last
+        cg_sum = Signal(DIM_WIDTH + 1)   # cg0 + cgs of the command
         slice_bad = Signal()
         kw = Signal(self.naw)
         wcount = Signal(self.baw + 1)
@@ -290,22 +291,26 @@ class Tile(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
                                  g_k.eq(0), g_cg.eq(0), self.error.eq(0),
-                                 ncg_all.eq((self.cmd.payload.n + cols - 1) // cols)]
+                                 ncg_all.eq((self.cmd.payload.n + cols - 1) // cols),
+                                 cg_sum.eq(self.cmd.payload.cg0 + self.cmd.payload.cgs)]
                     if self.conv:   # image size h * w * c: one product here, one in SETUP
                         geo = self.cmd.payload.geo
                         m.d.sync += i_hw.eq(geo.h * geo.w)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
-                # the slice, clamped to the groups that exist (1 group at least)
-                first_ok = cmd.cg0 < ncg_all
-                first = Mux(first_ok, cmd.cg0, ncg_all - 1)
-                avail = Signal(DIM_WIDTH, name="slice_avail")
-                want = Signal(DIM_WIDTH, name="slice_want")
-                m.d.comb += [avail.eq(ncg_all - first), want.eq(Mux(cmd.cgs == 0, avail, cmd.cgs))]
-                groups = Mux(want > avail, avail, want)
-                m.d.sync += [ncg.eq(groups), cg_first.eq(first), cg_end.eq(first + groups),
-                             slice_bad.eq(~first_ok | (want > avail)),
+                # the slice, clamped to the groups that exist (1 group at least): from
+                # `cg0` (the last group if `cg0` is past the layer), `cgs` groups, or up to
+                # the layer's end if `cgs` is 0 or runs past it.  Each result is one compare
+                # or subtract of registered values (`cg_sum` = cg0 + cgs, from IDLE).
+                first_ok = Signal(name="slice_first_ok")
+                over = Signal(name="slice_over")
+                m.d.comb += [first_ok.eq(cmd.cg0 < ncg_all), over.eq(cg_sum > ncg_all)]
+                to_end = (cmd.cgs == 0) | over
+                m.d.sync += [cg_first.eq(Mux(first_ok, cmd.cg0, ncg_all - 1)),
+                             cg_end.eq(Mux(first_ok & ~to_end, cg_sum, ncg_all)),
+                             ncg.eq(Mux(~first_ok, 1, Mux(to_end, ncg_all - cmd.cg0, cmd.cgs))),
+                             slice_bad.eq(~first_ok | ((cmd.cgs != 0) & over)),
                              kw.eq((cmd.k + W - 1) >> lg_w)]
                 if self.conv:
                     m.d.sync += [i_count.eq(0),

@@ -333,7 +333,8 @@ def test_tile_column_slices(conv, rng, seed):
     N = exp.shape[1]
     ncg = -(-N // cfg.cols)
     cases = [(0, 1, 0), (1, 2, 0), (ncg - 1, 1, 0), (ncg - 1, 0, 0), (2, ncg - 2, 0),
-             (0, 0, 0), (ncg, 1, 1), (ncg - 2, 3, 1)]
+             (0, 0, 0), (ncg, 1, 1), (ncg - 2, 3, 1), (ncg, 0, 1), (ncg + 3, 2, 1),
+             (ncg - 1, 2, 1)]
     jobs = [dict(base, cmd=dict(base["cmd"], cg0=c0, cgs=cs)) for c0, cs, _ in cases]
     status = []
     outs = run_tile(cfg, jobs, rng, 0.2, status)
