@@ -158,14 +158,16 @@ class Im2colAddress(wiring.Component):
                         m.d.sync += [ow[j].eq(now), bh[j].eq(nbh), bw[j].eq(nbw),
                                      rowb[j].eq(nrowb)]
                 with m.If(step == cols):
-                    # column `cols` sits q rows and rmd columns past column 0
-                    m.d.sync += [rmd.eq(now), rmd_ow.eq(now - g.ow),
-                                 qsh.eq(nbh + g.ph), qsh1.eq(nbh + g.ph + g.sh),
-                                 rsw.eq(nbw + g.pw), rsw1.eq(nbw + g.pw - osw),
-                                 qshw.eq(nrowb + phw), qshw1.eq(nrowb + phw + shw),
-                                 rmd2.eq(now << 1)]
+                    m.d.sync += rmd.eq(now)
                     m.next = "PREP"
             with m.State("PREP"):
+                # column `cols` (now in s_ow/s_bh/s_bw/s_rowb) sits q rows and rmd columns
+                # past column 0: the group step's increments, from registers
+                m.d.sync += [rmd_ow.eq(s_ow - g.ow),
+                             qsh.eq(s_bh + g.ph), qsh1.eq(s_bh + g.ph + g.sh),
+                             rsw.eq(s_bw + g.pw), rsw1.eq(s_bw + g.pw - osw),
+                             qshw.eq(s_rowb + phw), qshw1.eq(s_rowb + phw + shw),
+                             rmd2.eq(s_ow << 1)]
                 for j in range(cols):
                     m.d.sync += wrap_r[j].eq(ow[j] + rmd >= g.ow)
                 m.d.sync += [at_end.eq(self.ncg == 0), skipping.eq(self.cg_first != 0),

@@ -421,7 +421,8 @@ class LaneDecoder(wiring.Component):
         ]
 
         # ---------------- scanner ----------------
-        # two stages: the pick (lowest candidate of the word -> `jj`, registered in `q`), then
+        # two stages: the pick (lowest candidate of the word -> `jj`, registered in `q`, with
+        # the nm pick's k within its group pair), then
         # the pair's arithmetic from `q` (the byte selects and k / the activation address from
         # the record's precomputed bases: one short adder and one address adder), which feeds
         # the consumer's register.  One pair per cycle; `q` advances when the consumer takes.
@@ -431,9 +432,14 @@ class LaneDecoder(wiring.Component):
             jj = cur.lo
             last = cur.lo + 1 >= cur.hi
         else:
-            jj = _lowest(m, cur.cand, cw, "jj")
+            # the pick `jj` is a register: the lowest candidate of the word that `cur` will
+            # hold, found a cycle ahead (of the FIFO's head word, or of `rem`, the candidates
+            # left after this pick), so the pick's byte selects start from a register
+            jj = Signal(range(max(2, cw)), name="jj", reset_less=True)
             rem = cur.cand & (cur.cand - 1)
             last = rem == 0
+            jj_rem = _lowest(m, rem, cw, "jj_rem")
+            jj_head = _lowest(m, rec(fifo.r_data).cand, cw, "jj_head")
         # q holds the word's record (without its candidates) beside the pick
         carried = [n for n in fields if n not in ("end", "cand", "lo", "hi")]
         qf = {"end": 1, "first": 1, "jj": len(jj), **{n: fields[n] for n in carried}}
@@ -479,10 +485,13 @@ class LaneDecoder(wiring.Component):
                 with m.If(last):
                     m.d.comb += take.eq(1)
                 with m.Else():
-                    m.d.sync += (cur.lo.eq(cur.lo + 1) if ranged else cur.cand.eq(rem))
+                    m.d.sync += (cur.lo.eq(cur.lo + 1) if ranged
+                                 else [cur.cand.eq(rem), jj.eq(jj_rem)])
         with m.If(take):
             m.d.comb += fifo.r_en.eq(1)
             m.d.sync += cur_valid.eq(fifo.r_rdy)
             with m.If(fifo.r_rdy):
                 m.d.sync += cur.eq(fifo.r_data)
+                if not ranged:
+                    m.d.sync += jj.eq(jj_head)
         return m

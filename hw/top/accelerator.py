@@ -11,6 +11,7 @@ from sparsemac.hw.hub.dma_writer import DmaWriter
 from sparsemac.hw.hub.result_writer import ResultWriter
 from sparsemac.hw.hub.sequencer import Sequencer
 from sparsemac.hw.mem.axi import axi4_lite_signature, axi4_signature
+from sparsemac.hw.mem.register_slice import RegisterSlice
 from sparsemac.hw.mem.skid_buffer import SkidBuffer
 from sparsemac.hw.ring import Ring
 from sparsemac.hw.tile.tile_node import TileNode
@@ -133,24 +134,38 @@ class Accelerator(wiring.Component):
                      rw.werror_addr.eq(wr.posted_error_addr)]
 
         # -- ring ------------------------------------------------------------------------------
-        # a skid buffer (no latency) on every ring port: the routers' arbitration and the
-        # nodes' handshakes never form one combinational path (ready from a register both
-        # ways); reset with the data plane
-        def skid(name, src, dst):
-            sk = SkidBuffer(ring.layout)
+        # every ring port gets a stage: a skid buffer (no latency, ready from a register) on
+        # the inject side, a register slice (one cycle, valid, payload and ready from
+        # registers) on the eject side, so that a router's arbitration (FIFO head -> channel
+        # choice -> eject valid) and a consumer's wide register enables are never one path;
+        # reset with the data plane
+        def stage(name, src, dst, cls):
+            sk = cls(ring.layout)
             m.submodules[name] = in_plane(sk)
             wiring.connect(m, src, sk.i)
             wiring.connect(m, sk.o, dst)
 
-        skid("inject_skid0", seq.inject, ring.inject[0])
-        skid("eject_skid0", ring.eject[0], rw.flits)
+        stage("inject_skid0", seq.inject, ring.inject[0], SkidBuffer)
+        stage("eject_slice0", ring.eject[0], rw.flits, RegisterSlice)
+        # a node's start and its share, registered: the sequencer's header decision (the
+        # header checker's verdict, the share's sums) and the node's clears of its checkers
+        # and gearboxes (thousands of reset and enable pins) are not one path; the node starts
+        # a cycle later, long before the header's flits reach it over the ring
+        start_q = Signal(cfg.tiles, name="node_start_q")
+        rows_q = Signal.like(seq.node_rows, name="node_rows_q")
+        row_base_q = Signal.like(seq.node_row_base, name="node_row_base_q")
+        cg0_q = Signal.like(seq.node_cg0, name="node_cg0_q")
+        cgs_q = Signal.like(seq.node_cgs, name="node_cgs_q")
+        m.d.sync += [start_q.eq(seq.node_start), rows_q.eq(seq.node_rows),
+                     row_base_q.eq(seq.node_row_base), cg0_q.eq(seq.node_cg0),
+                     cgs_q.eq(seq.node_cgs)]
         moving = [seq.inject.valid & seq.inject.ready, rw.flits.valid & rw.flits.ready]
         for t, node in enumerate(nodes):
-            skid(f"inject_skid{t + 1}", node.flits_out, ring.inject[t + 1])
-            skid(f"eject_skid{t + 1}", ring.eject[t + 1], node.flits_in)
-            m.d.comb += [node.layer.eq(seq.layer), node.start.eq(seq.node_start[t]),
-                         node.rows.eq(seq.node_rows), node.row_base.eq(seq.node_row_base),
-                         node.cg0.eq(seq.node_cg0), node.cgs.eq(seq.node_cgs),
+            stage(f"inject_skid{t + 1}", node.flits_out, ring.inject[t + 1], SkidBuffer)
+            stage(f"eject_slice{t + 1}", ring.eject[t + 1], node.flits_in, RegisterSlice)
+            m.d.comb += [node.layer.eq(seq.layer), node.start.eq(start_q[t]),
+                         node.rows.eq(rows_q), node.row_base.eq(row_base_q),
+                         node.cg0.eq(cg0_q), node.cgs.eq(cgs_q),
                          seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error),
                          seq.node_image_done[t].eq(node.image_done),
                          seq.node_image_code[t].eq(node.image_code)]
