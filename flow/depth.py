@@ -116,8 +116,7 @@ def analyze(module: dict) -> list[dict]:
 
     # arrival[bit] = (time, levels, carry, predecessor bit)
     arrival: dict[int, tuple[float, int, int, int | None]] = {}
-    sources = set()
-    for cname, c in cells.items():
+    for c in cells.values():
         t = c["type"]
         if t in ("TRELLIS_FF", "DP16KD") or (t == "MULT18X18D" and _mult_registered(c)):
             for port, bits in c["connections"].items():
@@ -125,7 +124,6 @@ def analyze(module: dict) -> list[dict]:
                     for b in bits:
                         if not isinstance(b, str):
                             arrival[b] = (CLK_TO_Q[t], 0, 0, None)
-                            sources.add(b)
     for b in set(module.get("ports", {}) and [x for p in module["ports"].values()
                                                if p["direction"] == "input"
                                                for x in p["bits"]]):
@@ -235,7 +233,8 @@ def analyze(module: dict) -> list[dict]:
 def format_paths(paths: list[dict], top: int = 30, budget_ns: float | None = None) -> str:
     """A table of the slowest paths, one per (start, end bus) pair."""
     seen = set()
-    lines = ["| est. ns | LUT levels | carry cells | from | to | through |", "|---|---|---|---|---|---|"]
+    lines = ["| est. ns | LUT levels | carry cells | from | to | through |",
+             "|---|---|---|---|---|---|"]
     for p in paths:
         if budget_ns is not None and p["delay_ns"] < budget_ns:
             break
