@@ -54,8 +54,10 @@ def load_netlist(path) -> dict:
 
 
 def _names(module: dict) -> dict[int, str]:
-    """A readable name for each net bit (the shortest public name)."""
-    out: dict[int, str] = {}
+    """A readable name for each net bit: the shortest public name, a top-level port's only if
+    the net has no other (a register driving an output is named after the register)."""
+    out: dict[int, tuple[bool, int, str]] = {}
+    ports = set(module.get("ports", {}))
     for name, info in module.get("netnames", {}).items():
         if info.get("hide_name") or _INTERNAL.search(name):
             continue
@@ -64,9 +66,10 @@ def _names(module: dict) -> dict[int, str]:
             if isinstance(b, str):
                 continue
             label = name if len(bits) == 1 else f"{name}[{i}]"
-            if b not in out or len(label) < len(out[b]):
-                out[b] = label
-    return out
+            key = (name in ports, len(label), label)
+            if b not in out or key < out[b]:
+                out[b] = key
+    return {b: k[2] for b, k in out.items()}
 
 
 def _mult_registered(cell: dict) -> bool:
@@ -161,6 +164,11 @@ def analyze(module: dict) -> list[dict]:
                     tt = a[0] + route(ib, cname, port) + cell_d
                     if tt > best[0]:
                         best = (tt, a[1], a[2] + 1, ib)
+        elif t == "DCCA":                # a global buffer: the clock tree, no logic
+            for ib in conns.get("CLKI", []):
+                a = arrive(ib)
+                if not isinstance(ib, str):
+                    best = (a[0] + route(ib, cname, "CLKI"), a[1], a[2], ib)
         elif t in _LUTLIKE or t == "MULT18X18D":
             d = _LUTLIKE.get(t, _MULT_COMB)
             for port, bits in conns.items():
