@@ -153,6 +153,7 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
                                          if fmax else None)} for k, r in runs.items()],
         "dense_only": {k: dense_area["area"].get(k) for k in ("LUT", "FF", "DSP", "BRAM")},
         "critical_paths": (rep or {}).get("critical_paths", []),
+        "estimated_paths": _estimated_paths(wd / "board" / "build"),
         "result": (rep or {}).get("result", "board not built (--skip-board)"),
         "commit": ((rep or {}).get("source") or {}).get("commit") or _commit(),
     }
@@ -161,6 +162,35 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
         entry["sparse_over_dense_lut_ff"] = round((a["LUT"] + a["FF"]) / (d["LUT"] + d["FF"])
                                                   - 1, 4)
     return entry
+
+
+def _estimated_paths(build_dir: Path, top: int = 10) -> list[dict]:
+    """The slowest register-to-register paths of the board's Yosys netlist (flow/depth.py's
+    estimate: every path, where nextpnr reports only the worst), one per (start, end bus)."""
+    import re
+
+    from sparsemac.flow.depth import analyze, load_netlist
+
+    nets = sorted(build_dir.glob("sparsemac_*.json")) if build_dir.is_dir() else []
+    nets = [n for n in nets if not n.name.startswith("build_")]
+    if not nets:
+        return []
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 100000))   # the estimate walks each cone recursively
+    try:
+        paths = analyze(load_netlist(nets[0]))
+    finally:
+        sys.setrecursionlimit(limit)
+    out, seen = [], set()
+    for p in paths:
+        key = (p["start"], re.sub(r"\[\d+\]", "", p["end"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({k: p[k] for k in ("delay_ns", "levels", "carry", "start", "end")})
+        if len(out) == top:
+            break
+    return out
 
 
 def _v(x) -> str:
@@ -204,6 +234,14 @@ def render(entries: list[dict]) -> str:
             lines += ["", f"Critical path ({p['from']} -> {p['to']}): {p['delay_ns']} ns (logic "
                           f"{p['logic_ns']}, routing {p['routing_ns']}; {p['logic_cells']} logic "
                           f"cells, {p['carry_cells']} carry): " + " -> ".join(p["through"])]
+        if e.get("estimated_paths"):
+            lines += ["", "Slowest paths before placement (estimate of `flow/depth.py` on the "
+                          "Yosys netlist: LUT, carry and fan-out delays, no placement; nextpnr "
+                          "reports only the worst path):", "",
+                      "| est. ns | LUT levels | carry cells | from | to |", "|---|---|---|---|---|"]
+            for p in e["estimated_paths"]:
+                lines.append(f"| {p['delay_ns']} | {p['levels']} | {p['carry']} | "
+                             f"{p['start']} | {p['end']} |")
     return "\n".join(lines) + "\n"
 
 
