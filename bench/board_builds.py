@@ -175,12 +175,7 @@ def _estimated_paths(build_dir: Path, top: int = 10) -> list[dict]:
     nets = [n for n in nets if not n.name.startswith("build_")]
     if not nets:
         return []
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 100000))   # the estimate walks each cone recursively
-    try:
-        paths = analyze(load_netlist(nets[0]))
-    finally:
-        sys.setrecursionlimit(limit)
+    paths = analyze(load_netlist(nets[0]))
     out, seen = [], set()
     for p in paths:
         key = (p["start"], re.sub(r"\[\d+\]", "", p["end"]))

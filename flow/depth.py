@@ -26,7 +26,10 @@ import argparse
 import json
 import math
 import re
+import sys
 from collections import defaultdict
+
+from .timing import _readable
 
 __all__ = ["load_netlist", "analyze", "format_paths"]
 
@@ -85,6 +88,15 @@ def analyze(module: dict) -> list[dict]:
     and ``end`` (readable names of the launching and capturing nets), ``through`` (readable
     nets on the way).
     """
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 200000))   # each cone is walked recursively
+    try:
+        return _analyze(module)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _analyze(module: dict) -> list[dict]:
     cells = module["cells"]
     fanout: dict[int, int] = defaultdict(int)
     drivers: dict[int, tuple[str, str]] = {}
@@ -226,8 +238,8 @@ def analyze(module: dict) -> list[dict]:
         readable = [names[x] for x in chain if x in names]
         through = []
         for n in readable:
-            base = re.sub(r"\[\d+\]$", "", n)
-            if not through or through[-1] != base:
+            base = _readable(n)          # the source signal, without packing's cell tails
+            if base and (not through or through[-1] != base):
                 through.append(base)
         q = cells[cname]["connections"].get("Q", [None])[0]
         end = names.get(q, cname) if q is not None else cname
