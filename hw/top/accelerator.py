@@ -36,6 +36,11 @@ class Accelerator(wiring.Component):
     ----------
     config : AcceleratorConfig
         Needs ``ring_payload_width >= 64`` (a result flit carries a 32-bit tag).
+    reset_buffer : callable, optional
+        ``reset_buffer(module, signal, name) -> signal``: drives the data plane's reset (a
+        register, thousands of loads) through a buffer the target provides, for example an
+        FPGA's global network (``flow.clocking.ecp5_global_buffer``).  Default: the register
+        drives the loads directly.
 
     Members
     -------
@@ -45,12 +50,6 @@ class Accelerator(wiring.Component):
         Control registers (prefix ``s_axil_``).
     irq : Out(1)
         ``OR(IRQ_STATUS & IRQ_ENABLE)``, registered.
-
-    reset_buffer : callable, optional
-        ``reset_buffer(module, signal, name) -> signal``: drives the data plane's reset (a
-        register, thousands of loads) through a buffer the target provides, for example an
-        FPGA's global network (``flow.clocking.ecp5_global_buffer``).  Default: the register
-        drives the loads directly.
 
     Raises
     ------

@@ -80,6 +80,31 @@ def test_rejects_narrow_ring():
         Accelerator(TINY.replace(ring_payload_width=32, axi_data_width=32))
     with pytest.raises(TypeError, match="config must be an AcceleratorConfig, not 3"):
         Accelerator(3)
+    with pytest.raises(TypeError, match="reset_buffer must be callable"):
+        Accelerator(TINY, reset_buffer="DCCA")
+
+
+def test_reset_buffer_drives_the_data_planes_reset():
+    """``reset_buffer`` gets the plane-reset register once, and what it returns is the reset of
+    the data plane's clock domain (every ring, tile node and ResultWriter flip-flop): in the
+    RTLIL the plane domain's reset is the buffer's output, not the register."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Signal
+
+    calls = []
+
+    def buf(m, sig, name):
+        out = Signal(name=f"{name}_buffered")
+        m.d.comb += out.eq(~~sig)
+        calls.append((sig.name, name))
+        return out
+
+    text = rtlil.convert(Accelerator(TINY, reset_buffer=buf), name="top")
+    assert calls == [("plane_reset", "plane_reset")], calls
+    assert "plane_reset_buffered" in text
+    # the plane domain's reset wire is connected to the buffer's output
+    assert "connect \\plane_rst \\plane_reset_buffered" in text, [
+        line for line in text.splitlines() if "plane_rst" in line][:5]
 
 
 @pytest.mark.slow
