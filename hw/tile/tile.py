@@ -211,8 +211,7 @@ class Tile(wiring.Component):
         ncg_all = Signal(DIM_WIDTH)      # column groups of the layer: ceil(n / cols)
         cg_first = Signal(DIM_WIDTH)     # the first group computed
         cg_end = Signal(DIM_WIDTH + 1)   # one past the last
-        cg_sum = Signal(DIM_WIDTH + 1)   # cg0 + cgs of the command
-        slice_bad = Signal()
+        slice_bad, cg_sum = Signal(name="slice_bad"), Signal(DIM_WIDTH + 1, name="cg_sum")
         kw = Signal(self.naw)
         wcount = Signal(self.baw + 1)
         hdr_words = 32 // self.wb
@@ -228,8 +227,7 @@ class Tile(wiring.Component):
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
         a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
-        start = Signal()
-        all_done = Signal()
+        start, all_done = Signal(name="start"), Signal(name="all_done")
         overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
                     | slice_bad)
         if self.conv:
@@ -299,12 +297,9 @@ class Tile(wiring.Component):
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
-                # the slice, clamped to the groups that exist (1 group at least): from
-                # `cg0` (the last group if `cg0` is past the layer), `cgs` groups, or up to
-                # the layer's end if `cgs` is 0 or runs past it.  Each result is one compare
-                # or subtract of registered values (`cg_sum` = cg0 + cgs, from IDLE).
-                first_ok = Signal(name="slice_first_ok")
-                over = Signal(name="slice_over")
+                # the slice, clamped (>= 1 group): from `cg0` (the last group if past it), `cgs`
+                # groups or to the end (cgs 0 or past it); one compare or subtract per result
+                first_ok, over = Signal(name="slice_first_ok"), Signal(name="slice_over")
                 m.d.comb += [first_ok.eq(cmd.cg0 < ncg_all), over.eq(cg_sum > ncg_all)]
                 to_end = (cmd.cgs == 0) | over
                 m.d.sync += [cg_first.eq(Mux(first_ok, cmd.cg0, ncg_all - 1)),

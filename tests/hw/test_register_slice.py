@@ -7,37 +7,11 @@ import pytest
 from amaranth.sim import Simulator
 from sparsemac.hw.mem.register_slice import RegisterSlice
 
+from tests.hw.streams import run_stream_stage
+
 
 def _run(n, p_valid, p_ready, prng):
-    dut = RegisterSlice(16)
-    sent, got, trace = [], [], []
-
-    async def bench(ctx):
-        i = 0
-        ctx.set(dut.i.valid, 0)
-        for _ in range(20 * n + 50):
-            if i < n and (ctx.get(dut.i.valid) or prng.random() < p_valid):
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, (i * 40503 + 7) & 0xFFFF)
-            else:
-                ctx.set(dut.i.valid, 0)
-            ctx.set(dut.o.ready, int(prng.random() < p_ready))
-            _, _, iv, ir, ov, orr, op = await ctx.tick().sample(
-                dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload)
-            trace.append((iv, ir, ov, orr))
-            if iv and ir:
-                sent.append((i * 40503 + 7) & 0xFFFF)
-                i += 1
-            if ov and orr:
-                got.append(op)
-            if len(got) == n:
-                break
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return sent, got, trace
+    return run_stream_stage(RegisterSlice(16), n, p_valid, p_ready, prng)
 
 
 @pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (1.0, 0.5), (0.5, 0.5), (0.3, 0.9),
