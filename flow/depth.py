@@ -29,13 +29,13 @@ import re
 import sys
 from collections import defaultdict
 
-from .timing import _readable
+from .timing import _INTERNAL, _readable
 
 __all__ = ["load_netlist", "analyze", "format_paths"]
 
 ROUTE_NS = 0.9       # one ordinary net
 FANOUT_NS = 0.25     # more per doubling of the fan-out
-CLK_TO_Q = {"TRELLIS_FF": 0.52, "DP16KD": 3.5, "MULT18X18D": 0.6, "TRELLIS_DPR16X4": 0.5}
+CLK_TO_Q = {"TRELLIS_FF": 0.52, "DP16KD": 3.5, "MULT18X18D": 0.6}
 SETUP_NS = 0.1
 
 # combinational arcs: (cell type) -> delay from any data input to any output
@@ -43,7 +43,6 @@ _LUTLIKE = {"LUT4": 0.24, "PFUMX": 0.2, "L6MUX21": 0.2, "TRELLIS_DPR16X4": 0.5}
 _CARRY_IN_TO_SUM = 0.36
 _CARRY_CHAIN = 0.06
 _MULT_COMB = 4.0
-_INTERNAL = re.compile(r"(^\$|\$abc\$|\$auto\$|\$procmux|_TRELLIS_|CCU2_)")
 
 
 def load_netlist(path) -> dict:
