@@ -134,6 +134,12 @@ MUTANTS: list[Mutant] = [
            (f"{ACC}::test_accelerator[t2]",),
            "a hard reset mid-job leaves the ring, the tiles and the ResultWriter running "
            "(the plane's reset register resets to 0)"),
+    Mutant("PLANE-OUTPUT-UNMASKED", "reset sequencing", "hw/top/accelerator.py",
+           "mac_active = Cat(*[n.mac_active for n in nodes]).any() & live",
+           "mac_active = Cat(*[n.mac_active for n in nodes]).any()",
+           (f"{ACC}::test_accelerator[t1]",),
+           "the cycle the data plane leaves a board reset (a cycle after the registers) "
+           "counts a stale MAC-active cycle"),
     Mutant("BLOCK-DUPLICATE-COLUMN", "bounds compare", "hw/tile/block_index_checker.py",
            "with m.If(go & proc & ~brk & nonfirst & (cols[f] <= prev)):",
            "with m.If(go & proc & ~brk & nonfirst & (cols[f] < prev)):",

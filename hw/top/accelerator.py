@@ -126,8 +126,15 @@ class Accelerator(wiring.Component):
         wiring.connect(m, seq.rcmd, rd.cmd)
         wiring.connect(m, rd.data, seq.rdata)
         wiring.connect(m, rd.status, seq.rstatus)
-        wiring.connect(m, rw.wcmd, wr.cmd)
-        wiring.connect(m, rw.wdata, wr.data)
+        # The plane leaves a board reset a cycle after the `sync` domain: in that cycle its
+        # registers still hold the state of the interrupted job (they clear at its end), so
+        # every plane output the `sync` domain acts on is masked while `plane_reset` is high
+        # (`live`): no stale write command reaches the fresh DmaWriter, no counter counts.
+        live = Signal(name="plane_live")
+        m.d.comb += live.eq(~plane)
+        for src, dst in ((rw.wcmd, wr.cmd), (rw.wdata, wr.data)):
+            m.d.comb += [dst.valid.eq(src.valid & live), dst.payload.eq(src.payload),
+                         src.ready.eq(dst.ready & live)]
         wiring.connect(m, wr.status, rw.wstatus)
         m.d.comb += [rw.wbusy.eq(wr.busy), rw.werror.eq(wr.posted_error),
                      rw.werror_addr.eq(wr.posted_error_addr)]
@@ -165,17 +172,18 @@ class Accelerator(wiring.Component):
             m.d.comb += [node.layer.eq(seq.layer), node.start.eq(start_q[t]),
                          node.rows.eq(rows_q), node.row_base.eq(row_base_q),
                          node.cg0.eq(cg0_q), node.cgs.eq(cgs_q),
-                         seq.node_done[t].eq(node.done), seq.node_error[t].eq(node.error),
-                         seq.node_image_done[t].eq(node.image_done),
+                         seq.node_done[t].eq(node.done & live),
+                         seq.node_error[t].eq(node.error & live),
+                         seq.node_image_done[t].eq(node.image_done & live),
                          seq.node_image_code[t].eq(node.image_code)]
             moving += [node.flits_in.valid & node.flits_in.ready,
                        node.flits_out.valid & node.flits_out.ready]
-        mac_active = Cat(*[n.mac_active for n in nodes]).any()
+        mac_active = Cat(*[n.mac_active for n in nodes]).any() & live
         m.d.comb += [rw.out_base.eq(seq.out_base), rw.row_bytes.eq(seq.row_bytes),
                      rw.m_total.eq(seq.m_total), rw.lg_esize.eq(seq.lg_esize),
                      rw.clear.eq(seq.rw_clear),
                      seq.rw_markers.eq(rw.markers), seq.rw_error_code.eq(rw.error_code),
-                     seq.rw_error_addr.eq(rw.error_addr), seq.rw_busy.eq(rw.busy),
+                     seq.rw_error_addr.eq(rw.error_addr), seq.rw_busy.eq(rw.busy & live),
                      seq.progress.eq(Cat(*moving).any() | mac_active | rw.busy)]
 
         # -- registers -------------------------------------------------------------------------
@@ -198,12 +206,13 @@ class Accelerator(wiring.Component):
         axi = self.m_axi
         strb_bits = [axi.wstrb[i] for i in range(beat)]
         popcount = sum(strb_bits[1:], strb_bits[0])
-        ring_stall = (seq.inject.valid & ~seq.inject.ready) | Cat(*[n.stall for n in nodes]).any()
+        ring_stall = (seq.inject.valid & ~seq.inject.ready) | \
+            (Cat(*[n.stall for n in nodes]).any() & live)
         m.d.comb += [
             csr.busy_cycles_inc.eq(seq.busy),
             csr.mac_active_cycles_inc.eq(mac_active),
             csr.stall_read_cycles_inc.eq(seq.stall_read),
-            csr.stall_write_cycles_inc.eq(rw.stall),
+            csr.stall_write_cycles_inc.eq(rw.stall & live),
             csr.stall_ring_cycles_inc.eq(ring_stall),
             csr.stall_desc_cycles_inc.eq(seq.stall_desc),
             csr.bytes_read_inc.eq((axi.rvalid & axi.rready) * beat),
