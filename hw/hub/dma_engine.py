@@ -21,7 +21,8 @@ from sparsemac.golden.descriptors import ErrorCode
 from sparsemac.hw.mem.axi import (
     ERROR_CODE_WIDTH,
     AxiBurst,
-    burst_beats,
+    BurstStep,
+    burst_step,
     check_dma_params,
     dma_cmd_layout,
     dma_status_layout,
@@ -167,15 +168,20 @@ class DmaEngine(wiring.Component):
                 Signal(self._beats_width, name=f"{name}_left"))
 
     def _advance(self, cursor, beats) -> list:
-        """Statements moving ``cursor`` past ``beats`` beats (the one rule for every cursor)."""
+        """Statements moving ``cursor`` past ``beats`` beats (the one rule for every cursor):
+        a :class:`~sparsemac.hw.mem.axi.BurstStep` from :meth:`_burst_beats` (its next
+        cursor, computed beside the burst), or a count of beats."""
         addr, left = cursor
+        if isinstance(beats, BurstStep):
+            return [addr.eq(beats.addr), left.eq(beats.left)]
         return [addr.eq(addr + (beats << self._beat_shift)), left.eq(left - beats)]
 
-    def _burst_beats(self, m, cursor):
-        """Beats of the next burst at ``cursor`` (``max_burst``, the beats left and the 4 KiB
-        boundary; :func:`~sparsemac.hw.mem.axi.burst_beats` owns the arithmetic)."""
+    def _burst_beats(self, m, cursor) -> BurstStep:
+        """The next burst at ``cursor`` (``max_burst``, the beats left and the 4 KiB
+        boundary; :func:`~sparsemac.hw.mem.axi.burst_step` owns the arithmetic): its
+        ``beats`` and the cursor after it."""
         addr, left = cursor
-        return burst_beats(m, addr, left, self.max_burst, self.beat_bytes)
+        return burst_step(m, addr, left, self.max_burst, self.beat_bytes)
 
     def _address_channel(self, m, prefix: str, cur_id):
         """Registers ``<prefix>valid``, ``<prefix>addr``, ``<prefix>len`` of the AR (``prefix``
@@ -200,12 +206,12 @@ class DmaEngine(wiring.Component):
 
     def _issue_burst(self, m, channel, ready, load, cursor, beats, *, issued=None) -> None:
         """Load the address ``channel`` (from :meth:`_address_channel`) with the next burst of
-        ``cursor`` (``beats`` beats) while ``load``, and advance the cursor; else drop ``valid``
-        once the slave takes the address (``ready``).  ``issued``, if given, is driven 1
-        (``comb``) in the cycles that load a burst."""
+        ``cursor`` (``beats``, a :class:`BurstStep`) while ``load``, and advance the cursor;
+        else drop ``valid`` once the slave takes the address (``ready``).  ``issued``, if
+        given, is driven 1 (``comb``) in the cycles that load a burst."""
         valid, addr, len_ = channel
         with m.If(load):
-            m.d.sync += [addr.eq(cursor[0]), len_.eq(beats - 1), valid.eq(1),
+            m.d.sync += [addr.eq(cursor[0]), len_.eq(beats.len), valid.eq(1),
                          *self._advance(cursor, beats)]
             if issued is not None:
                 m.d.comb += issued.eq(1)

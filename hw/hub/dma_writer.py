@@ -164,7 +164,7 @@ class DmaWriter(DmaEngine):
         m.d.comb += w_start.eq(draining & ((w_pending != 0) | aw_load)
                                & ((w_in_burst == 0) | (w_take & (w_in_burst == 1))))
         with m.If(w_start):
-            m.d.sync += [w_in_burst.eq(w_beats), *self._advance(w, w_beats)]
+            m.d.sync += [w_in_burst.eq(w_beats.beats), *self._advance(w, w_beats)]
         with m.Elif(w_take):
             m.d.sync += w_in_burst.eq(w_in_burst - 1)
         m.d.sync += w_pending.eq(w_pending + aw_load - w_start)

@@ -13,8 +13,9 @@ uses ``signature.flip()``.
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
-from amaranth.hdl import Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +23,8 @@ __all__ = [
     "AxiResp", "AxiBurst", "BOUNDARY_BYTES",
     "axi4_read_signature", "axi4_write_signature", "axi4_signature", "axi4_lite_signature",
     "dma_cmd_layout", "dma_read_data_layout", "dma_write_data_layout", "dma_status_layout",
-    "check_axi_params", "check_dma_params", "burst_beats", "connect_axi4_with_read_tap",
+    "check_axi_params", "check_dma_params", "BurstStep", "burst_beats", "burst_step",
+    "connect_axi4_with_read_tap",
     "ERROR_CODE_WIDTH",
 ]
 
@@ -206,22 +208,64 @@ def check_dma_params(*, data_width: int, addr_width: int, id_width: int, max_bur
                          f"(a burst of {data_width}-bit beats fits in 4 KiB), not {max_burst!r}")
 
 
-def burst_beats(m, addr, left, max_burst: int, beat_bytes: int):
-    """Beats of the next INCR burst at byte ``addr`` with ``left`` beats still to move.
+class BurstStep(NamedTuple):
+    """The next INCR burst of a cursor: its ``beats`` and the cursor after it (``addr``,
+    ``left``), each a signal driven in ``m.d.comb`` by :func:`burst_step`."""
+    beats: Signal
+    addr: Signal
+    left: Signal
+    len: Signal            # beats - 1 (``AxLEN``), chosen like ``beats`` with no subtractor
 
-    ``min(max_burst, left, beats to the next 4 KiB boundary)``; combinational, drives a new
-    signal in ``m.d.comb`` and returns it.  ``addr`` must be beat aligned.
+
+def burst_step(m, addr, left, max_burst: int, beat_bytes: int) -> BurstStep:
+    """The next INCR burst at byte ``addr`` with ``left`` beats still to move:
+    ``min(max_burst, left, beats to the next 4 KiB boundary)`` beats, and the cursor after it.
+
+    Combinational, built so that no wide compare or subtract waits for another: with
+    ``max_burst = 2**k`` (a power of two, at most a 4 KiB page) the boundary is near exactly
+    when the beat index's bits above ``k`` within the page are all ones and its low ``k`` bits
+    ``a`` are not zero (then ``2**k - a`` beats remain to it); ``left < lim`` is a
+    ``k + 1``-bit compare beside a wide zero test; and the next cursor is chosen among values
+    computed from the registers alone (``left - max_burst (+ a)``, ``addr + ...``, the next
+    page).  ``addr`` must be beat aligned; tests/hw/test_axi.py checks every bound.
     """
     sh = (beat_bytes - 1).bit_length()
-    to_4k = Signal(range(BOUNDARY_BYTES // beat_bytes + 1))
-    lim = Signal(range(max_burst + 1))
-    beats = Signal(range(max_burst + 1))
+    k = (max_burst - 1).bit_length()
+    aw = len(addr)
+    beats = Signal(range(max_burst + 1), name="burst_beats")
+    nxt_addr = Signal(aw, name="burst_next_addr")
+    nxt_left = Signal(len(left), name="burst_next_left")
+    a = addr[sh:sh + k]                               # beat index within a max_burst block
+    near = Signal(name="near_4k")                     # the 4 KiB boundary is under max_burst
+    if k == 0:
+        m.d.comb += near.eq(0)
+    else:
+        hi = addr[sh + k:12]
+        m.d.comb += near.eq((hi.all() if len(hi) else 1) & a.any())
+    lim = Signal(range(max_burst + 1), name="lim")
+    m.d.comb += lim.eq(Mux(near, (-a)[:k] if k else 0, max_burst))
+    left_lo = left[:k + 1]
+    take_left = Signal(name="take_left")              # the command ends within this burst
+    m.d.comb += take_left.eq(((left[k + 1:] == 0) if len(left) > k + 1 else 1)
+                             & (left_lo < lim))
+    page_next = Signal(aw, name="page_next")
+    m.d.comb += page_next.eq(Cat(Const(0, 12), addr[12:] + 1) if aw > 12 else 0)
+    len_ = Signal(8, name="burst_len")
     m.d.comb += [
-        to_4k.eq((BOUNDARY_BYTES - addr[:12]) >> sh),
-        lim.eq(Mux(to_4k < max_burst, to_4k, max_burst)),
-        beats.eq(Mux(left < lim, left, lim)),
+        beats.eq(Mux(take_left, left_lo, lim)),
+        # lim - 1 is ~a when near (2**k - a - 1), max_burst - 1 otherwise
+        len_.eq(Mux(take_left, left_lo - 1, Mux(near, ~a if k else 0, max_burst - 1))),
+        nxt_left.eq(Mux(take_left, 0, left - max_burst + Mux(near, a, 0))),
+        nxt_addr.eq(Mux(take_left, addr + (left_lo << sh),
+                        Mux(near, page_next, addr + (max_burst << sh)))),
     ]
-    return beats
+    return BurstStep(beats, nxt_addr, nxt_left, len_)
+
+
+def burst_beats(m, addr, left, max_burst: int, beat_bytes: int):
+    """Beats of the next INCR burst at byte ``addr`` with ``left`` beats still to move
+    (:func:`burst_step`'s ``beats``)."""
+    return burst_step(m, addr, left, max_burst, beat_bytes).beats
 
 
 def connect_axi4_with_read_tap(m, master, slave, *, tap, araddr, arvalid, rready):

@@ -121,7 +121,13 @@ class Accelerator(wiring.Component):
         mem_limit = Cat(csr.mem_limit_lo.addr, csr.mem_limit_hi.addr)[:aw]
         for blk in (rd, wr):
             m.d.comb += [blk.window_base.eq(mem_base), blk.window_limit.eq(mem_limit)]
-        m.d.comb += [rd.abort.eq(seq.rd_abort), wr.abort.eq(seq.wr_abort),
+        # the DMAs' aborts from registers: the sequencer's state decode is not in front of
+        # every DMA enable; the DMAs see an abort a cycle late, inside the sequencer's
+        # ABORT / ABORT_HOLD pair, and the plane's outputs are masked (`live`) from ABORT_HOLD
+        rd_abort = Signal(name="rd_abort_q")
+        wr_abort = Signal(name="wr_abort_q")
+        m.d.sync += [rd_abort.eq(seq.rd_abort), wr_abort.eq(seq.wr_abort)]
+        m.d.comb += [rd.abort.eq(rd_abort), wr.abort.eq(wr_abort),
                      seq.rd_busy.eq(rd.busy), seq.wr_busy.eq(wr.busy)]
         wiring.connect(m, seq.rcmd, rd.cmd)
         wiring.connect(m, rd.data, seq.rdata)
@@ -132,11 +138,20 @@ class Accelerator(wiring.Component):
         # (`live`): no stale write command reaches the fresh DmaWriter, no counter counts.
         live = Signal(name="plane_live")
         m.d.comb += live.eq(~plane)
-        for src, dst in ((rw.wcmd, wr.cmd), (rw.wdata, wr.data)):
-            m.d.comb += [dst.valid.eq(src.valid & live), dst.payload.eq(src.payload),
-                         src.ready.eq(dst.ready & live)]
+        # the ResultWriter's command and word reach the DmaWriter through skid buffers (no
+        # latency, ready from a register; in the plane, so an abort empties them): the
+        # DmaWriter's readiness (its state, AXI ready, abort) and the ResultWriter's wide
+        # enables behind its handshakes are not one path; a word in a skid counts as busy
+        in_skid = []
+        for name, src, dst in (("wcmd_skid", rw.wcmd, wr.cmd), ("wdata_skid", rw.wdata, wr.data)):
+            sk = SkidBuffer(src.signature.members["payload"].shape)
+            m.submodules[name] = in_plane(sk)
+            wiring.connect(m, src, sk.i)
+            m.d.comb += [dst.valid.eq(sk.o.valid & live), dst.payload.eq(sk.o.payload),
+                         sk.o.ready.eq(dst.ready & live)]
+            in_skid.append(sk.o.valid)
         wiring.connect(m, wr.status, rw.wstatus)
-        m.d.comb += [rw.wbusy.eq(wr.busy), rw.werror.eq(wr.posted_error),
+        m.d.comb += [rw.wbusy.eq(wr.busy | Cat(*in_skid).any()), rw.werror.eq(wr.posted_error),
                      rw.werror_addr.eq(wr.posted_error_addr)]
 
         # -- ring ------------------------------------------------------------------------------

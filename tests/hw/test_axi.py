@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from cocotbext.axi import axi_channels, axil_channels
@@ -77,3 +77,52 @@ def test_parameter_checks():
         check_dma_params(**{**ok, "addr_width": 8})
     with pytest.raises(ValueError, match=r"^data_width must be 32 or 64, not 128$"):
         axi4_lite_signature(data_width=128, addr_width=12)
+
+
+@pytest.mark.parametrize("max_burst,beat_bytes,left_width", [(1, 4, 20), (16, 8, 30),
+                                                              (256, 4, 31), (64, 16, 29),
+                                                              (256, 16, 29), (2, 8, 12)])
+def test_burst_step_rule(max_burst, beat_bytes, left_width, seed):
+    """``burst_step`` is min(max_burst, left, beats to the next 4 KiB boundary) beats and the
+    cursor moved past them (address + beats x beat bytes, left - beats) at every bound:
+    ``left`` at, just below and just above the limit, ``left`` with only high bits set (the
+    split compare must not take it as small), addresses at, one beat before and one beat
+    after a 4 KiB boundary, and random points (seed printed)."""
+    import random
+
+    from amaranth.sim import Simulator
+    from sparsemac.hw.mem.axi import burst_step
+
+    m = Module()
+    addr, left = Signal(32), Signal(left_width)
+    step = burst_step(m, addr, left, max_burst, beat_bytes)
+    rng = random.Random(seed)
+    kb = max_burst.bit_length()
+    lefts = {0, 1, max_burst - 1, max_burst, max_burst + 1, 1 << kb, (1 << kb) + 1,
+             (1 << kb) + max_burst - 1, (1 << left_width) - 1, 1 << (left_width - 1)}
+    addrs = set()
+    for page in (0, 0x1000, 0xFFFF_F000):
+        for off in (0, beat_bytes, 4096 - beat_bytes, 4096 - max_burst * beat_bytes,
+                    4096 - (max_burst - 1) * beat_bytes, 4096 - (max_burst + 1) * beat_bytes):
+            addrs.add((page + off % 4096) & 0xFFFF_FFFF & ~(beat_bytes - 1))
+    cases = [(a, n) for a in sorted(addrs) for n in sorted(lefts)]
+    cases += [(rng.randrange(1 << 32) & ~(beat_bytes - 1), rng.randrange(1 << left_width))
+              for _ in range(300)]
+    bad = []
+
+    async def bench(ctx):
+        for a, n in cases:
+            ctx.set(addr, a)
+            ctx.set(left, n)
+            b = min(max_burst, n, (4096 - a % 4096) // beat_bytes)
+            want = (b, (a + b * beat_bytes) & 0xFFFF_FFFF, n - b, (b - 1) % 256)
+            got = (ctx.get(step.beats), ctx.get(step.addr), ctx.get(step.left),
+                   ctx.get(step.len))
+            if got != want:
+                bad.append((hex(a), n, got, want))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not bad, (f"(addr, left, got (beats, next addr, next left, len), want) {bad[:5]} "
+                     f"(seed {seed})")
