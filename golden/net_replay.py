@@ -20,11 +20,12 @@ READ_LATENCY = 4
 #: Cycles from a read's last beat to the sequencer leaving RD_STREAM (DmaReader status).
 READ_TAIL = 2
 #: Posted single-beat writes (hw/hub/result_writer.py, DmaWriter ``posted``), counted from the
-#: cycle the DmaWriter accepts the command (one cycle after the push at the earliest):
-#: the write buffer takes the next line ``WRITE_FREE`` cycles later (the cycle the word is
-#: taken), the DmaWriter takes the next command ``WRITE_CYCLES`` later (check, AW with the
-#: W burst started, the word, then the status in the cycle it takes the next command) and
-#: the write's response is in ``WRITE_LANDED`` later (the marker waits for the last one).
+#: cycle the DmaWriter accepts the command: it takes the word ``WRITE_FREE`` cycles later,
+#: the next command ``WRITE_CYCLES`` later (check, AW with the W burst started, the word,
+#: then the status in the cycle it takes the next command) and the write's response is in
+#: ``WRITE_LANDED`` later (the marker waits for the last one).  Between the ResultWriter and
+#: the DmaWriter a one-entry skid buffer for the command and one for the word
+#: (hw/top/accelerator.py): the write buffer is free once its word is in the word skid.
 WRITE_FREE = 3
 WRITE_CYCLES = 4
 WRITE_LANDED = 8
@@ -229,7 +230,8 @@ class _Writer:
     it, flushes every line, then counts once the last write is answered."""
 
     __slots__ = ("beat", "lines", "tag", "cnt", "victim", "queue", "r", "parts", "bi", "m",
-                 "flushing", "wb_at", "writes", "markers", "dma_at", "landed_at")
+                 "flushing", "wb_at", "writes", "markers", "dma_at", "landed_at", "cmd_at",
+                 "word_at")
 
     def __init__(self, lines: int, beat: int):
         self.beat, self.lines = beat, lines
@@ -245,6 +247,8 @@ class _Writer:
         self.wb_at = 0                           # the write buffer is free from this cycle
         self.dma_at = 0                          # the DmaWriter takes a command from this one
         self.landed_at = 0                       # every write answered from this cycle
+        self.cmd_at = 0                          # the command skid takes one from this cycle
+        self.word_at = 0                         # the word skid takes one from this cycle
         self.writes = 0
         self.markers = 0
 
@@ -260,9 +264,17 @@ class _Writer:
         self.queue.append(None if flit[1] == _MARK else (flit[2], flit[3]))
 
     def _push(self, c):
+        """The write buffer loaded in cycle ``c``: its command is offered from ``c + 1`` and
+        enters the command skid once that is empty, the DmaWriter accepts it (``accept``)
+        once ready; the word follows a cycle after the command into the word skid, once
+        that is empty (the DmaWriter took the previous word), which frees the buffer."""
         self.writes += 1
-        accept = max(c + 1, self.dma_at)
-        self.wb_at = accept + WRITE_FREE
+        offer = max(c + 1, self.cmd_at)
+        accept = max(offer, self.dma_at)
+        word_in = max(offer + 1, self.word_at)
+        self.wb_at = word_in
+        self.cmd_at = accept + 1
+        self.word_at = accept + WRITE_FREE + 1
         self.dma_at = accept + WRITE_CYCLES
         self.landed_at = accept + WRITE_LANDED
 

@@ -163,9 +163,14 @@ def _mutant(cls, kind: str):
         def _burst_beats(self, m, cursor):
             if kind != "4k":
                 return super()._burst_beats(m, cursor)
-            from amaranth.hdl import Mux
-            left = cursor[1]                   # forgets the 4 KiB boundary
-            return Mux(left < self.max_burst, left, self.max_burst)
+            from amaranth.hdl import Mux, Signal
+            from sparsemac.hw.mem.axi import BurstStep
+
+            addr, left = cursor                # forgets the 4 KiB boundary
+            beats = Signal(range(self.max_burst + 1))
+            m.d.comb += beats.eq(Mux(left < self.max_burst, left, self.max_burst))
+            return BurstStep(beats, addr + (beats << self._beat_shift), left - beats,
+                             (beats - 1)[:8])
 
         def _issue_burst(self, m, channel, ready, load, cursor, beats, **kw):
             super()._issue_burst(m, channel, ready, load, cursor, beats, **kw)

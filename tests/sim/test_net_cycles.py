@@ -115,6 +115,7 @@ def test_model_within_5_percent_of_the_rtl_per_descriptor(result):
     nets = [n["name"] for n in NETWORKS for _ in n["layers"]]
     bad = [e for e, r, m, net in zip(errs, rtl, res.model_cycles, nets, strict=True)
            if abs(m - r) > KNOWN_GAPS.get(net, TOLERANCE) * r]
+    print("\n".join(["model vs RTL per descriptor:", *errs]))
     assert not bad, "\n".join(["more than 5 % off:", *bad, "all:", *errs])
     total = sum(res.model_cycles)
     assert abs(total - res.cycles) <= TOLERANCE * res.cycles, (total, res.cycles, errs)
