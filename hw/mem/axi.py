@@ -245,9 +245,14 @@ def burst_step(m, addr, left, max_burst: int, beat_bytes: int) -> BurstStep:
     lim = Signal(range(max_burst + 1), name="lim")
     m.d.comb += lim.eq(Mux(near, (-a)[:k] if k else 0, max_burst))
     left_lo = left[:k + 1]
-    take_left = Signal(name="take_left")              # the command ends within this burst
-    m.d.comb += take_left.eq(((left[k + 1:] == 0) if len(left) > k + 1 else 1)
-                             & (left_lo < lim))
+    # the command ends within this burst (``left < lim``): ``left`` below ``2**k``, or, near
+    # the boundary, ``left + a`` below ``2**k`` (an adder of two registers, beside ``near``)
+    left_small = Signal(name="left_small")
+    m.d.comb += left_small.eq((left[k + 1:] == 0) if len(left) > k + 1 else 1)
+    lt_4k = Signal(name="left_lt_4k")
+    m.d.comb += lt_4k.eq(((left_lo + a) >> k) == 0 if k else left_lo == 0)
+    take_left = Signal(name="take_left")
+    m.d.comb += take_left.eq(left_small & Mux(near, lt_4k, ~left_lo[k]))
     page_next = Signal(aw, name="page_next")
     m.d.comb += page_next.eq(Cat(Const(0, 12), addr[12:] + 1) if aw > 12 else 0)
     len_ = Signal(8, name="burst_len")

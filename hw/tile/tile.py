@@ -477,20 +477,19 @@ class Tile(wiring.Component):
 
         # output: fixed priority over lanes; a result offered and not taken stays offered
         # (a stream's payload is stable until ready: the node takes a row in cols / out_lanes
-        # beats, and a higher-priority lane ending meanwhile must not replace it)
-        prio = Signal(range(max(2, rows)))
-        for r in reversed(range(rows)):
-            with m.If(res_fifos[r].r_rdy):
+        # beats, and a higher-priority lane ending meanwhile must not replace it); the choice
+        # is a flip-flop found a cycle ahead from the FIFOs' next occupancy (cycle for cycle
+        # the same choice; the wide output mux is not behind the priority logic)
+        chosen, prio = Signal(range(max(2, rows)), name="res_chosen"), Signal(range(max(2, rows)))
+        for r in reversed(range(rows)):     # the first lane whose FIFO holds an entry next
+            f = res_fifos[r]
+            with m.If(f.r_level + (f.w_en & f.w_rdy) - (f.r_en & f.r_rdy) != 0):
                 m.d.comb += prio.eq(r)
-        held = Signal()
-        held_lane = Signal(range(max(2, rows)))
-        chosen = Signal(range(max(2, rows)))
-        m.d.comb += chosen.eq(Mux(held, held_lane, prio))
         for r in range(rows):
             with m.If(chosen == r):
                 m.d.comb += [self.results.valid.eq(res_fifos[r].r_rdy),
                              self.results.payload.eq(res_fifos[r].r_data)]
-        m.d.sync += [held.eq(self.results.valid & ~self.results.ready), held_lane.eq(chosen)]
+        m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))
         for r, f in enumerate(res_fifos):
             sel = self.results.valid & self.results.ready & (chosen == r)
             m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel)]
