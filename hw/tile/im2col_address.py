@@ -153,15 +153,17 @@ class Im2colAddress(wiring.Component):
                 nrowb = Mux(n_wrap, s_rowb + shw, s_rowb)
                 m.d.sync += [s_ow.eq(now), s_bh.eq(nbh), s_bw.eq(nbw), s_rowb.eq(nrowb),
                              step.eq(step + 1)]
-                # columns 1 .. cols-1 as a shift chain: each step's position enters at
-                # column cols-1 and the ones before move down one column, so after cols-1
-                # steps column j holds step j's position; the step's values reach one
-                # column's registers, not every column's (a 23 ns net at 4x16 when they did)
+                # columns 1 .. cols-1 as a shift chain: from the second step on, the
+                # registered position (column step - 1) enters at column cols-1 and the ones
+                # before move down one column, so after the last step column j holds column
+                # j's position; the step's values reach one column's registers, not every
+                # column's (a 23 ns net at 4x16 when they did), and from flip-flops (the
+                # wrap compare fed the chain's input, 19.6 ns routed, when it did not)
                 if cols > 1:
-                    with m.If(step < cols):
+                    with m.If(step >= 2):
                         top = cols - 1
-                        m.d.sync += [ow[top].eq(now), bh[top].eq(nbh), bw[top].eq(nbw),
-                                     rowb[top].eq(nrowb)]
+                        m.d.sync += [ow[top].eq(s_ow), bh[top].eq(s_bh), bw[top].eq(s_bw),
+                                     rowb[top].eq(s_rowb)]
                         for j in range(1, top):
                             m.d.sync += [ow[j].eq(ow[j + 1]), bh[j].eq(bh[j + 1]),
                                          bw[j].eq(bw[j + 1]), rowb[j].eq(rowb[j + 1])]

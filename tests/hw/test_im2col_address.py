@@ -15,7 +15,7 @@ GEOMS = [  # (C, H, W, KH, KW, stride, pad, dilation)
 ]
 
 
-@pytest.mark.parametrize("cols", [1, 3, 4, 11])
+@pytest.mark.parametrize("cols", [1, 2, 3, 4, 11, 16])
 def test_im2col_addresses(cols, seed):
     dut = Im2colAddress(cols=cols, addr_width=16)
 
