@@ -23,7 +23,7 @@ __all__ = [
     "AxiResp", "AxiBurst", "BOUNDARY_BYTES",
     "axi4_read_signature", "axi4_write_signature", "axi4_signature", "axi4_lite_signature",
     "dma_cmd_layout", "dma_read_data_layout", "dma_write_data_layout", "dma_status_layout",
-    "check_axi_params", "check_dma_params", "BurstStep", "burst_beats", "burst_step",
+    "check_axi_params", "check_dma_params", "BurstStep", "burst_step",
     "connect_axi4_with_read_tap",
     "ERROR_CODE_WIDTH",
 ]
@@ -265,12 +265,6 @@ def burst_step(m, addr, left, max_burst: int, beat_bytes: int) -> BurstStep:
                         Mux(near, page_next, addr + (max_burst << sh)))),
     ]
     return BurstStep(beats, nxt_addr, nxt_left, len_)
-
-
-def burst_beats(m, addr, left, max_burst: int, beat_bytes: int):
-    """Beats of the next INCR burst at byte ``addr`` with ``left`` beats still to move
-    (:func:`burst_step`'s ``beats``)."""
-    return burst_step(m, addr, left, max_burst, beat_bytes).beats
 
 
 def connect_axi4_with_read_tap(m, master, slave, *, tap, araddr, arvalid, rready):
