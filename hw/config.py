@@ -17,7 +17,7 @@ from typing import Any
 
 from sparsemac.golden.formats import FORMAT_CODES
 
-__all__ = ["AcceleratorConfig", "FORMATS", "ConfigError", "load_config", "PRESETS_DIR"]
+__all__ = ["AcceleratorConfig", "FORMATS", "POOL_OPS", "ConfigError", "load_config", "PRESETS_DIR"]
 
 FORMATS = tuple(FORMAT_CODES)  # format names in code order (golden.formats.FormatCode)
 PRESETS_DIR = Path(str(resources.files("sparsemac.configs")))
@@ -25,6 +25,10 @@ PRESETS_DIR = Path(str(resources.files("sparsemac.configs")))
 
 class ConfigError(ValueError):
     """A configuration file or override is malformed (bad YAML, unknown key, bad ``key=value``)."""
+
+
+#: the pooling operations a build with ``pool_enabled`` runs
+POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
 
 
 def _pow2(x: int) -> bool:
@@ -105,6 +109,9 @@ class AcceleratorConfig:
         Entries of each router input FIFO per virtual channel (2..64).
     lut_enabled : bool
         Build the activation LUT engine.
+    pool_enabled : bool
+        Build max / average / global average pooling in the tiles (descriptor opcodes 2..4,
+        docs/spec.md section 8.2; docs/accelerator.md "Pooling").
     out_lanes : int
         Values per cycle through requantization and the activation LUT (1..64).
     lut_depth : int
@@ -141,6 +148,7 @@ class AcceleratorConfig:
     ring_payload_width: int = 64
     ring_fifo_depth: int = 4
     lut_enabled: bool = True
+    pool_enabled: bool = True
     out_lanes: int = 4
     lut_depth: int = 256
     pwl_segments: int = 32
@@ -159,8 +167,9 @@ class AcceleratorConfig:
             if not lo <= value <= hi or (pow2 and not _pow2(value)):
                 kind = "a power of two between" if pow2 else "between"
                 raise ValueError(f"{fname} must be {kind} {lo} and {hi}, not {value!r}")
-        if not isinstance(self.lut_enabled, bool):
-            raise TypeError(f"lut_enabled must be a bool, not {self.lut_enabled!r}")
+        for flag in ("lut_enabled", "pool_enabled"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a string, not {self.name!r}")
         fmts = self.formats
@@ -197,6 +206,12 @@ class AcceleratorConfig:
             )
 
     # -- derived values -----------------------------------------------------------------------
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The descriptor operations this build runs (`golden.descriptors.Opcode` names in lower
+        case): matmul and conv2d, and the pools when ``pool_enabled``."""
+        return ("matmul", "conv2d") + (POOL_OPS if self.pool_enabled else ())
+
     @property
     def product_width(self) -> int:
         """Bits of one signed data x data product."""
