@@ -21,8 +21,8 @@ class Im2colAddress(wiring.Component):
     """Byte addresses of one im2col entry ``X[k, cg*cols : cg*cols + cols]`` per cycle.
 
     Entries come in the activation buffer's order (column groups outer, ``k`` inner, ``k =
-    (c*KH + r)*KW + s``); column ``p = oh*OW + ow``.  For each of the ``cols`` columns the
-    generator gives the input byte address ``c*H*W + ih*W + iw`` with
+    ((c - c0)*KH + r)*KW + s``); column ``p = oh*OW + ow``.  For each of the ``cols`` columns the
+    generator gives the input byte address ``c*H*W + ih*W + iw`` (from ``cbase = c0*H*W``) with
     ``ih = oh*sh - ph + r*dh``, ``iw = ow*sw - pw + s*dw``, and ``inb`` = the position is inside
     the image (and ``p < OH*OW``): padding positions are never fetched.  Latency: the address
     of step ``i`` is valid in the cycle ``valid`` is high for the ``i``-th time; one step per
@@ -50,6 +50,9 @@ class Im2colAddress(wiring.Component):
     cg_first : In(16)
         The first column group produced (``0``: from the first output pixel): the generator
         steps over the groups before it, one per cycle, without producing entries.
+    cbase : In(addr_width)
+        Byte address of the first channel's plane (``c0 * H * W``; 0 for a conv): ``k`` then
+        counts from channel ``c0`` (a tile pooling its own channels ``c0 ..``).
     valid, done : Out(1)
         An entry's addresses are on ``addr``/``inb``; all entries were produced.
     addr : Out(ArrayLayout(addr_width, cols)); inb : Out(cols)
@@ -60,6 +63,7 @@ class Im2colAddress(wiring.Component):
         super().__init__({
             "start": In(1), "geo": In(conv_geometry_layout(dim_width)),
             "k": In(dim_width), "ncg": In(dim_width), "cg_first": In(dim_width),
+            "cbase": In(addr_width),
             "valid": Out(1), "done": Out(1),
             "addr": Out(data.ArrayLayout(addr_width, cols)), "inb": Out(cols),
         })
@@ -144,7 +148,7 @@ class Im2colAddress(wiring.Component):
                                  npix.eq(g.oh * g.ow), hw_.eq(g.h * g.w), shw.eq(g.sh * g.w),
                                  dhw.eq(g.dh * g.w), phw.eq(g.ph * g.w), osw.eq(g.ow * g.sw)]
                     m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), r.eq(0), s.eq(0),
-                                 rd.eq(0), sd.eq(0), cb.eq(0), crd.eq(0)]
+                                 rd.eq(0), sd.eq(0), cb.eq(self.cbase), crd.eq(self.cbase)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 now = Mux(n_wrap, 0, n_ow)
@@ -185,8 +189,9 @@ class Im2colAddress(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 def next_group():
-                    m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0), cb.eq(0),
-                                 crd.eq(0), cg.eq(cg + 1), pcg.eq(pcg + cols),
+                    m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
+                                 cb.eq(self.cbase), crd.eq(self.cbase), cg.eq(cg + 1),
+                                 pcg.eq(pcg + cols),
                                  at_end.eq(cg + 1 >= self.ncg), skipping.eq(cg + 1 < self.cg_first),
                                  k_last.eq(self.k == 1)]
                     for j in range(cols):

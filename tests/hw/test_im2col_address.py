@@ -28,10 +28,18 @@ def test_im2col_addresses(cols, seed):
             ncg = -(-P // cols)
             for first, end in ((0, ncg), (ncg // 3, min(ncg, ncg // 3 + 2)), (ncg - 1, ncg)):
                 await _run(ctx, (C, H, W, kh, kw, st, pd, dl), oh, ow, exp, is_pad, first, end)
+            # a pooling tile's share: channels [c0, c0 + n) only (cbase = c0 * H * W)
+            kk = kh * kw
+            for c0 in range(C):
+                n = C - c0
+                await _run(ctx, (C, H, W, kh, kw, st, pd, dl), oh, ow,
+                           exp[c0 * kk:(c0 + n) * kk], is_pad[c0 * kk:(c0 + n) * kk], 0, ncg,
+                           cbase=c0 * H * W)
 
-    async def _run(ctx, geom, oh, ow, exp, is_pad, first, end):
+    async def _run(ctx, geom, oh, ow, exp, is_pad, first, end, cbase=0):
         C, H, W, kh, kw, st, pd, dl = geom
         K, P = exp.shape
+        ctx.set(dut.cbase, cbase)
         ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
                           "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
                           "dh": dl[0], "dw": dl[1]})

@@ -1,0 +1,180 @@
+"""Max / average pooling of a tile's gathered im2col entries (docs/spec.md section 2.3)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PoolReducer", "pool_result_layout", "AVG_SHIFT", "MAX_WINDOW"]
+
+#: ``S`` of the division rule (docs/spec.md section 2.3): exact for windows of up to 256
+AVG_SHIFT = 25
+#: largest window ``KH * KW`` the tile pools (kernel fields are 4 bits: 15 x 15)
+MAX_WINDOW = 225
+
+
+def pool_result_layout(cols: int, dim_width: int = 16):
+    """One pooled row segment: channel ``m`` (the tile's own index), column group ``cg`` and the
+    ``cols`` int8 results."""
+    return data.StructLayout({"m": dim_width, "cg": dim_width,
+                              "y": data.ArrayLayout(signed(8), cols)})
+
+
+class PoolReducer(wiring.Component):
+    """Reduces the im2col entries of a pooling layer to int8 results, one window per ``kk``
+    entries.
+
+    The tile's gather writes entry ``(cg, k)`` (``k = ch*KK + r*KW + s``: the tile's channels
+    ``ch``, then the window position) into its activation buffer, one per cycle, padding
+    positions as ``pad`` bytes (-128 for max, 0 for an average counting padding, spec 2.3).
+    The reducer reads the entries back in the same order, behind the gather (``avail`` = entries
+    written so far), and for every column keeps the window's maximum or its offset sum
+    ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``).  A finished window goes to a hold
+    register; an average is divided there, ``lanes`` columns per cycle:
+    ``y = ((u * R + 2**24) >> 25) - 128`` with ``R = ceil(2**25 / kk)`` (computed once per layer
+    by a 26-step restoring divider, while the image loads), which is golden's
+    ``avg_divide`` for windows of up to 256; a maximum is the result as it is.  Results leave
+    on ``o`` (channel outer within a column group, groups in order), each row segment held until
+    taken; the reader stops when a window's last entry could not be held.
+
+    Members
+    -------
+    start : In(1)
+        Pulse: begin a layer (``avg``, ``kk``, ``chans``, ``ncg`` held until ``done``).
+    avg : In(1)
+        0: maximum, 1: average.
+    kk : In(8)
+        Window size ``KH * KW`` (1..225).
+    chans : In(16)
+        Channels this tile pools (``>= 1``).
+    ncg : In(16)
+        Column groups (``>= 1``).
+    avail : In(addr_width + 1)
+        Entries the gather has written.
+    raddr : Out(addr_width); rdata : In(8 * cols)
+        The activation buffer's read port (data one cycle after the address).
+    o : Out(stream.Signature(pool_result_layout(cols)))
+    busy : Out(1)
+        From ``start`` until the last result was taken.
+    """
+
+    def __init__(self, *, cols: int, lanes: int, addr_width: int, dim_width: int = 16):
+        if cols % lanes:
+            raise ValueError(f"lanes must divide cols ({cols}), not {lanes!r}")
+        self.cols, self.lanes, self.aw, self.dw = cols, lanes, addr_width, dim_width
+        super().__init__({
+            "start": In(1), "avg": In(1), "kk": In(8), "chans": In(dim_width),
+            "ncg": In(dim_width), "avail": In(addr_width + 1),
+            "raddr": Out(addr_width), "rdata": In(8 * cols),
+            "o": Out(stream.Signature(pool_result_layout(cols, dim_width))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols, lanes, dw = self.cols, self.lanes, self.dw
+        bpr = cols // lanes
+        S = AVG_SHIFT
+
+        # ---- R = ceil(2**S / kk): restoring division of 2**S + kk - 1, one bit per cycle ----
+        rq = Signal(S + 1)                 # quotient (R <= 2**S)
+        rrem = Signal(9)
+        rnum = Signal(S + 1)
+        rcnt = Signal(range(S + 2))
+        r_ready = Signal()
+        with m.If(self.start):
+            m.d.sync += [rnum.eq((1 << S) + self.kk - 1), rrem.eq(0), rq.eq(0),
+                         rcnt.eq(S + 1), r_ready.eq(0)]
+        with m.Elif(rcnt != 0):
+            r2 = Cat(rnum[S], rrem)
+            with m.If(r2 >= self.kk):
+                m.d.sync += [rrem.eq(r2 - self.kk), rq.eq(Cat(1, rq[:S]))]
+            with m.Else():
+                m.d.sync += [rrem.eq(r2), rq.eq(Cat(0, rq[:S]))]
+            m.d.sync += [rnum.eq(rnum << 1), rcnt.eq(rcnt - 1)]
+            with m.If(rcnt == 1):
+                m.d.sync += r_ready.eq(1)
+
+        # ---- reader: entries in order, behind the gather --------------------------------------
+        running = Signal()
+        addr = Signal(self.aw + 1)
+        e = Signal(8)                                   # position in the window
+        ch_r, cg_r = Signal(dw), Signal(dw)             # window being read
+        rv, r_first, r_last = Signal(), Signal(), Signal()
+        hold_valid = Signal()
+        w_last = e + 1 == self.kk
+        # a window's last entry is read only when the hold register takes it next cycle
+        can = running & (addr < self.avail) & r_ready & (~w_last | (~hold_valid & ~(rv & r_last)))
+        m.d.comb += self.raddr.eq(addr)
+        m.d.sync += [rv.eq(can), r_first.eq(e == 0), r_last.eq(w_last)]
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), addr.eq(0), e.eq(0), ch_r.eq(0), cg_r.eq(0)]
+        with m.Elif(can):
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(w_last):
+                m.d.sync += e.eq(0)
+                with m.If(ch_r + 1 == self.chans):
+                    m.d.sync += ch_r.eq(0)
+                    with m.If(cg_r + 1 == self.ncg):
+                        m.d.sync += running.eq(0)       # the layer's last entry
+                    with m.Else():
+                        m.d.sync += cg_r.eq(cg_r + 1)
+                with m.Else():
+                    m.d.sync += ch_r.eq(ch_r + 1)
+            with m.Else():
+                m.d.sync += e.eq(e + 1)
+
+        # ---- accumulate: per column the window's max or offset sum ----------------------------
+        accs = [Signal(16, name=f"acc{j}") for j in range(cols)]
+        nxt = [Signal(16, name=f"nxt{j}") for j in range(cols)]
+        for j in range(cols):
+            x = self.rdata[8 * j:8 * j + 8]
+            mx = Signal(signed(8), name=f"max{j}")
+            m.d.comb += mx.eq(Mux(r_first | (x.as_signed() > accs[j][:8].as_signed()), x,
+                                  accs[j][:8]))
+            m.d.comb += nxt[j].eq(Mux(self.avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),
+                                      mx.as_unsigned()))
+        ch_a, cg_a = Signal(dw), Signal(dw)             # window being accumulated
+        hold = [Signal(16, name=f"hold{j}") for j in range(cols)]
+        hold_m, hold_cg = Signal(dw), Signal(dw)
+        with m.If(self.start):
+            m.d.sync += [ch_a.eq(0), cg_a.eq(0)]
+        with m.If(rv):
+            m.d.sync += [a.eq(n) for a, n in zip(accs, nxt)]
+            with m.If(r_last):
+                m.d.sync += [h.eq(n) for h, n in zip(hold, nxt)]
+                m.d.sync += [hold_valid.eq(1), hold_m.eq(ch_a), hold_cg.eq(cg_a)]
+                with m.If(ch_a + 1 == self.chans):
+                    m.d.sync += [ch_a.eq(0), cg_a.eq(cg_a + 1)]
+                with m.Else():
+                    m.d.sync += ch_a.eq(ch_a + 1)
+
+        # ---- divide (average) or pass (max), lanes columns per cycle, into the output ---------
+        o_valid = Signal()
+        ys = [Signal(signed(8), name=f"y{j}") for j in range(cols)]
+        b = Signal(range(max(2, bpr)))
+        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.y.eq(Cat(*ys))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        with m.If(hold_valid & ~o_valid):
+            with m.If(~self.avg):
+                m.d.sync += [y.eq(h[:8]) for y, h in zip(ys, hold)]
+                m.d.sync += [o_valid.eq(1), hold_valid.eq(0), self.o.payload.m.eq(hold_m),
+                             self.o.payload.cg.eq(hold_cg)]
+            with m.Else():
+                for i in range(bpr):
+                    with m.If(b == i):
+                        for j in range(i * lanes, (i + 1) * lanes):
+                            prod = Signal(16 + S + 1, name=f"prod{j}")
+                            m.d.comb += prod.eq(hold[j] * rq + (1 << (S - 1)))
+                            m.d.sync += ys[j].eq((prod >> S)[:8] ^ 0x80)
+                with m.If(b == bpr - 1):
+                    m.d.sync += [b.eq(0), o_valid.eq(1), hold_valid.eq(0),
+                                 self.o.payload.m.eq(hold_m), self.o.payload.cg.eq(hold_cg)]
+                with m.Else():
+                    m.d.sync += b.eq(b + 1)
+        with m.If(self.start):
+            m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0)]
+        m.d.comb += self.busy.eq(running | rv | hold_valid | o_valid | (rcnt != 0))
+        return m
