@@ -12,8 +12,8 @@ import numpy as np
 
 from .tb.base import TB, config_from_env, params_from_env
 
-__all__ = ["TileDriver", "tile_job", "conv_job", "weight_words", "act_entries", "pack_struct",
-           "FMT_CODES"]
+__all__ = ["TileDriver", "tile_job", "conv_job", "pool_job", "weight_words", "act_entries",
+           "pack_struct", "FMT_CODES"]
 
 FMT_CODES = {"dense": 0, "bitmap": 1, "block": 2, "nm": 3}
 
@@ -72,6 +72,31 @@ def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
                     "k": K, "n": oh * ow, "geo": geo},
             "words": weight_words(pw.image, word_bytes), "image": image, "M": M,
             "N": oh * ow}
+
+
+def pool_job(x, kernel, *, stride, padding=0, avg: bool, c0: int = 0, m: int | None = None,
+             cols: int, word_bytes: int) -> dict:
+    """The tile job of a max (``avg`` False) or average pool (padding counted, spec 2.3) of
+    channels ``[c0, c0 + m)`` of an NCHW (N=1) image: the whole image on ``image``, no weight
+    words; the results are ``m`` rows of ``OH*OW`` int8 values."""
+    from sparsemac.golden.pool import pool_output_shape
+
+    x = np.asarray(x, dtype=np.int64)
+    _, C, H, Wd = x.shape
+    kh, kw = (kernel, kernel) if np.isscalar(kernel) else tuple(kernel)
+    st = (stride, stride) if np.isscalar(stride) else tuple(stride)
+    pd = (padding, padding) if np.isscalar(padding) else tuple(padding)
+    oh, ow = pool_output_shape((H, Wd), (kh, kw), st, pd)
+    m = C - c0 if m is None else m
+    raw = (x.ravel() & 0xFF).astype(np.uint8).tobytes()
+    raw += bytes(-len(raw) % word_bytes)
+    image = [int.from_bytes(raw[i:i + word_bytes], "little")
+             for i in range(0, len(raw), word_bytes)]
+    geo = {"c": C, "h": H, "w": Wd, "oh": oh, "ow": ow, "kh": kh, "kw": kw, "sh": st[0],
+           "sw": st[1], "ph": pd[0], "pw": pd[1], "dh": 1, "dw": 1}
+    return {"cmd": {"op": 3 if avg else 2, "fmt": 0, "act_skip": 0, "m": m, "k": 0,
+                    "n": oh * ow, "geo": geo, "c0": c0},
+            "words": [], "image": image, "M": m, "N": oh * ow}
 
 
 def pack_struct(layout, values: dict) -> int:

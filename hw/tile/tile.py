@@ -14,6 +14,7 @@ from sparsemac.hw.config import FORMATS, AcceleratorConfig
 from sparsemac.hw.tile.im2col_address import Im2colAddress, conv_geometry_layout
 from sparsemac.hw.tile.lane_decoder import LaneDecoder
 from sparsemac.hw.tile.mac_array import MacArray
+from sparsemac.hw.tile.pool_reducer import PoolReducer
 
 __all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
 
@@ -24,11 +25,14 @@ DIM_WIDTH = 16
 IMG_PORTS = 4
 
 
-class TileOp(enum.Enum, shape=1):
-    """The tile's operation: the descriptor's `Opcode` codes."""
+class TileOp(enum.Enum, shape=2):
+    """The tile's operation: the descriptor's `Opcode` codes (a global average pool runs as an
+    ``AVGPOOL`` of one ``H x W`` window)."""
 
     MATMUL = int(Opcode.MATMUL)
     CONV2D = int(Opcode.CONV2D)
+    MAXPOOL = int(Opcode.MAXPOOL2D)
+    AVGPOOL = int(Opcode.AVGPOOL2D)
 
 
 def tile_command_layout():
@@ -37,11 +41,13 @@ def tile_command_layout():
     ``Kout``, ``C*KH*KW``, ``OH*OW``), ``geo`` (conv2d geometry, ignored by matmul) and the
     column groups the tile computes: ``cgs`` groups of ``cols`` columns from group ``cg0``
     (``cgs = 0``: every group from ``cg0`` on; a layer whose columns are split across tiles,
-    docs/spec.md section 8.1)."""
+    docs/spec.md section 8.1).  Pools (``MAXPOOL``, ``AVGPOOL``): ``m`` channels from channel
+    ``c0`` of the ``geo.c``-channel image (``k`` is ignored: the tile counts ``m * KH * KW``
+    entries per column group), ``fmt`` 0."""
     return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
                               "k": DIM_WIDTH, "n": DIM_WIDTH,
                               "geo": conv_geometry_layout(DIM_WIDTH),
-                              "cg0": DIM_WIDTH, "cgs": DIM_WIDTH})
+                              "cg0": DIM_WIDTH, "cgs": DIM_WIDTH, "c0": DIM_WIDTH})
 
 
 def tile_result_layout(cols: int, acc_width: int):
@@ -118,6 +124,7 @@ class Tile(wiring.Component):
             raise TypeError(f"conv must be a bool, not {conv!r}")
         self.cfg = config
         self.conv = conv
+        self.pool = conv and config.pool_enabled
         self.rows, self.cols = config.rows, config.cols
         self.wb = config.axi_bytes
         self.W = config.axi_data_width
@@ -146,7 +153,7 @@ class Tile(wiring.Component):
 
 
     def _im2col_gather(self, m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs, i_count,
-                       imems, i2c, e_valid, e_data):
+                       imems, i2c, e_valid, e_data, cbase):
         """conv2d: the raw image into every copy of ``imems`` (a bus word per cycle), then the
         entries gathered by ``i2c`` (column ``j``: a read port of its own on copy j // 4)."""
         cols, wb, lg_wb = self.cols, self.wb, self.lg_wb
@@ -157,7 +164,11 @@ class Tile(wiring.Component):
         with m.If(i_take):
             m.d.sync += i_count.eq(i_count + 1)
         m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
-                     i2c.cg_first.eq(cg_first)]
+                     i2c.cg_first.eq(cg_first), i2c.cbase.eq(cbase)]
+        # a padding position's byte: 0 (conv, and an average counting padding), -128 (max)
+        pad = Signal(8, name="pad_byte")
+        if self.pool:
+            m.d.sync += pad.eq(Mux(cmd.op == TileOp.MAXPOOL, 0x80, 0))
         g_valid = Signal()
         g_sel = [Signal(range(max(2, wb)), name=f"g_sel{j}") for j in range(cols)]
         g_inb = Signal(cols)
@@ -167,7 +178,7 @@ class Tile(wiring.Component):
             rp = imems[j // IMG_PORTS].read_port()
             m.d.comb += rp.addr.eq(i2c.addr[j] >> lg_wb)
             m.d.sync += g_sel[j].eq(i2c.addr[j][:lg_wb] if lg_wb else 0)
-            g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), 0))
+            g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), pad))
         m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take & a_keep)),
                      e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
 
@@ -195,6 +206,9 @@ class Tile(wiring.Component):
             iaw = max(1, (self.img_depth * self.wb - 1).bit_length()) + 1
             m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw,
                                                    dim_width=DIM_WIDTH)
+        if self.pool:
+            m.submodules.pool = pool = PoolReducer(cols=cols, lanes=cfg.out_lanes,
+                                                   addr_width=self.aaw, dim_width=DIM_WIDTH)
         w_wrs = [wm.write_port() for wm in wmems]
         a_wr = amem.write_port()
         if has_bm:  # activation non-zero flags: only bitmap skips on them
@@ -219,13 +233,26 @@ class Tile(wiring.Component):
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         g_k, g_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)   # matmul: entry arriving (whole X)
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
-        is_conv = (cmd.op == TileOp.CONV2D) if self.conv else Const(0)
+        is_conv = (cmd.op != TileOp.MATMUL) if self.conv else Const(0)   # the image path
+        is_pool = Signal(name="is_pool")    # MAXPOOL / AVGPOOL: the PoolReducer, no lanes
         # bitmap skipping zero activations reads the gathered entries' flag words
         wait_gather = ((cmd.fmt == FormatCode.BITMAP) & cmd.act_skip) if has_bm else Const(0)
         i_count = Signal(range(2 * self.img_depth + 2))
         i_beats = Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
+        # pools: the image's first own channel (cbase = c0 * H * W) and the entries per column
+        # group (cmd.k := m * KH * KW), summed during the load, one term per cycle (no
+        # multiplier); `p_set` counts the terms
+        cbase = Signal(2 * DIM_WIDTH + 8, name="pool_cbase")
+        p_kk, p_set = Signal(8, name="pool_kk"), Signal(DIM_WIDTH + 1, name="pool_terms")
+        p_ready = Signal(name="pool_setup_done")
+        lane0_results = Signal()            # lane 0's result FIFO holds an entry
+        if self.pool:
+            m.d.comb += [is_pool.eq(cmd.op.as_value()[1]),
+                         p_ready.eq((p_set >= cmd.c0) & (p_set >= cmd.m)),
+                         pool.avg.eq(cmd.op == TileOp.AVGPOOL), pool.kk.eq(p_kk),
+                         pool.chans.eq(cmd.m), pool.ncg.eq(ncg), pool.avail.eq(a_addr)]
         a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
         start, all_done = Signal(name="start"), Signal(name="all_done")
         overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
@@ -288,7 +315,7 @@ class Tile(wiring.Component):
                 with m.If(self.cmd.valid):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
-                                 g_k.eq(0), g_cg.eq(0), self.error.eq(0),
+                                 g_k.eq(0), g_cg.eq(0), self.error.eq(0), cbase.eq(0),
                                  ncg_all.eq((self.cmd.payload.n + cols - 1) // cols),
                                  cg_sum.eq(self.cmd.payload.cg0 + self.cmd.payload.cgs)]
                     if self.conv:   # image size h * w * c: one product here, one in SETUP
@@ -310,6 +337,10 @@ class Tile(wiring.Component):
                 if self.conv:
                     m.d.sync += [i_count.eq(0),
                                  i_beats.eq((cmd.geo.c * i_hw + self.wb - 1) >> lg_wb)]
+                    if self.pool:
+                        with m.If(is_pool):
+                            m.d.sync += [cmd.k.eq(0), p_set.eq(0),
+                                         p_kk.eq(cmd.geo.kh * cmd.geo.kw)]
                     m.next = "LOAD"
                 else:
                     with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse
@@ -319,10 +350,21 @@ class Tile(wiring.Component):
                         m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
-                m.d.comb += [self.weights.ready.eq(~w_loaded),
+                m.d.comb += [self.weights.ready.eq(~w_loaded & ~is_pool),
                              self.acts.ready.eq(~is_conv & ~a_loaded),
                              self.image.ready.eq(is_conv & ~a_loaded)]
-                with m.If(w_loaded & a_loaded):
+                if self.pool:
+                    with m.If(is_pool & ~p_ready):
+                        m.d.sync += p_set.eq(p_set + 1)
+                        with m.If(p_set < cmd.c0):
+                            m.d.sync += cbase.eq(cbase + i_hw)
+                        with m.If(p_set < cmd.m):
+                            m.d.sync += cmd.k.eq(cmd.k + p_kk)
+                    with m.If(is_pool & a_loaded & p_ready):
+                        m.d.sync += self.error.eq(overflow)
+                        m.d.comb += [i2c.start.eq(1), pool.start.eq(1)]
+                        m.next = "POOL"
+                with m.If(w_loaded & a_loaded & ~is_pool):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
                     if self.conv:
                         with m.If(is_conv):
@@ -349,6 +391,13 @@ class Tile(wiring.Component):
                         m.d.sync += self.error.eq(self.error | overflow)
                         m.d.comb += start.eq(1)
                         m.next = "COMPUTE"
+            if self.pool:
+                with m.State("POOL"):
+                    m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
+                    # the gather is over, every window reduced and its result taken
+                    with m.If((a_cg == ncg) & ~pool.busy & ~lane0_results):
+                        m.d.sync += self.error.eq(self.error | overflow)
+                        m.next = "IDLE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
                 with m.If(all_done & (a_cg == ncg)):       # and the gather is over
@@ -371,7 +420,7 @@ class Tile(wiring.Component):
         a_take = self.acts.valid & self.acts.ready
         if self.conv:
             self._im2col_gather(m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs,
-                                i_count, imems, i2c, e_valid, e_data)
+                                i_count, imems, i2c, e_valid, e_data, cbase)
         else:
             m.d.comb += [e_valid.eq(a_take & a_keep), e_data.eq(self.acts.payload)]
         with m.If(a_take & ~is_conv):        # matmul: position of the entry in the whole X
@@ -427,7 +476,11 @@ class Tile(wiring.Component):
                 m.d.sync += [p.eq(dec.pairs.payload), p_valid.eq(1)]
             with m.Elif(fire):
                 m.d.sync += p_valid.eq(0)
-            m.d.comb += arp.addr.eq(p.aaddr)
+            if r == 0 and self.pool:    # a pool's reducer reads the entries on lane 0's port
+                m.d.comb += [arp.addr.eq(Mux(is_pool, pool.raddr, p.aaddr)),
+                             pool.rdata.eq(arp.data)]
+            else:
+                m.d.comb += arp.addr.eq(p.aaddr)
             c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
             c_w = Signal(8, name=f"c_w{r}", reset_less=True)
             m.d.sync += [c_valid.eq(fire & ~p.end), c_clear.eq(p.clear), c_w.eq(p.w)]
@@ -467,7 +520,17 @@ class Tile(wiring.Component):
             m.d.comb += [res.m.eq(res_m), res.cg.eq(res_cg)]
             for c in range(cols):
                 m.d.comb += res.acc[c].eq(Mux(last.empty, 0, mac.acc[r][c]))
-            m.d.comb += [fifo.w_data.eq(res), fifo.w_en.eq(last.end)]
+            if r == 0 and self.pool:    # ... and its results enter lane 0's FIFO
+                pres = Signal(tile_result_layout(cols, cfg.acc_width), name="pool_res")
+                po = pool.o
+                m.d.comb += [pres.m.eq(po.payload.m), pres.cg.eq(po.payload.cg),
+                             po.ready.eq(fifo.w_rdy)]
+                for c in range(cols):
+                    m.d.comb += pres.acc[c].eq(po.payload.y[c])
+                m.d.comb += [fifo.w_data.eq(Mux(is_pool, pres, res)),
+                             fifo.w_en.eq(Mux(is_pool, po.valid & fifo.w_rdy, last.end))]
+            else:
+                m.d.comb += [fifo.w_data.eq(res), fifo.w_en.eq(last.end)]
             popped = Signal(name=f"popped{r}")
             res_fifos[-1].popped = popped
             with m.If((fire & p.end) & ~popped):
@@ -492,8 +555,9 @@ class Tile(wiring.Component):
         m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))
         for r, f in enumerate(res_fifos):
             sel = self.results.valid & self.results.ready & (chosen == r)
-            m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel)]
+            m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel & ~is_pool)]
 
+        m.d.comb += lane0_results.eq(res_fifos[0].r_rdy)
         m.d.comb += all_done.eq(Cat(*[d.done for d in decs]).all() & ~Cat(*pend_busy).any()
                                 & ~Cat(*pair_busy).any())
         return m

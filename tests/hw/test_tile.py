@@ -5,12 +5,13 @@ import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.ops import conv2d, matmul
+from sparsemac.golden.pool import avgpool2d, maxpool2d
 from sparsemac.golden.prune import prune
 from sparsemac.golden.quant import wrap
 from sparsemac.golden.tile_model import tile_cycles
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
 from sparsemac.hw.tile.tile import Tile, tile_command_layout
-from sparsemac.sim.tile_driver import conv_job, pack_struct, tile_job
+from sparsemac.sim.tile_driver import conv_job, pack_struct, pool_job, tile_job
 
 
 def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
@@ -346,3 +347,45 @@ def test_tile_column_slices(conv, rng, seed):
             f"seed={seed} slice cg0={c0} cgs={cs} (groups [{first}, {first + groups})):\n"
             f"expected\n{exp[:, lo:hi]}\ngot\n{Y[:, lo:hi]}")
         assert (Y[:, :lo] == 0x7FFFFFFF).all() and (Y[:, hi:] == 0x7FFFFFFF).all()
+
+
+@pytest.mark.parametrize("rows,cols,lanes", [(2, 3, 1), (2, 4, 2)])
+def test_tile_pools(rows, cols, lanes, rng, seed):
+    """Max and average pools (padding counted) on the tile: the im2col gather over the tile's
+    own channels ``[c0, c0 + m)`` and the PoolReducer, bit-exact with golden, between conv
+    jobs (the lanes' state must survive a pool), with random stalls."""
+    cfg = AcceleratorConfig(rows=rows, cols=cols, out_lanes=lanes, weight_buf_depth=256,
+                            act_buf_depth=512, mul_pipeline=2)
+    cases = [  # (C, H, W), kernel, stride, pad, avg, c0, m
+        ((3, 6, 7), (2, 2), (2, 2), (0, 0), False, 0, 3),
+        ((3, 6, 7), (3, 3), (2, 2), (1, 1), False, 1, 2),
+        ((2, 5, 5), (3, 2), (1, 2), (1, 0), True, 0, 2),
+        ((4, 4, 6), (2, 3), (2, 3), (0, 0), True, 3, 1),
+        ((2, 3, 3), (3, 3), (1, 1), (0, 0), True, 0, 2),     # a global average pool
+        ((1, 7, 5), (1, 1), (2, 1), (0, 0), False, 0, 1),
+        ((2, 15, 15), (15, 15), (1, 1), (0, 0), True, 1, 1),  # the largest window, 225
+    ]
+    jobs, exps = [], []
+    x0 = rng.integers(-128, 128, (1, 2, 5, 6))
+    w0 = rng.integers(-128, 128, (3, 2, 3, 3))
+    conv = conv_job(pack_weights(w0.reshape(3, -1), "dense"), x0, (3, 3), padding=1,
+                    cols=cfg.cols, word_bytes=cfg.axi_bytes, act_skip=True)
+    conv_exp = conv2d(x0, w0, padding=1)[0].reshape(3, -1)
+    for shape, k, st, pd, avg, c0, m in cases:
+        x = rng.integers(-128, 128, (1, *shape))
+        x[0, c0, 0, :] = -128       # a row of the window minimum (max with padding = -128)
+        x[0, c0, -1, :] = 127
+        jobs.append(pool_job(x, k, stride=st, padding=pd, avg=avg, c0=c0, m=m, cols=cfg.cols,
+                             word_bytes=cfg.axi_bytes))
+        y = (avgpool2d(x, k, st, pd, count_include_pad=True) if avg
+             else maxpool2d(x, k, st, pd))
+        exps.append(y[0, c0:c0 + m].reshape(m, -1))
+    all_jobs = [conv] + jobs[:3] + [conv] + jobs[3:]
+    all_exps = [conv_exp] + exps[:3] + [conv_exp] + exps[3:]
+    status = []
+    outs = run_tile(cfg, all_jobs, rng, 0.2, status)
+    for i, (job, exp, Y, (err, _)) in enumerate(zip(all_jobs, all_exps, outs, status)):
+        assert err == 0, f"seed={seed} job {i}: error flag set"
+        assert np.array_equal(Y, exp), (
+            f"seed={seed} job {i} {job['cmd']['op']} geo {job['cmd']['geo']} "
+            f"c0={job['cmd'].get('c0')}:\nexpected\n{exp}\ngot\n{Y}")
