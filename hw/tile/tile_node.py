@@ -30,13 +30,17 @@ def result_data_bytes(cfg: AcceleratorConfig) -> int:
 def layer_layout() -> data.StructLayout:
     """What the sequencer broadcasts to every node for the running layer (stable while it runs).
 
-    ``fmt``, ``k``, ``n``, ``geo``: the tile command (every layer runs as a conv2d; a matmul is
-    the 1x1 conv of a ``K x 1 x N`` image).  ``requant``: outputs go through the OutputPipeline
-    (int8), else raw accumulators of ``2**lg_esize`` bytes.  ``act_beats``, ``quant_beats``,
-    ``lut_beats``: bus words of each multicast stream.
+    ``op``, ``fmt``, ``k``, ``n``, ``geo``: the tile command (every matmul / conv layer runs as
+    a conv2d: any ``op`` but the pools is ``CONV2D``; a matmul is the 1x1 conv of a
+    ``K x 1 x N`` image; a pool is ``MAXPOOL`` / ``AVGPOOL`` of the node's channels
+    ``[row_base, row_base + rows)``).  ``requant``: outputs go through the OutputPipeline
+    (int8), else raw values of ``2**lg_esize`` bytes (a pool: its int8 results,
+    ``lg_esize = 0``).  ``act_beats``, ``quant_beats``, ``lut_beats``: bus words of each
+    multicast stream.
     """
     return data.StructLayout({
-        "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH, "geo": conv_geometry_layout(DIM_WIDTH),
+        "op": TileOp, "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH,
+        "geo": conv_geometry_layout(DIM_WIDTH),
         "requant": 1, "lg_esize": 2, "act_beats": 32, "quant_beats": 32, "lut_beats": 16,
     })
 
@@ -104,7 +108,12 @@ class TileNode(wiring.Component):
         bpr = cols // lanes
         m.submodules.tile, m.submodules.pipe = tile, pipe
         m.submodules.checker = chk = self.checker
-        m.d.comb += [self.image_done.eq(chk.done), self.image_code.eq(chk.code)]
+        # a pool layer has no weight image: nothing to check
+        pool_layer = Signal()
+        m.d.comb += [pool_layer.eq((self.layer.op == TileOp.MAXPOOL)
+                                   | (self.layer.op == TileOp.AVGPOOL)),
+                     self.image_done.eq(chk.done | pool_layer),
+                     self.image_code.eq(Mux(pool_layer, 0, chk.code))]
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
         lay = self.layer
         rows, row_base = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
@@ -130,9 +139,11 @@ class TileNode(wiring.Component):
                     m.next = "CMD"
             with m.State("CMD"):
                 c = tile.cmd.payload
-                m.d.comb += [tile.cmd.valid.eq(1), c.op.eq(TileOp.CONV2D), c.fmt.eq(lay.fmt),
+                m.d.comb += [tile.cmd.valid.eq(1), c.op.eq(Mux(pool_layer, lay.op, TileOp.CONV2D)),
+                             c.fmt.eq(lay.fmt),
                              c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
-                             c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs)]
+                             c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs),
+                             c.c0.eq(row_base)]
                 with m.If(tile.cmd.ready):
                     m.next = "RUN"
             with m.State("RUN"):
@@ -230,7 +241,9 @@ class TileNode(wiring.Component):
                 m.d.sync += [row_valid.eq(1), row_m.eq(row_base + res.m), row_cg.eq(res.cg)]
                 ext = [Signal(signed(8 * es), name=f"ext{c}") for c in range(cols)]
                 m.d.comb += [e.eq(res.acc[c]) for c, e in enumerate(ext)]
-                m.d.sync += row.eq(Cat(*ext))
+                # int8 values (a pool) packed a byte per column, else es bytes per column
+                m.d.sync += row.eq(Mux(lay.lg_esize == 0, Cat(*[a[:8] for a in res.acc]),
+                                       Cat(*ext)))
         m.d.comb += tags.w_data.eq(Cat(res.m, res.cg))
         with m.If(tags.w_en & ~(pipe.o.valid & pipe.o.ready & (ob == bpr - 1))):
             m.d.sync += inflight.eq(inflight + 1)
