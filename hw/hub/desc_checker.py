@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
@@ -30,12 +29,14 @@ def _opcode_max(cfg: AcceleratorConfig) -> int:
     return max(codes)
 
 
-@dataclass(frozen=True)
 class _Jumped:
     """The ``when`` of an op that costs no cycle while ``cond`` is low: the op before it
     moves the op counter past it (the pool-only ops; a plain ``when`` costs its LOAD cycle)."""
 
-    cond: Value
+    __slots__ = ("cond",)
+
+    def __init__(self, cond: Value):
+        self.cond = cond
 
 
 def nz_depth(cfg: AcceleratorConfig) -> int:
