@@ -155,11 +155,15 @@ def _shape_broken(desc: Descriptor, op: Opcode) -> bool:
 
 #: Limits of the generated hardware beyond the architecture rules of `validate_descriptor`
 #: (``hw.hub.desc_checker.DescChecker``, docs/accelerator.md): m, k and n fit the tiles' 16-bit
-#: dimensions and the conv geometry (kernel, stride, padding, dilation) their 4-bit fields.
+#: dimensions and the conv and pool geometry (kernel, stride, padding, dilation) their 4-bit
+#: fields; a global average pool runs as one ``H x W`` window, so its ``H`` and ``W`` too.
 HW_DIM_MAX = (1 << 16) - 1
 HW_GEO_MAX = 15
-#: Flags the hardware runs: ACCUMULATE (split K) is an architecture feature it does not build.
-HW_FLAGS = int(Flags.REQUANT | Flags.LUT | Flags.IRQ)
+#: Flags the hardware runs: ACCUMULATE (split K) is an architecture feature it does not build
+#: (INCLUDE_PAD is avgpool2d's; `validate_descriptor` refuses it on every other opcode).
+HW_FLAGS = int(Flags.REQUANT | Flags.LUT | Flags.IRQ | Flags.INCLUDE_PAD)
+#: Opcodes whose kernel, stride, padding and dilation fields the tile runs as a window.
+_WINDOWED = (Opcode.CONV2D, Opcode.MAXPOOL2D, Opcode.AVGPOOL2D)
 
 #: `validate_descriptor`'s codes in the order it checks them (OK last).
 _CHECK_ORDER = (ErrorCode.BAD_DESC_MAGIC, ErrorCode.BAD_OPCODE, ErrorCode.BAD_FORMAT,
@@ -170,10 +174,17 @@ _CHECK_ORDER = (ErrorCode.BAD_DESC_MAGIC, ErrorCode.BAD_OPCODE, ErrorCode.BAD_FO
 
 def hardware_descriptor_code(desc, cfg, *, window_bytes: int) -> ErrorCode:
     """The code the generated hardware's descriptor checker reports for ``desc``:
-    `validate_descriptor` with the hardware's limits checked at the same places of its order
-    (an N:M N that is not a power of two is BAD_PARAM, ACCUMULATE is BAD_FLAGS, m / k / n
-    above `HW_DIM_MAX` or a conv geometry field above `HW_GEO_MAX` is BAD_SHAPE).  Whether
-    the activations fit the tiles' buffers is checked after these (`golden.tiling`)."""
+    `validate_descriptor` with the hardware's limits checked at the same places of its order.
+
+    * BAD_PARAM: an N:M N that is not a power of two.
+    * BAD_FLAGS: ACCUMULATE; an avgpool2d with padding and INCLUDE_PAD clear (the tile divides
+      every window by ``KH*KW``: leaving the padding out would need a count per column).
+    * BAD_SHAPE: m, k or n above `HW_DIM_MAX`; a conv2d, maxpool2d or avgpool2d geometry field
+      above `HW_GEO_MAX`; a global_avgpool with ``H`` or ``W`` above `HW_GEO_MAX` (the tile
+      pools it as one ``H x W`` window, stride 1, no padding).
+
+    Whether the activations fit the tiles' buffers is checked after these (`golden.tiling`:
+    `tile_buffer_shortfall`, `pool_buffer_shortfall`)."""
     if not isinstance(desc, Descriptor):
         desc = unpack_descriptor(desc)
     code = validate_descriptor(desc, cfg, window_bytes=window_bytes)
@@ -183,13 +194,18 @@ def hardware_descriptor_code(desc, cfg, *, window_bytes: int) -> ErrorCode:
     if (rank > _CHECK_ORDER.index(E.BAD_PARAM) and desc.format == FORMAT_CODES["nm"]
             and a & (a - 1)):
         return E.BAD_PARAM
-    if rank > _CHECK_ORDER.index(E.BAD_FLAGS) and desc.flags & ~HW_FLAGS:
+    op = desc.opcode
+    if rank > _CHECK_ORDER.index(E.BAD_FLAGS) and (
+            desc.flags & ~HW_FLAGS
+            or (op == Opcode.AVGPOOL2D and (desc.pad_h or desc.pad_w)
+                and not desc.flags & Flags.INCLUDE_PAD)):
         return E.BAD_FLAGS
     geo = (desc.kh, desc.kw, desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w, desc.dil_h,
            desc.dil_w)
     if rank > _CHECK_ORDER.index(E.BAD_SHAPE) and (
             max(desc.m, desc.k, desc.n) > HW_DIM_MAX
-            or (desc.opcode == Opcode.CONV2D and max(geo) > HW_GEO_MAX)):
+            or (op in _WINDOWED and max(geo) > HW_GEO_MAX)
+            or (op == Opcode.GLOBAL_AVGPOOL and max(desc.h, desc.w) > HW_GEO_MAX)):
         return E.BAD_SHAPE
     return code
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 __all__ = ["tile_row_split", "tile_col_split", "TILE_BUFFER_CHECKS", "nz_flag_depth",
            "tile_buffer_use", "tile_buffer_limits", "tile_buffer_shortfall", "tile_buffer_minimum",
-           "BufferShortfall"]
+           "BufferShortfall", "POOL_BUFFER_CHECKS", "pool_buffer_use", "pool_buffer_shortfall",
+           "pool_buffer_fits"]
 
 
 def tile_row_split(m: int, tiles: int) -> list[tuple[int, int]]:
@@ -152,3 +153,64 @@ def tile_buffer_minimum(cfg, *, k: int, n: int, weight_bytes: int = 0, rows: int
     flags = 8 * use["flag_words"] if use["flag_words"] > nz_flag_depth(0) else 0
     return {"act_buf_depth": max(use["act_entries"], use["image_entries"], flags),
             "weight_buf_depth": use["weight_words"], "out_buf_depth": use["rows"]}
+
+
+# ---- does a pool fit one tile's buffers --------------------------------------------------------
+
+#: The tile-buffer limits a pool can exceed, in `TILE_BUFFER_CHECKS` order (a pool has no
+#: weight image and no zero-flag words).
+POOL_BUFFER_CHECKS = ("act_entries", "image_entries", "rows")
+
+
+def pool_buffer_use(cfg, *, c: int, h: int, w: int, kh: int, kw: int, sh: int = 1,
+                    sw: int = 1, ph: int = 0, pw: int = 0) -> dict[str, int]:
+    """What one tile's share of an int8 pool (docs/spec.md sections 2.3 and 8.2) takes of each
+    limit of `POOL_BUFFER_CHECKS` (``{check: entries}``, same order).
+
+    The tiles split the ``C`` channels as a row split (`tile_row_split`: the busiest tile pools
+    ``rows = ceil(C / tiles)`` of them, one output row each); each channel's windows are
+    gathered like a conv's im2col, ``ceil(OH*OW / cols)`` column groups of ``KH*KW`` entries,
+    so a tile holds ``ceil(OH*OW / cols) * rows * KH*KW`` activation entries; the input image
+    (``C*H*W`` int8) goes whole to every tile (``ceil(C*H*W / cols)`` entries).
+    ``OH = (H + 2*ph - KH) // sh + 1`` (``OW`` alike).  A global average pool is the one
+    window ``(kh, kw) = (h, w)``, stride 1, no padding.  ``cfg`` is duck-typed: ``cols``,
+    ``tiles``, ``axi_data_width``.
+
+    Raises
+    ------
+    ValueError
+        A size, kernel or stride below 1, a padding below 0, or a kernel larger than the
+        padded input.
+    """
+    geo = dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw)
+    for name, v in geo.items():
+        lo = 0 if name in ("ph", "pw") else 1
+        if isinstance(v, bool) or int(v) != v or v < lo:
+            raise ValueError(f"{name} must be an int of at least {lo}, not {v!r}")
+    c, h, w, kh, kw, sh, sw, ph, pw = (int(v) for v in geo.values())
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise ValueError(f"kernel {(kh, kw)} must fit the padded input "
+                         f"{(h + 2 * ph, w + 2 * pw)}")
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    rows = max(r1 - r0 for r0, r1 in tile_row_split(c, int(cfg.tiles)))
+    use = tile_buffer_use(cfg, k=rows * kh * kw, n=oh * ow, rows=rows, image_bytes=c * h * w)
+    return {check: use[check] for check in POOL_BUFFER_CHECKS}
+
+
+def pool_buffer_shortfall(cfg, **geometry) -> BufferShortfall | None:
+    """The first limit of `POOL_BUFFER_CHECKS` that one tile's share of the pool exceeds
+    (`pool_buffer_use`, same keyword arguments), or ``None`` when it fits.  The hardware
+    refuses such a pool with ``BAD_SHAPE`` after the descriptor's field checks (the
+    DescChecker's ``act_fits``)."""
+    use, cap = pool_buffer_use(cfg, **geometry), tile_buffer_limits(cfg)
+    for check in POOL_BUFFER_CHECKS:
+        if use[check] > cap[check]:
+            return BufferShortfall(check, TILE_BUFFER_CHECKS[check][0], use[check], cap[check])
+    return None
+
+
+def pool_buffer_fits(cfg, **geometry) -> bool:
+    """Whether one tile's share of the pool fits the tile's buffers (`pool_buffer_shortfall`
+    is ``None``): ``C*H*W <= act_buf_depth * cols``, ``ceil(OH*OW / cols) * rows * KH*KW <=
+    act_buf_depth`` and ``rows = ceil(C / tiles) <= out_buf_depth``."""
+    return pool_buffer_shortfall(cfg, **geometry) is None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.descriptors import DESC_MAGIC, HW_OPS, ErrorCode, Opcode
+from sparsemac.golden.desc_rules import HW_FLAGS
+from sparsemac.golden.descriptors import DESC_MAGIC, ErrorCode, Flags, Opcode
 from sparsemac.golden.formats import FORMAT_CODES, FormatCode
 from sparsemac.golden.tiling import nz_flag_depth
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
@@ -15,13 +16,27 @@ from sparsemac.hw.tile.tile import DIM_WIDTH
 
 __all__ = ["DescChecker", "descriptor_layout", "MAX_GEO", "nz_depth"]
 
-#: Largest conv kernel / stride / padding / dilation the tile's 4-bit geometry fields hold.
+#: Largest conv / pool kernel, stride, padding, dilation the tile's 4-bit geometry fields hold
+#: (and a global average pool's ``H`` and ``W``: the tile pools it as one ``H x W`` window).
 MAX_GEO = 15
 
-#: The largest opcode the hardware runs (golden.descriptors.HW_OPS, opcodes 0..this one);
-#: every larger one is BAD_OPCODE.
-_HW_OPCODE_MAX = max(int(Opcode[name.upper()]) for name in HW_OPS)
-assert {int(Opcode[name.upper()]) for name in HW_OPS} == set(range(_HW_OPCODE_MAX + 1))
+
+def _opcode_max(cfg: AcceleratorConfig) -> int:
+    """The largest opcode ``cfg`` builds (``cfg.ops``, opcodes 0..this one); every larger one
+    is BAD_OPCODE."""
+    codes = {int(Opcode[name.upper()]) for name in cfg.ops}
+    assert codes == set(range(max(codes) + 1)), cfg.ops
+    return max(codes)
+
+
+class _Jumped:
+    """The ``when`` of an op that costs no cycle while ``cond`` is low: the op before it
+    moves the op counter past it (the pool-only ops; a plain ``when`` costs its LOAD cycle)."""
+
+    __slots__ = ("cond",)
+
+    def __init__(self, cond: Value):
+        self.cond = cond
 
 
 def nz_depth(cfg: AcceleratorConfig) -> int:
@@ -53,9 +68,11 @@ class DescChecker(wiring.Component):
     ``2 * 24 + sum(bits)`` cycles or so (about 60-120 for a real layer, 450 at most); it always
     ends, whatever the descriptor holds.
 
-    Beyond the golden rules it reports the hardware limits: shapes that
-    do not fit the tile's 16-bit dimensions or 4-bit conv geometry (``BAD_SHAPE``), the
-    ``ACCUMULATE`` flag (not supported: ``BAD_FLAGS``), an ``nm`` N that is not a power of
+    Beyond the golden rules it reports the hardware limits
+    (`sparsemac.golden.desc_rules.hardware_descriptor_code`): shapes that do not fit the tile's
+    16-bit dimensions or 4-bit conv / pool geometry, a global average pool with ``H`` or ``W``
+    above `MAX_GEO` (``BAD_SHAPE``), the ``ACCUMULATE`` flag (not supported) and a padded
+    average pool without ``INCLUDE_PAD`` (``BAD_FLAGS``), an ``nm`` N that is not a power of
     two (``BAD_PARAM``).  ``act_fits`` tells whether the layer's activations fit the tile's
     buffers (the sequencer reports ``BAD_SHAPE`` after ``code``'s checks when not):
     ``ceil(act_bytes / cols)`` image entries and ``ceil(n / cols) * k`` im2col entries at most
@@ -63,6 +80,16 @@ class DescChecker(wiring.Component):
     `nz_depth` (beyond them the tile would wrap its load counters and hang).  A matmul is checked
     as itself and described to the tiles as the 1x1 conv of a ``K x 1 x N`` image
     (``oh = 1``, ``ow = n``).
+
+    The pools (opcodes 2..4 of docs/spec.md section 8.2, built when ``cfg.pool_enabled``) split
+    their ``C`` channels across the tiles (``pool_rows = ceil(C / tiles)`` per tile,
+    `sparsemac.golden.tiling.tile_row_split`) and gather each channel's windows like a conv's
+    im2col (``KK = KH*KW`` entries per output pixel; a global pool is the one window
+    ``H x W``, ``oh = ow = 1``); their ``act_fits`` is
+    `sparsemac.golden.tiling.pool_buffer_fits`: ``C*H*W <= act_buf_depth * cols``,
+    ``ncg * pool_rows * KK <= act_buf_depth`` and ``pool_rows <= out_buf_depth``.  The
+    pool-only ops cost a matmul or conv2d no cycle: their checks take exactly what they took
+    before the pools.
 
     Members
     -------
@@ -76,7 +103,8 @@ class DescChecker(wiring.Component):
     code : Out(8)
         ``ErrorCode`` (0 = runnable).
     oh, ow : Out(DIM_WIDTH)
-        Output height / width the tiles run (conv), ``1`` / ``n`` for a matmul.
+        Output height / width the tiles run (conv2d, maxpool2d, avgpool2d), ``1`` / ``n`` for
+        a matmul, ``1`` / ``1`` for a global average pool.
     act_bytes, out_bytes : Out(64)
         Sizes of the activation and output buffers (meaningful once ``code`` is 0).
     act_fits : Out(1)
@@ -86,6 +114,12 @@ class DescChecker(wiring.Component):
         Column groups of the layer, ``ceil(n / cols)``.
     cg_chunk : Out(17)
         Column groups per tile of a column split (``col_split / cols``), 0 without one.
+    pool : Out(1)
+        The opcode is a pool (maxpool2d, avgpool2d, global_avgpool) this build runs
+        (meaningful once ``code`` is 0).
+    pool_rows : Out(17)
+        A pool's channels per tile, ``ceil(m / tiles)`` (meaningful once ``code`` is 0; 0
+        when ``pool`` is low).
     """
 
     def __init__(self, cfg: AcceleratorConfig):
@@ -96,6 +130,7 @@ class DescChecker(wiring.Component):
             "oh": Out(DIM_WIDTH), "ow": Out(DIM_WIDTH),
             "act_bytes": Out(64), "out_bytes": Out(64), "act_fits": Out(1),
             "ncg": Out(DIM_WIDTH + 1), "cg_chunk": Out(DIM_WIDTH + 1),
+            "pool": Out(1), "pool_rows": Out(DIM_WIDTH + 1),
         })
 
     def elaborate(self, platform):
@@ -114,17 +149,39 @@ class DescChecker(wiring.Component):
         # still from the cycle after `start` on, and the first op that reads these is op 1
         # (two cycles after `start`), so the op muxes see registers only
         conv, split = Signal(), Signal()
+        mm, pool, glob, avg = Signal(), Signal(), Signal(), Signal()    # opcodes (pools: 0
+        pool2d = Signal()                               # maxpool2d, avgpool2d    when not built)
+        win, img = Signal(), Signal()       # runs the window geometry; reads a C x H x W image
         kh1, kw1 = Signal(8), Signal(8)                 # kh - 1, kw - 1
         act_a, act_b, act_c = Signal(16), Signal(16), Signal(16)
+        ck_c, ck_h, ck_w = Signal(16), Signal(16), Signal(16)  # KK = ck_c * ck_h * ck_w
         k_words = Signal(DIM_WIDTH)                     # ceil(k / W)
         ncg_num = Signal(DIM_WIDTH + 1)
-        m.d.sync += [conv.eq(d.opcode == Opcode.CONV2D), split.eq(d.col_split != 0),
+        tiles = cfg.tiles
+        pool_rows = Signal(DIM_WIDTH + 1)               # ceil(m / tiles)
+        rows_num = Signal(DIM_WIDTH + 1)                # m + tiles - 1
+        pools = cfg.pool_enabled
+        windowed = (Opcode.CONV2D,) + ((Opcode.MAXPOOL2D, Opcode.AVGPOOL2D) if pools else ())
+        imaged = windowed + ((Opcode.GLOBAL_AVGPOOL,) if pools else ())
+        m.d.sync += [mm.eq(d.opcode == Opcode.MATMUL), conv.eq(d.opcode == Opcode.CONV2D),
+                     split.eq(d.col_split != 0),
+                     win.eq(d.opcode.matches(*windowed)),
+                     img.eq(d.opcode.matches(*imaged)),
                      kh1.eq(d.kh - 1), kw1.eq(d.kw - 1),
-                     act_a.eq(Mux(d.opcode == Opcode.CONV2D, d.c, k16)),
-                     act_b.eq(Mux(d.opcode == Opcode.CONV2D, d.h, n16)),
-                     act_c.eq(Mux(d.opcode == Opcode.CONV2D, d.w, 1)),
                      k_words.eq((k16 + W - 1) >> lg_w),
-                     ncg_num.eq(n16 + cols - 1)]
+                     ncg_num.eq(n16 + cols - 1), rows_num.eq(m16 + tiles - 1)]
+        if pools:
+            m.d.sync += [pool.eq(d.opcode.matches(Opcode.MAXPOOL2D, Opcode.AVGPOOL2D,
+                                                  Opcode.GLOBAL_AVGPOOL)),
+                         pool2d.eq(d.opcode.matches(Opcode.MAXPOOL2D, Opcode.AVGPOOL2D)),
+                         avg.eq(d.opcode == Opcode.AVGPOOL2D),
+                         glob.eq(d.opcode == Opcode.GLOBAL_AVGPOOL)]
+        m.d.sync += [act_a.eq(Mux(img, d.c, k16)), act_b.eq(Mux(img, d.h, n16)),
+                     act_c.eq(Mux(img, d.w, 1)),
+                     ck_c.eq(Mux(pool, 1, d.c)), ck_h.eq(Mux(glob, d.h, d.kh)),
+                     ck_w.eq(Mux(glob, d.w, d.kw))]
+        if tiles & (tiles - 1) == 0:
+            m.d.sync += pool_rows.eq(rows_num >> (tiles.bit_length() - 1))
 
         # ---- the serial arithmetic: results kept in named registers -------------------------
         PW = 56                                     # product width (32 x 24 bits)
@@ -142,27 +199,29 @@ class DescChecker(wiring.Component):
         chunk_cols, span = Signal(PW), Signal(PW)   # chunk * cols, chunk * tiles
         grp = Signal(DIM_WIDTH + 1)                 # column groups of the largest tile share
         im2col, flagw = Signal(PW), Signal(PW)      # grp * k, grp * ceil(k / W)
+        pool_ent = Signal(PW)                       # im2col * pool_rows (a pool's entries)
         geo_ok, pos = Signal(), Signal()
 
         # ops run in order: ("mul", a, b, dst[, when]) | ("div", numerator, denominator,
         # dst[, when]) | ("set", [assignments]); the multiplier loops over b's bits (keep b
-        # small); an op whose `when` is false (conv-only arithmetic of a matmul) is skipped
+        # small); an op whose `when` is false (conv-only arithmetic of a matmul) is skipped in
+        # its LOAD cycle, one whose `when` is `_Jumped` and false costs no cycle at all
         ops = [
             ("set", [window.eq(self.window_bytes),
                      geo_ok.eq((d.c >= 1) & (d.h >= 1) & (d.w >= 1) & (d.kh >= 1) & (d.kw >= 1)
                                & (d.stride_h >= 1) & (d.stride_w >= 1) & (d.dil_h >= 1)
                                & (d.dil_w >= 1))]),
-            ("mul", d.dil_h, kh1, p_dh, conv),
-            ("mul", d.dil_w, kw1, p_dw, conv),
+            ("mul", d.dil_h, kh1, p_dh, win),
+            ("mul", d.dil_w, kw1, p_dw, win),
             ("set", [num_h.eq(d.h + 2 * d.pad_h - p_dh - 1),
                      num_w.eq(d.w + 2 * d.pad_w - p_dw - 1)]),
             ("set", [pos.eq(geo_ok & (num_h >= 0) & (num_w >= 0))]),
-            ("div", num_h.as_unsigned(), d.stride_h, q_h, conv),
-            ("div", num_w.as_unsigned(), d.stride_w, q_w, conv),
+            ("div", num_h.as_unsigned(), d.stride_h, q_h, win),
+            ("div", num_w.as_unsigned(), d.stride_w, q_w, win),
             ("set", [oh.eq(Mux(pos, q_h + 1, 0)), ow.eq(Mux(pos, q_w + 1, 0))]),
-            ("mul", d.c, d.kh, ckh, conv),
-            ("mul", ckh[:32], d.kw, ckk, conv),
-            ("mul", oh, ow, ohow, conv),
+            ("mul", ck_c, ck_h, ckh, img),           # conv c*kh*kw; pool kh*kw; global h*w
+            ("mul", ckh[:32], ck_w, ckk, img),
+            ("mul", oh, ow, ohow, win),
             ("mul", act_a, act_b, act_part),
             ("mul", act_part[:32], act_c, act_bytes),
             ("mul", m16, n16, mn),
@@ -182,8 +241,12 @@ class DescChecker(wiring.Component):
             ("mul", chunk, cfg.tiles, span, split),
             ("set", [grp.eq(Mux(split & (chunk < ncg), chunk, ncg))]),
             ("mul", k16, grp, im2col),
-            ("mul", k_words, grp, flagw),
         ]
+        if pools and tiles & (tiles - 1):   # else `pool_rows` is registered (a shift)
+            ops.append(("div", rows_num, tiles, pool_rows, _Jumped(pool)))
+        if pools:
+            ops.append(("mul", im2col, pool_rows, pool_ent, _Jumped(pool)))  # ncg*rows*KK
+        ops.append(("mul", k_words, grp, flagw, ~pool))
 
         # multiplier: macc += ma while mb has ones (ma shifts left, mb right)
         ma, mb, macc = Signal(PW), Signal(24), Signal(PW)
@@ -216,13 +279,26 @@ class DescChecker(wiring.Component):
         any_conv = Signal()
         m.d.comb += any_conv.eq((d.c | d.h | d.w | d.kh | d.kw | d.stride_h | d.stride_w
                                  | d.pad_h | d.pad_w | d.dil_h | d.dil_w).any())
-        flags_bad = ((fl & ~0xB).any() | d.reserved0.any() | d.reserved2.any()
-                     | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (~conv & any_conv))
+        any_geo = Signal()
+        m.d.comb += any_geo.eq((d.kh | d.kw | d.stride_h | d.stride_w | d.pad_h | d.pad_w
+                                | d.dil_h | d.dil_w).any())
+        include_pad = fl[Flags.INCLUDE_PAD.bit_length() - 1]
+        padded = (d.pad_h | d.pad_w).any()
+        flags_bad = ((fl & ~HW_FLAGS).any() | (include_pad & ~avg)
+                     | d.reserved0.any() | d.reserved2.any()
+                     | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (mm & any_conv)
+                     # pools: no requantization, no table, no weights, no column split; a
+                     # global pool has no window geometry; the hardware divides every
+                     # window by KH*KW, so padding must count (INCLUDE_PAD)
+                     | (pool & (requant | lut | split
+                                | (d.weights | d.quant | d.lut).any()))
+                     | (glob & any_geo) | (avg & padded & ~include_pad))
         # the wide compares below are registered every cycle (`mkn_ok`, `conv_ok`, `split_bad`,
         # `fits`): their operands are written at least one op before the rules op reads them
         # (the last, `flagw`, by the op before the ends)
         mkn_ok, conv_ok, split_bad, fits = (
             Signal(name=n) for n in ("mkn_ok", "conv_ok", "split_bad", "fits"))
+        pool_ok, glob_ok = Signal(), Signal()
         m.d.sync += mkn_ok.eq((d.m >= 1) & (d.k >= 1) & (d.n >= 1) & (d.m <= dim_max)
                               & (d.k <= dim_max) & (d.n <= dim_max))
         geo_small = ((d.kh <= MAX_GEO) & (d.kw <= MAX_GEO) & (d.stride_h <= MAX_GEO)
@@ -230,16 +306,26 @@ class DescChecker(wiring.Component):
                      & (d.dil_h <= MAX_GEO) & (d.dil_w <= MAX_GEO))
         m.d.sync += conv_ok.eq(geo_ok & (oh >= 1) & (ow >= 1) & (d.k == ckk) & (d.n == ohow)
                                & geo_small)
-        out_bytes = Mux(requant, mn, mn << 2)
+        # pools (conv_ok with k == KH*KW): padding below the kernel, no dilation, m == C; a
+        # global pool is the one H x W window (k == H*W, n == 1)
+        m.d.sync += [pool_ok.eq((d.pad_h < d.kh) & (d.pad_w < d.kw) & (d.dil_h == 1)
+                                & (d.dil_w == 1) & (d.m == d.c)),
+                     glob_ok.eq((d.c >= 1) & (d.h >= 1) & (d.w >= 1) & (d.h <= MAX_GEO)
+                                & (d.w <= MAX_GEO) & (d.k == ckk) & (d.n == 1) & (d.m == d.c))]
+        shape_ok = (mkn_ok & (~conv | conv_ok) & (~pool2d | (conv_ok & pool_ok))
+                    & (~glob | glob_ok))
+        out_bytes = Mux(requant | pool, mn, mn << 2)        # int8 with REQUANT and for pools
         m.d.sync += split_bad.eq(split & ((chunk_cols != d.col_split) | (span < ncg)))
         # only meaningful once mkn_ok holds (16-bit m, k, n), which `code` checks first
-        act_fits = ((im2col <= cfg.act_buf_depth)
-                    & (act_bytes <= cfg.act_buf_depth * cols)       # ceil(act / cols) <= depth
-                    & (flagw <= nz_depth(cfg)))
-        m.d.sync += fits.eq(act_fits)
+        image_fits = act_bytes <= cfg.act_buf_depth * cols         # ceil(act / cols) <= depth
+        act_fits = ((im2col <= cfg.act_buf_depth) & image_fits & (flagw <= nz_depth(cfg)))
+        pool_fits = ((pool_ent <= cfg.act_buf_depth) & image_fits
+                     & (pool_rows <= cfg.out_buf_depth))
+        m.d.sync += fits.eq(Mux(pool, pool_fits, act_fits))
         lg_beat = max(1, (beat - 1).bit_length())
-        used = [(d.weights, 1, 32), (d.acts, 1, act_bytes), (d.out, 1, out_bytes),
-                (d.quant, requant, m16 << 4), (d.lut, lut, 256)]
+        # (pools read no weights, requant records or table: golden's buffer_sizes)
+        used = [(d.weights, ~pool, 32), (d.acts, 1, act_bytes), (d.out, 1, out_bytes),
+                (d.quant, requant & ~pool, m16 << 4), (d.lut, lut & ~pool, 256)]
         misaligned, outside, any_over = Signal(), Signal(), Signal()
         # buffer ends and their compares with the window, registered every cycle (the sizes
         # are written at least six ops before the ends op); the ends op registers whether any
@@ -262,16 +348,23 @@ class DescChecker(wiring.Component):
                                      "r_flags"))
         r_shape, r_misaligned, r_outside = Signal(), Signal(), Signal()
         ops += [
-            ("set", [r_magic.eq(d.magic != DESC_MAGIC), r_opcode.eq(d.opcode > _HW_OPCODE_MAX),
-                     r_format.eq(d.format > max(FormatCode)), r_built.eq(~fmt_built),
+            ("set", [r_magic.eq(d.magic != DESC_MAGIC),
+                     r_opcode.eq(d.opcode > _opcode_max(cfg)),
+                     # a pool has no weight image: format 0 (dense, always built),
+                     # parameters 0 (the dense rule)
+                     r_format.eq(Mux(pool, d.format != FormatCode.DENSE,
+                                     d.format > max(FormatCode))),
+                     r_built.eq(~fmt_built),
                      r_params.eq(~params_ok),
                      r_flags.eq(flags_bad),
-                     r_shape.eq(~(mkn_ok & (~conv | conv_ok)) | split_bad),
+                     r_shape.eq(~shape_ok | split_bad),
                      r_misaligned.eq(misaligned), r_outside.eq(outside),
                      self.act_fits.eq(fits), self.act_bytes.eq(act_bytes),
                      self.out_bytes.eq(out_bytes),
-                     self.oh.eq(Mux(conv, oh, 1)), self.ow.eq(Mux(conv, ow, d.n)),
-                     self.ncg.eq(ncg), self.cg_chunk.eq(Mux(split, chunk, 0))]),
+                     # a matmul's ow is n; so is a global pool's (n == 1)
+                     self.oh.eq(Mux(win, oh, 1)), self.ow.eq(Mux(win, ow, d.n)),
+                     self.ncg.eq(ncg), self.cg_chunk.eq(Mux(split, chunk, 0)),
+                     self.pool.eq(pool), self.pool_rows.eq(Mux(pool, pool_rows, 0))]),
         ]
         code = Signal(8)
         rules = [(r_magic, E.BAD_DESC_MAGIC), (r_opcode, E.BAD_OPCODE), (r_format, E.BAD_FORMAT),
@@ -286,6 +379,16 @@ class DescChecker(wiring.Component):
         # ---- the sequencer of the ops -------------------------------------------------------
         last = len(ops) - 1
 
+        def jumped(i):
+            return len(ops[i]) > 4 and isinstance(ops[i][4], _Jumped)
+
+        assert not jumped(0) and not jumped(last)
+
+        def next_pc(i):
+            """The op after op ``i``: ``i + 1``, past the `_Jumped` ops whose ``cond`` is low."""
+            j = i + 1
+            return Mux(ops[j][4].cond, j, next_pc(j)) if jumped(j) else j
+
         def restart():
             """``start`` in any state begins a new check (the last assignment wins)."""
             with m.If(self.start):
@@ -294,12 +397,12 @@ class DescChecker(wiring.Component):
 
         def write_result(kind, value):
             """Last step of a ``kind`` op: its result into the op's register, next op."""
+            m.d.sync += pc.eq(pc + 1)
             with m.Switch(pc):
                 for i, op in enumerate(ops):
                     if op[0] == kind:
                         with m.Case(i):
-                            m.d.sync += op[3].eq(value)
-            m.d.sync += pc.eq(pc + 1)
+                            m.d.sync += [op[3].eq(value), pc.eq(next_pc(i))]
             m.next = "LOAD"
 
         @contextmanager
@@ -325,7 +428,7 @@ class DescChecker(wiring.Component):
                         with m.Case(i):
                             if op[0] == "set":
                                 m.d.sync += op[1]
-                                m.d.sync += pc.eq(i + 1)
+                                m.d.sync += pc.eq(next_pc(i) if i < last else i + 1)
                                 if i == last:
                                     m.d.sync += self.valid.eq(1)
                                     m.next = "IDLE"
@@ -338,8 +441,9 @@ class DescChecker(wiring.Component):
                                              dcnt.eq(DW)]
                                 m.next = "DIV"
                             if len(op) > 4:         # skipped: straight to the next op
-                                with m.If(~op[4]):
-                                    m.d.sync += pc.eq(i + 1)
+                                when = op[4].cond if jumped(i) else op[4]
+                                with m.If(~when):
+                                    m.d.sync += pc.eq(next_pc(i))
                                     m.next = "LOAD"
                 restart()
             with iterating("MUL", "mul", mb == 0, macc):      # shift-and-add

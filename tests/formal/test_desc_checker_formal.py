@@ -11,8 +11,9 @@ Proved for every reachable state, once ``valid`` is high and until the next ``st
 
 where the window rule is written here from docs/spec.md section 8 (rule 9), independently of
 the checker: buffer ``[off, off + size)`` is inside ``[0, window)`` when ``off + size <=
-window`` in exact (unbounded) arithmetic; ``weights``, ``acts`` and ``out`` are always used,
-``quant`` with REQUANT, ``lut`` with LUT; sizes: ``weights`` its 32-byte image header,
+window`` in exact (unbounded) arithmetic; ``acts`` and ``out`` are always used; an opcode
+with a weight image (matmul, conv2d) uses ``weights``, ``quant`` with REQUANT and ``lut`` with
+LUT, a pool none of them (section 8.2); sizes: ``weights`` its 32-byte image header,
 ``quant`` ``m`` records of 16 bytes, ``lut`` 256 bytes (the spec's constants, from
 ``golden``), ``acts`` and ``out`` the sizes the checker reports (``act_bytes``,
 ``out_bytes``).  Those two products come from the checker's serial shift-and-add multiplier;
@@ -45,7 +46,7 @@ from __future__ import annotations
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 from amaranth.hdl._ast import Assign, Switch
 from amaranth.lib import wiring
-from sparsemac.golden.descriptors import LUT_BYTES, QUANT_RECORD_BYTES, ErrorCode, Flags
+from sparsemac.golden.descriptors import LUT_BYTES, QUANT_RECORD_BYTES, ErrorCode, Flags, Opcode
 from sparsemac.golden.formats import HEADER_BYTES
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub import desc_checker as desc_checker_module
@@ -115,15 +116,16 @@ class FormalDescChecker(wiring.Component):
         # ghost copy of what the last check read (desc may change once valid is high)
         g_wb = Signal.like(wb)
         g = {name: Signal(len(getattr(d, name)), name=f"g_{name}")
-             for name in ("weights", "acts", "out", "quant", "lut", "m", "flags")}
+             for name in ("weights", "acts", "out", "quant", "lut", "m", "flags", "opcode")}
         with m.If(dut.busy):
             m.d.sync += g_wb.eq(wb)
             m.d.sync += [g[name].eq(getattr(d, name)) for name in g]
 
         # the reference (docs/spec.md section 8, rule 9): every used buffer inside the window
-        requant = (g["flags"] & int(Flags.REQUANT)) != 0
-        lut = (g["flags"] & int(Flags.LUT)) != 0
-        buffers = [(1, g["weights"], HEADER_BYTES), (1, g["acts"], dut.act_bytes),
+        weighted = g["opcode"] <= Opcode.CONV2D         # matmul, conv2d: a weight image
+        requant = weighted & ((g["flags"] & int(Flags.REQUANT)) != 0)
+        lut = weighted & ((g["flags"] & int(Flags.LUT)) != 0)
+        buffers = [(weighted, g["weights"], HEADER_BYTES), (1, g["acts"], dut.act_bytes),
                    (1, g["out"], dut.out_bytes),
                    (requant, g["quant"], g["m"] * QUANT_RECORD_BYTES),
                    (lut, g["lut"], LUT_BYTES)]

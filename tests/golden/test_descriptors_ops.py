@@ -1,7 +1,8 @@
 """Descriptors of pooling, residual add and depthwise conv (docs/spec.md section 8.2): the
 constructors' shapes against the golden operations' own outputs, each validation rule of the
-section exactly at its bound and just past it, and the hardware's refusal (BAD_OPCODE) while
-its config does not build them."""
+section exactly at its bound and just past it, the hardware's refusal (BAD_OPCODE) while its
+config does not build them, and the hardware limits of the pools it builds
+(`hardware_descriptor_code`)."""
 
 from __future__ import annotations
 
@@ -244,3 +245,82 @@ def test_every_used_buffer_at_the_window_edge(op):
         for over in range(1, BEAT + 1):
             assert _code(at, win=win_at - over) == E.OUT_OF_WINDOW, (name, over)
         assert _code(d.replace(**{name: getattr(d, name) + 1})) == E.MISALIGNED, name
+
+
+# -- the pools on the hardware (hardware_descriptor_code): its limits at their bound ------------
+
+#: A build with the pools (``AcceleratorConfig.ops`` with ``pool_enabled``).
+POOL_HW = SimpleNamespace(**{**vars(CFG), "ops": HW_OPS + ("maxpool2d", "avgpool2d",
+                                                            "global_avgpool")})
+
+
+def _avg(include, **kw):
+    base = dict(c=2, h=20, w=20, kernel=3, stride=2, pad=1, count_include_pad=include)
+    base.update(kw)
+    return avgpool2d_descriptor(**base)
+
+
+def _glob(**kw):
+    return global_avgpool_descriptor(**{**dict(c=3, h=8, w=8), **kw})
+
+
+@pytest.mark.parametrize("name,d,arch,hw", [
+    ("kernel 15", _pool(kernel=(15, 1)), E.OK, E.OK),
+    ("kernel 16", _pool(kernel=(16, 1)), E.OK, E.BAD_SHAPE),
+    ("kernel_w 16", _pool(kernel=(1, 16)), E.OK, E.BAD_SHAPE),
+    ("stride 15", _pool(stride=(15, 1)), E.OK, E.OK),
+    ("stride 16", _pool(stride=(16, 1)), E.OK, E.BAD_SHAPE),
+    ("stride_w 16", _pool(stride=(1, 16)), E.OK, E.BAD_SHAPE),
+    ("pad 14 kernel 15", _pool(kernel=15, pad=14), E.OK, E.OK),
+    ("pad 15 kernel 16", _pool(kernel=16, pad=15), E.OK, E.BAD_SHAPE),
+    ("kernel 17", _pool(kernel=17), E.BAD_SHAPE, E.BAD_SHAPE),
+    ("global 15 x 15", _glob(h=15, w=15), E.OK, E.OK),
+    ("global 16 x 15", _glob(h=16, w=15), E.OK, E.BAD_SHAPE),
+    ("global 15 x 16", _glob(h=15, w=16), E.OK, E.BAD_SHAPE),
+    ("global 256 x 256", _glob(h=256, w=256), E.OK, E.BAD_SHAPE),
+    ("global 256 x 257", _glob(h=256, w=257), E.BAD_SHAPE, E.BAD_SHAPE),
+    ("n 65535", _pool(c=1, h=65535, w=1, kernel=1, stride=1), E.OK, E.OK),
+    ("n 65536", _pool(c=1, h=16384, w=4, kernel=1, stride=1), E.OK, E.BAD_SHAPE),
+    ("avgpool pad 0, padding not counted", _avg(False, pad=0), E.OK, E.OK),
+    ("avgpool pad_h 1, padding not counted", _avg(False, pad=(1, 0)), E.OK, E.BAD_FLAGS),
+    ("avgpool pad_w 1, padding not counted", _avg(False, pad=(0, 1)), E.OK, E.BAD_FLAGS),
+    ("avgpool pad 1, padding counted", _avg(True, pad=1), E.OK, E.OK),
+    ("maxpool pad 1", _pool(kernel=3, pad=1), E.OK, E.OK),
+    # at their places of golden's order
+    ("uncounted padding before shapes", _avg(False, kernel=17, pad=1), E.BAD_SHAPE,
+     E.BAD_FLAGS),
+    ("uncounted padding after parameters", _avg(False).replace(param_b=1), E.BAD_PARAM,
+     E.BAD_PARAM),
+    ("uncounted padding and REQUANT", _avg(False).replace(flags=int(Flags.REQUANT)),
+     E.BAD_FLAGS, E.BAD_FLAGS),
+    ("kernel 16 after flags", _pool(kernel=16, flags=int(Flags.LUT)), E.BAD_FLAGS,
+     E.BAD_FLAGS),
+    ("kernel 16 before alignment", _pool(kernel=16, acts=3), E.MISALIGNED, E.BAD_SHAPE),
+    ("global 16 before the window", _glob(h=16, out=WIN), E.OUT_OF_WINDOW, E.BAD_SHAPE),
+    ("ACCUMULATE", _avg(True).replace(flags=int(Flags.ACCUMULATE | Flags.INCLUDE_PAD)),
+     E.BAD_FLAGS, E.BAD_FLAGS),
+])
+def test_pool_hardware_limits(name, d, arch, hw):
+    """The pools' hardware limits (docs/spec.md section 8.2) at their bound and just past it,
+    each at its place of golden's order: kernel / stride / padding 15, a global pool's H and
+    W 15 (BAD_SHAPE), padding only when it counts (BAD_FLAGS), m / k / n 65535."""
+    assert _code(d, POOL_HW) == arch, name
+    assert hardware_descriptor_code(d, POOL_HW, window_bytes=WIN) == hw, name
+    assert hardware_descriptor_code(d.pack(), POOL_HW, window_bytes=WIN) == hw, name
+    # a build without the pools refuses them all at the opcode
+    assert hardware_descriptor_code(d, HW, window_bytes=WIN) == E.BAD_OPCODE, name
+
+
+def test_hardware_builds_the_pools_of_its_config():
+    """``AcceleratorConfig.ops`` names the pools when ``pool_enabled``: the hardware code of a
+    pool is then its own, else BAD_OPCODE; add and depthwise conv are BAD_OPCODE in both."""
+    from sparsemac.hw.config import AcceleratorConfig
+
+    on, off = AcceleratorConfig(), AcceleratorConfig(pool_enabled=False)
+    assert tuple(off.ops) == HW_OPS and set(on.ops) == set(POOL_HW.ops)
+    for op in NEW:
+        d = good(op)
+        want = {"maxpool2d": E.OK, "avgpool2d": E.BAD_FLAGS,       # pad 1, not counted
+                "global_avgpool": E.OK}.get(op, E.BAD_OPCODE)
+        assert hardware_descriptor_code(d, on, window_bytes=WIN) == want, op
+        assert hardware_descriptor_code(d, off, window_bytes=WIN) == E.BAD_OPCODE, op

@@ -5,8 +5,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from sparsemac.golden.tiling import (
+    POOL_BUFFER_CHECKS,
     TILE_BUFFER_CHECKS,
     nz_flag_depth,
+    pool_buffer_fits,
+    pool_buffer_shortfall,
+    pool_buffer_use,
     tile_buffer_minimum,
     tile_buffer_shortfall,
     tile_buffer_use,
@@ -142,3 +146,81 @@ def test_nz_flag_depth_is_the_hardware_s():
     for preset in ("tiny", "default"):
         cfg = AcceleratorConfig.preset(preset)
         assert Tile(cfg).nz_depth == nz_depth(cfg) == nz_flag_depth(cfg.act_buf_depth)
+
+
+# ---- one tile's share of a pool ----------------------------------------------------------------
+
+def _pool_direct(cfg, c, h, w, kh, kw, sh, sw, ph, pw):
+    """A pool's use of one tile, counted out: the windows' top-left corners in the padded
+    input, the channels each tile pools (channel ``ch`` on tile ``ch // ceil(C / tiles)``),
+    and for each group of ``cols`` output pixels ``KH*KW`` entries per channel."""
+    oh = len(range(-ph, h + ph - kh + 1, sh))
+    ow = len(range(-pw, w + pw - kw + 1, sw))
+    per = (c + cfg.tiles - 1) // cfg.tiles
+    rows = max(sum(1 for ch in range(c) if ch // per == t) for t in range(cfg.tiles))
+    entries = sum(rows * kh * kw for _ in range(0, oh * ow, cfg.cols))
+    image = (c * h * w + cfg.cols - 1) // cfg.cols
+    return dict(act_entries=entries, image_entries=image, rows=rows)
+
+
+def test_pool_buffer_use_counted_out(seed, rng):
+    for _ in range(1500):
+        cfg = _cfg(cols=int(rng.integers(1, 9)), tiles=int(rng.integers(1, 9)),
+                   act_buf_depth=int(rng.choice([16, 32, 64, 256])),
+                   out_buf_depth=int(rng.integers(1, 20)))
+        c, h, w = int(rng.integers(1, 40)), int(rng.integers(1, 20)), int(rng.integers(1, 20))
+        if rng.random() < 0.2:                                  # global: one H x W window
+            geo = dict(kh=h, kw=w, sh=1, sw=1, ph=0, pw=0)
+        else:
+            kh, kw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+            geo = dict(kh=kh, kw=kw, sh=int(rng.integers(1, 17)), sw=int(rng.integers(1, 17)),
+                       ph=int(rng.integers(0, kh)), pw=int(rng.integers(0, kw)))
+        use = pool_buffer_use(cfg, c=c, h=h, w=w, **geo)
+        want = _pool_direct(cfg, c, h, w, **geo)
+        ctx = f"seed {seed}: {vars(cfg)} c={c} h={h} w={w} {geo}"
+        assert use == want, f"{ctx}: {use} != {want}"
+        fits = (c * h * w <= cfg.act_buf_depth * cfg.cols
+                and want["act_entries"] <= cfg.act_buf_depth
+                and want["rows"] <= cfg.out_buf_depth)
+        assert pool_buffer_fits(cfg, c=c, h=h, w=w, **geo) == fits, ctx
+        short = pool_buffer_shortfall(cfg, c=c, h=h, w=w, **geo)
+        assert (short is None) == fits, ctx
+        if short is not None:      # the first limit exceeded, in POOL_BUFFER_CHECKS order
+            over = [k for k in POOL_BUFFER_CHECKS
+                    if want[k] > {"rows": cfg.out_buf_depth}.get(k, cfg.act_buf_depth)]
+            assert short.check == over[0] and short.used == want[over[0]], ctx
+
+
+def test_pool_buffer_examples():
+    cfg = _cfg(cols=4, tiles=4, act_buf_depth=64, out_buf_depth=16)
+    # 3x3 / 2, pad 1 on 10 x 8 x 8: 4 x 4 outputs, 4 groups x 3 channels x 9 = 108 entries
+    geo = dict(c=10, h=8, w=8, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
+    assert pool_buffer_use(cfg, **geo) == dict(act_entries=108, image_entries=160, rows=3)
+    s = pool_buffer_shortfall(cfg, **geo)
+    assert (s.check, s.parameter, s.used, s.capacity) == ("act_entries", "act_buf_depth", 108,
+                                                          64)
+    assert s.message.endswith("108 > 64 (act_buf_depth): raise act_buf_depth")
+    assert not pool_buffer_fits(cfg, **geo)
+    # a global pool of 8 x 7 x 7: one window of 49, two channels per tile
+    assert pool_buffer_use(cfg, c=8, h=7, w=7, kh=7, kw=7) == dict(
+        act_entries=98, image_entries=98, rows=2)
+    # exactly at every bound: 64 entries, 64 image entries (256 bytes), 16 rows
+    at = dict(c=64, h=1, w=4, kh=1, kw=4)
+    assert pool_buffer_use(cfg, **at) == dict(act_entries=64, image_entries=64, rows=16)
+    assert pool_buffer_fits(cfg, **at)
+    assert not pool_buffer_fits(cfg, **{**at, "c": 65})      # 17 rows, 65 image entries
+    assert list(pool_buffer_use(cfg, **at)) == list(POOL_BUFFER_CHECKS)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(c=0), "c must be an int of at least 1, not 0"),
+    (dict(kh=0), "kh must be an int of at least 1, not 0"),
+    (dict(sw=0), "sw must be an int of at least 1, not 0"),
+    (dict(ph=-1), "ph must be an int of at least 0, not -1"),
+    (dict(h=True), "h must be an int of at least 1, not True"),
+    (dict(kh=5, ph=0), r"kernel \(5, 2\) must fit the padded input \(4, 4\)"),
+])
+def test_pool_buffer_use_rejects(bad, match):
+    geo = {**dict(c=2, h=4, w=4, kh=2, kw=2), **bad}
+    with pytest.raises(ValueError, match=match):
+        pool_buffer_use(_cfg(tiles=2), **geo)

@@ -40,16 +40,24 @@ MUTATIONS = [
 MAX_CHECK_CYCLES = 450
 
 
-def _codes(descs, cfg=CFG, *, raw=False, cycles=None, windows=None):
-    """Check each descriptor (a ``Descriptor`` or, with ``raw``, a 512-bit int) on the RTL,
-    each against ``WINDOW`` or against its own entry of ``windows``."""
+#: The DescChecker's results, read once ``valid`` is high.
+OUTPUTS = ("code", "act_fits", "oh", "ow", "act_bytes", "out_bytes", "ncg", "cg_chunk", "pool",
+           "pool_rows")
+
+
+def check_outputs(descs, cfg=CFG, *, cycles=None, windows=None):
+    """Check each descriptor (a ``Descriptor`` or a 512-bit int) on the RTL, one after the
+    other, each against ``WINDOW`` or against its own entry of ``windows``: ``{output: value}``
+    (`OUTPUTS`) per descriptor; with ``cycles`` (a list) the cycles from ``start`` to
+    ``valid`` of each check are appended to it."""
     dut = DescChecker(cfg)
     got = []
 
     async def tb(ctx):
         for j, d in enumerate(descs):
             ctx.set(dut.window_bytes, WINDOW if windows is None else windows[j])
-            ctx.set(dut.desc.as_value(), d if raw else int.from_bytes(d.pack(), "little"))
+            ctx.set(dut.desc.as_value(),
+                    d if isinstance(d, int) else int.from_bytes(d.pack(), "little"))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -60,13 +68,18 @@ def _codes(descs, cfg=CFG, *, raw=False, cycles=None, windows=None):
                 assert n <= MAX_CHECK_CYCLES, f"check of {d} still running after {n} cycles"
             if cycles is not None:
                 cycles.append(n)
-            got.append(ctx.get(dut.code))
+            got.append({name: ctx.get(getattr(dut, name)) for name in OUTPUTS})
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return got
+
+
+def _codes(descs, cfg=CFG, *, cycles=None, windows=None):
+    """``code`` of each descriptor on the RTL (`check_outputs`)."""
+    return [o["code"] for o in check_outputs(descs, cfg, cycles=cycles, windows=windows)]
 
 
 def test_matches_golden(rng, seed):
@@ -149,7 +162,7 @@ def test_random_bits_end_and_match_golden(rng, seed):
             v = (v & ~0xFFFFFFFF) | DESC_MAGIC
         raws.append(v)
     cycles = []
-    got = _codes(raws, raw=True, cycles=cycles)
+    got = _codes(raws, cycles=cycles)
     for v, g in zip(raws, got):
         d = unpack_descriptor(v.to_bytes(64, "little"))
         exp = hardware_descriptor_code(d, CFG, window_bytes=WINDOW)
@@ -251,26 +264,8 @@ def test_act_fits_at_and_past_the_activation_buffer():
 
 def _split_outputs(descs, cfg):
     """``(code, act_fits, ncg, cg_chunk)`` of each descriptor on the RTL."""
-    dut = DescChecker(cfg)
-    got = []
-
-    async def tb(ctx):
-        ctx.set(dut.window_bytes, WINDOW)
-        for d in descs:
-            ctx.set(dut.desc.as_value(), int.from_bytes(d.pack(), "little"))
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            while not ctx.get(dut.valid):
-                await ctx.tick()
-            got.append((ctx.get(dut.code), ctx.get(dut.act_fits), ctx.get(dut.ncg),
-                        ctx.get(dut.cg_chunk)))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    return got
+    return [(o["code"], o["act_fits"], o["ncg"], o["cg_chunk"])
+            for o in check_outputs(descs, cfg)]
 
 
 @pytest.mark.parametrize("cols", [2, 3])
