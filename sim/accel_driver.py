@@ -174,6 +174,122 @@ def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000, split=None) -
     return job
 
 
+def _pool_expected(x, P: dict) -> np.ndarray:
+    from sparsemac.golden.pool import avgpool2d, global_avgpool, maxpool2d
+
+    if P["op"] == "maxpool2d":
+        return maxpool2d(x, P["kernel"], P["stride"], P["pad"])
+    if P["op"] == "avgpool2d":
+        return avgpool2d(x, P["kernel"], P["stride"], P["pad"],
+                         count_include_pad=P["include_pad"])
+    return global_avgpool(x)
+
+
+def pool_descriptor(P: dict, *, acts: int, out: int):
+    """The descriptor of pool layer ``P`` (a dict: ``op`` maxpool2d / avgpool2d /
+    global_avgpool, ``c``, ``h``, ``w``; the windowed ones ``kernel``, ``stride``, ``pad``,
+    avgpool ``include_pad``)."""
+    from sparsemac.golden import descriptors as gd
+
+    if P["op"] == "global_avgpool":
+        return gd.global_avgpool_descriptor(c=P["c"], h=P["h"], w=P["w"], acts=acts, out=out)
+    kw = dict(c=P["c"], h=P["h"], w=P["w"], kernel=P["kernel"], stride=P["stride"],
+              pad=P["pad"], acts=acts, out=out)
+    if P["op"] == "maxpool2d":
+        return gd.maxpool2d_descriptor(**kw)
+    return gd.avgpool2d_descriptor(count_include_pad=P["include_pad"], **kw)
+
+
+def pool_fits(cfg, P: dict) -> bool:
+    """Whether pool layer ``P`` fits the tiles' buffers (`golden.tiling.pool_buffer_fits`)."""
+    from sparsemac.golden.tiling import pool_buffer_fits
+
+    if P["op"] == "global_avgpool":     # one H x W window: each at most 15 (4-bit fields)
+        return (P["h"] <= 15 and P["w"] <= 15
+                and pool_buffer_fits(cfg, c=P["c"], h=P["h"], w=P["w"], kh=P["h"], kw=P["w"]))
+    (kh, kw), (sh, sw), (ph, pw) = P["kernel"], P["stride"], P["pad"]
+    return pool_buffer_fits(cfg, c=P["c"], h=P["h"], w=P["w"], kh=kh, kw=kw, sh=sh, sw=sw,
+                            ph=ph, pw=pw)
+
+
+def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool = False
+                ) -> dict:
+    """A random pool layer (for `add_pool_layers`) that fits ``cfg``'s tile buffers: kernel,
+    stride and padding within the hardware's limits, an average with padding counting it."""
+    for _ in range(200):
+        o = op or str(rng.choice(["maxpool2d", "avgpool2d", "global_avgpool"]))
+        c = int(rng.integers(1, 2 * cfg.tiles + 3))
+        h, w = (int(v) for v in rng.integers(1, max_hw + 1, size=2))
+        P = dict(op=o, c=c, h=h, w=w, chain=chain)
+        if o != "global_avgpool":
+            kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))
+            ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+            P.update(kernel=(kh, kw), stride=tuple(int(v) for v in rng.integers(1, 4, size=2)),
+                     pad=(ph, pw))
+            if o == "avgpool2d":
+                P["include_pad"] = bool(ph or pw) or bool(rng.integers(0, 2))
+        if pool_fits(cfg, P):
+            return P
+    raise AssertionError(f"no {op or 'pool'} fits {cfg}")
+
+
+def add_pool_layers(rng, cfg, job: Job, pools: list[dict]) -> Job:
+    """``job`` with pool layers appended to its table (docs/spec.md section 8.2).
+
+    A pool with ``chain`` reads the int8 output of the job's last layer when that is a
+    requantized conv2d or pool (``c``, ``h``, ``w`` taken from it), else a random int8 input
+    placed in the window; its output buffer is appended (canary-filled).  The descriptor
+    table is rewritten after the buffers.  Expected outputs: golden's pool of the input."""
+    from sparsemac.golden.descriptors import Opcode, pack_descriptor, unpack_descriptor
+
+    align = max(64, cfg.axi_bytes)
+    image = bytearray(job.image)
+    descs = [bytes(image[job.desc_base - job.base + 64 * i:][:64]) for i in range(job.count)]
+    layers, outputs = list(job.layers), list(job.outputs)
+
+    def put(data: bytes) -> int:
+        image.extend(bytes(-len(image) % align))
+        off = len(image)
+        image.extend(data)
+        return off
+
+    for P in pools:
+        P = dict(P)
+        src = None
+        if P.get("chain") and layers:
+            d = unpack_descriptor(descs[-1])
+            last = layers[-1]
+            if d.opcode in (Opcode.CONV2D, Opcode.MAXPOOL2D, Opcode.AVGPOOL2D) and last[
+                    "requant"]:
+                oh, ow = ((d.oh, d.ow) if d.opcode == Opcode.CONV2D
+                          else (last["shape"][1], last["shape"][2]))
+                P.update(c=d.m, h=oh, w=ow)
+                if P["op"] != "global_avgpool":
+                    kh, kw = P["kernel"]
+                    P["kernel"] = (min(kh, oh), min(kw, ow))
+                    P["pad"] = tuple(min(p, k - 1) for p, k in zip(P["pad"], P["kernel"]))
+                addr, data = outputs[-1]
+                if pool_fits(cfg, P):
+                    src = (addr - job.base,
+                           np.frombuffer(data, np.int8).reshape(1, d.m, oh, ow))
+                else:
+                    P = dict(pools[len(layers) - len(job.layers)])
+        if src is None:
+            x = rng.integers(-128, 128, size=(1, P["c"], P["h"], P["w"])).astype(np.int8)
+            src = (put(x.tobytes()), x)
+        y = _pool_expected(src[1].astype(np.int64), P)[0].astype(np.int8)
+        out = put(rng.integers(0, 256, size=y.size, dtype=np.uint8).tobytes())
+        d = pool_descriptor(P, acts=src[0], out=out)
+        descs.append(pack_descriptor(d))
+        layers.append(dict(P, fmt="-", requant=True, desc=d, shape=y.shape, chain=bool(
+            P.get("chain"))))
+        outputs.append((job.base + out, y.tobytes()))
+    table = put(b"".join(descs))
+    image.extend(bytes(-len(image) % align))
+    return Job(base=job.base, image=image, desc_base=job.base + table, count=len(descs),
+               layers=layers, outputs=outputs)
+
+
 from .tb.axi import AxiTB  # noqa: E402  (the cocotb half below)
 
 

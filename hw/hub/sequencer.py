@@ -12,7 +12,7 @@ from sparsemac.hw.hub.identity_table import IdentityTable
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
 from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
-from sparsemac.hw.tile.tile import DIM_WIDTH
+from sparsemac.hw.tile.tile import DIM_WIDTH, TileOp
 from sparsemac.hw.tile.tile_node import QUANT_BYTES, layer_layout
 
 __all__ = ["PLANE_RESET_DELAY", "Sequencer"]
@@ -385,11 +385,35 @@ class Sequencer(wiring.Component):
                     split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), ncg.eq(chk.ncg),
                     cg_base.eq(0),
                     layer_irq.eq(desc.flags[3]),
+                    lay.op.eq(TileOp.CONV2D),
                 ]
+                if cfg.pool_enabled:
+                    # a pool (docs/accelerator.md "Pooling"): the tiles pool their own channels
+                    # of the multicast image; int8 results, no weights, tables or records; a
+                    # global average pool is one H x W window
+                    glob = desc.opcode == Opcode.GLOBAL_AVGPOOL
+                    with m.If(chk.pool):
+                        m.d.sync += [
+                            lay.op.eq(Mux(desc.opcode == Opcode.MAXPOOL2D, TileOp.MAXPOOL,
+                                          TileOp.AVGPOOL)),
+                            lay.geo.c.eq(desc.c), lay.geo.h.eq(desc.h), lay.geo.w.eq(desc.w),
+                            lay.geo.kh.eq(Mux(glob, desc.h, desc.kh)),
+                            lay.geo.kw.eq(Mux(glob, desc.w, desc.kw)),
+                            lay.geo.sh.eq(Mux(glob, 1, desc.stride_h)),
+                            lay.geo.sw.eq(Mux(glob, 1, desc.stride_w)),
+                            lay.geo.ph.eq(Mux(glob, 0, desc.pad_h)),
+                            lay.geo.pw.eq(Mux(glob, 0, desc.pad_w)),
+                            lay.geo.dh.eq(1), lay.geo.dw.eq(1),
+                            lay.requant.eq(0), lay.lg_esize.eq(0), lay.quant_beats.eq(0),
+                            lay.lut_beats.eq(0),
+                            self.row_bytes.eq(desc.n), self.lg_esize.eq(0),
+                        ]
                 with m.If(chk.code != 0):
                     fail(chk.code, A_DESC)
                 with m.Elif(~chk.act_fits):     # hardware limit: before anything is sent
                     fail(E.BAD_SHAPE, A_DESC)
+                with m.Elif(chk.pool if cfg.pool_enabled else 0):
+                    m.next = "P_SHARE"
                 with m.Else():
                     m.next = "W_START"
                 abort_on_soft_reset()
@@ -484,6 +508,31 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.next = "W_START"
                 abort_on_soft_reset()
+            if cfg.pool_enabled:
+                # a pool's channel shares, tile after tile: `pool_rows` = ceil(C / tiles)
+                # channels each (the last tiles fewer or none; golden.tiling.tile_row_split),
+                # in two steps (the share, registered; then the node's start)
+                p_take, p_last = Signal(DIM_WIDTH + 1), Signal()
+                with m.State("P_SHARE"):
+                    m.d.comb += self.busy.eq(1)
+                    left = desc.m - rows_sum
+                    m.d.sync += [p_take.eq(Mux(left < chk.pool_rows, left, chk.pool_rows)),
+                                 p_last.eq(left <= chk.pool_rows)]
+                    m.next = "P_START"
+                    abort_on_soft_reset()
+                with m.State("P_START"):
+                    m.d.comb += self.busy.eq(1)
+                    for i in range(T):
+                        with m.If(t == i):
+                            m.d.comb += self.node_start[i].eq(1)
+                    m.d.comb += [self.node_rows.eq(p_take), self.node_row_base.eq(rows_sum)]
+                    m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)),
+                                 rows_sum.eq(rows_sum + p_take), body_len[t].eq(0)]
+                    with m.If(p_last):
+                        m.next = "LUT"
+                    with m.Else():
+                        m.next = "P_SHARE"
+                    abort_on_soft_reset()
             with m.State("LUT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.comb += ident.start.eq(1)

@@ -12,7 +12,14 @@ from cocotb.triggers import RisingEdge
 from sparsemac.golden.desc_rules import validate_descriptor
 from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags
 from sparsemac.golden.formats import FORMAT_CODES
-from sparsemac.sim.accel_driver import AccelDriver, build_job, layer_fits, random_layer
+from sparsemac.sim.accel_driver import (
+    AccelDriver,
+    add_pool_layers,
+    build_job,
+    layer_fits,
+    random_layer,
+    random_pool,
+)
 from sparsemac.sim.coverage_bins import BinsRecorder
 from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
 
@@ -93,6 +100,33 @@ async def matmul_dense_and_nm(dut):
         assert bool(res["irq_status"] & 4) == flagged, (
             f"IRQ_STATUS.desc_done {res['irq_status']:#x}, IRQ flag on descriptor 0 only: "
             f"{flagged} (seed {SEED})")
+
+
+@cocotb.test(skip=not CFG.pool_enabled)
+async def pools(dut):
+    """Max, average (padding counted or none) and global average pools on the tiles (docs/spec.md
+    sections 2.3, 8.2): chained after a conv2d's int8 output and on random inputs of random
+    geometry, mixed with conv / matmul layers in one table and run back to back, random AXI
+    stalls; bit-exact with golden, nothing written outside the outputs."""
+    tb = await _tb(dut, stall=0.2, salt=40)
+    rng = _rng(40)
+    for rnd in range(3):
+        conv = random_layer(rng, CFG, op="conv2d", fmt=_built("dense"), requant=True)
+        job = build_job(rng, CFG, [conv])
+        pools = [dict(random_pool(rng, CFG, op="maxpool2d"), kernel=(2, 2), stride=(2, 2),
+                      pad=(0, 0), chain=True),
+                 dict(random_pool(rng, CFG, op="avgpool2d"), kernel=(3, 3), stride=(1, 1),
+                      pad=(1, 1), include_pad=True, chain=True),
+                 dict(random_pool(rng, CFG, op="global_avgpool"), chain=True)]
+        pools += [random_pool(rng, CFG) for _ in range(3)]
+        job = add_pool_layers(rng, CFG, job, pools)
+        res = await tb.run(job)
+        _check_ok(tb, job, res, f"round {rnd}: conv2d then pools "
+                  f"{[(P['op'], P.get('kernel'), P.get('chain')) for P in job.layers[1:]]}")
+        # a matmul / conv table right after a pool table: the tiles leave the pool mode
+        job = build_job(rng, CFG, [random_layer(rng, CFG, op=op, fmt=_built("nm"),
+                                                requant=True) for op in ("conv2d", "matmul")])
+        _check_ok(tb, job, await tb.run(job), f"round {rnd}: conv2d + matmul after the pools")
 
 
 @cocotb.test()
