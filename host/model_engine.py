@@ -39,7 +39,7 @@ from sparsemac.golden.ops import im2col, matmul
 from sparsemac.golden.pool import avgpool2d, global_avgpool, maxpool2d
 from sparsemac.golden.quant import apply_lut, requantize, wrap
 from sparsemac.golden.quant_record import unpack_quant_records
-from sparsemac.golden.tiling import tile_buffer_limits, tile_buffer_use
+from sparsemac.golden.tiling import pool_buffer_shortfall, tile_buffer_limits, tile_buffer_use
 
 __all__ = ["run_model", "ModelRun", "LayerRun", "read_output", "read_quant",
            "read_add_records", "architecture_view"]
@@ -348,7 +348,15 @@ def _act_shortfall(d: Descriptor, cfg) -> str:
     """Why the layer's activations do not fit a tile's buffers ("" when they fit): the
     im2col entries, zero-flag words and conv input image of `golden.tiling`, the limits the
     hardware's descriptor checker computes (``act_fits``; the sequencer stops with
-    BAD_SHAPE); with a column split, of one tile's share of the column groups."""
+    BAD_SHAPE); with a column split, of one tile's share of the column groups; a pool's by
+    `golden.tiling.pool_buffer_shortfall`."""
+    if d.opcode in (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL):
+        glob = d.opcode == Opcode.GLOBAL_AVGPOOL
+        short = pool_buffer_shortfall(
+            cfg, c=d.c, h=d.h, w=d.w, kh=d.h if glob else d.kh, kw=d.w if glob else d.kw,
+            sh=1 if glob else d.stride_h, sw=1 if glob else d.stride_w,
+            ph=0 if glob else d.pad_h, pw=0 if glob else d.pad_w)
+        return "" if short is None else f"{short.check} {short.used} > {short.capacity}"
     image = d.c * d.h * d.w if d.opcode == Opcode.CONV2D else 0
     n = min(d.n, d.col_split) if d.col_split else d.n       # one tile's share of the columns
     use = tile_buffer_use(cfg, k=d.k, n=n, image_bytes=image if image else d.k * d.n)
