@@ -218,6 +218,7 @@ def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[Packed
 #: Every opcode of docs/spec.md (sections 8 and 8.2): what the architecture model runs.
 _ALL_OPS = tuple(o.name.lower() for o in Opcode)
 _NO_WEIGHT_OPS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL, Opcode.ADD)
+_POOL_OPS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 
 
 class _WithOps:
@@ -348,7 +349,13 @@ def _act_shortfall(d: Descriptor, cfg) -> str:
     """Why the layer's activations do not fit a tile's buffers ("" when they fit): the
     im2col entries, zero-flag words and conv input image of `golden.tiling`, the limits the
     hardware's descriptor checker computes (``act_fits``; the sequencer stops with
-    BAD_SHAPE); with a column split, of one tile's share of the column groups."""
+    BAD_SHAPE); with a column split, of one tile's share of the column groups.  A pool
+    holds only its ``C x H x W`` input image (multicast to every tile, as a conv2d's)."""
+    if d.opcode in _POOL_OPS:
+        use = tile_buffer_use(cfg, k=0, n=0, image_bytes=d.c * d.h * d.w)
+        cap = tile_buffer_limits(cfg)["image_entries"]
+        return "" if use["image_entries"] <= cap else \
+            f"image_entries {use['image_entries']} > {cap}"
     image = d.c * d.h * d.w if d.opcode == Opcode.CONV2D else 0
     n = min(d.n, d.col_split) if d.col_split else d.n       # one tile's share of the columns
     use = tile_buffer_use(cfg, k=d.k, n=n, image_bytes=image if image else d.k * d.n)
@@ -375,10 +382,11 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
         ``hardware`` (default): the generated hardware's limits too
         (`golden.desc_rules.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
         no ACCUMULATE, N:M with N a power of two; activations that do not fit a tile's
-        buffers are BAD_SHAPE; only the opcodes the hardware builds, `HW_OPS`), so the run
-        is what the RTL does.  ``architecture``: the rules of docs/spec.md alone
-        (`validate_descriptor` with every opcode, the pools, add and depthwise conv of
-        section 8.2 included; ACCUMULATE adds the previous descriptor's accumulators).
+        buffers are BAD_SHAPE; only the opcodes the build runs, ``cfg.ops``: matmul, conv2d
+        and with ``pool_enabled`` the pools), so the run is what the RTL does.
+        ``architecture``: the rules of docs/spec.md alone (`validate_descriptor` with every
+        opcode, the pools, add and depthwise conv of section 8.2 included; ACCUMULATE adds
+        the previous descriptor's accumulators).
 
     Returns
     -------
