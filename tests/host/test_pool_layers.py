@@ -381,3 +381,22 @@ def test_pool_image_must_fit_the_tile(rng):
     short = layer_buffer_shortfall(net.layers[0], cfg)
     assert (short.check, short.used, short.capacity) == ("image_entries", 32, 16)
     assert layer_buffer_shortfall(net.layers[0], CFG) is None
+
+
+def test_model_job_without_cycles(rng, seed):
+    """``model_job(cycles=False)`` (accuracy runs): the same outputs, every cycle count 0; it
+    combines with ``limits="architecture"``."""
+    from functools import partial
+
+    from sparsemac.host.run import model_job
+
+    x = rng.integers(-100, 100, size=(3, 2, 7, 7)).astype(np.int8)
+    net = network_from_dict({"seed": 5, "input": {"values": x.tolist()}, "layers": [
+        {"op": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1, "activation": "relu"},
+        {"op": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": False},
+        {"op": "matmul", "out_features": 4}]})
+    full = run(net, CFG, limits="architecture")
+    fast = run(net, CFG, limits="architecture", engine=partial(model_job, cycles=False))
+    assert np.array_equal(full.outputs, fast.outputs), seed
+    assert full.report["cycles"] > 0 and fast.report["cycles"] == 0
+    assert fast.report["mismatches"] == 0 and fast.report["limits"] == "architecture"
