@@ -43,8 +43,9 @@ def measure(model: str, variant: str, cfg, *, rtl_images: int = 0, folder: Path 
     ref = ort_run(q, xi)
     flt = ort_run(folder / f"{model}_{variant}.onnx", xi)
     agree = compare(rr.values, ref, rr.report["output_scale"])
-    w = [np.count_nonzero(sp.weights) for sp in m.network.layers]
-    n = [sp.weights.size for sp in m.network.layers]
+    weighted = [sp for sp in m.network.layers if not sp.is_pool]     # pools have no weights
+    w = [np.count_nonzero(sp.weights) for sp in weighted]
+    n = [sp.weights.size for sp in weighted]
     row = {"model": model, "variant": variant, "format": FORMATS.get(variant, variant),
            "formats": {k: v["format"] + (f" {v['nm']}" if "nm" in v else "")
                        for k, v in m.formats.items()},

@@ -68,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how each layer is spread over the tiles: by output rows, by output "
                         "columns where that fits, or per layer the faster of the two by the "
                         "cycle model (docs/spec.md section 8.1)")
+    p.add_argument("--limits", choices=("hardware", "architecture"), default="hardware",
+                   help="model engine: refuse what the configuration's hardware cannot run "
+                        "(hardware), or only what docs/spec.md forbids (architecture: e.g. "
+                        "pools with kernel 16, an average pool with padding and "
+                        "count_include_pad false)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -104,21 +109,24 @@ def _table(rep: dict) -> str:
            + (f" (first of {rep['jobs']} jobs: {rep['split']})" if rep.get("jobs", 1) > 1
               else ""),
            f"cycles: {rep['cycle_model']}", ""]
-    hdr = (f"{'#':>2} {'name':<12} {'op':<7} {'format':<7} {'split':<5} {'M x K x N':<16} "
+    ow = max([7] + [len(e["op"]) for e in rep["layers"]])     # global_avgpool: 14
+    hdr = (f"{'#':>2} {'name':<12} {'op':<{ow}} {'format':<7} {'split':<5} {'M x K x N':<16} "
            f"{'density':>7} "
            f"{'cycles':>8} {'roofline':>8} {'ach/roof':>8} {'bound':<7} {'mismatch':>8}")
     out += [hdr, "-" * len(hdr)]
     for e in rep["layers"]:
         mkn = f"{e['m']}x{e['k']}x{e['n']}"
+        dens = "-" if e["density"] is None else f"{e['density']:.3f}"   # pools: no weights
         cyc = e.get("cycles", "-")
         roof = e.get("roofline_cycles", "-")
         ach = f"{e['achieved_over_roofline']:.2f}" if "achieved_over_roofline" in e else "-"
-        out.append(f"{e['index']:>2} {e['name'][:12]:<12} {e['op']:<7} {e['format']:<7} "
-                   f"{e.get('tile_split', '-'):<5} {mkn:<16} {e['density']:>7.3f} {cyc:>8} "
+        out.append(f"{e['index']:>2} {e['name'][:12]:<12} {e['op']:<{ow}} "
+                   f"{e['format'] or '-':<7} "
+                   f"{e.get('tile_split', '-'):<5} {mkn:<16} {dens:>7} {cyc:>8} "
                    f"{roof:>8} {ach:>8} "
                    f"{e.get('bound', '-'):<7} {e['mismatches']:>8}")
     out += ["-" * len(hdr),
-            f"   {'total':<12} {'':<7} {'':<7} {'':<5} {'':<16} {'':>7} {rep['cycles']:>8} "
+            f"   {'total':<12} {'':<{ow}} {'':<7} {'':<5} {'':<16} {'':>7} {rep['cycles']:>8} "
             f"{rep['roofline_cycles']:>8} {rep['achieved_over_roofline']:>8.2f} {'':<7} "
             f"{rep['mismatches']:>8}"]
     status = rep["status"]
@@ -158,6 +166,9 @@ def main(args) -> int:
         raise UsageError("--format applies to ONNX models; a layer list gives format per layer")
     if args.float_model is not None and not is_onnx:
         raise UsageError("--float-model applies to ONNX models")
+    if args.limits != "hardware" and args.engine != "model":
+        raise UsageError(f"--limits {args.limits} applies to the model engine, not --engine "
+                         f"{args.engine}")
     if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
         raise UsageError(f"--labels {str(args.labels)!r} must be a 1-D array of integer "
                          f"classes, not {labels.dtype} of shape {list(labels.shape)}")
@@ -191,7 +202,7 @@ def main(args) -> int:
                          progress=_progress, tile_split=args.tile_split)
         else:
             rr = run(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                     progress=_progress, tile_split=args.tile_split)
+                     progress=_progress, tile_split=args.tile_split, limits=args.limits)
         rep = rr.report
         if onnx_model is not None:
             _onnx_report(rep, rr, onnx_model, x, labels, args)

@@ -5,9 +5,11 @@ seed), magnitude pruning (`golden.prune`) and packing (`golden.pack_weights`) in
 format, bias, requantization parameters calibrated on the network input so the layer's outputs
 use the int8 range, an activation table (`golden.build_lut`) and the expected output of the
 golden model (`golden.matmul` / `golden.conv2d`, chained: layer ``i + 1`` reads layer ``i``'s
-output buffer in place).  Buffers are placed in one window by `sparsemac.host.placement`; the
-descriptor table (docs/spec.md section 8) sits at the window base; a layer's weights are one
-image per tile, back to back (section 8.1).
+output buffer in place).  A pooling layer (`golden.maxpool2d`, `avgpool2d`, `global_avgpool`)
+has no weights or parameters: its descriptor (docs/spec.md section 8.2) reads the previous
+int8 output and writes int8 at the same scale.  Buffers are placed in one window by
+`sparsemac.host.placement`; the descriptor table (docs/spec.md section 8) sits at the window
+base; a layer's weights are one image per tile, back to back (section 8.1).
 """
 
 from __future__ import annotations
@@ -16,25 +18,34 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sparsemac.golden.desc_rules import validate_descriptor, validate_table
+from sparsemac.golden.desc_rules import HW_GEO_MAX, validate_descriptor, validate_table
 from sparsemac.golden.descriptors import (
     DESC_BYTES,
+    HW_OPS,
     LUT_BYTES,
+    POOL_GEO_MAX,
     Descriptor,
     ErrorCode,
     Flags,
+    avgpool2d_descriptor,
     conv2d_descriptor,
+    global_avgpool_descriptor,
     matmul_descriptor,
+    maxpool2d_descriptor,
 )
 from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.ops import conv2d, im2col, matmul
 from sparsemac.golden.perf import LayerStats, layer_stats
+from sparsemac.golden.pool import avgpool2d, global_avgpool, maxpool2d
 from sparsemac.golden.prune import prune
 from sparsemac.golden.quant import fixed_point, wrap
 from sparsemac.golden.quant_record import pack_quant_records
 from sparsemac.golden.tiling import (
+    TILE_BUFFER_CHECKS,
     BufferShortfall,
+    pool_buffer_shortfall,
+    pool_buffer_use,
     tile_buffer_limits,
     tile_buffer_minimum,
     tile_buffer_shortfall,
@@ -50,7 +61,7 @@ __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_param
            "tile_buffer_needs", "check_tile_buffers", "SPLITS", "col_split_of",
            "col_split_fits", "layer_buffer_shortfall", "QUANT_MODES",
            "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
-           "random_input", "BIAS_LIMIT"]
+           "random_input", "BIAS_LIMIT", "LIMITS"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -62,6 +73,10 @@ QUANT_MODES = ("calibrate", "random")
 OUT_FILLS = ("zero", "random")
 #: Input and output LSB of the activation tables under ``quant="random"``.
 RANDOM_LUT_SCALES = (1 / 20, 1 / 50)
+#: ``limits`` of `compile_network`: refuse what the generated hardware of the configuration
+#: cannot run (``hardware``), or only what docs/spec.md forbids (``architecture``, for the
+#: model engine's architecture mode).
+LIMITS = ("hardware", "architecture")
 #: Largest quantized float bias magnitude: the weight scale of a channel is floored so that its
 #: bias stays within it (2**30, headroom below int32 for the accumulation).
 BIAS_LIMIT = 2.0**30
@@ -77,37 +92,42 @@ class CompiledLayer:
     descriptor : golden.descriptors.Descriptor
     weights : numpy.ndarray
         Pruned int8 weights, ``spec.weight_shape`` (OIHW for conv2d; depthwise: the expanded
-        block-diagonal ``(C, C, KH, KW)``).
-    packed : golden.formats.PackedWeights
-        The whole matrix as one image (for `golden.perf` statistics).
+        block-diagonal ``(C, C, KH, KW)``); empty for a pool.
+    packed : golden.formats.PackedWeights or None
+        The whole matrix as one image (for `golden.perf` statistics); None for a pool.
     slices : list of golden.formats.PackedWeights
-        The per-tile images stored back to back at ``descriptor.weights`` (spec section 8.1).
+        The per-tile images stored back to back at ``descriptor.weights`` (spec section 8.1);
+        empty for a pool.
     bias, mult, shift : numpy.ndarray or None
         Per output channel (None without requantization; without it ``bias`` is the given
         bias the host adds to the int32 accumulators it reads, see `values`).
     lut : numpy.ndarray or None
         The 256-entry activation table.
     x : numpy.ndarray
-        The layer's int8 input as the op sees it: matmul ``(K, N)``, conv2d ``(1, C, H, W)``.
+        The layer's int8 input as the op sees it: matmul ``(K, N)``, conv2d and pools
+        ``(1, C, H, W)``.
     expected : numpy.ndarray
-        Golden output ``(M, N)``: int8, or the int32 accumulators without requantization.
+        Golden output ``(M, N)``: int8, or the int32 accumulators without requantization
+        (a pool: ``(C, OH*OW)`` int8).
     in_scale, out_scale : float
-        Real value of one LSB of the input and of the output.
+        Real value of one LSB of the input and of the output (equal for a pool).
     requant_scale : float or None
         Real value of one LSB of the requantized output before the activation table.
     chain : int
         Index of the network (chain of layers) the layer belongs to in the window.
     weight_scale : numpy.ndarray
         Real value of one weight LSB per output channel.
-    stats : golden.perf.LayerStats
+    stats : golden.perf.LayerStats or None
+        None for a pool (no MACs).
     regions : dict of str to Region
-        ``weights``, ``acts``, ``out`` and, when used, ``quant`` and ``lut``.
+        ``weights``, ``acts``, ``out`` and, when used, ``quant`` and ``lut`` (a pool: ``acts``
+        and ``out``).
     """
 
     spec: LayerSpec
     descriptor: Descriptor
     weights: np.ndarray
-    packed: PackedWeights
+    packed: PackedWeights | None
     slices: list
     bias: np.ndarray | None
     mult: np.ndarray | None
@@ -118,7 +138,7 @@ class CompiledLayer:
     in_scale: float
     out_scale: float
     weight_scale: np.ndarray
-    stats: LayerStats
+    stats: LayerStats | None
     regions: dict = field(default_factory=dict)
     requant_scale: float | None = None
     chain: int = 0
@@ -254,8 +274,8 @@ def col_split_fits(cl, cfg) -> bool:
     ``M`` rows inside its output buffer, one tile's share of the im2col entries and flag
     words and the whole input inside its activation buffers (`golden.tiling`)."""
     m, k, n = cl.spec.mkn
-    if cfg.tiles < 2 or -(-n // cfg.cols) < 2:
-        return False
+    if cl.spec.is_pool or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
+        return False      # a pool's descriptor has no col_split (docs/spec.md section 8.2)
     share = col_split_of(n, cfg)
     use = tile_buffer_use(cfg, k=k, n=min(n, share), weight_bytes=int(cl.packed.image.nbytes),
                           rows=m, image_bytes=math.prod(cl.spec.in_shape))
@@ -288,8 +308,12 @@ def _fail(spec: LayerSpec, net: Network, field_: str, msg: str):
     raise NetworkError(f"{where}: layers[{spec.index}].{field_} {msg}")
 
 
-def _check_config(net: Network, cfg) -> None:
+def _check_config(net: Network, cfg, limits: str = "hardware") -> None:
     for spec in net.layers:
+        if spec.is_pool:
+            if limits == "hardware":
+                _check_pool_hardware(spec, net, cfg)
+            continue
         if spec.fmt not in tuple(cfg.formats):
             _fail(spec, net, "format", f"must be one of the formats built into this "
                   f"configuration ({', '.join(cfg.formats)}), not {spec.fmt!r}")
@@ -299,6 +323,38 @@ def _check_config(net: Network, cfg) -> None:
         if spec.fmt == "nm" and spec.nm[1] > cfg.nm_max_m:
             _fail(spec, net, "nm", f"must have M <= nm_max_m ({cfg.nm_max_m}) of this "
                   f"configuration, not {spec.nm[0]}:{spec.nm[1]}")
+
+
+def _check_pool_hardware(spec: LayerSpec, net: Network, cfg) -> None:
+    """The limits of the generated hardware on a pool (beyond docs/spec.md section 2.3, which
+    the schema checks): the build runs pools (``cfg.ops``, ``pool_enabled``), kernel, stride
+    and padding at most `HW_GEO_MAX` per axis, a global average pool of an input of at most
+    `HW_GEO_MAX` x `HW_GEO_MAX`, an average pool with padding only with
+    ``count_include_pad`` (the INCLUDE_PAD divisor ``KH*KW``)."""
+    ops = tuple(getattr(cfg, "ops", HW_OPS))
+    if spec.op not in ops:
+        why = " (pool_enabled: false)" if getattr(cfg, "pool_enabled", True) is False else ""
+        _fail(spec, net, "op", f"must be one of the operations built into this configuration "
+              f"({', '.join(ops)}), not {spec.op!r}{why}")
+    if spec.op == "global_avgpool":
+        h, w = spec.in_shape[1:]
+        if max(h, w) > HW_GEO_MAX:
+            where = f"{net.source}:{spec.line}" if spec.line else net.source
+            raise NetworkError(f"{where}: layers[{spec.index}] ({spec.name}) global_avgpool "
+                               f"input must be at most {HW_GEO_MAX} x {HW_GEO_MAX} (H x W) on "
+                               f"the hardware, not {h} x {w} (an avgpool2d with a smaller "
+                               f"kernel first, or limits architecture)")
+        return
+    for field_ in ("kernel", "stride", "padding"):
+        v = getattr(spec, field_)
+        if max(v) > HW_GEO_MAX:
+            _fail(spec, net, field_, f"must be at most {HW_GEO_MAX} per axis on the hardware "
+                  f"(the spec's {POOL_GEO_MAX - (field_ == 'padding')} runs with limits "
+                  f"architecture), not {list(v)}")
+    if spec.op == "avgpool2d" and spec.padding != (0, 0) and not spec.count_include_pad:
+        _fail(spec, net, "count_include_pad", "must be true when padding is not 0 on the "
+              "hardware (it divides by KH*KW, INCLUDE_PAD; false, ONNX's default, runs with "
+              "limits architecture), not false")
 
 
 def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
@@ -311,7 +367,14 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     slice); ``needed`` is the smallest power of two that fits ``entries``.  The rule is
     `sparsemac.golden.tiling.tile_buffer_minimum`.
     """
-    share = _tile_share(cl.spec, cfg, max(int(pw.image.nbytes) for pw in cl.slices))
+    if cl.spec.is_pool:
+        least = {}
+        for check, used in pool_buffer_use(cfg, **_pool_geometry(cl.spec)).items():
+            name = TILE_BUFFER_CHECKS[check][0]
+            least[name] = max(least.get(name, 0), used)
+        return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
+    share = _tile_share(cl.spec, cfg, max((int(pw.image.nbytes) for pw in cl.slices),
+                                          default=0))
     least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
@@ -319,7 +382,11 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
 def _tile_share(spec: LayerSpec, cfg, weight_bytes: int | None) -> dict:
     """The arguments of the `golden.tiling` buffer rules for the largest tile slice of
     ``spec``: ``k``, ``n``, ``rows``, ``image_bytes`` (matmul ``K*N``, conv2d ``C*H*W``) and
-    ``weight_bytes`` (the dense image of the slice when not given)."""
+    ``weight_bytes`` (the dense image of the slice when not given).  A pool holds only its
+    input image (``C*H*W`` bytes, multicast to every tile, as a conv2d's) and the windows of its
+    channels (`_pool_geometry`, `golden.tiling.pool_buffer_use`), no weights."""
+    if spec.is_pool:
+        return dict(k=0, n=0, weight_bytes=0, rows=0, image_bytes=math.prod(spec.in_shape))
     _, k, n = spec.mkn
     rows = max(r1 - r0 for r0, r1 in tile_row_split(spec.out, cfg.tiles))
     if weight_bytes is None:
@@ -334,7 +401,17 @@ def layer_buffer_shortfall(spec: LayerSpec, cfg, *,
     (`sparsemac.golden.tiling.tile_buffer_shortfall` on its largest tile slice, the same rule
     as `tile_buffer_needs`).  Before compiling, the weights are estimated as dense
     (``weight_bytes`` of the largest slice overrides that)."""
+    if spec.is_pool:
+        return pool_buffer_shortfall(cfg, **_pool_geometry(spec))
     return tile_buffer_shortfall(cfg, **_tile_share(spec, cfg, weight_bytes))
+
+
+def _pool_geometry(spec: LayerSpec) -> dict:
+    """`golden.tiling.pool_buffer_use`'s arguments for pool layer ``spec`` (a global pool is
+    its one ``H x W`` window)."""
+    c, h, w = spec.in_shape
+    (kh, kw), (sh, sw), (ph, pw) = spec.kernel, spec.stride, spec.padding
+    return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw)
 
 
 def check_tile_buffers(cn: CompiledNetwork) -> None:
@@ -410,6 +487,8 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
     """Compile one layer for the inputs ``curs`` (flat int8 arrays, one per image of a batch;
     the scales are calibrated over all of them); the compiled layer holds the first one's
     input and output, the list every output."""
+    if spec.is_pool:
+        return _pool_layer(spec, curs, s_x)
     w, s_w = _weights(spec, cfg, rng, s_x)
     if spec.groups > 1:     # depthwise: the block-diagonal conv2d (zeros off the diagonal)
         full = np.zeros((spec.out, spec.in_shape[0], *spec.kernel), dtype=w.dtype)
@@ -497,6 +576,49 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
                          requant_scale=s_y), ys
 
 
+def _pool(spec: LayerSpec, x: np.ndarray) -> np.ndarray:
+    """The golden pool of ``spec`` on the int8 ``(1, C, H, W)`` input ``x``."""
+    if spec.op == "maxpool2d":
+        return maxpool2d(x, spec.kernel, spec.stride, spec.padding)
+    if spec.op == "avgpool2d":
+        return avgpool2d(x, spec.kernel, spec.stride, spec.padding,
+                         count_include_pad=spec.count_include_pad)
+    return global_avgpool(x)
+
+
+def _pool_layer(spec: LayerSpec, curs: list, s_x: float) -> tuple[CompiledLayer, list]:
+    """A pooling layer: the golden pool of every input; the output keeps the input's scale
+    (docs/spec.md section 2.3: no bias, no requantization, no table)."""
+    xs = [cur.reshape(1, *spec.in_shape) for cur in curs]
+    ys = [_pool(spec, x).reshape(spec.out, -1) for x in xs]
+    return CompiledLayer(spec=spec, descriptor=Descriptor(),
+                         weights=np.zeros(0, dtype=np.int8), packed=None, slices=[],
+                         bias=None, mult=None, shift=None, lut=None, x=xs[0], expected=ys[0],
+                         in_scale=s_x, out_scale=s_x, weight_scale=np.ones(0), stats=None,
+                         requant_scale=None), ys
+
+
+def _pool_descriptor(spec: LayerSpec, *, acts: int, out: int, flags) -> Descriptor:
+    """The descriptor of a pool (docs/spec.md section 8.2).  INCLUDE_PAD is set only where it
+    changes the result, an average pool with padding (without padding every window is real
+    and both divisors are ``KH*KW``)."""
+    c, h, w = spec.in_shape
+    if spec.op == "global_avgpool":
+        return global_avgpool_descriptor(c=c, h=h, w=w, acts=acts, out=out, flags=flags)
+    geo = dict(c=c, h=h, w=w, kernel=spec.kernel, stride=spec.stride, pad=spec.padding,
+               acts=acts, out=out, flags=flags)
+    if spec.op == "maxpool2d":
+        return maxpool2d_descriptor(**geo)
+    return avgpool2d_descriptor(**geo, count_include_pad=spec.count_include_pad
+                                and spec.padding != (0, 0))
+
+
+def _architecture_view(cfg):
+    from .model_engine import architecture_view
+
+    return architecture_view(cfg)
+
+
 def random_input(net: Network, seed: int) -> np.ndarray:
     """The random input of ``net`` (all images of a batch) drawn from ``[seed, 0]``, as
     `compile_network` draws it for one network."""
@@ -508,7 +630,10 @@ def random_input(net: Network, seed: int) -> np.ndarray:
 
 def _is_fixed(spec: LayerSpec) -> bool:
     """Every parameter of the layer is given (no random draw, no calibration on the input):
-    its compiled weights, records and table do not depend on the chain it is in."""
+    its compiled weights, records and table do not depend on the chain it is in (a pool has
+    none)."""
+    if spec.is_pool:
+        return True
     return (spec.weights is not None and spec.prune == "none" and spec.bias is not True
             and (not spec.requant or spec.requant_scale is not None))
 
@@ -521,6 +646,8 @@ def _input_scale(net: Network, x0: np.ndarray) -> float:
 
 
 def _frozen(spec: LayerSpec, cl: CompiledLayer) -> LayerSpec:
+    if spec.is_pool:        # nothing to fix: no weights, the input's scale
+        return spec
     w = cl.weights
     if spec.groups > 1:     # the taps of the block-diagonal matrix, (C, 1, KH, KW) again
         w = w[np.arange(spec.out), np.arange(spec.out)][:, None]
@@ -567,7 +694,8 @@ def _as_inputs(net: Network, values, what: str) -> list[np.ndarray]:
     return [v]
 
 
-def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Network:
+def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None,
+              limits: str = "hardware") -> Network:
     """Fix every scale of ``net`` on a calibration set (docs/host.md section 2).
 
     ``calib``: images ``[B, C, H, W]`` of an image network or columns ``[K, B]`` of a matrix
@@ -575,7 +703,7 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Netw
     batch).  Layer by layer, the requantization scale is the largest real output over every
     calibration input / 127, as `compile_network` does for one input; the result is
     `freeze`-like: weights, biases and scales fixed, so every image or slice of a later run uses
-    the same parameters.
+    the same parameters.  ``limits``: as `compile_network`'s.
 
     Raises
     ------
@@ -583,7 +711,7 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Netw
         ``calib`` has the wrong shape or values, or a network with a matrix input feeds a
         conv2d (its columns are no batch).
     """
-    _check_config(net, cfg)
+    _check_config(net, cfg, limits)
     s = net.seed if seed is None else int(seed)
     if calib is None:
         calib = random_input(net, s) if net.input_values is None else net.input_values
@@ -607,7 +735,8 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None) -> Netw
     return replace(net, layers=tuple(specs), input_scale=s_x0)
 
 
-def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Network]:
+def batch_networks(net: Network, cfg, *, seed: int | None = None,
+                   limits: str = "hardware") -> list[Network]:
     """A network whose input is a batch of ``N`` images as ``N`` networks of one image each,
     with the parameters fixed once for the whole batch (`calibrate` on the batch itself unless
     they are fixed already): compiled together they share one copy of every layer's weights,
@@ -615,7 +744,7 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Networ
     if net.batch == 1:
         return [net]
     fixed = net if all(_is_fixed(sp) for sp in net.layers) and net.input_scale else \
-        calibrate(net, cfg, seed=seed)
+        calibrate(net, cfg, seed=seed, limits=limits)
     values = net.input_values if net.input_values is not None else \
         random_input(net, net.seed if seed is None else int(seed))  # the images calibrate drew
     return [replace(fixed, input_values=values[b], batch=1) for b in range(net.batch)]
@@ -623,7 +752,8 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None) -> list[Networ
 
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
                     irq_last: bool = True, quant: str = "calibrate",
-                    out_fill: str = "zero", split="auto") -> CompiledNetwork:
+                    out_fill: str = "zero", split="auto",
+                    limits: str = "hardware") -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
     Parameters
@@ -655,11 +785,16 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         one image of all rows fits a tile (`col_split_fits`), else rows; ``auto`` takes the
         faster of the two by the network cycle model.  A sequence gives one choice per layer
         (every network's layers in order; networks of one image only).
+    limits : {"hardware", "architecture"}
+        ``hardware``: refuse a layer the generated hardware of ``cfg`` cannot run (pools:
+        `_check_pool_hardware`); ``architecture``: only what docs/spec.md forbids, every
+        opcode of its section 8.2 allowed (for ``run_model(..., limits="architecture")``).
 
     Raises
     ------
     NetworkError
-        A layer needs something this configuration does not build (format, LUT, N:M).
+        A layer needs something this configuration does not build (format, LUT, N:M, a
+        pool or its geometry).
     ValueError
         ``base`` is not a non-negative multiple of 4096, or ``quant`` / ``out_fill`` unknown.
     """
@@ -669,11 +804,13 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         raise ValueError(f"quant must be one of {', '.join(QUANT_MODES)}, not {quant!r}")
     if out_fill not in OUT_FILLS:
         raise ValueError(f"out_fill must be one of {', '.join(OUT_FILLS)}, not {out_fill!r}")
+    if limits not in LIMITS:
+        raise ValueError(f"limits must be one of {', '.join(LIMITS)}, not {limits!r}")
     nets = [net] if isinstance(net, Network) else list(net)
     if not nets or not all(isinstance(n, Network) for n in nets):
         raise TypeError(f"net must be a Network or a non-empty sequence of them, not {net!r}")
     for n in nets:
-        _check_config(n, cfg)
+        _check_config(n, cfg, limits)
     total = sum(len(n.layers) for n in nets)
     splits = [split] * total if isinstance(split, str) else list(split)
     if len(splits) != total or any(s not in SPLITS for s in splits):
@@ -685,7 +822,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     if any(n.batch > 1 for n in nets):
         if quant != "calibrate":
             raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
-        nets = [b for n in nets for b in batch_networks(n, cfg, seed=seed)]
+        nets = [b for n in nets for b in batch_networks(n, cfg, seed=seed, limits=limits)]
     # random streams: network 0 draws its input from [seed, 0] and layer i from [seed, i + 1];
     # network j > 0 from [seed, j, 0] and [seed, j, i + 1]
     chains = []     # (prefix, input, compiled layers) per network
@@ -716,6 +853,14 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             s = cl.spec
             name = f"{prefix}{s.name}"
             regs = {"acts": Region(f"{name}.acts", acts, int(cl.x.size))}
+            if s.is_pool:       # no weights, records or table: input and output only
+                oo = plan.alloc(f"{name}.out", cl.expected.size)
+                outs.append((oo, cl.expected.size))
+                flags = Flags.IRQ if irq_last and cl is every[-1] else Flags(0)
+                cl.descriptor = _pool_descriptor(s, acts=acts, out=oo, flags=flags)
+                cl.regions = {**regs, "out": plan.region(f"{name}.out")}
+                acts = oo
+                continue
             wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
             qimg = quant_records(cl.bias, cl.mult, cl.shift) if s.requant else b""
             limg = cl.lut.astype(np.int8).tobytes() if cl.lut is not None else b""
@@ -768,8 +913,9 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     window = plan.window_bytes
     plan.check(window)
     image = bytearray(window)
+    view = cfg if limits == "hardware" else _architecture_view(cfg)
     for i, cl in enumerate(every):
-        code = validate_descriptor(cl.descriptor, cfg, window_bytes=window)
+        code = validate_descriptor(cl.descriptor, view, window_bytes=window)
         assert code == ErrorCode.OK, f"compiler bug: descriptor {i} is invalid: {code.name}"
         image[desc_off + DESC_BYTES * i: desc_off + DESC_BYTES * (i + 1)] = cl.descriptor.pack()
     if out_fill == "random":

@@ -10,25 +10,42 @@ result paths and the ResultWriter are replayed cycle by cycle.  Measured against
 cycles per descriptor: docs/reports/network_model.md (within 3 % per descriptor).  The roofline is
 `golden.perf.layer_stats`: ``roofline_cycles`` for the sparse formats (zero skipping on both
 sides) and ``dense_roofline_cycles`` for ``dense`` (the baseline skips nothing).
+
+Pools (docs/spec.md section 8.2) are not replayed: `pool_cycles` is a closed-form **estimate**
+(the image read once and multicast, the window steps of every tile's channels, the output
+written a beat per write command), until the hardware that runs them is measured.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sparsemac.golden.descriptors import Flags
+from sparsemac.golden.descriptors import DESC_BYTES, Flags, Opcode
 from sparsemac.golden.formats import pack_weights
-from sparsemac.golden.net_cycles import descriptor_cycles
+from sparsemac.golden.net_cycles import (
+    PREFETCH_START,
+    READ_LATENCY,
+    READ_TAIL,
+    WRITE_CYCLES,
+    WRITE_LANDED,
+    checker_cycles,
+    descriptor_cycles,
+)
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
 from sparsemac.golden.tiling import tile_col_split
 
-__all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "CYCLE_SOURCE"]
+__all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "pool_cycles", "CYCLE_SOURCE",
+           "POOL_CYCLE_SOURCE"]
 
 CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
                 "tables, activations, bodies tile after tile or one multicast for a column split), "
                 "golden.tile_model per tile, "
                 "ring and result write-back replayed cycle by cycle")
+POOL_CYCLE_SOURCE = ("sparsemac.host.cycles.pool_cycles: an estimate (image read once at bus "
+                     "width, ceil(OH*OW/cols) * ceil(C/tiles) * KH*KW window steps, one write "
+                     "command per output beat)")
+_POOLS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 
 
 def table_cycles(runs, cfg) -> list[dict]:
@@ -66,6 +83,8 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
         ``bytes_read``, ``bytes_written``, ``ideal_speedup``.
     """
     d = run.descriptor
+    if d.opcode in _POOLS:
+        return pool_cycles(run, cfg, prev_wait=prev_wait)
     fmt = run.slices[0].fmt
     act_bytes = int(run.x.size)
     est = descriptor_cycles(d, run.slices, run.cols, cfg, act_bytes=act_bytes,
@@ -103,6 +122,52 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
         "effectual_macs": st.effectual_macs, "dense_macs": st.dense_macs,
         "bytes_read": st.bytes_read, "bytes_written": st.bytes_written,
         "ideal_speedup": st.ideal_speedup,
+    }
+
+
+def pool_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
+    """Cycle **estimate** of a pool descriptor (max, average or global average pool, docs/spec.md
+    section 8.2), with the keys of `layer_cycles`.
+
+    Phases: the descriptor fetch and checks as for any descriptor (prefetched during
+    ``prev_wait``), no headers or tables; ``acts``: the ``C x H x W`` input read once at bus
+    width (``READ_LATENCY + ceil(C*H*W / beat) + READ_TAIL``) into every tile; ``wait``: each
+    tile steps its ``ceil(C / tiles)`` channels window position by window position,
+    ``ceil(OH*OW / cols) * ceil(C / tiles) * KH*KW`` cycles (a global pool: ``KH*KW = H*W``,
+    ``OH*OW = 1``), then the ``C*OH*OW`` output bytes are written as posted single-beat writes,
+    one every ``WRITE_CYCLES`` (the ResultWriter's rate), and the last response lands
+    (``WRITE_LANDED``).  Not yet measured on hardware.  The roofline is the memory bound (no
+    MACs): ``max(ceil(C*H*W / beat), ceil(C*OH*OW / beat))``.
+    """
+    d = run.descriptor
+    beat = int(cfg.axi_data_width) // 8
+    cols, tiles = int(cfg.cols), int(cfg.tiles)
+    first = run.index == 0
+    fetch = READ_LATENCY + -(-DESC_BYTES // beat) + READ_TAIL + checker_cycles(d, cfg)
+    if prev_wait is None or first:
+        fetch_check = (2 if first else 0) + 2 + fetch + 1
+    else:
+        fetch_check = 2 + max(0, fetch + PREFETCH_START - prev_wait)
+    read, written = d.c * d.h * d.w, d.m * d.n
+    acts = READ_LATENCY + -(-read // beat) + READ_TAIL
+    compute = -(-d.n // cols) * -(-d.c // tiles) * d.k
+    out_beats = -(-written // beat)
+    writeback = WRITE_CYCLES * out_beats + WRITE_LANDED
+    phases = {"fetch_check": fetch_check, "headers": 0, "tables": 0, "acts": acts,
+              "bodies": 0, "wait": compute + writeback, "done": 1}
+    cycles = sum(phases.values())
+    parts = {"fixed_cycles": fetch_check + 1, "load_cycles": acts, "compute_cycles": compute,
+             "writeback_cycles": writeback}
+    memory = max(-(-read // beat), out_beats)
+    roof = max(memory, 1)
+    return {
+        "cycles": int(cycles), **parts, "phases": phases, "writes": out_beats,
+        "limited_by": max(parts, key=parts.get)[:-len("_cycles")],
+        "tile_cycles": int(acts + compute), "memory_cycles": memory,
+        "roofline_cycles": roof, "bound": "memory",
+        "achieved_over_roofline": cycles / roof, "efficiency": roof / cycles,
+        "effectual_macs": 0, "dense_macs": 0, "bytes_read": read, "bytes_written": written,
+        "ideal_speedup": 1.0, "estimate": POOL_CYCLE_SOURCE,
     }
 
 

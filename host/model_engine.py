@@ -218,6 +218,7 @@ def _weights(image, d: Descriptor, cfg, limits: str = "hardware") -> list[Packed
 #: Every opcode of docs/spec.md (sections 8 and 8.2): what the architecture model runs.
 _ALL_OPS = tuple(o.name.lower() for o in Opcode)
 _NO_WEIGHT_OPS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL, Opcode.ADD)
+_POOL_OPS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 
 
 class _WithOps:
@@ -350,7 +351,7 @@ def _act_shortfall(d: Descriptor, cfg) -> str:
     hardware's descriptor checker computes (``act_fits``; the sequencer stops with
     BAD_SHAPE); with a column split, of one tile's share of the column groups; a pool's by
     `golden.tiling.pool_buffer_shortfall`."""
-    if d.opcode in (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL):
+    if d.opcode in _POOL_OPS:
         glob = d.opcode == Opcode.GLOBAL_AVGPOOL
         short = pool_buffer_shortfall(
             cfg, c=d.c, h=d.h, w=d.w, kh=d.h if glob else d.kh, kw=d.w if glob else d.kw,
@@ -383,10 +384,11 @@ def run_model(image, *, base: int, desc_base: int, desc_count: int, cfg,
         ``hardware`` (default): the generated hardware's limits too
         (`golden.desc_rules.hardware_descriptor_code`: 16-bit m/k/n, 4-bit conv geometry,
         no ACCUMULATE, N:M with N a power of two; activations that do not fit a tile's
-        buffers are BAD_SHAPE; only the opcodes the hardware builds, `HW_OPS`), so the run
-        is what the RTL does.  ``architecture``: the rules of docs/spec.md alone
-        (`validate_descriptor` with every opcode, the pools, add and depthwise conv of
-        section 8.2 included; ACCUMULATE adds the previous descriptor's accumulators).
+        buffers are BAD_SHAPE; only the opcodes the build runs, ``cfg.ops``: matmul, conv2d
+        and with ``pool_enabled`` the pools), so the run is what the RTL does.
+        ``architecture``: the rules of docs/spec.md alone (`validate_descriptor` with every
+        opcode, the pools, add and depthwise conv of section 8.2 included; ACCUMULATE adds
+        the previous descriptor's accumulators).
 
     Returns
     -------

@@ -1,9 +1,10 @@
 """The layer-list schema of ``sparsemac run``: parse, validate and resolve shapes (docs/host.md).
 
 A network is a mapping (YAML file or Python dict) with an ``input`` and a list of ``layers``
-(``matmul`` or ``conv2d``).  :func:`load_network` / :func:`network_from_dict` check every field
-and the shapes between layers, and return a resolved :class:`Network` whose layers know their
-input and output shapes.  Every error is a :class:`NetworkError` whose one-line message names the
+(``matmul``, ``conv2d`` or the pools ``maxpool2d``, ``avgpool2d``, ``global_avgpool``).
+:func:`load_network` / :func:`network_from_dict` check every field and the shapes between
+layers, and return a resolved :class:`Network` whose layers know their input and output
+shapes.  Every error is a :class:`NetworkError` whose one-line message names the
 file and line (YAML input), the field path and the allowed values, e.g.
 ``net.yaml:7: layers[1].format must be one of dense, bitmap, block, nm, not 'csr'``.
 Configuration-dependent checks (formats built in, LUT engine) are done by the compiler.
@@ -21,9 +22,11 @@ from sparsemac.yamlfile import MarkedDict, load_file
 
 __all__ = ["Network", "LayerSpec", "NetworkError", "load_network", "network_from_dict",
            "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT", "PRUNE_METHODS",
-           "MAX_ELEMENTS", "MAX_BATCH"]
+           "MAX_ELEMENTS", "MAX_BATCH", "POOL_OPS"]
 
-OPS = ("matmul", "conv2d")
+#: Pooling layers (docs/spec.md section 2.3): no weights, int8 in and out at the input's scale.
+POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
+OPS = ("matmul", "conv2d", *POOL_OPS)
 WEIGHT_FORMATS = ("dense", "bitmap", "block", "nm")
 #: pruning method used for each weight format (dense prunes only when ``density`` is given)
 PRUNE_FOR_FORMAT = {"dense": "unstructured", "bitmap": "unstructured", "block": "block",
@@ -42,7 +45,11 @@ MAX_ELEMENTS = 1 << 24
 MAX_BATCH = 65536
 _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
             "conv2d": ("out_channels", "in_channels", "kernel", "stride", "padding", "dilation",
-                       "reshape", "groups")}
+                       "reshape", "groups"),
+            "maxpool2d": ("in_channels", "kernel", "stride", "padding", "reshape"),
+            "avgpool2d": ("in_channels", "kernel", "stride", "padding", "count_include_pad",
+                          "reshape"),
+            "global_avgpool": ("in_channels", "reshape")}
 
 
 def _activations() -> tuple[str, ...]:
@@ -70,13 +77,18 @@ class LayerSpec:
     Members
     -------
     index, name, op : int, str, str
-        Position, unique name, ``"matmul"`` or ``"conv2d"``.
+        Position, unique name, ``"matmul"``, ``"conv2d"`` or a pool (`POOL_OPS`).
     out : int
-        Output features ``M`` (matmul) or output channels ``Kout`` (conv2d).
+        Output features ``M`` (matmul), output channels ``Kout`` (conv2d), channels ``C``
+        (pools).
     in_shape, out_shape : tuple of int
-        matmul ``(K, N)`` -> ``(M, N)``; conv2d ``(C, H, W)`` -> ``(Kout, OH, OW)``.
+        matmul ``(K, N)`` -> ``(M, N)``; conv2d ``(C, H, W)`` -> ``(Kout, OH, OW)``; pools
+        ``(C, H, W)`` -> ``(C, OH, OW)`` (global average: ``(C, 1, 1)``).
     kernel, stride, padding, dilation : (int, int)
-        conv2d geometry (``(0, 0)`` for matmul).
+        conv2d and pool geometry (``(0, 0)`` for matmul; a global average pool has the
+        window ``(H, W)``, stride ``(1, 1)``, padding ``(0, 0)``).
+    count_include_pad : bool
+        avgpool2d: padding positions count in the divisor (docs/spec.md section 2.3).
     groups : int
         conv2d: 1, or ``C`` (depthwise: output channel ``c`` sees input channel ``c`` only;
         weights ``(C, 1, KH, KW)``; compiled as the conv2d of the block-diagonal
@@ -117,6 +129,7 @@ class LayerSpec:
     padding: tuple = (0, 0)
     dilation: tuple = (0, 0)
     groups: int = 1
+    count_include_pad: bool = False
     fmt: str = "dense"
     prune: str = "none"
     density: float | None = None
@@ -132,19 +145,29 @@ class LayerSpec:
     lines: dict = field(default_factory=dict, compare=False)
 
     @property
+    def is_pool(self) -> bool:
+        """A pooling layer (`POOL_OPS`): no weights, no requantization, no table."""
+        return self.op in POOL_OPS
+
+    @property
     def weight_shape(self) -> tuple:
-        """matmul ``(M, K)``; conv2d ``(Kout, C, KH, KW)`` (OIHW; depthwise ``(C, 1, KH, KW)``)."""
+        """matmul ``(M, K)``; conv2d ``(Kout, C, KH, KW)`` (OIHW; depthwise ``(C, 1, KH, KW)``);
+        ``()`` for a pool."""
         if self.op == "matmul":
             return (self.out, self.in_shape[0])
+        if self.is_pool:
+            return ()
         return (self.out, self.in_shape[0] // self.groups, *self.kernel)
 
     @property
     def mkn(self) -> tuple[int, int, int]:
-        """The lowered matmul shape ``(M, K, N)`` (conv2d: ``Kout, C*KH*KW, OH*OW``)."""
+        """The descriptor's ``(m, k, n)`` (conv2d: ``Kout, C*KH*KW, OH*OW``; pools
+        ``C, KH*KW, OH*OW``, global average ``C, H*W, 1``: docs/spec.md section 8.2)."""
         if self.op == "matmul":
             return self.out, self.in_shape[0], self.in_shape[1]
         c = self.in_shape[0]
-        return self.out, c * self.kernel[0] * self.kernel[1], self.out_shape[1] * self.out_shape[2]
+        k = self.kernel[0] * self.kernel[1] * (1 if self.is_pool else c)
+        return self.out, k, self.out_shape[1] * self.out_shape[2]
 
 
 @dataclass(frozen=True)
@@ -239,15 +262,15 @@ class _Checker:
             self.fail(m, key, path, f"must be {req}, not {v!r}")
         return int(v)
 
-    def pair(self, m, key, path, lo, default):
+    def pair(self, m, key, path, lo, default, hi=255):
         if key not in m:
             return default
         v = m[key]
         t = [v, v] if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
         if not isinstance(t, list | tuple) or len(t) != 2 or any(
-                isinstance(x, bool) or not isinstance(x, int | np.integer) or x < lo or x > 255
+                isinstance(x, bool) or not isinstance(x, int | np.integer) or x < lo or x > hi
                 for x in t):
-            self.fail(m, key, path, f"must be an integer between {lo} and 255 or a pair "
+            self.fail(m, key, path, f"must be an integer between {lo} and {hi} or a pair "
                       f"[h, w] of them, not {v!r}")
         return int(t[0]), int(t[1])
 
@@ -324,11 +347,104 @@ def _nm_value(ck: _Checker, m, path):
     return n, mm
 
 
+def _image_input(ck: _Checker, m, p: str, op: str, prev: tuple, prev_name: str) -> tuple:
+    """The ``(C, H, W)`` image a conv2d or a pool reads: the previous image, or a matrix read
+    back as an image with ``reshape`` (the same bytes); checks ``in_channels``."""
+    kind, shp = prev
+    if kind == "mat":
+        if "reshape" not in m:
+            ck.fail(m, None, f"{p}.reshape", f"must be given ([C, H, W] with C*H*W = "
+                    f"{shp[0] * shp[1]}) for a {op} whose input is a matrix "
+                    f"({prev_name}: {shp[0]} x {shp[1]})")
+        r = m["reshape"]
+        if not isinstance(r, list | tuple) or len(r) != 3 or any(
+                isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in r) \
+                or r[0] * r[1] * r[2] != shp[0] * shp[1]:
+            ck.fail(m, "reshape", f"{p}.reshape", f"must be [C, H, W] with C*H*W = "
+                    f"{shp[0] * shp[1]} (the {shp[0]} x {shp[1]} output of {prev_name}), "
+                    f"not {r!r}")
+        shp = tuple(int(x) for x in r)
+    elif "reshape" in m:
+        ck.fail(m, "reshape", f"{p}.reshape", f"must only be given when the input is a "
+                f"matrix, not after {prev_name}")
+    c, h, w = shp
+    if "in_channels" in m:
+        ck.integer(m, "in_channels", f"{p}.in_channels", 1)
+        if m["in_channels"] != c:
+            ck.fail(m, "in_channels", f"{p}.in_channels", f"must be {c} (the channels of "
+                    f"the input from {prev_name}), not {m['in_channels']!r}")
+    if max(c, h, w) > 65535:
+        ck.fail(m, None, p, f"input must be at most 65535 per dimension (u16 descriptor "
+                f"fields), not {shp!r}")
+    return shp
+
+
+def _pool_layer(ck: _Checker, m, i: int, op: str, prev: tuple, prev_name: str) -> LayerSpec:
+    """A pooling layer (docs/spec.md section 2.3): the spec's ranges (kernel and stride
+    1..16, padding 0..kernel-1 per axis, no dilation); the hardware's narrower ones are the
+    compiler's (they depend on the configuration)."""
+    from sparsemac.golden.descriptors import GLOBAL_POOL_MAX, POOL_GEO_MAX
+
+    p = f"layers[{i}]"
+    for k in m:
+        if k in _COMMON_KEYS and k not in ("name", "op"):
+            ck.fail(m, k, f"{p}.{k}", f"must not be given for a pool layer ({op}): it has no "
+                    f"weights, requantization or activation, its output keeps the input's scale")
+    ck.keys(m, ("name", "op") + _OP_KEYS[op], p)
+    name = m.get("name", f"layer{i}")
+    if not isinstance(name, str) or not name:
+        ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
+    c, h, w = _image_input(ck, m, p, op, prev, prev_name)
+    include = False
+    if op == "global_avgpool":
+        if h * w > GLOBAL_POOL_MAX:
+            ck.fail(m, None, p, f"input must hold at most {GLOBAL_POOL_MAX} values per channel "
+                    f"(H*W) for a global_avgpool, not {h} x {w} (from {prev_name})")
+        geo = dict(kernel=(h, w), stride=(1, 1), padding=(0, 0))
+        oh = ow = 1
+    else:
+        kern = ck.pair(m, "kernel", f"{p}.kernel", 1, None, hi=POOL_GEO_MAX)
+        if kern is None:
+            ck.fail(m, None, f"{p}.kernel", "must be given (an integer or [kh, kw])")
+        stride = ck.pair(m, "stride", f"{p}.stride", 1, kern, hi=POOL_GEO_MAX)
+        pad = ck.pair(m, "padding", f"{p}.padding", 0, (0, 0), hi=POOL_GEO_MAX)
+        if pad[0] > kern[0] - 1 or pad[1] > kern[1] - 1:
+            ck.fail(m, "padding", f"{p}.padding", f"must be at most kernel - 1 per axis "
+                    f"({[kern[0] - 1, kern[1] - 1]} for kernel {list(kern)}: every window "
+                    f"must hold a real value), not {m['padding']!r}")
+        if h + 2 * pad[0] < kern[0] or w + 2 * pad[1] < kern[1]:
+            ck.fail(m, "kernel", f"{p}.kernel", f"must fit the padded input {h + 2 * pad[0]} x "
+                    f"{w + 2 * pad[1]}, not {list(kern)!r}")
+        if op == "avgpool2d":
+            if "count_include_pad" in m:
+                include = m["count_include_pad"]
+                if not isinstance(include, bool):
+                    ck.fail(m, "count_include_pad", f"{p}.count_include_pad", f"must be true or "
+                            f"false, not {include!r}")
+            elif pad != (0, 0):
+                ck.fail(m, None, f"{p}.count_include_pad", "must be given when padding is not 0 "
+                        "(true: the padding counts as zeros, divide by KH*KW, PyTorch's "
+                        "default; false: divide by the real values only, ONNX's default)")
+        geo = dict(kernel=tuple(kern), stride=tuple(stride), padding=tuple(pad))
+        oh = (h + 2 * pad[0] - kern[0]) // stride[0] + 1
+        ow = (w + 2 * pad[1] - kern[1]) // stride[1] + 1
+    for what, shp_ in (("input", (c, h, w)), ("output", (c, oh, ow))):
+        if math.prod(shp_) > MAX_ELEMENTS:
+            ck.fail(m, None, p, f"{what} must hold at most {MAX_ELEMENTS} values, not "
+                    f"{math.prod(shp_)} (shape {' x '.join(map(str, shp_))})")
+    return LayerSpec(index=i, name=name, op=op, out=c, in_shape=(c, h, w),
+                     out_shape=(c, oh, ow), dilation=(1, 1), count_include_pad=include,
+                     bias=False, line=getattr(m, "line", None),
+                     lines=dict(getattr(m, "lines", {})), **geo)
+
+
 def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerSpec:
     p = f"layers[{i}]"
     if not isinstance(m, dict):
         ck.fail(None, None, p, f"must be a mapping of layer fields, not {m!r}")
     op = ck.choice(m, "op", f"{p}.op", OPS)
+    if op in POOL_OPS:
+        return _pool_layer(ck, m, i, op, prev, prev_name)
     ck.keys(m, _COMMON_KEYS + _OP_KEYS[op], p)
     name = m.get("name", f"layer{i}")
     if not isinstance(name, str) or not name:
@@ -416,28 +532,8 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
             ck.fail(m, "weights", f"{p}.weights", f"must have shape {(out, k)} (M, K), not "
                     f"{weights.shape}")
     else:
-        if kind == "mat":
-            if "reshape" not in m:
-                ck.fail(m, None, f"{p}.reshape", f"must be given ([C, H, W] with C*H*W = "
-                        f"{shp[0] * shp[1]}) for a conv2d whose input is a matrix "
-                        f"({prev_name}: {shp[0]} x {shp[1]})")
-            r = m["reshape"]
-            if not isinstance(r, list | tuple) or len(r) != 3 or any(
-                    isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in r) \
-                    or r[0] * r[1] * r[2] != shp[0] * shp[1]:
-                ck.fail(m, "reshape", f"{p}.reshape", f"must be [C, H, W] with C*H*W = "
-                        f"{shp[0] * shp[1]} (the {shp[0]} x {shp[1]} output of {prev_name}), "
-                        f"not {r!r}")
-            shp = tuple(int(x) for x in r)
-        elif "reshape" in m:
-            ck.fail(m, "reshape", f"{p}.reshape", f"must only be given when the input is a "
-                    f"matrix, not after {prev_name}")
+        shp = _image_input(ck, m, p, op, prev, prev_name)
         c, h, w = shp
-        if "in_channels" in m:
-            ck.integer(m, "in_channels", f"{p}.in_channels", 1)
-            if m["in_channels"] != c:
-                ck.fail(m, "in_channels", f"{p}.in_channels", f"must be {c} (the channels of "
-                        f"the input from {prev_name}), not {m['in_channels']!r}")
         kern = ck.pair(m, "kernel", f"{p}.kernel", 1,
                        None if weights is None or weights.ndim != 4 else weights.shape[2:])
         if kern is None:
@@ -453,9 +549,6 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
             ck.fail(m, "kernel", f"{p}.kernel", f"must fit the padded input {h + 2 * ph} x "
                     f"{w + 2 * pw} (dilated kernel {dh * (kh - 1) + 1} x {dw * (kw - 1) + 1}), "
                     f"not {list(kern)!r}")
-        if max(c, h, w) > 65535:
-            ck.fail(m, None, p, f"input must be at most 65535 per dimension (u16 descriptor "
-                    f"fields), not {shp!r}")
         groups = m.get("groups", 1)
         if isinstance(groups, bool) or groups not in (1, c):
             ck.fail(m, "groups", f"{p}.groups", f"must be 1 or {c} (the input channels: "

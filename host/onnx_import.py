@@ -8,7 +8,12 @@ section 6).
   followed by ``Add`` of a constant bias;
 * activations after a layer: ``Relu``, ``Clip(0, 6)`` (relu6), ``Sigmoid``, ``Tanh``, ``Exp``,
   ``Log``, ``Reciprocal``, ``Gelu``, ``Mul(x, Sigmoid(x))`` (SiLU) -> the LUT engine's tables;
-* ``Flatten`` (axis 1) and ``Reshape`` to ``[N, -1]`` between a Conv and a Gemm;
+* ``MaxPool``, ``AveragePool`` (``count_include_pad`` kept) and ``GlobalAveragePool``
+  (docs/spec.md section 2.3: symmetric pads, no ``ceil_mode``, no dilations); in a QDQ model a
+  pool must keep its input's scale (the ``QuantizeLinear`` after it has the scale of the one
+  before it, as ``quantize_static`` does for MaxPool and AveragePool; for a
+  GlobalAveragePool the error names the ``TensorQuantOverrides`` that makes it so);
+* ``Flatten`` (axis 1) and ``Reshape`` to ``[N, -1]`` between a Conv or a pool and a Gemm;
 * ``Identity``, ``Dropout`` (inference: no-ops);
 * QDQ models (``onnxruntime.quantization.quantize_static``, ``QuantFormat.QDQ``):
   ``QuantizeLinear`` / ``DequantizeLinear`` pairs on activations give each layer's fixed output
@@ -29,14 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .network import MAX_ELEMENTS, Network, NetworkError, network_from_dict
+from .network import MAX_ELEMENTS, POOL_OPS, Network, NetworkError, network_from_dict
 
 __all__ = ["load_onnx", "OnnxError", "OnnxModel", "detect_format", "parse_formats",
-           "SUPPORTED_OPS"]
+           "SUPPORTED_OPS", "pool_scale_overrides"]
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "Sigmoid", "Tanh", "Exp",
-                 "Log", "Reciprocal", "Gelu", "Mul", "Flatten", "Reshape", "Identity",
-                 "Dropout", "QuantizeLinear", "DequantizeLinear")
+                 "Log", "Reciprocal", "Gelu", "Mul", "MaxPool", "AveragePool",
+                 "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout",
+                 "QuantizeLinear", "DequantizeLinear")
+_POOLS = {"MaxPool": "maxpool2d", "AveragePool": "avgpool2d",
+          "GlobalAveragePool": "global_avgpool"}
 _ACT = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
         "Reciprocal": "reciprocal", "Gelu": "gelu"}
 
@@ -301,6 +309,7 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
     flatten_pending = False
     chosen = {}
     last_scale = None       # scale of the last QuantizeLinear seen after the current layer
+    act_scale = None        # scale of the last QuantizeLinear on the chain (QDQ models)
     while cur not in outs or g.consumers.get(cur):
         node = g.next_node(cur)
         if node is None:
@@ -320,6 +329,8 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
             s = float(np.asarray(s).ravel()[0])
             if not layers:
                 input_scale = s
+            elif layers[-1]["op"] in POOL_OPS:
+                _check_pool_scale(g, node, layers[-1], s)
             else:
                 L = layers[-1]
                 if "activation" in L and L.get("requant_scale") is not None:
@@ -328,7 +339,7 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
                     L["requant_scale"] = s
                 elif "activation" in L:
                     L["out_scale"] = s
-            last_scale = s
+            last_scale = act_scale = s
         elif op == "DequantizeLinear":
             pass
         elif op in ("Identity", "Dropout"):
@@ -342,12 +353,19 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
                     g.fail(node, "must reshape to [N, -1] (a flatten), not "
                            f"{None if shp is None else shp.tolist()}")
             flatten_pending = True
+        elif op in _POOLS:
+            if flatten_pending:
+                g.fail(node, "must not follow a Flatten / Reshape: a pool reads an image "
+                       "[N, C, H, W]")
+            layers.append(_pool_of(g, node, act_scale))
+            last_scale = None
         elif op in ("Conv", "Gemm", "MatMul"):
             layers.append(_layer_of(g, node, len(layers), flatten_pending, fmts, cfg, chosen))
             flatten_pending = False
             last_scale = None
         elif op == "Add":
-            if not layers or "bias" in layers[-1] or layers[-1].get("requant_scale") is not None:
+            if not layers or "bias" in layers[-1] or layers[-1].get("requant_scale") is not None \
+                    or layers[-1]["op"] in POOL_OPS:
                 g.fail(node, "must add a constant bias right after a Conv / Gemm / MatMul")
             b, bq, bs = _dq_const(g, node.input[1])
             if b is None:
@@ -356,6 +374,10 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
         elif op in _ACT or op in ("Clip", "Mul"):
             if not layers or "activation" in layers[-1]:
                 g.fail(node, "must follow a Conv / Gemm / MatMul (one activation per layer)")
+            if layers[-1]["op"] in POOL_OPS:
+                g.fail(node, f"must follow a Conv / Gemm / MatMul, not the pool "
+                       f"{layers[-1]['name']!r}: apply it before the pool (a monotone "
+                       f"activation such as Relu commutes with MaxPool)")
             act = _ACT.get(op)
             if op == "Clip":
                 lo = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else \
@@ -380,8 +402,12 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
         cur = node.output[0]
     if not layers:
         g.fail(None, "has no Conv, Gemm or MatMul layer")
-    if not layers[-1].get("activation") and (layers[-1].get("requant_scale") is None
-                                              or not quantized):
+    for L in layers:
+        L.pop("_in_scale", None)
+    if layers[-1]["op"] in POOL_OPS:
+        pass            # a pool's output is int8 at its input's scale
+    elif not layers[-1].get("activation") and (layers[-1].get("requant_scale") is None
+                                                or not quantized):
         # a float classifier output: the int32 accumulators (+ bias on the host), exact
         layers[-1]["requant"] = False
         layers[-1].pop("requant_scale", None)
@@ -400,6 +426,101 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
     net = network_from_dict(data, source=str(path))
     return OnnxModel(network=net, path=path, quantized=quantized, input_name=inp.name,
                      input_layout=layout, formats=chosen)
+
+
+def _pool_of(g: _Graph, node, in_scale: float | None) -> dict:
+    """A ``MaxPool`` / ``AveragePool`` / ``GlobalAveragePool`` node as a pool layer (docs/spec.md
+    section 2.3); ``in_scale``: the scale of its input in a QDQ model (checked against the
+    ``QuantizeLinear`` after it, `_check_pool_scale`)."""
+    op = node.op_type
+    L = {"name": node.name or node.output[0], "op": _POOLS[op], "_in_scale": in_scale}
+    if op == "GlobalAveragePool":
+        return L
+    if len(node.output) > 1 and node.output[1]:
+        g.fail(node, "must not output the Indices (only the pooled values)")
+    kern = list(g.attr(node, "kernel_shape", []))
+    if len(kern) != 2:
+        g.fail(node, f"must be a 2-D pool (kernel_shape [kh, kw]), not kernel_shape {kern}")
+    if g.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        g.fail(node, "must use explicit pads (auto_pad NOTSET)")
+    if g.attr(node, "ceil_mode", 0) != 0:
+        g.fail(node, "must have ceil_mode 0 (floor: the last window fits the padded input)")
+    dil = list(g.attr(node, "dilations", [1, 1]))
+    if dil != [1, 1]:
+        g.fail(node, f"must not be dilated (dilations [1, 1]), not {dil}")
+    if g.attr(node, "storage_order", 0) != 0:
+        g.fail(node, "must have storage_order 0 (row major)")
+    pads = list(g.attr(node, "pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        g.fail(node, f"must have symmetric pads (top = bottom, left = right), not {pads}")
+    L.update(kernel=[int(v) for v in kern],
+             stride=[int(v) for v in g.attr(node, "strides", [1, 1])],
+             padding=[int(v) for v in pads[:2]])
+    if op == "AveragePool":     # ONNX's default is 0: divide by the real positions only
+        L["count_include_pad"] = bool(g.attr(node, "count_include_pad", 0))
+    return L
+
+
+def _check_pool_scale(g: _Graph, node, pool: dict, s: float) -> None:
+    """A ``QuantizeLinear`` after a pool must keep the pool's input scale: the accelerator's
+    pools do not requantize (docs/spec.md section 2.3).  ONNX Runtime rounds the pool's float
+    result to the new scale; sparsemac's pool rounds it to the input's grid, which is another
+    number: refused, with the ``quantize_static`` option that keeps the scale."""
+    s_in = pool.get("_in_scale")
+    if s_in is None:
+        g.fail(node, f"quantizes the output of pool {pool['name']!r}, whose input has no "
+               f"QuantizeLinear: a pool keeps its input's scale, so its input must be "
+               f"quantized too (QDQ around every layer)")
+    if np.float32(s) == np.float32(s_in):
+        return
+    g.fail(node, f"requantizes the output of pool {pool['name']!r} to scale {s!r}, not its "
+           f"input's {s_in!r}: a pool keeps its input's scale on sparsemac (it does not "
+           f"requantize, so it would round to another grid than ONNX Runtime); quantize with "
+           f"extra_options={{'TensorQuantOverrides': {{{node.input[0]!r}: [{{'scale': "
+           f"numpy.array({s_in!r}, numpy.float32), 'zero_point': numpy.array(0, "
+           f"numpy.int8)}}]}}}} (pool_scale_overrides(model) gives them all)")
+
+
+def pool_scale_overrides(path) -> dict:
+    """The ``TensorQuantOverrides`` (``quantize_static``'s ``extra_options``) that give every pool
+    of the QDQ model at ``path`` its input's scale at its output, so that sparsemac runs it:
+    ``{pool output: [{"scale": float32 array, "zero_point": int8 array 0}]}`` for each pool
+    whose ``QuantizeLinear`` has another scale (``quantize_static`` gives a GlobalAveragePool
+    its own; MaxPool and AveragePool keep their input's already).  Quantize again with the
+    same calibration data and these overrides."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    prod = {o: n for n in m.graph.node for o in n.output}
+    outs = {o.name for o in m.graph.output}
+    users: dict = {}
+    for n in m.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    out = {}
+    for n in m.graph.node:
+        if n.op_type not in _POOLS:
+            continue
+        dq = prod.get(n.input[0])
+        q = prod.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" \
+            else None
+        after = [u for u in users.get(n.output[0], []) if u.op_type == "QuantizeLinear"]
+        if q is None or q.op_type != "QuantizeLinear" or not after:
+            continue
+        s_in = float(np.asarray(init[q.input[1]]).ravel()[0])
+        if float(np.asarray(init[after[0].input[1]]).ravel()[0]) != s_in:
+            # quantize_static renames a graph output X it quantizes: the pool writes
+            # X_QuantizeLinear_Input and the DequantizeLinear after it writes X
+            name = n.output[0]
+            dq_after = [u for u in users.get(after[0].output[0], [])
+                        if u.op_type == "DequantizeLinear" and u.output[0] in outs]
+            if dq_after:
+                name = dq_after[0].output[0]
+            out[name] = [{"scale": np.array(s_in, dtype=np.float32),
+                          "zero_point": np.array(0, dtype=np.int8)}]
+    return out
 
 
 def _layer_of(g: _Graph, node, index: int, flatten: bool, fmts: dict, cfg, chosen) -> dict:

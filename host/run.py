@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,15 +85,20 @@ class RunResult:
     values: np.ndarray
 
 
-def model_job(cn: CompiledNetwork) -> JobResult:
-    """Run one compiled job on the functional model (`sparsemac.host.model_engine`)."""
+def model_job(cn: CompiledNetwork, *, limits: str = "hardware",
+              cycles: bool = True) -> JobResult:
+    """Run one compiled job on the functional model (`sparsemac.host.model_engine`) with the
+    hardware's limits (default) or the architecture's (`run_model`'s ``limits``).
+    ``cycles=False`` skips the network cycle model (every count 0): outputs and accuracy
+    only, several times faster on a large batch."""
     from .cycles import table_cycles
     from .model_engine import read_output, run_model
 
     cfg = cn.config
     r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                  cfg=cfg)
-    cyc = table_cycles(r.layers, cfg)
+                  cfg=cfg, limits=limits)
+    cyc = table_cycles(r.layers, cfg) if cycles else \
+        [{"cycles": 0, "roofline_cycles": 0} for _ in r.layers]
     return JobResult(outputs=[read_output(r.image, cl.descriptor) for cl in cn.layers],
                      layer_cycles=[c["cycles"] for c in cyc],
                      roofline=[c["roofline_cycles"] for c in cyc],
@@ -120,7 +126,8 @@ def _max_columns(net: Network, cfg) -> int:
 
 
 def plan_jobs(net: Network, cfg, *, seed: int | None = None, calib=None,
-              max_images: int = MAX_IMAGES_PER_JOB) -> tuple[Network, list[Network], str]:
+              max_images: int = MAX_IMAGES_PER_JOB,
+              limits: str = "hardware") -> tuple[Network, list[Network], str]:
     """Split ``net``'s input into jobs: ``(fixed network, jobs, reason)``.
 
     A batch of images goes ``max_images`` images per job; the columns of a matrix network
@@ -146,7 +153,7 @@ def plan_jobs(net: Network, cfg, *, seed: int | None = None, calib=None,
     if values is None:
         values = random_input(net, s)
         net = replace(net, input_values=values)
-    fixed = calibrate(net, cfg, calib, seed=s)
+    fixed = calibrate(net, cfg, calib, seed=s, limits=limits)
     jobs = []
     for a, b in parts:
         if len(net.input_shape) == 2:
@@ -172,7 +179,8 @@ def accuracy(values: np.ndarray, labels) -> float:
 def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=None,
         engine: Callable[[CompiledNetwork], JobResult] = model_job, engine_name: str = "model",
         labels=None, max_images: int = MAX_IMAGES_PER_JOB, check_job=None,
-        progress: Callable[[str], None] | None = None, tile_split: str = "auto") -> RunResult:
+        progress: Callable[[str], None] | None = None, tile_split: str = "auto",
+        limits: str = "hardware") -> RunResult:
     """Compile ``net`` (a `Network` or a layer-list file) for ``cfg``, run it on ``engine``
     job by job and return the report and the outputs.
 
@@ -181,7 +189,10 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     per input, adds ``accuracy`` to the report; ``check_job(cn)``: called on every compiled job
     before it runs (the RTL engine's tile-buffer check); ``progress(msg)``: called before every
     job of a split run; ``tile_split``: how each layer is spread over the tiles
-    (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1).
+    (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1);
+    ``limits``: ``hardware`` (default) or ``architecture``, for the compiler and the model
+    engine (`compile_network`, `run_model`: the spec's rules alone, e.g. an average pool with
+    padding and ``count_include_pad: false``); the model engine only.
 
     Raises
     ------
@@ -191,8 +202,14 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     """
     if not isinstance(net, Network):
         net = load_network(net)
+    if limits != "hardware":        # model_job, or a partial of it (e.g. cycles=False)
+        if model_job not in (engine, getattr(engine, "func", None)):
+            raise NetworkError(f"limits {limits!r} runs on the model engine only, not on the "
+                               f"{engine_name} engine")
+        engine = partial(model_job, **{**getattr(engine, "keywords", {}), "limits": limits})
     base = DEFAULT_BASE if base is None else base
-    fixed, jobs, reason = plan_jobs(net, cfg, seed=seed, calib=calib, max_images=max_images)
+    fixed, jobs, reason = plan_jobs(net, cfg, seed=seed, calib=calib, max_images=max_images,
+                                    limits=limits)
     t0 = time.monotonic()
     agg: dict[int, dict] = {}
     finals = []
@@ -202,7 +219,7 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     for ji, job in enumerate(jobs):
         if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
             progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
-        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split)
+        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, limits=limits)
         if check_job is not None:
             check_job(cn)
         first_cn = first_cn or cn
@@ -238,7 +255,10 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
             e["achieved_over_roofline"] = e["cycles"] / max(e["roofline_cycles"], 1)
             roof_total += e["roofline_cycles"]
         layers.append(e)
-    from .cycles import CYCLE_SOURCE
+    from .cycles import CYCLE_SOURCE, POOL_CYCLE_SOURCE
+
+    cycle_model = CYCLE_SOURCE + (f"; pools: {POOL_CYCLE_SOURCE}" if any(
+        sp.is_pool for sp in net.layers) else "")
 
     rep = {
         "network": net.name, "engine": engine_name, "config": cfg.name,
@@ -246,7 +266,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
         "status": status, "error_desc": err_desc, "error": err,
         "cycles": total, "roofline_cycles": roof_total,
         "achieved_over_roofline": total / max(roof_total, 1), "mismatches": mism_total,
-        "cycle_model": CYCLE_SOURCE, "mem_base": first_cn.base, "mem_bytes": first_cn.window_bytes,
+        "cycle_model": cycle_model, "limits": limits, "mem_base": first_cn.base,
+        "mem_bytes": first_cn.window_bytes,
         "desc_base": first_cn.desc_base, "desc_count": first_cn.desc_count,
         "batch": int(outputs.shape[0]), "jobs": len(jobs), "split": reason or None,
         "input_scale": float(fixed.input_scale) if fixed.input_scale else
@@ -270,6 +291,8 @@ def _output_scale(cl) -> float | list:
 
 def _layer_entry(cl) -> dict:
     s, d = cl.spec, cl.descriptor
+    if s.is_pool:
+        return _pool_entry(cl)
     ws = np.asarray(cl.weight_scale, dtype=np.float64)
     return {
         "index": s.index, "name": s.name, "op": s.op, "format": s.fmt,
@@ -287,6 +310,27 @@ def _layer_entry(cl) -> dict:
     }
 
 
+def _pool_entry(cl) -> dict:
+    """The report row of a pool: no weights (``format`` and ``density`` None), the geometry,
+    the input's scale kept."""
+    s, d = cl.spec, cl.descriptor
+    from .cycles import POOL_CYCLE_SOURCE
+
+    geo = {} if s.op == "global_avgpool" else {
+        "kernel": list(s.kernel), "stride": list(s.stride), "padding": list(s.padding)}
+    if s.op == "avgpool2d":
+        geo["count_include_pad"] = s.count_include_pad
+    return {
+        "index": s.index, "name": s.name, "op": s.op, "format": None,
+        "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
+        "m": d.m, "k": d.k, "n": d.n, **geo,
+        "tile_split": "rows", "col_split": 0, "density": None, "activation": "none",
+        "weight_bytes": 0, "out_offset": d.out, "mismatches": 0,
+        "in_scale": float(cl.in_scale), "weight_scale": None, "requant_scale": None,
+        "out_scale": float(cl.out_scale), "cycle_model": POOL_CYCLE_SOURCE,
+    }
+
+
 def _assemble(net: Network, finals: list) -> tuple[np.ndarray, np.ndarray]:
     """The last layer's outputs of every chain of every job, batch first (see `RunResult`),
     with the host-side bias of an int32 output added."""
@@ -300,7 +344,7 @@ def _assemble(net: Network, finals: list) -> tuple[np.ndarray, np.ndarray]:
     if len(net.input_shape) == 2:        # columns are the batch
         return np.concatenate(raws, axis=1).T, np.concatenate(vals, axis=1).T
     last = finals[0][0].spec
-    shape = tuple(last.out_shape) if last.op == "conv2d" else (last.out, *(
+    shape = tuple(last.out_shape) if last.op != "matmul" else (last.out, *(
         () if last.out_shape[1] == 1 else (last.out_shape[1],)))
     return (np.stack([r.reshape(shape) for r in raws]),
             np.stack([v.reshape(shape) for v in vals]))

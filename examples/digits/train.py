@@ -1,16 +1,21 @@
 #!/usr/bin/env python
-"""Train, prune, export and quantize two small sparse networks on scikit-learn's digits.
+"""Train, prune, export and quantize three small sparse networks on scikit-learn's digits.
 
     .venv/bin/python examples/digits/train.py          # regenerates every file of examples/digits
 
 Only NumPy, scikit-learn (its bundled ``load_digits``: no download), onnx and onnxruntime are
 used; training runs on one core in plain NumPy (hand-written forward and backward passes).
 
-Two models, each in five weight formats of the accelerator (README.md next to this file):
+Three models, in the weight formats of the accelerator (README.md next to this file):
 
 - ``mlp``: Gemm 64->64, ReLU, Gemm 64->32, ReLU, Gemm 32->10 on the 64 pixels / 16;
 - ``cnn``: Conv 1->8 3x3 pad 1, ReLU, Conv 8->16 3x3 stride 2 pad 1, ReLU, Flatten,
-  Gemm 256->10 on the 1x8x8 image / 16 (no pooling: the accelerator has none).
+  Gemm 256->10 on the 1x8x8 image / 16;
+- ``cnn_pool`` (formats dense and nm24 only): Conv 1->8 3x3 pad 1, ReLU, MaxPool 2x2,
+  Conv 8->32 3x3 pad 1, ReLU, GlobalAveragePool, Flatten, Gemm 32->10 (docs/spec.md section
+  2.3); its QDQ model keeps each pool's input scale at its output (`pool_scale_overrides`, a
+  second ``quantize_static`` pass), and its int8 accuracy on sparsemac's model engine is
+  measured too (``sparsemac_accuracy``).
 
 Formats: ``dense``; ``nm24`` (2:4 along K); ``nm18`` (1:8 along K); ``block50`` (8x8 blocks, 50 %
 of the elements kept); ``bitmap75`` (unstructured, 75 % zeros).  Masks come from the project's
@@ -47,6 +52,7 @@ import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -80,7 +86,7 @@ FORMATS = {
     "bitmap75": ("unstructured", {"density": 0.25}, "bitmap", {"group_size": 16}),
 }
 
-#: Layers of each model: (name, op, weight shape, conv stride, conv pad).
+#: Layers of each model: (name, op, weight shape (a max pool: its kernel), stride, pad).
 MODELS = {
     "mlp": [("fc1", "gemm", (64, 64), None, None),
             ("fc2", "gemm", (32, 64), None, None),
@@ -88,7 +94,23 @@ MODELS = {
     "cnn": [("conv1", "conv", (8, 1, 3, 3), 1, 1),
             ("conv2", "conv", (16, 8, 3, 3), 2, 1),
             ("fc", "gemm", (10, 16 * 4 * 4), None, None)],
+    "cnn_pool": [("conv1", "conv", (8, 1, 3, 3), 1, 1),
+                 ("pool1", "maxpool", (2, 2), 2, 0),
+                 ("conv2", "conv", (32, 8, 3, 3), 1, 1),
+                 ("gap", "gap", None, None, None),
+                 ("fc", "gemm", (10, 32), None, None)],
 }
+#: Weight formats of each model (default: every one of `FORMATS`).
+MODEL_FORMATS = {"cnn_pool": ("dense", "nm24")}
+
+
+def formats_of(kind: str) -> tuple[str, ...]:
+    return MODEL_FORMATS.get(kind, tuple(FORMATS))
+
+
+def weight_layers(kind: str) -> list:
+    """The layers of ``kind`` with weights (Conv, Gemm): the pools have none."""
+    return [L for L in MODELS[kind] if L[1] in ("conv", "gemm")]
 
 _CLASSIFIER = {
     "nm18": "classifier: 1:8 along K leaves each class logit 1/8 of its inputs, which costs "
@@ -119,8 +141,8 @@ def kept_dense(kind: str, name: str, fmt: str) -> str | None:
 
 
 #: Training schedule: (epochs, Adam learning rate) of the dense run and of each fine-tuning.
-TRAIN = {"mlp": (60, 2e-3), "cnn": (40, 3e-3)}
-FINETUNE = {"mlp": (30, 1e-3), "cnn": (30, 1e-3)}
+TRAIN = {"mlp": (60, 2e-3), "cnn": (40, 3e-3), "cnn_pool": (40, 3e-3)}
+FINETUNE = {"mlp": (30, 1e-3), "cnn": (30, 1e-3), "cnn_pool": (30, 1e-3)}
 BATCH = 32
 WEIGHT_DECAY = 1e-4
 
@@ -186,14 +208,20 @@ def _conv_cols_back(dcols, xshape, stride, pad):
     return dxp[:, :, pad:pad + h, pad:pad + w]
 
 
+def _relu_after(spec, i: int) -> bool:
+    """A ReLU follows every Conv / Gemm but the last layer (none after a pool: its input is
+    already non-negative)."""
+    return spec[i][1] in ("conv", "gemm") and i < len(spec) - 1
+
+
 class Net:
-    """The layers of ``MODELS[kind]`` with ReLU between them (none after the last), float64."""
+    """The layers of ``MODELS[kind]`` with ReLU after each Conv / Gemm but the last, float64."""
 
     def __init__(self, kind: str, rng: np.random.Generator):
         self.kind = kind
         self.spec = MODELS[kind]
         self.params = {}
-        for name, _, shape, _, _ in self.spec:
+        for name, _, shape, _, _ in weight_layers(kind):
             fan_in = int(np.prod(shape[1:]))
             self.params[f"{name}.weight"] = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
             self.params[f"{name}.bias"] = np.zeros(shape[0])
@@ -213,6 +241,19 @@ class Net:
         h = x.reshape(len(x), -1) if self.kind == "mlp" else x
         cache = []
         for i, (name, op, shape, stride, pad) in enumerate(self.spec):
+            if op == "maxpool":     # k x k, stride k (the only max pool here)
+                n, c, hh, ww = h.shape
+                k = shape[0]
+                win = h.reshape(n, c, hh // k, k, ww // k, k)
+                out = win.max(axis=(3, 5))
+                cache.append((h.shape, win, out))
+                h = out
+                continue
+            if op == "gap":
+                out = h.mean(axis=(2, 3), keepdims=True)
+                cache.append((h.shape, None, out))
+                h = out
+                continue
             W, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
             if op == "gemm":
                 h_in = h.reshape(len(h), -1)  # Flatten (a no-op for the MLP)
@@ -223,7 +264,7 @@ class Net:
                 out2 = cols.reshape(-1, W[0].size) @ W.reshape(shape[0], -1).T + b
                 out = out2.reshape(len(h), oh, ow, shape[0]).transpose(0, 3, 1, 2)
                 cache.append((h.shape, cols))
-            if i < len(self.spec) - 1:
+            if _relu_after(self.spec, i):
                 out = np.maximum(out, 0.0)
             cache[-1] += (out,)
             h = out
@@ -242,7 +283,19 @@ class Net:
         for i in reversed(range(len(self.spec))):
             name, op, shape, stride, pad = self.spec[i]
             in_shape, saved, out = cache[i]
-            if i < len(self.spec) - 1:
+            if op == "maxpool":     # to the first maximum of each window
+                n, c, oh, k, ow, _ = saved.shape
+                flat = saved.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, k * k)
+                first = flat.argmax(axis=-1)
+                dflat = np.zeros_like(flat)
+                np.put_along_axis(dflat, first[..., None], d[..., None], axis=-1)
+                d = dflat.reshape(n, c, oh, ow, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+                    in_shape)
+                continue
+            if op == "gap":
+                d = np.broadcast_to(d / (in_shape[2] * in_shape[3]), in_shape).copy()
+                continue
+            if _relu_after(self.spec, i):
                 d = d * (out > 0)
             W = self.params[f"{name}.weight"]
             if op == "gemm":
@@ -302,7 +355,7 @@ def prune_masks(net: Net, fmt: str, layers) -> dict[str, np.ndarray]:
     """Golden-prune masks of ``layers`` (weight name -> bool mask, same shape as the weight)."""
     method, kwargs, _, _ = FORMATS[fmt]
     masks = {}
-    for name, _, shape, _, _ in net.spec:
+    for name, _, shape, _, _ in weight_layers(net.kind):
         if method is None or name not in layers:
             continue
         W = net.params[f"{name}.weight"]
@@ -334,7 +387,8 @@ def prune_finetune(base: Net, fmt: str, layers, data, seed, tag, verbose=True) -
 
 
 def export_onnx(net: Net, path: Path):
-    """Float32 ONNX model: Gemm(transB=1) / Conv / Relu / Flatten, opset 17, input "input"."""
+    """Float32 ONNX model: Gemm(transB=1) / Conv / Relu / MaxPool / GlobalAveragePool /
+    Flatten, opset 17, input "input"."""
     inits, nodes = [], []
     if net.kind == "mlp":
         in_shape = ["N", 64]
@@ -342,13 +396,20 @@ def export_onnx(net: Net, path: Path):
         in_shape = ["N", 1, 8, 8]
     x = "input"
     for i, (name, op, shape, stride, pad) in enumerate(net.spec):
+        if op in ("maxpool", "gap"):
+            nodes.append(helper.make_node("MaxPool", [x], [f"{name}_out"], name=name,
+                                          kernel_shape=list(shape), strides=[stride] * 2)
+                         if op == "maxpool" else
+                         helper.make_node("GlobalAveragePool", [x], [f"{name}_out"], name=name))
+            x = f"{name}_out"
+            continue
         wname, bname = f"{name}.weight", f"{name}.bias"
         inits.append(numpy_helper.from_array(net.params[wname].astype(np.float32), wname))
         inits.append(numpy_helper.from_array(net.params[bname].astype(np.float32), bname))
         last = i == len(net.spec) - 1
         out = "logits" if last else f"{name}_out"
         if op == "gemm":
-            if net.kind == "cnn":
+            if net.kind != "mlp":
                 nodes.append(helper.make_node("Flatten", [x], ["flatten_out"], name="flatten",
                                               axis=1))
                 x = "flatten_out"
@@ -359,7 +420,7 @@ def export_onnx(net: Net, path: Path):
                                           kernel_shape=list(shape[2:]), strides=[stride] * 2,
                                           pads=[pad] * 4))
         x = out
-        if not last:
+        if _relu_after(net.spec, i):
             nodes.append(helper.make_node("Relu", [x], [f"{name}_relu"], name=f"{name}_relu"))
             x = f"{name}_relu"
     graph = helper.make_graph(
@@ -406,22 +467,61 @@ class CalibReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def quantize(float_path: Path, int8_path: Path, kind: str, calib: np.ndarray):
+def quantize(float_path: Path, int8_path: Path, kind: str, calib: np.ndarray) -> dict:
+    """``quantize_static`` QDQ; where it gives a pool's output a scale of its own (a
+    GlobalAveragePool), a second pass with the same calibration and the overrides that keep
+    the pool's input scale (`sparsemac.host.onnx_import.pool_scale_overrides`: sparsemac's
+    pools do not requantize).  Returns the overrides used ({} for the models without pools)."""
+    from sparsemac.host.onnx_import import pool_scale_overrides
+
+    opts = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    used = {}
     with tempfile.TemporaryDirectory() as tmp:  # quantize_static writes helper models there
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
-            quantize_static(
-                str(float_path), str(int8_path), CalibReader(kind, calib),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-            )
+            for _ in range(2):
+                quantize_static(
+                    str(float_path), str(int8_path), CalibReader(kind, calib),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options=opts,
+                )
+                over = pool_scale_overrides(int8_path)
+                if not over:
+                    break
+                used = {k: float(v[0]["scale"]) for k, v in over.items()}
+                opts = {**opts, "TensorQuantOverrides": over}
         finally:
             os.chdir(cwd)
+    return used
+
+
+def sparsemac_accuracy(int8_path: Path, kind: str, images, labels) -> dict:
+    """The QDQ model on sparsemac's model engine (bit-exact with golden; default
+    configuration; no cycle model): int8 accuracy, mismatches against golden, agreement with
+    ONNX Runtime in output LSBs."""
+    from sparsemac.host.onnx_import import load_onnx
+    from sparsemac.host.onnx_reference import compare
+    from sparsemac.host.run import model_job, run
+    from sparsemac.hw.config import AcceleratorConfig
+
+    cfg = AcceleratorConfig.preset("default")
+    x = model_input(kind, images)
+    # outputs only: no cycle model (cycles=False), no per-layer split choice by it (rows; the
+    # outputs are the same bytes either way)
+    rr = run(load_onnx(int8_path, cfg=cfg).with_input(x), cfg, labels=labels,
+             engine=partial(model_job, cycles=False), tile_split="rows")
+    ref = ort_session(int8_path).run(["logits"], {"input": x})[0]
+    agree = compare(rr.values, ref, rr.report["output_scale"])
+    return {"accuracy": round(100.0 * rr.report["accuracy"], 4),
+            "status": rr.report["status"], "mismatches": rr.report["mismatches"],
+            "max_lsb_vs_onnxruntime": agree["max_lsb"],
+            "over_1_lsb_vs_onnxruntime": agree["over_1_lsb"],
+            "predictions_agree_with_onnxruntime": round(agree["predictions_agree"], 6)}
 
 
 def int8_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -454,7 +554,7 @@ def op_list(model: onnx.ModelProto) -> list[str]:
 def run_model(kind, data, out_dir: Path) -> dict:
     xtr, ytr, xte, yte, calib_idx = data
     kidx = list(MODELS).index(kind)
-    names = [n for n, _, _, _, _ in MODELS[kind]]
+    names = [n for n, _, _, _, _ in weight_layers(kind)]
     print(f"\n=== {kind}: " + ", ".join(f"{n} {op} {s}" for n, op, s, _, _ in MODELS[kind]))
     t0 = time.perf_counter()
     rng = np.random.default_rng([SEED, kidx])
@@ -465,10 +565,15 @@ def run_model(kind, data, out_dir: Path) -> dict:
     print(f"  dense training: {time.perf_counter() - t0:.1f} s")
     result = {"layers": [{"name": n, "op": op, "weight_shape": list(s),
                           "mk": [s[0], int(np.prod(s[1:]))]}
-                         for n, op, s, _, _ in MODELS[kind]],
+                         for n, op, s, _, _ in weight_layers(kind)],
               "input_shape": ["N", 64] if kind == "mlp" else ["N", 1, 8, 8],
               "variants": {}}
-    for fidx, fmt in enumerate(FORMATS):
+    if len(weight_layers(kind)) < len(MODELS[kind]):
+        result["pools"] = [{"name": n, "op": op, "kernel": None if s is None else list(s),
+                            "stride": st} for n, op, s, st, _ in MODELS[kind]
+                           if op not in ("conv", "gemm")]
+    for fmt in formats_of(kind):
+        fidx = list(FORMATS).index(fmt)
         t1 = time.perf_counter()
         keep = {n: kept_dense(kind, n, fmt) for n in names}
         keep = {n: why for n, why in keep.items() if why}
@@ -487,7 +592,7 @@ def run_model(kind, data, out_dir: Path) -> dict:
         float_path = out_dir / f"{kind}_{fmt}.onnx"
         int8_path = out_dir / f"{kind}_{fmt}_int8.onnx"
         export_onnx(net, float_path)
-        quantize(float_path, int8_path, kind, xtr[calib_idx])
+        overrides = quantize(float_path, int8_path, kind, xtr[calib_idx])
         acc_f, cor_f = ort_accuracy(float_path, kind, xte, yte)
         acc_q, cor_q = ort_accuracy(int8_path, kind, xte, yte)
         qmodel = onnx.load(int8_path)
@@ -496,7 +601,7 @@ def run_model(kind, data, out_dir: Path) -> dict:
         assert zps and all(not np.any(z) for _, z in zps), "non-zero zero point"
         qw = int8_weights(qmodel)
         layers = {}
-        for name, _, shape, _, _ in MODELS[kind]:
+        for name, _, shape, _, _ in weight_layers(kind):
             W = net.params[f"{name}.weight"]
             Wq = qw[name]
             assert Wq.dtype == np.int8 and Wq.shape == tuple(shape)
@@ -528,6 +633,14 @@ def run_model(kind, data, out_dir: Path) -> dict:
             "qdq_ops": op_list(qmodel),
             "files": [float_path.name, int8_path.name],
         }
+        if "pools" in result:       # the pools on sparsemac's model engine
+            t2 = time.perf_counter()
+            sm = sparsemac_accuracy(int8_path, kind, xte, yte)
+            result["variants"][fmt].update(tensor_quant_overrides=overrides,
+                                           sparsemac=sm)
+            print(f"  {kind} {fmt}: sparsemac model engine int8 {sm['accuracy']:.2f} % "
+                  f"({sm['mismatches']} mismatches, max {sm['max_lsb_vs_onnxruntime']} LSB "
+                  f"from onnxruntime; {time.perf_counter() - t2:.1f} s)", flush=True)
     return result
 
 
@@ -541,7 +654,7 @@ def write_readme(out_dir: Path, res: dict):
     }
     rows = []
     for kind in MODELS:
-        for fmt in FORMATS:
+        for fmt in formats_of(kind):
             v = res["models"][kind]["variants"][fmt]
             dens = ", ".join(f"{n} {d['density']:.3f}" + ("" if d["pruned"] or fmt == "dense"
                                                             else " (dense)")
@@ -550,6 +663,22 @@ def write_readme(out_dir: Path, res: dict):
                         f"{v['qdq_accuracy']:.2f} | {dens} |")
     ops = {kind: (" ".join(res["models"][kind]["variants"]["dense"]["float_ops"]))
            for kind in MODELS}
+    pool_header = ("| model | format | float % | QDQ int8 ONNX Runtime % | int8 sparsemac % | "
+                   "mismatches | max LSB vs ONNX Runtime | same class as ONNX Runtime % | "
+                   "pool scale overrides |\n" + "|---" * 9 + "|")
+    pool_lines = []
+    for kind in MODELS:
+        for fmt in formats_of(kind):
+            v = res["models"][kind]["variants"][fmt]
+            if "sparsemac" not in v:
+                continue
+            sm = v["sparsemac"]
+            pool_lines.append(
+                f"| {kind} | {fmt} | {v['float_accuracy']:.2f} | {v['qdq_accuracy']:.2f} | "
+                f"{sm['accuracy']:.2f} | {sm['mismatches']} | {sm['max_lsb_vs_onnxruntime']} | "
+                f"{100 * sm['predictions_agree_with_onnxruntime']:.2f} | "
+                + ", ".join(f"`{t}` {sc:.6g}" for t, sc in v["tensor_quant_overrides"].items())
+                + " |")
     kept = []
     for (kind, name), reasons in KEEP_DENSE.items():
         fmts = list(reasons)
@@ -571,13 +700,16 @@ def write_readme(out_dir: Path, res: dict):
         "|---|---|---|",
         "| mlp | `input` float32 [N, 64] (pixels / 16) | Gemm 64->64, Gemm 64->32, Gemm 32->10 |",
         "| cnn | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->8 3x3 pad 1, "
-        "Conv 8->16 3x3 stride 2 pad 1, Flatten, Gemm 256->10 |"])
+        "Conv 8->16 3x3 stride 2 pad 1, Flatten, Gemm 256->10 |",
+        "| cnn_pool | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->8 3x3 pad 1, "
+        "MaxPool 2x2, Conv 8->32 3x3 pad 1, GlobalAveragePool, Flatten, Gemm 32->10 |"])
     files_table = "\n".join([
         "| file | content |",
         "|---|---|",
-        f"| `{{mlp,cnn}}_{{{','.join(FORMATS)}}}.onnx` | float32 model (pruned zeros are exact "
-        "zeros) |",
-        "| `{mlp,cnn}_<format>_int8.onnx` | QDQ int8 model of the same weights "
+        f"| `{{mlp,cnn}}_{{{','.join(FORMATS)}}}.onnx`, "
+        f"`cnn_pool_{{{','.join(formats_of('cnn_pool'))}}}.onnx` | float32 model (pruned zeros "
+        "are exact zeros) |",
+        "| `<model>_<format>_int8.onnx` | QDQ int8 model of the same weights "
         "(`quantize_static`) |",
         f"| `test.npz` | `images` float32 [{n_test}, 1, 8, 8] (pixels / 16), `labels` int64 "
         f"[{n_test}]: the test split; the MLP takes `images.reshape(-1, 64)` |",
@@ -585,9 +717,10 @@ def write_readme(out_dir: Path, res: dict):
         "images, drawn from the training split |",
         "| `accuracy_train.json` | every number measured by `train.py` (accuracy, densities, "
         "op lists, settings) |"])
-    text = f"""# digits: two small sparse int8 networks (scikit-learn digits)
+    text = f"""# digits: three small sparse int8 networks (scikit-learn digits)
 
-Real, small example networks for the accelerator: an MLP and a CNN trained on scikit-learn's
+Real, small example networks for the accelerator: an MLP and two CNNs (one with pooling)
+trained on scikit-learn's
 bundled `load_digits` (8x8 grey images, 10 classes; no download), pruned to each weight format
 of the accelerator with the project's own `sparsemac.golden.prune`, fine-tuned with the mask
 fixed, exported to ONNX and quantized to int8 QDQ models with onnxruntime.
@@ -605,11 +738,11 @@ fixed seeds; under a minute, byte-identical files on a rerun on the same machine
 {models_table}
 
 Output `logits` float32 [N, 10]; the class is the arg-max.  ONNX ops (opset {OPSET}, IR version
-{IR_VERSION}): mlp `{ops['mlp']}`; cnn `{ops['cnn']}`
-(no pooling: the accelerator has none).  The QDQ models add a DequantizeLinear on every weight
-(int8, per output channel) and bias (int32), and a QuantizeLinear + DequantizeLinear pair on the
-input and on the output of every Conv, Gemm, Relu and Flatten (op lists in
-`accuracy_train.json`).
+{IR_VERSION}): mlp `{ops['mlp']}`; cnn `{ops['cnn']}`; cnn_pool `{ops['cnn_pool']}`
+(formats {', '.join(formats_of('cnn_pool'))} only).  The QDQ models add a DequantizeLinear on
+every weight (int8, per output channel) and bias (int32), and a QuantizeLinear +
+DequantizeLinear pair on the input and on the output of every Conv, Gemm, Relu, pool and Flatten
+(op lists in `accuracy_train.json`).
 Weights are `[out, in]` (Gemm `transB=1`) and OIHW; the `[M, K]` view of a conv weight is
 `[O, C*KH*KW]`, K order c, kh, kw (as `golden.ops.im2col`).
 
@@ -641,7 +774,11 @@ per_channel=True, calibrate_method=CalibrationMethod.MinMax,
 extra_options={{"ActivationSymmetric": True, "WeightSymmetric": True}})`, `reader` giving the
 {N_CALIB} calibration images in batches of 50.  Every zero point is 0; pruned weights stay exact
 int8 zeros (checked by `train.py` and the test).  With symmetric activations onnxruntime keeps
-the Relu nodes.
+the Relu nodes.  It gives MaxPool the scale of its input but a GlobalAveragePool an output scale
+of its own, which sparsemac's pools cannot follow (they do not requantize, docs/spec.md section
+2.3): `cnn_pool` is quantized a second time with the same calibration and
+`extra_options["TensorQuantOverrides"]` from `sparsemac.host.onnx_import.pool_scale_overrides`,
+which gives the pool's output its input's scale (the scales are in the table below).
 
 ## Accuracy (test split, {n_test} images, onnxruntime {res['versions']['onnxruntime']} CPU)
 
@@ -653,6 +790,14 @@ weight decay below the float32 range.
 | model | format | float % | QDQ int8 % | density per layer |
 |---|---|---|---|---|
 {chr(10).join(rows)}
+
+The pooling model on sparsemac's model engine (`sparsemac run cnn_pool_<format>_int8.onnx
+--input test.npz --labels test.npz`, default configuration; bit-exact with the golden model,
+"mismatches" counts the values that are not), against ONNX Runtime on the same QDQ model (the
+other models: docs/reports/accuracy.md):
+
+{pool_header}
+{chr(10).join(pool_lines)}
 
 Measured by `train.py` with numpy {res['versions']['numpy']}, scikit-learn
 {res['versions']['sklearn']}, onnx {res['versions']['onnx']}.  Training in float64 on another

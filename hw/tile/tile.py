@@ -260,7 +260,8 @@ class Tile(wiring.Component):
         if self.conv:
             overflow = overflow | (i_count > self.img_depth)
         if has_bm:
-            overflow = overflow | (a_nzbase > self.nz_depth)
+            # (a pool writes no flags it reads: its entries may outnumber the flag words)
+            overflow = overflow | ((a_nzbase > self.nz_depth) & ~is_pool)
         if has_nm:
             overflow = overflow | ((h_fmt == FormatCode.NM) & ((h_a & (h_a - 1)) != 0))  # N = 2**i
         fmt_built = Signal()

@@ -29,11 +29,10 @@ def _npz(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def _maxpool_model() -> bytes:
+def _pool_model(op="GlobalMaxPool", **attrs) -> bytes:
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([helper.make_node("MaxPool", ["input"], ["y"], name="pool",
-                                            kernel_shape=[2, 2])], "m",
+    g = helper.make_graph([helper.make_node(op, ["input"], ["y"], name="pool", **attrs)], "m",
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT,
                                                          ["N", 1, 4, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT,
@@ -104,9 +103,20 @@ CASES = [
      ["run", MLP, "--input", "x.npy"], ["the input must have the shape [N, 64]", "[5, 3]"]),
     ("run-onnx-not-onnx", {"m.onnx": BINARY, "x.npy": X5}, ["run", "m.onnx", "--input", "x.npy"],
      ["m.onnx: cannot read the ONNX model"]),
-    ("run-onnx-unsupported-op", {"m.onnx": _maxpool_model(), "x.npy": X5},
+    ("run-onnx-unsupported-op", {"m.onnx": _pool_model(), "x.npy": X5},
      ["run", "m.onnx", "--input", "x.npy"],
-     ["m.onnx: node 'pool' (MaxPool) is not supported; supported ops: Conv, Gemm"]),
+     ["m.onnx: node 'pool' (GlobalMaxPool) is not supported; supported ops: Conv, Gemm"]),
+    ("run-onnx-pool-ceil-mode", {"m.onnx": _pool_model("MaxPool", kernel_shape=[2, 2],
+                                                       ceil_mode=1), "x.npy": X5},
+     ["run", "m.onnx", "--input", "x.npy"],
+     ["m.onnx: node 'pool' (MaxPool) must have ceil_mode 0"]),
+    ("run-pool-beyond-hardware", {"n.yaml": b"input: {shape: [1, 16, 16]}\nlayers:\n"
+                                  b"  - {op: maxpool2d, kernel: 16}\n"}, ["run", "n.yaml"],
+     ["n.yaml:3: layers[0].kernel must be at most 15 per axis on the hardware", "[16, 16]"]),
+    ("run-limits-on-rtl", {"n.yaml": b"input: {shape: [4, 2]}\nlayers: [{op: matmul, "
+                           b"out_features: 2}]\n"},
+     ["run", "n.yaml", "--limits", "architecture", "--engine", "rtl"],
+     ["--limits architecture applies to the model engine, not --engine rtl"]),
     ("run-onnx-bad-format", {"x.npy": X5}, ["run", MLP, "--input", "x.npy", "--format", "nm:x"],
      ["--format nm:x must be auto, dense, bitmap, block"]),
     ("run-labels-count", {"x.npy": X5, "y.npy": _npy([1, 2, 3])},

@@ -3,7 +3,9 @@
 Each float and QDQ int8 ONNX model passes the ONNX checker, reproduces the test accuracy that
 ``train.py`` measured (accuracy_train.json) in onnxruntime, holds only the ops the accelerator
 maps, has the sparsity pattern of its format in every pruned layer (golden prune, golden image
-round trip and a direct count), and the int8 models are symmetric (every zero point 0).
+round trip and a direct count), and the int8 models are symmetric (every zero point 0).  The
+pooling model (``cnn_pool``) runs on sparsemac's model engine bit-exact with golden, at the int8
+accuracy ``train.py`` measured and within a point of the float model.
 """
 
 import json
@@ -21,10 +23,12 @@ numpy_helper = onnx.numpy_helper
 
 DIR = Path(__file__).resolve().parents[2] / "examples" / "digits"
 RES = json.loads((DIR / "accuracy_train.json").read_text())
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "cnn_pool")
 FORMATS = ("dense", "nm24", "nm18", "block50", "bitmap75")
-CASES = [(kind, fmt) for kind in MODELS for fmt in FORMATS]
-FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten"}
+#: formats of each model (cnn_pool: two)
+MODEL_FORMATS = {"mlp": FORMATS, "cnn": FORMATS, "cnn_pool": ("dense", "nm24")}
+CASES = [(kind, fmt) for kind in MODELS for fmt in MODEL_FORMATS[kind]]
+FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten", "MaxPool", "GlobalAveragePool"}
 QDQ_OPS = FLOAT_OPS | {"QuantizeLinear", "DequantizeLinear"}
 
 
@@ -35,7 +39,7 @@ def path_of(kind, fmt, int8):
 def test_files_and_json_cover_every_model_and_format():
     assert tuple(RES["models"]) == MODELS
     for kind in MODELS:
-        assert tuple(RES["models"][kind]["variants"]) == FORMATS
+        assert tuple(RES["models"][kind]["variants"]) == MODEL_FORMATS[kind]
     names = {path_of(k, f, q).name for k, f in CASES for q in (False, True)}
     names |= {"test.npz", "calib.npz", "accuracy_train.json", "README.md", "train.py"}
     assert names <= {p.name for p in DIR.iterdir()}
@@ -165,3 +169,31 @@ def test_int8_models_are_symmetric(kind, fmt):
         assert np.all(inits[n.input[1]] > 0)
     for name, (Wq, scale, axis) in qdq_parts(kind, fmt).items():  # per output channel
         assert axis == 0 and scale.shape == (Wq.shape[0],), name
+
+
+@pytest.mark.parametrize("fmt", MODEL_FORMATS["cnn_pool"])
+def test_pool_model_on_the_model_engine(fmt, test_set):
+    """cnn_pool's QDQ model on sparsemac's model engine (MaxPool and GlobalAveragePool as the
+    accelerator's pools): bit-exact with golden, the int8 accuracy train.py recorded, within
+    1 point of the float model, the pools' scales kept (the GlobalAveragePool's output
+    QuantizeLinear has its input's scale, the override train.py used)."""
+    from functools import partial
+
+    from sparsemac.host.onnx_import import load_onnx, pool_scale_overrides
+    from sparsemac.host.run import model_job, run
+    from sparsemac.hw.config import AcceleratorConfig
+
+    images, labels = test_set
+    v = RES["models"]["cnn_pool"]["variants"][fmt]
+    q = path_of("cnn_pool", fmt, True)
+    assert pool_scale_overrides(q) == {} and v["tensor_quant_overrides"]
+    cfg = AcceleratorConfig.preset("default")
+    model = load_onnx(q, cfg=cfg)
+    assert [sp.op for sp in model.network.layers] == ["conv2d", "maxpool2d", "conv2d",
+                                                      "global_avgpool", "matmul"]
+    rr = run(model.with_input(images), cfg, labels=labels, tile_split="rows",
+             engine=partial(model_job, cycles=False))
+    assert rr.report["status"] == "OK" and rr.report["mismatches"] == 0
+    acc = 100.0 * rr.report["accuracy"]
+    assert abs(acc - v["sparsemac"]["accuracy"]) <= 1e-3, (fmt, acc, v["sparsemac"])
+    assert acc >= v["float_accuracy"] - 1.0, (fmt, acc, v["float_accuracy"])

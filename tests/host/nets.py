@@ -71,3 +71,40 @@ def valid_network(rng, **kwargs):
         except NetworkError:
             continue
     raise AssertionError("no valid random network in 100 tries")
+
+
+POOLS = ("maxpool2d", "avgpool2d", "global_avgpool")
+
+
+def random_pool_network(rng, *, hw_limits: bool = True) -> dict:
+    """conv2d -> pool -> (conv2d -> pool) -> matmul with random pools: max and average pools
+    of random kernel, stride and padding (``hw_limits``: within the hardware's 15 and with
+    ``count_include_pad`` wherever there is padding), or a global average pool."""
+    c, h, w = int(rng.integers(1, 4)), int(rng.integers(4, 13)), int(rng.integers(4, 13))
+    shape = [c, h, w]
+    layers = []
+    for i in range(int(rng.integers(1, 3))):
+        layers.append({"name": f"c{i}", "op": "conv2d", "out_channels": int(rng.integers(1, 7)),
+                       "kernel": 3, "padding": 1,
+                       "activation": str(rng.choice(["relu", "none", "gelu"])),
+                       **_fmt_fields(rng, FORMATS[int(rng.integers(len(FORMATS)))])})
+        op = POOLS[int(rng.integers(len(POOLS)))] if i else POOLS[int(rng.integers(2))]
+        pool = {"name": f"p{i}", "op": op}
+        if op != "global_avgpool":
+            kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))
+            ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+            sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+            pool.update(kernel=[kh, kw], stride=[sh, sw], padding=[ph, pw])
+            if op == "avgpool2d":
+                pad = ph or pw
+                pool["count_include_pad"] = bool(pad and hw_limits or rng.random() < 0.5)
+            h, w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        else:
+            h = w = 1
+        layers.append(pool)
+        if h < 3 or w < 3:
+            break
+    layers.append({"name": "fc", "op": "matmul", "out_features": int(rng.integers(2, 11))})
+    return {"name": "pools", "seed": int(rng.integers(1 << 30)),
+            "input": {"shape": shape},
+            "layers": layers}

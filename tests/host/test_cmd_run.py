@@ -16,8 +16,11 @@ EXAMPLES = ROOT / "examples"
 
 
 def run(*args, timeout=120):
+    # the working directory of pytest, not ROOT: ``python -m`` puts the working directory
+    # first on sys.path, and a checkout's ``sparsemac/`` folder there would shadow the
+    # package under test (a git worktree run through its own package path)
     return subprocess.run([sys.executable, "-m", "sparsemac", "run", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+                          text=True, timeout=timeout)
 
 
 def _one_line_error(r, message):
@@ -26,7 +29,7 @@ def _one_line_error(r, message):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.parametrize("name", ["demo_net.yaml", "mlp.yaml"])
+@pytest.mark.parametrize("name", ["demo_net.yaml", "mlp.yaml", "pool_net.yaml"])
 def test_examples_json(name):
     r = run(str(EXAMPLES / name), "--engine", "model", "--json", "--set", "tiles=2")
     assert r.returncode == 0, r.stderr
@@ -44,6 +47,42 @@ def test_examples_json(name):
     if name == "demo_net.yaml":
         assert {e["format"] for e in rep["layers"]} == {"dense", "bitmap", "block", "nm"}
         assert {e["op"] for e in rep["layers"]} == {"matmul", "conv2d"}
+    if name == "pool_net.yaml":
+        assert [e["op"] for e in rep["layers"]] == ["conv2d", "maxpool2d", "conv2d", "avgpool2d",
+                                                    "global_avgpool", "matmul"]
+        assert [e["out_shape"] for e in rep["layers"]] == [[8, 12, 12], [8, 6, 6], [16, 6, 6],
+                                                           [16, 3, 3], [16, 1, 1], [10, 1]]
+        for e in rep["layers"][1::2][:2] + [rep["layers"][4]]:     # the pools
+            assert e["format"] is None and e["in_scale"] == e["out_scale"], e
+
+
+def test_pool_net_text_report(tmp_path):
+    """``sparsemac run examples/pool_net.yaml``: a row per layer, pools included (no format or
+    density), the pool cycle estimate named; ``--limits architecture`` runs what the hardware
+    refuses (an average pool with padding, count_include_pad false) bit-exact."""
+    r = run(str(EXAMPLES / "pool_net.yaml"))
+    assert r.returncode == 0, r.stderr
+    rows = {ln.split()[1]: ln.split() for ln in r.stdout.splitlines()
+            if ln[:2].strip().isdigit()}
+    assert rows["pool1"][2:5] == ["maxpool2d", "-", "rows"], rows
+    assert rows["pool2"][2:4] == ["avgpool2d", "-"] and rows["gap"][2] == "global_avgpool"
+    assert rows["pool1"][6] == "-" and rows["pool1"][-1] == "0"
+    assert "pools: sparsemac.host.cycles.pool_cycles: an estimate" in r.stdout
+    assert "status OK; 0 mismatches" in r.stdout
+    text = (EXAMPLES / "pool_net.yaml").read_text().replace(
+        "    kernel: 2\n  - name: gap", "    kernel: 3\n    stride: 1\n    padding: 1\n"
+        "    count_include_pad: false\n  - name: gap")
+    p = tmp_path / "onnx_avg.yaml"
+    p.write_text(text)
+    r = run(str(p))
+    _one_line_error(r, f"{p}:32: layers[3].count_include_pad must be true when padding is not 0 "
+                    "on the hardware")
+    r = run(str(p), "--limits", "architecture", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["limits"] == "architecture" and rep["mismatches"] == 0
+    assert rep["layers"][3]["count_include_pad"] is False
+    assert rep["layers"][3]["out_shape"] == [16, 6, 6]
 
 
 def test_tile_split_choices():
@@ -161,6 +200,32 @@ def test_onnx_model_reports_accuracies_and_saves_outputs(tmp_path):
     assert saved["outputs"].shape == (360, 10) and saved["values"].shape == (360, 10)
     labels = np.load(DIGITS / "test.npz")["labels"]
     assert np.mean(saved["values"].argmax(1) == labels) == pytest.approx(rep["accuracy"])
+
+
+def test_onnx_pool_model_runs_from_the_command_line(tmp_path):
+    """A QDQ CNN with MaxPool and GlobalAveragePool (quantize_static, the pools' scales kept)
+    through ``sparsemac run``: report rows for the pools, bit-exact with golden, the ONNX
+    Runtime agreement and the float model's accuracy (``NAME.onnx`` found next to
+    ``NAME_int8.onnx``)."""
+    pytest.importorskip("onnxruntime")
+    from .test_onnx_pools import _pool_cnn, _quantize
+
+    rng = np.random.default_rng(7)
+    x = rng.random((40, 2, 8, 8)).astype(np.float32)
+    q = _quantize(_pool_cnn(rng), x[:32], tmp_path, "pcnn", keep_pool_scales=True)
+    data = tmp_path / "x.npz"
+    np.savez(data, images=x, labels=rng.integers(0, 4, 40))
+    r = run(str(q), "--input", str(data), "--labels", str(data), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["status"] == "OK" and rep["mismatches"] == 0 and rep["batch"] == 40
+    assert [e["op"] for e in rep["layers"]] == ["conv2d", "maxpool2d", "conv2d",
+                                                "global_avgpool", "matmul"]
+    assert rep["reference"]["predictions_agree"] >= 0.95, rep["reference"]
+    assert rep["float_model"].endswith("pcnn.onnx") and rep["float_accuracy"] is not None
+    r = run(str(q), "--input", str(data), "--limit", "3")
+    assert r.returncode == 0 and "global_avgpool" in r.stdout and "ONNX Runtime agreement" \
+        in r.stdout, r.stdout
 
 
 def test_onnx_rtl_subset_is_bit_exact_with_the_model_engine(tmp_path):

@@ -56,11 +56,11 @@ class _Image:
     def room(self, size: int) -> int:
         return self.put(bytes(size))
 
-    def run(self, limits="architecture"):
+    def run(self, limits="architecture", cfg=CFG):
         for j, d in enumerate(self.descs):
             self.img[j * DESC_BYTES:(j + 1) * DESC_BYTES] = d.pack()
         before = bytes(self.img)
-        r = run_model(self.img, base=BASE, desc_base=BASE, desc_count=len(self.descs), cfg=CFG,
+        r = run_model(self.img, base=BASE, desc_base=BASE, desc_count=len(self.descs), cfg=cfg,
                       limits=limits)
         return r, before
 
@@ -245,13 +245,25 @@ def test_a_chain_through_memory(rng, seed):
 
 
 def test_hardware_limits_refuse_the_new_opcodes(rng):
+    """The hardware limits run only the opcodes the build has (``cfg.ops``): the pools with
+    ``pool_enabled`` (the default), never the add or the depthwise conv (BAD_OPCODE, nothing
+    written); the architecture limits run every opcode."""
     im = _Image(2)
     x = _x(rng, 1, 2, 4, 4)
     d0 = maxpool2d_descriptor(c=2, h=4, w=4, kernel=2, stride=2, acts=im.put(x.tobytes()))
     d0 = d0.replace(out=im.room(8))
     im.descs = [d0, d0]
-    r, before = im.run(limits="hardware")
+    r, before = im.run(limits="hardware", cfg=CFG.replace(pool_enabled=False))
     assert (r.error_code, r.error_desc) == (ErrorCode.BAD_OPCODE, 0)
     assert bytes(r.image) == before
-    r, _ = im.run(limits="architecture")
+    r, _ = im.run(limits="hardware")
+    assert r.ok and len(r.layers) == 2
+    p = add_params(0.05, 0.05, 0.08)
+    d1 = add_descriptor(c=2, h=4, w=4, a=d0.acts, b=d0.acts, out=im.room(32),
+                        quant=im.put(pack_quant_records([0, 0], [p["mult_a"], p["mult_b"]],
+                                                        [p["shift_a"], p["shift_b"]])))
+    im.descs = [d0, d1]
+    r, _ = im.run(limits="hardware")
+    assert (r.error_code, r.error_desc) == (ErrorCode.BAD_OPCODE, 1)
+    r, _ = im.run(limits="architecture", cfg=CFG.replace(pool_enabled=False))
     assert r.ok and len(r.layers) == 2

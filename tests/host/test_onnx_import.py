@@ -295,10 +295,9 @@ def test_int32_bias_list_accepted():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: _model([helper.make_node("MaxPool", ["input"], ["logits"], name="pool",
-                                      kernel_shape=[2, 2])], {}, ["N", 1, 4, 4],
-                    ["N", 1, 2, 2]),
-     "node 'pool' (MaxPool) is not supported; supported ops: Conv, Gemm"),
+    (lambda: _model([helper.make_node("GlobalMaxPool", ["input"], ["logits"], name="pool")],
+                    {}, ["N", 1, 4, 4], ["N", 1, 1, 1]),
+     "node 'pool' (GlobalMaxPool) is not supported; supported ops: Conv, Gemm"),
     (lambda: _model([helper.make_node("Conv", ["input", "w"], ["logits"], name="grouped",
                                       group=2)], {"w": np.ones((4, 2, 3, 3))},
                     ["N", 4, 5, 5], ["N", 4, 3, 3]),
