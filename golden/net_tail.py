@@ -51,6 +51,9 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             for t in range(T):
                 if flit[0] >> (t + 1) & 1:
                     data_need[t] = words
+    for t in range(T):          # a node without a body (a pool): its weights are "in" at once
+        if not data_need[t]:
+            weights_done[t] = -(1 << 30)
     starts: dict[str, int] = {}
     seg = -1
     hub = {"at": 0, "left": 0, "src": None, "flit": None, "next": 0}

@@ -20,17 +20,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sparsemac.golden.descriptors import DESC_BYTES, Flags, Opcode
+from sparsemac.golden.descriptors import Flags, Opcode
 from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.net_cycles import (
-    PREFETCH_START,
-    READ_LATENCY,
-    READ_TAIL,
-    WRITE_CYCLES,
-    WRITE_LANDED,
-    checker_cycles,
     descriptor_cycles,
 )
+from sparsemac.golden.net_pool import pool_descriptor_cycles
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
 from sparsemac.golden.tiling import tile_col_split
@@ -42,9 +37,9 @@ CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and check
                 "tables, activations, bodies tile after tile or one multicast for a column split), "
                 "golden.tile_model per tile, "
                 "ring and result write-back replayed cycle by cycle")
-POOL_CYCLE_SOURCE = ("sparsemac.host.cycles.pool_cycles: an estimate (image read once at bus "
-                     "width, ceil(OH*OW/cols) * ceil(C/tiles) * KH*KW window steps, one write "
-                     "command per output beat)")
+POOL_CYCLE_SOURCE = ("sparsemac.golden.net_pool: the DescChecker's ops, the image multicast, "
+                     "every tile's gather (ceil(OH*OW/cols) * ceil(C/tiles) * KH*KW entries) "
+                     "and PoolReducer, ring and write-back replayed cycle by cycle")
 _POOLS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 
 
@@ -126,45 +121,28 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
 
 
 def pool_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
-    """Cycle **estimate** of a pool descriptor (max, average or global average pool, docs/spec.md
-    section 8.2), with the keys of `layer_cycles`.
-
-    Phases: the descriptor fetch and checks as for any descriptor (prefetched during
-    ``prev_wait``), no headers or tables; ``acts``: the ``C x H x W`` input read once at bus
-    width (``READ_LATENCY + ceil(C*H*W / beat) + READ_TAIL``) into every tile; ``wait``: each
-    tile steps its ``ceil(C / tiles)`` channels window position by window position,
-    ``ceil(OH*OW / cols) * ceil(C / tiles) * KH*KW`` cycles (a global pool: ``KH*KW = H*W``,
-    ``OH*OW = 1``), then the ``C*OH*OW`` output bytes are written as posted single-beat writes,
-    one every ``WRITE_CYCLES`` (the ResultWriter's rate), and the last response lands
-    (``WRITE_LANDED``).  Not yet measured on hardware.  The roofline is the memory bound (no
-    MACs): ``max(ceil(C*H*W / beat), ceil(C*OH*OW / beat))``.
-    """
+    """Cycles of a pool descriptor (max, average or global average pool, docs/spec.md section
+    8.2), with the keys of `layer_cycles`: `sparsemac.golden.net_pool.pool_descriptor_cycles`
+    (the DescChecker's op list, the channel shares, the image multicast, every tile's gather
+    and PoolReducer, the ring and the write-back replayed; within -7.5 .. +1.7 % of the RTL
+    on docs/reports/pools.md's cases).  The roofline is the memory bound (no MACs):
+    ``max(ceil(C*H*W / beat), ceil(C*OH*OW / beat))``."""
     d = run.descriptor
     beat = int(cfg.axi_data_width) // 8
-    cols, tiles = int(cfg.cols), int(cfg.tiles)
-    first = run.index == 0
-    fetch = READ_LATENCY + -(-DESC_BYTES // beat) + READ_TAIL + checker_cycles(d, cfg)
-    if prev_wait is None or first:
-        fetch_check = (2 if first else 0) + 2 + fetch + 1
-    else:
-        fetch_check = 2 + max(0, fetch + PREFETCH_START - prev_wait)
+    est = pool_descriptor_cycles(d, cfg, first=run.index == 0, prev_wait=prev_wait)
     read, written = d.c * d.h * d.w, d.m * d.n
-    acts = READ_LATENCY + -(-read // beat) + READ_TAIL
-    compute = -(-d.n // cols) * -(-d.c // tiles) * d.k
-    out_beats = -(-written // beat)
-    writeback = WRITE_CYCLES * out_beats + WRITE_LANDED
-    phases = {"fetch_check": fetch_check, "headers": 0, "tables": 0, "acts": acts,
-              "bodies": 0, "wait": compute + writeback, "done": 1}
-    cycles = sum(phases.values())
-    parts = {"fixed_cycles": fetch_check + 1, "load_cycles": acts, "compute_cycles": compute,
-             "writeback_cycles": writeback}
-    memory = max(-(-read // beat), out_beats)
+    parts = {k: est[k] for k in ("fixed_cycles", "load_cycles", "compute_cycles",
+                                 "writeback_cycles")}
+    memory = max(-(-read // beat), -(-written // beat))
     roof = max(memory, 1)
+    cycles = est["cycles"]
     return {
-        "cycles": int(cycles), **parts, "phases": phases, "writes": out_beats,
-        "limited_by": max(parts, key=parts.get)[:-len("_cycles")],
-        "tile_cycles": int(acts + compute), "memory_cycles": memory,
-        "roofline_cycles": roof, "bound": "memory",
+        "cycles": int(cycles), **parts,
+        "phases": {k: est[k] for k in ("fetch_check", "headers", "tables", "acts", "bodies",
+                                       "wait", "done")},
+        "writes": est["writes"], "limited_by": max(parts, key=parts.get)[:-len("_cycles")],
+        "tile_cycles": int(est["load_cycles"] + est["compute_cycles"]),
+        "memory_cycles": memory, "roofline_cycles": roof, "bound": "memory",
         "achieved_over_roofline": cycles / roof, "efficiency": roof / cycles,
         "effectual_macs": 0, "dense_macs": 0, "bytes_read": read, "bytes_written": written,
         "ideal_speedup": 1.0, "estimate": POOL_CYCLE_SOURCE,

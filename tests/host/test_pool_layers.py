@@ -13,7 +13,7 @@ import pytest
 from sparsemac.golden import avgpool2d, conv2d, global_avgpool, matmul, maxpool2d
 from sparsemac.golden.desc_rules import hardware_descriptor_code
 from sparsemac.golden.descriptors import ErrorCode, Flags, Opcode, avgpool2d_descriptor
-from sparsemac.golden.net_cycles import READ_LATENCY, READ_TAIL, WRITE_CYCLES, WRITE_LANDED
+from sparsemac.golden.net_cycles import READ_LATENCY, READ_TAIL
 from sparsemac.host import NetworkError, compile_network, load_network, network_from_dict
 from sparsemac.host.compiler import (
     calibrate,
@@ -337,13 +337,16 @@ def test_batch_of_images_with_pools(rng, seed):
         assert np.array_equal(one.layers[-1].expected, _golden_chain(one)[-1]), (seed, b)
 
 
-def test_pool_cycle_estimate():
-    """`pool_cycles`: fetch and checks, the image read at bus width, ceil(OH*OW/cols) *
-    ceil(C/tiles) * KH*KW window steps, a write command per output beat; the parts add up,
-    the estimate is at least the memory roofline and falls with more tiles."""
+def test_pool_cycles_model():
+    """`pool_cycles` (golden/net_pool.py): the parts and phases add up, the image is read once
+    at bus width inside the load phase, every output beat is written, the cycles lie above
+    the memory roofline and above the gather of the busiest tile, fewer tiles take longer,
+    the second descriptor is prefetched while the first waits.  (Against the RTL:
+    tests/sim/test_net_cycles.py; the tile's token times: tests/hw/test_tile.py.)"""
     net = network_from_dict({"input": {"shape": [8, 12, 12]}, "layers": [
         {"op": "maxpool2d", "kernel": 2}, {"op": "global_avgpool"}]})
-    for tiles, steps in ((4, (9 * 2 * 4, 1 * 2 * 36)), (1, (9 * 8 * 4, 1 * 8 * 36))):
+    totals = {}
+    for tiles, steps in ((4, (9 * 2 * 4, 1 * 2 * 144)), (1, (9 * 8 * 4, 1 * 8 * 144))):
         cfg = CFG.replace(tiles=tiles)
         cn = compile_network(net, cfg)
         r = _run(cn)
@@ -351,16 +354,16 @@ def test_pool_cycle_estimate():
         cyc = table_cycles(r.layers, cfg)
         beat = cfg.axi_data_width // 8
         for c, chw, out, step in zip(cyc, (8 * 144, 8 * 36), (8 * 36, 8), steps):
-            assert c["load_cycles"] == READ_LATENCY + -(-chw // beat) + READ_TAIL
-            assert c["compute_cycles"] == step
-            assert c["writeback_cycles"] == WRITE_CYCLES * -(-out // beat) + WRITE_LANDED
+            assert c["load_cycles"] >= READ_LATENCY + -(-chw // beat) + READ_TAIL
+            assert c["writes"] >= -(-out // beat)
             assert c["cycles"] == sum(c[k] for k in ("fixed_cycles", "load_cycles",
                                                      "compute_cycles", "writeback_cycles"))
             assert c["cycles"] == sum(c["phases"].values())
             assert c["roofline_cycles"] == max(-(-chw // beat), -(-out // beat))
-            assert c["cycles"] > c["roofline_cycles"] and c["bound"] == "memory"
-        # the second descriptor was prefetched while the first waited
+            assert c["cycles"] > c["roofline_cycles"] + step and c["bound"] == "memory"
         assert cyc[1]["phases"]["fetch_check"] < cyc[0]["phases"]["fetch_check"]
+        totals[tiles] = sum(c["cycles"] for c in cyc)
+    assert totals[1] > totals[4], totals
 
 
 def test_pool_image_must_fit_the_tile(rng):

@@ -393,3 +393,58 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
         assert np.array_equal(Y, exp), (
             f"seed={seed} job {i} {job['cmd']['op']} geo {job['cmd']['geo']} "
             f"c0={job['cmd'].get('c0')}:\nexpected\n{exp}\ngot\n{Y}")
+
+
+@pytest.mark.parametrize("kernel,stride,avg,lanes", [((2, 2), (2, 2), False, 4),
+                                                     ((3, 3), (2, 2), True, 4),
+                                                     ((2, 2), (1, 1), True, 1),
+                                                     ((1, 1), (1, 1), False, 4),
+                                                     ((8, 8), (1, 1), True, 2)])
+def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng, seed):
+    """`golden.net_pool.pool_tokens` (the network cycle model's pool results) against the
+    tile: the cycle each window's result is offered, counted from the cycle after the last
+    image word was taken (the model's LOAD exit is one cycle later), results always taken."""
+    from sparsemac.golden.net_pool import pool_tokens
+    from sparsemac.golden.tile_model import gather_gate
+
+    cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes)
+    x = rng.integers(-128, 128, (1, 4, 8, 8))
+    job = pool_job(x, kernel, stride=stride, avg=avg, c0=0, m=4, cols=cfg.cols,
+                   word_bytes=cfg.axi_bytes)
+    dut = Tile(cfg)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.cmd.payload.as_value(), pack_struct(tile_command_layout(), job["cmd"]))
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        ctx.set(dut.results.ready, 1)
+        ai, offered = 0, []
+        for cyc in range(1, 5000):
+            more = ai < len(job["image"])
+            ctx.set(dut.image.valid, int(more))
+            if more:
+                ctx.set(dut.image.payload, job["image"][ai])
+            if more and ctx.get(dut.image.ready):
+                ai += 1
+                if ai == len(job["image"]):
+                    seen["last"] = cyc
+            if ctx.get(dut.results.valid):
+                offered.append(cyc)
+            await ctx.tick()
+            if cyc > 10 and not ctx.get(dut.busy):
+                break
+        seen["offered"] = offered
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    oh = (8 - kernel[0]) // stride[0] + 1
+    ow = (8 - kernel[1]) // stride[1] + 1
+    want = pool_tokens(-(-oh * ow // cfg.cols) * 4, kernel[0] * kernel[1],
+                       gate=gather_gate(cfg), avg=avg, bpr=cfg.cols // lanes)
+    got = [c - seen["last"] - 1 for c in seen["offered"]]
+    assert got == want, (f"seed={seed} kernel {kernel} stride {stride} avg={avg} "
+                         f"lanes={lanes}:\nmodel {want}\ntile  {got}")

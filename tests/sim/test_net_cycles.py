@@ -60,6 +60,15 @@ NETWORKS = [
     {"name": "cols_bitmap", "seed": 21, "input": {"shape": [3, 12, 12]},
      "layers": [{"op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
                  "format": "bitmap", "density": 0.5, "activation": "relu"}]},
+    # pools on the tiles (golden/net_pool.py): after a conv, a max pool (write-back bound), an
+    # average pool counting its padding (gather bound), a global average pool
+    {"name": "pools", "seed": 22, "input": {"shape": [4, 8, 8]},
+     "layers": [{"op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+                 "format": "dense", "activation": "relu"},
+                {"op": "maxpool2d", "kernel": 2},
+                {"op": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1,
+                 "count_include_pad": True},
+                {"op": "global_avgpool"}]},
 ]
 #: Networks whose layers are compiled with their columns split across the tiles.
 COL_SPLIT = ("cols_conv", "cols_matmul", "cols_raw", "cols_bitmap")
