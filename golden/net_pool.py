@@ -8,7 +8,7 @@ the input image (read once), passes the empty BODIES loop and waits.  Each tile 
 whole image, then gathers its own channels' windows (``ceil(OH*OW / cols) * rows * KH*KW``
 entries, one per cycle, `golden.tile_model.gather_gate` after the load) and its
 `PoolReducer` reads them back behind the gather (`pool_tokens`: a window's result after its
-last entry, the average's division ``cols / out_lanes`` cycles); the results, ring and
+last entry, the average's division `pool_divide_beats` cycles); the results, ring and
 ResultWriter are replayed cycle by cycle by `golden.net_tail._tail` as for every layer.
 Pure Python (no hardware import).
 """
@@ -24,11 +24,24 @@ from .net_tail import _tail
 from .tile_model import gather_gate
 from .tiling import tile_row_split
 
-__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_tokens", "POOL_OPCODES"]
+__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_tokens", "POOL_OPCODES",
+           "pool_divider_lanes", "pool_divide_beats"]
 
 POOL_OPCODES = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 #: the PoolReducer's reciprocal: a 26-step divider from the gather's start
 _RECIP_CYCLES = 27
+
+
+def pool_divider_lanes(cols: int) -> int:
+    """Columns the PoolReducer divides per cycle (hw/tile/pool_reducer.py, one 16 x 26-bit
+    product each): the fewest that divide ``cols`` and finish a row in at most 4 cycles, so a
+    window of 4 or more entries (2x2 and up) never waits for the division."""
+    return next(d for d in range(1, cols + 1) if cols % d == 0 and cols // d <= 4)
+
+
+def pool_divide_beats(cols: int) -> int:
+    """Cycles the PoolReducer divides one average row in: ``cols / pool_divider_lanes``."""
+    return cols // pool_divider_lanes(cols)
 
 
 def _geometry(d):
@@ -102,7 +115,6 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     beat = int(cfg.axi_data_width) // 8
     payload = int(getattr(cfg, "ring_payload_width", 64))
     depth = int(getattr(cfg, "ring_fifo_depth", 4))
-    out_lanes = int(getattr(cfg, "out_lanes", cols))
     dbytes = (payload - 32) // 8
     kh, kw, oh, ow = _geometry(d)
     kk, n = kh * kw, oh * ow
@@ -120,7 +132,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     nodes = []
     for t, (c0, c1) in enumerate(shares):
         rows = c1 - c0
-        toks = pool_tokens(ncg * rows, kk, gate=gate, avg=avg, bpr=_cdiv(cols, out_lanes))
+        toks = pool_tokens(ncg * rows, kk, gate=gate, avg=avg, bpr=pool_divide_beats(cols))
         flits = [_result_flits(c0 + w % rows, w // rows, n, cols, 1, dbytes)
                  for w in range(len(toks))]
         nd = _Node(t, [([x - _TOKEN_FIRE for x in toks], flits)], 0, 1, 0)

@@ -9,6 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import Opcode
 from sparsemac.golden.formats import FORMAT_CODES, FormatCode
+from sparsemac.golden.net_pool import pool_divider_lanes
 from sparsemac.golden.tiling import nz_flag_depth
 from sparsemac.hw.config import FORMATS, AcceleratorConfig
 from sparsemac.hw.tile.im2col_address import Im2colAddress, conv_geometry_layout
@@ -207,7 +208,7 @@ class Tile(wiring.Component):
             m.submodules.i2c = i2c = Im2colAddress(cols=cols, addr_width=iaw,
                                                    dim_width=DIM_WIDTH)
         if self.pool:
-            m.submodules.pool = pool = PoolReducer(cols=cols, lanes=cfg.out_lanes,
+            m.submodules.pool = pool = PoolReducer(cols=cols, lanes=pool_divider_lanes(cols),
                                                    addr_width=self.aaw, dim_width=DIM_WIDTH)
         w_wrs = [wm.write_port() for wm in wmems]
         a_wr = amem.write_port()

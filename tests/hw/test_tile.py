@@ -404,7 +404,7 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng,
     """`golden.net_pool.pool_tokens` (the network cycle model's pool results) against the
     tile: the cycle each window's result is offered, counted from the cycle after the last
     image word was taken (the model's LOAD exit is one cycle later), results always taken."""
-    from sparsemac.golden.net_pool import pool_tokens
+    from sparsemac.golden.net_pool import pool_divide_beats, pool_tokens
     from sparsemac.golden.tile_model import gather_gate
 
     cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes)
@@ -444,7 +444,7 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng,
     oh = (8 - kernel[0]) // stride[0] + 1
     ow = (8 - kernel[1]) // stride[1] + 1
     want = pool_tokens(-(-oh * ow // cfg.cols) * 4, kernel[0] * kernel[1],
-                       gate=gather_gate(cfg), avg=avg, bpr=cfg.cols // lanes)
+                       gate=gather_gate(cfg), avg=avg, bpr=pool_divide_beats(cfg.cols))
     got = [c - seen["last"] - 1 for c in seen["offered"]]
     assert got == want, (f"seed={seed} kernel {kernel} stride {stride} avg={avg} "
                          f"lanes={lanes}:\nmodel {want}\ntile  {got}")
