@@ -58,7 +58,7 @@ def test_examples_json(name):
 
 def test_pool_net_text_report(tmp_path):
     """``sparsemac run examples/pool_net.yaml``: a row per layer, pools included (no format or
-    density), the pool cycle estimate named; ``--limits architecture`` runs what the hardware
+    density), the pool cycle model named; ``--limits architecture`` runs what the hardware
     refuses (an average pool with padding, count_include_pad false) bit-exact."""
     r = run(str(EXAMPLES / "pool_net.yaml"))
     assert r.returncode == 0, r.stderr
@@ -67,7 +67,7 @@ def test_pool_net_text_report(tmp_path):
     assert rows["pool1"][2:5] == ["maxpool2d", "-", "rows"], rows
     assert rows["pool2"][2:4] == ["avgpool2d", "-"] and rows["gap"][2] == "global_avgpool"
     assert rows["pool1"][6] == "-" and rows["pool1"][-1] == "0"
-    assert "pools: sparsemac.host.cycles.pool_cycles: an estimate" in r.stdout
+    assert "pools: sparsemac.golden.net_pool" in r.stdout
     assert "status OK; 0 mismatches" in r.stdout
     text = (EXAMPLES / "pool_net.yaml").read_text().replace(
         "    kernel: 2\n  - name: gap", "    kernel: 3\n    stride: 1\n    padding: 1\n"

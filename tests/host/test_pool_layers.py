@@ -346,7 +346,7 @@ def test_pool_cycles_model():
     net = network_from_dict({"input": {"shape": [8, 12, 12]}, "layers": [
         {"op": "maxpool2d", "kernel": 2}, {"op": "global_avgpool"}]})
     totals = {}
-    for tiles, steps in ((4, (9 * 2 * 4, 1 * 2 * 144)), (1, (9 * 8 * 4, 1 * 8 * 144))):
+    for tiles, steps in ((4, (9 * 2 * 4, 1 * 2 * 36)), (1, (9 * 8 * 4, 1 * 8 * 36))):
         cfg = CFG.replace(tiles=tiles)
         cn = compile_network(net, cfg)
         r = _run(cn)
