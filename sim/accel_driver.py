@@ -212,11 +212,13 @@ def pool_fits(cfg, P: dict) -> bool:
                             ph=ph, pw=pw)
 
 
-def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool = False
-                ) -> dict:
+def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool = False,
+                **geometry) -> dict:
     """A random pool layer (for `add_pool_layers`) that fits ``cfg``'s tile buffers: kernel,
-    stride and padding within the hardware's limits, an average with padding counting it."""
-    for _ in range(200):
+    stride and padding within the hardware's limits, an average with padding counting it.
+    ``geometry`` (``kernel``, ``stride``, ``pad``, ``include_pad``) fixes those fields; the
+    shape is drawn until the pool fits."""
+    for _ in range(500):
         o = op or str(rng.choice(["maxpool2d", "avgpool2d", "global_avgpool"]))
         c = int(rng.integers(1, 2 * cfg.tiles + 3))
         h, w = (int(v) for v in rng.integers(1, max_hw + 1, size=2))
@@ -228,9 +230,13 @@ def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool
                      pad=(ph, pw))
             if o == "avgpool2d":
                 P["include_pad"] = bool(ph or pw) or bool(rng.integers(0, 2))
+            P.update(geometry)
+            (kh, kw), (ph, pw) = P["kernel"], P["pad"]
+            if h + 2 * ph < kh or w + 2 * pw < kw:
+                continue
         if pool_fits(cfg, P):
             return P
-    raise AssertionError(f"no {op or 'pool'} fits {cfg}")
+    raise AssertionError(f"no {op or 'pool'} with {geometry} fits {cfg}")
 
 
 def add_pool_layers(rng, cfg, job: Job, pools: list[dict]) -> Job:

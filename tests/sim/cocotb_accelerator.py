@@ -113,11 +113,11 @@ async def pools(dut):
     for rnd in range(3):
         conv = random_layer(rng, CFG, op="conv2d", fmt=_built("dense"), requant=True)
         job = build_job(rng, CFG, [conv])
-        pools = [dict(random_pool(rng, CFG, op="maxpool2d"), kernel=(2, 2), stride=(2, 2),
-                      pad=(0, 0), chain=True),
-                 dict(random_pool(rng, CFG, op="avgpool2d"), kernel=(3, 3), stride=(1, 1),
-                      pad=(1, 1), include_pad=True, chain=True),
-                 dict(random_pool(rng, CFG, op="global_avgpool"), chain=True)]
+        pools = [random_pool(rng, CFG, op="maxpool2d", kernel=(2, 2), stride=(2, 2),
+                             pad=(0, 0), chain=True),
+                 random_pool(rng, CFG, op="avgpool2d", kernel=(3, 3), stride=(1, 1),
+                             pad=(1, 1), include_pad=True, chain=True),
+                 random_pool(rng, CFG, op="global_avgpool", chain=True)]
         pools += [random_pool(rng, CFG) for _ in range(3)]
         job = add_pool_layers(rng, CFG, job, pools)
         res = await tb.run(job)
