@@ -287,8 +287,10 @@ def add_pool_layers(rng, cfg, job: Job, pools: list[dict]) -> Job:
         out = put(rng.integers(0, 256, size=y.size, dtype=np.uint8).tobytes())
         d = pool_descriptor(P, acts=src[0], out=out)
         descs.append(pack_descriptor(d))
+        kk = d.h * d.w if d.opcode == Opcode.GLOBAL_AVGPOOL else d.kh * d.kw
+        gather = -(-y.shape[1] * y.shape[2] // cfg.cols) * -(-d.m // cfg.tiles) * kk
         layers.append(dict(P, fmt="-", requant=True, desc=d, shape=y.shape, chain=bool(
-            P.get("chain"))))
+            P.get("chain")), gather=gather))
         outputs.append((job.base + out, y.tobytes()))
     table = put(b"".join(descs))
     image.extend(bytes(-len(image) % align))

@@ -98,7 +98,8 @@ class TileNode(wiring.Component):
             "start": In(1), "rows": In(DIM_WIDTH), "row_base": In(DIM_WIDTH),
             "cg0": In(DIM_WIDTH), "cgs": In(DIM_WIDTH),
             "done": Out(1), "error": Out(1), "image_done": Out(1), "image_code": Out(8),
-            "computing": Out(1), "mac_active": Out(1), "stall": Out(1),
+            "computing": Out(1), "mac_active": Out(1), "pool_active": Out(1),
+            "stall": Out(1),
         })
 
     def elaborate(self, platform):
@@ -113,6 +114,7 @@ class TileNode(wiring.Component):
         m.d.comb += [pool_layer.eq((self.layer.op == TileOp.MAXPOOL)
                                    | (self.layer.op == TileOp.AVGPOOL)),
                      self.image_done.eq(chk.done | pool_layer),
+                     self.pool_active.eq(pool_layer & tile.computing),
                      self.image_code.eq(Mux(pool_layer, 0, chk.code))]
         m.submodules.q_gb = q_gb = ByteGearbox(in_bytes=beat, out_bytes=QUANT_BYTES)
         lay = self.layer

@@ -194,6 +194,7 @@ class Accelerator(wiring.Component):
             moving += [node.flits_in.valid & node.flits_in.ready,
                        node.flits_out.valid & node.flits_out.ready]
         mac_active = Cat(*[n.mac_active for n in nodes]).any() & live
+        pool_active = Cat(*[n.pool_active for n in nodes]).any() & live
         m.d.comb += [rw.out_base.eq(seq.out_base), rw.row_bytes.eq(seq.row_bytes),
                      rw.m_total.eq(seq.m_total), rw.lg_esize.eq(seq.lg_esize),
                      rw.clear.eq(seq.rw_clear),
@@ -226,6 +227,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             csr.busy_cycles_inc.eq(seq.busy),
             csr.mac_active_cycles_inc.eq(mac_active),
+            csr.pool_active_cycles_inc.eq(pool_active),
             csr.stall_read_cycles_inc.eq(seq.stall_read),
             csr.stall_write_cycles_inc.eq(rw.stall & live),
             csr.stall_ring_cycles_inc.eq(ring_stall),

@@ -33,7 +33,7 @@ __all__ = ["ErrorCode", "Field", "Register", "registers", "register", "REGMAP_ID
 #: ``ID`` register value: ASCII "SPMC" read as a little-endian word.
 REGMAP_ID = 0x434D5053
 #: (major, minor, patch) of the register map; major changes break drivers.
-REGMAP_VERSION = (0, 1, 0)
+REGMAP_VERSION = (0, 2, 0)
 
 #: Performance counters: (name, increment-port width or 0 for free-running, description).
 #: The increment width of byte counters is filled in from the AXI beat size.
@@ -47,6 +47,8 @@ COUNTERS = (
     ("stall_desc_cycles", 1, "cycles the sequencer waited for a descriptor fetch"),
     ("bytes_read", -1, "bytes read over AXI"),
     ("bytes_written", -1, "bytes written over AXI (strobed bytes)"),
+    ("pool_active_cycles", 1, "cycles in which at least one tile pooled (a max, average or "
+     "global average pool descriptor)"),
 )
 
 

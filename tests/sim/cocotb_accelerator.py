@@ -120,13 +120,24 @@ async def pools(dut):
                  random_pool(rng, CFG, op="global_avgpool", chain=True)]
         pools += [random_pool(rng, CFG) for _ in range(3)]
         job = add_pool_layers(rng, CFG, job, pools)
+        before = [await tb.counter(n) for n in ("pool_active_cycles", "busy_cycles")]
         res = await tb.run(job)
         _check_ok(tb, job, res, f"round {rnd}: conv2d then pools "
                   f"{[(P['op'], P.get('kernel'), P.get('chain')) for P in job.layers[1:]]}")
+        pooled, busy = (await tb.counter(n) - b for n, b in
+                        zip(("pool_active_cycles", "busy_cycles"), before))
+        # at least one window position per cycle of the pools' gathers, inside the run
+        least = max(P.get("gather", 1) for P in job.layers[1:])
+        assert least <= pooled < busy, (
+            f"round {rnd}: POOL_ACTIVE_CYCLES grew by {pooled} over a run of {busy} busy "
+            f"cycles (seed {SEED})")
         # a matmul / conv table right after a pool table: the tiles leave the pool mode
         job = build_job(rng, CFG, [random_layer(rng, CFG, op=op, fmt=_built("nm"),
                                                 requant=True) for op in ("conv2d", "matmul")])
+        before = await tb.counter("pool_active_cycles")
         _check_ok(tb, job, await tb.run(job), f"round {rnd}: conv2d + matmul after the pools")
+        assert await tb.counter("pool_active_cycles") == before, (
+            f"round {rnd}: POOL_ACTIVE_CYCLES counted during a table without pools")
 
 
 @cocotb.test()
