@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model engine: refuse what the configuration's hardware cannot run "
                         "(hardware), or only what docs/spec.md forbids (architecture: e.g. "
                         "pools with kernel 16, an average pool with padding and "
-                        "count_include_pad false)")
+                        "count_include_pad false, the residual add)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 

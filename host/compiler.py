@@ -7,7 +7,9 @@ use the int8 range, an activation table (`golden.build_lut`) and the expected ou
 golden model (`golden.matmul` / `golden.conv2d`, chained: layer ``i + 1`` reads layer ``i``'s
 output buffer in place).  A pooling layer (`golden.maxpool2d`, `avgpool2d`, `global_avgpool`)
 has no weights or parameters: its descriptor (docs/spec.md section 8.2) reads the previous
-int8 output and writes int8 at the same scale.  Buffers are placed in one window by
+int8 output and writes int8 at the same scale.  A residual add (`golden.add_requant`,
+docs/spec.md sections 2.4 and 8.2) reads two earlier outputs (a layer names its inputs: the
+layers form a graph, each reading earlier layers only).  Buffers are placed in one window by
 `sparsemac.host.placement`; the descriptor table (docs/spec.md section 8) sits at the window
 base; a layer's weights are one image per tile, back to back (section 8.1).
 """
@@ -27,12 +29,14 @@ from sparsemac.golden.descriptors import (
     Descriptor,
     ErrorCode,
     Flags,
+    add_descriptor,
     avgpool2d_descriptor,
     conv2d_descriptor,
     global_avgpool_descriptor,
     matmul_descriptor,
     maxpool2d_descriptor,
 )
+from sparsemac.golden.eltwise import add_params, add_requant
 from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.ops import conv2d, im2col, matmul
@@ -100,12 +104,15 @@ class CompiledLayer:
         empty for a pool.
     bias, mult, shift : numpy.ndarray or None
         Per output channel (None without requantization; without it ``bias`` is the given
-        bias the host adds to the int32 accumulators it reads, see `values`).
+        bias the host adds to the int32 accumulators it reads, see `values`); an add: its two
+        records, ``a``'s and ``b``'s (bias 0).
     lut : numpy.ndarray or None
         The 256-entry activation table.
     x : numpy.ndarray
         The layer's int8 input as the op sees it: matmul ``(K, N)``, conv2d and pools
-        ``(1, C, H, W)``.
+        ``(1, C, H, W)``; an add: its first input ``a`` (``(1, C, H, W)`` or ``(M, N)``).
+    x_b, in_scale_b : numpy.ndarray and float, or None
+        An add: its second input ``b`` and that input's LSB (``in_scale`` is ``a``'s).
     expected : numpy.ndarray
         Golden output ``(M, N)``: int8, or the int32 accumulators without requantization
         (a pool: ``(C, OH*OW)`` int8).
@@ -142,6 +149,8 @@ class CompiledLayer:
     regions: dict = field(default_factory=dict)
     requant_scale: float | None = None
     chain: int = 0
+    x_b: np.ndarray | None = None
+    in_scale_b: float | None = None
 
     def values(self, raw=None) -> np.ndarray:
         """Real values of an output buffer (``raw``, default `expected`): int8 times
@@ -274,7 +283,7 @@ def col_split_fits(cl, cfg) -> bool:
     ``M`` rows inside its output buffer, one tile's share of the im2col entries and flag
     words and the whole input inside its activation buffers (`golden.tiling`)."""
     m, k, n = cl.spec.mkn
-    if cl.spec.is_pool or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
+    if not cl.spec.has_weights or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
         return False      # a pool's descriptor has no col_split (docs/spec.md section 8.2)
     share = col_split_of(n, cfg)
     use = tile_buffer_use(cfg, k=k, n=min(n, share), weight_bytes=int(cl.packed.image.nbytes),
@@ -308,8 +317,21 @@ def _fail(spec: LayerSpec, net: Network, field_: str, msg: str):
     raise NetworkError(f"{where}: layers[{spec.index}].{field_} {msg}")
 
 
+#: Why `compile_network` refuses an add with the hardware limits (the generated hardware
+#: reports BAD_OPCODE for opcode 5; the model engine runs it with the architecture's).
+ADD_HARDWARE = ("'add' runs on the model engine only (limits architecture) until the hardware "
+                "builds it (opcode 5 is BAD_OPCODE there)")
+
+
 def _check_config(net: Network, cfg, limits: str = "hardware") -> None:
     for spec in net.layers:
+        if spec.is_add:
+            if limits == "hardware":
+                _fail(spec, net, "op", ADD_HARDWARE)
+            if spec.activation and not cfg.lut_enabled:
+                _fail(spec, net, "activation", f"must be none: this configuration has no LUT "
+                      f"engine (lut_enabled: false), not {spec.activation!r}")
+            continue
         if spec.is_pool:
             if limits == "hardware":
                 _check_pool_hardware(spec, net, cfg)
@@ -365,8 +387,10 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     times the ``ceil(N / cols) * ceil(K / axi_data_width)`` flag words), ``weight_buf_depth``
     (bus words of the largest per-tile image) and ``out_buf_depth`` (rows of the largest tile
     slice); ``needed`` is the smallest power of two that fits ``entries``.  The rule is
-    `sparsemac.golden.tiling.tile_buffer_minimum`.
+    `sparsemac.golden.tiling.tile_buffer_minimum`.  An add needs none (no hardware runs it yet).
     """
+    if cl.spec.is_add:
+        return {}
     if cl.spec.is_pool:
         least = {}
         for check, used in pool_buffer_use(cfg, **_pool_geometry(cl.spec)).items():
@@ -400,7 +424,10 @@ def layer_buffer_shortfall(spec: LayerSpec, cfg, *,
     """The first tile-buffer limit of ``cfg`` the layer exceeds, or None when it fits
     (`sparsemac.golden.tiling.tile_buffer_shortfall` on its largest tile slice, the same rule
     as `tile_buffer_needs`).  Before compiling, the weights are estimated as dense
-    (``weight_bytes`` of the largest slice overrides that)."""
+    (``weight_bytes`` of the largest slice overrides that).  An add: None (no hardware runs
+    it yet)."""
+    if spec.is_add:
+        return None
     if spec.is_pool:
         return pool_buffer_shortfall(cfg, **_pool_geometry(spec))
     return tile_buffer_shortfall(cfg, **_tile_share(spec, cfg, weight_bytes))
@@ -489,6 +516,7 @@ def _layer(spec: LayerSpec, cfg, curs: list, s_x: float, rng, quant: str
     input and output, the list every output."""
     if spec.is_pool:
         return _pool_layer(spec, curs, s_x)
+    assert not spec.is_add, "an add is compiled by _add_layer"
     w, s_w = _weights(spec, cfg, rng, s_x)
     if spec.groups > 1:     # depthwise: the block-diagonal conv2d (zeros off the diagonal)
         full = np.zeros((spec.out, spec.in_shape[0], *spec.kernel), dtype=w.dtype)
@@ -598,6 +626,54 @@ def _pool_layer(spec: LayerSpec, curs: list, s_x: float) -> tuple[CompiledLayer,
                          requant_scale=None), ys
 
 
+def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b: float
+               ) -> tuple[CompiledLayer, list]:
+    """A residual add of the int8 inputs ``curs_a`` and ``curs_b`` (one flat array per image of
+    a batch) at scales ``s_a`` and ``s_b`` (docs/spec.md section 2.4).  The output scale is
+    ``requant_scale`` or calibrated as a layer's requantization (step 5: the largest real sum
+    ``|a * s_a + b * s_b|`` over every input / 127); ``golden.add_params`` codes the two
+    ratios, bias 0; the table as other layers' (step 6).  ``bias``, ``mult``, ``shift`` hold the
+    two records ``(0, mult_a, shift_a)``, ``(0, mult_b, shift_b)``."""
+    shape = (1, *spec.in_shape) if len(spec.in_shape) == 3 else spec.in_shape
+    xa = [c.reshape(shape) for c in curs_a]
+    xb = [c.reshape(shape) for c in curs_b]
+    if spec.requant_scale is not None:
+        s_y = spec.requant_scale
+    else:
+        top = max(float(np.abs(a.astype(np.float64) * s_a + b.astype(np.float64) * s_b).max(
+            initial=0.0)) for a, b in zip(xa, xb, strict=True))
+        s_y = top / 127 if top > 0 else max(s_a, s_b)
+    try:
+        p = add_params(s_a, s_b, s_y)
+    except ValueError as exc:
+        raise NetworkError(f"layers[{spec.index}].requant_scale must keep the input scales "
+                           f"below 2**30 output LSBs ({exc}), not {s_y!r}") from None
+    lut, s_out = None, s_y
+    if spec.activation:
+        s_out = spec.out_scale or _out_scale(spec.activation, s_y)
+        lut = build_lut(spec.activation, s_y, s_out)
+    ys = [add_requant(a, b, **p, lut=lut).reshape(spec.out, -1) for a, b in zip(xa, xb)]
+    return CompiledLayer(spec=spec, descriptor=Descriptor(),
+                         weights=np.zeros(0, dtype=np.int8), packed=None, slices=[],
+                         bias=np.zeros(2, dtype=np.int64),
+                         mult=np.array([p["mult_a"], p["mult_b"]], dtype=np.int64),
+                         shift=np.array([p["shift_a"], p["shift_b"]], dtype=np.int64),
+                         lut=lut, x=xa[0], expected=ys[0], in_scale=s_a, out_scale=s_out,
+                         weight_scale=np.ones(0), stats=None, requant_scale=s_y,
+                         x_b=xb[0], in_scale_b=s_b), ys
+
+
+def _compile_layer(spec: LayerSpec, cfg, tensors: dict, rng, quant: str
+                   ) -> tuple[CompiledLayer, list]:
+    """`_layer` or `_add_layer` of ``spec`` on the tensors it reads: ``tensors[j]`` is
+    ``(inputs, scale)`` of layer ``j``'s output (``-1``: the network input)."""
+    if spec.is_add:
+        (ca, sa), (cb, sb) = (tensors[j] for j in spec.sources)
+        return _add_layer(spec, cfg, ca, sa, cb, sb)
+    curs, s_x = tensors[spec.sources[0]]
+    return _layer(spec, cfg, curs, s_x, rng, quant)
+
+
 def _pool_descriptor(spec: LayerSpec, *, acts: int, out: int, flags) -> Descriptor:
     """The descriptor of a pool (docs/spec.md section 8.2).  INCLUDE_PAD is set only where it
     changes the result, an average pool with padding (without padding every window is real
@@ -634,6 +710,8 @@ def _is_fixed(spec: LayerSpec) -> bool:
     none)."""
     if spec.is_pool:
         return True
+    if spec.is_add:
+        return spec.requant_scale is not None
     return (spec.weights is not None and spec.prune == "none" and spec.bias is not True
             and (not spec.requant or spec.requant_scale is not None))
 
@@ -648,6 +726,9 @@ def _input_scale(net: Network, x0: np.ndarray) -> float:
 def _frozen(spec: LayerSpec, cl: CompiledLayer) -> LayerSpec:
     if spec.is_pool:        # nothing to fix: no weights, the input's scale
         return spec
+    if spec.is_add:         # its output scale (the records follow from the input scales)
+        return replace(spec, requant_scale=cl.requant_scale,
+                       out_scale=cl.out_scale if spec.activation else None)
     w = cl.weights
     if spec.groups > 1:     # the taps of the block-diagonal matrix, (C, 1, KH, KW) again
         w = w[np.arange(spec.out), np.arange(spec.out)][:, None]
@@ -727,11 +808,12 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None,
     run = net if len(net.input_shape) == 3 else net.with_columns(curs[0].shape[1])
     curs = [c.ravel() for c in curs]
     specs = []
+    tensors = {-1: (curs, s_x)}
     for spec, orig in zip(run.layers, net.layers, strict=True):
-        cl, ys = _layer(spec, cfg, curs, s_x, np.random.default_rng([s, spec.index + 1]),
-                        "calibrate")
+        cl, ys = _compile_layer(spec, cfg, tensors, np.random.default_rng([s, spec.index + 1]),
+                                "calibrate")
         specs.append(_frozen(orig, cl))
-        curs, s_x = [y.ravel().astype(np.int8) for y in ys], cl.out_scale
+        tensors[spec.index] = [y.ravel().astype(np.int8) for y in ys], cl.out_scale
     return replace(net, layers=tuple(specs), input_scale=s_x0)
 
 
@@ -830,15 +912,16 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         s = n.seed if seed is None else int(seed)
         key = [s] if j == 0 else [s, j]
         x0, s_x = _input(n, np.random.default_rng([*key, 0]))
-        cur, layers = x0.ravel(), []
+        tensors, layers = {-1: ([x0.ravel()], s_x)}, []
         for spec in n.layers:
-            cl, _ = _layer(spec, cfg, [cur], s_x,
-                           np.random.default_rng([*key, spec.index + 1]), quant)
-            if _use_col_split(cl, cfg, split if isinstance(split, str) else next(per_layer)):
+            cl, _ = _compile_layer(spec, cfg, tensors,
+                                   np.random.default_rng([*key, spec.index + 1]), quant)
+            choice = split if isinstance(split, str) else next(per_layer)
+            if spec.has_weights and _use_col_split(cl, cfg, choice):
                 cl.slices = [cl.packed]
             cl.chain = j
             layers.append(cl)
-            cur, s_x = cl.expected.ravel().astype(np.int8), cl.out_scale
+            tensors[spec.index] = [cl.expected.ravel().astype(np.int8)], cl.out_scale
         chains.append((f"net{j}." if len(nets) > 1 else "", x0, layers, _input_scale(n, x0)))
     every = [cl for c in chains for cl in c[2]]
     plan = MemoryPlan()
@@ -847,19 +930,48 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     outs: list[tuple[int, int]] = []
     shared: dict[int, tuple] = {}   # id(spec) -> (bytes, offsets) of a fixed layer's parameters
     for prefix, x0, layers, _ in chains:
-        acts = plan.alloc(f"{prefix}input", x0.size)
-        blobs.append((acts, x0.astype(np.int8).tobytes()))
+        # where each tensor lives (-1: the input); no buffer is ever reused, so every output
+        # stays in place until the table ends, past its last reader
+        offs = {-1: plan.alloc(f"{prefix}input", x0.size)}
+        blobs.append((offs[-1], x0.astype(np.int8).tobytes()))
         for cl in layers:
             s = cl.spec
             name = f"{prefix}{s.name}"
+            acts = offs[s.sources[0]]
             regs = {"acts": Region(f"{name}.acts", acts, int(cl.x.size))}
+            if s.is_add:        # a at acts, b at weights, two records, the table
+                b = offs[s.sources[1]]
+                regs["weights"] = Region(f"{name}.b", b, int(cl.x_b.size))
+                qimg = quant_records(cl.bias, cl.mult, cl.shift)
+                qo = plan.alloc(f"{name}.quant", len(qimg))
+                blobs.append((qo, qimg))
+                flags = Flags.REQUANT
+                lo = 0
+                if cl.lut is not None:
+                    lo = plan.alloc(f"{name}.lut", LUT_BYTES)
+                    blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
+                    flags |= Flags.LUT
+                if irq_last and cl is every[-1]:
+                    flags |= Flags.IRQ
+                oo = plan.alloc(f"{name}.out", cl.expected.size)
+                outs.append((oo, cl.expected.size))
+                c, h, w = s.in_shape if len(s.in_shape) == 3 else (s.in_shape[0], 1,
+                                                                    s.in_shape[1])
+                cl.descriptor = add_descriptor(c=c, h=h, w=w, a=acts, b=b, out=oo, quant=qo,
+                                               lut=lo, flags=flags)
+                for part in ("quant", "lut", "out"):
+                    if plan.has(f"{name}.{part}"):
+                        regs[part] = plan.region(f"{name}.{part}")
+                cl.regions = regs
+                offs[s.index] = oo
+                continue
             if s.is_pool:       # no weights, records or table: input and output only
                 oo = plan.alloc(f"{name}.out", cl.expected.size)
                 outs.append((oo, cl.expected.size))
                 flags = Flags.IRQ if irq_last and cl is every[-1] else Flags(0)
                 cl.descriptor = _pool_descriptor(s, acts=acts, out=oo, flags=flags)
                 cl.regions = {**regs, "out": plan.region(f"{name}.out")}
-                acts = oo
+                offs[s.index] = oo
                 continue
             wimg = b"".join(pw.image.tobytes() for pw in cl.slices)
             qimg = quant_records(cl.bias, cl.mult, cl.shift) if s.requant else b""
@@ -909,7 +1021,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                 if part not in regs and plan.has(f"{name}.{part}"):
                     regs[part] = plan.region(f"{name}.{part}")
             cl.regions = regs
-            acts = oo
+            offs[s.index] = oo
     window = plan.window_bytes
     plan.check(window)
     image = bytearray(window)

@@ -1,7 +1,10 @@
 """The layer-list schema of ``sparsemac run``: parse, validate and resolve shapes (docs/host.md).
 
 A network is a mapping (YAML file or Python dict) with an ``input`` and a list of ``layers``
-(``matmul``, ``conv2d`` or the pools ``maxpool2d``, ``avgpool2d``, ``global_avgpool``).
+(``matmul``, ``conv2d``, the pools ``maxpool2d``, ``avgpool2d``, ``global_avgpool`` and the
+residual ``add``).  Each layer reads the previous layer's output unless it names its input
+(``input: <earlier layer>`` or ``input: network_input``; an ``add`` names two, ``inputs``): the
+layers form a graph in which a layer reads only earlier layers.
 :func:`load_network` / :func:`network_from_dict` check every field and the shapes between
 layers, and return a resolved :class:`Network` whose layers know their input and output
 shapes.  Every error is a :class:`NetworkError` whose one-line message names the
@@ -22,11 +25,14 @@ from sparsemac.yamlfile import MarkedDict, load_file
 
 __all__ = ["Network", "LayerSpec", "NetworkError", "load_network", "network_from_dict",
            "OPS", "WEIGHT_FORMATS", "ACTIVATIONS", "PRUNE_FOR_FORMAT", "PRUNE_METHODS",
-           "MAX_ELEMENTS", "MAX_BATCH", "POOL_OPS"]
+           "MAX_ELEMENTS", "MAX_BATCH", "POOL_OPS", "NETWORK_INPUT"]
 
 #: Pooling layers (docs/spec.md section 2.3): no weights, int8 in and out at the input's scale.
 POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
-OPS = ("matmul", "conv2d", *POOL_OPS)
+OPS = ("matmul", "conv2d", *POOL_OPS, "add")
+#: The name a layer's ``input`` / ``inputs`` gives to the network input (reserved: no layer
+#: may be named so).
+NETWORK_INPUT = "network_input"
 WEIGHT_FORMATS = ("dense", "bitmap", "block", "nm")
 #: pruning method used for each weight format (dense prunes only when ``density`` is given)
 PRUNE_FOR_FORMAT = {"dense": "unstructured", "bitmap": "unstructured", "block": "block",
@@ -49,7 +55,10 @@ _OP_KEYS = {"matmul": ("out_features", "in_features", "flatten"),
             "maxpool2d": ("in_channels", "kernel", "stride", "padding", "reshape"),
             "avgpool2d": ("in_channels", "kernel", "stride", "padding", "count_include_pad",
                           "reshape"),
-            "global_avgpool": ("in_channels", "reshape")}
+            "global_avgpool": ("in_channels", "reshape"),
+            "add": ("inputs",)}
+#: fields of an add besides ``name`` and ``op`` (no weights, bias or per-channel records)
+_ADD_KEYS = ("inputs", "activation", "requant_scale", "out_scale")
 
 
 def _activations() -> tuple[str, ...]:
@@ -112,6 +121,9 @@ class LayerSpec:
         Fixed real value of one LSB of the requantized output and of the activation table's
         output (an imported quantized model, or a calibration; docs/host.md section 2); None:
         calibrated on the input the image carries.
+    inputs : tuple of int
+        Indices of the layers read (``-1``: the network input), as the ``input`` / ``inputs``
+        fields name them; ``()`` (no ``input`` field): the previous layer (`sources`).
     line : int or None
         Line of the layer in its YAML file.
     lines : dict of str to int
@@ -143,6 +155,23 @@ class LayerSpec:
     out_scale: float | None = None
     line: int | None = None
     lines: dict = field(default_factory=dict, compare=False)
+    inputs: tuple = ()
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """Indices of the layers whose outputs this layer reads (``-1``: the network input):
+        `inputs`, else the previous layer."""
+        return self.inputs or (self.index - 1,)
+
+    @property
+    def is_add(self) -> bool:
+        """A residual add (docs/spec.md section 2.4): two int8 inputs, no weights."""
+        return self.op == "add"
+
+    @property
+    def has_weights(self) -> bool:
+        """matmul or conv2d (a pool or an add has no weights, packed image or tile split)."""
+        return self.op in ("matmul", "conv2d")
 
     @property
     def is_pool(self) -> bool:
@@ -155,7 +184,7 @@ class LayerSpec:
         ``()`` for a pool."""
         if self.op == "matmul":
             return (self.out, self.in_shape[0])
-        if self.is_pool:
+        if not self.has_weights:
             return ()
         return (self.out, self.in_shape[0] // self.groups, *self.kernel)
 
@@ -165,6 +194,8 @@ class LayerSpec:
         ``C, KH*KW, OH*OW``, global average ``C, H*W, 1``: docs/spec.md section 8.2)."""
         if self.op == "matmul":
             return self.out, self.in_shape[0], self.in_shape[1]
+        if self.is_add:     # C x H x W (a matrix M x N: C = M, H = 1, W = N)
+            return self.out, 1, math.prod(self.out_shape[1:])
         c = self.in_shape[0]
         k = self.kernel[0] * self.kernel[1] * (1 if self.is_pool else c)
         return self.out, k, self.out_shape[1] * self.out_shape[2]
@@ -220,7 +251,7 @@ class Network:
                                f"change its columns N, not an image {list(self.input_shape)}")
         if n == self.input_shape[1]:
             return self
-        if any(sp.op != "matmul" for sp in self.layers):
+        if any(sp.op not in ("matmul", "add") for sp in self.layers):
             raise NetworkError(f"{self.source}: the columns N of the input are fixed by the "
                                f"reshape of a conv2d; only a chain of matmul layers takes "
                                f"{n} columns instead of {self.input_shape[1]}")
@@ -390,7 +421,7 @@ def _pool_layer(ck: _Checker, m, i: int, op: str, prev: tuple, prev_name: str) -
         if k in _COMMON_KEYS and k not in ("name", "op"):
             ck.fail(m, k, f"{p}.{k}", f"must not be given for a pool layer ({op}): it has no "
                     f"weights, requantization or activation, its output keeps the input's scale")
-    ck.keys(m, ("name", "op") + _OP_KEYS[op], p)
+    ck.keys(m, ("name", "op") + _OP_KEYS[op] + ("input",), p)
     name = m.get("name", f"layer{i}")
     if not isinstance(name, str) or not name:
         ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
@@ -445,7 +476,9 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
     op = ck.choice(m, "op", f"{p}.op", OPS)
     if op in POOL_OPS:
         return _pool_layer(ck, m, i, op, prev, prev_name)
-    ck.keys(m, _COMMON_KEYS + _OP_KEYS[op], p)
+    if op == "add":
+        return _add_layer(ck, m, i, prev)
+    ck.keys(m, _COMMON_KEYS + _OP_KEYS[op] + ("input",), p)
     name = m.get("name", f"layer{i}")
     if not isinstance(name, str) or not name:
         ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
@@ -588,6 +621,64 @@ def _layer(ck: _Checker, m, i: int, prev: tuple, prev_name: str, base) -> LayerS
                      **geo)
 
 
+def _add_layer(ck: _Checker, m, i: int, srcs: list) -> LayerSpec:
+    """A residual add (docs/spec.md section 2.4) of the two tensors ``srcs`` (``(kind, shape,
+    what)`` each, resolved from ``inputs`` by the caller): the same ``C x H x W`` image or
+    ``M x N`` matrix shape, int8 out at a calibrated (or given) scale, an optional table."""
+    p = f"layers[{i}]"
+    for k in m:
+        if k in _COMMON_KEYS and k not in ("name", "op") + _ADD_KEYS:
+            ck.fail(m, k, f"{p}.{k}", "must not be given for an add layer: it has no weights, "
+                    "bias or per-channel requantization (its output scale is calibrated, or "
+                    "requant_scale)")
+    ck.keys(m, ("name", "op") + _ADD_KEYS, p)
+    name = m.get("name", f"layer{i}")
+    if not isinstance(name, str) or not name:
+        ck.fail(m, "name", f"{p}.name", f"must be a non-empty string, not {name!r}")
+    (ka, sa, wa), (kb, sb, wb) = srcs
+    if (ka, sa) != (kb, sb):
+        ck.fail(m, "inputs", f"{p}.inputs", f"must name two tensors of one shape, not "
+                f"{' x '.join(map(str, sa))} ({wa}) and {' x '.join(map(str, sb))} ({wb})")
+    chw = sa if ka == "img" else (sa[0], 1, sa[1])
+    if max(chw) > 65535:
+        ck.fail(m, None, p, f"input must be at most 65535 per dimension (u16 descriptor "
+                f"fields), not {sa!r}")
+    act = ck.choice(m, "activation", f"{p}.activation", ACTIVATIONS, "none")
+    fixed = {k: ck.number(m, k, f"{p}.{k}", 1e-30, 1e30, None)
+             for k in ("requant_scale", "out_scale")}
+    if fixed["out_scale"] is not None and act == "none":
+        ck.fail(m, "out_scale", f"{p}.out_scale", "must only be given with an activation "
+                "(the output LSB of its table; requant_scale is the LSB without one)")
+    return LayerSpec(index=i, name=name, op="add", out=sa[0], in_shape=tuple(sa),
+                     out_shape=tuple(sa), bias=False,
+                     activation=None if act == "none" else act,
+                     requant_scale=fixed["requant_scale"], out_scale=fixed["out_scale"],
+                     line=getattr(m, "line", None), lines=dict(getattr(m, "lines", {})))
+
+
+def _source(ck: _Checker, m, key: str, path: str, v, i: int, outs: dict, names: list) -> int:
+    """The index of the tensor a layer's ``input`` (or one of its ``inputs``) names: an
+    earlier layer (its int8 output) or `NETWORK_INPUT` (``-1``)."""
+    if not isinstance(v, str) or not v:
+        ck.fail(m, key, path, f"must be the name of an earlier layer or {NETWORK_INPUT}, "
+                f"not {v!r}")
+    if v == NETWORK_INPUT:
+        return -1
+    if v not in outs:
+        if v in names[i:]:
+            j = names.index(v, i)
+            ck.fail(m, key, path, f"must name an earlier layer (a layer reads only the layers "
+                    f"before it) or {NETWORK_INPUT}, not {v!r} (layers[{j}]"
+                    f"{', the layer itself' if j == i else ', later'})")
+        ck.fail(m, key, path, f"must name an earlier layer or {NETWORK_INPUT}, not {v!r} "
+                f"(no layer has that name)")
+    j, spec = outs[v]
+    if not spec.requant:
+        ck.fail(m, key, path, f"must not name layer {v!r} whose requant is false (int32 "
+                f"accumulators are not an int8 input)")
+    return j
+
+
 def _out(ck, m, key, p, weights, axis):
     if key not in m and weights is not None:
         return int(weights.shape[axis])
@@ -652,17 +743,44 @@ def network_from_dict(data, *, source: str = "network", base: Path | None = None
                 "must be given (a non-empty list of layers)")
     prev = ("mat" if len(shape) == 2 else "img", tuple(shape))
     prev_name, specs, names = "the network input", [], set()
+    # tensors a layer may read: -1 the network input, i layer i's output
+    tensors = {-1: (prev, prev_name)}
+    outs: dict = {}     # name -> (index, spec) of the layers so far
+    all_names = [m.get("name", f"layer{i}") if isinstance(m, dict) else None
+                 for i, m in enumerate(layers)]
     for i, m in enumerate(layers):
-        spec = _layer(ck, m, i, prev, prev_name, base)
+        srcs = ()
+        if isinstance(m, dict) and m.get("op") == "add":
+            v = m.get("inputs")
+            if not isinstance(v, list | tuple) or len(v) != 2:
+                ck.fail(m, "inputs" if "inputs" in m else None, f"layers[{i}].inputs",
+                        f"must be given as a list [a, b] of two earlier layer names (or "
+                        f"{NETWORK_INPUT}){'' if 'inputs' not in m else f', not {v!r}'}")
+            srcs = tuple(_source(ck, m, "inputs", f"layers[{i}].inputs[{k}]", x, i, outs,
+                                 all_names) for k, x in enumerate(v))
+            spec = _add_layer(ck, m, i, [(*tensors[j][0], tensors[j][1]) for j in srcs])
+        else:
+            if isinstance(m, dict) and "input" in m:
+                srcs = (_source(ck, m, "input", f"layers[{i}].input", m["input"], i, outs,
+                                all_names),)
+                prev, prev_name = tensors[srcs[0]]
+            spec = _layer(ck, m, i, prev, prev_name, base)
         if spec.name in names:
             ck.fail(m, "name", f"layers[{i}].name", f"must be unique, not {spec.name!r} again")
+        if spec.name == NETWORK_INPUT:
+            ck.fail(m, "name", f"layers[{i}].name", f"must not be {NETWORK_INPUT!r} (the name "
+                    f"input fields give to the network input)")
         if not specs[-1].requant if specs else False:
             ck.fail(m, None, f"layers[{i}]", f"must not follow layer {specs[-1].name!r} whose "
                     "requant is false (int32 accumulators are not an int8 input)")
+        if srcs:
+            spec = replace(spec, inputs=srcs)
         names.add(spec.name)
+        outs[spec.name] = (i, spec)
         specs.append(spec)
-        prev = ("mat" if spec.op == "matmul" else "img", spec.out_shape)
+        prev = ("mat" if len(spec.out_shape) == 2 else "img", spec.out_shape)
         prev_name = f"layers[{i}] {spec.name!r}"
+        tensors[i] = (prev, prev_name)
     return Network(name=name, seed=seed, input_shape=tuple(shape), input_values=values,
                    input_scale=scale, input_density=density, layers=tuple(specs),
                    source=source, batch=int(batch))

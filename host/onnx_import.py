@@ -1,7 +1,9 @@
 """ONNX models in: a float model or a QDQ-quantized one as a sparsemac `Network` (docs/host.md
 section 6).
 
-`load_onnx` reads a chain of layers from an ONNX graph:
+`load_onnx` reads the layers of an ONNX graph (in the file's topological order; a layer that
+reads another tensor than the previous layer's output names it, `network.NETWORK_INPUT` for the
+graph input):
 
 * ``Conv`` (2-D, ``group=1``, or depthwise: ``group`` = channels, one filter each), ``Gemm``
   (``alpha = beta = 1``, ``transA = 0``) and ``MatMul`` with a constant weight, each optionally
@@ -14,6 +16,9 @@ section 6).
   before it, as ``quantize_static`` does for MaxPool and AveragePool; for a
   GlobalAveragePool the error names the ``TensorQuantOverrides`` that makes it so);
 * ``Flatten`` (axis 1) and ``Reshape`` to ``[N, -1]`` between a Conv or a pool and a Gemm;
+* ``Add`` of two activations: a residual ``add`` layer (docs/spec.md section 2.4; in a QDQ model
+  DequantizeLinear -> Add -> QuantizeLinear, QLinearAdd semantics); a branch starts after a
+  layer's activation and quantization;
 * ``Identity``, ``Dropout`` (inference: no-ops);
 * QDQ models (``onnxruntime.quantization.quantize_static``, ``QuantFormat.QDQ``):
   ``QuantizeLinear`` / ``DequantizeLinear`` pairs on activations give each layer's fixed output
@@ -34,7 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .network import MAX_ELEMENTS, POOL_OPS, Network, NetworkError, network_from_dict
+from .network import (
+    MAX_ELEMENTS,
+    NETWORK_INPUT,
+    POOL_OPS,
+    Network,
+    NetworkError,
+    network_from_dict,
+)
 
 __all__ = ["load_onnx", "OnnxError", "OnnxModel", "detect_format", "parse_formats",
            "SUPPORTED_OPS", "pool_scale_overrides"]
@@ -225,13 +237,6 @@ class _Graph:
     def const(self, name: str):
         return self.init.get(name)
 
-    def next_node(self, tensor: str, node=None):
-        users = self.consumers.get(tensor, [])
-        if len(users) > 1:
-            self.fail(users[1], f"reads {tensor!r}, which another node reads too: only a chain "
-                      f"of layers is supported (no branches)")
-        return users[0] if users else None
-
 
 def _dq_const(g: _Graph, name: str):
     """A weight or bias: an initializer (float) or ``DequantizeLinear`` of one ->
@@ -301,20 +306,51 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
     for n in g.nodes:
         if n.op_type not in SUPPORTED_OPS:
             g.fail(n, f"is not supported; supported ops: {', '.join(SUPPORTED_OPS)}")
-    outs = {o.name for o in model.graph.output}
+    outs = [o.name for o in model.graph.output]
     layers: list[dict] = []
     input_scale = None
     quantized = False
-    cur = inp.name
-    flatten_pending = False
     chosen = {}
-    last_scale = None       # scale of the last QuantizeLinear seen after the current layer
-    act_scale = None        # scale of the last QuantizeLinear on the chain (QDQ models)
-    while cur not in outs or g.consumers.get(cur):
-        node = g.next_node(cur)
-        if node is None:
-            break
+    # what each tensor holds: (layer whose output it is, -1 the network input; a Flatten
+    # pending; the scale of the last QuantizeLinear on its path; the layer's version: an
+    # activation, bias or new scale makes a new one, an older tensor is no layer's output)
+    info = {inp.name: (-1, False, None, 0)}
+    ver: dict[int, int] = {-1: 0}
+    closed: set = set()     # layers another layer reads already (their output is final)
+    last_q: dict = {}       # layer -> the scale of the last QuantizeLinear after it
+
+    def lname(k):
+        return NETWORK_INPUT if k < 0 else layers[k]["name"]
+
+    def source(node, t):
+        """The layer whose current output tensor ``t`` is (a new layer reads it)."""
+        k, flat, _s, v = info[t]
+        if v != ver[k]:
+            g.fail(node, f"reads the output of {lname(k)!r} before its activation, bias or "
+                   f"quantization, which another node applies: a branch must start after them")
+        closed.add(k)
+        return k
+
+    def modify(node, k, what):
+        if k in closed:
+            g.fail(node, f"applies {what} to the output of {lname(k)!r}, which another layer "
+                   f"reads already: a branch must start after a layer's activation and "
+                   f"quantization")
+        ver[k] += 1
+
+    def append(node, L, k=None):
+        if k is not None and k != len(layers) - 1:
+            L["input"] = lname(k)
+        layers.append(L)
+        ver[len(layers) - 1] = 0
+    for node in g.nodes:
         op = node.op_type
+        if not node.input or node.input[0] not in info:
+            if op in ("DequantizeLinear", "QuantizeLinear"):
+                continue        # of a constant (weights, biases): read by _dq_const
+            g.fail(node, "must read the network input or a layer's output")
+        k, flat, scale, v = info[node.input[0]]
+        out = (k, flat, scale, v)
         if op == "QuantizeLinear":
             s = g.const(node.input[1])
             zp = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
@@ -327,22 +363,26 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
                        f"{{'ActivationSymmetric': True}}))")
             quantized = True
             s = float(np.asarray(s).ravel()[0])
-            if not layers:
+            if k >= 0 and k in closed and last_q.get(k) is not None and \
+                    np.float32(last_q[k]) == np.float32(s):
+                pass        # one more QuantizeLinear of a read output at its scale
+            elif k < 0:
                 input_scale = s
-            elif layers[-1]["op"] in POOL_OPS:
-                _check_pool_scale(g, node, layers[-1], s)
+            elif layers[k]["op"] in POOL_OPS:
+                _check_pool_scale(g, node, layers[k], s)
             else:
-                L = layers[-1]
+                modify(node, k, "a QuantizeLinear")
+                L = layers[k]
                 if "activation" in L and L.get("requant_scale") is not None:
                     L["out_scale"] = s
                 elif L.get("requant_scale") is None:
                     L["requant_scale"] = s
                 elif "activation" in L:
                     L["out_scale"] = s
-            last_scale = act_scale = s
-        elif op == "DequantizeLinear":
-            pass
-        elif op in ("Identity", "Dropout"):
+            if k >= 0:
+                last_q[k] = s
+            out = (k, flat, s, ver[k])
+        elif op in ("DequantizeLinear", "Identity", "Dropout"):
             pass
         elif op in ("Flatten", "Reshape"):
             if op == "Flatten" and g.attr(node, "axis", 1) != 1:
@@ -352,31 +392,42 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
                 if shp is None or list(shp.ravel()[1:]) != [-1] or len(shp.ravel()) != 2:
                     g.fail(node, "must reshape to [N, -1] (a flatten), not "
                            f"{None if shp is None else shp.tolist()}")
-            flatten_pending = True
+            out = (k, True, scale, v)
         elif op in _POOLS:
-            if flatten_pending:
+            if flat:
                 g.fail(node, "must not follow a Flatten / Reshape: a pool reads an image "
                        "[N, C, H, W]")
-            layers.append(_pool_of(g, node, act_scale))
-            last_scale = None
+            append(node, _pool_of(g, node, scale), source(node, node.input[0]))
+            out = (len(layers) - 1, False, scale, 0)
         elif op in ("Conv", "Gemm", "MatMul"):
-            layers.append(_layer_of(g, node, len(layers), flatten_pending, fmts, cfg, chosen))
-            flatten_pending = False
-            last_scale = None
+            src = source(node, node.input[0])
+            append(node, _layer_of(g, node, len(layers), flat, fmts, cfg, chosen), src)
+            out = (len(layers) - 1, False, scale, 0)
+        elif op == "Add" and len(node.input) == 2 and node.input[1] in info:
+            # two activations: a residual add (QLinearAdd semantics in a QDQ model)
+            if flat or info[node.input[1]][1]:
+                g.fail(node, "must add two tensors of one shape, not a flattened one")
+            ka, kb = source(node, node.input[0]), source(node, node.input[1])
+            append(node, {"name": node.name or node.output[0], "op": "add",
+                          "inputs": [lname(ka), lname(kb)]})
+            out = (len(layers) - 1, False, None, 0)
         elif op == "Add":
-            if not layers or "bias" in layers[-1] or layers[-1].get("requant_scale") is not None \
-                    or layers[-1]["op"] in POOL_OPS:
+            if k < 0 or "bias" in layers[k] or layers[k].get("requant_scale") is not None \
+                    or layers[k]["op"] in POOL_OPS or layers[k]["op"] == "add":
                 g.fail(node, "must add a constant bias right after a Conv / Gemm / MatMul")
             b, bq, bs = _dq_const(g, node.input[1])
             if b is None:
                 g.fail(node, "must add a constant (a bias); a second input is not supported")
-            layers[-1]["bias"] = b.ravel()
+            modify(node, k, "a bias")
+            layers[k]["bias"] = b.ravel()
+            out = (k, flat, scale, ver[k])
         elif op in _ACT or op in ("Clip", "Mul"):
-            if not layers or "activation" in layers[-1]:
+            if k < 0 or "activation" in layers[k]:
                 g.fail(node, "must follow a Conv / Gemm / MatMul (one activation per layer)")
-            if layers[-1]["op"] in POOL_OPS:
+            L = layers[k]
+            if L["op"] in POOL_OPS:
                 g.fail(node, f"must follow a Conv / Gemm / MatMul, not the pool "
-                       f"{layers[-1]['name']!r}: apply it before the pool (a monotone "
+                       f"{L['name']!r}: apply it before the pool (a monotone "
                        f"activation such as Relu commutes with MaxPool)")
             act = _ACT.get(op)
             if op == "Clip":
@@ -396,16 +447,24 @@ def load_onnx(path, *, formats=None, cfg=None, name: str | None = None) -> OnnxM
             if op == "Mul":
                 g.fail(node, "is supported only as x * Sigmoid(x) (SiLU), which needs a "
                        "branch; export SiLU as a single node")
-            layers[-1]["activation"] = act
-            if act == "relu" and layers[-1].get("requant_scale") is None and last_scale:
-                layers[-1]["requant_scale"] = last_scale
-        cur = node.output[0]
+            modify(node, k, f"an activation ({op})")
+            L["activation"] = act
+            if act == "relu" and L.get("requant_scale") is None and last_q.get(k):
+                L["requant_scale"] = last_q[k]
+            out = (k, flat, scale, ver[k])
+        for o in node.output:
+            if o:
+                info[o] = out
     if not layers:
         g.fail(None, "has no Conv, Gemm or MatMul layer")
+    if len(outs) != 1 or outs[0] not in info or info[outs[0]][0] != len(layers) - 1 \
+            or info[outs[0]][3] != ver[len(layers) - 1]:
+        g.fail(None, f"must have one output, the last layer's ({layers[-1]['name']!r}), not "
+               f"{outs}")
     for L in layers:
         L.pop("_in_scale", None)
-    if layers[-1]["op"] in POOL_OPS:
-        pass            # a pool's output is int8 at its input's scale
+    if layers[-1]["op"] in (*POOL_OPS, "add"):
+        pass            # a pool's output is int8 at its input's scale, an add's is int8
     elif not layers[-1].get("activation") and (layers[-1].get("requant_scale") is None
                                                 or not quantized):
         # a float classifier output: the int32 accumulators (+ bias on the host), exact

@@ -91,13 +91,12 @@ def model_job(cn: CompiledNetwork, *, limits: str = "hardware",
     hardware's limits (default) or the architecture's (`run_model`'s ``limits``).
     ``cycles=False`` skips the network cycle model (every count 0): outputs and accuracy
     only, several times faster on a large batch."""
-    from .cycles import table_cycles
     from .model_engine import read_output, run_model
 
     cfg = cn.config
     r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
                   cfg=cfg, limits=limits)
-    cyc = table_cycles(r.layers, cfg) if cycles else \
+    cyc = _table_cycles(r.layers, cfg) if cycles else \
         [{"cycles": 0, "roofline_cycles": 0} for _ in r.layers]
     return JobResult(outputs=[read_output(r.image, cl.descriptor) for cl in cn.layers],
                      layer_cycles=[c["cycles"] for c in cyc],
@@ -106,6 +105,40 @@ def model_job(cn: CompiledNetwork, *, limits: str = "hardware",
                      cycles=sum(c["cycles"] for c in cyc),
                      status=r.error_code.name, error_desc=r.error_desc,
                      error=r.message or None)
+
+
+#: How the report counts an add's cycles: no hardware runs it yet, so no cycle model.
+ADD_CYCLE_SOURCE = ("add: the memory roofline only (read a and b, write y at one AXI beat a "
+                    "cycle); no hardware or cycle model of the add yet")
+
+
+def add_cycles(run, cfg) -> dict:
+    """The cycles of an add descriptor (docs/spec.md section 8.2) as the report counts them:
+    its memory roofline, ``ceil(3 * C*H*W / beat)`` (two inputs read, one output written,
+    ``axi_data_width / 8`` bytes a cycle), the keys `layer_cycles` gives that `model_job` reads.
+    The generated hardware does not run the add (BAD_OPCODE), so there is no better count."""
+    d, beat = run.descriptor, max(1, int(cfg.axi_data_width) // 8)
+    chw = d.c * d.h * d.w
+    roof = -(-3 * chw // beat)
+    return {"cycles": roof, "roofline_cycles": roof, "phases": None}
+
+
+def _table_cycles(runs, cfg) -> list[dict]:
+    """`host.cycles.table_cycles` with the adds counted by `add_cycles` (the descriptor after
+    an add is counted as not prefetched)."""
+    from sparsemac.golden.descriptors import Opcode
+
+    from .cycles import layer_cycles
+
+    out, prev = [], None
+    for r in runs:
+        if r.descriptor.opcode == Opcode.ADD:
+            out.append(add_cycles(r, cfg))
+        else:
+            wait = None if prev is None or prev["phases"] is None else prev["phases"]["wait"]
+            out.append(layer_cycles(r, cfg, prev_wait=wait))
+        prev = out[-1]
+    return out
 
 
 def _max_columns(net: Network, cfg) -> int:
@@ -232,7 +265,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
             got = np.asarray(res.outputs[i]).reshape(cl.expected.shape)
             mism = int(np.count_nonzero(got != cl.expected))
             ran = i < len(res.layer_cycles) and res.layer_cycles[i] is not None
-            e = agg.setdefault(cl.spec.index, _layer_entry(cl))
+            e = agg.setdefault(cl.spec.index, _layer_entry(
+                cl, [sp.name for sp in cn.networks[cl.chain].layers]))
             if not ran:
                 mism = int(cl.expected.size)
             e["mismatches"] += mism
@@ -258,7 +292,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     from .cycles import CYCLE_SOURCE, POOL_CYCLE_SOURCE
 
     cycle_model = CYCLE_SOURCE + (f"; pools: {POOL_CYCLE_SOURCE}" if any(
-        sp.is_pool for sp in net.layers) else "")
+        sp.is_pool for sp in net.layers) else "") + (f"; {ADD_CYCLE_SOURCE}" if any(
+            sp.is_add for sp in net.layers) else "")
 
     rep = {
         "network": net.name, "engine": engine_name, "config": cfg.name,
@@ -289,10 +324,14 @@ def _output_scale(cl) -> float | list:
     return [float(v) for v in cl.in_scale * cl.weight_scale]
 
 
-def _layer_entry(cl) -> dict:
+def _layer_entry(cl, names=()) -> dict:
+    """The report row of compiled layer ``cl``; ``names``: the network's layer names (an
+    add's row names its inputs)."""
     s, d = cl.spec, cl.descriptor
     if s.is_pool:
         return _pool_entry(cl)
+    if s.is_add:
+        return _add_entry(cl, names)
     ws = np.asarray(cl.weight_scale, dtype=np.float64)
     return {
         "index": s.index, "name": s.name, "op": s.op, "format": s.fmt,
@@ -328,6 +367,27 @@ def _pool_entry(cl) -> dict:
         "weight_bytes": 0, "out_offset": d.out, "mismatches": 0,
         "in_scale": float(cl.in_scale), "weight_scale": None, "requant_scale": None,
         "out_scale": float(cl.out_scale), "cycle_model": POOL_CYCLE_SOURCE,
+    }
+
+
+def _add_entry(cl, names) -> dict:
+    """The report row of an add: no weights, its two inputs (``inputs``: layer names,
+    ``network_input``) and their scales, the output scale and table."""
+    from .network import NETWORK_INPUT
+
+    s, d = cl.spec, cl.descriptor
+    return {
+        "index": s.index, "name": s.name, "op": s.op, "format": None,
+        "inputs": [NETWORK_INPUT if j < 0 else names[j] for j in s.sources],
+        "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
+        "m": d.m, "k": d.k, "n": d.n,
+        "tile_split": "-", "col_split": 0, "density": None,
+        "activation": s.activation or "none", "weight_bytes": 0, "out_offset": d.out,
+        "mismatches": 0, "in_scale": float(cl.in_scale),
+        "in_scale_b": float(cl.in_scale_b), "weight_scale": None,
+        "requant_scale": float(cl.requant_scale), "out_scale": float(cl.out_scale),
+        "mult": [int(v) for v in cl.mult], "shift": [int(v) for v in cl.shift],
+        "cycle_model": ADD_CYCLE_SOURCE,
     }
 
 

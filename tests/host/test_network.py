@@ -67,7 +67,7 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
 @pytest.mark.parametrize("old,new,message", [
     # missing field: the line of the layer
     ("    op: matmul\n", "", "net.yaml:13: layers[1].op must be given (one of matmul, conv2d, "
-     "maxpool2d, avgpool2d, global_avgpool)"),
+     "maxpool2d, avgpool2d, global_avgpool, add)"),
     ("    out_features: 5\n", "",
      "net.yaml:13: layers[1].out_features must be given (an integer >= 1)"),
     ("    kernel: 3\n", "", "net.yaml:5: layers[0].kernel must be given (an integer or [kh, kw])"),
@@ -117,9 +117,9 @@ def test_flatten_false_is_pointwise_and_reshape(tmp_path):
     ("    padding: 1\n", "    padding: 1\n    pading: 1\n",
      "net.yaml:10: layers[0].pading is not a known field; allowed: name, op, format, prune, "
      "density, nm, activation, requant, bias, weights, weight_scale, requant_scale, out_scale, "
-     "out_channels, in_channels, kernel, stride, padding, dilation, reshape, groups"),
+     "out_channels, in_channels, kernel, stride, padding, dilation, reshape, groups, input"),
     ("op: matmul", "op: dense", "net.yaml:14: layers[1].op must be one of matmul, conv2d, "
-     "maxpool2d, avgpool2d, global_avgpool, not 'dense'"),
+     "maxpool2d, avgpool2d, global_avgpool, add, not 'dense'"),
     ("  - name: fc", "  - name: c1", "net.yaml:13: layers[1].name must be unique, not 'c1' again"),
     ("    out_channels: 4\n", "    out_channels: 0\n",
      "net.yaml:7: layers[0].out_channels must be an integer between 1 and 16777216, not 0"),

@@ -173,7 +173,7 @@ def test_pool_shapes_resolve(tmp_path):
      "no weights, requantization or activation, its output keeps the input's scale"),
     ("    kernel: 2\n", "    kernel: 2\n    dilation: 2\n",
      "net.yaml:14: layers[1].dilation is not a known field; allowed: name, op, in_channels, "
-     "kernel, stride, padding, count_include_pad, reshape"),
+     "kernel, stride, padding, count_include_pad, reshape, input"),
     ("    kernel: 2\n", "    kernel: 2\n    in_channels: 3\n",
      "net.yaml:14: layers[1].in_channels must be 4 (the channels of the input from layers[0] "
      "'c1'), not 3"),
@@ -183,7 +183,7 @@ def test_pool_shapes_resolve(tmp_path):
     ("    op: avgpool2d\n    kernel: 2\n    count_include_pad: true\n",
      "    op: global_avgpool\n    kernel: 2\n",
      "net.yaml:13: layers[1].kernel is not a known field; allowed: name, op, in_channels, "
-     "reshape"),
+     "reshape, input"),
 ])
 def test_pool_schema_errors_are_pinned(tmp_path, old, new, message):
     assert old in POOL_NET, old
