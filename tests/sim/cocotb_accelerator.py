@@ -124,8 +124,8 @@ async def pools(dut):
         res = await tb.run(job)
         _check_ok(tb, job, res, f"round {rnd}: conv2d then pools "
                   f"{[(P['op'], P.get('kernel'), P.get('chain')) for P in job.layers[1:]]}")
-        pooled, busy = (await tb.counter(n) - b for n, b in
-                        zip(("pool_active_cycles", "busy_cycles"), before))
+        pooled = await tb.counter("pool_active_cycles") - before[0]
+        busy = await tb.counter("busy_cycles") - before[1]
         # at least one window position per cycle of the pools' gathers, inside the run
         least = max(P.get("gather", 1) for P in job.layers[1:])
         assert least <= pooled < busy, (
