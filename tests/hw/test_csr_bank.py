@@ -158,10 +158,11 @@ def test_rw_ro_and_errors(seed, rng):
             if wresp != SLVERR:
                 fails.append((r.name, "RO write answered", wresp))
         snapshot = {r.name: int(ctx.get(getattr(dut, r.port).as_value())) for r in rw}
-        for addr in (0x3C, 0x4C, 0x7C, 0xC8, 0xFFC, 0x00, 0x80):   # unmapped or read-only
+        past = max(r.offset for r in regs) + 4      # one word past the last register
+        for addr in (0x3C, 0x4C, 0x7C, past, 0xFFC, 0x00, 0x80):   # unmapped or read-only
             if await lite.write(addr, 0xFFFFFFFF) != SLVERR:
                 fails.append(("write not SLVERR", hex(addr)))
-        for addr in (0x3C, 0x4C, 0x7C, 0xC8, 0xFFC):
+        for addr in (0x3C, 0x4C, 0x7C, past, 0xFFC):
             if (await lite.read(addr)) != (0, SLVERR):
                 fails.append(("read not SLVERR", hex(addr)))
         after = {r.name: int(ctx.get(getattr(dut, r.port).as_value())) for r in rw}
