@@ -299,6 +299,13 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
                               lines=lines, cols=cols, lut_words=lut_words,
                               quant_words=quant_words, act_words=act_words,
                               image_entries=act_words, limit=limit)
+    return _report(ph, starts, end, info, nodes, im2cols)
+
+
+def _report(ph: dict, starts: dict, end: int, info: dict, nodes, im2cols) -> dict:
+    """`descriptor_cycles`' result from the phases before the tables (``ph``) and the replay
+    (`_tail`'s ``starts``, ``end``, ``info``; ``im2cols``: each node's gather before its
+    lanes, 0 for a pool): the phases, their grouping and the per-tile times."""
     ph["tables"] = starts["acts"] - starts["tables"]
     ph["acts"] = starts["bodies"] - starts["acts"]
     ph["bodies"] = starts["wait"] - starts["bodies"]

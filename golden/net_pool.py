@@ -18,7 +18,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from .descriptors import DESC_BYTES, Opcode
-from .net_cycles import _DIV_STEPS, PHASES, PREFETCH_START, _read, _result_flits
+from .net_cycles import _DIV_STEPS, PREFETCH_START, _read, _report, _result_flits
 from .net_replay import _ACTS, _TOKEN_FIRE, _cdiv, _Node
 from .net_tail import _tail
 from .tile_model import gather_gate
@@ -149,21 +149,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
                               act_words=act_words, image_entries=act_words, limit=limit)
-    ph["tables"] = starts["acts"] - starts["tables"]
-    ph["acts"] = starts["bodies"] - starts["acts"]
-    ph["bodies"] = starts["wait"] - starts["bodies"]
-    ph["wait"] = end - starts["wait"]
-    ph["done"] = 1
-    total = sum(ph[k] for k in PHASES)
-    free_end = max(nd.cs + nd.compute for nd in nodes)
-    comp_left = min(ph["wait"], max(0, free_end - starts["wait"]))
-    out = {"cycles": int(total), **{k: int(v) for k, v in ph.items()}}
-    out.update(
-        fixed_cycles=int(ph["fetch_check"] + ph["headers"] + ph["tables"] + ph["done"]),
-        load_cycles=int(ph["acts"] + ph["bodies"]),
-        compute_cycles=int(comp_left),
-        writeback_cycles=int(ph["wait"] - comp_left),
-        writes=int(info["writes"]), stall_cycles=[int(x) for x in info["stalls"]],
-        tiles=[{"loaded": 0, "compute_start": int(nd.cs - starts["bodies"]),
-                "compute_end": int(nd.cs + nd.compute - starts["bodies"])} for nd in nodes])
+    out = _report(ph, starts, end, info, nodes, [0] * len(nodes))
+    for t in out["tiles"]:
+        t["loaded"] = 0
     return out
