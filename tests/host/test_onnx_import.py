@@ -80,7 +80,9 @@ def cnn(rng, c=2, hw=7, classes=4):
     return _model(nodes, inits, ["N", c, hw, hw], ["N", classes])
 
 
-def quantize(model, calib, tmp: Path, name: str) -> Path:
+def quantize(model, calib, tmp: Path, name: str, *, overrides=None) -> Path:
+    """``quantize_static`` QDQ, symmetric int8, per channel; ``overrides(qdq_path)``: a second
+    pass with the ``TensorQuantOverrides`` it returns for the first pass's model."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -98,11 +100,14 @@ def quantize(model, calib, tmp: Path, name: str) -> Path:
     onnx.save(model, fp)
     cwd = os.getcwd()
     os.chdir(tmp)
+    opts = {"ActivationSymmetric": True, "WeightSymmetric": True}
     try:
-        quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, extra_options={"ActivationSymmetric": True,
-                                                         "WeightSymmetric": True})
+        for _ in range(2 if overrides else 1):
+            quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, extra_options=opts)
+            if overrides:
+                opts = {**opts, "TensorQuantOverrides": overrides(qp)}
     finally:
         os.chdir(cwd)
     return qp

@@ -9,7 +9,6 @@ even, so an average differs by at most 1 LSB and only where the exact mean is a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from sparsemac.host.onnx_reference import compare, ort_run  # noqa: E402
 from sparsemac.host.run import run  # noqa: E402
 from sparsemac.hw.config import AcceleratorConfig  # noqa: E402
 
+from .test_onnx_import import quantize  # noqa: E402
+
 CFG = AcceleratorConfig.preset("default")
 
 
@@ -38,35 +39,10 @@ def _model(nodes, inits, in_shape, out_shape, opset=17):
 
 
 def _quantize(model, calib, tmp: Path, name: str, *, keep_pool_scales: bool = False) -> Path:
-    """``quantize_static`` QDQ, symmetric int8; ``keep_pool_scales``: a second pass with the
+    """`quantize` (symmetric int8 QDQ); ``keep_pool_scales``: a second pass with the
     `pool_scale_overrides` of the first (a GlobalAveragePool keeps its input's scale)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": calib[i:i + 32]} for i in range(0, len(calib), 32)])
-
-        def get_next(self):
-            return next(self.it, None)
-    fp, qp = tmp / f"{name}.onnx", tmp / f"{name}_int8.onnx"
-    onnx.save(model, fp)
-    opts = {"ActivationSymmetric": True, "WeightSymmetric": True}
-    cwd = os.getcwd()
-    os.chdir(tmp)
-    try:
-        for _ in range(2 if keep_pool_scales else 1):
-            quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, extra_options=opts)
-            opts = {**opts, "TensorQuantOverrides": pool_scale_overrides(qp)}
-    finally:
-        os.chdir(cwd)
-    return qp
+    return quantize(model, calib, tmp, name,
+                    overrides=pool_scale_overrides if keep_pool_scales else None)
 
 
 def _input_scale(q: Path) -> np.float32:

@@ -26,6 +26,7 @@ from sparsemac.host.run import run
 from sparsemac.hw.config import AcceleratorConfig
 
 from .nets import random_pool_network
+from .test_network import _error
 
 CFG = AcceleratorConfig()
 _OPCODES = {"maxpool2d": Opcode.MAXPOOL2D, "avgpool2d": Opcode.AVGPOOL2D,
@@ -101,16 +102,6 @@ layers:
     op: matmul
     out_features: 5
 """
-
-
-def _error(tmp_path, text) -> str:
-    p = tmp_path / "net.yaml"
-    p.write_text(text)
-    with pytest.raises(NetworkError) as info:
-        load_network(p)
-    msg = str(info.value)
-    assert "\n" not in msg, msg
-    return msg.replace(str(p), "net.yaml")
 
 
 def test_pool_shapes_resolve(tmp_path):

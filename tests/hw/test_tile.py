@@ -109,6 +109,14 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
     return outs
 
 
+async def _command(ctx, dut, cmd: dict):
+    """Issue one tile command (the tile is idle: taken in the first cycle)."""
+    ctx.set(dut.cmd.payload.as_value(), pack_struct(tile_command_layout(), cmd))
+    ctx.set(dut.cmd.valid, 1)
+    await ctx.tick()
+    ctx.set(dut.cmd.valid, 0)
+
+
 def slice_groups(cmd: dict, ncg: int) -> tuple[int, int]:
     """The column groups ``(first, count)`` a tile command computes (`Tile`: ``cg0`` and
     ``cgs``, clamped to the ``ncg`` groups that exist)."""
@@ -248,10 +256,7 @@ def test_tile_flags_buffer_overflow(rng):
     flags = []
 
     async def bench(ctx):
-        ctx.set(dut.cmd.payload.as_value(), pack_struct(tile_command_layout(), job["cmd"]))
-        ctx.set(dut.cmd.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.cmd.valid, 0)
+        await _command(ctx, dut, job["cmd"])
         ctx.set(dut.results.ready, 1)
         wi = ai = 0
         while ai < len(job["acts"]):
@@ -415,10 +420,7 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng,
     seen = {}
 
     async def bench(ctx):
-        ctx.set(dut.cmd.payload.as_value(), pack_struct(tile_command_layout(), job["cmd"]))
-        ctx.set(dut.cmd.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.cmd.valid, 0)
+        await _command(ctx, dut, job["cmd"])
         ctx.set(dut.results.ready, 1)
         ai, offered = 0, []
         for cyc in range(1, 5000):
