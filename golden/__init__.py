@@ -7,7 +7,7 @@ Arithmetic rules (section 1): `golden.quant`; activation tables (section 1.1):
 """
 
 from .depthwise import depthwise_conv2d
-from .eltwise import add_params, add_requant
+from .eltwise import add_matmul_params, add_params, add_requant
 from .format_check import parse_weights, unpack_weights
 from .formats import (
     FormatError,
@@ -26,7 +26,7 @@ from .quant import apply_lut, requantize, wrap
 __all__ = [
     "matmul", "conv2d", "im2col", "conv_output_shape",
     "depthwise_conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "avg_divide",
-    "add_requant", "add_params",
+    "add_requant", "add_params", "add_matmul_params",
     "requantize", "wrap", "apply_lut", "build_lut",
     "pack_weights", "unpack_weights", "parse_weights", "packed_size", "PackedWeights",
     "FormatError", "FormatErrorCode",

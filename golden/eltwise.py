@@ -17,8 +17,11 @@ import numpy as np
 from .ops import _int8
 from .quant import INT8_MAX, INT8_MIN, apply_lut, check_int, fixed_point, saturate
 
-__all__ = ["add_requant", "add_params", "MAX_SHIFT_DIFF"]
+__all__ = ["add_requant", "add_params", "add_matmul_params", "MAX_SHIFT_DIFF",
+           "MATMUL_MULT_BITS"]
 
+#: Bits of the shared multiplier of `add_matmul_params` (``127 * 2**24 < 2**31``).
+MATMUL_MULT_BITS = 24
 #: Largest ``|shift_a - shift_b|``: ``2 * 128 * (2**31 - 1) * 2**24 < 2**63``.
 MAX_SHIFT_DIFF = 24
 _MULT_MAX = 2**31 - 1
@@ -120,3 +123,61 @@ def add_params(scale_a: float, scale_b: float, scale_y: float) -> dict[str, int]
         k = sb - sa - MAX_SHIFT_DIFF
         mb, sb = max(1, (mb + (1 << (k - 1))) >> k), sb - k
     return {"mult_a": ma, "shift_a": sa, "mult_b": mb, "shift_b": sb}
+
+
+def add_matmul_params(scale_a: float, scale_b: float, scale_y: float) -> dict[str, int]:
+    """`add_requant` parameters that a matmul with int8 weights computes exactly (spec 2.4.1).
+
+    The ratios ``r_a = scale_a / scale_y`` and ``r_b = scale_b / scale_y`` are coded as
+    ``w_a * M / 2**S`` and ``w_b * M / 2**S`` with int8 weights ``1 <= w_a, w_b <= 127`` and one
+    24-bit multiplier ``2**23 <= M < 2**24`` (``w * M < 2**31``).  Then
+    ``add_requant(a, b, mult_a=w_a*M, shift_a=S, mult_b=w_b*M, shift_b=S)`` equals the section 1
+    requantization of ``acc = w_a * a + w_b * b`` with ``bias 0, mult M, shift S`` bit for bit:
+    both round ``(acc * M + 2**(S-1)) >> S``.  The larger ratio's weight ``w1`` is searched over
+    1..127, the other's is ``max(1, round(w1 * r_small / r_large))``, and ``M, S`` code
+    ``r_large / w1`` with 24 bits; the pair with the smallest worst-case error
+    ``128 * (|w_a*M/2**S - r_a| + |w_b*M/2**S - r_b|)`` (output LSBs, ties: the larger ``w1``)
+    wins.  The error against the real-valued add is that plus the final rounding (reported by
+    ``error_lsb``; at most ``128 / 254`` LSB of ``max(r_a, r_b)`` times one plus 2**-23, and
+    a smaller ratio below ``r_large / 254`` counts as ``r_large / 127``).
+
+    Returns
+    -------
+    dict
+        ``mult_a``, ``shift_a``, ``mult_b``, ``shift_b`` (`add_requant`'s keywords), ``w_a``,
+        ``w_b``, ``mult``, ``shift`` (the matmul's weights and its requantization record) and
+        ``error_lsb`` (the worst-case ratio error above, a float).
+
+    Raises
+    ------
+    ValueError
+        A scale that is not a positive finite number, a larger ratio that the 24-bit ``M``
+        with a shift of 1..63 cannot code (from about ``2**30`` up, below about ``2**-40``).
+    """
+    for name, v in (("scale_a", scale_a), ("scale_b", scale_b), ("scale_y", scale_y)):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive finite number, not {v!r}")
+    r_a, r_b = float(scale_a) / float(scale_y), float(scale_b) / float(scale_y)
+    big, small = max(r_a, r_b), min(r_a, r_b)
+    top = 1 << MATMUL_MULT_BITS
+    best = None
+    for w1 in range(127, 0, -1):
+        w2 = max(1, min(w1, round(w1 * small / big)))
+        f, e = math.frexp(big / w1)
+        m, s = round(f * top), MATMUL_MULT_BITS - e
+        if m == top:
+            m, s = top >> 1, s - 1
+        if not 1 <= s <= 63:
+            continue
+        q = m / 2.0**s
+        err = 128 * (abs(w1 * q - big) + abs(w2 * q - small))
+        if best is None or err < best[0]:
+            best = (err, w1, w2, m, s)
+    if best is None:
+        raise ValueError(f"max(scale_a, scale_b) / scale_y must be between 2**-40 and 2**30 "
+                         f"(24-bit mult, shift 1..63), not {big!r}")
+    err, w1, w2, m, s = best
+    w_a, w_b = (w1, w2) if r_a >= r_b else (w2, w1)
+    return {"mult_a": w_a * m, "shift_a": s, "mult_b": w_b * m, "shift_b": s,
+            "w_a": w_a, "w_b": w_b, "mult": m, "shift": s, "error_lsb": float(err)}

@@ -36,7 +36,7 @@ from sparsemac.golden.descriptors import (
     matmul_descriptor,
     maxpool2d_descriptor,
 )
-from sparsemac.golden.eltwise import add_params, add_requant
+from sparsemac.golden.eltwise import add_matmul_params, add_params, add_requant
 from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut
 from sparsemac.golden.ops import conv2d, im2col, matmul
@@ -57,8 +57,9 @@ from sparsemac.golden.tiling import (
     tile_row_split,
 )
 
+from .add_matmul import add_format, add_weights, pair_rows, pairs
 from .network import LayerSpec, Network, NetworkError
-from .placement import MemoryPlan, Region
+from .placement import ALIGN, MemoryPlan, Region
 
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
@@ -113,6 +114,12 @@ class CompiledLayer:
         ``(1, C, H, W)``; an add: its first input ``a`` (``(1, C, H, W)`` or ``(M, N)``).
     x_b, in_scale_b : numpy.ndarray and float, or None
         An add: its second input ``b`` and that input's LSB (``in_scale`` is ``a``'s).
+    as_matmul : LayerSpec or None
+        An add compiled for the hardware (host/add_matmul.py): the matmul that runs it (its
+        ``in_shape`` is ``(R + C, N)``, its ``inputs`` the first input); ``weights``,
+        ``packed``, ``slices``, the records and ``x`` are that matmul's.
+    add_weights : (int, int) or None
+        That add's int8 weights ``(w_a, w_b)`` (`golden.add_matmul_params`).
     expected : numpy.ndarray
         Golden output ``(M, N)``: int8, or the int32 accumulators without requantization
         (a pool: ``(C, OH*OW)`` int8).
@@ -151,6 +158,8 @@ class CompiledLayer:
     chain: int = 0
     x_b: np.ndarray | None = None
     in_scale_b: float | None = None
+    as_matmul: LayerSpec | None = None
+    add_weights: tuple | None = None
 
     def values(self, raw=None) -> np.ndarray:
         """Real values of an output buffer (``raw``, default `expected`): int8 times
@@ -317,17 +326,11 @@ def _fail(spec: LayerSpec, net: Network, field_: str, msg: str):
     raise NetworkError(f"{where}: layers[{spec.index}].{field_} {msg}")
 
 
-#: Why `compile_network` refuses an add with the hardware limits (the generated hardware
-#: reports BAD_OPCODE for opcode 5; the model engine runs it with the architecture's).
-ADD_HARDWARE = ("'add' runs on the model engine only (limits architecture) until the hardware "
-                "builds it (opcode 5 is BAD_OPCODE there)")
-
-
 def _check_config(net: Network, cfg, limits: str = "hardware") -> None:
+    if limits == "hardware":
+        pairs(net)      # the adds' inputs side by side (host/add_matmul.py)
     for spec in net.layers:
         if spec.is_add:
-            if limits == "hardware":
-                _fail(spec, net, "op", ADD_HARDWARE)
             if spec.activation and not cfg.lut_enabled:
                 _fail(spec, net, "activation", f"must be none: this configuration has no LUT "
                       f"engine (lut_enabled: false), not {spec.activation!r}")
@@ -387,9 +390,10 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     times the ``ceil(N / cols) * ceil(K / axi_data_width)`` flag words), ``weight_buf_depth``
     (bus words of the largest per-tile image) and ``out_buf_depth`` (rows of the largest tile
     slice); ``needed`` is the smallest power of two that fits ``entries``.  The rule is
-    `sparsemac.golden.tiling.tile_buffer_minimum`.  An add needs none (no hardware runs it yet).
+    `sparsemac.golden.tiling.tile_buffer_minimum`.  An add: its matmul's (``as_matmul``), none
+    without one (opcode 5, the model engine's).
     """
-    if cl.spec.is_add:
+    if cl.spec.is_add and cl.as_matmul is None:
         return {}
     if cl.spec.is_pool:
         least = {}
@@ -397,8 +401,8 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
             name = TILE_BUFFER_CHECKS[check][0]
             least[name] = max(least.get(name, 0), used)
         return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
-    share = _tile_share(cl.spec, cfg, max((int(pw.image.nbytes) for pw in cl.slices),
-                                          default=0))
+    share = _tile_share(cl.as_matmul or cl.spec, cfg,
+                        max((int(pw.image.nbytes) for pw in cl.slices), default=0))
     least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
@@ -424,10 +428,16 @@ def layer_buffer_shortfall(spec: LayerSpec, cfg, *,
     """The first tile-buffer limit of ``cfg`` the layer exceeds, or None when it fits
     (`sparsemac.golden.tiling.tile_buffer_shortfall` on its largest tile slice, the same rule
     as `tile_buffer_needs`).  Before compiling, the weights are estimated as dense
-    (``weight_bytes`` of the largest slice overrides that).  An add: None (no hardware runs
-    it yet)."""
+    (``weight_bytes`` of the largest slice overrides that).  An add: the matmul over its two
+    inputs (host/add_matmul.py) in the format `add_format` takes."""
     if spec.is_add:
-        return None
+        c, n = spec.out, math.prod(spec.out_shape[1:])
+        w2 = add_weights(c, pair_rows(c, n, ALIGN), 1, 1)
+        fmt, nm = add_format(w2, cfg)
+        mm = replace(spec, op="matmul", in_shape=w2.shape[1:] + (n,), out_shape=(c, n))
+        big = max(int(pw.image.nbytes) for pw in split_weights(
+            w2, fmt, cfg, nm=hardware_nm(nm or (2, 4))))
+        return tile_buffer_shortfall(cfg, **_tile_share(mm, cfg, big))
     if spec.is_pool:
         return pool_buffer_shortfall(cfg, **_pool_geometry(spec))
     return tile_buffer_shortfall(cfg, **_tile_share(spec, cfg, weight_bytes))
@@ -626,14 +636,17 @@ def _pool_layer(spec: LayerSpec, curs: list, s_x: float) -> tuple[CompiledLayer,
                          requant_scale=None), ys
 
 
-def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b: float
-               ) -> tuple[CompiledLayer, list]:
+def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b: float,
+               hardware: bool = False) -> tuple[CompiledLayer, list]:
     """A residual add of the int8 inputs ``curs_a`` and ``curs_b`` (one flat array per image of
     a batch) at scales ``s_a`` and ``s_b`` (docs/spec.md section 2.4).  The output scale is
     ``requant_scale`` or calibrated as a layer's requantization (step 5: the largest real sum
     ``|a * s_a + b * s_b|`` over every input / 127); ``golden.add_params`` codes the two
     ratios, bias 0; the table as other layers' (step 6).  ``bias``, ``mult``, ``shift`` hold the
-    two records ``(0, mult_a, shift_a)``, ``(0, mult_b, shift_b)``."""
+    two records ``(0, mult_a, shift_a)``, ``(0, mult_b, shift_b)``.
+
+    ``hardware``: the ratios of `golden.add_matmul_params` and the matmul that computes them
+    (`_add_matmul`, host/add_matmul.py): ``as_matmul`` is set, the records are the matmul's."""
     shape = (1, *spec.in_shape) if len(spec.in_shape) == 3 else spec.in_shape
     xa = [c.reshape(shape) for c in curs_a]
     xb = [c.reshape(shape) for c in curs_b]
@@ -644,7 +657,7 @@ def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b
             initial=0.0)) for a, b in zip(xa, xb, strict=True))
         s_y = top / 127 if top > 0 else max(s_a, s_b)
     try:
-        p = add_params(s_a, s_b, s_y)
+        p = (add_matmul_params if hardware else add_params)(s_a, s_b, s_y)
     except ValueError as exc:
         raise NetworkError(f"layers[{spec.index}].requant_scale must keep the input scales "
                            f"below 2**30 output LSBs ({exc}), not {s_y!r}") from None
@@ -652,7 +665,10 @@ def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b
     if spec.activation:
         s_out = spec.out_scale or _out_scale(spec.activation, s_y)
         lut = build_lut(spec.activation, s_y, s_out)
-    ys = [add_requant(a, b, **p, lut=lut).reshape(spec.out, -1) for a, b in zip(xa, xb)]
+    kw = {k: p[k] for k in ("mult_a", "shift_a", "mult_b", "shift_b")}
+    ys = [add_requant(a, b, **kw, lut=lut).reshape(spec.out, -1) for a, b in zip(xa, xb)]
+    if hardware:
+        return _add_matmul(spec, cfg, p, xa[0], xb[0], ys[0], lut, s_a, s_b, s_y, s_out), ys
     return CompiledLayer(spec=spec, descriptor=Descriptor(),
                          weights=np.zeros(0, dtype=np.int8), packed=None, slices=[],
                          bias=np.zeros(2, dtype=np.int64),
@@ -663,13 +679,48 @@ def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b
                          x_b=xb[0], in_scale_b=s_b), ys
 
 
-def _compile_layer(spec: LayerSpec, cfg, tensors: dict, rng, quant: str
-                   ) -> tuple[CompiledLayer, list]:
+def _add_matmul(spec: LayerSpec, cfg, p: dict, a, b, y, lut, s_a: float, s_b: float,
+                s_y: float, s_out: float) -> CompiledLayer:
+    """The compiled add that runs as a matmul (host/add_matmul.py): ``W[C, R + C] @
+    X[R + C, N]`` over its inputs side by side, the first written at the top (``R`` =
+    `pair_rows`), one record ``(0, mult, shift)`` per row; ``as_matmul`` is that matmul's spec
+    (the descriptor, buffers and report follow it), ``x`` its input (zeros between the two)."""
+    c, n = spec.out, math.prod(spec.out_shape[1:])
+    rows = pair_rows(c, n, ALIGN)
+    sa, sb = spec.sources
+    first, second = (a, b) if sa < sb else (b, a)
+    w_first, w_second = (p["w_a"], p["w_b"]) if sa < sb else (p["w_b"], p["w_a"])
+    w2 = add_weights(c, rows, w_first, w_second)
+    x = np.zeros((rows + c, n), dtype=np.int8)
+    x[:c], x[rows:] = first.reshape(c, n), second.reshape(c, n)
+    fmt, nm = add_format(w2, cfg)
+    mm = replace(spec, op="matmul", in_shape=(rows + c, n), out_shape=(c, n), fmt=fmt,
+                 nm=nm, prune="none", weights=w2, bias=False, requant=True,
+                 inputs=(min(sa, sb),))
+    hnm = hardware_nm(nm or (2, 4))
+    packed = pack_weights(w2, fmt, group_size=cfg.group_size, block_size=cfg.block_size,
+                          nm=hnm)
+    st = layer_stats(packed, x, fmt, cfg, bias=True, requant=True, lut=lut is not None,
+                     act_bytes=int(x.size))
+    return CompiledLayer(spec=spec, descriptor=Descriptor(), weights=w2, packed=packed,
+                         slices=split_weights(w2, fmt, cfg, nm=hnm),
+                         bias=np.zeros(c, dtype=np.int64),
+                         mult=np.full(c, p["mult"], dtype=np.int64),
+                         shift=np.full(c, p["shift"], dtype=np.int64),
+                         lut=lut, x=x, expected=y, in_scale=s_a, out_scale=s_out,
+                         weight_scale=np.ones(c), stats=st, requant_scale=s_y,
+                         x_b=b, in_scale_b=s_b, as_matmul=mm,
+                         add_weights=(int(p["w_a"]), int(p["w_b"])))
+
+
+def _compile_layer(spec: LayerSpec, cfg, tensors: dict, rng, quant: str,
+                   limits: str = "architecture") -> tuple[CompiledLayer, list]:
     """`_layer` or `_add_layer` of ``spec`` on the tensors it reads: ``tensors[j]`` is
-    ``(inputs, scale)`` of layer ``j``'s output (``-1``: the network input)."""
+    ``(inputs, scale)`` of layer ``j``'s output (``-1``: the network input); ``limits``
+    ``hardware`` compiles an add as a matmul."""
     if spec.is_add:
         (ca, sa), (cb, sb) = (tensors[j] for j in spec.sources)
-        return _add_layer(spec, cfg, ca, sa, cb, sb)
+        return _add_layer(spec, cfg, ca, sa, cb, sb, hardware=limits == "hardware")
     curs, s_x = tensors[spec.sources[0]]
     return _layer(spec, cfg, curs, s_x, rng, quant)
 
@@ -811,7 +862,7 @@ def calibrate(net: Network, cfg, calib=None, *, seed: int | None = None,
     tensors = {-1: (curs, s_x)}
     for spec, orig in zip(run.layers, net.layers, strict=True):
         cl, ys = _compile_layer(spec, cfg, tensors, np.random.default_rng([s, spec.index + 1]),
-                                "calibrate")
+                                "calibrate", limits)
         specs.append(_frozen(orig, cl))
         tensors[spec.index] = [y.ravel().astype(np.int8) for y in ys], cl.out_scale
     return replace(net, layers=tuple(specs), input_scale=s_x0)
@@ -915,7 +966,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         tensors, layers = {-1: ([x0.ravel()], s_x)}, []
         for spec in n.layers:
             cl, _ = _compile_layer(spec, cfg, tensors,
-                                   np.random.default_rng([*key, spec.index + 1]), quant)
+                                   np.random.default_rng([*key, spec.index + 1]), quant, limits)
             choice = split if isinstance(split, str) else next(per_layer)
             if spec.has_weights and _use_col_split(cl, cfg, choice):
                 cl.slices = [cl.packed]
@@ -929,14 +980,35 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     blobs: list[tuple[int, bytes]] = []
     outs: list[tuple[int, int]] = []
     shared: dict[int, tuple] = {}   # id(spec) -> (bytes, offsets) of a fixed layer's parameters
-    for prefix, x0, layers, _ in chains:
+    for (prefix, x0, layers, _), n in zip(chains, nets, strict=True):
         # where each tensor lives (-1: the input); no buffer is ever reused, so every output
-        # stays in place until the table ends, past its last reader
-        offs = {-1: plan.alloc(f"{prefix}input", x0.size)}
+        # stays in place until the table ends, past its last reader.  The two inputs of an add
+        # compiled as a matmul sit side by side: the first one's buffer reserves the rows up to
+        # the second's (host/add_matmul.py)
+        after, at = pairs(n) if limits == "hardware" else ({}, {})
+        offs: dict[int, int] = {}
+
+        def out_alloc(idx: int, name: str, size: int, _after=after, _at=at, _offs=offs,
+                      _layers=layers) -> int:
+            if idx in _at:      # the second input of an add: R rows after the first
+                mm = _layers[_after[_at[idx]]].as_matmul
+                off = _offs[_at[idx]] + (mm.in_shape[0] - mm.out) * mm.in_shape[1]
+                plan.place(name, off, size)
+            else:
+                off = plan.alloc(name, size)
+            if idx in _after:   # the first input: reserve up to the end of the second
+                mm = _layers[_after[idx]].as_matmul
+                plan.reserve(off + mm.in_shape[0] * mm.in_shape[1] - plan.end)
+            _offs[idx] = off
+            return off
+
+        out_alloc(-1, f"{prefix}input", x0.size)
         blobs.append((offs[-1], x0.astype(np.int8).tobytes()))
         for cl in layers:
             s = cl.spec
             name = f"{prefix}{s.name}"
+            if cl.as_matmul is not None:    # an add as the matmul over both inputs
+                s = cl.as_matmul
             acts = offs[s.sources[0]]
             regs = {"acts": Region(f"{name}.acts", acts, int(cl.x.size))}
             if s.is_add:        # a at acts, b at weights, two records, the table
@@ -953,7 +1025,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                     flags |= Flags.LUT
                 if irq_last and cl is every[-1]:
                     flags |= Flags.IRQ
-                oo = plan.alloc(f"{name}.out", cl.expected.size)
+                oo = out_alloc(s.index, f"{name}.out", cl.expected.size)
                 outs.append((oo, cl.expected.size))
                 c, h, w = s.in_shape if len(s.in_shape) == 3 else (s.in_shape[0], 1,
                                                                     s.in_shape[1])
@@ -966,7 +1038,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                 offs[s.index] = oo
                 continue
             if s.is_pool:       # no weights, records or table: input and output only
-                oo = plan.alloc(f"{name}.out", cl.expected.size)
+                oo = out_alloc(s.index, f"{name}.out", cl.expected.size)
                 outs.append((oo, cl.expected.size))
                 flags = Flags.IRQ if irq_last and cl is every[-1] else Flags(0)
                 cl.descriptor = _pool_descriptor(s, acts=acts, out=oo, flags=flags)
@@ -1001,7 +1073,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             if irq_last and cl is every[-1]:
                 flags |= Flags.IRQ
             size = cl.expected.size * (1 if s.requant else 4)
-            oo = plan.alloc(f"{name}.out", size)
+            oo = out_alloc(s.index, f"{name}.out", size)
             outs.append((oo, size))
             common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo,
                           flags=flags, group_size=cfg.group_size, block_size=cfg.block_size,

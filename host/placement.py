@@ -62,6 +62,33 @@ class MemoryPlan:
         return off
 
     @property
+    def end(self) -> int:
+        """The first byte past everything placed or reserved so far."""
+        return self._pos
+
+    def reserve(self, size: int) -> int:
+        """Keep the next ``size`` bytes (unaligned, right after the last buffer) free for
+        `place`; returns their offset.  ``size <= 0`` reserves nothing."""
+        off = self._pos
+        self._pos += max(0, int(size))
+        return off
+
+    def place(self, name: str, offset: int, size: int) -> int:
+        """Place ``size`` bytes called ``name`` at ``offset`` inside reserved space: aligned,
+        before `end`, overlapping no other buffer."""
+        if size < 1:
+            raise ValueError(f"size of {name!r} must be a positive int, not {size!r}")
+        if any(r.name == name for r in self.regions):
+            raise ValueError(f"region name must be unique, not {name!r} again")
+        new = Region(name, int(offset), int(size))
+        if offset % self.align or offset < 0 or new.end > self._pos or any(
+                r.offset < new.end and new.offset < r.end for r in self.regions):
+            raise ValueError(f"{name!r} at [{offset:#x}, {new.end:#x}) must be aligned to "
+                             f"{self.align} inside reserved space (end {self._pos:#x})")
+        self.regions.append(new)
+        return new.offset
+
+    @property
     def window_bytes(self) -> int:
         """Bytes of the window: the end of the last buffer rounded up to a 4 KiB page."""
         return max(PAGE, -(-self._pos // PAGE) * PAGE)

@@ -293,7 +293,7 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
 
     cycle_model = CYCLE_SOURCE + (f"; pools: {POOL_CYCLE_SOURCE}" if any(
         sp.is_pool for sp in net.layers) else "") + (f"; {ADD_CYCLE_SOURCE}" if any(
-            sp.is_add for sp in net.layers) else "")
+            cl.spec.is_add and cl.as_matmul is None for cl in first_cn.layers) else "")
 
     rep = {
         "network": net.name, "engine": engine_name, "config": cfg.name,
@@ -376,6 +376,23 @@ def _add_entry(cl, names) -> dict:
     from .network import NETWORK_INPUT
 
     s, d = cl.spec, cl.descriptor
+    if cl.as_matmul is not None:    # the matmul over both inputs side by side (docs/host.md)
+        mm = cl.as_matmul
+        return {
+            "index": s.index, "name": s.name, "op": s.op, "as": "matmul", "format": mm.fmt,
+            **({"nm": f"{d.param_a}:{d.param_b}"} if mm.fmt == "nm" else {}),
+            "inputs": [NETWORK_INPUT if j < 0 else names[j] for j in s.sources],
+            "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
+            "m": d.m, "k": d.k, "n": d.n,
+            "tile_split": "cols" if d.col_split else "rows", "col_split": d.col_split,
+            "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
+            "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
+            "out_offset": d.out, "mismatches": 0, "in_scale": float(cl.in_scale),
+            "in_scale_b": float(cl.in_scale_b), "weight_scale": None,
+            "requant_scale": float(cl.requant_scale), "out_scale": float(cl.out_scale),
+            "add_weights": list(cl.add_weights), "mult": int(cl.mult[0]),
+            "shift": int(cl.shift[0]),
+        }
     return {
         "index": s.index, "name": s.name, "op": s.op, "format": None,
         "inputs": [NETWORK_INPUT if j < 0 else names[j] for j in s.sources],
