@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Train, prune, export and quantize three small sparse networks on scikit-learn's digits.
+"""Train, prune, export and quantize five small sparse networks on scikit-learn's digits.
 
     .venv/bin/python examples/digits/train.py          # regenerates every file of examples/digits
+    .venv/bin/python examples/digits/train.py --models cnn_res cnn_dw   # those models' files
+                                                       # (and the JSON / README of all)
 
 Only NumPy, scikit-learn (its bundled ``load_digits``: no download), onnx and onnxruntime are
 used; training runs on one core in plain NumPy (hand-written forward and backward passes).
 
-Three models, in the weight formats of the accelerator (README.md next to this file):
+Five models, in the weight formats of the accelerator (README.md next to this file):
 
 - ``mlp``: Gemm 64->64, ReLU, Gemm 64->32, ReLU, Gemm 32->10 on the 64 pixels / 16;
 - ``cnn``: Conv 1->8 3x3 pad 1, ReLU, Conv 8->16 3x3 stride 2 pad 1, ReLU, Flatten,
@@ -15,7 +17,17 @@ Three models, in the weight formats of the accelerator (README.md next to this f
   Conv 8->32 3x3 pad 1, ReLU, GlobalAveragePool, Flatten, Gemm 32->10 (docs/spec.md section
   2.3); its QDQ model keeps each pool's input scale at its output (`pool_scale_overrides`, a
   second ``quantize_static`` pass), and its int8 accuracy on sparsemac's model engine is
-  measured too (``sparsemac_accuracy``).
+  measured too (``sparsemac_accuracy``);
+- ``cnn_res`` (dense, nm24): Conv 1->16 3x3 pad 1, ReLU, MaxPool 2x2, a residual block
+  [Conv 16->16 3x3 pad 1, ReLU, Conv 16->16 3x3 pad 1] + the MaxPool output, Add, ReLU,
+  GlobalAveragePool, Flatten, Gemm 16->10 (docs/spec.md section 2.4: sparsemac's ``add`` layer
+  with the Relu as its activation; run with ``SPARSEMAC_LIMITS``);
+- ``cnn_dw`` (dense, nm24): Conv 1->8 3x3 pad 1, ReLU, depthwise Conv 3x3 pad 1 (group 8),
+  ReLU, pointwise Conv 8->16 1x1, ReLU, MaxPool 2x2, depthwise Conv 3x3 pad 1 (group 16), ReLU,
+  pointwise Conv 16->32 1x1, ReLU, GlobalAveragePool, Flatten, Gemm 32->10 (a depthwise Conv
+  is compiled as the block-diagonal conv2d; it stays dense in nm24, ``KEEP_DENSE``).
+
+The last three are measured on sparsemac's model engine too (``SPARSEMAC_MODELS``).
 
 Formats: ``dense``; ``nm24`` (2:4 along K); ``nm18`` (1:8 along K); ``block50`` (8x8 blocks, 50 %
 of the elements kept); ``bitmap75`` (unstructured, 75 % zeros).  Masks come from the project's
@@ -99,18 +111,48 @@ MODELS = {
                  ("conv2", "conv", (32, 8, 3, 3), 1, 1),
                  ("gap", "gap", None, None, None),
                  ("fc", "gemm", (10, 32), None, None)],
+    # a residual block on the pool's output: the "add" row names its skip source in the
+    # weight-shape column; the Conv before an Add has no ReLU, the Add has one
+    "cnn_res": [("conv1", "conv", (16, 1, 3, 3), 1, 1),
+                ("pool1", "maxpool", (2, 2), 2, 0),
+                ("conv2a", "conv", (16, 16, 3, 3), 1, 1),
+                ("conv2b", "conv", (16, 16, 3, 3), 1, 1),
+                ("add", "add", "pool1", None, None),
+                ("gap", "gap", None, None, None),
+                ("fc", "gemm", (10, 16), None, None)],
+    # MobileNet-style: depthwise ("dwconv", group = channels, weights [C, 1, KH, KW]) and
+    # pointwise (1x1) convolutions
+    "cnn_dw": [("conv1", "conv", (8, 1, 3, 3), 1, 1),
+               ("dw1", "dwconv", (8, 1, 3, 3), 1, 1),
+               ("pw1", "conv", (16, 8, 1, 1), 1, 0),
+               ("pool1", "maxpool", (2, 2), 2, 0),
+               ("dw2", "dwconv", (16, 1, 3, 3), 1, 1),
+               ("pw2", "conv", (32, 16, 1, 1), 1, 0),
+               ("gap", "gap", None, None, None),
+               ("fc", "gemm", (10, 32), None, None)],
 }
 #: Weight formats of each model (default: every one of `FORMATS`).
-MODEL_FORMATS = {"cnn_pool": ("dense", "nm24")}
+MODEL_FORMATS = {"cnn_pool": ("dense", "nm24"), "cnn_res": ("dense", "nm24"),
+                 "cnn_dw": ("dense", "nm24")}
+#: The models whose int8 accuracy is also measured on sparsemac's model engine.
+SPARSEMAC_MODELS = ("cnn_pool", "cnn_res", "cnn_dw")
+#: ``limits`` of sparsemac's compiler and model engine per model (`sparsemac.host.run.run`).
+#: cnn_res: the residual add (descriptor opcode 5) is refused by the hardware limits until it is
+#: lowered to the hardware; flip this to "hardware" then (and rerun train.py: same numbers).
+SPARSEMAC_LIMITS = {"cnn_res": "architecture"}
 
 
 def formats_of(kind: str) -> tuple[str, ...]:
     return MODEL_FORMATS.get(kind, tuple(FORMATS))
 
 
+WEIGHT_OPS = ("conv", "dwconv", "gemm")
+
+
 def weight_layers(kind: str) -> list:
-    """The layers of ``kind`` with weights (Conv, Gemm): the pools have none."""
-    return [L for L in MODELS[kind] if L[1] in ("conv", "gemm")]
+    """The layers of ``kind`` with weights (Conv, depthwise Conv, Gemm): the pools and the
+    residual add have none."""
+    return [L for L in MODELS[kind] if L[1] in WEIGHT_OPS]
 
 _CLASSIFIER = {
     "nm18": "classifier: 1:8 along K leaves each class logit 1/8 of its inputs, which costs "
@@ -119,6 +161,9 @@ _CLASSIFIER = {
                "golden block prune ranks blocks by squared L2 norm, so the 2x8 edge blocks rank "
                "below the 8x8 blocks and the rows of classes 8 and 9 are pruned to all zeros",
 }
+_DEPTHWISE = ("depthwise: sparsemac compiles it as the block-diagonal conv2d [C, C*KH*KW] "
+              "(density 1/C) whose zeros its bitmap format skips; 2:4 of the 9 taps of a "
+              "filter (groups 4 + 4 + 1 along K) would keep 5 of the 9")
 #: Layers kept dense: (model, layer) -> {format: reason}.  Every decision is re-measured on each
 #: run: the variant is also fine-tuned with that layer pruned too, and both accuracies are
 #: printed and written to accuracy_train.json ("kept_dense_trials") and README.md.
@@ -132,6 +177,8 @@ KEEP_DENSE = {
     },
     ("mlp", "fc3"): dict(_CLASSIFIER),
     ("cnn", "fc"): dict(_CLASSIFIER),
+    ("cnn_dw", "dw1"): {"nm24": _DEPTHWISE},
+    ("cnn_dw", "dw2"): {"nm24": _DEPTHWISE},
 }
 
 
@@ -141,8 +188,10 @@ def kept_dense(kind: str, name: str, fmt: str) -> str | None:
 
 
 #: Training schedule: (epochs, Adam learning rate) of the dense run and of each fine-tuning.
-TRAIN = {"mlp": (60, 2e-3), "cnn": (40, 3e-3), "cnn_pool": (40, 3e-3)}
-FINETUNE = {"mlp": (30, 1e-3), "cnn": (30, 1e-3), "cnn_pool": (30, 1e-3)}
+TRAIN = {"mlp": (60, 2e-3), "cnn": (40, 3e-3), "cnn_pool": (40, 3e-3), "cnn_res": (40, 3e-3),
+         "cnn_dw": (40, 3e-3)}
+FINETUNE = {"mlp": (30, 1e-3), "cnn": (30, 1e-3), "cnn_pool": (30, 1e-3),
+            "cnn_res": (30, 1e-3), "cnn_dw": (30, 1e-3)}
 BATCH = 32
 WEIGHT_DECAY = 1e-4
 
@@ -210,8 +259,18 @@ def _conv_cols_back(dcols, xshape, stride, pad):
 
 def _relu_after(spec, i: int) -> bool:
     """A ReLU follows every Conv / Gemm but the last layer (none after a pool: its input is
-    already non-negative)."""
-    return spec[i][1] in ("conv", "gemm") and i < len(spec) - 1
+    already non-negative) and but a Conv right before a residual Add; one follows the Add."""
+    if spec[i][1] == "add":
+        return True
+    if i + 1 < len(spec) and spec[i + 1][1] == "add":
+        return False
+    return spec[i][1] in WEIGHT_OPS and i < len(spec) - 1
+
+
+def _dwconv(cols, W):
+    """Depthwise conv of patches ``cols`` [N, OH, OW, C, KH, KW] with ``W`` [C, 1, KH, KW] ->
+    [N, C, OH, OW] (no bias)."""
+    return np.einsum("nhwcrs,crs->nchw", cols, W[:, 0], optimize=True)
 
 
 class Net:
@@ -240,6 +299,7 @@ class Net:
     def forward(self, x, keep=False):
         h = x.reshape(len(x), -1) if self.kind == "mlp" else x
         cache = []
+        outs = {}           # layer name -> its output (the skip source of a residual add)
         for i, (name, op, shape, stride, pad) in enumerate(self.spec):
             if op == "maxpool":     # k x k, stride k (the only max pool here)
                 n, c, hh, ww = h.shape
@@ -247,18 +307,27 @@ class Net:
                 win = h.reshape(n, c, hh // k, k, ww // k, k)
                 out = win.max(axis=(3, 5))
                 cache.append((h.shape, win, out))
-                h = out
+                h = outs[name] = out
                 continue
             if op == "gap":
                 out = h.mean(axis=(2, 3), keepdims=True)
                 cache.append((h.shape, None, out))
-                h = out
+                h = outs[name] = out
+                continue
+            if op == "add":         # h + the output of layer `shape`, then ReLU
+                out = np.maximum(h + outs[shape], 0.0)
+                cache.append((h.shape, None, out))
+                h = outs[name] = out
                 continue
             W, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
             if op == "gemm":
                 h_in = h.reshape(len(h), -1)  # Flatten (a no-op for the MLP)
                 out = h_in @ W.T + b
                 cache.append((h.shape, h_in))
+            elif op == "dwconv":
+                cols, _ = _conv_cols(h, shape[2], shape[3], stride, pad)
+                out = _dwconv(cols, W) + b[:, None, None]
+                cache.append((h.shape, cols))
             else:
                 cols, (oh, ow) = _conv_cols(h, shape[2], shape[3], stride, pad)
                 out2 = cols.reshape(-1, W[0].size) @ W.reshape(shape[0], -1).T + b
@@ -267,7 +336,7 @@ class Net:
             if _relu_after(self.spec, i):
                 out = np.maximum(out, 0.0)
             cache[-1] += (out,)
-            h = out
+            h = outs[name] = out
         return (h, cache) if keep else h
 
     def loss_grads(self, x, y):
@@ -280,9 +349,16 @@ class Net:
         d[np.arange(len(y)), y] -= 1.0
         d /= len(y)
         grads = {}
+        skip = {}           # layer name -> the gradient a residual add sends to its output
         for i in reversed(range(len(self.spec))):
             name, op, shape, stride, pad = self.spec[i]
             in_shape, saved, out = cache[i]
+            if name in skip:
+                d = d + skip.pop(name)
+            if op == "add":         # through the ReLU, then to both summands
+                d = d * (out > 0)
+                skip[shape] = d
+                continue
             if op == "maxpool":     # to the first maximum of each window
                 n, c, oh, k, ow, _ = saved.shape
                 flat = saved.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, k * k)
@@ -302,6 +378,13 @@ class Net:
                 grads[f"{name}.weight"] = d.T @ saved
                 grads[f"{name}.bias"] = d.sum(axis=0)
                 d = (d @ W).reshape(in_shape)
+            elif op == "dwconv":
+                grads[f"{name}.weight"] = np.einsum("nchw,nhwcrs->crs", d, saved,
+                                                    optimize=True)[:, None]
+                grads[f"{name}.bias"] = d.sum(axis=(0, 2, 3))
+                if i > 0:
+                    dcols = np.einsum("nchw,crs->nhwcrs", d, W[:, 0], optimize=True)
+                    d = _conv_cols_back(dcols, in_shape, stride, pad)
             else:
                 d2 = d.transpose(0, 2, 3, 1).reshape(-1, shape[0])
                 cols2 = saved.reshape(-1, W[0].size)
@@ -387,21 +470,28 @@ def prune_finetune(base: Net, fmt: str, layers, data, seed, tag, verbose=True) -
 
 
 def export_onnx(net: Net, path: Path):
-    """Float32 ONNX model: Gemm(transB=1) / Conv / Relu / MaxPool / GlobalAveragePool /
-    Flatten, opset 17, input "input"."""
+    """Float32 ONNX model: Gemm(transB=1) / Conv (depthwise: group = channels) / Relu /
+    MaxPool / GlobalAveragePool / Add (residual) / Flatten, opset 17, input "input"."""
     inits, nodes = [], []
     if net.kind == "mlp":
         in_shape = ["N", 64]
     else:
         in_shape = ["N", 1, 8, 8]
     x = "input"
+    outs = {}       # layer name -> its output tensor (after its ReLU)
     for i, (name, op, shape, stride, pad) in enumerate(net.spec):
+        if op == "add":
+            nodes.append(helper.make_node("Add", [x, outs[shape]], [f"{name}_out"], name=name))
+            nodes.append(helper.make_node("Relu", [f"{name}_out"], [f"{name}_relu"],
+                                          name=f"{name}_relu"))
+            x = outs[name] = f"{name}_relu"
+            continue
         if op in ("maxpool", "gap"):
             nodes.append(helper.make_node("MaxPool", [x], [f"{name}_out"], name=name,
                                           kernel_shape=list(shape), strides=[stride] * 2)
                          if op == "maxpool" else
                          helper.make_node("GlobalAveragePool", [x], [f"{name}_out"], name=name))
-            x = f"{name}_out"
+            x = outs[name] = f"{name}_out"
             continue
         wname, bname = f"{name}.weight", f"{name}.bias"
         inits.append(numpy_helper.from_array(net.params[wname].astype(np.float32), wname))
@@ -416,13 +506,15 @@ def export_onnx(net: Net, path: Path):
             nodes.append(helper.make_node("Gemm", [x, wname, bname], [out], name=name,
                                           transB=1))
         else:
+            group = {"group": shape[0]} if op == "dwconv" else {}
             nodes.append(helper.make_node("Conv", [x, wname, bname], [out], name=name,
                                           kernel_shape=list(shape[2:]), strides=[stride] * 2,
-                                          pads=[pad] * 4))
+                                          pads=[pad] * 4, **group))
         x = out
         if _relu_after(net.spec, i):
             nodes.append(helper.make_node("Relu", [x], [f"{name}_relu"], name=f"{name}_relu"))
             x = f"{name}_relu"
+        outs[name] = x
     graph = helper.make_graph(
         nodes, f"digits_{net.kind}",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
@@ -511,13 +603,17 @@ def sparsemac_accuracy(int8_path: Path, kind: str, images, labels) -> dict:
 
     cfg = AcceleratorConfig.preset("default")
     x = model_input(kind, images)
-    # outputs only: no cycle model (cycles=False), no per-layer split choice by it (rows; the
-    # outputs are the same bytes either way)
+    # outputs only: no cycle model (cycles=False), no per-layer split choice by it (auto);
+    # cols: column groups where they fit a tile, else rows (rows alone does not fit cnn_dw's
+    # dw1, K x N = 72 x 64, into a tile's activation buffer); the outputs are the same bytes
+    # for any split
+    limits = SPARSEMAC_LIMITS.get(kind, "hardware")
     rr = run(load_onnx(int8_path, cfg=cfg).with_input(x), cfg, labels=labels,
-             engine=partial(model_job, cycles=False), tile_split="rows")
+             engine=partial(model_job, cycles=False), tile_split="cols", limits=limits)
     ref = ort_session(int8_path).run(["logits"], {"input": x})[0]
     agree = compare(rr.values, ref, rr.report["output_scale"])
-    return {"accuracy": round(100.0 * rr.report["accuracy"], 4),
+    extra = {} if limits == "hardware" else {"limits": limits}
+    return {"accuracy": round(100.0 * rr.report["accuracy"], 4), **extra,
             "status": rr.report["status"], "mismatches": rr.report["mismatches"],
             "max_lsb_vs_onnxruntime": agree["max_lsb"],
             "over_1_lsb_vs_onnxruntime": agree["over_1_lsb"],
@@ -571,7 +667,11 @@ def run_model(kind, data, out_dir: Path) -> dict:
     if len(weight_layers(kind)) < len(MODELS[kind]):
         result["pools"] = [{"name": n, "op": op, "kernel": None if s is None else list(s),
                             "stride": st} for n, op, s, st, _ in MODELS[kind]
-                           if op not in ("conv", "gemm")]
+                           if op in ("maxpool", "gap")]
+    adds = [{"name": n, "inputs": [MODELS[kind][i - 1][0], s], "activation": "relu"}
+            for i, (n, op, s, _, _) in enumerate(MODELS[kind]) if op == "add"]
+    if adds:
+        result["adds"] = adds
     for fmt in formats_of(kind):
         fidx = list(FORMATS).index(fmt)
         t1 = time.perf_counter()
@@ -633,7 +733,7 @@ def run_model(kind, data, out_dir: Path) -> dict:
             "qdq_ops": op_list(qmodel),
             "files": [float_path.name, int8_path.name],
         }
-        if "pools" in result:       # the pools on sparsemac's model engine
+        if kind in SPARSEMAC_MODELS:    # the pools and adds on sparsemac's model engine
             t2 = time.perf_counter()
             sm = sparsemac_accuracy(int8_path, kind, xte, yte)
             result["variants"][fmt].update(tensor_quant_overrides=overrides,
@@ -694,7 +794,12 @@ def write_readme(out_dir: Path, res: dict):
                                   f"fine-tuned with the layer dense / pruned too): {trials}.",
                                   100, initial_indent="  ", subsequent_indent="  "))
     kept = "\n".join(kept)
+    limits_text = textwrap.fill(" ".join(
+        f"`{kind}` runs with `limits=\"{lim}\"` (`--limits {lim}`): its residual add (descriptor "
+        f"opcode 5) is not lowered to the hardware yet, so the hardware limits refuse it "
+        f"(`SPARSEMAC_LIMITS` in `train.py`)." for kind, lim in SPARSEMAC_LIMITS.items()), 100)
     n_train, n_test = res["dataset"]["n_train"], res["dataset"]["n_test"]
+    cr = dict((n, s) for n, _, s, _, _ in MODELS["cnn_res"])["conv1"][0]
     models_table = "\n".join([
         "| model | input | layers (ReLU between layers, none after the last) |",
         "|---|---|---|",
@@ -702,13 +807,21 @@ def write_readme(out_dir: Path, res: dict):
         "| cnn | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->8 3x3 pad 1, "
         "Conv 8->16 3x3 stride 2 pad 1, Flatten, Gemm 256->10 |",
         "| cnn_pool | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->8 3x3 pad 1, "
-        "MaxPool 2x2, Conv 8->32 3x3 pad 1, GlobalAveragePool, Flatten, Gemm 32->10 |"])
+        "MaxPool 2x2, Conv 8->32 3x3 pad 1, GlobalAveragePool, Flatten, Gemm 32->10 |",
+        f"| cnn_res | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->{cr} 3x3 pad 1, "
+        f"MaxPool 2x2, residual block: Conv {cr}->{cr} 3x3 pad 1, Conv {cr}->{cr} 3x3 pad 1 "
+        f"(no ReLU), Add of the MaxPool output, ReLU; GlobalAveragePool, Flatten, "
+        f"Gemm {cr}->10 |",
+        "| cnn_dw | `input` float32 [N, 1, 8, 8] (pixels / 16) | Conv 1->8 3x3 pad 1, "
+        "depthwise Conv 3x3 pad 1 (group 8), pointwise Conv 8->16 1x1, MaxPool 2x2, depthwise "
+        "Conv 3x3 pad 1 (group 16), pointwise Conv 16->32 1x1, GlobalAveragePool, Flatten, "
+        "Gemm 32->10 |"])
     files_table = "\n".join([
         "| file | content |",
         "|---|---|",
         f"| `{{mlp,cnn}}_{{{','.join(FORMATS)}}}.onnx`, "
-        f"`cnn_pool_{{{','.join(formats_of('cnn_pool'))}}}.onnx` | float32 model (pruned zeros "
-        "are exact zeros) |",
+        f"`{{cnn_pool,cnn_res,cnn_dw}}_{{{','.join(formats_of('cnn_pool'))}}}.onnx` | float32 "
+        "model (pruned zeros are exact zeros) |",
         "| `<model>_<format>_int8.onnx` | QDQ int8 model of the same weights "
         "(`quantize_static`) |",
         f"| `test.npz` | `images` float32 [{n_test}, 1, 8, 8] (pixels / 16), `labels` int64 "
@@ -717,16 +830,18 @@ def write_readme(out_dir: Path, res: dict):
         "images, drawn from the training split |",
         "| `accuracy_train.json` | every number measured by `train.py` (accuracy, densities, "
         "op lists, settings) |"])
-    text = f"""# digits: three small sparse int8 networks (scikit-learn digits)
+    text = f"""# digits: five small sparse int8 networks (scikit-learn digits)
 
-Real, small example networks for the accelerator: an MLP and two CNNs (one with pooling)
-trained on scikit-learn's
-bundled `load_digits` (8x8 grey images, 10 classes; no download), pruned to each weight format
-of the accelerator with the project's own `sparsemac.golden.prune`, fine-tuned with the mask
-fixed, exported to ONNX and quantized to int8 QDQ models with onnxruntime.
+Real, small example networks for the accelerator: an MLP and four CNNs (a plain one, one with
+pooling, one with a residual block and one MobileNet-style depthwise / pointwise stack) trained
+on scikit-learn's bundled `load_digits` (8x8 grey images, 10 classes; no download), pruned to
+each weight format of the accelerator with the project's own `sparsemac.golden.prune`,
+fine-tuned with the mask fixed, exported to ONNX and quantized to int8 QDQ models with
+onnxruntime.
 
 Everything in this folder is written by `train.py` (NumPy only for training, one core,
-fixed seeds; under a minute, byte-identical files on a rerun on the same machine):
+fixed seeds; about three minutes, byte-identical files on a rerun on the same machine;
+`--models cnn_res cnn_dw` retrains those two only, under two minutes):
 
 ```sh
 .venv/bin/python examples/digits/train.py      # needs numpy, scikit-learn, onnx, onnxruntime
@@ -738,11 +853,12 @@ fixed seeds; under a minute, byte-identical files on a rerun on the same machine
 {models_table}
 
 Output `logits` float32 [N, 10]; the class is the arg-max.  ONNX ops (opset {OPSET}, IR version
-{IR_VERSION}): mlp `{ops['mlp']}`; cnn `{ops['cnn']}`; cnn_pool `{ops['cnn_pool']}`
-(formats {', '.join(formats_of('cnn_pool'))} only).  The QDQ models add a DequantizeLinear on
-every weight (int8, per output channel) and bias (int32), and a QuantizeLinear +
-DequantizeLinear pair on the input and on the output of every Conv, Gemm, Relu, pool and Flatten
-(op lists in `accuracy_train.json`).
+{IR_VERSION}): mlp `{ops['mlp']}`; cnn `{ops['cnn']}`; cnn_pool `{ops['cnn_pool']}`;
+cnn_res `{ops['cnn_res']}`; cnn_dw `{ops['cnn_dw']}` (the last three in formats
+{', '.join(formats_of('cnn_pool'))} only; a depthwise Conv has `group` = channels).  The QDQ
+models add a DequantizeLinear on every weight (int8, per output channel) and bias (int32), and a
+QuantizeLinear + DequantizeLinear pair on the input and on the output of every Conv, Gemm, Relu,
+pool, Add and Flatten (op lists in `accuracy_train.json`).
 Weights are `[out, in]` (Gemm `transB=1`) and OIHW; the `[M, K]` view of a conv weight is
 `[O, C*KH*KW]`, K order c, kh, kw (as `golden.ops.im2col`).
 
@@ -776,7 +892,8 @@ extra_options={{"ActivationSymmetric": True, "WeightSymmetric": True}})`, `reade
 int8 zeros (checked by `train.py` and the test).  With symmetric activations onnxruntime keeps
 the Relu nodes.  It gives MaxPool the scale of its input but a GlobalAveragePool an output scale
 of its own, which sparsemac's pools cannot follow (they do not requantize, docs/spec.md section
-2.3): `cnn_pool` is quantized a second time with the same calibration and
+2.3): the models with one (`cnn_pool`, `cnn_res`, `cnn_dw`) are quantized a second time with
+the same calibration and
 `extra_options["TensorQuantOverrides"]` from `sparsemac.host.onnx_import.pool_scale_overrides`,
 which gives the pool's output its input's scale (the scales are in the table below).
 
@@ -791,10 +908,11 @@ weight decay below the float32 range.
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-The pooling model on sparsemac's model engine (`sparsemac run cnn_pool_<format>_int8.onnx
---input test.npz --labels test.npz`, default configuration; bit-exact with the golden model,
-"mismatches" counts the values that are not), against ONNX Runtime on the same QDQ model (the
-other models: docs/reports/accuracy.md):
+The pooling, residual and depthwise models on sparsemac's model engine (`sparsemac run
+<model>_<format>_int8.onnx --input test.npz --labels test.npz`, default configuration;
+bit-exact with the golden model, "mismatches" counts the values that are not), against ONNX
+Runtime on the same QDQ model (the other models: docs/reports/accuracy.md).
+{limits_text}
 
 {pool_header}
 {chr(10).join(pool_lines)}

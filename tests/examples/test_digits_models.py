@@ -4,8 +4,9 @@ Each float and QDQ int8 ONNX model passes the ONNX checker, reproduces the test 
 ``train.py`` measured (accuracy_train.json) in onnxruntime, holds only the ops the accelerator
 maps, has the sparsity pattern of its format in every pruned layer (golden prune, golden image
 round trip and a direct count), and the int8 models are symmetric (every zero point 0).  The
-pooling model (``cnn_pool``) runs on sparsemac's model engine bit-exact with golden, at the int8
-accuracy ``train.py`` measured and within a point of the float model.
+pooling, residual and depthwise models (``cnn_pool``, ``cnn_res``, ``cnn_dw``) run on sparsemac's
+model engine bit-exact with golden, at the int8 accuracy ``train.py`` measured and within a
+point of the float model.
 """
 
 import json
@@ -23,12 +24,16 @@ numpy_helper = onnx.numpy_helper
 
 DIR = Path(__file__).resolve().parents[2] / "examples" / "digits"
 RES = json.loads((DIR / "accuracy_train.json").read_text())
-MODELS = ("mlp", "cnn", "cnn_pool")
+MODELS = ("mlp", "cnn", "cnn_pool", "cnn_res", "cnn_dw")
 FORMATS = ("dense", "nm24", "nm18", "block50", "bitmap75")
-#: formats of each model (cnn_pool: two)
-MODEL_FORMATS = {"mlp": FORMATS, "cnn": FORMATS, "cnn_pool": ("dense", "nm24")}
+#: formats of each model (cnn_pool, cnn_res, cnn_dw: two)
+MODEL_FORMATS = {"mlp": FORMATS, "cnn": FORMATS, "cnn_pool": ("dense", "nm24"),
+                 "cnn_res": ("dense", "nm24"), "cnn_dw": ("dense", "nm24")}
 CASES = [(kind, fmt) for kind in MODELS for fmt in MODEL_FORMATS[kind]]
-FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten", "MaxPool", "GlobalAveragePool"}
+FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten", "MaxPool", "GlobalAveragePool", "Add"}
+#: ``limits`` of sparsemac's model engine per model (train.py's SPARSEMAC_LIMITS): cnn_res's
+#: residual add is refused by the hardware limits until it is lowered to the hardware
+LIMITS = {"cnn_res": "architecture"}
 QDQ_OPS = FLOAT_OPS | {"QuantizeLinear", "DequantizeLinear"}
 
 
@@ -197,3 +202,87 @@ def test_pool_model_on_the_model_engine(fmt, test_set):
     acc = 100.0 * rr.report["accuracy"]
     assert abs(acc - v["sparsemac"]["accuracy"]) <= 1e-3, (fmt, acc, v["sparsemac"])
     assert acc >= v["float_accuracy"] - 1.0, (fmt, acc, v["float_accuracy"])
+
+
+def _engine_run(kind, fmt, images, labels):
+    from functools import partial
+
+    from sparsemac.host.onnx_import import load_onnx
+    from sparsemac.host.run import model_job, run
+    from sparsemac.hw.config import AcceleratorConfig
+
+    cfg = AcceleratorConfig.preset("default")
+    model = load_onnx(path_of(kind, fmt, True), cfg=cfg)
+    rr = run(model.with_input(images), cfg, labels=labels, tile_split="cols",
+             engine=partial(model_job, cycles=False), limits=LIMITS.get(kind, "hardware"))
+    return model, rr
+
+
+@pytest.mark.parametrize("kind,fmt", [(k, f) for k in ("cnn_res", "cnn_dw")
+                                      for f in MODEL_FORMATS[k]])
+def test_residual_and_depthwise_models_on_the_model_engine(kind, fmt, test_set):
+    """cnn_res (a residual Add + Relu as sparsemac's ``add`` layer with a relu table) and
+    cnn_dw (depthwise Convs as ``groups`` = C conv2d layers) on sparsemac's model engine:
+    bit-exact with golden on the whole test split, the int8 accuracy train.py recorded, within
+    1 point of the float model and of ONNX Runtime's QDQ int8."""
+    from sparsemac.host.onnx_import import pool_scale_overrides
+
+    images, labels = test_set
+    v = RES["models"][kind]["variants"][fmt]
+    assert pool_scale_overrides(path_of(kind, fmt, True)) == {} and v["tensor_quant_overrides"]
+    model, rr = _engine_run(kind, fmt, images, labels)
+    layers = model.network.layers
+    if kind == "cnn_res":
+        assert [sp.op for sp in layers] == ["conv2d", "maxpool2d", "conv2d", "conv2d", "add",
+                                            "global_avgpool", "matmul"]
+        add = layers[4]
+        # the add reads conv2b (no activation of its own) and the max pool's output, and the
+        # Relu after the Add is its activation
+        assert add.activation == "relu" and layers[3].activation is None
+        assert [layers[i].name for i in add.inputs] == ["conv2b", "pool1"]
+        assert add.in_shape == add.out_shape == (16, 4, 4)
+    else:
+        assert [sp.op for sp in layers] == ["conv2d", "conv2d", "conv2d", "maxpool2d", "conv2d",
+                                            "conv2d", "global_avgpool", "matmul"]
+        assert [sp.groups for sp in layers] == [1, 8, 1, 1, 16, 1, 1, 1]
+    assert rr.report["status"] == "OK" and rr.report["mismatches"] == 0, rr.report["error"]
+    assert rr.report["limits"] == LIMITS.get(kind, "hardware")
+    acc = 100.0 * rr.report["accuracy"]
+    assert abs(acc - v["sparsemac"]["accuracy"]) <= 1e-3, (kind, fmt, acc, v["sparsemac"])
+    assert acc >= v["float_accuracy"] - 1.0, (kind, fmt, acc, v["float_accuracy"])
+    assert abs(acc - v["qdq_accuracy"]) <= 1.0, (kind, fmt, acc, v["qdq_accuracy"])
+
+
+@pytest.mark.parametrize("fmt", MODEL_FORMATS["cnn_dw"])
+def test_depthwise_layers_compile_block_diagonal(fmt, test_set):
+    """cnn_dw's depthwise Convs compile to the block-diagonal conv2d of their ONNX taps (zeros
+    off the diagonal, which the bitmap format skips: ``auto`` picks it), kept dense in every
+    format (KEEP_DENSE); the pointwise Convs hold the format's pattern."""
+    from sparsemac.host.compiler import compile_network
+    from sparsemac.host.onnx_import import load_onnx
+    from sparsemac.hw.config import AcceleratorConfig
+
+    images, _ = test_set
+    cfg = AcceleratorConfig.preset("default")
+    model = load_onnx(path_of("cnn_dw", fmt, True), cfg=cfg)
+    cn = compile_network(model.with_input(images[:1]), cfg)
+    wq = qdq_parts("cnn_dw", fmt)
+    info = RES["models"]["cnn_dw"]["variants"][fmt]["layers"]
+    for cl in cn.layers:
+        name = cl.spec.name
+        if cl.spec.groups == 1:
+            continue
+        taps = wq[name][0]
+        C = taps.shape[0]
+        assert taps.shape == (C, 1, 3, 3) and cl.spec.groups == C
+        assert cl.spec.fmt == "bitmap" and model.formats[name]["format"] == "bitmap"
+        assert not info[name]["pruned"] and (fmt == "dense" or info[name]["kept_dense_reason"])
+        w = cl.weights
+        assert w.shape == (C, C, 3, 3)
+        np.testing.assert_array_equal(w[np.arange(C), np.arange(C)], taps[:, 0])
+        off = w.copy()
+        off[np.arange(C), np.arange(C)] = 0
+        assert not off.any(), f"{name}: not block-diagonal"
+        m, k, n = cl.spec.mkn
+        assert (m, k) == (C, C * 9)
+    assert sum(cl.spec.groups > 1 for cl in cn.layers) == 2
