@@ -31,9 +31,9 @@ MODEL_FORMATS = {"mlp": FORMATS, "cnn": FORMATS, "cnn_pool": ("dense", "nm24"),
                  "cnn_res": ("dense", "nm24"), "cnn_dw": ("dense", "nm24")}
 CASES = [(kind, fmt) for kind in MODELS for fmt in MODEL_FORMATS[kind]]
 FLOAT_OPS = {"Gemm", "Conv", "Relu", "Flatten", "MaxPool", "GlobalAveragePool", "Add"}
-#: ``limits`` of sparsemac's model engine per model (train.py's SPARSEMAC_LIMITS): cnn_res's
-#: residual add is refused by the hardware limits until it is lowered to the hardware
-LIMITS = {"cnn_res": "architecture"}
+#: ``limits`` of sparsemac's model engine per model (train.py's SPARSEMAC_LIMITS), "hardware"
+#: when not named
+LIMITS: dict[str, str] = {}
 QDQ_OPS = FLOAT_OPS | {"QuantizeLinear", "DequantizeLinear"}
 
 
