@@ -311,6 +311,9 @@ def _use_col_split(cl, cfg, split: str) -> bool:
     fmt = cl.packed.fmt
     nm = (cl.packed.param_a, cl.packed.param_b) if fmt == "nm" else (2, 4)
     rows = split_weights(cl.weights.reshape(m, -1), fmt, cfg, nm=nm)
+    if layer_buffer_shortfall(cl.spec, cfg, weight_bytes=max(
+            int(pw.image.nbytes) for pw in rows)) is not None:
+        return True     # only the column split fits the tile buffers
     return prefer_col_split(cl, cfg, rows, col_split_of(n, cfg))
 
 
@@ -403,6 +406,8 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
         return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
     share = _tile_share(cl.as_matmul or cl.spec, cfg,
                         max((int(pw.image.nbytes) for pw in cl.slices), default=0))
+    if cl.descriptor.col_split:     # columns split: every row, one tile's share of columns
+        share.update(n=min(share["n"], cl.descriptor.col_split), rows=cl.spec.mkn[0])
     least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
@@ -916,7 +921,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         How each layer is spread over the tiles (`SPLITS`, docs/spec.md section 8.1):
         ``cols`` splits the column groups where the layer has at least two of them and the
         one image of all rows fits a tile (`col_split_fits`), else rows; ``auto`` takes the
-        faster of the two by the network cycle model.  A sequence gives one choice per layer
+        faster of the two by the network cycle model (cols where only it fits the tile
+        buffers).  A sequence gives one choice per layer
         (every network's layers in order; networks of one image only).
     limits : {"hardware", "architecture"}
         ``hardware``: refuse a layer the generated hardware of ``cfg`` cannot run (pools:

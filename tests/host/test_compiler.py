@@ -325,3 +325,28 @@ def test_depthwise_bad_groups(layer, msg):
         network_from_dict({"input": {"shape": [4, 5, 5]},
                            "layers": [{"op": "conv2d", "kernel": 3, "out_channels": 4,
                                        **layer}]})
+
+
+def test_auto_split_takes_the_columns_when_only_they_fit():
+    """A layer whose row split overflows the activation buffer (the 8-channel depthwise conv of
+    the digits cnn_dw: K = 72, N = 64, ``72 * 16 = 1152`` entries > 1024) but whose column
+    split fits (two tiles, ``32`` columns each: ``72 * 8 = 576``): ``auto`` takes the columns
+    whatever the cycle model says, `check_tile_buffers` counts the column share, ``rows`` is
+    refused."""
+    from sparsemac.host import NetworkError
+    from sparsemac.host.compiler import check_tile_buffers, tile_buffer_needs
+
+    cfg = AcceleratorConfig()
+    net = network_from_dict({"seed": 3, "input": {"shape": [8, 8, 8]}, "layers": [
+        {"name": "dw", "op": "conv2d", "groups": 8, "kernel": 3, "padding": 1,
+         "format": "bitmap", "prune": "none", "activation": "relu"}]})
+    auto = compile_network(net, cfg)
+    assert cfg.tiles == 2 and cfg.cols == 4 and cfg.act_buf_depth == 1024
+    assert auto.layers[0].descriptor.col_split == 32
+    assert tile_buffer_needs(auto.layers[0], cfg)["act_buf_depth"] == (1024, 576)
+    check_tile_buffers(auto)
+    rows = compile_network(net, cfg, split="rows")
+    assert tile_buffer_needs(rows.layers[0], cfg)["act_buf_depth"] == (2048, 1152)
+    with pytest.raises(NetworkError, match=r"layers\[0\] \(dw\) needs act_buf_depth >= 2048 "
+                       r"\(1152 entries\) for the rtl engine, this configuration has 1024$"):
+        check_tile_buffers(rows)

@@ -1,6 +1,6 @@
 """The descriptor cycle model (golden/net_cycles.py, host/cycles.py) against the accelerator
-RTL: ten small networks in one descriptor table (four with their columns split across the
-tiles), one Verilator run of the default build;
+RTL: eleven small networks in one descriptor table (four with their columns split across the
+tiles, one with residual adds run as matmuls), one Verilator run of the default build;
 every descriptor's model cycles within 5 % of the cycles the sequencer spent on it, the
 total within 5 % of ``BUSY_CYCLES``.  Measured on more networks:
 docs/reports/network_model.md (bench/network_model.py)."""
@@ -69,6 +69,15 @@ NETWORKS = [
                 {"op": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1,
                  "count_include_pad": True},
                 {"op": "global_avgpool"}]},
+    # residual adds on the hardware (host/add_matmul.py): matmuls over two tensors side by
+    # side, 4 zero rows between them (H*W = 36), the network input as the first of the second
+    {"name": "residual", "seed": 23, "input": {"shape": [4, 6, 6]},
+     "layers": [{"name": "r0", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1,
+                 "format": "dense", "activation": "relu"},
+                {"name": "r1", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": 1,
+                 "format": "nm", "nm": "2:4"},
+                {"name": "s1", "op": "add", "inputs": ["r1", "r0"], "activation": "relu"},
+                {"name": "s2", "op": "add", "inputs": ["network_input", "s1"]}]},
 ]
 #: Networks whose layers are compiled with their columns split across the tiles.
 COL_SPLIT = ("cols_conv", "cols_matmul", "cols_raw", "cols_bitmap")
