@@ -229,7 +229,11 @@ def test_pool_cnn_qdq_agrees_with_onnxruntime(tmp_path, rng, seed):
 
 def test_pool_cnn_float_model_with_calibration(tmp_path, rng, seed):
     """The float pool CNN calibrated by sparsemac (the pools keep each scale): the int32 logits
-    follow the float model's and the classes agree."""
+    follow the float model's and the classes agree.  The mean error relative to the mean
+    ``|logit|`` depends on the random network (small logits that nearly cancel weigh more):
+    over 86 seeds its median was 0.018 and its largest 0.082, so the bound is 0.15 (the
+    average pool's divisor planted wrong, padding not counted: 0.24, 0.27 and 0.45 at seeds
+    1-3); 0.05 failed at seed 1665451014 (0.0502)."""
     m = _pool_cnn(rng, avg_pad_include=True)
     p = tmp_path / "f.onnx"
     onnx.save(m, p)
@@ -244,7 +248,7 @@ def test_pool_cnn_float_model_with_calibration(tmp_path, rng, seed):
     err = np.abs(rr.values - ref).mean() / np.abs(ref).mean()
     agree = float(np.mean(rr.values.argmax(1) == ref.argmax(1)))
     print(f"seed={seed} float pool cnn: mean error {err:.4f}, classes agree {agree:.3f}")
-    assert err < 0.05 and agree >= 0.9, (seed, err, agree)
+    assert err < 0.15 and agree >= 0.9, (seed, err, agree)
 
 
 def test_onnx_default_avgpool_with_pads_needs_architecture_limits(tmp_path, rng, seed):
