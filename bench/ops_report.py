@@ -218,6 +218,22 @@ def _span(rows: list[dict], keep) -> str:
     return "-" if not v else f"{min(v):.2f}" if len(v) == 1 else f"{min(v):.2f}-{max(v):.2f}"
 
 
+def _lo_hi(lo: int, hi: int) -> str:
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def _dw_vs_dense(rows: list[dict]) -> str:
+    """`` (16x8x8: N cycles, P % of the dense 16 -> 16 conv's M for 1/16 of its MACs)`` when
+    both rows ran."""
+    dw = next((r for r in rows if r["op"] == "depthwise 3x3" and r["m"] == 16), None)
+    dense = next((r for r in rows if r["op"] == "conv2d 3x3" and r["format"] == "dense"
+                  and dw and (r["m"], r["k"], r["n"]) == (dw["m"], dw["k"], dw["n"])), None)
+    if not dw or not dense:
+        return ""
+    return (f" (16x8x8: {dw['cycles']:,} cycles, {100 * dw['cycles'] / dense['cycles']:.0f} % "
+            f"of the dense 16 -> 16 conv's {dense['cycles']:,} for 1/16 of its MACs)")
+
+
 def reading(rows: list[dict]) -> list[str]:
     """The paragraph under the table: RTL / roofline per kind of op, and why."""
     def group(r):
@@ -234,7 +250,7 @@ def reading(rows: list[dict]) -> list[str]:
     busy_err = [r["model_cycles"] / r["busy_cycles"] - 1 for r in one]
     busy = "" if not one or not max(gap) else (
         f" A one-layer case's RTL count exceeds the job's `BUSY_CYCLES` counter by "
-        f"{min(gap)}-{max(gap)} cycles (descriptor 0 is counted from the testbench's first "
+        f"{_lo_hi(min(gap), max(gap))} cycles (descriptor 0 is counted from the testbench's first "
         "sample, before the registers are programmed); against `BUSY_CYCLES` the model is "
         f"within {100 * min(busy_err):+.1f} .. {100 * max(busy_err):+.1f} %.")
     return [
@@ -247,7 +263,8 @@ def reading(rows: list[dict]) -> list[str]:
         f"{_span(rows, lambda r: group(r) == 'dw')}x: the implicit im2col gather still "
         "builds all `C*KH*KW` rows of the block-diagonal matrix (one entry a cycle per tile) "
         "while only `KH*KW` taps a row are MACs, so the gather, not the MACs or the memory, "
-        f"sets the time. The add {_span(rows, lambda r: group(r) == 'add')}x: its matmul has "
+        f"sets the time{_dw_vs_dense(rows)}. The add "
+        f"{_span(rows, lambda r: group(r) == 'add')}x: its matmul has "
         "two MACs an output, so it is bound by the gather of its `R + C` rows and the "
         f"descriptor's fixed cost too. Pools {_span(rows, lambda r: group(r) == 'pool')}x: "
         "the gather starts after the whole input is in ([pools](pools.md)). The cycle model "
@@ -348,10 +365,11 @@ NEEDS = [
     "case above is refused). Larger adds need the H/W tiling above or a column split of "
     "the add's matmul.",
     "- **Depthwise cost, not function.** Stride 1 and stride 2 both run (block-diagonal "
-    "conv2d), but the gather builds all `C*KH*KW` rows, so a depthwise layer costs about what "
-    "the dense conv of the same shape costs in the gather, and the block-diagonal weight "
-    "matrix grows as `C^2 * KH*KW` (MobileNet's 1024-channel depthwise: a 9 MiB dense "
-    "matrix, 9,216 taps stored by bitmap plus its flags). A per-channel gather (opcode 6, "
+    "conv2d), but the gather builds all `C*KH*KW` rows, so a depthwise layer takes a good "
+    "part of the time of the dense `C -> C` conv of the same shape (the table above), and the "
+    "block-diagonal matrix grows as `C^2 * KH*KW` (MobileNet's 1024-channel depthwise: a "
+    "9 MiB dense matrix of which bitmap stores the 9,216 taps and the non-zero flags; `K = "
+    "9,216` is also far past the im2col limit above). A per-channel gather (opcode 6, "
     "spec 2.5) is what would make it cheap.",
     "- **7x7 stem.** The geometry fits (kernel, stride and padding `<= 15`), the 3x224x224 "
     "input does not (the image-buffer limit above).",
