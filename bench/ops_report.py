@@ -356,11 +356,12 @@ NEEDS = [
     "3x3 layers need it (or larger `act_buf_depth`). The weights fit more easily: "
     "`weight_buf_depth` 4096 x 8 B = 32 KiB a tile (a 64->64 3x3 layer is 36 KiB over 4 "
     "tiles; 512->512 is 2.25 MiB and needs output-channel jobs).",
-    "- **The add at ResNet widths.** The add's matmul has `K = R + C` rows (`R >= C`) and is "
-    "split by rows only (no weights of its own to share across a column split), so "
-    "`ceil(H*W / cols) * (R + C) <= 1024`: 64 channels take at most 32 positions (the 64x8x8 "
-    "case above is refused). Larger adds need the H/W tiling above or a column split of "
-    "the add's matmul.",
+    "- **The add at ResNet widths.** The add's matmul has `K = R + C` rows (`R >= C`): by "
+    "rows `ceil(H*W / cols) * (R + C) <= 1024` entries, and a column split still loads the "
+    "whole `(R + C) x H*W` input into each tile's image buffer (`act_buf_depth * cols` "
+    "bytes), so 64 channels take at most 32 positions (the 64x8x8 case above is refused "
+    "either way). Larger adds need the H/W tiling above (an add is element-wise: any "
+    "slice of positions is an add of its own).",
     "- **Depthwise cost, not function.** Stride 1 and stride 2 both run (block-diagonal "
     "conv2d), but the gather builds all `C*KH*KW` rows, so a depthwise layer takes a good "
     "part of the time of the dense `C -> C` conv of the same shape (the table above), and the "

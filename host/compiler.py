@@ -291,12 +291,13 @@ def col_split_fits(cl, cfg) -> bool:
     two column groups, and the one image of all ``M`` rows inside a tile's weight buffer, the
     ``M`` rows inside its output buffer, one tile's share of the im2col entries and flag
     words and the whole input inside its activation buffers (`golden.tiling`)."""
-    m, k, n = cl.spec.mkn
-    if not cl.spec.has_weights or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
+    sp = cl.as_matmul or cl.spec        # an add: the matmul over its two inputs
+    m, k, n = sp.mkn
+    if not sp.has_weights or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
         return False      # a pool's descriptor has no col_split (docs/spec.md section 8.2)
     share = col_split_of(n, cfg)
     use = tile_buffer_use(cfg, k=k, n=min(n, share), weight_bytes=int(cl.packed.image.nbytes),
-                          rows=m, image_bytes=math.prod(cl.spec.in_shape))
+                          rows=m, image_bytes=math.prod(sp.in_shape))
     cap = tile_buffer_limits(cfg)
     return all(use[c] <= cap[c] for c in use)
 
@@ -307,11 +308,12 @@ def _use_col_split(cl, cfg, split: str) -> bool:
     if split == "cols":
         return True
     from .cycles import prefer_col_split  # auto: the cycle model decides
-    m, _, n = cl.spec.mkn
+    sp = cl.as_matmul or cl.spec
+    m, _, n = sp.mkn
     fmt = cl.packed.fmt
     nm = (cl.packed.param_a, cl.packed.param_b) if fmt == "nm" else (2, 4)
     rows = split_weights(cl.weights.reshape(m, -1), fmt, cfg, nm=nm)
-    if layer_buffer_shortfall(cl.spec, cfg, weight_bytes=max(
+    if layer_buffer_shortfall(sp, cfg, weight_bytes=max(
             int(pw.image.nbytes) for pw in rows)) is not None:
         return True     # only the column split fits the tile buffers
     return prefer_col_split(cl, cfg, rows, col_split_of(n, cfg))
@@ -407,7 +409,8 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
     share = _tile_share(cl.as_matmul or cl.spec, cfg,
                         max((int(pw.image.nbytes) for pw in cl.slices), default=0))
     if cl.descriptor.col_split:     # columns split: every row, one tile's share of columns
-        share.update(n=min(share["n"], cl.descriptor.col_split), rows=cl.spec.mkn[0])
+        share.update(n=min(share["n"], cl.descriptor.col_split),
+                     rows=(cl.as_matmul or cl.spec).mkn[0])
     least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
@@ -974,7 +977,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             cl, _ = _compile_layer(spec, cfg, tensors,
                                    np.random.default_rng([*key, spec.index + 1]), quant, limits)
             choice = split if isinstance(split, str) else next(per_layer)
-            if spec.has_weights and _use_col_split(cl, cfg, choice):
+            if (spec.has_weights or cl.as_matmul is not None) and _use_col_split(cl, cfg,
+                                                                                  choice):
                 cl.slices = [cl.packed]
             cl.chain = j
             layers.append(cl)

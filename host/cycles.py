@@ -157,8 +157,9 @@ def prefer_col_split(cl, cfg, row_slices, col_split: int) -> bool:
     and flags; the fetch and checks cost the same for both)."""
     from sparsemac.golden.descriptors import Descriptor
 
-    m, k, n = cl.spec.mkn
-    flags = (Flags.REQUANT if cl.spec.requant else 0) | (Flags.LUT if cl.lut is not None else 0)
+    sp = cl.as_matmul or cl.spec        # an add: the matmul over its two inputs
+    m, k, n = sp.mkn
+    flags = (Flags.REQUANT if sp.requant else 0) | (Flags.LUT if cl.lut is not None else 0)
     d = Descriptor(m=m, k=k, n=n, flags=int(flags))
     cols = _im2col_of(cl)
     act = int(cl.x.size)
@@ -172,7 +173,7 @@ def _im2col_of(cl):
     """The layer's ``X`` as the tiles see it: a matmul's input, a conv2d's im2col matrix."""
     from sparsemac.golden.ops import im2col
 
-    sp = cl.spec
+    sp = cl.as_matmul or cl.spec
     if sp.op == "matmul":
         return cl.x
     cols, _ = im2col(cl.x, sp.kernel[0], sp.kernel[1], stride=sp.stride, padding=sp.padding,

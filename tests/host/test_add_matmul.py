@@ -194,3 +194,27 @@ def test_memory_plan_reserve_and_place():
         with pytest.raises(ValueError, match=f"'{name}' at"):
             plan.place(name, off, size)
     plan.check()
+
+
+def test_an_add_splits_its_columns(seed):
+    """The add's matmul takes a column split like any matmul (``cols``, or ``auto`` when the
+    cycle model finds it faster): 16 x 8 x 8 on the default preset's four tiles, 16 columns a
+    tile, bit-exact on the model engine.  A 64 x 8 x 8 add fits neither split
+    (``K = R + C = 128``: 2048 im2col entries by rows, a 2048-entry image by columns, 1024
+    each): `tile_buffer_needs` says so (`check_tile_buffers` refuses it)."""
+    from sparsemac.host.compiler import check_tile_buffers, tile_buffer_needs
+
+    cfg = AcceleratorConfig.preset("default")
+    cn = compile_network(_net(16, 8, 8, fmt="dense"), cfg, split="cols")
+    add = cn.layers[1]
+    assert (add.descriptor.k, add.descriptor.col_split) == (32, 16)
+    check_tile_buffers(cn)
+    res = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
+                    cfg=cfg)
+    assert res.ok, f"seed={seed}: {res.message}"
+    for cl in cn.layers:
+        np.testing.assert_array_equal(read_output(res.image, cl.descriptor).reshape(
+            cl.expected.shape), cl.expected, err_msg=f"seed={seed}")
+    wide = compile_network(_net(64, 8, 8, fmt="dense"), cfg)
+    assert wide.layers[1].descriptor.col_split == 0
+    assert tile_buffer_needs(wide.layers[1], cfg)["act_buf_depth"] == (2048, 2048)
