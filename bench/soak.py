@@ -51,6 +51,8 @@ DEFAULT_TESTS = (
     "tests/hw/test_dma_reader.py",
     "tests/hw/test_dma_writer.py",
     "tests/hw/test_activation_lut.py",
+    # random network graphs with residual adds (the adds as matmuls over both inputs)
+    "tests/sim/test_residual_rtl.py",
 )
 
 #: What a soak result depends on (`hw_commit`): the hardware, the benches and VIP, the soaked
