@@ -168,10 +168,11 @@ MUTANTS: list[Mutant] = [
            "act_fits = ((im2col < cfg.act_buf_depth)",
            ("tests/hw/test_desc_checker.py", "tests/hw/test_sequencer.py"),
            "a conv layer whose im2col rows exactly fill the activation buffer is refused"),
-    Mutant("RESULT-NOT-HELD", "stream protocol", "hw/tile/tile.py",
+    Mutant("RESULT-NOT-HELD", "stream protocol", "hw/tile/result_arbiter.py",
            "m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))",
            "m.d.sync += chosen.eq(prio)",
-           ("tests/hw/test_tile.py", "tests/hw/test_tile_node.py"),
+           ("tests/hw/test_result_arbiter.py", "tests/hw/test_tile.py",
+            "tests/hw/test_tile_node.py"),
            "a result offered and not taken is replaced by a higher-priority lane's (out_lanes < "
            "cols takes a row's beats from two results)"),
     Mutant("GATHER-GATE-EARLY", "bounds compare", "hw/tile/tile.py",
