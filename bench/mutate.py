@@ -278,11 +278,11 @@ MUTANTS: list[Mutant] = [
            (ACC + "::test_accelerator[t1]",),
            "IRQ_STATUS.desc_done follows the prefetched descriptor's IRQ flag"),
     Mutant("PREFETCH-ERROR-LOST", "descriptor prefetch", "hw/hub/sequencer.py",
-           "                with m.Elif(pf == PF_FAILED):\n"
-           "                    m.d.sync += pf.eq(PF_IDLE)\n"
-           "                    fail(pf_code, A_PF)\n",
-           "                with m.Elif(pf == PF_FAILED):\n"
-           "                    m.d.sync += pf.eq(PF_IDLE)\n"
+           "                with m.Elif(pf.failed):\n"
+           "                    m.d.comb += pf.take.eq(1)\n"
+           "                    fail(pf.code, A_PF)\n",
+           "                with m.Elif(pf.failed):\n"
+           "                    m.d.comb += pf.take.eq(1)\n"
            "                    m.next = \"CHECK\"\n",
            (ACC + "::test_accelerator[t1]",),
            "a bus error on a prefetched descriptor is ignored and the garbage descriptor checked"),
