@@ -168,10 +168,11 @@ MUTANTS: list[Mutant] = [
            "act_fits = ((im2col < cfg.act_buf_depth)",
            ("tests/hw/test_desc_checker.py", "tests/hw/test_sequencer.py"),
            "a conv layer whose im2col rows exactly fill the activation buffer is refused"),
-    Mutant("RESULT-NOT-HELD", "stream protocol", "hw/tile/tile.py",
+    Mutant("RESULT-NOT-HELD", "stream protocol", "hw/tile/result_arbiter.py",
            "m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))",
            "m.d.sync += chosen.eq(prio)",
-           ("tests/hw/test_tile.py", "tests/hw/test_tile_node.py"),
+           ("tests/hw/test_result_arbiter.py", "tests/hw/test_tile.py",
+            "tests/hw/test_tile_node.py"),
            "a result offered and not taken is replaced by a higher-priority lane's (out_lanes < "
            "cols takes a row's beats from two results)"),
     Mutant("GATHER-GATE-EARLY", "bounds compare", "hw/tile/tile.py",
@@ -277,11 +278,11 @@ MUTANTS: list[Mutant] = [
            (ACC + "::test_accelerator[t1]",),
            "IRQ_STATUS.desc_done follows the prefetched descriptor's IRQ flag"),
     Mutant("PREFETCH-ERROR-LOST", "descriptor prefetch", "hw/hub/sequencer.py",
-           "                with m.Elif(pf == PF_FAILED):\n"
-           "                    m.d.sync += pf.eq(PF_IDLE)\n"
-           "                    fail(pf_code, A_PF)\n",
-           "                with m.Elif(pf == PF_FAILED):\n"
-           "                    m.d.sync += pf.eq(PF_IDLE)\n"
+           "                with m.Elif(pf.failed):\n"
+           "                    m.d.comb += pf.take.eq(1)\n"
+           "                    fail(pf.code, A_PF)\n",
+           "                with m.Elif(pf.failed):\n"
+           "                    m.d.comb += pf.take.eq(1)\n"
            "                    m.next = \"CHECK\"\n",
            (ACC + "::test_accelerator[t1]",),
            "a bus error on a prefetched descriptor is ignored and the garbage descriptor checked"),

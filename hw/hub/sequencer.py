@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Opcode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
+from sparsemac.hw.hub.desc_prefetch import DescPrefetch
 from sparsemac.hw.hub.identity_table import IdentityTable
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
@@ -111,6 +112,7 @@ class Sequencer(wiring.Component):
         m.submodules.checker = chk = self.checker
         m.submodules.header_checker = hc = self.header_checker
         m.submodules.identity_table = ident = self.identity_table
+        m.submodules.prefetch = pf = DescPrefetch(addr_width=aw)
         E = ErrorCode
 
         desc = Signal(descriptor_layout())
@@ -142,11 +144,8 @@ class Sequencer(wiring.Component):
         bt = Signal(range(T + 1))
         desc_addr = Signal(aw + 1)
         in_wait = Signal()
-        # descriptor prefetch (while a layer waits): its state, the failing read's status, and
-        # the running layer's IRQ flag (the descriptor register then holds the next one)
-        pf = Signal(range(6), name="pf_state")
-        PF_IDLE, PF_ISSUE, PF_STREAM, PF_CHECK, PF_READY, PF_FAILED = range(6)
-        pf_code, pf_addr = Signal(8), Signal(aw)
+        # descriptor prefetch (while a layer waits, `DescPrefetch`), and the running layer's
+        # IRQ flag (the descriptor register then holds the next one)
         pf_window = Signal()                  # the main FSM lets the prefetch use the read DMA
         layer_irq = Signal()
         m.d.comb += [chk.desc.eq(desc), chk.window_bytes.eq(self.mem_limit - self.mem_base),
@@ -256,7 +255,7 @@ class Sequencer(wiring.Component):
         m.d.sync += [rs_addr.eq(self.rstatus.payload.addr), rw_addr.eq(self.rw_error_addr),
                      body_err_addr.eq(img_addr)]
         err_addrs = {A_ZERO: 0, A_TABLE: self.desc_base, A_RSTATUS: rs_addr, A_DESC: desc_addr,
-                     A_IMG: img, A_BODY: body_err_addr, A_RW: rw_addr, A_PF: pf_addr}
+                     A_IMG: img, A_BODY: body_err_addr, A_RW: rw_addr, A_PF: pf.addr}
 
         def abort_on_image_error(when=1):
             """After the last header: an inconsistent image body stops the layer."""
@@ -605,13 +604,13 @@ class Sequencer(wiring.Component):
                 # error now, with this descriptor's index), not prefetched (FETCH), or still
                 # on its way (wait here)
                 m.d.comb += [self.busy.eq(1), pf_window.eq(1)]
-                with m.If(pf == PF_READY):
-                    m.d.sync += pf.eq(PF_IDLE)
+                with m.If(pf.ready):
+                    m.d.comb += pf.take.eq(1)
                     m.next = "CHECK"
-                with m.Elif(pf == PF_FAILED):
-                    m.d.sync += pf.eq(PF_IDLE)
-                    fail(pf_code, A_PF)
-                with m.Elif(pf == PF_IDLE):
+                with m.Elif(pf.failed):
+                    m.d.comb += pf.take.eq(1)
+                    fail(pf.code, A_PF)
+                with m.Elif(pf.idle):
                     m.next = "FETCH"
                 abort_on_soft_reset()
             # the data plane sees `plane_reset` PLANE_RESET_DELAY cycles late (registered
@@ -622,7 +621,8 @@ class Sequencer(wiring.Component):
                              self.plane_reset.eq(1)]
             with m.State("ABORT"):
                 m.d.comb += abort_outputs
-                m.d.sync += [soft_pending.eq(0), pf.eq(PF_IDLE)]
+                m.d.sync += soft_pending.eq(0)
+                m.d.comb += pf.clear.eq(1)
                 with m.Switch(err_src):
                     for src, addr in err_addrs.items():
                         with m.Case(src):
@@ -644,34 +644,29 @@ class Sequencer(wiring.Component):
 
         # descriptor prefetch: in WAIT (and on through LAYER_DONE / NEXT) the read DMA is idle;
         # read descriptor idx + 1 into `desc` (the running layer's fields are registered in
-        # CHECK) and start the DescChecker on it
-        with m.If(pf_window):
-            with m.Switch(pf):
-                with m.Case(PF_IDLE):
-                    with m.If(in_wait & has_next):
-                        m.d.sync += [pf.eq(PF_ISSUE), phase.eq(_P_DESC), wi.eq(0),
-                                     rd_addr.eq(next_desc_addr), rd_len.eq(DESC_BYTES)]
-                with m.Case(PF_ISSUE):
-                    m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.addr.eq(rd_addr),
-                                 self.rcmd.payload.length.eq(rd_len)]
-                    with m.If(self.rcmd.ready):
-                        m.d.sync += [pf.eq(PF_STREAM), desc_rd.eq(~aborting)]
-                with m.Case(PF_STREAM):
-                    rd = self.rdata
-                    m.d.comb += [rd.ready.eq(1), self.rstatus.ready.eq(1)]
-                    capture(desc, DESC_BYTES)
-                    with m.If(rd.valid):
-                        m.d.sync += wi.eq(wi + 1)
-                    with m.If(self.rstatus.valid):
-                        m.d.sync += desc_rd.eq(0)
-                        with m.If(self.rstatus.payload.code != 0):
-                            m.d.sync += [pf.eq(PF_FAILED), pf_code.eq(self.rstatus.payload.code),
-                                         pf_addr.eq(self.rstatus.payload.addr)]
-                        with m.Else():
-                            m.d.sync += pf.eq(PF_CHECK)
-                with m.Case(PF_CHECK):
-                    with m.If(chk.valid):
-                        m.d.sync += pf.eq(PF_READY)
+        # CHECK) and start the DescChecker on it; `DescPrefetch` holds the state, the read
+        # uses the fetch's registers
+        rst_ = self.rstatus
+        m.d.comb += [pf.window.eq(pf_window), pf.request.eq(in_wait & has_next),
+                     pf.cmd_ready.eq(self.rcmd.ready), pf.status_valid.eq(rst_.valid),
+                     pf.status_code.eq(rst_.payload.code), pf.status_addr.eq(rst_.payload.addr),
+                     pf.checked.eq(chk.valid)]
+        with m.If(pf.issue):
+            m.d.sync += [phase.eq(_P_DESC), wi.eq(0), rd_addr.eq(next_desc_addr),
+                         rd_len.eq(DESC_BYTES)]
+        with m.If(pf.issuing):
+            m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.addr.eq(rd_addr),
+                         self.rcmd.payload.length.eq(rd_len)]
+            with m.If(self.rcmd.ready):
+                m.d.sync += desc_rd.eq(~aborting)
+        with m.If(pf.streaming):
+            rd = self.rdata
+            m.d.comb += [rd.ready.eq(1), rst_.ready.eq(1)]
+            capture(desc, DESC_BYTES)
+            with m.If(rd.valid):
+                m.d.sync += wi.eq(wi + 1)
+            with m.If(rst_.valid):
+                m.d.sync += desc_rd.eq(0)
 
         # watchdog: cycles of a running layer without any data movement
         with m.If(in_wait & ~self.progress):

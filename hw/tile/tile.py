@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import Opcode
@@ -16,6 +15,7 @@ from sparsemac.hw.tile.im2col_address import Im2colAddress, conv_geometry_layout
 from sparsemac.hw.tile.lane_decoder import LaneDecoder
 from sparsemac.hw.tile.mac_array import MacArray
 from sparsemac.hw.tile.pool_reducer import PoolReducer
+from sparsemac.hw.tile.result_arbiter import ResultArbiter
 
 __all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
 
@@ -76,9 +76,9 @@ class Tile(wiring.Component):
     beat, then ``ceil(OH*OW/cols)*K`` cycles of implicit im2col gather by `Im2colAddress`,
     padding never read) in parallel;
     then every lane decodes its rows and the array computes; each lane
-    pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) and the
-    results leave on ``results`` (fixed priority over lanes; an offered result stays offered
-    until taken).  Load and compute do not overlap
+    pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) into its
+    FIFO of the `ResultArbiter` and the results leave on ``results`` (fixed priority over
+    lanes; an offered result stays offered until taken).  Load and compute do not overlap
     (measured separately: ``loading`` / ``computing``).  A lane stalls when two of its results
     wait for ``results.ready``.
 
@@ -210,6 +210,9 @@ class Tile(wiring.Component):
         if self.pool:
             m.submodules.pool = pool = PoolReducer(cols=cols, lanes=pool_divider_lanes(cols),
                                                    addr_width=self.aaw, dim_width=DIM_WIDTH)
+        # the result side: per-lane result FIFOs and the choice of the result that leaves
+        m.submodules.arbiter = arb = ResultArbiter(
+            lanes=rows, layout=tile_result_layout(cols, cfg.acc_width))
         w_wrs = [wm.write_port() for wm in wmems]
         a_wr = amem.write_port()
         if has_bm:  # activation non-zero flags: only bitmap skips on them
@@ -248,12 +251,12 @@ class Tile(wiring.Component):
         cbase = Signal(2 * DIM_WIDTH + 8, name="pool_cbase")
         p_kk, p_set = Signal(8, name="pool_kk"), Signal(DIM_WIDTH + 1, name="pool_terms")
         p_ready = Signal(name="pool_setup_done")
-        lane0_results = Signal()            # lane 0's result FIFO holds an entry
         if self.pool:
             m.d.comb += [is_pool.eq(cmd.op.as_value()[1]),
                          p_ready.eq((p_set >= cmd.c0) & (p_set >= cmd.m)),
                          pool.avg.eq(cmd.op == TileOp.AVGPOOL), pool.kk.eq(p_kk),
                          pool.chans.eq(cmd.m), pool.ncg.eq(ncg), pool.avail.eq(a_addr)]
+        m.d.comb += arb.pool_mode.eq(is_pool)
         a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
         start, all_done = Signal(name="start"), Signal(name="all_done")
         overflow = ((wcount > cfg.weight_buf_depth) | (a_addr > cfg.act_buf_depth)
@@ -397,7 +400,7 @@ class Tile(wiring.Component):
                 with m.State("POOL"):
                     m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
                     # the gather is over, every window reduced and its result taken
-                    with m.If((a_cg == ncg) & ~pool.busy & ~lane0_results):
+                    with m.If((a_cg == ncg) & ~pool.busy & ~arb.lane0_nonempty):
                         m.d.sync += self.error.eq(self.error | overflow)
                         m.next = "IDLE"
             with m.State("COMPUTE"):
@@ -452,7 +455,6 @@ class Tile(wiring.Component):
 
         # ---------------- per-lane value/activation fetch, MAC, result capture ----------------
         lat = mac.latency
-        res_fifos = []
         pend_busy = []
         pair_busy = []
         for r, dec in enumerate(decs):
@@ -462,9 +464,6 @@ class Tile(wiring.Component):
             p_valid = Signal(name=f"pair{r}_valid")
             pair_busy.append(p_valid)
             arp = amem.read_port()
-            fifo = SyncFIFO(width=tile_result_layout(cols, cfg.acc_width).size, depth=2)
-            m.submodules[f"res{r}"] = fifo
-            res_fifos.append(fifo)
             pending = Signal(2, name=f"pending{r}")
             pend_busy.append(pending != 0)
             # a pair fires once its activation entry is in the buffer (written by the
@@ -522,44 +521,23 @@ class Tile(wiring.Component):
             m.d.comb += [res.m.eq(res_m), res.cg.eq(res_cg)]
             for c in range(cols):
                 m.d.comb += res.acc[c].eq(Mux(last.empty, 0, mac.acc[r][c]))
+            m.d.comb += [arb.lanes[r].payload.eq(res), arb.lanes[r].valid.eq(last.end)]
             if r == 0 and self.pool:    # ... and its results enter lane 0's FIFO
                 pres = Signal(tile_result_layout(cols, cfg.acc_width), name="pool_res")
                 po = pool.o
                 m.d.comb += [pres.m.eq(po.payload.m), pres.cg.eq(po.payload.cg),
-                             po.ready.eq(fifo.w_rdy)]
+                             arb.pool.payload.eq(pres), arb.pool.valid.eq(po.valid),
+                             po.ready.eq(arb.pool.ready)]
                 for c in range(cols):
                     m.d.comb += pres.acc[c].eq(po.payload.y[c])
-                m.d.comb += [fifo.w_data.eq(Mux(is_pool, pres, res)),
-                             fifo.w_en.eq(Mux(is_pool, po.valid & fifo.w_rdy, last.end))]
-            else:
-                m.d.comb += [fifo.w_data.eq(res), fifo.w_en.eq(last.end)]
-            popped = Signal(name=f"popped{r}")
-            res_fifos[-1].popped = popped
+            popped = arb.popped[r]
             with m.If((fire & p.end) & ~popped):
                 m.d.sync += pending.eq(pending + 1)
             with m.Elif(~(fire & p.end) & popped):
                 m.d.sync += pending.eq(pending - 1)
 
-        # output: fixed priority over lanes; a result offered and not taken stays offered
-        # (a stream's payload is stable until ready: the node takes a row in cols / out_lanes
-        # beats, and a higher-priority lane ending meanwhile must not replace it); the choice
-        # is a flip-flop found a cycle ahead from the FIFOs' next occupancy (cycle for cycle
-        # the same choice; the wide output mux is not behind the priority logic)
-        chosen, prio = Signal(range(max(2, rows)), name="res_chosen"), Signal(range(max(2, rows)))
-        for r in reversed(range(rows)):     # the first lane whose FIFO holds an entry next
-            f = res_fifos[r]
-            with m.If(f.r_level + (f.w_en & f.w_rdy) - (f.r_en & f.r_rdy) != 0):
-                m.d.comb += prio.eq(r)
-        for r in range(rows):
-            with m.If(chosen == r):
-                m.d.comb += [self.results.valid.eq(res_fifos[r].r_rdy),
-                             self.results.payload.eq(res_fifos[r].r_data)]
-        m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))
-        for r, f in enumerate(res_fifos):
-            sel = self.results.valid & self.results.ready & (chosen == r)
-            m.d.comb += [f.r_en.eq(sel), f.popped.eq(sel & ~is_pool)]
-
-        m.d.comb += lane0_results.eq(res_fifos[0].r_rdy)
+        # output: the arbiter's chosen lane (held while offered)
+        wiring.connect(m, arb.results, wiring.flipped(self.results))
         m.d.comb += all_done.eq(Cat(*[d.done for d in decs]).all() & ~Cat(*pend_busy).any()
                                 & ~Cat(*pair_busy).any())
         return m

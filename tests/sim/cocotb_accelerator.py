@@ -1161,28 +1161,64 @@ async def hard_resets_mid_job(dut):
 
 
 async def _reset_while_computing(tb, rng, job):
-    """Rerun ``job`` and poll MAC_ACTIVE_CYCLES_LO until two reads in a row show every cycle
-    between them active (the tile is mid-compute), then hold ``rst`` for exactly one cycle:
-    the registers are at their reset values (no stale MAC cycle or write counted in the cycle
-    the data plane leaves its reset) and a fresh network runs bit-exact.  Returns that
-    network and its result."""
-    tb.load(job)
-    await tb.program(job)
-    await tb.start()
-    prev = (tb.cycle, await tb.read("MAC_ACTIVE_CYCLES_LO"))
-    polls, active = 0, False
-    while not active and polls < 400 and tb.dut.irq.value != 1:
-        polls += 1
-        now = (tb.cycle, await tb.read("MAC_ACTIVE_CYCLES_LO"))
-        active = now[1] - prev[1] >= now[0] - prev[0] > 0
-        prev = now
-    what = (f"directed hard reset: rst for 1 cycle at cycle {tb.cycle} after {polls} polls "
-            f"({'MACs busy' if active else 'no fully busy poll interval, job ended'}) of "
-            f"network {_net_name(job)}")
-    tb.dut._log.info(what)
-    await tb.reset(cycles=1, settle=2)
-    await _check_reset_values(tb, what, tb.cycle - 2)
-    _soak_stat(directed_resets_busy=int(active))
+    """A one-cycle ``rst`` raced against a MAC-active tile, cycle-exact (issue 19).
+
+    The data plane's reset is the register ``plane_reset``, a cycle late: in the cycle after a
+    board reset's edge the registers are reset but the plane still computes, and every plane
+    output the registers act on must be masked (``live``).  Rerun ``job`` once recording, per
+    cycle after the start, whether a tile node is ``mac_active``; pick one of those cycles
+    (at random), rerun the job (the bench runs without stalls: cycle for cycle the same) and
+    hold ``rst`` for exactly the rising edge that ends the cycle before, so the cycle after
+    the edge has ``plane_reset`` high and a MAC-active tile.  The race is checked to have
+    happened (another cycle is tried, up to three, if not), then the registers are at their
+    reset values (MAC_ACTIVE_CYCLES 0: no stale MAC cycle counted) and a fresh network runs
+    bit-exact.  Returns that network and its result."""
+    from cocotb.triggers import FallingEdge, ReadOnly
+
+    dut = tb.dut
+    nodes = [getattr(dut, f"tile{t}") for t in range(CFG.tiles)]
+
+    def active() -> bool:
+        return any(int(n.mac_active.value) for n in nodes)
+
+    async def rerun():
+        tb.load(job)
+        await tb.program(job)
+        await tb.start()
+
+    await rerun()
+    trace = []                              # trace[i]: MAC-active after edge i + 1
+    while not int(dut.irq.value) and len(trace) < 60_000:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        trace.append(active())
+    busy_at = [i + 1 for i, a in enumerate(trace) if a]
+    assert busy_at, f"directed hard reset: network {_net_name(job)} never MAC-active (seed {SEED})"
+    raced, log = False, []
+    for at in rng.permutation(busy_at)[:3]:
+        await tb.cycles(2)
+        await rerun()
+        for _ in range(at - 1):
+            await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        dut.rst.value = 1
+        await RisingEdge(dut.clk)           # edge `at`: the registers' reset
+        await ReadOnly()
+        raced = int(dut.plane_reset.value) == 1 and active()
+        log.append(f"rst at edge {at} after the start"
+                   f"{'' if raced else ' (the tiles were not MAC-active after it)'}")
+        await FallingEdge(dut.clk)
+        dut.rst.value = 0
+        await tb.cycles(2)
+        what = (f"directed hard reset: rst for 1 cycle, {log[-1]}, of {len(busy_at)} "
+                f"MAC-active cycles of network {_net_name(job)}")
+        dut._log.info(what)
+        await _check_reset_values(tb, what, tb.cycle - 2)
+        if raced:
+            break
+    assert raced, (f"directed hard reset: no reset edge with a MAC-active tile in the cycle "
+                   f"after it ({'; '.join(log)}; network {_net_name(job)}, seed {SEED})")
+    _soak_stat(directed_resets_busy=1)
     job = _random_net(rng)
     res = await tb.run(job)
     _check_ok(tb, job, res, f"network {_net_name(job)} after {what}")

@@ -1,0 +1,110 @@
+"""The tile's result side: one result FIFO per lane and the choice of the result that leaves
+(docs/tile.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ResultArbiter"]
+
+
+class ResultArbiter(wiring.Component):
+    """Per-lane result FIFOs (two entries each) drained onto one stream by fixed priority.
+
+    Lane ``r``'s results enter FIFO ``r`` (``lanes[r]``; in pool mode FIFO 0 takes ``pool``
+    instead of ``lanes[0]``).  The result leaving on ``results`` is the head of the lowest
+    numbered non-empty FIFO, and a result offered and not taken stays offered (a stream's
+    payload is stable until ready: the tile node takes a row in ``cols / out_lanes`` beats,
+    and a higher-priority lane ending meanwhile must not replace it).  The choice is a
+    flip-flop found a cycle ahead from the FIFOs' next occupancy (cycle for cycle the same
+    choice; the wide output mux is not behind the priority logic).
+
+    Latency: a result written into an empty FIFO of the chosen lane is offered in the next
+    cycle; throughput one result per cycle.  ``lanes[r].ready`` is FIFO ``r``'s ``w_rdy``:
+    the tile keeps at most two results per lane in flight (its ``pending`` counters, fed by
+    ``popped``), so a lane never finds its FIFO full.
+
+    Parameters
+    ----------
+    lanes : int
+        Lanes (the MAC array's rows, ``>= 1``).
+    layout : data.Layout
+        The result entry (``tile_result_layout(cols, acc_width)``).
+
+    Members
+    -------
+    lanes : In(stream.Signature(layout)).array(lanes)
+        One result per row a lane ends (``valid`` for one cycle; written when ``ready``).
+    pool : In(stream.Signature(layout))
+        A pool's results (into FIFO 0 while ``pool_mode``; ``ready`` is FIFO 0's ``w_rdy``).
+    pool_mode : In(1)
+        FIFO 0 takes ``pool`` instead of ``lanes[0]``; ``popped`` stays 0.
+    results : Out(stream.Signature(layout))
+    popped : Out(lanes)
+        Bit ``r``: lane ``r``'s result left on ``results`` this cycle (0 in pool mode).
+    lane0_nonempty : Out(1)
+        FIFO 0 holds a result (a pool is over once it is empty).
+
+    Raises
+    ------
+    TypeError
+        ``lanes`` not a positive int.
+    """
+
+    def __init__(self, *, lanes: int, layout):
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+            raise TypeError(f"lanes must be a positive integer, not {lanes!r}")
+        self.n_lanes = lanes
+        self.layout = layout
+        super().__init__({
+            "lanes": In(stream.Signature(layout)).array(lanes),
+            "pool": In(stream.Signature(layout)),
+            "pool_mode": In(1),
+            "results": Out(stream.Signature(layout)),
+            "popped": Out(lanes),
+            "lane0_nonempty": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a result written into an empty FIFO to it offered on ``results``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n_lanes
+        fifos = []
+        for r in range(n):
+            fifo = SyncFIFO(width=self.layout.size, depth=2)
+            m.submodules[f"res{r}"] = fifo
+            fifos.append(fifo)
+            lane = self.lanes[r]
+            if r == 0:      # lane 0's FIFO also takes a pool's results
+                po = self.pool
+                m.d.comb += [po.ready.eq(fifo.w_rdy),
+                             fifo.w_data.eq(Mux(self.pool_mode, po.payload, lane.payload)),
+                             fifo.w_en.eq(Mux(self.pool_mode, po.valid & fifo.w_rdy,
+                                              lane.valid))]
+            else:
+                m.d.comb += [fifo.w_data.eq(lane.payload), fifo.w_en.eq(lane.valid)]
+            m.d.comb += lane.ready.eq(fifo.w_rdy)
+
+        # the first lane whose FIFO holds an entry next; the choice held while offered
+        chosen, prio = Signal(range(max(2, n)), name="res_chosen"), Signal(range(max(2, n)))
+        for r in reversed(range(n)):
+            f = fifos[r]
+            with m.If(f.r_level + (f.w_en & f.w_rdy) - (f.r_en & f.r_rdy) != 0):
+                m.d.comb += prio.eq(r)
+        for r in range(n):
+            with m.If(chosen == r):
+                m.d.comb += [self.results.valid.eq(fifos[r].r_rdy),
+                             self.results.payload.eq(fifos[r].r_data)]
+        m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))
+        for r, f in enumerate(fifos):
+            sel = self.results.valid & self.results.ready & (chosen == r)
+            m.d.comb += [f.r_en.eq(sel), self.popped[r].eq(sel & ~self.pool_mode)]
+        m.d.comb += self.lane0_nonempty.eq(fifos[0].r_rdy)
+        return m
