@@ -115,3 +115,63 @@ def test_ulx3s_top_with_a_pll_core_clock(tmp_path):
     assert BoardTop(board, cfg).clock_mhz == 25.0 and BoardTop(board, cfg).pll is None
     with pytest.raises(ValueError, match="clock_mhz needs a PLL model for ice40"):
         BoardTop(BOARDS["icebreaker"], board_config("icebreaker"), clock_mhz=24.0)
+
+
+def test_placement_tries_the_next_seed(tmp_path, monkeypatch):
+    """`_place`: a seed that finds no legal placement or outlasts its time hands over to the
+    next one (the seed that placed and the failed ones are reported); any other failure, or the
+    last seed failing, raises with the seeds tried."""
+    import sparsemac.flow.boards as boards
+
+    script = "nextpnr --seed 1 --log x.tim\n"
+    outcomes = {}
+    seen = []
+
+    def fake_step(text, build_dir, step, top_name, name, timeout=None):
+        seed = int(text.split("--seed ")[1].split()[0])
+        seen.append((seed, timeout))
+        what = outcomes.get(seed, "ok")
+        (build_dir / "pnr.log").write_text(
+            "ERROR: Unable to find legal placement for all cells\n" if what == "legal" else
+            "ERROR: something else\n" if what == "other" else "ok\n")
+        if what == "timeout":
+            raise boards.SynthError(f"board build {name} timed out in pnr after {timeout} s")
+        if what != "ok":
+            raise boards.SynthError(f"board build {name} failed in pnr (exit 1)")
+
+    monkeypatch.setattr(boards, "_run_step", fake_step)
+    outcomes.update({1: "legal", 2: "timeout"})
+    assert boards._place(script, tmp_path, "top", "icebreaker", "ice40") == (
+        3, [{"seed": 1, "why": "no legal placement"}, {"seed": 2, "why": "timed out"}])
+    assert seen == [(1, 120), (2, 120), (3, 120)]
+    seen.clear()
+    assert boards._place(script, tmp_path, "top", "ulx3s-85f", "ecp5") == (
+        3, [{"seed": 1, "why": "no legal placement"}, {"seed": 2, "why": "timed out"}])
+    assert seen == [(1, None), (2, None), (3, None)]    # an ECP5 attempt is not timed out
+    outcomes.update({1: "other"})
+    with pytest.raises(boards.SynthError, match=r"failed in pnr \(exit 1\) \(placer seeds "
+                                                r"tried: 1\)$"):
+        boards._place(script, tmp_path, "top", "icebreaker", "ice40")
+    outcomes.update({1: "legal", 2: "legal", 3: "legal"})
+    with pytest.raises(boards.SynthError, match=r"\(placer seeds tried: 1, 2, 3\)$"):
+        boards._place(script, tmp_path, "top", "icebreaker", "ice40")
+
+
+def test_a_step_that_outlasts_its_time_is_stopped(tmp_path):
+    """`_run_step` with a timeout stops the tool the script started (its process group), not
+    only the shell, and says so in one line."""
+    import os
+    import time
+
+    from sparsemac.flow.boards import SynthError, _run_step
+
+    t0 = time.monotonic()
+    with pytest.raises(SynthError, match=r"board build b timed out in pnr after 0.5 s"):
+        _run_step("sleep 30 & echo $! > child.pid; wait\n", tmp_path, "pnr", "top", "b",
+                  timeout=0.5)
+    assert time.monotonic() - t0 < 10
+    pid = int((tmp_path / "child.pid").read_text())
+    # (without the process group kill the sleep would still be running: state S)
+    time.sleep(0.2)
+    stat = f"/proc/{pid}/stat"      # gone, or a zombie nobody reaped yet: not running
+    assert not os.path.exists(stat) or open(stat).read().rsplit(")", 1)[1].split()[0] == "Z"
