@@ -439,12 +439,9 @@ def layer_buffer_shortfall(spec: LayerSpec, cfg, *,
     (``weight_bytes`` of the largest slice overrides that).  An add: the matmul over its two
     inputs (host/add_matmul.py) in the format `add_format` takes."""
     if spec.is_add:
-        c, n = spec.out, math.prod(spec.out_shape[1:])
-        w2 = add_weights(c, pair_rows(c, n, ALIGN), 1, 1)
-        fmt, nm = add_format(w2, cfg)
-        mm = replace(spec, op="matmul", in_shape=w2.shape[1:] + (n,), out_shape=(c, n))
+        mm = _add_matmul_spec(spec, cfg, 1, 1)
         big = max(int(pw.image.nbytes) for pw in split_weights(
-            w2, fmt, cfg, nm=hardware_nm(nm or (2, 4))))
+            mm.weights, mm.fmt, cfg, nm=hardware_nm(mm.nm or (2, 4))))
         return tile_buffer_shortfall(cfg, **_tile_share(mm, cfg, big))
     if spec.is_pool:
         return pool_buffer_shortfall(cfg, **_pool_geometry(spec))
@@ -687,25 +684,33 @@ def _add_layer(spec: LayerSpec, cfg, curs_a: list, s_a: float, curs_b: list, s_b
                          x_b=xb[0], in_scale_b=s_b), ys
 
 
+def _add_matmul_spec(spec: LayerSpec, cfg, w_first: int, w_second: int) -> LayerSpec:
+    """The matmul that runs add ``spec`` on the hardware (host/add_matmul.py): ``W[C, R + C]``
+    (``R`` = `pair_rows`) with ``w_first`` / ``w_second`` on its two diagonals as its fixed
+    weights, the format `add_format` takes, ``(R + C, N)`` input read from the first input."""
+    c, n = spec.out, math.prod(spec.out_shape[1:])
+    w2 = add_weights(c, pair_rows(c, n, ALIGN), w_first, w_second)
+    fmt, nm = add_format(w2, cfg)
+    return replace(spec, op="matmul", in_shape=(w2.shape[1], n), out_shape=(c, n), fmt=fmt,
+                   nm=nm, prune="none", weights=w2, bias=False, requant=True,
+                   inputs=(min(spec.sources),))
+
+
 def _add_matmul(spec: LayerSpec, cfg, p: dict, a, b, y, lut, s_a: float, s_b: float,
                 s_y: float, s_out: float) -> CompiledLayer:
     """The compiled add that runs as a matmul (host/add_matmul.py): ``W[C, R + C] @
     X[R + C, N]`` over its inputs side by side, the first written at the top (``R`` =
     `pair_rows`), one record ``(0, mult, shift)`` per row; ``as_matmul`` is that matmul's spec
     (the descriptor, buffers and report follow it), ``x`` its input (zeros between the two)."""
-    c, n = spec.out, math.prod(spec.out_shape[1:])
-    rows = pair_rows(c, n, ALIGN)
     sa, sb = spec.sources
     first, second = (a, b) if sa < sb else (b, a)
-    w_first, w_second = (p["w_a"], p["w_b"]) if sa < sb else (p["w_b"], p["w_a"])
-    w2 = add_weights(c, rows, w_first, w_second)
+    mm = _add_matmul_spec(spec, cfg, *((p["w_a"], p["w_b"]) if sa < sb else
+                                       (p["w_b"], p["w_a"])))
+    w2, fmt, (c, n) = mm.weights, mm.fmt, mm.out_shape
+    rows = mm.in_shape[0] - c
     x = np.zeros((rows + c, n), dtype=np.int8)
     x[:c], x[rows:] = first.reshape(c, n), second.reshape(c, n)
-    fmt, nm = add_format(w2, cfg)
-    mm = replace(spec, op="matmul", in_shape=(rows + c, n), out_shape=(c, n), fmt=fmt,
-                 nm=nm, prune="none", weights=w2, bias=False, requant=True,
-                 inputs=(min(sa, sb),))
-    hnm = hardware_nm(nm or (2, 4))
+    hnm = hardware_nm(mm.nm or (2, 4))
     packed = pack_weights(w2, fmt, group_size=cfg.group_size, block_size=cfg.block_size,
                           nm=hnm)
     st = layer_stats(packed, x, fmt, cfg, bias=True, requant=True, lut=lut is not None,
