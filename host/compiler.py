@@ -292,12 +292,11 @@ def col_split_fits(cl, cfg) -> bool:
     ``M`` rows inside its output buffer, one tile's share of the im2col entries and flag
     words and the whole input inside its activation buffers (`golden.tiling`)."""
     sp = cl.as_matmul or cl.spec        # an add: the matmul over its two inputs
-    m, k, n = sp.mkn
+    n = sp.mkn[2]
     if not sp.has_weights or cfg.tiles < 2 or -(-n // cfg.cols) < 2:
         return False      # a pool's descriptor has no col_split (docs/spec.md section 8.2)
-    share = col_split_of(n, cfg)
-    use = tile_buffer_use(cfg, k=k, n=min(n, share), weight_bytes=int(cl.packed.image.nbytes),
-                          rows=m, image_bytes=math.prod(sp.in_shape))
+    use = tile_buffer_use(cfg, **_tile_share(sp, cfg, int(cl.packed.image.nbytes),
+                                             col_split=col_split_of(n, cfg)))
     cap = tile_buffer_limits(cfg)
     return all(use[c] <= cap[c] for c in use)
 
@@ -407,24 +406,26 @@ def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:
             least[name] = max(least.get(name, 0), used)
         return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
     share = _tile_share(cl.as_matmul or cl.spec, cfg,
-                        max((int(pw.image.nbytes) for pw in cl.slices), default=0))
-    if cl.descriptor.col_split:     # columns split: every row, one tile's share of columns
-        share.update(n=min(share["n"], cl.descriptor.col_split),
-                     rows=(cl.as_matmul or cl.spec).mkn[0])
+                        max((int(pw.image.nbytes) for pw in cl.slices), default=0),
+                        col_split=cl.descriptor.col_split)
     least = tile_buffer_minimum(cfg, **share)
     return {name: (1 << max(0, v - 1).bit_length(), v) for name, v in least.items()}
 
 
-def _tile_share(spec: LayerSpec, cfg, weight_bytes: int | None) -> dict:
+def _tile_share(spec: LayerSpec, cfg, weight_bytes: int | None, *, col_split: int = 0) -> dict:
     """The arguments of the `golden.tiling` buffer rules for the largest tile slice of
     ``spec``: ``k``, ``n``, ``rows``, ``image_bytes`` (matmul ``K*N``, conv2d ``C*H*W``) and
     ``weight_bytes`` (the dense image of the slice when not given).  A pool holds only its
     input image (``C*H*W`` bytes, multicast to every tile, as a conv2d's) and the windows of its
-    channels (`_pool_geometry`, `golden.tiling.pool_buffer_use`), no weights."""
+    channels (`_pool_geometry`, `golden.tiling.pool_buffer_use`), no weights.  ``col_split``
+    (columns a tile, docs/spec.md section 8.1): every row and one tile's share of the columns
+    instead of a row slice of all of them."""
     if spec.is_pool:
         return dict(k=0, n=0, weight_bytes=0, rows=0, image_bytes=math.prod(spec.in_shape))
-    _, k, n = spec.mkn
+    m, k, n = spec.mkn
     rows = max(r1 - r0 for r0, r1 in tile_row_split(spec.out, cfg.tiles))
+    if col_split:
+        n, rows = min(n, col_split), m
     if weight_bytes is None:
         weight_bytes = packed_size("dense", (rows, k))
     return dict(k=k, n=n, weight_bytes=int(weight_bytes), rows=rows,
