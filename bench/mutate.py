@@ -299,7 +299,7 @@ MUTANTS: list[Mutant] = [
            "after a group that wrapped to the next output row, a column's next wrap is "
            "predicted against OW instead of 2*OW: the gather reads the wrong input pixels"),
     Mutant("IM2COL-NO-SKIP", "column split", "hw/tile/im2col_address.py",
-           "skipping.eq(self.cg_first != 0)", "skipping.eq(0)",
+           "first_skip = self.cg_first != 0", "first_skip = False",
            ("tests/hw/test_im2col_address.py", "tests/hw/test_tile.py"),
            "the gather of a column share starts at the layer's first pixel: wrong activations "
            "for every tile but the first"),

@@ -108,10 +108,24 @@ class Im2colAddress(wiring.Component):
         # then from the current ow[j]: ow + 2*rmd against OW or, after a wrap, 2*OW)
         wrap_r = [_dreg(name=f"wrap{j}") for j in range(cols)]
         aheads = [Signal(dw + 2, name=f"ahead{j}") for j in range(cols)]   # ow + 2*rmd
-        # the RUN state's decisions, registered one step ahead (cg >= ncg, cg < cg_first,
-        # kk + 1 == k; `ncg`, `cg_first` and `k` hold still from `start` on): the group step
-        # that moves every column's registers starts from flip-flops, not from compares
-        at_end, skipping, k_last = (_dreg(name=n) for n in ("at_end", "skipping", "k_last"))
+        # the RUN state's decisions, registered one step ahead (cg >= ncg, cg < cg_first;
+        # `ncg`, `cg_first` and `k` hold still from `start` on)
+        at_end, skipping = _dreg(name="at_end"), _dreg(name="skipping")
+        # the group step (RUN, not at_end, and skipping or at the group's last k) is decided
+        # one cycle ahead as well, into one flip-flop per column (`grp[j]`: enable and select
+        # of column j's ow/bh/bw/rowb/wrap registers) and one for the shared counters
+        # (`grp_ctl`): no net reaches every column's flip-flops (one did at 4x16: FSM state ->
+        # k_last/at_end -> the enable of ~1,200 flip-flops, 19.4 ns routed).  The copies hold
+        # the same value; each one's decision after a group step is taken under its own
+        # value (below), so the copies' inputs differ and Yosys cannot merge them into one
+        # flip-flop (opt_merge merges flip-flops with identical inputs; a `keep` on the
+        # signal stays on the wire and does not stop it).  Reset (0 outside RUN): they
+        # enable registers in every state.
+        grp_ctl = Signal(name="grp_ctl")
+        grp = [Signal(name=f"grp{j}") for j in range(cols)]
+
+        def decide_group(fires):
+            m.d.sync += [g_.eq(fires) for g_ in (grp_ctl, *grp)]
         m.d.comb += [a.eq(o + rmd2) for a, o in zip(aheads, ow)]
         # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
         # (address, inb)
@@ -184,33 +198,20 @@ class Im2colAddress(wiring.Component):
                              rmd2.eq(s_ow << 1)]
                 for j in range(cols):
                     m.d.sync += wrap_r[j].eq(ow[j] + rmd >= g.ow)
-                m.d.sync += [at_end.eq(self.ncg == 0), skipping.eq(self.cg_first != 0),
-                             k_last.eq(self.k == 1)]
+                first_end = self.ncg == 0
+                first_skip = self.cg_first != 0
+                m.d.sync += [at_end.eq(first_end), skipping.eq(first_skip)]
+                decide_group(~first_end & (first_skip | (self.k == 1)))
                 m.next = "RUN"
             with m.State("RUN"):
-                def next_group():
-                    m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
-                                 cb.eq(self.cbase), crd.eq(self.cbase), cg.eq(cg + 1),
-                                 pcg.eq(pcg + cols),
-                                 at_end.eq(cg + 1 >= self.ncg), skipping.eq(cg + 1 < self.cg_first),
-                                 k_last.eq(self.k == 1)]
-                    for j in range(cols):
-                        wrap, ahead = wrap_r[j], aheads[j]
-                        m.d.sync += wrap_r[j].eq(Mux(wrap, ahead >= (g.ow << 1), ahead >= g.ow))
-                        m.d.sync += [ow[j].eq(Mux(wrap, ow[j] + rmd_ow, ow[j] + rmd)),
-                                     bh[j].eq(bh[j] + Mux(wrap, qsh1, qsh)),
-                                     bw[j].eq(bw[j] + Mux(wrap, rsw1, rsw)),
-                                     rowb[j].eq(rowb[j] + Mux(wrap, qshw1, qshw))]
+                # the group step itself is below the FSM, enabled by its flip-flops alone
                 with m.If(at_end):
                     m.next = "DRAIN"
-                with m.Elif(skipping):              # a group of another tile: step over it
-                    next_group()
-                with m.Else():
+                with m.Elif(~skipping):             # (skipping: a group of another tile)
                     m.d.comb += step_valid.eq(1)
-                    with m.If(k_last):              # next column group
-                        next_group()
-                    with m.Else():
-                        m.d.sync += [kk.eq(kk + 1), k_last.eq(kk + 2 == self.k)]
+                    with m.If(~grp_ctl):            # the next k of the column group
+                        m.d.sync += kk.eq(kk + 1)
+                        decide_group(kk + 2 == self.k)
                         with m.If(s + 1 == g.kw):
                             m.d.sync += [s.eq(0), sd.eq(0)]
                             with m.If(r + 1 == g.kh):
@@ -224,4 +225,23 @@ class Im2colAddress(wiring.Component):
                 with m.If(~v1 & ~v2):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+        # the group step (next column group, or stepping over a group of another tile), in
+        # RUN only (grp_ctl / grp[j] are 0 elsewhere): the shared counters on grp_ctl, each
+        # column's registers on its own grp[j], and each copy's next decision under itself
+        nxt_end, nxt_skip = cg + 1 >= self.ncg, cg + 1 < self.cg_first
+        nxt_grp = ~nxt_end & (nxt_skip | (self.k == 1))
+        with m.If(grp_ctl):
+            m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
+                         cb.eq(self.cbase), crd.eq(self.cbase), cg.eq(cg + 1),
+                         pcg.eq(pcg + cols), at_end.eq(nxt_end), skipping.eq(nxt_skip),
+                         grp_ctl.eq(nxt_grp)]
+        for j in range(cols):
+            wrap, ahead = wrap_r[j], aheads[j]
+            with m.If(grp[j]):
+                m.d.sync += grp[j].eq(nxt_grp)
+                m.d.sync += wrap_r[j].eq(Mux(wrap, ahead >= (g.ow << 1), ahead >= g.ow))
+                m.d.sync += [ow[j].eq(Mux(wrap, ow[j] + rmd_ow, ow[j] + rmd)),
+                             bh[j].eq(bh[j] + Mux(wrap, qsh1, qsh)),
+                             bw[j].eq(bw[j] + Mux(wrap, rsw1, rsw)),
+                             rowb[j].eq(rowb[j] + Mux(wrap, qshw1, qshw))]
         return m
