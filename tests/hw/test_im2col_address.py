@@ -74,3 +74,45 @@ def test_im2col_addresses(cols, seed):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("cols", [1, 4, 16])
+def test_im2col_entry_cycles(cols):
+    """Entry ``i`` of a run is valid exactly ``cols + 4 + cg_first + i`` cycles after the start
+    pulse (set-up one cycle per column, PREP, the groups before ``cg_first`` stepped over one
+    per cycle, two pipeline stages; the tile model's `gather_gate` counts on it), one entry per
+    cycle, and ``done`` follows the last entry: the registered group-step decisions must not
+    move a cycle."""
+    dut = Im2colAddress(cols=cols, addr_width=16)
+    runs = [(1, 0, 3), (9, 0, 2), (9, 2, 4), (2, 3, 5), (1, 1, 4)]   # (K, cg_first, ncg)
+
+    async def bench(ctx):
+        ctx.set(dut.geo, {"c": 1, "h": 9, "w": 9, "oh": 9, "ow": 9, "kh": 3, "kw": 3,
+                          "sh": 1, "sw": 1, "ph": 1, "pw": 1, "dh": 1, "dw": 1})
+        for K, first, end in runs:
+            ctx.set(dut.k, K)
+            ctx.set(dut.ncg, end)
+            ctx.set(dut.cg_first, first)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            valid_at, t = [], 1
+            while not ctx.get(dut.done):
+                if ctx.get(dut.valid):
+                    valid_at.append(t)
+                await ctx.tick()
+                t += 1
+            n = (end - first) * K
+            want = [cols + 4 + first + i for i in range(n)]
+            assert valid_at == want, (
+                f"cols={cols} K={K} groups [{first}, {end}): expected entries at cycles "
+                f"{want}, got {valid_at}")
+            assert t == want[-1] + 1, (
+                f"cols={cols} K={K} groups [{first}, {end}): expected done at cycle "
+                f"{want[-1] + 1}, got {t}")
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
