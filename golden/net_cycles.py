@@ -142,6 +142,42 @@ def checker_cycles(d, cfg) -> int:
     return c
 
 
+def checker_holds(pw: PackedWeights, beat: int) -> list[int]:
+    """Per body word of image ``pw`` (``beat`` bytes each, from byte ``HEADER_BYTES``), the
+    cycles the tile's ImageChecker holds it (hw/tile/image_checker.py, throughput): its row
+    scans (hw/tile/row_scan.py) finish one row end per cycle, so a word holding ``e > 1`` ends
+    is held ``e - 1`` cycles.  The scanned rows: bitmap masks (section B, ``ngroups * G / 8``
+    bytes a row, every row's end), nm values and indices when ``K % M != 0`` (sections A and
+    B, ``ngroups * N`` bytes a row), block ``blk_col`` (section B, u16 entries: the end of
+    every block row but the last counts in the word holding entry ``blk_ptr[r + 1]``, the
+    next block row's first, hw/tile/block_index_checker.py; an empty block row too);
+    dense holds nothing.  A row whose ``rb`` bytes are fewer than ``beat`` is what costs: the
+    bitmap masks of ``K <= 32`` (4 bytes a row) hold every mask word one cycle."""
+    ends: dict[int, int] = {}           # image word -> row ends the scans finish in it
+
+    def rows(sec: int, rb: int, n: int):
+        for r in range(n):
+            w = (sec + (r + 1) * rb - 1) // beat
+            ends[w] = ends.get(w, 0) + 1
+
+    M = pw.shape[0]
+    if pw.fmt == "bitmap":
+        rows(pw.sec_b, pw.ngroups * pw.param_a // 8, M)
+    elif pw.fmt == "nm" and pw.shape[1] % pw.param_b:
+        for sec in (pw.sec_a, pw.sec_b):
+            rows(sec, pw.ngroups * pw.param_a, M)
+    elif pw.fmt == "block":
+        ptr = pw.blk_ptr.astype(np.int64)
+        for r in range(len(ptr) - 2):   # block rows 0 .. nbr - 2
+            # the scan stands in the word of entry ptr[r + 1] (the block row ends before it)
+            w = (pw.sec_b + 2 * int(ptr[r + 1])) // beat
+            if pw.sec_b + 2 * int(ptr[r + 1]) < pw.sec_c:
+                ends[w] = ends.get(w, 0) + 1
+    first = HEADER_BYTES // beat
+    words = max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat))
+    return [max(0, ends.get(first + i, 0) - 1) for i in range(words)]
+
+
 def _result_flits(m: int, cg: int, n: int, cols: int, es: int, dbytes: int) -> list:
     """The RESULT flits of row segment ``Y[m, cg*cols:...]`` (byte address in the output
     buffer, bytes), as the node's packer cuts it."""
@@ -295,10 +331,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
                   + (max(im2cols) + max(nd.compute for nd in nodes)) * len(nodes)
                   + WRITE_CYCLES * _cdiv(d.m * N * es, beat) * 2)
+    holds = [checker_holds(pw, beat) for pw, _, _ in shares]
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=lut_words,
                               quant_words=quant_words, act_words=act_words,
-                              image_entries=act_words, limit=limit)
+                              image_entries=act_words, limit=limit, holds=holds)
     return _report(ph, starts, end, info, nodes, im2cols)
 
 

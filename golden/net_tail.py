@@ -5,6 +5,8 @@ the descriptor's phases around it: golden/net_cycles.py)."""
 
 from __future__ import annotations
 
+from collections import deque
+
 from .descriptors import QUANT_RECORD_BYTES
 from .net_replay import (
     _ACTS,
@@ -22,14 +24,19 @@ __all__: list[str] = []
 
 
 def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_words,
-          act_words, image_entries, limit):
+          act_words, image_entries, limit, holds=None):
     """Replay the descriptor from its LUT state (cycle 0) to its end.
 
     ``program``: the hub's streams in order, ``(phase, state cycles before the stream,
     source, words, flit)`` with source ``"dma"`` (a read: `READ_LATENCY` to the first beat,
     `READ_TAIL` after the last), ``"ident"`` (the identity table, a word per cycle) or None;
-    ``nodes``: a `_Node` per slice (results, ``im2col``, ``compute``).  Returns the cycle each
-    phase started, the end, and details.
+    ``nodes``: a `_Node` per slice (results, ``im2col``, ``compute``); ``holds``: per node,
+    the cycles its ImageChecker holds each body word (`golden.net_cycles.checker_holds`;
+    None: none held).  A node takes a body word into its 2-word FIFO (hw/tile/tile_node.py
+    ``weight_slice``: room counted at the start of the cycle, a word readable the cycle
+    after it was written) while the FIFO has room; the checker takes the head after its
+    holds, so a held word backs the body up onto the ring (a multicast body: every tile's
+    holds at once).  Returns the cycle each phase started, the end, and details.
     """
     n_all = tiles + 1
     routers = [_Router(i, n_all, depth) for i in range(n_all)]
@@ -46,6 +53,12 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     data_seen = [0] * T
     data_need = [0] * T
     weights_done = [None] * T
+    # per node: the weight FIFO (readable from cycle, held cycles), the head's cycles held
+    # so far, the words the checker took
+    wq = [deque() for _ in range(T)]
+    w_held = [0] * T
+    w_taken = [0] * T
+    holds = [h or () for h in holds] if holds is not None else [()] * T
     for _, _, _, words, flit in program:
         if flit is not None and flit[1] == _DATA:       # a body: to one tile, or multicast
             for t in range(T):
@@ -101,6 +114,17 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                     entries[t] += 1
                     if entries[t] == image_entries:
                         acts_done[t] = c
+        ready_data = [len(q) < 2 for q in wq]
+        for t, q in enumerate(wq):              # the checker takes the FIFO's head
+            if q and q[0][0] <= c:
+                if w_held[t] < q[0][1]:
+                    w_held[t] += 1               # a second row end in the word: held
+                else:
+                    q.popleft()
+                    w_held[t] = 0
+                    w_taken[t] += 1
+                    if w_taken[t] == data_need[t]:   # (LOAD_DELAY counts from the ejection
+                        weights_done[t] = c - 1      # of an unheld last word, a cycle earlier)
         for t, nd in enumerate(nodes):          # LOAD ends: weights and image both in
             if nd.cs is None and weights_done[t] is not None and acts_done[t] is not None:
                 nd.cs = max(weights_done[t] + LOAD_DELAY, acts_done[t] + 2) + nd.im2col
@@ -140,6 +164,8 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                         ready = ready_ctrl[t]
                     elif kind == _ACTS:
                         ready = ready_acts[t]
+                    elif kind == _DATA:
+                        ready = ready_data[t]
                     else:
                         ready = True
                 if ready:
@@ -154,9 +180,9 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                         elif kind == _ACTS:
                             acts[t].push()
                         elif kind == _DATA:
+                            w = data_seen[t]
+                            wq[t].append((c + 1, holds[t][w] if w < len(holds[t]) else 0))
                             data_seen[t] += 1
-                            if data_seen[t] == data_need[t]:
-                                weights_done[t] = c
                 else:
                     r.locked, r.lsel = True, sel
             rest = (h0[0] & ~bit if h0 is not None else 0, h1[0] & ~bit if h1 is not None else 0)
@@ -223,7 +249,8 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
         c += 1
         # skip the cycles in which nothing can move
         if (hub["src"] is None and "wait" in starts and not any(outs) and not credit_ret
-                and writer.idle() and not any(r.fifo[0] or r.fifo[1] for r in routers)):
+                and writer.idle() and not any(r.fifo[0] or r.fifo[1] for r in routers)
+                and not any(wq)):
             ev = [e for e in (nd.next_event(c) for nd in nodes) if e is not None]
             if writer.markers == T:
                 ev.append(max(starts["wait"], writer.wb_at))

@@ -16,6 +16,7 @@ from sparsemac.golden.net_cycles import (
     READ_TAIL,
     WRITE_CYCLES,
     checker_cycles,
+    checker_holds,
     descriptor_cycles,
 )
 from sparsemac.golden.ops import im2col
@@ -210,3 +211,30 @@ def test_lane_tokens_order_and_tile_finish(rng):
             assert len(toks) == len(items) and toks == sorted(toks)
             last.append(toks[-1] if toks else 0)
         assert max(last) <= tile_model.tile_cycles(slices[0], x, cfg, act_skip=True)["cycles"]
+
+
+def test_checker_holds_a_word_per_extra_row_end(rng):
+    """The ImageChecker finishes one row end per cycle (hw/tile/row_scan.py): bitmap masks of
+    K = 27 (4 bytes a row) put two row ends in every 8-byte word, each mask word held one
+    cycle; rows of 8 bytes or more, dense and nm with ``K % M == 0`` hold nothing.  A
+    multicast body (column split) waits for every tile's holds: its bodies phase grows by
+    them."""
+    w = rng.integers(-127, 128, size=(8, 27)).astype(np.int8)
+    w, _ = prune(w, "unstructured", density=0.5)
+    pw = pack_weights(w, "bitmap", group_size=16)
+    holds = checker_holds(pw, 8)
+    first = (pw.sec_b - HEADER_BYTES) // 8
+    assert holds[first:first + 4] == [1, 1, 1, 1] and sum(holds) == 4
+    assert len(holds) == -(-(pw.nbytes - HEADER_BYTES) // 8)
+    wide = pack_weights(np.vstack([w, w])[:, :24].repeat(3, axis=1), "bitmap", group_size=16)
+    assert sum(checker_holds(wide, 8)) == 0              # 72 columns: 10-byte mask rows
+    assert sum(checker_holds(pack_weights(w, "dense"), 8)) == 0
+    nm = pack_weights(prune(w[:, :24], "nm", nm=(2, 4))[0], "nm", nm=(2, 4))
+    assert sum(checker_holds(nm, 8)) == 0
+    d = conv2d_descriptor(c=3, h=12, w=12, kout=8, kh=3, kw=3, pad=(1, 1), fmt="bitmap",
+                          flags=REQ_LUT)
+    cols, _ = im2col(rng.integers(-127, 128, size=(1, 3, 12, 12)).astype(np.int8), 3, 3,
+                     (1, 1), (1, 1), (1, 1))
+    split = descriptor_cycles(d.replace(col_split=36), [pw], cols, CFG, act_bytes=3 * 144)
+    body = -(-(pw.nbytes - HEADER_BYTES) // 8)
+    assert split["bodies"] == 2 + READ_LATENCY + body + READ_TAIL + 1 + 4
