@@ -40,8 +40,9 @@ def pool_divider_lanes(cols: int) -> int:
 
 
 def pool_divide_beats(cols: int) -> int:
-    """Cycles the PoolReducer divides one average row in: ``cols / pool_divider_lanes``."""
-    return cols // pool_divider_lanes(cols)
+    """Cycles the PoolReducer divides one average row in: ``cols / pool_divider_lanes``
+    groups of products, registered, and one more for the last group's quotients."""
+    return cols // pool_divider_lanes(cols) + 1
 
 
 def _geometry(d):

@@ -31,7 +31,8 @@ class PoolReducer(wiring.Component):
     The reducer reads the entries back in the same order, behind the gather (``avail`` = entries
     written so far), and for every column keeps the window's maximum or its offset sum
     ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``).  A finished window goes to a hold
-    register; an average is divided there, ``lanes`` columns per cycle:
+    register; an average is divided there, ``lanes`` columns per cycle (``cols / lanes + 1``
+cycles: the products are registered):
     ``y = ((u * R + 2**24) >> 25) - 128`` with ``R = ceil(2**25 / kk)`` (computed once per layer
     by a 26-step restoring divider, while the image loads), which is golden's
     ``avg_divide`` for windows of up to 256; a maximum is the result as it is.  Results leave
@@ -126,6 +127,7 @@ class PoolReducer(wiring.Component):
                 m.d.sync += e.eq(e + 1)
 
         # ---- accumulate: per column the window's max or offset sum ----------------------------
+        avg = Signal()                                  # the layer's mode, from ``start``
         accs = [Signal(16, name=f"acc{j}") for j in range(cols)]
         nxt = [Signal(16, name=f"nxt{j}") for j in range(cols)]
         for j in range(cols):
@@ -133,7 +135,7 @@ class PoolReducer(wiring.Component):
             mx = Signal(signed(8), name=f"max{j}")
             m.d.comb += mx.eq(Mux(r_first | (x.as_signed() > accs[j][:8].as_signed()), x,
                                   accs[j][:8]))
-            m.d.comb += nxt[j].eq(Mux(self.avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),
+            m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),
                                       mx.as_unsigned()))
         ch_a, cg_a = Signal(dw), Signal(dw)             # window being accumulated
         hold = [Signal(16, name=f"hold{j}") for j in range(cols)]
@@ -151,30 +153,36 @@ class PoolReducer(wiring.Component):
                     m.d.sync += ch_a.eq(ch_a + 1)
 
         # ---- divide (average) or pass (max), lanes columns per cycle, into the output ---------
+        # An average takes bpr + 1 cycles: in cycle b < bpr lane group b's products
+        # ``hold * R`` go into registers (the multiplier between registers, nothing after it),
+        # in cycle b > 0 group b - 1's rounded quotients into ``y``.
         o_valid = Signal()
         ys = [Signal(signed(8), name=f"y{j}") for j in range(cols)]
-        b = Signal(range(max(2, bpr)))
+        prods = [Signal(16 + S, name=f"prod{i}") for i in range(lanes)]
+        b = Signal(range(bpr + 1))
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.y.eq(Cat(*ys))]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += o_valid.eq(0)
         with m.If(hold_valid & ~o_valid):
-            with m.If(~self.avg):
+            with m.If(~avg):
                 m.d.sync += [y.eq(h[:8]) for y, h in zip(ys, hold)]
                 m.d.sync += [o_valid.eq(1), hold_valid.eq(0), self.o.payload.m.eq(hold_m),
                              self.o.payload.cg.eq(hold_cg)]
             with m.Else():
-                for i in range(bpr):
+                for i in range(bpr + 1):
                     with m.If(b == i):
-                        for j in range(i * lanes, (i + 1) * lanes):
-                            prod = Signal(16 + S + 1, name=f"prod{j}")
-                            m.d.comb += prod.eq(hold[j] * rq + (1 << (S - 1)))
-                            m.d.sync += ys[j].eq((prod >> S)[:8] ^ 0x80)
-                with m.If(b == bpr - 1):
+                        if i < bpr:
+                            m.d.sync += [p.eq(hold[i * lanes + q] * rq)
+                                         for q, p in enumerate(prods)]
+                        if i > 0:   # round half up: bit S-1 of the product carries in
+                            m.d.sync += [ys[(i - 1) * lanes + q].eq(
+                                (p[S:S + 8] + p[S - 1]) ^ 0x80) for q, p in enumerate(prods)]
+                with m.If(b == bpr):
                     m.d.sync += [b.eq(0), o_valid.eq(1), hold_valid.eq(0),
                                  self.o.payload.m.eq(hold_m), self.o.payload.cg.eq(hold_cg)]
                 with m.Else():
                     m.d.sync += b.eq(b + 1)
         with m.If(self.start):
-            m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0)]
+            m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0), avg.eq(self.avg)]
         m.d.comb += self.busy.eq(running | rv | hold_valid | o_valid | (rcnt != 0))
         return m
