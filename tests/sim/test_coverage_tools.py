@@ -13,6 +13,7 @@ from sparsemac.sim.coverage_bins import (
     Axis,
     CoverModel,
     accelerator_model,
+    sample_job,
     sparsity_bin,
     stall_level,
     tile_bin,
@@ -129,6 +130,25 @@ def test_accelerator_model_axes():
     n_err = len(ErrorCode) - 1
     assert s["layer"]["total"] == 4 * 5 * 2 and s["stall"]["total"] == 24
     assert s["errors"]["total"] + s["errors"]["waived"] == 3 * n_err
+    assert s["pools"]["total"] == 3 * 3 and not m.hits["pools"]
+
+
+def test_sample_job_with_pool_layers():
+    """A job of a conv2d and the pools `add_pool_layers` appends (``fmt`` "-", no weights):
+    the conv samples the layer crosses, each pool the pool x tiles cross (a pool once raised
+    "fmt value must fall in a bin" and stopped the `pools` bench on every coverage run)."""
+    from types import SimpleNamespace
+
+    job = SimpleNamespace(image=b"", layers=[
+        {"op": "conv2d", "fmt": "dense", "density": None},
+        {"op": "maxpool2d", "fmt": "-"}, {"op": "global_avgpool", "fmt": "-"}])
+    m = accelerator_model()
+    sample_job(m, job, tiles=2, stall=0.0)
+    assert m.hits["layer"] == {("dense", "0", "conv2d"): 1}
+    assert m.hits["pools"] == {("maxpool2d", "2"): 1, ("global_avgpool", "2"): 1}
+    bad = SimpleNamespace(image=b"", layers=[{"op": "softmax", "fmt": "-"}])
+    with pytest.raises(ValueError, match="pool value must fall in a bin"):
+        sample_job(m, bad, tiles=1, stall=0.0)
 
 
 def test_coverage_switch(monkeypatch):
