@@ -261,9 +261,11 @@ def sample_job(model: CoverModel, job, *, tiles: int, stall: float, code: int = 
     layers before ``index`` (all layers when ``code`` is 0) sample fmt, sparsity, op, stall
     and tiles (a pool layer, without weights: pool and tiles), and a non-zero ``code``
     samples error x tiles."""
+    from sparsemac.golden.descriptors import HW_OPS
+
     done = len(job.layers) if not code else min(index or 0, len(job.layers))
     for L in job.layers[:done]:
-        if L["op"] not in ("matmul", "conv2d"):     # a pool (sim.accel_driver.add_pool_layers)
+        if L["op"] not in HW_OPS:     # a pool (sim.accel_driver.add_pool_layers)
             model.sample(pool=L["op"], tiles=tiles)
             continue
         d = L.get("desc")
