@@ -31,8 +31,8 @@ def _bench():
     return mod
 
 
-def _key(design, module, kind, line, comment):
-    f = {"f": f"/b/sim/{design}/{design.split('-')[0]}.v", "l": str(line), "n": "5", "t": kind,
+def _key(design, module, kind, line, comment, root="/b/sim"):
+    f = {"f": f"{root}/{design}/{design.split('-')[0]}.v", "l": str(line), "n": "5", "t": kind,
          "page": f"v_{kind}/{module}", "o": comment, "h": module}
     return "".join(f"\x01{k}\x02{v}" for k, v in f.items()) + "\x01"
 
@@ -55,7 +55,7 @@ def test_merge_and_per_block(tmp_path):
     _dat(tmp_path / "a.dat", a)
     _dat(tmp_path / "b.dat", b)
     merged = cov.merge_dats([tmp_path / "a.dat", tmp_path / "b.dat"])
-    assert len(merged) == 8 and merged[_key(d, "tile", "branch", 12, "if")] == 2
+    assert len(merged) == 8 and merged[cov.canonical_key(_key(d, "tile", "branch", 12, "if"))] == 2
     cov.write_dat(merged, tmp_path / "m.dat")
     assert cov.parse_dat(tmp_path / "m.dat") == dict(merged)       # round trip
 
@@ -90,6 +90,31 @@ def test_merge_and_per_block(tmp_path):
     assert s["artefact_lines"] == {"points": 1, "hit": 1}
     assert s["blocks"]["Tile (tile/tile)"]["line_points"] == 1
     assert cov.demangle("cmd___05Fpayload__024186") == "cmd__payload$186"
+
+
+def test_same_design_under_two_build_roots_merges(tmp_path, monkeypatch):
+    """A design built under two build roots (``build/sim`` and the user cache) is one design:
+    its points merge (counts summed) instead of counting twice with the unhit copy, and the
+    Verilog is found under whichever root has it."""
+    cov = _bench()
+    d = "accelerator-cov-0123456789abcdef"
+    pts = [(d, "accelerator.csr", "line", 7, "case"), (d, "accelerator.csr", "toggle", 9,
+                                                        "irq:0->1")]
+    rows = [(tmp_path / "a.dat", "/work/build/sim", (3, 0)),
+            (tmp_path / "b.dat", "/root/.cache/sparsemac/sim", (0, 2))]
+    for path, root, counts in rows:
+        path.write_text("# SystemC::Coverage-3\n" + "".join(
+            f"C '{_key(*p, root=root)}' {n}\n" for p, n in zip(pts, counts, strict=True)))
+    merged = cov.merge_dats([r[0] for r in rows])
+    assert sorted(merged.values()) == [2, 3], merged
+    assert {cov.key_fields(k)["f"] for k in merged} == {f"{d}/accelerator.v"}
+    (tmp_path / "sim" / d).mkdir(parents=True)
+    (tmp_path / "sim" / d / "accelerator.v").write_text("module top; endmodule\n")
+    monkeypatch.setenv("SPARSEMAC_BUILD", str(tmp_path / "sim"))
+    got = cov.points_of(merged)
+    assert {p.design for p in got} == {d}
+    assert {p.file for p in got} == {str(tmp_path / "sim" / d / "accelerator.v")}
+    assert all(p.count for p in got)
 
 
 def test_cover_model_bins_crosses_waivers():
