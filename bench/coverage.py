@@ -56,6 +56,12 @@ BLOCKS: tuple[tuple[str, str], ...] = (
     ("*.mac", "MacArray (tile/mac_array)"),
     ("*.lane*.fifo", _FIFO), ("*.res[0-9]*", _FIFO), ("*.weight_slice", _FIFO),
     ("*.tags", _FIFO), ("*.router*.fifo*", _FIFO),
+    ("*.pool", "PoolReducer (tile/pool_reducer)"),
+    ("*.arbiter", "ResultArbiter (tile/result_arbiter)"),
+    ("*.prefetch", "DescPrefetch (hub/desc_prefetch)"),
+    ("*.results.queue", "_FlopQueue (hub/result_writer)"),
+    ("*_skid*", "SkidBuffer (mem/skid_buffer)"),
+    ("*_slice[0-9]*", "RegisterSlice (mem/register_slice)"),
     ("*.lane[0-9]*", "LaneDecoder (tile/lane_decoder)"),
     ("*.i2c", "Im2colAddress (tile/im2col_address)"),
     ("*.header_checker", "HeaderChecker (tile/header_checker)"),
@@ -271,16 +277,49 @@ WAIVERS: dict[tuple, str] = {
 # ------------------------------------------------------------------ coverage.dat files
 
 _LINE = re.compile(r"^C '(.*)' (\d+)\s*$")
+_FILE = re.compile("\x01f\x02([^\x01]*)")
+
+
+def canonical_key(key: str) -> str:
+    """``key`` with its file field cut to ``<build folder>/<file>`` (the design's build
+    folder is named by its hash): the same design built under two build roots (the checkout's
+    ``build/sim`` and the user cache, e.g. a re-run with another ``$SPARSEMAC_BUILD``) is one
+    design, its points merge instead of counting twice."""
+    return _FILE.sub(lambda m: "\x01f\x02" + "/".join(Path(m.group(1)).parts[-2:]), key,
+                     count=1)
 
 
 def parse_dat(path: str | os.PathLike) -> dict[str, int]:
-    """Points of one Verilator ``coverage.dat``: {key: count} (the key is the quoted text)."""
+    """Points of one Verilator ``coverage.dat``: {key: count} (the key is the quoted text,
+    its file field canonical: :func:`canonical_key`)."""
     out: dict[str, int] = {}
     for ln in Path(path).read_text(errors="replace").splitlines():
         m = _LINE.match(ln)
         if m:
-            out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+            k = canonical_key(m.group(1))
+            out[k] = out.get(k, 0) + int(m.group(2))
     return out
+
+
+def build_roots() -> tuple[Path, ...]:
+    """Build roots the generated Verilog of a canonical file field is looked up in:
+    ``$SPARSEMAC_BUILD``, the checkout's ``build/sim`` (the Makefile's), the user cache."""
+    from sparsemac.paths import cache_dir
+
+    env = os.environ.get("SPARSEMAC_BUILD")
+    return tuple(dict.fromkeys([*([Path(env)] if env else []), ROOT / "build" / "sim",
+                                cache_dir("sim")]))
+
+
+def verilog_file(rel: str) -> str:
+    """The generated Verilog of a canonical file field (``<build folder>/<file>``, or an
+    absolute path): the first build root that has it, else ``rel``."""
+    if not rel or Path(rel).is_absolute():
+        return rel
+    for root in build_roots():
+        if (root / rel).is_file():
+            return str(root / rel)
+    return rel
 
 
 def merge_dats(paths: Iterable[str | os.PathLike]) -> Counter:
@@ -467,15 +506,18 @@ def toggle_names(p: Point, fmap: FieldMap | None = None, block: str = "",
 
 
 def points_of(merged: Mapping[str, int]) -> list[Point]:
-    pts = []
+    pts, files = [], {}
     for key, count in merged.items():
         f = key_fields(key)
         page = f.get("page", "")
         kind = f.get("t") or page.split("/", 1)[0].removeprefix("v_")
         module = page.split("/", 1)[1] if "/" in page else "?"
         design = Path(f.get("f", "?")).parent.name
+        file = files.get(f.get("f", ""))
+        if file is None:
+            file = files[f.get("f", "")] = verilog_file(f.get("f", ""))
         pts.append(Point(design, module.lstrip("\\").strip(), kind, int(f.get("l", 0) or 0),
-                         f.get("o", ""), count, f.get("f", "")))
+                         f.get("o", ""), count, file))
     return pts
 
 

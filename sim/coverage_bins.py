@@ -22,11 +22,14 @@ axis          bins
 ``error``     every `sparsemac.golden.descriptors.ErrorCode` except OK (the weight-image codes
               1..10 are `FormatErrorCode`'s)
 ``tiles``     ``1`` (no ring forwarding), ``2`` (one hop), ``3+`` (multi-hop forwarding)
+``pool``      the pools on the tiles (`sparsemac.hw.config.POOL_OPS`: maxpool2d, avgpool2d,
+              global_avgpool): layers without weights, so no format or sparsity
 ============  =============================================================================
 
 Crosses: ``layer`` = fmt x sparsity x op, ``stall`` = fmt x op x stall, ``tiles`` =
-fmt x op x tiles, ``errors`` = error x tiles.  A layer that completed samples the first three,
-a job that stopped with an error samples ``errors``.
+fmt x op x tiles, ``errors`` = error x tiles, ``pools`` = pool x tiles.  A matmul / conv2d
+layer that completed samples the first three, a pool layer ``pools``, a job that stopped
+with an error samples ``errors``.
 
 The bench records through :class:`BinsRecorder`, which writes a JSON file of its own into the
 coverage folder when ``SPARSEMAC_COVERAGE_DIR`` is set (``run_cocotb`` sets it on coverage
@@ -187,6 +190,7 @@ def accelerator_model(waivers: Mapping | None = None) -> CoverModel:
     :data:`ACCEL_WAIVERS`."""
     from sparsemac.golden.descriptors import HW_OPS, ErrorCode
     from sparsemac.golden.formats import FORMAT_CODES
+    from sparsemac.hw.config import POOL_OPS
 
     axes = [
         Axis("fmt", tuple(FORMAT_CODES)),
@@ -196,9 +200,11 @@ def accelerator_model(waivers: Mapping | None = None) -> CoverModel:
         Axis("error", tuple(c.name for c in ErrorCode if c != ErrorCode.OK),
              lambda v: v if isinstance(v, str) else ErrorCode(int(v)).name),
         Axis("tiles", ("1", "2", "3+"), _is(tile_bin)),
+        Axis("pool", POOL_OPS),
     ]
     crosses = {"layer": ("fmt", "sparsity", "op"), "stall": ("fmt", "op", "stall"),
-               "tiles": ("fmt", "op", "tiles"), "errors": ("error", "tiles")}
+               "tiles": ("fmt", "op", "tiles"), "errors": ("error", "tiles"),
+               "pools": ("pool", "tiles")}
     return CoverModel(axes, crosses, dict(ACCEL_WAIVERS if waivers is None else waivers))
 
 
@@ -253,9 +259,15 @@ def sample_job(model: CoverModel, job, *, tiles: int, stall: float, code: int = 
 
     ``code`` is ``STATUS.error_code`` (0: done) and ``index`` the descriptor it stopped at;
     layers before ``index`` (all layers when ``code`` is 0) sample fmt, sparsity, op, stall
-    and tiles, and a non-zero ``code`` samples error x tiles."""
+    and tiles (a pool layer, without weights: pool and tiles), and a non-zero ``code``
+    samples error x tiles."""
+    from sparsemac.golden.descriptors import HW_OPS
+
     done = len(job.layers) if not code else min(index or 0, len(job.layers))
     for L in job.layers[:done]:
+        if L["op"] not in HW_OPS:     # a pool (sim.accel_driver.add_pool_layers)
+            model.sample(pool=L["op"], tiles=tiles)
+            continue
         d = L.get("desc")
         s = None
         if d is not None:

@@ -11,10 +11,11 @@ import numpy as np
 from cocotb.triggers import with_timeout
 from sparsemac.golden.formats import pack_weights
 from sparsemac.golden.ops import conv2d, conv_output_shape, matmul
+from sparsemac.golden.pool import avgpool2d, maxpool2d, pool_output_shape
 from sparsemac.golden.prune import prune
 from sparsemac.hw.hub.desc_checker import nz_depth
 from sparsemac.sim.tb.base import config_from_env, params_from_env, run_seed
-from sparsemac.sim.tile_driver import TileDriver, conv_job, tile_job
+from sparsemac.sim.tile_driver import TileDriver, conv_job, pool_job, tile_job
 
 SEED = run_seed()
 CFG = config_from_env()
@@ -129,3 +130,66 @@ async def matmul_conv_all_formats(dut):
 async def matmul_conv_all_formats_stalls(dut):
     """Same with random idle input cycles and output backpressure (30%)."""
     await _run_cases(dut, 0.3)
+
+
+def _pool_cases(rng, n):
+    """(name, x, kernel, stride, pad, avg, c0, m): random max / average pools (padding
+    counted, spec 2.3) of random channel ranges, and the largest window (15x15, a global
+    average pool)."""
+    out = []
+    while len(out) < n:
+        C, H, Wd = (int(v) for v in rng.integers(1, [5, 11, 11]))
+        k = tuple(int(v) for v in rng.integers(1, 6, 2))
+        st = tuple(int(v) for v in rng.integers(1, 4, 2))
+        pd = tuple(int(rng.integers(0, kk)) for kk in k)
+        try:
+            pool_output_shape((H, Wd), k, st, pd)
+        except ValueError:
+            continue
+        if C * H * Wd > CFG.act_buf_depth:
+            continue
+        c0 = int(rng.integers(0, C))
+        out.append((C, H, Wd, k, st, pd, bool(rng.integers(0, 2)), c0,
+                    int(rng.integers(1, C - c0 + 1))))
+    if 15 * 15 <= CFG.act_buf_depth:
+        out.append((1, 15, 15, (15, 15), (1, 1), (0, 0), True, 0, 1))
+    cases = []
+    for C, H, Wd, k, st, pd, avg, c0, m in out:
+        x = rng.integers(-128, 128, (1, C, H, Wd))
+        if not avg and any(pd) and rng.random() < 0.5:
+            x = np.minimum(x, -1)       # all negative: a padding byte must not win a max
+        cases.append((f"{'avg' if avg else 'max'}pool x{x.shape} k{k} s{st} p{pd} "
+                      f"channels [{c0}, {c0 + m})", x, k, st, pd, avg, c0, m))
+    return cases
+
+
+@cocotb.test(skip=not CFG.pool_enabled)
+async def pools_between_convs(dut):
+    """Random max and average pools on the tile (the im2col gather over channels
+    ``[c0, c0 + m)`` and the PoolReducer), a conv between them (the lanes' state must survive
+    a pool), with 30 % stalls: every value bit-exact with golden.pool."""
+    rng = np.random.default_rng(SEED + 7)
+    drv = TileDriver(dut, CFG, seed=SEED, stall=0.3)
+    await drv.reset()
+    convs = _conv_cases(rng)[:2]
+    for i, (name, x, k, st, pd, avg, c0, m) in enumerate(_pool_cases(rng, 6 + 2 * CASES)):
+        job = pool_job(x, k, stride=st, padding=pd, avg=avg, c0=c0, m=m, cols=CFG.cols,
+                       word_bytes=CFG.axi_bytes)
+        res = await with_timeout(drv.run(job), 200000 * 10, "ns")
+        y = avgpool2d(x, k, st, pd, count_include_pad=True) if avg else maxpool2d(x, k, st, pd)
+        exp = y[0, c0:c0 + m].reshape(m, -1)
+        bad = np.argwhere(res["Y"] != exp)
+        assert bad.size == 0, (
+            f"seed={SEED} {name}: {len(bad)} mismatches, first at {tuple(bad[0])}: "
+            f"expected {exp[tuple(bad[0])]}, got {res['Y'][tuple(bad[0])]}")
+        assert res["error"] == 0, f"seed={SEED} {name}: tile flagged an error"
+        if i % 3 == 2:
+            cname, cx, w, cst, cpd, cdl, fmt, kw = convs[(i // 3) % len(convs)]
+            pw = pack_weights(w.reshape(w.shape[0], -1), fmt, **kw)
+            cjob = conv_job(pw, cx, w.shape[2:], stride=cst, padding=cpd, dilation=cdl,
+                            cols=CFG.cols, word_bytes=CFG.axi_bytes, act_skip=True)
+            res = await with_timeout(drv.run(cjob), 200000 * 10, "ns")
+            cexp = conv2d(cx, w, stride=cst, padding=cpd, dilation=cdl,
+                          acc_width=CFG.acc_width)[0].reshape(w.shape[0], -1)
+            assert np.array_equal(res["Y"], cexp), f"seed={SEED} {cname} after a pool"
+    dut._log.info(f"pools: {6 + 2 * CASES} random (+ the 15x15 window) bit-exact")

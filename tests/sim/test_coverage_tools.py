@@ -13,6 +13,7 @@ from sparsemac.sim.coverage_bins import (
     Axis,
     CoverModel,
     accelerator_model,
+    sample_job,
     sparsity_bin,
     stall_level,
     tile_bin,
@@ -30,8 +31,8 @@ def _bench():
     return mod
 
 
-def _key(design, module, kind, line, comment):
-    f = {"f": f"/b/sim/{design}/{design.split('-')[0]}.v", "l": str(line), "n": "5", "t": kind,
+def _key(design, module, kind, line, comment, root="/b/sim"):
+    f = {"f": f"{root}/{design}/{design.split('-')[0]}.v", "l": str(line), "n": "5", "t": kind,
          "page": f"v_{kind}/{module}", "o": comment, "h": module}
     return "".join(f"\x01{k}\x02{v}" for k, v in f.items()) + "\x01"
 
@@ -54,7 +55,7 @@ def test_merge_and_per_block(tmp_path):
     _dat(tmp_path / "a.dat", a)
     _dat(tmp_path / "b.dat", b)
     merged = cov.merge_dats([tmp_path / "a.dat", tmp_path / "b.dat"])
-    assert len(merged) == 8 and merged[_key(d, "tile", "branch", 12, "if")] == 2
+    assert len(merged) == 8 and merged[cov.canonical_key(_key(d, "tile", "branch", 12, "if"))] == 2
     cov.write_dat(merged, tmp_path / "m.dat")
     assert cov.parse_dat(tmp_path / "m.dat") == dict(merged)       # round trip
 
@@ -89,6 +90,31 @@ def test_merge_and_per_block(tmp_path):
     assert s["artefact_lines"] == {"points": 1, "hit": 1}
     assert s["blocks"]["Tile (tile/tile)"]["line_points"] == 1
     assert cov.demangle("cmd___05Fpayload__024186") == "cmd__payload$186"
+
+
+def test_same_design_under_two_build_roots_merges(tmp_path, monkeypatch):
+    """A design built under two build roots (``build/sim`` and the user cache) is one design:
+    its points merge (counts summed) instead of counting twice with the unhit copy, and the
+    Verilog is found under whichever root has it."""
+    cov = _bench()
+    d = "accelerator-cov-0123456789abcdef"
+    pts = [(d, "accelerator.csr", "line", 7, "case"), (d, "accelerator.csr", "toggle", 9,
+                                                        "irq:0->1")]
+    rows = [(tmp_path / "a.dat", "/work/build/sim", (3, 0)),
+            (tmp_path / "b.dat", "/root/.cache/sparsemac/sim", (0, 2))]
+    for path, root, counts in rows:
+        path.write_text("# SystemC::Coverage-3\n" + "".join(
+            f"C '{_key(*p, root=root)}' {n}\n" for p, n in zip(pts, counts, strict=True)))
+    merged = cov.merge_dats([r[0] for r in rows])
+    assert sorted(merged.values()) == [2, 3], merged
+    assert {cov.key_fields(k)["f"] for k in merged} == {f"{d}/accelerator.v"}
+    (tmp_path / "sim" / d).mkdir(parents=True)
+    (tmp_path / "sim" / d / "accelerator.v").write_text("module top; endmodule\n")
+    monkeypatch.setenv("SPARSEMAC_BUILD", str(tmp_path / "sim"))
+    got = cov.points_of(merged)
+    assert {p.design for p in got} == {d}
+    assert {p.file for p in got} == {str(tmp_path / "sim" / d / "accelerator.v")}
+    assert all(p.count for p in got)
 
 
 def test_cover_model_bins_crosses_waivers():
@@ -129,6 +155,25 @@ def test_accelerator_model_axes():
     n_err = len(ErrorCode) - 1
     assert s["layer"]["total"] == 4 * 5 * 2 and s["stall"]["total"] == 24
     assert s["errors"]["total"] + s["errors"]["waived"] == 3 * n_err
+    assert s["pools"]["total"] == 3 * 3 and not m.hits["pools"]
+
+
+def test_sample_job_with_pool_layers():
+    """A job of a conv2d and the pools `add_pool_layers` appends (``fmt`` "-", no weights):
+    the conv samples the layer crosses, each pool the pool x tiles cross (a pool once raised
+    "fmt value must fall in a bin" and stopped the `pools` bench on every coverage run)."""
+    from types import SimpleNamespace
+
+    job = SimpleNamespace(image=b"", layers=[
+        {"op": "conv2d", "fmt": "dense", "density": None},
+        {"op": "maxpool2d", "fmt": "-"}, {"op": "global_avgpool", "fmt": "-"}])
+    m = accelerator_model()
+    sample_job(m, job, tiles=2, stall=0.0)
+    assert m.hits["layer"] == {("dense", "0", "conv2d"): 1}
+    assert m.hits["pools"] == {("maxpool2d", "2"): 1, ("global_avgpool", "2"): 1}
+    bad = SimpleNamespace(image=b"", layers=[{"op": "softmax", "fmt": "-"}])
+    with pytest.raises(ValueError, match="pool value must fall in a bin"):
+        sample_job(m, bad, tiles=1, stall=0.0)
 
 
 def test_coverage_switch(monkeypatch):
