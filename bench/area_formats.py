@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 
 FORMAT_SETS = [("dense",), ("dense", "nm"), ("dense", "block"), ("dense", "bitmap"),
                ("dense", "bitmap", "block", "nm")]

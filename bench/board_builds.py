@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 REPORT = ROOT / "docs" / "reports" / "board_builds"
 WORK = ROOT / "build" / "board_builds"
 

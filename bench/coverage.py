@@ -476,7 +476,7 @@ def opaque_layouts() -> dict[tuple[str, str], tuple[tuple[str, int, int], ...]]:
     copy of the image header; the tile's result FIFOs, their read data in the tile and the
     node's tag FIFO, whose words start with a result's ``m`` and ``cg``).  Their field names
     join :func:`toggle_names`, so the waivers of those fields apply."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
     try:
         from sparsemac.hw.tile.header_checker import header_layout
         from sparsemac.hw.tile.tile import tile_result_layout
@@ -947,7 +947,7 @@ def summarize(points: list[Point], *, worst: int = 6, artefacts=artefact_lines,
 # ------------------------------------------------------------------ functional bins
 
 def functional(cdir: Path) -> dict:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
     from sparsemac.sim.coverage_bins import merge_files
 
     files = sorted(cdir.glob("fcov-*.json"))

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 
 #: Cycles the RTL engine counts for descriptor 0 before ``CONTROL.start`` (tests/sim/
 #: test_net_cycles.py checks the same split).

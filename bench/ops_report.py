@@ -401,7 +401,7 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", choices=("rtl", "model"), default="rtl")
     ap.add_argument("--out", default=str(ROOT / "docs" / "reports" / "ops.md"))
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
     from sparsemac.hw.config import AcceleratorConfig
 
     cfg = AcceleratorConfig.preset(args.preset)

@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "docs" / "reports" / "pools.md"))
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
     from sparsemac.hw.config import AcceleratorConfig
 
     cfg = AcceleratorConfig.preset(args.preset)

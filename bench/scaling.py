@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 
 
 def _pow2_at_least(x: int) -> int:

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 
 from sparsemac.golden.formats import pack_weights  # noqa: E402
 from sparsemac.golden.ops import matmul  # noqa: E402

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))   # after PYTHONPATH and the installed package
 
 SPEC = "examples/sweep_accel_ecp5.yaml"
 REPORTS = Path("docs") / "reports"
