@@ -141,7 +141,7 @@ MUTANTS: list[Mutant] = [
            "the cycle the data plane leaves a board reset (a cycle after the registers) "
            "counts a stale MAC-active cycle"),
     Mutant("POOL-AVG-ROUNDING", "rounding", "hw/tile/pool_reducer.py",
-           "prod.eq(hold[j] * rq + (1 << (S - 1)))", "prod.eq(hold[j] * rq)",
+           "(p[S:S + 8] + p[S - 1]) ^ 0x80)", "p[S:S + 8] ^ 0x80)",
            ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
            "an average pool truncates instead of rounding half up"),
     Mutant("POOL-PAD-BYTE", "padding", "hw/tile/tile.py",
