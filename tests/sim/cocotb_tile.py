@@ -143,14 +143,17 @@ def _pool_cases(rng, n):
         st = tuple(int(v) for v in rng.integers(1, 4, 2))
         pd = tuple(int(rng.integers(0, kk)) for kk in k)
         try:
-            pool_output_shape((H, Wd), k, st, pd)
+            oh, ow = pool_output_shape((H, Wd), k, st, pd)
         except ValueError:
             continue
-        if C * H * Wd > CFG.act_buf_depth:
-            continue
         c0 = int(rng.integers(0, C))
-        out.append((C, H, Wd, k, st, pd, bool(rng.integers(0, 2)), c0,
-                    int(rng.integers(1, C - c0 + 1))))
+        m = int(rng.integers(1, C - c0 + 1))
+        # the tile's buffer bounds (hw/tile/tile.py `overflow`): the image, and the gathered
+        # entries (m * KH*KW per column group) in the activation buffer
+        if (C * H * Wd > CFG.act_buf_depth
+                or -(-oh * ow // CFG.cols) * m * k[0] * k[1] > CFG.act_buf_depth):
+            continue
+        out.append((C, H, Wd, k, st, pd, bool(rng.integers(0, 2)), c0, m))
     if 15 * 15 <= CFG.act_buf_depth:
         out.append((1, 15, 15, (15, 15), (1, 1), (0, 0), True, 0, 1))
     cases = []
