@@ -32,7 +32,7 @@ class PoolReducer(wiring.Component):
     written so far), and for every column keeps the window's maximum or its offset sum
     ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``).  A finished window goes to a hold
     register; an average is divided there, ``lanes`` columns per cycle (``cols / lanes + 1``
-cycles: the products are registered):
+    cycles: the products are registered):
     ``y = ((u * R + 2**24) >> 25) - 128`` with ``R = ceil(2**25 / kk)`` (computed once per layer
     by a 26-step restoring divider, while the image loads), which is golden's
     ``avg_divide`` for windows of up to 256; a maximum is the result as it is.  Results leave
