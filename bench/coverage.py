@@ -982,7 +982,7 @@ def run_closure(cdir: Path, nets: int) -> list[str]:
     env.setdefault("SPARSEMAC_BUILD", str(ROOT / "build" / "sim"))
     code = (
         "import sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})   # cocotb's runner passes sys.path on\n"
+        f"sys.path.append({str(ROOT)!r})   # for tests.sim; cocotb's runner passes sys.path on\n"
         "from tests.sim.test_accelerator import CONFIGS\n"
         "from sparsemac.hw.top.accelerator import Accelerator\n"
         "from sparsemac.sim.runner import run_cocotb\n"
