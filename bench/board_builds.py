@@ -19,8 +19,8 @@ GMAC/s: what a dense array would need to do the same layer in the same time).  E
 result is kept in ``build/board_builds/<name>/`` and reused (``--force`` redoes them), so a
 stopped run resumes.
 
-Usage: ``python bench/board_builds.py [--only NAME] [--force] [--skip-board]`` (a 64-MAC ECP5
-build takes 30-60 minutes on 2 shared cores, most of it nextpnr).
+Usage: ``python bench/board_builds.py [--only NAME] [--force] [--skip-board] [--seed N]``
+(a 64-MAC ECP5 build takes 30-60 minutes on 2 shared cores, most of it nextpnr).
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> dict:
+def measure(build: dict, *, force: bool = False, skip_board: bool = False,
+            seed: int | None = None) -> dict:
     from sparsemac.flow.boards import board_config, build_board
 
     name, board = build["name"], build["board"]
@@ -130,7 +131,8 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
               flush=True)
         rep = _cached(wd / "board.json", force, lambda: build_board(
             board, wd / "board", cfg, write_constraints=False, clock_mhz=build["clock_mhz"],
-            network=_network(layer, build["sparse"][0])))
+            network=_network(layer, build["sparse"][0]),
+            seeds=(seed,) if seed else None))
     a = (rep or {}).get("area") or {}
     fmax = (rep or {}).get("fmax_mhz")
     head = build["sparse"][0]
@@ -155,6 +157,7 @@ def measure(build: dict, *, force: bool = False, skip_board: bool = False) -> di
         "critical_paths": (rep or {}).get("critical_paths", []),
         "estimated_paths": _estimated_paths(wd / "board" / "build"),
         "result": (rep or {}).get("result", "board not built (--skip-board)"),
+        "pnr_seed": (rep or {}).get("pnr_seed"),
         "commit": ((rep or {}).get("source") or {}).get("commit") or _commit(),
     }
     if a:
@@ -247,7 +250,13 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="redo the cached steps")
     ap.add_argument("--skip-board", action="store_true",
                     help="simulation and dense area only (no place and route)")
+    ap.add_argument("--seed", type=int, default=None, metavar="N",
+                    help="nextpnr placer seed (default: seeds 1, 2, 3, the next one only when "
+                         "a seed finds no legal placement; nextpnr is deterministic, so a build "
+                         "that did not route is retried with another seed)")
     args = ap.parse_args(argv)
+    if args.seed is not None and not 1 <= args.seed <= 2**31 - 1:
+        ap.error(f"--seed must be 1 .. {2**31 - 1}, not {args.seed}")
     names = [b["name"] for b in BUILDS]
     bad = [n for n in args.only if n not in names]
     if bad:
@@ -257,7 +266,8 @@ def main(argv=None) -> int:
         old = {e["name"]: e for e in json.loads(REPORT.with_suffix(".json").read_text())}
     for b in BUILDS:
         if not args.only or b["name"] in args.only:
-            old[b["name"]] = measure(b, force=args.force, skip_board=args.skip_board)
+            old[b["name"]] = measure(b, force=args.force, skip_board=args.skip_board,
+                                    seed=args.seed)
     entries = [old[n] for n in names if n in old]
     REPORT.with_suffix(".json").write_text(json.dumps(entries, indent=2) + "\n")
     REPORT.with_suffix(".md").write_text(render(entries))

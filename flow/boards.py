@@ -231,13 +231,13 @@ PNR_SEEDS = (1, 2, 3)
 PNR_ATTEMPT_SECONDS = {"ice40": 120}
 
 
-def _place(pnr_sh: str, build_dir: Path, top_name: str, name: str, target: str
-           ) -> tuple[int, list]:
+def _place(pnr_sh: str, build_dir: Path, top_name: str, name: str, target: str,
+           seeds: tuple[int, ...] = PNR_SEEDS) -> tuple[int, list]:
     """Place and route with `PNR_SEEDS` in turn; returns the seed that placed and the attempts
     before it (``{"seed", "why"}``).  Raises `SynthError` for any other failure, or when the
     last seed fails too."""
     tried = []
-    for seed in PNR_SEEDS:
+    for seed in seeds:
         script = pnr_sh.replace("--seed 1 ", f"--seed {seed} ")
         try:
             _run_step(script, build_dir, "pnr", top_name, name,
@@ -248,7 +248,7 @@ def _place(pnr_sh: str, build_dir: Path, top_name: str, name: str, target: str
             text = log.read_text(errors="replace") if log.is_file() else ""
             why = "timed out" if "timed out" in str(exc) else (
                 "no legal placement" if "Unable to find legal placement" in text else None)
-            if why is None or seed == PNR_SEEDS[-1]:
+            if why is None or seed == seeds[-1]:
                 raise SynthError(f"{exc} (placer seeds tried: "
                                  f"{', '.join(str(t['seed']) for t in tried + [{'seed': seed}])})"
                                  ) from None
@@ -283,7 +283,7 @@ def _run_step(script: str, build_dir: Path, step: str, top_name: str, name: str,
 
 def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: bool = True,
                 abc: str | None = None, clock_mhz: float | None = None, place: bool = True,
-                **selftest_kw) -> dict:
+                seeds: tuple[int, ...] | None = None, **selftest_kw) -> dict:
     """Synthesize, place, route and pack board ``name``; return (and write) the report.
 
     ``selftest_kw`` go to the board's self-test core: :class:`flow.selftest.AccelSelfTest`
@@ -294,8 +294,12 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
     or a one-line reason (``does not fit ...``); ``report["timing"]`` says whether Fmax meets
     the target and the board clock.  ``clock_mhz`` (ECP5): the core clock made by the board's
     PLL (default: the board's ``clock_mhz``, else its oscillator).  ``place=False`` stops after
-    Yosys (area only, ``result`` = ``"synthesized"``).
+    Yosys (area only, ``result`` = ``"synthesized"``).  ``seeds``: the placer seeds to try in
+    turn (default `PNR_SEEDS`; nextpnr is deterministic, so a build that did not route with one
+    seed is retried with another, not with the same).
     """
+    if seeds is not None and (not seeds or any(not 1 <= int(x) <= 2**31 - 1 for x in seeds)):
+        raise ValueError(f"seeds must be placer seeds 1 .. 2**31-1, not {seeds!r}")
     cfg = board_config(name, cfg)
     board = BOARDS[name]
     abc = abc or board.abc
@@ -372,7 +376,8 @@ def build_board(name: str, out_dir: str | Path, cfg=None, *, write_constraints: 
             report["result"] = "synthesized"
             _write(out, report)
             return report
-        seed, tried = _place(pnr_sh, build_dir, top_name, name, board.target)
+        seed, tried = _place(pnr_sh, build_dir, top_name, name, board.target,
+                             seeds=tuple(seeds) if seeds else PNR_SEEDS)
         report["pnr_seed"] = seed
         if tried:
             report["pnr_seeds_failed"] = tried
