@@ -89,13 +89,16 @@ class Im2colAddress(wiring.Component):
         bh = [_dreg(sw_, name=f"bh{j}") for j in range(cols)]
         bw = [_dreg(sw_, name=f"bw{j}") for j in range(cols)]
         rowb = [_dreg(aw, name=f"rowb{j}") for j in range(cols)]
-        pcg = _dreg(dw + 8)  # cg * cols
+        # output pixels from the current group's first column on (OH*OW - cg*cols): shared,
+        # so a column's "inside the output" is a compare of `pix_avail` (0 .. cols) with its
+        # own index, not a wide add and compare per column
+        pix_left = _dreg(signed(2 * dw + 2), name="pix_left")
+        pix_avail = Signal(range(cols + 1), name="pix_avail")
         cg, kk = _dreg(dw), _dreg(dw)
         r, s = _dreg(4), _dreg(4)
         rd, sd = _dreg(dw), _dreg(dw)  # r*dh, s*dw
         cb = _dreg(aw)                  # c*H*W
         crd = _dreg(aw)                 # cb + rd*W
-        npix = _dreg(2 * dw)            # OH * OW, registered at start
         hw_, shw, dhw, phw = _dreg(aw), _dreg(aw), _dreg(aw), _dreg(aw)  # H*W, sh*W, ...
         rmd_ow = _dreg(signed(dw + 1))  # rmd - OW
         qsh, qsh1 = _dreg(sw_), _dreg(sw_)    # q*sh, q*sh + sh
@@ -127,6 +130,8 @@ class Im2colAddress(wiring.Component):
         def decide_group(fires):
             m.d.sync += [g_.eq(fires) for g_ in (grp_ctl, *grp)]
         m.d.comb += [a.eq(o + rmd2) for a, o in zip(aheads, ow)]
+        m.d.comb += pix_avail.eq(Mux(pix_left >= cols, cols,
+                                     Mux(pix_left > 0, pix_left[:pix_avail.shape().width], 0)))
         # two pipeline stages after the stepping state: (ih, iw, row address, in-range) ->
         # (address, inb)
         step_valid = Signal()
@@ -139,7 +144,7 @@ class Im2colAddress(wiring.Component):
             ra = _dreg(aw, name=f"ra{j}")
             inpix = _dreg(name=f"inpix{j}")
             m.d.sync += [ih.eq(bh[j] + rd), iw.eq(bw[j] + sd), ra.eq(rowb[j] + crd),
-                         inpix.eq(pcg + j < npix)]
+                         inpix.eq(pix_avail > j)]
             m.d.sync += [
                 self.addr[j].eq(ra + iw.as_unsigned()),
                 self.inb[j].eq((ih >= 0) & (ih < g.h) & (iw >= 0) & (iw < g.w) & inpix),
@@ -155,14 +160,18 @@ class Im2colAddress(wiring.Component):
         m.d.comb += [n_ow.eq(s_ow + 1), n_wrap.eq(n_ow >= g.ow)]
         with m.FSM():
             with m.State("IDLE"):
+                # the first values load in every IDLE cycle (the inputs are valid in the
+                # `start` cycle, and nothing reads these registers before SETUP): `start`
+                # only picks the next state, so the tile's path to `start` (its LOAD exit)
+                # ends at the FSM and does not reach these registers' enables
+                m.d.sync += [ow[0].eq(0), bh[0].eq(-g.ph), bw[0].eq(-g.pw),
+                             rowb[0].eq(-(g.ph * g.w)), s_ow.eq(0), s_bh.eq(-g.ph),
+                             s_bw.eq(-g.pw), s_rowb.eq(-(g.ph * g.w)), step.eq(1),
+                             pix_left.eq(g.oh * g.ow), hw_.eq(g.h * g.w), shw.eq(g.sh * g.w),
+                             dhw.eq(g.dh * g.w), phw.eq(g.ph * g.w), osw.eq(g.ow * g.sw)]
+                m.d.sync += [cg.eq(0), kk.eq(0), r.eq(0), s.eq(0),
+                             rd.eq(0), sd.eq(0), cb.eq(self.cbase), crd.eq(self.cbase)]
                 with m.If(self.start):
-                    m.d.sync += [ow[0].eq(0), bh[0].eq(-g.ph), bw[0].eq(-g.pw),
-                                 rowb[0].eq(-(g.ph * g.w)), s_ow.eq(0), s_bh.eq(-g.ph),
-                                 s_bw.eq(-g.pw), s_rowb.eq(-(g.ph * g.w)), step.eq(1),
-                                 npix.eq(g.oh * g.ow), hw_.eq(g.h * g.w), shw.eq(g.sh * g.w),
-                                 dhw.eq(g.dh * g.w), phw.eq(g.ph * g.w), osw.eq(g.ow * g.sw)]
-                    m.d.sync += [pcg.eq(0), cg.eq(0), kk.eq(0), r.eq(0), s.eq(0),
-                                 rd.eq(0), sd.eq(0), cb.eq(self.cbase), crd.eq(self.cbase)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 now = Mux(n_wrap, 0, n_ow)
@@ -233,7 +242,7 @@ class Im2colAddress(wiring.Component):
         with m.If(grp_ctl):
             m.d.sync += [kk.eq(0), r.eq(0), s.eq(0), rd.eq(0), sd.eq(0),
                          cb.eq(self.cbase), crd.eq(self.cbase), cg.eq(cg + 1),
-                         pcg.eq(pcg + cols), at_end.eq(nxt_end), skipping.eq(nxt_skip),
+                         pix_left.eq(pix_left - cols), at_end.eq(nxt_end), skipping.eq(nxt_skip),
                          grp_ctl.eq(nxt_grp)]
         for j in range(cols):
             wrap, ahead = wrap_r[j], aheads[j]
