@@ -32,6 +32,17 @@ class Im2colAddress(wiring.Component):
     column's base position and row offset advance by constants from group to group, and the
     few products of the geometry are registered once at start.
 
+    Input coordinates are ``coord_width = max(addr_width, 10)``-bit signed numbers kept
+    modulo ``2**coord_width`` (the 16-bit dimensions would need 22 bits).  That is exact for
+    every image that fits the buffer (``C*H*W`` bytes, so ``H, W <= 2**(addr_width - 1) =
+    2**(coord_width - 1)``) with the output size its geometry gives (the DescChecker derives
+    ``OH``, ``OW``, docs/spec.md section 2.2): a real coordinate ``t`` lies in ``[-15, H +
+    240)``; one inside the image (``0 <= t < H``) is held as itself, and one outside never
+    wraps into ``[0, H)`` (``t < 0`` is itself, ``H <= t < H + 240 < 2**coord_width`` is
+    either itself or negative).  An image larger than the buffer (the tile flags it, results
+    undefined) may wrap: positions are then wrong, every address stays inside the buffer and
+    the number of entries does not depend on them.
+
     Parameters
     ----------
     cols : int
@@ -60,6 +71,8 @@ class Im2colAddress(wiring.Component):
 
     def __init__(self, *, cols: int, addr_width: int, dim_width: int = 16):
         self.cols, self.aw, self.dw = cols, addr_width, dim_width
+        #: width of the signed input coordinates (module docstring)
+        self.coord_width = max(addr_width, 10)
         super().__init__({
             "start": In(1), "geo": In(conv_geometry_layout(dim_width)),
             "k": In(dim_width), "ncg": In(dim_width), "cg_first": In(dim_width),
@@ -71,7 +84,9 @@ class Im2colAddress(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         g, cols, dw, aw = self.geo, self.cols, self.dw, self.aw
-        sw_ = signed(dw + 8)
+        # input coordinates (bh, bw, ih, iw and the group step's increments): signed, wide
+        # enough for any image that fits the buffer (module docstring), modulo 2**cw
+        sw_ = signed(self.coord_width)
         # No multiplier per column: each column keeps its base row/column in input
         # coordinates (bh = oh*sh - ph, bw = ow*sw - pw) and its row's byte offset
         # (rowb = bh*W, modulo 2**addr_width: an address is only used inside the image),

@@ -76,6 +76,67 @@ def test_im2col_addresses(cols, seed):
     sim.run()
 
 
+# images that fill a 512-byte buffer (addr_width 10: coordinates of 10 bits, -512 .. 511) along
+# one axis, with the largest padding and dilation: input coordinates from -15 to 526 (a
+# coordinate of 511 is inside the image, one of 512 .. 526 is past it); exact only if the
+# coordinates are wide enough (9 bits: 256 .. 511 would read as negative)
+BOUND_GEOMS = [
+    (1, 1, 512, 1, 15, (1, 1), (0, 15), (1, 15)),
+    (1, 512, 1, 15, 1, (15, 1), (15, 0), (15, 1)),
+    (2, 16, 16, 15, 15, (1, 2), (15, 15), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("cols", [4, 16])
+def test_im2col_coordinate_bound(cols, seed):
+    """Images at the buffer's size (``C*H*W = 2**(addr_width - 1)``) with padding 15 and
+    dilation 15: every address and padding flag exact (`coord_width` is wide enough)."""
+    dut = Im2colAddress(cols=cols, addr_width=10)
+
+    async def bench(ctx):
+        for geom in BOUND_GEOMS:
+            C, H, W, kh, kw, st, pd, dl = geom
+            assert C * H * W == 2 ** 9
+            oh, ow = conv_output_shape((H, W), (kh, kw), st, pd, dl)
+            idx = np.arange(C * H * W).reshape(1, C, H, W)
+            exp, is_pad = im2col(idx, kh, kw, st, pd, dl)
+            K, P = exp.shape
+            ctx.set(dut.cbase, 0)
+            ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
+                              "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
+                              "dh": dl[0], "dw": dl[1]})
+            ncg = -(-P // cols)
+            ctx.set(dut.k, K)
+            ctx.set(dut.ncg, ncg)
+            ctx.set(dut.cg_first, 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            i = 0
+            while i < ncg * K:
+                _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
+                if not v:
+                    continue
+                cg, k = divmod(i, K)
+                for j in range(cols):
+                    p = cg * cols + j
+                    want_in = p < P and not is_pad[k, p]
+                    assert bool(inb >> j & 1) == want_in, (
+                        f"geometry {geom} cols={cols} entry (cg={cg}, k={k}) column {j}: "
+                        f"expected inb={want_in}")
+                    if want_in:
+                        assert int(a[j]) == exp[k, p], (
+                            f"geometry {geom} cols={cols} entry (cg={cg}, k={k}) column {j}: "
+                            f"expected address {exp[k, p]}, got {int(a[j])}")
+                i += 1
+            await ctx.tick().until(dut.done)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.parametrize("cols", [1, 4, 16])
 def test_im2col_entry_cycles(cols):
     """Entry ``i`` of a run is valid exactly ``cols + 4 + cg_first + i`` cycles after the start
