@@ -519,9 +519,11 @@ class Tile(wiring.Component):
                     m.d.sync += res_cg.eq(res_cg + 1)
             res = Signal(tile_result_layout(cols, cfg.acc_width), name=f"res{r}")
             m.d.comb += [res.m.eq(res_m), res.cg.eq(res_cg)]
+            # an empty row's accumulators still hold the row before: the arbiter zeroes it
             for c in range(cols):
-                m.d.comb += res.acc[c].eq(Mux(last.empty, 0, mac.acc[r][c]))
-            m.d.comb += [arb.lanes[r].payload.eq(res), arb.lanes[r].valid.eq(last.end)]
+                m.d.comb += res.acc[c].eq(mac.acc[r][c])
+            m.d.comb += [arb.lanes[r].payload.eq(res), arb.lanes[r].valid.eq(last.end),
+                         arb.zero[r].eq(last.empty)]
             if r == 0 and self.pool:    # ... and its results enter lane 0's FIFO
                 pres = Signal(tile_result_layout(cols, cfg.acc_width), name="pool_res")
                 po = pool.o
