@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sparsemac.golden import avgpool2d, conv2d, global_avgpool, matmul, maxpool2d
 from sparsemac.golden.desc_rules import hardware_descriptor_code
-from sparsemac.golden.descriptors import ErrorCode, Flags, Opcode, avgpool2d_descriptor
+from sparsemac.golden.descriptors import ErrorCode, Flags, Opcode
 from sparsemac.golden.net_cycles import READ_LATENCY, READ_TAIL
 from sparsemac.host import NetworkError, compile_network, load_network, network_from_dict
 from sparsemac.host.compiler import (
