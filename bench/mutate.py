@@ -177,6 +177,12 @@ MUTANTS: list[Mutant] = [
            "with m.If(p_set < cmd.c0):", "with m.If(p_set <= cmd.c0):",
            ("tests/hw/test_tile.py",),
            "a tile pools the channels one past its share"),
+    Mutant("POOL-REAL-FLAG-INVERTED", "flag decode", "hw/hub/sequencer.py",
+           "& ~desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),",
+           "& desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),",
+           (f"{ACC}::test_accelerator[t2]",),
+           "the tiles divide a padded average pool by the other divisor than its INCLUDE_PAD "
+           "flag says (ONNX's pools get PyTorch's border values and back)"),
     Mutant("POOL-SHARE-LAST", "bounds compare", "hw/hub/sequencer.py",
            "p_last.eq(left <= chk.pool_rows)", "p_last.eq(left < chk.pool_rows)",
            (f"{ACC}::test_accelerator[t2]",),
