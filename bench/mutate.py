@@ -145,15 +145,44 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
            "an average pool truncates instead of rounding half up"),
     Mutant("POOL-PAD-BYTE", "padding", "hw/tile/tile.py",
-           "m.d.sync += pad.eq(Mux(cmd.op == TileOp.MAXPOOL, 0x80, 0))",
+           "m.d.sync += pad.eq(Mux((cmd.op == TileOp.MAXPOOL)\n"
+           "                                   | ((cmd.op == TileOp.AVGPOOL) & cmd.exclude_pad),"
+           " 0x80, 0))",
            "m.d.sync += pad.eq(0)",
            ("tests/hw/test_tile.py",),
            "a max pool's padding reads 0 instead of -128 (a window of negative values at the "
            "border pools to 0)"),
+    Mutant("POOL-REAL-COUNT-KK", "divisor", "hw/tile/pool_reducer.py",
+           "recip.append(Mux(excl, rp.data, rq))", "recip.append(rq)",
+           ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
+           "an average pool with count_include_pad 0 divides every window by KH*KW: the "
+           "border values shrink toward 0"),
+    Mutant("POOL-REAL-FLAGS-LOST", "divisor", "hw/tile/tile.py",
+           "m.d.comb += e_data.real.eq(g_inb)", "m.d.comb += e_data.real.eq(-1)",
+           ("tests/hw/test_tile.py",),
+           "the gather's in-image flags do not reach the buffer: every position counts, the "
+           "border windows of a count_include_pad 0 pool divide by KH*KW"),
+    Mutant("POOL-REAL-PAD-SUMMED", "padding", "hw/tile/tile.py",
+           "| ((cmd.op == TileOp.AVGPOOL) & cmd.exclude_pad), 0x80, 0))",
+           ", 0x80, 0))",
+           ("tests/hw/test_tile.py",),
+           "a count_include_pad 0 pool's padding reads 0 (offset 128) and adds to the sum it "
+           "does not count: border values pulled toward 0"),
+    Mutant("POOL-RECIP-READ-UNHELD", "pipeline hold", "hw/tile/pool_reducer.py",
+           "m.d.comb += [rp.en.eq(loading | dividing),", "m.d.comb += [rp.en.eq(1),",
+           ("tests/hw/test_pool_reducer.py",),
+           "while a window waits for the output register, the reciprocal port moves on to "
+           "the next lane group: the first group divides by another column's count"),
     Mutant("POOL-CHANNEL-BASE", "window arithmetic", "hw/tile/tile.py",
            "with m.If(p_set < cmd.c0):", "with m.If(p_set <= cmd.c0):",
            ("tests/hw/test_tile.py",),
            "a tile pools the channels one past its share"),
+    Mutant("POOL-REAL-FLAG-INVERTED", "flag decode", "hw/hub/sequencer.py",
+           "& ~desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),",
+           "& desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),",
+           (f"{ACC}::test_accelerator[t2]",),
+           "the tiles divide a padded average pool by the other divisor than its INCLUDE_PAD "
+           "flag says (ONNX's pools get PyTorch's border values and back)"),
     Mutant("POOL-SHARE-LAST", "bounds compare", "hw/hub/sequencer.py",
            "p_last.eq(left <= chk.pool_rows)", "p_last.eq(left < chk.pool_rows)",
            (f"{ACC}::test_accelerator[t2]",),

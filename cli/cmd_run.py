@@ -71,8 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limits", choices=("hardware", "architecture"), default="hardware",
                    help="model engine: refuse what the configuration's hardware cannot run "
                         "(hardware), or only what docs/spec.md forbids (architecture: e.g. "
-                        "pools with kernel 16, an average pool with padding and "
-                        "count_include_pad false, the residual add)")
+                        "pools with kernel 16, a global pool above 15 x 15, the residual "
+                        "add)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 

@@ -177,8 +177,9 @@ def hardware_descriptor_code(desc, cfg, *, window_bytes: int) -> ErrorCode:
     `validate_descriptor` with the hardware's limits checked at the same places of its order.
 
     * BAD_PARAM: an N:M N that is not a power of two.
-    * BAD_FLAGS: ACCUMULATE; an avgpool2d with padding and INCLUDE_PAD clear (the tile divides
-      every window by ``KH*KW``: leaving the padding out would need a count per column).
+    * BAD_FLAGS: ACCUMULATE.  (An avgpool2d with padding runs with INCLUDE_PAD set or clear:
+      the tile divides by ``KH*KW`` or by each window's count of real positions, docs/spec.md
+      section 8.2; builds before that reported BAD_FLAGS for it clear.)
     * BAD_SHAPE: m, k or n above `HW_DIM_MAX`; a conv2d, maxpool2d or avgpool2d geometry field
       above `HW_GEO_MAX`; a global_avgpool with ``H`` or ``W`` above `HW_GEO_MAX` (the tile
       pools it as one ``H x W`` window, stride 1, no padding).
@@ -195,10 +196,7 @@ def hardware_descriptor_code(desc, cfg, *, window_bytes: int) -> ErrorCode:
             and a & (a - 1)):
         return E.BAD_PARAM
     op = desc.opcode
-    if rank > _CHECK_ORDER.index(E.BAD_FLAGS) and (
-            desc.flags & ~HW_FLAGS
-            or (op == Opcode.AVGPOOL2D and (desc.pad_h or desc.pad_w)
-                and not desc.flags & Flags.INCLUDE_PAD)):
+    if rank > _CHECK_ORDER.index(E.BAD_FLAGS) and desc.flags & ~HW_FLAGS:
         return E.BAD_FLAGS
     geo = (desc.kh, desc.kw, desc.stride_h, desc.stride_w, desc.pad_h, desc.pad_w, desc.dil_h,
            desc.dil_w)

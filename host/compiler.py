@@ -358,8 +358,9 @@ def _check_pool_hardware(spec: LayerSpec, net: Network, cfg) -> None:
     """The limits of the generated hardware on a pool (beyond docs/spec.md section 2.3, which
     the schema checks): the build runs pools (``cfg.ops``, ``pool_enabled``), kernel, stride
     and padding at most `HW_GEO_MAX` per axis, a global average pool of an input of at most
-    `HW_GEO_MAX` x `HW_GEO_MAX`, an average pool with padding only with
-    ``count_include_pad`` (the INCLUDE_PAD divisor ``KH*KW``)."""
+    `HW_GEO_MAX` x `HW_GEO_MAX`.  An average pool with padding runs with either
+    ``count_include_pad`` (docs/spec.md section 8.2: the tile divides by ``KH*KW`` or by each
+    window's count of real positions)."""
     ops = tuple(getattr(cfg, "ops", HW_OPS))
     if spec.op not in ops:
         why = " (pool_enabled: false)" if getattr(cfg, "pool_enabled", True) is False else ""
@@ -380,10 +381,6 @@ def _check_pool_hardware(spec: LayerSpec, net: Network, cfg) -> None:
             _fail(spec, net, field_, f"must be at most {HW_GEO_MAX} per axis on the hardware "
                   f"(the spec's {POOL_GEO_MAX - (field_ == 'padding')} runs with limits "
                   f"architecture), not {list(v)}")
-    if spec.op == "avgpool2d" and spec.padding != (0, 0) and not spec.count_include_pad:
-        _fail(spec, net, "count_include_pad", "must be true when padding is not 0 on the "
-              "hardware (it divides by KH*KW, INCLUDE_PAD; false, ONNX's default, runs with "
-              "limits architecture), not false")
 
 
 def tile_buffer_needs(cl: CompiledLayer, cfg) -> dict[str, tuple[int, int]]:

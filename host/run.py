@@ -224,8 +224,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     job of a split run; ``tile_split``: how each layer is spread over the tiles
     (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1);
     ``limits``: ``hardware`` (default) or ``architecture``, for the compiler and the model
-    engine (`compile_network`, `run_model`: the spec's rules alone, e.g. an average pool with
-    padding and ``count_include_pad: false``); the model engine only.
+    engine (`compile_network`, `run_model`: the spec's rules alone, e.g. a pool with kernel
+    16); the model engine only.
 
     Raises
     ------

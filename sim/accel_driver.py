@@ -215,7 +215,8 @@ def pool_fits(cfg, P: dict) -> bool:
 def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool = False,
                 **geometry) -> dict:
     """A random pool layer (for `add_pool_layers`) that fits ``cfg``'s tile buffers: kernel,
-    stride and padding within the hardware's limits, an average with padding counting it.
+    stride and padding within the hardware's limits, an average counting its padding or not
+    (``include_pad``, at random).
     ``geometry`` (``kernel``, ``stride``, ``pad``, ``include_pad``) fixes those fields; the
     shape is drawn until the pool fits."""
     for _ in range(500):
@@ -229,7 +230,7 @@ def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool
             P.update(kernel=(kh, kw), stride=tuple(int(v) for v in rng.integers(1, 4, size=2)),
                      pad=(ph, pw))
             if o == "avgpool2d":
-                P["include_pad"] = bool(ph or pw) or bool(rng.integers(0, 2))
+                P["include_pad"] = bool(rng.integers(0, 2))
             P.update(geometry)
             (kh, kw), (ph, pw) = P["kernel"], P["pad"]
             if h + 2 * ph < kh or w + 2 * pw < kw:

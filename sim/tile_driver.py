@@ -74,11 +74,12 @@ def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
             "N": oh * ow}
 
 
-def pool_job(x, kernel, *, stride, padding=0, avg: bool, c0: int = 0, m: int | None = None,
-             cols: int, word_bytes: int) -> dict:
-    """The tile job of a max (``avg`` False) or average pool (padding counted, spec 2.3) of
-    channels ``[c0, c0 + m)`` of an NCHW (N=1) image: the whole image on ``image``, no weight
-    words; the results are ``m`` rows of ``OH*OW`` int8 values."""
+def pool_job(x, kernel, *, stride, padding=0, avg: bool, include_pad: bool = True, c0: int = 0,
+             m: int | None = None, cols: int, word_bytes: int) -> dict:
+    """The tile job of a max (``avg`` False) or average pool (spec 2.3; ``include_pad``: the
+    padding counts, else each window divides by its real positions) of channels
+    ``[c0, c0 + m)`` of an NCHW (N=1) image: the whole image on ``image``, no weight words;
+    the results are ``m`` rows of ``OH*OW`` int8 values."""
     from sparsemac.golden.pool import pool_output_shape
 
     x = np.asarray(x, dtype=np.int64)
@@ -95,7 +96,8 @@ def pool_job(x, kernel, *, stride, padding=0, avg: bool, c0: int = 0, m: int | N
     geo = {"c": C, "h": H, "w": Wd, "oh": oh, "ow": ow, "kh": kh, "kw": kw, "sh": st[0],
            "sw": st[1], "ph": pd[0], "pw": pd[1], "dh": 1, "dw": 1}
     return {"cmd": {"op": 3 if avg else 2, "fmt": 0, "act_skip": 0, "m": m, "k": 0,
-                    "n": oh * ow, "geo": geo, "c0": c0},
+                    "n": oh * ow, "geo": geo, "c0": c0,
+                    "exclude_pad": int(avg and not include_pad)},
             "words": [], "image": image, "M": m, "N": oh * ow}
 
 

@@ -71,10 +71,12 @@ class DescChecker(wiring.Component):
     Beyond the golden rules it reports the hardware limits
     (`sparsemac.golden.desc_rules.hardware_descriptor_code`): shapes that do not fit the tile's
     16-bit dimensions or 4-bit conv / pool geometry, a global average pool with ``H`` or ``W``
-    above `MAX_GEO` (``BAD_SHAPE``), the ``ACCUMULATE`` flag (not supported) and a padded
-    average pool without ``INCLUDE_PAD`` (``BAD_FLAGS``), an ``nm`` N that is not a power of
-    two (``BAD_PARAM``).  ``act_fits`` tells whether the layer's activations fit the tile's
-    buffers (the sequencer reports ``BAD_SHAPE`` after ``code``'s checks when not):
+    above `MAX_GEO` (``BAD_SHAPE``), the ``ACCUMULATE`` flag (not supported, ``BAD_FLAGS``),
+    an ``nm`` N that is not a power of two (``BAD_PARAM``).  A padded average pool runs with
+    ``INCLUDE_PAD`` set or clear (the tile divides by ``KH*KW`` or by each window's count of
+    real positions, docs/spec.md section 8.2).  ``act_fits`` tells whether the layer's
+    activations fit the tile's buffers (the sequencer reports ``BAD_SHAPE`` after ``code``'s
+    checks when not):
     ``ceil(act_bytes / cols)`` image entries and ``ceil(n / cols) * k`` im2col entries at most
     ``act_buf_depth``, ``ceil(n / cols) * ceil(k / axi_data_width)`` flag words at most
     `nz_depth` (beyond them the tile would wrap its load counters and hang).  A matmul is checked
@@ -283,16 +285,15 @@ class DescChecker(wiring.Component):
         m.d.comb += any_geo.eq((d.kh | d.kw | d.stride_h | d.stride_w | d.pad_h | d.pad_w
                                 | d.dil_h | d.dil_w).any())
         include_pad = fl[Flags.INCLUDE_PAD.bit_length() - 1]
-        padded = (d.pad_h | d.pad_w).any()
         flags_bad = ((fl & ~HW_FLAGS).any() | (include_pad & ~avg)
                      | d.reserved0.any() | d.reserved2.any()
                      | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (mm & any_conv)
                      # pools: no requantization, no table, no weights, no column split; a
-                     # global pool has no window geometry; the hardware divides every
-                     # window by KH*KW, so padding must count (INCLUDE_PAD)
+                     # global pool has no window geometry (INCLUDE_PAD is avgpool2d's, with
+                     # or without padding: the tile divides by KH*KW or the real count)
                      | (pool & (requant | lut | split
                                 | (d.weights | d.quant | d.lut).any()))
-                     | (glob & any_geo) | (avg & padded & ~include_pad))
+                     | (glob & any_geo))
         # the wide compares below are registered every cycle (`mkn_ok`, `conv_ok`, `split_bad`,
         # `fits`): their operands are written at least one op before the rules op reads them
         # (the last, `flagw`, by the op before the ends)

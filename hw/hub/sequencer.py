@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Opcode
+from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags, Opcode
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
 from sparsemac.hw.hub.desc_prefetch import DescPrefetch
@@ -384,7 +384,7 @@ class Sequencer(wiring.Component):
                     split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), ncg.eq(chk.ncg),
                     cg_base.eq(0),
                     layer_irq.eq(desc.flags[3]),
-                    lay.op.eq(TileOp.CONV2D),
+                    lay.op.eq(TileOp.CONV2D), lay.exclude_pad.eq(0),
                 ]
                 if cfg.pool_enabled:
                     # a pool (docs/accelerator.md "Pooling"): the tiles pool their own channels
@@ -395,6 +395,10 @@ class Sequencer(wiring.Component):
                         m.d.sync += [
                             lay.op.eq(Mux(desc.opcode == Opcode.MAXPOOL2D, TileOp.MAXPOOL,
                                           TileOp.AVGPOOL)),
+                            # an average of the real positions (count_include_pad 0)
+                            lay.exclude_pad.eq(
+                                (desc.opcode == Opcode.AVGPOOL2D)
+                                & ~desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),
                             lay.geo.c.eq(desc.c), lay.geo.h.eq(desc.h), lay.geo.w.eq(desc.w),
                             lay.geo.kh.eq(Mux(glob, desc.h, desc.kh)),
                             lay.geo.kw.eq(Mux(glob, desc.w, desc.kw)),

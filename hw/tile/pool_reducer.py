@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PoolReducer", "pool_result_layout", "AVG_SHIFT", "MAX_WINDOW"]
+__all__ = ["PoolReducer", "pool_result_layout", "recip_table", "AVG_SHIFT", "MAX_WINDOW"]
 
 #: ``S`` of the division rule (docs/spec.md section 2.3): exact for windows of up to 256
 AVG_SHIFT = 25
 #: largest window ``KH * KW`` the tile pools (kernel fields are 4 bits: 15 x 15)
 MAX_WINDOW = 225
+
+
+def recip_table() -> list[int]:
+    """The reciprocal table of the count-real average: ``R[c] = ceil(2**AVG_SHIFT / c)`` for
+    the counts ``c = 1 .. MAX_WINDOW`` (golden's ``avg_recip``), ``R[0] = 0`` (a column past
+    the output, which has no real position: its result is -128 and never written)."""
+    return [0] + [-(-(1 << AVG_SHIFT) // c) for c in range(1, MAX_WINDOW + 1)]
 
 
 def pool_result_layout(cols: int, dim_width: int = 16):
@@ -27,17 +35,23 @@ class PoolReducer(wiring.Component):
 
     The tile's gather writes entry ``(cg, k)`` (``k = ch*KK + r*KW + s``: the tile's channels
     ``ch``, then the window position) into its activation buffer, one per cycle, padding
-    positions as ``pad`` bytes (-128 for max, 0 for an average counting padding, spec 2.3).
-    The reducer reads the entries back in the same order, behind the gather (``avail`` = entries
-    written so far), and for every column keeps the window's maximum or its offset sum
-    ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``).  A finished window goes to a hold
-    register; an average is divided there, ``lanes`` columns per cycle (``cols / lanes + 1``
-    cycles: the products are registered):
-    ``y = ((u * R + 2**24) >> 25) - 128`` with ``R = ceil(2**25 / kk)`` (computed once per layer
-    by a 26-step restoring divider, while the image loads), which is golden's
-    ``avg_divide`` for windows of up to 256; a maximum is the result as it is.  Results leave
-    on ``o`` (channel outer within a column group, groups in order), each row segment held until
-    taken; the reader stops when a window's last entry could not be held.
+    positions as ``pad`` bytes (-128 for max and for an average of the real positions, 0 for
+    an average counting padding, spec 2.3), and beside each byte its ``real`` flag (the
+    position is inside the image).  The reducer reads the entries back in the same order,
+    behind the gather (``avail`` = entries written so far), and for every column keeps the
+    window's maximum or its offset sum ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``;
+    a -128 padding byte adds 0) and its count of real entries (8 bits).  A finished window
+    goes to a hold register; an average is divided there, ``lanes`` columns per cycle
+    (``cols / lanes + 1`` cycles: the products are registered):
+    ``y = ((u * R + 2**24) >> 25) - 128``, which is golden's ``avg_divide`` for windows of up
+    to 256.  ``R = ceil(2**25 / kk)`` with ``exclude_pad`` low (computed once per layer by a
+    26-step restoring divider, while the image loads); with it high, each column's
+    ``R[count]`` from `recip_table` (a constant table, one synchronous read port per lane:
+    the first lane group's reads are issued as the window enters the hold register, the next
+    group's in each division cycle, so both modes take the same cycles).  A maximum is the
+    result as it is.  Results leave on ``o`` (channel outer within a column group, groups in
+    order), each row segment held until taken; the reader stops when a window's last entry
+    could not be held.
 
     Members
     -------
@@ -45,6 +59,9 @@ class PoolReducer(wiring.Component):
         Pulse: begin a layer (``avg``, ``kk``, ``chans``, ``ncg`` held until ``done``).
     avg : In(1)
         0: maximum, 1: average.
+    exclude_pad : In(1)
+        An average divides each window by its count of real entries (``count_include_pad``
+        0, spec 2.3; padding bytes must read -128), else by ``kk``.
     kk : In(8)
         Window size ``KH * KW`` (1..225).
     chans : In(16)
@@ -53,8 +70,9 @@ class PoolReducer(wiring.Component):
         Column groups (``>= 1``).
     avail : In(addr_width + 1)
         Entries the gather has written.
-    raddr : Out(addr_width); rdata : In(8 * cols)
-        The activation buffer's read port (data one cycle after the address).
+    raddr : Out(addr_width); rdata : In(8 * cols); rdata_real : In(cols)
+        The activation buffer's read port (data one cycle after the address): the entry's
+        bytes and their ``real`` flags.
     o : Out(stream.Signature(pool_result_layout(cols)))
     busy : Out(1)
         From ``start`` until the last result was taken.
@@ -65,9 +83,9 @@ class PoolReducer(wiring.Component):
             raise ValueError(f"lanes must divide cols ({cols}), not {lanes!r}")
         self.cols, self.lanes, self.aw, self.dw = cols, lanes, addr_width, dim_width
         super().__init__({
-            "start": In(1), "avg": In(1), "kk": In(8), "chans": In(dim_width),
-            "ncg": In(dim_width), "avail": In(addr_width + 1),
-            "raddr": Out(addr_width), "rdata": In(8 * cols),
+            "start": In(1), "avg": In(1), "exclude_pad": In(1), "kk": In(8),
+            "chans": In(dim_width), "ncg": In(dim_width), "avail": In(addr_width + 1),
+            "raddr": Out(addr_width), "rdata": In(8 * cols), "rdata_real": In(cols),
             "o": Out(stream.Signature(pool_result_layout(cols, dim_width))),
             "busy": Out(1),
         })
@@ -126,10 +144,13 @@ class PoolReducer(wiring.Component):
             with m.Else():
                 m.d.sync += e.eq(e + 1)
 
-        # ---- accumulate: per column the window's max or offset sum ----------------------------
+        # ---- accumulate: per column the window's max or offset sum, and its real count -------
         avg = Signal()                                  # the layer's mode, from ``start``
+        excl = Signal()                                 # ... and its divisor
         accs = [Signal(16, name=f"acc{j}") for j in range(cols)]
         nxt = [Signal(16, name=f"nxt{j}") for j in range(cols)]
+        cnts = [Signal(8, name=f"cnt{j}") for j in range(cols)]         # real entries
+        nxt_cnt = [Signal(8, name=f"nxt_cnt{j}") for j in range(cols)]
         for j in range(cols):
             x = self.rdata[8 * j:8 * j + 8]
             mx = Signal(signed(8), name=f"max{j}")
@@ -137,15 +158,19 @@ class PoolReducer(wiring.Component):
                                   accs[j][:8]))
             m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),
                                       mx.as_unsigned()))
+            m.d.comb += nxt_cnt[j].eq(Mux(r_first, 0, cnts[j]) + self.rdata_real[j])
         ch_a, cg_a = Signal(dw), Signal(dw)             # window being accumulated
         hold = [Signal(16, name=f"hold{j}") for j in range(cols)]
+        hold_cnt = [Signal(8, name=f"hold_cnt{j}") for j in range(cols)]
         hold_m, hold_cg = Signal(dw), Signal(dw)
         with m.If(self.start):
             m.d.sync += [ch_a.eq(0), cg_a.eq(0)]
         with m.If(rv):
             m.d.sync += [a.eq(n) for a, n in zip(accs, nxt)]
+            m.d.sync += [c.eq(n) for c, n in zip(cnts, nxt_cnt)]
             with m.If(r_last):
                 m.d.sync += [h.eq(n) for h, n in zip(hold, nxt)]
+                m.d.sync += [h.eq(n) for h, n in zip(hold_cnt, nxt_cnt)]
                 m.d.sync += [hold_valid.eq(1), hold_m.eq(ch_a), hold_cg.eq(cg_a)]
                 with m.If(ch_a + 1 == self.chans):
                     m.d.sync += [ch_a.eq(0), cg_a.eq(cg_a + 1)]
@@ -160,6 +185,22 @@ class PoolReducer(wiring.Component):
         ys = [Signal(signed(8), name=f"y{j}") for j in range(cols)]
         prods = [Signal(16 + S, name=f"prod{i}") for i in range(lanes)]
         b = Signal(range(bpr + 1))
+        # the count-real reciprocals: lane q of group b reads R[hold_cnt[b*lanes + q]] one cycle
+        # ahead (group 0 as the window enters the hold register, group b + 1 in division
+        # cycle b); the port holds its data while the division waits for the output register
+        m.submodules.recips = recips = Memory(shape=S + 1, depth=MAX_WINDOW + 1,
+                                              init=recip_table())
+        recip = []
+        loading = rv & r_last                           # a window enters the hold register
+        dividing = hold_valid & ~o_valid & avg          # a division cycle (b) runs
+        for q in range(lanes):
+            rp = recips.read_port()
+            ahead = hold_cnt[q]                         # (bpr == 1: only group 0)
+            for i in range(1, bpr):                     # group b + 1 during cycle b
+                ahead = Mux(b == i - 1, hold_cnt[i * lanes + q], ahead)
+            m.d.comb += [rp.en.eq(loading | dividing),
+                         rp.addr.eq(Mux(loading, nxt_cnt[q], ahead))]
+            recip.append(Mux(excl, rp.data, rq))
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.y.eq(Cat(*ys))]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += o_valid.eq(0)
@@ -172,7 +213,7 @@ class PoolReducer(wiring.Component):
                 for i in range(bpr + 1):
                     with m.If(b == i):
                         if i < bpr:
-                            m.d.sync += [p.eq(hold[i * lanes + q] * rq)
+                            m.d.sync += [p.eq(hold[i * lanes + q] * recip[q])
                                          for q, p in enumerate(prods)]
                         if i > 0:   # round half up: bit S-1 of the product carries in
                             m.d.sync += [ys[(i - 1) * lanes + q].eq(
@@ -183,6 +224,7 @@ class PoolReducer(wiring.Component):
                 with m.Else():
                     m.d.sync += b.eq(b + 1)
         with m.If(self.start):
-            m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0), avg.eq(self.avg)]
+            m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0), avg.eq(self.avg),
+                         excl.eq(self.exclude_pad)]
         m.d.comb += self.busy.eq(running | rv | hold_valid | o_valid | (rcnt != 0))
         return m

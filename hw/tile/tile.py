@@ -17,7 +17,7 @@ from sparsemac.hw.tile.mac_array import MacArray
 from sparsemac.hw.tile.pool_reducer import PoolReducer
 from sparsemac.hw.tile.result_arbiter import ResultArbiter
 
-__all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout"]
+__all__ = ["Tile", "TileOp", "tile_command_layout", "tile_result_layout", "act_entry_layout"]
 
 DIM_WIDTH = 16
 # read ports per copy of the conv2d image buffer (one per column of the gather): a memory
@@ -44,11 +44,21 @@ def tile_command_layout():
     (``cgs = 0``: every group from ``cg0`` on; a layer whose columns are split across tiles,
     docs/spec.md section 8.1).  Pools (``MAXPOOL``, ``AVGPOOL``): ``m`` channels from channel
     ``c0`` of the ``geo.c``-channel image (``k`` is ignored: the tile counts ``m * KH * KW``
-    entries per column group), ``fmt`` 0."""
+    entries per column group), ``fmt`` 0; ``exclude_pad`` (``AVGPOOL`` only): each window
+    divides by its count of real positions (``count_include_pad = 0``, docs/spec.md section
+    8.2), else by ``KH * KW``."""
     return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
                               "k": DIM_WIDTH, "n": DIM_WIDTH,
                               "geo": conv_geometry_layout(DIM_WIDTH),
-                              "cg0": DIM_WIDTH, "cgs": DIM_WIDTH, "c0": DIM_WIDTH})
+                              "cg0": DIM_WIDTH, "cgs": DIM_WIDTH, "c0": DIM_WIDTH,
+                              "exclude_pad": 1})
+
+
+def act_entry_layout(cols: int, pool: bool):
+    """One word of the tile's activation buffer: an entry's ``cols`` bytes (``x``) and, in a
+    build with pools, their ``real`` flags (the im2col position is inside the image, which a
+    `PoolReducer` counts for an average of the real positions; 0 bits otherwise)."""
+    return data.StructLayout({"x": 8 * cols, "real": cols if pool else 0})
 
 
 def tile_result_layout(cols: int, acc_width: int):
@@ -166,10 +176,12 @@ class Tile(wiring.Component):
             m.d.sync += i_count.eq(i_count + 1)
         m.d.comb += [i2c.geo.eq(cmd.geo), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
                      i2c.cg_first.eq(cg_first), i2c.cbase.eq(cbase)]
-        # a padding position's byte: 0 (conv, and an average counting padding), -128 (max)
+        # a padding position's byte: 0 (conv, and an average counting padding), -128 (max,
+        # and an average of the real positions: offset binary 0, it adds nothing to the sum)
         pad = Signal(8, name="pad_byte")
         if self.pool:
-            m.d.sync += pad.eq(Mux(cmd.op == TileOp.MAXPOOL, 0x80, 0))
+            m.d.sync += pad.eq(Mux((cmd.op == TileOp.MAXPOOL)
+                                   | ((cmd.op == TileOp.AVGPOOL) & cmd.exclude_pad), 0x80, 0))
         g_valid = Signal()
         g_sel = [Signal(range(max(2, wb)), name=f"g_sel{j}") for j in range(cols)]
         g_inb = Signal(cols)
@@ -181,7 +193,9 @@ class Tile(wiring.Component):
             m.d.sync += g_sel[j].eq(i2c.addr[j][:lg_wb] if lg_wb else 0)
             g_bytes.append(Mux(g_inb[j], rp.data.word_select(g_sel[j], 8), pad))
         m.d.comb += [e_valid.eq(Mux(is_conv, g_valid, a_take & a_keep)),
-                     e_data.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
+                     e_data.x.eq(Mux(is_conv, Cat(*g_bytes), self.acts.payload))]
+        if self.pool:
+            m.d.comb += e_data.real.eq(g_inb)
 
     def elaborate(self, platform):
         m = Module()
@@ -194,7 +208,7 @@ class Tile(wiring.Component):
         # the weight image: one copy per lane (on an FPGA each read port needs its own BRAM
         # copy anyway); the loader writes all copies at once
         wmems = [Memory(shape=W, depth=cfg.weight_buf_depth, init=[]) for _ in range(rows)]
-        amem = Memory(shape=cols * 8, depth=cfg.act_buf_depth, init=[])
+        amem = Memory(shape=act_entry_layout(cols, self.pool), depth=cfg.act_buf_depth, init=[])
         for r, wm in enumerate(wmems):
             m.submodules[f"wmem{r}"] = wm
         m.submodules.amem = amem
@@ -254,7 +268,8 @@ class Tile(wiring.Component):
         if self.pool:
             m.d.comb += [is_pool.eq(cmd.op.as_value()[1]),
                          p_ready.eq((p_set >= cmd.c0) & (p_set >= cmd.m)),
-                         pool.avg.eq(cmd.op == TileOp.AVGPOOL), pool.kk.eq(p_kk),
+                         pool.avg.eq(cmd.op == TileOp.AVGPOOL),
+                         pool.exclude_pad.eq(cmd.exclude_pad), pool.kk.eq(p_kk),
                          pool.chans.eq(cmd.m), pool.ncg.eq(ncg), pool.avail.eq(a_addr)]
         m.d.comb += arb.pool_mode.eq(is_pool)
         a_keep = (g_cg >= cg_first) & (g_cg < cg_end)      # a matmul entry of this slice
@@ -421,13 +436,13 @@ class Tile(wiring.Component):
 
         # activation entries in (cg, k) order + non-zero flag bits: from the acts stream
         # (matmul) or from the im2col gather (conv2d); conv2d images go to imem first
-        e_valid, e_data = Signal(), Signal(cols * 8)
+        e_valid, e_data = Signal(), Signal(act_entry_layout(cols, self.pool))
         a_take = self.acts.valid & self.acts.ready
         if self.conv:
             self._im2col_gather(m, cmd, cg_first, cg_end, is_conv, a_take, a_keep, i_wrs,
                                 i_count, imems, i2c, e_valid, e_data, cbase)
         else:
-            m.d.comb += [e_valid.eq(a_take & a_keep), e_data.eq(self.acts.payload)]
+            m.d.comb += [e_valid.eq(a_take & a_keep), e_data.x.eq(self.acts.payload)]
         with m.If(a_take & ~is_conv):        # matmul: position of the entry in the whole X
             with m.If(g_k + 1 == cmd.k):
                 m.d.sync += [g_k.eq(0), g_cg.eq(g_cg + 1)]
@@ -438,7 +453,7 @@ class Tile(wiring.Component):
             # flag words are assembled in a register and written whole (no bit enables)
             nzacc = Signal(W)
             nzword = Signal(W)
-            m.d.comb += nzword.eq(nzacc | Mux(e_data.any(), Const(1, W) << a_k[:lg_w], 0))
+            m.d.comb += nzword.eq(nzacc | Mux(e_data.x.any(), Const(1, W) << a_k[:lg_w], 0))
             for nz_wr in nz_wrs:
                 m.d.comb += [nz_wr.addr.eq(a_nzbase + (a_k >> lg_w)), nz_wr.data.eq(nzword),
                              nz_wr.en.eq(e_valid & ((a_k[:lg_w] == W - 1) | (a_k + 1 == cmd.k)))]
@@ -479,7 +494,7 @@ class Tile(wiring.Component):
                 m.d.sync += p_valid.eq(0)
             if r == 0 and self.pool:    # a pool's reducer reads the entries on lane 0's port
                 m.d.comb += [arp.addr.eq(Mux(is_pool, pool.raddr, p.aaddr)),
-                             pool.rdata.eq(arp.data)]
+                             pool.rdata.eq(arp.data.x), pool.rdata_real.eq(arp.data.real)]
             else:
                 m.d.comb += arp.addr.eq(p.aaddr)
             c_valid, c_clear = Signal(name=f"c_valid{r}"), Signal(name=f"c_clear{r}")
@@ -497,7 +512,7 @@ class Tile(wiring.Component):
                 else:
                     m.d.comb += xp.addr.eq(p.vaddr >> lg_wb)
                 w = Mux(c_bm, xp.data.word_select(c_sel, 8), c_w)
-            m.d.comb += [mac.w[r].eq(w), mac.x[r].eq(arp.data), mac.valid[r].eq(c_valid),
+            m.d.comb += [mac.w[r].eq(w), mac.x[r].eq(arp.data.x), mac.valid[r].eq(c_valid),
                          mac.clear[r].eq(c_clear)]
             # end token delay line: 1 (fetch) + MAC latency
             tok = data.StructLayout({"end": 1, "empty": 1})

@@ -33,15 +33,17 @@ def layer_layout() -> data.StructLayout:
     ``op``, ``fmt``, ``k``, ``n``, ``geo``: the tile command (every matmul / conv layer runs as
     a conv2d: any ``op`` but the pools is ``CONV2D``; a matmul is the 1x1 conv of a
     ``K x 1 x N`` image; a pool is ``MAXPOOL`` / ``AVGPOOL`` of the node's channels
-    ``[row_base, row_base + rows)``).  ``requant``: outputs go through the OutputPipeline
-    (int8), else raw values of ``2**lg_esize`` bytes (a pool: its int8 results,
-    ``lg_esize = 0``).  ``act_beats``, ``quant_beats``, ``lut_beats``: bus words of each
-    multicast stream.
+    ``[row_base, row_base + rows)``; ``exclude_pad``: an average pool divides each window by
+    its real positions, docs/spec.md section 8.2).  ``requant``: outputs go through the
+    OutputPipeline (int8), else raw values of ``2**lg_esize`` bytes (a pool: its int8
+    results, ``lg_esize = 0``).  ``act_beats``, ``quant_beats``, ``lut_beats``: bus words of
+    each multicast stream.
     """
     return data.StructLayout({
         "op": TileOp, "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH,
         "geo": conv_geometry_layout(DIM_WIDTH),
         "requant": 1, "lg_esize": 2, "act_beats": 32, "quant_beats": 32, "lut_beats": 16,
+        "exclude_pad": 1,
     })
 
 
@@ -145,7 +147,7 @@ class TileNode(wiring.Component):
                              c.fmt.eq(lay.fmt),
                              c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
                              c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs),
-                             c.c0.eq(row_base)]
+                             c.c0.eq(row_base), c.exclude_pad.eq(lay.exclude_pad)]
                 with m.If(tile.cmd.ready):
                     m.next = "RUN"
             with m.State("RUN"):

@@ -282,13 +282,25 @@ def _glob(**kw):
     ("n 65535", _pool(c=1, h=65535, w=1, kernel=1, stride=1), E.OK, E.OK),
     ("n 65536", _pool(c=1, h=16384, w=4, kernel=1, stride=1), E.OK, E.BAD_SHAPE),
     ("avgpool pad 0, padding not counted", _avg(False, pad=0), E.OK, E.OK),
-    ("avgpool pad_h 1, padding not counted", _avg(False, pad=(1, 0)), E.OK, E.BAD_FLAGS),
-    ("avgpool pad_w 1, padding not counted", _avg(False, pad=(0, 1)), E.OK, E.BAD_FLAGS),
+    # the real count (count_include_pad 0) runs on the hardware: padding need not count
+    ("avgpool pad_h 1, padding not counted", _avg(False, pad=(1, 0)), E.OK, E.OK),
+    ("avgpool pad_w 1, padding not counted", _avg(False, pad=(0, 1)), E.OK, E.OK),
+    ("avgpool pad 14 kernel 15, padding not counted", _avg(False, kernel=15, pad=14), E.OK,
+     E.OK),
+    ("avgpool pad 15 kernel 16, padding not counted", _avg(False, kernel=16, pad=15), E.OK,
+     E.BAD_SHAPE),
     ("avgpool pad 1, padding counted", _avg(True, pad=1), E.OK, E.OK),
     ("maxpool pad 1", _pool(kernel=3, pad=1), E.OK, E.OK),
+    ("INCLUDE_PAD on a maxpool", _pool(kernel=3, pad=1, flags=int(Flags.INCLUDE_PAD)),
+     E.BAD_FLAGS, E.BAD_FLAGS),
+    ("INCLUDE_PAD on a global pool", _glob().replace(flags=int(Flags.INCLUDE_PAD)),
+     E.BAD_FLAGS, E.BAD_FLAGS),
     # at their places of golden's order
-    ("uncounted padding before shapes", _avg(False, kernel=17, pad=1), E.BAD_SHAPE,
-     E.BAD_FLAGS),
+    ("uncounted padding and kernel 17", _avg(False, kernel=17, pad=1), E.BAD_SHAPE,
+     E.BAD_SHAPE),
+    ("uncounted padding and kernel 16", _avg(False, kernel=16, pad=1), E.OK, E.BAD_SHAPE),
+    ("INCLUDE_PAD on a maxpool before kernel 16",
+     _pool(kernel=16, flags=int(Flags.INCLUDE_PAD)), E.BAD_FLAGS, E.BAD_FLAGS),
     ("uncounted padding after parameters", _avg(False).replace(param_b=1), E.BAD_PARAM,
      E.BAD_PARAM),
     ("uncounted padding and REQUANT", _avg(False).replace(flags=int(Flags.REQUANT)),
@@ -303,7 +315,8 @@ def _glob(**kw):
 def test_pool_hardware_limits(name, d, arch, hw):
     """The pools' hardware limits (docs/spec.md section 8.2) at their bound and just past it,
     each at its place of golden's order: kernel / stride / padding 15, a global pool's H and
-    W 15 (BAD_SHAPE), padding only when it counts (BAD_FLAGS), m / k / n 65535."""
+    W 15 (BAD_SHAPE), m / k / n 65535; an average with padding runs whether the padding
+    counts or not (INCLUDE_PAD still BAD_FLAGS on every other opcode)."""
     assert _code(d, POOL_HW) == arch, name
     assert hardware_descriptor_code(d, POOL_HW, window_bytes=WIN) == hw, name
     assert hardware_descriptor_code(d.pack(), POOL_HW, window_bytes=WIN) == hw, name
@@ -320,7 +333,7 @@ def test_hardware_builds_the_pools_of_its_config():
     assert tuple(off.ops) == HW_OPS and set(on.ops) == set(POOL_HW.ops)
     for op in NEW:
         d = good(op)
-        want = {"maxpool2d": E.OK, "avgpool2d": E.BAD_FLAGS,       # pad 1, not counted
+        want = {"maxpool2d": E.OK, "avgpool2d": E.OK,              # pad 1, not counted
                 "global_avgpool": E.OK}.get(op, E.BAD_OPCODE)
         assert hardware_descriptor_code(d, on, window_bytes=WIN) == want, op
         assert hardware_descriptor_code(d, off, window_bytes=WIN) == E.BAD_OPCODE, op

@@ -373,3 +373,50 @@ def test_pool_fit_and_input_bounds():
         maxpool2d(np.zeros((2, 2), np.int8), 1, 1)
     with pytest.raises(TypeError, match="count_include_pad must be a bool, not 1"):
         avgpool2d(x, 1, 1, count_include_pad=1)
+
+
+def spec_counts(hw, k, s, p):
+    """The count of section 2.3's closed form: ``(min(ih0 + KH, H) - max(ih0, 0)) * (...)``
+    with ``ih0 = oh*sh - ph`` (and the same for the columns)."""
+    (h, w), (oh, ow) = hw, pool_output_shape(hw, k, s, p)
+    ih0 = np.arange(oh) * s[0] - p[0]
+    iw0 = np.arange(ow) * s[1] - p[1]
+    ch = np.minimum(ih0 + k[0], h) - np.maximum(ih0, 0)
+    cw = np.minimum(iw0 + k[1], w) - np.maximum(iw0, 0)
+    return ch[:, None] * cw[None, :]
+
+
+@pytest.mark.parametrize("hw, k, s, p", [
+    ((15, 15), (15, 15), (1, 1), (14, 14)),     # every count a*b (a, b 1..15) of 15x15
+    ((15, 16), (15, 15), (4, 3), (14, 7)),      # stride > 1 over the padded edges
+    ((16, 16), (15, 15), (15, 15), (14, 14)),   # stride 15: corners of count 1, then 2 x 14
+    ((7, 5), (3, 2), (2, 3), (2, 1)),           # stride past the kernel
+    ((4, 9), (4, 4), (1, 2), (3, 0)),           # padding on one axis
+    ((1, 1), (15, 15), (1, 1), (14, 14)),       # a 1x1 input: every window holds it alone
+    ((2, 2), (2, 2), (2, 2), (1, 1)),           # the hardware bench's 2x2 / 2 pad 1
+])
+def test_real_count_rule_of_the_spec(hw, k, s, p, rng, seed):
+    """``count_include_pad`` false: the spec's closed-form count per output position (the
+    hardware's divisor) equals golden's `avgpool2d_sums` counts and ONNX's (AveragePool over
+    ones), corners included (``(KH - ph) * (KW - pw)``), for kernels up to 15x15, strides > 1
+    and paddings up to ``K - 1``; the averages equal the direct loops (exact fractions) and,
+    where ONNX pads itself, its float64 mean rounded half up."""
+    x = rand_int8(rng, (1, 2, *hw))
+    want = spec_counts(hw, k, s, p)
+    assert want.min() >= 1, (hw, k, s, p)
+    assert want[0, 0] == (min(k[0] - p[0], hw[0])) * (min(k[1] - p[1], hw[1]))
+    sums, counts = avgpool2d_sums(x, k, s, p, count_include_pad=False)
+    assert np.array_equal(counts[0, 0], want), show("counts vs spec", want, counts[0, 0], seed)
+    o_sums, o_counts = onnx_avg_sums(x, k, s, p)
+    assert np.array_equal(o_counts[False][0, 0], want), seed
+    assert np.array_equal(o_sums, sums), seed
+    exp, _, exp_counts = py_avgpool(x, k, s, p, False)
+    assert np.array_equal(exp_counts[0, 0], want), seed
+    got = avgpool2d(x, k, s, p, count_include_pad=False)
+    assert np.array_equal(got, exp), show(f"avgpool real count {k} {s} {p}", exp, got, seed)
+    if p[0] == p[1]:
+        mean = onnx_pool("AveragePool", x, count_include_pad=0, **onnx_attrs(k, s, p))
+        assert np.array_equal(got, np.floor(mean + 0.5)), seed
+    if hw == k == (15, 15) and s == (1, 1):     # the hardware table's ends: 1 and 225
+        want_set = {a * b for a in range(1, 16) for b in range(1, 16)}
+        assert set(want.ravel().tolist()) == want_set and want.max() == 225

@@ -78,8 +78,9 @@ POOLS = ("maxpool2d", "avgpool2d", "global_avgpool")
 
 def random_pool_network(rng, *, hw_limits: bool = True) -> dict:
     """conv2d -> pool -> (conv2d -> pool) -> matmul with random pools: max and average pools
-    of random kernel, stride and padding (``hw_limits``: within the hardware's 15 and with
-    ``count_include_pad`` wherever there is padding), or a global average pool."""
+    of random kernel, stride and padding (``hw_limits``: within the hardware's 15; an average
+    pool with padding counts it or not, at random: the hardware runs both), or a global
+    average pool."""
     c, h, w = int(rng.integers(1, 4)), int(rng.integers(4, 13)), int(rng.integers(4, 13))
     shape = [c, h, w]
     layers = []
@@ -96,8 +97,7 @@ def random_pool_network(rng, *, hw_limits: bool = True) -> dict:
             sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
             pool.update(kernel=[kh, kw], stride=[sh, sw], padding=[ph, pw])
             if op == "avgpool2d":
-                pad = ph or pw
-                pool["count_include_pad"] = bool(pad and hw_limits or rng.random() < 0.5)
+                pool["count_include_pad"] = bool(rng.random() < 0.5)
             h, w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         else:
             h = w = 1

@@ -58,8 +58,9 @@ def test_examples_json(name):
 
 def test_pool_net_text_report(tmp_path):
     """``sparsemac run examples/pool_net.yaml``: a row per layer, pools included (no format or
-    density), the pool cycle model named; ``--limits architecture`` runs what the hardware
-    refuses (an average pool with padding, count_include_pad false) bit-exact."""
+    density), the pool cycle model named; an average pool with padding and count_include_pad
+    false runs with the hardware limits (the default) bit-exact, with the outputs and cycles
+    of ``--limits architecture``."""
     r = run(str(EXAMPLES / "pool_net.yaml"))
     assert r.returncode == 0, r.stderr
     rows = {ln.split()[1]: ln.split() for ln in r.stdout.splitlines()
@@ -74,15 +75,18 @@ def test_pool_net_text_report(tmp_path):
         "    count_include_pad: false\n  - name: gap")
     p = tmp_path / "onnx_avg.yaml"
     p.write_text(text)
-    r = run(str(p))
-    _one_line_error(r, f"{p}:32: layers[3].count_include_pad must be true when padding is not 0 "
-                    "on the hardware")
-    r = run(str(p), "--limits", "architecture", "--json")
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
-    assert rep["limits"] == "architecture" and rep["mismatches"] == 0
-    assert rep["layers"][3]["count_include_pad"] is False
-    assert rep["layers"][3]["out_shape"] == [16, 6, 6]
+    reps = {}
+    for limits in ("hardware", "architecture"):
+        out = tmp_path / f"{limits}.npz"
+        r = run(str(p), "--limits", limits, "--json", "--save-outputs", str(out))
+        assert r.returncode == 0, r.stderr
+        rep = reps[limits] = json.loads(r.stdout)
+        assert rep["limits"] == limits and rep["mismatches"] == 0 and rep["status"] == "OK"
+        assert rep["layers"][3]["count_include_pad"] is False
+        assert rep["layers"][3]["out_shape"] == [16, 6, 6]
+        reps[limits]["saved"] = np.load(out)["outputs"]
+    assert np.array_equal(reps["hardware"]["saved"], reps["architecture"]["saved"])
+    assert reps["hardware"]["layers"][3]["cycles"] == reps["architecture"]["layers"][3]["cycles"]
 
 
 def test_tile_split_choices():
@@ -167,6 +171,59 @@ def test_rtl_engine_runs_the_network_bit_exact():
     assert rep["cycles"] >= rep["roofline_cycles"] > 0
     assert len(rep["layers"]) == len(load_network(EXAMPLES / "mlp.yaml").layers)
     assert all(e["cycles"] > 0 for e in rep["layers"])
+
+
+PADDED_AVG_NET = """\
+name: padded_avg
+seed: 5
+input:
+  shape: [3, 9, 8]
+layers:
+  - name: conv
+    op: conv2d
+    out_channels: 5
+    kernel: 3
+    padding: 1
+    format: dense
+    activation: relu
+  - name: avg3            # counts 4 (corners), 6 (edges), 9
+    op: avgpool2d
+    kernel: 3
+    stride: 1
+    padding: 1
+    count_include_pad: false
+  - name: avg2            # a 2x2 / 2 padded 1: one real position at the corners
+    op: avgpool2d
+    kernel: 2
+    stride: 2
+    padding: 1
+    count_include_pad: false
+  - name: fc
+    op: matmul
+    out_features: 4
+    format: dense
+"""
+
+
+def test_rtl_engine_runs_padded_average_pools(tmp_path):
+    """Average pools with padding and count_include_pad false (ONNX's default) on the
+    accelerator RTL (Verilator): every layer bit-exact with golden, the outputs read back
+    equal the model engine's, and the pools' cycles within the model's tolerance."""
+    net = tmp_path / "padded_avg.yaml"
+    net.write_text(PADDED_AVG_NET)
+    reps, outs = {}, {}
+    for engine in ("model", "rtl"):
+        out = tmp_path / f"{engine}.npz"
+        r = run(str(net), "--engine", engine, "--json", "--save-outputs", str(out),
+                timeout=2400)
+        assert r.returncode == 0, r.stderr[-3000:]
+        rep = reps[engine] = json.loads(r.stdout)
+        assert rep["engine"] == engine and rep["status"] == "OK" and rep["mismatches"] == 0, rep
+        assert [e["count_include_pad"] for e in rep["layers"][1:3]] == [False, False]
+        outs[engine] = np.load(out)["outputs"]
+    assert np.array_equal(outs["model"], outs["rtl"])
+    for m_, r_ in zip(reps["model"]["layers"][1:3], reps["rtl"]["layers"][1:3]):
+        assert abs(r_["cycles"] - m_["cycles"]) <= 0.1 * r_["cycles"], (m_, r_)
 
 
 def test_rtl_engine_refuses_layer_beyond_tile_buffers():

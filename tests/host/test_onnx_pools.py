@@ -18,8 +18,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from sparsemac.golden.descriptors import Flags  # noqa: E402
 from sparsemac.golden.pool import avgpool2d_sums  # noqa: E402
-from sparsemac.host import NetworkError  # noqa: E402
+from sparsemac.host import NetworkError, compile_network  # noqa: E402
 from sparsemac.host.onnx_import import OnnxError, load_onnx, pool_scale_overrides  # noqa: E402
 from sparsemac.host.onnx_reference import compare, ort_run  # noqa: E402
 from sparsemac.host.run import run  # noqa: E402
@@ -113,6 +114,9 @@ _SINGLE = {
                         True),
     "avg-3x3": (dict(op_type="AveragePool", kernel_shape=[3, 3], strides=[1, 1]), (3, 3),
                 (1, 1), (0, 0), False),
+    # ONNX's default count_include_pad 0 with pads: each window divides by its real positions
+    "avg-pad-exclude": (dict(op_type="AveragePool", kernel_shape=[3, 3], strides=[2, 2],
+                             pads=[1, 1, 1, 1]), (3, 3), (2, 2), (1, 1), False),
     "global": (dict(op_type="GlobalAveragePool"), (8, 8), (1, 1), (0, 0), False),
 }
 
@@ -131,11 +135,7 @@ def test_single_pool_agrees_with_onnxruntime(tmp_path, rng, seed, kind):
     model = load_onnx(q, cfg=CFG)
     assert model.quantized and len(model.network.layers) == 1
     xg, k = _on_grid(_input_scale(q), x)
-    limits = "hardware"
-    if include and pad != (0, 0):    # INCLUDE_PAD: the hardware rules may not take it yet
-        from .test_pool_layers import _hw_takes_include_pad
-        limits = "hardware" if _hw_takes_include_pad() else "architecture"
-    rr = run(model.with_input(xg), CFG, limits=limits)
+    rr = run(model.with_input(xg), CFG)     # the hardware limits: every pool here runs
     assert rr.report["status"] == "OK" and rr.report["mismatches"] == 0, rr.report
     assert rr.report["input_scale"] == rr.report["output_scale"]    # the pool keeps it
     ref = ort_run(q, xg)
@@ -240,9 +240,7 @@ def test_pool_cnn_float_model_with_calibration(tmp_path, rng, seed):
     x = rng.random((60, 2, 8, 8)).astype(np.float32)
     model = load_onnx(p, cfg=CFG)
     assert model.network.layers[3].count_include_pad is True
-    from .test_pool_layers import _hw_takes_include_pad
-    rr = run(model.with_input(x), CFG, calib=x[:40],
-             limits="hardware" if _hw_takes_include_pad() else "architecture")
+    rr = run(model.with_input(x), CFG, calib=x[:40])
     assert rr.report["mismatches"] == 0 and rr.report["status"] == "OK", rr.report
     ref = ort_run(p, x)
     err = np.abs(rr.values - ref).mean() / np.abs(ref).mean()
@@ -251,10 +249,11 @@ def test_pool_cnn_float_model_with_calibration(tmp_path, rng, seed):
     assert err < 0.15 and agree >= 0.9, (seed, err, agree)
 
 
-def test_onnx_default_avgpool_with_pads_needs_architecture_limits(tmp_path, rng, seed):
+def test_onnx_default_avgpool_with_pads_runs_on_the_hardware(tmp_path, rng, seed):
     """ONNX's AveragePool default (count_include_pad 0) with pads divides by the real
-    positions: the hardware cannot (one line naming the layer and the field); the model
-    engine's architecture limits run it, within 1 LSB of ONNX Runtime."""
+    positions: imported as ``count_include_pad: false`` (INCLUDE_PAD clear), it runs with the
+    hardware's limits (the tile counts the real positions) with the outputs of the
+    architecture's, within 1 LSB of ONNX Runtime (only at ties of the exact mean)."""
     x = rng.normal(0, 1, (40, 2, 7, 7)).astype(np.float32)
     q = _qdq_pool(tmp_path / "apd.onnx", dict(op_type="AveragePool", kernel_shape=[3, 3],
                                                strides=[2, 2], pads=[1, 1, 1, 1]),
@@ -263,13 +262,13 @@ def test_onnx_default_avgpool_with_pads_needs_architecture_limits(tmp_path, rng,
     assert model.network.layers[0].count_include_pad is False
     xg, k = _on_grid(_input_scale(q), x)
     net = model.with_input(xg)
-    with pytest.raises(NetworkError) as e:
-        run(net, CFG)
-    assert str(e.value) == (f"{q}: layers[0].count_include_pad must be true when padding is "
-                            f"not 0 on the hardware (it divides by KH*KW, INCLUDE_PAD; false, "
-                            f"ONNX's default, runs with limits architecture), not false")
-    rr = run(net, CFG, limits="architecture")
-    assert rr.report["status"] == "OK" and rr.report["mismatches"] == 0
+    rr = run(net, CFG)
+    assert rr.report["status"] == "OK" and rr.report["mismatches"] == 0, rr.report
+    assert rr.report["limits"] == "hardware"
+    arch = run(net, CFG, limits="architecture")
+    assert np.array_equal(arch.outputs, rr.outputs), seed
+    cn = compile_network(net, CFG)
+    assert not cn.layers[0].descriptor.flags & Flags.INCLUDE_PAD
     ref = ort_run(q, xg)
     d = np.rint(np.abs(rr.values - ref) / rr.report["output_scale"]).astype(np.int64)
     ties = _ties(k, 3, 2, 1, False)

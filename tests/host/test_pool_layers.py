@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sparsemac.golden import avgpool2d, conv2d, global_avgpool, matmul, maxpool2d
 from sparsemac.golden.desc_rules import hardware_descriptor_code
-from sparsemac.golden.descriptors import ErrorCode, Flags, Opcode, avgpool2d_descriptor
+from sparsemac.golden.descriptors import ErrorCode, Flags, Opcode
 from sparsemac.golden.net_cycles import READ_LATENCY, READ_TAIL
 from sparsemac.host import NetworkError, compile_network, load_network, network_from_dict
 from sparsemac.host.compiler import (
@@ -33,24 +33,9 @@ _OPCODES = {"maxpool2d": Opcode.MAXPOOL2D, "avgpool2d": Opcode.AVGPOOL2D,
             "global_avgpool": Opcode.GLOBAL_AVGPOOL}
 
 
-def _hw_takes_include_pad() -> bool:
-    """Whether `golden.desc_rules.hardware_descriptor_code` runs an average pool with padding
-    and INCLUDE_PAD (the hardware descriptor checker of the pools, being built alongside)."""
-    d = avgpool2d_descriptor(c=1, h=4, w=4, kernel=3, stride=1, pad=1, count_include_pad=True,
-                             acts=0, out=64)
-    return hardware_descriptor_code(d, CFG, window_bytes=4096) == ErrorCode.OK
-
-
-def _limits(cn) -> str:
-    """The model engine's limits for ``cn``: the hardware's, unless the table has INCLUDE_PAD
-    and the hardware rules do not take it yet."""
-    inc = any(cl.descriptor.flags & Flags.INCLUDE_PAD for cl in cn.layers)
-    return "architecture" if inc and not _hw_takes_include_pad() else "hardware"
-
-
-def _run(cn, limits=None):
+def _run(cn, limits="hardware"):
     r = run_model(cn.image, base=cn.base, desc_base=cn.desc_base, desc_count=cn.desc_count,
-                  cfg=cn.config, limits=limits or _limits(cn))
+                  cfg=cn.config, limits=limits)
     return r
 
 
@@ -208,11 +193,6 @@ _HW_CASES = [
      "network: layers[0] (layer0) global_avgpool input must be at most 15 x 15 (H x W) on the "
      "hardware, not 16 x 15 (an avgpool2d with a smaller kernel first, or limits "
      "architecture)"),
-    ({"op": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": False},
-     [2, 7, 7], {},
-     "network: layers[0].count_include_pad must be true when padding is not 0 on the hardware "
-     "(it divides by KH*KW, INCLUDE_PAD; false, ONNX's default, runs with limits "
-     "architecture), not false"),
     ({"op": "maxpool2d", "kernel": 2}, [2, 4, 4], {"pool_enabled": False},
      "network: layers[0].op must be one of the operations built into this configuration "
      "(matmul, conv2d), not 'maxpool2d' (pool_enabled: false)"),
@@ -244,6 +224,40 @@ def test_hardware_limits_refuse_at_compile_time(rng, seed, layer, shape, sets, m
     with pytest.raises(ValueError, match="^limits must be one of hardware, architecture, not "
                                          "'rtl'$"):
         compile_network(net, cfg, limits="rtl")
+
+
+def test_padded_average_of_the_real_positions_runs_on_the_hardware(rng, seed):
+    """An average pool with padding and ``count_include_pad: false`` (ONNX's default) compiles
+    with the hardware limits (INCLUDE_PAD clear; `hardware_descriptor_code` OK: the tile divides
+    by each window's count of real positions) and the model engine runs it with those limits
+    bit-exact with golden and equal to the architecture run; counting the padding would give
+    other border values."""
+    x = rng.integers(-128, 128, size=(3, 7, 6)).astype(np.int8)
+    net = network_from_dict({"seed": 6, "input": {"values": x.tolist()}, "layers": [
+        {"name": "ap3", "op": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1,
+         "count_include_pad": False},
+        {"name": "ap2", "op": "avgpool2d", "kernel": 2, "stride": 2, "padding": 1,
+         "count_include_pad": False},               # corners: one real position
+        {"name": "ap43", "op": "avgpool2d", "kernel": [4, 3], "stride": [3, 1],
+         "padding": [3, 2], "count_include_pad": False}]})
+    cn = compile_network(net, CFG)
+    ctx = f"seed={seed}"
+    for cl in cn.layers:
+        assert not cl.descriptor.flags & Flags.INCLUDE_PAD, ctx
+        assert hardware_descriptor_code(cl.descriptor, CFG, window_bytes=1 << 20) == (
+            ErrorCode.OK), ctx
+    r = _run(cn, "hardware")
+    assert r.ok, f"{ctx}: {r.error_code.name} {r.message}"
+    want = _golden_chain(cn)
+    for cl, y in zip(cn.layers, want, strict=True):
+        np.testing.assert_array_equal(read_output(r.image, cl.descriptor), y, err_msg=ctx)
+    arch = _run(cn, "architecture")
+    assert arch.ok and bytes(arch.image) == bytes(r.image), ctx
+    counted = avgpool2d(x[None], 3, 1, 1, count_include_pad=True)[0].reshape(3, -1)
+    assert not np.array_equal(counted, want[0]), ctx
+    rep = run(net, CFG).report
+    assert rep["status"] == "OK" and rep["mismatches"] == 0 and rep["limits"] == "hardware"
+    assert [e["count_include_pad"] for e in rep["layers"]] == [False] * 3
 
 
 @pytest.mark.parametrize("rep", range(8))

@@ -200,8 +200,18 @@ BOUNDS = [
     ("maxpool n 65536", _max(c=1, h=65536 // 4, w=4, kernel=1, stride=1, acts=0,
                              out=0x10000), E.BAD_SHAPE),
     ("avgpool pad 0 without INCLUDE_PAD", _avg(False, pad=0), E.OK),
-    ("avgpool pad 1 without INCLUDE_PAD", _avg(False, pad=(1, 0)), E.BAD_FLAGS),
-    ("avgpool pad_w 1 without INCLUDE_PAD", _avg(False, pad=(0, 1)), E.BAD_FLAGS),
+    # the real count (count_include_pad 0) runs: padding need not count (BAD_FLAGS before)
+    ("avgpool pad 1 without INCLUDE_PAD", _avg(False, pad=(1, 0)), E.OK),
+    ("avgpool pad_w 1 without INCLUDE_PAD", _avg(False, pad=(0, 1)), E.OK),
+    ("avgpool pad kernel-1 without INCLUDE_PAD", _avg(False, kernel=(15, 3), pad=(14, 2), h=4),
+     E.OK),
+    ("avgpool pad kernel without INCLUDE_PAD", _avg(False, kernel=(15, 3), pad=(15, 2), h=4),
+     E.BAD_SHAPE),
+    ("avgpool kernel 15 without INCLUDE_PAD", _avg(False, kernel=15, pad=7, h=30), E.OK),
+    ("avgpool kernel 16 without INCLUDE_PAD", _avg(False, kernel=16, h=30), E.BAD_SHAPE),
+    ("avgpool REQUANT without INCLUDE_PAD", _avg(False).replace(flags=int(Flags.REQUANT)),
+     E.BAD_FLAGS),
+    ("avgpool flag bit 5 without INCLUDE_PAD", _avg(False).replace(flags=0x20), E.BAD_FLAGS),
     ("avgpool pad 1 with INCLUDE_PAD", _avg(True, pad=1), E.OK),
     ("avgpool pad 0 with INCLUDE_PAD", _avg(True, pad=0), E.OK),
     ("maxpool pad 1 (no count)", _max(kernel=3, pad=1), E.OK),
@@ -212,8 +222,11 @@ BOUNDS = [
     ("avgpool ACCUMULATE", _avg(True).replace(flags=int(Flags.ACCUMULATE | Flags.INCLUDE_PAD)),
      E.BAD_FLAGS),
     # the order: flags before shapes, hardware shapes before alignment
-    ("no INCLUDE_PAD and kernel 16", _avg(False, kernel=16, h=30), E.BAD_FLAGS),
-    ("no INCLUDE_PAD and m != C", _avg(False).replace(m=3), E.BAD_FLAGS),
+    ("maxpool INCLUDE_PAD and kernel 16",
+     _max(kernel=16, h=30).replace(flags=int(Flags.INCLUDE_PAD)), E.BAD_FLAGS),
+    ("maxpool INCLUDE_PAD and m != C", _max().replace(flags=int(Flags.INCLUDE_PAD), m=3),
+     E.BAD_FLAGS),
+    ("no INCLUDE_PAD and m != C", _avg(False).replace(m=3), E.BAD_SHAPE),
     ("kernel 16 and misaligned", _max(kernel=16, h=30).replace(acts=ACTS + 1), E.BAD_SHAPE),
     ("global 16 and outside", _glob(h=16).replace(out=1 << 20), E.BAD_SHAPE),
     ("format before kernel 16", _max(kernel=16, h=30).replace(format=1), E.BAD_FORMAT),
@@ -242,12 +255,12 @@ def test_hardware_limits_at_and_past_the_bound():
 
 def test_limits_beyond_the_architecture():
     """The hardware limits of `BOUNDS` that golden's `validate_descriptor` alone accepts
-    (the ones the hardware adds): kernel and stride 16, global H or W 16, padding uncounted."""
+    (the ones the hardware adds): kernel and stride 16, global H or W 16 (not an average of
+    the real positions: it runs since the tile counts them)."""
     added = {"kernel 16", "kernel_w 16", "stride 16", "stride_w 16", "pad 15 kernel 16",
              "global 16 x 15",
              "global 15 x 16", "global 256 x 256 (H*W 65536)", "maxpool n 65536",
-             "avgpool pad 1 without INCLUDE_PAD", "avgpool pad_w 1 without INCLUDE_PAD",
-             "no INCLUDE_PAD and kernel 16"}
+             "avgpool kernel 16 without INCLUDE_PAD"}
     for name, d, want in BOUNDS:
         arch = validate_descriptor(d, CFG, window_bytes=BOUNDS_WINDOW)
         assert (arch == E.OK and want != E.OK) == (name in added), (name, arch, want)

@@ -356,12 +356,13 @@ def test_tile_column_slices(conv, rng, seed):
 
 @pytest.mark.parametrize("rows,cols,lanes", [(2, 3, 1), (2, 4, 2)])
 def test_tile_pools(rows, cols, lanes, rng, seed):
-    """Max and average pools (padding counted) on the tile: the im2col gather over the tile's
-    own channels ``[c0, c0 + m)`` and the PoolReducer, bit-exact with golden, between conv
-    jobs (the lanes' state must survive a pool), with random stalls."""
+    """Max and average pools (padding counted, or each window divided by its real positions)
+    on the tile: the im2col gather over the tile's own channels ``[c0, c0 + m)`` and the
+    PoolReducer, bit-exact with golden, between conv jobs (the lanes' state must survive a
+    pool), with random stalls."""
     cfg = AcceleratorConfig(rows=rows, cols=cols, out_lanes=lanes, weight_buf_depth=256,
                             act_buf_depth=512, mul_pipeline=2)
-    cases = [  # (C, H, W), kernel, stride, pad, avg, c0, m
+    cases = [  # (C, H, W), kernel, stride, pad, avg (True: INCLUDE_PAD, "real": not), c0, m
         ((3, 6, 7), (2, 2), (2, 2), (0, 0), False, 0, 3),
         ((3, 6, 7), (3, 3), (2, 2), (1, 1), False, 1, 2),
         ((2, 5, 5), (3, 2), (1, 2), (1, 0), True, 0, 2),
@@ -371,6 +372,15 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
         ((2, 15, 15), (15, 15), (1, 1), (0, 0), True, 1, 1),  # the largest window, 225
         # more column groups than the bitmap flag buffer has words (a pool writes no flags)
         ((1, 16, 16), (1, 1), (1, 1), (0, 0), False, 0, 1),
+        # count_include_pad 0: the corners of a padded 2x2 (count 1), every border of a 3x3
+        ((2, 5, 6), (2, 2), (1, 1), (1, 1), "real", 0, 2),
+        ((3, 5, 4), (3, 3), (2, 1), (1, 2), "real", 1, 2),
+        ((1, 4, 7), (3, 4), (3, 2), (2, 3), "real", 0, 1),   # stride past the kernel's half
+        # 15x15 kernels padded 14: counts 1 (the corner), 14, 196; and 15, 225 (the full
+        # window between two of one real row), the bounds of the reciprocal table
+        ((1, 15, 15), (15, 15), (15, 15), (14, 14), "real", 0, 1),
+        ((1, 15, 15), (15, 15), (14, 1), (14, 0), "real", 0, 1),
+        ((2, 3, 4), (2, 3), (1, 1), (0, 0), "real", 1, 1),   # no padding: KH*KW either way
     ]
     jobs, exps = [], []
     x0 = rng.integers(-128, 128, (1, 2, 5, 6))
@@ -384,9 +394,10 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
             x = np.minimum(x, -1)
         x[0, c0, 0, :] = -128       # a row of the window minimum (max with padding = -128)
         x[0, c0, -1, :] = 127
-        jobs.append(pool_job(x, k, stride=st, padding=pd, avg=avg, c0=c0, m=m, cols=cfg.cols,
-                             word_bytes=cfg.axi_bytes))
-        y = (avgpool2d(x, k, st, pd, count_include_pad=True) if avg
+        include = avg is True
+        jobs.append(pool_job(x, k, stride=st, padding=pd, avg=bool(avg), include_pad=include,
+                             c0=c0, m=m, cols=cfg.cols, word_bytes=cfg.axi_bytes))
+        y = (avgpool2d(x, k, st, pd, count_include_pad=include) if avg
              else maxpool2d(x, k, st, pd))
         exps.append(y[0, c0:c0 + m].reshape(m, -1))
     all_jobs = [conv] + jobs[:3] + [conv] + jobs[3:]
@@ -400,22 +411,27 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
             f"c0={job['cmd'].get('c0')}:\nexpected\n{exp}\ngot\n{Y}")
 
 
-@pytest.mark.parametrize("kernel,stride,avg,lanes", [((2, 2), (2, 2), False, 4),
-                                                     ((3, 3), (2, 2), True, 4),
-                                                     ((2, 2), (1, 1), True, 1),
-                                                     ((1, 1), (1, 1), False, 4),
-                                                     ((8, 8), (1, 1), True, 2)])
-def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng, seed):
+@pytest.mark.parametrize("kernel,stride,pad,avg,lanes", [
+    ((2, 2), (2, 2), (0, 0), False, 4),
+    ((3, 3), (2, 2), (0, 0), True, 4),
+    ((2, 2), (1, 1), (0, 0), True, 1),
+    ((1, 1), (1, 1), (0, 0), False, 4),
+    ((8, 8), (1, 1), (0, 0), True, 2),
+    ((3, 3), (1, 1), (1, 1), "real", 4),     # count_include_pad 0: the same cycles
+    ((2, 2), (1, 1), (1, 1), "real", 1),
+])
+def test_pool_token_times_match_the_cycle_model(kernel, stride, pad, avg, lanes, rng, seed):
     """`golden.net_pool.pool_tokens` (the network cycle model's pool results) against the
     tile: the cycle each window's result is offered, counted from the cycle after the last
-    image word was taken (the model's LOAD exit is one cycle later), results always taken."""
+    image word was taken (the model's LOAD exit is one cycle later), results always taken.
+    An average of the real positions (``"real"``) takes the cycles of one counting padding."""
     from sparsemac.golden.net_pool import pool_divide_beats, pool_tokens
     from sparsemac.golden.tile_model import gather_gate
 
     cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes)
     x = rng.integers(-128, 128, (1, 4, 8, 8))
-    job = pool_job(x, kernel, stride=stride, avg=avg, c0=0, m=4, cols=cfg.cols,
-                   word_bytes=cfg.axi_bytes)
+    job = pool_job(x, kernel, stride=stride, padding=pad, avg=bool(avg),
+                   include_pad=avg is True, c0=0, m=4, cols=cfg.cols, word_bytes=cfg.axi_bytes)
     dut = Tile(cfg)
     seen = {}
 
@@ -443,10 +459,10 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, avg, lanes, rng,
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    oh = (8 - kernel[0]) // stride[0] + 1
-    ow = (8 - kernel[1]) // stride[1] + 1
+    oh = (8 + 2 * pad[0] - kernel[0]) // stride[0] + 1
+    ow = (8 + 2 * pad[1] - kernel[1]) // stride[1] + 1
     want = pool_tokens(-(-oh * ow // cfg.cols) * 4, kernel[0] * kernel[1],
-                       gate=gather_gate(cfg), avg=avg, bpr=pool_divide_beats(cfg.cols))
+                       gate=gather_gate(cfg), avg=bool(avg), bpr=pool_divide_beats(cfg.cols))
     got = [c - seen["last"] - 1 for c in seen["offered"]]
     assert got == want, (f"seed={seed} kernel {kernel} stride {stride} avg={avg} "
                          f"lanes={lanes}:\nmodel {want}\ntile  {got}")

@@ -104,7 +104,7 @@ async def matmul_dense_and_nm(dut):
 
 @cocotb.test(skip=not CFG.pool_enabled)
 async def pools(dut):
-    """Max, average (padding counted or none) and global average pools on the tiles (docs/spec.md
+    """Max, average (padding counted or not) and global average pools on the tiles (docs/spec.md
     sections 2.3, 8.2): chained after a conv2d's int8 output and on random inputs of random
     geometry, mixed with conv / matmul layers in one table and run back to back, random AXI
     stalls; bit-exact with golden, nothing written outside the outputs."""
@@ -117,6 +117,12 @@ async def pools(dut):
                              pad=(0, 0), chain=True),
                  random_pool(rng, CFG, op="avgpool2d", kernel=(3, 3), stride=(1, 1),
                              pad=(1, 1), include_pad=True, chain=True),
+                 # count_include_pad 0 (ONNX's default): counts 4, 6, 9 of a 3x3 / 1 pad 1,
+                 # and 1 at the corners of a 2x2 / 2 pad 1
+                 random_pool(rng, CFG, op="avgpool2d", kernel=(3, 3), stride=(1, 1),
+                             pad=(1, 1), include_pad=False, chain=True),
+                 random_pool(rng, CFG, op="avgpool2d", kernel=(2, 2), stride=(2, 2),
+                             pad=(1, 1), include_pad=False),
                  random_pool(rng, CFG, op="global_avgpool", chain=True)]
         pools += [random_pool(rng, CFG) for _ in range(3)]
         job = add_pool_layers(rng, CFG, job, pools)

@@ -133,9 +133,10 @@ async def matmul_conv_all_formats_stalls(dut):
 
 
 def _pool_cases(rng, n):
-    """(name, x, kernel, stride, pad, avg, c0, m): random max / average pools (padding
-    counted, spec 2.3) of random channel ranges, and the largest window (15x15, a global
-    average pool)."""
+    """(name, x, kernel, stride, pad, avg, include_pad, c0, m): random max / average pools
+    (padding counted, or each window divided by its real positions, spec 2.3) of random
+    channel ranges, and the largest windows (15x15: a global average pool; padded 14 without
+    INCLUDE_PAD, counts 1 to 225)."""
     out = []
     while len(out) < n:
         C, H, Wd = (int(v) for v in rng.integers(1, [5, 11, 11]))
@@ -153,33 +154,42 @@ def _pool_cases(rng, n):
         if (C * H * Wd > CFG.act_buf_depth
                 or -(-oh * ow // CFG.cols) * m * k[0] * k[1] > CFG.act_buf_depth):
             continue
-        out.append((C, H, Wd, k, st, pd, bool(rng.integers(0, 2)), c0, m))
+        avg = bool(rng.integers(0, 2))
+        out.append((C, H, Wd, k, st, pd, avg, avg and bool(rng.integers(0, 2)), c0, m))
     if 15 * 15 <= CFG.act_buf_depth:
-        out.append((1, 15, 15, (15, 15), (1, 1), (0, 0), True, 0, 1))
+        out.append((1, 15, 15, (15, 15), (1, 1), (0, 0), True, True, 0, 1))
+    # without INCLUDE_PAD: counts 15, 225, 15 (the full window between two of one real row);
+    # 1, 14, 14, 196 (the corner); 3 and 4 output pixels
+    for st, pd, pixels in (((14, 1), (14, 0), 3), ((15, 15), (14, 14), 4)):
+        if -(-pixels // CFG.cols) * 15 * 15 <= CFG.act_buf_depth:
+            out.append((1, 15, 15, (15, 15), st, pd, True, False, 0, 1))
     cases = []
-    for C, H, Wd, k, st, pd, avg, c0, m in out:
+    for C, H, Wd, k, st, pd, avg, include, c0, m in out:
         x = rng.integers(-128, 128, (1, C, H, Wd))
         if not avg and any(pd) and rng.random() < 0.5:
             x = np.minimum(x, -1)       # all negative: a padding byte must not win a max
-        cases.append((f"{'avg' if avg else 'max'}pool x{x.shape} k{k} s{st} p{pd} "
-                      f"channels [{c0}, {c0 + m})", x, k, st, pd, avg, c0, m))
+        kind = "max" if not avg else "avg" if include else "avg(real count)"
+        cases.append((f"{kind}pool x{x.shape} k{k} s{st} p{pd} channels [{c0}, {c0 + m})",
+                       x, k, st, pd, avg, include, c0, m))
     return cases
 
 
 @cocotb.test(skip=not CFG.pool_enabled)
 async def pools_between_convs(dut):
-    """Random max and average pools on the tile (the im2col gather over channels
-    ``[c0, c0 + m)`` and the PoolReducer), a conv between them (the lanes' state must survive
-    a pool), with 30 % stalls: every value bit-exact with golden.pool."""
+    """Random max and average pools (padding counted or not) on the tile (the im2col gather
+    over channels ``[c0, c0 + m)`` and the PoolReducer), a conv between them (the lanes'
+    state must survive a pool), with 30 % stalls: every value bit-exact with golden.pool."""
     rng = np.random.default_rng(SEED + 7)
     drv = TileDriver(dut, CFG, seed=SEED, stall=0.3)
     await drv.reset()
     convs = _conv_cases(rng)[:2]
-    for i, (name, x, k, st, pd, avg, c0, m) in enumerate(_pool_cases(rng, 6 + 2 * CASES)):
-        job = pool_job(x, k, stride=st, padding=pd, avg=avg, c0=c0, m=m, cols=CFG.cols,
-                       word_bytes=CFG.axi_bytes)
+    cases = _pool_cases(rng, 6 + 2 * CASES)
+    for i, (name, x, k, st, pd, avg, include, c0, m) in enumerate(cases):
+        job = pool_job(x, k, stride=st, padding=pd, avg=avg, include_pad=include, c0=c0, m=m,
+                       cols=CFG.cols, word_bytes=CFG.axi_bytes)
         res = await with_timeout(drv.run(job), 200000 * 10, "ns")
-        y = avgpool2d(x, k, st, pd, count_include_pad=True) if avg else maxpool2d(x, k, st, pd)
+        y = (avgpool2d(x, k, st, pd, count_include_pad=include) if avg
+             else maxpool2d(x, k, st, pd))
         exp = y[0, c0:c0 + m].reshape(m, -1)
         bad = np.argwhere(res["Y"] != exp)
         assert bad.size == 0, (
@@ -195,4 +205,4 @@ async def pools_between_convs(dut):
             cexp = conv2d(cx, w, stride=cst, padding=cpd, dilation=cdl,
                           acc_width=CFG.acc_width)[0].reshape(w.shape[0], -1)
             assert np.array_equal(res["Y"], cexp), f"seed={SEED} {cname} after a pool"
-    dut._log.info(f"pools: {6 + 2 * CASES} random (+ the 15x15 window) bit-exact")
+    dut._log.info(f"pools: {len(cases)} (random, and the 15x15 windows) bit-exact")
