@@ -15,65 +15,78 @@ GEOMS = [  # (C, H, W, KH, KW, stride, pad, dilation)
 ]
 
 
+async def _run(ctx, dut, cols, geom, exp, is_pad, first, end, cbase=0):
+    """One start of ``dut`` on ``geom`` for the column groups ``[first, end)``: every entry's
+    addresses and padding flags against golden's im2col of an index image (``exp``,
+    ``is_pad``; rows of channels from ``cbase``'s on)."""
+    C, H, W, kh, kw, st, pd, dl = geom
+    oh, ow = conv_output_shape((H, W), (kh, kw), st, pd, dl)
+    K, P = exp.shape
+    ctx.set(dut.cbase, cbase)
+    ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
+                      "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
+                      "dh": dl[0], "dw": dl[1]})
+    ctx.set(dut.k, K)
+    ctx.set(dut.ncg, end)
+    ctx.set(dut.cg_first, first)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    got = []
+    while len(got) < (end - first) * K:
+        _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
+        if v:
+            got.append(([int(x) for x in a], int(inb)))
+    await ctx.tick().until(dut.done)
+    for i, (addrs, inb) in enumerate(got):
+        cg, k = divmod(i, K)
+        cg += first
+        for j in range(cols):
+            p = cg * cols + j
+            want_in = p < P and not is_pad[k, p]
+            assert bool(inb >> j & 1) == want_in, (
+                f"geometry {geom} cols={cols} groups [{first}, {end}) entry (cg={cg}, "
+                f"k={k}) column {j}: expected inb={want_in}, got {bool(inb >> j & 1)}")
+            if want_in:
+                assert addrs[j] == exp[k, p], (
+                    f"geometry {geom} cols={cols} groups [{first}, {end}) entry "
+                    f"(cg={cg}, k={k}) column {j}: expected address {exp[k, p]}, "
+                    f"got {addrs[j]}")
+
+
+def _golden(geom):
+    C, H, W, kh, kw, st, pd, dl = geom
+    idx = np.arange(C * H * W).reshape(1, C, H, W)
+    return im2col(idx, kh, kw, st, pd, dl)
+
+
+def _simulate(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.parametrize("cols", [1, 2, 3, 4, 11, 16])
 def test_im2col_addresses(cols, seed):
     dut = Im2colAddress(cols=cols, addr_width=16)
 
     async def bench(ctx):
-        for C, H, W, kh, kw, st, pd, dl in GEOMS:
-            oh, ow = conv_output_shape((H, W), (kh, kw), st, pd, dl)
-            idx = np.arange(C * H * W).reshape(1, C, H, W)
-            exp, is_pad = im2col(idx, kh, kw, st, pd, dl)
+        for geom in GEOMS:
+            C, H, W, kh, kw, st, pd, dl = geom
+            exp, is_pad = _golden(geom)
             K, P = exp.shape
             ncg = -(-P // cols)
             for first, end in ((0, ncg), (ncg // 3, min(ncg, ncg // 3 + 2)), (ncg - 1, ncg)):
-                await _run(ctx, (C, H, W, kh, kw, st, pd, dl), oh, ow, exp, is_pad, first, end)
+                await _run(ctx, dut, cols, geom, exp, is_pad, first, end)
             # a pooling tile's share: channels [c0, c0 + n) only (cbase = c0 * H * W)
             kk = kh * kw
             for c0 in range(C):
                 n = C - c0
-                await _run(ctx, (C, H, W, kh, kw, st, pd, dl), oh, ow,
-                           exp[c0 * kk:(c0 + n) * kk], is_pad[c0 * kk:(c0 + n) * kk], 0, ncg,
-                           cbase=c0 * H * W)
+                await _run(ctx, dut, cols, geom, exp[c0 * kk:(c0 + n) * kk],
+                           is_pad[c0 * kk:(c0 + n) * kk], 0, ncg, cbase=c0 * H * W)
 
-    async def _run(ctx, geom, oh, ow, exp, is_pad, first, end, cbase=0):
-        C, H, W, kh, kw, st, pd, dl = geom
-        K, P = exp.shape
-        ctx.set(dut.cbase, cbase)
-        ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
-                          "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
-                          "dh": dl[0], "dw": dl[1]})
-        ctx.set(dut.k, K)
-        ctx.set(dut.ncg, end)
-        ctx.set(dut.cg_first, first)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        got = []
-        while len(got) < (end - first) * K:
-            _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
-            if v:
-                got.append(([int(x) for x in a], int(inb)))
-        await ctx.tick().until(dut.done)
-        for i, (addrs, inb) in enumerate(got):
-            cg, k = divmod(i, K)
-            cg += first
-            for j in range(cols):
-                p = cg * cols + j
-                want_in = p < P and not is_pad[k, p]
-                assert bool(inb >> j & 1) == want_in, (
-                    f"geometry {geom} cols={cols} groups [{first}, {end}) entry (cg={cg}, "
-                    f"k={k}) column {j}: expected inb={want_in}, got {bool(inb >> j & 1)}")
-                if want_in:
-                    assert addrs[j] == exp[k, p], (
-                        f"geometry {geom} cols={cols} groups [{first}, {end}) entry "
-                        f"(cg={cg}, k={k}) column {j}: expected address {exp[k, p]}, "
-                        f"got {addrs[j]}")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
 
 
 # images that fill a 512-byte buffer (addr_width 10: coordinates of 10 bits, -512 .. 511) along
@@ -95,46 +108,12 @@ def test_im2col_coordinate_bound(cols, seed):
 
     async def bench(ctx):
         for geom in BOUND_GEOMS:
-            C, H, W, kh, kw, st, pd, dl = geom
+            C, H, W = geom[:3]
             assert C * H * W == 2 ** 9
-            oh, ow = conv_output_shape((H, W), (kh, kw), st, pd, dl)
-            idx = np.arange(C * H * W).reshape(1, C, H, W)
-            exp, is_pad = im2col(idx, kh, kw, st, pd, dl)
-            K, P = exp.shape
-            ctx.set(dut.cbase, 0)
-            ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
-                              "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
-                              "dh": dl[0], "dw": dl[1]})
-            ncg = -(-P // cols)
-            ctx.set(dut.k, K)
-            ctx.set(dut.ncg, ncg)
-            ctx.set(dut.cg_first, 0)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            i = 0
-            while i < ncg * K:
-                _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
-                if not v:
-                    continue
-                cg, k = divmod(i, K)
-                for j in range(cols):
-                    p = cg * cols + j
-                    want_in = p < P and not is_pad[k, p]
-                    assert bool(inb >> j & 1) == want_in, (
-                        f"geometry {geom} cols={cols} entry (cg={cg}, k={k}) column {j}: "
-                        f"expected inb={want_in}")
-                    if want_in:
-                        assert int(a[j]) == exp[k, p], (
-                            f"geometry {geom} cols={cols} entry (cg={cg}, k={k}) column {j}: "
-                            f"expected address {exp[k, p]}, got {int(a[j])}")
-                i += 1
-            await ctx.tick().until(dut.done)
+            exp, is_pad = _golden(geom)
+            await _run(ctx, dut, cols, geom, exp, is_pad, 0, -(-exp.shape[1] // cols))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
 
 
 @pytest.mark.parametrize("cols", [1, 4, 16])
@@ -173,7 +152,4 @@ def test_im2col_entry_cycles(cols):
                 f"{want[-1] + 1}, got {t}")
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
