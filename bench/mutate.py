@@ -332,6 +332,18 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_im2col_address.py", "tests/hw/test_tile.py"),
            "the gather of a column share starts at the layer's first pixel: wrong activations "
            "for every tile but the first"),
+    Mutant("POOL-HOLD-FREE-LATE", "pipeline timing", "hw/tile/pool_reducer.py",
+           "~w_last | ((~hold_valid | hold_moves) & ~(rv & r_last) & ~(rv2 & r_last2)))",
+           "~w_last | (~hold_valid & ~(rv & r_last) & ~(rv2 & r_last2)))",
+           ("tests/hw/test_tile.py",),
+           "a window's last entry waits until the hold register is empty instead of emptying: "
+           "a cycle more per window, the pool's cycles off the model"),
+    Mutant("POOL-FIRST-UNALIGNED", "pipeline timing", "hw/tile/pool_reducer.py",
+           "m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first2, 0, accs[j]) + (x ^ 0x80),",
+           "m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),",
+           ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
+           "the window-start flag one stage ahead of the registered entry: averages start "
+           "one entry late"),
     Mutant("IM2COL-COORD-NARROW", "bounds compare", "hw/tile/im2col_address.py",
            "self.coord_width = max(addr_width, 10)",
            "self.coord_width = max(addr_width, 10) - 1",

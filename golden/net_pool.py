@@ -89,9 +89,11 @@ def pool_tokens(windows: int, kk: int, *, gate: int, avg: bool, bpr: int) -> lis
     """Cycles (from the tile's LOAD exit) at which each window's result enters lane 0's
     result FIFO (hw/tile/pool_reducer.py): entry ``e`` is written at ``gate + e``; the reducer
     reads one entry per cycle once it is written and its reciprocal is ready; a window's last
-    entry only when the hold register is free in the cycle after (the window before moved
-    on); the result then takes two cycles into the hold register and one (max) or ``bpr``
-    (average) into the output register, which the FIFO takes a cycle later."""
+    entry only when the hold register is free from the cycle after on (the window before
+    moves on in that cycle at the latest) and no other last entry is on its way; the result
+    then takes three cycles into the hold register (the read, a register, the accumulate) and
+    one (max) or ``bpr`` (average) into the output register, which the FIFO takes a cycle
+    later."""
     out = []
     t = -1
     hold_free = 0
@@ -102,8 +104,8 @@ def pool_tokens(windows: int, kk: int, *, gate: int, avg: bool, bpr: int) -> lis
             if j == kk - 1:
                 r = max(r, hold_free)
             t, e = r, e + 1
-        o_at = t + 2 + (bpr if avg else 1)
-        hold_free = max(t + 2, o_at)
+        o_at = t + 3 + (bpr if avg else 1)
+        hold_free = max(t + 3, o_at - 1)
         out.append(o_at + 1)
     return out
 

@@ -38,7 +38,9 @@ class PoolReducer(wiring.Component):
     positions as ``pad`` bytes (-128 for max and for an average of the real positions, 0 for
     an average counting padding, spec 2.3), and beside each byte its ``real`` flag (the
     position is inside the image).  The reducer reads the entries back in the same order,
-    behind the gather (``avail`` = entries written so far), and for every column keeps the
+    behind the gather (``avail`` = entries written so far), registers each entry read (the
+    block RAM's unregistered output reaches no adder: it was the placed 64-MAC build's
+    critical path), and for every column keeps the
     window's maximum or its offset sum ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``;
     a -128 padding byte adds 0) and its count of real entries (8 bits).  A finished window
     goes to a hold register; an average is divided there, ``lanes`` columns per cycle
@@ -50,8 +52,10 @@ class PoolReducer(wiring.Component):
     the first lane group's reads are issued as the window enters the hold register, the next
     group's in each division cycle, so both modes take the same cycles).  A maximum is the
     result as it is.  Results leave on ``o`` (channel outer within a column group, groups in
-    order), each row segment held until taken; the reader stops when a window's last entry
-    could not be held.
+    order), each row segment held until taken; the reader reads a window's last entry only
+    when the hold register is free from the next cycle on (it lands there three cycles after
+    its read), so a window's result leaves one cycle later than without the entry register
+    and windows follow each other as fast as before (`golden.net_pool.pool_tokens`).
 
     Members
     -------
@@ -121,12 +125,23 @@ class PoolReducer(wiring.Component):
         e = Signal(8)                                   # position in the window
         ch_r, cg_r = Signal(dw), Signal(dw)             # window being read
         rv, r_first, r_last = Signal(), Signal(), Signal()
+        # the entry read a cycle before goes through a register first (`x_q`): the block
+        # RAM's output reaches no adder (it was the 64-MAC build's critical path, 19.9 ns)
+        rv2, r_first2, r_last2 = Signal(), Signal(), Signal()
         hold_valid = Signal()
+        hold_moves = Signal()                           # the hold register empties this cycle
         w_last = e + 1 == self.kk
-        # a window's last entry is read only when the hold register takes it next cycle
-        can = running & (addr < self.avail) & r_ready & (~w_last | (~hold_valid & ~(rv & r_last)))
+        # a window's last entry lands in the hold register at the end of the cycle after
+        # next: it is read only when the hold register is free from the next cycle on and no
+        # other window's last entry is on its way
+        can = running & (addr < self.avail) & r_ready & (
+            ~w_last | ((~hold_valid | hold_moves) & ~(rv & r_last) & ~(rv2 & r_last2)))
         m.d.comb += self.raddr.eq(addr)
-        m.d.sync += [rv.eq(can), r_first.eq(e == 0), r_last.eq(w_last)]
+        m.d.sync += [rv.eq(can), r_first.eq(e == 0), r_last.eq(w_last),
+                     rv2.eq(rv), r_first2.eq(r_first), r_last2.eq(r_last)]
+        x_q = Signal(8 * cols, name="x_q", reset_less=True)
+        real_q = Signal(cols, name="real_q", reset_less=True)
+        m.d.sync += [x_q.eq(self.rdata), real_q.eq(self.rdata_real)]
         with m.If(self.start):
             m.d.sync += [running.eq(1), addr.eq(0), e.eq(0), ch_r.eq(0), cg_r.eq(0)]
         with m.Elif(can):
@@ -152,23 +167,23 @@ class PoolReducer(wiring.Component):
         cnts = [Signal(8, name=f"cnt{j}") for j in range(cols)]         # real entries
         nxt_cnt = [Signal(8, name=f"nxt_cnt{j}") for j in range(cols)]
         for j in range(cols):
-            x = self.rdata[8 * j:8 * j + 8]
+            x = x_q[8 * j:8 * j + 8]
             mx = Signal(signed(8), name=f"max{j}")
-            m.d.comb += mx.eq(Mux(r_first | (x.as_signed() > accs[j][:8].as_signed()), x,
+            m.d.comb += mx.eq(Mux(r_first2 | (x.as_signed() > accs[j][:8].as_signed()), x,
                                   accs[j][:8]))
-            m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),
+            m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first2, 0, accs[j]) + (x ^ 0x80),
                                       mx.as_unsigned()))
-            m.d.comb += nxt_cnt[j].eq(Mux(r_first, 0, cnts[j]) + self.rdata_real[j])
+            m.d.comb += nxt_cnt[j].eq(Mux(r_first2, 0, cnts[j]) + real_q[j])
         ch_a, cg_a = Signal(dw), Signal(dw)             # window being accumulated
         hold = [Signal(16, name=f"hold{j}") for j in range(cols)]
         hold_cnt = [Signal(8, name=f"hold_cnt{j}") for j in range(cols)]
         hold_m, hold_cg = Signal(dw), Signal(dw)
         with m.If(self.start):
             m.d.sync += [ch_a.eq(0), cg_a.eq(0)]
-        with m.If(rv):
+        with m.If(rv2):
             m.d.sync += [a.eq(n) for a, n in zip(accs, nxt)]
             m.d.sync += [c.eq(n) for c, n in zip(cnts, nxt_cnt)]
-            with m.If(r_last):
+            with m.If(r_last2):
                 m.d.sync += [h.eq(n) for h, n in zip(hold, nxt)]
                 m.d.sync += [h.eq(n) for h, n in zip(hold_cnt, nxt_cnt)]
                 m.d.sync += [hold_valid.eq(1), hold_m.eq(ch_a), hold_cg.eq(cg_a)]
@@ -191,7 +206,7 @@ class PoolReducer(wiring.Component):
         m.submodules.recips = recips = Memory(shape=S + 1, depth=MAX_WINDOW + 1,
                                               init=recip_table())
         recip = []
-        loading = rv & r_last                           # a window enters the hold register
+        loading = rv2 & r_last2                         # a window enters the hold register
         dividing = hold_valid & ~o_valid & avg          # a division cycle (b) runs
         for q in range(lanes):
             rp = recips.read_port()
@@ -204,6 +219,7 @@ class PoolReducer(wiring.Component):
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.y.eq(Cat(*ys))]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += o_valid.eq(0)
+        m.d.comb += hold_moves.eq(hold_valid & ~o_valid & (~avg | (b == bpr)))
         with m.If(hold_valid & ~o_valid):
             with m.If(~avg):
                 m.d.sync += [y.eq(h[:8]) for y, h in zip(ys, hold)]
@@ -226,5 +242,5 @@ class PoolReducer(wiring.Component):
         with m.If(self.start):
             m.d.sync += [hold_valid.eq(0), o_valid.eq(0), b.eq(0), avg.eq(self.avg),
                          excl.eq(self.exclude_pad)]
-        m.d.comb += self.busy.eq(running | rv | hold_valid | o_valid | (rcnt != 0))
+        m.d.comb += self.busy.eq(running | rv | rv2 | hold_valid | o_valid | (rcnt != 0))
         return m
