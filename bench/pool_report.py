@@ -36,6 +36,9 @@ CASES = [
     ("avgpool 3x3/1 pad 1 (incl.), 4x16x16", dict(op="avgpool2d", c=4, h=16, w=16,
                                                   kernel=(3, 3), stride=(1, 1), pad=(1, 1),
                                                   include_pad=True)),
+    ("avgpool 3x3/1 pad 1 (real), 4x16x16", dict(op="avgpool2d", c=4, h=16, w=16,
+                                                 kernel=(3, 3), stride=(1, 1), pad=(1, 1),
+                                                 include_pad=False)),
     ("global avgpool, 64x8x8", dict(op="global_avgpool", c=64, h=8, w=8)),
     ("global avgpool, 32x4x4", dict(op="global_avgpool", c=32, h=4, w=4)),
 ]
