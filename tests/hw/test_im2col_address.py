@@ -15,6 +15,16 @@ GEOMS = [  # (C, H, W, KH, KW, stride, pad, dilation)
 ]
 
 
+async def _start(ctx, dut, k, first, end):
+    """A one-cycle ``start`` for ``k`` entries per group and the groups ``[first, end)``."""
+    ctx.set(dut.k, k)
+    ctx.set(dut.ncg, end)
+    ctx.set(dut.cg_first, first)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+
+
 async def _run(ctx, dut, cols, geom, exp, is_pad, first, end, cbase=0):
     """One start of ``dut`` on ``geom`` for the column groups ``[first, end)``: every entry's
     addresses and padding flags against golden's im2col of an index image (``exp``,
@@ -26,12 +36,7 @@ async def _run(ctx, dut, cols, geom, exp, is_pad, first, end, cbase=0):
     ctx.set(dut.geo, {"c": C, "h": H, "w": W, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
                       "sh": st[0], "sw": st[1], "ph": pd[0], "pw": pd[1],
                       "dh": dl[0], "dw": dl[1]})
-    ctx.set(dut.k, K)
-    ctx.set(dut.ncg, end)
-    ctx.set(dut.cg_first, first)
-    ctx.set(dut.start, 1)
-    await ctx.tick()
-    ctx.set(dut.start, 0)
+    await _start(ctx, dut, K, first, end)
     got = []
     while len(got) < (end - first) * K:
         _, _, v, a, inb = await ctx.tick().sample(dut.valid, dut.addr, dut.inb)
@@ -130,12 +135,7 @@ def test_im2col_entry_cycles(cols):
         ctx.set(dut.geo, {"c": 1, "h": 9, "w": 9, "oh": 9, "ow": 9, "kh": 3, "kw": 3,
                           "sh": 1, "sw": 1, "ph": 1, "pw": 1, "dh": 1, "dw": 1})
         for K, first, end in runs:
-            ctx.set(dut.k, K)
-            ctx.set(dut.ncg, end)
-            ctx.set(dut.cg_first, first)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
+            await _start(ctx, dut, K, first, end)
             valid_at, t = [], 1
             while not ctx.get(dut.done):
                 if ctx.get(dut.valid):
