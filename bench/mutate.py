@@ -371,6 +371,34 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_sequencer.py",),
            "the last tile of a column split is given a full share past the layer's columns "
            "(its tile flags an error, the layer fails)"),
+    Mutant("FETCH-BEFORE-WORD-IN", "load/compute overlap", "hw/tile/lane_decoder.py",
+           "with m.If(a_go & w_ok):", "with m.If(a_go):",
+           ("tests/hw/test_lane_decoder.py", "tests/hw/test_tile.py"),
+           "a lane fetches a weight word the load has not written yet: the previous layer's "
+           "weights are multiplied"),
+    Mutant("NM-INDEX-WORD-NOT-WAITED", "load/compute overlap", "hw/tile/lane_decoder.py",
+           "w_gap = Mux(is_nm, (self.sec_b - self.sec_a) >> lg_wb, 0) if has_nm else Const(0, 1)",
+           "w_gap = Const(0, 1)",
+           ("tests/hw/test_lane_decoder.py", "tests/hw/test_tile.py"),
+           "an N:M lane waits for its value word but not for the index word after it: stale "
+           "indices pick the wrong activations"),
+    Mutant("ROW-POINTER-NOT-WAITED", "load/compute overlap", "hw/tile/lane_decoder.py",
+           "ptr_ok = (((row_bits + 4) >> lg_wb) < w_lim) if (has_bm or has_blk) else 1",
+           "ptr_ok = 1",
+           ("tests/hw/test_lane_decoder.py", "tests/hw/test_tile.py"),
+           "a block row's set-up reads its blk_ptr entries before they are loaded"),
+    Mutant("COMPUTE-ENDS-BEFORE-LOAD", "load/compute overlap", "hw/tile/tile.py",
+           "with m.If(all_done & (a_cg == ncg) & w_loaded & a_loaded):",
+           "with m.If(all_done & (a_cg == ncg) & a_loaded):",
+           ("tests/hw/test_tile.py",),
+           "the tile is idle while image words still arrive: the next layer's load counts "
+           "them as its own"),
+    Mutant("BITMAP-STARTS-EARLY", "load/compute overlap", "hw/tile/tile.py",
+           "w_go = hdr_in[1] & (w_loaded | (h_fmt != FormatCode.BITMAP)) if has_bm \\",
+           "w_go = hdr_in[1] & (w_loaded | (h_fmt != 9)) if has_bm \\",
+           ("tests/hw/test_tile.py",),
+           "a bitmap lane starts before its values are in: the tile reads them at the pair "
+           "without a check"),
 ]
 
 

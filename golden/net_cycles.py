@@ -14,10 +14,13 @@ follows the same steps with the same rules:
 3. **activations**: read once, multicast, a bus word per cycle into each tile's image buffer.
 4. **bodies**: the weight images' bodies **tile after tile** on the one AXI read port (one
    DMA command each); a tile starts its im2col gather (``ceil(N / cols) * K`` entries, one
-   per cycle: every layer runs as a conv) and its lanes once its own body is in, and
-   computes while later bodies stream; a pair waits for its gathered entry (bitmap skipping
-   zero activations waits for the whole gather); compute is `golden.tile_model` per tile (its
-   exact lane recurrence, token by token, gated by the gather).
+   per cycle: every layer runs as a conv) and its lanes once the image is in, while the
+   bodies still stream: a lane fetches a weight word once it is in the tile (the replay
+   records when each body word leaves the node's FIFO, `_word_avail`), and a pair waits for
+   its gathered entry; a bitmap tile starts once its own body is in (`weight_waits`), and
+   bitmap skipping zero activations waits for the whole gather; compute is
+   `golden.tile_model` per tile (its exact lane recurrence, token by token, gated by the
+   gather and the weight words, `lane_token_iter`).
 5. **write-back**: each result row segment leaves its node as RESULT flits
    (``ring_payload_width / 8 - 4`` bytes each), crosses the ring to the hub, where the
    ResultWriter merges it into one-beat lines written by **posted single-beat AXI writes**
@@ -72,7 +75,17 @@ from .net_replay import (  # noqa: F401
     _Writer,
 )
 from .net_tail import _tail
-from .tile_model import gather_gate, gather_waits, lane_records, lane_tokens, tile_cycles
+from .tile_model import (
+    WORD_TO_ISSUE,
+    compute_tail,
+    gather_gate,
+    gather_waits,
+    lane_records,
+    lane_token_iter,
+    lane_tokens,
+    tile_cycles,
+    weight_waits,
+)
 from .tiling import tile_col_split
 
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
@@ -176,6 +189,25 @@ def checker_holds(pw: PackedWeights, beat: int) -> list[int]:
     first = HEADER_BYTES // beat
     words = max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat))
     return [max(0, ends.get(first + i, 0) - 1) for i in range(words)]
+
+
+#: A body word taken by the node's ImageChecker in cycle c is written into the tile's weight
+#: buffer in c + 1; a lane may fetch it from c + 1 + `WORD_TO_ISSUE` on.
+_TAKE_TO_ISSUE = 1 + WORD_TO_ISSUE
+
+
+def _word_avail(nd, hdr_words: int):
+    """The first cycle (relative to ``nd``'s compute start) a lane of node ``nd`` may fetch
+    image word ``w``; None while the word has not reached the tile (the replay fills
+    ``nd.taken``)."""
+    def avail(w: int):
+        if w < hdr_words:               # the header: in long before the lanes start
+            return -(1 << 40)
+        j = w - hdr_words
+        if j < len(nd.taken):
+            return nd.taken[j] + _TAKE_TO_ISSUE - nd.cs
+        return None
+    return avail
 
 
 def _result_flits(m: int, cg: int, n: int, cols: int, es: int, dbytes: int) -> list:
@@ -283,7 +315,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
                            mul_pipeline=mp)
     pipe_len = _requant_latency(acc) if requant else 0
     bpr = _cdiv(cols, out_lanes) if requant else 1
-    nodes, bodies = [], []
+    nodes, bodies, comps = [], [], []
     row0 = 0
     im2cols = []
     for t, (pw, g0, g) in enumerate(shares):
@@ -297,14 +329,27 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         im2col = g0 + g * K + cols + IM2COL_EXTRA
         im2cols.append(im2col)
         lanes = []
+        # the lanes start with the image (not bitmap: `weight_waits`) and fetch each weight
+        # word once it is in: their tokens are generated as the replay learns the arrivals
+        overlap = not weight_waits(pw)
+        nd = _Node(t, [], pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        wavail = _word_avail(nd, _cdiv(HEADER_BYTES, beat)) if overlap else None
         for lane, items in enumerate(lane_records(pw, Xt, tcfg, act_skip=True,
                                                   with_k=gate is not None)):
-            toks = lane_tokens(items, 1, gate) if items else []
+            if overlap:
+                toks = lane_token_iter(items, 1, gate, wavail)
+            else:
+                toks = lane_tokens(items, 1, gate) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
-                                   dbytes) for j in range(len(toks))]
+                                   dbytes) for j in range(len(items))]
             lanes.append((toks, flits))
-        nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        nd.__init__(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
         nd.compute, nd.im2col = comp, (im2col if waits else 0)
+        comps.append(comp)
+        if overlap:
+            nd.wwait, nd.compute = False, None
+            nd.comp_tail = compute_tail(tcfg)
+            nd.comp_min = gather_gate(tcfg) + g0 + g * K if gate is not None else 0
         nodes.append(nd)
         if not split or t == 0:
             bodies.append(max(1, _cdiv(pw.nbytes - HEADER_BYTES, beat)))
@@ -329,7 +374,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     program.append((None, 1, None, 0, None))     # BODIES once more, then WAIT
     lines = min(16, max(2, rows * tiles))
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
-                  + (max(im2cols) + max(nd.compute for nd in nodes)) * len(nodes)
+                  + (max(im2cols) + max(comps)) * len(nodes)
                   + WRITE_CYCLES * _cdiv(d.m * N * es, beat) * 2)
     holds = [checker_holds(pw, beat) for pw, _, _ in shares]
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
@@ -358,7 +403,9 @@ def _report(ph: dict, starts: dict, end: int, info: dict, nodes, im2cols) -> dic
         compute_cycles=int(comp_left),
         writeback_cycles=int(ph["wait"] - comp_left),
         writes=int(info["writes"]), stall_cycles=[int(x) for x in info["stalls"]],
-        tiles=[{"loaded": int(nd.cs - im2cols[i] - starts["bodies"]),
+        tiles=[{"loaded": int(max(nd.cs - (nd.im2col and im2cols[i]),
+                                  nd.wdone if nd.wdone is not None else -(1 << 40))
+                              - starts["bodies"]),
                 "compute_start": int(nd.cs - starts["bodies"]),
                 "compute_end": int(nd.cs + nd.compute - starts["bodies"])}
                for i, nd in enumerate(nodes)])

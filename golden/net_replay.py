@@ -108,14 +108,19 @@ class _Node:
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
-                 "held")
+                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken")
 
     def __init__(self, tile, lanes, pipe_len, bpr, t2f):
         self.tile = tile
         self.t2f = t2f
-        # per lane: [token offsets, next index, shift, pending, result FIFO, flits per row]
-        self.lanes = [[offs, 0, 0, 0, deque(), flits] for offs, flits in lanes]
-        self.left = sum(len(offs) for offs, _ in lanes)      # results not yet in a row
+        # per lane: [token offsets, next index, shift, pending, result FIFO, flits per row,
+        # token generator]: the offsets are a list, or a generator (`lane_token_iter` on a
+        # weight image still arriving) that fills the list as the replay learns the arrivals
+        self.lanes = []
+        for offs, flits in lanes:
+            gen = None if isinstance(offs, list) else offs
+            self.lanes.append([[] if gen is not None else offs, 0, 0, 0, deque(), flits, gen])
+        self.left = sum(len(flits) for _, flits in lanes)    # results not yet in a row
         self.pipe = ((deque([None] * (pipe_len - 1)), [None]) if pipe_len else None)
         self.bpr = bpr
         self.sb = 0
@@ -124,6 +129,12 @@ class _Node:
         self.row_at = self.free_at = 0
         self.cs = None                           # compute start (set when the body is in)
         self.compute = self.im2col = 0
+        # with token generators: compute is known once they are exhausted, as
+        # max(last token + comp_tail, comp_min, the whole image in: wdone - cs)
+        self.comp_min = self.comp_tail = 0
+        self.wdone = None
+        self.wwait = True       # the lanes start once the whole weight image is in (bitmap)
+        self.taken = []         # the cycle each body word left the node's weight FIFO
         self.marked = False
         self.marker_at = None
         self.stalls = 0
@@ -149,11 +160,36 @@ class _Node:
         self.row, self.ri, self.row_at = flits, 0, c + 1
         self.left -= 1
 
+    def _pull(self, ln) -> None:
+        """Extend a lane's token list from its generator while the next one is known."""
+        if ln[6] is not None and ln[1] == len(ln[0]):
+            try:
+                x = next(ln[6])
+            except StopIteration:
+                ln[6] = None
+                self._settle()
+                return
+            if x is not None:
+                ln[0].append(x)
+
+    def _settle(self) -> None:
+        """Every generator is exhausted: the compute phase's length is known."""
+        if (self.wwait or self.cs is None or self.wdone is None
+                or any(ln[6] is not None for ln in self.lanes)):
+            return
+        last = max((ln[0][-1] for ln in self.lanes if ln[0]), default=0)
+        self.compute = max(last + self.comp_tail, self.comp_min, self.wdone - self.cs)
+
+    def blocked(self) -> bool:
+        """A lane waits for a weight word that is not known to be in yet."""
+        return any(ln[6] is not None and ln[1] == len(ln[0]) for ln in self.lanes)
+
     def step(self, c):
         if self.cs is None or self.marked:
             return
         base = self.cs + _TOKEN_FIRE
         for ln in self.lanes:                    # end tokens leave the pair register
+            self._pull(ln)
             offs, j = ln[0], ln[1]
             if j < len(offs) and base + offs[j] + ln[2] <= c:
                 if ln[3] >= 2:
@@ -200,12 +236,16 @@ class _Node:
                 req.appendleft(new)
         self.held = pick if pick is not None and not popped else None
         if (self.marker_at is None and self.left == 0 and self.row is None
-                and c >= self.cs + self.compute):
+                and self.compute is not None and c >= self.cs + self.compute):
             self.marker_at = c + 1               # RUN -> MARK: the marker flit
 
     def next_event(self, c):
         if self.cs is None or self.marked:
             return None
+        for ln in self.lanes:
+            self._pull(ln)
+        if self.blocked() or self.compute is None:
+            return c
         if self.left == 0 and self.row is None:      # the end marker is next
             return max(c, self.marker_at if self.marker_at is not None
                        else self.cs + self.compute)

@@ -123,9 +123,15 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                     q.popleft()
                     w_held[t] = 0
                     w_taken[t] += 1
+                    nodes[t].taken.append(c)
                     if w_taken[t] == data_need[t]:   # (LOAD_DELAY counts from the ejection
                         weights_done[t] = c - 1      # of an unheld last word, a cycle earlier)
-        for t, nd in enumerate(nodes):          # LOAD ends: weights and image both in
+                        nodes[t].wdone = c - 1 + LOAD_DELAY
+                        nodes[t]._settle()
+        for t, nd in enumerate(nodes):          # LOAD ends: the image in (and the weights)
+            if nd.cs is None and acts_done[t] is not None and not nd.wwait:
+                nd.cs = acts_done[t] + 2 + nd.im2col
+                nd._settle()
             if nd.cs is None and weights_done[t] is not None and acts_done[t] is not None:
                 nd.cs = max(weights_done[t] + LOAD_DELAY, acts_done[t] + 2) + nd.im2col
             nd.step(c)

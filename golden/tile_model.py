@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import PackedWeights
+from .formats import HEADER_BYTES, PackedWeights
 
-__all__ = ["tile_cycles", "lane_records", "lane_tokens", "gather_waits", "gather_gate",
-           "FIFO_DEPTH"]
+__all__ = ["tile_cycles", "lane_records", "lane_tokens", "lane_token_iter", "gather_waits",
+           "gather_gate", "weight_waits", "compute_tail", "FIFO_DEPTH", "WORD_TO_ISSUE"]
 
 FIFO_DEPTH = 4
 _SETUP = {"dense": 2, "nm": 2, "bitmap": 2, "block": 3}
@@ -27,6 +27,11 @@ _SETUP = {"dense": 2, "nm": 2, "bitmap": 2, "block": 3}
 _START = 1
 _TAIL = 4
 _LOAD_EXTRA = 2
+#: The header's last word written -> the lanes may start (their operands are registered).
+_HEADER_SETTLE = 2
+#: A weight word written in cycle t -> the first cycle a fetch of it may issue (the tile's
+#: word count, the lane's registered limit).
+WORD_TO_ISSUE = 2
 # calibration against the RTL: the im2col gather's first entry readable ``cols + this``
 # cycles after the start pulse (`gather_gate`)
 _GATHER_FIRST = 5
@@ -81,6 +86,19 @@ def gather_gate(cfg) -> int:
     return int(cfg.cols) + _GATHER_FIRST
 
 
+def compute_tail(cfg) -> int:
+    """Cycles from a lane's last end token to the tile leaving COMPUTE (the pair register,
+    the fetch, the MAC pipeline, the result FIFO and its pop)."""
+    return int(getattr(cfg, "mul_pipeline", 2)) + 2 + _TAIL
+
+
+def weight_waits(pw: PackedWeights) -> bool:
+    """A bitmap layer's lanes start once its whole weight image is in (a value's address is
+    known only from its row's mask); the other formats start with the header and fetch each
+    word once it is in (`lane_token_iter`'s ``wavail``)."""
+    return pw.fmt == "bitmap"
+
+
 def gather_waits(pw: PackedWeights, act_skip: bool) -> bool:
     """A conv2d layer's lanes wait for the whole im2col gather (bitmap skipping zero
     activations reads the gathered entries' flag words); otherwise they start with it."""
@@ -88,10 +106,15 @@ def gather_waits(pw: PackedWeights, act_skip: bool) -> bool:
 
 
 def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False, *, with_k: bool = False):
-    """Per lane, a list of rows ``(setup_cycles, candidates per word)`` in issue order.
+    """Per lane, a list of rows ``(setup_cycles, candidates per word, cg, ks per word, need,
+    ptr)`` in issue order.
 
-    ``with_k``: each row also carries its column group and the K index of every pair per word
-    (``(setup, counts, cg, ks per word)``), for the gather gating of `lane_tokens`."""
+    ``with_k``: each row carries its column group and the K index of every pair per word, for
+    the gather gating of `lane_tokens` (else both are None).  ``need``: per fetched word, the
+    image word (bus words from the header on) that must be in the weight buffer before the
+    fetch issues (dense and block: the value word; nm: its index word); ``ptr``: the pointer
+    word the row's set-up reads (block), else -1.  Bitmap rows need nothing: a bitmap layer
+    starts once its whole image is in."""
     M, K = pw.shape
     X = np.asarray(X)
     N = X.shape[1]
@@ -107,21 +130,25 @@ def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False, *, with_k: b
     fmt = pw.fmt
     if fmt == "block":
         b = pw.param_a
-        ptr = pw.blk_ptr.astype(np.int64)
+        bptr = pw.blk_ptr.astype(np.int64)
     if fmt == "bitmap":
         g = pw.param_a
         ng = _cdiv(K, g)
         bits = np.unpackbits(pw.mask_bytes, axis=-1, bitorder="little").reshape(M, ng * g)
+    none = np.zeros(0, dtype=np.int64)
     for m in range(M):
         for cg in range(ncg):
+            ptr = -1
             if fmt == "dense":
                 s = pw.sec_a + m * K
                 counts = _word_counts(np.ones(K, dtype=bool), s, wb)
+                need = s // wb + np.arange(counts.size)
             elif fmt == "nm":
                 n_, mm = pw.param_a, pw.param_b
                 length = _cdiv(K, mm) * n_
                 s = pw.sec_a + m * length
                 counts = _word_counts(nzimg[s:s + length], s, wb)
+                need = (s + pw.sec_b - pw.sec_a) // wb + np.arange(counts.size)
             elif fmt == "bitmap":
                 row = bits[m].astype(bool)
                 if act_skip:
@@ -129,44 +156,72 @@ def lane_records(pw: PackedWeights, X, cfg, act_skip: bool = False, *, with_k: b
                     row[:K] &= xnz[cg]
                 s = pw.sec_b * 8 + m * ng * g
                 counts = _word_counts(row, s, 8 * wb)
+                need = np.full(counts.size, -1, dtype=np.int64)
             else:
                 br, rib = divmod(m, b)
-                parts = []
-                for j in range(ptr[br], ptr[br + 1]):
+                parts, needs = [], []
+                for j in range(bptr[br], bptr[br + 1]):
                     s = pw.sec_c + j * b * b + rib * b
                     parts.append(_word_counts(nzimg[s:s + b], s, wb))
-                counts = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+                    needs.append(s // wb + np.arange(parts[-1].size))
+                counts = np.concatenate(parts) if parts else none
+                need = np.concatenate(needs) if needs else none
+                ptr = (pw.sec_a + 4 * br + 4) // wb
             if with_k:
                 ks = _row_ks(pw, m, K, cache)
                 if fmt == "bitmap" and act_skip:
                     ks = ks[xnz[cg][ks]]
                 words = np.split(ks, np.cumsum(counts)[:-1]) if counts.size else []
-                per_lane[m % rows].append((_SETUP[fmt], counts, cg, words))
+                per_lane[m % rows].append((_SETUP[fmt], counts, cg, words, need, ptr))
             else:
-                per_lane[m % rows].append((_SETUP[fmt], counts))
+                per_lane[m % rows].append((_SETUP[fmt], counts, None, None, need, ptr))
     return per_lane
 
 
-def lane_tokens(items, start: int, gate: tuple[int, int] | None = None) -> list[int]:
+def lane_tokens(items, start: int, gate: tuple[int, int] | None = None,
+                wavail=None) -> list[int]:
     """Per row item of a lane, the cycle its end token leaves the scanner (see the module
     docstring); the last one is the lane's finish (`_lane_finish`).
 
     ``gate = (first, K)``: the items come from ``lane_records(..., with_k=True)`` and the im2col
     gather runs alongside: activation entry ``cg * K + k`` can be read from cycle
     ``first + cg * K + k`` on, so a pair waits in the pair register until then and the
-    scanner behind it stalls."""
+    scanner behind it stalls.  ``wavail``: the weight image is still arriving; ``wavail(w)``
+    is the first cycle the fetcher may issue a read of image word ``w`` (`lane_records`'
+    ``need`` and ``ptr``); None: the image is in."""
+    return list(lane_token_iter(items, start, gate, wavail))
+
+
+def lane_token_iter(items, start: int, gate=None, wavail=None):
+    """`lane_tokens` as a generator, for a replay that learns the weight words' arrival as it
+    goes: ``wavail(w)`` may return None (not known yet: the word is not in), and the
+    generator then yields None and asks again when resumed; every token it yields is final."""
     take: list[int] = []
     f_prev = -(1 << 60)
     e_push = -(1 << 60)     # the cycle the fetched-word register (stage e) last emptied
     t_row = start
-    out = []
+
+    def when(w):            # generator helper: the word's issue cycle, waiting until known
+        while True:
+            a = wavail(w)
+            if a is not None:
+                return a
+            yield None
+
     for item in items:
         setup, counts = item[0], item[1]
+        need = item[4] if wavail is not None and len(item) > 4 else None
         if gate is not None:
             words = item[3]
             g0 = gate[0] + item[2] * gate[1]
+        if need is not None and item[5] >= 0:      # the row set-up's pointer words
+            a = yield from when(int(item[5]))
+            t_row = max(t_row, a)
         i = t_row + setup
         for w, c in enumerate(counts.tolist()):
+            if need is not None and need[w] >= 0:   # the word must be in the buffer
+                a = yield from when(int(need[w]))
+                i = max(i, a)
             # issued at i; its data stage d moves into e when e is free; e pushes into the
             # FIFO when it has room (every word, even a dropped one, waits for room)
             r = len(take)
@@ -200,13 +255,12 @@ def lane_tokens(items, start: int, gate: tuple[int, int] | None = None) -> list[
         take.append(es - 1)
         f_prev = es
         t_row = dt + 1
-        out.append(f_prev + 1)      # the token leaves the decoder's output register
-    return out
+        yield f_prev + 1      # the token leaves the decoder's output register
 
 
-def _lane_finish(items, start: int, gate=None) -> int:
+def _lane_finish(items, start: int, gate=None, wavail=None) -> int:
     """Cycle of the lane's last emitted token (see the module docstring)."""
-    ends = lane_tokens(items, start, gate)
+    ends = lane_tokens(items, start, gate, wavail)
     return ends[-1] if ends else -(1 << 60)
 
 
@@ -236,19 +290,35 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     ncg = _cdiv(N, cols)
     conv = image_bytes is not None
     waits = conv and gather_waits(pw, act_skip)
-    if not conv:
-        load = max(_cdiv(pw.nbytes, wb), ncg * K) + _LOAD_EXTRA
-    else:
-        load = max(_cdiv(pw.nbytes, wb), _cdiv(image_bytes, wb)) + _LOAD_EXTRA
-        if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
-            load += gather_gate(cfg) + cg0 + ncg * K
-    gate = (gather_gate(cfg) + cg0, K) if conv and not waits else None
+    # the load: a weight word and an activation entry (a conv2d image word) per cycle, side by
+    # side; the lanes start once the header is in (+ 2 cycles) and the activations (or the
+    # image) are, and a bitmap layer once its whole image is in
+    words = _cdiv(pw.nbytes, wb)
+    acts = ncg * K if not conv else _cdiv(image_bytes, wb)
+    # a matmul's lanes run while its entries arrive (bitmap skipping zero activations reads
+    # their flag words: it waits for them all)
+    mm_gate = not conv and not gather_waits(pw, act_skip)
+    ld = _cdiv(HEADER_BYTES, wb) + _HEADER_SETTLE
+    if not mm_gate:
+        ld = max(ld, acts)
+    if weight_waits(pw):
+        ld = max(ld, words)
+    load = ld + _LOAD_EXTRA
+    if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
+        load += gather_gate(cfg) + cg0 + ncg * K
+    if conv:
+        gate = (gather_gate(cfg) + cg0, K) if not waits else None
+    else:       # entry e is written in load cycle e, a pair may read it a cycle later
+        gate = (1 - ld, K) if mm_gate else None
     lanes = lane_records(pw, X, cfg, act_skip, with_k=gate is not None)
-    fin = [(_lane_finish(items, _START, gate) if items else 0) for items in lanes]
-    lat = int(getattr(cfg, "mul_pipeline", 2)) + 2   # pair register + fetch + MAC pipeline
-    compute = max(fin) + lat + _TAIL
-    if gate is not None:        # COMPUTE also waits for the end of the gather
+    # weight word w is written in load cycle w: its fetch may issue WORD_TO_ISSUE cycles later
+    wavail = None if weight_waits(pw) else (lambda w: w + WORD_TO_ISSUE + _LOAD_EXTRA - load)
+    fin = [(_lane_finish(items, _START, gate, wavail) if items else 0) for items in lanes]
+    compute = max(fin) + compute_tail(cfg)
+    if conv and gate is not None:       # COMPUTE also waits for the end of the gather
         compute = max(compute, gather_gate(cfg) + cg0 + ncg * K)
+    # ... and for the whole weight image and every matmul entry
+    compute = max(compute, words + _LOAD_EXTRA - load, (acts - ld) if not conv else 0)
     pairs = int(sum(int(it[1].sum()) for items in lanes for it in items))
     return {"cycles": int(compute), "load_cycles": int(load),
             "total_cycles": int(compute + load), "pairs": pairs, "lane_cycles": fin}

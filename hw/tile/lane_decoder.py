@@ -114,6 +114,13 @@ class LaneDecoder(wiring.Component):
     -------
     start : In(1)
         Pulse: begin the layer with the operands below (held stable until ``done``).
+    w_avail, w_all : In(byte_addr_width + 1), In(1)
+        The weight image is still arriving: words ``[0, w_avail)`` are in the buffer, or
+        every word is (``w_all``).  The fetcher issues a word only once every word it reads
+        in that cycle is in (dense: the value word; nm: the index word, which sits after the
+        value word; block: the value word, after its ``blk_col`` word; a row set-up's
+        pointer words), one cycle after ``w_avail`` passed it (the limit is registered), so
+        the lane computes while its image streams in (docs/tile.md "Load and compute").
     done : Out(1)
         Every row of this lane has been emitted.
     pairs : Out(stream.Signature(pair_layout(...)))
@@ -151,6 +158,7 @@ class LaneDecoder(wiring.Component):
         waw = byte_addr_width - self.lg_wb
         sig = {
             "start": In(1), "done": Out(1),
+            "w_avail": In(byte_addr_width + 1), "w_all": In(1),
             "fmt": In(2), "act_skip": In(1),
             "lg_n": In(3), "lg_m": In(3), "lg_b": In(3),
             "dim_m": In(dim_width), "dim_k": In(dim_width), "ncg": In(dim_width),
@@ -243,6 +251,16 @@ class LaneDecoder(wiring.Component):
         if self.has_aux:
             m.d.comb += self.aux_en.eq(a_go)
 
+        # the words in the buffer, as a limit on the scanned word ``wa``: an nm index word sits
+        # (sec_b - sec_a) / word_bytes words after its value word; registered (a cycle late,
+        # never early: ``w_avail`` only grows during a layer)
+        w_lim = Signal(baw + 2, name="w_lim")
+        w_gap = Mux(is_nm, (self.sec_b - self.sec_a) >> lg_wb, 0) if has_nm else Const(0, 1)
+        m.d.sync += w_lim.eq(Mux(self.w_all, (1 << (baw + 1)) - 1,
+                                 Mux(self.w_avail > w_gap, self.w_avail - w_gap, 0)))
+        w_ok = Signal(name="w_ok")
+        m.d.comb += w_ok.eq(wa < w_lim)
+
         wlast = wa == ((re - 1) >> lg_u)
         kpos = Signal(signed(uw + 2))
         m.d.comb += kpos.eq((wa << lg_u).as_signed() - rs.as_signed())
@@ -280,7 +298,8 @@ class LaneDecoder(wiring.Component):
                 # the scan port is free during the row set-up: it reads the row's pointers
                 if has_bm or has_blk:
                     m.d.comb += self.scan_addr.eq(row_bits >> lg_wb)
-                with m.If(~d_valid):
+                ptr_ok = (((row_bits + 4) >> lg_wb) < w_lim) if (has_bm or has_blk) else 1
+                with m.If(~d_valid & ptr_ok):
                     base = Mux(is_bm, self.sec_b << 3, self.sec_a) if has_bm else self.sec_a
                     m.d.sync += rs.eq(base + roff)
                     if has_bm or has_blk:
@@ -322,7 +341,7 @@ class LaneDecoder(wiring.Component):
                     m.d.comb += self.aux_addr.eq(blk_col_addr >> lg_wb)
                 elif has_nm:
                     m.d.comb += self.aux_addr.eq(wa + ((self.sec_b - self.sec_a) >> lg_wb))
-                with m.If(a_go):
+                with m.If(a_go & w_ok):
                     lo = Mux(wa == (rs >> lg_u), rs & ((one << lg_u) - 1), 0)
                     hi = Mux(wlast, ((re - 1) & ((one << lg_u) - 1)) + 1, one << lg_u)
                     m.d.sync += [d_valid.eq(1), d.end.eq(0), d.lo.eq(lo), d.hi.eq(hi),

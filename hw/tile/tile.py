@@ -88,9 +88,13 @@ class Tile(wiring.Component):
     then every lane decodes its rows and the array computes; each lane
     pushes one result per ``(m, cg)`` (lane ``r`` owns rows ``m = r, r+rows, ...``) into its
     FIFO of the `ResultArbiter` and the results leave on ``results`` (fixed priority over
-    lanes; an offered result stays offered until taken).  Load and compute do not overlap
-    (measured separately: ``loading`` / ``computing``).  A lane stalls when two of its results
-    wait for ``results.ready``.
+    lanes; an offered result stays offered until taken).  Compute overlaps the load: the
+    lanes start once the header is in (and a conv2d image, or every matmul entry for bitmap
+    skipping zero activations), each lane fetches a weight word only once it is in
+    (`LaneDecoder` ``w_avail``) and a pair fires once its activation entry is in; a bitmap
+    layer waits for its whole weight image (``loading`` until the lanes start, then
+    ``computing``).  A lane
+    stalls when two of its results wait for ``results.ready``.
 
     Parameters
     ----------
@@ -248,6 +252,12 @@ class Tile(wiring.Component):
         wcount = Signal(self.baw + 1)
         hdr_words = 32 // self.wb
         w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
+        # the lanes start once the header is in (two cycles later: the lanes' operands are
+        # registered from it) and fetch each weight word once it is in (`LaneDecoder`
+        # ``w_avail``): compute overlaps the rest of the image's load
+        hdr_in = Signal(2, name="hdr_in")
+        w_all = Signal(name="w_all")
+        m.d.sync += [hdr_in.eq(Cat(wcount >= hdr_words, hdr_in[0])), w_all.eq(w_loaded)]
         a_k, a_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
         g_k, g_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)   # matmul: entry arriving (whole X)
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
@@ -313,7 +323,8 @@ class Tile(wiring.Component):
                          dec.lg_n.eq(lg_pa), dec.lg_m.eq(lg_pb), dec.lg_b.eq(lg_pa),
                          dec.dim_m.eq(cmd.m), dec.dim_k.eq(cmd.k), dec.ncg.eq(ncg),
                          dec.row_len.eq(row_len), dec.kw.eq(kw),
-                         dec.sec_a.eq(sec_a), dec.sec_b.eq(sec_b), dec.sec_c.eq(sec_c)]
+                         dec.sec_a.eq(sec_a), dec.sec_b.eq(sec_b), dec.sec_c.eq(sec_c),
+                         dec.w_avail.eq(wcount), dec.w_all.eq(w_all)]
             sp = wmems[r].read_port()
             m.d.comb += [sp.en.eq(dec.scan_en), sp.addr.eq(dec.scan_addr),
                          dec.scan_data.eq(sp.data)]
@@ -336,6 +347,7 @@ class Tile(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
                                  g_k.eq(0), g_cg.eq(0), self.error.eq(0), cbase.eq(0),
+                                 hdr_in.eq(0), w_all.eq(0),
                                  ncg_all.eq((self.cmd.payload.n + cols - 1) // cols),
                                  cg_sum.eq(self.cmd.payload.cg0 + self.cmd.payload.cgs)]
                     if self.conv:   # image size h * w * c: one product here, one in SETUP
@@ -384,7 +396,14 @@ class Tile(wiring.Component):
                         m.d.sync += self.error.eq(overflow)
                         m.d.comb += [i2c.start.eq(1), pool.start.eq(1)]
                         m.next = "POOL"
-                with m.If(w_loaded & a_loaded & ~is_pool):
+                # bitmap: a value's address is known only from its row's mask (the tile reads
+                # it at the pair), so a bitmap layer waits for its whole image
+                w_go = hdr_in[1] & (w_loaded | (h_fmt != FormatCode.BITMAP)) if has_bm \
+                    else hdr_in[1]
+                # a matmul's lanes start with the activation entries still arriving (a pair
+                # waits for its entry: `gathered`), except bitmap skipping zero activations
+                a_go = a_loaded | (~is_conv & ~wait_gather)
+                with m.If(w_go & a_go & ~is_pool):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
                     if self.conv:
                         with m.If(is_conv):
@@ -406,7 +425,8 @@ class Tile(wiring.Component):
                         m.next = "COMPUTE"
             if self.conv:
                 with m.State("IM2COL"):
-                    m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
+                    m.d.comb += [self.busy.eq(1), self.loading.eq(1),
+                                 self.weights.ready.eq(~w_loaded)]
                     with m.If(a_cg == ncg):
                         m.d.sync += self.error.eq(self.error | overflow)
                         m.d.comb += start.eq(1)
@@ -419,8 +439,12 @@ class Tile(wiring.Component):
                         m.d.sync += self.error.eq(self.error | overflow)
                         m.next = "IDLE"
             with m.State("COMPUTE"):
-                m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
-                with m.If(all_done & (a_cg == ncg)):       # and the gather is over
+                m.d.comb += [self.busy.eq(1), self.computing.eq(1),
+                             self.weights.ready.eq(~w_loaded),
+                             self.acts.ready.eq(~is_conv & ~a_loaded)]
+                # the lanes are done, the gather is over, every activation entry and the whole
+                # weight image are in
+                with m.If(all_done & (a_cg == ncg) & w_loaded & a_loaded):
                     m.d.sync += self.error.eq(self.error | overflow)
                     m.next = "IDLE"
 
@@ -482,7 +506,7 @@ class Tile(wiring.Component):
             pending = Signal(2, name=f"pending{r}")
             pend_busy.append(pending != 0)
             # a pair fires once its activation entry is in the buffer (written by the
-            # im2col gather running alongside; always true for matmul and after the gather)
+            # im2col gather or the matmul entries arriving alongside)
             gathered = Signal(name=f"gathered{r}")
             m.d.comb += gathered.eq(p.aaddr < a_addr)
             p_ready = Mux(p.end, pending < 2, gathered)

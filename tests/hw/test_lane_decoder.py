@@ -3,12 +3,14 @@
 A harness holds the packed image and the activation non-zero flags in real memories; the test
 checks, per (row, column group) of the lane, that the emitted pairs are exactly the effectual
 ones (k ascending, value read back from the image at ``vaddr``), then one end token with the
-right ``empty`` flag, with random ``ready`` stalls.
+right ``empty`` flag, with random ``ready`` stalls.  In the streaming cases the image arrives
+while the lane runs (a word per cycle with random gaps, ``w_avail`` counting them, the memory
+holding random garbage until then): a word fetched before it is in gives wrong pairs.
 """
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
@@ -21,14 +23,30 @@ WB = 8
 
 
 class _Harness(wiring.Component):
-    def __init__(self, dec, words, nzwords):
-        self.dec, self.words, self.nzwords = dec, words, nzwords
+    """The decoder on real memories.  ``stream``: the weight memory starts as ``init``
+    (garbage) and the testbench writes the image word by word (``ld_en``/``ld_data``) while
+    the lane runs; ``w_avail`` counts the words written, ``w_all`` follows the last one."""
+
+    def __init__(self, dec, words, nzwords, stream=False, init=None):
+        self.dec, self.words, self.nzwords, self.stream = dec, words, nzwords, stream
+        self.init = init
+        self.ld_en, self.ld_data = Signal(), Signal(64)
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dec = d = self.dec
-        m.submodules.wmem = wmem = Memory(shape=64, depth=len(self.words), init=self.words)
+        m.submodules.wmem = wmem = Memory(shape=64, depth=len(self.words),
+                                          init=self.init if self.stream else self.words)
+        cnt = Signal(range(len(self.words) + 1))
+        if self.stream:
+            wp = wmem.write_port()
+            m.d.comb += [wp.addr.eq(cnt), wp.data.eq(self.ld_data), wp.en.eq(self.ld_en)]
+            with m.If(self.ld_en):
+                m.d.sync += cnt.eq(cnt + 1)
+            m.d.comb += [d.w_avail.eq(cnt), d.w_all.eq(cnt == len(self.words))]
+        else:
+            m.d.comb += d.w_all.eq(1)
         m.submodules.nzmem = nzmem = Memory(shape=64, depth=len(self.nzwords),
                                             init=self.nzwords)
         ports = [(wmem, d.scan_en, d.scan_addr, d.scan_data)]
@@ -43,7 +61,8 @@ class _Harness(wiring.Component):
         return m
 
 
-def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS):
+def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
+          stream=False):
     M, K = W.shape
     pw = pack_weights(W, fmt, **kw)
     img = np.concatenate([pw.image, np.zeros(64 * WB, dtype=np.uint8)])
@@ -61,7 +80,8 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS)
     nzwords += [0, 0]
     dec = LaneDecoder(lane=lane, rows=rows, word_bytes=WB, byte_addr_width=16,
                       act_addr_width=12, nz_addr_width=10, formats=formats)
-    h = _Harness(dec, words, nzwords)
+    garbage = [int(x) for x in rng.integers(0, 1 << 63, len(words))]
+    h = _Harness(dec, words, nzwords, stream=stream, init=garbage)
     a, b = pw.param_a, pw.param_b
     lg = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5}
     row_len = {"dense": K, "bitmap": -(-K // max(a, 1)) * max(a, 1),
@@ -106,9 +126,21 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS)
                 assert got == want, f"{where}:\nexpected {want}\ngot      {got}"
         await ctx.tick().until(dec.done)
 
+    async def loader(ctx):      # the image, a word per cycle with random gaps
+        i = 0
+        while i < len(words):
+            go = rng.random() < 0.6
+            ctx.set(h.ld_en, int(go))
+            ctx.set(h.ld_data, words[i])
+            await ctx.tick()
+            i += int(go)
+        ctx.set(h.ld_en, 0)
+
     sim = Simulator(h)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    if stream:
+        sim.add_testbench(loader, background=True)
     sim.run()
 
 
@@ -131,6 +163,26 @@ def test_lane_decoder_pairs(fmt, kw, rng, seed):
         # every format once in a build of all formats and once in a build of dense + it
         formats = FORMATS if lane == 0 else ("dense", fmt)
         _case(fmt, kw, W, X, lane, rows, 2, bool(rng.integers(0, 2)), rng, seed, formats)
+
+
+@pytest.mark.parametrize("fmt,kw", [("dense", {}), ("nm", {"nm": (2, 4)}),
+                                    ("nm", {"nm": (1, 8)}), ("block", {"block_size": 4}),
+                                    ("bitmap", {"group_size": 8})])
+def test_lane_decoder_streaming_image(fmt, kw, rng, seed):
+    """The image arrives while the lane runs (docs/tile.md "Load and compute"): every pair is
+    still exact, so no word was fetched before it was written.  (Bitmap: the tile starts it
+    only once its image is in; its row set-up is gated all the same.)"""
+    for lane, rows in ((0, 1), (2, 3)):
+        M, K, N = int(rng.integers(3, 9)), int(rng.integers(20, 150)), int(rng.integers(1, 6))
+        W = rng.integers(-128, 128, (M, K))
+        if fmt == "nm":
+            W = prune(W, "nm", nm=kw["nm"])[0]
+        elif fmt == "block":
+            W = prune(W, "block", density=0.5, block_size=kw["block_size"])[0]
+        elif fmt == "bitmap":
+            W = W * (rng.random(W.shape) < 0.3)
+        X = rng.integers(-128, 128, (K, N))
+        _case(fmt, kw, W, X, lane, rows, 2, False, rng, seed, stream=True)
 
 
 def test_lane_decoder_builds_only_its_formats():
