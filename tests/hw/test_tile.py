@@ -51,7 +51,11 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
             src = dut.image if "image" in job else dut.acts
             acts = job["image"] if "image" in job else job["acts"]
             wi = ai = 0
+            limit = 50 * (len(words) + len(acts)) + 1000
             while wi < len(words) or ai < len(acts):
+                limit -= 1
+                assert limit > 0, (f"the tile stopped taking input: {wi} of {len(words)} "
+                                   f"weight words, {ai} of {len(acts)} activations")
                 if wi < len(words) and rng.random() >= stall:
                     ctx.set(dut.weights.payload, words[wi])
                     ctx.set(dut.weights.valid, 1)
