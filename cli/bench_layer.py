@@ -3,8 +3,9 @@
 The layer is random int8 data (``--seed``), pruned to the requested sparsity, packed in
 ``--format`` and checked bit-exact against ``golden.matmul``.  ``--format dense`` runs the
 same pruned weights without any skipping, so ``speedup = dense cycles / sparse cycles`` on the
-same hardware.  ``cycles`` is the tile's compute phase (lanes start -> last result); the load
-phase (weight image + activations, not overlapped with compute) is ``load_cycles``.
+same hardware.  ``cycles`` is the tile's compute phase (lanes start -> last result; the weight
+image and the activations keep arriving during it, docs/tile.md "Load and compute"); the
+command to the lanes' start is ``load_cycles``.
 conv2d sends the raw NCHW image; the tile builds the im2col entries itself (implicit im2col,
 padding never fetched; docs/tile.md).  The flags describe one layer of the
 `sparsemac.host.network` schema (:func:`layer_spec`), which validates it.

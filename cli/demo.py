@@ -58,8 +58,8 @@ def _layer_table(cfg, seed: int) -> int:
     res = run_rtl(cfg, jobs, seed=seed)
     tile = type("TileCfg", (), {"rows": cfg.rows, "cols": cfg.cols, "tiles": 1,
                                 "axi_data_width": cfg.axi_data_width})()
-    print(f"layer W[{M},{K}] @ X[{K},{N}] on one {cfg.rows}x{cfg.cols} tile (compute phase; "
-          f"load not overlapped), every output compared with golden.matmul")
+    print(f"layer W[{M},{K}] @ X[{K},{N}] on one {cfg.rows}x{cfg.cols} tile (lanes start "
+          f"-> last result, the load overlapped), every output compared with golden.matmul")
     hdr = f"{'format':<15}{'cycles':>8}{'dense':>8}{'speedup':>9}{'roofline':>10}" \
           f"{'ach/roof':>10}{'model':>8}{'mismatch':>10}"
     print(hdr + "\n" + "-" * len(hdr))

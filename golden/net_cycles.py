@@ -196,16 +196,18 @@ def checker_holds(pw: PackedWeights, beat: int) -> list[int]:
 _TAKE_TO_ISSUE = 1 + WORD_TO_ISSUE
 
 
-def _word_avail(nd, hdr_words: int):
-    """The first cycle (relative to ``nd``'s compute start) a lane of node ``nd`` may fetch
-    image word ``w``; None while the word has not reached the tile (the replay fills
-    ``nd.taken``)."""
+def _word_avail(nd, hdr_words: int, lane: int):
+    """The first cycle (relative to ``nd``'s compute start, in the lane's own time: without
+    the cycles it has stalled so far for the write-back, which the replay adds to its tokens)
+    lane ``lane`` of node ``nd`` may fetch image word ``w``; None while the word has not
+    reached the tile (the replay fills ``nd.taken``).  A lane stalled for its results waits
+    for a word during the stall, not after it."""
     def avail(w: int):
         if w < hdr_words:               # the header: in long before the lanes start
             return -(1 << 40)
         j = w - hdr_words
         if j < len(nd.taken):
-            return nd.taken[j] + _TAKE_TO_ISSUE - nd.cs
+            return nd.taken[j] + _TAKE_TO_ISSUE - nd.cs - nd.lanes[lane][2]
         return None
     return avail
 
@@ -333,11 +335,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         # word once it is in: their tokens are generated as the replay learns the arrivals
         overlap = not weight_waits(pw)
         nd = _Node(t, [], pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
-        wavail = _word_avail(nd, _cdiv(HEADER_BYTES, beat)) if overlap else None
         for lane, items in enumerate(lane_records(pw, Xt, tcfg, act_skip=True,
                                                   with_k=gate is not None)):
             if overlap:
-                toks = lane_token_iter(items, 1, gate, wavail)
+                toks = lane_token_iter(items, 1, gate,
+                                       _word_avail(nd, _cdiv(HEADER_BYTES, beat), lane))
             else:
                 toks = lane_tokens(items, 1, gate) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
