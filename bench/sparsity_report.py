@@ -184,8 +184,9 @@ def _write(out, rows, cfg, shape, mismatches, util, util_total, a):
         "points (a lane's first row needs every column group's entries, and an nm lane's "
         "first index word follows all the values). `load`: command -> the lanes' start, so "
         "`total` = load + cycles. `roofline` = ceil(MACs the format must issue / "
-        "(rows*cols)): weight-effectual MACs, or effectual MACs for dual-side. Speedup = dense cycles / sparse "
-        "cycles for the same pruned weights packed `dense` on the same tile.",
+        "(rows*cols)): weight-effectual MACs, or effectual MACs for dual-side. Speedup = "
+        "dense cycles / sparse cycles for the same pruned weights packed `dense` on the same "
+        "tile.",
         "", f"Bit-exact check of all RTL runs against golden.matmul: **{mismatches} "
         "mismatches**.", "",
         "| format | point | sparsity | cycles | dense cycles | speedup | roofline | "
