@@ -198,7 +198,9 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
         "= descriptor fetch and checks, image headers (one read and check per tile), "
         "activation table and requant records, end of layer; **load** = activations (read "
         "once, multicast) and image bodies (tile after tile on the one read port, one multicast "
-        "body for a layer whose columns are split across the tiles); **compute** "
+        "body for a layer whose columns are split across the tiles; since session 19 the "
+        "tiles' lanes compute while the bodies stream, so part of the compute hides here); "
+        "**compute** "
         "= im2col and compute of the last tile left after the last body (without stalls); "
         "**write-back** = the rest of the wait: results still to be written (posted "
         "single-beat writes and the end markers' line flushes).",
