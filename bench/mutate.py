@@ -383,8 +383,8 @@ MUTANTS: list[Mutant] = [
            "an N:M lane waits for its value word but not for the index word after it: stale "
            "indices pick the wrong activations"),
     Mutant("ROW-POINTER-NOT-WAITED", "load/compute overlap", "hw/tile/lane_decoder.py",
-           "ptr_ok = (((row_bits + 4) >> lg_wb) < w_lim) if (has_bm or has_blk) else 1",
-           "ptr_ok = 1",
+           "ptr_ok = ((((row_bits + 4) >> lg_wb) < w_lim) | ~(is_bm | is_blk)",
+           "ptr_ok = ((1) | ~(is_bm | is_blk)",
            ("tests/hw/test_lane_decoder.py", "tests/hw/test_tile.py"),
            "a block row's set-up reads its blk_ptr entries before they are loaded"),
     Mutant("COMPUTE-ENDS-BEFORE-LOAD", "load/compute overlap", "hw/tile/tile.py",

@@ -298,7 +298,9 @@ class LaneDecoder(wiring.Component):
                 # the scan port is free during the row set-up: it reads the row's pointers
                 if has_bm or has_blk:
                     m.d.comb += self.scan_addr.eq(row_bits >> lg_wb)
-                ptr_ok = (((row_bits + 4) >> lg_wb) < w_lim) if (has_bm or has_blk) else 1
+                # (bitmap and block read their row's pointers; dense and nm read nothing here)
+                ptr_ok = ((((row_bits + 4) >> lg_wb) < w_lim) | ~(is_bm | is_blk)
+                          if (has_bm or has_blk) else 1)
                 with m.If(~d_valid & ptr_ok):
                     base = Mux(is_bm, self.sec_b << 3, self.sec_a) if has_bm else self.sec_a
                     m.d.sync += rs.eq(base + roff)

@@ -150,6 +150,9 @@ def _jobs(rng, cfg):
             W = W * (rng.random((M, K)) < 0.3)
         X = rng.integers(-128, 128, (K, N)) * (rng.random((K, N)) < 0.6)
         jobs.append((W, X, fmt, kw, int(rng.integers(0, 2))))
+    # many short rows (K < 4): several rows per weight word while the image streams in
+    jobs.append((rng.integers(-128, 128, (24, 2)), rng.integers(-128, 128, (2, 1)), "dense",
+                 {}, 0))
     return jobs
 
 
