@@ -144,6 +144,19 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
     sim.run()
 
 
+def _weights(fmt, kw, M, K, rng, *, block_density, bitmap_density):
+    """A random int8 ``M x K`` matrix with the zeros of format ``fmt`` (nm pruned to its N:M,
+    block pruned to ``block_density`` of its blocks, bitmap ``bitmap_density`` non-zero)."""
+    W = rng.integers(-128, 128, (M, K))
+    if fmt == "nm":
+        return prune(W, "nm", nm=kw["nm"])[0]
+    if fmt == "block":
+        return prune(W, "block", density=block_density, block_size=kw["block_size"])[0]
+    if fmt == "bitmap":
+        return W * (rng.random(W.shape) < bitmap_density)
+    return W
+
+
 @pytest.mark.parametrize("fmt,kw", [("dense", {}), ("nm", {"nm": (2, 4)}),
                                     ("nm", {"nm": (1, 16)}), ("bitmap", {"group_size": 8}),
                                     ("bitmap", {"group_size": 32}), ("block", {"block_size": 4}),
@@ -151,14 +164,9 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
 def test_lane_decoder_pairs(fmt, kw, rng, seed):
     for lane, rows in ((0, 1), (1, 3)):
         M, K, N = int(rng.integers(2, 8)), int(rng.integers(1, 150)), int(rng.integers(1, 9))
-        W = rng.integers(-128, 128, (M, K))
-        if fmt == "nm":
-            W = prune(W, "nm", nm=kw["nm"])[0]
-        elif fmt == "block":
-            W = prune(W, "block", density=0.4, block_size=kw["block_size"])[0]
+        W = _weights(fmt, kw, M, K, rng, block_density=0.4, bitmap_density=0.2)
+        if fmt == "block":      # zeros inside the stored blocks too
             W = W * (rng.random(W.shape) < 0.8)
-        elif fmt == "bitmap":
-            W = W * (rng.random(W.shape) < 0.2)
         X = rng.integers(-128, 128, (K, N)) * (rng.random((K, N)) < 0.5)
         # every format once in a build of all formats and once in a build of dense + it
         formats = FORMATS if lane == 0 else ("dense", fmt)
@@ -174,13 +182,7 @@ def test_lane_decoder_streaming_image(fmt, kw, rng, seed):
     only once its image is in; its row set-up is gated all the same.)"""
     for lane, rows in ((0, 1), (2, 3)):
         M, K, N = int(rng.integers(3, 9)), int(rng.integers(20, 150)), int(rng.integers(1, 6))
-        W = rng.integers(-128, 128, (M, K))
-        if fmt == "nm":
-            W = prune(W, "nm", nm=kw["nm"])[0]
-        elif fmt == "block":
-            W = prune(W, "block", density=0.5, block_size=kw["block_size"])[0]
-        elif fmt == "bitmap":
-            W = W * (rng.random(W.shape) < 0.3)
+        W = _weights(fmt, kw, M, K, rng, block_density=0.5, bitmap_density=0.3)
         X = rng.integers(-128, 128, (K, N))
         _case(fmt, kw, W, X, lane, rows, 2, False, rng, seed, stream=True)
 
