@@ -93,8 +93,7 @@ class Tile(wiring.Component):
     skipping zero activations), each lane fetches a weight word only once it is in
     (`LaneDecoder` ``w_avail``) and a pair fires once its activation entry is in; a bitmap
     layer waits for its whole weight image (``loading`` until the lanes start, then
-    ``computing``).  A lane
-    stalls when two of its results wait for ``results.ready``.
+    ``computing``).  A lane stalls when two of its results wait for ``results.ready``.
 
     Parameters
     ----------
@@ -120,9 +119,9 @@ class Tile(wiring.Component):
     busy, loading, computing : Out(1)
         Status.
     error : Out(1)
-        Set at compute start (until the next command) when the image's format differs from
-        ``cmd.fmt``, the image, the activation entries or the conv2d input overflowed their
-        buffer, an nm image has an N that is not a power of two, or the column groups
+        Set at compute start, or by the end of COMPUTE for what still arrives during it
+        (until the next command), when the image's format differs from ``cmd.fmt``, the
+        image, the activation entries or the conv2d input overflowed their buffer, an nm image has an N that is not a power of two, or the column groups
         ``[cg0, cg0 + cgs)`` are not inside ``ceil(n / cols)`` (the slice is then clamped to
         the groups that exist; results are garbage).
 
