@@ -121,9 +121,10 @@ class Tile(wiring.Component):
     error : Out(1)
         Set at compute start, or by the end of COMPUTE for what still arrives during it
         (until the next command), when the image's format differs from ``cmd.fmt``, the
-        image, the activation entries or the conv2d input overflowed their buffer, an nm image has an N that is not a power of two, or the column groups
-        ``[cg0, cg0 + cgs)`` are not inside ``ceil(n / cols)`` (the slice is then clamped to
-        the groups that exist; results are garbage).
+        image, the activation entries or the conv2d input overflowed their buffer, an nm
+        image has an N that is not a power of two, or the column groups ``[cg0, cg0 + cgs)``
+        are not inside ``ceil(n / cols)`` (the slice is then clamped to the groups that
+        exist; results are garbage).
 
     Column slices: the tile computes only the column groups ``[cg0, cg0 + cgs)`` (every one
     from ``cg0`` when ``cgs`` is 0) and tags its results with the layer's own ``cg``.  The
