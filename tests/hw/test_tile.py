@@ -153,6 +153,10 @@ def _jobs(rng, cfg):
     # many short rows (K < 4): several rows per weight word while the image streams in
     jobs.append((rng.integers(-128, 128, (24, 2)), rng.integers(-128, 128, (2, 1)), "dense",
                  {}, 0))
+    # bitmap with a long value section after its masks and one column: lanes that started
+    # before the image was in would read values not written yet (mutant BITMAP-STARTS-EARLY)
+    Wb = rng.integers(-128, 128, (24, 64)) * (rng.random((24, 64)) < 0.6)
+    jobs.append((Wb, rng.integers(-128, 128, (64, 1)), "bitmap", {"group_size": 16}, 0))
     return jobs
 
 
