@@ -196,13 +196,15 @@ def checker_holds(pw: PackedWeights, beat: int) -> list[int]:
 _TAKE_TO_ISSUE = 1 + WORD_TO_ISSUE
 
 
-def _word_avail(nd, hdr_words: int, lane: int):
+def _word_avail(box: list, hdr_words: int, lane: int):
     """The first cycle (relative to ``nd``'s compute start, in the lane's own time: without
     the cycles it has stalled so far for the write-back, which the replay adds to its tokens)
     lane ``lane`` of node ``nd`` may fetch image word ``w``; None while the word has not
     reached the tile (the replay fills ``nd.taken``).  A lane stalled for its results waits
-    for a word during the stall, not after it."""
+    for a word during the stall, not after it.  ``box`` holds the node once it is built (the
+    generators are made before it, and run only during the replay)."""
     def avail(w: int):
+        nd = box[0]
         if w < hdr_words:               # the header: in long before the lanes start
             return -(1 << 40)
         j = w - hdr_words
@@ -334,18 +336,19 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         # the lanes start with the image (not bitmap: `weight_waits`) and fetch each weight
         # word once it is in: their tokens are generated as the replay learns the arrivals
         overlap = not weight_waits(pw)
-        nd = _Node(t, [], pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        box: list = []
         for lane, items in enumerate(lane_records(pw, Xt, tcfg, act_skip=True,
                                                   with_k=gate is not None)):
             if overlap:
                 toks = lane_token_iter(items, 1, gate,
-                                       _word_avail(nd, _cdiv(HEADER_BYTES, beat), lane))
+                                       _word_avail(box, _cdiv(HEADER_BYTES, beat), lane))
             else:
                 toks = lane_tokens(items, 1, gate) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
                                    dbytes) for j in range(len(items))]
             lanes.append((toks, flits))
-        nd.__init__(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        box.append(nd)
         nd.compute, nd.im2col = comp, (im2col if waits else 0)
         comps.append(comp)
         if overlap:
