@@ -156,6 +156,20 @@ def _hdr(img):
                 sec_b=_u32(img, 20), sec_c=_u32(img, 24), total=_u32(img, 28))
 
 
+def _build_params_ok(cfg, h) -> bool:
+    """The header parameters the build decodes (golden allows any G, B and N): bitmap G =
+    ``group_size``, block B = ``block_size``, nm N a power of two <= M <= ``nm_max_m``,
+    dense (0, 0)."""
+    fmt, a, b = h["fmt"], h["a"], h["b"]
+    if fmt == 1:
+        return (a, b) == (cfg.group_size, 0)
+    if fmt == 2:
+        return (a, b) == (cfg.block_size, 0)
+    if fmt == 3:
+        return b in (2, 4, 8, 16, 32) and b <= cfg.nm_max_m and 1 <= a <= b and not a & (a - 1)
+    return (a, b) == (0, 0)
+
+
 def corrupt(img: bytearray, fmt: str, cls: str, rng) -> bytearray | None:
     """Break one rule class in place (None when the image has no such position)."""
     h = _hdr(img)
@@ -430,8 +444,8 @@ def test_full_rate(width, rng, seed):
 @pytest.mark.parametrize("width", [32, 128])
 def test_any_bytes_never_hang(width, rng, seed):
     """Random bytes anywhere (header included, ``total`` kept): the checker always finishes;
-    within the hardware limits (rows <= out_buf_depth, cols < 2**16, nm N a power of two)
-    its code is golden's."""
+    within the hardware limits (the build's G / B, nm N a power of two, rows <= out_buf_depth,
+    cols < 2**16) its code is golden's; other parameters are BAD_PARAM, more rows BAD_SHAPE."""
     cfg = _cfg(width)
     cases = []
     for _ in range(16):
@@ -446,13 +460,16 @@ def test_any_bytes_never_hang(width, rng, seed):
     res = run_images(cfg, [img for _, img in cases], rng)
     for (fmt, img), (code, _, _) in zip(cases, res):
         h = _hdr(img)
-        within = (h["rows"] <= cfg.out_buf_depth and h["cols"] < 1 << 16
-                  and not (h["fmt"] == 3 and h["a"] & (h["a"] - 1)))
+        header_ok = img[0:4] == bytes.fromhex("53504d57") and h["fmt"] <= 3
+        params = _build_params_ok(cfg, h)
+        within = (params and h["rows"] <= cfg.out_buf_depth and h["cols"] < 1 << 16)
         if within:
             exp = expected_code(bytes(img))
             assert code == exp, f"seed {seed}: {fmt} {bytes(img).hex()}: expected {exp}, got {code}"
-        elif h["rows"] > cfg.out_buf_depth and img[0:4] == bytes.fromhex("53504d57") \
-                and h["fmt"] <= 3 and img[7] == 0 and code not in (C.BAD_PARAM,):
+        elif header_ok and not params:     # golden allows any G, B, N: the build allows its own
+            assert code == C.BAD_PARAM, (f"seed {seed}: params {h['a']}, {h['b']} of format "
+                                         f"{h['fmt']} outside the build gave {code}")
+        elif h["rows"] > cfg.out_buf_depth and header_ok and img[7] == 0:
             assert code == C.BAD_SHAPE, f"seed {seed}: rows {h['rows']} gave {code}"
 
 
