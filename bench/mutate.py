@@ -153,7 +153,7 @@ MUTANTS: list[Mutant] = [
            "a max pool's padding reads 0 instead of -128 (a window of negative values at the "
            "border pools to 0)"),
     Mutant("POOL-REAL-COUNT-KK", "divisor", "hw/tile/pool_reducer.py",
-           "recip.append(Mux(excl, rp.data, rq))", "recip.append(rq)",
+           "m.d.sync += recip[q].eq(Mux(excl, rp.data, rq))", "m.d.sync += recip[q].eq(rq)",
            ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
            "an average pool with count_include_pad 0 divides every window by KH*KW: the "
            "border values shrink toward 0"),
@@ -338,6 +338,19 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a window's last entry waits until the hold register is empty instead of emptying: "
            "a cycle more per window, the pool's cycles off the model"),
+    Mutant("POOL-RECIP-GROUP-EARLY", "pipeline timing", "hw/tile/pool_reducer.py",
+           "m.d.sync += [h.eq(hold[i * lanes + q]) for q, h in enumerate(hold_q)]",
+           "m.d.sync += [h.eq(hold[min(i + 1, bpr - 1) * lanes + q]) "
+           "for q, h in enumerate(hold_q)]",
+           ("tests/hw/test_pool_reducer.py", "tests/hw/test_tile.py"),
+           "the registered hold values run a lane group ahead of their reciprocals: columns "
+           "divided by another column's count, the last group twice"),
+    Mutant("TILE-W-LOADED-LATE", "load/compute overlap", "hw/tile/tile.py",
+           "m.d.sync += w_loaded.eq(Mux(w_take, _loaded(wcount + 1), _loaded(wcount)))",
+           "m.d.sync += w_loaded.eq(_loaded(wcount))",
+           ("tests/hw/test_tile.py",),
+           "the registered 'image in' flag a cycle late: the tile takes one word past its "
+           "image (the next layer's first word)"),
     Mutant("POOL-FIRST-UNALIGNED", "pipeline timing", "hw/tile/pool_reducer.py",
            "m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first2, 0, accs[j]) + (x ^ 0x80),",
            "m.d.comb += nxt[j].eq(Mux(avg, Mux(r_first, 0, accs[j]) + (x ^ 0x80),",

@@ -35,14 +35,15 @@ _RECIP_CYCLES = 27
 def pool_divider_lanes(cols: int) -> int:
     """Columns the PoolReducer divides per cycle (hw/tile/pool_reducer.py, one 16 x 26-bit
     product each): the fewest that divide ``cols`` and finish a row in at most 4 cycles, so a
-    window of 4 or more entries (2x2 and up) never waits for the division."""
+    window of 6 or more entries (2x3 and up) never waits for the division."""
     return next(d for d in range(1, cols + 1) if cols % d == 0 and cols // d <= 4)
 
 
 def pool_divide_beats(cols: int) -> int:
-    """Cycles the PoolReducer divides one average row in: ``cols / pool_divider_lanes``
-    groups of products, registered, and one more for the last group's quotients."""
-    return cols // pool_divider_lanes(cols) + 1
+    """Cycles the PoolReducer divides one average row in: one for the first group's
+    reciprocals (registered), ``cols / pool_divider_lanes`` groups of products, registered,
+    and one more for the last group's quotients."""
+    return cols // pool_divider_lanes(cols) + 2
 
 
 def _geometry(d):
@@ -92,8 +93,8 @@ def pool_tokens(windows: int, kk: int, *, gate: int, avg: bool, bpr: int) -> lis
     entry only when the hold register is free from the cycle after on (the window before
     moves on in that cycle at the latest) and no other last entry is on its way; the result
     then takes three cycles into the hold register (the read, a register, the accumulate) and
-    one (max) or ``bpr`` (average) into the output register, which the FIFO takes a cycle
-    later."""
+    one (max) or ``bpr`` (average, `pool_divide_beats`) into the output register, which the
+    FIFO takes a cycle later."""
     out = []
     t = -1
     hold_free = 0

@@ -44,7 +44,7 @@ class PoolReducer(wiring.Component):
     window's maximum or its offset sum ``u = sum(x ^ 0x80)`` (16 bits: at most ``255 * 225``;
     a -128 padding byte adds 0) and its count of real entries (8 bits).  A finished window
     goes to a hold register; an average is divided there, ``lanes`` columns per cycle
-    (``cols / lanes + 1`` cycles: the products are registered):
+    (``cols / lanes + 2`` cycles: the reciprocals and the products are registered):
     ``y = ((u * R + 2**24) >> 25) - 128``, which is golden's ``avg_divide`` for windows of up
     to 256.  ``R = ceil(2**25 / kk)`` with ``exclude_pad`` low (computed once per layer by a
     26-step restoring divider, while the image loads); with it high, each column's
@@ -193,20 +193,27 @@ class PoolReducer(wiring.Component):
                     m.d.sync += ch_a.eq(ch_a + 1)
 
         # ---- divide (average) or pass (max), lanes columns per cycle, into the output ---------
-        # An average takes bpr + 1 cycles: in cycle b < bpr lane group b's products
-        # ``hold * R`` go into registers (the multiplier between registers, nothing after it),
-        # in cycle b > 0 group b - 1's rounded quotients into ``y``.
+        # An average takes bpr + 2 cycles: in cycle b < bpr lane group b's reciprocals and hold
+        # values go into registers (``recip_q``: the table's block RAM output reaches no
+        # multiplier; ``hold_q``: nor does the choice of the group), in cycle
+        # 0 < b <= bpr group b - 1's products ``hold * R`` (the multiplier between registers,
+        # nothing after it), in cycle b > 1 group b - 2's rounded quotients into ``y``.
         o_valid = Signal()
         ys = [Signal(signed(8), name=f"y{j}") for j in range(cols)]
         prods = [Signal(16 + S, name=f"prod{i}") for i in range(lanes)]
-        b = Signal(range(bpr + 1))
+        b = Signal(range(bpr + 2))
         # the count-real reciprocals: lane q of group b reads R[hold_cnt[b*lanes + q]] one cycle
         # ahead (group 0 as the window enters the hold register, group b + 1 in division
-        # cycle b); the port holds its data while the division waits for the output register
+        # cycle b); the port holds its data while the division waits for the output register;
+        # its data goes through ``recip_q`` first (unregistered block RAM output into the
+        # multiplier: the placed 64-MAC build's critical path, 19.45 ns)
         # (a block RAM: with 4 read ports Yosys built the table in logic, 3.6k LUTs at 4x16)
         m.submodules.recips = recips = Memory(shape=S + 1, depth=MAX_WINDOW + 1,
                                               init=recip_table(), attrs={"rom_style": "block"})
-        recip = []
+        recip = [Signal(S + 1, name=f"recip_q{q}") for q in range(lanes)]
+        # ... and beside them the group's hold values (``hold_q``), chosen by ``b`` a cycle
+        # before the product: the multiplier's inputs are registers only
+        hold_q = [Signal(16, name=f"hold_q{q}") for q in range(lanes)]
         loading = rv2 & r_last2                         # a window enters the hold register
         dividing = hold_valid & ~o_valid & avg          # a division cycle (b) runs
         for q in range(lanes):
@@ -216,26 +223,27 @@ class PoolReducer(wiring.Component):
                 ahead = Mux(b == i - 1, hold_cnt[i * lanes + q], ahead)
             m.d.comb += [rp.en.eq(loading | dividing),
                          rp.addr.eq(Mux(loading, nxt_cnt[q], ahead))]
-            recip.append(Mux(excl, rp.data, rq))
+            m.d.sync += recip[q].eq(Mux(excl, rp.data, rq))
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.y.eq(Cat(*ys))]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += o_valid.eq(0)
-        m.d.comb += hold_moves.eq(hold_valid & ~o_valid & (~avg | (b == bpr)))
+        m.d.comb += hold_moves.eq(hold_valid & ~o_valid & (~avg | (b == bpr + 1)))
         with m.If(hold_valid & ~o_valid):
             with m.If(~avg):
                 m.d.sync += [y.eq(h[:8]) for y, h in zip(ys, hold)]
                 m.d.sync += [o_valid.eq(1), hold_valid.eq(0), self.o.payload.m.eq(hold_m),
                              self.o.payload.cg.eq(hold_cg)]
             with m.Else():
-                for i in range(bpr + 1):
+                for i in range(bpr + 2):
                     with m.If(b == i):
                         if i < bpr:
-                            m.d.sync += [p.eq(hold[i * lanes + q] * recip[q])
-                                         for q, p in enumerate(prods)]
-                        if i > 0:   # round half up: bit S-1 of the product carries in
-                            m.d.sync += [ys[(i - 1) * lanes + q].eq(
+                            m.d.sync += [h.eq(hold[i * lanes + q]) for q, h in enumerate(hold_q)]
+                        if 0 < i <= bpr:
+                            m.d.sync += [p.eq(hq * rc) for p, hq, rc in zip(prods, hold_q, recip)]
+                        if i > 1:   # round half up: bit S-1 of the product carries in
+                            m.d.sync += [ys[(i - 2) * lanes + q].eq(
                                 (p[S:S + 8] + p[S - 1]) ^ 0x80) for q, p in enumerate(prods)]
-                with m.If(b == bpr):
+                with m.If(b == bpr + 1):
                     m.d.sync += [b.eq(0), o_valid.eq(1), hold_valid.eq(0),
                                  self.o.payload.m.eq(hold_m), self.o.payload.cg.eq(hold_cg)]
                 with m.Else():

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -103,22 +106,26 @@ class ResultArbiter(wiring.Component):
                              fifo.w_en.eq(lane.valid)]
             m.d.comb += lane.ready.eq(fifo.w_rdy)
 
-        # the first lane whose FIFO holds an entry next; the choice held while offered
-        chosen, prio = Signal(range(max(2, n)), name="res_chosen"), Signal(range(max(2, n)))
+        # the first lane whose FIFO holds an entry next; the choice held while offered, one-hot
+        # (an AND-OR of the FIFOs' outputs, no decoder in front of the output mux: the FIFO
+        # level update behind ``ready`` was a 64-MAC build's long path)
+        chosen = Signal(n, name="res_chosen")          # none: no FIFO holds an entry
+        prio = Signal(n, name="res_prio")
         for r in reversed(range(n)):
             f = fifos[r]
             with m.If(f.r_level + (f.w_en & f.w_rdy) - (f.r_en & f.r_rdy) != 0):
-                m.d.comb += prio.eq(r)
+                m.d.comb += prio.eq(1 << r)
         head = Signal(self.layout.size + 1, name="res_head")
-        for r in range(n):
-            with m.If(chosen == r):
-                m.d.comb += [self.results.valid.eq(fifos[r].r_rdy), head.eq(fifos[r].r_data)]
+        m.d.comb += [self.results.valid.eq(functools.reduce(
+                         operator.or_, [chosen[r] & fifos[r].r_rdy for r in range(n)])),
+                     head.eq(functools.reduce(
+                         operator.or_, [Mux(chosen[r], fifos[r].r_data, 0) for r in range(n)]))]
         entry = data.View(self.layout, head[:self.layout.size])
         m.d.comb += [self.results.payload.eq(entry),
                      self.results.payload.acc.eq(Mux(head[-1], 0, entry.acc))]
         m.d.sync += chosen.eq(Mux(self.results.valid & ~self.results.ready, chosen, prio))
         for r, f in enumerate(fifos):
-            sel = self.results.valid & self.results.ready & (chosen == r)
+            sel = self.results.valid & self.results.ready & chosen[r]
             m.d.comb += [f.r_en.eq(sel), self.popped[r].eq(sel & ~self.pool_mode)]
         m.d.comb += self.lane0_nonempty.eq(fifos[0].r_rdy)
         return m

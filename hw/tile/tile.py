@@ -251,7 +251,20 @@ class Tile(wiring.Component):
         kw = Signal(self.naw)
         wcount = Signal(self.baw + 1)
         hdr_words = 32 // self.wb
-        w_loaded = (wcount >= hdr_words) & ((wcount << lg_wb) >= total)
+        # the whole image is in: ``wcount >= hdr_words and wcount * wb >= total``, a register
+        # loaded with the value it has next cycle (both outcomes of this cycle's word computed,
+        # the take chooses): no compare between the word count and the weight stream's ready,
+        # which the ImageChecker's state enables follow (a 64-MAC build's long path)
+        w_loaded = Signal(name="w_loaded")
+        w_take = self.weights.valid & self.weights.ready
+        tot_word, tot_bit = 28 // self.wb, (28 % self.wb) * 8      # ``total``: header bytes 28..31
+        total_n = Signal(32, name="total_next")
+        m.d.comb += total_n.eq(Mux(w_take & (wcount == tot_word),
+                                   self.weights.payload[tot_bit:tot_bit + 32], total))
+
+        def _loaded(words):
+            return (words >= hdr_words) & ((words << lg_wb) >= total_n)
+        m.d.sync += w_loaded.eq(Mux(w_take, _loaded(wcount + 1), _loaded(wcount)))
         # the lanes start once the header is in (two cycles later: the lanes' operands are
         # registered from it) and fetch each weight word once it is in (`LaneDecoder`
         # ``w_avail``): compute overlaps the rest of the image's load
@@ -347,7 +360,7 @@ class Tile(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
                                  g_k.eq(0), g_cg.eq(0), self.error.eq(0), cbase.eq(0),
-                                 hdr_in.eq(0), w_all.eq(0),
+                                 hdr_in.eq(0), w_all.eq(0), w_loaded.eq(0),
                                  ncg_all.eq((self.cmd.payload.n + cols - 1) // cols),
                                  cg_sum.eq(self.cmd.payload.cg0 + self.cmd.payload.cgs)]
                     if self.conv:   # image size h * w * c: one product here, one in SETUP

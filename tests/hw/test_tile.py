@@ -68,11 +68,17 @@ def run_tile(cfg, jobs, rng, stall=0.0, status=None, conv=True):
                     ctx.set(src.valid, 0)
                 _, _, wr, wv, ar, av = await ctx.tick().sample(
                     dut.weights.ready, dut.weights.valid, src.ready, src.valid)
+                # the tile never asks for a word past its image (the next layer's first)
+                assert not (wr and wi == len(words)), "weights.ready past the image's last word"
                 wi += int(wr and wv)
                 ai += int(ar and av)
             ctx.set(dut.weights.valid, 0)
             ctx.set(src.valid, 0)
-            await ctx.tick().until(~dut.busy)
+            while True:
+                _, _, busy, wr = await ctx.tick().sample(dut.busy, dut.weights.ready)
+                assert not wr, "weights.ready past the image's last word"
+                if not busy:
+                    break
             if status is not None:
                 status.append((ctx.get(dut.error), computing[-1]))
 
