@@ -73,6 +73,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(hardware), or only what docs/spec.md forbids (architecture: e.g. "
                         "pools with kernel 16, a global pool above 15 x 15, the residual "
                         "add)")
+    p.add_argument("--reuse-buffers", action="store_true",
+                   help="let activation buffers share bytes once their last reader ran "
+                        "(smaller window; an intermediate output a later layer overwrote is "
+                        "compared as the model engine wrote it, not compared on the rtl "
+                        "engine; docs/host.md section 3)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -199,10 +204,12 @@ def main(args) -> int:
             from ..sim.rtl_engine import run_rtl
 
             rr = run_rtl(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                         progress=_progress, tile_split=args.tile_split)
+                         progress=_progress, tile_split=args.tile_split,
+                         reuse_buffers=args.reuse_buffers)
         else:
             rr = run(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                     progress=_progress, tile_split=args.tile_split, limits=args.limits)
+                     progress=_progress, tile_split=args.tile_split, limits=args.limits,
+                     reuse_buffers=args.reuse_buffers)
         rep = rr.report
         if onnx_model is not None:
             _onnx_report(rep, rr, onnx_model, x, labels, args)

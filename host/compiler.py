@@ -66,7 +66,7 @@ __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_param
            "tile_buffer_needs", "check_tile_buffers", "SPLITS", "col_split_of",
            "col_split_fits", "layer_buffer_shortfall", "QUANT_MODES",
            "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
-           "random_input", "BIAS_LIMIT", "LIMITS"]
+           "random_input", "BIAS_LIMIT", "LIMITS", "activation_blocks"]
 
 #: Default window base address (non-zero, so offset arithmetic is exercised).
 DEFAULT_BASE = 0x0001_0000
@@ -136,6 +136,11 @@ class CompiledLayer:
     regions : dict of str to Region
         ``weights``, ``acts``, ``out`` and, when used, ``quant`` and ``lut`` (a pool: ``acts``
         and ``out``).
+    overwritten_by : int or None
+        With ``reuse_buffers``: the index (in the descriptor table) of the first later
+        descriptor whose output shares bytes with this layer's output buffer, so the buffer no
+        longer holds `expected` when the table ends; None: it still does (always without
+        reuse).
     """
 
     spec: LayerSpec
@@ -160,6 +165,7 @@ class CompiledLayer:
     in_scale_b: float | None = None
     as_matmul: LayerSpec | None = None
     add_weights: tuple | None = None
+    overwritten_by: int | None = None
 
     def values(self, raw=None) -> np.ndarray:
         """Real values of an output buffer (``raw``, default `expected`): int8 times
@@ -197,6 +203,9 @@ class CompiledNetwork:
     networks, inputs, input_scales : tuple
         Every network compiled into the window (a batch of images: one per image), its input
         and the real value of its input LSB.
+    reuse_buffers : bool
+        Whether activation buffers share bytes once their last reader ran (`compile_network`;
+        the layers' ``overwritten_by`` say which outputs do not survive the table).
     """
 
     network: Network
@@ -210,6 +219,7 @@ class CompiledNetwork:
     networks: tuple = ()
     inputs: tuple = ()
     input_scales: tuple = ()
+    reuse_buffers: bool = False
 
     def chain(self, j: int = 0) -> list:
         """The compiled layers of network ``j`` (in order)."""
@@ -232,6 +242,19 @@ class CompiledNetwork:
     def mem_limit(self) -> int:
         """Exclusive end of the window (the ``MEM_LIMIT`` register)."""
         return self.base + len(self.image)
+
+    @property
+    def activation_bytes(self) -> int:
+        """Bytes the activation buffers cover (the union of the network inputs and every
+        layer's output buffer): what ``reuse_buffers`` shrinks."""
+        spans = sorted([(cl.regions["out"].offset, cl.regions["out"].end) for cl in self.layers]
+                       + [(r.offset, r.end) for r in self.regions
+                          if r.name == "input" or r.name.endswith(".input")])
+        total, upto = 0, 0
+        for lo, hi in spans:
+            total += max(0, hi - max(lo, upto))
+            upto = max(upto, hi)
+        return total
 
     def expected_outputs(self) -> list[np.ndarray]:
         return [layer.expected for layer in self.layers]
@@ -897,7 +920,7 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None,
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
                     irq_last: bool = True, quant: str = "calibrate",
                     out_fill: str = "zero", split="auto",
-                    limits: str = "hardware") -> CompiledNetwork:
+                    limits: str = "hardware", reuse_buffers: bool = False) -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
     Parameters
@@ -934,6 +957,14 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         ``hardware``: refuse a layer the generated hardware of ``cfg`` cannot run (pools:
         `_check_pool_hardware`); ``architecture``: only what docs/spec.md forbids, every
         opcode of its section 8.2 allowed (for ``run_model(..., limits="architecture")``).
+    reuse_buffers : bool
+        Let activation buffers (the network inputs and every layer's output) share bytes:
+        a buffer may take the bytes of one whose last reader is an earlier descriptor than the
+        one that writes it (`activation_blocks`, `MemoryPlan.arena`; docs/host.md section 3).
+        The last layer's output of every network is kept until the table ends (the host reads
+        it back); an intermediate output may be overwritten by a later layer (its
+        ``overwritten_by``), so compare it when it is written, not after the table.  Default
+        False: no buffer is reused, every output survives the table.
 
     Raises
     ------
@@ -990,19 +1021,27 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     every = [cl for c in chains for cl in c[2]]
     plan = MemoryPlan()
     desc_off = plan.alloc("descriptors", DESC_BYTES * len(every))
+    # with reuse every activation buffer is placed up front (its live range known from the
+    # graph), right after the table; weights, records and tables follow and are never shared
+    arena = plan.arena(activation_blocks(chains, nets, limits)) if reuse_buffers else None
     blobs: list[tuple[int, bytes]] = []
     outs: list[tuple[int, int]] = []
     shared: dict[int, tuple] = {}   # id(spec) -> (bytes, offsets) of a fixed layer's parameters
     for (prefix, x0, layers, _), n in zip(chains, nets, strict=True):
-        # where each tensor lives (-1: the input); no buffer is ever reused, so every output
-        # stays in place until the table ends, past its last reader.  The two inputs of an add
-        # compiled as a matmul sit side by side: the first one's buffer reserves the rows up to
-        # the second's (host/add_matmul.py)
+        # where each tensor lives (-1: the input); without reuse no buffer is ever reused, so
+        # every output stays in place until the table ends, past its last reader.  The two
+        # inputs of an add compiled as a matmul sit side by side: the first one's buffer
+        # reserves the rows up to the second's (host/add_matmul.py; with reuse the arena
+        # places them as one block)
         after, at = pairs(n) if limits == "hardware" else ({}, {})
         offs: dict[int, int] = {}
 
         def out_alloc(idx: int, name: str, size: int, _after=after, _at=at, _offs=offs,
                       _layers=layers) -> int:
+            if arena is not None:   # placed by the arena already
+                assert plan.region(name).size == size, f"compiler bug: size of {name}"
+                _offs[idx] = arena[name]
+                return arena[name]
             if idx in _at:      # the second input of an add: R rows after the first
                 mm = _layers[_after[_at[idx]]].as_matmul
                 off = _offs[_at[idx]] + (mm.in_shape[0] - mm.out) * mm.in_shape[1]
@@ -1109,6 +1148,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             offs[s.index] = oo
     window = plan.window_bytes
     plan.check(window)
+    if arena is not None:
+        _mark_overwritten(every, plan.regions)
     image = bytearray(window)
     view = cfg if limits == "hardware" else _architecture_view(cfg)
     for i, cl in enumerate(every):
@@ -1117,8 +1158,9 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         image[desc_off + DESC_BYTES * i: desc_off + DESC_BYTES * (i + 1)] = cl.descriptor.pack()
     if out_fill == "random":
         canary = np.random.default_rng([nets[0].seed if seed is None else int(seed), 0, 0])
-        blobs += [(off, canary.integers(0, 256, size=size, dtype=np.uint8).tobytes())
-                  for off, size in outs]
+        # first, so that an output sharing bytes with the input (reuse) does not cover it
+        blobs = [(off, canary.integers(0, 256, size=size, dtype=np.uint8).tobytes())
+                 for off, size in outs] + blobs
     for off, raw in blobs:
         image[off:off + len(raw)] = raw
     code = validate_table(base + desc_off, len(every), mem_base=base, mem_limit=base + window,
@@ -1128,4 +1170,68 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                            desc_offset=desc_off, layers=every, regions=list(plan.regions),
                            input=chains[0][1].ravel(), networks=tuple(nets),
                            inputs=tuple(c[1].ravel() for c in chains),
-                           input_scales=tuple(c[3] for c in chains))
+                           input_scales=tuple(c[3] for c in chains),
+                           reuse_buffers=bool(reuse_buffers))
+
+
+def _out_bytes(cl: CompiledLayer) -> int:
+    """Bytes of a compiled layer's output buffer: int8, or int32 accumulators without
+    requantization."""
+    s = cl.as_matmul or cl.spec
+    if s.is_add or s.is_pool:
+        return int(cl.expected.size)
+    return int(cl.expected.size) * (1 if s.requant else 4)
+
+
+def activation_blocks(chains, nets, limits: str = "hardware") -> list:
+    """The activation buffers of every network of a window with their live ranges, as
+    `MemoryPlan.arena` takes them: ``(parts, (first, last))`` per block.
+
+    Descriptor indices count over the whole table (network ``j``'s layers after network
+    ``j - 1``'s).  ``first``: the descriptor writing the buffer (-1 for a network input: the
+    host writes it before the table).  ``last``: its last reader (a layer naming it as an
+    input; the writer itself when none does); the descriptor count for the last layer of every
+    network, whose output the host reads after the table.  The two inputs of an add run as a
+    matmul (``limits="hardware"``, `pairs`) are one block: the first one at 0, the second
+    ``R`` rows on, live from the first one's writer to the later of their last readers (the
+    add reads the rows between them too).  ``chains``: ``(prefix, input, compiled layers,
+    input scale)`` per network, as `compile_network` builds them."""
+    count = sum(len(c[2]) for c in chains)
+    blocks, g0 = [], 0
+    for (prefix, x0, layers, _), n in zip(chains, nets, strict=True):
+        after, at = pairs(n) if limits == "hardware" else ({}, {})
+        partner = {first: second for second, first in at.items()}
+        where = {cl.spec.index: g0 + k for k, cl in enumerate(layers)}
+        by_index = {cl.spec.index: cl for cl in layers}
+        name = {-1: f"{prefix}input"} | {
+            cl.spec.index: f"{prefix}{cl.spec.name}.out" for cl in layers}
+        size = {-1: int(x0.size)} | {cl.spec.index: _out_bytes(cl) for cl in layers}
+        first = {-1: -1} | where
+        last = dict(first)
+        for cl in layers:
+            for src in cl.spec.sources:
+                last[src] = max(last[src], where[cl.spec.index])
+        last[layers[-1].spec.index] = count
+        for t in sorted(first):
+            if t in at:         # placed with the first input of its add
+                continue
+            parts, live = [(name[t], 0, size[t])], (first[t], last[t])
+            if t in after:
+                mm, t2 = by_index[after[t]].as_matmul, partner[t]
+                rel = (mm.in_shape[0] - mm.out) * mm.in_shape[1]
+                assert rel + size[t2] == mm.in_shape[0] * mm.in_shape[1], "compiler bug: pair"
+                parts.append((name[t2], rel, size[t2]))
+                live = (first[t], max(last[t], last[t2]))
+            blocks.append((parts, live))
+        g0 += len(layers)
+    return blocks
+
+
+def _mark_overwritten(every: list, regions) -> None:
+    """Set each layer's ``overwritten_by``: the first later descriptor whose output buffer
+    shares a byte with the layer's."""
+    outs = [cl.regions["out"] for cl in every]
+    for g, (cl, r) in enumerate(zip(every, outs, strict=True)):
+        later = [h for h in range(g + 1, len(every))
+                 if outs[h].offset < r.end and r.offset < outs[h].end]
+        cl.overwritten_by = later[0] if later else None

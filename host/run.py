@@ -52,6 +52,11 @@ class JobResult:
         Cycles of the whole job.
     status : str
         ``OK`` or the error code's name; ``error_desc`` / ``error`` say where and why.
+    written : list of numpy.ndarray or None
+        Each layer's output as the engine wrote it, when the engine can tell (the model
+        engine; None for a descriptor that did not run); None when it can only read the
+        buffers after the table (the RTL engine).  `run` compares it for a layer whose buffer
+        a later layer overwrote (``reuse_buffers``).
     """
 
     outputs: list
@@ -62,6 +67,7 @@ class JobResult:
     error_desc: int | None = None
     error: str | None = None
     model_cycles: list = field(default_factory=list)
+    written: list | None = None
 
 
 @dataclass
@@ -104,7 +110,9 @@ def model_job(cn: CompiledNetwork, *, limits: str = "hardware",
                      model_cycles=[c["cycles"] for c in cyc],
                      cycles=sum(c["cycles"] for c in cyc),
                      status=r.error_code.name, error_desc=r.error_desc,
-                     error=r.message or None)
+                     error=r.message or None,
+                     written=[lr.output for lr in r.layers]
+                     + [None] * (len(cn.layers) - len(r.layers)))
 
 
 #: How the report counts an add's cycles: no hardware runs it yet, so no cycle model.
@@ -213,7 +221,7 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
         engine: Callable[[CompiledNetwork], JobResult] = model_job, engine_name: str = "model",
         labels=None, max_images: int = MAX_IMAGES_PER_JOB, check_job=None,
         progress: Callable[[str], None] | None = None, tile_split: str = "auto",
-        limits: str = "hardware") -> RunResult:
+        limits: str = "hardware", reuse_buffers: bool = False) -> RunResult:
     """Compile ``net`` (a `Network` or a layer-list file) for ``cfg``, run it on ``engine``
     job by job and return the report and the outputs.
 
@@ -225,7 +233,12 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1);
     ``limits``: ``hardware`` (default) or ``architecture``, for the compiler and the model
     engine (`compile_network`, `run_model`: the spec's rules alone, e.g. a pool with kernel
-    16); the model engine only.
+    16); the model engine only; ``reuse_buffers``: compile with `compile_network`'s
+    ``reuse_buffers`` (activation buffers share bytes once their last reader ran).  Every
+    layer's output is compared with golden: read from its buffer after the table, or, for an
+    output a later layer overwrote (reuse), as the engine wrote it (`JobResult.written`; an
+    engine that cannot tell, the RTL, leaves such a layer uncompared: its report row says
+    ``compared: "no"``).
 
     Raises
     ------
@@ -252,7 +265,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     for ji, job in enumerate(jobs):
         if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
             progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
-        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, limits=limits)
+        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, limits=limits,
+                             reuse_buffers=reuse_buffers)
         if check_job is not None:
             check_job(cn)
         first_cn = first_cn or cn
@@ -262,11 +276,19 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
         if res.status != "OK" and status == "OK":
             status, err_desc, err = res.status, res.error_desc, res.error
         for i, cl in enumerate(cn.layers):
-            got = np.asarray(res.outputs[i]).reshape(cl.expected.shape)
-            mism = int(np.count_nonzero(got != cl.expected))
+            out, how = res.outputs[i], "after the table"
+            if cl.overwritten_by is not None:   # reuse: a later layer wrote over the buffer
+                out = res.written[i] if res.written is not None and i < len(res.written) \
+                    else None
+                how = "when written" if out is not None else "no"
+            got = None if out is None else np.asarray(out).reshape(cl.expected.shape)
+            mism = 0 if got is None else int(np.count_nonzero(got != cl.expected))
             ran = i < len(res.layer_cycles) and res.layer_cycles[i] is not None
             e = agg.setdefault(cl.spec.index, _layer_entry(
                 cl, [sp.name for sp in cn.networks[cl.chain].layers]))
+            if cn.reuse_buffers:
+                _compared(e, how, cn.layers[cl.overwritten_by].spec.name
+                          if cl.overwritten_by is not None else None)
             if not ran:
                 mism = int(cl.expected.size)
             e["mismatches"] += mism
@@ -311,11 +333,25 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
         "wall_seconds": round(time.monotonic() - t0, 3),
         "layers": layers,
     }
+    if reuse_buffers:
+        rep["reuse_buffers"] = True
     if engine_name != "model":
         rep["model_cycles"] = model_total
     if labels is not None:
         rep["accuracy"] = accuracy(values, labels)
     return RunResult(report=rep, outputs=outputs, values=values)
+
+
+def _compared(e: dict, how: str, by: str | None) -> None:
+    """A report row's ``compared`` (how its output was compared: ``after the table``,
+    ``when written`` or ``no``; the least of every job's) and ``overwritten_by`` (the layer
+    that wrote over its buffer) under ``reuse_buffers``."""
+    rank = ("no", "when written", "after the table")
+    if rank.index(how) < rank.index(e.get("compared", rank[-1])):
+        e["compared"] = how
+    e.setdefault("compared", how)
+    if by is not None:
+        e["overwritten_by"] = by
 
 
 def _output_scale(cl) -> float | list:
