@@ -100,15 +100,22 @@ class _Node:
     Each lane issues its end tokens at the cycles of `golden.tile_model` (the token time plus
     ``mul_pipeline + 3`` into its result FIFO) unless two of its results wait (then the lane
     stalls: every later token of that lane moves one cycle); a fixed-priority arbiter (lane 0 first;
-    a result offered and not taken stays offered) hands one result per cycle to the output pipeline
-    (``_requant_latency`` stages that freeze while its output waits) or, for raw int32 results,
-    straight to the row register; the packer sends the row register's flits one per cycle and takes
-    the next row segment a cycle after the last one left; after the tile's last result the end
-    marker follows."""
+    a result offered and not taken stays offered; hw/tile/result_arbiter.py) reads a result from
+    its FIFO the cycle after it was written (a ``SyncFIFO``) and hands one result per cycle to the
+    output pipeline or, for raw int32 results, straight to the row register.  The output pipeline
+    (hw/post/output_pipeline.py) is the requantizer (``_requant_latency - 1`` stages) and the
+    activation table (one stage), each advancing as a whole while its output is empty or taken,
+    with a skid buffer behind each (``mid_skid``, ``out_skid``: no latency, ready while empty), so
+    a result the next stage does not take waits in the skid and the stage goes on: two more
+    results held in the tile than in two bare pipelines, which in a write-back bound layer lets
+    the lanes run further ahead of the ring (the digits CNN's conv1, 2:4: results reach the
+    ResultWriter in the RTL's order only with them).  The packer sends the row register's flits
+    one per cycle and takes the next row segment a cycle after the last one left; after the
+    tile's last result the end marker follows."""
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
-                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken")
+                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid")
 
     def __init__(self, tile, lanes, pipe_len, bpr, t2f):
         self.tile = tile
@@ -122,6 +129,7 @@ class _Node:
             self.lanes.append([[] if gen is not None else offs, 0, 0, 0, deque(), flits, gen])
         self.left = sum(len(flits) for _, flits in lanes)    # results not yet in a row
         self.pipe = ((deque([None] * (pipe_len - 1)), [None]) if pipe_len else None)
+        self.skid = [None, None]                 # the output pipeline's middle and output skid
         self.bpr = bpr
         self.sb = 0
         self.row = None
@@ -203,7 +211,7 @@ class _Node:
         pick = self.held                         # an offered result stays offered
         if pick is None:
             for ln in self.lanes:                # fixed priority, lane 0 first
-                if ln[4] and ln[4][0][0] <= c:
+                if ln[4] and ln[4][0][0] < c:
                     pick = ln
                     break
         popped = False
@@ -214,15 +222,34 @@ class _Node:
                 popped = True
         else:
             # requantizer then activation table: two pipelines, each frozen while its own
-            # output waits (a bubble in front of a frozen stage still moves)
+            # output waits, with a skid buffer (hw/post/output_pipeline.py ``mid_skid``,
+            # ``out_skid``: no latency, ready = "skid empty") behind each: a stage's output
+            # that is not taken waits in its skid and the stage goes on (one more result each)
             req, lut = self.pipe
-            take = lut[0] is not None and row_free
+            skid = self.skid
+            out = skid[1] if skid[1] is not None else lut[0]
+            take = out is not None and row_free
             if take:
-                self._load(lut[0], c)
-            lut_en = lut[0] is None or take
-            req_en = req[-1] is None or lut_en
+                self._load(out, c)
+            if skid[1] is not None:              # the output skid, full: drained when taken
+                if take:
+                    skid[1] = None
+                lut_en = lut[0] is None
+            else:                                # empty: the table's output passes or waits
+                if lut[0] is not None and not take:
+                    skid[1] = lut[0]
+                lut_en = True
+            mid = skid[0] if skid[0] is not None else req[-1]
+            if skid[0] is not None:              # the middle skid, full
+                if lut_en:
+                    skid[0] = None
+                req_en = req[-1] is None
+            else:
+                if req[-1] is not None and not lut_en:
+                    skid[0] = req[-1]
+                req_en = True
             if lut_en:
-                lut[0] = req[-1]
+                lut[0] = mid
             if req_en:
                 new = None
                 if pick is not None:
@@ -251,7 +278,8 @@ class _Node:
                        else self.cs + self.compute)
         if (self.row is not None or any(ln[4] for ln in self.lanes)
                 or (self.pipe is not None
-                    and (self.pipe[1][0] is not None or any(self.pipe[0])))):
+                    and (self.pipe[1][0] is not None or any(self.pipe[0])
+                         or self.skid != [None, None]))):
             return c
         nxt = [self.cs + _TOKEN_FIRE + ln[0][ln[1]] + ln[2]
                for ln in self.lanes if ln[1] < len(ln[0])]

@@ -36,13 +36,19 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     ``weight_slice``: room counted at the start of the cycle, a word readable the cycle
     after it was written) while the FIFO has room; the checker takes the head after its
     holds, so a held word backs the body up onto the ring (a multicast body: every tile's
-    holds at once).  Returns the cycle each phase started, the end, and details.
+    holds at once).  The hub's ejection goes through the eject register slice
+    (hw/top/accelerator.py ``eject_slice0``, hw/mem/register_slice.py: a flit ejected in one
+    cycle is offered to the ResultWriter in the next; ready while its skid register is empty).
+    Returns the cycle each phase started, the end, and details.
     """
     n_all = tiles + 1
     routers = [_Router(i, n_all, depth) for i in range(n_all)]
     credit_ret: dict[int, list] = {}
     outs = [None] * n_all                        # link registers (vc, flit), set this cycle
     writer = _Writer(lines, beat)
+    # the hub's eject register slice (hw/top/accelerator.py ``eject_slice0``, RegisterSlice):
+    # its output register and its skid register
+    sl = [None, None]
     T = len(nodes)
     # per started node: table / records / activation gearboxes, image entries taken
     lut = [_Gearbox(beat, beat, lut_words) for _ in range(T)]
@@ -141,6 +147,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
         for nd in nodes:
             offers[nd.tile + 1] = nd.offer(c)
         w_ready = writer.ready()
+        sl_ready = sl[1] is None                 # the slice's ready: its skid is empty
         taken = None
         for r in routers:
             f0, f1 = r.fifo
@@ -163,7 +170,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                 h = heads[sel]
                 kind = h[1]
                 if node == 0:
-                    ready = w_ready and taken is None
+                    ready = sl_ready and taken is None
                 else:
                     t = node - 1
                     if kind == _CTRL:
@@ -247,15 +254,21 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             lut[t].settle()
             quant[t].settle()
         writer.step(c)
-        if taken is not None:
-            writer.take(taken)
+        o_taken = sl[0] is not None and w_ready   # the writer takes the slice's output
+        if o_taken:
+            writer.take(sl[0])
+        if sl[0] is None or o_taken:             # the output register is free: skid first
+            sl[0], sl[1] = (sl[1], None) if sl[1] is not None else (taken, None)
+        elif taken is not None:                  # held: the ejected flit waits in the skid
+            sl[1] = taken
         if ("wait" in starts and c >= starts["wait"] and writer.markers == T
                 and not writer.busy(c)):
             end = c + 2                          # the sequencer sees the count next cycle
         c += 1
         # skip the cycles in which nothing can move
         if (hub["src"] is None and "wait" in starts and not any(outs) and not credit_ret
-                and writer.idle() and not any(r.fifo[0] or r.fifo[1] for r in routers)
+                and writer.idle() and sl == [None, None]
+                and not any(r.fifo[0] or r.fifo[1] for r in routers)
                 and not any(wq)):
             ev = [e for e in (nd.next_event(c) for nd in nodes) if e is not None]
             if writer.markers == T:
