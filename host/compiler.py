@@ -1124,7 +1124,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                       if plan.has(f"{name}.{part}")})
             if irq_last and cl is every[-1]:
                 flags |= Flags.IRQ
-            size = cl.expected.size * (1 if s.requant else 4)
+            size = _out_bytes(cl)
             oo = out_alloc(s.index, f"{name}.out", size)
             outs.append((oo, size))
             common = dict(fmt=s.fmt, weights=wo, acts=acts, out=oo, quant=qo, lut=lo,
