@@ -209,7 +209,7 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a conv pair reads its activation entry in the cycle the gather writes it"),
     Mutant("MARKER-BEFORE-RESPONSES", "posted writes", "hw/hub/result_writer.py",
-           "with m.Elif(~wb_valid & w_idle & ~self.wbusy):", "with m.Elif(~wb_valid & w_idle):",
+           "with m.Elif(~wb_valid & ~self.wbusy):", "with m.Elif(~wb_valid):",
            ("tests/hw/test_result_writer.py",),
            "the end marker counts while posted writes still wait for their responses"),
     Mutant("POSTED-ERROR-ADDR", "posted writes", "hw/hub/dma_writer.py",
@@ -269,12 +269,12 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_header_checker.py",),
            "section B may be 32 bytes short of its rows' data (bitmap masks, N:M indices)"),
     Mutant("PUSH-LOST-AS-WORD-LEAVES", "write buffer", "hw/hub/result_writer.py",
-           "        with m.If(push):                  # after the write FSM: a push as the word "
-           "leaves wins\n",
-           "        with m.If(push & ~wb_taken):      # after the write FSM: a push as the word "
-           "leaves wins\n",
+           "        with m.If(push):                  # after the take: a push as the beat leaves "
+           "wins\n",
+           "        with m.If(push & ~wb_taken):      # after the take: a push as the beat leaves "
+           "wins\n",
            ("tests/hw/test_result_writer.py",),
-           "a line completed in the cycle the DmaWriter takes the previous word is dropped"),
+           "a line completed in the cycle the BeatWriter takes the previous beat is dropped"),
     Mutant("MARKER-OVERTAKES-MERGE", "write ordering", "hw/hub/result_writer.py",
            "with m.If(queue.r_rdy & q.mark & ~r_v & ~g_v & ~m_v & ~flushing):",
            "with m.If(queue.r_rdy & q.mark & ~flushing):",
@@ -412,6 +412,21 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a bitmap lane starts before its values are in: the tile reads them at the pair "
            "without a check"),
+    Mutant("BEAT-OUTSTANDING-PLUS-ONE", "posted writes", "hw/hub/beat_writer.py",
+           "can_issue.eq(aw_free & w_free & (b_out < mo)),",
+           "can_issue.eq(aw_free & w_free & (b_out <= mo)),",
+           ("tests/hw/test_beat_writer.py",),
+           "one write more than max_outstanding waits for its response (the address FIFO "
+           "overwrites its oldest entry)"),
+    Mutant("BEAT-WINDOW-UNCHECKED", "window", "hw/hub/beat_writer.py",
+           "m.d.comb += issue.eq(take & ok & ~outside)", "m.d.comb += issue.eq(take & ok)",
+           ("tests/hw/test_beat_writer.py",),
+           "a result beat outside the window is written (and reported)"),
+    Mutant("BEAT-ERROR-ADDR-NEWEST", "posted writes", "hw/hub/beat_writer.py",
+           "                         err_addr.eq(fifo[head])]",
+           "                         err_addr.eq(fifo[tail])]",
+           ("tests/hw/test_beat_writer.py",),
+           "a failing response reports the address of the next write, not its own"),
 ]
 
 

@@ -230,11 +230,10 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
         f"beat, `READ_TAIL` = {nc.READ_TAIL} from the last beat to the status: a read of `b` "
         f"beats keeps the sequencer `b + {nc.READ_LATENCY + nc.READ_TAIL}` cycles.",
         f"- Write-back: the ResultWriter takes a flit per cycle (two-entry queue, address "
-        f"stage, a merge cycle per beat); posted single-beat writes, a DmaWriter command every "
-        f"`WRITE_CYCLES` = {nc.WRITE_CYCLES} cycles (accept, check, AW with the W burst "
-        f"started, the word; the status in the next command's accept cycle), the write buffer "
-        f"taking the next line `WRITE_FREE` = {nc.WRITE_FREE} cycles after the command, its "
-        f"response in `WRITE_LANDED` = {nc.WRITE_LANDED}.",
+        f"stage, a merge cycle per beat); posted single-beat writes through a skid buffer to "
+        f"the BeatWriter, a write per cycle (AW and W loaded together) while fewer than "
+        f"`max_outstanding` responses are due, each response `WRITE_RESPONSE` = "
+        f"{nc.WRITE_RESPONSE} cycles after its beat was taken.",
         f"- Header check: `HeaderChecker.latency` = {nc.HEADER_CHECK_LATENCY}; the descriptor "
         "check counted exactly from the DescChecker's op list (`checker_cycles`: 31-47 "
         "cycles for a matmul, 102-121 for a 3x3 conv); every descriptor after the first is "

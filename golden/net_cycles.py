@@ -24,7 +24,8 @@ follows the same steps with the same rules:
 5. **write-back**: each result row segment leaves its node as RESULT flits
    (``ring_payload_width / 8 - 4`` bytes each), crosses the ring to the hub, where the
    ResultWriter merges it into one-beat lines written by **posted single-beat AXI writes**
-   (a new command every `WRITE_CYCLES`, the responses overlapping); the layer ends when every
+   (hw/hub/beat_writer.py: a write per cycle, at most ``max_outstanding`` responses due,
+   each `WRITE_RESPONSE` cycles after its beat); the layer ends when every
    node's end marker has flushed the lines and the last response is in.
 
 From the tables on, the hub's streams, the ring, the nodes (gearboxes, lanes, output pipeline,
@@ -33,13 +34,13 @@ the routers' credits and round-robin arbitration (hw/ring/ring_router.py), so mu
 go at the slowest node's pace, a body shares its links with the results of the tiles before it
 and a tile's lanes stall when their results cannot leave; the ResultWriter's line buffers merge,
 evict and flush as in hw/hub/result_writer.py.  The memory latencies (`READ_LATENCY`,
-`READ_TAIL`, `WRITE_CYCLES`) are those of the RTL engine's memory (cocotbext-axi ``AxiRam``
+`READ_TAIL`, `WRITE_RESPONSE`) are those of the RTL engine's memory (cocotbext-axi ``AxiRam``
 without wait states), measured on the RTL with the other constants
 (docs/reports/network_model.md: within 3 % per descriptor).
 
 ``cfg`` is duck-typed: ``rows``, ``cols``, ``tiles``, ``axi_data_width``; optional
 ``mul_pipeline`` (2), ``ring_payload_width`` (64), ``ring_fifo_depth`` (4), ``acc_width`` (32),
-``out_lanes`` (``cols``).
+``out_lanes`` (``cols``), ``max_outstanding`` (4).
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ from .net_replay import (  # noqa: F401
     LOAD_DELAY,
     READ_LATENCY,
     READ_TAIL,
-    WRITE_CYCLES,
-    WRITE_FREE,
-    WRITE_LANDED,
+    WRITE_RESPONSE,
     _cdiv,
     _Gearbox,
     _Node,
@@ -88,8 +87,7 @@ from .tile_model import (
 )
 from .tiling import tile_col_split
 
-__all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_CYCLES",
-           "WRITE_FREE", "WRITE_LANDED",
+__all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_RESPONSE",
            "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES", "PREFETCH_START"]
 
 #: The tile's im2col unit: set-up (one cycle per column) + two pipeline stages + handover.
@@ -282,6 +280,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         raise ValueError(f"cfg.ring_payload_width must be at least 64 for the accelerator, "
                          f"not {payload!r}")
     depth = _cfg(cfg, "ring_fifo_depth", 4)
+    outstanding = _cfg(cfg, "max_outstanding", 4)
     acc = _cfg(cfg, "acc_width", 32)
     out_lanes = _cfg(cfg, "out_lanes", cols)
     if len(slices) > tiles:
@@ -380,12 +379,13 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     lines = min(16, max(2, rows * tiles))
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
                   + (max(im2cols) + max(comps)) * len(nodes)
-                  + WRITE_CYCLES * _cdiv(d.m * N * es, beat) * 2)
+                  + (WRITE_RESPONSE + 1) * _cdiv(d.m * N * es, beat) * 2)
     holds = [checker_holds(pw, beat) for pw, _, _ in shares]
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=lut_words,
                               quant_words=quant_words, act_words=act_words,
-                              image_entries=act_words, limit=limit, holds=holds)
+                              image_entries=act_words, limit=limit, holds=holds,
+                              outstanding=outstanding)
     return _report(ph, starts, end, info, nodes, im2cols)
 
 

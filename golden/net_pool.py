@@ -119,6 +119,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     beat = int(cfg.axi_data_width) // 8
     payload = int(getattr(cfg, "ring_payload_width", 64))
     depth = int(getattr(cfg, "ring_fifo_depth", 4))
+    outstanding = int(getattr(cfg, "max_outstanding", 4))
     dbytes = (payload - 32) // 8
     kh, kw, oh, ow = _geometry(d)
     kk, n = kh * kw, oh * ow
@@ -152,7 +153,8 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
                   + 8 * _cdiv(d.m * n, beat))
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
-                              act_words=act_words, image_entries=act_words, limit=limit)
+                              act_words=act_words, image_entries=act_words, limit=limit,
+                              outstanding=outstanding)
     out = _report(ph, starts, end, info, nodes, [0] * len(nodes))
     for t in out["tiles"]:
         t["loaded"] = 0

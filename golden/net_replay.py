@@ -19,16 +19,12 @@ from collections import deque
 READ_LATENCY = 4
 #: Cycles from a read's last beat to the sequencer leaving RD_STREAM (DmaReader status).
 READ_TAIL = 2
-#: Posted single-beat writes (hw/hub/result_writer.py, DmaWriter ``posted``), counted from the
-#: cycle the DmaWriter accepts the command: it takes the word ``WRITE_FREE`` cycles later,
-#: the next command ``WRITE_CYCLES`` later (check, AW with the W burst started, the word,
-#: then the status in the cycle it takes the next command) and the write's response is in
-#: ``WRITE_LANDED`` later (the marker waits for the last one).  Between the ResultWriter and
-#: the DmaWriter a one-entry skid buffer for the command and one for the word
-#: (hw/top/accelerator.py): the write buffer is free once its word is in the word skid.
-WRITE_FREE = 3
-WRITE_CYCLES = 4
-WRITE_LANDED = 8
+#: Posted single-beat writes (hw/hub/result_writer.py -> a skid buffer -> hw/hub/beat_writer.py):
+#: the BeatWriter takes a beat per cycle while fewer than ``max_outstanding`` writes wait for
+#: their response; a write's B response is taken ``WRITE_RESPONSE`` cycles after its beat
+#: (AW and W registered, the memory's handshake, its B a cycle later); ``busy`` falls the
+#: cycle after the last response (the end marker waits for it).
+WRITE_RESPONSE = 3
 #: ``HeaderChecker.latency`` (hw/tile/header_checker.py): HSTART to the decision in HCHECK.
 HEADER_CHECK_LATENCY = 4
 #: Cycles of a ring hop of an unblocked flit (``RingRouter.latency``).
@@ -293,16 +289,16 @@ class _Writer:
     one-beat line buffers (merge on a hit; a free line; else evict, when the write buffer is
     free, the lowest full line or else the round-robin victim; else wait), a line written as
     soon as it is full if the write buffer is free, one write buffer, posted single-beat writes
-    (`WRITE_FREE`,
-    `WRITE_CYCLES`, `WRITE_LANDED`); a marker at the queue's head waits for the merges before
-    it, flushes every line, then counts once the last write is answered."""
+    (a beat per cycle, ``outstanding`` responses due at most, `WRITE_RESPONSE`); a marker
+    at the queue's head waits for the merges before it, flushes every line, then counts once
+    the last write is answered."""
 
-    __slots__ = ("beat", "lines", "tag", "cnt", "victim", "queue", "r", "parts", "bi", "m",
-                 "flushing", "wb_at", "writes", "markers", "dma_at", "landed_at", "cmd_at",
-                 "word_at")
+    __slots__ = ("beat", "lines", "outstanding", "tag", "cnt", "victim", "queue", "r", "parts",
+                 "bi", "m", "flushing", "wb_at", "writes", "markers", "bw_at", "landed_at",
+                 "skid_at", "flight")
 
-    def __init__(self, lines: int, beat: int):
-        self.beat, self.lines = beat, lines
+    def __init__(self, lines: int, beat: int, outstanding: int = 4):
+        self.beat, self.lines, self.outstanding = beat, lines, outstanding
         self.tag = [None] * lines
         self.cnt = [0] * lines
         self.victim = 0
@@ -313,10 +309,10 @@ class _Writer:
         self.m = None                            # the merge stage's beat: (tag, bytes)
         self.flushing = False
         self.wb_at = 0                           # the write buffer is free from this cycle
-        self.dma_at = 0                          # the DmaWriter takes a command from this one
+        self.bw_at = 0                           # the BeatWriter takes a beat from this one
         self.landed_at = 0                       # every write answered from this cycle
-        self.cmd_at = 0                          # the command skid takes one from this cycle
-        self.word_at = 0                         # the word skid takes one from this cycle
+        self.skid_at = 0                         # the skid buffer has room from this cycle
+        self.flight = []                         # the cycles the responses due are taken
         self.writes = 0
         self.markers = 0
 
@@ -332,19 +328,22 @@ class _Writer:
         self.queue.append(None if flit[1] == _MARK else (flit[2], flit[3]))
 
     def _push(self, c):
-        """The write buffer loaded in cycle ``c``: its command is offered from ``c + 1`` and
-        enters the command skid once that is empty, the DmaWriter accepts it (``accept``)
-        once ready; the word follows a cycle after the command into the word skid, once
-        that is empty (the DmaWriter took the previous word), which frees the buffer."""
+        """The write buffer loaded in cycle ``c``: its beat is offered from ``c + 1`` and leaves
+        the buffer once the skid buffer has room (``skid_at``), which frees the buffer; the
+        BeatWriter takes it (through the empty skid, or from it) once it took the previous
+        one (``bw_at``) and fewer than ``outstanding`` responses are due."""
         self.writes += 1
-        offer = max(c + 1, self.cmd_at)
-        accept = max(offer, self.dma_at)
-        word_in = max(offer + 1, self.word_at)
-        self.wb_at = word_in
-        self.cmd_at = accept + 1
-        self.word_at = accept + WRITE_FREE + 1
-        self.dma_at = accept + WRITE_CYCLES
-        self.landed_at = accept + WRITE_LANDED
+        t1 = max(c + 1, self.skid_at)
+        t2 = max(t1, self.bw_at)
+        due = [f for f in self.flight if f >= t2]
+        if len(due) >= self.outstanding:
+            t2 = due[len(due) - self.outstanding] + 1
+        self.flight = [f for f in due if f >= t2] + [t2 + WRITE_RESPONSE]
+        if t2 > t1:                             # it waited in the skid
+            self.skid_at = t2 + 1
+        self.wb_at = t1
+        self.bw_at = t2 + 1
+        self.landed_at = t2 + WRITE_RESPONSE + 1
 
     def _merge(self, c) -> bool:
         """One merge cycle of the merge stage's beat; True once it is merged."""

@@ -24,7 +24,7 @@ __all__: list[str] = []
 
 
 def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_words,
-          act_words, image_entries, limit, holds=None):
+          act_words, image_entries, limit, holds=None, outstanding=4):
     """Replay the descriptor from its LUT state (cycle 0) to its end.
 
     ``program``: the hub's streams in order, ``(phase, state cycles before the stream,
@@ -45,7 +45,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     routers = [_Router(i, n_all, depth) for i in range(n_all)]
     credit_ret: dict[int, list] = {}
     outs = [None] * n_all                        # link registers (vc, flit), set this cycle
-    writer = _Writer(lines, beat)
+    writer = _Writer(lines, beat, outstanding)
     # the hub's eject register slice (hw/top/accelerator.py ``eject_slice0``, RegisterSlice):
     # its output register and its skid register
     sl = [None, None]

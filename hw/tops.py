@@ -64,6 +64,7 @@ TOP_MODULES: dict[str, tuple[str, str]] = {
     "image_checker": (".tile.image_checker", "ImageChecker"),
     "header_checker": (".tile.header_checker", "HeaderChecker"),
     "result_writer": (".hub.result_writer", "ResultWriter"),
+    "beat_writer": (".hub.beat_writer", "BeatWriter"),
 }
 
 #: name -> factory(cfg) -> wiring.Component
@@ -87,6 +88,11 @@ TOPS["sequencer"] = _build(".hub.sequencer", "Sequencer", lambda cfg: {"cfg": cf
 TOPS["image_checker"] = _build(".tile.image_checker", "ImageChecker", lambda cfg: {"cfg": cfg})
 TOPS["header_checker"] = _build(".tile.header_checker", "HeaderChecker", lambda cfg: {"cfg": cfg})
 TOPS["result_writer"] = _build(".hub.result_writer", "ResultWriter", lambda cfg: {"cfg": cfg})
+TOPS["beat_writer"] = _build(".hub.beat_writer", "BeatWriter", lambda cfg: {
+    "data_width": cfg.axi_data_width, "addr_width": cfg.axi_addr_width,
+    "id_width": cfg.axi_id_width, "max_outstanding": cfg.max_outstanding,
+    "watchdog_cycles": cfg.watchdog_cycles,
+})
 TOPS["ring"] = _build(".ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,

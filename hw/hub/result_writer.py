@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
-from sparsemac.hw.mem.axi import dma_cmd_layout, dma_status_layout, dma_write_data_layout
+from sparsemac.hw.mem.axi import dma_beat_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
 from sparsemac.hw.tile.tile_node import DONE_MARKER, result_data_bytes
 
@@ -46,7 +46,7 @@ class _FlopQueue(Elaboratable):
 
 
 class ResultWriter(wiring.Component):
-    """Write each RESULT flit's bytes to ``out_base + m * row_bytes + eoff`` through a DmaWriter.
+    """Write each RESULT flit's bytes to ``out_base + m * row_bytes + eoff`` through a BeatWriter.
 
     A flit carries ``m`` (16 bits), ``eoff`` (byte offset in the output row, 16 bits) and
     ``result_data_bytes(cfg)`` bytes; only ``min(that, row_bytes - eoff)`` bytes are written
@@ -71,25 +71,26 @@ class ResultWriter(wiring.Component):
     Latency: a flit's first beat merges 4 cycles after the flit is taken (2 before the row
     and merge stages); a marker leaves the queue once stages 2-4 are empty.  Throughput: a
     flit per cycle, a beat per cycle.  A line is written (one single-beat
-    DMA command, the strobes it collected) as soon as all its bytes are present, when it is
+    write on ``wbeat``, the strobes it collected) as soon as all its bytes are present, when it is
     evicted for a beat no line holds (the lowest full line first, else round robin), and at
     every marker flit: the marker is counted only after every line has been written and
     every write response came back (``wbusy`` low), so when the hub has seen one marker per
     node every result of the layer is in memory.
     Each lane of each tile writes its output row left to right, so with ``lines >= rows *
     tiles`` a beat is normally written once, full (``beat / bytes-per-flit`` times fewer write
-    commands than one command per flit). Writes run in the background (one write buffer, posted:
-    the buffer is free in the cycle the DmaWriter takes the word, the responses come later)
-    while the next flits merge. A failing write (its status or ``werror``) latches
+    writes than one write per flit). Writes run in the background (one write buffer, posted:
+    the buffer is free in the cycle the BeatWriter takes its beat, up to one a cycle, the
+    responses come later) while the next flits merge. A failing write (``werror``) latches
     ``error_code``/``error_addr`` (the first one, sticky until ``clear``); later flits, the
     write buffer and the lines still open are then dropped.
 
     Members
     -------
     flits : In(stream(flit))
-    wcmd, wdata : Out(stream) to the DmaWriter; wstatus : In(stream)
+    wbeat : Out(stream(dma_beat_layout))
+        One single-beat write per line written, to the BeatWriter.
     wbusy, werror, werror_addr : In
-        The posted DmaWriter's ``busy``, ``posted_error`` and ``posted_error_addr``.
+        The BeatWriter's ``busy``, ``error`` and ``error_addr``.
     out_base : In(addr_width)
     row_bytes, m_total : In(32)
     lg_esize : In(2)
@@ -103,13 +104,11 @@ class ResultWriter(wiring.Component):
     Parameters
     ----------
     cfg : AcceleratorConfig
-    tag_width : int
-        DMA command tag width.
     lines : int, optional
         Line buffers (1..32; default ``rows * tiles`` clamped to 2..16).
     """
 
-    def __init__(self, cfg: AcceleratorConfig, *, tag_width: int = 4, lines: int | None = None):
+    def __init__(self, cfg: AcceleratorConfig, *, lines: int | None = None):
         AcceleratorConfig.require(cfg, "cfg")
         if lines is None:
             lines = min(16, max(2, cfg.rows * cfg.tiles))
@@ -118,12 +117,9 @@ class ResultWriter(wiring.Component):
         self.cfg = cfg
         self.lines = lines
         aw = cfg.axi_addr_width
-        self.tag_width = tag_width
         super().__init__({
             "flits": In(stream.Signature(flit_layout(cfg.tiles + 1, cfg.ring_payload_width))),
-            "wcmd": Out(stream.Signature(dma_cmd_layout(aw, tag_width))),
-            "wdata": Out(stream.Signature(dma_write_data_layout(cfg.axi_data_width))),
-            "wstatus": In(stream.Signature(dma_status_layout(aw, tag_width))),
+            "wbeat": Out(stream.Signature(dma_beat_layout(cfg.axi_data_width, aw))),
             "wbusy": In(1), "werror": In(8), "werror_addr": In(aw),
             "out_base": In(aw), "row_bytes": In(32), "m_total": In(32), "lg_esize": In(2),
             "clear": In(1), "markers": Out(8),
@@ -154,47 +150,28 @@ class ResultWriter(wiring.Component):
         push = Signal()                   # load the write buffer this cycle (from push_*)
         push_tag = Signal(tw, name="push_tag")
         push_data, push_strb = Signal(8 * beat, name="push_data"), Signal(beat, name="push_strb")
-        # -- write FSM: write buffer -> one single-beat DMA command, posted -------------------
-        # The DmaWriter is in posted mode: a command's status comes once its word is taken, so
-        # the write buffer is free again as soon as the DmaWriter has the word (a new line may
-        # be pushed in that very cycle) and the next line's command follows while earlier
-        # writes wait for their responses.  Statuses are taken whenever they come; a failing
-        # response arrives as ``werror`` (sticky in the DmaWriter until the sequencer aborts
-        # it); ``wbusy`` low means every write landed.
-        w_idle = Signal()
-        wb_taken = Signal()               # the DmaWriter takes the buffer's word this cycle
-        m.d.comb += [self.wcmd.payload.addr.eq(wb_tag << lg_beat),
-                     self.wcmd.payload.length.eq(beat), self.wcmd.payload.tag.eq(0),
-                     self.wdata.payload.data.eq(wb_data), self.wdata.payload.strb.eq(wb_strb),
-                     self.wstatus.ready.eq(1)]
-        with m.FSM(name="write"):
-            with m.State("IDLE"):
-                m.d.comb += w_idle.eq(1)
-                with m.If(wb_valid & ok):
-                    m.d.comb += [self.wcmd.valid.eq(1), self.stall.eq(~self.wcmd.ready)]
-                    with m.If(self.wcmd.ready):
-                        m.next = "DATA"
-                with m.Elif(wb_valid):                   # an error: the line is dropped
-                    m.d.sync += wb_valid.eq(0)
-            with m.State("DATA"):
-                m.d.comb += [self.wdata.valid.eq(1), self.stall.eq(~self.wdata.ready)]
-                with m.If(self.wdata.ready):
-                    m.d.comb += wb_taken.eq(1)
-                    m.d.sync += wb_valid.eq(0)
-                    m.next = "IDLE"
-        with m.If(push):                  # after the write FSM: a push as the word leaves wins
+        # -- the write buffer -> one single-beat posted write (hw/hub/beat_writer.py) ----------
+        # The BeatWriter takes a beat per cycle and reports a failing write (its window check,
+        # a response, its watchdog) as ``werror`` (sticky until the sequencer cancels it);
+        # ``wbusy`` low means every write landed.  The buffer is free in the cycle its beat is
+        # taken (a new line may be pushed in that very cycle).
+        wb_taken = Signal()               # the beat leaves the buffer this cycle
+        m.d.comb += [self.wbeat.payload.tag.eq(wb_tag), self.wbeat.payload.data.eq(wb_data),
+                     self.wbeat.payload.strb.eq(wb_strb),
+                     self.wbeat.valid.eq(wb_valid & ok),
+                     wb_taken.eq(wb_valid & (self.wbeat.ready | ~ok)),
+                     self.stall.eq(wb_valid & ok & ~self.wbeat.ready)]
+        with m.If(wb_taken):              # (an error: the line is dropped)
+            m.d.sync += wb_valid.eq(0)
+        with m.If(push):                  # after the take: a push as the beat leaves wins
             m.d.sync += wb_valid.eq(1)
         wb_free = Signal(name="wb_free")
         m.d.comb += wb_free.eq(~wb_valid | wb_taken)
         with m.If(wb_free):               # a free buffer loads what a push would write
             m.d.sync += [wb_tag.eq(push_tag), wb_data.eq(push_data), wb_strb.eq(push_strb)]
-        with m.If(self.error_code == 0):
-            with m.If(self.wstatus.valid & (self.wstatus.payload.code != 0)):
-                m.d.sync += [self.error_code.eq(self.wstatus.payload.code),
-                             self.error_addr.eq(self.wstatus.payload.addr), ok.eq(0)]
-            with m.Elif(self.werror != 0):
-                m.d.sync += [self.error_code.eq(self.werror),
-                             self.error_addr.eq(self.werror_addr), ok.eq(0)]
+        with m.If((self.error_code == 0) & (self.werror != 0)):
+            m.d.sync += [self.error_code.eq(self.werror), self.error_addr.eq(self.werror_addr),
+                         ok.eq(0)]
 
         # -- intake, a pipeline of a flit per cycle: flits -> queue -> (address, bytes) -> merge
         # Bytes the flit may write, computed from the flit as it is taken (queued, clamped to
@@ -434,10 +411,10 @@ class ResultWriter(wiring.Component):
                     for i in range(L):
                         with m.If(out_oh[i]):
                             m.d.sync += [lv[i].eq(0), full[i].eq(0)]
-            with m.Elif(~wb_valid & w_idle & ~self.wbusy):   # every write has landed
+            with m.Elif(~wb_valid & ~self.wbusy):   # every write has landed
                 m.d.sync += [self.markers.eq(self.markers + 1), lv.eq(0), full.eq(0),
                              flushing.eq(0)]
-        with m.If(queue.r_rdy | r_v | wb_valid | ~w_idle | self.wbusy):
+        with m.If(queue.r_rdy | r_v | wb_valid | self.wbusy):
             m.d.comb += self.busy.eq(1)
         with m.If(~ok):
             m.d.sync += [lv.eq(0), full.eq(0)]

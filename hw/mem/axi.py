@@ -23,6 +23,7 @@ __all__ = [
     "AxiResp", "AxiBurst", "BOUNDARY_BYTES",
     "axi4_read_signature", "axi4_write_signature", "axi4_signature", "axi4_lite_signature",
     "dma_cmd_layout", "dma_read_data_layout", "dma_write_data_layout", "dma_status_layout",
+    "dma_beat_layout",
     "check_axi_params", "check_dma_params", "BurstStep", "burst_step",
     "connect_axi4_with_read_tap",
     "ERROR_CODE_WIDTH",
@@ -175,6 +176,17 @@ def dma_read_data_layout(data_width: int, tag_width: int) -> data.StructLayout:
 def dma_write_data_layout(data_width: int) -> data.StructLayout:
     """One word to write and its byte strobes (bit ``i`` enables byte lane ``i``)."""
     return data.StructLayout({
+        "data": unsigned(data_width),
+        "strb": unsigned(data_width // 8),
+    })
+
+
+def dma_beat_layout(data_width: int, addr_width: int) -> data.StructLayout:
+    """One single-beat write: its beat address ``tag`` (the byte address over the beat size,
+    so it is aligned by construction), the word and its byte strobes."""
+    lg_beat = (data_width // 8 - 1).bit_length()
+    return data.StructLayout({
+        "tag": unsigned(addr_width - lg_beat),
         "data": unsigned(data_width),
         "strb": unsigned(data_width // 8),
     })

@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, S
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.hw.config import AcceleratorConfig
+from sparsemac.hw.hub.beat_writer import BeatWriter
 from sparsemac.hw.hub.dma_reader import DmaReader
-from sparsemac.hw.hub.dma_writer import DmaWriter
 from sparsemac.hw.hub.result_writer import ResultWriter
 from sparsemac.hw.hub.sequencer import Sequencer
 from sparsemac.hw.mem.axi import axi4_lite_signature, axi4_signature
@@ -26,7 +26,7 @@ class Accelerator(wiring.Component):
     """``tiles`` compute tiles and one memory hub on a ring (docs/accelerator.md).
 
     Node 0 of the ring is the memory hub: `CsrBank` (AXI4-Lite registers, docs/registers.md),
-    `Sequencer` (descriptor queue), `DmaReader` + `DmaWriter` (one AXI4 master port) and
+    `Sequencer` (descriptor queue), `DmaReader` + `BeatWriter` (one AXI4 master port) and
     `ResultWriter`.  Nodes ``1..tiles`` are `TileNode` s (Tile + OutputPipeline).  A layer's
     output rows are split across the tiles (one weight image per tile, docs/spec.md section
     8.1); weights are unicast, activations, requant records and the activation table are read
@@ -85,9 +85,12 @@ class Accelerator(wiring.Component):
                       tag_width=TAG_WIDTH)
         m.submodules.csr = csr = CsrBank(cfg)
         m.submodules.rd = rd = DmaReader(**dma_kw)
-        m.submodules.wr = wr = DmaWriter(posted=True, **dma_kw)
+        m.submodules.wr = wr = BeatWriter(
+            data_width=cfg.axi_data_width, addr_width=cfg.axi_addr_width,
+            id_width=cfg.axi_id_width, max_outstanding=cfg.max_outstanding,
+            watchdog_cycles=cfg.watchdog_cycles)
         m.submodules.seq = seq = Sequencer(cfg, tag_width=TAG_WIDTH)
-        rw = ResultWriter(cfg, tag_width=TAG_WIDTH)
+        rw = ResultWriter(cfg)
         ring = Ring.from_config(cfg, nodes=cfg.tiles + 1)
         nodes = [TileNode(cfg, node=t + 1) for t in range(cfg.tiles)]
         # The data plane (ring, tile nodes, ResultWriter, ring skid buffers) runs in its own
@@ -127,7 +130,7 @@ class Accelerator(wiring.Component):
         rd_abort = Signal(name="rd_abort_q")
         wr_abort = Signal(name="wr_abort_q")
         m.d.sync += [rd_abort.eq(seq.rd_abort), wr_abort.eq(seq.wr_abort)]
-        m.d.comb += [rd.abort.eq(rd_abort), wr.abort.eq(wr_abort),
+        m.d.comb += [rd.abort.eq(rd_abort), wr.cancel.eq(wr_abort),
                      seq.rd_busy.eq(rd.busy), seq.wr_busy.eq(wr.busy)]
         wiring.connect(m, seq.rcmd, rd.cmd)
         wiring.connect(m, rd.data, seq.rdata)
@@ -135,24 +138,20 @@ class Accelerator(wiring.Component):
         # The plane leaves a board reset a cycle after the `sync` domain: in that cycle its
         # registers still hold the state of the interrupted job (they clear at its end), so
         # every plane output the `sync` domain acts on is masked while `plane_reset` is high
-        # (`live`): no stale write command reaches the fresh DmaWriter, no counter counts.
+        # (`live`): no stale write reaches the fresh BeatWriter, no counter counts.
         live = Signal(name="plane_live")
         m.d.comb += live.eq(~plane)
-        # the ResultWriter's command and word reach the DmaWriter through skid buffers (no
-        # latency, ready from a register; in the plane, so an abort empties them): the
-        # DmaWriter's readiness (its state, AXI ready, abort) and the ResultWriter's wide
-        # enables behind its handshakes are not one path; a word in a skid counts as busy
-        in_skid = []
-        for name, src, dst in (("wcmd_skid", rw.wcmd, wr.cmd), ("wdata_skid", rw.wdata, wr.data)):
-            sk = SkidBuffer(src.signature.members["payload"].shape)
-            m.submodules[name] = in_plane(sk)
-            wiring.connect(m, src, sk.i)
-            m.d.comb += [dst.valid.eq(sk.o.valid & live), dst.payload.eq(sk.o.payload),
-                         sk.o.ready.eq(dst.ready & live)]
-            in_skid.append(sk.o.valid)
-        wiring.connect(m, wr.status, rw.wstatus)
-        m.d.comb += [rw.wbusy.eq(wr.busy | Cat(*in_skid).any()), rw.werror.eq(wr.posted_error),
-                     rw.werror_addr.eq(wr.posted_error_addr)]
+        # the ResultWriter's beats reach the BeatWriter through a skid buffer (no latency,
+        # ready from a register; in the plane, so an abort empties it): the BeatWriter's
+        # readiness (AXI ready, outstanding writes) and the ResultWriter's wide enables behind
+        # its handshake are not one path; a beat in the skid counts as busy
+        m.submodules.wbeat_skid = sk = in_plane(
+            SkidBuffer(rw.wbeat.signature.members["payload"].shape))
+        wiring.connect(m, rw.wbeat, sk.i)
+        m.d.comb += [wr.beats.valid.eq(sk.o.valid & live), wr.beats.payload.eq(sk.o.payload),
+                     sk.o.ready.eq(wr.beats.ready & live),
+                     rw.wbusy.eq(wr.busy | sk.o.valid), rw.werror.eq(wr.error),
+                     rw.werror_addr.eq(wr.error_addr)]
 
         # -- ring ------------------------------------------------------------------------------
         # every ring port gets a stage: a skid buffer (no latency, ready from a register) on

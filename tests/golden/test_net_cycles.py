@@ -14,7 +14,7 @@ from sparsemac.golden.net_cycles import (
     PHASES,
     READ_LATENCY,
     READ_TAIL,
-    WRITE_CYCLES,
+    WRITE_RESPONSE,
     checker_cycles,
     checker_holds,
     descriptor_cycles,
@@ -144,16 +144,21 @@ def test_descriptor_fetch_and_headers_scale_with_the_bus(rng):
 
 
 def test_single_beat_writes_bound_a_large_output(rng):
-    """Every output beat is one write of WRITE_CYCLES cycles: a layer with many outputs and
-    little compute takes at least that long from its first body on (the lanes, and so the
-    results, start during the bodies)."""
+    """Every output beat is one write, at most one a cycle, and with ``max_outstanding`` = 1
+    one per response round trip (``WRITE_RESPONSE + 1`` cycles): a layer with many outputs
+    and little compute then takes at least that long from its first body on, and its tiles
+    wait for the writes."""
     d, slices, x = _matmul(rng, 64, 8, 64)
-    r = descriptor_cycles(d, slices, x, CFG)
     beats = 64 * 64 // 8
+    r = descriptor_cycles(d, slices, x, CFG)
     assert r["writes"] >= beats
-    assert r["bodies"] + r["wait"] >= beats * WRITE_CYCLES
-    assert r["writeback_cycles"] > r["compute_cycles"]
-    assert max(r["stall_cycles"]) > 0                        # the tiles waited for it
+    assert r["bodies"] + r["wait"] >= beats
+    one = descriptor_cycles(d, slices, x, SimpleNamespace(**{**vars(CFG), "max_outstanding": 1}))
+    assert one["writes"] >= beats
+    assert one["bodies"] + one["wait"] >= beats * (WRITE_RESPONSE + 1)
+    assert one["writeback_cycles"] > one["compute_cycles"]
+    assert max(one["stall_cycles"]) > 0                      # the tiles waited for it
+    assert one["cycles"] > r["cycles"]
 
 
 def test_write_counts_of_simple_rows(rng):

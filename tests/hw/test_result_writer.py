@@ -12,7 +12,7 @@ def _flit(m, eoff, data, ftype=FlitType.RESULT):
     return {"m": m, "eoff": eoff, "data": data, "type": ftype}
 
 
-#: Cycles from a write's data to its response (the posted DmaWriter's bursts in flight).
+#: Cycles from a write taken to its response (the BeatWriter's writes in flight).
 B_LATENCY = 6
 
 
@@ -43,45 +43,28 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
         seen["code"] = ctx.get(dut.error_code)
         seen["end"] = True
 
-    async def take(ctx, stream, *fields):
-        """Wait for ``stream.valid`` with ready high; return the fields, after the handshake."""
-        ctx.set(stream.ready, 1)
-        while not ctx.get(stream.valid):
-            await ctx.tick()
-        vals = [ctx.get(f) for f in fields]
-        await ctx.tick()
-        ctx.set(stream.ready, 0)
-        return vals
-
     flight = []                 # (cycle the response comes, address) of posted writes
     seen["writes_at"], seen["error_at"] = [], None
 
-    async def dma(ctx):
-        """A posted DmaWriter stand-in: command, beats, status at once; the write response
-        ``B_LATENCY`` cycles later (``wbusy`` until then), a failing one on ``werror``."""
+    async def writer(ctx):
+        """A BeatWriter stand-in: a beat taken when ``wbeat.ready`` (random stalls) is written
+        at once, its response ``B_LATENCY`` cycles later (``wbusy`` until then), a failing one
+        on ``werror``."""
         while not seen.get("end"):
-            if not ctx.get(dut.wcmd.valid):
-                await ctx.tick()
-                continue
-            addr, length = await take(ctx, dut.wcmd, dut.wcmd.payload.addr,
-                                      dut.wcmd.payload.length)
-            assert addr % beat == 0 and length % beat == 0 and length > 0
-            seen["cmds"] += 1
-            for i in range(length // beat):
-                while rng.random() < stall:
-                    await ctx.tick()
-                word, strb = await take(ctx, dut.wdata, dut.wdata.payload.data,
-                                        dut.wdata.payload.strb)
+            ready = rng.random() >= stall
+            ctx.set(dut.wbeat.ready, int(ready))
+            if ready and ctx.get(dut.wbeat.valid):
+                tag, word, strb = (ctx.get(dut.wbeat.payload.tag),
+                                   ctx.get(dut.wbeat.payload.data),
+                                   ctx.get(dut.wbeat.payload.strb))
+                addr = tag * beat
+                seen["cmds"] += 1
                 for j in range(beat):
                     if strb >> j & 1:
-                        mem[addr + i * beat + j] = word >> (8 * j) & 0xFF
-            seen["writes_at"].append((seen["cycle"], addr))
-            flight.append((seen["cycle"] + B_LATENCY, addr))
-            ctx.set(dut.wstatus.valid, 1)
-            ctx.set(dut.wstatus.payload.code, 0)
-            ctx.set(dut.wstatus.payload.addr, addr)
-            await ctx.tick().until(dut.wstatus.ready)
-            ctx.set(dut.wstatus.valid, 0)
+                        mem[addr + j] = word >> (8 * j) & 0xFF
+                seen["writes_at"].append((seen["cycle"], addr))
+                flight.append((seen["cycle"] + B_LATENCY, addr))
+            await ctx.tick()
 
     async def responses(ctx):
         """The write responses: ``wbusy`` while one is due, ``werror`` from the failing one."""
@@ -93,8 +76,7 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
                     ctx.set(dut.werror, 32)
                     ctx.set(dut.werror_addr, addr)
                     seen["error_at"] = seen["cycle"]
-            ctx.set(dut.wbusy, int(bool(flight) or ctx.get(dut.wcmd.valid)
-                                   or ctx.get(dut.wdata.valid)))
+            ctx.set(dut.wbusy, int(bool(flight)))
             before = ctx.get(dut.markers)
             await ctx.tick()
             seen["cycle"] += 1
@@ -104,7 +86,7 @@ def _run(cfg, flits, *, out_base, row_bytes, m_total, lg_es, rng, stall, fail_at
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
-    sim.add_testbench(dma)
+    sim.add_testbench(writer)
     sim.add_testbench(responses, background=True)
     sim.run()
     return mem, seen
