@@ -24,7 +24,7 @@ CHANGE = {"pe": {"acc_width": 24}, "mac_array": {"rows": 3}, "tile": {"rows": 3}
           "accelerator": {"tiles": 2}, "desc_checker": {"act_buf_depth": 128},
           "sequencer": {"tiles": 2}, "image_checker": {"nm_max_m": 4},
           "header_checker": {"nm_max_m": 4},
-          "result_writer": {"cols": 4}}
+          "result_writer": {"cols": 4}, "beat_writer": {"max_outstanding": 1}}
 
 
 # Elaborating tile / accelerator takes seconds: each test module worker elaborates a top once
