@@ -124,7 +124,7 @@ def pool_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
     """Cycles of a pool descriptor (max, average or global average pool, docs/spec.md section
     8.2), with the keys of `layer_cycles`: `sparsemac.golden.net_pool.pool_descriptor_cycles`
     (the DescChecker's op list, the channel shares, the image multicast, every tile's gather
-    and PoolReducer, the ring and the write-back replayed; within -7.5 .. +1.7 % of the RTL
+    and PoolReducer, the ring and the write-back replayed; within -8.0 .. -1.8 % of the RTL
     on docs/reports/pools.md's cases).  The roofline is the memory bound (no MACs):
     ``max(ceil(C*H*W / beat), ceil(C*OH*OW / beat))``."""
     d = run.descriptor
