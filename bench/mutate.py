@@ -427,6 +427,16 @@ MUTANTS: list[Mutant] = [
            "                         err_addr.eq(fifo[tail])]",
            ("tests/hw/test_beat_writer.py",),
            "a failing response reports the address of the next write, not its own"),
+    Mutant("TABLES-GATE-OPEN", "handshake", "hw/tile/tile_node.py",
+           "pipe.i.valid.eq(tile.results.valid & tags.w_rdy & tables_in)",
+           "pipe.i.valid.eq(tile.results.valid & tags.w_rdy)",
+           ("tests/sim/test_net_cycles.py::test_outputs_bit_exact",),
+           "a LATE_TABLES layer requantizes its first results with the previous layer's "
+           "records and table"),
+    Mutant("LATE-TABLES-WITHOUT-REQUANT", "flag decode", "hw/hub/desc_checker.py",
+           "| ((lut | late) & ~requant) |", "| (lut & ~requant) |",
+           ("tests/hw/test_desc_checker.py",),
+           "LATE_TABLES without REQUANT is accepted (no tables to read late)"),
 ]
 
 

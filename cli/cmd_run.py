@@ -68,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how each layer is spread over the tiles: by output rows, by output "
                         "columns where that fits, or per layer the faster of the two by the "
                         "cycle model (docs/spec.md section 8.1)")
+    p.add_argument("--tables", choices=("auto", "early", "late"), default="auto",
+                   help="when each layer's activation table and requant records are read: "
+                        "before the activations, after the weight bodies while the tiles "
+                        "compute (LATE_TABLES), or per layer the faster of the two by the "
+                        "cycle model (docs/spec.md section 8)")
     p.add_argument("--limits", choices=("hardware", "architecture"), default="hardware",
                    help="model engine: refuse what the configuration's hardware cannot run "
                         "(hardware), or only what docs/spec.md forbids (architecture: e.g. "
@@ -115,7 +120,8 @@ def _table(rep: dict) -> str:
               else ""),
            f"cycles: {rep['cycle_model']}", ""]
     ow = max([7] + [len(e["op"]) for e in rep["layers"]])     # global_avgpool: 14
-    hdr = (f"{'#':>2} {'name':<12} {'op':<{ow}} {'format':<7} {'split':<5} {'M x K x N':<16} "
+    hdr = (f"{'#':>2} {'name':<12} {'op':<{ow}} {'format':<7} {'split':<5} {'tables':<6} "
+           f"{'M x K x N':<16} "
            f"{'density':>7} "
            f"{'cycles':>8} {'roofline':>8} {'ach/roof':>8} {'bound':<7} {'mismatch':>8}")
     out += [hdr, "-" * len(hdr)]
@@ -127,7 +133,8 @@ def _table(rep: dict) -> str:
         ach = f"{e['achieved_over_roofline']:.2f}" if "achieved_over_roofline" in e else "-"
         out.append(f"{e['index']:>2} {e['name'][:12]:<12} {e['op']:<{ow}} "
                    f"{e['format'] or '-':<7} "
-                   f"{e.get('tile_split', '-'):<5} {mkn:<16} {dens:>7} {cyc:>8} "
+                   f"{e.get('tile_split', '-'):<5} {e.get('tables', '-'):<6} {mkn:<16} "
+                   f"{dens:>7} {cyc:>8} "
                    f"{roof:>8} {ach:>8} "
                    f"{e.get('bound', '-'):<7} {e['mismatches']:>8}")
     out += ["-" * len(hdr),
@@ -205,10 +212,11 @@ def main(args) -> int:
 
             rr = run_rtl(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
                          progress=_progress, tile_split=args.tile_split,
-                         reuse_buffers=args.reuse_buffers)
+                         tables=args.tables, reuse_buffers=args.reuse_buffers)
         else:
             rr = run(net, cfg, seed=args.seed, base=args.base, calib=calib, labels=labels,
-                     progress=_progress, tile_split=args.tile_split, limits=args.limits,
+                     progress=_progress, tile_split=args.tile_split, tables=args.tables,
+                     limits=args.limits,
                      reuse_buffers=args.reuse_buffers)
         rep = rr.report
         if onnx_model is not None:

@@ -118,6 +118,7 @@ def _flags_broken(desc: Descriptor, op: Opcode, cfg) -> bool:
         return True
     if (f & ~_FLAGS_ALL or desc.reserved0 or desc.reserved2
             or (f & Flags.LUT and not f & Flags.REQUANT)
+            or (f & Flags.LATE_TABLES and not f & Flags.REQUANT)
             or (f & Flags.LUT and not cfg.lut_enabled)
             or (f & Flags.INCLUDE_PAD and op != Opcode.AVGPOOL2D)):
         return True
@@ -161,7 +162,7 @@ HW_DIM_MAX = (1 << 16) - 1
 HW_GEO_MAX = 15
 #: Flags the hardware runs: ACCUMULATE (split K) is an architecture feature it does not build
 #: (INCLUDE_PAD is avgpool2d's; `validate_descriptor` refuses it on every other opcode).
-HW_FLAGS = int(Flags.REQUANT | Flags.LUT | Flags.IRQ | Flags.INCLUDE_PAD)
+HW_FLAGS = int(Flags.REQUANT | Flags.LUT | Flags.IRQ | Flags.INCLUDE_PAD | Flags.LATE_TABLES)
 #: Opcodes whose kernel, stride, padding and dilation fields the tile runs as a window.
 _WINDOWED = (Opcode.CONV2D, Opcode.MAXPOOL2D, Opcode.AVGPOOL2D)
 

@@ -105,9 +105,13 @@ class Flags(enum.IntFlag):
     ACCUMULATE = 4  #: start from the previous descriptor's accumulators (split K)
     IRQ = 8         #: raise IRQ_STATUS.desc_done when this descriptor completes
     INCLUDE_PAD = 16  #: avgpool2d: padding positions count (``count_include_pad``)
+    #: read the activation table and requant records after the weight image bodies, while the
+    #: tiles compute (needs REQUANT; a schedule only: the results are the same either way)
+    LATE_TABLES = 32
 
 
-_FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ | Flags.INCLUDE_PAD)
+_FLAGS_ALL = int(Flags.REQUANT | Flags.LUT | Flags.ACCUMULATE | Flags.IRQ | Flags.INCLUDE_PAD
+                 | Flags.LATE_TABLES)
 #: Bytes of an add's requant records: ``(bias, mult_a, shift_a)`` and ``(0, mult_b, shift_b)``.
 ADD_QUANT_BYTES = 2 * QUANT_RECORD_BYTES
 

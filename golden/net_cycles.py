@@ -81,7 +81,6 @@ from .tile_model import (
     gather_waits,
     lane_records,
     lane_token_iter,
-    lane_tokens,
     tile_cycles,
     weight_waits,
 )
@@ -290,6 +289,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         raise ValueError(f"a column split (col_split {split}) takes one image, not "
                          f"{len(slices)}")
     requant = bool(d.flags & Flags.REQUANT)
+    late = int(bool(requant and d.flags & Flags.LATE_TABLES))
     es = 1 if requant else (4 if acc <= 32 else 8)
     dbytes = (payload - 32) // 8
     K, N = X.shape
@@ -338,14 +338,18 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         box: list = []
         for lane, items in enumerate(lane_records(pw, Xt, tcfg, act_skip=True,
                                                   with_k=gate is not None)):
+            # (`fired`: the cycle each token really fired, fed back to the scanner when the
+            # lane's results back up)
+            cell = [None, 0]
             if overlap:
                 toks = lane_token_iter(items, 1, gate,
-                                       _word_avail(box, _cdiv(HEADER_BYTES, beat), lane))
+                                       _word_avail(box, _cdiv(HEADER_BYTES, beat), lane),
+                                       fired=cell)
             else:
-                toks = lane_tokens(items, 1, gate) if items else []
+                toks = lane_token_iter(items, 1, gate, fired=cell) if items else []
             flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
                                    dbytes) for j in range(len(items))]
-            lanes.append((toks, flits))
+            lanes.append((toks, flits, cell))
         nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
         box.append(nd)
         nd.compute, nd.im2col = comp, (im2col if waits else 0)
@@ -363,19 +367,28 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     lut_words = LUT_BYTES // beat if requant else 0
     quant_words = _cdiv(d.m * QUANT_RECORD_BYTES, beat) if requant else 0
     act_words = _cdiv(act_bytes, beat)
-    program = []
-    if requant:      # LUT state (+ RD_ISSUE), the table; QUANT, RD_ISSUE, the records
-        program.append(("tables", 2, "dma", lut_words, (mcast, _CTRL, 0, 0))
-                       if d.flags & Flags.LUT else
-                       ("tables", 1, "ident", lut_words, (mcast, _CTRL, 0, 0)))
-        program.append((None, 2, "dma", quant_words, (mcast, _CTRL, 0, 0)))
-    else:
-        program.append(("tables", 1, None, 0, None))
+    # the hub's streams (hw/hub/sequencer.py): the tables (LUT + RD_ISSUE and the table, or
+    # LUT and the identity table a word per cycle; QUANT + RD_ISSUE and the records), the
+    # activations (ACTS + RD_ISSUE), the bodies tile after tile (BODIES + RD_ISSUE each),
+    # BODIES once more, then WAIT.  LATE_TABLES: the activations and bodies first, the tables
+    # after them (BODIES once more, LUT, ...), WAIT right after the records.
+    tables = []
+    if requant:
+        lut_src = "dma" if d.flags & Flags.LUT else "ident"
+        tables = [("tables", (2 if lut_src == "dma" else 1) + late, lut_src, lut_words,
+                   (mcast, _CTRL, 0, 0)),
+                  (None, 2, "dma", quant_words, (mcast, _CTRL, 0, 0))]
+    elif not late:
+        tables = [("tables", 1, None, 0, None)]
+    program = [] if late else tables
     program.append(("acts", 2, "dma", act_words, (mcast, _ACTS, 0, 0)))
     for t, bb in enumerate(bodies):     # tile after tile, or one multicast (column split)
         program.append(("bodies" if t == 0 else None, 2, "dma", bb,
                         (mcast if split else 1 << (t + 1), _DATA, t, 0)))
-    program.append((None, 1, None, 0, None))     # BODIES once more, then WAIT
+    if late:
+        program += tables
+    else:
+        program.append((None, 1, None, 0, None))     # BODIES once more, then WAIT
     lines = min(16, max(2, rows * tiles))
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
                   + (max(im2cols) + max(comps)) * len(nodes)
@@ -393,9 +406,14 @@ def _report(ph: dict, starts: dict, end: int, info: dict, nodes, im2cols) -> dic
     """`descriptor_cycles`' result from the phases before the tables (``ph``) and the replay
     (`_tail`'s ``starts``, ``end``, ``info``; ``im2cols``: each node's gather before its
     lanes, 0 for a pool): the phases, their grouping and the per-tile times."""
-    ph["tables"] = starts["acts"] - starts["tables"]
-    ph["acts"] = starts["bodies"] - starts["acts"]
-    ph["bodies"] = starts["wait"] - starts["bodies"]
+    if starts["tables"] < starts["acts"]:
+        ph["tables"] = starts["acts"] - starts["tables"]
+        ph["acts"] = starts["bodies"] - starts["acts"]
+        ph["bodies"] = starts["wait"] - starts["bodies"]
+    else:                   # LATE_TABLES: activations, bodies, then the tables
+        ph["acts"] = starts["bodies"] - starts["acts"]
+        ph["bodies"] = starts["tables"] - starts["bodies"]
+        ph["tables"] = starts["wait"] - starts["tables"]
     ph["wait"] = end - starts["wait"]
     ph["done"] = 1
     total = sum(ph[k] for k in PHASES)

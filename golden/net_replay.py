@@ -111,7 +111,7 @@ class _Node:
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
-                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid")
+                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid", "tab_at")
 
     def __init__(self, tile, lanes, pipe_len, bpr, t2f):
         self.tile = tile
@@ -120,10 +120,13 @@ class _Node:
         # token generator]: the offsets are a list, or a generator (`lane_token_iter` on a
         # weight image still arriving) that fills the list as the replay learns the arrivals
         self.lanes = []
-        for offs, flits in lanes:
+        for lane in lanes:
+            offs, flits = lane[0], lane[1]
             gen = None if isinstance(offs, list) else offs
-            self.lanes.append([[] if gen is not None else offs, 0, 0, 0, deque(), flits, gen])
-        self.left = sum(len(flits) for _, flits in lanes)    # results not yet in a row
+            cell = lane[2] if len(lane) > 2 else None
+            self.lanes.append([[] if gen is not None else offs, 0, 0, 0, deque(), flits, gen,
+                               cell])
+        self.left = sum(len(lane[1]) for lane in lanes)      # results not yet in a row
         self.pipe = ((deque([None] * (pipe_len - 1)), [None]) if pipe_len else None)
         self.skid = [None, None]                 # the output pipeline's middle and output skid
         self.bpr = bpr
@@ -143,6 +146,9 @@ class _Node:
         self.marker_at = None
         self.stalls = 0
         self.held = None                         # lane whose result was offered, not taken
+        # from this cycle on the output pipeline takes results (hw/tile/tile_node.py
+        # ``tables_in``: the requant records are in; None: not yet)
+        self.tab_at = -(1 << 30)
 
     def offer(self, c):
         if self.row is not None and c >= self.row_at:
@@ -181,7 +187,9 @@ class _Node:
         if (self.wwait or self.cs is None or self.wdone is None
                 or any(ln[6] is not None for ln in self.lanes)):
             return
-        last = max((ln[0][-1] for ln in self.lanes if ln[0]), default=0)
+        # (the lanes' compute: their last tokens less what they stalled for their results)
+        last = max((ln[0][-1] - (ln[7][1] if ln[7] is not None else 0)
+                    for ln in self.lanes if ln[0]), default=0)
         self.compute = max(last + self.comp_tail, self.comp_min, self.wdone - self.cs)
 
     def blocked(self) -> bool:
@@ -196,13 +204,16 @@ class _Node:
             self._pull(ln)
             offs, j = ln[0], ln[1]
             if j < len(offs) and base + offs[j] + ln[2] <= c:
-                if ln[3] >= 2:
-                    ln[2] += 1                   # two results wait: the lane stalls
+                if ln[3] >= 2:                   # two results wait: the lane stalls
+                    if ln[7] is None:
+                        ln[2] += 1               # (a token list: every later token moves)
                     self.stalls += 1
                 else:
                     ln[3] += 1
                     ln[4].append((c + self.t2f, ln[5][j]))
                     ln[1] = j + 1
+                    if ln[7] is not None:        # the generator's scanner learns the cycle
+                        ln[7][0] = c - base
         row_free = self.row is None and c >= self.free_at
         pick = self.held                         # an offered result stays offered
         if pick is None:
@@ -248,7 +259,7 @@ class _Node:
                 lut[0] = mid
             if req_en:
                 new = None
-                if pick is not None:
+                if pick is not None and self.tab_at is not None and c >= self.tab_at:
                     self.sb += 1
                     if self.sb == self.bpr:      # the last beat of the result: pop it
                         self.sb = 0

@@ -70,6 +70,8 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             for t in range(T):
                 if flit[0] >> (t + 1) & 1:
                     data_need[t] = words
+    for t in range(T):          # a node's requant records: the pipeline waits for them
+        nodes[t].tab_at = None if quant_words else -(1 << 30)
     for t in range(T):          # a node without a body (a pool): its weights are "in" at once
         if not data_need[t]:
             weights_done[t] = -(1 << 30)
@@ -111,6 +113,11 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
         for r, v in credit_ret.pop(c, ()):
             routers[r].credits[v] += 1
         ready_ctrl = [(lut[t] if lut[t].words else quant[t]).ready() for t in range(T)]
+        for t, nd in enumerate(nodes):          # the records in and written: the pipeline's
+            q = quant[t]                         # gate opens a cycle later (a register)
+            if (nd.tab_at is None and not q.words and q.cnt < q.ob
+                    and not (q.flushing and q.cnt)):
+                nd.tab_at = c + 1
         ready_acts = [acts[t].ready() for t in range(T)]
         for t in range(T):                       # gearbox outputs (start-of-cycle state)
             lut[t].pop()

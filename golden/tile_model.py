@@ -192,10 +192,16 @@ def lane_tokens(items, start: int, gate: tuple[int, int] | None = None,
     return list(lane_token_iter(items, start, gate, wavail))
 
 
-def lane_token_iter(items, start: int, gate=None, wavail=None):
+def lane_token_iter(items, start: int, gate=None, wavail=None, fired=None):
     """`lane_tokens` as a generator, for a replay that learns the weight words' arrival as it
     goes: ``wavail(w)`` may return None (not known yet: the word is not in), and the
-    generator then yields None and asks again when resumed; every token it yields is final."""
+    generator then yields None and asks again when resumed; every token it yields is final.
+
+    ``fired``: a list ``[None, 0]``; the replay sets ``fired[0]``, before it resumes the
+    generator after a token, to the cycle that token really left the pair register (later
+    than yielded when the lane's results back up: the tile's ``pending`` limit,
+    hw/tile/tile.py); the scanner behind it stalls until then, and the later tokens catch up
+    as far as their own pairs allow (not one shift for all).  ``fired[1]`` sums the stalls."""
     take: list[int] = []
     f_prev = -(1 << 60)
     e_push = -(1 << 60)     # the cycle the fetched-word register (stage e) last emptied
@@ -256,6 +262,9 @@ def lane_token_iter(items, start: int, gate=None, wavail=None):
         f_prev = es
         t_row = dt + 1
         yield f_prev + 1      # the token leaves the decoder's output register
+        if fired is not None and fired[0] is not None and fired[0] - 1 > f_prev:
+            fired[1] += fired[0] - 1 - f_prev       # the stall, summed (``fired[1]``)
+            f_prev = fired[0] - 1
 
 
 def _lane_finish(items, start: int, gate=None, wavail=None) -> int:

@@ -64,7 +64,7 @@ from .placement import ALIGN, MemoryPlan, Region
 __all__ = ["compile_network", "CompiledNetwork", "CompiledLayer", "requant_params",
            "quant_records", "split_weights", "DEFAULT_BASE", "DEFAULT_INPUT_SCALE",
            "tile_buffer_needs", "check_tile_buffers", "SPLITS", "col_split_of",
-           "col_split_fits", "layer_buffer_shortfall", "QUANT_MODES",
+           "col_split_fits", "layer_buffer_shortfall", "QUANT_MODES", "TABLES",
            "OUT_FILLS", "RANDOM_LUT_SCALES", "calibrate", "freeze", "batch_networks",
            "random_input", "BIAS_LIMIT", "LIMITS", "activation_blocks"]
 
@@ -141,6 +141,9 @@ class CompiledLayer:
         descriptor whose output shares bytes with this layer's output buffer, so the buffer no
         longer holds `expected` when the table ends; None: it still does (always without
         reuse).
+    tables : str
+        `TABLES`: ``compile_network``'s choice for the layer (``auto``: the descriptor's
+        ``LATE_TABLES`` flag says what the cycle model chose).
     """
 
     spec: LayerSpec
@@ -166,6 +169,7 @@ class CompiledLayer:
     as_matmul: LayerSpec | None = None
     add_weights: tuple | None = None
     overwritten_by: int | None = None
+    tables: str = "auto"    # `TABLES`: the compiler's choice for the LATE_TABLES flag
 
     def values(self, raw=None) -> np.ndarray:
         """Real values of an output buffer (``raw``, default `expected`): int8 times
@@ -299,6 +303,12 @@ def split_weights(w2, fmt: str, cfg, *, nm=(2, 4)) -> list[PackedWeights]:
 #: every tile loads), ``auto`` (per layer, the one the network cycle model finds faster among
 #: those that fit the tile buffers).
 SPLITS = ("rows", "cols", "auto")
+#: When a layer's activation table and requant records are read (`compile_network`'s
+#: ``tables``; the descriptor's LATE_TABLES flag, docs/spec.md section 8): ``early`` before
+#: the activations, ``late`` after the weight image bodies (while the tiles compute; their
+#: output pipelines wait for the records), ``auto`` the faster of the two by the network
+#: cycle model.
+TABLES = ("early", "late", "auto")
 
 
 def col_split_of(n: int, cfg) -> int:
@@ -339,6 +349,15 @@ def _use_col_split(cl, cfg, split: str) -> bool:
             int(pw.image.nbytes) for pw in rows)) is not None:
         return True     # only the column split fits the tile buffers
     return prefer_col_split(cl, cfg, rows, col_split_of(n, cfg))
+
+
+def _late_tables(cl, d, cfg) -> bool:
+    """Whether the requantized layer ``cl`` (descriptor ``d`` as built) reads its tables after
+    the bodies: its ``tables`` choice, ``auto`` by the network cycle model."""
+    if cl.tables != "auto":
+        return cl.tables == "late"
+    from .cycles import prefer_late_tables
+    return prefer_late_tables(cl, d, cfg)
 
 
 def quant_records(bias, mult, shift) -> bytes:
@@ -919,7 +938,7 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None,
 
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
                     irq_last: bool = True, quant: str = "calibrate",
-                    out_fill: str = "zero", split="auto",
+                    out_fill: str = "zero", split="auto", tables="auto",
                     limits: str = "hardware", reuse_buffers: bool = False) -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
@@ -953,6 +972,13 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         faster of the two by the network cycle model (cols where only it fits the tile
         buffers).  A sequence gives one choice per layer
         (every network's layers in order; networks of one image only).
+    tables : {"early", "late", "auto"} or sequence of them
+        When each requantized layer's activation table and records are read (`TABLES`; the
+        descriptor's ``LATE_TABLES`` flag): before the activations (``early``), after the
+        weight image bodies while the tiles compute (``late``), or the faster of the two by
+        the network cycle model (``auto``, `sparsemac.host.cycles.prefer_late_tables`).  The
+        results are the same either way.  A sequence: one choice per layer, as ``split``
+        (ignored for a layer without requantization).
     limits : {"hardware", "architecture"}
         ``hardware``: refuse a layer the generated hardware of ``cfg`` cannot run (pools:
         `_check_pool_hardware`); ``architecture``: only what docs/spec.md forbids, every
@@ -994,6 +1020,13 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                          f"per layer), not {split!r}")
     if not isinstance(split, str) and any(n.batch > 1 for n in nets):
         raise ValueError("split must be one string for a batch of images")
+    table_choice = [tables] * total if isinstance(tables, str) else list(tables)
+    if len(table_choice) != total or any(t not in TABLES for t in table_choice):
+        raise ValueError(f"tables must be one of {', '.join(TABLES)} or {total} of them (one "
+                         f"per layer), not {tables!r}")
+    if not isinstance(tables, str) and any(n.batch > 1 for n in nets):
+        raise ValueError("tables must be one string for a batch of images")
+    table_per_layer = iter(table_choice)
     per_layer = iter(splits)        # a list: one choice per layer, in order
     if any(n.batch > 1 for n in nets):
         if quant != "calibrate":
@@ -1015,6 +1048,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                                                                   choice):
                 cl.slices = [cl.packed]
             cl.chain = j
+            cl.tables = tables if isinstance(tables, str) else next(table_per_layer)
             layers.append(cl)
             tensors[spec.index] = [cl.expected.ravel().astype(np.int8)], cl.out_scale
         chains.append((f"net{j}." if len(nets) > 1 else "", x0, layers, _input_scale(n, x0)))
@@ -1140,6 +1174,8 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                       **common)
             if cl.slices[0] is cl.packed and cfg.tiles > 1:     # columns split (above)
                 d = d.replace(col_split=col_split_of(s.mkn[2], cfg))
+            if s.requant and _late_tables(cl, d, cfg):
+                d = d.replace(flags=d.flags | Flags.LATE_TABLES)
             cl.descriptor = d
             for part in ("weights", "quant", "lut", "out"):
                 if part not in regs and plan.has(f"{name}.{part}"):

@@ -30,8 +30,8 @@ from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
 from sparsemac.golden.tiling import tile_col_split
 
-__all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "pool_cycles", "CYCLE_SOURCE",
-           "POOL_CYCLE_SOURCE"]
+__all__ = ["layer_cycles", "table_cycles", "prefer_col_split", "prefer_late_tables",
+           "pool_cycles", "CYCLE_SOURCE", "POOL_CYCLE_SOURCE"]
 
 CYCLE_SOURCE = ("sparsemac.golden.net_cycles: descriptor phases (fetch and checks, headers, "
                 "tables, activations, bodies tile after tile or one multicast for a column split), "
@@ -167,6 +167,23 @@ def prefer_col_split(cl, cfg, row_slices, col_split: int) -> bool:
     by_cols = descriptor_cycles(d.replace(col_split=col_split), [cl.packed], cols, cfg,
                                 act_bytes=act)
     return by_cols["cycles"] < by_rows["cycles"]
+
+
+def prefer_late_tables(cl, d, cfg) -> bool:
+    """Whether compiled layer ``cl`` with descriptor ``d`` (REQUANT, its split decided) runs in
+    fewer cycles with ``LATE_TABLES``: the table and records read after the weight image bodies,
+    while the tiles compute (their output pipelines wait for the records), than before the
+    activations: `descriptor_cycles` of both, as a descriptor of its own (the compiler's
+    ``tables="auto"``).  Late wins where a tile computes long after its body arrived (a conv's
+    gather, a write-back bound layer); early where the tiles compute while the bodies stream
+    (a compute-bound matmul: with late tables its lanes stop at their first results)."""
+    cols = _im2col_of(cl)
+    act = int(cl.x.size)
+    early = descriptor_cycles(d.replace(flags=d.flags & ~Flags.LATE_TABLES), cl.slices, cols,
+                              cfg, act_bytes=act)
+    late = descriptor_cycles(d.replace(flags=d.flags | Flags.LATE_TABLES), cl.slices, cols,
+                             cfg, act_bytes=act)
+    return late["cycles"] < early["cycles"]
 
 
 def _im2col_of(cl):

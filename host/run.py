@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from sparsemac.golden.descriptors import Flags
 
 from .compiler import (
     DEFAULT_BASE,
@@ -221,7 +222,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
         engine: Callable[[CompiledNetwork], JobResult] = model_job, engine_name: str = "model",
         labels=None, max_images: int = MAX_IMAGES_PER_JOB, check_job=None,
         progress: Callable[[str], None] | None = None, tile_split: str = "auto",
-        limits: str = "hardware", reuse_buffers: bool = False) -> RunResult:
+        tables: str = "auto", limits: str = "hardware",
+        reuse_buffers: bool = False) -> RunResult:
     """Compile ``net`` (a `Network` or a layer-list file) for ``cfg``, run it on ``engine``
     job by job and return the report and the outputs.
 
@@ -231,6 +233,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     before it runs (the RTL engine's tile-buffer check); ``progress(msg)``: called before every
     job of a split run; ``tile_split``: how each layer is spread over the tiles
     (`compile_network`'s ``split``: ``rows``, ``cols`` or ``auto``, docs/spec.md section 8.1);
+    ``tables``: when each layer's table and records are read (`compile_network`'s ``tables``:
+    ``early``, ``late`` or ``auto``);
     ``limits``: ``hardware`` (default) or ``architecture``, for the compiler and the model
     engine (`compile_network`, `run_model`: the spec's rules alone, e.g. a pool with kernel
     16); the model engine only; ``reuse_buffers``: compile with `compile_network`'s
@@ -265,8 +269,8 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     for ji, job in enumerate(jobs):
         if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
             progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
-        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, limits=limits,
-                             reuse_buffers=reuse_buffers)
+        cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, tables=tables,
+                             limits=limits, reuse_buffers=reuse_buffers)
         if check_job is not None:
             check_job(cn)
         first_cn = first_cn or cn
@@ -375,6 +379,7 @@ def _layer_entry(cl, names=()) -> dict:
         "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
         "m": d.m, "k": d.k, "n": d.n,
         "tile_split": "cols" if d.col_split else "rows", "col_split": d.col_split,
+        "tables": _tables_of(d),
         "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
         "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
         "out_offset": d.out, "mismatches": 0,
@@ -406,6 +411,14 @@ def _pool_entry(cl) -> dict:
     }
 
 
+def _tables_of(d) -> str:
+    """When the descriptor's table and records are read: ``early`` (before the activations),
+    ``late`` (LATE_TABLES: after the bodies) or ``-`` (no requantization: no tables)."""
+    if not d.flags & Flags.REQUANT:
+        return "-"
+    return "late" if d.flags & Flags.LATE_TABLES else "early"
+
+
 def _add_entry(cl, names) -> dict:
     """The report row of an add: no weights, its two inputs (``inputs``: layer names,
     ``network_input``) and their scales, the output scale and table."""
@@ -421,6 +434,7 @@ def _add_entry(cl, names) -> dict:
             "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
             "m": d.m, "k": d.k, "n": d.n,
             "tile_split": "cols" if d.col_split else "rows", "col_split": d.col_split,
+            "tables": _tables_of(d),
             "density": float(np.count_nonzero(cl.weights) / cl.weights.size),
             "activation": s.activation or "none", "weight_bytes": cl.packed.nbytes,
             "out_offset": d.out, "mismatches": 0, "in_scale": float(cl.in_scale),

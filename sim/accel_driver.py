@@ -157,14 +157,19 @@ def build_job(rng, cfg, layers: list[dict], *, base: int = 0x1000, split=None) -
     (``quant="random"``), canary-filled output buffers and no IRQ flag.
 
     ``split``: `compile_network`'s work split; default: ``rows`` or ``cols`` drawn per layer
-    (from a generator of its own, so the other draws do not depend on it)."""
+    (from a generator of its own, so the other draws do not depend on it); the tables'
+    order (``early`` / ``late``) is drawn per layer the same way."""
     nets, placed = job_networks(rng, cfg, layers)
     seed = int(rng.integers(0, 2**31))
     if split is None:
         pick = np.random.default_rng([seed, 8])
         split = [str(pick.choice(["rows", "cols"])) for _ in placed]
+    # the tables before the activations or after the bodies (LATE_TABLES), drawn per layer
+    order = np.random.default_rng([seed, 9])
+    tables = [str(order.choice(["early", "late"])) for _ in placed]
     cn = compile_network([network_from_dict(n) for n in nets], cfg, base=base, seed=seed,
-                         irq_last=False, quant="random", out_fill="random", split=split)
+                         irq_last=False, quant="random", out_fill="random", split=split,
+                         tables=tables)
     job = Job(base=base, image=bytearray(cn.image), desc_base=cn.desc_base,
               count=cn.desc_count)
     for L, cl in zip(placed, cn.layers, strict=True):

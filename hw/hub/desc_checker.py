@@ -285,9 +285,10 @@ class DescChecker(wiring.Component):
         m.d.comb += any_geo.eq((d.kh | d.kw | d.stride_h | d.stride_w | d.pad_h | d.pad_w
                                 | d.dil_h | d.dil_w).any())
         include_pad = fl[Flags.INCLUDE_PAD.bit_length() - 1]
+        late = fl[Flags.LATE_TABLES.bit_length() - 1]
         flags_bad = ((fl & ~HW_FLAGS).any() | (include_pad & ~avg)
                      | d.reserved0.any() | d.reserved2.any()
-                     | (lut & ~requant) | (lut & (not cfg.lut_enabled)) | (mm & any_conv)
+                     | ((lut | late) & ~requant) | (lut & (not cfg.lut_enabled)) | (mm & any_conv)
                      # pools: no requantization, no table, no weights, no column split; a
                      # global pool has no window geometry (INCLUDE_PAD is avgpool2d's, with
                      # or without padding: the tile divides by KH*KW or the real count)

@@ -144,6 +144,16 @@ class Sequencer(wiring.Component):
         bt = Signal(range(T + 1))
         desc_addr = Signal(aw + 1)
         in_wait = Signal()
+        # LATE_TABLES: the table and records after the bodies (read while the tiles compute;
+        # a node's output pipeline waits for its records), else before the activations
+        late = Signal()
+        m.d.comb += late.eq(desc.flags[Flags.LATE_TABLES.bit_length() - 1])
+
+        def after_headers():
+            with m.If(late):
+                m.next = "ACTS"
+            with m.Else():
+                m.next = "LUT"
         # descriptor prefetch (while a layer waits, `DescPrefetch`), and the running layer's
         # IRQ flag (the descriptor register then holds the next one)
         pf_window = Signal()                  # the main FSM lets the prefetch use the read DMA
@@ -343,7 +353,10 @@ class Sequencer(wiring.Component):
                     with m.Elif(phase == _P_LUT):
                         m.next = "QUANT"
                     with m.Elif(phase == _P_QUANT):
-                        m.next = "ACTS"
+                        with m.If(late):
+                            m.next = "WAIT"
+                        with m.Else():
+                            m.next = "ACTS"
                     with m.Else():
                         m.d.sync += bt.eq(0)
                         m.next = "BODIES"
@@ -497,7 +510,7 @@ class Sequencer(wiring.Component):
                     # again, not read again), the next column groups
                     m.d.sync += [cg_base.eq(cg_base + chunk), f_dest.eq(t + 2)]
                     with m.If(cg_last):
-                        m.next = "LUT"
+                        after_headers()
                     with m.Elif(t + 1 == T):
                         fail(E.BAD_SHAPE, A_IMG)
                     with m.Else():
@@ -505,7 +518,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total)]
                     with m.If(h_last):
-                        m.next = "LUT"
+                        after_headers()
                     with m.Elif(t + 1 == T):
                         fail(E.BAD_SHAPE, A_IMG)        # `img` is img + total from now on
                     with m.Else():
@@ -532,7 +545,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)),
                                  rows_sum.eq(rows_sum + p_take), body_len[t].eq(0)]
                     with m.If(p_last):
-                        m.next = "LUT"
+                        after_headers()
                     with m.Else():
                         m.next = "P_SHARE"
                     abort_on_soft_reset()
@@ -569,7 +582,9 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("BODIES"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(bt == t):
+                with m.If((bt == t) & late):
+                    m.next = "LUT"
+                with m.Elif(bt == t):
                     m.next = "WAIT"
                 with m.Elif(body_len[bt] == 0):
                     m.d.sync += bt.eq(bt + 1)

@@ -217,6 +217,12 @@ class TileNode(wiring.Component):
                      pipe.params.mult.eq(rec[32:64]), pipe.params.shift.eq(rec[64:70])]
         with m.If(q_gb.o.valid):
             m.d.sync += q_idx.eq(q_idx + 1)
+        # the tables are in: every record word taken and written (the gearbox empty), so a
+        # result may enter the output pipeline (a LATE_TABLES layer's records arrive after the
+        # bodies, while the tile computes; otherwise before the activations).  Registered: it
+        # rises a cycle after the last record's write; a start clears it.
+        tables_in = Signal()
+        m.d.sync += tables_in.eq(~self.start & (q_cnt == lay.quant_beats) & ~q_gb.o.valid)
 
         # ---------------- results: tile -> (OutputPipeline) -> row register ----------------
         res = tile.results.payload
@@ -229,7 +235,7 @@ class TileNode(wiring.Component):
         ob = Signal(range(max(2, bpr)))
         with m.If(lay.requant):
             pi = pipe.i.payload
-            m.d.comb += [pipe.i.valid.eq(tile.results.valid & tags.w_rdy),
+            m.d.comb += [pipe.i.valid.eq(tile.results.valid & tags.w_rdy & tables_in),
                          pi.channel.eq(res.m), pi.last.eq(1)]
             for b in range(bpr):
                 with m.If(sb == b):

@@ -113,6 +113,8 @@ CASES = [
     ("dense params", lambda d: d.replace(param_a=1), E.BAD_PARAM),
     ("unknown flag", lambda d: d.replace(flags=0x10 | Flags.REQUANT), E.BAD_FLAGS),
     ("LUT without REQUANT", lambda d: d.replace(flags=Flags.LUT), E.BAD_FLAGS),
+    ("LATE_TABLES without REQUANT", lambda d: d.replace(flags=Flags.LATE_TABLES), E.BAD_FLAGS),
+    ("unknown flag 0x40", lambda d: d.replace(flags=0x40 | Flags.REQUANT), E.BAD_FLAGS),
     ("reserved0", lambda d: d.replace(reserved0=1), E.BAD_FLAGS),
     ("reserved2", lambda d: d.replace(reserved2=1), E.BAD_FLAGS),
     ("conv field on matmul", lambda d: d.replace(kh=1), E.BAD_FLAGS),
@@ -124,6 +126,8 @@ CASES = [
     ("out past window", lambda d: d.replace(out=WIN - 16 * 8 + 8), E.OUT_OF_WINDOW),
     ("weights header past window", lambda d: d.replace(weights=WIN - 24), E.OUT_OF_WINDOW),
     ("out exactly fits", lambda d: d.replace(out=WIN - 16 * 8), E.OK),
+    ("LATE_TABLES with REQUANT",
+     lambda d: d.replace(flags=Flags.REQUANT | Flags.LUT | Flags.LATE_TABLES), E.OK),
     # two faults: the earlier check wins
     ("opcode and shape", lambda d: d.replace(opcode=9, m=0), E.BAD_OPCODE),
     ("shape and alignment", lambda d: d.replace(m=0, acts=3), E.BAD_SHAPE),

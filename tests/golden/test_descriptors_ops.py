@@ -189,7 +189,11 @@ def test_depthwise_shape_fields():
     ("add", dict(flags=int(Flags.REQUANT | Flags.INCLUDE_PAD)), E.BAD_FLAGS),
     ("depthwise_conv2d", dict(flags=int(Flags.REQUANT | Flags.ACCUMULATE)), E.BAD_FLAGS),
     ("depthwise_conv2d", dict(flags=int(Flags.LUT)), E.BAD_FLAGS),     # LUT without REQUANT
-    ("maxpool2d", dict(flags=0x20), E.BAD_FLAGS),                      # unknown bit
+    ("maxpool2d", dict(flags=0x20), E.BAD_FLAGS),                      # LATE_TABLES
+    ("avgpool2d", dict(flags=int(Flags.LATE_TABLES | Flags.INCLUDE_PAD)), E.BAD_FLAGS),
+    ("maxpool2d", dict(flags=0x40), E.BAD_FLAGS),                      # unknown bit
+    ("add", dict(flags=int(Flags.REQUANT | Flags.LUT | Flags.LATE_TABLES)), E.OK),
+    ("add", dict(flags=int(Flags.LATE_TABLES)), E.BAD_FLAGS),          # REQUANT required
     # fields the opcode does not use must be 0
     ("maxpool2d", dict(weights=0x4000), E.BAD_FLAGS),
     ("avgpool2d", dict(quant=0x4000), E.BAD_FLAGS),

@@ -65,8 +65,10 @@ def test_checker_cycles_as_measured_on_the_rtl(shape, cycles):
 
 
 def test_phases_add_up(rng):
+    late = Flags.LATE_TABLES
     for fmt, flags in (("dense", REQ_LUT), ("nm", Flags.REQUANT), ("bitmap", 0),
-                       ("block", REQ_LUT)):
+                       ("block", REQ_LUT), ("dense", REQ_LUT | late),
+                       ("nm", Flags.REQUANT | late), ("bitmap", REQ_LUT | late)):
         d, slices, x = _matmul(rng, int(rng.integers(1, 40)), int(rng.integers(1, 40)),
                                int(rng.integers(1, 12)), fmt, flags=flags)
         r = descriptor_cycles(d, slices, x, CFG)
@@ -128,6 +130,28 @@ def test_tables_as_measured_on_the_rtl(rng, key, cycles):
     r = descriptor_cycles(d, slices, x, cfg)
     assert r["tables"] == cycles
     assert descriptor_cycles(d.replace(flags=0), slices, x, cfg)["tables"] == 1
+
+
+def test_late_tables_follow_the_bodies(rng):
+    """LATE_TABLES: the activations right after the headers, the bodies, then the tables:
+    the same reads with one state more (BODIES once more, then LUT), and WAIT right after the
+    records; the layer's other phases keep their lengths.  A bitmap layer of K = 256 gathers
+    for 516 cycles after its body, so no result waits for the records: the layer is shorter
+    by about what the tables cost before."""
+    for key, cycles in RTL_TABLES[:3]:
+        width, m, lut = key
+        d, slices, x = _matmul(rng, m, 16, 4, flags=REQ_LUT if lut else Flags.REQUANT)
+        early = descriptor_cycles(d, slices, x, CFG)
+        late = descriptor_cycles(d.replace(flags=d.flags | Flags.LATE_TABLES), slices, x, CFG)
+        assert late["tables"] >= cycles + 1 and early["tables"] == cycles, (early, late)
+        assert (late["fetch_check"], late["headers"]) == (early["fetch_check"],
+                                                          early["headers"])
+    d, slices, x = _matmul(rng, 16, 256, 8, "bitmap")
+    early = descriptor_cycles(d, slices, x, CFG)
+    late = descriptor_cycles(d.replace(flags=d.flags | Flags.LATE_TABLES), slices, x, CFG)
+    assert late["tables"] == early["tables"] + 1
+    assert late["cycles"] <= early["cycles"] - early["tables"] + 8, (early, late)
+    assert sum(late[p] for p in PHASES) == late["cycles"]
 
 
 def test_descriptor_fetch_and_headers_scale_with_the_bus(rng):

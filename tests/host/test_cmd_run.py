@@ -65,9 +65,9 @@ def test_pool_net_text_report(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = {ln.split()[1]: ln.split() for ln in r.stdout.splitlines()
             if ln[:2].strip().isdigit()}
-    assert rows["pool1"][2:5] == ["maxpool2d", "-", "rows"], rows
+    assert rows["pool1"][2:6] == ["maxpool2d", "-", "rows", "-"], rows      # no tables
     assert rows["pool2"][2:4] == ["avgpool2d", "-"] and rows["gap"][2] == "global_avgpool"
-    assert rows["pool1"][6] == "-" and rows["pool1"][-1] == "0"
+    assert rows["pool1"][7] == "-" and rows["pool1"][-1] == "0"
     assert "pools: sparsemac.golden.net_pool" in r.stdout
     assert "status OK; 0 mismatches" in r.stdout
     text = (EXAMPLES / "pool_net.yaml").read_text().replace(
@@ -112,6 +112,33 @@ def test_tile_split_choices():
     assert all(a in (r, c) for a, r, c in zip(got["auto"], got["rows"], got["cols"]))
     r = run(str(EXAMPLES / "demo_net.yaml"), "--tile-split", "diagonal")
     assert r.returncode == 2 and "argument --tile-split: invalid choice: 'diagonal'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_tables_choices():
+    """``--tables``: every requantized layer's table and records read before the activations
+    (``early``), after the weight bodies (``late``, the LATE_TABLES flag) or per layer the
+    faster by the cycle model (``auto``, the default); every run bit-exact with the same
+    outputs, the choice per layer in the report and the text table; on demo_net the model
+    picks both orders, and its total is at most that of either order alone; an unknown
+    choice is one line naming the flag."""
+    got, total, outs = {}, {}, {}
+    for choice in ("early", "late", "auto"):
+        r = run(str(EXAMPLES / "demo_net.yaml"), "--json", "--tables", choice)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        assert rep["mismatches"] == 0 and rep["status"] == "OK", rep
+        got[choice] = [e["tables"] for e in rep["layers"]]
+        total[choice] = sum(e["cycles"] for e in rep["layers"])
+        outs[choice] = rep["outputs"] if "outputs" in rep else None
+    assert got["early"] == ["early"] * 5 and got["late"] == ["late"] * 5, got
+    assert set(got["auto"]) == {"early", "late"}, got
+    assert total["auto"] <= min(total["early"], total["late"]), total
+    assert total["late"] < total["early"], total
+    r = run(str(EXAMPLES / "demo_net.yaml"), "--tables", "auto")
+    assert r.returncode == 0 and " tables " in r.stdout and " late " in r.stdout, r.stdout
+    r = run(str(EXAMPLES / "demo_net.yaml"), "--tables", "never")
+    assert r.returncode == 2 and "argument --tables: invalid choice: 'never'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 

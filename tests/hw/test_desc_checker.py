@@ -15,7 +15,7 @@ WINDOW = 1 << 16
 def _base(rng):
     fmt = str(rng.choice(["dense", "bitmap", "nm"]))
     kw = dict(fmt=fmt, group_size=CFG.group_size, nm=(2, 8), weights=0, acts=1024, out=4096,
-              quant=8192, lut=12288, flags=int(rng.choice([0, 1, 3, 9])))
+              quant=8192, lut=12288, flags=int(rng.choice([0, 1, 3, 9, 33, 35])))
     if rng.random() < 0.5:
         return matmul_descriptor(m=int(rng.integers(1, 40)), k=int(rng.integers(1, 40)),
                                  n=int(rng.integers(1, 40)), **kw)
@@ -28,7 +28,8 @@ def _base(rng):
 
 MUTATIONS = [
     dict(magic=0), dict(opcode=2), dict(format=4), dict(format=2), dict(param_a=5),
-    dict(param_b=64), dict(flags=0x10), dict(flags=2), dict(reserved0=1), dict(reserved2=7),
+    dict(param_b=64), dict(flags=0x10), dict(flags=2), dict(flags=0x20), dict(flags=0x22),
+    dict(flags=0x21), dict(flags=0x40), dict(reserved0=1), dict(reserved2=7),
     dict(m=0), dict(k=0), dict(n=0), dict(n=0xFFFFFFFF), dict(acts=3), dict(out=WINDOW - 1),
     dict(quant=WINDOW), dict(lut=WINDOW - 8), dict(c=0), dict(h=1), dict(stride_h=0),
     dict(dil_w=0), dict(kw=9), dict(weights=WINDOW - 16), dict(k=7), dict(col_split=1),

@@ -99,7 +99,8 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
     """Events the sequencer must produce for layer ``i`` (golden view of the memory image).
 
     ``("start", node, rows, row_base, cg0, cgs)`` (``cg0 = cgs = 0`` for a row split) and
-    ``(type, dest or "mcast", word)`` per flit.  With ``upto_tile``: only the starts and
+    ``(type, dest or "mcast", word)`` per flit: the headers, the tables (with REQUANT), the
+    activations, the bodies; with LATE_TABLES the tables after the bodies.  With ``upto_tile``: only the starts and
     headers of the tiles before it (a header error there).
     """
     beat = cfg.axi_bytes
@@ -115,15 +116,19 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
             return ev
         ev.append(("start", t, rows, rb, *parts[t]))
         ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o, 32, beat)]
+    tables = []
     if d.flags & Flags.REQUANT:
         if d.flags & Flags.LUT:
             lut = _words(job, d.lut, 256, beat)
         else:                               # generated identity table
             ident = build_lut("identity", 1.0, 1.0).astype(np.int8).tobytes()
             lut = [int.from_bytes(ident[j:j + beat], "little") for j in range(0, 256, beat)]
-        ev += [(FlitType.CTRL, "mcast", w) for w in lut]
+        tables += [(FlitType.CTRL, "mcast", w) for w in lut]
         qlen = -(-d.m * 16 // beat) * beat
-        ev += [(FlitType.CTRL, "mcast", w) for w in _words(job, d.quant, qlen, beat)]
+        tables += [(FlitType.CTRL, "mcast", w) for w in _words(job, d.quant, qlen, beat)]
+    late = bool(d.flags & Flags.LATE_TABLES)    # the tables after the bodies
+    if not late:
+        ev += tables
     act_len = -(-buffer_sizes(d)["acts"] // beat) * beat
     ev += [(FlitType.ACTS, "mcast", w) for w in _words(job, d.acts, act_len, beat)]
     for t, (o, total, _, _) in enumerate(imgs):
@@ -131,6 +136,8 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
             ev += [(FlitType.DATA, "mcast", w) for w in _words(job, o + 32, total - 32, beat)]
             break
         ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o + 32, total - 32, beat)]
+    if late:
+        ev += tables
     return ev
 
 

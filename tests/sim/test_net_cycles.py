@@ -7,6 +7,7 @@ docs/reports/network_model.md (bench/network_model.py)."""
 
 import numpy as np
 import pytest
+from sparsemac.golden.descriptors import Flags
 from sparsemac.host import compile_network, network_from_dict
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.sim.rtl_engine import rtl_job
@@ -87,8 +88,16 @@ COL_SPLIT = ("cols_conv", "cols_matmul", "cols_raw", "cols_bitmap")
 def _compile(cfg):
     split = [("cols" if n["name"] in COL_SPLIT else "rows") for n in NETWORKS
              for _ in n["layers"]]
-    cn = compile_network([network_from_dict(n) for n in NETWORKS], cfg, split=split)
+    # the tables read before the activations or (LATE_TABLES) after the bodies: every other
+    # layer, so both orders run with every kind of layer (and a late layer's records are
+    # checked against the early layer before it)
+    tables = ["late" if i % 2 == 0 else "early" for i in range(len(split))]
+    cn = compile_network([network_from_dict(n) for n in NETWORKS], cfg, split=split,
+                         tables=tables)
     assert sum(cl.descriptor.col_split != 0 for cl in cn.layers) == len(COL_SPLIT)
+    late = [bool(cl.descriptor.flags & Flags.LATE_TABLES) for cl in cn.layers
+            if cl.descriptor.flags & Flags.REQUANT]
+    assert sum(late) >= 5 and late.count(False) >= 5, late
     return cn
 
 
