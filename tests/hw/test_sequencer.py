@@ -100,8 +100,8 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
 
     ``("start", node, rows, row_base, cg0, cgs)`` (``cg0 = cgs = 0`` for a row split) and
     ``(type, dest or "mcast", word)`` per flit: the headers, the tables (with REQUANT), the
-    activations, the bodies; with LATE_TABLES the tables after the bodies.  With ``upto_tile``: only the starts and
-    headers of the tiles before it (a header error there).
+    activations, the bodies; with LATE_TABLES the tables after the bodies.  With
+    ``upto_tile``: only the starts and headers of the tiles before it (a header error there).
     """
     beat = cfg.axi_bytes
     d = unpack_descriptor(_desc_raw(job, i))
