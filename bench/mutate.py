@@ -430,7 +430,8 @@ MUTANTS: list[Mutant] = [
     Mutant("TABLES-GATE-OPEN", "handshake", "hw/tile/tile_node.py",
            "pipe.i.valid.eq(tile.results.valid & tags.w_rdy & tables_in)",
            "pipe.i.valid.eq(tile.results.valid & tags.w_rdy)",
-           ("tests/sim/test_net_cycles.py::test_outputs_bit_exact",),
+           ("tests/hw/test_tile_node.py::test_late_tables_hold_the_results",
+            "tests/sim/test_net_cycles.py::test_outputs_bit_exact"),
            "a LATE_TABLES layer requantizes its first results with the previous layer's "
            "records and table"),
     Mutant("LATE-TABLES-WITHOUT-REQUANT", "flag decode", "hw/hub/desc_checker.py",

@@ -42,8 +42,12 @@ def _words(raw, beat):
 
 
 def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stall=0.3,
-         max_cycles=20_000, until_image_done=False):
-    """One layer through the node; returns (rows of result bytes, status dict)."""
+         max_cycles=20_000, until_image_done=False, late_gap=None):
+    """One layer through the node; returns (rows of result bytes, status dict).
+
+    ``late_gap``: the LATE_TABLES order (the table and records after the body, ``late_gap``
+    idle cycles after it); ``status["early_results"]`` counts RESULT flits that left before
+    the last record was sent."""
     dut = TileNode(cfg, node=1)
     beat = cfg.axi_bytes
     K, N = X.shape
@@ -53,12 +57,19 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
     out = {}
     st = {"end": False, "markers": 0, "after_marker": 0}
     flits = [(FlitType.DATA, w) for w in _words(image[:32], beat)]
+    tables = []
     if requant:
-        flits += [(FlitType.CTRL, w) for w in _words(lut, beat)]
-        flits += [(FlitType.CTRL, w) for w in _words(quant, beat)]
+        tables += [(FlitType.CTRL, w) for w in _words(lut, beat)]
+        tables += [(FlitType.CTRL, w) for w in _words(quant, beat)]
+    if late_gap is None:
+        flits += tables
     act_words = _words(X.tobytes(), beat)
     flits += [(FlitType.ACTS, w) for w in act_words]
     flits += [(FlitType.DATA, w) for w in _words(image[32:], beat)]
+    if late_gap is not None:
+        flits += [("gap", late_gap)] + tables
+    st["tables_in"] = not tables
+    st["early_results"] = 0
 
     async def hub(ctx):
         lay = dut.layer
@@ -78,8 +89,13 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
         await ctx.tick()
         ctx.set(dut.start, 0)
         for ftype, w in flits:
+            if ftype == "gap":
+                ctx.set(dut.flits_in.valid, 0)
+                await ctx.tick().repeat(w)
+                continue
             await stream_put(ctx, dut.flits_in, {"type": ftype, "payload": w}, prng=prng,
                              stall=stall)
+        st["tables_in"] = True
         ctx.set(dut.flits_in.valid, 0)
 
     async def sink(ctx):
@@ -93,6 +109,7 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
             if not (v and r):
                 continue
             assert FlitType(ftype) == FlitType.RESULT
+            st["early_results"] += not st["tables_in"]
             m, eoff, data = p & 0xFFFF, p >> 16 & 0xFFFF, (p >> 32).to_bytes(D, "little")
             if m == DONE_MARKER:
                 st["markers"] += 1
@@ -140,7 +157,21 @@ def test_matmul_results_match_golden(build, fmt, mode, rng, seed):
     (``local`` off by one), the activation table written at ``lut_addr + 1``, or the marker
     sent before the last result.
     """
-    cfg = NODE_CFGS[build]
+    _check_layer(NODE_CFGS[build], fmt, mode, rng, seed)
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+@pytest.mark.parametrize("gap", [1, 40])
+def test_late_tables_hold_the_results(fmt, gap, rng, seed):
+    """The LATE_TABLES order (docs/accelerator.md): header, activations, body, ``gap`` idle
+    cycles, then the table and the records.  No RESULT flit leaves before the last record is
+    in (the node's ``tables_in`` gate; the lanes stop at their second pending result), and
+    every byte equals golden with the records that came last (planted: the gate removed, mutant
+    TABLES-GATE-OPEN, gives results requantized with the power-on records)."""
+    _check_layer(NODE_CFGS["2x2/2"], fmt, "lut", rng, seed, late_gap=gap)
+
+
+def _check_layer(cfg, fmt, mode, rng, seed, *, late_gap=None):
     M = int(rng.integers(1, cfg.out_buf_depth + 1))
     K = int(rng.integers(1, 9))
     N = 2 * int(rng.integers(0, 2 * cfg.cols)) + 1     # odd: the last segment is partial
@@ -170,7 +201,9 @@ def test_matmul_results_match_golden(build, fmt, mode, rng, seed):
     Y = np.asarray(golden.matmul(W, X, acc_width=cfg.acc_width, **kw))
     exp = Y.astype(np.int8) if requant else Y.astype(np.int64).astype("<i4")
     out, st = _run(cfg, image=image, X=X, M=M, fmt_code=FORMAT_CODES[fmt],
-                   requant=requant, lut=lut, quant=quant, seed=seed)
+                   requant=requant, lut=lut, quant=quant, seed=seed, late_gap=late_gap)
+    if late_gap is not None:
+        assert st["early_results"] == 0, f"seed {seed}: {st['early_results']} results early"
     es = 1 if requant else 4
     assert len(st.get("written", ())) == M * N * es, (
         f"seed {seed}: {len(st.get('written', ()))} result bytes written, expected {M * N * es}")
