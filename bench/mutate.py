@@ -434,6 +434,12 @@ MUTANTS: list[Mutant] = [
             "tests/sim/test_net_cycles.py::test_outputs_bit_exact"),
            "a LATE_TABLES layer requantizes its first results with the previous layer's "
            "records and table"),
+    Mutant("RESULT-BUF-MARKER-EARLY", "end of stream", "hw/tile/tile_node.py",
+           "with m.If(~tile.busy & ~rs_valid & (inflight == 0) & ~row_valid):",
+           "with m.If(~tile.busy & (inflight == 0) & ~row_valid):",
+           ("tests/hw/test_tile_node.py",),
+           "the end marker leaves while results still wait in the node's result buffer: the "
+           "hub ends the layer before they are written"),
     Mutant("LATE-TABLES-WITHOUT-REQUANT", "flag decode", "hw/hub/desc_checker.py",
            "| ((lut | late) & ~requant) |", "| (lut & ~requant) |",
            ("tests/hw/test_desc_checker.py",),

@@ -110,6 +110,15 @@ def _cfg(cfg, name: str, default=None) -> int:
     return int(v)
 
 
+def _result_buf(cfg) -> int:
+    """``cfg.result_buf_depth``: the tile node's result buffer (0: none; a duck-typed ``cfg``
+    without the field has none)."""
+    v = getattr(cfg, "result_buf_depth", 0)
+    if v is None or isinstance(v, bool) or int(v) != v or v < 0:
+        raise ValueError(f"cfg.result_buf_depth must be a non-negative int, not {v!r}")
+    return int(v)
+
+
 def _read(beats: int) -> int:
     """Cycles of the sequencer's RD_STREAM state for a read of ``beats`` beats (bus rate)."""
     return READ_LATENCY + beats + READ_TAIL
@@ -280,6 +289,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
                          f"not {payload!r}")
     depth = _cfg(cfg, "ring_fifo_depth", 4)
     outstanding = _cfg(cfg, "max_outstanding", 4)
+    rbuf = _result_buf(cfg)
     acc = _cfg(cfg, "acc_width", 32)
     out_lanes = _cfg(cfg, "out_lanes", cols)
     if len(slices) > tiles:
@@ -350,7 +360,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
             flits = [_result_flits(row0 + lane + rows * (j // g), g0 + j % g, N, cols, es,
                                    dbytes) for j in range(len(items))]
             lanes.append((toks, flits, cell))
-        nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA)
+        nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA, rbuf)
         box.append(nd)
         nd.compute, nd.im2col = comp, (im2col if waits else 0)
         comps.append(comp)

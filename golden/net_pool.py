@@ -18,7 +18,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from .descriptors import DESC_BYTES, Opcode
-from .net_cycles import _DIV_STEPS, PREFETCH_START, _read, _report, _result_flits
+from .net_cycles import _DIV_STEPS, PREFETCH_START, _read, _report, _result_buf, _result_flits
 from .net_replay import _ACTS, _TOKEN_FIRE, _cdiv, _Node
 from .net_tail import _tail
 from .tile_model import gather_gate
@@ -140,7 +140,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
         toks = pool_tokens(ncg * rows, kk, gate=gate, avg=avg, bpr=pool_divide_beats(cols))
         flits = [_result_flits(c0 + w % rows, w // rows, n, cols, 1, dbytes)
                  for w in range(len(toks))]
-        nd = _Node(t, [([x - _TOKEN_FIRE for x in toks], flits)], 0, 1, 0)
+        nd = _Node(t, [([x - _TOKEN_FIRE for x in toks], flits)], 0, 1, 0, _result_buf(cfg))
         nd.compute = toks[-1] + 1
         nodes.append(nd)
     act_words = _cdiv(d.c * d.h * d.w, beat)

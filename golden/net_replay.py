@@ -111,9 +111,10 @@ class _Node:
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
-                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid", "tab_at")
+                 "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid", "tab_at",
+                 "rbuf", "rbuf_depth")
 
-    def __init__(self, tile, lanes, pipe_len, bpr, t2f):
+    def __init__(self, tile, lanes, pipe_len, bpr, t2f, rbuf: int = 0):
         self.tile = tile
         self.t2f = t2f
         # per lane: [token offsets, next index, shift, pending, result FIFO, flits per row,
@@ -149,6 +150,10 @@ class _Node:
         # from this cycle on the output pipeline takes results (hw/tile/tile_node.py
         # ``tables_in``: the requant records are in; None: not yet)
         self.tab_at = -(1 << 30)
+        # the node's result buffer (hw/tile/tile_node.py ``result_buf``, ``rbuf`` entries, 0:
+        # none): (cycle written, result); readable the cycle after it was written
+        self.rbuf_depth = rbuf
+        self.rbuf: deque = deque()
 
     def offer(self, c):
         if self.row is not None and c >= self.row_at:
@@ -222,8 +227,17 @@ class _Node:
                     pick = ln
                     break
         popped = False
+        rb = self.rbuf
+        if self.rbuf_depth:
+            # the arbiter writes the buffer while it has room (counted at the start of the
+            # cycle); the consumers below read its head (written in an earlier cycle)
+            room = len(rb) < self.rbuf_depth
+            head = rb[0][1] if rb and rb[0][0] < c else None
         if self.pipe is None:                    # raw results: straight to the row register
-            if pick is not None and row_free:
+            if self.rbuf_depth:
+                if head is not None and row_free:
+                    self._load(rb.popleft()[1], c)
+            elif pick is not None and row_free:
                 self._load(pick[4].popleft()[1], c)
                 pick[3] -= 1
                 popped = True
@@ -259,15 +273,23 @@ class _Node:
                 lut[0] = mid
             if req_en:
                 new = None
-                if pick is not None and self.tab_at is not None and c >= self.tab_at:
+                src = head if self.rbuf_depth else pick
+                if src is not None and self.tab_at is not None and c >= self.tab_at:
                     self.sb += 1
                     if self.sb == self.bpr:      # the last beat of the result: pop it
                         self.sb = 0
-                        new = pick[4].popleft()[1]
-                        pick[3] -= 1
-                        popped = True
+                        if self.rbuf_depth:
+                            new = rb.popleft()[1]
+                        else:
+                            new = pick[4].popleft()[1]
+                            pick[3] -= 1
+                            popped = True
                 req.pop()
                 req.appendleft(new)
+        if self.rbuf_depth and pick is not None and room:
+            rb.append((c, pick[4].popleft()[1]))
+            pick[3] -= 1
+            popped = True
         self.held = pick if pick is not None and not popped else None
         if (self.marker_at is None and self.left == 0 and self.row is None
                 and self.compute is not None and c >= self.cs + self.compute):
@@ -283,7 +305,7 @@ class _Node:
         if self.left == 0 and self.row is None:      # the end marker is next
             return max(c, self.marker_at if self.marker_at is not None
                        else self.cs + self.compute)
-        if (self.row is not None or any(ln[4] for ln in self.lanes)
+        if (self.row is not None or self.rbuf or any(ln[4] for ln in self.lanes)
                 or (self.pipe is not None
                     and (self.pipe[1][0] is not None or any(self.pipe[0])
                          or self.skid != [None, None]))):

@@ -49,7 +49,7 @@ _INT_RANGES: dict[str, tuple[int, int, bool]] = {
     "max_outstanding": (1, 16, False),
     # tile buffers (entries)
     "weight_buf_depth": (64, 1 << 20, True), "act_buf_depth": (16, 1 << 20, True),
-    "out_buf_depth": (16, 1 << 20, True),
+    "out_buf_depth": (16, 1 << 20, True), "result_buf_depth": (0, 1024, False),
     # ring
     "ring_payload_width": (16, 512, True), "ring_fifo_depth": (2, 64, False),
     # output pipeline
@@ -103,6 +103,11 @@ class AcceleratorConfig:
         Tile-local buffer depths in entries (power of two).  A weight entry is one compressed
         stream word, an activation entry is one ``K`` row of ``cols`` int8 values, an output
         entry is one row of ``cols`` results.
+    result_buf_depth : int
+        Results (a lane's ``cols`` accumulators, row and column group) a tile node holds
+        between its tile and its output pipeline (0..1024; 0: none, the tile's two-entry
+        lane FIFOs only), so the lanes keep computing while results cannot leave: a
+        LATE_TABLES layer waiting for its records, a write-back bound layer.
     ring_payload_width : int
         Payload bits of a ring flit (16..512, power of two).
     ring_fifo_depth : int
@@ -145,6 +150,7 @@ class AcceleratorConfig:
     weight_buf_depth: int = 4096
     act_buf_depth: int = 1024
     out_buf_depth: int = 256
+    result_buf_depth: int = 32
     ring_payload_width: int = 64
     ring_fifo_depth: int = 4
     lut_enabled: bool = True

@@ -129,6 +129,7 @@ class TileNode(wiring.Component):
         # ---------------- node control ----------------
         done_flit = Signal()
         row_valid = Signal()
+        rs_valid, rs_ready = Signal(), Signal()     # the result buffer's output
         inflight = Signal(range(64))
         with m.FSM():
             with m.State("IDLE"):
@@ -153,7 +154,7 @@ class TileNode(wiring.Component):
             with m.State("RUN"):
                 with m.If(tile.error):
                     m.d.sync += self.error.eq(1)
-                with m.If(~tile.busy & (inflight == 0) & ~row_valid):
+                with m.If(~tile.busy & ~rs_valid & (inflight == 0) & ~row_valid):
                     m.next = "MARK"
             with m.State("MARK"):
                 m.d.comb += done_flit.eq(1)
@@ -224,8 +225,21 @@ class TileNode(wiring.Component):
         tables_in = Signal()
         m.d.sync += tables_in.eq(~self.start & (q_cnt == lay.quant_beats) & ~q_gb.o.valid)
 
-        # ---------------- results: tile -> (OutputPipeline) -> row register ----------------
-        res = tile.results.payload
+        # ---------------- results: tile -> buffer -> (OutputPipeline) -> row register ----------
+        # the result buffer (``result_buf_depth`` entries, a SyncFIFO: a result written in
+        # one cycle is readable in the next) lets the lanes run on while results cannot leave
+        # (the records of a LATE_TABLES layer not in yet, the ring or the writes behind)
+        res = Signal.like(tile.results.payload)
+        if cfg.result_buf_depth:
+            m.submodules.result_buf = rbuf = SyncFIFO(width=len(res.as_value()),
+                                                      depth=cfg.result_buf_depth)
+            m.d.comb += [rbuf.w_en.eq(tile.results.valid), tile.results.ready.eq(rbuf.w_rdy),
+                         rbuf.w_data.eq(tile.results.payload.as_value()),
+                         rs_valid.eq(rbuf.r_rdy), res.as_value().eq(rbuf.r_data),
+                         rbuf.r_en.eq(rs_ready)]
+        else:
+            m.d.comb += [rs_valid.eq(tile.results.valid), tile.results.ready.eq(rs_ready),
+                         res.eq(tile.results.payload)]
         es = self.esize_max
         row = Signal(8 * cols * es)
         row_m, row_cg = Signal(DIM_WIDTH), Signal(DIM_WIDTH)
@@ -235,7 +249,7 @@ class TileNode(wiring.Component):
         ob = Signal(range(max(2, bpr)))
         with m.If(lay.requant):
             pi = pipe.i.payload
-            m.d.comb += [pipe.i.valid.eq(tile.results.valid & tags.w_rdy & tables_in),
+            m.d.comb += [pipe.i.valid.eq(rs_valid & tags.w_rdy & tables_in),
                          pi.channel.eq(res.m), pi.last.eq(1)]
             for b in range(bpr):
                 with m.If(sb == b):
@@ -244,10 +258,10 @@ class TileNode(wiring.Component):
             with m.If(pipe.i.valid & pipe.i.ready):
                 m.d.sync += sb.eq(Mux(sb == bpr - 1, 0, sb + 1))
                 with m.If(sb == bpr - 1):
-                    m.d.comb += [tile.results.ready.eq(1), tags.w_en.eq(1)]
+                    m.d.comb += [rs_ready.eq(1), tags.w_en.eq(1)]
         with m.Else():
-            m.d.comb += tile.results.ready.eq(~row_valid)
-            with m.If(tile.results.valid & ~row_valid):
+            m.d.comb += rs_ready.eq(~row_valid)
+            with m.If(rs_valid & ~row_valid):
                 m.d.sync += [row_valid.eq(1), row_m.eq(row_base + res.m), row_cg.eq(res.cg)]
                 ext = [Signal(signed(8 * es), name=f"ext{c}") for c in range(cols)]
                 m.d.comb += [e.eq(res.acc[c]) for c, e in enumerate(ext)]

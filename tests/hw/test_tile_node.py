@@ -139,12 +139,16 @@ def _run(cfg, *, image, X, M, fmt_code, requant, lut=None, quant=b"", seed, stal
 #: Configurations of the node: out_lanes = cols (one pipeline beat per result row) and
 #: out_lanes < cols (a row goes through the output pipeline in cols / out_lanes beats).
 NODE_CFGS = {"2x2/2": CFG, "2x4/2": CFG.replace(cols=4, out_lanes=2),
-             "2x4/1": CFG.replace(cols=4, out_lanes=1)}
+             "2x4/1": CFG.replace(cols=4, out_lanes=1),
+             # no result buffer (``result_buf_depth`` 0: the tile's results straight on) and
+             # the smallest one
+             "2x2/2 nobuf": CFG.replace(result_buf_depth=0),
+             "2x2/2 buf1": CFG.replace(result_buf_depth=1)}
 
 
 @pytest.mark.parametrize("build,fmt,mode", [
     *(("2x2/2", f, mo) for f in FMTS for mo in ("raw", "identity", "lut")),
-    *((b, f, mo) for b in ("2x4/2", "2x4/1")
+    *((b, f, mo) for b in ("2x4/2", "2x4/1", "2x2/2 nobuf", "2x2/2 buf1")
       for f, mo in (("dense", "lut"), ("nm", "identity"), ("bitmap", "raw"), ("block", "lut")))])
 def test_matmul_results_match_golden(build, fmt, mode, rng, seed):
     """Random ``W[M, K] @ X[K, N]`` (M up to out_buf_depth, N not a multiple of cols): the
@@ -162,13 +166,14 @@ def test_matmul_results_match_golden(build, fmt, mode, rng, seed):
 
 @pytest.mark.parametrize("fmt", FMTS)
 @pytest.mark.parametrize("gap", [1, 40])
-def test_late_tables_hold_the_results(fmt, gap, rng, seed):
+@pytest.mark.parametrize("build", ["2x2/2", "2x2/2 nobuf"])
+def test_late_tables_hold_the_results(build, fmt, gap, rng, seed):
     """The LATE_TABLES order (docs/accelerator.md): header, activations, body, ``gap`` idle
     cycles, then the table and the records.  No RESULT flit leaves before the last record is
     in (the node's ``tables_in`` gate; the lanes stop at their second pending result), and
     every byte equals golden with the records that came last (planted: the gate removed, mutant
     TABLES-GATE-OPEN, gives results requantized with the power-on records)."""
-    _check_layer(NODE_CFGS["2x2/2"], fmt, "lut", rng, seed, late_gap=gap)
+    _check_layer(NODE_CFGS[build], fmt, "lut", rng, seed, late_gap=gap)
 
 
 def _check_layer(cfg, fmt, mode, rng, seed, *, late_gap=None):
