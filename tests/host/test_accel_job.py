@@ -46,9 +46,11 @@ def test_build_job_is_compile_network(cfg, seed):
     s = int(rng.integers(0, 2**31))
     pick = np.random.default_rng([s, 8])        # build_job's rows / cols per layer
     split = [str(pick.choice(["rows", "cols"])) for _ in placed]
+    order = np.random.default_rng([s, 9])       # ... and its tables early / late per layer
+    tables = [str(order.choice(["early", "late"])) for _ in placed]
     cn = compile_network([network_from_dict(n) for n in nets], cfg, base=job.base,
                          seed=s, irq_last=False, quant="random", out_fill="random",
-                         split=split)
+                         split=split, tables=tables)
     assert bytes(job.image) == cn.image, f"seed {seed}"
     assert (job.desc_base, job.count, job.limit) == (cn.desc_base, cn.desc_count, cn.mem_limit)
     assert [L["chain"] for L in job.layers] == [L["chain"] for L in placed]
@@ -85,9 +87,11 @@ def test_chained_layers_are_one_network():
     assert [L["chain"] for L in job.layers] == [False, True, True, True]
     rng = np.random.default_rng(6)
     (net,), _ = accel_driver.job_networks(rng, BIG, layers)
-    cn = compile_network(network_from_dict(net), BIG, base=job.base,
-                         seed=int(rng.integers(0, 2**31)), irq_last=False, quant="random",
-                         out_fill="random", split="rows")
+    s = int(rng.integers(0, 2**31))
+    order = np.random.default_rng([s, 9])       # build_job's tables early / late per layer
+    cn = compile_network(network_from_dict(net), BIG, base=job.base, seed=s, irq_last=False,
+                         quant="random", out_fill="random", split="rows",
+                         tables=[str(order.choice(["early", "late"])) for _ in layers])
     assert bytes(job.image) == cn.image
     assert [r.name for r in cn.regions][:3] == ["descriptors", "input", "layer0.weights"]
 
