@@ -196,7 +196,9 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
         "",
         "Phases (model, share of the cycles; they add up to the descriptor's cycles): **fixed** "
         "= descriptor fetch and checks, image headers (one read and check per tile), "
-        "activation table and requant records, end of layer; **load** = activations (read "
+        "activation table and requant records (for a LATE_TABLES layer, read after the bodies "
+        "while the tiles compute: the compiler's per-layer choice since session 22), end of "
+        "layer; **load** = activations (read "
         "once, multicast) and image bodies (tile after tile on the one read port, one multicast "
         "body for a layer whose columns are split across the tiles; since session 19 the "
         "tiles' lanes compute while the bodies stream, so part of the compute hides here); "
@@ -208,7 +210,8 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
         "![where the cycles go](network_cycles.png)",
         "",
         "The same cycles by sequencer phase (model, sum over the descriptors; `wait` = from the "
-        "last body to the end: the last tiles' im2col and compute, then the write-back; "
+        "last stream (the last body, or a LATE_TABLES layer's records) to the end: the last "
+        "tiles' im2col and compute, then the write-back; "
         "`writes` = AXI write commands, against the output's bus beats):",
         "",
         "| network | fetch + check | headers | tables | activations | bodies | wait | writes "
