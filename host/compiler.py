@@ -351,6 +351,18 @@ def _use_col_split(cl, cfg, split: str) -> bool:
     return prefer_col_split(cl, cfg, rows, col_split_of(n, cfg))
 
 
+def _per_layer_choices(name: str, value, allowed, total: int, batch: bool) -> list:
+    """``value`` (one of ``allowed``, or a sequence of ``total`` of them: one per layer) as a
+    list of ``total`` choices; a sequence only for networks of one image."""
+    choices = [value] * total if isinstance(value, str) else list(value)
+    if len(choices) != total or any(c not in allowed for c in choices):
+        raise ValueError(f"{name} must be one of {', '.join(allowed)} or {total} of them (one "
+                         f"per layer), not {value!r}")
+    if not isinstance(value, str) and batch:
+        raise ValueError(f"{name} must be one string for a batch of images")
+    return choices
+
+
 def _late_tables(cl, d, cfg) -> bool:
     """Whether the requantized layer ``cl`` (descriptor ``d`` as built) reads its tables after
     the bodies: its ``tables`` choice, ``auto`` by the network cycle model."""
@@ -1014,21 +1026,11 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     for n in nets:
         _check_config(n, cfg, limits)
     total = sum(len(n.layers) for n in nets)
-    splits = [split] * total if isinstance(split, str) else list(split)
-    if len(splits) != total or any(s not in SPLITS for s in splits):
-        raise ValueError(f"split must be one of {', '.join(SPLITS)} or {total} of them (one "
-                         f"per layer), not {split!r}")
-    if not isinstance(split, str) and any(n.batch > 1 for n in nets):
-        raise ValueError("split must be one string for a batch of images")
-    table_choice = [tables] * total if isinstance(tables, str) else list(tables)
-    if len(table_choice) != total or any(t not in TABLES for t in table_choice):
-        raise ValueError(f"tables must be one of {', '.join(TABLES)} or {total} of them (one "
-                         f"per layer), not {tables!r}")
-    if not isinstance(tables, str) and any(n.batch > 1 for n in nets):
-        raise ValueError("tables must be one string for a batch of images")
-    table_per_layer = iter(table_choice)
-    per_layer = iter(splits)        # a list: one choice per layer, in order
-    if any(n.batch > 1 for n in nets):
+    batch = any(n.batch > 1 for n in nets)
+    # a list: one choice per layer, in order
+    per_layer = iter(_per_layer_choices("split", split, SPLITS, total, batch))
+    table_per_layer = iter(_per_layer_choices("tables", tables, TABLES, total, batch))
+    if batch:
         if quant != "calibrate":
             raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
         nets = [b for n in nets for b in batch_networks(n, cfg, seed=seed, limits=limits)]

@@ -232,6 +232,27 @@ def test_seed_changes_weights_and_base_moves_window():
         compile_network(net, CFG, base=100)
 
 
+def test_per_layer_choices_name_the_option():
+    """``split`` and ``tables``: one value for every layer or one per layer; a bad value or a
+    list of the wrong length names the option, its choices and the layer count; a list with a
+    batch of images is refused; with one of each the LATE_TABLES flag follows ``tables``."""
+    d = {"input": {"shape": [8, 3]}, "layers": [{"op": "matmul", "out_features": 4},
+                                                {"op": "matmul", "out_features": 4}]}
+    net = network_from_dict(d)
+    for name, bad in (("split", "diagonal"), ("split", ["rows"]), ("tables", "never"),
+                      ("tables", ["early", "late", "late"])):
+        with pytest.raises(ValueError, match=rf"{name} must be one of .* or 2 of them \(one "
+                                             rf"per layer\), not {re.escape(repr(bad))}"):
+            compile_network(net, CFG, **{name: bad})
+    conv = {"op": "conv2d", "out_channels": 2, "kernel": 3, "padding": 1}
+    batch = network_from_dict({"input": {"shape": [2, 1, 4, 4]}, "layers": [conv, conv]})
+    assert batch.batch == 2
+    with pytest.raises(ValueError, match="tables must be one string for a batch of images"):
+        compile_network(batch, CFG, tables=["early", "late"])
+    cn = compile_network(net, CFG, tables=["late", "early"])
+    assert [bool(cl.descriptor.flags & Flags.LATE_TABLES) for cl in cn.layers] == [True, False]
+
+
 def test_tile_buffer_needs_and_check(rng, seed):
     """`tile_buffer_needs` against counts derived by hand for demo_net on the tiny preset, and
     `check_tile_buffers` accepting each limit at exactly the need and refusing one below."""
