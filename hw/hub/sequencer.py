@@ -37,7 +37,9 @@ class Sequencer(wiring.Component):
     (unicast to node ``t + 1``); then the activation table (``CTRL``, multicast; an identity
     table, `IdentityTable`, is generated when ``REQUANT`` is set without ``LUT``), the requant
     records (``CTRL``, multicast), the activations (``ACTS``, multicast, read once) and finally
-    the image bodies tile after tile (so tile ``t`` computes while later tiles load). Then wait
+    the image bodies tile after tile (so tile ``t`` computes while later tiles load); with the
+    descriptor's ``LATE_TABLES`` flag the table and the records follow the bodies instead
+    (read while the tiles compute; each node's output pipeline waits for its records). Then wait
     until the `ResultWriter` has seen one end marker per started node and every started node's
     `ImageChecker` has passed its image. While a layer waits, the next descriptor is prefetched:
     read into the descriptor register and checked by the `DescChecker` (the running layer no
