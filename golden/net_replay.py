@@ -90,6 +90,12 @@ class _Router:
         self.done = [False, False]               # a head's local copy was delivered
 
 
+def _take(ln):
+    """The head of lane ``ln``'s result FIFO, popped (one result fewer pending)."""
+    ln[3] -= 1
+    return ln[4].popleft()[1]
+
+
 class _Node:
     """A tile node's result side (hw/tile/tile.py, hw/tile/tile_node.py).
 
@@ -238,8 +244,7 @@ class _Node:
                 if head is not None and row_free:
                     self._load(rb.popleft()[1], c)
             elif pick is not None and row_free:
-                self._load(pick[4].popleft()[1], c)
-                pick[3] -= 1
+                self._load(_take(pick), c)
                 popped = True
         else:
             # requantizer then activation table: two pipelines, each frozen while its own
@@ -281,14 +286,12 @@ class _Node:
                         if self.rbuf_depth:
                             new = rb.popleft()[1]
                         else:
-                            new = pick[4].popleft()[1]
-                            pick[3] -= 1
+                            new = _take(pick)
                             popped = True
                 req.pop()
                 req.appendleft(new)
         if self.rbuf_depth and pick is not None and room:
-            rb.append((c, pick[4].popleft()[1]))
-            pick[3] -= 1
+            rb.append((c, _take(pick)))
             popped = True
         self.held = pick if pick is not None and not popped else None
         if (self.marker_at is None and self.left == 0 and self.row is None
