@@ -39,9 +39,11 @@ WORK = ROOT / "build" / "board_builds"
 
 # 64 MACs as one tile of 4 lanes x 16 columns: the zero-skipping front end (one decoder per
 # lane) is shared by 16 columns; dense + nm (the formats whose area pays, docs/flow.md).
+# An 8-entry result buffer per node (the default 32 x 544 bits is ~1,100 LUT of LUTRAM at 4x16;
+# the benchmark layer is compute-bound and needs only a few entries to keep the lanes going).
 _ULX3S_64 = dict(rows=4, cols=16, tiles=1, out_lanes=4, formats=["dense", "nm"],
                  axi_data_width=64, weight_buf_depth=2048, act_buf_depth=512,
-                 out_buf_depth=64)
+                 out_buf_depth=64, result_buf_depth=8)
 
 # the same array on a 128-bit bus (and ring): the benchmark layer's load and write-back take
 # half the beats (the weight buffer keeps its bytes: half the words, twice as wide)

@@ -75,7 +75,7 @@ class Board:
 
 # Parameters on top of the `tiny` preset (1 tile of 2x2, small buffers).
 _ULX3S = dict(rows=4, cols=4, tiles=1, out_lanes=4, axi_data_width=64,
-              weight_buf_depth=512, act_buf_depth=256, out_buf_depth=32)
+              weight_buf_depth=512, act_buf_depth=256, out_buf_depth=32, result_buf_depth=8)
 # iCEBreaker: the tile alone (TileSelfTest), 2x2, no multiplier pipeline, 24-bit accumulators:
 # 72 % of the logic cells, placed in 18 s (session 15: 2811 LUT4, 2349 FF, placed in 20-40 s by
 # most seeds, `PNR_SEEDS`).  Before the tile stopped carrying (m, cg) through its lanes the same
