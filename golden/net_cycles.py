@@ -7,7 +7,8 @@ follows the same steps with the same rules:
 1. **fetch and checks** (closed form): the 64-byte descriptor in one DMA read, then the
    DescChecker, a serial shift-and-add multiplier and a 24-step divider, counted op by op
    (`checker_cycles`); for every tile slice its 32-byte image header read, checked
-   (``HeaderChecker.latency``) and sent to the tile.
+   (``HeaderChecker.latency``) and sent to the tile (the next tile's header is read while
+   this one is checked and sent: the sequencer's ``HeaderPrefetch``).
 2. **tables** (``REQUANT``): the activation table (256 bytes, read, or the identity table
    generated a word per cycle) and the ``M`` requant records, multicast on the ring; every
    node writes the table a bus word per cycle into its shadow table (``256 / beat`` cycles).
@@ -322,7 +323,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     if split:       # one header read, checked again and sent to every tile (W_NEXT -> HSTART)
         ph["headers"] = one + (len(shares) - 1) * (1 + HEADER_CHECK_LATENCY + hb + 1)
     else:
-        ph["headers"] = len(slices) * one
+        # tile t + 1's header is read while tile t's is checked and sent (the sequencer's
+        # HeaderPrefetch): requested in the second HCHECK cycle, ready two cycles after its
+        # read, taken in H_NEXT (after W_NEXT) or as soon as it is ready
+        nxt = max(HEADER_CHECK_LATENCY + hb + 2, 5 + _read(hb)) + 1
+        ph["headers"] = one + (len(slices) - 1) * nxt
     # 2.-4. tables, activations, bodies, compute, write-back: replayed cycle by cycle
     tcfg = SimpleNamespace(rows=rows, cols=cols, tiles=1, axi_data_width=width,
                            mul_pipeline=mp)

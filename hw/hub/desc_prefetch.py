@@ -22,8 +22,10 @@ class DescPrefetch(wiring.Component):
     fetch shares: the block tells it when to load them (``issue``), when the read command is
     offered (``issuing``) and when the read's words and status are taken (``streaming``).  It
     moves only while ``window`` is high (the sequencer's read port is idle: WAIT, LAYER_DONE,
-    NEXT); ``request`` starts a prefetch from idle.  No latency of its own: every output is
-    a decode of the state register, which changes on the clock edge after its inputs.
+    NEXT); ``request`` starts a prefetch from idle.  `HeaderPrefetch` runs the same state
+    machine for the next tile's image header (its check always passes).  No latency of its
+    own: every output is a decode of the state register, which changes on the clock edge
+    after its inputs.
 
     Parameters
     ----------

@@ -6,9 +6,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import DESC_BYTES, ErrorCode, Flags, Opcode
+from sparsemac.golden.formats import HEADER_BYTES
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
 from sparsemac.hw.hub.desc_prefetch import DescPrefetch
+from sparsemac.hw.hub.header_prefetch import HeaderPrefetch
 from sparsemac.hw.hub.identity_table import IdentityTable
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
@@ -34,7 +36,9 @@ class Sequencer(wiring.Component):
     and the hardware limits; here also ``format``, parameters and ``cols`` equal the
     descriptor's, the rows fit ``M``, ``total`` fits the weight buffer and the window: one cycle
     plus ``HeaderChecker.latency``), start the node (``node_start``) and send it the header
-    (unicast to node ``t + 1``); then the activation table (``CTRL``, multicast; an identity
+    (unicast to node ``t + 1``; tile ``t + 1``'s header is read while tile ``t``'s is checked
+    and sent, `HeaderPrefetch`, when its 32 bytes lie inside the window); then the activation
+    table (``CTRL``, multicast; an identity
     table, `IdentityTable`, is generated when ``REQUANT`` is set without ``LUT``), the requant
     records (``CTRL``, multicast), the activations (``ACTS``, multicast, read once) and finally
     the image bodies tile after tile (so tile ``t`` computes while later tiles load); with the
@@ -82,6 +86,7 @@ class Sequencer(wiring.Component):
         self.checker = DescChecker(cfg)
         self.header_checker = HeaderChecker(cfg)
         self.identity_table = IdentityTable(word_bytes=cfg.axi_bytes)
+        self.header_prefetch = HeaderPrefetch(cfg, tag_width=tag_width, tag=_P_WHDR)
         super().__init__({
             "start": In(1), "soft_reset": In(1),
             "desc_base": In(aw), "desc_count": In(32), "mem_base": In(aw), "mem_limit": In(aw),
@@ -115,6 +120,7 @@ class Sequencer(wiring.Component):
         m.submodules.header_checker = hc = self.header_checker
         m.submodules.identity_table = ident = self.identity_table
         m.submodules.prefetch = pf = DescPrefetch(addr_width=aw)
+        m.submodules.header_prefetch = hpf = self.header_prefetch
         E = ErrorCode
 
         desc = Signal(descriptor_layout())
@@ -187,14 +193,17 @@ class Sequencer(wiring.Component):
         h_format, h_param, h_shape, h_size, h_window, h_last = (
             Signal(name=f"h_{n}") for n in ("format", "param", "shape", "size", "window",
                                             "last"))
+        # header prefetch (`HeaderPrefetch`): the next tile's image address (HSTART), whether
+        # its header may be read (HCHECK), the prefetch's window (HCHECK .. H_NEXT)
+        n_img, n_ok, h_win = Signal(aw + 2, name="n_img"), Signal(name="n_ok"), Signal()
         t_count, t_align, t_window, t_end, w_window = (
             Signal(name=n) for n in ("t_count", "t_align", "t_window", "t_end", "w_window"))
 
         # error_addr: a failing state records which address to report (`err_src`, one of the
         # A_* sources) and ABORT copies it from a register (transient sources are registered
         # every cycle), so no address mux sits behind the FSM's error decisions
-        A_ZERO, A_TABLE, A_RSTATUS, A_DESC, A_IMG, A_BODY, A_RW, A_PF = range(8)
-        err_src = Signal(range(8))
+        A_ZERO, A_TABLE, A_RSTATUS, A_DESC, A_IMG, A_BODY, A_RW, A_PF, A_HPF = range(9)
+        err_src = Signal(range(9))
 
         # `DescChecker.start` from a register: `desc_rd` is high while a descriptor read's status
         # is awaited (RD_STREAM with phase DESC, or the prefetch's PF_STREAM); `aborting`: the
@@ -267,7 +276,8 @@ class Sequencer(wiring.Component):
         m.d.sync += [rs_addr.eq(self.rstatus.payload.addr), rw_addr.eq(self.rw_error_addr),
                      body_err_addr.eq(img_addr)]
         err_addrs = {A_ZERO: 0, A_TABLE: self.desc_base, A_RSTATUS: rs_addr, A_DESC: desc_addr,
-                     A_IMG: img, A_BODY: body_err_addr, A_RW: rw_addr, A_PF: pf.addr}
+                     A_IMG: img, A_BODY: body_err_addr, A_RW: rw_addr, A_PF: pf.addr,
+                     A_HPF: hpf.err_addr}
 
         def abort_on_image_error(when=1):
             """After the last header: an inconsistent image body stops the layer."""
@@ -461,10 +471,15 @@ class Sequencer(wiring.Component):
                     h_size.eq(hb.total > cfg.weight_buf_depth * beat),
                     h_window.eq(img + hb.total > self.mem_limit),
                     h_last.eq(rows_sum + hb.rows == desc.m),
+                    n_img.eq(img + hb.total), n_ok.eq(0),
                 ]
                 m.next = "HCHECK"
             with m.State("HCHECK"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), h_win.eq(1)]
+                # the next tile's header may be read now (from the second HCHECK cycle on):
+                # there is a next tile of this row split and its 32 bytes are in the window
+                m.d.sync += n_ok.eq(~h_last & ~split & (t + 1 < T)
+                                    & (n_img + HEADER_BYTES <= self.mem_limit))
                 code = hc.code
                 with m.If(hc.done):     # hc.latency cycles after HSTART
                     with m.If(code == E.BAD_MAGIC):
@@ -492,7 +507,7 @@ class Sequencer(wiring.Component):
                         m.d.sync += [f_mcast.eq(0), wi.eq(0)]
                         m.next = "HSEND"
             with m.State("HSEND"):
-                m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1), h_win.eq(1)]
                 for i in range(32 // beat):
                     with m.If(wi == i):
                         m.d.comb += inj_data.eq(hdr.as_value()[i * W:(i + 1) * W])
@@ -505,7 +520,7 @@ class Sequencer(wiring.Component):
                         m.next = "W_NEXT"
                 abort_on_soft_reset()
             with m.State("W_NEXT"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), h_win.eq(1)]
                 m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t))]
                 with m.If(split):
                     # the next tile: the same image (its header still in `hdr`: checked
@@ -524,7 +539,22 @@ class Sequencer(wiring.Component):
                     with m.Elif(t + 1 == T):
                         fail(E.BAD_SHAPE, A_IMG)        # `img` is img + total from now on
                     with m.Else():
-                        m.next = "W_START"
+                        m.next = "H_NEXT"
+                abort_on_soft_reset()
+            with m.State("H_NEXT"):
+                # the next tile's header: prefetched (check it), its read failed (the error
+                # now), not prefetched (read it: W_START; its window check fails there), or
+                # still on its way (wait here)
+                m.d.comb += [self.busy.eq(1), h_win.eq(1)]
+                with m.If(hpf.ready):
+                    m.d.comb += hpf.take.eq(1)
+                    m.d.sync += [hdr.eq(hpf.hdr), f_dest.eq(t + 1)]
+                    m.next = "HSTART"
+                with m.Elif(hpf.failed):
+                    m.d.comb += hpf.take.eq(1)
+                    fail(hpf.code, A_HPF)
+                with m.Elif(hpf.idle & ~n_ok):
+                    m.next = "W_START"
                 abort_on_soft_reset()
             if cfg.pool_enabled:
                 # a pool's channel shares, tile after tile: `pool_rows` = ceil(C / tiles)
@@ -643,7 +673,7 @@ class Sequencer(wiring.Component):
             with m.State("ABORT"):
                 m.d.comb += abort_outputs
                 m.d.sync += soft_pending.eq(0)
-                m.d.comb += pf.clear.eq(1)
+                m.d.comb += [pf.clear.eq(1), hpf.clear.eq(1)]
                 with m.Switch(err_src):
                     for src, addr in err_addrs.items():
                         with m.Case(src):
@@ -688,6 +718,18 @@ class Sequencer(wiring.Component):
                 m.d.sync += wi.eq(wi + 1)
             with m.If(rst_.valid):
                 m.d.sync += desc_rd.eq(0)
+
+        # header prefetch: from HCHECK to H_NEXT the read port is idle; tile t + 1's header is
+        # read into the prefetch's own register (`hdr` is being checked and sent)
+        m.d.comb += [hpf.window.eq(h_win), hpf.request.eq(n_ok), hpf.addr.eq(n_img),
+                     hpf.rcmd.ready.eq(self.rcmd.ready),
+                     hpf.rdata.valid.eq(self.rdata.valid),
+                     hpf.rdata.payload.eq(self.rdata.payload),
+                     hpf.rstatus.valid.eq(rst_.valid), hpf.rstatus.payload.eq(rst_.payload)]
+        with m.If(hpf.rcmd.valid):
+            m.d.comb += [self.rcmd.valid.eq(1), self.rcmd.payload.eq(hpf.rcmd.payload)]
+        with m.If(hpf.rdata.ready):
+            m.d.comb += [self.rdata.ready.eq(1), rst_.ready.eq(hpf.rstatus.ready)]
 
         # watchdog: cycles of a running layer without any data movement
         with m.If(in_wait & ~self.progress):

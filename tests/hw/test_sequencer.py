@@ -152,7 +152,8 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
     prng = random.Random(seed)
     layers = []                 # one event list per rw_clear (CHECK state = a layer begins)
     st = {"end": False, "cmds": [], "irq_done": 0, "irq_error": 0, "irq_desc": 0,
-          "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0, "abort_trace": []}
+          "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0, "abort_trace": [],
+          "now": 0, "cmd_at": [], "flit_at": []}
 
     def mem_word(addr):
         o = addr - job.base
@@ -169,7 +170,12 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
                 continue
             ctx.set(dut.rcmd.ready, 0)
             st["cmds"].append((addr, length))
+            st["cmd_at"].append(st["now"])
             assert addr % beat == 0 and length % beat == 0 and length > 0, (addr, length)
+            # nothing is read outside the window (a prefetch included)
+            assert job.base <= addr and addr + length <= limit, \
+                f"seed {seed}: read of {length} bytes at {addr:#x} leaves the window " \
+                f"[{job.base:#x}, {limit:#x})"
             n = length // beat
             for w in range(n):
                 await stream_put(ctx, dut.rdata, {"data": mem_word(addr + w * beat),
@@ -209,6 +215,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
                     dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
                     dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
                     dut.layer.lut_beats, dut.busy, dut.wr_abort)
+            st["now"] += 1
             st["irq_done"] += irq_d
             st["irq_error"] += irq_e
             st["irq_desc"] += irq_desc
@@ -230,6 +237,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
             if iv and ir:
                 ftype = FlitType(itype)
                 word = idata & ((1 << 8 * beat) - 1)
+                st["flit_at"].append((st["now"], ftype, idest))
                 if imcast:
                     layers[-1].append((ftype, "mcast", word))
                     for t in range(T):
@@ -454,3 +462,49 @@ def test_column_split_dispatch(groups, rng, seed):
         assert [e for e in exp if e[0] == "start"][-1][5] == groups - 4
         _compare(layers_ev[i], exp, f"layer {i}", seed)
     assert (st["done"], st["error"], st["code"]) == (1, 0, 0), f"seed {seed}: {st}"
+
+
+@pytest.mark.parametrize("past", [0, 1], ids=["header-at-limit", "header-past-limit"])
+def test_header_prefetch_stays_in_the_window(past, rng, seed):
+    """Tile 1's weight image starts 32 bytes (``past`` = 1: 31 bytes) before ``mem_limit``, so
+    its header just fits (just does not), and its body never does: the layer stops with
+    OUT_OF_WINDOW at that image either way, after tile 0 was started and sent its header.  At
+    the bound the header is prefetched while tile 0's is checked (a read ending exactly at
+    ``mem_limit``); one byte past it, it is never read.  The DMA stand-in asserts that no read
+    of the run leaves the window.
+
+    Catches e.g.: the prefetch's window compare off by one (planted ``<`` for ``<=``: the
+    header at the bound goes through W_START instead, no prefetch read), or no window compare
+    (a read past ``mem_limit``)."""
+    cfg = TINY2
+    for _ in range(50):         # a layer with two tile images
+        job = _job(rng, cfg, 1)
+        d = unpack_descriptor(_desc_raw(job, 0))
+        imgs = _images(job, d)
+        if len(imgs) == 2:
+            break
+    assert len(imgs) == 2, f"seed {seed}: no two-image layer drawn"
+    # the images moved to the end of the memory image (everything else stays inside)
+    o0, tot0 = imgs[0][0], imgs[0][1]
+    size = sum(t for _, t, _, _ in imgs)
+    new = -(-len(job.image) // 64) * 64
+    job.image.extend(bytes(new - len(job.image)))
+    job.image.extend(bytes(job.image[o0:o0 + size]))
+    _patch_desc(job, 0, weights=new)
+    img1 = job.base + new + tot0
+    limit = img1 + 32 - past
+    assert validate_table(job.desc_base, job.count, mem_base=job.base, mem_limit=limit,
+                          axi_bytes=cfg.axi_bytes) == ErrorCode.OK
+    assert validate_descriptor(unpack_descriptor(_desc_raw(job, 0)), cfg,
+                               window_bytes=limit - job.base) == ErrorCode.OK
+    exp = _expected_layer(job, cfg, 0, upto_tile=1)
+    layers, st = _run(cfg, job, seed=seed, limit=limit)
+    _compare(layers[0], exp, "layer 0 (tile 0 only)", seed)
+    assert (st["done"], st["error"], st["code"], st["addr"]) == \
+        (0, 1, ErrorCode.OUT_OF_WINDOW, img1), f"seed {seed}: {st}"
+    assert ((img1, 32) in st["cmds"]) == (past == 0), f"seed {seed}: {st['cmds']}"
+    if not past:    # a prefetch: read before tile 0's header has gone out
+        at = st["cmd_at"][st["cmds"].index((img1, 32))]
+        hdr0 = [c for c, ft, dest in st["flit_at"] if ft == FlitType.DATA and dest == 1]
+        assert len(hdr0) == 32 // cfg.axi_bytes and at < hdr0[-1], \
+            f"seed {seed}: tile 1's header read at cycle {at}, tile 0's header sent {hdr0}"
