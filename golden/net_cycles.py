@@ -320,6 +320,13 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     else:
         shares = [(pw, 0, ncg) for pw in slices]
     one = 3 + _read(hb) + 1 + HEADER_CHECK_LATENCY + hb + 1
+    if prev_wait is not None and not first:
+        # the first header was read during the previous layer's wait, as soon as this
+        # descriptor was prefetched and checked (ready 3 + read cycles later); W_HEADER takes
+        # it (or waits for it) instead of reading it
+        w_header = prev_wait + ph["fetch_check"] + 1
+        ready = PREFETCH_START + fetch + 3 + _read(hb)
+        one = 2 + max(0, ready - w_header) + 1 + HEADER_CHECK_LATENCY + hb + 1
     if split:       # one header read, checked again and sent to every tile (W_NEXT -> HSTART)
         ph["headers"] = one + (len(shares) - 1) * (1 + HEADER_CHECK_LATENCY + hb + 1)
     else:

@@ -196,6 +196,10 @@ class Sequencer(wiring.Component):
         # header prefetch (`HeaderPrefetch`): the next tile's image address (HSTART), whether
         # its header may be read (HCHECK), the prefetch's window (HCHECK .. H_NEXT)
         n_img, n_ok, h_win = Signal(aw + 2, name="n_img"), Signal(name="n_ok"), Signal()
+        # ... and the next layer's first header, read once its descriptor is prefetched and
+        # checked (WAIT, LAYER_DONE, NEXT), taken in W_HEADER (`f_img`: its address, `f_ok`:
+        # a matmul / conv2d that passed the DescChecker: the header lies inside the window)
+        f_img, f_ok, f_win = Signal(aw + 2, name="f_img"), Signal(name="f_ok"), Signal()
         t_count, t_align, t_window, t_end, w_window = (
             Signal(name=n) for n in ("t_count", "t_align", "t_window", "t_end", "w_window"))
 
@@ -381,7 +385,7 @@ class Sequencer(wiring.Component):
                     m.next = "CHECK"
                 abort_on_soft_reset()
             with m.State("CHECK"):
-                m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1), f_win.eq(1)]
                 conv = desc.opcode == Opcode.CONV2D
                 requant = desc.flags[0]
                 lg_es = Mux(requant, 0, lg_es_raw)
@@ -446,15 +450,25 @@ class Sequencer(wiring.Component):
                     m.next = "W_START"
                 abort_on_soft_reset()
             with m.State("W_START"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), f_win.eq(1)]
                 m.d.sync += w_window.eq(img + 32 > self.mem_limit)
                 m.next = "W_HEADER"
                 abort_on_soft_reset()
             with m.State("W_HEADER"):
-                m.d.comb += self.busy.eq(1)
+                # tile 0's header may have been prefetched during the previous layer's wait
+                # (take it, or wait for it); else read it
+                m.d.comb += [self.busy.eq(1), f_win.eq(1)]
                 with m.If(w_window):
                     fail(E.OUT_OF_WINDOW, A_IMG)
-                with m.Else():
+                with m.Elif(hpf.ready):
+                    m.d.comb += hpf.take.eq(1)
+                    m.d.sync += [hdr.eq(hpf.hdr), f_type.eq(FlitType.DATA), f_dest.eq(t + 1),
+                                 f_mcast.eq(0), phase.eq(_P_WHDR)]
+                    m.next = "HSTART"
+                with m.Elif(hpf.failed):
+                    m.d.comb += hpf.take.eq(1)
+                    fail(hpf.code, A_HPF)
+                with m.Elif(hpf.idle):
                     read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
                 abort_on_soft_reset()
             # header checks in 1 + hc.latency cycles: HSTART starts the HeaderChecker (the
@@ -721,7 +735,12 @@ class Sequencer(wiring.Component):
 
         # header prefetch: from HCHECK to H_NEXT the read port is idle; tile t + 1's header is
         # read into the prefetch's own register (`hdr` is being checked and sent)
-        m.d.comb += [hpf.window.eq(h_win), hpf.request.eq(n_ok), hpf.addr.eq(n_img),
+        m.d.sync += [f_img.eq(self.mem_base + desc.weights),
+                     f_ok.eq(((desc.opcode == Opcode.MATMUL) | (desc.opcode == Opcode.CONV2D))
+                             & (chk.code == 0))]
+        m.d.comb += [hpf.window.eq(h_win | f_win | pf_window),
+                     hpf.request.eq(Mux(h_win, n_ok, pf.ready & f_ok)),
+                     hpf.addr.eq(Mux(h_win, n_img, f_img)),
                      hpf.rcmd.ready.eq(self.rcmd.ready),
                      hpf.rdata.valid.eq(self.rdata.valid),
                      hpf.rdata.payload.eq(self.rdata.payload),

@@ -142,8 +142,10 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
 
 
 def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
-         max_cycles=30_000):
-    """Run the table; return (per-layer event lists, final status, pulse counts, dma commands)."""
+         max_cycles=30_000, bad_reads=None):
+    """Run the table; return (per-layer event lists, final status, pulse counts, dma commands).
+
+    ``bad_reads``: {address: status code} of reads the DMA stand-in answers with an error."""
     dut = Sequencer(cfg=cfg)
     beat, T = cfg.axi_bytes, cfg.tiles
     desc_base = job.desc_base if desc_base is None else desc_base
@@ -153,7 +155,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
     layers = []                 # one event list per rw_clear (CHECK state = a layer begins)
     st = {"end": False, "cmds": [], "irq_done": 0, "irq_error": 0, "irq_desc": 0,
           "plane_reset": 0, "rd_abort": 0, "starts_before_clear": 0, "abort_trace": [],
-          "now": 0, "cmd_at": [], "flit_at": []}
+          "now": 0, "cmd_at": [], "flit_at": [], "clear_at": []}
 
     def mem_word(addr):
         o = addr - job.base
@@ -184,7 +186,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
             ctx.set(dut.rdata.valid, 0)
             ctx.set(dut.rstatus.valid, 1)
             ctx.set(dut.rstatus.payload.tag, tag)
-            ctx.set(dut.rstatus.payload.code, 0)
+            ctx.set(dut.rstatus.payload.code, (bad_reads or {}).get(addr, 0))
             ctx.set(dut.rstatus.payload.addr, addr)
             while True:
                 _, _, rdy = await ctx.tick().sample(dut.rstatus.ready)
@@ -223,6 +225,7 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
             st["rd_abort"] += rab
             st["abort_trace"].append((prst, rab, wab, busy))
             if clear:
+                st["clear_at"].append(st["now"])
                 if not layers or layers[-1]:
                     layers.append([])
                 markers, nodes = 0, [None] * T
@@ -508,3 +511,35 @@ def test_header_prefetch_stays_in_the_window(past, rng, seed):
         hdr0 = [c for c, ft, dest in st["flit_at"] if ft == FlitType.DATA and dest == 1]
         assert len(hdr0) == 32 // cfg.axi_bytes and at < hdr0[-1], \
             f"seed {seed}: tile 1's header read at cycle {at}, tile 0's header sent {hdr0}"
+
+
+@pytest.mark.parametrize("tile", [0, 1], ids=["first-header", "second-header"])
+def test_failing_header_read_stops_its_own_layer(tile, rng, seed):
+    """The read of layer 1's tile-``tile`` image header answers SLVERR.  Both headers are
+    prefetched (tile 0's during layer 0's wait, once descriptor 1 is read and checked; tile 1's
+    while tile 0's is checked and sent), yet layer 0 runs in full and the error is layer 1's:
+    AXI_SLVERR at the header's address, ``desc_index`` 1, tile ``tile`` never started.
+
+    Catches e.g.: a failed prefetch taken as a header (planted: ``hpf.failed`` ignored in
+    W_HEADER: the layer waits for a header that never comes), or the error reported in
+    layer 0's wait (layer 0 cut short)."""
+    cfg = TINY2
+    for _ in range(50):
+        job = _job(rng, cfg, 2)
+        d = unpack_descriptor(_desc_raw(job, 1))
+        imgs = _images(job, d)
+        if len(imgs) == 2 and not d.col_split:
+            break
+    assert len(imgs) == 2, f"seed {seed}: no two-image layer 1 drawn"
+    addr = job.base + imgs[tile][0]
+    layers, st = _run(cfg, job, seed=seed, bad_reads={addr: int(ErrorCode.AXI_SLVERR)})
+    _compare(layers[0], _expected_layer(job, cfg, 0), "layer 0", seed)
+    _compare(layers[1], _expected_layer(job, cfg, 1, upto_tile=tile), "layer 1", seed)
+    assert (st["done"], st["error"], st["code"], st["addr"], st["index"]) == \
+        (0, 1, ErrorCode.AXI_SLVERR, addr, 1), f"seed {seed}: {st}"
+    assert st["irq_error"] == 1
+    # tile 0's header read was prefetched: issued at the latest with layer 1's CHECK (the read
+    # in W_HEADER would come 3 cycles after it)
+    at = st["cmd_at"][st["cmds"].index((job.base + imgs[0][0], 32))]
+    clear1 = st["clear_at"][-1]
+    assert at <= clear1 + 1, f"seed {seed}: header read at {at}, layer 1's CHECK at {clear1}"
