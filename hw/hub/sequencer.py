@@ -12,10 +12,11 @@ from sparsemac.hw.hub.desc_checker import DescChecker, descriptor_layout
 from sparsemac.hw.hub.desc_prefetch import DescPrefetch
 from sparsemac.hw.hub.header_prefetch import HeaderPrefetch
 from sparsemac.hw.hub.identity_table import IdentityTable
+from sparsemac.hw.hub.layer_setup import LayerSetup
 from sparsemac.hw.mem.axi import dma_cmd_layout, dma_read_data_layout, dma_status_layout
 from sparsemac.hw.ring.layouts import FlitType, flit_layout
 from sparsemac.hw.tile.header_checker import HeaderChecker, header_layout
-from sparsemac.hw.tile.tile import DIM_WIDTH, TileOp
+from sparsemac.hw.tile.tile import DIM_WIDTH
 from sparsemac.hw.tile.tile_node import QUANT_BYTES, layer_layout
 
 __all__ = ["PLANE_RESET_DELAY", "Sequencer"]
@@ -121,9 +122,15 @@ class Sequencer(wiring.Component):
         m.submodules.identity_table = ident = self.identity_table
         m.submodules.prefetch = pf = DescPrefetch(addr_width=aw)
         m.submodules.header_prefetch = hpf = self.header_prefetch
+        m.submodules.layer_setup = setup = LayerSetup(cfg)
         E = ErrorCode
 
         desc = Signal(descriptor_layout())
+        m.d.comb += [setup.desc.eq(desc), setup.mem_base.eq(self.mem_base),
+                     setup.oh.eq(chk.oh), setup.ow.eq(chk.ow), setup.act_bytes.eq(chk.act_bytes),
+                     setup.pool.eq(chk.pool), self.layer.eq(setup.layer),
+                     self.out_base.eq(setup.out_base), self.row_bytes.eq(setup.row_bytes),
+                     self.m_total.eq(setup.m_total), self.lg_esize.eq(setup.lg_esize)]
         hdr = Signal(header_layout())
         idx = Signal(32)
         phase = Signal(3)
@@ -247,7 +254,6 @@ class Sequencer(wiring.Component):
                                          f_mcast, tmask << 1))
         m.d.comb += self.rcmd.payload.tag.eq(phase)
         lay = self.layer
-        lg_es_raw = 2 if cfg.acc_width <= 32 else 3
         hb = hdr
         # CONTROL.soft_reset is a one-cycle pulse: hold it until a state acts on it (ABORT),
         # so a pulse that lands in a state without its own check (HSTART, HCHECK) is never
@@ -386,60 +392,14 @@ class Sequencer(wiring.Component):
                 abort_on_soft_reset()
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), self.rw_clear.eq(1), f_win.eq(1)]
-                conv = desc.opcode == Opcode.CONV2D
-                requant = desc.flags[0]
-                lg_es = Mux(requant, 0, lg_es_raw)
+                # the running layer's registers (`LayerSetup`) from the checked descriptor
+                m.d.comb += setup.load.eq(1)
                 m.d.sync += [
-                    lay.fmt.eq(desc.format), lay.k.eq(desc.k), lay.n.eq(desc.n),
-                    lay.geo.c.eq(Mux(conv, desc.c, desc.k)), lay.geo.h.eq(Mux(conv, desc.h, 1)),
-                    lay.geo.w.eq(Mux(conv, desc.w, desc.n)),
-                    lay.geo.oh.eq(chk.oh), lay.geo.ow.eq(chk.ow),
-                    lay.geo.kh.eq(Mux(conv, desc.kh, 1)), lay.geo.kw.eq(Mux(conv, desc.kw, 1)),
-                    lay.geo.sh.eq(Mux(conv, desc.stride_h, 1)),
-                    lay.geo.sw.eq(Mux(conv, desc.stride_w, 1)),
-                    lay.geo.ph.eq(Mux(conv, desc.pad_h, 0)),
-                    lay.geo.pw.eq(Mux(conv, desc.pad_w, 0)),
-                    lay.geo.dh.eq(Mux(conv, desc.dil_h, 1)),
-                    lay.geo.dw.eq(Mux(conv, desc.dil_w, 1)),
-                    lay.requant.eq(requant), lay.lg_esize.eq(lg_es_raw),
-                    lay.act_beats.eq((chk.act_bytes + beat - 1) >> lg_beat),
-                    lay.quant_beats.eq(Mux(requant, (desc.m * QUANT_BYTES + beat - 1) >> lg_beat,
-                                           0)),
-                    lay.lut_beats.eq(Mux(requant, 256 // beat, 0)),
-                    self.out_base.eq(self.mem_base + desc.out),
-                    self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
-                    self.lg_esize.eq(lg_es),
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
                     split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), ncg.eq(chk.ncg),
                     cg_base.eq(0),
                     layer_irq.eq(desc.flags[3]),
-                    lay.op.eq(TileOp.CONV2D), lay.exclude_pad.eq(0),
                 ]
-                if cfg.pool_enabled:
-                    # a pool (docs/accelerator.md "Pooling"): the tiles pool their own channels
-                    # of the multicast image; int8 results, no weights, tables or records; a
-                    # global average pool is one H x W window
-                    glob = desc.opcode == Opcode.GLOBAL_AVGPOOL
-                    with m.If(chk.pool):
-                        m.d.sync += [
-                            lay.op.eq(Mux(desc.opcode == Opcode.MAXPOOL2D, TileOp.MAXPOOL,
-                                          TileOp.AVGPOOL)),
-                            # an average of the real positions (count_include_pad 0)
-                            lay.exclude_pad.eq(
-                                (desc.opcode == Opcode.AVGPOOL2D)
-                                & ~desc.flags[Flags.INCLUDE_PAD.bit_length() - 1]),
-                            lay.geo.c.eq(desc.c), lay.geo.h.eq(desc.h), lay.geo.w.eq(desc.w),
-                            lay.geo.kh.eq(Mux(glob, desc.h, desc.kh)),
-                            lay.geo.kw.eq(Mux(glob, desc.w, desc.kw)),
-                            lay.geo.sh.eq(Mux(glob, 1, desc.stride_h)),
-                            lay.geo.sw.eq(Mux(glob, 1, desc.stride_w)),
-                            lay.geo.ph.eq(Mux(glob, 0, desc.pad_h)),
-                            lay.geo.pw.eq(Mux(glob, 0, desc.pad_w)),
-                            lay.geo.dh.eq(1), lay.geo.dw.eq(1),
-                            lay.requant.eq(0), lay.lg_esize.eq(0), lay.quant_beats.eq(0),
-                            lay.lut_beats.eq(0),
-                            self.row_bytes.eq(desc.n), self.lg_esize.eq(0),
-                        ]
                 with m.If(chk.code != 0):
                     fail(chk.code, A_DESC)
                 with m.Elif(~chk.act_fits):     # hardware limit: before anything is sent

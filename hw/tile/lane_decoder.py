@@ -255,7 +255,15 @@ class LaneDecoder(wiring.Component):
         # (sec_b - sec_a) / word_bytes words after its value word; registered (a cycle late,
         # never early: ``w_avail`` only grows during a layer)
         w_lim = Signal(baw + 2, name="w_lim")
-        w_gap = Mux(is_nm, (self.sec_b - self.sec_a) >> lg_wb, 0) if has_nm else Const(0, 1)
+        # the index words' distance, registered: the header's fields hold still from at least
+        # two cycles before `start` (so no subtractor sits in front of `aux_addr`, the read
+        # address of a block RAM that may be placed far away: the 64-MAC board's critical
+        # path, session 23)
+        gap = (self.sec_b - self.sec_a) >> lg_wb
+        nm_gap = Signal(gap.shape(), name="nm_gap")
+        if has_nm:
+            m.d.sync += nm_gap.eq(gap)
+        w_gap = Mux(is_nm, nm_gap, 0) if has_nm else Const(0, 1)
         m.d.sync += w_lim.eq(Mux(self.w_all, (1 << (baw + 1)) - 1,
                                  Mux(self.w_avail > w_gap, self.w_avail - w_gap, 0)))
         w_ok = Signal(name="w_ok")
@@ -338,11 +346,11 @@ class LaneDecoder(wiring.Component):
             with m.State("SCAN"):
                 if has_nm and has_blk:
                     m.d.comb += self.aux_addr.eq(Mux(is_blk, blk_col_addr >> lg_wb,
-                                                     wa + ((self.sec_b - self.sec_a) >> lg_wb)))
+                                                     wa + nm_gap))
                 elif has_blk:
                     m.d.comb += self.aux_addr.eq(blk_col_addr >> lg_wb)
                 elif has_nm:
-                    m.d.comb += self.aux_addr.eq(wa + ((self.sec_b - self.sec_a) >> lg_wb))
+                    m.d.comb += self.aux_addr.eq(wa + nm_gap)
                 with m.If(a_go & w_ok):
                     lo = Mux(wa == (rs >> lg_u), rs & ((one << lg_u) - 1), 0)
                     hi = Mux(wlast, ((re - 1) & ((one << lg_u) - 1)) + 1, one << lg_u)
