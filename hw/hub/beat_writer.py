@@ -153,9 +153,14 @@ class BeatWriter(wiring.Component):
         m.d.comb += issue.eq(take & ok & ~outside)
 
         # -- AW and W: registers loaded together ----------------------------------------------
+        # the address, data and strobes load with every beat taken while AW and W are free
+        # (their valid bits only with a write issued): so their ~90 enables do not wait for
+        # the window compare and the error state (the 64-MAC board's slow net, session 23);
+        # a beat taken and dropped leaves values no valid bit shows
+        with m.If(take & can_issue):
+            m.d.sync += [awaddr.eq(start), wdata.eq(p.data), wstrb.eq(p.strb)]
         with m.If(issue):
-            m.d.sync += [awvalid.eq(1), awaddr.eq(start), wvalid.eq(1),
-                         wdata.eq(p.data), wstrb.eq(p.strb),
+            m.d.sync += [awvalid.eq(1), wvalid.eq(1),
                          fifo[tail].eq(start), tail.eq(Mux(tail == mo - 1, 0, tail + 1))]
         with m.Else():
             with m.If(axi.awready):
@@ -178,14 +183,17 @@ class BeatWriter(wiring.Component):
         # -- watchdog: a write pending and no handshake ---------------------------------------
         pending = awvalid | wvalid | (b_out != 0)
         progress = (awvalid & axi.awready) | (wvalid & axi.wready) | axi.bvalid
+        # `wd_last`: the counter is at its last value (a flip-flop set with the step into it, so
+        # no counter compare sits in front of `ready`)
+        wd_last = Signal(name="watchdog_last")
         with m.If(pending & ~progress):
-            m.d.sync += wd.eq(wd + 1)
-            m.d.comb += timeout.eq(wd == self.watchdog_cycles - 1)
+            m.d.sync += [wd.eq(wd + 1), wd_last.eq(wd == self.watchdog_cycles - 2)]
+            m.d.comb += timeout.eq(wd_last)
         with m.Else():
-            m.d.sync += wd.eq(0)
+            m.d.sync += [wd.eq(0), wd_last.eq(0)]
         with m.If(timeout):
             m.d.sync += [awvalid.eq(0), wvalid.eq(0), b_out.eq(0), head.eq(0), tail.eq(0),
-                         cur_id.eq(cur_id + 1), wd.eq(0)]
+                         cur_id.eq(cur_id + 1), wd.eq(0), wd_last.eq(0)]
             with m.If(ok & ~draining):
                 m.d.sync += [err.eq(ErrorCode.WATCHDOG), err_addr.eq(fifo[head])]
 
