@@ -444,6 +444,31 @@ MUTANTS: list[Mutant] = [
            "| ((lut | late) & ~requant) |", "| (lut & ~requant) |",
            ("tests/hw/test_desc_checker.py",),
            "LATE_TABLES without REQUANT is accepted (no tables to read late)"),
+    Mutant("HEADER-PREFETCH-BOUND", "off by one", "hw/hub/sequencer.py",
+           "& (n_img + HEADER_BYTES <= self.mem_limit))",
+           "& (n_img + HEADER_BYTES < self.mem_limit))",
+           ("tests/hw/test_sequencer.py::test_header_prefetch_stays_in_the_window",),
+           "a next tile's header ending exactly at mem_limit is not prefetched (read later, "
+           "in W_HEADER: 7 cycles lost per tile)"),
+    Mutant("HEADER-PREFETCH-NO-WINDOW", "window check", "hw/hub/sequencer.py",
+           "& (n_img + HEADER_BYTES <= self.mem_limit))", ")",
+           ("tests/hw/test_sequencer.py::test_header_prefetch_stays_in_the_window",),
+           "the next tile's header is read past mem_limit before the image is refused"),
+    Mutant("FIRST-HEADER-NOT-PREFETCHED", "missing overlap", "hw/hub/sequencer.py",
+           "& (chk.code == 0))]", "& (chk.code == 0) & 0)]",
+           ("tests/hw/test_sequencer.py::test_failing_header_read_stops_its_own_layer",),
+           "a layer's first header is no longer read during the previous layer's wait "
+           "(11 cycles lost per layer)"),
+    Mutant("LAYER-SETUP-LUT-BEATS", "length", "hw/hub/layer_setup.py",
+           "lay.lut_beats.eq(Mux(requant, 256 // beat, 0)),",
+           "lay.lut_beats.eq(Mux(requant, 128 // beat, 0)),",
+           ("tests/hw/test_layer_setup.py",),
+           "the nodes count half the activation table's words: the records land in the table"),
+    Mutant("BEAT-WRITER-WATCHDOG-EARLY", "off by one", "hw/hub/beat_writer.py",
+           "wd_last.eq(wd == self.watchdog_cycles - 2)",
+           "wd_last.eq(wd == self.watchdog_cycles - 3)",
+           ("tests/hw/test_beat_writer.py",),
+           "the write watchdog fires a cycle early"),
 ]
 
 
