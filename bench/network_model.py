@@ -195,7 +195,9 @@ def render(results: list[dict], out: Path, baseline: dict | None = None) -> None
     lines += [
         "",
         "Phases (model, share of the cycles; they add up to the descriptor's cycles): **fixed** "
-        "= descriptor fetch and checks, image headers (one read and check per tile), "
+        "= descriptor fetch and checks, image headers (one read and check per tile; since "
+        "session 23 the next header is read while one is checked and sent, a layer's first "
+        "one during the previous wait), "
         "activation table and requant records (for a LATE_TABLES layer, read after the bodies "
         "while the tiles compute: the compiler's per-layer choice since session 22), end of "
         "layer; **load** = activations (read "
