@@ -245,6 +245,21 @@ class Sequencer(wiring.Component):
                 m.d.sync += f_mcast.eq(1)
             m.next = "RD_ISSUE"
 
+        def take_header(when_idle, idle_ok=1):
+            """A header from `HeaderPrefetch` (W_HEADER, H_NEXT): ready -> into ``hdr``, sent
+            to tile ``t`` after its checks (HSTART); its read failed -> that error; no prefetch
+            (and ``idle_ok``) -> ``when_idle()``; else it is on its way (wait)."""
+            with m.If(hpf.ready):
+                m.d.comb += hpf.take.eq(1)
+                m.d.sync += [hdr.eq(hpf.hdr), f_type.eq(FlitType.DATA), f_dest.eq(t + 1),
+                             f_mcast.eq(0), phase.eq(_P_WHDR)]
+                m.next = "HSTART"
+            with m.Elif(hpf.failed):
+                m.d.comb += hpf.take.eq(1)
+                fail(hpf.code, A_HPF)
+            with m.Elif(hpf.idle & idle_ok):
+                when_idle()
+
         # hub ring port: DMA words or the generated identity table
         # the flit is one assignment (a constant-only partial assignment becomes an
         # `always @*` block that Verilator treats as undriven)
@@ -420,16 +435,8 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.busy.eq(1), f_win.eq(1)]
                 with m.If(w_window):
                     fail(E.OUT_OF_WINDOW, A_IMG)
-                with m.Elif(hpf.ready):
-                    m.d.comb += hpf.take.eq(1)
-                    m.d.sync += [hdr.eq(hpf.hdr), f_type.eq(FlitType.DATA), f_dest.eq(t + 1),
-                                 f_mcast.eq(0), phase.eq(_P_WHDR)]
-                    m.next = "HSTART"
-                with m.Elif(hpf.failed):
-                    m.d.comb += hpf.take.eq(1)
-                    fail(hpf.code, A_HPF)
-                with m.Elif(hpf.idle):
-                    read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1)
+                with m.Else():
+                    take_header(lambda: read(_P_WHDR, img, 32, FlitType.DATA, unicast=t + 1))
                 abort_on_soft_reset()
             # header checks in 1 + hc.latency cycles: HSTART starts the HeaderChecker (the
             # intrinsic rules, golden's codes 1..6) and registers one bit per rule against the
@@ -520,15 +527,9 @@ class Sequencer(wiring.Component):
                 # now), not prefetched (read it: W_START; its window check fails there), or
                 # still on its way (wait here)
                 m.d.comb += [self.busy.eq(1), h_win.eq(1)]
-                with m.If(hpf.ready):
-                    m.d.comb += hpf.take.eq(1)
-                    m.d.sync += [hdr.eq(hpf.hdr), f_dest.eq(t + 1)]
-                    m.next = "HSTART"
-                with m.Elif(hpf.failed):
-                    m.d.comb += hpf.take.eq(1)
-                    fail(hpf.code, A_HPF)
-                with m.Elif(hpf.idle & ~n_ok):
+                def read_it():
                     m.next = "W_START"
+                take_header(read_it, ~n_ok)
                 abort_on_soft_reset()
             if cfg.pool_enabled:
                 # a pool's channel shares, tile after tile: `pool_rows` = ceil(C / tiles)
