@@ -137,7 +137,8 @@ class LaneDecoder(wiring.Component):
 
     def __init__(self, *, lane: int, rows: int, word_bytes: int, byte_addr_width: int,
                  act_addr_width: int, nz_addr_width: int, dim_width: int = 16,
-                 formats: tuple = FORMATS):
+                 formats: tuple = FORMATS, register_gap: bool = True):
+        self.register_gap = bool(register_gap)
         if word_bytes not in (4, 8, 16, 32):
             raise ValueError(f"word_bytes must be one of 4, 8, 16, 32, not {word_bytes!r}")
         if not 0 <= lane < rows:
@@ -260,8 +261,9 @@ class LaneDecoder(wiring.Component):
         # address of a block RAM that may be placed far away: the 64-MAC board's critical
         # path, session 23)
         gap = (self.sec_b - self.sec_a) >> lg_wb
-        nm_gap = Signal(gap.shape(), name="nm_gap")
-        if has_nm:
+        nm_gap = gap
+        if has_nm and self.register_gap:
+            nm_gap = Signal(gap.shape(), name="nm_gap")
             m.d.sync += nm_gap.eq(gap)
         w_gap = Mux(is_nm, nm_gap, 0) if has_nm else Const(0, 1)
         m.d.sync += w_lim.eq(Mux(self.w_all, (1 << (baw + 1)) - 1,

@@ -181,9 +181,13 @@ class Tile(wiring.Component):
         # the gather's geometry from a copy of the command's, a cycle later (the gather starts
         # at least two cycles after the command is taken): the copy sits by the gather, so no
         # command bit crosses the tile into its set-up logic (the 64-MAC board build's
-        # critical path: cmd.geo.ow -> 11.7 ns of routing -> the set-up registers' enables)
-        geo_q = Signal(conv_geometry_layout(DIM_WIDTH), name="i2c_geo")
-        m.d.sync += geo_q.eq(cmd.geo)
+        # critical path: cmd.geo.ow -> 11.7 ns of routing -> the set-up registers' enables).
+        # Only in wide tiles (8 or more columns): a narrow tile is small enough for its
+        # command register to sit by its gather (112 flip-flops saved)
+        geo_q = cmd.geo
+        if cols >= 8:
+            geo_q = Signal(conv_geometry_layout(DIM_WIDTH), name="i2c_geo")
+            m.d.sync += geo_q.eq(cmd.geo)
         m.d.comb += [i2c.geo.eq(geo_q), i2c.k.eq(cmd.k), i2c.ncg.eq(cg_end),
                      i2c.cg_first.eq(cg_first), i2c.cbase.eq(cbase)]
         # a padding position's byte: 0 (conv, and an average counting padding), -128 (max,
@@ -335,7 +339,12 @@ class Tile(wiring.Component):
         for r in range(rows):
             dec = LaneDecoder(lane=r, rows=rows, word_bytes=self.wb, byte_addr_width=self.baw,
                               act_addr_width=self.aaw, nz_addr_width=self.naw,
-                              dim_width=DIM_WIDTH, formats=fm)
+                              dim_width=DIM_WIDTH, formats=fm,
+                              # the nm index distance registered in wide tiles only (the
+                              # 64-MAC board's path); the iCEBreaker's 2x2 tile self-test
+                              # fills 84 % of the UP5K and its placement is that netlist's:
+                              # with the register no seed placed within 120 s (session 23)
+                              register_gap=cols >= 8)
             m.submodules[f"lane{r}"] = dec
             decs.append(dec)
             m.d.comb += [dec.start.eq(start), dec.fmt.eq(h_fmt), dec.act_skip.eq(cmd.act_skip),
