@@ -291,6 +291,7 @@ class Tile(wiring.Component):
         i_count = Signal(range(2 * self.img_depth + 2))
         i_beats = Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
+        i_size = Signal(3 * DIM_WIDTH, name="i_size")   # conv image c * h * w (bytes)
         a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
         # pools: the image's first own channel (cbase = c0 * H * W) and the entries per column
         # group (cmd.k := m * KH * KW), summed during the load, one term per cycle (no
@@ -395,19 +396,25 @@ class Tile(wiring.Component):
                              slice_bad.eq(~first_ok | ((cmd.cgs != 0) & over)),
                              kw.eq((cmd.k + W - 1) >> lg_w)]
                 if self.conv:
-                    m.d.sync += [i_count.eq(0),
-                                 i_beats.eq((cmd.geo.c * i_hw + self.wb - 1) >> lg_wb)]
+                    m.d.sync += [i_count.eq(0), i_size.eq(cmd.geo.c * i_hw)]
                     if self.pool:
                         with m.If(is_pool):
                             m.d.sync += [cmd.k.eq(0), p_set.eq(0),
                                          p_kk.eq(cmd.geo.kh * cmd.geo.kw)]
-                    m.next = "LOAD"
+                    m.next = "SIZE"
                 else:
                     with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "LOAD"
+            if self.conv:
+                with m.State("SIZE"):
+                    # the image's bus words: the product registered first (a multiplier, then
+                    # a carry chain was the 64-MAC ULX3S build's critical path, session 24)
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += i_beats.eq((i_size + self.wb - 1) >> lg_wb)
+                    m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.loading.eq(1)]
                 m.d.comb += [self.weights.ready.eq(~w_loaded & ~is_pool),
