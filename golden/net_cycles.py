@@ -327,8 +327,10 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         w_header = prev_wait + ph["fetch_check"] + 1
         ready = PREFETCH_START + fetch + 3 + _read(hb)
         one = 2 + max(0, ready - w_header) + 1 + HEADER_CHECK_LATENCY + hb + 1
-    if split:       # one header read, checked again and sent to every tile (W_NEXT -> HSTART)
-        ph["headers"] = one + (len(shares) - 1) * (1 + HEADER_CHECK_LATENCY + hb + 1)
+    if split:
+        # one header read and checked; the tiles started one after another (S_NEXT, then
+        # S_GAP and S_START per further tile), then the header multicast to all (HSEND)
+        ph["headers"] = one + (len(shares) - 1) * 2
     else:
         # tile t + 1's header is read while tile t's is checked and sent (the sequencer's
         # HeaderPrefetch): requested in the second HCHECK cycle, ready two cycles after its

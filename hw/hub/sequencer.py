@@ -144,13 +144,12 @@ class Sequencer(wiring.Component):
         # column split (descriptor col_split, docs/spec.md section 8.1): every tile gets the
         # one image (all rows) and `chunk` column groups from `cg_base`
         split = Signal()
-        chunk, ncg, cg_base = Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 2)
-        # the column groups left and what they decide, registered every cycle (two steps):
-        # `cg_base` changes in CHECK and W_NEXT only, at least 5 cycles before HCHECK and
-        # W_NEXT read these
+        chunk, cg_base = Signal(DIM_WIDTH + 1), Signal(DIM_WIDTH + 2)
+        # the column groups left (set in CHECK, one share less per started tile) and what they
+        # decide, registered a cycle later: no subtract and compare in front of the FSM
         cg_left, cg_share = Signal(DIM_WIDTH + 2), Signal(DIM_WIDTH + 2)
         cg_last = Signal()              # the tile that takes `cg_share` takes the last groups
-        m.d.sync += [cg_left.eq(ncg - cg_base), cg_last.eq(cg_left <= chunk),
+        m.d.sync += [cg_last.eq(cg_left <= chunk),
                      cg_share.eq(Mux(cg_left < chunk, cg_left, chunk))]
         soft = Signal()
         wd = Signal(range(cfg.watchdog_cycles + 1))
@@ -163,6 +162,29 @@ class Sequencer(wiring.Component):
         # a node's output pipeline waits for its records), else before the activations
         late = Signal()
         m.d.comb += late.eq(desc.flags[Flags.LATE_TABLES.bit_length() - 1])
+
+        def start_node():
+            """Start node ``t`` on its image's rows (a column split: on its column groups)."""
+            for i in range(T):
+                with m.If(t == i):
+                    m.d.comb += self.node_start[i].eq(1)
+            m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
+            with m.If(split):
+                m.d.comb += [self.node_cg0.eq(cg_base), self.node_cgs.eq(cg_share)]
+
+        def split_next():
+            """A column split, tile ``t`` started: its body is the one image's; the header to
+            every started tile after the last share (HSEND), else the next tile."""
+            m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)), cg_base.eq(cg_base + chunk),
+                         cg_left.eq(cg_left - chunk),
+                         body_addr[t].eq(img + 32), body_len[t].eq(hb.total - 32)]
+            with m.If(cg_last):
+                m.d.sync += [f_mcast.eq(1), wi.eq(0)]
+                m.next = "HSEND"
+            with m.Elif(t + 1 == T):
+                fail(E.BAD_SHAPE, A_IMG)
+            with m.Else():
+                m.next = "S_GAP"
 
         def after_headers():
             with m.If(late):
@@ -411,7 +433,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += setup.load.eq(1)
                 m.d.sync += [
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
-                    split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), ncg.eq(chk.ncg),
+                    split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), cg_left.eq(chk.ncg),
                     cg_base.eq(0),
                     layer_irq.eq(desc.flags[3]),
                 ]
@@ -478,15 +500,12 @@ class Sequencer(wiring.Component):
                     with m.Elif(h_window):
                         fail(E.OUT_OF_WINDOW, A_IMG)
                     with m.Else():
-                        for i in range(T):
-                            with m.If(t == i):
-                                m.d.comb += self.node_start[i].eq(1)
-                        m.d.comb += [self.node_rows.eq(hb.rows), self.node_row_base.eq(rows_sum)]
+                        start_node()
                         with m.If(split):
-                            m.d.comb += [self.node_cg0.eq(cg_base),
-                                         self.node_cgs.eq(cg_share)]
-                        m.d.sync += [f_mcast.eq(0), wi.eq(0)]
-                        m.next = "HSEND"
+                            m.next = "S_NEXT"
+                        with m.Else():
+                            m.d.sync += [f_mcast.eq(0), wi.eq(0)]
+                            m.next = "HSEND"
             with m.State("HSEND"):
                 m.d.comb += [self.busy.eq(1), self.inject.valid.eq(1), h_win.eq(1)]
                 for i in range(32 // beat):
@@ -495,32 +514,43 @@ class Sequencer(wiring.Component):
                 with m.If(self.inject.ready):
                     m.d.sync += wi.eq(wi + 1)
                     with m.If(wi == 32 // beat - 1):
-                        # bodies go after the activations (step 5), so tile t computes while
-                        # later tiles still load their weights
-                        m.d.sync += [body_addr[t].eq(img + 32), body_len[t].eq(hb.total - 32)]
-                        m.next = "W_NEXT"
+                        with m.If(split):           # sent to every started tile at once
+                            after_headers()
+                        with m.Else():
+                            # bodies go after the activations (step 5), so tile t computes
+                            # while later tiles still load their weights
+                            m.d.sync += [body_addr[t].eq(img + 32),
+                                         body_len[t].eq(hb.total - 32)]
+                            m.next = "W_NEXT"
                 abort_on_soft_reset()
             with m.State("W_NEXT"):
                 m.d.comb += [self.busy.eq(1), h_win.eq(1)]
-                m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t))]
-                with m.If(split):
-                    # the next tile: the same image (its header still in `hdr`: checked
-                    # again, not read again), the next column groups
-                    m.d.sync += [cg_base.eq(cg_base + chunk), f_dest.eq(t + 2)]
-                    with m.If(cg_last):
-                        after_headers()
-                    with m.Elif(t + 1 == T):
-                        fail(E.BAD_SHAPE, A_IMG)
-                    with m.Else():
-                        m.next = "HSTART"
+                m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)),
+                             rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total)]
+                with m.If(h_last):
+                    after_headers()
+                with m.Elif(t + 1 == T):
+                    fail(E.BAD_SHAPE, A_IMG)        # `img` is img + total from now on
                 with m.Else():
-                    m.d.sync += [rows_sum.eq(rows_sum + hb.rows), img.eq(img + hb.total)]
-                    with m.If(h_last):
-                        after_headers()
-                    with m.Elif(t + 1 == T):
-                        fail(E.BAD_SHAPE, A_IMG)        # `img` is img + total from now on
-                    with m.Else():
-                        m.next = "H_NEXT"
+                    m.next = "H_NEXT"
+                abort_on_soft_reset()
+            # a column split: the one header, checked once (the rules are the same for every
+            # tile), the tiles started one after another with their column groups (a start
+            # every 2 cycles: `cg_share` and `cg_last` settle a cycle after `cg_left`), then
+            # the header multicast to all of them (HSEND) (session 24: it was checked and sent
+            # tile after tile, 6 + beats cycles per tile)
+            with m.State("S_NEXT"):
+                m.d.comb += self.busy.eq(1)
+                split_next()
+                abort_on_soft_reset()
+            with m.State("S_GAP"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "S_START"
+                abort_on_soft_reset()
+            with m.State("S_START"):
+                m.d.comb += self.busy.eq(1)
+                start_node()
+                split_next()
                 abort_on_soft_reset()
             with m.State("H_NEXT"):
                 # the next tile's header: prefetched (check it), its read failed (the error
