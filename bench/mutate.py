@@ -412,6 +412,11 @@ MUTANTS: list[Mutant] = [
            ("tests/hw/test_tile.py",),
            "a bitmap lane starts before its values are in: the tile reads them at the pair "
            "without a check"),
+    Mutant("BITMAP-FLAGS-NOT-WAITED", "load/compute overlap", "hw/tile/lane_decoder.py",
+           "| (cg < self.cg_avail))", "| (cg <= self.cg_avail))",
+           ("tests/hw/test_lane_decoder.py", "tests/hw/test_tile.py"),
+           "a bitmap row skipping zero activations fetches before its column group's flag "
+           "words are in: stale flags drop or keep the wrong pairs"),
     Mutant("BEAT-OUTSTANDING-PLUS-ONE", "posted writes", "hw/hub/beat_writer.py",
            "can_issue.eq(aw_free & w_free & (b_out < mo)),",
            "can_issue.eq(aw_free & w_free & (b_out <= mo)),",

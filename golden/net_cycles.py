@@ -19,7 +19,8 @@ follows the same steps with the same rules:
    bodies still stream: a lane fetches a weight word once it is in the tile (the replay
    records when each body word leaves the node's FIFO, `_word_avail`), and a pair waits for
    its gathered entry; a bitmap tile starts once its own body is in (`weight_waits`), and
-   bitmap skipping zero activations waits for the whole gather; compute is
+   with zero-activation skipping a row waits for its column group's entries (`group_gated`,
+   since session 24; it waited for the whole gather before); compute is
    `golden.tile_model` per tile (its exact lane recurrence, token by token, gated by the
    gather and the weight words, `lane_token_iter`).
 5. **write-back**: each result row segment leaves its node as RESULT flits
@@ -79,7 +80,7 @@ from .tile_model import (
     WORD_TO_ISSUE,
     compute_tail,
     gather_gate,
-    gather_waits,
+    group_gated,
     lane_records,
     lane_token_iter,
     tile_cycles,
@@ -349,10 +350,9 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         Xt = X[:, g0 * cols:(g0 + g) * cols]
         comp = tile_cycles(pw, Xt, tcfg, act_skip=True, image_bytes=act_bytes,
                            cg0=g0)["cycles"]
-        # the lanes start with the im2col gather (a pair waits for its entry), except bitmap
-        # skipping zero activations, which waits for the whole gather
-        waits = gather_waits(pw, True)
-        gate = None if waits else (gather_gate(tcfg) + g0, K)
+        # the lanes start with the im2col gather (a pair waits for its entry; bitmap skipping
+        # zero activations: a row waits for its column group's flag words, `group_gated`)
+        gate = (gather_gate(tcfg) + g0, K, group_gated(pw, True))
         im2col = g0 + g * K + cols + IM2COL_EXTRA
         im2cols.append(im2col)
         lanes = []
@@ -376,7 +376,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
             lanes.append((toks, flits, cell))
         nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA, rbuf)
         box.append(nd)
-        nd.compute, nd.im2col = comp, (im2col if waits else 0)
+        nd.compute, nd.im2col = comp, 0
         comps.append(comp)
         if overlap:
             nd.wwait, nd.compute = False, None

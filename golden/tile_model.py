@@ -17,7 +17,7 @@ import numpy as np
 
 from .formats import HEADER_BYTES, PackedWeights
 
-__all__ = ["tile_cycles", "lane_records", "lane_tokens", "lane_token_iter", "gather_waits",
+__all__ = ["tile_cycles", "lane_records", "lane_tokens", "lane_token_iter", "group_gated",
            "gather_gate", "weight_waits", "compute_tail", "FIFO_DEPTH", "WORD_TO_ISSUE"]
 
 FIFO_DEPTH = 4
@@ -99,9 +99,12 @@ def weight_waits(pw: PackedWeights) -> bool:
     return pw.fmt == "bitmap"
 
 
-def gather_waits(pw: PackedWeights, act_skip: bool) -> bool:
-    """A conv2d layer's lanes wait for the whole im2col gather (bitmap skipping zero
-    activations reads the gathered entries' flag words); otherwise they start with it."""
+def group_gated(pw: PackedWeights, act_skip: bool) -> bool:
+    """Bitmap skipping zero activations reads a column group's activation flag words when a
+    row of that group starts fetching: the lanes start with the im2col gather (or with the
+    matmul entries still arriving) like every format, and a row of group ``cg`` fetches its
+    first word once the group's last entry is in (the lane decoder's ``cg_avail``, since
+    session 24; before, such a layer waited for the whole gather)."""
     return pw.fmt == "bitmap" and act_skip
 
 
@@ -186,7 +189,9 @@ def lane_tokens(items, start: int, gate: tuple[int, int] | None = None,
     ``gate = (first, K)``: the items come from ``lane_records(..., with_k=True)`` and the im2col
     gather runs alongside: activation entry ``cg * K + k`` can be read from cycle
     ``first + cg * K + k`` on, so a pair waits in the pair register until then and the
-    scanner behind it stalls.  ``wavail``: the weight image is still arriving; ``wavail(w)``
+    scanner behind it stalls.  ``gate = (first, K, True)`` (`group_gated`): also a row of
+    group ``cg`` fetches its first word from cycle ``first + (cg + 1) * K`` on (its flag
+    words are in).  ``wavail``: the weight image is still arriving; ``wavail(w)``
     is the first cycle the fetcher may issue a read of image word ``w`` (`lane_records`'
     ``need`` and ``ptr``); None: the image is in."""
     return list(lane_token_iter(items, start, gate, wavail))
@@ -224,6 +229,8 @@ def lane_token_iter(items, start: int, gate=None, wavail=None, fired=None):
             a = yield from when(int(item[5]))
             t_row = max(t_row, a)
         i = t_row + setup
+        if gate is not None and len(gate) > 2 and gate[2]:
+            i = max(i, g0 + gate[1])        # the group's flag words are in
         for w, c in enumerate(counts.tolist()):
             if need is not None and need[w] >= 0:   # the word must be in the buffer
                 a = yield from when(int(need[w]))
@@ -280,8 +287,8 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     For conv2d, ``X`` is the im2col matrix and ``image_bytes`` the input tensor size: the
     image is loaded raw (a bus word per beat), then the im2col generator writes one
     activation entry per cycle while the lanes already run (a pair waits for its entry,
-    `lane_tokens` with a gate); bitmap skipping zero activations waits for the whole gather
-    before its lanes start (`gather_waits`).  ``cg0``: the tile computes a column slice
+    `lane_tokens` with a gate; bitmap skipping zero activations: a row waits for its column
+    group's entries, `group_gated`).  ``cg0``: the tile computes a column slice
     starting at column group ``cg0`` (``X`` holds the slice's columns): the gather first
     steps over ``cg0`` groups, one cycle each.
 
@@ -298,33 +305,29 @@ def tile_cycles(pw: PackedWeights, X, cfg, *, act_skip: bool = False,
     wb = int(cfg.axi_data_width) // 8
     ncg = _cdiv(N, cols)
     conv = image_bytes is not None
-    waits = conv and gather_waits(pw, act_skip)
+    grouped = group_gated(pw, act_skip)
     # the load: a weight word and an activation entry (a conv2d image word) per cycle, side by
     # side; the lanes start once the header is in (+ 2 cycles) and the activations (or the
     # image) are, and a bitmap layer once its whole image is in
     words = _cdiv(pw.nbytes, wb)
     acts = ncg * K if not conv else _cdiv(image_bytes, wb)
-    # a matmul's lanes run while its entries arrive (bitmap skipping zero activations reads
-    # their flag words: it waits for them all)
-    mm_gate = not conv and not gather_waits(pw, act_skip)
+    # a matmul's lanes run while its entries arrive
     ld = _cdiv(HEADER_BYTES, wb) + _HEADER_SETTLE
-    if not mm_gate:
+    if conv:
         ld = max(ld, acts)
     if weight_waits(pw):
         ld = max(ld, words)
     load = ld + _LOAD_EXTRA
-    if waits:   # + the whole gather: set-up, one entry per cycle, hand-over
-        load += gather_gate(cfg) + cg0 + ncg * K
     if conv:
-        gate = (gather_gate(cfg) + cg0, K) if not waits else None
+        gate = (gather_gate(cfg) + cg0, K, grouped)
     else:       # entry e is written in load cycle e, a pair may read it a cycle later
-        gate = (1 - ld, K) if mm_gate else None
+        gate = (1 - ld, K, grouped)
     lanes = lane_records(pw, X, cfg, act_skip, with_k=gate is not None)
     # weight word w is written in load cycle w: its fetch may issue WORD_TO_ISSUE cycles later
     wavail = None if weight_waits(pw) else (lambda w: w + WORD_TO_ISSUE + _LOAD_EXTRA - load)
     fin = [(_lane_finish(items, _START, gate, wavail) if items else 0) for items in lanes]
     compute = max(fin) + compute_tail(cfg)
-    if conv and gate is not None:       # COMPUTE also waits for the end of the gather
+    if conv:                            # COMPUTE also waits for the end of the gather
         compute = max(compute, gather_gate(cfg) + cg0 + ncg * K)
     # ... and for the whole weight image and every matmul entry
     compute = max(compute, words + _LOAD_EXTRA - load, (acts - ld) if not conv else 0)

@@ -121,6 +121,12 @@ class LaneDecoder(wiring.Component):
         value word; block: the value word, after its ``blk_col`` word; a row set-up's
         pointer words), one cycle after ``w_avail`` passed it (the limit is registered), so
         the lane computes while its image streams in (docs/tile.md "Load and compute").
+    cg_avail : In(dim_width)  (builds with bitmap)
+        Column groups whose activation entries, and so their non-zero flag words, are all in
+        (the im2col gather or the matmul entries still arriving).  Bitmap with ``act_skip``
+        fetches a word of column group ``cg`` only once ``cg < cg_avail`` (compared a cycle
+        late: ``cg_avail`` only grows, and ``cg`` changes at least two cycles before the row's
+        first fetch), so the lanes start with the gather instead of after it (session 24).
     done : Out(1)
         Every row of this lane has been emitted.
     pairs : Out(stream.Signature(pair_layout(...)))
@@ -176,7 +182,8 @@ class LaneDecoder(wiring.Component):
             sig.update({"aux_addr": Out(waw), "aux_en": Out(1), "aux_data": In(self.W)})
         if self.has_bm:
             sig.update({"nz0_addr": Out(nz_addr_width), "nz1_addr": Out(nz_addr_width),
-                        "nz_en": Out(1), "nz0_data": In(self.W), "nz1_data": In(self.W)})
+                        "nz_en": Out(1), "nz0_data": In(self.W), "nz1_data": In(self.W),
+                        "cg_avail": In(dim_width)})
         super().__init__(sig)
 
     def elaborate(self, platform):
@@ -270,6 +277,11 @@ class LaneDecoder(wiring.Component):
                                  Mux(self.w_avail > w_gap, self.w_avail - w_gap, 0)))
         w_ok = Signal(name="w_ok")
         m.d.comb += w_ok.eq(wa < w_lim)
+        if has_bm:
+            # bitmap skipping zero activations: the row's column group has its flag words
+            nz_ready = Signal(name="nz_ready")
+            m.d.sync += nz_ready.eq(~(is_bm & self.act_skip) | (cg < self.cg_avail))
+            m.d.comb += w_ok.eq((wa < w_lim) & nz_ready)
 
         wlast = wa == ((re - 1) >> lg_u)
         kpos = Signal(signed(uw + 2))

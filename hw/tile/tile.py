@@ -286,8 +286,6 @@ class Tile(wiring.Component):
         a_addr, a_nzbase = Signal(self.aaw + 1), Signal(self.naw + 1)
         is_conv = (cmd.op != TileOp.MATMUL) if self.conv else Const(0)   # the image path
         is_pool = Signal(name="is_pool")    # MAXPOOL / AVGPOOL: the PoolReducer, no lanes
-        # bitmap skipping zero activations reads the gathered entries' flag words
-        wait_gather = ((cmd.fmt == FormatCode.BITMAP) & cmd.act_skip) if has_bm else Const(0)
         i_count = Signal(range(2 * self.img_depth + 2))
         i_beats = Signal(2 * DIM_WIDTH + 8)
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
@@ -354,6 +352,8 @@ class Tile(wiring.Component):
                          dec.row_len.eq(row_len), dec.kw.eq(kw),
                          dec.sec_a.eq(sec_a), dec.sec_b.eq(sec_b), dec.sec_c.eq(sec_c),
                          dec.w_avail.eq(wcount), dec.w_all.eq(w_all)]
+            if has_bm:
+                m.d.comb += dec.cg_avail.eq(a_cg)
             sp = wmems[r].read_port()
             m.d.comb += [sp.en.eq(dec.scan_en), sp.addr.eq(dec.scan_addr),
                          dec.scan_data.eq(sp.data)]
@@ -436,36 +436,17 @@ class Tile(wiring.Component):
                 w_go = hdr_in[1] & (w_loaded | (h_fmt != FormatCode.BITMAP)) if has_bm \
                     else hdr_in[1]
                 # a matmul's lanes start with the activation entries still arriving (a pair
-                # waits for its entry: `gathered`), except bitmap skipping zero activations
-                a_go = a_loaded | (~is_conv & ~wait_gather)
+                # waits for its entry: `gathered`; bitmap skipping zero activations fetches a
+                # row's words once its column group's flag words are in: `cg_avail`)
+                a_go = a_loaded | ~is_conv
                 with m.If(w_go & a_go & ~is_pool):
                     m.d.sync += self.error.eq((h_fmt != cmd.fmt) | ~fmt_built | overflow)
+                    m.d.comb += start.eq(1)
+                    m.next = "COMPUTE"
                     if self.conv:
-                        with m.If(is_conv):
-                            # the gather and the lanes start together: a pair waits in its
-                            # pair register until its entry is written (``gathered``);
-                            # bitmap with zero-activation skipping reads the entries' flag
-                            # words in its decoder, so it waits for the whole gather
-                            m.d.comb += i2c.start.eq(1)
-                            with m.If(wait_gather):
-                                m.next = "IM2COL"
-                            with m.Else():
-                                m.d.comb += start.eq(1)
-                                m.next = "COMPUTE"
-                        with m.Else():
-                            m.d.comb += start.eq(1)
-                            m.next = "COMPUTE"
-                    else:
-                        m.d.comb += start.eq(1)
-                        m.next = "COMPUTE"
-            if self.conv:
-                with m.State("IM2COL"):
-                    m.d.comb += [self.busy.eq(1), self.loading.eq(1),
-                                 self.weights.ready.eq(~w_loaded)]
-                    with m.If(a_cg == ncg):
-                        m.d.sync += self.error.eq(self.error | overflow)
-                        m.d.comb += start.eq(1)
-                        m.next = "COMPUTE"
+                        # the gather and the lanes start together (as above, per entry and
+                        # per column group)
+                        m.d.comb += i2c.start.eq(is_conv)
             if self.pool:
                 with m.State("POOL"):
                     m.d.comb += [self.busy.eq(1), self.computing.eq(1)]

@@ -83,9 +83,10 @@ def test_phases_add_up(rng):
 def test_bodies_stream_tile_after_tile(rng):
     """One body after the other on the one read port: a tile's weights are in one DMA command
     (READ_LATENCY + beats + READ_TAIL), two sequencer states and one ring hop after the
-    previous tile's; each tile starts its im2col pass once its own body is in.  (Bitmap, which
-    skips zero activations, waits for the whole gather; K = 256: every tile still gathers
-    while the later bodies stream, no result is on the ring.)"""
+    previous tile's; each tile starts its im2col pass and its lanes once its own body is in.
+    (Bitmap, which skips zero activations: since session 24 its lanes start with the gather,
+    a row waiting for its column group's entries; K = 256: no result is on the ring while the
+    later bodies stream.)"""
     d, slices, x = _matmul(rng, 16, 256, 8, "bitmap")
     r = descriptor_cycles(d, slices, x, CFG)
     loaded = [t["loaded"] for t in r["tiles"]]
@@ -93,8 +94,10 @@ def test_bodies_stream_tile_after_tile(rng):
     for t in range(1, len(slices)):
         assert loaded[t] - loaded[t - 1] == \
             2 + READ_LATENCY + beats[t] + READ_TAIL + HOP_CYCLES, (t, loaded, beats)
-    for t in r["tiles"]:            # im2col: ceil(N / cols) * K + cols + 4
-        assert t["compute_start"] - t["loaded"] == 2 * 256 + 4 + 4
+    for t in r["tiles"]:            # the lanes start with the gather, not after it
+        assert t["compute_start"] == t["loaded"], r["tiles"]
+        # ... and finish after the last column group's entries are in (2 * 256 entries)
+        assert t["compute_end"] - t["compute_start"] > 2 * 256, r["tiles"]
 
 
 def test_results_of_earlier_tiles_slow_a_body(rng):

@@ -27,10 +27,14 @@ class _Harness(wiring.Component):
     (garbage) and the testbench writes the image word by word (``ld_en``/``ld_data``) while
     the lane runs; ``w_avail`` counts the words written, ``w_all`` follows the last one."""
 
-    def __init__(self, dec, words, nzwords, stream=False, init=None):
+    def __init__(self, dec, words, nzwords, stream=False, init=None, ncg=1, nz_init=None):
         self.dec, self.words, self.nzwords, self.stream = dec, words, nzwords, stream
-        self.init = init
+        self.init, self.ncg, self.nz_init = init, ncg, nz_init
         self.ld_en, self.ld_data = Signal(), Signal(64)
+        # ``nz_init``: the flag memory starts as garbage and the testbench writes it
+        # (``nz_en``/``nz_addr``/``nz_data``) and raises ``cg_avail`` group by group
+        self.nz_en, self.nz_addr, self.nz_data = Signal(), Signal(10), Signal(64)
+        self.cg_avail = Signal(16)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -48,7 +52,14 @@ class _Harness(wiring.Component):
         else:
             m.d.comb += d.w_all.eq(1)
         m.submodules.nzmem = nzmem = Memory(shape=64, depth=len(self.nzwords),
-                                            init=self.nzwords)
+                                            init=self.nz_init or self.nzwords)
+        if d.has_bm:
+            if self.nz_init:
+                nw = nzmem.write_port()
+                m.d.comb += [nw.addr.eq(self.nz_addr), nw.data.eq(self.nz_data),
+                             nw.en.eq(self.nz_en), d.cg_avail.eq(self.cg_avail)]
+            else:
+                m.d.comb += d.cg_avail.eq(self.ncg)
         ports = [(wmem, d.scan_en, d.scan_addr, d.scan_data)]
         if d.has_aux:
             ports.append((wmem, d.aux_en, d.aux_addr, d.aux_data))
@@ -62,7 +73,7 @@ class _Harness(wiring.Component):
 
 
 def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
-          stream=False):
+          stream=False, nz_stream=False):
     M, K = W.shape
     pw = pack_weights(W, fmt, **kw)
     img = np.concatenate([pw.image, np.zeros(64 * WB, dtype=np.uint8)])
@@ -81,7 +92,8 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
     dec = LaneDecoder(lane=lane, rows=rows, word_bytes=WB, byte_addr_width=16,
                       act_addr_width=12, nz_addr_width=10, formats=formats)
     garbage = [int(x) for x in rng.integers(0, 1 << 63, len(words))]
-    h = _Harness(dec, words, nzwords, stream=stream, init=garbage)
+    nz_garbage = [int(x) for x in rng.integers(0, 1 << 63, len(nzwords))] if nz_stream else None
+    h = _Harness(dec, words, nzwords, stream=stream, init=garbage, ncg=ncg, nz_init=nz_garbage)
     a, b = pw.param_a, pw.param_b
     lg = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5}
     row_len = {"dense": K, "bitmap": -(-K // max(a, 1)) * max(a, 1),
@@ -136,11 +148,29 @@ def _case(fmt, kw, W, X, lane, rows, cols, act_skip, rng, seed, formats=FORMATS,
             i += int(go)
         ctx.set(h.ld_en, 0)
 
+    async def flag_writer(ctx):
+        # column group after column group, a flag word per cycle with random gaps; the
+        # group's count rises in the cycle its last word is written (a cycle earlier than the
+        # tile's `a_cg`, which counts from the same write)
+        for cg in range(ncg):
+            for w in range(kw_words):
+                while rng.random() < 0.5:
+                    await ctx.tick()
+                ctx.set(h.nz_en, 1)
+                ctx.set(h.nz_addr, cg * kw_words + w)
+                ctx.set(h.nz_data, nzwords[cg * kw_words + w])
+                if w == kw_words - 1:
+                    ctx.set(h.cg_avail, cg + 1)
+                await ctx.tick()
+                ctx.set(h.nz_en, 0)
+
     sim = Simulator(h)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     if stream:
         sim.add_testbench(loader, background=True)
+    if nz_stream:
+        sim.add_testbench(flag_writer, background=True)
     sim.run()
 
 
@@ -185,6 +215,21 @@ def test_lane_decoder_streaming_image(fmt, kw, rng, seed):
         W = _weights(fmt, kw, M, K, rng, block_density=0.5, bitmap_density=0.3)
         X = rng.integers(-128, 128, (K, N))
         _case(fmt, kw, W, X, lane, rows, 2, False, rng, seed, stream=True)
+
+
+@pytest.mark.parametrize("group_size", [8, 32])
+def test_lane_decoder_bitmap_waits_for_flag_words(group_size, rng, seed):
+    """Bitmap skipping zero activations starts with the im2col gather (session 24): the flag
+    memory holds garbage until each column group's flag words are written and ``cg_avail``
+    counts the group, so every pair is exact only if no row fetched before its group's
+    flags were in (several groups per lane, K across more than one flag word)."""
+    for lane, rows in ((0, 1), (1, 2)):
+        M, K, N = int(rng.integers(2, 6)), int(rng.integers(40, 150)), int(rng.integers(5, 9))
+        W = _weights("bitmap", {"group_size": group_size}, M, K, rng, block_density=0.5,
+                     bitmap_density=0.5)
+        X = rng.integers(-128, 128, (K, N)) * (rng.random((K, N)) < 0.4)
+        _case("bitmap", {"group_size": group_size}, W, X, lane, rows, 2, True, rng, seed,
+              nz_stream=True)
 
 
 def test_lane_decoder_builds_only_its_formats():

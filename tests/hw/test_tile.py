@@ -303,7 +303,8 @@ def test_tile_flags_buffer_overflow(rng):
 @pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (3, 5)])
 def test_tile_conv2d_gather_overlaps_compute(rows, cols, rng, seed):
     """conv2d: the lanes start with the im2col gather (a pair waits for its entry; bitmap with
-    zero-activation skipping waits for the whole gather): bit-exact, and the compute phase in
+    zero-activation skipping: a row waits for its column group's entries, since session 24):
+    bit-exact, and the compute phase in
     the cycles of golden.tile_model's gated lane recurrence (within 3)."""
     from sparsemac.golden.ops import im2col
     from sparsemac.sim.tile_driver import conv_job
