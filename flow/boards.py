@@ -81,7 +81,12 @@ _ULX3S = dict(rows=4, cols=4, tiles=1, out_lanes=4, axi_data_width=64,
 # most seeds, `PNR_SEEDS`).  Before the tile stopped carrying (m, cg) through its lanes the same
 # build packed into 83 % (92 % with 32-bit accumulators and mul_pipeline=2) and nextpnr's placer
 # did not reliably place it.
-_ICEBREAKER = dict(rows=2, cols=2, tiles=1, out_lanes=1, formats=("dense", "nm"),
+#
+# Since session 24 one lane of 4 columns (rows=1, cols=4): the same 4 MACs on one lane decoder
+# instead of two (the decoders are most of the tile), 1,873 LUT4 and 29.2 MHz placed (the 2x2
+# tile: 84 % of the logic cells, and after a one-line tile change no seed of 1-6 placed it
+# within 120 s; a 1x2 tile: 1,671 LUT4).
+_ICEBREAKER = dict(rows=1, cols=4, tiles=1, out_lanes=1, formats=("dense", "nm"),
                    lut_enabled=False, axi_data_width=32, axi_id_width=1, axi_max_burst=4,
                    max_outstanding=1, weight_buf_depth=64, act_buf_depth=32, out_buf_depth=16,
                    ring_fifo_depth=2, desc_queue_depth=1, nm_max_m=4, watchdog_cycles=4096,

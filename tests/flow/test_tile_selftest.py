@@ -51,8 +51,9 @@ def test_job_errors():
                                          "not 'bitmap'"):
         compile_tile_selftest(cfg, fmt="bitmap")
     with pytest.raises(ValueError, match=r"ceil\(n / cols\) \* k must be at most act_buf_depth "
-                                         r"= 32, not 34 \(n=4, k=17\)"):
-        compile_tile_selftest(cfg, k=17)
+                                         r"= 32, not 34 \(n=8, k=17\)"):
+        compile_tile_selftest(cfg, k=17)        # two column groups of 4: at k = 16 it fits
+    compile_tile_selftest(cfg, k=16)
     with pytest.raises(ValueError, match="the weight image must fit weight_buf_depth = 64 "
                                          "words, not"):
         compile_tile_selftest(cfg, fmt="dense", m=40)
