@@ -951,7 +951,8 @@ def batch_networks(net: Network, cfg, *, seed: int | None = None,
 def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = None,
                     irq_last: bool = True, quant: str = "calibrate",
                     out_fill: str = "zero", split="auto", tables="auto",
-                    limits: str = "hardware", reuse_buffers: bool = False) -> CompiledNetwork:
+                    limits: str = "hardware", reuse_buffers: bool = False,
+                    decisions: dict | None = None) -> CompiledNetwork:
     """Compile ``net`` for the build ``cfg`` into a memory image and a descriptor table.
 
     Parameters
@@ -1003,6 +1004,12 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
         it back); an intermediate output may be overwritten by a later layer (its
         ``overwritten_by``), so compare it when it is written, not after the table.  Default
         False: no buffer is reused, every output survives the table.
+    decisions : dict, optional
+        For a batch of images: the ``auto`` choices of ``split`` and ``tables`` per layer,
+        made by the network cycle model on the batch's first image and kept for every other
+        image (the model runs twice per layer, not twice per layer and image).  Pass the same
+        dict to the compilations of every job of one run (`sparsemac.host.run.run` does) to
+        keep the first job's choices for all of them; a new dict per call otherwise.
 
     Raises
     ------
@@ -1030,10 +1037,16 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     # a list: one choice per layer, in order
     per_layer = iter(_per_layer_choices("split", split, SPLITS, total, batch))
     table_per_layer = iter(_per_layer_choices("tables", tables, TABLES, total, batch))
+    origin = list(range(len(nets)))     # per network compiled: the given network it is of
     if batch:
         if quant != "calibrate":
             raise ValueError("a batch of images (input [N, C, H, W]) needs quant='calibrate'")
-        nets = [b for n in nets for b in batch_networks(n, cfg, seed=seed, limits=limits)]
+        expanded = [batch_networks(n, cfg, seed=seed, limits=limits) for n in nets]
+        origin = [i for i, bs in enumerate(expanded) for _ in bs]
+        nets = [b for bs in expanded for b in bs]
+    # ``auto`` choices (split, tables) of a batch: made by the cycle model on the batch's first
+    # image and kept for the others (`decisions`: across the jobs of a run too)
+    decisions = {} if decisions is None else decisions
     # random streams: network 0 draws its input from [seed, 0] and layer i from [seed, i + 1];
     # network j > 0 from [seed, j, 0] and [seed, j, i + 1]
     chains = []     # (prefix, input, compiled layers) per network
@@ -1046,9 +1059,12 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
             cl, _ = _compile_layer(spec, cfg, tensors,
                                    np.random.default_rng([*key, spec.index + 1]), quant, limits)
             choice = split if isinstance(split, str) else next(per_layer)
-            if (spec.has_weights or cl.as_matmul is not None) and _use_col_split(cl, cfg,
-                                                                                  choice):
-                cl.slices = [cl.packed]
+            if spec.has_weights or cl.as_matmul is not None:
+                key_split = (origin[j], spec.index, "split")
+                if not batch or key_split not in decisions:
+                    decisions[key_split] = _use_col_split(cl, cfg, choice)
+                if decisions[key_split]:
+                    cl.slices = [cl.packed]
             cl.chain = j
             cl.tables = tables if isinstance(tables, str) else next(table_per_layer)
             layers.append(cl)
@@ -1176,7 +1192,10 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                       **common)
             if cl.slices[0] is cl.packed and cfg.tiles > 1:     # columns split (above)
                 d = d.replace(col_split=col_split_of(s.mkn[2], cfg))
-            if s.requant and _late_tables(cl, d, cfg):
+            key_tables = (origin[cl.chain], cl.spec.index, "tables")
+            if s.requant and (not batch or key_tables not in decisions):
+                decisions[key_tables] = _late_tables(cl, d, cfg)
+            if s.requant and decisions[key_tables]:
                 d = d.replace(flags=d.flags | Flags.LATE_TABLES)
             cl.descriptor = d
             for part in ("weights", "quant", "lut", "out"):

@@ -266,11 +266,12 @@ def run(net, cfg, *, seed: int | None = None, base: int | None = None, calib=Non
     status, err_desc, err, total, roof_total, mism_total = "OK", None, None, 0, 0, 0
     first_cn = None
     model_total = 0
+    decisions: dict = {}    # the auto split / tables choices, made on the first job's first image
     for ji, job in enumerate(jobs):
         if progress and len(jobs) > 1 and (engine_name != "model" or time.monotonic() - t0 > 2):
             progress(f"job {ji + 1}/{len(jobs)} ({time.monotonic() - t0:.0f} s)")
         cn = compile_network(job, cfg, seed=seed, base=base, split=tile_split, tables=tables,
-                             limits=limits, reuse_buffers=reuse_buffers)
+                             limits=limits, reuse_buffers=reuse_buffers, decisions=decisions)
         if check_job is not None:
             check_job(cn)
         first_cn = first_cn or cn

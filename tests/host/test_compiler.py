@@ -371,3 +371,49 @@ def test_auto_split_takes_the_columns_when_only_they_fit():
     with pytest.raises(NetworkError, match=r"layers\[0\] \(dw\) needs act_buf_depth >= 2048 "
                        r"\(1152 entries\) for the rtl engine, this configuration has 1024$"):
         check_tile_buffers(rows)
+
+
+def test_batch_auto_choices_made_on_the_first_image(monkeypatch):
+    """A batch of images with ``split`` and ``tables`` ``auto``: the cycle model decides each
+    layer once, on the batch's first image, and every image gets that choice; the first
+    image's choices are those of compiling it alone; a ``decisions`` dict carries them to the
+    next job (no model run at all)."""
+    from sparsemac.host import cycles as cyc
+    from sparsemac.host.compiler import Flags, batch_networks
+
+    cfg = AcceleratorConfig.preset("default")
+    net = network_from_dict({"seed": 11, "input": {"shape": [5, 3, 6, 6]}, "layers": [
+        {"name": "c1", "op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+         "format": "bitmap", "density": 0.5, "activation": "relu"},
+        {"name": "fc", "op": "matmul", "out_features": 10, "format": "nm", "nm": "2:4"}]})
+    calls = {"split": 0, "tables": 0}
+    real_split, real_tables = cyc.prefer_col_split, cyc.prefer_late_tables
+
+    def count_split(*a, **k):
+        calls["split"] += 1
+        return real_split(*a, **k)
+
+    def count_tables(*a, **k):
+        calls["tables"] += 1
+        return real_tables(*a, **k)
+
+    monkeypatch.setattr(cyc, "prefer_col_split", count_split)
+    monkeypatch.setattr(cyc, "prefer_late_tables", count_tables)
+    decisions: dict = {}
+    cn = compile_network(net, cfg, decisions=decisions)
+    assert len(cn.networks) == 5
+    # once per layer with weights (split; only where the column split fits) and per
+    # requantized layer (tables), not once per image
+    assert 1 <= calls["split"] <= 2 and calls["tables"] == 2, calls
+    flags = [[(cl.descriptor.col_split, bool(cl.descriptor.flags & Flags.LATE_TABLES))
+              for cl in cn.chain(j)] for j in range(5)]
+    assert all(f == flags[0] for f in flags), flags
+    first = batch_networks(net, cfg)[0]
+    alone = compile_network(first, cfg)
+    assert [(cl.descriptor.col_split, bool(cl.descriptor.flags & Flags.LATE_TABLES))
+            for cl in alone.layers] == flags[0]
+    calls.update(split=0, tables=0)
+    again = compile_network(net, cfg, decisions=decisions)
+    assert calls == {"split": 0, "tables": 0}
+    assert [(cl.descriptor.col_split, bool(cl.descriptor.flags & Flags.LATE_TABLES))
+            for cl in again.chain(4)] == flags[0]
