@@ -95,6 +95,8 @@ __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "
 IM2COL_EXTRA = 4
 #: The sequencer's DescChecker: divider steps (hw/hub/desc_checker.py).
 _DIV_STEPS = 24
+#: Strides the DescChecker divides by with a shift, in one cycle.
+_SHIFT_DIVISORS = (1, 2, 4, 8)
 #: Phases reported by `descriptor_cycles`, in time order.
 #: The prefetch (hw/hub/sequencer.py) starts in the first WAIT cycle and issues its read a
 #: cycle later (as FETCH, RD_ISSUE); it also runs through LAYER_DONE: 2 - 1 cycles to add to
@@ -132,7 +134,8 @@ def checker_cycles(d, cfg) -> int:
     One cycle from ``start`` to the first op, then each op of the checker's list (in
     hw/hub/desc_checker.py order) costs one LOAD cycle; a product ``a * b`` then runs its
     shift-and-add loop once per bit of ``b`` plus one cycle to store the result; a quotient 24
-    steps plus one; the conv-geometry ops of a matmul are skipped (their LOAD cycle only).
+    steps plus one, except a division by a stride of 1, 2, 4 or 8 (a shift, its LOAD cycle
+    only); the conv-geometry ops of a matmul are skipped (their LOAD cycle only).
     """
     conv = d.opcode == Opcode.CONV2D
     cols = _cfg(cfg, "cols")
@@ -140,8 +143,8 @@ def checker_cycles(d, cfg) -> int:
     def mul(b, when=True):
         return 2 + int(b).bit_length() if when else 1
 
-    def div(when=True):
-        return 2 + _DIV_STEPS if when else 1
+    def div(when=True, by=None):
+        return 2 + _DIV_STEPS if when and by not in _SHIFT_DIVISORS else 1
 
     n = d.n & 0xFFFF
     ncg = (n + cols - 1) // cols
@@ -153,7 +156,7 @@ def checker_cycles(d, cfg) -> int:
     c = 1 + 1                                               # start; window, geometry flags
     c += mul((d.kh - 1) & 0xFF, conv) + mul((d.kw - 1) & 0xFF, conv)
     c += 2                                                  # numerators, positive
-    c += div(conv) + div(conv)                              # / stride
+    c += div(conv, d.stride_h) + div(conv, d.stride_w)      # / stride
     c += 1                                                  # oh, ow
     c += mul(d.kh, conv) + mul(d.kw, conv) + mul(ow, conv)  # c*kh, *kw, oh*ow
     c += mul(d.h if conv else n) + mul(d.w if conv else 1) + mul(n)  # act bytes, m*n

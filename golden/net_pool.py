@@ -18,7 +18,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from .descriptors import DESC_BYTES, Opcode
-from .net_cycles import _DIV_STEPS, PREFETCH_START, _read, _report, _result_buf, _result_flits
+from .net_cycles import (
+    _DIV_STEPS,
+    _SHIFT_DIVISORS,
+    PREFETCH_START,
+    _read,
+    _report,
+    _result_buf,
+    _result_flits,
+)
 from .net_replay import _ACTS, _TOKEN_FIRE, _cdiv, _Node
 from .net_tail import _tail
 from .tile_model import gather_gate
@@ -57,7 +65,8 @@ def _geometry(d):
 
 def pool_checker_cycles(d, cfg) -> int:
     """Cycles of the DescChecker on pool descriptor ``d`` (hw/hub/desc_checker.py's op list:
-    one LOAD cycle per op, a product ``2 + bits(b)``, a quotient ``2 + 24``; the window
+    one LOAD cycle per op, a product ``2 + bits(b)``, a quotient ``2 + 24`` (a stride of 1, 2,
+    4 or 8: 1); the window
     geometry is skipped for a global pool, the flag words for every pool)."""
     cols, tiles = int(cfg.cols), int(cfg.tiles)
     glob = d.opcode == Opcode.GLOBAL_AVGPOOL
@@ -66,13 +75,13 @@ def pool_checker_cycles(d, cfg) -> int:
     def mul(b, when=True):
         return 2 + int(b).bit_length() if when else 1
 
-    def div(when=True):
-        return 2 + _DIV_STEPS if when else 1
+    def div(when=True, by=None):
+        return 2 + _DIV_STEPS if when and by not in _SHIFT_DIVISORS else 1
 
     ncg = _cdiv(d.n & 0xFFFF, cols)
     c = 1 + 1
     c += mul((d.kh - 1) & 0xFF, not glob) + mul((d.kw - 1) & 0xFF, not glob)
-    c += 2 + div(not glob) + div(not glob) + 1
+    c += 2 + div(not glob, d.stride_h) + div(not glob, d.stride_w) + 1
     c += mul(kh) + mul(kw) + mul(ow, not glob)             # KK, oh * ow
     c += mul(d.h) + mul(d.w) + mul(d.n & 0xFFFF)           # C*H*W, m * n
     c += 1 if cols & (cols - 1) == 0 else div()           # ncg

@@ -64,9 +64,10 @@ class DescChecker(wiring.Component):
     ``start``).  The products and quotients (output size, buffer sizes, im2col size, the conv
     arithmetic) run one after another on a shift-and-add multiplier that stops when its
     multiplier operand runs out of ones, and a 24-step restoring divider: no DSP, no
-    combinational multiply or divide on any path, one 56-bit adder.  A check takes
-    ``2 * 24 + sum(bits)`` cycles or so (about 60-120 for a real layer, 450 at most); it always
-    ends, whatever the descriptor holds.
+    combinational multiply or divide on any path, one 56-bit adder.  A division by a stride
+    of 1, 2, 4 or 8 is a shift, written in the op's one LOAD cycle (26 cycles for any other
+    stride).  A check takes ``sum(bits)`` cycles or so plus 26 per other stride (about 30-70
+    for a real layer, 450 at most); it always ends, whatever the descriptor holds.
 
     Beyond the golden rules it reports the hardware limits
     (`sparsemac.golden.desc_rules.hardware_descriptor_code`): shapes that do not fit the tile's
@@ -438,10 +439,26 @@ class DescChecker(wiring.Component):
                             if op[0] == "mul":
                                 m.d.sync += [ma.eq(op[1]), mb.eq(op[2]), macc.eq(0)]
                                 m.next = "MUL"
-                            else:
+                            elif isinstance(op[2], int):    # a build constant (cols, tiles)
                                 m.d.sync += [dn.eq(op[1]), dd.eq(op[2]), rem.eq(0),
                                              dcnt.eq(DW)]
                                 m.next = "DIV"
+                            else:
+                                # a power-of-two divisor up to 8 (the usual strides 1, 2,
+                                # 4, 8) is a shift, written in this LOAD cycle; any other
+                                # runs the restoring division
+                                sh = Signal(range(4), name=f"div_shift{i}")
+                                m.d.comb += sh.eq(Mux(op[2] == 2, 1, Mux(op[2] == 4, 2,
+                                                                         Mux(op[2] == 8, 3, 0))))
+                                fast = Signal(name=f"div_fast{i}")
+                                m.d.comb += fast.eq(op[2].matches(1, 2, 4, 8))
+                                with m.If(fast):
+                                    m.d.sync += [op[3].eq(op[1][:DW] >> sh),
+                                                 pc.eq(next_pc(i))]
+                                with m.Else():
+                                    m.d.sync += [dn.eq(op[1]), dd.eq(op[2]), rem.eq(0),
+                                                 dcnt.eq(DW)]
+                                    m.next = "DIV"
                             if len(op) > 4:         # skipped: straight to the next op
                                 when = op[4].cond if jumped(i) else op[4]
                                 with m.If(~when):

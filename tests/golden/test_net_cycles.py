@@ -43,11 +43,15 @@ def _matmul(rng, m, k, n, fmt="dense", *, cfg=CFG, flags=REQ_LUT, density=0.5, n
 
 
 # DCHECK cycles of these descriptors on the accelerator RTL (default config, the sequencer's
-# state sampled every cycle): conv2d (c, h, w, kout, k, stride, pad), matmul (m, k, n)
+# state sampled every cycle): conv2d (c, h, w, kout, k, stride, pad), matmul (m, k, n).  Since
+# session 25 a stride of 1, 2, 4 or 8 is a shift in the DescChecker: 50 cycles fewer per conv
+# (re-measured on the DescChecker, whose start-to-valid is DCHECK + 3:
+# tests/hw/test_desc_checker.py::test_check_cycles_follow_the_model); a stride of 3 divides
 RTL_DCHECK = [
-    (("conv", 3, 12, 12, 8, 3, 1, 1), 121), (("conv", 8, 12, 12, 16, 3, 2, 1), 114),
-    (("conv", 16, 6, 6, 8, 3, 2, 0), 102), (("conv", 1, 8, 8, 8, 3, 1, 1), 118),
-    (("conv", 8, 8, 8, 16, 3, 2, 1), 111), (("conv", 4, 8, 8, 12, 3, 1, 1), 118),
+    (("conv", 3, 12, 12, 8, 3, 1, 1), 71), (("conv", 8, 12, 12, 16, 3, 2, 1), 64),
+    (("conv", 16, 6, 6, 8, 3, 2, 0), 52), (("conv", 1, 8, 8, 8, 3, 1, 1), 68),
+    (("conv", 8, 8, 8, 16, 3, 2, 1), 61), (("conv", 4, 8, 8, 12, 3, 1, 1), 68),
+    (("conv", 3, 12, 12, 8, 3, 3, 1), 111),
     (("mm", 16, 16, 36), 47), (("mm", 10, 32, 1), 31), (("mm", 128, 64, 8), 39),
     (("mm", 64, 64, 16), 43), (("mm", 16, 32, 4), 35), (("mm", 24, 48, 20), 43),
 ]

@@ -318,3 +318,63 @@ def test_column_split_act_fits_counts_one_share():
         assert code == ErrorCode.OK, (d, ErrorCode(code))
         assert bool(fits) == (short is None), f"{d}: act_fits {fits}, golden {short}"
     assert [f for _, f, _, _ in got] == [0, 1, 0], got
+
+
+#: The DescChecker's cycles from ``start`` to ``valid`` minus the sequencer's DCHECK cycles
+#: that `golden.net_cycles.checker_cycles` counts (matmul, conv2d), and minus
+#: `golden.net_pool.pool_checker_cycles` (pools), as measured.
+CHECK_TO_MODEL = {"conv": 3, "pool": -1}
+
+
+def test_check_cycles_follow_the_model(seed):
+    """Random valid convs (strides 1..9 per axis: the shift for 1, 2, 4, 8, the divider for
+    the others), matmuls and pools on the default build: the checker's cycles are the cycle
+    model's (the network model's fetch-and-check phase) plus a constant, every one."""
+    import numpy as np
+    from sparsemac.golden.descriptors import (
+        Opcode,
+        avgpool2d_descriptor,
+        global_avgpool_descriptor,
+        maxpool2d_descriptor,
+    )
+    from sparsemac.golden.net_cycles import checker_cycles
+    from sparsemac.golden.net_pool import pool_checker_cycles
+
+    cfg = AcceleratorConfig.preset("default")
+    rng = np.random.default_rng(seed)
+    descs = []
+    for i in range(36):
+        h, w = int(rng.integers(9, 33)), int(rng.integers(9, 33))
+        s = (int(rng.integers(1, 10)), int(rng.integers(1, 10)))
+        if i % 3 == 0:
+            k = int(rng.integers(1, 4))
+            descs.append(conv2d_descriptor(c=int(rng.integers(1, 9)), h=h, w=w,
+                                           kout=int(rng.integers(1, 17)), kh=k, kw=k,
+                                           stride=s, pad=(k // 2, k // 2), acts=1024,
+                                           out=8192))
+        elif i % 3 == 1:
+            descs.append(matmul_descriptor(m=int(rng.integers(1, 65)), k=int(rng.integers(1, 65)),
+                                           n=int(rng.integers(1, 65)), acts=1024, out=8192))
+        elif i % 6 == 2:
+            k = int(rng.integers(1, 4))
+            make = maxpool2d_descriptor if rng.random() < 0.5 else (
+                lambda **kw: avgpool2d_descriptor(count_include_pad=True, **kw))
+            descs.append(make(c=int(rng.integers(1, 9)), h=h, w=w, kernel=k, stride=s,
+                              acts=1024, out=8192))
+        else:
+            descs.append(global_avgpool_descriptor(c=int(rng.integers(1, 9)),
+                                                   h=int(rng.integers(1, 16)),
+                                                   w=int(rng.integers(1, 16)), acts=1024,
+                                                   out=8192))
+    cycles = []
+    outs = check_outputs(descs, cfg, cycles=cycles, windows=[1 << 20] * len(descs))
+    strides = set()
+    for d, n, o in zip(descs, cycles, outs, strict=True):
+        assert o["code"] == 0, f"seed {seed}: {d}: code {ErrorCode(o['code'])!r}"
+        if d.opcode in (Opcode.MATMUL, Opcode.CONV2D):
+            want = checker_cycles(d, cfg) + CHECK_TO_MODEL["conv"]
+        else:
+            want = pool_checker_cycles(d, cfg) + CHECK_TO_MODEL["pool"]
+        assert n == want, f"seed {seed}: {d}: {n} cycles, the model {want}"
+        strides.add(d.stride_h)
+    assert {1, 2}.issubset(strides) and strides - {0, 1, 2, 4, 8}, (seed, strides)
