@@ -3,13 +3,15 @@ accelerator (docs/accelerator.md "Pooling"), with the phases and keys of
 `golden.net_cycles.descriptor_cycles`.
 
 The sequencer fetches and checks the descriptor (`pool_checker_cycles`: the DescChecker's op
-list for a pool), starts the tiles with their channel shares (two cycles each), multicasts
-the input image (read once), passes the empty BODIES loop and waits.  Each tile loads the
-whole image, then gathers its own channels' windows (``ceil(OH*OW / cols) * rows * KH*KW``
-entries, one per cycle, `golden.tile_model.gather_gate` after the load) and its
-`PoolReducer` reads them back behind the gather (`pool_tokens`: a window's result after its
-last entry, the average's division `pool_divide_beats` cycles); the results, ring and
-ResultWriter are replayed cycle by cycle by `golden.net_tail._tail` as for every layer.
+list for a pool), starts the tiles with their channel shares (two cycles each; the channels
+interleaved over the tiles, `golden.tiling.pool_channel_split`), multicasts the input image
+(read once), passes the empty BODIES loop and waits.  Each tile pools its channels one after
+the other, each as soon as its plane is in (the replay records the cycle the tile takes each
+image word): the gather of its ``ceil(OH*OW / cols) * KH*KW`` entries, one per cycle
+(`golden.tile_model.gather_gate` after its start), and the `PoolReducer` reading them back
+behind it (`pool_channel_tokens`: a window's result after its last entry, the average's
+division `pool_divide_beats` cycles); the results, ring and ResultWriter are replayed cycle
+by cycle by `golden.net_tail._tail` as for every layer.
 Pure Python (no hardware import).
 """
 
@@ -27,13 +29,13 @@ from .net_cycles import (
     _result_buf,
     _result_flits,
 )
-from .net_replay import _ACTS, _TOKEN_FIRE, _cdiv, _Node
+from .net_replay import _ACTS, _cdiv, _Node
 from .net_tail import _tail
 from .tile_model import gather_gate
-from .tiling import tile_row_split
+from .tiling import pool_channel_split
 
-__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_tokens", "POOL_OPCODES",
-           "pool_divider_lanes", "pool_divide_beats"]
+__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_channel_tokens",
+           "POOL_OPCODES", "pool_divider_lanes", "pool_divide_beats"]
 
 POOL_OPCODES = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 #: the PoolReducer's reciprocal: a 26-step divider from the gather's start
@@ -95,29 +97,53 @@ def pool_checker_cycles(d, cfg) -> int:
     return c
 
 
-def pool_tokens(windows: int, kk: int, *, gate: int, avg: bool, bpr: int) -> list[int]:
-    """Cycles (from the tile's LOAD exit) at which each window's result enters lane 0's
-    result FIFO (hw/tile/pool_reducer.py): entry ``e`` is written at ``gate + e``; the reducer
-    reads one entry per cycle once it is written and its reciprocal is ready; a window's last
-    entry only when the hold register is free from the cycle after on (the window before
-    moves on in that cycle at the latest) and no other last entry is on its way; the result
-    then takes three cycles into the hold register (the read, a register, the accumulate) and
-    one (max) or ``bpr`` (average, `pool_divide_beats`) into the output register, which the
-    FIFO takes a cycle later."""
-    out = []
-    t = -1
-    hold_free = 0
-    e = 0
-    for _ in range(windows):
-        for j in range(kk):
-            r = max(t + 1, gate + e + 1, _RECIP_CYCLES)
-            if j == kk - 1:
-                r = max(r, hold_free)
-            t, e = r, e + 1
-        o_at = t + 3 + (bpr if avg else 1)
-        hold_free = max(t + 3, o_at - 1)
-        out.append(o_at + 1)
-    return out
+#: Tile cycles from the cycle a channel's last image word is taken to its gather's start (the
+#: word count, then the `p_have` register), and from a gather's ``done`` to the next
+#: channel's start at the earliest (P_NEXT, P_WAIT); a gather's ``done`` comes
+#: `POOL_DONE_AFTER` cycles after its last entry is readable.
+POOL_PLANE_TO_START = 2
+POOL_DONE_TO_START = 2
+POOL_DONE_AFTER = -1
+
+
+def pool_channel_tokens(chans: int, ncg: int, kk: int, *, plane_in, gate: int, avg: bool,
+                        bpr: int, recip_at: int = 0):
+    """Cycles at which each window's result enters lane 0's result FIFO, channel after
+    channel (hw/tile/tile.py P_NEXT .. P_RUN, hw/tile/pool_reducer.py), as a generator.
+
+    ``plane_in(i)``: the cycle the tile took the last image word of its ``i``-th channel's
+    plane, or None while that is not known yet (the generator then yields None: the replay
+    asks again a cycle later).  Channel ``i``'s gather starts at ``S_i = max(plane_in(i) +
+    POOL_PLANE_TO_START, D_{i-1} + POOL_DONE_TO_START)``; its ``ncg * kk`` entries are
+    readable from ``S_i + gate + j + 1`` on and its ``done`` is at ``D_i = S_i + gate + ncg *
+    kk + POOL_DONE_AFTER``.  The reducer reads one entry per cycle once it is readable and
+    the reciprocal is ready (``recip_at``), a window's last entry only when the hold
+    register is free from the cycle after on and no other last entry is on its way; a
+    result takes three cycles into the hold register and one (max) or ``bpr`` (average)
+    into the output register, which the FIFO takes a cycle later."""
+    t = -(1 << 40)
+    hold_free = -(1 << 40)
+    done = None
+    n = ncg * kk
+    for i in range(chans):
+        p = plane_in(i)
+        while p is None:
+            yield None
+            p = plane_in(i)
+        s = p + POOL_PLANE_TO_START
+        if done is not None:
+            s = max(s, done + POOL_DONE_TO_START)
+        done = s + gate + n + POOL_DONE_AFTER
+        j = 0
+        for _ in range(ncg):
+            for e in range(kk):
+                r = max(t + 1, s + gate + j + 1, recip_at + _RECIP_CYCLES)
+                if e == kk - 1:
+                    r = max(r, hold_free)
+                t, j = r, j + 1
+            o_at = t + 3 + (bpr if avg else 1)
+            hold_free = max(t + 3, o_at - 1)
+            yield o_at + 1
 
 
 def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None = None) -> dict:
@@ -140,17 +166,36 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
         ph["fetch_check"] = (2 if first else 0) + 2 + fetch + 1
     else:
         ph["fetch_check"] = 2 + max(0, fetch + PREFETCH_START - prev_wait)
-    shares = tile_row_split(d.m, tiles)
+    shares = pool_channel_split(d.m, tiles)
     ph["headers"] = 2 * len(shares)
     gate = gather_gate(SimpleNamespace(cols=cols))
+    plane = d.h * d.w
     nodes = []
-    for t, (c0, c1) in enumerate(shares):
-        rows = c1 - c0
-        toks = pool_tokens(ncg * rows, kk, gate=gate, avg=avg, bpr=pool_divide_beats(cols))
-        flits = [_result_flits(c0 + w % rows, w // rows, n, cols, 1, dbytes)
-                 for w in range(len(toks))]
-        nd = _Node(t, [([x - _TOKEN_FIRE for x in toks], flits)], 0, 1, 0, _result_buf(cfg))
-        nd.compute = toks[-1] + 1
+    for t, (c0, count) in enumerate(shares):
+        # channel i of the tile: c0 + i * tiles, pooled once its plane's last word is in
+        # (the replay records the cycle the tile takes each image word: `acts_at`)
+        box: list = []
+
+        def plane_in(i, _box=box, _c0=c0):
+            need = _cdiv((_c0 + i * tiles + 1) * plane, beat)
+            at = _box[0].acts_at
+            return at[need - 1] if len(at) >= need else None
+
+        # the reducer (and its reciprocal divider) starts in the tile's LOAD once the channel
+        # sums are done: the tile was started 2 cycles per tile before the replay, its LOAD
+        # 4 cycles later, the sums take max(c0, tiles) cycles
+        recip_at = -2 * (len(shares) - t) + 4 + max(c0, tiles)
+        toks = pool_channel_tokens(count, ncg, kk, plane_in=plane_in, gate=gate, avg=avg,
+                                   bpr=pool_divide_beats(cols), recip_at=recip_at)
+        flits = [_result_flits(c0 + (w // ncg) * tiles, w % ncg, n, cols, 1, dbytes)
+                 for w in range(count * ncg)]
+        nd = _Node(t, [(toks, flits)], 0, 1, 0, _result_buf(cfg))
+        box.append(nd)
+        # the tokens are the results' FIFO cycles in the replay's time (compute start 0):
+        # a result fires a cycle after it enters the FIFO; the tile leaves its last pool
+        # state two cycles after the last result entered it
+        nd.cs, nd.wwait, nd.wdone = 0, False, -(1 << 40)
+        nd.compute, nd.comp_tail = None, 2
         nodes.append(nd)
     act_words = _cdiv(d.c * d.h * d.w, beat)
     mcast = sum(1 << (t + 1) for t in range(len(shares)))
@@ -158,8 +203,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
                ("acts", 2, "dma", act_words, (mcast, _ACTS, 0, 0)),
                ("bodies", len(shares) + 1, None, 0, None)]
     lines = min(16, max(2, rows_ * tiles))
-    limit = 64 * (act_words + 1000 + sum(nd.compute for nd in nodes)
-                  + 8 * _cdiv(d.m * n, beat))
+    limit = 64 * (act_words + 1000 + 16 * d.m * ncg * kk + 8 * _cdiv(d.m * n, beat))
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
                               act_words=act_words, image_entries=act_words, limit=limit,

@@ -118,7 +118,7 @@ class _Node:
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
                  "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
                  "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid", "tab_at",
-                 "rbuf", "rbuf_depth")
+                 "rbuf", "rbuf_depth", "acts_at")
 
     def __init__(self, tile, lanes, pipe_len, bpr, t2f, rbuf: int = 0):
         self.tile = tile
@@ -149,6 +149,7 @@ class _Node:
         self.wdone = None
         self.wwait = True       # the lanes start once the whole weight image is in (bitmap)
         self.taken = []         # the cycle each body word left the node's weight FIFO
+        self.acts_at = []       # the cycle the tile took each image word (pools read it)
         self.marked = False
         self.marker_at = None
         self.stalls = 0

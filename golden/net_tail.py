@@ -125,6 +125,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             if acts_done[t] is None and acts[t].cnt and entries[t] < image_entries:
                 if acts[t].pop():
                     entries[t] += 1
+                    nodes[t].acts_at.append(c)
                     if entries[t] == image_entries:
                         acts_done[t] = c
         ready_data = [len(q) < 2 for q in wq]

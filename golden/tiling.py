@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["tile_row_split", "tile_col_split", "TILE_BUFFER_CHECKS", "nz_flag_depth",
+__all__ = ["pool_channel_split", "tile_row_split", "tile_col_split", "TILE_BUFFER_CHECKS",
+           "nz_flag_depth",
            "tile_buffer_use", "tile_buffer_limits", "tile_buffer_shortfall", "tile_buffer_minimum",
            "BufferShortfall", "POOL_BUFFER_CHECKS", "pool_buffer_use", "pool_buffer_shortfall",
            "pool_buffer_fits"]
@@ -35,6 +36,23 @@ def tile_row_split(m: int, tiles: int) -> list[tuple[int, int]]:
         raise ValueError(f"m and tiles must be at least 1, not m={m}, tiles={tiles}")
     c = -(-m // tiles)
     return [(r, min(m, r + c)) for r in range(0, m, c)]
+
+
+def pool_channel_split(c: int, tiles: int) -> list[tuple[int, int]]:
+    """The channels ``(first, count)`` each tile pools, tile 0 first: channel ``i`` goes to
+    tile ``i % tiles``, so tile ``t`` pools ``t, t + tiles, t + 2 * tiles, ...`` (``count =
+    ceil((C - t) / tiles)``), and each tile's next channel streams in while it pools the one
+    before (the image arrives channel after channel, multicast to every tile).  Only the
+    first ``min(C, tiles)`` tiles get channels (``C = 6, tiles = 4``: ``(0, 2), (1, 2),
+    (2, 1), (3, 1)``; ``C = 3, tiles = 4``: three tiles of one channel).
+
+    ``c`` and ``tiles`` must be ints of at least 1 (`ValueError` otherwise)."""
+    if isinstance(c, bool) or isinstance(tiles, bool) or int(c) != c or int(tiles) != tiles:
+        raise ValueError(f"c and tiles must be ints, not {c!r} and {tiles!r}")
+    c, tiles = int(c), int(tiles)
+    if c < 1 or tiles < 1:
+        raise ValueError(f"c and tiles must be at least 1, not c={c}, tiles={tiles}")
+    return [(t, -(-(c - t) // tiles)) for t in range(min(c, tiles))]
 
 
 def tile_col_split(n: int, cols: int, col_split: int, tiles: int) -> list[tuple[int, int]]:

@@ -75,11 +75,12 @@ def conv_job(pw, x, kernel, *, stride=1, padding=0, dilation=1, cols: int,
 
 
 def pool_job(x, kernel, *, stride, padding=0, avg: bool, include_pad: bool = True, c0: int = 0,
-             m: int | None = None, cols: int, word_bytes: int) -> dict:
+             m: int | None = None, cgap: int = 0, cols: int, word_bytes: int) -> dict:
     """The tile job of a max (``avg`` False) or average pool (spec 2.3; ``include_pad``: the
-    padding counts, else each window divides by its real positions) of channels
-    ``[c0, c0 + m)`` of an NCHW (N=1) image: the whole image on ``image``, no weight words;
-    the results are ``m`` rows of ``OH*OW`` int8 values."""
+    padding counts, else each window divides by its real positions) of the ``m`` channels
+    ``c0, c0 + cgap + 1, ...`` (``cgap = 0``: ``[c0, c0 + m)``) of an NCHW (N=1) image: the
+    whole image on ``image``, no weight words; the results are ``m`` rows of ``OH*OW`` int8
+    values (`pool_channels` lists the channels)."""
     from sparsemac.golden.pool import pool_output_shape
 
     x = np.asarray(x, dtype=np.int64)
@@ -88,7 +89,7 @@ def pool_job(x, kernel, *, stride, padding=0, avg: bool, include_pad: bool = Tru
     st = (stride, stride) if np.isscalar(stride) else tuple(stride)
     pd = (padding, padding) if np.isscalar(padding) else tuple(padding)
     oh, ow = pool_output_shape((H, Wd), (kh, kw), st, pd)
-    m = C - c0 if m is None else m
+    m = -(-(C - c0) // (cgap + 1)) if m is None else m
     raw = (x.ravel() & 0xFF).astype(np.uint8).tobytes()
     raw += bytes(-len(raw) % word_bytes)
     image = [int.from_bytes(raw[i:i + word_bytes], "little")
@@ -96,7 +97,7 @@ def pool_job(x, kernel, *, stride, padding=0, avg: bool, include_pad: bool = Tru
     geo = {"c": C, "h": H, "w": Wd, "oh": oh, "ow": ow, "kh": kh, "kw": kw, "sh": st[0],
            "sw": st[1], "ph": pd[0], "pw": pd[1], "dh": 1, "dw": 1}
     return {"cmd": {"op": 3 if avg else 2, "fmt": 0, "act_skip": 0, "m": m, "k": 0,
-                    "n": oh * ow, "geo": geo, "c0": c0,
+                    "n": oh * ow, "geo": geo, "c0": c0, "cgap": cgap,
                     "exclude_pad": int(avg and not include_pad)},
             "words": [], "image": image, "M": m, "N": oh * ow}
 

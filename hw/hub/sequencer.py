@@ -562,15 +562,19 @@ class Sequencer(wiring.Component):
                 take_header(read_it, ~n_ok)
                 abort_on_soft_reset()
             if cfg.pool_enabled:
-                # a pool's channel shares, tile after tile: `pool_rows` = ceil(C / tiles)
-                # channels each (the last tiles fewer or none; golden.tiling.tile_row_split),
-                # in two steps (the share, registered; then the node's start)
+                # a pool's channels, interleaved over the tiles: tile t pools channels t,
+                # t + T, t + 2T, ... (golden.tiling.pool_channel_split): the first `p_full`
+                # tiles `pool_rows` = ceil(C / T) channels, the others one fewer (none: not
+                # started), so every tile's next channel streams in while it pools the one
+                # before; in two steps (the share, registered; then the node's start)
                 p_take, p_last = Signal(DIM_WIDTH + 1), Signal()
+                p_full = Signal(DIM_WIDTH + 2)
+                m.d.comb += p_full.eq(desc.m[:DIM_WIDTH + 1] - (chk.pool_rows - 1) * T)
                 with m.State("P_SHARE"):
                     m.d.comb += self.busy.eq(1)
-                    left = desc.m - rows_sum
-                    m.d.sync += [p_take.eq(Mux(left < chk.pool_rows, left, chk.pool_rows)),
-                                 p_last.eq(left <= chk.pool_rows)]
+                    m.d.sync += [p_take.eq(Mux(t < p_full, chk.pool_rows, chk.pool_rows - 1)),
+                                 p_last.eq((t + 1 == T)
+                                           | ((chk.pool_rows == 1) & (t + 1 >= p_full)))]
                     m.next = "P_START"
                     abort_on_soft_reset()
                 with m.State("P_START"):
@@ -578,7 +582,7 @@ class Sequencer(wiring.Component):
                     for i in range(T):
                         with m.If(t == i):
                             m.d.comb += self.node_start[i].eq(1)
-                    m.d.comb += [self.node_rows.eq(p_take), self.node_row_base.eq(rows_sum)]
+                    m.d.comb += [self.node_rows.eq(p_take), self.node_row_base.eq(t)]
                     m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)),
                                  rows_sum.eq(rows_sum + p_take), body_len[t].eq(0)]
                     with m.If(p_last):

@@ -33,8 +33,9 @@ class PoolReducer(wiring.Component):
     """Reduces the im2col entries of a pooling layer to int8 results, one window per ``kk``
     entries.
 
-    The tile's gather writes entry ``(cg, k)`` (``k = ch*KK + r*KW + s``: the tile's channels
-    ``ch``, then the window position) into its activation buffer, one per cycle, padding
+    The tile's gather writes entry ``(ch, cg, k)`` (``k = r*KW + s``: channel after channel,
+    in each its column groups, in each the window position) into its activation buffer, one
+    per cycle, padding
     positions as ``pad`` bytes (-128 for max and for an average of the real positions, 0 for
     an average counting padding, spec 2.3), and beside each byte its ``real`` flag (the
     position is inside the image).  The reducer reads the entries back in the same order,
@@ -51,8 +52,8 @@ class PoolReducer(wiring.Component):
     ``R[count]`` from `recip_table` (a constant table, one synchronous read port per lane:
     the first lane group's reads are issued as the window enters the hold register, the next
     group's in each division cycle, so both modes take the same cycles).  A maximum is the
-    result as it is.  Results leave on ``o`` (channel outer within a column group, groups in
-    order), each row segment held until taken; the reader reads a window's last entry only
+    result as it is.  Results leave on ``o`` (channel after channel, in each its column
+    groups in order), each row segment held until taken; the reader reads a window's last entry only
     when the hold register is free from the next cycle on (it lands there three cycles after
     its read), so a window's result leaves one cycle later than without the entry register
     and windows follow each other as fast as before (`golden.net_pool.pool_tokens`).
@@ -148,14 +149,14 @@ class PoolReducer(wiring.Component):
             m.d.sync += addr.eq(addr + 1)
             with m.If(w_last):
                 m.d.sync += e.eq(0)
-                with m.If(ch_r + 1 == self.chans):
-                    m.d.sync += ch_r.eq(0)
-                    with m.If(cg_r + 1 == self.ncg):
+                with m.If(cg_r + 1 == self.ncg):
+                    m.d.sync += cg_r.eq(0)
+                    with m.If(ch_r + 1 == self.chans):
                         m.d.sync += running.eq(0)       # the layer's last entry
                     with m.Else():
-                        m.d.sync += cg_r.eq(cg_r + 1)
+                        m.d.sync += ch_r.eq(ch_r + 1)
                 with m.Else():
-                    m.d.sync += ch_r.eq(ch_r + 1)
+                    m.d.sync += cg_r.eq(cg_r + 1)
             with m.Else():
                 m.d.sync += e.eq(e + 1)
 
@@ -187,10 +188,10 @@ class PoolReducer(wiring.Component):
                 m.d.sync += [h.eq(n) for h, n in zip(hold, nxt)]
                 m.d.sync += [h.eq(n) for h, n in zip(hold_cnt, nxt_cnt)]
                 m.d.sync += [hold_valid.eq(1), hold_m.eq(ch_a), hold_cg.eq(cg_a)]
-                with m.If(ch_a + 1 == self.chans):
-                    m.d.sync += [ch_a.eq(0), cg_a.eq(cg_a + 1)]
+                with m.If(cg_a + 1 == self.ncg):
+                    m.d.sync += [cg_a.eq(0), ch_a.eq(ch_a + 1)]
                 with m.Else():
-                    m.d.sync += ch_a.eq(ch_a + 1)
+                    m.d.sync += cg_a.eq(cg_a + 1)
 
         # ---- divide (average) or pass (max), lanes columns per cycle, into the output ---------
         # An average takes bpr + 2 cycles: in cycle b < bpr lane group b's reciprocals and hold

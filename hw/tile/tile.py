@@ -42,16 +42,18 @@ def tile_command_layout():
     ``Kout``, ``C*KH*KW``, ``OH*OW``), ``geo`` (conv2d geometry, ignored by matmul) and the
     column groups the tile computes: ``cgs`` groups of ``cols`` columns from group ``cg0``
     (``cgs = 0``: every group from ``cg0`` on; a layer whose columns are split across tiles,
-    docs/spec.md section 8.1).  Pools (``MAXPOOL``, ``AVGPOOL``): ``m`` channels from channel
-    ``c0`` of the ``geo.c``-channel image (``k`` is ignored: the tile counts ``m * KH * KW``
-    entries per column group), ``fmt`` 0; ``exclude_pad`` (``AVGPOOL`` only): each window
-    divides by its count of real positions (``count_include_pad = 0``, docs/spec.md section
-    8.2), else by ``KH * KW``."""
+    docs/spec.md section 8.1).  Pools (``MAXPOOL``, ``AVGPOOL``): ``m`` channels of the
+    ``geo.c``-channel image, channel ``c0`` and every ``cgap + 1``-th after it (``cgap = 0``:
+    ``c0 .. c0 + m - 1``; the accelerator interleaves a pool's channels over its tiles,
+    ``cgap = tiles - 1``), pooled channel after channel, each as soon as its plane is in
+    (``k`` is ignored: the tile counts ``KH * KW`` entries per window), ``fmt`` 0;
+    ``exclude_pad`` (``AVGPOOL`` only): each window divides by its count of real positions
+    (``count_include_pad = 0``, docs/spec.md section 8.2), else by ``KH * KW``."""
     return data.StructLayout({"op": TileOp, "fmt": 2, "act_skip": 1, "m": DIM_WIDTH,
                               "k": DIM_WIDTH, "n": DIM_WIDTH,
                               "geo": conv_geometry_layout(DIM_WIDTH),
                               "cg0": DIM_WIDTH, "cgs": DIM_WIDTH, "c0": DIM_WIDTH,
-                              "exclude_pad": 1})
+                              "cgap": 8, "exclude_pad": 1})
 
 
 def act_entry_layout(cols: int, pool: bool):
@@ -291,15 +293,22 @@ class Tile(wiring.Component):
         i_hw = Signal(2 * DIM_WIDTH, name="i_hw")   # conv image h * w
         i_size = Signal(3 * DIM_WIDTH, name="i_size")   # conv image c * h * w (bytes)
         a_loaded = Mux(is_conv, i_count >= i_beats, g_cg == ncg_all)
-        # pools: the image's first own channel (cbase = c0 * H * W) and the entries per column
-        # group (cmd.k := m * KH * KW), summed during the load, one term per cycle (no
-        # multiplier); `p_set` counts the terms
+        # pools: the image's first own channel (cbase = c0 * H * W) and the step to the next
+        # one (p_step = (cgap + 1) * H * W), summed during the load, one term per cycle (no
+        # multiplier); `p_set` counts the terms.  Then channel after channel (`p_ch`): its
+        # plane's end (`p_cend`), and whether the image is in up to there (`p_have`, a register)
         cbase = Signal(2 * DIM_WIDTH + 8, name="pool_cbase")
+        p_step = Signal(2 * DIM_WIDTH + 8, name="pool_step")
+        p_cend = Signal(2 * DIM_WIDTH + 8, name="pool_cend")
+        p_ch = Signal(DIM_WIDTH, name="pool_ch")
+        p_have = Signal(name="pool_have")
+        p_bad = Signal(name="pool_chan_bad")      # a channel past the image: error, no wait
         p_kk, p_set = Signal(8, name="pool_kk"), Signal(DIM_WIDTH + 1, name="pool_terms")
         p_ready = Signal(name="pool_setup_done")
         if self.pool:
+            m.d.sync += p_have.eq(((i_count << self.lg_wb) >= p_cend) | a_loaded)
             m.d.comb += [is_pool.eq(cmd.op.as_value()[1]),
-                         p_ready.eq((p_set >= cmd.c0) & (p_set >= cmd.m)),
+                         p_ready.eq((p_set >= cmd.c0) & (p_set > cmd.cgap)),
                          pool.avg.eq(cmd.op == TileOp.AVGPOOL),
                          pool.exclude_pad.eq(cmd.exclude_pad), pool.kk.eq(p_kk),
                          pool.chans.eq(cmd.m), pool.ncg.eq(ncg), pool.avail.eq(a_addr)]
@@ -376,6 +385,7 @@ class Tile(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), wcount.eq(0), hdr.eq(0),
                                  a_k.eq(0), a_cg.eq(0), a_addr.eq(0), a_nzbase.eq(0),
                                  g_k.eq(0), g_cg.eq(0), self.error.eq(0), cbase.eq(0),
+                                 p_bad.eq(0),
                                  hdr_in.eq(0), w_all.eq(0), w_loaded.eq(0),
                                  ncg_all.eq((self.cmd.payload.n + cols - 1) // cols),
                                  cg_sum.eq(self.cmd.payload.cg0 + self.cmd.payload.cgs)]
@@ -399,8 +409,8 @@ class Tile(wiring.Component):
                     m.d.sync += [i_count.eq(0), i_size.eq(cmd.geo.c * i_hw)]
                     if self.pool:
                         with m.If(is_pool):
-                            m.d.sync += [cmd.k.eq(0), p_set.eq(0),
-                                         p_kk.eq(cmd.geo.kh * cmd.geo.kw)]
+                            m.d.sync += [cmd.k.eq(cmd.geo.kh * cmd.geo.kw), p_set.eq(0),
+                                         p_step.eq(0), p_kk.eq(cmd.geo.kh * cmd.geo.kw)]
                     m.next = "SIZE"
                 else:
                     with m.If(cmd.op == TileOp.CONV2D):      # no conv2d path: refuse
@@ -425,12 +435,14 @@ class Tile(wiring.Component):
                         m.d.sync += p_set.eq(p_set + 1)
                         with m.If(p_set < cmd.c0):
                             m.d.sync += cbase.eq(cbase + i_hw)
-                        with m.If(p_set < cmd.m):
-                            m.d.sync += cmd.k.eq(cmd.k + p_kk)
-                    with m.If(is_pool & a_loaded & p_ready):
-                        m.d.sync += self.error.eq(overflow)
-                        m.d.comb += [i2c.start.eq(1), pool.start.eq(1)]
-                        m.next = "POOL"
+                        with m.If(p_set <= cmd.cgap):
+                            m.d.sync += p_step.eq(p_step + i_hw)
+                    # the reducer starts; the first channel's gather once its plane is in
+                    # (P_NEXT: `p_have` follows the new `p_cend` a cycle later)
+                    with m.If(is_pool & p_ready):
+                        m.d.sync += [p_ch.eq(0), p_cend.eq(cbase + i_hw)]
+                        m.d.comb += pool.start.eq(1)
+                        m.next = "P_NEXT"
                 # bitmap: a value's address is known only from its row's mask (the tile reads
                 # it at the pair), so a bitmap layer waits for its whole image
                 w_go = hdr_in[1] & (w_loaded | (h_fmt != FormatCode.BITMAP)) if has_bm \
@@ -448,12 +460,34 @@ class Tile(wiring.Component):
                         # per column group)
                         m.d.comb += i2c.start.eq(is_conv)
             if self.pool:
-                with m.State("POOL"):
-                    m.d.comb += [self.busy.eq(1), self.computing.eq(1)]
-                    # the gather is over, every window reduced and its result taken
-                    with m.If((a_cg == ncg) & ~pool.busy & ~arb.lane0_nonempty):
-                        m.d.sync += self.error.eq(self.error | overflow)
-                        m.next = "IDLE"
+                # a pool, channel after channel: wait for its plane (P_NEXT, P_WAIT), gather
+                # its windows (P_RUN); the image goes on loading meanwhile
+                pool_states = ("P_NEXT", "P_WAIT", "P_RUN", "P_END")
+                for st in pool_states:
+                    with m.State(st):
+                        m.d.comb += [self.busy.eq(1), self.computing.eq(1),
+                                     self.image.ready.eq(~a_loaded)]
+                        if st == "P_NEXT":
+                            with m.If(p_cend > i_size):
+                                m.d.sync += p_bad.eq(1)
+                            m.next = "P_WAIT"
+                        elif st == "P_WAIT":
+                            with m.If(p_have):
+                                m.d.comb += i2c.start.eq(1)
+                                m.next = "P_RUN"
+                        elif st == "P_RUN":
+                            with m.If(i2c.done):
+                                with m.If(p_ch + 1 >= cmd.m):
+                                    m.next = "P_END"
+                                with m.Else():
+                                    m.d.sync += [p_ch.eq(p_ch + 1), cbase.eq(cbase + p_step),
+                                                 p_cend.eq(p_cend + p_step)]
+                                    m.next = "P_NEXT"
+                        else:
+                            # every window reduced and its result taken, the whole image in
+                            with m.If(~pool.busy & ~arb.lane0_nonempty & a_loaded):
+                                m.d.sync += self.error.eq(self.error | overflow | p_bad)
+                                m.next = "IDLE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), self.computing.eq(1),
                              self.weights.ready.eq(~w_loaded),

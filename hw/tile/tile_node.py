@@ -32,12 +32,12 @@ def layer_layout() -> data.StructLayout:
 
     ``op``, ``fmt``, ``k``, ``n``, ``geo``: the tile command (every matmul / conv layer runs as
     a conv2d: any ``op`` but the pools is ``CONV2D``; a matmul is the 1x1 conv of a
-    ``K x 1 x N`` image; a pool is ``MAXPOOL`` / ``AVGPOOL`` of the node's channels
-    ``[row_base, row_base + rows)``; ``exclude_pad``: an average pool divides each window by
-    its real positions, docs/spec.md section 8.2).  ``requant``: outputs go through the
-    OutputPipeline (int8), else raw values of ``2**lg_esize`` bytes (a pool: its int8
-    results, ``lg_esize = 0``).  ``act_beats``, ``quant_beats``, ``lut_beats``: bus words of
-    each multicast stream.
+    ``K x 1 x N`` image; a pool is ``MAXPOOL`` / ``AVGPOOL`` of the node's ``rows`` channels
+    ``row_base, row_base + tiles, ...`` (interleaved over the tiles); ``exclude_pad``: an
+    average pool divides each window by its real positions, docs/spec.md section 8.2).
+    ``requant``: outputs go through the OutputPipeline (int8), else raw values of
+    ``2**lg_esize`` bytes (a pool: its int8 results, ``lg_esize = 0``).  ``act_beats``,
+    ``quant_beats``, ``lut_beats``: bus words of each multicast stream.
     """
     return data.StructLayout({
         "op": TileOp, "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH,
@@ -148,7 +148,9 @@ class TileNode(wiring.Component):
                              c.fmt.eq(lay.fmt),
                              c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
                              c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs),
-                             c.c0.eq(row_base), c.exclude_pad.eq(lay.exclude_pad)]
+                             c.c0.eq(row_base), c.exclude_pad.eq(lay.exclude_pad),
+                             # a pool's channels: row_base, row_base + tiles, ...
+                             c.cgap.eq(Mux(pool_layer, cfg.tiles - 1, 0))]
                 with m.If(tile.cmd.ready):
                     m.next = "RUN"
             with m.State("RUN"):
@@ -262,7 +264,10 @@ class TileNode(wiring.Component):
         with m.Else():
             m.d.comb += rs_ready.eq(~row_valid)
             with m.If(rs_valid & ~row_valid):
-                m.d.sync += [row_valid.eq(1), row_m.eq(row_base + res.m), row_cg.eq(res.cg)]
+                # (a pool's i-th channel is row_base + i * tiles: interleaved over the tiles)
+                m.d.sync += [row_valid.eq(1),
+                             row_m.eq(row_base + Mux(pool_layer, res.m * cfg.tiles, res.m)),
+                             row_cg.eq(res.cg)]
                 ext = [Signal(signed(8 * es), name=f"ext{c}") for c in range(cols)]
                 m.d.comb += [e.eq(res.acc[c]) for c, e in enumerate(ext)]
                 # int8 values (a pool) packed a byte per column, else es bytes per column

@@ -11,6 +11,7 @@ from sparsemac.golden.tiling import (
     pool_buffer_fits,
     pool_buffer_shortfall,
     pool_buffer_use,
+    pool_channel_split,
     tile_buffer_minimum,
     tile_buffer_shortfall,
     tile_buffer_use,
@@ -54,6 +55,32 @@ def test_tile_row_split_examples():
 def test_tile_row_split_rejects(m, tiles):
     with pytest.raises(ValueError):
         tile_row_split(m, tiles)
+
+
+@pytest.mark.parametrize("c,tiles", [(c, t) for c in (1, 2, 3, 4, 5, 6, 7, 8, 13, 64)
+                                     for t in (1, 2, 3, 4, 8)])
+def test_pool_channel_split_interleaves(c, tiles):
+    """Every channel exactly once, channel ``i`` on tile ``i % tiles``, shares from ``ceil(C /
+    tiles)`` down by at most one, no empty share (the sequencer's P_SHARE rule)."""
+    got = pool_channel_split(c, tiles)
+    owner = {}
+    for t, (first, count) in enumerate(got):
+        assert first == t and count >= 1
+        for i in range(count):
+            owner.setdefault(first + i * tiles, []).append(t)
+    assert owner == {i: [i % tiles] for i in range(c)}
+    full = c - (-(-c // tiles) - 1) * tiles     # the hardware's p_full
+    assert [n for _, n in got] == [-(-c // tiles) if t < full else -(-c // tiles) - 1
+                                   for t in range(len(got))]
+
+
+def test_pool_channel_split_examples_and_errors():
+    assert pool_channel_split(6, 4) == [(0, 2), (1, 2), (2, 1), (3, 1)]
+    assert pool_channel_split(3, 4) == [(0, 1), (1, 1), (2, 1)]
+    assert pool_channel_split(16, 4) == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    for bad in ((0, 4), (4, 0), (True, 4), (2.5, 4)):
+        with pytest.raises(ValueError):
+            pool_channel_split(*bad)
 
 
 def test_array_split_differs_for_10_over_4():

@@ -346,6 +346,8 @@ def test_check_cycles_follow_the_model(seed):
     for i in range(36):
         h, w = int(rng.integers(9, 33)), int(rng.integers(9, 33))
         s = (int(rng.integers(1, 10)), int(rng.integers(1, 10)))
+        if i < 12:          # each divider path at least once: shifts 1, 2, 4, 8; 3, 5
+            s = [(1, 1), (2, 2), (3, 5), (8, 4)][i // 3]
         if i % 3 == 0:
             k = int(rng.integers(1, 4))
             descs.append(conv2d_descriptor(c=int(rng.integers(1, 9)), h=h, w=w,
@@ -368,7 +370,6 @@ def test_check_cycles_follow_the_model(seed):
                                                    out=8192))
     cycles = []
     outs = check_outputs(descs, cfg, cycles=cycles, windows=[1 << 20] * len(descs))
-    strides = set()
     for d, n, o in zip(descs, cycles, outs, strict=True):
         assert o["code"] == 0, f"seed {seed}: {d}: code {ErrorCode(o['code'])!r}"
         if d.opcode in (Opcode.MATMUL, Opcode.CONV2D):
@@ -376,5 +377,3 @@ def test_check_cycles_follow_the_model(seed):
         else:
             want = pool_checker_cycles(d, cfg) + CHECK_TO_MODEL["pool"]
         assert n == want, f"seed {seed}: {d}: {n} cycles, the model {want}"
-        strides.add(d.stride_h)
-    assert {1, 2}.issubset(strides) and strides - {0, 1, 2, 4, 8}, (seed, strides)

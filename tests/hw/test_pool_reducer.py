@@ -20,9 +20,9 @@ CASES = [  # (cols, lanes, kk, chans, ncg)
 
 def _expected(entries, kk, chans, ncg, avg):
     out = []
-    for cg in range(ncg):
-        for ch in range(chans):
-            win = entries[(cg * chans + ch) * kk:(cg * chans + ch + 1) * kk].astype(np.int64)
+    for ch in range(chans):         # channel after channel, its column groups in order
+        for cg in range(ncg):
+            win = entries[(ch * ncg + cg) * kk:(ch * ncg + cg + 1) * kk].astype(np.int64)
             if avg:
                 y = avg_divide(win.sum(axis=0), kk, max_count=256)
             else:
@@ -136,7 +136,7 @@ def _real_flags(rng, kk, chans, ncg, cols):
         for j, c in enumerate(counts):
             pos = rng.permutation(kk)[:c]
             for ch in range(chans):
-                real[(cg * chans + ch) * kk + pos, j] = 1
+                real[(ch * ncg + cg) * kk + pos, j] = 1
     return real
 
 
@@ -157,9 +157,9 @@ def test_pool_reducer_divides_by_the_real_count(case, seed):
         entries[kk:2 * kk] = 127
     entries[real == 0] = -128                       # the gather's padding byte
     want = []
-    for cg in range(ncg):
-        for ch in range(chans):
-            w = slice((cg * chans + ch) * kk, (cg * chans + ch + 1) * kk)
+    for ch in range(chans):
+        for cg in range(ncg):
+            w = slice((ch * ncg + cg) * kk, (ch * ncg + cg + 1) * kk)
             counts = real[w].sum(axis=0)
             sums = (entries[w] * real[w]).sum(axis=0)
             y = avg_divide(sums, np.maximum(counts, 1), max_count=kk).astype(np.int64)

@@ -403,6 +403,11 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
         ((1, 15, 15), (15, 15), (15, 15), (14, 14), "real", 0, 1),
         ((1, 15, 15), (15, 15), (14, 1), (14, 0), "real", 0, 1),
         ((2, 3, 4), (2, 3), (1, 1), (0, 0), "real", 1, 1),   # no padding: KH*KW either way
+        # interleaved channels (the accelerator's split over tiles, cgap = tiles - 1): c0,
+        # c0 + cgap + 1, ...
+        ((7, 5, 6), (2, 2), (2, 2), (0, 0), False, 1, (2, 3)),
+        ((9, 4, 5), (3, 3), (1, 1), (1, 1), "real", 2, (3, 2)),
+        ((5, 6, 3), (2, 3), (1, 2), (1, 1), True, 0, (2, 3)),
     ]
     jobs, exps = [], []
     x0 = rng.integers(-128, 128, (1, 2, 5, 6))
@@ -411,6 +416,8 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
                     cols=cfg.cols, word_bytes=cfg.axi_bytes, act_skip=True)
     conv_exp = conv2d(x0, w0, padding=1)[0].reshape(3, -1)
     for shape, k, st, pd, avg, c0, m in cases:
+        m, cgap = m if isinstance(m, tuple) else (m, 0)
+        chans = [c0 + i * (cgap + 1) for i in range(m)]
         x = rng.integers(-128, 128, (1, *shape))
         if not avg and any(pd):     # all negative: a padding byte must not win a max
             x = np.minimum(x, -1)
@@ -418,10 +425,10 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
         x[0, c0, -1, :] = 127
         include = avg is True
         jobs.append(pool_job(x, k, stride=st, padding=pd, avg=bool(avg), include_pad=include,
-                             c0=c0, m=m, cols=cfg.cols, word_bytes=cfg.axi_bytes))
+                             c0=c0, m=m, cgap=cgap, cols=cfg.cols, word_bytes=cfg.axi_bytes))
         y = (avgpool2d(x, k, st, pd, count_include_pad=include) if avg
              else maxpool2d(x, k, st, pd))
-        exps.append(y[0, c0:c0 + m].reshape(m, -1))
+        exps.append(y[0, chans].reshape(m, -1))
     all_jobs = [conv] + jobs[:3] + [conv] + jobs[3:]
     all_exps = [conv_exp] + exps[:3] + [conv_exp] + exps[3:]
     status = []
@@ -433,58 +440,77 @@ def test_tile_pools(rows, cols, lanes, rng, seed):
             f"c0={job['cmd'].get('c0')}:\nexpected\n{exp}\ngot\n{Y}")
 
 
-@pytest.mark.parametrize("kernel,stride,pad,avg,lanes", [
-    ((2, 2), (2, 2), (0, 0), False, 4),
-    ((3, 3), (2, 2), (0, 0), True, 4),
-    ((2, 2), (1, 1), (0, 0), True, 1),
-    ((1, 1), (1, 1), (0, 0), False, 4),
-    ((8, 8), (1, 1), (0, 0), True, 2),
-    ((3, 3), (1, 1), (1, 1), "real", 4),     # count_include_pad 0: the same cycles
-    ((2, 2), (1, 1), (1, 1), "real", 1),
+@pytest.mark.parametrize("kernel,stride,pad,avg,lanes,c0,cgap,gap", [
+    ((2, 2), (2, 2), (0, 0), False, 4, 0, 0, 0),
+    ((3, 3), (2, 2), (0, 0), True, 4, 1, 3, 0),
+    ((2, 2), (1, 1), (0, 0), True, 1, 0, 1, 2),
+    ((1, 1), (1, 1), (0, 0), False, 4, 2, 0, 3),
+    ((8, 8), (1, 1), (0, 0), True, 2, 0, 0, 0),
+    ((3, 3), (1, 1), (1, 1), "real", 4, 3, 3, 1),    # count_include_pad 0: the same cycles
+    ((2, 2), (1, 1), (1, 1), "real", 1, 0, 2, 4),
+    ((2, 2), (2, 2), (0, 0), False, 2, 1, 3, 6),     # the image slower than the gather
 ])
-def test_pool_token_times_match_the_cycle_model(kernel, stride, pad, avg, lanes, rng, seed):
-    """`golden.net_pool.pool_tokens` (the network cycle model's pool results) against the
-    tile: the cycle each window's result is offered, counted from the cycle after the last
-    image word was taken (the model's LOAD exit is one cycle later), results always taken.
-    An average of the real positions (``"real"``) takes the cycles of one counting padding."""
-    from sparsemac.golden.net_pool import pool_divide_beats, pool_tokens
+def test_pool_token_times_match_the_cycle_model(kernel, stride, pad, avg, lanes, c0, cgap, gap,
+                                                rng, seed):
+    """`golden.net_pool.pool_channel_tokens` (the network cycle model's pool results) against
+    the tile: the cycle each window's result is offered, the image words arriving with up to
+    ``gap`` idle cycles between them (random), the tile's channels ``c0, c0 + cgap + 1, ...``
+    of 12, each pooled once its plane is in, results always taken.  An average of the real
+    positions (``"real"``) takes the cycles of one counting padding."""
+    from sparsemac.golden.net_pool import pool_channel_tokens, pool_divide_beats
     from sparsemac.golden.tile_model import gather_gate
 
-    cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes)
-    x = rng.integers(-128, 128, (1, 4, 8, 8))
+    cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes, act_buf_depth=2048)
+    C, H, Wd = 12, 8, 8
+    x = rng.integers(-128, 128, (1, C, H, Wd))
     job = pool_job(x, kernel, stride=stride, padding=pad, avg=bool(avg),
-                   include_pad=avg is True, c0=0, m=4, cols=cfg.cols, word_bytes=cfg.axi_bytes)
+                   include_pad=avg is True, c0=c0, cgap=cgap, cols=cfg.cols,
+                   word_bytes=cfg.axi_bytes)
+    m = job["M"]
     dut = Tile(cfg)
     seen = {}
 
     async def bench(ctx):
-        await _command(ctx, dut, job["cmd"])
+        await _command(ctx, dut, job["cmd"])       # taken in cycle 0
         ctx.set(dut.results.ready, 1)
-        ai, offered = 0, []
-        for cyc in range(1, 5000):
-            more = ai < len(job["image"])
+        ai, offered, taken, wait = 0, [], [], 0
+        for cyc in range(1, 20000):
+            more = ai < len(job["image"]) and wait == 0
             ctx.set(dut.image.valid, int(more))
             if more:
                 ctx.set(dut.image.payload, job["image"][ai])
             if more and ctx.get(dut.image.ready):
                 ai += 1
-                if ai == len(job["image"]):
-                    seen["last"] = cyc
+                taken.append(cyc)
+                wait = int(rng.integers(0, gap + 1))
+            elif wait:
+                wait -= 1
             if ctx.get(dut.results.valid):
                 offered.append(cyc)
             await ctx.tick()
             if cyc > 10 and not ctx.get(dut.busy):
                 break
-        seen["offered"] = offered
+        seen["offered"], seen["taken"] = offered, taken
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    oh = (8 + 2 * pad[0] - kernel[0]) // stride[0] + 1
-    ow = (8 + 2 * pad[1] - kernel[1]) // stride[1] + 1
-    want = pool_tokens(-(-oh * ow // cfg.cols) * 4, kernel[0] * kernel[1],
-                       gate=gather_gate(cfg), avg=bool(avg), bpr=pool_divide_beats(cfg.cols))
-    got = [c - seen["last"] - 1 for c in seen["offered"]]
+    oh = (H + 2 * pad[0] - kernel[0]) // stride[0] + 1
+    ow = (Wd + 2 * pad[1] - kernel[1]) // stride[1] + 1
+    wb = cfg.axi_bytes
+    taken = seen["taken"]
+
+    def plane_in(i):        # the cycle the channel's last word was taken
+        return taken[-(-(c0 + i * (cgap + 1) + 1) * H * Wd // wb) - 1]
+
+    # the reducer starts (and its reciprocal divider) in LOAD once the channel sums are done:
+    # command in cycle 0, SETUP 1, SIZE 2, LOAD from 3, max(c0, cgap + 1) sum cycles
+    recip_at = 3 + max(c0, cgap + 1)
+    want = list(pool_channel_tokens(m, -(-oh * ow // cfg.cols), kernel[0] * kernel[1],
+                                    plane_in=plane_in, gate=gather_gate(cfg), avg=bool(avg),
+                                    bpr=pool_divide_beats(cfg.cols), recip_at=recip_at))
+    got = seen["offered"]
     assert got == want, (f"seed={seed} kernel {kernel} stride {stride} avg={avg} "
-                         f"lanes={lanes}:\nmodel {want}\ntile  {got}")
+                         f"lanes={lanes} c0={c0} cgap={cgap} gap={gap}:\nmodel {want}\n"
+                         f"tile  {got}")
