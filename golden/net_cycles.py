@@ -91,8 +91,6 @@ from .tiling import tile_col_split
 __all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_RESPONSE",
            "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES", "PREFETCH_START"]
 
-#: The tile's im2col unit: set-up (one cycle per column) + two pipeline stages + handover.
-IM2COL_EXTRA = 4
 #: The sequencer's DescChecker: divider steps (hw/hub/desc_checker.py).
 _DIV_STEPS = 24
 #: Strides the DescChecker divides by with a shift, in one cycle.
@@ -348,7 +346,6 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     bpr = _cdiv(cols, out_lanes) if requant else 1
     nodes, bodies, comps = [], [], []
     row0 = 0
-    im2cols = []
     for t, (pw, g0, g) in enumerate(shares):
         Xt = X[:, g0 * cols:(g0 + g) * cols]
         comp = tile_cycles(pw, Xt, tcfg, act_skip=True, image_bytes=act_bytes,
@@ -356,8 +353,6 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         # the lanes start with the im2col gather (a pair waits for its entry; bitmap skipping
         # zero activations: a row waits for its column group's flag words, `group_gated`)
         gate = (gather_gate(tcfg) + g0, K, group_gated(pw, True))
-        im2col = g0 + g * K + cols + IM2COL_EXTRA
-        im2cols.append(im2col)
         lanes = []
         # the lanes start with the image (not bitmap: `weight_waits`) and fetch each weight
         # word once it is in: their tokens are generated as the replay learns the arrivals
@@ -379,7 +374,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
             lanes.append((toks, flits, cell))
         nd = _Node(t, lanes, pipe_len, bpr, mp + _FIRE_TO_FIFO_EXTRA, rbuf)
         box.append(nd)
-        nd.compute, nd.im2col = comp, 0
+        nd.compute = comp
         comps.append(comp)
         if overlap:
             nd.wwait, nd.compute = False, None
@@ -418,7 +413,7 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         program.append((None, 1, None, 0, None))     # BODIES once more, then WAIT
     lines = min(16, max(2, rows * tiles))
     limit = 64 * (sum(bodies) + act_words + 2 * LUT_BYTES + quant_words + 1000
-                  + (max(im2cols) + max(comps)) * len(nodes)
+                  + (ncg * K + cols + max(comps)) * len(nodes)
                   + (WRITE_RESPONSE + 1) * _cdiv(d.m * N * es, beat) * 2)
     holds = [checker_holds(pw, beat) for pw, _, _ in shares]
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
@@ -426,13 +421,13 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
                               quant_words=quant_words, act_words=act_words,
                               image_entries=act_words, limit=limit, holds=holds,
                               outstanding=outstanding)
-    return _report(ph, starts, end, info, nodes, im2cols)
+    return _report(ph, starts, end, info, nodes)
 
 
-def _report(ph: dict, starts: dict, end: int, info: dict, nodes, im2cols) -> dict:
+def _report(ph: dict, starts: dict, end: int, info: dict, nodes) -> dict:
     """`descriptor_cycles`' result from the phases before the tables (``ph``) and the replay
-    (`_tail`'s ``starts``, ``end``, ``info``; ``im2cols``: each node's gather before its
-    lanes, 0 for a pool): the phases, their grouping and the per-tile times."""
+    (`_tail`'s ``starts``, ``end``, ``info``): the phases, their grouping and the per-tile
+    times."""
     if starts["tables"] < starts["acts"]:
         ph["tables"] = starts["acts"] - starts["tables"]
         ph["acts"] = starts["bodies"] - starts["acts"]
@@ -453,10 +448,10 @@ def _report(ph: dict, starts: dict, end: int, info: dict, nodes, im2cols) -> dic
         compute_cycles=int(comp_left),
         writeback_cycles=int(ph["wait"] - comp_left),
         writes=int(info["writes"]), stall_cycles=[int(x) for x in info["stalls"]],
-        tiles=[{"loaded": int(max(nd.cs - (nd.im2col and im2cols[i]),
+        tiles=[{"loaded": int(max(nd.cs,
                                   nd.wdone if nd.wdone is not None else -(1 << 40))
                               - starts["bodies"]),
                 "compute_start": int(nd.cs - starts["bodies"]),
                 "compute_end": int(nd.cs + nd.compute - starts["bodies"])}
-               for i, nd in enumerate(nodes)])
+               for nd in nodes])
     return out

@@ -208,7 +208,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
                               act_words=act_words, image_entries=act_words, limit=limit,
                               outstanding=outstanding)
-    out = _report(ph, starts, end, info, nodes, [0] * len(nodes))
+    out = _report(ph, starts, end, info, nodes)
     for t in out["tiles"]:
         t["loaded"] = 0
     return out

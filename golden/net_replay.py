@@ -116,7 +116,7 @@ class _Node:
     tile's last result the end marker follows."""
 
     __slots__ = ("tile", "lanes", "pipe", "bpr", "row", "ri", "row_at", "free_at", "cs",
-                 "compute", "im2col", "marked", "marker_at", "stalls", "sb", "left", "t2f",
+                 "compute", "marked", "marker_at", "stalls", "sb", "left", "t2f",
                  "held", "comp_min", "comp_tail", "wdone", "wwait", "taken", "skid", "tab_at",
                  "rbuf", "rbuf_depth", "acts_at")
 
@@ -142,7 +142,7 @@ class _Node:
         self.ri = 0
         self.row_at = self.free_at = 0
         self.cs = None                           # compute start (set when the body is in)
-        self.compute = self.im2col = 0
+        self.compute = 0
         # with token generators: compute is known once they are exhausted, as
         # max(last token + comp_tail, comp_min, the whole image in: wdone - cs)
         self.comp_min = self.comp_tail = 0

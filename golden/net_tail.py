@@ -30,7 +30,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     ``program``: the hub's streams in order, ``(phase, state cycles before the stream,
     source, words, flit)`` with source ``"dma"`` (a read: `READ_LATENCY` to the first beat,
     `READ_TAIL` after the last), ``"ident"`` (the identity table, a word per cycle) or None;
-    ``nodes``: a `_Node` per slice (results, ``im2col``, ``compute``); ``holds``: per node,
+    ``nodes``: a `_Node` per slice (results, ``compute``); ``holds``: per node,
     the cycles its ImageChecker holds each body word (`golden.net_cycles.checker_holds`;
     None: none held).  A node takes a body word into its 2-word FIFO (hw/tile/tile_node.py
     ``weight_slice``: room counted at the start of the cycle, a word readable the cycle
@@ -144,10 +144,10 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                         nodes[t]._settle()
         for t, nd in enumerate(nodes):          # LOAD ends: the image in (and the weights)
             if nd.cs is None and acts_done[t] is not None and not nd.wwait:
-                nd.cs = acts_done[t] + 2 + nd.im2col
+                nd.cs = acts_done[t] + 2
                 nd._settle()
             if nd.cs is None and weights_done[t] is not None and acts_done[t] is not None:
-                nd.cs = max(weights_done[t] + LOAD_DELAY, acts_done[t] + 2) + nd.im2col
+                nd.cs = max(weights_done[t] + LOAD_DELAY, acts_done[t] + 2)
             nd.step(c)
         offers = [None] * n_all
         if hub["src"] is not None and hub["left"] and c >= hub["at"]:
