@@ -56,7 +56,7 @@ class PoolReducer(wiring.Component):
     groups in order), each row segment held until taken; the reader reads a window's last entry only
     when the hold register is free from the next cycle on (it lands there three cycles after
     its read), so a window's result leaves one cycle later than without the entry register
-    and windows follow each other as fast as before (`golden.net_pool.pool_tokens`).
+    and windows follow each other as fast as before (`golden.net_pool.pool_channel_tokens`).
 
     Members
     -------

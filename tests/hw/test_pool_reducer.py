@@ -180,7 +180,7 @@ def test_pool_reducer_divides_by_the_real_count(case, seed):
 def test_pool_reducer_real_count_takes_the_same_cycles(case, seed):
     """Both divisors take the same cycles: the same layer (every entry real) under the same
     random gather and output stalls, with ``exclude_pad`` 0 and 1, gives the same results at
-    the same cycles (the cycle model has one rule, `golden.net_pool.pool_tokens`)."""
+    the same cycles (the cycle model has one rule, `golden.net_pool.pool_channel_tokens`)."""
     cols, lanes, kk, chans, ncg = case
     entries = np.random.default_rng(seed).integers(-128, 128, size=(kk * chans * ncg, cols))
     runs = []
