@@ -41,6 +41,14 @@ CASES = [
                                                  include_pad=False)),
     ("global avgpool, 64x8x8", dict(op="global_avgpool", c=64, h=8, w=8)),
     ("global avgpool, 32x4x4", dict(op="global_avgpool", c=32, h=4, w=4)),
+    # the same global pools as the compiler runs them (host.compiler.global_pool_block): the
+    # average pool of blocks of 4 channels, kernel and stride (H, W), the same result bytes
+    ("global avgpool, 64x8x8 as 16 blocks of 4", dict(op="avgpool2d", c=16, h=32, w=8,
+                                                       kernel=(8, 8), stride=(8, 8),
+                                                       pad=(0, 0), include_pad=False)),
+    ("global avgpool, 32x4x4 as 8 blocks of 4", dict(op="avgpool2d", c=8, h=16, w=4,
+                                                      kernel=(4, 4), stride=(4, 4),
+                                                      pad=(0, 0), include_pad=False)),
 ]
 
 

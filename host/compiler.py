@@ -790,12 +790,36 @@ def _compile_layer(spec: LayerSpec, cfg, tensors: dict, rng, quant: str,
     return _layer(spec, cfg, curs, s_x, rng, quant)
 
 
-def _pool_descriptor(spec: LayerSpec, *, acts: int, out: int, flags) -> Descriptor:
+def global_pool_block(c: int, h: int, w: int, cfg) -> int:
+    """Channels per block of a global average pool of ``C x H x W`` compiled as an average
+    pool (`_pool_descriptor`): the largest divisor of ``C`` up to ``cfg.cols``; 1 (the
+    global_avgpool descriptor itself) when that is 1 or the plane is larger than the
+    hardware's kernel (`HW_GEO_MAX` per axis)."""
+    if max(h, w) > HW_GEO_MAX:
+        return 1
+    return max(b for b in range(1, min(c, int(cfg.cols)) + 1) if c % b == 0)
+
+
+def _pool_descriptor(spec: LayerSpec, cfg, *, acts: int, out: int, flags) -> Descriptor:
     """The descriptor of a pool (docs/spec.md section 8.2).  INCLUDE_PAD is set only where it
     changes the result, an average pool with padding (without padding every window is real
-    and both divisors are ``KH*KW``)."""
+    and both divisors are ``KH*KW``).
+
+    A global average pool of ``C x H x W`` runs as the average pool of the same bytes read as
+    ``C / b`` channels of ``b*H x W`` with kernel and stride ``(H, W)`` (``b`` =
+    `global_pool_block`): window ``i`` of block ``j`` is exactly channel ``j*b + i``'s plane
+    and the outputs land in channel order, so the result is the same bits (spec 2.3: one
+    rule, ``count = H*W``), but a tile's gather fills the ``cols`` columns of an entry with
+    ``b`` channels' windows instead of one (the global_avgpool descriptor is one window per
+    channel: ``cols - 1`` columns of every entry idle), and the tiles pool the blocks
+    interleaved as they arrive."""
     c, h, w = spec.in_shape
     if spec.op == "global_avgpool":
+        b = global_pool_block(c, h, w, cfg)
+        if b > 1:
+            return avgpool2d_descriptor(c=c // b, h=b * h, w=w, kernel=(h, w), stride=(h, w),
+                                        acts=acts, out=out, flags=flags,
+                                        count_include_pad=False)
         return global_avgpool_descriptor(c=c, h=h, w=w, acts=acts, out=out, flags=flags)
     geo = dict(c=c, h=h, w=w, kernel=spec.kernel, stride=spec.stride, pad=spec.padding,
                acts=acts, out=out, flags=flags)
@@ -1145,7 +1169,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                 oo = out_alloc(s.index, f"{name}.out", cl.expected.size)
                 outs.append((oo, cl.expected.size))
                 flags = Flags.IRQ if irq_last and cl is every[-1] else Flags(0)
-                cl.descriptor = _pool_descriptor(s, acts=acts, out=oo, flags=flags)
+                cl.descriptor = _pool_descriptor(s, cfg, acts=acts, out=oo, flags=flags)
                 cl.regions = {**regs, "out": plan.region(f"{name}.out")}
                 offs[s.index] = oo
                 continue

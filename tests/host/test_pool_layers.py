@@ -18,6 +18,7 @@ from sparsemac.host import NetworkError, compile_network, load_network, network_
 from sparsemac.host.compiler import (
     calibrate,
     check_tile_buffers,
+    global_pool_block,
     layer_buffer_shortfall,
 )
 from sparsemac.host.cycles import POOL_CYCLE_SOURCE, table_cycles
@@ -277,12 +278,20 @@ def test_random_pool_networks_are_bit_exact(rng, seed, rep):
     prev = None
     for cl, y in zip(cn.layers, want, strict=True):
         dsc, s = cl.descriptor, cl.spec
-        np.testing.assert_array_equal(read_output(r.image, dsc), y, err_msg=ctx)
+        np.testing.assert_array_equal(read_output(r.image, dsc).reshape(y.shape), y, err_msg=ctx)
         np.testing.assert_array_equal(cl.expected, y, err_msg=ctx)
         if prev is not None:
             assert dsc.acts == prev.descriptor.out, ctx
             assert cl.in_scale == prev.out_scale, ctx
-        if s.is_pool:
+        if s.op == "global_avgpool" and dsc.opcode == Opcode.AVGPOOL2D:
+            # compiled as the average pool of blocks of b channels (`global_pool_block`)
+            c, h, w = s.in_shape
+            b = global_pool_block(c, h, w, CFG)
+            assert b > 1 and (dsc.c, dsc.h, dsc.w) == (c // b, b * h, w), ctx
+            assert (dsc.kh, dsc.kw, dsc.stride_h, dsc.stride_w) == (h, w, h, w), ctx
+            assert (dsc.m, dsc.k, dsc.n) == (c // b, h * w, b), ctx
+            assert not dsc.flags & Flags.INCLUDE_PAD, ctx
+        elif s.is_pool:
             assert dsc.opcode == _OPCODES[s.op], ctx
             assert (dsc.m, dsc.k, dsc.n) == s.mkn, ctx
             assert (dsc.weights, dsc.quant, dsc.lut, dsc.format) == (0, 0, 0, 0), ctx
@@ -292,6 +301,11 @@ def test_random_pool_networks_are_bit_exact(rng, seed, rep):
             assert set(cl.regions) == {"acts", "out"}, ctx
             assert cl.out_scale == cl.in_scale, ctx
             assert (dsc.c, dsc.h, dsc.w) == s.in_shape, ctx
+        if s.is_pool:
+            assert (dsc.weights, dsc.quant, dsc.lut, dsc.format) == (0, 0, 0, 0), ctx
+            assert not dsc.flags & (Flags.REQUANT | Flags.LUT), ctx
+            assert set(cl.regions) == {"acts", "out"}, ctx
+            assert cl.out_scale == cl.in_scale, ctx
         prev = cl
     assert cn.layers[-1].descriptor.flags & Flags.IRQ
 
@@ -351,13 +365,18 @@ def test_pool_cycles_model():
     net = network_from_dict({"input": {"shape": [8, 12, 12]}, "layers": [
         {"op": "maxpool2d", "kernel": 2}, {"op": "global_avgpool"}]})
     totals = {}
-    for tiles, steps in ((4, (9 * 2 * 4, 1 * 2 * 36)), (1, (9 * 8 * 4, 1 * 8 * 36))):
+    for tiles in (4, 1):
         cfg = CFG.replace(tiles=tiles)
         cn = compile_network(net, cfg)
         r = _run(cn)
         assert r.ok
         cyc = table_cycles(r.layers, cfg)
         beat = cfg.axi_data_width // 8
+        # the busiest tile's gather: its channels' column groups of KK entries (the global
+        # pool runs as blocks of 4 channels: 2 blocks of one column group of 36 entries)
+        steps = [-(-cl.descriptor.m // tiles) * -(-cl.descriptor.n // cfg.cols)
+                 * cl.descriptor.k for cl in cn.layers]
+        assert steps == [9 * -(-8 // tiles) * 4, -(-2 // tiles) * 36], steps
         for c, chw, out, step in zip(cyc, (8 * 144, 8 * 36), (8 * 36, 8), steps):
             assert c["load_cycles"] >= READ_LATENCY + -(-chw // beat) + READ_TAIL
             assert c["writes"] >= -(-out // beat)
@@ -408,3 +427,47 @@ def test_model_job_without_cycles(rng, seed):
     assert np.array_equal(full.outputs, fast.outputs), seed
     assert full.report["cycles"] > 0 and fast.report["cycles"] == 0
     assert fast.report["mismatches"] == 0 and fast.report["limits"] == "architecture"
+
+
+@pytest.mark.parametrize("c,h,w,b", [(8, 6, 6, 4), (6, 3, 5, 3), (12, 15, 15, 4), (2, 1, 1, 2),
+                                     (7, 4, 4, 1), (1, 9, 2, 1), (9, 2, 7, 3)])
+def test_global_pool_runs_as_blocks_of_channels(c, h, w, b, rng, seed):
+    """A global average pool compiles to the average pool of ``C / b`` blocks of ``b``
+    channels (``b`` the largest divisor of ``C`` up to ``cols``; 1: the global_avgpool
+    descriptor), kernel and stride ``(H, W)``: the model engine's output equals golden's
+    global_avgpool bit for bit, on random and extreme planes (all -128, all 127, halves that
+    round up and down)."""
+    from sparsemac.golden.descriptors import Opcode
+
+    x = rng.integers(-128, 128, size=(c, h, w)).astype(np.int8)
+    x[0] = -128
+    if c > 1:
+        x[1] = 127
+    if c > 2 and h * w > 1:       # sums whose average ends in exactly .5: both directions
+        x[2] = 0
+        x[2].flat[0] = 1 if (h * w) % 2 == 0 else 0
+    net = network_from_dict({"seed": 1, "input": {"values": x.tolist()},
+                             "layers": [{"name": "g", "op": "global_avgpool"}]})
+    cn = compile_network(net, CFG)
+    d = cn.layers[0].descriptor
+    assert global_pool_block(c, h, w, CFG) == b
+    if b > 1:
+        assert d.opcode == Opcode.AVGPOOL2D and (d.c, d.h, d.w, d.kh, d.kw) == (
+            c // b, b * h, w, h, w), f"seed={seed}"
+    else:
+        assert d.opcode == Opcode.GLOBAL_AVGPOOL, f"seed={seed}"
+    r = _run(cn)
+    assert r.ok, f"seed={seed}: {r.message}"
+    want = global_avgpool(x.reshape(1, c, h, w)).reshape(-1)
+    np.testing.assert_array_equal(read_output(r.image, d).reshape(-1), want,
+                                  err_msg=f"seed={seed} c={c} h={h} w={w}")
+    np.testing.assert_array_equal(cn.layers[0].expected.reshape(-1), want)
+
+
+def test_global_pool_block_limits():
+    """The block is 1 for a plane larger than the hardware's kernel (the global_avgpool
+    descriptor, run with limits architecture) and never more than ``cols``."""
+    assert global_pool_block(8, 16, 4, CFG) == 1
+    assert global_pool_block(64, 7, 7, CFG) == CFG.cols
+    assert global_pool_block(64, 7, 7, CFG.replace(cols=8, out_lanes=8)) == 8
+    assert global_pool_block(10, 3, 3, CFG.replace(cols=8, out_lanes=8)) == 5
