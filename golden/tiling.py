@@ -185,8 +185,8 @@ def pool_buffer_use(cfg, *, c: int, h: int, w: int, kh: int, kw: int, sh: int = 
     """What one tile's share of an int8 pool (docs/spec.md sections 2.3 and 8.2) takes of each
     limit of `POOL_BUFFER_CHECKS` (``{check: entries}``, same order).
 
-    The tiles split the ``C`` channels as a row split (`tile_row_split`: the busiest tile pools
-    ``rows = ceil(C / tiles)`` of them, one output row each); each channel's windows are
+    The tiles split the ``C`` channels interleaved (`pool_channel_split`: the busiest tile
+    pools ``rows = ceil(C / tiles)`` of them, one output row each); each channel's windows are
     gathered like a conv's im2col, ``ceil(OH*OW / cols)`` column groups of ``KH*KW`` entries,
     so a tile holds ``ceil(OH*OW / cols) * rows * KH*KW`` activation entries; the input image
     (``C*H*W`` int8) goes whole to every tile (``ceil(C*H*W / cols)`` entries).

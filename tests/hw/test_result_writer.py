@@ -174,12 +174,17 @@ def test_write_combining_in_row_order(order, rng, seed):
         for b in range(cfg.cols):
             expected[0x4000 + m_ * N + s0 + b] = data[b]
     flits.append(_flit(DONE_MARKER, 0, bytes(D)))
-    mem, seen = _run(cfg, flits, out_base=0x4000, row_bytes=N, m_total=M, lg_es=0,
-                     rng=random.Random(seed), stall=0.3)
-    assert mem == expected, f"seed {seed}: wrong bytes"
-    assert seen["markers"] == 1 and seen["code"] == 0, seen
-    assert seen["cmds"] == M * N // beat, (f"{seen['cmds']} write commands for {len(flits) - 1} "
-                                           f"flits, expected one per beat ({M * N // beat})")
+    # several write-side stall patterns: a line that fills while the write buffer is busy
+    # must be the one evicted (one stall pattern alone did not always make that happen:
+    # mutant EVICT-IGNORES-FULL-LINE survived seed 1)
+    for k in range(4):
+        mem, seen = _run(cfg, flits, out_base=0x4000, row_bytes=N, m_total=M, lg_es=0,
+                         rng=random.Random(seed * 4 + k), stall=0.3)
+        assert mem == expected, f"seed {seed} pattern {k}: wrong bytes"
+        assert seen["markers"] == 1 and seen["code"] == 0, seen
+        assert seen["cmds"] == M * N // beat, (
+            f"seed {seed} pattern {k}: {seen['cmds']} write commands for {len(flits) - 1} "
+            f"flits, expected one per beat ({M * N // beat})")
 
 
 @pytest.mark.parametrize("lines", [1, 2, None])
