@@ -92,9 +92,10 @@ CASES = [
     ("avgpool2d", "3x3/1 pad 1 (incl.), 4x16x16", "tile PoolReducer, opcode 3, INCLUDE_PAD",
      [4, 16, 16], [dict(name="op", op="avgpool2d", kernel=3, stride=1, padding=1,
                         count_include_pad=True)], "auto"),
-    ("global_avgpool", "64x8x8", "tile PoolReducer, opcode 4",
+    ("global_avgpool", "64x8x8", "tile PoolReducer, opcode 3 (blocks of 4 channels)",
      [64, 8, 8], [dict(name="op", op="global_avgpool")], "auto"),
-    ("global_avgpool", "16x15x15 (the largest H, W)", "tile PoolReducer, opcode 4",
+    ("global_avgpool", "16x15x15 (the largest H, W)",
+     "tile PoolReducer, opcode 3 (blocks of 4 channels)",
      [16, 15, 15], [dict(name="op", op="global_avgpool")], "auto"),
     ("residual add", "16x8x8 + 16x8x8", "matmul over both inputs side by side "
      "(host/add_matmul.py)", [16, 8, 8], _add(16), "auto"),
