@@ -34,7 +34,7 @@ from .net_tail import _tail
 from .tile_model import gather_gate
 from .tiling import pool_channel_split
 
-__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_channel_tokens",
+__all__ = ["pool_descriptor_cycles", "pool_checker_cycles", "pool_channel_tokens", "plane_words",
            "POOL_OPCODES", "pool_divider_lanes", "pool_divide_beats"]
 
 POOL_OPCODES = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
@@ -104,6 +104,13 @@ def pool_checker_cycles(d, cfg) -> int:
 POOL_PLANE_TO_START = 2
 POOL_DONE_TO_START = 2
 POOL_DONE_AFTER = -1
+
+
+def plane_words(channel: int, plane: int, beat: int) -> int:
+    """Image words a tile must have taken before it pools ``channel`` (planes of ``plane``
+    bytes, ``beat``-byte words): up to the word holding the plane's last byte (the tile's
+    ``p_have``: ``words * beat >= (channel + 1) * plane``)."""
+    return -(-(channel + 1) * plane // beat)
 
 
 def pool_channel_tokens(chans: int, ncg: int, kk: int, *, plane_in, gate: int, avg: bool,
@@ -177,7 +184,7 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
         box: list = []
 
         def plane_in(i, _box=box, _c0=c0):
-            need = _cdiv((_c0 + i * tiles + 1) * plane, beat)
+            need = plane_words(_c0 + i * tiles, plane, beat)
             at = _box[0].acts_at
             return at[need - 1] if len(at) >= need else None
 

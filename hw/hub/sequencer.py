@@ -583,8 +583,7 @@ class Sequencer(wiring.Component):
                         with m.If(t == i):
                             m.d.comb += self.node_start[i].eq(1)
                     m.d.comb += [self.node_rows.eq(p_take), self.node_row_base.eq(t)]
-                    m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)),
-                                 rows_sum.eq(rows_sum + p_take), body_len[t].eq(0)]
+                    m.d.sync += [t.eq(t + 1), tmask.eq(tmask | (1 << t)), body_len[t].eq(0)]
                     with m.If(p_last):
                         after_headers()
                     with m.Else():

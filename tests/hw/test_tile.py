@@ -457,7 +457,7 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, pad, avg, lanes,
     ``gap`` idle cycles between them (random), the tile's channels ``c0, c0 + cgap + 1, ...``
     of 12, each pooled once its plane is in, results always taken.  An average of the real
     positions (``"real"``) takes the cycles of one counting padding."""
-    from sparsemac.golden.net_pool import pool_channel_tokens, pool_divide_beats
+    from sparsemac.golden.net_pool import plane_words, pool_channel_tokens, pool_divide_beats
     from sparsemac.golden.tile_model import gather_gate
 
     cfg = AcceleratorConfig.preset("default").replace(out_lanes=lanes, act_buf_depth=2048)
@@ -502,7 +502,7 @@ def test_pool_token_times_match_the_cycle_model(kernel, stride, pad, avg, lanes,
     taken = seen["taken"]
 
     def plane_in(i):        # the cycle the channel's last word was taken
-        return taken[-(-(c0 + i * (cgap + 1) + 1) * H * Wd // wb) - 1]
+        return taken[plane_words(c0 + i * (cgap + 1), H * Wd, wb) - 1]
 
     # the reducer starts (and its reciprocal divider) in LOAD once the channel sums are done:
     # command in cycle 0, SETUP 1, SIZE 2, LOAD from 3, max(c0, cgap + 1) sum cycles
