@@ -9,7 +9,8 @@ memory, no wait states); the outputs are compared byte for byte with golden.  Re
 descriptor's cycles (its index appearing to the interrupt, as ``sparsemac run --engine rtl``
 counts), the roofline (the memory bound: ``max(read beats, write beats)``, a pool has no MACs),
 the cycle model (`sparsemac.host.cycles.pool_cycles`), the input's read beats per cycle of
-the descriptor, and where the cycles go (the input load, then the gather in every tile).
+the descriptor and of its stream (from the image's first AXI read beat to its last), whether
+the image went to the tiles plane by plane or multicast, and where the cycles go.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CASES = [
                                            stride=(2, 2), pad=(1, 1))),
     ("maxpool 2x2/2, 64x8x8", dict(op="maxpool2d", c=64, h=8, w=8, kernel=(2, 2),
                                    stride=(2, 2), pad=(0, 0))),
+    ("maxpool 2x2/2, 16x14x14 (multicast)", dict(op="maxpool2d", c=16, h=14, w=14,
+                                                 kernel=(2, 2), stride=(2, 2), pad=(0, 0))),
     ("avgpool 2x2/2, 16x16x16", dict(op="avgpool2d", c=16, h=16, w=16, kernel=(2, 2),
                                      stride=(2, 2), pad=(0, 0), include_pad=False)),
     ("avgpool 3x3/1 pad 1 (incl.), 4x16x16", dict(op="avgpool2d", c=4, h=16, w=16,
@@ -65,7 +68,8 @@ def _run(cfg, job, seed: int) -> dict:
         verilog = cached_verilog(lambda: Accelerator(cfg), "accelerator",
                                  json.dumps(cfg.to_dict(), sort_keys=True))
         run_cocotb(None, toplevel="accelerator", test_module="sparsemac.sim.tb.network",
-                   cfg=cfg, params={"run_job": str(jpath), "run_out": str(opath)}, seed=seed,
+                   cfg=cfg, params={"run_job": str(jpath), "run_out": str(opath), "r_trace": 1},
+                   seed=seed,
                    tag="pools", verilog=verilog)
         return json.loads(opath.read_text())
 
@@ -73,6 +77,7 @@ def _run(cfg, job, seed: int) -> dict:
 def measure(cfg, seed: int) -> list[dict]:
     import numpy as np
     from sparsemac.golden.descriptors import unpack_descriptor
+    from sparsemac.golden.net_pool import pool_unicast
     from sparsemac.host.cycles import pool_cycles
     from sparsemac.sim.accel_driver import Job, add_pool_layers, pool_fits
 
@@ -109,7 +114,13 @@ def measure(cfg, seed: int) -> list[dict]:
         dbytes = cfg.ring_payload_width // 8 - 4
         flits = d.m * sum(-(-min(cfg.cols, d.n - g * cfg.cols) // dbytes)
                           for g in range(-(-d.n // cfg.cols)))
+        # the image's beats are the run's last `read_beats` AXI read beats (after the
+        # descriptor's): their first to their last is the stream
+        rb = res["r_beats"][-read_beats:]
+        stream = rb[-1] - rb[0] + 1
         rows.append({"case": name, "op": P["op"], "cycles": cycles, "roofline": roof,
+                     "stream_cycles": stream, "stream_rate": read_beats / stream,
+                     "sent": "planes" if pool_unicast(d.h * d.w, beat) else "multicast",
                      "model": int(model["cycles"]), "read_beats": read_beats,
                      "write_beats": write_beats, "gather": gather, "result_flits": flits,
                      "read_rate": read_beats / cycles,
@@ -132,27 +143,34 @@ def report(rows: list[dict], cfg, seed: int) -> str:
         "per cycle, each channel once its plane is in (the channels interleaved over the "
         "tiles). `result flits`: the RESULT flits of the output (`ring_payload_width / 8 - "
         "4` data bytes each), which share the ring's links with the image's read beats. "
-        "`read rate`: input beats per cycle of the descriptor (the issue's target for a "
-        "standalone pool: >= 0.9). `model`: `sparsemac.host.cycles.pool_cycles`.",
+        "`read rate`: input beats per cycle of the descriptor. `stream rate`: input beats per "
+        "cycle from the image's first AXI read beat to its last (the issue's target for a "
+        "standalone pool: >= 0.9). `sent`: `planes` when every channel's plane is a whole "
+        "number of bus words and each word goes only to the tile that pools its channel "
+        "(session 26, `golden.net_pool.pool_unicast`), else `multicast` to every tile. "
+        "`model`: `sparsemac.host.cycles.pool_cycles`.",
         "",
-        "| case | cycles | roofline | cycles / roofline | read beats | gather | result flits "
-        "| read rate | model | model error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | sent | cycles | roofline | cycles / roofline | read beats | gather | "
+        "result flits | read rate | stream rate | model | model error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['cycles']:,} | {r['roofline']:,} | "
+        lines.append(f"| {r['case']} | {r['sent']} | {r['cycles']:,} | {r['roofline']:,} | "
                      f"{r['cycles'] / r['roofline']:.2f} | {r['read_beats']:,} | "
                      f"{r['gather']:,} | {r.get('result_flits', 0):,} | "
-                     f"{r['read_rate']:.2f} | {r['model']:,} | "
+                     f"{r['read_rate']:.2f} | {r['stream_rate']:.2f} | {r['model']:,} | "
                      f"{100 * r['model_error']:+.1f} % |")
     lines += ["", "Where the gap to the roofline is (since session 25 the gather of each "
-              "channel starts once its plane is in, so it overlaps the load): the fetch and "
-              "checks of the descriptor (about 90 cycles, hidden behind the layer before in "
-              "a network); the ring, whose links between the tiles carry the image's beats "
-              "and the results' flits (4 data bytes each at the default 64-bit ring payload): "
-              "the 2x2 / 2 pools are bound by about `read beats + 3/4 * result flits`; and a "
-              "stride-1 pool's gather (`KH*KW` entries per window, one per cycle per tile). "
-              "docs/accelerator.md \"Pooling\".", ""]
+              "channel starts once its plane is in, so it overlaps the load; since session 26 "
+              "a plane of whole bus words goes only to its own tile): the fetch and checks of "
+              "the descriptor (about 90 cycles, hidden behind the layer before in a network); "
+              "the ring, whose links between the tiles carry image words and the results' "
+              "flits (4 data bytes each at the default 64-bit ring payload) in order, so a "
+              "result flit on its way to the hub holds up the image words behind it (the "
+              "stream rate below 0.9 on the 16x16x16 cases; plane by plane, a link past a "
+              "tile carries only the later tiles' planes); the pooling of the last plane after "
+              "the stream; and a stride-1 pool's gather (`KH*KW` entries per window, one per "
+              "cycle per tile). docs/accelerator.md \"Pooling\".", ""]
     return "\n".join(lines)
 
 

@@ -88,8 +88,9 @@ from .tile_model import (
 )
 from .tiling import tile_col_split
 
-__all__ = ["descriptor_cycles", "checker_cycles", "READ_LATENCY", "READ_TAIL", "WRITE_RESPONSE",
-           "HEADER_CHECK_LATENCY", "HOP_CYCLES", "PHASES", "PREFETCH_START"]
+__all__ = ["descriptor_cycles", "table_key", "tables_held_after", "checker_cycles",
+           "READ_LATENCY", "READ_TAIL", "WRITE_RESPONSE", "HEADER_CHECK_LATENCY", "HOP_CYCLES",
+           "PHASES", "PREFETCH_START"]
 
 #: The sequencer's DescChecker: divider steps (hw/hub/desc_checker.py).
 _DIV_STEPS = 24
@@ -231,8 +232,31 @@ def _result_flits(m: int, cg: int, n: int, cols: int, es: int, dbytes: int) -> l
     return [(1, _RESULT, base + o, min(dbytes, nb - o)) for o in range(0, nb, dbytes)]
 
 
+def table_key(d):
+    """The activation table a descriptor's tiles use (``("lut", address)`` with LUT,
+    ``("identity",)`` without, None without REQUANT or for a pool, which keep what the tiles
+    hold): the sequencer sends no table when every tile holds that one
+    (`tables_held_after`; hw/hub/sequencer.py, docs/spec.md section 8)."""
+    if not d.flags & Flags.REQUANT or d.opcode in (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D,
+                                                   Opcode.GLOBAL_AVGPOOL):
+        return None
+    return ("lut", int(d.lut)) if d.flags & Flags.LUT else ("identity",)
+
+
+def tables_held_after(held, d, tiles_started: int, tiles: int):
+    """The table every tile holds after descriptor ``d`` (`table_key`; None: not one table
+    for all), given ``held`` before it: a layer that sends its table (its key differs from
+    ``held``) leaves it in every tile only when it started all ``tiles`` (a tile not started
+    gets no table and keeps its own); a kept table, a raw layer and a pool change nothing."""
+    key = table_key(d)
+    if key is None or key == held:
+        return held
+    return key if tiles_started == tiles else None
+
+
 def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
-                      first: bool = False, prev_wait: int | None = None) -> dict:
+                      first: bool = False, prev_wait: int | None = None,
+                      table_held: bool = False) -> dict:
     """Cycles of descriptor ``d`` on the accelerator ``cfg``, phase by phase.
 
     Parameters
@@ -252,6 +276,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
         prefetches this descriptor (read and checks) while the previous layer waits, so only
         what does not fit in that wait is left (`PREFETCH_LEFT`).  None: fetched in its own
         time (the first descriptor).
+    table_held : bool
+        Every tile already holds this layer's activation table (`table_key`,
+        `tables_held_after`: the same table address, or the identity table, as the last table
+        sent, by a layer that started every tile): the sequencer sends none
+        (docs/accelerator.md "Tables kept"); the records are still read.
 
     Returns
     -------
@@ -395,7 +424,11 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
     # BODIES once more, then WAIT.  LATE_TABLES: the activations and bodies first, the tables
     # after them (BODIES once more, LUT, ...), WAIT right after the records.
     tables = []
-    if requant:
+    if requant and table_held:      # the table kept: the LUT state, then QUANT
+        lut_words = 0
+        tables = [("tables", 1 + late, None, 0, None),
+                  (None, 2, "dma", quant_words, (mcast, _CTRL, 0, 0))]
+    elif requant:
         lut_src = "dma" if d.flags & Flags.LUT else "ident"
         tables = [("tables", (2 if lut_src == "dma" else 1) + late, lut_src, lut_words,
                    (mcast, _CTRL, 0, 0)),

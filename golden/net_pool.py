@@ -104,6 +104,12 @@ def pool_checker_cycles(d, cfg) -> int:
 POOL_PLANE_TO_START = 2
 POOL_DONE_TO_START = 2
 POOL_DONE_AFTER = -1
+#: `pool_channel_tokens` gives the cycle the tile offers a result (its ``results.valid``,
+#: exact against the tile); the node replay (`golden.net_replay._Node`) takes a token as the
+#: result's entry into a lane FIFO, offered a cycle later, then the node's result buffer:
+#: the RTL injects a pool's RESULT flit 2 cycles after the tile offered it, the replay 4
+#: (measured on the accelerator, session 26: tile offer -> ring inject, a max pool)
+POOL_OFFER_TO_REPLAY = 2
 
 
 def plane_words(channel: int, plane: int, beat: int) -> int:
@@ -111,6 +117,14 @@ def plane_words(channel: int, plane: int, beat: int) -> int:
     bytes, ``beat``-byte words): up to the word holding the plane's last byte (the tile's
     ``p_have``: ``words * beat >= (channel + 1) * plane``)."""
     return -(-(channel + 1) * plane // beat)
+
+
+def pool_unicast(plane: int, beat: int) -> bool:
+    """Whether a pool's image goes to the tiles plane by plane (the sequencer sends each bus
+    word only to the tile that pools its channel; session 26): when every channel's plane of
+    ``plane`` bytes is a whole number of ``beat``-byte bus words.  Else the image is
+    multicast to every tile and each keeps the whole image (hw/hub/sequencer.py ACTS)."""
+    return plane % beat == 0
 
 
 def pool_channel_tokens(chans: int, ncg: int, kk: int, *, plane_in, gate: int, avg: bool,
@@ -177,6 +191,8 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     ph["headers"] = 2 * len(shares)
     gate = gather_gate(SimpleNamespace(cols=cols))
     plane = d.h * d.w
+    uni = pool_unicast(plane, beat)
+    pw = plane // beat
     nodes = []
     for t, (c0, count) in enumerate(shares):
         # channel i of the tile: c0 + i * tiles, pooled once its plane's last word is in
@@ -184,16 +200,18 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
         box: list = []
 
         def plane_in(i, _box=box, _c0=c0):
-            need = plane_words(_c0 + i * tiles, plane, beat)
+            # the tile's own channels back to back (plane by plane), or the whole image
+            need = (i + 1) * pw if uni else plane_words(_c0 + i * tiles, plane, beat)
             at = _box[0].acts_at
             return at[need - 1] if len(at) >= need else None
 
         # the reducer (and its reciprocal divider) starts in the tile's LOAD once the channel
         # sums are done: the tile was started 2 cycles per tile before the replay, its LOAD
         # 4 cycles later, the sums take max(c0, tiles) cycles
-        recip_at = -2 * (len(shares) - t) + 4 + max(c0, tiles)
+        recip_at = -2 * (len(shares) - t) + 4 + (1 if uni else max(c0, tiles))
         toks = pool_channel_tokens(count, ncg, kk, plane_in=plane_in, gate=gate, avg=avg,
                                    bpr=pool_divide_beats(cols), recip_at=recip_at)
+        toks = (None if x is None else x - POOL_OFFER_TO_REPLAY for x in toks)
         flits = [_result_flits(c0 + (w // ncg) * tiles, w % ncg, n, cols, 1, dbytes)
                  for w in range(count * ncg)]
         nd = _Node(t, [(toks, flits)], 0, 1, 0, _result_buf(cfg))
@@ -206,14 +224,19 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
         nodes.append(nd)
     act_words = _cdiv(d.c * d.h * d.w, beat)
     mcast = sum(1 << (t + 1) for t in range(len(shares)))
+    flit = (mcast, _ACTS, 0, 0)
+    node_words = act_words
+    if uni:     # word w to the tile of its channel w // pw
+        flit = [(1 << ((w // pw) % tiles + 1), _ACTS, 0, 0) for w in range(act_words)]
+        node_words = [count * pw for _, count in shares]
     program = [("tables", 1, None, 0, None),
-               ("acts", 2, "dma", act_words, (mcast, _ACTS, 0, 0)),
+               ("acts", 2, "dma", act_words, flit),
                ("bodies", len(shares) + 1, None, 0, None)]
     lines = min(16, max(2, rows_ * tiles))
     limit = 64 * (act_words + 1000 + 16 * d.m * ncg * kk + 8 * _cdiv(d.m * n, beat))
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
-                              act_words=act_words, image_entries=act_words, limit=limit,
+                              act_words=node_words, image_entries=node_words, limit=limit,
                               outstanding=outstanding)
     out = _report(ph, starts, end, info, nodes)
     for t in out["tiles"]:

@@ -29,7 +29,9 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
 
     ``program``: the hub's streams in order, ``(phase, state cycles before the stream,
     source, words, flit)`` with source ``"dma"`` (a read: `READ_LATENCY` to the first beat,
-    `READ_TAIL` after the last), ``"ident"`` (the identity table, a word per cycle) or None;
+    `READ_TAIL` after the last), ``"ident"`` (the identity table, a word per cycle) or None,
+    ``flit`` one for every word or a list of one per word; ``act_words`` / ``image_entries``
+    one count or a list of one per node;
     ``nodes``: a `_Node` per slice (results, ``compute``); ``holds``: per node,
     the cycles its ImageChecker holds each body word (`golden.net_cycles.checker_holds`;
     None: none held).  A node takes a body word into its 2-word FIFO (hw/tile/tile_node.py
@@ -53,9 +55,15 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     # per started node: table / records / activation gearboxes, image entries taken
     lut = [_Gearbox(beat, beat, lut_words) for _ in range(T)]
     quant = [_Gearbox(beat, QUANT_RECORD_BYTES, quant_words) for _ in range(T)]
-    acts = [_Gearbox(beat, beat, act_words) for _ in range(T)]     # a word per cycle
+    # a node's image words: one count for all (a multicast image) or one per node (a pool's
+    # planes sent each to its own tile, `golden.net_pool.pool_unicast`)
+    if isinstance(act_words, int):
+        act_words = [act_words] * T
+    if isinstance(image_entries, int):
+        image_entries = [image_entries] * T
+    acts = [_Gearbox(beat, beat, act_words[t]) for t in range(T)]     # a word per cycle
     entries = [0] * T
-    acts_done = [None if act_words else 0 for _ in range(T)]
+    acts_done = [None if act_words[t] else 0 for t in range(T)]
     data_seen = [0] * T
     data_need = [0] * T
     weights_done = [None] * T
@@ -122,11 +130,11 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
         for t in range(T):                       # gearbox outputs (start-of-cycle state)
             lut[t].pop()
             quant[t].pop()
-            if acts_done[t] is None and acts[t].cnt and entries[t] < image_entries:
+            if acts_done[t] is None and acts[t].cnt and entries[t] < image_entries[t]:
                 if acts[t].pop():
                     entries[t] += 1
                     nodes[t].acts_at.append(c)
-                    if entries[t] == image_entries:
+                    if entries[t] == image_entries[t]:
                         acts_done[t] = c
         ready_data = [len(q) < 2 for q in wq]
         for t, q in enumerate(wq):              # the checker takes the FIFO's head
@@ -151,7 +159,9 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
             nd.step(c)
         offers = [None] * n_all
         if hub["src"] is not None and hub["left"] and c >= hub["at"]:
-            offers[0] = hub["flit"]
+            f = hub["flit"]
+            # a list: one flit per word (a pool's planes, each to its own tile)
+            offers[0] = f[len(f) - hub["left"]] if isinstance(f, list) else f
         for nd in nodes:
             offers[nd.tile + 1] = nd.offer(c)
         w_ready = writer.ready()

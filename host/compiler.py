@@ -39,6 +39,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.eltwise import add_matmul_params, add_params, add_requant
 from sparsemac.golden.formats import PackedWeights, pack_weights, packed_size
 from sparsemac.golden.lut import FUNCTIONS, build_lut
+from sparsemac.golden.net_cycles import table_key, tables_held_after
 from sparsemac.golden.ops import conv2d, im2col, matmul
 from sparsemac.golden.perf import LayerStats, layer_stats
 from sparsemac.golden.pool import avgpool2d, global_avgpool, maxpool2d
@@ -54,6 +55,7 @@ from sparsemac.golden.tiling import (
     tile_buffer_minimum,
     tile_buffer_shortfall,
     tile_buffer_use,
+    tile_col_split,
     tile_row_split,
 )
 
@@ -363,13 +365,14 @@ def _per_layer_choices(name: str, value, allowed, total: int, batch: bool) -> li
     return choices
 
 
-def _late_tables(cl, d, cfg) -> bool:
+def _late_tables(cl, d, cfg, table_held: bool = False) -> bool:
     """Whether the requantized layer ``cl`` (descriptor ``d`` as built) reads its tables after
-    the bodies: its ``tables`` choice, ``auto`` by the network cycle model."""
+    the bodies: its ``tables`` choice, ``auto`` by the network cycle model (``table_held``:
+    the tiles hold its activation table from a layer before, only the records are read)."""
     if cl.tables != "auto":
         return cl.tables == "late"
     from .cycles import prefer_late_tables
-    return prefer_late_tables(cl, d, cfg)
+    return prefer_late_tables(cl, d, cfg, table_held=table_held)
 
 
 def quant_records(bias, mult, shift) -> bytes:
@@ -1103,6 +1106,18 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
     blobs: list[tuple[int, bytes]] = []
     outs: list[tuple[int, int]] = []
     shared: dict[int, tuple] = {}   # id(spec) -> (bytes, offsets) of a fixed layer's parameters
+    # one copy of each distinct activation table: layers with the same table bytes (a ReLU
+    # at its input's scale is max(x, 0) at any scale) point at the same address, and the
+    # sequencer does not send a table again that the tiles hold (docs/spec.md section 8)
+    tables_at: dict[bytes, tuple] = {}
+    held = [None]       # the table every tile holds after the descriptors so far
+
+    def table_alloc(name: str, limg: bytes) -> tuple:
+        if limg not in tables_at:
+            lo = plan.alloc(f"{name}.lut", LUT_BYTES)
+            blobs.append((lo, limg))
+            tables_at[limg] = (lo, plan.region(f"{name}.lut"))
+        return tables_at[limg]
     for (prefix, x0, layers, _), n in zip(chains, nets, strict=True):
         # where each tensor lives (-1: the input); without reuse no buffer is ever reused, so
         # every output stays in place until the table ends, past its last reader.  The two
@@ -1148,8 +1163,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                 flags = Flags.REQUANT
                 lo = 0
                 if cl.lut is not None:
-                    lo = plan.alloc(f"{name}.lut", LUT_BYTES)
-                    blobs.append((lo, cl.lut.astype(np.int8).tobytes()))
+                    lo, regs["lut"] = table_alloc(name, cl.lut.astype(np.int8).tobytes())
                     flags |= Flags.LUT
                 if irq_last and cl is every[-1]:
                     flags |= Flags.IRQ
@@ -1159,7 +1173,7 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                                                                     s.in_shape[1])
                 cl.descriptor = add_descriptor(c=c, h=h, w=w, a=acts, b=b, out=oo, quant=qo,
                                                lut=lo, flags=flags)
-                for part in ("quant", "lut", "out"):
+                for part in ("quant", "out"):
                     if plan.has(f"{name}.{part}"):
                         regs[part] = plan.region(f"{name}.{part}")
                 cl.regions = regs
@@ -1191,13 +1205,13 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                     qo = plan.alloc(f"{name}.quant", len(qimg))
                     blobs.append((qo, qimg))
                 if cl.lut is not None:
-                    lo = plan.alloc(f"{name}.lut", LUT_BYTES)
-                    blobs.append((lo, limg))
+                    lo, regs["lut"] = table_alloc(name, limg)
                 if _is_fixed(s):
                     shared[id(s)] = ((wimg, qimg, limg), (wo, qo, lo),
-                                     {part: plan.region(f"{name}.{part}")
+                                     {part: regs["lut"] if part == "lut" else
+                                      plan.region(f"{name}.{part}")
                                       for part in ("weights", "quant", "lut")
-                                      if plan.has(f"{name}.{part}")})
+                                      if part in regs or plan.has(f"{name}.{part}")})
             if irq_last and cl is every[-1]:
                 flags |= Flags.IRQ
             size = _out_bytes(cl)
@@ -1218,10 +1232,14 @@ def compile_network(net, cfg, *, base: int = DEFAULT_BASE, seed: int | None = No
                 d = d.replace(col_split=col_split_of(s.mkn[2], cfg))
             key_tables = (origin[cl.chain], cl.spec.index, "tables")
             if s.requant and (not batch or key_tables not in decisions):
-                decisions[key_tables] = _late_tables(cl, d, cfg)
+                kept = held[0] is not None and table_key(d) == held[0]
+                decisions[key_tables] = _late_tables(cl, d, cfg, kept)
             if s.requant and decisions[key_tables]:
                 d = d.replace(flags=d.flags | Flags.LATE_TABLES)
             cl.descriptor = d
+            started = (len(tile_col_split(d.n, cfg.cols, d.col_split, cfg.tiles))
+                       if d.col_split else len(cl.slices))
+            held[0] = tables_held_after(held[0], d, started, cfg.tiles)
             for part in ("weights", "quant", "lut", "out"):
                 if part not in regs and plan.has(f"{name}.{part}"):
                     regs[part] = plan.region(f"{name}.{part}")

@@ -22,9 +22,7 @@ from types import SimpleNamespace
 
 from sparsemac.golden.descriptors import Flags, Opcode
 from sparsemac.golden.formats import pack_weights
-from sparsemac.golden.net_cycles import (
-    descriptor_cycles,
-)
+from sparsemac.golden.net_cycles import descriptor_cycles, table_key, tables_held_after
 from sparsemac.golden.net_pool import pool_descriptor_cycles
 from sparsemac.golden.perf import layer_stats
 from sparsemac.golden.tile_model import tile_cycles
@@ -43,22 +41,36 @@ POOL_CYCLE_SOURCE = ("sparsemac.golden.net_pool: the DescChecker's ops, the imag
 _POOLS = (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D, Opcode.GLOBAL_AVGPOOL)
 
 
-def table_cycles(runs, cfg) -> list[dict]:
+def table_cycles(runs, cfg, other=None) -> list[dict]:
     """`layer_cycles` of every `LayerRun` of one descriptor table, in order: each descriptor
-    after the first was prefetched while the one before it waited (``prev_wait``)."""
-    out, prev = [], None
+    after the first was prefetched while the one before it waited (``prev_wait``); a table
+    every tile holds from a layer before is not sent again (``table_held``).  ``other(run)``:
+    counts a descriptor the cycle model does not (returns its dict, or None for the model;
+    a dict whose ``phases`` is None: the next descriptor is counted as not prefetched)."""
+    out, prev, held = [], None, None
     for r in runs:
-        out.append(layer_cycles(r, cfg, prev_wait=None if prev is None else
-                                prev["phases"]["wait"]))
-        prev = out[-1]
+        c = other(r) if other is not None else None
+        if c is None:
+            # the table every tile holds from a layer before (`tables_held_after`): not sent
+            key = table_key(r.descriptor)
+            wait = None if prev is None or prev.get("phases") is None else \
+                prev["phases"]["wait"]
+            c = layer_cycles(r, cfg, prev_wait=wait,
+                             table_held=key is not None and key == held)
+            held = tables_held_after(held, r.descriptor, c.get("tiles_started", 0),
+                                     int(cfg.tiles))
+        out.append(c)
+        prev = c
     return out
 
 
-def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
+def layer_cycles(run, cfg, *, prev_wait: int | None = None, table_held: bool = False) -> dict:
     """Cycles and roofline of a `sparsemac.host.model_engine.LayerRun` on the build ``cfg``.
 
     ``prev_wait``: the previous descriptor's ``wait`` phase (`table_cycles` passes it): the
-    sequencer prefetches a descriptor while the layer before it waits.
+    sequencer prefetches a descriptor while the layer before it waits.  ``table_held``: the
+    tiles hold this layer's activation table already (`table_cycles` decides it with
+    `golden.net_cycles.table_key`): none is sent.
 
     Returns
     -------
@@ -83,7 +95,8 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
     fmt = run.slices[0].fmt
     act_bytes = int(run.x.size)
     est = descriptor_cycles(d, run.slices, run.cols, cfg, act_bytes=act_bytes,
-                            first=run.index == 0, prev_wait=prev_wait)
+                            first=run.index == 0, prev_wait=prev_wait,
+                            table_held=table_held)
     tile_cfg = SimpleNamespace(rows=cfg.rows, cols=cfg.cols, tiles=1,
                                axi_data_width=cfg.axi_data_width,
                                mul_pipeline=getattr(cfg, "mul_pipeline", 2))
@@ -116,7 +129,7 @@ def layer_cycles(run, cfg, *, prev_wait: int | None = None) -> dict:
         "achieved_over_roofline": cycles / roof, "efficiency": roof / cycles,
         "effectual_macs": st.effectual_macs, "dense_macs": st.dense_macs,
         "bytes_read": st.bytes_read, "bytes_written": st.bytes_written,
-        "ideal_speedup": st.ideal_speedup,
+        "ideal_speedup": st.ideal_speedup, "tiles_started": len(shares),
     }
 
 
@@ -169,20 +182,22 @@ def prefer_col_split(cl, cfg, row_slices, col_split: int) -> bool:
     return by_cols["cycles"] < by_rows["cycles"]
 
 
-def prefer_late_tables(cl, d, cfg) -> bool:
+def prefer_late_tables(cl, d, cfg, *, table_held: bool = False) -> bool:
     """Whether compiled layer ``cl`` with descriptor ``d`` (REQUANT, its split decided) runs in
     fewer cycles with ``LATE_TABLES``: the table and records read after the weight image bodies,
     while the tiles compute (their output pipelines wait for the records), than before the
     activations: `descriptor_cycles` of both, as a descriptor of its own (the compiler's
     ``tables="auto"``).  Late wins where a tile computes long after its body arrived (a conv's
     gather, a write-back bound layer); early where the tiles compute while the bodies stream
-    (a compute-bound matmul: with late tables its lanes stop at their first results)."""
+    (a compute-bound matmul: with late tables its lanes stop at their first results).
+    ``table_held``: the tiles hold the layer's activation table already (only the records
+    are read)."""
     cols = _im2col_of(cl)
     act = int(cl.x.size)
     early = descriptor_cycles(d.replace(flags=d.flags & ~Flags.LATE_TABLES), cl.slices, cols,
-                              cfg, act_bytes=act)
+                              cfg, act_bytes=act, table_held=table_held)
     late = descriptor_cycles(d.replace(flags=d.flags | Flags.LATE_TABLES), cl.slices, cols,
-                             cfg, act_bytes=act)
+                             cfg, act_bytes=act, table_held=table_held)
     return late["cycles"] < early["cycles"]
 
 

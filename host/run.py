@@ -137,17 +137,10 @@ def _table_cycles(runs, cfg) -> list[dict]:
     an add is counted as not prefetched)."""
     from sparsemac.golden.descriptors import Opcode
 
-    from .cycles import layer_cycles
+    from .cycles import table_cycles
 
-    out, prev = [], None
-    for r in runs:
-        if r.descriptor.opcode == Opcode.ADD:
-            out.append(add_cycles(r, cfg))
-        else:
-            wait = None if prev is None or prev["phases"] is None else prev["phases"]["wait"]
-            out.append(layer_cycles(r, cfg, prev_wait=wait))
-        prev = out[-1]
-    return out
+    return table_cycles(runs, cfg, lambda r: add_cycles(r, cfg)
+                        if r.descriptor.opcode == Opcode.ADD else None)
 
 
 def _max_columns(net: Network, cfg) -> int:

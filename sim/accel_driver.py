@@ -218,16 +218,22 @@ def pool_fits(cfg, P: dict) -> bool:
 
 
 def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool = False,
-                **geometry) -> dict:
+                planes: bool | None = None, **geometry) -> dict:
     """A random pool layer (for `add_pool_layers`) that fits ``cfg``'s tile buffers: kernel,
     stride and padding within the hardware's limits, an average counting its padding or not
     (``include_pad``, at random).
     ``geometry`` (``kernel``, ``stride``, ``pad``, ``include_pad``) fixes those fields; the
-    shape is drawn until the pool fits."""
+    shape is drawn until the pool fits.  ``planes``: True for an ``H x W`` plane of whole bus
+    words (the image sent plane by plane to the tiles, `golden.net_pool.pool_unicast`), False
+    for one that is not (multicast), None for either (a chained pool takes the layer's)."""
+    from sparsemac.golden.net_pool import pool_unicast
+
     for _ in range(500):
         o = op or str(rng.choice(["maxpool2d", "avgpool2d", "global_avgpool"]))
         c = int(rng.integers(1, 2 * cfg.tiles + 3))
         h, w = (int(v) for v in rng.integers(1, max_hw + 1, size=2))
+        if planes is not None and pool_unicast(h * w, cfg.axi_bytes) != planes:
+            continue
         P = dict(op=o, c=c, h=h, w=w, chain=chain)
         if o != "global_avgpool":
             kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))

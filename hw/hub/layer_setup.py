@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from sparsemac.golden.descriptors import Flags, Opcode
@@ -35,6 +35,12 @@ class LayerSetup(wiring.Component):
     oh, ow : In(16); act_bytes : In(64); pool : In(1)  -- the DescChecker's outputs
     layer : Out(layer_layout())
     out_base : Out(axi_addr_width); row_bytes, m_total : Out(32); lg_esize : Out(2)
+    table_kept : In(1)
+        The tiles hold this layer's activation table already (the sequencer's decision):
+        no table words (``lut_beats`` 0), so the nodes keep and swap nothing.
+    plane_last : Out(2 * DIM_WIDTH)
+        A pool sent plane by plane (``layer.pool_uni``): bus words per channel plane, minus
+        one (the sequencer's ACTS moves to the next tile after that many more).
     """
 
     def __init__(self, cfg: AcceleratorConfig):
@@ -43,8 +49,10 @@ class LayerSetup(wiring.Component):
         super().__init__({
             "load": In(1), "desc": In(descriptor_layout()), "mem_base": In(aw),
             "oh": In(DIM_WIDTH), "ow": In(DIM_WIDTH), "act_bytes": In(64), "pool": In(1),
+            "table_kept": In(1),
             "layer": Out(layer_layout()),
             "out_base": Out(aw), "row_bytes": Out(32), "m_total": Out(32), "lg_esize": Out(2),
+            "plane_last": Out(2 * DIM_WIDTH),
         })
 
     def elaborate(self, platform):
@@ -70,11 +78,11 @@ class LayerSetup(wiring.Component):
                 lay.geo.pw.eq(Mux(conv, desc.pad_w, 0)),
                 lay.geo.dh.eq(Mux(conv, desc.dil_h, 1)),
                 lay.geo.dw.eq(Mux(conv, desc.dil_w, 1)),
-                lay.requant.eq(requant), lay.lg_esize.eq(lg_es_raw),
+                lay.requant.eq(requant), lay.lg_esize.eq(lg_es_raw), lay.pool_uni.eq(0),
                 lay.act_beats.eq((self.act_bytes + beat - 1) >> lg_beat),
                 lay.quant_beats.eq(Mux(requant, (desc.m * QUANT_BYTES + beat - 1) >> lg_beat,
                                        0)),
-                lay.lut_beats.eq(Mux(requant, 256 // beat, 0)),
+                lay.lut_beats.eq(Mux(requant & ~self.table_kept, 256 // beat, 0)),
                 self.out_base.eq(self.mem_base + desc.out),
                 self.row_bytes.eq(desc.n << lg_es), self.m_total.eq(desc.m),
                 self.lg_esize.eq(lg_es),
@@ -84,6 +92,11 @@ class LayerSetup(wiring.Component):
                 # of the multicast image; int8 results, no weights, tables or records; a
                 # global average pool is one H x W window
                 glob = desc.opcode == Opcode.GLOBAL_AVGPOOL
+                # a channel plane of whole bus words goes to its own tile only
+                # (golden.net_pool.pool_unicast): `h * w` is registered only through the
+                # two results below
+                plane = Signal(2 * DIM_WIDTH, name="pool_plane")
+                m.d.comb += plane.eq(desc.h * desc.w)
                 with m.If(self.pool):
                     m.d.sync += [
                         lay.op.eq(Mux(desc.opcode == Opcode.MAXPOOL2D, TileOp.MAXPOOL,
@@ -103,5 +116,7 @@ class LayerSetup(wiring.Component):
                         lay.requant.eq(0), lay.lg_esize.eq(0), lay.quant_beats.eq(0),
                         lay.lut_beats.eq(0),
                         self.row_bytes.eq(desc.n), self.lg_esize.eq(0),
+                        lay.pool_uni.eq(plane[:lg_beat] == 0),
+                        self.plane_last.eq((plane >> lg_beat) - 1),
                     ]
         return m

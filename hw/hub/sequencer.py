@@ -287,8 +287,32 @@ class Sequencer(wiring.Component):
         # `always @*` block that Verilator treats as undriven)
         inj_data = Signal(cfg.ring_payload_width)
         ip = self.inject.payload
-        m.d.comb += ip.as_value().eq(Cat(inj_data, f_type, Const(0, len(ip.src)), f_dest,
-                                         f_mcast, tmask << 1))
+        # a pool sent plane by plane (`layer.pool_uni`, golden.net_pool.pool_unicast): each
+        # ACTS word goes only to the tile of its channel, tile `u_pt` for `plane_last + 1`
+        # words, then the next tile (channel c to tile c mod T); `u_left` counts down
+        u_pt = Signal(range(T), name="uni_tile")
+        u_left = Signal(len(setup.plane_last), name="uni_left")
+        uni = Signal(name="uni_acts")
+        i_dest = Signal.like(f_dest, name="inj_dest")
+        m.d.comb += [uni.eq(self.layer.pool_uni & (phase == _P_ACTS)),
+                     i_dest.eq(Mux(uni, u_pt + 1, f_dest))]
+        m.d.comb += ip.as_value().eq(Cat(inj_data, f_type, Const(0, len(ip.src)), i_dest,
+                                         f_mcast & ~uni, tmask << 1))
+        # the activation table the tiles hold (docs/accelerator.md "Tables kept"): the last
+        # one sent since the table's start, if it went to every tile (`held`: a LUT read from
+        # `held_addr`, or the identity table), forgotten at every start and abort; a layer
+        # whose table is that one sends none (`keep`, decided in CHECK: `LayerSetup` gives it
+        # no table words, the nodes swap nothing); `same` is the address compare, registered
+        # every cycle (the descriptor register holds still through the checks before CHECK)
+        held, held_ident, same, keep = (Signal(name=f"table_{n}")
+                                        for n in ("held", "held_ident", "same", "keep"))
+        held_addr = Signal(32, name="table_held_addr")
+        m.d.sync += same.eq(desc.lut == held_addr)
+        keep_now = held & desc.flags[0] & Mux(desc.flags[1], ~held_ident & same, held_ident)
+        # a table sent to every tile is held by all of them (a tile not started gets none)
+        all_started = Signal(name="table_to_all")
+        m.d.comb += all_started.eq(tmask == (1 << T) - 1)
+        m.d.comb += setup.table_kept.eq(keep_now)
         m.d.comb += self.rcmd.payload.tag.eq(phase)
         lay = self.layer
         hb = hdr
@@ -346,7 +370,7 @@ class Sequencer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.done.eq(0), self.error.eq(0), self.error_code.eq(0),
-                                 self.error_addr.eq(0), idx.eq(0)]
+                                 self.error_addr.eq(0), idx.eq(0), held.eq(0)]
                     m.next = "TABLE"
                 abort_on_soft_reset()
             with m.State("TABLE"):
@@ -397,6 +421,12 @@ class Sequencer(wiring.Component):
                                  self.stall_read.eq(~rd.valid)]
                 with m.If(rd.valid & rd.ready):
                     m.d.sync += wi.eq(wi + 1)
+                    with m.If(uni):
+                        with m.If(u_left == 0):
+                            m.d.sync += [u_left.eq(setup.plane_last),
+                                         u_pt.eq(Mux(u_pt == T - 1, 0, u_pt + 1))]
+                        with m.Else():
+                            m.d.sync += u_left.eq(u_left - 1)
                 m.d.comb += [self.rstatus.ready.eq(1), self.stall_desc.eq(phase == _P_DESC)]
                 with m.If(self.rstatus.valid):
                     m.d.sync += desc_rd.eq(0)
@@ -435,7 +465,7 @@ class Sequencer(wiring.Component):
                     t.eq(0), tmask.eq(0), rows_sum.eq(0), img.eq(self.mem_base + desc.weights),
                     split.eq(chk.cg_chunk != 0), chunk.eq(chk.cg_chunk), cg_left.eq(chk.ncg),
                     cg_base.eq(0),
-                    layer_irq.eq(desc.flags[3]),
+                    layer_irq.eq(desc.flags[3]), keep.eq(keep_now),
                 ]
                 with m.If(chk.code != 0):
                     fail(chk.code, A_DESC)
@@ -594,10 +624,15 @@ class Sequencer(wiring.Component):
                 m.d.comb += ident.start.eq(1)
                 with m.If(~desc.flags[0]):
                     m.next = "ACTS"
+                with m.Elif(keep):                  # the tiles hold this table: none sent
+                    m.next = "QUANT"
                 with m.Elif(desc.flags[1]):
                     read(_P_LUT, lut_addr, 256, FlitType.CTRL)
+                    m.d.sync += [held.eq(all_started), held_ident.eq(0),
+                                 held_addr.eq(desc.lut)]
                 with m.Else():
-                    m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1)]
+                    m.d.sync += [f_type.eq(FlitType.CTRL), f_mcast.eq(1),
+                                 held.eq(all_started), held_ident.eq(1)]
                     m.next = "IDENT"
                 abort_on_image_error()
                 abort_on_soft_reset()
@@ -618,6 +653,7 @@ class Sequencer(wiring.Component):
             with m.State("ACTS"):
                 m.d.comb += self.busy.eq(1)
                 read(_P_ACTS, acts_addr, lay.act_beats << lg_beat, FlitType.ACTS)
+                m.d.sync += [u_pt.eq(0), u_left.eq(setup.plane_last)]
                 abort_on_image_error()
                 abort_on_soft_reset()
             with m.State("BODIES"):
@@ -680,7 +716,7 @@ class Sequencer(wiring.Component):
                              self.plane_reset.eq(1)]
             with m.State("ABORT"):
                 m.d.comb += abort_outputs
-                m.d.sync += soft_pending.eq(0)
+                m.d.sync += [soft_pending.eq(0), held.eq(0)]
                 m.d.comb += [pf.clear.eq(1), hpf.clear.eq(1)]
                 with m.Switch(err_src):
                     for src, addr in err_addrs.items():

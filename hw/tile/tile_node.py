@@ -37,13 +37,16 @@ def layer_layout() -> data.StructLayout:
     average pool divides each window by its real positions, docs/spec.md section 8.2).
     ``requant``: outputs go through the OutputPipeline (int8), else raw values of
     ``2**lg_esize`` bytes (a pool: its int8 results, ``lg_esize = 0``).  ``act_beats``,
-    ``quant_beats``, ``lut_beats``: bus words of each multicast stream.
+    ``quant_beats``, ``lut_beats``: bus words of each multicast stream.  ``pool_uni``: a
+    pool whose channel planes are whole bus words; the sequencer sends each word only to the
+    tile that pools its channel, so a node's tile gets its own ``rows`` channels back to back
+    (`golden.net_pool.pool_unicast`; else the image is multicast and each tile keeps it all).
     """
     return data.StructLayout({
         "op": TileOp, "fmt": 2, "k": DIM_WIDTH, "n": DIM_WIDTH,
         "geo": conv_geometry_layout(DIM_WIDTH),
         "requant": 1, "lg_esize": 2, "act_beats": 32, "quant_beats": 32, "lut_beats": 16,
-        "exclude_pad": 1,
+        "exclude_pad": 1, "pool_uni": 1,
     })
 
 
@@ -148,9 +151,14 @@ class TileNode(wiring.Component):
                              c.fmt.eq(lay.fmt),
                              c.act_skip.eq(1), c.m.eq(rows), c.k.eq(lay.k), c.n.eq(lay.n),
                              c.geo.eq(lay.geo), c.cg0.eq(cg0), c.cgs.eq(cgs),
-                             c.c0.eq(row_base), c.exclude_pad.eq(lay.exclude_pad),
-                             # a pool's channels: row_base, row_base + tiles, ...
-                             c.cgap.eq(Mux(pool_layer, cfg.tiles - 1, 0))]
+                             c.exclude_pad.eq(lay.exclude_pad)]
+                # a pool's channels: row_base, row_base + tiles, ... of the whole image, or
+                # (`pool_uni`: only its own planes arrive) the `rows` channels it was sent
+                with m.If(pool_layer & lay.pool_uni):
+                    m.d.comb += [c.geo.c.eq(rows), c.c0.eq(0), c.cgap.eq(0)]
+                with m.Else():
+                    m.d.comb += [c.c0.eq(row_base),
+                                 c.cgap.eq(Mux(pool_layer, cfg.tiles - 1, 0))]
                 with m.If(tile.cmd.ready):
                     m.next = "RUN"
             with m.State("RUN"):

@@ -3,7 +3,8 @@
 Reads the config from ``SPARSEMAC_CFG`` and the job from the ``run_job`` file of
 ``SPARSEMAC_PARAMS`` (JSON: window base, image as hex, descriptor table, output buffers), runs
 it through :class:`sim.accel_driver.AccelDriver` and writes the result (STATUS fields,
-BUSY_CYCLES, cycles per descriptor, output bytes) to the ``run_out`` file.
+BUSY_CYCLES, cycles per descriptor, output bytes) to the ``run_out`` file; with ``r_trace``
+in the parameters also the cycle of every AXI read beat (``r_beats``, bench/pool_report.py).
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ async def run_job(dut):
               desc_base=job_d["desc_base"], count=job_d["count"])
     first: dict[int, int] = {}  # descriptor index -> first cycle it was seen
     state = {"running": True, "cycle": 0}
+    r_beats: list[int] = []
+    trace = bool(p.get("r_trace"))
 
     async def sample():
         while state["running"]:
             await RisingEdge(dut.clk)
             state["cycle"] += 1
             first.setdefault(int(dut.seq.desc_index.value), state["cycle"])
+            if trace and dut.m_axi__rvalid.value and dut.m_axi__rready.value:
+                r_beats.append(state["cycle"])
 
     cocotb.start_soon(sample())
     res = await tb.run(job, max_cycles=job_d["max_cycles"])
@@ -45,6 +50,8 @@ async def run_job(dut):
         per_layer[i] = nxt - c
     res["busy_cycles"] = await tb.counter("busy_cycles")
     res["layer_cycles"] = per_layer
+    if trace:
+        res["r_beats"] = r_beats
     res["outputs"] = [tb.ram.read(addr, n).hex() for addr, n in job_d["outputs"]]
     with open(p["run_out"], "w") as fh:
         json.dump(res, fh)

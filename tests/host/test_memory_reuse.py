@@ -337,7 +337,9 @@ def test_example_windows_shrink(capsys):
                   f"{ab:6d} bytes")
     for name, (wa, wb, aa, ab) in rows.items():
         assert wb <= wa and ab <= aa, name
-    assert rows["residual_net"][1] < rows["residual_net"][0]
+    # (residual_net's window is one 4 KiB page with or without reuse since its layers share
+    # one copy of their activation table, session 26; its activation bytes still shrink)
+    assert rows["residual_net"][1] <= rows["residual_net"][0]
     assert rows["residual_net"][3] < rows["residual_net"][2]
     for name in rows:
         if name.startswith(("cnn_res", "cnn_dw")):

@@ -8,6 +8,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 from sparsemac.golden.descriptors import QUANT_RECORD_BYTES, Descriptor, Flags, Opcode
+from sparsemac.golden.net_pool import pool_unicast
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.layer_setup import LayerSetup
 from sparsemac.hw.tile.tile import TileOp
@@ -25,14 +26,21 @@ def _random_desc(rng):
     # a global average pool's window is the image: at most 15 x 15 (4-bit kernel fields; the
     # DescChecker refuses larger ones)
     hw_max = 16 if op == Opcode.GLOBAL_AVGPOOL else 64
+    if rng.random() < 0.3:      # planes of whole bus words (sent plane by plane) more often
+        h, w = rng.choice([(8, 8), (4, 4), (2, 8), (15, 8), (12, 4)]
+                          + [(16, 16)] * (hw_max > 16))
+        return _desc(op, rng, flags, f, h, w)
+    return _desc(op, rng, flags, f, rng.randrange(1, hw_max), rng.randrange(1, hw_max))
+
+
+def _desc(op, rng, flags, f, h, w):
     return Descriptor(opcode=op, format=rng.randrange(4), flags=flags,
                       m=rng.randrange(1, 1 << 12), k=rng.randrange(1, 1 << 12),
-                      n=rng.randrange(1, 1 << 12), c=rng.randrange(1, 256),
-                      h=rng.randrange(1, hw_max), w=rng.randrange(1, hw_max),
+                      n=rng.randrange(1, 1 << 12), c=rng.randrange(1, 256), h=h, w=w,
                       out=rng.randrange(0, 1 << 20, 8), **f)
 
 
-def _expected(d, cfg, oh, ow, act_bytes, mem_base):
+def _expected(d, cfg, oh, ow, act_bytes, mem_base, kept=False):
     beat = cfg.axi_bytes
     op = Opcode(d.opcode)
     requant = bool(d.flags & Flags.REQUANT)
@@ -58,9 +66,13 @@ def _expected(d, cfg, oh, ow, act_bytes, mem_base):
         "requant": int(tables), "lg_esize": 0 if pool else 2,
         "act_beats": -(-act_bytes // beat),
         "quant_beats": -(-d.m * QUANT_RECORD_BYTES // beat) if tables else 0,
-        "lut_beats": 256 // beat if tables else 0,
+        # a table the tiles hold already (the sequencer's `table_kept`): none sent
+        "lut_beats": 256 // beat if tables and not kept else 0,
         "out_base": mem_base + d.out, "row_bytes": d.n << es, "m_total": d.m,
         "lg_esize_out": es,
+        # a pool of whole-word planes goes plane by plane to the tiles (else multicast)
+        "pool_uni": int(pool and pool_unicast(d.h * d.w, beat)),
+        "plane_last": d.h * d.w // beat - 1,
     }
 
 
@@ -85,10 +97,12 @@ def test_layer_setup_matches_the_rules(width, seed):
             ctx.set(dut.mem_base, base)
             ctx.set(dut.pool, d.opcode in (Opcode.MAXPOOL2D, Opcode.AVGPOOL2D,
                                            Opcode.GLOBAL_AVGPOOL))
+            kept = rng.random() < 0.3
+            ctx.set(dut.table_kept, kept)
             ctx.set(dut.load, load)
             await ctx.tick()
             if load:
-                exp = _expected(d, cfg, oh, ow, act, base)
+                exp = _expected(d, cfg, oh, ow, act, base, kept)
             lay = ctx.get(dut.layer)
             got = {
                 "op": lay.op, "exclude_pad": lay.exclude_pad, "fmt": lay.fmt, "k": lay.k,
@@ -97,6 +111,9 @@ def test_layer_setup_matches_the_rules(width, seed):
                 "quant_beats": lay.quant_beats, "lut_beats": lay.lut_beats,
                 "out_base": ctx.get(dut.out_base), "row_bytes": ctx.get(dut.row_bytes),
                 "m_total": ctx.get(dut.m_total), "lg_esize_out": ctx.get(dut.lg_esize),
+                "pool_uni": lay.pool_uni,
+                # the plane's words, only read when the layer is sent plane by plane
+                "plane_last": ctx.get(dut.plane_last) if exp["pool_uni"] else exp["plane_last"],
             }
             assert got == exp, f"seed {seed}, descriptor {i} (load {load}): {d}"
 

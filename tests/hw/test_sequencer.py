@@ -30,6 +30,7 @@ from sparsemac.golden.descriptors import (
 from sparsemac.golden.format_check import parse_weights
 from sparsemac.golden.formats import FormatError
 from sparsemac.golden.lut import build_lut
+from sparsemac.golden.net_cycles import table_key, tables_held_after
 from sparsemac.golden.tiling import tile_col_split
 from sparsemac.hw.config import AcceleratorConfig
 from sparsemac.hw.hub.sequencer import PLANE_RESET_DELAY, Sequencer
@@ -95,6 +96,14 @@ def _words(job, off, length, beat):
     return [int.from_bytes(raw[i:i + beat], "little") for i in range(0, length, beat)]
 
 
+def _tiles_started(job, cfg, d):
+    """How many tiles descriptor ``d`` starts: one per weight image, or a column split's
+    shares."""
+    if d.col_split:
+        return len(tile_col_split(d.n, cfg.cols, d.col_split, cfg.tiles))
+    return len(_images(job, d))
+
+
 def _expected_layer(job, cfg, i, *, upto_tile=None):
     """Events the sequencer must produce for layer ``i`` (golden view of the memory image).
 
@@ -125,13 +134,21 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
         ev.append(("start", t, rows, rb, *parts[t]))
         ev += [(FlitType.DATA, t + 1, w) for w in _words(job, o, 32, beat)]
     tables = []
-    if d.flags & Flags.REQUANT:
+    # the table every tile holds from a layer before in this run (golden's
+    # `tables_held_after`): the sequencer sends none, only the records
+    held = None
+    for j in range(i):
+        dj = unpack_descriptor(_desc_raw(job, j))
+        held = tables_held_after(held, dj, _tiles_started(job, cfg, dj), cfg.tiles)
+    kept = table_key(d) is not None and table_key(d) == held
+    if d.flags & Flags.REQUANT and not kept:
         if d.flags & Flags.LUT:
             lut = _words(job, d.lut, 256, beat)
         else:                               # generated identity table
             ident = build_lut("identity", 1.0, 1.0).astype(np.int8).tobytes()
             lut = [int.from_bytes(ident[j:j + beat], "little") for j in range(0, 256, beat)]
         tables += [(FlitType.CTRL, "mcast", w) for w in lut]
+    if d.flags & Flags.REQUANT:
         qlen = -(-d.m * 16 // beat) * beat
         tables += [(FlitType.CTRL, "mcast", w) for w in _words(job, d.quant, qlen, beat)]
     late = bool(d.flags & Flags.LATE_TABLES)    # the tables after the bodies
@@ -150,8 +167,9 @@ def _expected_layer(job, cfg, i, *, upto_tile=None):
 
 
 def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
-         max_cycles=30_000, bad_reads=None):
-    """Run the table; return (per-layer event lists, final status, pulse counts, dma commands).
+         max_cycles=30_000, bad_reads=None, runs=1):
+    """Run the table (``runs`` times, each start after the one before has ended); return
+    (per-layer event lists, final status, pulse counts, dma commands).
 
     ``bad_reads``: {address: status code} of reads the DMA stand-in answers with an error."""
     dut = Sequencer(cfg=cfg)
@@ -207,76 +225,77 @@ def _run(cfg, job, *, seed, desc_base=None, count=None, limit=None, stall=0.3,
         ctx.set(dut.desc_count, count)
         ctx.set(dut.mem_base, job.base)
         ctx.set(dut.mem_limit, limit)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        nodes = [None] * T      # per started node: received DATA bytes, ACTS / CTRL words
-        markers = 0
-        ip = dut.inject.payload
-        for _ in range(max_cycles):
-            ctx.set(dut.inject.ready, int(prng.random() >= stall))
-            (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, ncg0, ncgs,
-             clear,
-             irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy, wab) = \
-                await ctx.tick().sample(
-                    dut.inject.valid, dut.inject.ready, ip.type, ip.dest, ip.mcast, ip.mask,
-                    ip.payload, dut.node_start, dut.node_rows, dut.node_row_base,
-                    dut.node_cg0, dut.node_cgs,
-                    dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
-                    dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
-                    dut.layer.lut_beats, dut.busy, dut.wr_abort)
-            st["now"] += 1
-            st["irq_done"] += irq_d
-            st["irq_error"] += irq_e
-            st["irq_desc"] += irq_desc
-            st["plane_reset"] += prst
-            st["rd_abort"] += rab
-            st["abort_trace"].append((prst, rab, wab, busy))
-            if clear:
-                st["clear_at"].append(st["now"])
-                if not layers or layers[-1]:
-                    layers.append([])
-                markers, nodes = 0, [None] * T
-            for t in range(T):
-                if nstart >> t & 1:
-                    if not layers:
-                        st["starts_before_clear"] += 1
+        for _run_i in range(runs):     # the table started `runs` times
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            nodes = [None] * T      # per started node: received DATA bytes, ACTS / CTRL words
+            markers = 0
+            ip = dut.inject.payload
+            for _ in range(max_cycles):
+                ctx.set(dut.inject.ready, int(prng.random() >= stall))
+                (_, _, iv, ir, itype, idest, imcast, imask, idata, nstart, nrows, nrb, ncg0, ncgs,
+                 clear,
+                 irq_d, irq_e, irq_desc, prst, rab, act_b, q_b, l_b, busy, wab) = \
+                    await ctx.tick().sample(
+                        dut.inject.valid, dut.inject.ready, ip.type, ip.dest, ip.mcast, ip.mask,
+                        ip.payload, dut.node_start, dut.node_rows, dut.node_row_base,
+                        dut.node_cg0, dut.node_cgs,
+                        dut.rw_clear, dut.irq_done, dut.irq_error, dut.irq_desc, dut.plane_reset,
+                        dut.rd_abort, dut.layer.act_beats, dut.layer.quant_beats,
+                        dut.layer.lut_beats, dut.busy, dut.wr_abort)
+                st["now"] += 1
+                st["irq_done"] += irq_d
+                st["irq_error"] += irq_e
+                st["irq_desc"] += irq_desc
+                st["plane_reset"] += prst
+                st["rd_abort"] += rab
+                st["abort_trace"].append((prst, rab, wab, busy))
+                if clear:
+                    st["clear_at"].append(st["now"])
+                    if not layers or layers[-1]:
                         layers.append([])
-                    layers[-1].append(("start", t, nrows, nrb, ncg0, ncgs))
-                    nodes[t] = {"data": b"", "acts": 0, "ctrl": 0, "done": False}
-                    ctx.set(dut.node_image_done[t], 0)
-            if iv and ir:
-                ftype = FlitType(itype)
-                word = idata & ((1 << 8 * beat) - 1)
-                st["flit_at"].append((st["now"], ftype, idest))
-                if imcast:
-                    layers[-1].append((ftype, "mcast", word))
-                    for t in range(T):
-                        if imask >> (t + 1) & 1:
-                            assert nodes[t] is not None, f"multicast to node {t + 1} not started"
-                            if ftype == FlitType.DATA:      # a column split's one body
-                                nodes[t]["data"] += word.to_bytes(beat, "little")
-                            else:
-                                nodes[t]["acts" if ftype == FlitType.ACTS else "ctrl"] += 1
-                else:
-                    layers[-1].append((ftype, idest, word))
-                    assert 1 <= idest <= T and nodes[idest - 1] is not None, idest
-                    nodes[idest - 1]["data"] += word.to_bytes(beat, "little")
-            for t, nd in enumerate(nodes):      # a node is finished once it has everything
-                if nd is None or nd["done"] or len(nd["data"]) < 32:
-                    continue
-                total = struct.unpack_from("<I", nd["data"], 28)[0]
-                if (len(nd["data"]) >= total and nd["acts"] >= act_b
-                        and nd["ctrl"] >= q_b + l_b):
-                    nd["done"] = True
-                    markers += 1
-                    ctx.set(dut.node_image_done[t], 1)
-                    ctx.set(dut.node_image_code[t], 0)
-            ctx.set(dut.rw_markers, markers)
-            if not busy and (ctx.get(dut.done) or ctx.get(dut.error)):
-                break
-        else:
-            pytest.fail(f"seed {seed}: sequencer still busy after {max_cycles} cycles")
+                    markers, nodes = 0, [None] * T
+                for t in range(T):
+                    if nstart >> t & 1:
+                        if not layers:
+                            st["starts_before_clear"] += 1
+                            layers.append([])
+                        layers[-1].append(("start", t, nrows, nrb, ncg0, ncgs))
+                        nodes[t] = {"data": b"", "acts": 0, "ctrl": 0, "done": False}
+                        ctx.set(dut.node_image_done[t], 0)
+                if iv and ir:
+                    ftype = FlitType(itype)
+                    word = idata & ((1 << 8 * beat) - 1)
+                    st["flit_at"].append((st["now"], ftype, idest))
+                    if imcast:
+                        layers[-1].append((ftype, "mcast", word))
+                        for t in range(T):
+                            if imask >> (t + 1) & 1:
+                                assert nodes[t] is not None, f"mcast to node {t + 1} not started"
+                                if ftype == FlitType.DATA:      # a split's one body
+                                    nodes[t]["data"] += word.to_bytes(beat, "little")
+                                else:
+                                    nodes[t]["acts" if ftype == FlitType.ACTS else "ctrl"] += 1
+                    else:
+                        layers[-1].append((ftype, idest, word))
+                        assert 1 <= idest <= T and nodes[idest - 1] is not None, idest
+                        nodes[idest - 1]["data"] += word.to_bytes(beat, "little")
+                for t, nd in enumerate(nodes):      # a node is finished once it has everything
+                    if nd is None or nd["done"] or len(nd["data"]) < 32:
+                        continue
+                    total = struct.unpack_from("<I", nd["data"], 28)[0]
+                    if (len(nd["data"]) >= total and nd["acts"] >= act_b
+                            and nd["ctrl"] >= q_b + l_b):
+                        nd["done"] = True
+                        markers += 1
+                        ctx.set(dut.node_image_done[t], 1)
+                        ctx.set(dut.node_image_code[t], 0)
+                ctx.set(dut.rw_markers, markers)
+                if not busy and (ctx.get(dut.done) or ctx.get(dut.error)):
+                    break
+            else:
+                pytest.fail(f"seed {seed}: sequencer still busy after {max_cycles} cycles")
         st.update(done=ctx.get(dut.done), error=ctx.get(dut.error),
                   code=ctx.get(dut.error_code), addr=ctx.get(dut.error_addr),
                   index=ctx.get(dut.desc_index), busy=ctx.get(dut.busy))
@@ -317,6 +336,81 @@ def test_valid_table_dispatches_every_layer(cfg, rng, seed):
         f"seed {seed}: {st}"
     assert st["irq_done"] == 1 and st["irq_error"] == 0 and st["plane_reset"] == 0, st
     assert st["irq_desc"] == 2, f"seed {seed}: IRQ flag on descriptors 0 and 2, {st}"
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY2], ids=["tiles1", "tiles2"])
+def test_tables_the_tiles_hold_are_not_sent_again(cfg, rng, seed):
+    """Tables kept (docs/accelerator.md): in a table of LUT at A, LUT at A again, LUT at B,
+    identity, raw accumulators, identity again, LUT at A, the tables of the second and the
+    sixth layer are not sent (the raw layer keeps what the tiles hold), every other one is
+    (B is another address; the identity table replaced B; A was replaced); the records are
+    always sent.  The table runs twice: the second start sends layer 0's table again
+    (forgotten at every start).
+
+    Catches e.g.: `held` not cleared at start (planted: the second run sends no table for
+    layer 0), the address compare ignored (B kept), a raw layer forgetting the held table."""
+    kinds = [(True, "relu"), (True, "relu"), (True, "relu"), (True, None), (False, None),
+             (True, None), (True, "relu")]
+
+    def every_tile(r, f):       # rows for every tile (else the table stays in a few)
+        while True:
+            L = random_layer(rng, cfg, op=str(rng.choice(["matmul", "conv2d"])),
+                             fmt=str(rng.choice(FMTS)), requant=r, lut=f, max_dim=8)
+            if L.get("m", L.get("kout")) >= cfg.tiles:
+                return L
+
+    layers = [every_tile(r, f) for r, f in kinds]
+    job = build_job(rng, cfg, layers)
+    a = unpack_descriptor(_desc_raw(job, 0)).lut
+    for i in (1, 6):
+        _patch_desc(job, i, lut=a)
+    # B: any other 256 bytes of the window (the job builder stores one copy of a table)
+    b = _patch_desc(job, 2, lut=unpack_descriptor(_desc_raw(job, 2)).weights).lut
+    assert b != a and validate_descriptor(unpack_descriptor(_desc_raw(job, 2)), cfg,
+                                          window_bytes=job.limit - job.base) == ErrorCode.OK
+    got, st = _run(cfg, job, seed=seed, runs=2)
+    assert len(got) == 2 * job.count, f"seed {seed}: {len(got)} layers"
+    beat = cfg.axi_bytes
+    for r in range(2):
+        for i in range(job.count):
+            exp = _expected_layer(job, cfg, i)
+            _compare(got[r * job.count + i], exp, f"run {r}, layer {i}", seed)
+            d = unpack_descriptor(_desc_raw(job, i))
+            ctrl = sum(1 for e in exp if e[0] == FlitType.CTRL)
+            records = -(-d.m * 16 // beat) if d.flags & Flags.REQUANT else 0
+            table = 256 // beat if i in (0, 2, 3, 6) else 0
+            assert ctrl == records + table, f"seed {seed}: layer {i}: {ctrl} CTRL flits"
+    assert (st["done"], st["error"]) == (1, 0), f"seed {seed}: {st}"
+
+
+def test_a_table_some_tiles_missed_is_sent_again(rng, seed):
+    """Two tiles; layer 0 (LUT at A) starts one of them, layer 1 (LUT at A) both: the table
+    is sent again (the tile layer 0 did not start holds no table), and a layer 2 at A is
+    kept.  Catches `held` set whatever tiles were started (planted: ``held.eq(1)``)."""
+    cfg = TINY2
+    for _ in range(200):
+        layers = [random_layer(rng, cfg, op="matmul", fmt=str(rng.choice(FMTS)),
+                               requant=True, lut="relu", max_dim=8) for _ in range(3)]
+        layers[0]["m"] = 1
+        job = build_job(rng, cfg, layers)
+        d = [unpack_descriptor(_desc_raw(job, i)) for i in range(3)]
+        if (_tiles_started(job, cfg, d[0]) == 1
+                and all(_tiles_started(job, cfg, x) == 2 for x in d[1:])):
+            break
+    else:
+        pytest.skip("no job with one tile in layer 0 and two after it")
+    a = d[0].lut
+    for i in (1, 2):
+        _patch_desc(job, i, lut=a)
+    got, st = _run(cfg, job, seed=seed)
+    beat = cfg.axi_bytes
+    for i in range(3):
+        exp = _expected_layer(job, cfg, i)
+        _compare(got[i], exp, f"layer {i}", seed)
+        ctrl = sum(1 for e in exp if e[0] == FlitType.CTRL)
+        table = 256 // beat if i < 2 else 0
+        assert ctrl == -(-d[i].m * 16 // beat) + table, f"seed {seed}: layer {i}: {ctrl}"
+    assert (st["done"], st["error"]) == (1, 0), f"seed {seed}: {st}"
 
 
 MUTATIONS = [dict(magic=0), dict(magic=0x444D5054), dict(opcode=2), dict(opcode=255),

@@ -124,7 +124,9 @@ async def pools(dut):
                  random_pool(rng, CFG, op="avgpool2d", kernel=(2, 2), stride=(2, 2),
                              pad=(1, 1), include_pad=False),
                  random_pool(rng, CFG, op="global_avgpool", chain=True)]
-        pools += [random_pool(rng, CFG) for _ in range(3)]
+        # the image plane by plane to the tiles (H*W whole bus words) and multicast
+        pools += [random_pool(rng, CFG, planes=True), random_pool(rng, CFG, planes=False)]
+        pools += [random_pool(rng, CFG) for _ in range(2)]
         job = add_pool_layers(rng, CFG, job, pools)
         before = [await tb.counter(n) for n in ("pool_active_cycles", "busy_cycles")]
         res = await tb.run(job)

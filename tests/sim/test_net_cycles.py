@@ -71,6 +71,13 @@ NETWORKS = [
                 {"op": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1,
                  "count_include_pad": True},
                 {"op": "global_avgpool"}]},
+    # the same with planes that are not whole bus words (7x7, 3x3): the image multicast to
+    # every tile instead of plane by plane (golden.net_pool.pool_unicast)
+    {"name": "pools_multicast", "seed": 24, "input": {"shape": [3, 7, 7]},
+     "layers": [{"op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+                 "format": "dense", "activation": "relu"},
+                {"op": "maxpool2d", "kernel": 2},
+                {"op": "global_avgpool"}]},
     # residual adds on the hardware (host/add_matmul.py): matmuls over two tensors side by
     # side, 4 zero rows between them (H*W = 36), the network input as the first of the second
     {"name": "residual", "seed": 23, "input": {"shape": [4, 6, 6]},
