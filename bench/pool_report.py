@@ -32,6 +32,8 @@ CASES = [
                                            stride=(2, 2), pad=(1, 1))),
     ("maxpool 2x2/2, 64x8x8", dict(op="maxpool2d", c=64, h=8, w=8, kernel=(2, 2),
                                    stride=(2, 2), pad=(0, 0))),
+    ("maxpool 2x2/2, 32x16x16 (8 KiB: fits plane by plane only)",
+     dict(op="maxpool2d", c=32, h=16, w=16, kernel=(2, 2), stride=(2, 2), pad=(0, 0))),
     ("maxpool 2x2/2, 16x14x14 (multicast)", dict(op="maxpool2d", c=16, h=14, w=14,
                                                  kernel=(2, 2), stride=(2, 2), pad=(0, 0))),
     ("avgpool 2x2/2, 16x16x16", dict(op="avgpool2d", c=16, h=16, w=16, kernel=(2, 2),

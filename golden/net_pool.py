@@ -85,13 +85,13 @@ def pool_checker_cycles(d, cfg) -> int:
     c += mul((d.kh - 1) & 0xFF, not glob) + mul((d.kw - 1) & 0xFF, not glob)
     c += 2 + div(not glob, d.stride_h) + div(not glob, d.stride_w) + 1
     c += mul(kh) + mul(kw) + mul(ow, not glob)             # KK, oh * ow
-    c += mul(d.h) + mul(d.w) + mul(d.n & 0xFFFF)           # C*H*W, m * n
+    c += mul(d.w) + mul(d.c) + mul(d.n & 0xFFFF)           # H*W, *C, m * n
     c += 1 if cols & (cols - 1) == 0 else div()           # ncg
     c += 1 + 1 + 1 + 1                                     # chunk, *cols, *tiles, groups
     c += mul(ncg)                                          # ncg * KK
     if tiles & (tiles - 1):
         c += div()                                         # ceil(C / tiles)
-    c += mul(_cdiv(d.m, tiles))                            # * pool_rows
+    c += 2 * mul(_cdiv(d.m, tiles))                        # * pool_rows: entries, planes
     c += 1                                                 # flag words: skipped
     c += 3                                                 # ends, rules, code
     return c

@@ -189,7 +189,9 @@ def pool_buffer_use(cfg, *, c: int, h: int, w: int, kh: int, kw: int, sh: int = 
     pools ``rows = ceil(C / tiles)`` of them, one output row each); each channel's windows are
     gathered like a conv's im2col, ``ceil(OH*OW / cols)`` column groups of ``KH*KW`` entries,
     so a tile holds ``ceil(OH*OW / cols) * rows * KH*KW`` activation entries; the input image
-    (``C*H*W`` int8) goes whole to every tile (``ceil(C*H*W / cols)`` entries).
+    goes whole to every tile (``C*H*W`` int8, ``ceil(C*H*W / cols)`` entries), unless a plane
+    ``H*W`` is a whole number of bus words (``axi_data_width / 8`` bytes): then each tile gets
+    only its own planes (`golden.net_pool.pool_unicast`, session 26), ``rows*H*W`` bytes.
     ``OH = (H + 2*ph - KH) // sh + 1`` (``OW`` alike).  A global average pool is the one
     window ``(kh, kw) = (h, w)``, stride 1, no padding.  ``cfg`` is duck-typed: ``cols``,
     ``tiles``, ``axi_data_width``.
@@ -211,7 +213,9 @@ def pool_buffer_use(cfg, *, c: int, h: int, w: int, kh: int, kw: int, sh: int = 
                          f"{(h + 2 * ph, w + 2 * pw)}")
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     rows = max(r1 - r0 for r0, r1 in tile_row_split(c, int(cfg.tiles)))
-    use = tile_buffer_use(cfg, k=rows * kh * kw, n=oh * ow, rows=rows, image_bytes=c * h * w)
+    planes = (h * w) % (int(cfg.axi_data_width) // 8) == 0      # sent plane by plane
+    use = tile_buffer_use(cfg, k=rows * kh * kw, n=oh * ow, rows=rows,
+                          image_bytes=(rows if planes else c) * h * w)
     return {check: use[check] for check in POOL_BUFFER_CHECKS}
 
 
@@ -229,6 +233,7 @@ def pool_buffer_shortfall(cfg, **geometry) -> BufferShortfall | None:
 
 def pool_buffer_fits(cfg, **geometry) -> bool:
     """Whether one tile's share of the pool fits the tile's buffers (`pool_buffer_shortfall`
-    is ``None``): ``C*H*W <= act_buf_depth * cols``, ``ceil(OH*OW / cols) * rows * KH*KW <=
-    act_buf_depth`` and ``rows = ceil(C / tiles) <= out_buf_depth``."""
+    is ``None``): ``C*H*W <= act_buf_depth * cols`` (``rows*H*W`` when ``H*W`` is a whole
+    number of bus words), ``ceil(OH*OW / cols) * rows * KH*KW <= act_buf_depth`` and
+    ``rows = ceil(C / tiles) <= out_buf_depth``."""
     return pool_buffer_shortfall(cfg, **geometry) is None

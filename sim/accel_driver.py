@@ -251,6 +251,26 @@ def random_pool(rng, cfg, *, op: str | None = None, max_hw: int = 8, chain: bool
     raise AssertionError(f"no {op or 'pool'} with {geometry} fits {cfg}")
 
 
+def planes_only_pool(cfg) -> dict:
+    """A 2x2 / 2 max pool (for `add_pool_layers`) whose image fits the tiles only because
+    its planes go each to its own tile (`golden.net_pool.pool_unicast`): ``C*H*W`` above one
+    tile's image buffer (``act_buf_depth * cols`` bytes), every tile's ``ceil(C / tiles)``
+    planes inside it.  Needs two or more tiles."""
+    cap = cfg.act_buf_depth * cfg.cols
+    for h, w in ((8, 8), (4, 8), (4, 4), (2, 4), (2, 2)):
+        if (h * w) % cfg.axi_bytes:
+            continue
+        for rows in range(min(cap // (h * w), cfg.out_buf_depth), 0, -1):
+            c = rows * cfg.tiles
+            if c * h * w <= cap:
+                break
+            P = dict(op="maxpool2d", c=c, h=h, w=w, kernel=(2, 2), stride=(2, 2), pad=(0, 0),
+                     chain=False)
+            if pool_fits(cfg, P):
+                return P
+    raise AssertionError(f"no pool fits {cfg} only plane by plane")
+
+
 def add_pool_layers(rng, cfg, job: Job, pools: list[dict]) -> Job:
     """``job`` with pool layers appended to its table (docs/spec.md section 8.2).
 

@@ -179,8 +179,12 @@ class DescChecker(wiring.Component):
                          pool2d.eq(d.opcode.matches(Opcode.MAXPOOL2D, Opcode.AVGPOOL2D)),
                          avg.eq(d.opcode == Opcode.AVGPOOL2D),
                          glob.eq(d.opcode == Opcode.GLOBAL_AVGPOOL)]
-        m.d.sync += [act_a.eq(Mux(img, d.c, k16)), act_b.eq(Mux(img, d.h, n16)),
-                     act_c.eq(Mux(img, d.w, 1)),
+        # the input's bytes: a conv's C * H * W, a matmul's K * N; a pool's H * W first (its
+        # plane, `act_part`: whole bus words -> sent plane by plane, each tile holds only its
+        # own `pool_rows` planes), then * C
+        m.d.sync += [act_a.eq(Mux(pool, d.h, Mux(img, d.c, k16))),
+                     act_b.eq(Mux(pool, d.w, Mux(img, d.h, n16))),
+                     act_c.eq(Mux(pool, d.c, Mux(img, d.w, 1))),
                      ck_c.eq(Mux(pool, 1, d.c)), ck_h.eq(Mux(glob, d.h, d.kh)),
                      ck_w.eq(Mux(glob, d.w, d.kw))]
         if tiles & (tiles - 1) == 0:
@@ -203,6 +207,7 @@ class DescChecker(wiring.Component):
         grp = Signal(DIM_WIDTH + 1)                 # column groups of the largest tile share
         im2col, flagw = Signal(PW), Signal(PW)      # grp * k, grp * ceil(k / W)
         pool_ent = Signal(PW)                       # im2col * pool_rows (a pool's entries)
+        pool_img = Signal(PW)                       # H * W * pool_rows (a tile's own planes)
         geo_ok, pos = Signal(), Signal()
 
         # ops run in order: ("mul", a, b, dst[, when]) | ("div", numerator, denominator,
@@ -249,6 +254,7 @@ class DescChecker(wiring.Component):
             ops.append(("div", rows_num, tiles, pool_rows, _Jumped(pool)))
         if pools:
             ops.append(("mul", im2col, pool_rows, pool_ent, _Jumped(pool)))  # ncg*rows*KK
+            ops.append(("mul", act_part[:32], pool_rows, pool_img, _Jumped(pool)))
         ops.append(("mul", k_words, grp, flagw, ~pool))
 
         # multiplier: macc += ma while mb has ones (ma shifts left, mb right)
@@ -322,7 +328,11 @@ class DescChecker(wiring.Component):
         # only meaningful once mkn_ok holds (16-bit m, k, n), which `code` checks first
         image_fits = act_bytes <= cfg.act_buf_depth * cols         # ceil(act / cols) <= depth
         act_fits = ((im2col <= cfg.act_buf_depth) & image_fits & (flagw <= nz_depth(cfg)))
-        pool_fits = ((pool_ent <= cfg.act_buf_depth) & image_fits
+        # a pool of planes of whole bus words: each tile holds its own planes only
+        # (golden.tiling.pool_buffer_use); else the whole image
+        planes = act_part[:max(1, (beat - 1).bit_length())] == 0
+        pool_image_fits = Mux(planes, pool_img, act_bytes) <= cfg.act_buf_depth * cols
+        pool_fits = ((pool_ent <= cfg.act_buf_depth) & pool_image_fits
                      & (pool_rows <= cfg.out_buf_depth))
         m.d.sync += fits.eq(Mux(pool, pool_fits, act_fits))
         lg_beat = max(1, (beat - 1).bit_length())

@@ -186,7 +186,9 @@ def _pool_direct(cfg, c, h, w, kh, kw, sh, sw, ph, pw):
     per = (c + cfg.tiles - 1) // cfg.tiles
     rows = max(sum(1 for ch in range(c) if ch // per == t) for t in range(cfg.tiles))
     entries = sum(rows * kh * kw for _ in range(0, oh * ow, cfg.cols))
-    image = (c * h * w + cfg.cols - 1) // cfg.cols
+    # planes of whole bus words go each to its own tile only: the tile holds its own channels
+    held = rows if (h * w) % (cfg.axi_data_width // 8) == 0 else c
+    image = (held * h * w + cfg.cols - 1) // cfg.cols
     return dict(act_entries=entries, image_entries=image, rows=rows)
 
 
@@ -206,7 +208,7 @@ def test_pool_buffer_use_counted_out(seed, rng):
         want = _pool_direct(cfg, c, h, w, **geo)
         ctx = f"seed {seed}: {vars(cfg)} c={c} h={h} w={w} {geo}"
         assert use == want, f"{ctx}: {use} != {want}"
-        fits = (c * h * w <= cfg.act_buf_depth * cfg.cols
+        fits = (want["image_entries"] <= cfg.act_buf_depth
                 and want["act_entries"] <= cfg.act_buf_depth
                 and want["rows"] <= cfg.out_buf_depth)
         assert pool_buffer_fits(cfg, c=c, h=h, w=w, **geo) == fits, ctx
@@ -220,9 +222,10 @@ def test_pool_buffer_use_counted_out(seed, rng):
 
 def test_pool_buffer_examples():
     cfg = _cfg(cols=4, tiles=4, act_buf_depth=64, out_buf_depth=16)
-    # 3x3 / 2, pad 1 on 10 x 8 x 8: 4 x 4 outputs, 4 groups x 3 channels x 9 = 108 entries
+    # 3x3 / 2, pad 1 on 10 x 8 x 8: 4 x 4 outputs, 4 groups x 3 channels x 9 = 108 entries;
+    # the 64-byte planes go to their own tiles: 3 x 64 / 4 = 48 image entries
     geo = dict(c=10, h=8, w=8, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
-    assert pool_buffer_use(cfg, **geo) == dict(act_entries=108, image_entries=160, rows=3)
+    assert pool_buffer_use(cfg, **geo) == dict(act_entries=108, image_entries=48, rows=3)
     s = pool_buffer_shortfall(cfg, **geo)
     assert (s.check, s.parameter, s.used, s.capacity) == ("act_entries", "act_buf_depth", 108,
                                                           64)
@@ -237,6 +240,17 @@ def test_pool_buffer_examples():
     assert pool_buffer_fits(cfg, **at)
     assert not pool_buffer_fits(cfg, **{**at, "c": 65})      # 17 rows, 65 image entries
     assert list(pool_buffer_use(cfg, **at)) == list(POOL_BUFFER_CHECKS)
+    # planes of whole bus words (8 bytes): a tile holds only its own channels.  A 1x1 / 2
+    # pool of 64 x 4 x 4 (16-byte planes): 16 channels a tile, 16 * 16 / 4 = 64 image
+    # entries, exactly the bound (multicast it would take 256); 65 channels: 17 a tile, 68
+    cfg = _cfg(cols=4, tiles=4, act_buf_depth=64, out_buf_depth=17)
+    at = dict(c=64, h=4, w=4, kh=1, kw=1, sh=2, sw=2)
+    assert pool_buffer_use(cfg, **at) == dict(act_entries=16, image_entries=64, rows=16)
+    assert pool_buffer_fits(cfg, **at)
+    s = pool_buffer_shortfall(cfg, **{**at, "c": 65})
+    assert (s.check, s.used, s.capacity) == ("image_entries", 68, 64)
+    # a 3 x 5 plane (15 bytes) is multicast: the whole C*H*W in every tile
+    assert pool_buffer_use(cfg, c=8, h=3, w=5, kh=3, kw=5)["image_entries"] == 30
 
 
 @pytest.mark.parametrize("bad,match", [

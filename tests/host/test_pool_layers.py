@@ -391,11 +391,14 @@ def test_pool_cycles_model():
 
 
 def test_pool_image_must_fit_the_tile(rng):
-    """A pool's tile holds its whole C x H x W input (ceil(C*H*W / cols) act-buffer entries):
-    the model engine refuses a larger one with BAD_SHAPE before writing, the RTL check and the
-    job planner say which parameter to raise."""
+    """A pool's tile holds its whole C x H x W input (ceil(C*H*W / cols) act-buffer entries)
+    when the planes are multicast (7 x 9 = 63 bytes, not whole bus words): the model engine
+    refuses a larger one with BAD_SHAPE before writing, the RTL check and the job planner say
+    which parameter to raise.  Planes of whole bus words go each to its own tile, which holds
+    only its own: one 64-byte 8 x 8 plane a tile fits 16 entries exactly, two (32 entries) do
+    not."""
     cfg = CFG.replace(act_buf_depth=16)
-    net = network_from_dict({"input": {"shape": [2, 8, 8]}, "layers": [
+    net = network_from_dict({"input": {"shape": [2, 7, 9]}, "layers": [
         {"op": "maxpool2d", "kernel": 2}]})
     cn = compile_network(net, cfg)
     r = _run(cn, "hardware")
@@ -408,6 +411,14 @@ def test_pool_image_must_fit_the_tile(rng):
     short = layer_buffer_shortfall(net.layers[0], cfg)
     assert (short.check, short.used, short.capacity) == ("image_entries", 32, 16)
     assert layer_buffer_shortfall(net.layers[0], CFG) is None
+    for c, fits in ((cfg.tiles, True), (2 * cfg.tiles, False)):
+        planes = network_from_dict({"input": {"shape": [c, 8, 8]}, "layers": [
+            {"op": "maxpool2d", "kernel": 1, "stride": 4}]})
+        r = _run(compile_network(planes, cfg), "hardware")
+        assert (r.error_code == ErrorCode.OK) == fits, (c, r.error_code, r.message)
+        short = layer_buffer_shortfall(planes.layers[0], cfg)
+        assert (short is None) == fits and (fits or (short.check, short.used) ==
+                                            ("image_entries", 32)), (c, short)
 
 
 def test_model_job_without_cycles(rng, seed):

@@ -274,7 +274,8 @@ FIT_CFG = CFG.replace(tiles=2, act_buf_depth=64, out_buf_depth=16)     # cols 2
 #: (name, descriptor, pool_buffer_use expected, fits) on `FIT_CFG`: depth 64 entries, image
 #: 64 * 2 bytes, 16 rows
 FITS = [
-    # the input image, C*H*W against act_buf_depth * cols = 128 bytes
+    # the input image, C*H*W against act_buf_depth * cols = 128 bytes (a plane that is not
+    # whole bus words: multicast, every tile holds the image)
     ("image at the bound", _max(c=1, h=128, w=1, kernel=1, stride=15),
      dict(act_entries=5, image_entries=64, rows=1), True),
     ("image one byte past", _max(c=1, h=129, w=1, kernel=1, stride=15),
@@ -286,9 +287,14 @@ FITS = [
      dict(act_entries=65, image_entries=59, rows=1), False),
     ("entries of two channels per tile", _max(c=3, h=4, w=4, kernel=(2, 2), stride=1,
                                              pad=(1, 1)),
-     dict(act_entries=2 * 4 * 13, image_entries=24, rows=2), False),
+     dict(act_entries=2 * 4 * 13, image_entries=16, rows=2), False),
     ("global entries at the bound", _glob(c=8, h=4, w=4),
-     dict(act_entries=64, image_entries=64, rows=4), True),
+     dict(act_entries=64, image_entries=32, rows=4), True),
+    # planes of whole bus words go only to their tiles: rows * H * W against 128 bytes
+    ("planes at the bound", _max(c=2, h=128, w=1, kernel=1, stride=15),
+     dict(act_entries=5, image_entries=64, rows=1), True),
+    ("planes one word past", _max(c=2, h=136, w=1, kernel=1, stride=15),
+     dict(act_entries=5, image_entries=68, rows=1), False),
     ("global entries past", _glob(c=9, h=4, w=3),
      dict(act_entries=60, image_entries=54, rows=5), True),
     ("global 15 x 15 past", _glob(c=1, h=15, w=15),
@@ -298,8 +304,8 @@ FITS = [
      dict(act_entries=16, image_entries=16, rows=16), True),
     ("rows one past", _max(c=33, h=1, w=1, kernel=1, stride=1),
      dict(act_entries=17, image_entries=17, rows=17), False),
-    ("avgpool at every bound", _avg(True, c=2, h=8, w=8, kernel=(8, 1), stride=(1, 4), pad=0),
-     dict(act_entries=8, image_entries=64, rows=1), True),
+    ("avgpool at every bound", _avg(True, c=4, h=8, w=8, kernel=(8, 1), stride=(1, 4), pad=0),
+     dict(act_entries=16, image_entries=64, rows=2), True),
 ]
 
 

@@ -17,6 +17,7 @@ from sparsemac.sim.accel_driver import (
     add_pool_layers,
     build_job,
     layer_fits,
+    planes_only_pool,
     random_layer,
     random_pool,
 )
@@ -127,6 +128,8 @@ async def pools(dut):
         # the image plane by plane to the tiles (H*W whole bus words) and multicast
         pools += [random_pool(rng, CFG, planes=True), random_pool(rng, CFG, planes=False)]
         pools += [random_pool(rng, CFG) for _ in range(2)]
+        if CFG.tiles > 1 and rnd == 0:  # an image larger than a tile's buffer: planes only
+            pools.append(planes_only_pool(CFG))
         job = add_pool_layers(rng, CFG, job, pools)
         before = [await tb.counter(n) for n in ("pool_active_cycles", "busy_cycles")]
         res = await tb.run(job)
