@@ -24,6 +24,7 @@ A failing cocotb test raises :class:`CocotbFailure` whose message carries the fa
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -97,10 +98,15 @@ def to_verilog(component, name: str) -> str:
     return generate_verilog(component, name=name)
 
 
+@functools.cache
 def hw_source_hash() -> str:
     """sha256 of every source file of ``sparsemac.hw`` and ``sparsemac.golden`` (hw/ takes
     descriptor constants, error codes and format codes from golden/) and the Amaranth / Yosys
-    versions: what the generated Verilog of a component depends on besides its parameters."""
+    versions: what the generated Verilog of a component depends on besides its parameters.
+
+    Read once per process (session 26): a long run (a bench script) elaborates the modules it
+    imported at its start, so a hash of files edited since would have stored that old
+    design's Verilog under the new design's key (a cache entry every later run then used)."""
     from importlib.metadata import version
 
     import sparsemac.golden as golden
