@@ -290,7 +290,7 @@ class Sequencer(wiring.Component):
         # a pool sent plane by plane (`layer.pool_uni`, golden.net_pool.pool_unicast): each
         # ACTS word goes only to the tile of its channel, tile `u_pt` for `plane_last + 1`
         # words, then the next tile (channel c to tile c mod T); `u_left` counts down
-        u_pt = Signal(range(T), name="uni_tile")
+        u_pt = Signal(range(max(T, 2)), name="uni_tile")     # (one bit at least: lint)
         u_left = Signal(len(setup.plane_last), name="uni_left")
         uni = Signal(name="uni_acts")
         i_dest = Signal.like(f_dest, name="inj_dest")
