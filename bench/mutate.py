@@ -225,6 +225,21 @@ MUTANTS: list[Mutant] = [
            ("tests/sim/test_ring.py",),
            "bit 24 of every ejected flit stuck at 0 (the ring bench's flit ids stay below 2^14: "
            "caught since its payloads carry random bits above the id)"),
+    Mutant("RING-YIELD-UNBOUNDED", "arbitration", "hw/ring/ring_router.py",
+           "& (self.passed != self.inject_yield))", ")",
+           ("tests/hw/test_ring_router.py",),
+           "a tile's results wait as long as activations stream past it (starved on a long "
+           "stream: the injection wait bound is gone)"),
+    Mutant("RING-YIELD-ANY-TYPE", "arbitration", "hw/ring/ring_router.py",
+           "want_fwd[v] & (heads[v].type == FlitType.ACTS)", "want_fwd[v]",
+           ("tests/hw/test_ring_router.py",),
+           "injections yield to every forwarded flit, results to results: the round-robin's "
+           "fairness for other traffic is lost"),
+    Mutant("RING-YIELD-COUNT-KEPT", "arbitration", "hw/ring/ring_router.py",
+           "with m.If(~want_inj | grant[_INJ]):", "with m.If(~want_inj):",
+           ("tests/hw/test_ring_router.py",),
+           "the yield counter is not cleared when the injection goes, so a busy tile yields "
+           "only once and its results cut the activation stream again"),
     Mutant("OUT-ADDR-TRUNCATED", "address width", "hw/hub/layer_setup.py",
            "self.out_base.eq(self.mem_base + desc.out),",
            "self.out_base.eq((self.mem_base + desc.out)[:24]),",

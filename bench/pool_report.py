@@ -166,13 +166,14 @@ def report(rows: list[dict], cfg, seed: int) -> str:
               "channel starts once its plane is in, so it overlaps the load; since session 26 "
               "a plane of whole bus words goes only to its own tile): the fetch and checks of "
               "the descriptor (about 90 cycles, hidden behind the layer before in a network); "
-              "the ring, whose links between the tiles carry image words and the results' "
-              "flits (4 data bytes each at the default 64-bit ring payload) in order, so a "
-              "result flit on its way to the hub holds up the image words behind it (the "
-              "stream rate below 0.9 on the 16x16x16 cases; plane by plane, a link past a "
-              "tile carries only the later tiles' planes); the pooling of the last plane after "
-              "the stream; and a stride-1 pool's gather (`KH*KW` entries per window, one per "
-              "cycle per tile). docs/accelerator.md \"Pooling\".", ""]
+              "the results' flits (4 data bytes each at the default 64-bit ring payload), "
+              "which since session 27 wait in their tile's result buffer while image words "
+              "pass (the routers' streams first, `ring_inject_yield`, docs/ring.md section 4: "
+              "the stream at 0.91-1.00, and the results of the last planes drain after it; a "
+              "multicast image, whose words pass every tile, leaves its results the longest "
+              "tail); the pooling of the last plane after the stream; and a stride-1 pool's "
+              "gather (`KH*KW` entries per window, one per cycle per tile). "
+              "docs/accelerator.md \"Pooling\".", ""]
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ without wait states), measured on the RTL with the other constants
 
 ``cfg`` is duck-typed: ``rows``, ``cols``, ``tiles``, ``axi_data_width``; optional
 ``mul_pipeline`` (2), ``ring_payload_width`` (64), ``ring_fifo_depth`` (4), ``acc_width`` (32),
-``out_lanes`` (``cols``), ``max_outstanding`` (4).
+``out_lanes`` (``cols``), ``max_outstanding`` (4), ``ring_inject_yield`` (0: the routers'
+plain round-robin).
 """
 
 from __future__ import annotations
@@ -453,7 +454,8 @@ def descriptor_cycles(d, slices, X, cfg, *, act_bytes: int | None = None,
                               lines=lines, cols=cols, lut_words=lut_words,
                               quant_words=quant_words, act_words=act_words,
                               image_entries=act_words, limit=limit, holds=holds,
-                              outstanding=outstanding)
+                              outstanding=outstanding,
+                              inject_yield=int(getattr(cfg, "ring_inject_yield", 0)))
     return _report(ph, starts, end, info, nodes)
 
 

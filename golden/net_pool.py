@@ -237,7 +237,8 @@ def pool_descriptor_cycles(d, cfg, *, first: bool = False, prev_wait: int | None
     starts, end, info = _tail(program, nodes, tiles=tiles, depth=depth, beat=beat,
                               lines=lines, cols=cols, lut_words=0, quant_words=0,
                               act_words=node_words, image_entries=node_words, limit=limit,
-                              outstanding=outstanding)
+                              outstanding=outstanding,
+                              inject_yield=int(getattr(cfg, "ring_inject_yield", 0)))
     out = _report(ph, starts, end, info, nodes)
     for t in out["tiles"]:
         t["loaded"] = 0

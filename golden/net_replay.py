@@ -69,12 +69,14 @@ class _Router:
     credits for the next router's FIFOs, round-robin per output channel among its requesters
     (channel-0 forwarding and injection share one; at the dateline node all three share
     channel 1), then alternation between the channels that hold a credit; a registered link;
-    ejection alternates between the channel heads and holds its choice until taken."""
+    ejection alternates between the channel heads and holds its choice until taken.  With
+    ``inject_yield`` > 0 a waiting injection stays out while a forward of its output channel
+    holds an ACTS flit, up to ``inject_yield`` granted forwards in a row (``passed``)."""
 
     __slots__ = ("node", "fifo", "credits", "rr", "prio", "out_vc", "members", "ej_prio",
-                 "locked", "lsel", "done")
+                 "locked", "lsel", "done", "inject_yield", "passed")
 
-    def __init__(self, node: int, nodes: int, depth: int):
+    def __init__(self, node: int, nodes: int, depth: int, inject_yield: int = 0):
         self.node = node
         self.fifo = (deque(), deque())           # entries (readable from cycle, flit)
         self.credits = [depth, depth]
@@ -88,6 +90,8 @@ class _Router:
         self.locked = False
         self.lsel = 0
         self.done = [False, False]               # a head's local copy was delivered
+        self.inject_yield = inject_yield
+        self.passed = 0                          # forwards the injection let go first
 
 
 def _take(ln):

@@ -24,7 +24,7 @@ __all__: list[str] = []
 
 
 def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_words,
-          act_words, image_entries, limit, holds=None, outstanding=4):
+          act_words, image_entries, limit, holds=None, outstanding=4, inject_yield=0):
     """Replay the descriptor from its LUT state (cycle 0) to its end.
 
     ``program``: the hub's streams in order, ``(phase, state cycles before the stream,
@@ -41,10 +41,12 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
     holds at once).  The hub's ejection goes through the eject register slice
     (hw/top/accelerator.py ``eject_slice0``, hw/mem/register_slice.py: a flit ejected in one
     cycle is offered to the ResultWriter in the next; ready while its skid register is empty).
+    ``inject_yield``: the routers' (hw/ring/ring_router.py: a waiting injection lets forwarded
+    ACTS flits go first, up to that many in a row; 0: round-robin).
     Returns the cycle each phase started, the end, and details.
     """
     n_all = tiles + 1
-    routers = [_Router(i, n_all, depth) for i in range(n_all)]
+    routers = [_Router(i, n_all, depth, inject_yield) for i in range(n_all)]
     credit_ret: dict[int, list] = {}
     outs = [None] * n_all                        # link registers (vc, flit), set this cycle
     writer = _Writer(lines, beat, outstanding)
@@ -218,9 +220,14 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                     r.locked, r.lsel = True, sel
             rest = (h0[0] & ~bit if h0 is not None else 0, h1[0] & ~bit if h1 is not None else 0)
             inj = offers[node]
-            wants = (bool(rest[0]) and (not loc[0] or r.done[0] or now[0]),
-                     bool(rest[1]) and (not loc[1] or r.done[1] or now[1]),
-                     inj is not None)
+            fw = (bool(rest[0]) and (not loc[0] or r.done[0] or now[0]),
+                  bool(rest[1]) and (not loc[1] or r.done[1] or now[1]))
+            # streams first: the injection stays out while a forward of its output channel
+            # holds an ACTS flit, up to inject_yield granted forwards in a row
+            yld = (inj is not None and r.passed != r.inject_yield
+                   and any(fw[v] and heads[v][1] == _ACTS
+                           for v in (0, 1) if r.out_vc[v] == r.out_vc[2]))
+            wants = fw + (inj is not None and not yld,)
             cand = [False, False, False]
             req = [False, False]
             for v in (0, 1):
@@ -236,6 +243,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                 req[v] = any(wants[i] for i in mem) and r.credits[v] > 0
             cg = ((r.prio == 0, r.prio == 1) if req[0] and req[1] else tuple(req))
             fwd = [False, False]
+            inj_granted = False
             for v in (0, 1):
                 if not cg[v]:
                     continue
@@ -245,6 +253,7 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                         r.credits[v] -= 1
                         r.prio = 1 - v
                         if i == 2:
+                            inj_granted = True
                             outs[node] = (v, inj)
                             if node == 0:
                                 hub["left"] -= 1
@@ -258,6 +267,10 @@ def _tail(program, nodes, *, tiles, depth, beat, lines, cols, lut_words, quant_w
                             outs[node] = (v, (rest[i],) + h[1:])
                             fwd[i] = True
                         break
+            if inj is None or inj_granted:
+                r.passed = 0
+            elif yld and cg[r.out_vc[2]]:
+                r.passed += 1
             for v in (0, 1):                     # retire the heads
                 h = heads[v]
                 if h is None:

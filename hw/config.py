@@ -52,6 +52,7 @@ _INT_RANGES: dict[str, tuple[int, int, bool]] = {
     "out_buf_depth": (16, 1 << 20, True), "result_buf_depth": (0, 1024, False),
     # ring
     "ring_payload_width": (16, 512, True), "ring_fifo_depth": (2, 64, False),
+    "ring_inject_yield": (0, 63, False),
     # output pipeline
     "out_lanes": (1, 64, False), "lut_depth": (256, 256, False), "pwl_segments": (4, 256, True),
     # hub, timing
@@ -112,6 +113,10 @@ class AcceleratorConfig:
         Payload bits of a ring flit (16..512, power of two).
     ring_fifo_depth : int
         Entries of each router input FIFO per virtual channel (2..64).
+    ring_inject_yield : int
+        Forwarded ACTS flits a router's waiting injection lets go first in a row (0..63;
+        0: plain round-robin).  A DMA stream of activations passing a tile is then not cut
+        by that tile's results, which wait in its result buffer (docs/ring.md section 4).
     lut_enabled : bool
         Build the activation LUT engine.
     pool_enabled : bool
@@ -153,6 +158,7 @@ class AcceleratorConfig:
     result_buf_depth: int = 32
     ring_payload_width: int = 64
     ring_fifo_depth: int = 4
+    ring_inject_yield: int = 32
     lut_enabled: bool = True
     pool_enabled: bool = True
     out_lanes: int = 4

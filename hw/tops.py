@@ -97,6 +97,7 @@ TOPS["ring"] = _build(".ring", "Ring", lambda cfg: {
     "nodes": cfg.tiles + 1,  # the memory hub plus one router per tile
     "payload_width": cfg.ring_payload_width,
     "fifo_depth": cfg.ring_fifo_depth,
+    "inject_yield": cfg.ring_inject_yield,
 })
 
 #: Most complete first: what :func:`default_top` prefers.

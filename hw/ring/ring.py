@@ -33,6 +33,9 @@ class Ring(wiring.Component):
         Payload bits of a flit (1..512; the config's ``ring_payload_width``).
     fifo_depth : int
         Entries per input FIFO and virtual channel (1..64; the config's ``ring_fifo_depth``).
+    inject_yield : int
+        Forwarded ACTS flits a waiting injection lets go first in a row (0..63; the config's
+        ``ring_inject_yield``; 0: plain round-robin), :class:`RingRouter`.
 
     Members
     -------
@@ -49,10 +52,11 @@ class Ring(wiring.Component):
         For a parameter of the wrong type or out of range (messages name the parameter).
     """
 
-    def __init__(self, *, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
+    def __init__(self, *, nodes: int, payload_width: int = 64, fifo_depth: int = 4,
+                 inject_yield: int = 0):
         # the router parameters are checked now; the routers themselves are built on demand
         accept_ring_params(self, nodes=nodes, payload_width=payload_width,
-                           fifo_depth=fifo_depth)
+                           fifo_depth=fifo_depth, inject_yield=inject_yield)
         self._routers = None
         super().__init__({
             "inject": In(stream.Signature(self.layout)).array(nodes),
@@ -66,7 +70,9 @@ class Ring(wiring.Component):
         if self._routers is None:
             self._routers = [RingRouter(node=i, nodes=self.nodes,
                                         payload_width=self.payload_width,
-                                        fifo_depth=self.fifo_depth) for i in range(self.nodes)]
+                                        fifo_depth=self.fifo_depth,
+                                        inject_yield=self.inject_yield)
+                              for i in range(self.nodes)]
         return self._routers
 
     @classmethod
@@ -74,7 +80,8 @@ class Ring(wiring.Component):
         """The ring of an :class:`~hw.config.AcceleratorConfig` (``nodes`` defaults to
         ``config.tiles``)."""
         return cls(nodes=config.tiles if nodes is None else nodes,
-                   payload_width=config.ring_payload_width, fifo_depth=config.ring_fifo_depth)
+                   payload_width=config.ring_payload_width, fifo_depth=config.ring_fifo_depth,
+                   inject_yield=config.ring_inject_yield)
 
     def min_latency(self, src: int, dst: int) -> int:
         """Cycles from ``inject[src]`` accepting a flit to it on ``eject[dst]``, unblocked."""

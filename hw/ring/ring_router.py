@@ -10,9 +10,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .layouts import MAX_NODES, VIRTUAL_CHANNELS, flit_layout, link_signature
+from .layouts import MAX_NODES, VIRTUAL_CHANNELS, FlitType, flit_layout, link_signature
 
-__all__ = ["RingRouter"]
+__all__ = ["RingRouter", "MAX_INJECT_YIELD"]
+
+#: Largest ``inject_yield``: the most forwarded ACTS flits an injection lets go first in a row.
+MAX_INJECT_YIELD = 63
 
 # requesters of the ring output link, in round-robin order
 _FWD0, _FWD1, _INJ = 0, 1, 2
@@ -25,7 +28,8 @@ def _check_int(name, value, lo, hi):
         raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
 
 
-def accept_ring_params(component, *, nodes, payload_width, fifo_depth, node=None) -> None:
+def accept_ring_params(component, *, nodes, payload_width, fifo_depth, inject_yield=0,
+                       node=None) -> None:
     """Check the ring parameters and set them, and the flit ``layout``, on ``component``.
 
     The one owner of the parameter rules of :class:`RingRouter` and :class:`~.ring.Ring`
@@ -43,12 +47,14 @@ def accept_ring_params(component, *, nodes, payload_width, fifo_depth, node=None
             _check_int("node", node, 0, nodes - 1)
         _check_int("payload_width", payload_width, 1, 512)
         _check_int("fifo_depth", fifo_depth, 1, 64)
+        _check_int("inject_yield", inject_yield, 0, MAX_INJECT_YIELD)
     except (TypeError, ValueError):
         component._MustUse__silence = True  # a rejected component is not "unused"
         raise
     component.nodes = nodes
     component.payload_width = payload_width
     component.fifo_depth = fifo_depth
+    component.inject_yield = inject_yield
     component.layout = flit_layout(nodes, payload_width)
 
 
@@ -94,6 +100,9 @@ class RingRouter(wiring.Component):
         Payload bits of a flit (1..512).
     fifo_depth : int
         Entries of each input FIFO per virtual channel (1..64).
+    inject_yield : int
+        Forwarded ACTS flits a waiting injection lets go first in a row (0..63; 0: plain
+        round-robin).
 
     Members
     -------
@@ -111,7 +120,9 @@ class RingRouter(wiring.Component):
     Observation signals (not ports; for proofs and testbenches): ``levels[v]`` (FIFO
     occupancy), ``fifos[v]`` (the input FIFOs), ``rest[v]`` (destinations of head ``v`` beyond
     this node), ``credits[v]`` (credits held for the next node's FIFO ``v``), ``sent[v]``,
-    ``popped[v]``, ``consumed[v]`` (a popped flit that left the ring here).
+    ``popped[v]``, ``consumed[v]`` (a popped flit that left the ring here), ``inj_yield``
+    (the injection lets a forwarded ACTS flit go first this cycle), ``passed`` (forwards it
+    let go first in a row).
 
     Raises
     ------
@@ -119,9 +130,10 @@ class RingRouter(wiring.Component):
         For a parameter of the wrong type or out of range.
     """
 
-    def __init__(self, *, node: int, nodes: int, payload_width: int = 64, fifo_depth: int = 4):
+    def __init__(self, *, node: int, nodes: int, payload_width: int = 64, fifo_depth: int = 4,
+                 inject_yield: int = 0):
         accept_ring_params(self, node=node, nodes=nodes, payload_width=payload_width,
-                           fifo_depth=fifo_depth)
+                           fifo_depth=fifo_depth, inject_yield=inject_yield)
         self.node = node
         link = link_signature(nodes, payload_width)
         super().__init__({
@@ -142,6 +154,8 @@ class RingRouter(wiring.Component):
         self.sent = [Signal(name=f"sent{v}") for v in range(VIRTUAL_CHANNELS)]
         self.popped = [Signal(name=f"popped{v}") for v in range(VIRTUAL_CHANNELS)]
         self.consumed = [Signal(name=f"consumed{v}") for v in range(VIRTUAL_CHANNELS)]
+        self.inj_yield = Signal()
+        self.passed = Signal(range(inject_yield + 1))
 
     @property
     def is_dateline(self) -> bool:
@@ -199,7 +213,16 @@ class RingRouter(wiring.Component):
         # per output channel a round-robin over the requesters that use it (fwd0 and inject
         # share a channel), then a round-robin over the channels that hold a credit.
         out_vc = [vc_low, 1, vc_low]
-        wants = [want_fwd[0], want_fwd[1], want_inj]
+        # streams first: the injection stays out while a forward of its output channel holds
+        # an ACTS flit, up to inject_yield granted forwards in a row
+        if self.inject_yield:
+            acts_fwd = Signal()
+            m.d.comb += acts_fwd.eq(reduce(operator.or_, [
+                want_fwd[v] & (heads[v].type == FlitType.ACTS)
+                for v in range(VIRTUAL_CHANNELS) if out_vc[v] == vc_low]))
+            m.d.comb += self.inj_yield.eq(want_inj & acts_fwd
+                                          & (self.passed != self.inject_yield))
+        wants = [want_fwd[0], want_fwd[1], want_inj & ~self.inj_yield]
         grant = [Signal(name=f"grant{i}") for i in range(3)]
         cand = [Signal(name=f"cand{i}") for i in range(3)]
         chan_req = [Signal(name=f"chan_req{v}") for v in range(VIRTUAL_CHANNELS)]
@@ -234,6 +257,11 @@ class RingRouter(wiring.Component):
                 m.d.sync += link_prio.eq(1 - v)
         for i in range(3):
             m.d.comb += grant[i].eq(cand[i] & chan_grant[out_vc[i]])
+        if self.inject_yield:
+            with m.If(~want_inj | grant[_INJ]):
+                m.d.sync += self.passed.eq(0)
+            with m.Elif(self.inj_yield & chan_grant[vc_low]):
+                m.d.sync += self.passed.eq(self.passed + 1)
 
         # registered link output
         m.d.sync += self.ring_out.valid.eq(grant[_FWD0] | grant[_FWD1] | grant[_INJ])

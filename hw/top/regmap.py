@@ -148,6 +148,7 @@ def registers(cfg) -> list[Register]:
             C("out_lanes", 24, 8, "values per cycle through requant/LUT"))),
         R("CFG_RING", 0x1C, "const", "ring and activation parameters", (
             C("ring_payload_width", 0, 10, "ring flit payload bits"),
+            C("ring_inject_yield", 10, 6, "forwarded ACTS flits an injection lets go first"),
             C("ring_fifo_depth", 16, 7, "router FIFO entries"),
             L("pwl_segments_log2", 24, 4, "log2 interpolated-activation segments",
               "pwl_segments"))),

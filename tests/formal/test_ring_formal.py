@@ -182,6 +182,16 @@ def test_ring_flow_control_proof(formal_env, nodes, fifo_depth):
     assert ok, "expected the proof to PASS, got:\n" + "\n".join(out.splitlines()[-30:])
 
 
+@pytest.mark.parametrize("nodes,fifo_depth", [(2, 2), (3, 1)])
+def test_ring_flow_control_proof_streams_first(formal_env, nodes, fifo_depth):
+    """The same proof with forwarded ACTS flits first (``inject_yield`` 2; the free traffic's
+    flit types drive the yield counter to its bound and back)."""
+    ok, out = prove(formal_env, Ring(nodes=nodes, payload_width=1, fifo_depth=fifo_depth,
+                                     inject_yield=2),
+                    f"ring_yield_n{nodes}_d{fifo_depth}")
+    assert ok, "expected the proof to PASS, got:\n" + "\n".join(out.splitlines()[-30:])
+
+
 @pytest.mark.parametrize("nodes,fifo_depth", [(1, 2), (2, 2), (3, 1), (3, 2)])
 def test_dateline_invariant_proof(formal_env, nodes, fifo_depth):
     """k-induction (unbounded): in every reachable state no channel-1 flit at the last node

@@ -36,6 +36,10 @@ async def send_link(ctx, dut, vc, **kw):
      "fifo_depth must be between 1 and 64, not 0"),
     ({"node": 0, "nodes": 2, "payload_width": 0}, ValueError,
      "payload_width must be between 1 and 512, not 0"),
+    ({"node": 0, "nodes": 2, "inject_yield": -1}, ValueError,
+     "inject_yield must be between 0 and 63, not -1"),
+    ({"node": 0, "nodes": 2, "inject_yield": 64}, ValueError,
+     "inject_yield must be between 0 and 63, not 64"),
     ({"node": 0, "nodes": 2.0}, TypeError, "nodes must be an integer, not 2.0"),
     ({"node": True, "nodes": 2}, TypeError, "node must be an integer, not True"),
 ])
@@ -256,3 +260,84 @@ def test_injection_bound_with_scarce_credits():
         assert same[k:k + 2] != ["vc0", "vc0"], f"injection passed over twice: {order}"
         assert same[k:k + 2] != ["inj", "inj"], f"channel-0 forwarding passed over: {order}"
     assert order.count("vc1") > len(order) // 3, f"channel 1 starved: {order}"
+
+
+def _link_order(dut, types, cycles, seed_types=None):
+    """Drive node 1 of 4 with an always-valid injection and channel-0 pass-through traffic
+    (flit ``k`` of type ``types(k)``), every credit returned at once; the link's order."""
+    order = []
+
+    async def bench(ctx):
+        ctx.set(dut.eject.ready, 1)
+        ctx.set(dut.inject.valid, 1)
+        ctx.set(dut.inject.payload, flit(payload=0xEE, dest=2, type=FlitType.RESULT))
+        seq = 0
+        for _ in range(cycles):
+            ring_ok = ctx.get(dut.fifos[0].w_rdy)
+            ctx.set(dut.ring_in.valid, ring_ok)
+            ctx.set(dut.ring_in.vc, 0)
+            ctx.set(dut.ring_in.flit, flit(payload=seq % 200, dest=3, mask=0b1000,
+                                           type=types(seq)))
+            if ctx.get(dut.ring_out.valid):
+                ctx.set(dut.ring_out.credit, 1 << ctx.get(dut.ring_out.vc))
+            else:
+                ctx.set(dut.ring_out.credit, 0)
+            await ctx.tick()
+            if ring_ok:
+                seq += 1
+            if ctx.get(dut.ring_out.valid):
+                f = ctx.get(dut.ring_out.flit)
+                order.append("inj" if f.payload == 0xEE else f.type)
+
+    run(dut, bench)
+    return order
+
+
+def _runs_between_injections(order):
+    runs, k = [], None
+    for x in order:
+        if x == "inj":
+            if k is not None:
+                runs.append(k)
+            k = 0
+        elif k is not None:
+            k += 1
+    return runs
+
+
+@pytest.mark.parametrize("y", [0, 1, 5, 63])
+def test_injection_yields_to_an_acts_stream(y):
+    """A waiting injection lets exactly ``inject_yield`` forwarded ACTS flits go first, then
+    takes the link (0: round-robin, one forward between injections)."""
+    dut = RingRouter(node=1, nodes=4, payload_width=8, fifo_depth=4, inject_yield=y)
+    order = _link_order(dut, lambda k: FlitType.ACTS, 40 + 3 * (y + 1))
+    runs = _runs_between_injections(order)
+    assert len(runs) >= 2, order
+    assert set(runs) == {max(y, 1)}, f"forwards between injections {runs}: {order}"
+
+
+def test_injection_does_not_yield_to_other_flit_types():
+    """DATA / RESULT / CTRL pass-through traffic keeps the round-robin: one forward between
+    injections, whatever ``inject_yield``."""
+    dut = RingRouter(node=1, nodes=4, payload_width=8, fifo_depth=4, inject_yield=7)
+    kinds = (FlitType.DATA, FlitType.RESULT, FlitType.CTRL)
+    order = _link_order(dut, lambda k: kinds[k % 3], 50)
+    runs = _runs_between_injections(order)
+    assert len(runs) >= 10 and set(runs) == {1}, order
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_injection_wait_bound_with_mixed_traffic(seed):
+    """Random flit types: a waiting injection goes after at most ``inject_yield + 1`` forwards
+    and never before ``inject_yield`` forwards while ACTS flits come (docs/ring.md, 4)."""
+    import random
+    y = 4
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    types = [rng.choice([FlitType.ACTS, FlitType.ACTS, FlitType.DATA]) for _ in range(400)]
+    dut = RingRouter(node=1, nodes=4, payload_width=8, fifo_depth=4, inject_yield=y)
+    order = _link_order(dut, lambda k: types[k], 150)
+    runs = _runs_between_injections(order)
+    assert len(runs) >= 10, order
+    assert max(runs) <= y + 1, f"an injection waited {max(runs)} forwards: {order}"
+    assert max(runs) >= y, order
