@@ -268,7 +268,10 @@ def reading(rows: list[dict]) -> list[str]:
         f"{_span(rows, lambda r: group(r) == 'add')}x: its matmul has "
         "two MACs an output, so it is bound by the gather of its `R + C` rows and the "
         f"descriptor's fixed cost too. Pools {_span(rows, lambda r: group(r) == 'pool')}x: "
-        "the gather starts after the whole input is in ([pools](pools.md)). The cycle model "
+        "the stride-2 and global pools stream their input at 0.9+ beats a cycle and pool "
+        "each plane as it arrives, so the descriptor's fetch and check and the last planes' "
+        "results after the stream make the gap; a stride-1 pool is bound by its gather "
+        "(`KH*KW` entries a window) ([pools](pools.md)). The cycle model "
         f"is within {max(err, default=0) * 100:.1f} % of the RTL on every case." + busy,
     ]
 
