@@ -180,32 +180,9 @@ def test_round_robin_with_ring_traffic():
     """Saturating ring traffic on both channels cannot starve injection (and vice versa)."""
     # node 1 of 4: inject and channel-0 forwarding share output channel 0
     dut = RingRouter(node=1, nodes=4, payload_width=8, fifo_depth=4)
-    order = []
-
-    async def bench(ctx):
-        ctx.set(dut.eject.ready, 1)
-        ctx.set(dut.inject.valid, 1)
-        ctx.set(dut.inject.payload, flit(payload=0xEE, dest=2))
-        seq = 0
-        for _ in range(60):
-            # keep both input FIFOs fed with pass-through flits, alternating channels
-            ring_ok = ctx.get(dut.fifos[seq % 2].w_rdy)
-            ctx.set(dut.ring_in.valid, ring_ok)
-            ctx.set(dut.ring_in.vc, seq % 2)
-            ctx.set(dut.ring_in.flit, flit(payload=seq % 200, dest=3, mask=0b1000))
-            # downstream returns every credit immediately
-            if ctx.get(dut.ring_out.valid):
-                ctx.set(dut.ring_out.credit, 1 << ctx.get(dut.ring_out.vc))
-            else:
-                ctx.set(dut.ring_out.credit, 0)
-            await ctx.tick()
-            if ring_ok:
-                seq += 1
-            if ctx.get(dut.ring_out.valid):
-                f = ctx.get(dut.ring_out.flit)
-                order.append("inj" if f.payload == 0xEE else f"vc{ctx.get(dut.ring_out.vc)}")
-
-    run(dut, bench)
+    # keep both input FIFOs fed with pass-through flits, alternating channels
+    order = ["inj" if x == "inj" else f"vc{x[0]}"
+             for x in _link_order(dut, lambda k: FlitType.DATA, 60, vcs=lambda k: k % 2)]
     steady = order[10:]
     assert len(steady) >= 30, order
     # channels alternate on the link; inject and channel-0 forwarding alternate on channel 0
@@ -262,9 +239,10 @@ def test_injection_bound_with_scarce_credits():
     assert order.count("vc1") > len(order) // 3, f"channel 1 starved: {order}"
 
 
-def _link_order(dut, types, cycles, seed_types=None):
-    """Drive node 1 of 4 with an always-valid injection and channel-0 pass-through traffic
-    (flit ``k`` of type ``types(k)``), every credit returned at once; the link's order."""
+def _link_order(dut, types, cycles, vcs=lambda k: 0):
+    """Drive node 1 of 4 with an always-valid injection and pass-through traffic (flit ``k``
+    of type ``types(k)`` on channel ``vcs(k)``), every credit returned at once; the link's
+    order: ``"inj"`` or ``(vc, type)`` of each forwarded flit."""
     order = []
 
     async def bench(ctx):
@@ -273,11 +251,13 @@ def _link_order(dut, types, cycles, seed_types=None):
         ctx.set(dut.inject.payload, flit(payload=0xEE, dest=2, type=FlitType.RESULT))
         seq = 0
         for _ in range(cycles):
-            ring_ok = ctx.get(dut.fifos[0].w_rdy)
+            v = vcs(seq)
+            ring_ok = ctx.get(dut.fifos[v].w_rdy)
             ctx.set(dut.ring_in.valid, ring_ok)
-            ctx.set(dut.ring_in.vc, 0)
+            ctx.set(dut.ring_in.vc, v)
             ctx.set(dut.ring_in.flit, flit(payload=seq % 200, dest=3, mask=0b1000,
                                            type=types(seq)))
+            # downstream returns every credit immediately
             if ctx.get(dut.ring_out.valid):
                 ctx.set(dut.ring_out.credit, 1 << ctx.get(dut.ring_out.vc))
             else:
@@ -287,7 +267,8 @@ def _link_order(dut, types, cycles, seed_types=None):
                 seq += 1
             if ctx.get(dut.ring_out.valid):
                 f = ctx.get(dut.ring_out.flit)
-                order.append("inj" if f.payload == 0xEE else f.type)
+                order.append("inj" if f.payload == 0xEE
+                             else (ctx.get(dut.ring_out.vc), f.type))
 
     run(dut, bench)
     return order
