@@ -12,7 +12,8 @@ multi-million-cycle layers simulate at Verilator speed; outputs and the whole me
 read back and compared with golden after the run.
 
 Usage: ``python bench/scaling.py [--tiles 1 2 4 8] [--m 512 --k 128 --n 128] [--seed S]
-[--from-log LOG]`` (about 20 minutes on 2 cores; set ``OPT_FAST=-O2`` for faster simulation).
+[--from-log LOG]`` (about 20 minutes on 2 cores; ``MAKEFLAGS=OPT_FAST=-O2`` compiles for faster
+simulation: a make variable, which a plain ``OPT_FAST`` in the environment does not override).
 ``--from-log`` re-renders the report from the JSON lines a previous run printed.
 """
 

