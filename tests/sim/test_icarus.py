@@ -68,7 +68,8 @@ def _cycles(test_dir) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize("bench", list(BENCHES))
+@pytest.mark.parametrize("bench", [pytest.param(b, marks=pytest.mark.slow) if b == "tile_2x2"
+                                   else b for b in BENCHES])
 def test_icarus_matches_verilator_cycles(bench, seed):
     version = icarus_version()
     if version is None:
