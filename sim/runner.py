@@ -49,6 +49,10 @@ __all__ = ["run_cocotb", "bench_env", "build_verilator", "CocotbFailure", "BUILD
 #: ``build/sim``), else the user cache (``sparsemac.paths.cache_dir("sim")``).
 BUILD_ROOT = Path(os.environ.get("SPARSEMAC_BUILD") or cache_dir("sim"))
 
+#: Part of a non-coverage build's key: the rules of sim/verilog_dedupe.py (a change to them
+#: bumps it, so no build of an older merge is reused).
+DEDUPE_VERSION = "dedupe-1"
+
 #: Verilator options of a coverage build (docs/verification.md, "Coverage").
 COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
 
@@ -153,9 +157,10 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _cached_build(name: str, verilog: str, toplevel: str, build) -> Path:
+def _cached_build(name: str, verilog, toplevel: str, build) -> Path:
     """The build folder ``BUILD_ROOT/name``: made once by ``build(source, folder)`` under a
-    file lock (parallel test workers share it), reused once its ``.built`` marker exists."""
+    file lock (parallel test workers share it), reused once its ``.built`` marker exists.
+    ``verilog`` is the source text, or a function that returns it (called only to build)."""
     build_dir = BUILD_ROOT / name
     with _locked(BUILD_ROOT / f".{name}.lock"):
         done = build_dir / ".built"
@@ -163,7 +168,7 @@ def _cached_build(name: str, verilog: str, toplevel: str, build) -> Path:
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
         src = build_dir / f"{toplevel}.v"
-        src.write_text(verilog)
+        src.write_text(verilog() if callable(verilog) else verilog)
         # a first build takes minutes (the accelerator: 3-5 on 2 cores): say so, on stderr
         # (stdout may be a JSON report)
         print(f"[sparsemac] building {name} (first use of this design; cached in "
@@ -187,11 +192,16 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
     cov = coverage_enabled(coverage)
     if cov:
         extra_args = (*extra_args, *COVERAGE_ARGS)
+        source = verilog
     else:
-        # one module per set of identical instances (sim/verilog_dedupe.py); coverage builds
-        # keep Amaranth's text, so their per-module figures name every instance
-        verilog = dedupe_modules(verilog)
-    key = hashlib.sha256((verilog + repr(tuple(extra_args)) + str(waves)).encode()).hexdigest()
+        # one module per set of identical instances (sim/verilog_dedupe.py), merged only when
+        # the model is built (the default accelerator's text takes seconds; a cached run of
+        # the RTL engine does not pay them); coverage builds keep Amaranth's text, so their
+        # per-module figures name every instance
+        def source():
+            return dedupe_modules(verilog)
+    key = hashlib.sha256((verilog + repr(tuple(extra_args)) + str(waves)
+                          + ("" if cov else DEDUPE_VERSION)).encode()).hexdigest()
     name = f"{toplevel}{'-cov' if cov else ''}-{key[:16]}"
 
     def build(src: Path, build_dir: Path) -> None:
@@ -207,7 +217,7 @@ def build_verilator(verilog: str, toplevel: str, *, extra_args: Sequence[str] = 
             log_file=build_dir / "build.log",
         )
 
-    return _cached_build(name, verilog, toplevel, build)
+    return _cached_build(name, source, toplevel, build)
 
 
 def build_icarus(verilog: str, toplevel: str, *, waves: bool = False) -> Path:

@@ -170,3 +170,17 @@ def test_a_wrong_merge_is_caught_by_the_equivalence_check(verilog, tmp_path):
     res = subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True,
                          text=True)
     assert res.returncode != 0
+
+
+def test_a_cached_build_does_not_merge_again(verilog, tmp_path, monkeypatch):
+    """The build folder is keyed by Amaranth's text: the merge runs only to build (a cached
+    run of the RTL engine does not pay the seconds the default accelerator's text takes)."""
+    from sparsemac.sim import runner
+
+    monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
+    calls = []
+    monkeypatch.setattr(runner, "dedupe_modules",
+                        lambda text: calls.append(1) or dedupe_modules(text))
+    first = runner.build_verilator(verilog, "top")
+    assert calls == [1] and (first / "top.v").read_text() == dedupe_modules(verilog)
+    assert runner.build_verilator(verilog, "top") == first and calls == [1]
