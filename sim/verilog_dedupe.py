@@ -6,10 +6,10 @@ copy: the default accelerator's 7.8 MB of Verilog took 450 s to build, most of i
 of the same tile.  :func:`dedupe_modules` keeps one module of each set of identical modules and
 points every instantiation at it; Verilator then compiles a shared module once.
 
-Two modules are identical when their texts are equal after a consistent renaming of the
-numbered parts (``$123``) of Yosys' and Amaranth's generated names (``\\$auto$...$167``,
-``\\i__payload$282``, ``\\port$32278$0``): that is an alpha-renaming of the module's own
-identifiers, so the merged module computes the same thing.  Children are merged first; a
+Two modules are identical when their module items, compared as a set, are equal after a
+one-to-one renaming of the generated names (escaped identifiers with a ``$123`` part:
+``\\$auto$...$167``, ``\\i__payload$282``, ``\\port$32278$0``): an alpha-renaming of the
+module's own identifiers, so the merged module computes the same thing.  Children are merged first; a
 parent's instantiations are rewritten to the kept child, and their port names (which may be
 generated, ``.\\port$33841$0``) to the kept child's names for the same port.  The
 instance names, and so every hierarchical path a testbench uses, do not change.
@@ -112,7 +112,7 @@ class _Module:
     def __init__(self, name: str, ports: str, body: str):
         self.name, self.ports, self.body = name, ports, body
         self.key = ""                       # the canonical text's hash
-        self.canon: dict[str, str] = {}     # numbered part -> @k
+        self.canon: dict[str, str] = {}     # generated name -> @k
         self.keep: _Module = self           # the module this one is merged into
 
 
