@@ -10,9 +10,9 @@ Two modules are identical when their module items, compared as a set, are equal 
 one-to-one renaming of the generated names (escaped identifiers with a ``$123`` part:
 ``\\$auto$...$167``, ``\\i__payload$282``, ``\\port$32278$0``): an alpha-renaming of
 the module's own identifiers, so the merged module computes the same thing.  Children are
-merged first; a parent's instantiations are rewritten to the kept child, and their port names (which may be
-generated, ``.\\port$33841$0``) to the kept child's names for the same port.  The
-instance names, and so every hierarchical path a testbench uses, do not change.
+merged first; a parent's instantiations are rewritten to the kept child, and their port
+names (which may be generated, ``.\\port$33841$0``) to the kept child's names for the same
+port.  The instance names, and so every hierarchical path a testbench uses, do not change.
 
 Only the simulation builds use it (``sparsemac.sim.runner``); the Verilog users get from
 ``sparsemac generate`` is Amaranth's own.
